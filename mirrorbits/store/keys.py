@@ -1,0 +1,97 @@
+"""Every Redis key name and pub/sub channel of Mirrorbits' database version 2.
+
+This module is the only place where a key string is spelled. Paths are
+repository-relative and start with ``/``; they are not escaped.
+"""
+
+from __future__ import annotations
+
+DB_VERSION = "MIRRORBITS_DB_VERSION"
+CURRENT_DB_VERSION = 2
+LAST_MID = "LAST_MID"
+MIRRORS = "MIRRORS"
+FILES = "FILES"
+FILES_TMP = "FILES_TMP"
+SOURCE_REPO_SYNC = "SOURCE_REPO_SYNC"
+LOCK_UPGRADE = "LOCK_upgrade"
+STATS_TOTAL = "STATS_TOTAL"
+STATS_FILE = "STATS_FILE"
+STATS_MIRROR = "STATS_MIRROR"
+STATS_MIRROR_BYTES = "STATS_MIRROR_BYTES"
+
+# Pub/sub channels (server-wide, not per-DB).
+CHANNEL_CLUSTER = "_mirrorbits_cluster"
+CHANNEL_FILE_UPDATE = "_mirrorbits_file_update"
+CHANNEL_MIRROR_UPDATE = "_mirrorbits_mirror_update"
+CHANNEL_MIRROR_FILE_UPDATE = "_mirrorbits_mirror_file_update"
+ALL_CHANNELS = (
+    CHANNEL_CLUSTER,
+    CHANNEL_FILE_UPDATE,
+    CHANNEL_MIRROR_UPDATE,
+    CHANNEL_MIRROR_FILE_UPDATE,
+)
+
+
+def mirror(mirror_id: int | str) -> str:
+    """The hash holding one mirror's record."""
+    return f"MIRROR_{mirror_id}"
+
+
+def mirror_logs(mirror_id: int | str) -> str:
+    """The list of one mirror's JSON event entries."""
+    return f"MIRRORLOGS_{mirror_id}"
+
+
+def file(path: str) -> str:
+    """The hash describing one local file (size, modTime, hashes)."""
+    return f"FILE_{path}"
+
+
+def mirror_files(mirror_id: int | str) -> str:
+    """The set of paths found on a mirror by its last successful scan."""
+    return f"MIRRORFILES_{mirror_id}"
+
+
+def mirror_files_tmp(mirror_id: int | str) -> str:
+    """The set being filled while a mirror is scanned."""
+    return f"MIRRORFILESTMP_{mirror_id}"
+
+
+def handled_files(mirror_id: int | str) -> str:
+    """``FILES`` ∩ ``MIRRORFILES_<id>``, computed after each scan."""
+    return f"HANDLEDFILES_{mirror_id}"
+
+
+def file_mirrors(path: str) -> str:
+    """The set of IDs of mirrors that hold ``path``."""
+    return f"FILEMIRRORS_{path}"
+
+
+def file_info(mirror_id: int | str, path: str) -> str:
+    """The hash with size and modTime of ``path`` on one mirror."""
+    return f"FILEINFO_{mirror_id}_{path}"
+
+
+def scanning(mirror_id: int | str) -> str:
+    """The cluster-wide scan lock of one mirror."""
+    return f"SCANNING_{mirror_id}"
+
+
+def downloaded(client_digest: str, path: str) -> str:
+    """The Range-request de-duplication marker."""
+    return f"DOWNLOADED_{client_digest}_{path}"
+
+
+def stats_suffixes(year: int, month: int, day: int) -> tuple[str, str, str, str]:
+    """The day, month, year and total suffixes of the statistics keys."""
+    return (f"_{year:04d}_{month:02d}_{day:02d}", f"_{year:04d}_{month:02d}", f"_{year:04d}", "")
+
+
+def cluster_announce(redis_db: int, node_id: str) -> str:
+    """The message a node publishes every second on ``_mirrorbits_cluster``."""
+    return f"HELLO{redis_db} {node_id}"
+
+
+def mirror_file_update(mirror_id: int | str, path: str) -> str:
+    """The message published on ``_mirrorbits_mirror_file_update``."""
+    return f"{mirror_id} {path}"
