@@ -1,0 +1,140 @@
+"""An annotated sample configuration file, shipped as documentation."""
+
+EXAMPLE_CONFIG = """\
+# mirrorbits.conf: configuration of the mirrorbits daemon (YAML).
+#
+# Every setting below is commented out and shows its default value; only Repository
+# must be set. Key names are case-sensitive. Booleans accept true/false, yes/no, on/off
+# (and y/n). An empty value (``Key:``) keeps the default. Send SIGHUP to the daemon (or run
+# ``mirrorbits reload``) to reload this file; if the new file is invalid, the daemon logs
+# why and keeps its current configuration.
+
+## Local repository and web pages
+
+# Directory holding the reference copy of the files that mirrors carry (required).
+# A relative path is taken from the daemon's working directory.
+#Repository: /srv/repo
+
+# Directory with base.html, mirrorlist.html and mirrorstats.html. Empty: the templates
+# shipped with mirrorbits.
+#Templates: ""
+
+# URL prefix of self-hosted JavaScript/CSS/fonts used by the pages. Empty: public CDNs.
+#LocalJSPath: ""
+
+## HTTP front-end
+
+# What a download request returns: auto (JSON if the client asks for it, else a
+# redirect), json (always JSON) or redirect (always a redirect).
+#OutputMode: auto
+
+# Address and port of the HTTP server; "unix:/path/to/socket" for a UNIX socket.
+#ListenAddress: ":8080"
+
+# Compress responses with gzip for clients that accept it.
+#Gzip: false
+
+# When false, a request received over plain HTTP (X-Forwarded-Proto: http) is only
+# redirected to mirrors that serve HTTP.
+#AllowHTTPToHTTPSRedirects: true
+
+# Seconds during which repeated (Range) requests for the same file by the same client
+# (IP address and User-Agent) count as one download. 0: count every request.
+#SameDownloadInterval: 600
+
+# Maximum number of "Link: <...>; rel=duplicate" headers on a redirect (0 or more).
+#MaxLinkHeaders: 10
+
+# Proxies trusted to give the client's address in X-Forwarded-For: a list of networks
+# (CIDR) or single addresses, for instance [127.0.0.1, "10.0.0.0/8", "::1"].
+# Empty: the header is believed whoever sends it.
+#TrustedProxies: []
+
+## Redis
+
+# host:port of the Redis server (used when no sentinel is configured or none answers).
+#RedisAddress: "127.0.0.1:6379"
+
+# Password sent with AUTH; empty: no authentication.
+#RedisPassword: ""
+
+# Database number.
+#RedisDB: 0
+
+# Redis Sentinel: name of the master, and the sentinels to ask, in order. Example:
+#   RedisSentinelMasterName: mymaster
+#   RedisSentinels:
+#     - Host: 10.0.0.1:26379
+#     - Host: 10.0.0.2:26379
+#RedisSentinelMasterName: ""
+#RedisSentinels: []
+
+## Logs and files
+
+# Directory where downloads.log is written; empty: no download log.
+#LogDir: ""
+
+# Path, relative to each mirror's URL, of a file holding the Unix time of its last
+# update; empty: not used.
+#TraceFileLocation: ""
+
+# Directory holding GeoLite2-City.mmdb and GeoLite2-ASN.mmdb.
+#GeoipDatabasePath: /usr/share/GeoIP/
+
+## Scans and health checks
+
+# Number of mirrors scanned at the same time (1 or more).
+#ConcurrentSync: 5
+
+# Minutes between two automatic scans of a mirror.
+#ScanInterval: 30
+
+# Minutes between two health checks of a mirror.
+#CheckInterval: 1
+
+# Minutes between two scans of the local repository; 0: only on request.
+#RepositoryScanInterval: 5
+
+# Detect and correct mirrors whose file times are shifted (wrong timezone).
+#FixTimezoneOffsets: false
+
+# Checksums computed for the files of the local repository.
+#Hashes: {SHA1: false, SHA256: true, MD5: false}
+
+# Mark a mirror down when its health check is redirected (for mirrors that do not say
+# whether they allow redirects).
+#DisallowRedirects: false
+
+# Disable a mirror when the file requested by its health check is missing (404).
+#DisableOnMissingFile: false
+
+## Mirror selection
+
+# How far around the closest mirror other mirrors are still candidates, as a multiple
+# of its distance (more than 0).
+#WeightDistributionRange: 1.5
+
+# Path prefixes under which a mirror may serve an older copy of a file (its size is then
+# not compared) if that copy is at most Minutes older than the local one. Prefix must
+# start with '/'; an empty Prefix matches every file. Example:
+#   AllowOutdatedFiles:
+#     - Prefix: /dists/
+#       Minutes: 60
+#AllowOutdatedFiles: []
+
+# Servers used when no mirror can serve a file. A URL without a scheme serves both
+# HTTP and HTTPS clients. Example:
+#   Fallbacks:
+#     - URL: https://fallback.example.org/pub/
+#       CountryCode: FR
+#       ContinentCode: EU
+#Fallbacks: []
+
+## Command-line client
+
+# Address the mirrorbits command-line client connects to (RPC).
+#RPCListenAddress: "localhost:3390"
+
+# Password the command-line client must give; empty: none.
+#RPCPassword: ""
+"""

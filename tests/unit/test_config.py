@@ -1,0 +1,514 @@
+"""The configuration file: defaults, types, validation, normalisation (spec §2)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import attrs
+import pytest
+
+from mirrorbits import config as config_module
+from mirrorbits.config import (
+    DEFAULT_CONFIG_PATH,
+    EXAMPLE_CONFIG,
+    Config,
+    ConfigError,
+    Hashes,
+    default_config_path,
+    load_config,
+    parse_config,
+    with_repository,
+)
+from mirrorbits.model import Fallback, OutdatedRule
+
+REPO = "Repository: /srv/repo\n"
+
+# The configuration of the public conformance recording (conformance README §1.5).
+CONFORMANCE_CONFIG = """\
+Repository: /ROOT/repo
+Templates: /path/to/reference/templates
+LogDir: /ROOT/logs
+GeoipDatabasePath: /ROOT/geo/
+OutputMode: auto
+Gzip: false
+ListenAddress: 127.0.0.1:8930
+RPCListenAddress: 127.0.0.1:8932
+RPCPassword: conformance-rpc
+RedisAddress: 127.0.0.1:6399
+RedisDB: 3
+AllowHTTPToHTTPSRedirects: false
+SameDownloadInterval: 300
+TraceFileLocation: /.mirror-trace
+RepositoryScanInterval: 0
+ScanInterval: 720
+CheckInterval: 1
+ConcurrentSync: 2
+MaxLinkHeaders: 3
+WeightDistributionRange: 2.0
+FixTimezoneOffsets: false
+DisallowRedirects: false
+DisableOnMissingFile: false
+Hashes:
+    SHA1: yes
+    SHA256: On
+    MD5: true
+AllowOutdatedFiles:
+    - Prefix: /dists/
+      Minutes: 90
+    - Prefix: /pool/contrib/
+      Minutes: 0
+Fallbacks:
+    - URL: fb1.example.net/conformance
+      CountryCode: es
+      ContinentCode: eu
+    - URL: http://fb2.example.net/conformance/
+      CountryCode: ca
+      ContinentCode: na
+    - URL: https://fb3.example.net/conformance/
+      CountryCode: za
+      ContinentCode: af
+"""
+
+
+def parse(text: str) -> Config:
+    config, warnings = parse_config(text, "test.conf")
+    assert warnings == []
+    return config
+
+
+def error_of(text: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "test.conf")
+    return str(info.value)
+
+
+# --- defaults and values ------------------------------------------------------------------
+
+
+def test_only_repository_gives_reference_defaults() -> None:
+    config = parse(REPO)
+    assert config == Config(repository="/srv/repo")
+    assert config.output_mode == "auto"
+    assert config.listen_address == ":8080"
+    assert config.allow_http_to_https_redirects is True
+    assert config.same_download_interval == 600
+    assert config.redis_address == "127.0.0.1:6379"
+    assert config.geoip_database_path == "/usr/share/GeoIP/"
+    assert (config.concurrent_sync, config.scan_interval, config.check_interval) == (5, 30, 1)
+    assert config.repository_scan_interval == 5
+    assert config.max_link_headers == 10
+    assert config.hashes == Hashes(sha1=False, sha256=True, md5=False)
+    assert config.weight_distribution_range == 1.5
+    assert config.rpc_listen_address == "localhost:3390"
+    assert config.trusted_proxies == ()
+    assert config.templates == ""
+
+
+@pytest.mark.parametrize("text", ["", "# nothing but a comment\n\n", "---\n", "~\n"])
+def test_empty_file_means_defaults_and_so_no_repository(text: str) -> None:
+    assert error_of(text) == "Path to local repository not configured (see mirrorbits.conf)"
+
+
+def test_conformance_configuration() -> None:
+    config = parse(CONFORMANCE_CONFIG)
+    assert config == Config(
+        repository="/ROOT/repo",
+        templates="/path/to/reference/templates",
+        log_dir="/ROOT/logs",
+        geoip_database_path="/ROOT/geo/",
+        output_mode="auto",
+        gzip=False,
+        listen_address="127.0.0.1:8930",
+        rpc_listen_address="127.0.0.1:8932",
+        rpc_password="conformance-rpc",
+        redis_address="127.0.0.1:6399",
+        redis_db=3,
+        allow_http_to_https_redirects=False,
+        same_download_interval=300,
+        trace_file_location="/.mirror-trace",
+        repository_scan_interval=0,
+        scan_interval=720,
+        check_interval=1,
+        concurrent_sync=2,
+        max_link_headers=3,
+        weight_distribution_range=2.0,
+        hashes=Hashes(sha1=True, sha256=True, md5=True),
+        allow_outdated_files=(OutdatedRule("/dists/", 90), OutdatedRule("/pool/contrib/", 0)),
+        fallbacks=(
+            Fallback("fb1.example.net/conformance/", "ES", "EU"),
+            Fallback("http://fb2.example.net/conformance/", "CA", "NA"),
+            Fallback("https://fb3.example.net/conformance/", "ZA", "AF"),
+        ),
+    )
+
+
+def test_every_scalar_key_is_read() -> None:
+    config = parse(
+        REPO
+        + "LocalJSPath: /static/\nRedisPassword: secret\nRedisSentinelMasterName: main\n"
+        + "RedisSentinels:\n  - Host: 10.0.0.1:26379\n  - Host: '[::1]:26379'\n"
+        + "FixTimezoneOffsets: true\nDisallowRedirects: yes\nDisableOnMissingFile: on\n"
+        + "Gzip: true\nOutputMode: json\n"
+    )
+    assert config.local_js_path == "/static/"
+    assert config.redis_password == "secret"
+    assert config.redis_sentinel_master_name == "main"
+    assert config.redis_sentinels == ("10.0.0.1:26379", "[::1]:26379")
+    assert config.fix_timezone_offsets and config.disallow_redirects
+    assert config.disable_on_missing_file and config.gzip
+    assert config.output_mode == "json"
+
+
+def test_strings_are_taken_as_written() -> None:
+    config = parse(REPO + "RPCPassword: 1234\nRedisPassword: yes\nListenAddress: :9000\n")
+    assert config.rpc_password == "1234"
+    assert config.redis_password == "yes"
+    assert config.listen_address == ":9000"
+
+
+def test_empty_value_keeps_the_default_and_quoted_empty_string_is_empty() -> None:
+    config = parse(REPO + "ListenAddress:\nGeoipDatabasePath: ~\nRPCListenAddress: ''\n")
+    assert config.listen_address == ":8080"
+    assert config.geoip_database_path == "/usr/share/GeoIP/"
+    assert config.rpc_listen_address == ""
+
+
+def test_hashes_keep_defaults_for_missing_subkeys() -> None:
+    assert parse(REPO + "Hashes: {SHA1: y}\n").hashes == Hashes(True, True, False)
+    assert parse(REPO + "Hashes:\n  SHA256: Off\n").hashes == Hashes(False, False, False)
+
+
+def test_numbers() -> None:
+    config = parse(REPO + "WeightDistributionRange: 3\nScanInterval: 0x10\n")
+    assert config.weight_distribution_range == 3.0
+    assert config.scan_interval == 16
+    assert parse(REPO + "WeightDistributionRange: 1e1\n").weight_distribution_range == 10.0
+
+
+# --- booleans -----------------------------------------------------------------------------
+
+TRUE_WORDS = ["y", "Y", "yes", "Yes", "YES", "on", "On", "ON", "true", "True", "TRUE"]
+FALSE_WORDS = ["n", "N", "no", "No", "NO", "off", "Off", "OFF", "false", "False", "FALSE"]
+
+
+@pytest.mark.parametrize("word", TRUE_WORDS)
+def test_yaml_1_1_true_words(word: str) -> None:
+    config = parse(REPO + f"Gzip: {word}\nAllowHTTPToHTTPSRedirects: {word}\n")
+    assert config.gzip is True
+    assert config.allow_http_to_https_redirects is True
+
+
+@pytest.mark.parametrize("word", FALSE_WORDS)
+def test_yaml_1_1_false_words(word: str) -> None:
+    config = parse(
+        REPO + f"Gzip: {word}\nAllowHTTPToHTTPSRedirects: {word}\nHashes: {{SHA256: {word}}}"
+    )
+    assert config.gzip is False
+    assert config.allow_http_to_https_redirects is False
+    assert config.hashes.sha256 is False
+
+
+@pytest.mark.parametrize("value", ["maybe", "1", "0", "yEs", "[]"])
+def test_non_boolean_is_refused_with_key_and_value(value: str) -> None:
+    message = error_of(REPO + f"Gzip: {value}\n")
+    assert message.startswith("Gzip must be a boolean")
+    assert "line 2 in test.conf" in message
+    if value != "[]":
+        assert f"'{value}'" in message
+
+
+# --- wrong types --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "start"),
+    [
+        ("ScanInterval: soon", "ScanInterval must be an integer, not 'soon'"),
+        ("ScanInterval: '5'", "ScanInterval must be an integer, not '5'"),
+        ("ScanInterval: 2.5", "ScanInterval must be an integer, not '2.5'"),
+        ("RedisDB: true", "RedisDB must be an integer, not 'true'"),
+        ("WeightDistributionRange: wide", "WeightDistributionRange must be a number, not 'wide'"),
+        ("Templates: [a, b]", "Templates must be a string, not a list"),
+        ("RPCPassword: {a: b}", "RPCPassword must be a string, not a mapping"),
+        ("Fallbacks: http://x/", "Fallbacks must be a list, not 'http://x/'"),
+        ("Fallbacks: [http://x/]", "Fallbacks must be a mapping of names to values"),
+        ("Hashes: yes", "Hashes must be a mapping of names to values, not 'yes'"),
+        ("AllowOutdatedFiles: [{Prefix: /a/, Minutes: x}]", "AllowOutdatedFiles.Minutes must be"),
+        ("TrustedProxies: 10.0.0.1", "TrustedProxies must be a list, not '10.0.0.1'"),
+        ("TrustedProxies: [~]", "TrustedProxies must be a string, not null"),
+    ],
+)
+def test_wrong_type_names_the_key(line: str, start: str) -> None:
+    assert error_of(REPO + line + "\n").startswith(start)
+
+
+def test_top_level_must_be_a_mapping() -> None:
+    assert error_of("- Repository: /srv\n").startswith(
+        "The configuration must be a mapping of names to values, not a list"
+    )
+
+
+def test_duplicate_key_is_an_error() -> None:
+    assert error_of(REPO + "Gzip: true\nGzip: false\n") == (
+        "Gzip is set twice (lines 2 and 3 in test.conf)"
+    )
+
+
+# --- validation ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("WeightDistributionRange: 0", "WeightDistributionRange must be > 0"),
+        ("WeightDistributionRange: -1.5", "WeightDistributionRange must be > 0"),
+        ("WeightDistributionRange: .nan", "WeightDistributionRange must be > 0"),
+        (
+            "OutputMode: bogus",
+            "Config: outputMode can only be set to 'auto', 'json' or 'redirect'",
+        ),
+        (
+            "OutputMode: JSON",
+            "Config: outputMode can only be set to 'auto', 'json' or 'redirect'",
+        ),
+        (
+            "AllowOutdatedFiles: [{Prefix: dists/, Minutes: 5}]",
+            "AllowOutdatedFiles.Prefix must start with '/'",
+        ),
+        (
+            "AllowOutdatedFiles: [{Prefix: /dists/, Minutes: -1}]",
+            "AllowOutdatedFiles.Minutes must be >= 0",
+        ),
+        ("MaxLinkHeaders: -1", "MaxLinkHeaders must be >= 0"),
+        ("ConcurrentSync: 0", "ConcurrentSync must be >= 1"),
+        ("RedisDB: -2", "RedisDB must be >= 0"),
+        ("RedisSentinels: [{Host: ''}]", "RedisSentinels.Host must not be empty"),
+        ("Fallbacks: [{CountryCode: FR}]", "Fallbacks.URL must not be empty"),
+    ],
+)
+def test_validation_messages(text: str, message: str) -> None:
+    assert error_of(REPO + text + "\n") == message
+
+
+def test_missing_repository() -> None:
+    assert error_of("Gzip: true\n") == (
+        "Path to local repository not configured (see mirrorbits.conf)"
+    )
+
+
+def test_reference_checks_come_first() -> None:
+    # Several problems: the message is the one the reference would give.
+    assert error_of("OutputMode: x\nWeightDistributionRange: 0\n") == (
+        "WeightDistributionRange must be > 0"
+    )
+    assert error_of("OutputMode: x\n") == (
+        "Config: outputMode can only be set to 'auto', 'json' or 'redirect'"
+    )
+
+
+def test_outdated_rules_accept_empty_prefix_and_zero_minutes() -> None:
+    config = parse(REPO + "AllowOutdatedFiles:\n  - Minutes: 0\n  - Prefix: /\n")
+    assert config.allow_outdated_files == (OutdatedRule("", 0), OutdatedRule("/", 0))
+
+
+# --- normalisation ------------------------------------------------------------------------
+
+
+def test_repository_is_made_absolute_and_clean(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert parse("Repository: /srv//repo/./sub/\n").repository == "/srv/repo/sub"
+    assert parse("Repository: repo/\n").repository == str(tmp_path / "repo")
+
+
+def test_geoip_path_gets_a_trailing_slash() -> None:
+    assert parse(REPO + "GeoipDatabasePath: /var/geo\n").geoip_database_path == "/var/geo/"
+    assert parse(REPO + "GeoipDatabasePath: /var/geo/\n").geoip_database_path == "/var/geo/"
+
+
+def test_negative_repository_scan_interval_is_clamped() -> None:
+    assert parse(REPO + "RepositoryScanInterval: -3\n").repository_scan_interval == 0
+
+
+def test_fallbacks_normalised() -> None:
+    config = parse(
+        REPO
+        + "Fallbacks:\n"
+        + "  - URL: https://fb.example.org/pub\n    CountryCode: fr\n    ContinentCode: eu\n"
+        + "  - URL: fb2.example.org/\n"
+    )
+    assert config.fallbacks == (
+        Fallback("https://fb.example.org/pub/", "FR", "EU"),
+        Fallback("fb2.example.org/", "", ""),
+    )
+
+
+def test_trusted_proxies() -> None:
+    config = parse(
+        REPO + "TrustedProxies:\n  - 127.0.0.1\n  - 10.1.2.3/8\n  - '::1'\n  - 2001:db8::/32\n"
+    )
+    assert config.trusted_proxies == ("127.0.0.1/32", "10.0.0.0/8", "::1/128", "2001:db8::/32")
+
+
+@pytest.mark.parametrize("bad", ["proxy.example.org", "10.0.0.0/33", "300.1.1.1", "''"])
+def test_bad_trusted_proxy_is_named(bad: str) -> None:
+    message = error_of(REPO + f"TrustedProxies: [127.0.0.1, {bad}]\n")
+    shown = "" if bad == "''" else bad
+    assert message == f"TrustedProxies: '{shown}' is not an IP address or network (CIDR)"
+
+
+def test_with_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    base = parse(REPO + "Gzip: yes\n")
+    changed = with_repository(base, "mirror/")
+    assert changed == attrs.evolve(base, repository=str(tmp_path / "mirror"))
+    assert with_repository(Config(), "/data/") == Config(repository="/data")
+    with pytest.raises(ConfigError, match="Path to local repository not configured"):
+        with_repository(Config(), "")
+
+
+def test_parsed_config_is_stable_under_with_repository() -> None:
+    config = parse(CONFORMANCE_CONFIG + "TrustedProxies: [10.0.0.1]\n")
+    assert with_repository(config, config.repository) == config
+
+
+# --- warnings -----------------------------------------------------------------------------
+
+
+def test_unknown_keys_are_warnings() -> None:
+    config, warnings = parse_config(REPO + "Foo: 1\nHashes: {CRC32: yes}\n", "my.conf")
+    assert config == Config(repository="/srv/repo")
+    assert warnings == [
+        "unknown configuration key 'Foo' in my.conf (line 2)",
+        "unknown configuration key 'Hashes.CRC32' in my.conf (line 3)",
+    ]
+
+
+def test_wrong_case_key_is_a_warning_with_a_hint_and_kept_on_error() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config("repository: /srv/repo\n", "my.conf")
+    assert str(info.value) == "Path to local repository not configured (see mirrorbits.conf)"
+    assert info.value.warnings == [
+        "unknown configuration key 'repository' in my.conf (line 1);"
+        " did you mean 'Repository'? (keys are case-sensitive)"
+    ]
+
+
+# --- YAML syntax --------------------------------------------------------------------------
+
+
+def test_invalid_yaml_message_is_one_line_ending_with_the_source() -> None:
+    message = error_of(REPO + "Gzip: [yes\n")
+    assert "\n" not in message
+    assert message.startswith("yaml: line ")
+    assert message.endswith(" in test.conf")
+
+
+def test_yaml_merge_keys() -> None:
+    config, warnings = parse_config(
+        "common: &c {SHA1: yes, MD5: yes}\n" + REPO + "Hashes: {<<: *c, MD5: no}\n"
+    )
+    assert config.hashes == Hashes(sha1=True, sha256=True, md5=False)
+    assert warnings == ["unknown configuration key 'common' in <string> (line 1)"]
+
+
+# --- files --------------------------------------------------------------------------------
+
+
+def test_load_config_reads_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "mirrorbits.conf"
+    path.write_text(CONFORMANCE_CONFIG + "Extra: 1\n", encoding="utf-8")
+    config, warnings = load_config(str(path))
+    assert config == parse(CONFORMANCE_CONFIG)
+    assert warnings == [f"unknown configuration key 'Extra' in {path} (line 43)"]
+
+
+def test_load_config_accepts_a_byte_order_mark(tmp_path: Path) -> None:
+    path = tmp_path / "bom.conf"
+    path.write_bytes(b"\xef\xbb\xbf" + REPO.encode())
+    assert load_config(str(path))[0].repository == "/srv/repo"
+
+
+def test_unreadable_file_raises_instead_of_exiting(tmp_path: Path) -> None:
+    missing = tmp_path / "gone.conf"
+    with pytest.raises(ConfigError) as info:
+        load_config(str(missing))
+    message = str(info.value)
+    assert message.startswith("Configuration could not be read from ")
+    assert str(missing) in message and "No such file or directory" in message
+    with pytest.raises(ConfigError, match="Is a directory"):
+        load_config(str(tmp_path))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can read any file")
+def test_file_without_permission(tmp_path: Path) -> None:
+    path = tmp_path / "secret.conf"
+    path.write_text(REPO)
+    path.chmod(0)
+    with pytest.raises(ConfigError, match="Permission denied"):
+        load_config(str(path))
+
+
+def test_invalid_yaml_in_file_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.conf"
+    path.write_text(REPO + "Fallbacks:\n  - URL: a\n   CountryCode: b\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(str(path))
+    assert re.fullmatch(rf"yaml: line 4, column \d+: .+ in {re.escape(str(path))}", str(info.value))
+
+
+def test_invalid_utf8_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.conf"
+    path.write_bytes(b"Repository: /srv/d\xe9p\xf4t\n")
+    with pytest.raises(ConfigError, match=f"invalid UTF-8 at byte 18 in {re.escape(str(path))}"):
+        load_config(str(path))
+
+
+def test_oversized_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config_module, "MAX_CONFIG_BYTES", 10)
+    path = tmp_path / "big.conf"
+    path.write_text(REPO)
+    with pytest.raises(ConfigError, match="larger than 10 bytes"):
+        load_config(str(path))
+
+
+def test_default_config_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert DEFAULT_CONFIG_PATH == "/etc/mirrorbits.conf"
+    present = tmp_path / "mirrorbits.conf"
+    present.write_text(REPO)
+    monkeypatch.setattr(config_module, "DEFAULT_CONFIG_PATH", str(present))
+    assert default_config_path() == str(present)
+    monkeypatch.setattr(config_module, "DEFAULT_CONFIG_PATH", str(tmp_path / "absent.conf"))
+    assert default_config_path() is None
+
+
+# --- the shipped example ------------------------------------------------------------------
+
+
+def _uncomment_settings(text: str) -> str:
+    """Turn every ``#Key: value`` line into a setting; prose (``# ...``) stays a comment."""
+    return re.sub(r"(?m)^#(?=[A-Z])", "", text)
+
+
+def test_example_config_as_shipped_has_no_repository() -> None:
+    assert error_of(EXAMPLE_CONFIG) == (
+        "Path to local repository not configured (see mirrorbits.conf)"
+    )
+
+
+def test_example_config_shows_the_defaults() -> None:
+    text = _uncomment_settings(EXAMPLE_CONFIG)
+    config = parse(text)
+    assert config == Config(repository="/srv/repo")
+    keys = re.findall(r"(?m)^([A-Za-z]+):", text)
+    assert len(keys) == len(set(keys)) == len(attrs.fields(Config))
+
+
+def test_example_config_examples_parse() -> None:
+    blocks = re.findall(r"(?m)((?:^#   .*\n)+)", EXAMPLE_CONFIG)
+    assert len(blocks) == 3
+    for block in blocks:
+        parse(REPO + re.sub(r"(?m)^#   ", "", block))
