@@ -1,0 +1,209 @@
+"""Per-candidate filter rules of §9.2, applied in order; the first failing rule wins.
+
+Cost: O(n) for n candidates; everything that depends only on the request (client location,
+outdated-file rule, local mtime truncations) is computed once, not per mirror.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+
+from mirrorbits.encoding import format_go_duration
+from mirrorbits.model import FileInfo, GeoRecord, Mirror, OutdatedRule
+from mirrorbits.selection.geo import Origin
+from mirrorbits.selection.types import Candidate, Secure, SelectionOptions
+
+# Exclusion texts (shown in JSON ``ExcludeReason`` and on the mirrorlist page).
+DISABLED = "Disabled"
+NOT_HTTPS = "Not HTTPS"
+NOT_HTTP = "Not HTTP"
+DOWN = "Down"
+SIZE_MISMATCH = "File size mismatch"
+CONTINENT_ONLY = "Continent only"
+COUNTRY_ONLY = "Country only"
+AS_ONLY = "AS only"
+COUNTRY_RESTRICTION = "User's country restriction"
+
+_NS_PER_MINUTE = 60 * 1_000_000_000
+_NS_PER_MS = 1_000_000
+# Go truncates times to multiples of a duration counted from its zero time (year 1), not from
+# the Unix epoch; the two agree for whole seconds, minutes, hours and days.
+_ZERO_TIME_TO_UNIX_NS = 62_135_596_800 * 1_000_000_000
+
+Entry = tuple[Mirror, FileInfo | None]
+
+
+def same_asn(client_asn: int, mirror_asn: int) -> bool:
+    """Whether a mirror is in the client's autonomous system.
+
+    Fix of reference bug §20-13: an unknown ASN (0) matches nothing, so a client without an
+    ASN record no longer gets the same-AS bonus (nor the "same ASN first" fallback rank, nor
+    passes an ``ASOnly`` mirror) just because the mirror's ASN is unknown too.
+    """
+    return client_asn > 0 and client_asn == mirror_asn
+
+
+@lru_cache(maxsize=4096)
+def split_codes(codes: str) -> tuple[str, ...]:
+    """Whitespace-separated country codes as a tuple (cached: mirror records rarely change)."""
+    return tuple(codes.split())
+
+
+def ensure_scheme(url: str, scheme: str) -> str:
+    """``url`` unchanged if it names ``http://``/``https://``, else ``<scheme>://url``."""
+    if url.startswith(("http://", "https://")):
+        return url
+    return f"{scheme}://{url}"
+
+
+def _https_problem(mirror: Mirror) -> str:
+    if mirror.http_url.startswith("http://"):
+        return NOT_HTTPS
+    if not mirror.https_up:
+        return mirror.https_down_reason or DOWN
+    return ""
+
+
+def _http_problem(mirror: Mirror) -> str:
+    if mirror.http_url.startswith("https://"):
+        return NOT_HTTP
+    if not mirror.http_up:
+        return mirror.http_down_reason or DOWN
+    return ""
+
+
+def check_protocol(candidate: Candidate, secure: Secure) -> str:
+    """Rule 2: set ``absolute_url`` and return the exclusion reason ("" if usable)."""
+    mirror = candidate.mirror
+    url = mirror.http_url
+    if secure is Secure.WITH_TLS:
+        candidate.absolute_url = ensure_scheme(url, "https")
+        return _https_problem(mirror)
+    if secure is Secure.WITHOUT_TLS:
+        candidate.absolute_url = ensure_scheme(url, "http")
+        return _http_problem(mirror)
+    https_problem = _https_problem(mirror)
+    if not https_problem:
+        candidate.absolute_url = ensure_scheme(url, "https")
+        return ""
+    candidate.absolute_url = ensure_scheme(url, "http")
+    http_problem = _http_problem(mirror)
+    if not http_problem or http_problem == https_problem:
+        return http_problem
+    return f"{http_problem} / {https_problem}"
+
+
+def truncate_ns(t_ns: int, precision_ns: int) -> int:
+    """Go's ``Time.Truncate``: round down to a multiple of ``precision_ns`` (0 = unchanged)."""
+    if precision_ns <= 0:
+        return t_ns
+    return t_ns - (t_ns + _ZERO_TIME_TO_UNIX_NS) % precision_ns
+
+
+def outdated_rule(path: str, rules: Iterable[OutdatedRule]) -> OutdatedRule | None:
+    """The first ``AllowOutdatedFiles`` rule whose prefix starts ``path`` (empty matches all)."""
+    for rule in rules:
+        if path.startswith(rule.prefix):
+            return rule
+    return None
+
+
+class _FileCheck:
+    """Rule 3, with everything that depends only on the requested file computed once."""
+
+    __slots__ = ("_local_by_precision", "check_size", "fix_tz", "local_mtime", "local_size",
+                 "max_outdated_ns")
+
+    def __init__(self, local: FileInfo, opts: SelectionOptions) -> None:
+        if local.mod_time_ns is None:
+            raise ValueError("the local file's modification time is unknown")
+        rule = outdated_rule(local.path, opts.allow_outdated_files)
+        self.check_size = rule is None
+        self.max_outdated_ns = 0 if rule is None else rule.minutes * _NS_PER_MINUTE
+        self.local_size = local.size
+        self.local_mtime = local.mod_time_ns
+        self.fix_tz = opts.fix_timezone_offsets
+        self._local_by_precision: dict[int, int] = {}
+
+    def __call__(self, mirror: Mirror, mirror_file: FileInfo | None) -> str:
+        size = 0 if mirror_file is None else mirror_file.size
+        if self.check_size and size != self.local_size:
+            return SIZE_MISMATCH
+        mtime = None if mirror_file is None else mirror_file.mod_time_ns
+        if mtime is None:
+            return ""
+        if self.fix_tz:
+            mtime += mirror.tz_offset_ms * _NS_PER_MS
+        precision = mirror.last_successful_sync_precision
+        local = self._local_by_precision.get(precision)
+        if local is None:
+            local = self._local_by_precision[precision] = truncate_ns(self.local_mtime, precision)
+        delta = local - truncate_ns(mtime, precision)
+        if delta < 0 or delta > self.max_outdated_ns:
+            return f"Mod time mismatch (diff: {format_go_duration(delta)})"
+        return ""
+
+
+def _check_client(mirror: Mirror, client: GeoRecord, valid: bool) -> str:
+    """Rules 4 to 7: restrictions by continent, country, AS and excluded countries."""
+    if mirror.continent_only and (not valid or client.continent_code != mirror.continent_code):
+        return CONTINENT_ONLY
+    if mirror.country_only and (
+        not valid or client.country_code not in split_codes(mirror.country_codes)
+    ):
+        return COUNTRY_ONLY
+    if mirror.as_only and (not valid or not same_asn(client.as_num, mirror.asnum)):
+        return AS_ONLY
+    if (
+        valid
+        and mirror.excluded_country_codes
+        and client.country_code in split_codes(mirror.excluded_country_codes)
+    ):
+        return COUNTRY_RESTRICTION
+    return ""
+
+
+def filter_candidates(
+    local: FileInfo,
+    entries: Sequence[Entry],
+    client: GeoRecord,
+    secure: Secure,
+    opts: SelectionOptions,
+) -> tuple[list[Candidate], list[Candidate], float, float]:
+    """Apply §9.2 to ``entries`` (mirror, its ``FILEINFO``) in the given order.
+
+    Returns ``(accepted, excluded, closest, farthest)``: both lists keep the input order,
+    excluded candidates carry their ``exclude_reason``; ``closest``/``farthest`` are the
+    extreme distances among accepted mirrors (0 when none).  ``local.mod_time_ns`` must be
+    known (:func:`select` returns an empty selection before calling this otherwise).
+    """
+    file_check = _FileCheck(local, opts)
+    valid = client.is_valid
+    origin = Origin(client.latitude, client.longitude) if valid else None
+    accepted: list[Candidate] = []
+    excluded: list[Candidate] = []
+    closest = farthest = 0.0
+    for mirror, mirror_file in entries:
+        distance = (
+            origin.distance_to(mirror.latitude, mirror.longitude) if origin is not None else 0.0
+        )
+        candidate = Candidate(mirror, mirror_file, distance)
+        if not mirror.enabled:
+            reason = DISABLED
+        else:
+            reason = (
+                check_protocol(candidate, secure)
+                or file_check(mirror, mirror_file)
+                or _check_client(mirror, client, valid)
+            )
+        if reason:
+            candidate.exclude_reason = reason
+            excluded.append(candidate)
+            continue
+        if not accepted or distance < closest:
+            closest = distance
+        if distance > farthest:
+            farthest = distance
+        accepted.append(candidate)
+    return accepted, excluded, closest, farthest
