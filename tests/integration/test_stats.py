@@ -1,0 +1,447 @@
+"""Download statistics against a real redis-server: flushing, outages, reading, Range de-dup.
+
+The flush loop runs on a ``Clock``; Redis I/O runs on the real reactor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_twisted
+import redis
+import txredisapi
+from twisted.internet import reactor
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred
+from twisted.internet.protocol import Protocol, ServerFactory
+from twisted.internet.task import Clock, deferLater
+from twisted.logger import ILogObserver, formatEvent, globalLogPublisher
+from zope.interface import provider
+
+from mirrorbits.stats import (
+    RangeDeduplicator,
+    StatsService,
+    file_stats,
+    stats_files,
+    stats_mirror,
+)
+from mirrorbits.store import keys
+from mirrorbits.store.errors import DatabaseNotReady
+from tests.servers import RedisServer
+
+pytestmark = pytest.mark.integration
+
+KEPT = "Uncommited stats kept in-memory"
+
+
+def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0,
+       micro: int = 0) -> float:
+    return datetime(year, month, day, hour, minute, second, micro, tzinfo=UTC).timestamp()
+
+
+def clock_at(seconds: float) -> Clock:
+    clock = Clock()
+    clock.advance(seconds)
+    return clock
+
+
+async def within(d: Deferred[Any], seconds: float = 10.0) -> Any:
+    """Await ``d``, failing the test instead of hanging."""
+    return await d.addTimeout(seconds, reactor)
+
+
+async def connect(server: RedisServer) -> Any:
+    return await within(
+        txredisapi.Connection(server.host, server.port, dbid=0, convertNumbers=False)
+    )
+
+
+@pytest.fixture
+def stats_log() -> Iterator[list[str]]:
+    """Messages logged by mirrorbits.stats during the test."""
+    messages: list[str] = []
+
+    @provider(ILogObserver)
+    def observe(event: dict[str, Any]) -> None:
+        if event.get("log_namespace") == "mirrorbits.stats":
+            messages.append(formatEvent(event))
+
+    globalLogPublisher.addObserver(observe)
+    yield messages
+    globalLogPublisher.removeObserver(observe)
+
+
+def stats_keys(db: redis.Redis) -> dict[str, Any]:
+    """Every STATS_* key with its value (hash -> dict, string -> str)."""
+    found: dict[str, Any] = {}
+    for name in db.keys("STATS_*"):
+        assert isinstance(name, str)
+        found[name] = db.get(name) if db.type(name) == "string" else db.hgetall(name)
+    return found
+
+
+def levels(prefix: str, day: date, value: dict[str, str]) -> dict[str, dict[str, str]]:
+    return {prefix + suffix: value for suffix in keys.stats_suffixes(day.year, day.month, day.day)}
+
+
+async def flush(service: StatsService, clock: Clock) -> None:
+    clock.advance(0.5)
+    await within(service.when_idle())
+
+
+@pytest_twisted.ensureDeferred
+async def test_flush_writes_four_levels_of_files_mirrors_and_bytes(
+    redis_server: RedisServer, redis_db: redis.Redis
+) -> None:
+    conn = await connect(redis_server)
+    clock = clock_at(at(2026, 11, 25, 12, 0, 0))
+    service = StatsService(lambda: conn, clock)
+    assert service.name == "stats"
+    service.startService()
+    try:
+        service.count_download(3, "/a.txt", 100)
+        service.count_download(3, "/a.txt", 100)
+        service.count_download(4, "/a.txt", 100)
+        service.count_download(3, "/dir/b.bin", 5000)
+        service.count_download(0, "/pool/main/x.tar.xz", 2048)  # first fallback
+        service.count_download(-2, "/pool", 0)  # directory fallback: no bytes entry
+        service.count_download(-2, "", 0)  # the root's fallback: not counted
+        clock.advance(0.49)
+        assert stats_keys(redis_db) == {}  # nothing is written per request
+        await flush(service, clock)
+        day = date(2026, 11, 25)
+        files = {"/a.txt": "3", "/dir/b.bin": "1", "/pool/main/x.tar.xz": "1", "/pool": "1"}
+        expected = {
+            **levels("STATS_FILE", day, files),
+            **levels("STATS_MIRROR", day, {"3": "3", "4": "1", "0": "1", "-2": "1"}),
+            **levels("STATS_MIRROR_BYTES", day, {"3": "5200", "4": "100", "0": "2048"}),
+            "STATS_TOTAL": "6",
+        }
+        assert stats_keys(redis_db) == expected
+        assert service.pending_downloads() == 0
+
+        service.count_download(4, "/a.txt", 100)
+        await flush(service, clock)
+        after = stats_keys(redis_db)
+        assert after["STATS_TOTAL"] == "7"
+        assert after["STATS_FILE_2026_11_25"]["/a.txt"] == "4"
+        assert after["STATS_MIRROR_2026_11"]["4"] == "2"
+        assert after["STATS_MIRROR_BYTES"]["4"] == "200"
+        await flush(service, clock)  # nothing new: nothing written
+        assert stats_keys(redis_db) == after
+    finally:
+        await within(service.stopService())
+        await conn.disconnect()
+
+
+@pytest_twisted.ensureDeferred
+async def test_days_are_utc_and_roll_over_inside_one_flush(
+    redis_server: RedisServer, redis_db: redis.Redis
+) -> None:
+    conn = await connect(redis_server)
+    clock = clock_at(at(2026, 12, 31, 23, 59, 59, 800000))
+    service = StatsService(lambda: conn, clock)
+    service.startService()
+    try:
+        service.count_download(1, "/f", 10)
+        clock.advance(0.3)  # 2027-01-01 00:00:00.1 UTC
+        service.count_download(1, "/f", 10)
+        clock.advance(0.2)
+        await within(service.when_idle())
+        assert stats_keys(redis_db) == {
+            "STATS_FILE_2026_12_31": {"/f": "1"},
+            "STATS_FILE_2026_12": {"/f": "1"},
+            "STATS_FILE_2026": {"/f": "1"},
+            "STATS_FILE_2027_01_01": {"/f": "1"},
+            "STATS_FILE_2027_01": {"/f": "1"},
+            "STATS_FILE_2027": {"/f": "1"},
+            "STATS_FILE": {"/f": "2"},
+            "STATS_MIRROR_2026_12_31": {"1": "1"},
+            "STATS_MIRROR_2026_12": {"1": "1"},
+            "STATS_MIRROR_2026": {"1": "1"},
+            "STATS_MIRROR_2027_01_01": {"1": "1"},
+            "STATS_MIRROR_2027_01": {"1": "1"},
+            "STATS_MIRROR_2027": {"1": "1"},
+            "STATS_MIRROR": {"1": "2"},
+            "STATS_MIRROR_BYTES_2026_12_31": {"1": "10"},
+            "STATS_MIRROR_BYTES_2026_12": {"1": "10"},
+            "STATS_MIRROR_BYTES_2026": {"1": "10"},
+            "STATS_MIRROR_BYTES_2027_01_01": {"1": "10"},
+            "STATS_MIRROR_BYTES_2027_01": {"1": "10"},
+            "STATS_MIRROR_BYTES_2027": {"1": "10"},
+            "STATS_MIRROR_BYTES": {"1": "20"},
+            "STATS_TOTAL": "2",
+        }
+    finally:
+        await within(service.stopService())
+        await conn.disconnect()
+
+
+@pytest_twisted.ensureDeferred
+async def test_counters_survive_a_database_that_is_not_ready(
+    redis_server: RedisServer, redis_db: redis.Redis, stats_log: list[str]
+) -> None:
+    conn = await connect(redis_server)
+    ready = False
+
+    def get_client() -> Any:
+        if not ready:
+            raise DatabaseNotReady("database not ready")
+        return conn
+
+    clock = clock_at(at(2026, 11, 25, 12))
+    service = StatsService(get_client, clock)
+    service.startService()
+    try:
+        for tick in range(4):
+            service.count_download(1, "/a", 1)
+            await flush(service, clock)
+            assert service.pending_downloads() == tick + 1
+        assert stats_keys(redis_db) == {}
+        assert [m for m in stats_log if KEPT in m] == [f"{KEPT}: database not ready"]
+        ready = True
+        service.count_download(2, "/b", 5)
+        await flush(service, clock)
+        assert service.pending_downloads() == 0
+        written = stats_keys(redis_db)
+        assert written["STATS_TOTAL"] == "5"
+        assert written["STATS_FILE_2026_11_25"] == {"/a": "4", "/b": "1"}
+        assert written["STATS_MIRROR_BYTES"] == {"1": "4", "2": "5"}
+        # A new outage warns again, once.
+        ready = False
+        service.count_download(1, "/a", 1)
+        await flush(service, clock)
+        await flush(service, clock)
+        assert len([m for m in stats_log if KEPT in m]) == 2
+    finally:
+        ready = True
+        await within(service.stopService())
+        await conn.disconnect()
+    assert stats_keys(redis_db)["STATS_TOTAL"] == "6"  # the final flush at stop
+
+
+@pytest_twisted.ensureDeferred
+async def test_counters_kept_while_redis_is_down_and_flushed_when_it_returns(
+    tmp_path: Path, stats_log: list[str]
+) -> None:
+    server = RedisServer(workdir=tmp_path / "redis")
+    server.start()
+    conn = await connect(server)
+    clock = clock_at(at(2026, 11, 25, 12))
+    service = StatsService(lambda: conn, clock)
+    service.startService()
+    try:
+        service.count_download(7, "/kept.iso", 1000)
+        server.stop()
+        for _ in range(12):  # 6 s of ticks while Redis is gone
+            service.count_download(7, "/kept.iso", 1000)
+            clock.advance(0.5)
+            await deferLater(reactor, 0.01, lambda: None)
+        assert service.pending_downloads() == 13
+        assert len([m for m in stats_log if KEPT in m]) == 1  # warned once per outage
+
+        server.start()  # same port, empty database
+        for _ in range(400):  # bounded: about 20 s of reconnection attempts
+            clock.advance(0.5)
+            await within(service.when_idle(), 30)
+            if service.pending_downloads() == 0:
+                break
+            await deferLater(reactor, 0.05, lambda: None)
+        assert service.pending_downloads() == 0
+        db = redis.Redis(host=server.host, port=server.port, decode_responses=True)
+        try:
+            assert stats_keys(db) == {
+                **levels("STATS_FILE", date(2026, 11, 25), {"/kept.iso": "13"}),
+                **levels("STATS_MIRROR", date(2026, 11, 25), {"7": "13"}),
+                **levels("STATS_MIRROR_BYTES", date(2026, 11, 25), {"7": "13000"}),
+                "STATS_TOTAL": "13",
+            }
+        finally:
+            db.close()
+    finally:
+        await within(service.stopService())
+        await conn.disconnect()
+        server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_stop_service_commits_what_is_left(
+    redis_server: RedisServer, redis_db: redis.Redis
+) -> None:
+    conn = await connect(redis_server)
+    clock = clock_at(at(2026, 11, 25, 12))
+    service = StatsService(lambda: conn, clock)
+    service.startService()
+    service.count_download(5, "/last.bin", 42)
+    clock.advance(0.2)  # SIGTERM before the next flush
+    try:
+        await within(service.stopService())
+    finally:
+        await conn.disconnect()
+    assert clock.getDelayedCalls() == []  # the loop is stopped
+    assert stats_keys(redis_db)["STATS_FILE_2026_11_25"] == {"/last.bin": "1"}
+    assert redis_db.get(keys.STATS_TOTAL) == "1"
+    assert redis_db.hget("STATS_MIRROR_BYTES", "5") == "42"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_silent_redis_stalls_flushes_and_stop_is_bounded(stats_log: list[str]) -> None:
+    silent: ServerFactory[Protocol] = ServerFactory()
+    silent.protocol = Protocol
+    port = reactor.listenTCP(0, silent, interface="127.0.0.1")
+    host = port.getHost()
+    assert isinstance(host, IPv4Address)
+    # dbid=None: no SELECT, so the connection is ready as soon as TCP connects.
+    conn = await within(txredisapi.Connection(host.host, host.port, dbid=None,
+                                              convertNumbers=False))
+    clock = clock_at(at(2026, 11, 25, 12))
+    service = StatsService(lambda: conn, clock)
+    service.startService()
+    try:
+        service.count_download(1, "/a", 1)
+        clock.advance(0.5)  # MULTI sent, never answered
+        service.count_download(1, "/a", 1)
+        for _ in range(9):
+            clock.advance(0.5)
+        assert [m for m in stats_log if KEPT in m] == []
+        clock.advance(0.5)  # 5 s without an answer
+        assert [m for m in stats_log if KEPT in m] == [
+            f"{KEPT}: Redis has not answered for 5 s"
+        ]
+        assert service.pending_downloads() == 2
+        stopped = service.stopService()
+        assert not stopped.called
+        clock.advance(service.stop_timeout)
+        await within(stopped)
+        assert "Could not commit 2 download(s) at shutdown" in stats_log
+    finally:
+        await conn.disconnect()
+        stopping = port.stopListening()
+        if stopping is not None:
+            await stopping
+
+
+def dedup(conn: Any, set_get: bool, interval: int = 300) -> RangeDeduplicator:
+    return RangeDeduplicator(lambda: conn, interval, lambda: set_get)
+
+
+@pytest.mark.parametrize("set_get", [True, False], ids=["SET-GET", "GET+SET"])
+@pytest_twisted.ensureDeferred
+async def test_range_requests_are_counted_once_per_client_and_interval(
+    redis_server: RedisServer, redis_db: redis.Redis, set_get: bool
+) -> None:
+    conn = await connect(redis_server)
+    try:
+        deduplicator = dedup(conn, set_get)
+        ip, path = "2001:db8:cafe::20", "/media/install image.img"
+
+        async def ask(agent: str, has_range: bool = True) -> bool:
+            return await deduplicator.should_count(ip, agent, path, has_range)
+
+        assert [await ask("conf-agent/1") for _ in range(3)] == [True, False, False]
+        assert await ask("conf-agent/2") is True
+        assert await ask("conf-agent/1") is False
+        assert await ask("conf-agent/1", has_range=False) is True
+        # The key recorded from the reference for this client and path.
+        key = ("DOWNLOADED_56bb3c5432dfb6946a7cbda08e9c25b8f658c933a457dcd8ddbbd95c992c217b_"
+               "/media/install image.img")
+        assert sorted(redis_db.keys("DOWNLOADED_*")) == sorted(
+            [key, keys.downloaded(hashlib.sha256(f"{ip}/conf-agent/2".encode()).hexdigest(),
+                                  path)]
+        )
+        assert redis_db.get(key) == "1"
+        assert redis_db.ttl(key) == 300
+        redis_db.expire(key, 10)
+        assert await ask("conf-agent/1") is False
+        assert redis_db.ttl(key) == 300  # each Range request renews the interval
+        redis_db.delete(key)
+        assert await ask("conf-agent/1") is True  # interval over: counted again
+    finally:
+        await conn.disconnect()
+
+
+@pytest_twisted.ensureDeferred
+async def test_range_dedup_disabled_or_database_unavailable(
+    redis_server: RedisServer, redis_db: redis.Redis
+) -> None:
+    conn = await connect(redis_server)
+    try:
+        disabled = dedup(conn, True, interval=0)
+        assert [await disabled.should_count("1.2.3.4", "ua", "/f", True) for _ in range(2)] == [
+            True, True
+        ]
+        assert redis_db.keys("DOWNLOADED_*") == []
+
+        def not_ready() -> Any:
+            raise DatabaseNotReady("database not ready")
+
+        unavailable = RangeDeduplicator(not_ready, 300, lambda: True)
+        assert await unavailable.should_count("1.2.3.4", "ua", "/f", True) is True
+    finally:
+        await conn.disconnect()
+
+
+@pytest_twisted.ensureDeferred
+async def test_file_stats_answers(redis_server: RedisServer, redis_db: redis.Redis) -> None:
+    path = "/pool/main/tool_2.4.1_arm64.deb"
+    for key, value in [
+        ("STATS_FILE_2026_11_25", 4), ("STATS_FILE_2026_11", 6), ("STATS_FILE_2026", 9),
+        ("STATS_FILE", 12), ("STATS_FILE_2026_011", 2), ("STATS_FILE_2026_11_24", 1),
+    ]:
+        redis_db.hset(key, path, value)
+    redis_db.hset("STATS_FILE_2026_11_25", "/other", 99)
+    conn = await connect(redis_server)
+    today = date(2026, 11, 25)
+
+    async def answer(period: str | None, for_path: str = path) -> dict[str, Any]:
+        return await file_stats(conn, for_path, period, today)
+
+    try:
+        summary = {"Today": 4, "Month": 6, "Year": 9, "Total": 12}
+        assert await answer(None) == summary
+        assert await answer("") == summary
+        assert await answer("--") == summary
+        assert list((await answer(None)).keys()) == ["Today", "Month", "Year", "Total"]
+        assert await answer("2026") == {"Period": "2026", "Downloads": 9}
+        assert await answer("2026-11") == {"Period": "2026-11", "Downloads": 6}
+        assert await answer("2026-11-24") == {"Period": "2026-11-24", "Downloads": 1}
+        assert await answer("2026-011") == {"Period": "2026-011", "Downloads": 2}
+        assert await answer("2023") == {"Period": "2023", "Downloads": 0}
+        assert await answer(None, "/never") == {"Today": 0, "Month": 0, "Year": 0, "Total": 0}
+        for bad in ("abc", "2026-x", "2026-11-25-9", "2026-1.5", "99999999999999999999"):
+            with pytest.raises(ValueError, match="Invalid period"):
+                await answer(bad)
+    finally:
+        await conn.disconnect()
+
+
+@pytest_twisted.ensureDeferred
+async def test_cli_range_reading(redis_server: RedisServer, redis_db: redis.Redis) -> None:
+    ranges: list[tuple[str, dict[str, str], int, int]] = [
+        ("_2025", {"/a": "5", "/b": "1"}, 6, 600),
+        ("_2026_03", {"/a": "2"}, 2, 200),
+        ("_2026_11_24", {"/a": "1", "/c": "7"}, 8, 800),
+        ("_2026_11_25", {"/a": "100"}, 100, 10000),  # the end day: excluded
+        ("", {"/a": "1000"}, 1000, 100000),  # totals are never read for a range
+    ]
+    for suffix, files, mirror, size in ranges:
+        for name, count in files.items():
+            redis_db.hset("STATS_FILE" + suffix, name, count)
+        redis_db.hset("STATS_MIRROR" + suffix, "3", mirror)
+        redis_db.hset("STATS_MIRROR_BYTES" + suffix, "3", size)
+    conn = await connect(redis_server)
+    start, end = datetime(2025, 1, 1, tzinfo=UTC), datetime(2026, 11, 25, tzinfo=UTC)
+    try:
+        assert await stats_files(conn, re.compile("a|c"), start, end) == {"/a": 8, "/c": 7}
+        assert await stats_files(conn, re.compile(r"^/b$"), start, end) == {"/b": 1}
+        assert await stats_files(conn, re.compile("."), end, end) == {"/a": 100}
+        assert await stats_mirror(conn, 3, start, end) == (16, 1600)
+        assert await stats_mirror(conn, 4, start, end) == (0, 0)
+    finally:
+        await conn.disconnect()
