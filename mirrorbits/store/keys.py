@@ -95,3 +95,14 @@ def cluster_announce(redis_db: int, node_id: str) -> str:
 def mirror_file_update(mirror_id: int | str, path: str) -> str:
     """The message published on ``_mirrorbits_mirror_file_update``."""
     return f"{mirror_id} {path}"
+
+
+# Older database formats and upgrade scratch space, used only by dbversion.py.
+FILE_INFO_PREFIX = "FILEINFO_"
+V1_SCRATCH_PREFIX = "V1_"
+V2_SCRATCH_PREFIX = "V2_"
+
+
+def v0_mirror_files(name: str) -> str:
+    """Version 0's set of the paths on a mirror, keyed by the mirror's name."""
+    return f"MIRROR_{name}_FILES"

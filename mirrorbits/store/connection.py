@@ -1,0 +1,219 @@
+"""Connecting to the Redis master (§3.5): Sentinel discovery, AUTH, SELECT, role and version.
+
+Every connection decodes replies as UTF-8 text and never converts numbers.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, TypeVar
+
+import txredisapi
+from attrs import frozen
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.endpoints import HostnameEndpoint
+from twisted.python.failure import Failure
+
+from mirrorbits.store.errors import StoreError
+
+MIN_REDIS_VERSION = "3.2.0"
+DEFAULT_PORT = 6379
+DEFAULT_SENTINEL_PORT = 26379
+CONNECT_TIMEOUT = 2.0  # seconds, per connection attempt (TCP + AUTH + SELECT)
+COMMAND_TIMEOUT = 5.0  # seconds, for the health and discovery commands
+REPLY_TIMEOUT = 300  # seconds, for commands sent through the pool
+
+_T = TypeVar("_T")
+
+
+def parse_version(version: str) -> tuple[int, int, int]:
+    """``7.0.15`` → ``(7, 0, 15)``: three numeric parts, missing or non-numeric ones as 0."""
+    parts = [int(m.group()) if (m := re.match(r"\d+", p)) else 0 for p in version.split(".")]
+    parts += [0] * (3 - len(parts))
+    return parts[0], parts[1], parts[2]
+
+
+def version_at_least(version: str, minimum: str) -> bool:
+    """The reference's Redis version test (§3.5): pad to three parts, compare numerically."""
+    return parse_version(version) >= parse_version(minimum)
+
+
+def parse_address(address: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
+    """``host:port``, ``[v6]:port`` or a bare host → ``(host, port)``."""
+    text = address.strip()
+    if not text:
+        raise StoreError("empty Redis address")
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    else:
+        host, port_text = text, ""
+    try:
+        port = int(port_text) if port_text else default_port
+    except ValueError:
+        raise StoreError(f"invalid port in Redis address {address!r}") from None
+    return host or "127.0.0.1", port
+
+
+@frozen
+class RedisSettings:
+    """Where Redis is: the ``Redis*`` configuration keys."""
+
+    address: str
+    password: str = ""
+    db: int = 0
+    sentinels: tuple[str, ...] = ()
+    master_name: str = ""
+
+
+def timed(d: Deferred[_T], seconds: float, clock: Any) -> Deferred[_T]:
+    """``d`` failing with ``TimeoutError`` after ``seconds`` on ``clock``."""
+    d.addTimeout(seconds, clock)
+    return d
+
+
+def observe(d: Deferred[_T]) -> Deferred[_T]:
+    """A copy of ``d``'s result that can be cancelled without disturbing ``d``."""
+    copy: Deferred[_T] = Deferred()
+
+    def fire(result: Any) -> None:
+        if not copy.called:
+            if isinstance(result, Failure):
+                copy.errback(result)
+            else:
+                copy.callback(result)
+
+    d.addBoth(fire)
+    return copy
+
+
+def redis_factory(
+    host: str, port: int, password: str, db: int | None, poolsize: int, lazy: bool = True
+) -> Any:
+    """A txredisapi factory: UTF-8 text replies, numbers never converted.
+
+    ``lazy=False`` only keeps txredisapi from logging failures we report ourselves.
+    """
+    return txredisapi.RedisFactory(
+        f"{host}:{port}", db, poolsize, isLazy=lazy, charset="utf-8",
+        password=password or None, replyTimeout=REPLY_TIMEOUT, convertNumbers=False,
+    )
+
+
+async def open_connection(
+    reactor: Any, host: str, port: int, *, password: str = "", db: int | None = None,
+    protocol: type[Any] | None = None, timeout: float = CONNECT_TIMEOUT,
+) -> Any:
+    """One connection (AUTH and SELECT done), not reconnecting; close it with ``close``."""
+    factory = redis_factory(host, port, password, db, 1, lazy=False)
+    if protocol is not None:
+        factory.protocol = protocol
+    endpoint = HostnameEndpoint(reactor, host, port, timeout=timeout)
+    conn: Any = None
+    try:
+        conn = await timed(endpoint.connect(factory), timeout, reactor)
+        await timed(observe(factory.deferred), timeout, reactor)
+    except Exception as exc:
+        if conn is not None:
+            conn.transport.abortConnection()
+        if isinstance(exc, CancelledError):
+            raise
+        raise StoreError(f"{host}:{port}: {describe(exc)}") from exc
+    return conn
+
+
+def close(conn: Any, abort: bool = False) -> None:
+    """Close a connection made by :func:`open_connection`."""
+    conn.factory.stopped = True
+    if abort:
+        conn.transport.abortConnection()
+    else:
+        conn.transport.loseConnection()
+
+
+def describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    if text.startswith("Redis error: "):
+        text = text[len("Redis error: "):]
+    return text or type(exc).__name__
+
+
+async def _ask_sentinel(reactor: Any, sentinel: str, master_name: str) -> tuple[str, int]:
+    host, port = parse_address(sentinel, DEFAULT_SENTINEL_PORT)
+    conn = await open_connection(reactor, host, port)
+    try:
+        role = await timed(conn.role(), COMMAND_TIMEOUT, reactor)
+        if not role or role[0] != "sentinel":
+            raise StoreError(f"sentinel {sentinel} has role {role[0] if role else '?'}")
+        addr = await timed(
+            conn.sentinel_get_master_addr_by_name(master_name), COMMAND_TIMEOUT, reactor
+        )
+        if not addr:
+            raise StoreError(f"sentinel {sentinel} knows no master named {master_name!r}")
+        return str(addr[0]), int(addr[1])
+    finally:
+        close(conn)
+
+
+async def check_master(reactor: Any, conn: Any) -> str:
+    """Require ``ROLE`` = master and Redis ≥ 3.2.0; the ``redis_version``."""
+    role = await timed(conn.role(), COMMAND_TIMEOUT, reactor)
+    if not role or role[0] != "master":
+        raise StoreError(f"not a master (role: {role[0] if role else '?'})")
+    info = await timed(conn.info("server"), COMMAND_TIMEOUT, reactor)
+    version = str(info.get("redis_version", ""))
+    if not version_at_least(version, MIN_REDIS_VERSION):
+        raise StoreError(f"unsupported Redis version {version or '?'} (>= 3.2.0 required)")
+    return version
+
+
+async def connect_master(
+    reactor: Any, settings: RedisSettings, *, db: int | None, protocol: type[Any] | None = None
+) -> tuple[Any, str, int, str]:
+    """Connect to the master (Sentinel first, then ``address``): ``(conn, host, port, version)``.
+
+    ``conn`` has been AUTHenticated, has SELECTed ``db`` and passed :func:`check_master`.
+    """
+    errors: list[str] = []
+
+    async def attempt(origin: str, host: str, port: int) -> tuple[Any, str, int, str] | None:
+        try:
+            conn = await open_connection(
+                reactor, host, port, password=settings.password, db=db, protocol=protocol
+            )
+        except CancelledError:
+            raise
+        except Exception as exc:
+            errors.append(f"{origin}{describe(exc)}")
+            return None
+        try:
+            version = await check_master(reactor, conn)
+        except BaseException as exc:
+            close(conn, abort=True)
+            if not isinstance(exc, Exception) or isinstance(exc, CancelledError):
+                raise
+            errors.append(f"{origin}{host}:{port}: {describe(exc)}")
+            return None
+        return conn, host, port, version
+
+    if settings.sentinels and settings.master_name:
+        for sentinel in settings.sentinels:
+            try:
+                host, port = await _ask_sentinel(reactor, sentinel, settings.master_name)
+            except CancelledError:
+                raise
+            except Exception as exc:
+                errors.append(f"sentinel {sentinel}: {describe(exc)}")
+                continue
+            found = await attempt(f"master from sentinel {sentinel}: ", host, port)
+            if found is not None:
+                return found
+    host, port = parse_address(settings.address)
+    found = await attempt("", host, port)
+    if found is not None:
+        return found
+    raise StoreError("; ".join(errors))
+
+

@@ -1,0 +1,248 @@
+"""The pub/sub subscriber (§3.3): the four server-wide channels, kept alive and re-subscribed.
+
+A subscriber connection can die silently, so it is PINGed every few seconds and
+dropped when no answer comes. After reconnecting and subscribing again, the
+``on_reconnect`` callbacks run: messages sent meanwhile were lost, so whatever
+they keep up to date (the caches) must be cleared.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import txredisapi
+from attrs import define, field
+from twisted.application.service import Service
+from twisted.internet import task
+from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from mirrorbits.store import keys
+from mirrorbits.store.commands import RedisClient
+from mirrorbits.store.connection import (
+    COMMAND_TIMEOUT,
+    CONNECT_TIMEOUT,
+    RedisSettings,
+    close,
+    connect_master,
+    describe,
+    timed,
+)
+
+PING_INTERVAL = 5.0  # seconds
+PING_TIMEOUT = 3.0  # seconds
+RETRY_MIN, RETRY_MAX = 0.05, 2.0  # reconnection back-off bounds (seconds)
+
+log = Logger()
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+class _Subscriber(txredisapi.SubscriberProtocol):
+    """Hands every message to ``deliver(channel, message)``."""
+
+    deliver: Callable[[str, str], None] | None = None
+
+    def messageReceived(self, pattern: Any, channel: Any, message: Any) -> None:
+        if self.deliver is not None:
+            self.deliver(_text(channel), _text(message))
+
+
+async def publish(client: RedisClient, channel: str, message: str) -> int:
+    """PUBLISH ``message``; the number of subscribers that received it."""
+    return int(await client.publish(channel, message))
+
+
+@define(eq=False)
+class PubSubService(Service):
+    """Subscribes to :data:`keys.ALL_CHANNELS` and dispatches messages to callbacks."""
+
+    address: str
+    password: str
+    reactor: Any  # IReactorTCP & IReactorTime
+    sentinels: tuple[str, ...] = ()
+    master_name: str = ""
+    ping_interval: float = PING_INTERVAL
+    ping_timeout: float = PING_TIMEOUT
+    _settings: RedisSettings = field(init=False)
+    _handlers: dict[str, list[Callable[[str], None]]] = field(init=False, factory=dict)
+    _reconnect_handlers: list[Callable[[], None]] = field(init=False, factory=list)
+    _conn: Any = field(init=False, default=None)
+    _loop: Deferred[None] | None = field(init=False, default=None)
+    _sleeping: Deferred[None] | None = field(init=False, default=None)
+    _subscribed_before: bool = field(init=False, default=False)
+    _down: bool = field(init=False, default=False)
+    _waiters: list[Deferred[None]] = field(init=False, factory=list)
+
+    name = "pubsub"
+
+    def __attrs_post_init__(self) -> None:
+        self._settings = RedisSettings(
+            self.address, self.password, 0, tuple(self.sentinels), self.master_name
+        )
+
+    def on_message(self, channel: str, callback: Callable[[str], None]) -> None:
+        """Call ``callback(message)`` for each message on ``channel`` (several allowed)."""
+        self._handlers.setdefault(channel, []).append(callback)
+
+    def on_reconnect(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` after subscribing again following a lost connection."""
+        self._reconnect_handlers.append(callback)
+
+    @property
+    def subscribed(self) -> bool:
+        return self._conn is not None and bool(self._conn.connected)
+
+    def whenReady(self) -> Deferred[None]:
+        """Fires once subscribed (at once if already subscribed)."""
+        if self.subscribed:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._waiters.append(d)
+        return d
+
+    def reconfigure(
+        self, address: str, password: str, sentinels: tuple[str, ...] = (), master_name: str = ""
+    ) -> None:
+        """New connection settings (SIGHUP); reconnects if they changed."""
+        settings = RedisSettings(address, password, 0, tuple(sentinels), master_name)
+        if settings == self._settings:
+            return
+        self.address, self.password = address, password
+        self.sentinels, self.master_name = tuple(sentinels), master_name
+        self._settings = settings
+        if self._conn is not None:
+            close(self._conn)
+        if self._sleeping is not None:
+            self._sleeping.cancel()
+
+    def startService(self) -> None:
+        super().startService()
+        self._loop = Deferred.fromCoroutine(self._run())
+        self._loop.addErrback(_crashed, "Pub/sub loop crashed")
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        return Deferred.fromCoroutine(self._shutdown())
+
+    async def _shutdown(self) -> None:
+        if self._loop is not None:
+            loop, self._loop = self._loop, None
+            loop.cancel()
+            if self._sleeping is not None:
+                self._sleeping.cancel()
+            if self._conn is not None:
+                close(self._conn)
+            with contextlib.suppress(Exception):
+                await loop
+
+    def _deliver(self, channel: str, message: str) -> None:
+        for callback in list(self._handlers.get(channel, ())):
+            try:
+                callback(message)
+            except Exception:
+                log.failure("Pub/sub handler for {channel} failed", channel=channel)
+
+    async def _pause(self, seconds: float) -> None:
+        self._sleeping = task.deferLater(self.reactor, seconds, lambda: None)
+        try:
+            await self._sleeping
+        except CancelledError:
+            pass
+        finally:
+            self._sleeping = None
+
+    async def _run(self) -> None:
+        delay = RETRY_MIN
+        while self.running:
+            try:
+                conn, host, port, _ = await connect_master(
+                    self.reactor, self._settings, db=None, protocol=_Subscriber
+                )
+            except Exception as exc:
+                if not self.running:
+                    break
+                self._went_down(describe(exc))
+                await self._pause(delay)
+                delay = min(delay * 2, RETRY_MAX)
+                continue
+            delay = RETRY_MIN
+            reason = await self._serve(conn, f"{host}:{port}")
+            if self.running:
+                self._went_down(reason)
+                await self._pause(delay)
+
+    async def _serve(self, conn: Any, where: str) -> str:
+        """Subscribe on ``conn`` and keep it alive until it is lost; why it ended."""
+        lost: Deferred[Any] = conn.whenDisconnected()
+        keepalive = task.LoopingCall(self._ping, conn)
+        keepalive.clock = self.reactor
+        try:
+            conn.deliver = self._deliver
+            await timed(conn.subscribe(list(keys.ALL_CHANNELS)), COMMAND_TIMEOUT, self.reactor)
+            if not conn.connected:
+                return "connection lost while subscribing"
+            self._conn = conn
+            self._came_up(where)
+            keepalive.start(self.ping_interval, now=False)
+            if self.running:
+                await lost
+            return "connection lost"
+        except CancelledError:
+            raise
+        except Exception as exc:
+            return describe(exc)
+        finally:
+            self._conn = None
+            if keepalive.running:
+                keepalive.stop()
+            if conn.connected:
+                close(conn)
+                with contextlib.suppress(Exception):
+                    await timed(lost, CONNECT_TIMEOUT, self.reactor)
+
+    async def _ping(self, conn: Any) -> None:
+        try:
+            await timed(conn.ping(), self.ping_timeout, self.reactor)
+        except Exception as exc:
+            log.warn("Pub/sub PING failed: {error}", error=describe(exc))
+            conn.transport.abortConnection()
+
+    def _came_up(self, where: str) -> None:
+        if self._down or self._subscribed_before:
+            log.info("Pub/sub subscribed again on {where}", where=where)
+        else:
+            log.debug("Pub/sub subscribed on {where}", where=where)
+        again, self._subscribed_before, self._down = self._subscribed_before, True, False
+        # Run outside this loop's call stack, so a callback may even stop the service.
+        self.reactor.callLater(0, self._notify, again)
+
+    def _notify(self, reconnected: bool) -> None:
+        if reconnected:
+            for callback in list(self._reconnect_handlers):
+                try:
+                    callback()
+                except Exception:
+                    log.failure("Pub/sub reconnection handler failed")
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            d.callback(None)
+
+    def _went_down(self, reason: str) -> None:
+        if not self._down:
+            log.warn("Pub/sub connection lost: {reason}", reason=reason)
+        else:
+            log.debug("Pub/sub still down: {reason}", reason=reason)
+        self._down = True
+
+
+def _crashed(failure: Failure, what: str) -> None:
+    if not failure.check(CancelledError):
+        log.failure(what, failure)

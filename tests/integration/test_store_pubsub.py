@@ -1,0 +1,154 @@
+"""PubSubService against a real redis-server: messages, password, reconnection, keepalive."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import pytest_twisted
+import redis
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+
+from mirrorbits.store import keys
+from mirrorbits.store.pubsub import PubSubService, publish
+from tests.integration.store_support import captured_log, eventually, started_service, within
+from tests.servers import RedisServer, free_port
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def private_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(workdir=tmp_path / "redis", port=free_port(), password="pw")
+    server.start()
+    yield server
+    server.stop()
+
+
+def sync_client(server: RedisServer) -> redis.Redis:
+    return redis.Redis(host=server.host, port=server.port, password=server.password or None,
+                       decode_responses=True)
+
+
+@pytest_twisted.ensureDeferred
+async def test_messages_of_all_four_channels_arrive_as_text(private_server: RedisServer) -> None:
+    service = PubSubService(private_server.address, "pw", reactor)
+    assert service.name == "pubsub"
+    got: list[tuple[str, str]] = []
+    for channel in keys.ALL_CHANNELS:
+        service.on_message(channel, lambda m, c=channel: got.append((c, m)))
+    also: list[str] = []
+    service.on_message(keys.CHANNEL_MIRROR_UPDATE, also.append)
+    service.startService()
+    try:
+        await within(service.whenReady())
+        client = sync_client(private_server)
+        client.publish(keys.CHANNEL_MIRROR_UPDATE, "1")
+        client.publish(keys.CHANNEL_FILE_UPDATE, "/dir/b.bin")
+        client.publish(keys.CHANNEL_MIRROR_FILE_UPDATE, "3 /guía rápida.pdf")
+        client.publish(keys.CHANNEL_CLUSTER, "HELLO0 node-1")
+        client.publish("_not_ours", "x")
+        await eventually(lambda: len(got) == 4, 5)
+    finally:
+        await within(service.stopService())
+    assert got == [
+        (keys.CHANNEL_MIRROR_UPDATE, "1"),
+        (keys.CHANNEL_FILE_UPDATE, "/dir/b.bin"),
+        (keys.CHANNEL_MIRROR_FILE_UPDATE, "3 /guía rápida.pdf"),
+        (keys.CHANNEL_CLUSTER, "HELLO0 node-1"),
+    ]
+    assert also == ["1"]
+    assert type(got[0][1]) is str
+
+
+@pytest_twisted.ensureDeferred
+async def test_restart_resubscribes_and_calls_on_reconnect(private_server: RedisServer) -> None:
+    service = PubSubService(private_server.address, "pw", reactor)
+    got: list[str] = []
+    reconnects: list[str] = []
+    service.on_message(keys.CHANNEL_FILE_UPDATE, got.append)
+    service.on_reconnect(lambda: reconnects.append("first"))
+    service.on_reconnect(lambda: reconnects.append("second"))
+    with captured_log() as messages:
+        service.startService()
+        try:
+            await within(service.whenReady())
+            assert reconnects == []  # the first subscription is no reconnection
+            private_server.restart()
+            await eventually(lambda: reconnects == ["first", "second"], 10)
+            assert service.subscribed
+            sync_client(private_server).publish(keys.CHANNEL_FILE_UPDATE, "/after")
+            await eventually(lambda: got == ["/after"], 5)
+        finally:
+            await within(service.stopService())
+    assert sum(m.startswith("Pub/sub connection lost") for m in messages) == 1, messages
+    assert any(m.startswith("Pub/sub subscribed again on ") for m in messages)
+
+
+@pytest_twisted.ensureDeferred
+async def test_unanswered_ping_drops_a_silent_connection(private_server: RedisServer) -> None:
+    service = PubSubService(private_server.address, "pw", reactor,
+                            ping_interval=0.2, ping_timeout=0.3)
+    reconnects: list[None] = []
+    service.on_reconnect(lambda: reconnects.append(None))
+    with captured_log() as messages:
+        service.startService()
+        try:
+            await within(service.whenReady())
+            # The server stays up but answers nothing for 1.5 s: only PING can tell.
+            sync_client(private_server).execute_command("CLIENT", "PAUSE", "1500", "ALL")
+            await eventually(lambda: any("PING failed" in m for m in messages), 5)
+            await eventually(lambda: len(reconnects) == 1, 10)
+        finally:
+            await within(service.stopService())
+
+
+@pytest_twisted.ensureDeferred
+async def test_wrong_password_keeps_retrying_until_reconfigured(
+    private_server: RedisServer,
+) -> None:
+    service = PubSubService(private_server.address, "wrong", reactor)
+    with captured_log() as messages:
+        service.startService()
+        try:
+            await eventually(lambda: any("Pub/sub connection lost" in m for m in messages), 5)
+            assert not service.subscribed
+            service.reconfigure(private_server.address, "pw")
+            await within(service.whenReady())
+        finally:
+            await within(service.stopService())
+    assert sum("Pub/sub connection lost" in m for m in messages) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_publish_helper_reaches_the_subscriber(
+    redis_server: RedisServer, redis_db: redis.Redis
+) -> None:
+    redis_service = await started_service(redis_server)
+    subscriber = PubSubService(redis_server.address, "", reactor)
+    got: list[str] = []
+    subscriber.on_message(keys.CHANNEL_MIRROR_UPDATE, got.append)
+    subscriber.startService()
+    try:
+        await within(subscriber.whenReady())
+        receivers = await publish(redis_service.client(), keys.CHANNEL_MIRROR_UPDATE, "12")
+        assert receivers >= 1
+        await eventually(lambda: got == ["12"], 5)
+    finally:
+        await within(subscriber.stopService())
+        await within(redis_service.stopService())
+
+
+@pytest_twisted.ensureDeferred
+async def test_stop_is_prompt_from_a_ready_callback(private_server: RedisServer) -> None:
+    service = PubSubService(private_server.address, "pw", reactor)
+    stopped: list[Deferred[None]] = []
+    service.whenReady().addCallback(lambda _: stopped.append(service.stopService()))
+    service.startService()
+    await eventually(lambda: bool(stopped), 5)
+    await within(stopped[0], 2)
+    assert not service.subscribed
+    client = sync_client(private_server)
+    await eventually(lambda: client.client_list(_type="pubsub") == [], 2)

@@ -1,0 +1,264 @@
+"""RedisService against real redis-servers: readiness, outages, passwords, Sentinel, SIGHUP."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import pytest_twisted
+import redis
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+
+from mirrorbits.store import keys
+from mirrorbits.store.errors import DatabaseNotReady
+from mirrorbits.store.redis import RedisService
+from tests.integration.store_support import captured_log, eventually, sleep, within
+from tests.servers import RedisServer, free_port, wait_for_port
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def private_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test only, not started yet (its port is reserved)."""
+    server = RedisServer(workdir=tmp_path / "redis", port=free_port())
+    yield server
+    server.stop()
+
+
+def server_version(server: RedisServer) -> tuple[int, ...]:
+    client = redis.Redis(host=server.host, port=server.port, password=server.password or None)
+    try:
+        return tuple(int(p) for p in str(client.info("server")["redis_version"]).split("."))
+    finally:
+        client.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_fresh_database_is_marked_version_2_and_becomes_ready(
+    redis_server: RedisServer, redis_db: redis.Redis
+) -> None:
+    service = RedisService(redis_server.address, "", 3, (), "", reactor)
+    assert service.name == "redis"
+    assert not service.ready
+    with pytest.raises(DatabaseNotReady):
+        service.client()
+    with captured_log() as messages:
+        service.startService()
+        try:
+            await within(service.whenReady())
+            assert service.ready
+            assert await service.client().get("anything") is None
+        finally:
+            await within(service.stopService())
+    db3 = redis.Redis(host=redis_server.host, port=redis_server.port, db=3, decode_responses=True)
+    assert db3.get(keys.DB_VERSION) == "2"
+    assert redis_db.get(keys.DB_VERSION) is None  # the configured DB only
+    version = ".".join(map(str, server_version(redis_server)))
+    assert f"Connected to redis master {redis_server.address} (version {version})" in messages
+    assert service.redis_version == server_version(redis_server)
+    assert not service.ready
+    with pytest.raises(DatabaseNotReady):
+        service.client()
+
+
+@pytest_twisted.ensureDeferred
+async def test_numbers_are_never_converted(
+    redis_server: RedisServer, redis_db: redis.Redis
+) -> None:
+    redis_db.hset("h", mapping={"a": "0", "b": "48.8582", "c": "0123"})
+    service = RedisService(redis_server.address, "", 0, (), "", reactor)
+    service.startService()
+    try:
+        await within(service.whenReady())
+        assert await service.client().hgetall("h") == {"a": "0", "b": "48.8582", "c": "0123"}
+    finally:
+        await within(service.stopService())
+
+
+@pytest_twisted.ensureDeferred
+async def test_redis_down_at_start_then_up_then_down_then_up(
+    private_server: RedisServer,
+) -> None:
+    service = RedisService(private_server.address, "", 0, (), "", reactor)
+    with captured_log() as messages:
+        service.startService()
+        try:
+            await sleep(1.0)  # several attempts fail meanwhile
+            down = [m for m in messages if m.startswith("Database is down: ")]
+            assert len(down) == 1, messages
+            assert private_server.address in down[0]
+            assert not service.ready
+            with pytest.raises(DatabaseNotReady):
+                service.client()
+
+            private_server.start()
+            await within(service.whenReady())
+            connected = f"Connected to redis master {private_server.address} (version "
+            assert sum(m.startswith(connected) for m in messages) == 1
+            assert await service.client().get(keys.DB_VERSION) == "2"
+
+            private_server.stop()
+            await eventually(lambda: not service.ready, 5)
+            with pytest.raises(DatabaseNotReady):
+                service.client()
+            await sleep(0.5)
+            assert sum(m.startswith("Database is down: ") for m in messages) == 2
+
+            private_server.start()  # no persistence: an empty database again
+            await within(service.whenReady())
+            assert await service.client().get(keys.DB_VERSION) == "2"
+            assert sum(m.startswith(connected) for m in messages) == 2
+        finally:
+            await within(service.stopService())
+
+
+@pytest_twisted.ensureDeferred
+async def test_password_is_sent_and_a_wrong_one_is_reported(
+    private_server: RedisServer,
+) -> None:
+    private_server.password = "s3cret"
+    private_server.start()
+    wrong = RedisService(private_server.address, "nope", 0, (), "", reactor)
+    with captured_log() as messages:
+        wrong.startService()
+        try:
+            await eventually(lambda: any("Database is down" in m for m in messages), 5)
+        finally:
+            await within(wrong.stopService())
+    assert not wrong.ready
+    assert any("WRONGPASS" in m or "invalid password" in m for m in messages), messages
+
+    right = RedisService(private_server.address, "s3cret", 2, (), "", reactor)
+    right.startService()
+    try:
+        await within(right.whenReady())
+        await right.client().set("k", "v")
+    finally:
+        await within(right.stopService())
+    direct = redis.Redis(host=private_server.host, port=private_server.port, db=2,
+                         password="s3cret", decode_responses=True)
+    assert direct.get("k") == "v"
+    assert direct.get(keys.DB_VERSION) == "2"
+
+
+@pytest_twisted.ensureDeferred
+async def test_unsupported_database_version_keeps_retrying_and_is_logged_once(
+    redis_server: RedisServer, redis_db: redis.Redis
+) -> None:
+    redis_db.set(keys.DB_VERSION, "3")
+    service = RedisService(redis_server.address, "", 0, (), "", reactor)
+    with captured_log() as messages:
+        service.startService()
+        try:
+            await sleep(1.5)
+            assert not service.ready
+            failed = [m for m in messages if "unsupported database version" in m]
+            assert failed == [
+                "Database check failed: unsupported database version, please upgrade mirrorbits"
+            ]
+            redis_db.set(keys.DB_VERSION, "2")
+            await within(service.whenReady(), 5)
+        finally:
+            await within(service.stopService())
+
+
+@pytest_twisted.ensureDeferred
+async def test_reconfigure_moves_to_the_new_server(
+    redis_server: RedisServer, redis_db: redis.Redis, private_server: RedisServer
+) -> None:
+    private_server.start()
+    service = RedisService(redis_server.address, "", 0, (), "", reactor)
+    service.startService()
+    try:
+        await within(service.whenReady())
+        service.reconfigure(redis_server.address, "", 0, (), "")  # unchanged: nothing happens
+        assert service.ready
+        service.reconfigure(private_server.address, "", 0, (), "")
+        await eventually(lambda: service.ready and service.address == private_server.address)
+        await eventually(lambda: service.ready)
+        await service.client().set("moved", "yes")
+    finally:
+        await within(service.stopService())
+    other = redis.Redis(host=private_server.host, port=private_server.port, decode_responses=True)
+    assert other.get("moved") == "yes"
+    assert redis_db.get("moved") is None
+
+
+@pytest.fixture
+def sentinel(tmp_path: Path, private_server: RedisServer) -> Iterator[str]:
+    """A real redis-sentinel monitoring ``private_server`` as ``mymaster``."""
+    binary = shutil.which("redis-sentinel") or shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-sentinel is not installed")
+    private_server.start()
+    port = free_port()
+    conf = tmp_path / "sentinel.conf"
+    conf.write_text(
+        f"port {port}\nbind 127.0.0.1\ndir {tmp_path}\n"
+        f"sentinel monitor mymaster {private_server.host} {private_server.port} 1\n"
+    )
+    process = subprocess.Popen(
+        [binary, str(conf), "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_for_port("127.0.0.1", port)
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest_twisted.ensureDeferred
+async def test_sentinel_gives_the_master_address(
+    sentinel: str, private_server: RedisServer, redis_server: RedisServer
+) -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    # RedisAddress points elsewhere: the master must come from the (second) sentinel.
+    service = RedisService(redis_server.address, "", 0, (dead, sentinel), "mymaster", reactor)
+    with captured_log() as messages:
+        service.startService()
+        try:
+            await within(service.whenReady())
+            await service.client().set("via", "sentinel")
+        finally:
+            await within(service.stopService())
+    assert any(f"Connected to redis master {private_server.address}" in m for m in messages)
+    other = redis.Redis(host=private_server.host, port=private_server.port, decode_responses=True)
+    assert other.get("via") == "sentinel"
+
+
+@pytest_twisted.ensureDeferred
+async def test_unknown_sentinel_master_falls_back_to_redis_address(
+    sentinel: str, redis_server: RedisServer, redis_db: redis.Redis
+) -> None:
+    service = RedisService(redis_server.address, "", 0, (sentinel,), "unknown", reactor)
+    service.startService()
+    try:
+        await within(service.whenReady())
+        await service.client().set("via", "address")
+    finally:
+        await within(service.stopService())
+    assert redis_db.get("via") == "address"
+
+
+@pytest_twisted.ensureDeferred
+async def test_stop_is_prompt_from_a_ready_callback_and_while_down(
+    redis_server: RedisServer, redis_db: redis.Redis, private_server: RedisServer
+) -> None:
+    service = RedisService(redis_server.address, "", 0, (), "", reactor)
+    stopped: list[Deferred[None]] = []
+    service.whenReady().addCallback(lambda _: stopped.append(service.stopService()))
+    service.startService()
+    await eventually(lambda: bool(stopped), 5)
+    await within(stopped[0], 2)
+    assert not service.running and not service.ready
+
+    down = RedisService(private_server.address, "", 0, (), "", reactor)  # never started
+    down.startService()
+    await sleep(0.3)
+    await within(down.stopService(), 2)
