@@ -1,0 +1,205 @@
+"""``refresh``, ``scan``, ``stats``, ``export`` and ``upgrade`` of ``mirrorbits-ctl``.
+
+The daemon answers ``<command>: not available yet`` (exit 1) while it lacks the operation.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import date
+from typing import Any
+
+from mirrorbits.control import commands as c
+from mirrorbits.control import flags as f
+from mirrorbits.control.cli import Exit, Invocation, Session, fail, flag_set, make_spec
+from mirrorbits.control.prompt import out
+from mirrorbits.control.tabwriter import tabulate
+from mirrorbits.encoding import human_size
+from mirrorbits.model import Mirror
+
+_DAY_RE = re.compile(r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})\Z")
+
+
+async def _refresh(session: Session, invocation: Invocation) -> None:
+    out("Refreshing the local repository... ")
+    try:
+        await session.call(c.RefreshRepository, timeout=None, rehash=invocation.options["rehash"])
+    except Exit:
+        out("\n")
+        raise
+    out("done\n")
+
+
+async def _upgrade(session: Session, invocation: Invocation) -> None:
+    await session.call(c.Upgrade)
+
+
+async def _scan(session: Session, invocation: Invocation) -> None:
+    options = invocation.options
+    if options["all"]:
+        targets = [(m.id, m.name) for m in await session.all_mirrors()]
+    elif invocation.args:
+        targets = [await session.resolve(invocation.args[0])]
+    else:
+        raise fail(_SCAN.usage().lstrip("\n"), code=2)
+    protocol = "rsync" if options["rsync"] else "ftp" if options["ftp"] else "all"
+    for mirror_id, name in targets:
+        out(f"Scanning {name}... ")
+        try:
+            reply = await session.call(
+                c.ScanMirror,
+                timeout=None,
+                id=mirror_id,
+                auto_enable=options["enable"],
+                protocol=protocol,
+                scan_timeout=float(options["timeout"]) or None,
+            )
+        except Exit as error:
+            message = error.stderr.strip()
+            if len(targets) == 1 or "not available" in message:
+                raise fail(f"\nscan error: {message}") from None
+            out(f"scan error: {message}\n")
+            continue
+        out(scan_report(reply))
+
+
+def scan_report(reply: dict[str, Any]) -> str:
+    """The end of a ``Scanning <name>... `` line and its notes."""
+    text = (
+        f"{reply['files_indexed']} files indexed, {reply['known_indexed']} known "
+        f"and {reply['removed']} removed\n"
+    )
+    if reply["tz_offset_ms"]:
+        offset = reply["tz_offset_ms"]
+        text += f"  ∟ Timezone offset detected and corrected: {offset} milliseconds\n"
+    if reply["enabled"]:
+        text += "  ∟ Enabled\n"
+    return text
+
+
+def parse_day(text: str, today: date) -> date:
+    """``YYYY-M-D`` (padding optional); anything else means ``today``."""
+    match = _DAY_RE.match(text.strip())
+    if match is None:
+        return today
+    try:
+        return date(*(int(part) for part in match.groups()))
+    except ValueError:
+        return today
+
+
+def stats_file_text(files: dict[str, int]) -> str:
+    """``stats file``: one line per path, then the total."""
+    rows = "".join(f"{path}:\t{count}\n" for path, count in sorted(files.items()))
+    if rows:
+        rows += "\t\n"
+    rows += f"Total download requests: \t{sum(files.values())}\n"
+    return tabulate(rows)
+
+
+def stats_mirror_text(mirror: Mirror, requests: int, size: int, human: bool) -> str:
+    """``stats mirror``: name, state, requests and bytes."""
+    status = mirror.status_text if mirror.enabled else "disabled"
+    shown = human_size(size) if human else str(size)
+    return tabulate(
+        f"Identifier:\t{mirror.name}\nStatus:\t{status}\n"
+        f"Download requests:\t{requests}\nBytes transferred:\t{shown}\n"
+    )
+
+
+async def _stats(session: Session, invocation: Invocation) -> None:
+    kind, target = invocation.args
+    options = invocation.options
+    today = date.today()
+    start = parse_day(options["start-date"], today).isoformat()
+    end = parse_day(options["end-date"], today).isoformat()
+    if kind == "file":
+        reply = await session.call(c.StatsFile, pattern=target, start=start, end=end)
+        out(stats_file_text({str(k): int(v) for k, v in reply["files"].items()}))
+        return
+    mirror_id, _ = await session.resolve(target)
+    reply = await session.call(c.StatsMirror, id=mirror_id, start=start, end=end)
+    mirror = c.mirror_from_json(reply["mirror"])
+    out(stats_mirror_text(mirror, reply["requests"], reply["bytes"], options["h"]))
+
+
+def _check_stats(options: dict[str, Any], args: list[str]) -> None:
+    if args[0] not in ("mirror", "file"):
+        raise Exit(2, _STATS.usage().lstrip("\n"))
+
+
+def mirmon_text(mirrors: Iterable[Mirror], options: dict[str, Any]) -> str:
+    """The Mirmon list (spec §16): ``<country>\\t<url>\\t<admin email>`` per URL.
+
+    A mirror without a country code is exported with ``--`` (the reference crashed).
+    """
+    rows: list[str] = []
+    for mirror in mirrors:
+        if not mirror.enabled and not options["disabled"]:
+            continue
+        countries = mirror.country_fields
+        country = countries[0] if countries else "--"  # the reference crashed here
+        urls: list[str] = []
+        if options["rsync"] and mirror.rsync_url:
+            urls.append(mirror.rsync_url)
+        if options["http"] and mirror.http_url:
+            if mirror.http_url.startswith(("http://", "https://")):
+                urls.append(mirror.http_url)
+            else:
+                urls += [f"http://{mirror.http_url}", f"https://{mirror.http_url}"]
+        if options["ftp"] and mirror.ftp_url:
+            urls.append(mirror.ftp_url)
+        rows.extend(f"{country}\t{url}\t{mirror.admin_email}\n" for url in urls)
+    return tabulate("".join(rows))
+
+
+async def _export(session: Session, invocation: Invocation) -> None:
+    out(mirmon_text(await session.all_mirrors(), invocation.options))
+
+
+def _check_export(options: dict[str, Any], args: list[str]) -> None:
+    if args[0] != "mirmon":
+        raise Exit(2, "Unsupported format\n" + _EXPORT.usage())
+
+
+_SCAN = make_spec(
+    "scan", "[OPTIONS] IDENTIFIER", "(Re-)Scan a mirror", _scan,
+    flag_set(
+        ("enable", f.BOOL, False, "Enable the mirror automatically if the scan is successful"),
+        ("all", f.BOOL, False, "Scan all mirrors at once"),
+        ("ftp", f.BOOL, False, "Force a scan using FTP"),
+        ("rsync", f.BOOL, False, "Force a scan using rsync"),
+        ("timeout", f.UINT, 0, "Timeout in seconds"),
+    ),
+    args=(0, 1),
+)
+_STATS = make_spec(
+    "stats", "[OPTIONS] [mirror|file] [IDENTIFIER|PATTERN]", "Show download stats", _stats,
+    flag_set(
+        ("start-date", f.STRING, "", "Starting date (format YYYY-MM-DD)"),
+        ("end-date", f.STRING, "", "Ending date (format YYYY-MM-DD)"),
+        ("h", f.BOOL, True, "Human readable version"),
+    ),
+    args=(2, 2),
+    check=_check_stats,
+)
+_EXPORT = make_spec(
+    "export", "[format]", "Export the mirror database.\n\nAvailable formats: mirmon", _export,
+    flag_set(
+        ("disabled", f.BOOL, True, "Export disabled mirrors"),
+        ("ftp", f.BOOL, True, "Export ftp URLs"),
+        ("http", f.BOOL, True, "Export http URLs"),
+        ("rsync", f.BOOL, True, "Export rsync URLs"),
+    ),
+    check=_check_export,
+)
+
+LATER_SPECS = (
+    make_spec("refresh", "[OPTIONS]", "Refresh the local repository", _refresh,
+              flag_set(("rehash", f.BOOL, False, "Force a rehash of the files")), args=(0, 0)),
+    _SCAN,
+    _STATS,
+    _EXPORT,
+    make_spec("upgrade", "", "Seamless binary upgrade", _upgrade, args=(0, 0)),
+)

@@ -1,0 +1,148 @@
+"""Single-dash command-line flags with the conventions of Go's ``flag`` package.
+
+The reference CLI parses its options that way and operators' scripts rely on it:
+
+* ``-name value``, ``-name=value``, ``--name`` (one or two dashes); boolean flags take no
+  separate value (``-state=false``, never ``-state false``);
+* parsing stops at the first argument that is not a flag, at ``-`` or after ``--``;
+* an undefined ``-help``/``-h`` asks for help; other undefined flags are errors.
+
+:meth:`FlagSet.defaults` prints the flag list in Go's ``PrintDefaults`` layout.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from attrs import define, field, frozen
+
+BOOL, STRING, INT, UINT = "bool", "string", "int", "uint"
+_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+
+
+class FlagError(ValueError):
+    """A command line the flag set refuses; the message is Go's wording."""
+
+
+class HelpRequested(Exception):
+    """``-help`` (or ``-h`` where it is not defined) was given."""
+
+
+@frozen
+class Flag:
+    """One flag: its name, type, default value and help text."""
+
+    name: str
+    kind: str
+    default: Any
+    usage: str
+
+
+@define
+class FlagSet:
+    """The flags of the global command line or of one command."""
+
+    flags: dict[str, Flag] = field(factory=dict)
+
+    def add(self, name: str, kind: str, default: Any, usage: str) -> None:
+        self.flags[name] = Flag(name, kind, default, usage)
+
+    def parse(self, args: list[str]) -> tuple[dict[str, Any], list[str]]:
+        """The flag values (defaults filled in) and the remaining arguments."""
+        values = {name: flag.default for name, flag in self.flags.items()}
+        index = 0
+        while index < len(args):
+            arg = args[index]
+            if len(arg) < 2 or not arg.startswith("-"):
+                break
+            index += 1
+            if arg == "--":
+                break
+            name = arg[2:] if arg.startswith("--") else arg[1:]
+            if not name or name.startswith(("-", "=")):
+                raise FlagError(f"bad flag syntax: {arg}")
+            name, has_value, value = name.partition("=")
+            flag = self.flags.get(name)
+            if flag is None:
+                if name in ("help", "h"):
+                    raise HelpRequested()
+                raise FlagError(f"flag provided but not defined: -{name}")
+            if flag.kind == BOOL:
+                if not has_value:
+                    values[name] = True
+                    continue
+                if value not in _TRUE and value not in _FALSE:
+                    raise FlagError(f'invalid boolean value "{value}" for -{name}: parse error')
+                values[name] = value in _TRUE
+                continue
+            if not has_value:
+                if index >= len(args):
+                    raise FlagError(f"flag needs an argument: -{name}")
+                value = args[index]
+                index += 1
+            values[name] = _convert(flag, value)
+        return values, args[index:]
+
+    def defaults(self) -> str:
+        """One entry per flag, sorted by name, as Go's ``PrintDefaults`` writes them."""
+        out: list[str] = []
+        for name in sorted(self.flags):
+            flag = self.flags[name]
+            line = f"  -{name}"
+            type_name, usage = _unquote_usage(flag)
+            if type_name:
+                line += f" {type_name}"
+            line += "\t" if len(line) <= 4 else "\n    \t"
+            line += usage.replace("\n", "\n    \t")
+            if flag.default not in (False, "", 0):
+                shown = f'"{flag.default}"' if flag.kind == STRING else _text(flag.default)
+                line += f" (default {shown})"
+            out.append(line + "\n")
+        return "".join(out)
+
+
+def _unquote_usage(flag: Flag) -> tuple[str, str]:
+    """The value name shown after the flag and the help text.
+
+    A back-quoted word of the help text names the value (and loses its quotes); otherwise
+    the type is shown, nothing for booleans.
+    """
+    first = flag.usage.find("`")
+    if first >= 0:
+        second = flag.usage.find("`", first + 1)
+        if second >= 0:
+            name = flag.usage[first + 1 : second]
+            usage = flag.usage[:first] + name + flag.usage[second + 1 :]
+            return name, usage
+    return ("" if flag.kind == BOOL else flag.kind), flag.usage
+
+
+def _convert(flag: Flag, value: str) -> int | str:
+    if flag.kind == STRING:
+        return value
+    try:
+        number = _parse_int(value)
+    except ValueError:
+        raise FlagError(f'invalid value "{value}" for flag -{flag.name}: parse error') from None
+    if flag.kind == UINT and number < 0:
+        raise FlagError(f'invalid value "{value}" for flag -{flag.name}: parse error')
+    return number
+
+
+def _parse_int(text: str) -> int:
+    """An integer in Go's base-0 syntax (``42``, ``-7``, ``0x1f``, ``0o17``, ``017``)."""
+    sign = -1 if text.startswith("-") else 1
+    body = text[1:] if text[:1] in "+-" else text
+    body = body.replace("_", "") if body[:2].lower() in ("0x", "0o", "0b") else body
+    if len(body) > 1 and body[0] == "0" and body[1].isdigit():
+        return sign * int(body[1:], 8)
+    return sign * int(body, 0)
+
+
+def _text(value: Any) -> str:
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return str(value)

@@ -1,0 +1,367 @@
+"""The daemon side of the control channel: AMP responders over a :class:`ControlBackend`.
+
+Each responder checks the password, calls the backend and answers. Store errors become the
+matching declared errors; any other exception becomes :class:`ServerError` with its message
+(logged here), so a failing command never closes the connection.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
+
+import attrs
+from attrs import define, frozen
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.protocol import ServerFactory
+from twisted.logger import Logger
+from twisted.protocols import amp
+from twisted.python.failure import Failure
+
+from mirrorbits.control import commands as c
+from mirrorbits.control.mirror_yaml import FIELDS, yaml_diff
+from mirrorbits.control.validate import (
+    MirrorValidationError,
+    check_http_url,
+    check_identifier,
+)
+from mirrorbits.geo import MirrorLocation
+from mirrorbits.model import Mirror
+from mirrorbits.store import errors as store_errors
+from mirrorbits.store.commands import gather
+from mirrorbits.store.mirrors import MirrorStore
+from mirrorbits.store.records import normalize_url, sanitize_location_codes
+
+log = Logger()
+
+DEFAULT_LOG_LINES = 500
+# Mirror attributes a client may change with UpdateMirror (the YAML fields and the comment).
+EDITABLE = (*(attr for _, attr, _ in FIELDS), "comment")
+
+
+@frozen
+class ScanOutcome:
+    """What a mirror scan reports to the CLI."""
+
+    enabled: bool
+    files_indexed: int
+    known_indexed: int
+    removed: int
+    tz_offset_ms: int = 0
+
+
+class ScanHook(Protocol):
+    def __call__(
+        self, mirror_id: int, auto_enable: bool, protocol: str, timeout: float | None
+    ) -> Awaitable[ScanOutcome]: ...
+
+
+@define(eq=False)
+class ControlBackend:
+    """What the control channel needs from the daemon."""
+
+    mirrors: MirrorStore
+    locate: Callable[[str], Awaitable[MirrorLocation]]
+    password: Callable[[], str]
+    reload: Callable[[], Awaitable[None]]
+    version: Callable[[], dict[str, str]]
+    refresh: Callable[[bool], Awaitable[Any]] | None = None
+    upgrade: Callable[[], Awaitable[None]] | None = None
+    scan: ScanHook | None = None
+    # (pattern, first day, last day as YYYY-MM-DD) -> {path: downloads}
+    stats_file: Callable[[str, str, str], Awaitable[dict[str, int]]] | None = None
+    # (mirror ID, first day, last day) -> (downloads, bytes)
+    stats_mirror: Callable[[int, str, str], Awaitable[tuple[int, int]]] | None = None
+
+
+def control_endpoint(rpc_listen_address: str) -> str:
+    """The server endpoint string for an ``RPCListenAddress``.
+
+    ``localhost:3390`` -> ``tcp:3390:interface=localhost``; ``[::1]:3390`` -> ``tcp6:...``;
+    ``:3390`` -> all interfaces; ``unix:/path`` -> a mode 600 UNIX socket with a lock file.
+    """
+    if rpc_listen_address.startswith("unix:"):
+        path = rpc_listen_address[len("unix:") :]
+        return f"unix:{_escape(path)}:mode=600:lockfile=1"
+    host, sep, port = rpc_listen_address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"invalid control address {rpc_listen_address!r}")
+    if host.startswith("[") and host.endswith("]"):
+        return f"tcp6:{port}:interface={_escape(host[1:-1])}"
+    if not host:
+        return f"tcp:{port}"
+    return f"tcp:{port}:interface={_escape(host)}"
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
+
+
+class _ControlFactory(ServerFactory):
+    """Builds one AMP protocol (with its own locator) per control connection."""
+
+    def __init__(self, backend: ControlBackend) -> None:
+        self.backend = backend
+
+    def buildProtocol(self, addr: object) -> amp.AMP:
+        protocol = amp.AMP(locator=ControlLocator(self.backend))
+        protocol.factory = self
+        return protocol
+
+
+def control_factory(backend: ControlBackend) -> ServerFactory:
+    """The AMP server factory of the control channel."""
+    return _ControlFactory(backend)
+
+
+def _to_remote_error(failure: Failure) -> Failure:
+    """Any failure of a responder as a declared AMP error (the connection stays up)."""
+    if failure.check(amp.RemoteAmpError):
+        return failure
+    error = failure.value
+    message = str(error)
+    if isinstance(error, store_errors.MirrorNotFound):
+        return Failure(amp.RemoteAmpError(c.ERRORS[c.MirrorNotFound], message or "no such mirror"))
+    if isinstance(error, store_errors.NameTaken):
+        return Failure(amp.RemoteAmpError(c.ERRORS[c.NameTaken], message or "name already taken"))
+    if isinstance(error, MirrorValidationError):
+        return Failure(amp.RemoteAmpError(c.ERRORS[c.InvalidArgument], message))
+    if not isinstance(error, store_errors.StoreError):
+        log.failure("control command failed", failure)
+    return Failure(amp.RemoteAmpError(c.ERRORS[c.ServerError], message or type(error).__name__))
+
+
+class ControlLocator(amp.CommandLocator):
+    """The responders of every control command."""
+
+    def __init__(self, backend: ControlBackend) -> None:
+        self.backend = backend
+
+    def locateResponder(self, name: bytes) -> Callable[[amp.AmpBox], Any] | None:
+        responder = super().locateResponder(name)
+        if responder is None:
+            return None
+
+        def guarded(box: amp.AmpBox) -> Any:
+            return maybeDeferred(responder, box).addErrback(_to_remote_error)
+
+        return guarded
+
+    def _check(self, password: str | None) -> None:
+        expected = self.backend.password().encode("utf-8")
+        given = (password or "").encode("utf-8")
+        if not hmac.compare_digest(expected, given):
+            raise c.AccessDenied("access denied")
+
+    @c.Ping.responder
+    def ping(self, password: str | None) -> dict[str, Any]:
+        self._check(password)
+        return {}
+
+    @c.GetVersion.responder
+    def get_version(self, password: str | None) -> dict[str, Any]:
+        self._check(password)
+        return {"fields": dict(self.backend.version())}
+
+    @c.Reload.responder
+    async def reload(self, password: str | None) -> dict[str, Any]:
+        self._check(password)
+        await self.backend.reload()
+        return {}
+
+    @c.Upgrade.responder
+    async def upgrade(self, password: str | None) -> dict[str, Any]:
+        self._check(password)
+        hook = _available(self.backend.upgrade, "upgrade")
+        await hook()
+        return {}
+
+    @c.ChangeStatus.responder
+    async def change_status(self, password: str | None, id: int, enabled: bool) -> dict[str, Any]:
+        self._check(password)
+        mirror = await self.backend.mirrors.get_mirror(_valid_id(id))
+        await self.backend.mirrors.set_enabled(mirror.id, enabled)
+        return {"name": mirror.name}
+
+    @c.List.responder
+    async def list_mirrors(
+        self, password: str | None, offset: int | None, limit: int | None
+    ) -> dict[str, Any]:
+        self._check(password)
+        start = max(offset or 0, 0)
+        size = min(max(limit or c.LIST_PAGE_SIZE, 1), c.LIST_MAX_PAGE_SIZE)
+        ids = sorted(mirror_id for mirror_id, _ in await self.backend.mirrors.match(""))
+        found = await gather(
+            Deferred.fromCoroutine(self._maybe_mirror(i)) for i in ids[start : start + size]
+        )
+        page = [c.mirror_to_json(mirror) for mirror in found if mirror is not None]
+        return {"mirrors": page, "more": start + size < len(ids), "total": len(ids)}
+
+    async def _maybe_mirror(self, mirror_id: int) -> Mirror | None:
+        try:
+            return await self.backend.mirrors.get_mirror(mirror_id)
+        except store_errors.MirrorNotFound:
+            return None  # removed meanwhile
+
+    @c.MirrorInfo.responder
+    async def mirror_info(self, password: str | None, id: int) -> dict[str, Any]:
+        self._check(password)
+        mirror = await self.backend.mirrors.get_mirror(_valid_id(id))
+        return {"mirror": c.mirror_to_json(mirror)}
+
+    @c.AddMirror.responder
+    async def add_mirror(self, password: str | None, mirror: object) -> dict[str, Any]:
+        self._check(password)
+        new = sanitize(c.mirror_from_json(mirror))
+        if new.id != 0:
+            raise c.InvalidArgument("unexpected ID")
+        check_identifier(new.name)
+        check_http_url(new.http_url)
+        location = await self.backend.locate(new.http_url)
+        if location.valid:
+            new = attrs.evolve(
+                new,
+                latitude=location.latitude,
+                longitude=location.longitude,
+                continent_code=location.continent_code,
+                country_codes=location.country_code,
+                asnum=location.as_num,
+            )
+        saved = await self.backend.mirrors.add_mirror(new)
+        return {
+            "name": saved.name,
+            "latitude": location.latitude,
+            "longitude": location.longitude,
+            "country": location.country_name,
+            "continent": location.continent_code,
+            "as_name": location.as_name,
+            "as_num": location.as_num,
+            "located": location.valid,
+            "warnings": list(location.warnings),
+        }
+
+    @c.UpdateMirror.responder
+    async def update_mirror(self, password: str | None, mirror: object) -> dict[str, Any]:
+        self._check(password)
+        wanted = sanitize(c.mirror_from_json(mirror))
+        current = await self.backend.mirrors.get_mirror(_valid_id(wanted.id))
+        check_identifier(wanted.name)
+        check_http_url(wanted.http_url)
+        changes = {attr: getattr(wanted, attr) for attr in EDITABLE}
+        saved = await self.backend.mirrors.update_mirror(attrs.evolve(current, **changes))
+        return {"diff": yaml_diff(current, saved)}
+
+    @c.RemoveMirror.responder
+    async def remove_mirror(self, password: str | None, id: int) -> dict[str, Any]:
+        self._check(password)
+        name = await self.backend.mirrors.remove_mirror(_valid_id(id))
+        return {"name": name}
+
+    @c.GeoUpdateMirror.responder
+    async def geo_update_mirror(self, password: str | None, id: int) -> dict[str, Any]:
+        self._check(password)
+        current = await self.backend.mirrors.get_mirror(_valid_id(id))
+        location = await self.backend.locate(current.http_url)
+        updated = relocated(current, location)
+        return {
+            "mirror": c.mirror_to_json(updated),
+            "diff": yaml_diff(current, updated),
+            "warnings": list(location.warnings),
+        }
+
+    @c.RefreshRepository.responder
+    async def refresh_repository(self, password: str | None, rehash: bool | None) -> dict[str, Any]:
+        self._check(password)
+        hook = _available(self.backend.refresh, "refresh")
+        await hook(bool(rehash))
+        return {}
+
+    @c.ScanMirror.responder
+    async def scan_mirror(
+        self,
+        password: str | None,
+        id: int,
+        auto_enable: bool | None,
+        protocol: str | None,
+        scan_timeout: float | None,
+    ) -> dict[str, Any]:
+        self._check(password)
+        hook = _available(self.backend.scan, "scan")
+        outcome = await hook(_valid_id(id), bool(auto_enable), protocol or "all", scan_timeout)
+        return attrs.asdict(outcome)
+
+    @c.StatsFile.responder
+    async def stats_file(
+        self, password: str | None, pattern: str, start: str, end: str
+    ) -> dict[str, Any]:
+        self._check(password)
+        hook = _available(self.backend.stats_file, "stats")
+        return {"files": dict(await hook(pattern, start, end))}
+
+    @c.StatsMirror.responder
+    async def stats_mirror(
+        self, password: str | None, id: int, start: str, end: str
+    ) -> dict[str, Any]:
+        self._check(password)
+        hook = _available(self.backend.stats_mirror, "stats")
+        mirror = await self.backend.mirrors.get_mirror(_valid_id(id))
+        requests, size = await hook(mirror.id, start, end)
+        return {"mirror": c.mirror_to_json(mirror), "requests": requests, "bytes": size}
+
+    @c.GetMirrorLogs.responder
+    async def get_mirror_logs(
+        self, password: str | None, id: int, max_results: int
+    ) -> dict[str, Any]:
+        self._check(password)
+        count = max_results if max_results > 0 else DEFAULT_LOG_LINES
+        lines: Sequence[str] = await self.backend.mirrors.logs(_valid_id(id), count)
+        return {"lines": list(lines)}
+
+    @c.MatchMirror.responder
+    async def match_mirror(self, password: str | None, pattern: str) -> dict[str, Any]:
+        self._check(password)
+        hits = await self.backend.mirrors.match(pattern)
+        return {"mirrors": [[mirror_id, name] for mirror_id, name in hits]}
+
+
+def _available(hook: Any, what: str) -> Any:
+    if hook is None:
+        raise c.NotAvailable(f"{what}: not available yet")
+    return hook
+
+
+def _valid_id(mirror_id: int) -> int:
+    if mirror_id <= 0:
+        raise c.InvalidArgument("invalid mirror id")
+    return mirror_id
+
+
+def sanitize(mirror: Mirror) -> Mirror:
+    """Trailing ``/`` on URLs, upper-case single-spaced location codes."""
+    return attrs.evolve(
+        mirror,
+        http_url=normalize_url(mirror.http_url),
+        rsync_url=normalize_url(mirror.rsync_url),
+        ftp_url=normalize_url(mirror.ftp_url),
+        continent_code=sanitize_location_codes(mirror.continent_code),
+        country_codes=sanitize_location_codes(mirror.country_codes),
+        excluded_country_codes=sanitize_location_codes(mirror.excluded_country_codes),
+    )
+
+
+def relocated(mirror: Mirror, location: MirrorLocation) -> Mirror:
+    """``mirror`` moved where GeoIP puts it (countries replaced only if the new one is missing)."""
+    if not location.valid:
+        return mirror
+    countries = mirror.country_codes
+    if location.country_code.upper() not in mirror.country_fields:
+        countries = location.country_code.upper()
+    return attrs.evolve(
+        mirror,
+        latitude=location.latitude,
+        longitude=location.longitude,
+        continent_code=location.continent_code,
+        country_codes=countries,
+        asnum=location.as_num,
+    )

@@ -1,0 +1,410 @@
+"""The control channel end to end: a real AMP server over a real Redis, the CLI as a process.
+
+The daemon side runs in this process (``ControlBackend`` over ``MirrorStore`` on the
+session's redis-server, GeoIP from ``tests/fixtures/geo``); every ``mirrorbits-ctl`` call is a
+separate Python process, so its stdout, stderr and exit code are exactly what a user sees.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+import pytest_twisted
+import redis
+from twisted.internet import reactor
+from twisted.internet.defer import maybeDeferred
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.interfaces import IListeningPort
+from twisted.internet.utils import getProcessOutputAndValue
+from twisted.protocols import amp
+
+from mirrorbits.control import commands as c
+from mirrorbits.control.server import ControlBackend, control_factory
+from mirrorbits.geo import GeoIP, MirrorLocation, locate_mirror
+from mirrorbits.model import Mirror
+from mirrorbits.store import keys
+from mirrorbits.store.mirrors import MirrorStore
+from mirrorbits.store.records import mirror_to_fields
+from mirrorbits.store.redis import RedisService
+from tests.integration.store_support import started_service, within
+from tests.servers import RedisServer, env_without_proxies, free_port
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+GEO = ROOT / "tests" / "fixtures" / "geo"
+PASSWORD = "secret"
+DATE = r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC"
+MADRID_ADDED = (
+    "Mirror location:\nLatitude:  40.4168\nLongitude: -3.7038\nContinent: EU\n"
+    "Country:   Spain\nASN:       Madrid Mirror Net (65101)\n\n"
+    "Mirror 'madrid' added successfully\nEnable this mirror using\n"
+    "  $ mirrorbits-ctl enable madrid\n"
+)
+
+
+@attrs.define
+class Rig:
+    """The in-process daemon side."""
+
+    port: int
+    redis: RedisService
+    store: MirrorStore
+    listening: IListeningPort
+    factory: Any
+    reloads: list[str] = attrs.field(factory=list)
+    fail_locate: bool = False
+
+
+@pytest_twisted.async_yield_fixture
+async def rig(redis_db: redis.Redis, redis_server: RedisServer) -> AsyncIterator[Rig]:
+    service = await started_service(redis_server)
+    store = MirrorStore(service, reactor)
+    geo = GeoIP(str(GEO), reactor)
+    geo.load()
+    state: dict[str, Any] = {}
+
+    async def locate(url: str) -> MirrorLocation:
+        if state["rig"].fail_locate:
+            raise RuntimeError("GeoIP exploded")
+        return locate_mirror(geo, url)
+
+    async def reload() -> None:
+        state["rig"].reloads.append("reload")
+
+    backend = ControlBackend(
+        mirrors=store,
+        locate=locate,
+        password=lambda: PASSWORD,
+        reload=reload,
+        version=lambda: {"Version": "v9.9.9", "Build": "test", "PythonVersion": "3.11",
+                         "OperatingSystem": "linux", "Architecture": "x86_64"},
+    )
+    factory = control_factory(backend)
+    listening = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    port: int = listening.getHost().port  # type: ignore[attr-defined]
+    state["rig"] = Rig(port, service, store, listening, factory)
+    try:
+        yield state["rig"]
+    finally:
+        await within(maybeDeferred(listening.stopListening))
+        await within(service.stopService())
+        geo.close()
+
+
+async def ctl(
+    target: Rig | str,
+    *args: str,
+    password: str | None = PASSWORD,
+    stdin: bytes = b"",
+    env: dict[str, str] | None = None,
+) -> tuple[str, str, int]:
+    """Run ``mirrorbits-ctl`` against the rig (or ``-h target``); stdout, stderr, exit code."""
+    address = ["-h", "127.0.0.1", "-p", str(target.port)] if isinstance(target, Rig) else [
+        "-h", target]
+    secret = ["-P", password] if password is not None else []
+    environ = env_without_proxies()
+    environ["PYTHONIOENCODING"] = "utf-8"
+    environ.update(env or {})
+    out, err, code = await within(
+        getProcessOutputAndValue(
+            sys.executable,
+            ["-m", "mirrorbits.control.cli", *address, *secret, *args],
+            env=environ,
+            path=str(ROOT),
+            stdinBytes=stdin,
+        ),
+        60,
+    )
+    return out.decode("utf-8"), err.decode("utf-8"), code
+
+
+async def add_madrid(rig: Rig) -> None:
+    out, err, code = await ctl(
+        rig, "add", "-http", "http://127.0.0.31:8080/", "-rsync", "rsync://127.0.0.1:8931/madrid",
+        "-sponsor-name", "Madrid Sponsor S.L.", "-score", "-5", "-comment", "first mirror",
+        "madrid",
+    )
+    assert (out, err, code) == (MADRID_ADDED, "", 0)
+
+
+@pytest_twisted.ensureDeferred
+async def test_add_with_port_show_list_logs(rig: Rig, redis_db: redis.Redis) -> None:
+    await add_madrid(rig)
+    assert redis_db.hgetall(keys.MIRRORS) == {"1": "madrid"}
+    stored = redis_db.hgetall(keys.mirror(1))
+    assert stored["http"] == "http://127.0.0.31:8080/"
+    assert stored["rsync"] == "rsync://127.0.0.1:8931/madrid/"
+    assert (stored["latitude"], stored["longitude"]) == ("40.4168", "-3.7038")
+    assert (stored["countryCodes"], stored["continentCode"], stored["asnum"]) == ("ES", "EU",
+                                                                                  "65101")
+    assert (stored["enabled"], stored["httpsUp"], stored["score"]) == ("0", "0", "-5")
+
+    out, err, code = await ctl(rig, "show", "MAD")
+    assert (err, code) == ("", 0)
+    assert out.startswith("Name: madrid\nHttpURL: http://127.0.0.31:8080/\n")
+    assert 'FtpURL: ""\nSponsorName: Madrid Sponsor S.L.\n' in out
+    assert out.endswith("ASNum: 65101\nEnabled: false\nAllowRedirects: null\n\n"
+                        "Comment:\nfirst mirror\n")
+
+    out, err, code = await ctl(rig, "list", "-score", "-http", "-location")
+    assert (out, err, code) == (
+        "Identifier \tSCORE\tHTTP \t\t\tLOCATION \tSTATE\t\tSINCE\n"
+        "madrid \t\t-5 \thttp://127.0.0.31:8080/ ES (EU) \tdisabled \t"
+        "(Mon, 01 Jan 0001 00:00:00 UTC)\n",
+        "",
+        0,
+    )
+
+    out, err, code = await ctl(rig, "logs", "madrid")
+    assert (err, code) == ("", 0)
+    assert re.fullmatch(f"Printing logs for madrid:\n{DATE}: Mirror added\n", out)
+
+
+@pytest_twisted.ensureDeferred
+async def test_duplicate_name_and_unlocatable_mirror(rig: Rig, redis_db: redis.Redis) -> None:
+    await add_madrid(rig)
+    out, err, code = await ctl(rig, "add", "-http", "127.0.0.32/", "madrid")
+    assert (out, err, code) == ("", "Mirror madrid already exists!\n", 1)
+    assert redis_db.hgetall(keys.MIRRORS) == {"1": "madrid"}
+
+    out, err, code = await ctl(rig, "add", "-http", "https://127.0.0.99/", "nowhere")
+    assert (err, code) == ("", 0)
+    assert out == (
+        "Warning: unable to guess the geographic location of this mirror\n\n"
+        "Mirror 'nowhere' added successfully\nEnable this mirror using\n"
+        "  $ mirrorbits-ctl enable nowhere\n"
+    )
+    assert redis_db.hget(keys.mirror(2), "httpUp") == "0"
+
+
+@pytest_twisted.ensureDeferred
+async def test_exact_name_wins_over_longer_names(rig: Rig) -> None:
+    for name, ip in (("mirror2", "127.0.0.33"), ("mirror", "127.0.0.32")):
+        _, err, code = await ctl(rig, "add", "-http", f"http://{ip}/", name)
+        assert (err, code) == ("", 0)
+    out, err, code = await ctl(rig, "show", "mirror")
+    assert out.startswith("Name: mirror\nHttpURL: http://127.0.0.32/\n") and code == 0
+    out, err, code = await ctl(rig, "show", "irr")
+    assert (out, err, code) == ("", "Multiple match:\n  mirror\n  mirror2\n", 1)
+    out, err, code = await ctl(rig, "show", "lima")
+    assert (out, err, code) == ("", "No match for 'lima'\n", 1)
+
+
+def write_editor(tmp_path: Path, body: str) -> str:
+    """An executable "editor" that rewrites the file it is given with ``body``."""
+    script = tmp_path / "editor.py"
+    script.write_text(f"#!{sys.executable}\nimport sys\npath = sys.argv[1]\n{body}\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+@pytest_twisted.ensureDeferred
+async def test_edit_through_an_editor(rig: Rig, redis_db: redis.Redis, tmp_path: Path) -> None:
+    await add_madrid(rig)
+    editor = write_editor(
+        tmp_path,
+        "text = open(path).read()\n"
+        "text = text.replace('ExcludedCountryCodes: \"\"', 'ExcludedCountryCodes: pt, be')\n"
+        "text = text.replace('first mirror', 'edited comment')\n"
+        "open(path, 'w').write(text)",
+    )
+    out, err, code = await ctl(rig, "edit", "madrid", env={"EDITOR": editor})
+    assert (out, err, code) == (
+        '- ExcludedCountryCodes: ""\n+ ExcludedCountryCodes: PT BE\n\n'
+        "Mirror 'madrid' edited successfully\n",
+        "",
+        0,
+    )
+    stored = redis_db.hgetall(keys.mirror(1))
+    assert (stored["excludedCountryCodes"], stored["comment"]) == ("PT BE", "edited comment")
+    assert redis_db.llen(keys.mirror_logs(1)) == 2
+
+    out, err, code = await ctl(rig, "edit", "madrid", env={"EDITOR": "true"})
+    assert (out, err, code) == (
+        "Aborted - settings are unmodified, so there is nothing to change.\n", "", 0)
+
+
+@pytest_twisted.ensureDeferred
+async def test_edit_with_broken_yaml_and_no_answer(rig: Rig, tmp_path: Path) -> None:
+    await add_madrid(rig)
+    editor = write_editor(tmp_path, "open(path, 'w').write('Score: [unclosed\\n')")
+    out, err, code = await ctl(rig, "edit", "madrid", env={"EDITOR": editor})
+    assert out.startswith("yaml: line 2:")
+    assert out.endswith("\nRetry? [Y/n]\n")
+    assert (err, code) == ("Aborted\n", 1)
+    out, _, _ = await ctl(rig, "show", "madrid")
+    assert "Score: -5\n" in out
+
+
+@pytest_twisted.ensureDeferred
+async def test_enable_disable_and_their_logs(rig: Rig, redis_db: redis.Redis) -> None:
+    await add_madrid(rig)
+    assert await ctl(rig, "enable", "madrid") == ("Mirror 'madrid' enabled successfully\n", "",
+                                                  0)
+    assert redis_db.hget(keys.mirror(1), "enabled") == "1"
+    assert await ctl(rig, "disable", "madrid") == ("Mirror 'madrid' disabled successfully\n",
+                                                   "", 0)
+    assert redis_db.hget(keys.mirror(1), "enabled") == "0"
+    out, _, _ = await ctl(rig, "logs", "-l", "2", "madrid")
+    assert re.fullmatch(
+        f"Printing logs for madrid:\n{DATE}: Mirror enabled\n{DATE}: Mirror disabled\n", out
+    )
+
+
+@pytest_twisted.ensureDeferred
+async def test_remove_asks_and_empty_answer_means_no(rig: Rig, redis_db: redis.Redis) -> None:
+    await add_madrid(rig)
+    out, err, code = await ctl(rig, "remove", "madrid")
+    assert (out, err, code) == ("Removing madrid, are you sure? [y/N]\n", "Aborted\n", 1)
+    assert redis_db.exists(keys.mirror(1))
+    out, err, code = await ctl(rig, "remove", "madrid", stdin=b"y\n")
+    assert (out, err, code) == (
+        "Removing madrid, are you sure? [y/N]Mirror 'madrid' removed successfully\n", "", 0)
+    assert not redis_db.exists(keys.mirror(1)) and redis_db.hgetall(keys.MIRRORS) == {}
+
+
+@pytest_twisted.ensureDeferred
+async def test_remove_forced(rig: Rig, redis_db: redis.Redis) -> None:
+    await add_madrid(rig)
+    assert await ctl(rig, "remove", "-f", "madrid") == (
+        "Mirror 'madrid' removed successfully\n", "", 0)
+    assert not redis_db.exists(keys.mirror(1), keys.mirror_logs(1))
+
+
+@pytest_twisted.ensureDeferred
+async def test_passwords(rig: Rig) -> None:
+    assert await ctl(rig, "list", password="wrong") == ("", "Password refused\n", 1)
+    assert await ctl(rig, "list", password=None) == (
+        "", "Please set the server password with the -P option.\n", 1)
+
+
+@pytest_twisted.ensureDeferred
+async def test_no_daemon_listening() -> None:
+    port = free_port()
+    out, err, code = await ctl("127.0.0.1", "-p", str(port), "list")
+    assert (out, code) == ("", 1)
+    assert err == f"rpc: cannot connect to the daemon at 127.0.0.1:{port}: connection refused\n"
+
+
+@pytest_twisted.ensureDeferred
+async def test_geoupdate(rig: Rig, redis_db: redis.Redis) -> None:
+    await add_madrid(rig)
+    redis_db.hset(keys.mirror(1), mapping={"latitude": "1", "countryCodes": "FR BE"})
+    out, err, code = await ctl(rig, "geoupdate", "-f", "madrid")
+    assert (out, err, code) == (
+        "- Latitude: 1\n+ Latitude: 40.4168\n- CountryCodes: FR BE\n+ CountryCodes: ES\n"
+        "Mirror 'madrid' updated successfully\n",
+        "",
+        0,
+    )
+    assert redis_db.hget(keys.mirror(1), "countryCodes") == "ES"
+    assert await ctl(rig, "geoupdate", "madrid") == (
+        "Geolocation is up to date, there is nothing to change.\n", "", 0)
+
+
+@pytest_twisted.ensureDeferred
+async def test_version_reload_and_later_commands(rig: Rig) -> None:
+    out, err, code = await ctl(rig, "version")
+    assert (err, code) == ("", 0)
+    assert out.startswith("Client:\n Version:          v")
+    assert " Python version:   " in out
+    assert out.endswith(
+        "\nServer:\n Version:          v9.9.9\n Build:            test\n"
+        " Python version:   3.11\n Operating System: linux\n Architecture:     x86_64\n"
+    )
+    assert await ctl(rig, "RELOAD") == ("", "", 0)
+    assert rig.reloads == ["reload"]
+    assert await ctl(rig, "refresh") == (
+        "Refreshing the local repository... \n", "refresh: not available yet\n", 1)
+    assert await ctl(rig, "upgrade") == ("", "upgrade: not available yet\n", 1)
+
+
+@pytest_twisted.ensureDeferred
+async def test_five_thousand_mirrors(rig: Rig, redis_db: redis.Redis) -> None:
+    pipe = redis_db.pipeline(transaction=False)
+    for mirror_id in range(1, 5001):
+        mirror = Mirror(id=mirror_id, name=f"m{mirror_id:04d}", http_url=f"http://h{mirror_id}/",
+                        comment="x" * (100_000 if mirror_id == 7 else 10))
+        pipe.hset(keys.mirror(mirror_id), mapping=dict(mirror_to_fields(mirror)))
+        pipe.hset(keys.MIRRORS, str(mirror_id), mirror.name)
+    pipe.execute()
+
+    endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", rig.port)
+    client = await within(connectProtocol(endpoint, amp.AMP()))
+    try:
+        names: list[str] = []
+        pages = 0
+        offset = 0
+        for _ in range(100):
+            reply = await within(client.callRemote(c.List, password=PASSWORD, offset=offset,
+                                                   limit=c.LIST_PAGE_SIZE))
+            pages += 1
+            names += [item["name"] for item in reply["mirrors"]]
+            if not reply["more"]:
+                break
+            offset += c.LIST_PAGE_SIZE
+        assert reply["total"] == 5000 and pages == 10
+        assert names == [f"m{i:04d}" for i in range(1, 5001)]
+        info = await within(client.callRemote(c.MirrorInfo, password=PASSWORD, id=7))
+        assert len(info["mirror"]["comment"]) == 100_000
+        bigger = dict(info["mirror"], custom_data="y" * 70_000)
+        reply = await within(client.callRemote(c.UpdateMirror, password=PASSWORD, mirror=bigger))
+        assert reply["diff"] == f"- CustomData: \"\"\n+ CustomData: {'y' * 70_000}\n"
+        assert len(redis_db.hget(keys.mirror(7), "customData") or "") == 70_000
+    finally:
+        client.transport.loseConnection()
+
+    out, err, code = await ctl(rig, "list", "-state=false")
+    assert (err, code) == ("", 0)
+    assert out.splitlines() == ["Identifier "] + [f"m{i:04d} " for i in range(1, 5001)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_failures_keep_the_connection(rig: Rig) -> None:
+    endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", rig.port)
+    client = await within(connectProtocol(endpoint, amp.AMP()))
+    try:
+        with pytest.raises(c.AccessDenied):
+            await within(client.callRemote(c.Ping))  # no password at all
+        with pytest.raises(c.MirrorNotFound):
+            await within(client.callRemote(c.MirrorInfo, password=PASSWORD, id=42))
+        with pytest.raises(c.InvalidArgument, match="invalid mirror id"):
+            await within(client.callRemote(c.MirrorInfo, password=PASSWORD, id=0))
+        with pytest.raises(c.InvalidArgument, match="The identifier cannot contain a space"):
+            await within(client.callRemote(
+                c.AddMirror, password=PASSWORD,
+                mirror=c.mirror_to_json(Mirror(name="a b", http_url="http://h/"))))
+        rig.fail_locate = True
+        with pytest.raises(c.ServerError, match="GeoIP exploded"):
+            await within(client.callRemote(
+                c.AddMirror, password=PASSWORD,
+                mirror=c.mirror_to_json(Mirror(name="ab", http_url="http://h/"))))
+        with pytest.raises(c.NotAvailable, match="scan: not available yet"):
+            await within(client.callRemote(c.ScanMirror, password=PASSWORD, id=1))
+        assert await within(client.callRemote(c.Ping, password=PASSWORD)) == {}
+    finally:
+        client.transport.loseConnection()
+    out, err, code = await ctl(rig, "add", "-http", "http://127.0.0.31/", "m")
+    assert (out, err, code) == ("", "GeoIP exploded\n", 1)
+
+
+@pytest_twisted.ensureDeferred
+async def test_unix_control_socket(rig: Rig, tmp_path: Path) -> None:
+    await add_madrid(rig)
+    path = str(tmp_path / "control.sock")
+    unix: Any = reactor
+    listening = unix.listenUNIX(path, rig.factory, mode=0o600)
+    try:
+        assert os.stat(path).st_mode & 0o777 == 0o600
+        out, err, code = await ctl(f"unix:{path}", "list", "-state=false")
+        assert (out, err, code) == ("Identifier \nmadrid \n", "", 0)
+    finally:
+        await within(maybeDeferred(listening.stopListening))
