@@ -1,0 +1,262 @@
+"""The local repository ("source") scan (spec §5) and the service that schedules it.
+
+The walk and the hashing (:mod:`mirrorbits.scan.walk`) run in the reactor's thread pool;
+the commit (:mod:`mirrorbits.scan.local_commit`) and everything else run on the reactor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Final, TypeVar
+
+from attrs import define, field, frozen
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.task import LoopingCall
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger, LogLevel
+from twisted.python.failure import Failure
+from txredisapi import RedisError
+
+from mirrorbits.config import Config
+from mirrorbits.model import FileInfo
+from mirrorbits.scan.local_commit import BATCH, Abort, chunks, commit_files, read_previous
+from mirrorbits.scan.walk import (
+    ALGORITHMS,
+    LocalFile,
+    ScanAborted,
+    WalkResult,
+    fs_path,
+    hash_file,
+    indexed,
+    needs_hashing,
+    walk_repository,
+)
+from mirrorbits.store.errors import StoreError
+
+__all__ = ["Abort", "RepositoryScanner", "ScanAborted", "ScanSummary", "scan_repository"]
+
+log = Logger(namespace="mirrorbits.scan.local")
+
+FIRST_SCAN_RETRY_DELAY: Final = 1.0
+
+T = TypeVar("T")
+
+
+@frozen
+class ScanSummary:
+    """What a scan did: files indexed, paths removed from ``FILES``, files hashed."""
+
+    files: int
+    removed: int
+    hashed: int
+
+
+async def scan_repository(
+    client: Any, config: Config, reactor: Any, abort: Abort, rehash: bool = False
+) -> ScanSummary:
+    """Scan ``config.repository`` and commit it to Redis through txredisapi *client*.
+
+    *reactor* provides the clock and the thread pool. Raises :class:`FileNotFoundError`
+    (``<path>: No such file or directory``), :class:`~mirrorbits.store.errors.ScanInProgress`
+    when another node holds the lock for 10 seconds, :class:`ScanAborted` when *abort* fires
+    before the commit.
+    """
+    root = config.repository
+    log.info("[source] Scanning the filesystem...")
+    walked: WalkResult = await _in_thread(reactor, walk_repository, root, abort.event)
+    _log_problems(walked)
+    enabled = tuple(name for name in ALGORITHMS if getattr(config.hashes, name))
+    infos: list[FileInfo] = []
+    hashed = 0
+    for batch in chunks(walked.files, BATCH):
+        abort.check()
+        previous = await read_previous(client, [local.path for local in batch])
+        for local, old in zip(batch, previous, strict=True):
+            if old is not None and not needs_hashing(local, old, enabled, rehash):
+                infos.append(indexed(local, old.sha1, old.sha256, old.md5))
+                continue
+            digests = await _hash(reactor, root, local, enabled, abort)
+            hashed += 1 if digests else 0
+            infos.append(indexed(local, *(digests.get(name, "") for name in ALGORITHMS)))
+    abort.check()
+    log.info("[source] Indexing the files...")
+    removed = await commit_files(client, reactor, abort, infos)
+    log.info("[source] Indexed {files} files, {removed} removed", files=len(infos),
+             removed=removed)
+    return ScanSummary(files=len(infos), removed=removed, hashed=hashed)
+
+
+async def _hash(
+    reactor: Any, root: str, local: LocalFile, enabled: Sequence[str], abort: Abort
+) -> dict[str, str]:
+    """The digests of one file; empty (with a warning) when it cannot be read."""
+    if not enabled:
+        return {}
+    try:
+        digests: dict[str, str] = await _in_thread(
+            reactor, hash_file, fs_path(root, local.path), enabled, abort.event
+        )
+    except OSError as err:
+        log.warn("[source] Cannot hash {path}: {error}", path=local.path,
+                 error=err.strerror or str(err))
+        return {}
+    for name in enabled:
+        log.info("{path}: {algorithm} {digest}", path=local.path, algorithm=name.upper(),
+                 digest=digests[name])
+    return digests
+
+
+def _in_thread(reactor: Any, function: Callable[..., T], *args: Any) -> Deferred[T]:
+    return deferToThreadPool(reactor, reactor.getThreadPool(), function, *args)
+
+
+def _log_problems(walked: WalkResult) -> None:
+    for problem in walked.problems:
+        log.debug("[source] Skipped {path}: {reason}", path=problem.path, reason=problem.reason)
+    if walked.problems:
+        first = walked.problems[0]
+        log.warn("[source] Skipped {count} entries that could not be read or named, "
+                 "such as {path}: {reason}", count=len(walked.problems), path=first.path,
+                 reason=first.reason)
+
+
+@define(eq=False)
+class RepositoryScanner(Service):
+    """Scans the repository at start-up (retried every second), then periodically.
+
+    ``get_client()`` returns a txredisapi connection handler (``convertNumbers=False``) or
+    raises :class:`~mirrorbits.store.errors.DatabaseNotReady`. Scans never overlap: a
+    ``refresh`` arriving during a scan waits for the next one, which serves every caller that
+    arrived meanwhile.
+    """
+
+    _get_config: Callable[[], Config]
+    _get_client: Callable[[], Any]
+    _reactor: Any
+    _abort: Abort = field(init=False)
+    _loop: LoopingCall | None = field(default=None, init=False)
+    _loop_minutes: int = field(default=0, init=False)
+    _first_call: Any = field(default=None, init=False)
+    _first_done: bool = field(default=False, init=False)
+    _last_error: str = field(default="", init=False)
+    _waiters: list[Deferred[ScanSummary]] = field(factory=list, init=False)
+    _want_rehash: bool = field(default=False, init=False)
+    _busy: bool = field(default=False, init=False)
+    _idle: list[Deferred[None]] = field(factory=list, init=False)
+
+    name = "repository-scan"
+
+    def __attrs_post_init__(self) -> None:
+        self._abort = Abort(self._reactor)  # replaced at each start
+
+    def startService(self) -> None:
+        super().startService()
+        self._abort = Abort(self._reactor)
+        self._first_done = False
+        self._first_call = self._reactor.callLater(0, self._first_attempt)
+
+    def _first_attempt(self) -> None:
+        self._first_call = None
+        Deferred.fromCoroutine(self._first_scan())
+
+    def stopService(self) -> Deferred[None]:
+        """Abort a running walk or hashing ('scan aborted'); a started commit completes."""
+        super().stopService()
+        if self._first_call is not None and self._first_call.active():
+            self._first_call.cancel()
+        self._first_call = None
+        self._stop_loop()
+        self._abort.abort()
+        if not self._busy:
+            return succeed(None)
+        idle: Deferred[None] = Deferred()
+        self._idle.append(idle)
+        return idle
+
+    def config_changed(self) -> None:
+        """Rebuild the periodic timer when ``RepositoryScanInterval`` changed."""
+        interval = max(0, self._get_config().repository_scan_interval)
+        if self.running and self._first_done and interval != self._loop_minutes:
+            self._stop_loop()
+            self._start_loop()
+
+    async def refresh(self, rehash: bool = False) -> ScanSummary:
+        """Scan now (after the running scan, if any); ``rehash`` recomputes every checksum."""
+        self._abort.check()
+        waiter: Deferred[ScanSummary] = Deferred()
+        self._waiters.append(waiter)
+        self._want_rehash = self._want_rehash or rehash
+        if not self._busy:
+            self._busy = True
+            Deferred.fromCoroutine(self._serve_waiters())
+        return await waiter
+
+    async def _serve_waiters(self) -> None:
+        try:
+            while self._waiters:
+                waiters, self._waiters = self._waiters, []
+                rehash, self._want_rehash = self._want_rehash, False
+                try:
+                    summary = await self._scan(rehash)
+                except Exception:
+                    failure = Failure()
+                    for waiter in waiters:
+                        waiter.errback(failure)
+                else:
+                    for waiter in waiters:
+                        waiter.callback(summary)
+        finally:
+            self._busy = False
+            idle, self._idle = self._idle, []
+            for stopped in idle:
+                stopped.callback(None)
+
+    async def _scan(self, rehash: bool) -> ScanSummary:
+        self._abort.check()
+        client = self._get_client()
+        return await scan_repository(client, self._get_config(), self._reactor, self._abort,
+                                     rehash)
+
+    async def _first_scan(self) -> None:
+        if await self._scan_logged():
+            self._first_done = True
+            self._start_loop()
+        elif self.running:
+            self._first_call = self._reactor.callLater(FIRST_SCAN_RETRY_DELAY,
+                                                       self._first_attempt)
+
+    async def _scan_logged(self) -> bool:
+        """One scan whose errors are logged, never raised; True when it succeeded."""
+        try:
+            await self.refresh()
+        except ScanAborted:
+            return False
+        except (OSError, StoreError, RedisError) as err:
+            message = str(err) or type(err).__name__
+            level = LogLevel.debug if message == self._last_error else LogLevel.error
+            log.emit(level, "[source] Repository scan failed: {error}", error=message)
+            self._last_error = message
+            return False
+        except Exception:
+            log.failure("[source] Repository scan failed")
+            self._last_error = ""
+            return False
+        self._last_error = ""
+        return True
+
+    def _start_loop(self) -> None:
+        self._loop_minutes = max(0, self._get_config().repository_scan_interval)
+        if not self.running or self._loop_minutes == 0:
+            return
+        loop = LoopingCall(lambda: Deferred.fromCoroutine(self._scan_logged()))
+        loop.clock = self._reactor
+        self._loop = loop
+        loop.start(self._loop_minutes * 60, now=False).addErrback(
+            lambda failure: log.failure("[source] Periodic scan stopped", failure)
+        )
+
+    def _stop_loop(self) -> None:
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self._loop = None
