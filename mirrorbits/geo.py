@@ -28,9 +28,9 @@ from attrs import define, field, frozen
 from maxminddb import InvalidDatabaseError, Reader
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
 
 from mirrorbits.float32 import f32
+from mirrorbits.logs import Logger
 from mirrorbits.model import GeoRecord
 
 CITY_DATABASE = "GeoLite2-City.mmdb"

@@ -21,9 +21,9 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from mirrorbits.logs import Logger
 from mirrorbits.store import keys
 
 log = Logger()
@@ -233,7 +233,7 @@ class RangeDeduplicator:
     """Counts a Range request once per (client IP, User-Agent, path) and interval (§8.3.11)."""
 
     _get_client: Callable[[], Any]
-    _interval_s: int
+    interval_s: int
     _supports_set_get: Callable[[], bool]
     _clock: IReactorTime | None = None
     _timeout_s: float = 1.0
@@ -242,18 +242,18 @@ class RangeDeduplicator:
         self, client_ip: str, user_agent: str, path: str, has_range: bool
     ) -> bool:
         """Whether this download is counted. Counted when Redis cannot tell."""
-        if not has_range or self._interval_s <= 0:
+        if not has_range or self.interval_s <= 0:
             return True
         digest = hashlib.sha256(f"{client_ip}/{user_agent}".encode("utf-8", "surrogateescape"))
         key = keys.downloaded(digest.hexdigest(), path)
         try:
             client = self._get_client()
             if self._supports_set_get():
-                d = client.execute_command("SET", key, "1", "GET", "EX", self._interval_s)
+                d = client.execute_command("SET", key, "1", "GET", "EX", self.interval_s)
                 previous = await self._bounded(d)
             else:
                 previous = await self._bounded(client.get(key))
-                await self._bounded(client.set(key, "1", expire=self._interval_s))
+                await self._bounded(client.set(key, "1", expire=self.interval_s))
         except Exception as err:
             log.debug("Range de-duplication skipped: {error}", error=err)
             return True

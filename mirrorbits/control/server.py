@@ -15,7 +15,6 @@ import attrs
 from attrs import define, frozen
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.protocol import ServerFactory
-from twisted.logger import Logger
 from twisted.protocols import amp
 from twisted.python.failure import Failure
 
@@ -27,6 +26,7 @@ from mirrorbits.control.validate import (
     check_identifier,
 )
 from mirrorbits.geo import MirrorLocation
+from mirrorbits.logs import Logger
 from mirrorbits.model import Mirror
 from mirrorbits.store import errors as store_errors
 from mirrorbits.store.commands import gather

@@ -14,11 +14,12 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
-from twisted.logger import Logger, LogLevel
+from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 from txredisapi import RedisError
 
 from mirrorbits.config import Config
+from mirrorbits.logs import Logger
 from mirrorbits.model import FileInfo
 from mirrorbits.scan.local_commit import BATCH, Abort, chunks, commit_files, read_previous
 from mirrorbits.scan.walk import (

@@ -22,8 +22,8 @@ from typing import Any, Final, TypeVar
 from attrs import Factory, define
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, FirstError
 from twisted.internet.task import LoopingCall, deferLater
-from twisted.logger import Logger
 
+from mirrorbits.logs import Logger
 from mirrorbits.model import FileInfo
 from mirrorbits.scan.walk import ScanAborted
 from mirrorbits.store import keys

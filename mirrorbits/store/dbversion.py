@@ -13,8 +13,8 @@ from typing import Any
 
 from twisted.internet import task
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
 
+from mirrorbits.logs import Logger
 from mirrorbits.store import keys
 from mirrorbits.store.commands import RedisClient, delete_keys, gather, scan_keys, transaction
 from mirrorbits.store.errors import StoreError

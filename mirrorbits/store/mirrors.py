@@ -14,10 +14,10 @@ from typing import Any
 import txredisapi
 from attrs import evolve
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
 
 from mirrorbits.encoding import decode_bool, encode_bool
 from mirrorbits.float32 import f32
+from mirrorbits.logs import Logger
 from mirrorbits.model import Mirror
 from mirrorbits.store import events, keys
 from mirrorbits.store.commands import RedisClient, gather, run_multi, transaction

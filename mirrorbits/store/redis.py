@@ -17,9 +17,9 @@ from twisted.application.service import Service
 from twisted.internet import task
 from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.endpoints import HostnameEndpoint
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from mirrorbits.logs import Logger
 from mirrorbits.store.commands import RedisClient
 from mirrorbits.store.connection import (
     CONNECT_TIMEOUT,

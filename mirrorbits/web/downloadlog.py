@@ -21,7 +21,8 @@ from attrs import define, field
 from twisted.application.service import Service
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
+
+from mirrorbits.logs import Logger
 
 log = Logger()
 

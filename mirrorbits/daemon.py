@@ -1,0 +1,319 @@
+"""The daemon's service tree: wiring of every component, signals and reload.
+
+Children start in the order they are added and stop in reverse: Redis first,
+listeners last, so HTTP and control stop before the things they use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import platform
+import re
+import signal
+import socket
+import sys
+from typing import Any
+
+from attrs import define, field
+from twisted.application.internet import TimerService
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred, maybeDeferred
+
+from mirrorbits import version_string
+from mirrorbits.cache import MirrorCache
+from mirrorbits.config import Config, ConfigError
+from mirrorbits.confighold import ConfigHolder
+from mirrorbits.control.server import ControlBackend, control_factory
+from mirrorbits.embedded_redis import LOOPBACK_HOSTS, EmbeddedRedis, answers
+from mirrorbits.geo import GeoIP, GeoIPUnavailable, locate_mirror
+from mirrorbits.listen import AdoptedListener, parse_listen_address
+from mirrorbits.logs import Logger, set_debug
+from mirrorbits.scan.local import RepositoryScanner
+from mirrorbits.stats import RangeDeduplicator, StatsService, stats_files, stats_mirror
+from mirrorbits.store import keys
+from mirrorbits.store.mirrors import MirrorStore
+from mirrorbits.store.pubsub import PubSubService
+from mirrorbits.store.redis import RedisService
+from mirrorbits.web.downloadlog import DownloadLog
+from mirrorbits.web.resource import RedirectResource, WebContext
+from mirrorbits.web.site import RedirectorSite
+
+GEO_CHECK_INTERVAL = 5.0
+
+log = Logger()
+
+
+def split_host_port(address: str, default_port: int = 6379) -> tuple[str, int]:
+    """``host:port`` (IPv6 in brackets) into its parts."""
+    host, sep, port = address.rpartition(":")
+    if not sep:
+        return address, default_port
+    return host.strip("[]"), int(port)
+
+
+def version_info() -> dict[str, str]:
+    """What ``mirrorbits-ctl version`` prints for the server."""
+    return {
+        "Version": version_string(),
+        "Build": "python",
+        "PythonVersion": platform.python_version(),
+        "OperatingSystem": sys.platform,
+        "Architecture": platform.machine(),
+    }
+
+
+@define(eq=False)
+class Daemon(MultiService):
+    """The root service: owns the configuration and reacts to signals."""
+
+    holder: ConfigHolder
+    reactor: Any
+    geo: GeoIP
+    download_log: DownloadLog | None = None
+    _previous_handlers: dict[int, Any] = field(factory=dict)
+
+    def __attrs_post_init__(self) -> None:
+        MultiService.__init__(self)
+
+    def startService(self) -> None:
+        super().startService()
+        handlers = ((signal.SIGHUP, self._on_sighup), (signal.SIGUSR1, self._on_sigusr1))
+        for signum, handler in handlers:
+            with contextlib.suppress(ValueError):  # not in the main thread (tests)
+                self._previous_handlers[signum] = signal.signal(signum, handler)
+
+    def stopService(self) -> Deferred[None] | None:
+        for signum, previous in self._previous_handlers.items():
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(signum, previous)
+        self._previous_handlers.clear()
+        return Deferred.fromCoroutine(self._stop_in_order())
+
+    async def _stop_in_order(self) -> None:
+        """Stop children one at a time, last added first: listeners stop taking work,
+        then the stats flush and the download log finish while Redis is still there."""
+        Service.stopService(self)
+        for child in reversed(list(self)):
+            try:
+                await maybeDeferred(child.stopService)
+            except Exception:
+                log.failure("stopping {name} failed", name=child.name)
+
+    def _on_sighup(self, signum: int, frame: Any) -> None:
+        self.reactor.callFromThread(self.reload_from_signal)
+
+    def _on_sigusr1(self, signum: int, frame: Any) -> None:
+        previous = self._previous_handlers.get(signal.SIGUSR1)
+        if callable(previous):
+            previous(signum, frame)
+        self.reactor.callFromThread(self.reopen_logs, "SIGUSR1 Received: Re-opening logs...")
+
+    def reload_from_signal(self) -> None:
+        try:
+            self.reload()
+        except ConfigError as err:
+            log.warn("SIGHUP Received: {error}", error=str(err))
+
+    def reload(self) -> None:
+        """Reload the configuration, GeoIP databases and logs; keep everything on error."""
+        warnings = self.holder.reload()
+        log.info("SIGHUP Received: Reloading configuration...")
+        for warning in warnings:
+            log.warn("{warning}", warning=warning)
+        self.reopen_logs(None)
+
+    def reopen_logs(self, message: str | None) -> None:
+        if message:
+            log.info(message)
+        if self.download_log is not None:
+            self.download_log.reopen()
+
+
+def build_daemon(
+    *,
+    config: Config,
+    config_path: str | None,
+    warnings: list[str],
+    reactor: Any,
+    monitor: bool,
+    debug: bool,
+    data_dir: str,
+    embedded: bool,
+    argv: list[str],
+) -> Daemon:
+    """Wire every component of one node (no network I/O happens here)."""
+    set_debug(debug)
+    for warning in warnings:
+        log.warn("{warning}", warning=warning)
+    holder = ConfigHolder(current=config, path=config_path)
+    geo = GeoIP(config.geoip_database_path, reactor)
+    daemon = Daemon(holder=holder, reactor=reactor, geo=geo)
+    daemon.setName("mirrorbits")
+
+    redis_host, redis_port = split_host_port(config.redis_address)
+    if embedded and redis_host in LOOPBACK_HOSTS and not answers(redis_host, redis_port):
+        EmbeddedRedis(redis_host, redis_port, data_dir + "/redis", reactor).setServiceParent(daemon)
+
+    redis = RedisService(
+        config.redis_address, config.redis_password, config.redis_db,
+        config.redis_sentinels, config.redis_sentinel_master_name, reactor,
+    )
+    redis.setName("redis")
+    redis.setServiceParent(daemon)
+    holder.subscribe(
+        lambda old, new: redis.reconfigure(
+            new.redis_address, new.redis_password, new.redis_db,
+            new.redis_sentinels, new.redis_sentinel_master_name,
+        )
+    )
+    pubsub = PubSubService(config.redis_address, config.redis_password, reactor)
+    pubsub.setName("pubsub")
+    pubsub.setServiceParent(daemon)
+
+    stats = StatsService(redis.client, reactor)
+    stats.setName("stats")
+    stats.setServiceParent(daemon)
+    download_log = DownloadLog(
+        config.log_dir, reactor, socket.gethostname(),
+        f"Built with CPython {platform.python_version()} for {sys.platform}/{platform.machine()}",
+    )
+    download_log.setName("downloadlog")
+    download_log.setServiceParent(daemon)
+    daemon.download_log = download_log
+
+    def follow_log_dir(old: Config, new: Config) -> None:
+        download_log.log_dir = new.log_dir
+
+    holder.subscribe(follow_log_dir)
+
+    scanner = RepositoryScanner(lambda: holder.current, redis.client, reactor)
+    scanner.setName("repository-scan")
+    if monitor:
+        scanner.setServiceParent(daemon)
+        holder.subscribe(lambda old, new: scanner.config_changed())
+
+    try:
+        for message in geo.load():
+            log.info("{message}", message=message)
+    except GeoIPUnavailable as err:
+        log.critical("Can't load the GeoIP databases ({error}): mirrors are chosen at random",
+                     error=str(err))
+    holder.subscribe(lambda old, new: _reload_geo(geo, new))
+
+    mirrors = MirrorStore(redis, reactor)
+
+    async def locate(url: str) -> Any:
+        from twisted.internet.threads import deferToThreadPool
+
+        return await deferToThreadPool(reactor, reactor.getThreadPool(), locate_mirror, geo, url)
+
+    async def reload() -> None:
+        daemon.reload()
+
+    async def refresh(rehash: bool) -> Any:
+        return await scanner.refresh(rehash)
+
+    async def file_downloads(pattern: str, first: str, last: str) -> dict[str, int]:
+        try:
+            regex = re.compile(pattern)
+        except re.error as err:
+            raise ValueError(f"invalid pattern {pattern!r}: {err}") from None
+        return await stats_files(redis.client(), regex, _day(first), _day(last))
+
+    async def mirror_downloads(mirror_id: int, first: str, last: str) -> tuple[int, int]:
+        return await stats_mirror(redis.client(), mirror_id, _day(first), _day(last))
+
+    backend = ControlBackend(
+        mirrors=mirrors,
+        locate=locate,
+        password=lambda: holder.current.rpc_password,
+        reload=reload,
+        version=version_info,
+        refresh=refresh,
+        stats_file=file_downloads,
+        stats_mirror=mirror_downloads,
+    )
+    control = AdoptedListener(
+        parse_listen_address(config.rpc_listen_address, unix_mode=0o600),
+        control_factory(backend),
+        reactor,
+    )
+    control.setName("control")
+    control.setServiceParent(daemon)
+    _add_http(daemon, holder, reactor, redis, pubsub, stats, download_log, geo)
+    return daemon
+
+
+def _add_http(
+    daemon: Daemon,
+    holder: ConfigHolder,
+    reactor: Any,
+    redis: RedisService,
+    pubsub: PubSubService,
+    stats: StatsService,
+    download_log: DownloadLog,
+    geo: GeoIP,
+) -> None:
+    """The redirect resource, its cache fed by pub/sub, and the HTTP listener."""
+    cache = MirrorCache(redis.client, reactor)
+    pubsub.on_message(keys.CHANNEL_FILE_UPDATE, cache.on_file_update)
+    pubsub.on_message(keys.CHANNEL_MIRROR_UPDATE, cache.on_mirror_update)
+    pubsub.on_message(keys.CHANNEL_MIRROR_FILE_UPDATE, cache.on_mirror_file_update)
+    pubsub.on_reconnect(cache.clear)
+    dedup = RangeDeduplicator(
+        redis.client,
+        holder.current.same_download_interval,
+        lambda: redis.redis_version >= (6, 2, 0),
+        reactor,
+    )
+
+    def follow_interval(old: Config, new: Config) -> None:
+        dedup.interval_s = new.same_download_interval
+
+    holder.subscribe(follow_interval)
+    context = WebContext(
+        config=lambda: holder.current,
+        cache=cache,
+        geo=geo,
+        stats=stats,
+        dedup=dedup,
+        download_log=download_log,
+        clock=reactor,
+        server_header=f"Mirrorbits/{version_string()}".encode(),
+        get_client=redis.client,
+    )
+    geo_watch = TimerService(GEO_CHECK_INTERVAL, _check_geo, geo)
+    geo_watch.clock = reactor
+    geo_watch.setName("geo-watch")
+    geo_watch.setServiceParent(daemon)
+    http = AdoptedListener(
+        parse_listen_address(holder.current.listen_address),
+        RedirectorSite(RedirectResource(context), reactor=reactor),
+        reactor,
+    )
+    http.setName("http")
+    http.setServiceParent(daemon)
+
+
+def _check_geo(geo: GeoIP) -> None:
+    try:
+        if geo.reload_if_changed():
+            log.info("GeoIP databases reloaded after a change on disk")
+    except Exception:
+        log.failure("checking the GeoIP databases failed")
+
+
+def _day(text: str) -> datetime.datetime:
+    """A ``YYYY-MM-DD`` day (numbers may be unpadded) as midnight UTC."""
+    year, month, day = (int(part) for part in text.split("-"))
+    return datetime.datetime(year, month, day, tzinfo=datetime.UTC)
+
+
+def _reload_geo(geo: GeoIP, config: Config) -> None:
+    try:
+        geo.directory = config.geoip_database_path
+        geo.load()
+    except GeoIPUnavailable as err:
+        log.error("GeoIP reload failed, keeping the loaded databases: {error}", error=str(err))
+

@@ -1,0 +1,79 @@
+"""Request paths: cleaning (the router's 301) and evaluation against the repository.
+
+Pure functions, apart from :func:`evaluate` which resolves symlinks on disk.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from urllib.parse import unquote_to_bytes
+
+from attrs import frozen
+
+
+def decode_path(raw: bytes) -> str:
+    """Percent-decode a request path (``+`` stays a ``+``); invalid UTF-8 survives as escapes."""
+    return unquote_to_bytes(raw).decode("utf-8", "surrogateescape")
+
+
+def clean_path(path: str) -> str:
+    """The canonical form of ``path``: ``.``/``..`` and ``//`` removed, trailing ``/`` kept."""
+    if not path:
+        return "/"
+    if path[0] != "/":
+        path = "/" + path
+    cleaned = posixpath.normpath(path)
+    if cleaned.startswith("//"):
+        cleaned = "/" + cleaned.lstrip("/")
+    if path.endswith("/") and cleaned != "/":
+        cleaned += "/"
+    return cleaned
+
+
+class Forbidden(Exception):
+    """The path leaves the repository (403)."""
+
+
+class NotFound(Exception):
+    """The path does not exist on the local disk (404)."""
+
+
+@frozen
+class LocalPath:
+    """A request path mapped onto the repository."""
+
+    path: str  # repository-relative, starts with "/"; "" for the repository root
+    is_file: bool
+
+
+def evaluate(repository: str, path: str) -> LocalPath:
+    """Map a clean request path to the repository (spec §8.2); symlinks are resolved.
+
+    Raises :class:`Forbidden` for a path outside the repository (also through a
+    symlink) and :class:`NotFound` for a missing or dangling one.
+    """
+    root = repository.rstrip("/") or "/"
+    absolute = posixpath.normpath(root + "/" + path.lstrip("/"))
+    prefix = root if root.endswith("/") else root + "/"
+    if absolute != root and not absolute.startswith(prefix):
+        raise Forbidden(path)
+    try:
+        resolved = os.path.realpath(absolute, strict=True)
+    except (OSError, ValueError):
+        raise NotFound(path) from None
+    if resolved != absolute:
+        real_root = os.path.realpath(root)
+        real_prefix = real_root if real_root.endswith("/") else real_root + "/"
+        if resolved == real_root:
+            absolute = root
+        elif resolved.startswith(real_prefix):
+            absolute = prefix + resolved[len(real_prefix):]
+        else:
+            raise Forbidden(path)
+    relative = absolute[len(root):] if absolute != root else ""
+    try:
+        is_file = os.path.isfile(absolute)
+    except (OSError, ValueError):
+        raise NotFound(path) from None
+    return LocalPath(relative.rstrip("/") if relative != "/" else "", is_file)

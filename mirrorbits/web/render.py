@@ -1,0 +1,139 @@
+"""What a STANDARD request answers: the JSON document and the redirect headers (spec §8.4, §8.5).
+
+Pure: takes the selection result, returns bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mirrorbits.encoding import rfc3339_from_ns, rfc3339_from_unix
+from mirrorbits.gojson import F32, dumps
+from mirrorbits.model import FileInfo, GeoRecord
+from mirrorbits.selection.types import Candidate
+
+
+def escape_location(url: str) -> bytes:
+    """The reference escapes only bytes >= 0x80 in ``Location`` (lower-case hex)."""
+    raw = url.encode("utf-8", "surrogateescape")
+    if raw.isascii():
+        return raw
+    return b"".join(b"%%%02x" % byte if byte >= 0x80 else bytes((byte,)) for byte in raw)
+
+
+def target_url(candidate: Candidate, path: str) -> str:
+    """The URL of ``path`` on the candidate: its absolute base URL plus the path."""
+    base = candidate.absolute_url
+    return base + path[1:] if path.startswith("/") else base + path
+
+
+def link_headers(mirrors: list[Candidate], path: str, max_links: int) -> list[bytes]:
+    """``Link: <url>; rel=duplicate; pri=k; geo=cc`` for the alternatives of the first mirror."""
+    links = []
+    for priority, candidate in enumerate(mirrors[1 : 1 + max(0, max_links)], start=1):
+        fields = candidate.mirror.country_fields
+        geo = fields[0].lower() if fields else ""
+        url = target_url(candidate, path).encode("utf-8", "surrogateescape")
+        links.append(b"<%s>; rel=duplicate; pri=%d; geo=%s" % (url, priority, geo.encode()))
+    return links
+
+
+def file_info_object(info: FileInfo) -> dict[str, Any]:
+    doc: dict[str, Any] = {"Path": info.path}
+    if info.size:
+        doc["Size"] = info.size
+    doc["ModTime"] = rfc3339_from_ns(info.mod_time_ns)
+    if info.sha1:
+        doc["Sha1"] = info.sha1
+    if info.sha256:
+        doc["Sha256"] = info.sha256
+    if info.md5:
+        doc["Md5"] = info.md5
+    return doc
+
+
+def client_info_object(client: GeoRecord) -> dict[str, Any]:
+    return {
+        "CountryCode": client.country_code,
+        "ContinentCode": client.continent_code,
+        "City": client.city,
+        "Country": client.country,
+        "Latitude": F32(client.latitude),
+        "Longitude": F32(client.longitude),
+        "ASName": client.as_name,
+        "ASNum": client.as_num,
+    }
+
+
+def mirror_object(candidate: Candidate) -> dict[str, Any]:
+    """One mirror in the reference's JSON field order."""
+    m = candidate.mirror
+    doc: dict[str, Any] = {
+        "ID": m.id,
+        "Name": m.name,
+        "HttpURL": m.http_url,
+        "RsyncURL": m.rsync_url,
+        "FtpURL": m.ftp_url,
+        "SponsorName": m.sponsor_name,
+        "SponsorURL": m.sponsor_url,
+        "SponsorLogoURL": m.sponsor_logo_url,
+        "AdminName": m.admin_name,
+        "AdminEmail": m.admin_email,
+        "CustomData": m.custom_data,
+        "ContinentOnly": m.continent_only,
+        "CountryOnly": m.country_only,
+        "ASOnly": m.as_only,
+        "Score": m.score,
+        "Latitude": F32(m.latitude),
+        "Longitude": F32(m.longitude),
+        "ContinentCode": m.continent_code,
+        "CountryCodes": m.country_codes,
+        "ExcludedCountryCodes": m.excluded_country_codes,
+        "Asnum": m.asnum,
+        "Comment": m.comment,
+        "Enabled": m.enabled,
+    }
+    if m.http_down_reason:
+        doc["HttpDownReason"] = m.http_down_reason
+    if m.https_down_reason:
+        doc["HttpsDownReason"] = m.https_down_reason
+    doc["StateSince"] = rfc3339_from_unix(m.state_since)
+    if m.allow_redirects:
+        doc["AllowRedirects"] = m.allow_redirects
+    doc["Distance"] = F32(candidate.distance)
+    doc["ComputedScore"] = candidate.computed_score
+    doc["LastSync"] = rfc3339_from_unix(m.last_sync)
+    doc["LastSuccessfulSync"] = rfc3339_from_unix(m.last_successful_sync)
+    doc["LastSuccessfulSyncProtocol"] = m.last_successful_sync_protocol
+    doc["LastSuccessfulSyncPrecision"] = m.last_successful_sync_precision
+    doc["LastModTime"] = rfc3339_from_unix(m.last_mod_time)
+    doc["AbsoluteURL"] = candidate.absolute_url
+    if candidate.exclude_reason:
+        doc["ExcludeReason"] = candidate.exclude_reason
+    return doc
+
+
+def results_document(
+    info: FileInfo,
+    ip: str,
+    client: GeoRecord,
+    mirrors: list[Candidate],
+    excluded: list[Candidate],
+    fallback: bool,
+    local_js_path: str,
+    pretty: bool,
+) -> bytes:
+    """The JSON ``Results`` object: compact with a trailing newline, or 4-space indented."""
+    doc: dict[str, Any] = {
+        "FileInfo": file_info_object(info),
+        "IP": ip,
+        "ClientInfo": client_info_object(client),
+        "MirrorList": [mirror_object(c) for c in mirrors],
+    }
+    if excluded:
+        doc["ExcludedList"] = [mirror_object(c) for c in excluded]
+    if fallback:
+        doc["Fallback"] = True
+    doc["LocalJSPath"] = local_js_path
+    body = dumps(doc, pretty=pretty)
+    return body if pretty else body + b"\n"

@@ -1,0 +1,368 @@
+"""The redirect resource: one leaf answering every path (spec §8).
+
+Everything a request needs comes from memory (the pub/sub-fed cache, GeoIP
+readers, the live configuration). When the cache already holds the path the
+whole answer is computed synchronously; a miss awaits Redis once and fills it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import random
+from collections.abc import Callable
+from typing import Any
+
+from attrs import define, field
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
+from twisted.web.http import stringToDatetime
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request
+
+from mirrorbits.config import Config
+from mirrorbits.encoding import format_http_date
+from mirrorbits.gojson import dumps
+from mirrorbits.logs import Logger
+from mirrorbits.model import FileInfo, GeoRecord
+from mirrorbits.selection import (
+    Candidate,
+    Secure,
+    SelectionOptions,
+    fallback_candidates,
+    select,
+)
+from mirrorbits.stats import file_stats, utc_date
+from mirrorbits.store.errors import StoreError
+from mirrorbits.web.clientip import ClientAddressPolicy
+from mirrorbits.web.downloadlog import format_download_line
+from mirrorbits.web.paths import Forbidden, LocalPath, NotFound, clean_path, decode_path, evaluate
+from mirrorbits.web.render import escape_location, link_headers, results_document, target_url
+
+log = Logger()
+
+_HTML = b"text/html; charset=utf-8"
+_JSON = b"application/json; charset=utf-8"
+_TEXT = b"text/plain; charset=utf-8"
+_NO_CACHE = b"private, no-cache"
+_CHECKSUMS = (b"md5", b"sha1", b"sha256")
+
+
+@define(eq=False)
+class WebContext:
+    """The collaborators of the request path (all in memory; Redis only behind the cache)."""
+
+    config: Callable[[], Config]
+    cache: Any  # mirrorbits.cache.MirrorCache
+    geo: Any  # mirrorbits.geo.GeoIP
+    stats: Any  # mirrorbits.stats.StatsService
+    dedup: Any  # mirrorbits.stats.RangeDeduplicator
+    download_log: Any  # mirrorbits.web.downloadlog.DownloadLog
+    clock: IReactorTime
+    server_header: bytes
+    get_client: Callable[[], Any]
+    rng: random.Random = field(factory=random.Random)
+    _policy_source: tuple[str, ...] | None = None
+    _policy: ClientAddressPolicy = field(factory=ClientAddressPolicy)
+    _options_source: Config | None = None
+    _options: SelectionOptions = field(factory=SelectionOptions)
+
+    def policy(self, config: Config) -> ClientAddressPolicy:
+        if config.trusted_proxies != self._policy_source:
+            self._policy = ClientAddressPolicy.from_config(config.trusted_proxies)
+            self._policy_source = config.trusted_proxies
+        return self._policy
+
+    def selection_options(self, config: Config) -> SelectionOptions:
+        if config is not self._options_source:
+            self._options = SelectionOptions(
+                weight_distribution_range=config.weight_distribution_range,
+                allow_outdated_files=config.allow_outdated_files,
+                fix_timezone_offsets=config.fix_timezone_offsets,
+            )
+            self._options_source = config
+        return self._options
+
+
+class RedirectResource(Resource):
+    """Answers every request: redirect, JSON, checksum, statistics or an error."""
+
+    isLeaf = True
+
+    def __init__(self, ctx: WebContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+
+    def render(self, request: Request) -> bytes | int:
+        request.defaultContentType = None
+        raw_path = request.path
+        path = decode_path(raw_path)
+        cleaned = clean_path(path)
+        if cleaned != path:
+            return self._moved(request, cleaned)
+        request.setHeader(b"server", self.ctx.server_header)
+        config = self.ctx.config()
+        args = request.args
+        if b"mirrorlist" in args or b"mirrorstats" in args:
+            return self._error(request, config, 501, "Not Implemented")
+        if b"stats" in args:
+            return self._deferred(request, config, self._file_stats(request, config, path))
+        for algorithm in _CHECKSUMS:
+            if algorithm in args:
+                return self._deferred(
+                    request, config, self._checksum(request, config, path, algorithm.decode())
+                )
+        return self._deferred(request, config, self._standard(request, config, path))
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    def _deferred(self, request: Request, config: Config, coro: Any) -> bytes | int:
+        """Run ``coro``; answer synchronously when it finished without waiting."""
+        d: Deferred[bytes] = Deferred.fromCoroutine(coro)
+        result: list[Any] = []
+
+        def keep(outcome: Any) -> Any:
+            result.append(outcome)
+            return outcome
+
+        d.addBoth(keep)
+        if result:
+            outcome = result[0]
+            if isinstance(outcome, Failure):
+                return self._internal_error(request, config, outcome)
+            return outcome  # type: ignore[no-any-return]
+
+        def write(body: Any) -> None:
+            if isinstance(body, Failure):
+                body = self._internal_error(request, config, body)
+            if request.finished or request.channel is None:
+                return
+            request.setHeader(b"content-length", b"%d" % len(body))
+            if request.method != b"HEAD":
+                request.write(body)
+            request.finish()
+
+        d.addCallback(write)
+        request.notifyFinish().addErrback(lambda _: None)
+        return NOT_DONE_YET
+
+    def _internal_error(self, request: Request, config: Config, failure: Failure) -> bytes:
+        log.failure("request for {path} failed", failure, path=request.path)
+        return self._error(request, config, 500, "Internal Server Error")
+
+    def _moved(self, request: Request, cleaned: str) -> bytes:
+        """The router's 301 for unclean paths (no Server header, like the reference)."""
+        request.responseHeaders.removeHeader(b"server")
+        location = escape_location(cleaned)
+        if request.uri.find(b"?") >= 0:
+            location += b"?" + request.uri.split(b"?", 1)[1]
+        request.setResponseCode(301)
+        request.setHeader(b"location", location)
+        request.setHeader(b"content-type", _HTML)
+        href = location.replace(b"&", b"&amp;").replace(b"<", b"&lt;").replace(b">", b"&gt;")
+        href = href.replace(b'"', b"&#34;").replace(b"'", b"&#39;")
+        return b'<a href="' + href + b'">Moved Permanently</a>.\n\n'
+
+    def _error(self, request: Request, config: Config, code: int, message: str) -> bytes:
+        request.setResponseCode(code)
+        request.setHeader(b"content-type", _TEXT)
+        request.setHeader(b"x-content-type-options", b"nosniff")
+        return self._body(request, config, message.encode("utf-8", "replace") + b"\n")
+
+    def _body(self, request: Request, config: Config, body: bytes) -> bytes:
+        """Gzip the body when configured and accepted (spec §8.6)."""
+        if config.gzip:
+            accept = request.getHeader(b"accept-encoding")
+            if accept is not None and b"gzip" in accept:
+                request.setHeader(b"content-encoding", b"gzip")
+                return gzip.compress(body, compresslevel=1, mtime=0)
+        return body
+
+    # --- STANDARD: redirect or JSON ---------------------------------------------------------
+
+    async def _standard(self, request: Request, config: Config, path: str) -> bytes:
+        try:
+            local = evaluate(config.repository, path)
+        except Forbidden:
+            return self._error(request, config, 403, "Forbidden")
+        except NotFound:
+            return self._error(request, config, 404, "Not Found")
+        info = await self._local_info(local)
+        if request.method in (b"GET", b"HEAD"):
+            not_modified = self._not_modified(request, info)
+            if not_modified is not None:
+                return not_modified
+        ctx = self.ctx
+        peer = request.getClientAddress()
+        ip = ctx.policy(config).client_ip(
+            getattr(peer, "host", ""), request.getHeader(b"x-forwarded-for")
+        )
+        client = ctx.geo.lookup(ip)
+        secure = self._secure(request, config)
+        mirrors: list[Candidate] = []
+        excluded: list[Candidate] = []
+        failed = False
+        if info.mod_time_ns is not None:
+            try:
+                entries = await ctx.cache.candidates(local.path)
+            except StoreError:
+                failed = True
+            except Exception:
+                log.failure("reading the mirrors of {path} failed", path=local.path)
+                failed = True
+            else:
+                selection = select(info, entries, client, secure,
+                                   ctx.selection_options(config), ctx.rng)
+                mirrors, excluded = selection.mirrors, selection.excluded
+        fallback = False
+        if failed or not mirrors:
+            if not config.fallbacks:
+                return self._error(request, config, 503, "Service Unavailable")
+            mirrors = fallback_candidates(config.fallbacks, client, secure, ctx.rng)
+            fallback = True
+        as_json = config.output_mode == "json" or (
+            config.output_mode == "auto"
+            and b"application/json" in (request.getHeader(b"accept") or b"")
+        )
+        request.setHeader(b"cache-control", _NO_CACHE)
+        if as_json:
+            request.setHeader(b"content-type", _JSON)
+            body = results_document(info, ip, client, mirrors, excluded, fallback,
+                                    config.local_js_path, b"pretty" in request.args)
+            status = 200
+        else:
+            request.setResponseCode(302)
+            request.setHeader(b"content-type", _HTML)
+            request.setHeader(b"location", escape_location(target_url(mirrors[0], info.path)))
+            headers = request.responseHeaders
+            for link in link_headers(mirrors, info.path, config.max_link_headers):
+                headers.addRawHeader(b"link", link)
+            body = b""
+            status = 302
+        self._log_download(request, "JSON" if as_json else "REDIRECT", status, info.path,
+                           ip, client, mirrors[0], fallback)
+        if not as_json and request.method == b"GET":
+            self._count(request, ip, info, mirrors[0])
+        return self._body(request, config, body)
+
+    async def _local_info(self, local: LocalPath) -> FileInfo:
+        """The file's indexed info; unknown (not scanned, Redis down) => empty info."""
+        empty = FileInfo(path=local.path)
+        if not local.is_file:
+            return empty
+        try:
+            info = await self.ctx.cache.file_info(local.path)
+        except Exception:
+            return empty
+        return info if info is not None else empty
+
+    def _not_modified(self, request: Request, info: FileInfo) -> bytes | None:
+        header = request.getHeader(b"if-modified-since")
+        if header is None or not info.mod_time_ns:
+            return None
+        try:
+            since = stringToDatetime(header)
+        except (ValueError, IndexError, KeyError):
+            return None
+        mtime = info.mod_time_ns // 1_000_000_000
+        if mtime > since:
+            return None
+        request.setResponseCode(304)
+        request.setHeader(b"last-modified", _http_date(mtime))
+        return b""
+
+    def _secure(self, request: Request, config: Config) -> Secure:
+        secure = Secure.UNDEFINED
+        proto = request.getHeader(b"x-forwarded-proto")
+        if proto is not None:
+            proto = proto.lower()
+            if proto == b"https":
+                secure = Secure.WITH_TLS
+            elif proto == b"http" and not config.allow_http_to_https_redirects:
+                secure = Secure.WITHOUT_TLS
+        values = request.args.get(b"https")
+        if values:
+            if values[0] == b"1":
+                secure = Secure.WITH_TLS
+            elif values[0] == b"0":
+                secure = Secure.WITHOUT_TLS
+        return secure
+
+    def _log_download(self, request: Request, kind: str, status: int, path: str, ip: str,
+                      client: GeoRecord, first: Candidate, fallback: bool) -> None:
+        download_log = self.ctx.download_log
+        if download_log is None or not download_log.log_dir:
+            return
+        mirror = first.mirror
+        line = format_download_line(
+            self.ctx.clock.seconds(), kind, status, request.method.decode("ascii", "replace"),
+            path, ip, mirror.name, fallback, mirror.asnum, client.as_num, first.distance,
+            mirror.country_fields, None,
+        )
+        download_log.write_line(line)
+
+    def _count(self, request: Request, ip: str, info: FileInfo, first: Candidate) -> None:
+        if not info.path:
+            return
+        stats = self.ctx.stats
+        mirror_id = first.mirror.id
+        if request.getHeader(b"range") is None or self.ctx.config().same_download_interval <= 0:
+            stats.count_download(mirror_id, info.path, info.size)
+            return
+        agent = (request.getHeader(b"user-agent") or b"").decode("latin-1")
+
+        def counted(should: bool) -> None:
+            if should:
+                stats.count_download(mirror_id, info.path, info.size)
+
+        d = Deferred.fromCoroutine(self.ctx.dedup.should_count(ip, agent, info.path, True))
+        d.addCallback(counted)
+        d.addErrback(lambda f: log.failure("range de-duplication failed", f))
+
+    # --- CHECKSUM and FILESTATS ---------------------------------------------------------------
+
+    async def _checksum(self, request: Request, config: Config, path: str, algorithm: str) -> bytes:
+        try:
+            local = evaluate(config.repository, path)
+        except Forbidden:
+            return self._error(request, config, 403, "Forbidden")
+        except NotFound:
+            return self._error(request, config, 404, "Not Found")
+        try:
+            info = await self.ctx.cache.file_info(local.path) if local.is_file else None
+        except Exception:
+            log.failure("checksum lookup of {path} failed", path=local.path)
+            return self._error(request, config, 503, "Service Unavailable")
+        args = request.args
+        digest = ""
+        if info is not None:
+            for name in ("md5", "sha1", "sha256"):
+                if name.encode() in args:
+                    digest = getattr(info, name)
+                    break
+        if not digest:
+            return self._error(request, config, 404, "Hash type not supported")
+        request.setHeader(b"content-type", b"text/plain; charset=UTF-8")
+        basename = local.path.rsplit("/", 1)[-1]
+        return self._body(request, config,
+                          f"{digest}  {basename}".encode("utf-8", "surrogateescape"))
+
+    async def _file_stats(self, request: Request, config: Config, path: str) -> bytes:
+        values = request.args.get(b"stats") or [b""]
+        period = values[0].decode("utf-8", "replace")
+        try:
+            client = self.ctx.get_client()
+            today = utc_date(self.ctx.clock.seconds())
+            doc = await file_stats(client, path, period or None, today)
+        except ValueError:
+            return self._error(request, config, 400, "Invalid period")
+        except Exception as err:
+            return self._error(request, config, 500, str(err))
+        request.setHeader(b"content-type", _TEXT)
+        return self._body(request, config, dumps(doc, pretty=True))
+
+
+def _http_date(seconds: int) -> bytes:
+    return format_http_date(seconds).encode("ascii")
+
+

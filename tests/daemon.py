@@ -1,0 +1,153 @@
+"""The real daemon, started through ``twistd`` as a subprocess, and the real CLI."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import attrs
+
+from tests.servers import env_without_proxies, free_port, wait_for_port
+
+BIN = Path(sys.executable).parent
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def base_config(repository: Path, redis_address: str, **extra: str) -> dict[str, str]:
+    """A configuration for tests: private ports, the test GeoIP databases."""
+    values = {
+        "Repository": str(repository),
+        "ListenAddress": f"127.0.0.1:{free_port()}",
+        "RPCListenAddress": f"127.0.0.1:{free_port()}",
+        "RPCPassword": "test-rpc",
+        "RedisAddress": redis_address,
+        "GeoipDatabasePath": str(FIXTURES / "geo") + "/",
+        "RepositoryScanInterval": "0",
+    }
+    values.update(extra)
+    return values
+
+
+def render_config(values: dict[str, str], raw: str = "") -> str:
+    lines = [f"{key}: {value}" for key, value in values.items()]
+    return "\n".join(lines) + "\n" + raw
+
+
+@attrs.define
+class DaemonProcess:
+    """``twistd -n mirrorbits --config FILE`` in a work directory."""
+
+    workdir: Path
+    values: dict[str, str]
+    raw: str = ""
+    args: list[str] = attrs.field(factory=list)
+    config_text: str | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def config_path(self) -> Path:
+        return self.workdir / "mirrorbits.conf"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "twistd.log"
+
+    @property
+    def http(self) -> tuple[str, int]:
+        host, _, port = self.values["ListenAddress"].rpartition(":")
+        return host, int(port)
+
+    @property
+    def rpc(self) -> tuple[str, int]:
+        host, _, port = self.values["RPCListenAddress"].rpartition(":")
+        return host, int(port)
+
+    def write_config(self) -> None:
+        """Write ``config_text`` verbatim when given, else ``values`` plus ``raw``."""
+        text = self.config_text if self.config_text is not None else render_config(
+            self.values, self.raw)
+        self.config_path.write_text(text)
+
+    def start(self, wait_http: bool = True) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.write_config()
+        env = env_without_proxies()
+        env["TZ"] = "UTC"
+        self.process = subprocess.Popen(
+            [str(BIN / "twistd"), "-n", "--pidfile=", "--logfile", str(self.log_path),
+             "mirrorbits", "--config", str(self.config_path), *self.args],
+            cwd=self.workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_for_port(*self.rpc, timeout=20)
+            if wait_http:
+                wait_for_port(*self.http, timeout=20)
+        except TimeoutError:
+            self.stop()
+            raise AssertionError(f"daemon did not start:\n{self.log()}") from None
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def signal(self, signum: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(signum)
+
+    def wait_log(self, text: str, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.log():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not logged:\n{self.log()}")
+            time.sleep(0.05)
+
+    def stop(self) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        code = self.process.returncode
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        self.process = None
+        return code
+
+    def ctl(self, *args: str, password: str | None = None,
+            stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """Run ``mirrorbits-ctl`` against this daemon."""
+        host, port = self.rpc
+        command = [str(BIN / "mirrorbits-ctl"), "-h", host, "-p", str(port)]
+        pw = self.values.get("RPCPassword", "") if password is None else password
+        if pw:
+            command += ["-P", pw]
+        full_env = env_without_proxies()
+        if env:
+            full_env.update(env)
+        return subprocess.run(command + list(args), input=stdin, capture_output=True, text=True,
+                              timeout=60, env=full_env)
+
+
+def run_twistd(*args: str, cwd: Path | None = None,
+               env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run twistd to completion (for start-up errors and --help)."""
+    full_env = env_without_proxies()
+    if env:
+        full_env.update(env)
+    return subprocess.run([str(BIN / "twistd"), *args], capture_output=True, text=True,
+                          timeout=60, cwd=cwd, env=full_env)
+
+
+def repo_file(root: Path, relative: str, content: bytes, mtime: int) -> Path:
+    path = root / relative.lstrip("/")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    os.utime(path, (mtime, mtime))
+    return path

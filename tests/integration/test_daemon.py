@@ -1,0 +1,244 @@
+"""The daemon as an operator runs it: twistd, a config file, mirrorbits-ctl, signals."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.daemon import BIN, DaemonProcess, base_config, repo_file, run_twistd
+from tests.servers import RedisServer, free_port, wait_for_port
+
+ROOT = Path(__file__).parents[2]
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, redis_server: RedisServer,
+           redis_db: redis.Redis) -> Iterator[DaemonProcess]:
+    repo = tmp_path / "repo"
+    repo_file(repo, "/a.txt", b"hello\n", 1687249800)
+    process = DaemonProcess(workdir=tmp_path / "run",
+                            values=base_config(repo, redis_server.address),
+                            args=["--no-monitor"])
+    process.start()
+    yield process
+    process.stop()
+
+
+def test_plugin_is_found_with_its_options() -> None:
+    result = run_twistd("mirrorbits", "--help")
+    assert result.returncode == 0
+    for option in ("--config", "--no-monitor", "--debug", "--repository"):
+        assert option in result.stdout
+
+
+def test_missing_config_file_is_one_clear_line(tmp_path: Path) -> None:
+    result = run_twistd("-n", "--pidfile=", "mirrorbits", "--config", str(tmp_path / "nope.conf"),
+                        cwd=tmp_path)
+    assert result.returncode != 0
+    message = (result.stderr + result.stdout).strip()
+    assert "nope.conf" in message
+    assert "Traceback" not in message
+
+
+def test_invalid_config_is_refused_with_the_reason(tmp_path: Path) -> None:
+    config = tmp_path / "bad.conf"
+    config.write_text(f"Repository: {tmp_path}\nOutputMode: bogus\n")
+    result = run_twistd("-n", "--pidfile=", "mirrorbits", "-c", str(config), cwd=tmp_path)
+    assert result.returncode != 0
+    assert "outputMode can only be set to 'auto', 'json' or 'redirect'" in (
+        result.stderr + result.stdout)
+
+
+def test_mirror_management_through_the_cli(daemon: DaemonProcess, redis_db: redis.Redis) -> None:
+    added = daemon.ctl("add", "-http", "http://127.0.0.31:8080/pub", "-rsync",
+                       "rsync://127.0.0.31/pub", "-score", "5", "madrid")
+    assert added.returncode == 0, added.stderr
+    assert "Mirror 'madrid' added successfully" in added.stdout
+    assert "Country:   Spain" in added.stdout
+    record = redis_db.hgetall("MIRROR_1")
+    assert record["name"] == "madrid"
+    assert record["http"] == "http://127.0.0.31:8080/pub/"
+    assert record["rsync"] == "rsync://127.0.0.31/pub/"
+    assert record["score"] == "5"
+    assert record["enabled"] == "0"
+    assert record["httpsUp"] == "0"
+    assert record["latitude"] == "40.4168"
+    assert record["countryCodes"] == "ES"
+    assert record["asnum"] == "65101"
+    assert redis_db.hgetall("MIRRORS") == {"1": "madrid"}
+    assert redis_db.get("LAST_MID") == "1"
+    assert redis_db.get("MIRRORBITS_DB_VERSION") == "2"
+    entry = json.loads(redis_db.lrange("MIRRORLOGS_1", 0, -1)[0])
+    assert list(entry) == ["Type", "MirrorID", "Timestamp"]
+    assert entry["Type"] == 2 and entry["MirrorID"] == 1
+
+    enabled = daemon.ctl("enable", "madrid")
+    assert enabled.returncode == 0 and "enabled successfully" in enabled.stdout
+    assert redis_db.hget("MIRROR_1", "enabled") == "1"
+
+    listed = daemon.ctl("list")
+    assert listed.returncode == 0
+    assert listed.stdout.splitlines()[1].startswith("madrid ")
+
+    shown = daemon.ctl("show", "madrid")
+    assert "HttpURL: http://127.0.0.31:8080/pub/" in shown.stdout
+
+    taken = daemon.ctl("add", "-http", "http://127.0.0.32/", "madrid")
+    assert taken.returncode != 0 and "already exists" in taken.stderr
+
+    refused = daemon.ctl("list", password="wrong")
+    assert refused.returncode != 0 and "Password refused" in refused.stderr
+
+    removed = daemon.ctl("remove", "-f", "madrid")
+    assert removed.returncode == 0
+    assert redis_db.exists("MIRROR_1") == 0
+
+
+def test_reload_keeps_running_config_on_error(daemon: DaemonProcess) -> None:
+    good = daemon.config_path.read_text()
+    daemon.config_path.write_text(good + "WeightDistributionRange: 0\n")
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_log("WeightDistributionRange must be > 0")
+    assert daemon.ctl("list").returncode == 0
+
+    failed = daemon.ctl("reload")
+    assert failed.returncode != 0
+    assert "WeightDistributionRange must be > 0" in failed.stderr
+
+    daemon.config_path.unlink()
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_log("could not be read")
+    assert daemon.process is not None and daemon.process.poll() is None
+
+    daemon.config_path.write_text(good.replace("RPCPassword: test-rpc", "RPCPassword: new-one"))
+    assert daemon.ctl("reload").returncode == 0
+    assert daemon.ctl("list").returncode != 0
+    assert daemon.ctl("list", password="new-one").returncode == 0
+
+
+def test_redirect_and_counted_download_survive_sigterm(
+    tmp_path: Path, redis_server: RedisServer, redis_db: redis.Redis
+) -> None:
+    repo = tmp_path / "repo"
+    repo_file(repo, "/a.txt", b"hello\n", 1687249800)
+    process = DaemonProcess(workdir=tmp_path / "run",
+                            values=base_config(repo, redis_server.address), args=[])
+    process.start()
+    try:
+        wait_until(lambda: redis_db.sismember("FILES", "/a.txt"))
+        assert process.ctl("add", "-http", "http://127.0.0.31/", "madrid").returncode == 0
+        redis_db.sadd("FILEMIRRORS_/a.txt", 1)
+        redis_db.hset("FILEINFO_1_/a.txt", mapping={
+            "size": "6", "modTime": "2023-06-20 08:30:00 +0000 UTC"})
+        redis_db.hset("MIRROR_1", mapping={"httpUp": "1", "lastSuccessfulSyncPrecision":
+                                           "1000000000"})
+        redis_db.publish("_mirrorbits_mirror_file_update", "1 /a.txt")
+        assert process.ctl("enable", "madrid").returncode == 0
+        host, port = process.http
+
+        def location() -> str | None:
+            request = urllib.request.Request(
+                f"http://{host}:{port}/a.txt", headers={"X-Forwarded-For": "100.96.2.10"})
+            opener = urllib.request.build_opener(NoRedirect())
+            try:
+                opener.open(request, timeout=5)
+            except urllib.error.HTTPError as err:
+                return err.headers.get("Location") if err.code == 302 else None
+            return None
+
+        wait_until(lambda: location() == "http://127.0.0.31/a.txt")
+    finally:
+        assert process.stop() in (0, -signal.SIGTERM)  # twistd re-raises SIGTERM after a clean stop
+    day_keys = [k for k in redis_db.keys("STATS_FILE_*") if k.count("_") == 4]
+    assert day_keys, "download not flushed at stop"
+    assert redis_db.hget("STATS_FILE", "/a.txt") is not None
+    assert int(redis_db.hget("STATS_MIRROR", "1") or 0) >= 1
+    assert "Server stopped" in process.log() or "Main loop terminated" in process.log()
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+def wait_until(predicate: object, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.05)
+
+
+def test_tac_file_runs_the_same_service(tmp_path: Path, redis_server: RedisServer) -> None:
+    repo = tmp_path / "repo"
+    repo_file(repo, "/a.txt", b"x", 1687249800)
+    values = base_config(repo, redis_server.address)
+    config = tmp_path / "mirrorbits.conf"
+    config.write_text("".join(f"{k}: {v}\n" for k, v in values.items()))
+    process = subprocess.Popen(
+        [str(BIN / "twistd"), "-n", "--pidfile=", "-y", str(ROOT / "mirrorbits.tac")],
+        cwd=tmp_path, env={"MIRRORBITS_CONFIG": str(config), "PATH": "/usr/bin:/bin"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        host, _, port = values["ListenAddress"].rpartition(":")
+        wait_for_port(host, int(port), timeout=20)
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(f"http://{host}:{port}/missing", timeout=5)
+        assert answer.value.code == 404
+    finally:
+        process.terminate()
+        process.wait(20)
+
+
+def test_wheel_ships_the_plugin(tmp_path: Path) -> None:
+    """``pip install .`` puts the plugin where twistd finds it."""
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                    "--target", str(target), str(ROOT)],
+                   check=True, capture_output=True, timeout=300)
+    assert (target / "twisted" / "plugins" / "mirrorbits_plugin.py").exists()
+    assert not (target / "twisted" / "plugins" / "__init__.py").exists()
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]);"
+        "from twisted.plugin import getPlugins;"
+        "from twisted.application.service import IServiceMaker;"
+        "import twisted.plugins;"
+        "print([p.tapname for p in getPlugins(IServiceMaker, twisted.plugins)])"
+    )
+    result = subprocess.run([sys.executable, "-c", probe, str(target)], capture_output=True,
+                            text=True, cwd=tmp_path, timeout=60)
+    assert "'mirrorbits'" in result.stdout, result.stderr
+
+
+def test_daemon_starts_while_redis_is_down_and_serves_fallbacks(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo_file(repo, "/a.txt", b"x", 1687249800)
+    redis_port = free_port()
+    values = base_config(repo, f"127.0.0.1:{redis_port}")
+    process = DaemonProcess(workdir=tmp_path / "run", values=values, args=["--no-monitor"],
+                            raw="Fallbacks:\n    - URL: http://fallback.example.org/\n"
+                                "      CountryCode: fr\n      ContinentCode: eu\n")
+    process.start()
+    server = RedisServer(workdir=tmp_path / "redis", port=redis_port)
+    try:
+        host, port = process.http
+        opener = urllib.request.build_opener(NoRedirect())
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            opener.open(f"http://{host}:{port}/a.txt", timeout=5)
+        assert answer.value.code == 302
+        assert answer.value.headers["Location"] == "http://fallback.example.org/a.txt"
+        process.wait_log("Database is down")
+        server.start()
+        process.wait_log("Connected to redis master", timeout=20)
+    finally:
+        process.stop()
+        server.stop()
