@@ -147,6 +147,13 @@ def build_daemon(
     for warning in warnings:
         log.warn("{warning}", warning=warning)
     holder = ConfigHolder(current=config, path=config_path)
+
+    def listen_address_changed(old: Config, new: Config) -> None:
+        if (old.listen_address, old.rpc_listen_address) != (
+                new.listen_address, new.rpc_listen_address):
+            log.warn("ListenAddress/RPCListenAddress changed: restart the daemon to apply")
+
+    holder.subscribe(listen_address_changed)
     geo = GeoIP(config.geoip_database_path, reactor)
     daemon = Daemon(holder=holder, reactor=reactor, geo=geo)
     daemon.setName("mirrorbits")
