@@ -1,0 +1,89 @@
+"""Request paths: the router's cleaning, repository evaluation, client address policy."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from mirrorbits.web.clientip import ClientAddressPolicy, strip_peer
+from mirrorbits.web.paths import Forbidden, NotFound, clean_path, decode_path, evaluate
+from mirrorbits.web.render import escape_location
+
+
+@pytest.mark.parametrize(("raw", "clean"), [
+    ("/dir/../a.txt", "/a.txt"), ("//a.txt", "/a.txt"), ("/pool/.", "/pool"),
+    ("/pool/./empty.lst", "/pool/empty.lst"), ("/pool/", "/pool/"), ("", "/"),
+    ("/a/b/../../..", "/"), ("/x//y/", "/x/y/"), ("/a.txt", "/a.txt"),
+])
+def test_clean_path(raw: str, clean: str) -> None:
+    assert clean_path(raw) == clean
+
+
+def test_decode_path_keeps_plus_and_decodes_utf8() -> None:
+    assert decode_path(b"/media/install+image.img") == "/media/install+image.img"
+    assert decode_path(b"/gu%C3%ADa%20x") == "/guía x"
+    assert decode_path(b"/%2e%2e/x") == "/../x"
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    (root / "dir").mkdir(parents=True)
+    (root / "dir" / "b.bin").write_bytes(b"b")
+    (root / "a.txt").write_bytes(b"a")
+    (tmp_path / "secret.txt").write_bytes(b"s")
+    os.symlink("a.txt", root / "link.txt")
+    os.symlink("dir", root / "latest")
+    os.symlink("../secret.txt", root / "leak.txt")
+    os.symlink("missing", root / "broken")
+    return root
+
+
+def test_evaluate_files_directories_and_symlinks(repo: Path) -> None:
+    assert evaluate(str(repo), "/a.txt").path == "/a.txt"
+    assert evaluate(str(repo), "/a.txt").is_file
+    assert evaluate(str(repo), "/link.txt").path == "/a.txt"
+    assert evaluate(str(repo), "/latest/b.bin").path == "/dir/b.bin"
+    assert evaluate(str(repo), "/dir/").path == "/dir"
+    assert not evaluate(str(repo), "/dir").is_file
+    assert evaluate(str(repo), "/").path == ""
+
+
+def test_evaluate_refuses_what_leaves_the_repository(repo: Path) -> None:
+    with pytest.raises(Forbidden):
+        evaluate(str(repo), "/../secret.txt")
+    with pytest.raises(Forbidden):
+        evaluate(str(repo), "/leak.txt")
+    with pytest.raises(NotFound):
+        evaluate(str(repo), "/broken")
+    with pytest.raises(NotFound):
+        evaluate(str(repo), "/nothing")
+    with pytest.raises(NotFound):
+        evaluate(str(repo), "/a\x00b")
+
+
+def test_location_escapes_only_high_bytes_lowercase() -> None:
+    assert escape_location("http://m/gu\u00eda x.pdf") == b"http://m/gu%c3%ada x.pdf"
+
+
+def test_forwarded_for_believed_from_everyone_by_default() -> None:
+    policy = ClientAddressPolicy()
+    assert policy.client_ip("127.0.0.1", b" 100.96.1.10 , 10.0.0.1") == "100.96.1.10"
+    assert policy.client_ip("127.0.0.1", None) == "127.0.0.1"
+    assert policy.client_ip("127.0.0.1", b"") == "127.0.0.1"
+
+
+def test_forwarded_for_believed_only_from_trusted_proxies() -> None:
+    policy = ClientAddressPolicy.from_config(["10.0.0.0/8", "::1"])
+    assert policy.client_ip("10.1.2.3", b"100.96.1.10") == "100.96.1.10"
+    assert policy.client_ip("::1", b"100.96.1.10") == "100.96.1.10"
+    assert policy.client_ip("192.0.2.1", b"100.96.1.10") == "192.0.2.1"
+    assert policy.client_ip("::ffff:10.0.0.9", b"100.96.1.10") == "100.96.1.10"
+
+
+def test_ipv6_peers_lose_brackets_and_mapped_ipv4_is_unwrapped() -> None:
+    assert strip_peer("[2001:db8:cafe::20]") == "2001:db8:cafe::20"
+    assert strip_peer("2001:db8:cafe::20") == "2001:db8:cafe::20"
+    assert strip_peer("::ffff:100.96.1.10") == "100.96.1.10"
