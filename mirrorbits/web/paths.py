@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 from urllib.parse import unquote_to_bytes
 
 from attrs import frozen
@@ -29,6 +30,37 @@ def clean_path(path: str) -> str:
     if path.endswith("/") and cleaned != "/":
         cleaned += "/"
     return cleaned
+
+
+_BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+
+
+def _query_unescape(text: bytes) -> bytes | None:
+    """``+`` as space and ``%XX`` decoded; None for a malformed escape."""
+    if _BAD_ESCAPE.search(text):
+        return None
+    return unquote_to_bytes(text.replace(b"+", b" "))
+
+
+def parse_query(uri: bytes) -> dict[bytes, list[bytes]]:
+    """The query arguments of a request URI, as Go's ``URL.Query()`` reads them.
+
+    Keys without ``=`` count (``?md5`` -> ``{b"md5": [b""]}``), values keep their order,
+    and pairs containing ``;`` or a malformed escape are dropped.
+    """
+    _, sep, query = uri.partition(b"?")
+    args: dict[bytes, list[bytes]] = {}
+    if not sep:
+        return args
+    for pair in query.split(b"&"):
+        if not pair or b";" in pair:
+            continue
+        raw_key, _, raw_value = pair.partition(b"=")
+        key, value = _query_unescape(raw_key), _query_unescape(raw_value)
+        if key is None or value is None:
+            continue
+        args.setdefault(key, []).append(value)
+    return args
 
 
 class Forbidden(Exception):

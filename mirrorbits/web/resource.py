@@ -36,7 +36,15 @@ from mirrorbits.stats import file_stats, utc_date
 from mirrorbits.store.errors import StoreError
 from mirrorbits.web.clientip import ClientAddressPolicy
 from mirrorbits.web.downloadlog import format_download_line
-from mirrorbits.web.paths import Forbidden, LocalPath, NotFound, clean_path, decode_path, evaluate
+from mirrorbits.web.paths import (
+    Forbidden,
+    LocalPath,
+    NotFound,
+    clean_path,
+    decode_path,
+    evaluate,
+    parse_query,
+)
 from mirrorbits.web.render import escape_location, link_headers, results_document, target_url
 
 log = Logger()
@@ -94,6 +102,16 @@ class RedirectResource(Resource):
         self.ctx = ctx
 
     def render(self, request: Request) -> bytes | int:
+        body = self._answer(request)
+        if isinstance(body, int) or (request.code != 304 and not (
+                body and request.method == b"HEAD")):
+            return body
+        # Left to Twisted, a 304 would get "Content-Length: 0" and every HEAD answer with a
+        # body (404, 301...) a logged warning.
+        self._finish(request, body)
+        return NOT_DONE_YET
+
+    def _answer(self, request: Request) -> bytes | int:
         request.defaultContentType = None
         raw_path = request.path
         path = decode_path(raw_path)
@@ -102,7 +120,8 @@ class RedirectResource(Resource):
             return self._moved(request, cleaned)
         request.setHeader(b"server", self.ctx.server_header)
         config = self.ctx.config()
-        args = request.args
+        # Twisted drops keys without "=" (``?md5``): read the query as the reference does.
+        args = request.args = parse_query(request.uri)
         if b"mirrorlist" in args or b"mirrorstats" in args:
             return self._error(request, config, 501, "Not Implemented")
         if b"stats" in args:
@@ -137,14 +156,20 @@ class RedirectResource(Resource):
                 body = self._internal_error(request, config, body)
             if request.finished or request.channel is None:
                 return
-            request.setHeader(b"content-length", b"%d" % len(body))
-            if request.method != b"HEAD":
-                request.write(body)
-            request.finish()
+            self._finish(request, body)
 
         d.addCallback(write)
         request.notifyFinish().addErrback(lambda _: None)
         return NOT_DONE_YET
+
+    @staticmethod
+    def _finish(request: Request, body: bytes) -> None:
+        """Send ``body`` with its length; no body for HEAD, no length for a 304."""
+        if request.code != 304:
+            request.setHeader(b"content-length", b"%d" % len(body))
+            if request.method != b"HEAD":
+                request.write(body)
+        request.finish()
 
     def _internal_error(self, request: Request, config: Config, failure: Failure) -> bytes:
         log.failure("request for {path} failed", failure, path=request.path)

@@ -8,66 +8,18 @@ recorded redirect (deterministic cases), or one of the recorded outcomes.
 
 from __future__ import annotations
 
-import http.client
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
-import redis
 
 from tests.daemon import DaemonProcess
-from tests.scenario import CONFORMANCE, build_repository, conformance_config, load_redis
-from tests.servers import RedisServer, free_port
+from tests.integration.conftest import header_values, raw_header, request
+from tests.scenario import CONFORMANCE
 
 # Reference bug fixed (docs/differences.md, "ASN 0"): a client without ASN no longer gets
 # the same-AS bonus for mirrors without ASN, so these recorded answers differ.
 ASN_ZERO_CLIENTS = {"mexico"}
-
-
-@pytest.fixture(scope="module")
-def conformance_daemon(
-    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[DaemonProcess]:
-    root = Path(tmp_path_factory.mktemp("conformance"))
-    repo = build_repository(root)
-    logs = root / "logs"
-    logs.mkdir()
-    client = redis.Redis(host=redis_server.host, port=redis_server.port, db=3,
-                         decode_responses=True)
-    load_redis(client)
-    client.close()
-    http_address = f"127.0.0.1:{free_port()}"
-    rpc_address = f"127.0.0.1:{free_port()}"
-    daemon = DaemonProcess(
-        workdir=root / "daemon",
-        values={"ListenAddress": http_address, "RPCListenAddress": rpc_address},
-        args=["--no-monitor"],
-        config_text=conformance_config(repo, logs, redis_server.address, http_address,
-                                       rpc_address),
-    )
-    daemon.start()
-    yield daemon
-    daemon.stop()
-
-
-def request(daemon: DaemonProcess, method: str, path: str,
-            headers: dict[str, str]) -> tuple[int, list[tuple[str, str]], bytes]:
-    host, port = daemon.http
-    connection = http.client.HTTPConnection(host, port, timeout=10)
-    try:
-        connection.request(method, quote(path, safe="/?&=:-._~%+"), headers=headers)
-        response = connection.getresponse()
-        body = response.read()
-        return response.status, response.getheaders(), body
-    finally:
-        connection.close()
-
-
-def header_values(headers: list[tuple[str, str]], name: str) -> list[str]:
-    return [value for key, value in headers if key.lower() == name.lower()]
 
 
 def matrix_cases() -> list[dict[str, Any]]:
@@ -78,11 +30,6 @@ def matrix_cases() -> list[dict[str, Any]]:
 
 
 CASES = matrix_cases()
-
-
-def raw_header(value: str) -> str:
-    """http.client decodes header bytes as latin-1: give back the UTF-8 text."""
-    return value.encode("latin-1").decode("utf-8")
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c['client']}:{c['path']}")

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from mirrorbits.web.clientip import ClientAddressPolicy, strip_peer
-from mirrorbits.web.paths import Forbidden, NotFound, clean_path, decode_path, evaluate
+from mirrorbits.web.paths import (
+    Forbidden,
+    NotFound,
+    clean_path,
+    decode_path,
+    evaluate,
+    parse_query,
+)
 from mirrorbits.web.render import escape_location
 
 
@@ -25,6 +32,21 @@ def test_decode_path_keeps_plus_and_decodes_utf8() -> None:
     assert decode_path(b"/media/install+image.img") == "/media/install+image.img"
     assert decode_path(b"/gu%C3%ADa%20x") == "/guía x"
     assert decode_path(b"/%2e%2e/x") == "/../x"
+
+
+@pytest.mark.parametrize(("uri", "args"), [
+    (b"/a.txt", {}),
+    (b"/a.txt?md5", {b"md5": [b""]}),
+    (b"/a.txt?sha256&stats", {b"sha256": [b""], b"stats": [b""]}),
+    (b"/a?https=0&https=1", {b"https": [b"0", b"1"]}),
+    (b"/a?stats=&pretty", {b"stats": [b""], b"pretty": [b""]}),
+    (b"/a?x=a+b%20c&&y=%E2%82%AC", {b"x": [b"a b c"], b"y": ["\u20ac".encode()]}),
+    (b"/a?bad=%zz&md5;x=1&ok", {b"ok": [b""]}),
+    (b"/a?k=v=w", {b"k": [b"v=w"]}),
+])
+def test_parse_query_reads_bare_keys_like_the_reference(
+        uri: bytes, args: dict[bytes, list[bytes]]) -> None:
+    assert parse_query(uri) == args
 
 
 @pytest.fixture

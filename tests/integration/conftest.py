@@ -1,0 +1,108 @@
+"""The real daemon on the recorded conformance scenario, shared by the HTTP conformance tests.
+
+One daemon per test session, on a private redis-server: other tests flush the session's
+``redis_server`` (fixture ``redis_db``), which must not wipe the recorded snapshot.
+"""
+
+from __future__ import annotations
+
+import http.client
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import redis
+
+from tests.daemon import DaemonProcess
+from tests.scenario import build_repository, conformance_config, load_redis
+from tests.servers import RedisServer, free_port
+
+CONFORMANCE_RPC_PASSWORD = "conformance-rpc"
+# A checksum answer proves Redis is connected and the snapshot readable (the daemon listens
+# before its Redis connection is up, and answers fallbacks meanwhile, like the reference).
+READY_PATH = "/pool/main/tool_2.4.1_arm64.deb?md5"
+
+
+def start_conformance_daemon(root: Path, redis_server: RedisServer) -> DaemonProcess:
+    """Lay out the scenario under ``root``, load the snapshot into DB 3, start the daemon.
+
+    The download log goes to ``root / "logs"``; returns once the daemon answers from Redis.
+    """
+    repo = build_repository(root)
+    logs = root / "logs"
+    logs.mkdir()
+    client = redis.Redis(host=redis_server.host, port=redis_server.port, db=3,
+                         decode_responses=True)
+    load_redis(client)
+    client.close()
+    http_address = f"127.0.0.1:{free_port()}"
+    rpc_address = f"127.0.0.1:{free_port()}"
+    daemon = DaemonProcess(
+        workdir=root / "daemon",
+        values={"ListenAddress": http_address, "RPCListenAddress": rpc_address,
+                "RPCPassword": CONFORMANCE_RPC_PASSWORD},
+        args=["--no-monitor"],
+        config_text=conformance_config(repo, logs, redis_server.address, http_address,
+                                       rpc_address),
+    )
+    daemon.start()
+    try:
+        wait_ready(daemon)
+    except AssertionError:
+        daemon.stop()
+        raise
+    return daemon
+
+
+def wait_ready(daemon: DaemonProcess, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        status, _, _ = request(daemon, "GET", READY_PATH, {})
+        if status == 200:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"daemon never read Redis ({status}):\n{daemon.log()}")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def conformance_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(workdir=Path(tmp_path_factory.mktemp("conformance-redis")))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def conformance_daemon(
+    conformance_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DaemonProcess]:
+    daemon = start_conformance_daemon(Path(tmp_path_factory.mktemp("conformance")),
+                                      conformance_redis)
+    yield daemon
+    daemon.stop()
+
+
+def request(daemon: DaemonProcess, method: str, path: str,
+            headers: dict[str, str]) -> tuple[int, list[tuple[str, str]], bytes]:
+    """One request on a fresh connection; the path is percent-encoded only where HTTP needs it."""
+    host, port = daemon.http
+    connection = http.client.HTTPConnection(host, port, timeout=10)
+    try:
+        connection.request(method, quote(path, safe="/?&=:-._~%+"), headers=headers)
+        response = connection.getresponse()
+        body = response.read()
+        return response.status, response.getheaders(), body
+    finally:
+        connection.close()
+
+
+def header_values(headers: list[tuple[str, str]], name: str) -> list[str]:
+    return [value for key, value in headers if key.lower() == name.lower()]
+
+
+def raw_header(value: str) -> str:
+    """http.client decodes header bytes as latin-1: give back the UTF-8 text."""
+    return value.encode("latin-1").decode("utf-8")
