@@ -11,7 +11,7 @@ from functools import lru_cache
 
 from mirrorbits.encoding import format_go_duration
 from mirrorbits.model import FileInfo, GeoRecord, Mirror, OutdatedRule
-from mirrorbits.selection.geo import Origin
+from mirrorbits.selection.geo import origin_at
 from mirrorbits.selection.types import Candidate, Secure, SelectionOptions
 
 # Exclusion texts (shown in JSON ``ExcludeReason`` and on the mirrorlist page).
@@ -180,7 +180,7 @@ def filter_candidates(
     """
     file_check = _FileCheck(local, opts)
     valid = client.is_valid
-    origin = Origin(client.latitude, client.longitude) if valid else None
+    origin = origin_at(client.latitude, client.longitude) if valid else None
     accepted: list[Candidate] = []
     excluded: list[Candidate] = []
     closest = farthest = 0.0
