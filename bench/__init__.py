@@ -1,0 +1,1 @@
+"""Benchmarks of the daemon (run from the repository root, see bench/README.md)."""

@@ -1,0 +1,1 @@
+"""The redirect benchmark: full redirect path against a bare twisted.web 302."""

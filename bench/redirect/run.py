@@ -1,0 +1,297 @@
+"""Redirect benchmark: requests/s of the daemon's full redirect path over a bare twisted.web 302.
+
+Run from the repository root: ``.venv/bin/python bench/redirect/run.py --seconds 10``.
+See bench/README.md for what is measured and how to read the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import redis  # noqa: E402
+
+from bench.redirect import dataset, loadgen  # noqa: E402
+from bench.redirect.loadgen import LoadResult, Response  # noqa: E402
+from tests.daemon import DaemonProcess, base_config  # noqa: E402
+from tests.servers import RedisServer, env_without_proxies, free_port, wait_for_port  # noqa: E402
+
+TARGET = 0.6
+MIRROR_PATTERN = r"^https?://mirror\.[a-z0-9]+\.example\.org/"
+MIRROR_LUA_PATTERN = "^https?://mirror%.[%w]+%.example%.org/"
+BARE_PATTERN, BARE_LUA_PATTERN = r"^http://x/$", "^http://x/$"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each measurement")
+    parser.add_argument("--threads", type=int, default=2, help="load generator threads")
+    parser.add_argument("--connections", type=int, default=50, help="keep-alive connections")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure baseline then daemon this many times (median ratio)")
+    parser.add_argument("--warmup-seconds", type=float, default=1.0,
+                        help="unmeasured load on each server before each measurement")
+    parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
+    parser.add_argument("--mirrors", type=int, default=60)
+    parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--networks", type=int, default=3_000, help="GeoIP networks")
+    parser.add_argument("--clients", type=int, default=5_000, help="distinct client addresses")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--download-log", action="store_true",
+                        help="also write the daemon's download log (LogDir)")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="after measuring, record the daemon under load with py-spy "
+                             "(FILE.svg: flame graph, FILE.txt: collapsed stacks, "
+                             "else speedscope JSON)")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--workdir", metavar="DIR", help="keep the data set here (not removed)")
+    return parser.parse_args(argv)
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+class Bench:
+    """The servers and the data set of one benchmark run."""
+
+    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+        self.args = args
+        self.workdir = workdir
+        self.plan = dataset.plan(args.seed, args.mirrors, args.files, args.networks, args.clients)
+        self.redis = RedisServer(workdir=workdir / "redis")
+        self.daemon: DaemonProcess | None = None
+        self.bare: subprocess.Popen[bytes] | None = None
+        self.bare_port = 0
+        self.paths_file = workdir / "paths.txt"
+        self.ips_file = workdir / "ips.txt"
+
+    # --- set-up ---------------------------------------------------------------------------
+
+    def build(self) -> None:
+        started = time.monotonic()
+        repository = self.workdir / "repository"
+        dataset.write_repository(repository, self.plan.files)
+        dataset.write_geoip(self.workdir / "geoip", self.plan.networks)
+        self.paths_file.write_text("".join(f.path + "\n" for f in self.plan.files))
+        self.ips_file.write_text("".join(ip + "\n" for ip in self.plan.client_ips))
+        self.redis.start()
+        client = redis.Redis(host=self.redis.host, port=self.redis.port, decode_responses=True)
+        commands = dataset.write_redis(client, self.plan)
+        client.close()
+        log(f"data set ready in {time.monotonic() - started:.1f} s: {len(self.plan.mirrors)} "
+            f"mirrors, {len(self.plan.files)} files, {len(self.plan.networks)} GeoIP networks, "
+            f"{len(self.plan.client_ips)} client IPs, {commands} Redis writes")
+
+    def start(self) -> None:
+        extra = {"GeoipDatabasePath": str(self.workdir / "geoip") + "/"}
+        if self.args.download_log:
+            (self.workdir / "logs").mkdir(exist_ok=True)
+            extra["LogDir"] = str(self.workdir / "logs")
+        values = base_config(self.workdir / "repository", self.redis.address, **extra)
+        self.daemon = DaemonProcess(workdir=self.workdir / "daemon", values=values,
+                                    args=["--no-monitor"])
+        self.daemon.start()
+        self.bare_port = free_port()
+        self.bare = subprocess.Popen(
+            [sys.executable, "-m", "bench.redirect.bare", str(self.bare_port)], cwd=ROOT,
+            env=env_without_proxies(),
+        )
+        wait_for_port("127.0.0.1", self.bare_port, timeout=20)
+
+    def stop(self) -> None:
+        if self.daemon is not None:
+            self.daemon.stop()
+        if self.bare is not None:
+            self.bare.terminate()
+            self.bare.wait(10)
+        self.redis.stop()
+
+    # --- verification and measurement -------------------------------------------------------
+
+    def verify(self) -> dict[str, Any]:
+        """One pass over every path (this also fills the daemon's caches), checked exactly."""
+        assert self.daemon is not None
+        allowed = self.plan.allowed_locations()
+        ips = self.plan.client_ips
+        requests = [(entry.path, ips[i % len(ips)]) for i, entry in enumerate(self.plan.files)]
+        requests += [(entry.path, ips[(i + len(requests)) % len(ips)])
+                     for i, entry in enumerate(self.plan.files) if i % 2]
+
+        def ok(path: str, response: Response) -> bool:
+            return response.status == 302 and response.location in allowed[path]
+
+        daemon = loadgen.verify_pass(*self.daemon.http, requests, ok)
+        log(f"verification/warm-up pass: {daemon.checked} requests in {daemon.seconds:.1f} s, "
+            f"{daemon.wrong} wrong")
+        for example in daemon.examples:
+            log(f"  wrong answer: {example}")
+        bare = loadgen.verify_pass(
+            "127.0.0.1", self.bare_port, requests[:200],
+            lambda path, r: r.status == 302 and r.location == "http://x/")
+        return {"daemon_checked": daemon.checked, "daemon_wrong": daemon.wrong,
+                "daemon_cold_rps": round(daemon.checked / max(daemon.seconds, 1e-9)),
+                "daemon_examples": list(daemon.examples), "expected": len(requests),
+                "bare_checked": bare.checked, "bare_wrong": bare.wrong}
+
+    def measure(self, port: int, pattern: str, lua_pattern: str, seconds: float) -> LoadResult:
+        args = self.args
+        if self.use_wrk:
+            return loadgen.run_wrk(f"http://127.0.0.1:{port}", self.paths_file, self.ips_file,
+                                   lua_pattern, seconds, args.threads, args.connections)
+        return loadgen.run_python("127.0.0.1", port, [f.path for f in self.plan.files],
+                                  list(self.plan.client_ips), pattern, seconds, args.threads,
+                                  args.connections)
+
+    @property
+    def use_wrk(self) -> bool:
+        if self.args.loadgen == "python":
+            return False
+        if self.args.loadgen == "wrk" and loadgen.wrk_path() is None:
+            raise SystemExit("--loadgen wrk: wrk is not installed (apt-get install wrk)")
+        return loadgen.wrk_path() is not None
+
+    def round(self) -> tuple[LoadResult, LoadResult]:
+        assert self.daemon is not None
+        daemon_port = self.daemon.http[1]
+        results = []
+        for port, pattern, lua in ((self.bare_port, BARE_PATTERN, BARE_LUA_PATTERN),
+                                   (daemon_port, MIRROR_PATTERN, MIRROR_LUA_PATTERN)):
+            if self.args.warmup_seconds > 0:
+                self.measure(port, pattern, lua, self.args.warmup_seconds)
+            results.append(self.measure(port, pattern, lua, self.args.seconds))
+        return results[0], results[1]
+
+    def profile(self, target: str) -> str:
+        """Record the daemon with py-spy while loading it; returns a message."""
+        assert self.daemon is not None and self.daemon.process is not None
+        spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        if not Path(spy).exists():
+            return "py-spy not found (.venv/bin/pip install py-spy)"
+        fmt = {".svg": "flamegraph", ".txt": "raw"}.get(Path(target).suffix, "speedscope")
+        duration = max(2, round(self.args.seconds))
+        recorder = subprocess.Popen(
+            [spy, "record", "-p", str(self.daemon.process.pid), "-d", str(duration), "-r", "250",
+             "-f", fmt, "-o", target], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(0.5)
+        self.measure(self.daemon.http[1], MIRROR_PATTERN, MIRROR_LUA_PATTERN, duration)
+        _, err = recorder.communicate(timeout=duration + 60)
+        if recorder.returncode != 0:
+            return f"py-spy failed: {err.decode(errors='replace').strip()}"
+        return f"py-spy profile written to {target}"
+
+
+def fmt_ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f} ms"
+
+
+def describe(name: str, result: LoadResult) -> list[str]:
+    return [
+        f"{name}:",
+        f"  requests/s     {result.rate:10.0f}   ({result.requests} requests in "
+        f"{result.seconds:.2f} s)",
+        f"  latency        p50 {fmt_ms(result.p50_ms)}, p90 {fmt_ms(result.p90_ms)}, "
+        f"p99 {fmt_ms(result.p99_ms)}",
+        f"  302 + mirror   {result.ok_302}   non-302 {result.other_status}   "
+        f"bad Location {result.bad_location}   socket errors {result.socket_errors}"
+        + (f"   first problem: {result.first_bad}" if result.first_bad else ""),
+        f"  command        {result.command}",
+    ]
+
+
+def report(args: argparse.Namespace, verify: dict[str, Any],
+           rounds: list[tuple[LoadResult, LoadResult]]) -> dict[str, object]:
+    ratios = [daemon.rate / bare.rate if bare.rate else 0.0 for bare, daemon in rounds]
+    ratio = statistics.median(ratios)
+    bare, daemon = rounds[len(rounds) // 2] if len(rounds) % 2 else rounds[-1]
+    problems = (int(verify["daemon_wrong"]) + int(verify["bare_wrong"])
+                + sum(r.other_status + r.bad_location for pair in rounds for r in pair))
+    lines = [
+        "",
+        "=== mirrorbits redirect benchmark ===",
+        f"command      {shlex.join([sys.executable, *sys.argv])}",
+        f"data set     {args.mirrors} mirrors, {args.files} files, {args.networks} GeoIP "
+        f"networks, {args.clients} client IPs (seed {args.seed})",
+        f"load         {args.threads} threads, {args.connections} connections, "
+        f"{args.seconds:g} s per measurement, loopback, keep-alive",
+        f"verification {verify['daemon_checked']}/{verify['expected']} redirects checked "
+        f"against the data set, {verify['daemon_wrong']} wrong (cold cache, 16 connections: "
+        f"{verify['daemon_cold_rps']} req/s); "
+        f"baseline {verify['bare_checked']} checked, {verify['bare_wrong']} wrong",
+    ]
+    for index, (b, d) in enumerate(rounds, start=1):
+        if len(rounds) > 1:
+            lines.append(f"-- round {index}: ratio {d.rate / b.rate if b.rate else 0:.3f}")
+        lines += describe("bare twisted.web 302 (baseline)", b)
+        lines += describe("mirrorbits full redirect path", d)
+    verdict = "meets" if ratio >= TARGET else "is BELOW"
+    lines += [
+        "",
+        f"RATIO  {ratio:.3f}  (daemon req/s / baseline req/s"
+        + (f", median of {len(rounds)} rounds" if len(rounds) > 1 else "") + ")",
+        f"       {verdict} the target of {TARGET} for one process",
+    ]
+    if problems:
+        lines.append(f"WARNING {problems} wrong answers: the ratio is meaningless")
+    print("\n".join(lines), flush=True)
+    return {
+        "ratio": ratio, "ratios": ratios, "target": TARGET, "wrong_answers": problems,
+        "baseline_rps": bare.rate, "daemon_rps": daemon.rate,
+        "baseline": _result_json(bare), "daemon": _result_json(daemon),
+        "verification": verify, "command": shlex.join([sys.executable, *sys.argv]),
+    }
+
+
+def _result_json(result: LoadResult) -> dict[str, object]:
+    return {"rps": result.rate, "requests": result.requests, "seconds": result.seconds,
+            "ok_302": result.ok_302, "non_302": result.other_status,
+            "bad_location": result.bad_location, "socket_errors": result.socket_errors,
+            "p50_ms": result.p50_ms, "p90_ms": result.p90_ms, "p99_ms": result.p99_ms,
+            "command": result.command}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.seconds <= 0 or args.threads < 1 or args.connections < args.threads:
+        raise SystemExit("--seconds must be > 0 and --connections >= --threads >= 1")
+    for name in ("json", "profile", "workdir"):
+        if getattr(args, name):
+            setattr(args, name, os.path.abspath(getattr(args, name)))
+    os.chdir(ROOT)
+    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="mb-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    bench = Bench(args, workdir)
+    try:
+        bench.build()
+        bench.start()
+        log(f"load generator: {'wrk' if bench.use_wrk else 'python (wrk not found)'}")
+        verify = bench.verify()
+        rounds = [bench.round() for _ in range(max(1, args.rounds))]
+        summary = report(args, verify, rounds)
+        if args.profile:
+            log(bench.profile(args.profile))
+        if args.json:
+            Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
+    finally:
+        bench.stop()
+        if not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
