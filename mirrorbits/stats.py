@@ -65,6 +65,24 @@ class _Batch:
         return sum(self.files.values())
 
 
+# HINCRBY KEYS[i] ARGV[2i-1] ARGV[2i] for every hash key, then INCRBY of the last key
+# (STATS_TOTAL); returns how many increments Redis refused (e.g. a key of another type).
+_FLUSH_SCRIPT = """
+local failed = 0
+local last = #KEYS
+for i = 1, last - 1 do
+  local reply = redis.pcall('HINCRBY', KEYS[i], ARGV[2 * i - 1], ARGV[2 * i])
+  if type(reply) == 'table' and reply.err then failed = failed + 1 end
+end
+local total = tonumber(ARGV[2 * last - 1])
+if total and total > 0 then
+  local reply = redis.pcall('INCRBY', KEYS[last], total)
+  if type(reply) == 'table' and reply.err then failed = failed + 1 end
+end
+return failed
+"""
+
+
 @define(eq=False)
 class StatsService(Service):
     """Aggregates downloads in memory and commits them to the ``STATS_*`` keys."""
@@ -180,32 +198,35 @@ class StatsService(Service):
             log.warn("Uncommited stats kept in-memory: {reason}", reason=reason)
 
     async def _write(self, batch: _Batch) -> None:
+        """All increments of ``batch`` in one atomic script: one command, not one per field.
+
+        Redis runs a script without interleaving other clients, like the reference's MULTI,
+        but the daemon builds and awaits a single command per flush.
+        """
         client = self._get_client()
-        transaction = await client.multi()
-        queued: list[Deferred[Any]] = []
-        try:
-            for counts, prefix in (
-                (batch.files, keys.STATS_FILE),
-                (batch.mirrors, keys.STATS_MIRROR),
-                (batch.bytes, keys.STATS_MIRROR_BYTES),
-            ):
-                for (day, name), amount in counts.items():
-                    if amount:
-                        for suffix in _suffixes(day):
-                            queued.append(transaction.hincrby(prefix + suffix, name, amount))
-            total = batch.downloads()
-            if total:
-                queued.append(transaction.incrby(keys.STATS_TOTAL, total))
-        except BaseException:
-            await transaction.discard()
-            raise
-        finally:
-            for d in queued:  # replies go to EXEC; errors surface there
-                d.addErrback(lambda _: None)
-        replies = await transaction.commit()
-        failed = [r for r in replies or () if isinstance(r, Exception)]
-        if failed:  # applied in part: retrying would count the rest twice
-            log.error("Some statistics were not committed: {error}", error=failed[0])
+        names: list[str] = []
+        arguments: list[str] = []
+        for counts, prefix in (
+            (batch.files, keys.STATS_FILE),
+            (batch.mirrors, keys.STATS_MIRROR),
+            (batch.bytes, keys.STATS_MIRROR_BYTES),
+        ):
+            for (day, name), amount in counts.items():
+                if amount:
+                    text = str(amount)
+                    for suffix in _suffixes(day):
+                        names.append(prefix + suffix)
+                        arguments.append(name)
+                        arguments.append(text)
+        total = batch.downloads()
+        if not names and not total:
+            return
+        names.append(keys.STATS_TOTAL)
+        arguments.append(str(total))
+        failed = await client.execute_command(
+            "EVAL", _FLUSH_SCRIPT, len(names), *names, *arguments)
+        if failed and int(failed):  # applied in part: retrying would count the rest twice
+            log.error("{n} statistics increments were refused by Redis", n=int(failed))
 
     async def _final_flush(self) -> None:
         """Commit what is left, waiting at most ``stop_timeout`` seconds in all."""
