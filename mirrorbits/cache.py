@@ -84,6 +84,7 @@ class MirrorCache:
     mirrors: LRU[int, Mirror] = field(factory=lambda: LRU(10_000))
     mirror_files: LRU[tuple[int, str], FileInfo | None] = field(factory=lambda: LRU(1_000_000))
     mirror_listeners: list[Callable[[int], None]] = field(factory=list)
+    generation: int = 0  # bumped by every invalidation: results derived from the cache expire
 
     # --- synchronous fast path -------------------------------------------------------------
 
@@ -172,12 +173,14 @@ class MirrorCache:
 
     def on_file_update(self, path: str) -> None:
         self.files.pop(path)
+        self.generation += 1
 
     def on_mirror_update(self, message: str) -> None:
         if not _is_int(message):
             return
         mirror_id = int(message)
         self.mirrors.pop(mirror_id)
+        self.generation += 1
         for listener in self.mirror_listeners:
             listener(mirror_id)
 
@@ -187,8 +190,10 @@ class MirrorCache:
             return
         self.file_mirrors.pop(path)
         self.mirror_files.pop((int(mirror_id), path))
+        self.generation += 1
 
     def clear(self) -> None:
+        self.generation += 1
         self.files.clear()
         self.file_mirrors.clear()
         self.mirrors.clear()

@@ -4,7 +4,7 @@ No I/O: the caller passes the mirrors and file information it read, the client's
 and a ``random.Random``; nothing here touches global state.
 """
 
-from mirrorbits.selection.filter import filter_candidates, same_asn
+from mirrorbits.selection.filter import Prefiltered, filter_candidates, prefilter, same_asn
 from mirrorbits.selection.geo import distance_km
 from mirrorbits.selection.rank import fallback_candidates, rank_order
 from mirrorbits.selection.score import MAX_SELECTED, score_candidates, select
@@ -13,12 +13,14 @@ from mirrorbits.selection.types import Candidate, Secure, Selection, SelectionOp
 __all__ = [
     "MAX_SELECTED",
     "Candidate",
+    "Prefiltered",
     "Secure",
     "Selection",
     "SelectionOptions",
     "distance_km",
     "fallback_candidates",
     "filter_candidates",
+    "prefilter",
     "rank_order",
     "same_asn",
     "score_candidates",

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
+from attrs import frozen
+
 from mirrorbits.encoding import format_go_duration
 from mirrorbits.model import FileInfo, GeoRecord, Mirror, OutdatedRule
 from mirrorbits.selection.geo import origin_at
@@ -164,12 +166,41 @@ def _check_client(mirror: Mirror, client: GeoRecord, valid: bool) -> str:
     return ""
 
 
+@frozen
+class Prefiltered:
+    """Rules 1 to 3 for one file and protocol demand: what does not depend on the client.
+
+    Each entry is ``(mirror, its file info, absolute URL, reason)``; the reason is empty
+    when the mirror passes these rules.  Valid as long as the mirrors, their file info,
+    the local file and the options it was computed from do not change.
+    """
+
+    entries: tuple[tuple[Mirror, FileInfo | None, str, str], ...]
+
+
+def prefilter(
+    local: FileInfo, entries: Sequence[Entry], secure: Secure, opts: SelectionOptions
+) -> Prefiltered:
+    """Apply the client-independent rules (enabled, protocol, file) to ``entries``."""
+    file_check = _FileCheck(local, opts)
+    result = []
+    for mirror, mirror_file in entries:
+        candidate = Candidate(mirror, mirror_file)
+        if not mirror.enabled:
+            reason = DISABLED
+        else:
+            reason = check_protocol(candidate, secure) or file_check(mirror, mirror_file)
+        result.append((mirror, mirror_file, candidate.absolute_url, reason))
+    return Prefiltered(tuple(result))
+
+
 def filter_candidates(
     local: FileInfo,
     entries: Sequence[Entry],
     client: GeoRecord,
     secure: Secure,
     opts: SelectionOptions,
+    pre: Prefiltered | None = None,
 ) -> tuple[list[Candidate], list[Candidate], float, float]:
     """Apply §9.2 to ``entries`` (mirror, its ``FILEINFO``) in the given order.
 
@@ -177,26 +208,21 @@ def filter_candidates(
     excluded candidates carry their ``exclude_reason``; ``closest``/``farthest`` are the
     extreme distances among accepted mirrors (0 when none).  ``local.mod_time_ns`` must be
     known (:func:`select` returns an empty selection before calling this otherwise).
+    ``pre``, when given, is :func:`prefilter` of the same arguments, computed earlier.
     """
-    file_check = _FileCheck(local, opts)
+    if pre is None:
+        pre = prefilter(local, entries, secure, opts)
     valid = client.is_valid
     origin = origin_at(client.latitude, client.longitude) if valid else None
     accepted: list[Candidate] = []
     excluded: list[Candidate] = []
     closest = farthest = 0.0
-    for mirror, mirror_file in entries:
+    for mirror, mirror_file, url, static_reason in pre.entries:
         distance = (
             origin.distance_to(mirror.latitude, mirror.longitude) if origin is not None else 0.0
         )
-        candidate = Candidate(mirror, mirror_file, distance)
-        if not mirror.enabled:
-            reason = DISABLED
-        else:
-            reason = (
-                check_protocol(candidate, secure)
-                or file_check(mirror, mirror_file)
-                or _check_client(mirror, client, valid)
-            )
+        candidate = Candidate(mirror, mirror_file, distance, absolute_url=url)
+        reason = static_reason or _check_client(mirror, client, valid)
         if reason:
             candidate.exclude_reason = reason
             excluded.append(candidate)

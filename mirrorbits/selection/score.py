@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from mirrorbits.float32 import f32
 from mirrorbits.model import FileInfo, GeoRecord
-from mirrorbits.selection.filter import Entry, filter_candidates, same_asn, split_codes
+from mirrorbits.selection.filter import Entry, Prefiltered, filter_candidates, same_asn, split_codes
 from mirrorbits.selection.types import Candidate, Secure, Selection, SelectionOptions
 
 MAX_SELECTED = 5  # mirrors returned by a redirect/JSON answer that draws or shuffles
@@ -103,6 +103,7 @@ def select(
     opts: SelectionOptions,
     rng: random.Random,
     mirrorlist: bool = False,
+    pre: Prefiltered | None = None,
 ) -> Selection:
     """Run the whole selection of §9 for one request.
 
@@ -113,7 +114,7 @@ def select(
     if local.mod_time_ns is None:
         return Selection()
     accepted, excluded, closest, farthest = filter_candidates(
-        local, entries, client, secure, opts
+        local, entries, client, secure, opts, pre
     )
     if not client.is_valid:
         rng.shuffle(accepted)

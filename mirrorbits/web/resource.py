@@ -20,16 +20,19 @@ from twisted.web.http import stringToDatetime
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from mirrorbits.cache import LRU, MISSING
 from mirrorbits.config import Config
 from mirrorbits.encoding import format_http_date
 from mirrorbits.gojson import dumps
 from mirrorbits.logs import Logger
-from mirrorbits.model import FileInfo, GeoRecord
+from mirrorbits.model import FileInfo, GeoRecord, Mirror
 from mirrorbits.selection import (
     Candidate,
+    Prefiltered,
     Secure,
     SelectionOptions,
     fallback_candidates,
+    prefilter,
     select,
 )
 from mirrorbits.stats import file_stats, utc_date
@@ -74,6 +77,8 @@ class WebContext:
     _policy: ClientAddressPolicy = field(factory=ClientAddressPolicy)
     _options_source: Config | None = None
     _options: SelectionOptions = field(factory=SelectionOptions)
+    _prefiltered: LRU[tuple[str, Secure], tuple[int, SelectionOptions, FileInfo, Prefiltered]] = (
+        field(factory=lambda: LRU(100_000)))
 
     def policy(self, config: Config) -> ClientAddressPolicy:
         if config.trusted_proxies != self._policy_source:
@@ -90,6 +95,22 @@ class WebContext:
             )
             self._options_source = config
         return self._options
+
+    def cached_prefilter(self, info: FileInfo, secure: Secure,
+                         opts: SelectionOptions) -> Prefiltered | None:
+        """The client-independent part of the selection, if still valid (no cache change)."""
+        memo = self._prefiltered.get((info.path, secure))
+        if (memo is not MISSING and memo[0] == self.cache.generation and memo[1] is opts
+                and memo[2] is info):
+            return memo[3]  # type: ignore[no-any-return]
+        return None
+
+    def remember_prefilter(self, info: FileInfo, entries: list[tuple[Mirror, FileInfo | None]],
+                           secure: Secure, opts: SelectionOptions, generation: int) -> Prefiltered:
+        """Compute :func:`prefilter` and keep it until the cache changes."""
+        pre = prefilter(info, entries, secure, opts)
+        self._prefiltered.put((info.path, secure), (generation, opts, info, pre))
+        return pre
 
 
 class RedirectResource(Resource):
@@ -228,16 +249,21 @@ class RedirectResource(Resource):
         excluded: list[Candidate] = []
         failed = False
         if info.mod_time_ns is not None:
-            try:
-                entries = await ctx.cache.candidates(local.path)
-            except StoreError:
-                failed = True
-            except Exception:
-                log.failure("reading the mirrors of {path} failed", path=local.path)
-                failed = True
-            else:
-                selection = select(info, entries, client, secure,
-                                   ctx.selection_options(config), ctx.rng)
+            options = ctx.selection_options(config)
+            pre = ctx.cached_prefilter(info, secure, options)
+            if pre is None:
+                generation = ctx.cache.generation
+                try:
+                    entries = await ctx.cache.candidates(local.path)
+                except StoreError:
+                    failed = True
+                except Exception:
+                    log.failure("reading the mirrors of {path} failed", path=local.path)
+                    failed = True
+                else:
+                    pre = ctx.remember_prefilter(info, entries, secure, options, generation)
+            if pre is not None:
+                selection = select(info, (), client, secure, options, ctx.rng, pre=pre)
                 mirrors, excluded = selection.mirrors, selection.excluded
         fallback = False
         if failed or not mirrors:

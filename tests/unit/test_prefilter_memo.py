@@ -1,0 +1,51 @@
+"""The client-independent part of the selection is reused until the cache changes."""
+
+from __future__ import annotations
+
+from twisted.internet.task import Clock
+
+from mirrorbits.cache import MirrorCache
+from mirrorbits.config import Config
+from mirrorbits.model import FileInfo, Mirror
+from mirrorbits.selection import Secure, SelectionOptions
+from mirrorbits.web.resource import WebContext
+
+LOCAL = FileInfo(path="/a.txt", size=6, mod_time_ns=1_687_249_800_000_000_000)
+UP = Mirror(id=1, name="one", http_url="http://one/", enabled=True, http_up=True)
+
+
+def context() -> WebContext:
+    def no_redis() -> None:
+        raise AssertionError("Redis is not needed here")
+
+    cache = MirrorCache(no_redis, Clock())
+    return WebContext(config=Config, cache=cache, geo=None, stats=None, dedup=None,
+                      download_log=None, clock=Clock(), server_header=b"x", get_client=no_redis)
+
+
+def test_reused_while_nothing_changes_and_dropped_on_any_invalidation() -> None:
+    ctx = context()
+    opts = SelectionOptions()
+    assert ctx.cached_prefilter(LOCAL, Secure.UNDEFINED, opts) is None
+    pre = ctx.remember_prefilter(LOCAL, [(UP, LOCAL)], Secure.UNDEFINED, opts,
+                                 ctx.cache.generation)
+    assert pre.entries[0][2:] == ("http://one/", "")
+    assert ctx.cached_prefilter(LOCAL, Secure.UNDEFINED, opts) is pre
+    assert ctx.cached_prefilter(LOCAL, Secure.WITH_TLS, opts) is None
+    assert ctx.cached_prefilter(LOCAL, Secure.UNDEFINED, SelectionOptions()) is None
+    ctx.cache.on_mirror_update("1")
+    assert ctx.cached_prefilter(LOCAL, Secure.UNDEFINED, opts) is None
+
+
+def test_a_result_computed_across_an_invalidation_is_never_reused() -> None:
+    ctx = context()
+    opts = SelectionOptions()
+    before = ctx.cache.generation
+    ctx.cache.on_mirror_file_update("1 /a.txt")  # arrives while Redis was being read
+    ctx.remember_prefilter(LOCAL, [(UP, LOCAL)], Secure.UNDEFINED, opts, before)
+    assert ctx.cached_prefilter(LOCAL, Secure.UNDEFINED, opts) is None
+    for invalidate in (lambda: ctx.cache.on_file_update("/a.txt"), ctx.cache.clear):
+        ctx.remember_prefilter(LOCAL, [(UP, LOCAL)], Secure.UNDEFINED, opts,
+                               ctx.cache.generation)
+        invalidate()
+        assert ctx.cached_prefilter(LOCAL, Secure.UNDEFINED, opts) is None
