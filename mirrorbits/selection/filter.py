@@ -170,12 +170,13 @@ def _check_client(mirror: Mirror, client: GeoRecord, valid: bool) -> str:
 class Prefiltered:
     """Rules 1 to 3 for one file and protocol demand: what does not depend on the client.
 
-    Each entry is ``(mirror, its file info, absolute URL, reason)``; the reason is empty
-    when the mirror passes these rules.  Valid as long as the mirrors, their file info,
+    Each entry is ``(mirror, its file info, absolute URL, reason, restricted)``; the reason
+    is empty when the mirror passes these rules, ``restricted`` tells whether rules 4 to 7
+    (client restrictions) can exclude it at all.  Valid as long as the mirrors, their file info,
     the local file and the options it was computed from do not change.
     """
 
-    entries: tuple[tuple[Mirror, FileInfo | None, str, str], ...]
+    entries: tuple[tuple[Mirror, FileInfo | None, str, str, bool], ...]
 
 
 def prefilter(
@@ -190,7 +191,9 @@ def prefilter(
             reason = DISABLED
         else:
             reason = check_protocol(candidate, secure) or file_check(mirror, mirror_file)
-        result.append((mirror, mirror_file, candidate.absolute_url, reason))
+        restricted = bool(mirror.continent_only or mirror.country_only or mirror.as_only
+                          or mirror.excluded_country_codes)
+        result.append((mirror, mirror_file, candidate.absolute_url, reason, restricted))
     return Prefiltered(tuple(result))
 
 
@@ -217,12 +220,12 @@ def filter_candidates(
     accepted: list[Candidate] = []
     excluded: list[Candidate] = []
     closest = farthest = 0.0
-    for mirror, mirror_file, url, static_reason in pre.entries:
+    for mirror, mirror_file, url, static_reason, restricted in pre.entries:
         distance = (
             origin.distance_to(mirror.latitude, mirror.longitude) if origin is not None else 0.0
         )
         candidate = Candidate(mirror, mirror_file, distance, absolute_url=url)
-        reason = static_reason or _check_client(mirror, client, valid)
+        reason = static_reason or (_check_client(mirror, client, valid) if restricted else "")
         if reason:
             candidate.exclude_reason = reason
             excluded.append(candidate)

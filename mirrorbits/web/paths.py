@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+import stat
 from urllib.parse import unquote_to_bytes
 
 from attrs import frozen
@@ -79,6 +80,29 @@ class LocalPath:
     is_file: bool
 
 
+_O_PATH = getattr(os, "O_PATH", 0)
+_PROC_FD = "/proc/self/fd/"
+_FAST_RESOLVE = bool(_O_PATH) and os.path.isdir(_PROC_FD)
+
+
+def _resolve(absolute: str) -> tuple[str, bool]:
+    """The path with every symlink resolved, and whether it is a regular file.
+
+    On Linux one ``open(O_PATH)`` resolves the whole path (4 system calls instead of one
+    ``lstat`` per component); elsewhere ``realpath``. Raises OSError when it does not exist.
+    """
+    if _FAST_RESOLVE:
+        fd = os.open(absolute, _O_PATH | os.O_CLOEXEC)
+        try:
+            resolved = os.readlink(_PROC_FD + str(fd))
+            is_file = stat.S_ISREG(os.fstat(fd).st_mode)
+        finally:
+            os.close(fd)
+        return resolved, is_file
+    resolved = os.path.realpath(absolute, strict=True)
+    return resolved, os.path.isfile(resolved)
+
+
 def evaluate(repository: str, path: str) -> LocalPath:
     """Map a clean request path to the repository (spec §8.2); symlinks are resolved.
 
@@ -91,7 +115,7 @@ def evaluate(repository: str, path: str) -> LocalPath:
     if absolute != root and not absolute.startswith(prefix):
         raise Forbidden(path)
     try:
-        resolved = os.path.realpath(absolute, strict=True)
+        resolved, is_file = _resolve(absolute)
     except (OSError, ValueError):
         raise NotFound(path) from None
     if resolved != absolute:
@@ -104,8 +128,4 @@ def evaluate(repository: str, path: str) -> LocalPath:
         else:
             raise Forbidden(path)
     relative = absolute[len(root):] if absolute != root else ""
-    try:
-        is_file = os.path.isfile(absolute)
-    except (OSError, ValueError):
-        raise NotFound(path) from None
     return LocalPath(relative.rstrip("/") if relative != "/" else "", is_file)

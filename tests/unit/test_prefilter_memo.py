@@ -29,7 +29,7 @@ def test_reused_while_nothing_changes_and_dropped_on_any_invalidation() -> None:
     assert ctx.cached_prefilter(LOCAL, Secure.UNDEFINED, opts) is None
     pre = ctx.remember_prefilter(LOCAL, [(UP, LOCAL)], Secure.UNDEFINED, opts,
                                  ctx.cache.generation)
-    assert pre.entries[0][2:] == ("http://one/", "")
+    assert pre.entries[0][2:] == ("http://one/", "", False)
     assert ctx.cached_prefilter(LOCAL, Secure.UNDEFINED, opts) is pre
     assert ctx.cached_prefilter(LOCAL, Secure.WITH_TLS, opts) is None
     assert ctx.cached_prefilter(LOCAL, Secure.UNDEFINED, SelectionOptions()) is None

@@ -49,8 +49,13 @@ def test_parse_query_reads_bare_keys_like_the_reference(
     assert parse_query(uri) == args
 
 
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
+@pytest.fixture(params=[True, False], ids=["o_path", "realpath"])
+def repo(request: pytest.FixtureRequest, tmp_path: Path,
+         monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A repository with symlinks, evaluated by both resolution strategies."""
+    import mirrorbits.web.paths as paths
+
+    monkeypatch.setattr(paths, "_FAST_RESOLVE", request.param and paths._FAST_RESOLVE)
     root = tmp_path / "repo"
     (root / "dir").mkdir(parents=True)
     (root / "dir" / "b.bin").write_bytes(b"b")
