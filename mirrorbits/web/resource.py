@@ -39,6 +39,13 @@ from mirrorbits.stats import file_stats, utc_date
 from mirrorbits.store.errors import StoreError
 from mirrorbits.web.clientip import ClientAddressPolicy
 from mirrorbits.web.downloadlog import format_download_line
+from mirrorbits.web.mirrorlist import fromip_override, mirrorlist_page
+from mirrorbits.web.mirrorstats import (
+    MirrorListUnavailable,
+    MirrorstatsError,
+    mirrorstats_view,
+    render_mirrorstats,
+)
 from mirrorbits.web.paths import (
     Forbidden,
     LocalPath,
@@ -143,10 +150,12 @@ class RedirectResource(Resource):
         config = self.ctx.config()
         # Twisted drops keys without "=" (``?md5``): read the query as the reference does.
         args = request.args = parse_query(request.uri)
-        if b"mirrorlist" in args or b"mirrorstats" in args:
-            return self._error(request, config, 501, "Not Implemented")
+        if b"mirrorlist" in args:
+            return self._deferred(request, config, self._mirrorlist(request, config, path))
         if b"stats" in args:
             return self._deferred(request, config, self._file_stats(request, config, path))
+        if b"mirrorstats" in args:
+            return self._deferred(request, config, self._mirrorstats(request, config))
         for algorithm in _CHECKSUMS:
             if algorithm in args:
                 return self._deferred(
@@ -370,6 +379,55 @@ class RedirectResource(Resource):
         d.addCallback(counted)
         d.addErrback(lambda f: log.failure("range de-duplication failed", f))
 
+    # --- MIRRORLIST: the HTML page ------------------------------------------------------------
+
+    async def _mirrorlist(self, request: Request, config: Config, path: str) -> bytes:
+        """The ``?mirrorlist`` page (§8.8): never a 304 (§20 item 19), not logged, not counted."""
+        try:
+            local = evaluate(config.repository, path)
+        except Forbidden:
+            return self._error(request, config, 403, "Forbidden")
+        except NotFound:
+            return self._error(request, config, 404, "Not Found")
+        info = await self._local_info(local)
+        ctx = self.ctx
+        peer = request.getClientAddress()
+        ip = fromip_override(request.args, ctx.policy(config).client_ip(
+            getattr(peer, "host", ""), request.getHeader(b"x-forwarded-for")))
+        client = ctx.geo.lookup(ip)
+        secure = self._secure(request, config)
+        mirrors: list[Candidate] = []
+        excluded: list[Candidate] = []
+        failed = False
+        if info.mod_time_ns is not None:
+            options = ctx.selection_options(config)
+            pre = ctx.cached_prefilter(info, secure, options)
+            if pre is None:
+                generation = ctx.cache.generation
+                try:
+                    entries = await ctx.cache.candidates(local.path)
+                except StoreError:
+                    failed = True
+                except Exception:
+                    log.failure("reading the mirrors of {path} failed", path=local.path)
+                    failed = True
+                else:
+                    pre = ctx.remember_prefilter(info, entries, secure, options, generation)
+            if pre is not None:
+                selection = select(info, (), client, secure, options, ctx.rng, mirrorlist=True,
+                                   pre=pre)
+                mirrors, excluded = selection.mirrors, selection.excluded
+        fallback = False
+        if failed or not mirrors:
+            if not config.fallbacks:
+                return self._error(request, config, 503, "Service Unavailable")
+            mirrors = fallback_candidates(config.fallbacks, client, secure, ctx.rng)
+            fallback = True
+        body = await mirrorlist_page(config, info, ip, client, mirrors, excluded, fallback)
+        request.setHeader(b"cache-control", _NO_CACHE)
+        request.setHeader(b"content-type", _HTML)
+        return self._body(request, config, body)
+
     # --- CHECKSUM and FILESTATS ---------------------------------------------------------------
 
     async def _checksum(self, request: Request, config: Config, path: str, algorithm: str) -> bytes:
@@ -397,6 +455,18 @@ class RedirectResource(Resource):
         basename = local.path.rsplit("/", 1)[-1]
         return self._body(request, config,
                           f"{digest}  {basename}".encode("utf-8", "surrogateescape"))
+
+    async def _mirrorstats(self, request: Request, config: Config) -> bytes:
+        """The ``?mirrorstats`` page (§8.9); Redis errors are plain-text 500s."""
+        try:
+            view = await mirrorstats_view(self.ctx.get_client(), self.ctx.clock.seconds())
+        except MirrorstatsError as err:
+            return self._error(request, config, 500, str(err))
+        except StoreError:
+            return self._error(request, config, 500, str(MirrorListUnavailable()))
+        body = await render_mirrorstats(view, config.templates)
+        request.setHeader(b"content-type", _HTML)
+        return self._body(request, config, body)
 
     async def _file_stats(self, request: Request, config: Config, path: str) -> bytes:
         values = request.args.get(b"stats") or [b""]
