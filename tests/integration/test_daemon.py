@@ -242,3 +242,21 @@ def test_daemon_starts_while_redis_is_down_and_serves_fallbacks(tmp_path: Path) 
     finally:
         process.stop()
         server.stop()
+
+
+def test_refresh_indexes_new_files_and_rehash_recomputes(
+    daemon: DaemonProcess, redis_db: redis.Redis
+) -> None:
+    repo = Path(daemon.values["Repository"])
+    repo_file(repo, "/new/b.bin", b"", 1687249800)
+    result = daemon.ctl("refresh")
+    assert result.returncode == 0, result.stderr
+    assert "Refreshing the local repository... done" in result.stdout
+    assert redis_db.smembers("FILES") == {"/a.txt", "/new/b.bin"}
+    assert redis_db.hget("FILE_/new/b.bin", "sha256") == (
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+    redis_db.hset("FILE_/new/b.bin", "sha256", "forged")
+    assert daemon.ctl("refresh").returncode == 0
+    assert redis_db.hget("FILE_/new/b.bin", "sha256") == "forged"
+    assert daemon.ctl("refresh", "-rehash").returncode == 0
+    assert redis_db.hget("FILE_/new/b.bin", "sha256").startswith("e3b0c442")
