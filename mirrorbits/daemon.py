@@ -21,7 +21,7 @@ from twisted.application.internet import TimerService
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
 
-from mirrorbits import version_string
+from mirrorbits import version_info, version_string
 from mirrorbits.cache import MirrorCache
 from mirrorbits.config import Config, ConfigError
 from mirrorbits.confighold import ConfigHolder
@@ -52,16 +52,6 @@ def split_host_port(address: str, default_port: int = 6379) -> tuple[str, int]:
         return address, default_port
     return host.strip("[]"), int(port)
 
-
-def version_info() -> dict[str, str]:
-    """What ``mirrorbits-ctl version`` prints for the server."""
-    return {
-        "Version": version_string(),
-        "Build": "python",
-        "PythonVersion": platform.python_version(),
-        "OperatingSystem": sys.platform,
-        "Architecture": platform.machine(),
-    }
 
 
 @define(eq=False)

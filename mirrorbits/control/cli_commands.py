@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import platform
-import sys
 from typing import Any
 
-from mirrorbits import version_string
+from mirrorbits import version_info
 from mirrorbits.control import commands as c
 from mirrorbits.control import flags as f
 from mirrorbits.control.cli import (
@@ -129,19 +127,9 @@ async def _reload(session: Session, invocation: Invocation) -> None:
     await session.call(c.Reload, timeout=REMOVE_TIMEOUT)
 
 
-def client_version_info() -> dict[str, str]:
-    """The client half of ``version`` (same keys as the daemon's)."""
-    return {
-        "Version": version_string(),
-        "Build": "python",
-        "PythonVersion": platform.python_version(),
-        "OperatingSystem": sys.platform,
-        "Architecture": platform.machine(),
-    }
-
 
 def _client_version() -> str:
-    return version_block("Client", client_version_info())
+    return version_block("Client", version_info())
 
 
 async def _version(session: Session, invocation: Invocation) -> None:
