@@ -188,7 +188,7 @@ class RedirectResource(Resource):
                 return
             self._finish(request, body)
 
-        d.addCallback(write)
+        d.addBoth(write)
         request.notifyFinish().addErrback(lambda _: None)
         return NOT_DONE_YET
 

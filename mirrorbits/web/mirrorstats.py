@@ -1,0 +1,398 @@
+"""The ``?mirrorstats`` page (spec §8.9): today's downloads per mirror, sync age, health map.
+
+:func:`mirrorstats_view` reads Redis and builds a pure view-model (:func:`build_view`);
+:func:`render_mirrorstats` flattens it through ``templates/mirrorstats.xhtml``, or through the
+``mirrorstats.xhtml`` of the configured ``Templates`` directory, which may use the renderers of
+:class:`MirrorstatsElement` (slots of ``rows``: see :func:`_row_slots`).
+
+Fixes of §20 item 15: bars are 0 % wide (not ``NaN%``) when nobody downloaded today, and each
+mirror's counters are looked up by its ID, so a mirror that cannot be read shifts nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from datetime import date
+from typing import Any
+
+from attrs import evolve, frozen
+from twisted.internet.defer import Deferred
+from twisted.python.filepath import FilePath
+from twisted.web.iweb import IRequest
+from twisted.web.template import Element, Tag, XMLFile, flattenString, renderer, tags
+
+from mirrorbits.encoding import format_go_duration, format_rfc1123_utc, human_size, plural
+from mirrorbits.logs import Logger
+from mirrorbits.model import Mirror
+from mirrorbits.stats import utc_date
+from mirrorbits.store import keys
+from mirrorbits.store.commands import gather, transaction
+from mirrorbits.store.errors import MirrorNotFound
+from mirrorbits.store.records import mirror_from_hash
+
+log = Logger()
+
+TEMPLATE_NAME = "mirrorstats.xhtml"
+MAP_WIDTH = 720
+MAP_HEIGHT = 360
+_HOUR = 3600
+_DAY = 24 * _HOUR
+_YEAR = 365 * _DAY
+
+# Coarse coastlines (longitude, latitude pairs), enough to place the dots at a glance.
+_LAND = (
+    (-168, 66, -156, 71, -125, 70, -95, 72, -75, 68, -64, 60, -56, 52, -66, 45, -76, 35, -81, 31,
+     -80, 25, -84, 30, -97, 27, -95, 18, -88, 21, -83, 10, -79, 9, -92, 14, -105, 20, -112, 29,
+     -117, 33, -124, 42, -124, 48, -136, 58, -152, 59, -165, 60),
+    (-73, 78, -30, 83, -20, 80, -20, 70, -44, 60, -58, 70),
+    (-79, 9, -62, 11, -50, 0, -35, -7, -41, -22, -53, -34, -65, -42, -69, -52, -75, -50, -71, -30,
+     -70, -18, -81, -6, -78, 3),
+    (-10, 36, -9, 43, -2, 44, -5, 48, 2, 51, 8, 57, 5, 62, 14, 67, 30, 71, 45, 68, 70, 73,
+     100, 78, 130, 72, 180, 69, 180, 65, 163, 58, 156, 51, 142, 59, 136, 54, 141, 48, 130, 42,
+     129, 35, 122, 40, 121, 31, 110, 21, 109, 11, 105, 9, 100, 13, 103, 1, 98, 8, 94, 17, 88, 22,
+     80, 16, 77, 8, 72, 21, 57, 26, 59, 22, 52, 16, 45, 13, 39, 21, 34, 31, 36, 36, 27, 37,
+     26, 41, 21, 37, 19, 42, 13, 45, 16, 41, 18, 40, 12, 42, 8, 44, 3, 43, -1, 37, -6, 36),
+    (-17, 21, -17, 15, -12, 8, -8, 4, 5, 6, 10, -2, 13, -10, 12, -17, 15, -27, 18, -34, 26, -34,
+     32, -29, 35, -24, 40, -15, 39, -5, 42, 0, 51, 11, 43, 12, 34, 27, 32, 31, 20, 31, 11, 34,
+     10, 37, 0, 36, -6, 36, -10, 30),
+    (114, -22, 114, -34, 124, -33, 131, -31, 138, -35, 147, -38, 150, -37, 153, -28, 146, -19,
+     142, -11, 140, -17, 136, -12, 125, -15),
+    (-5, 50, 1, 51, 2, 53, -2, 56, -5, 58, -6, 55, -3, 54, -5, 52),
+    (-10, 52, -6, 52, -6, 55, -8, 55), (109, 2, 117, 7, 119, 5, 116, -4, 110, -3),
+    (130, 31, 140, 35, 142, 39, 142, 45, 139, 42, 136, 37, 131, 34),
+    (95, 5, 106, -3, 106, -6, 101, -3), (44, -25, 47, -25, 50, -15, 49, -12, 44, -17),
+    (172, -34, 178, -38, 174, -41, 167, -46, 172, -41),
+)
+
+
+class MirrorstatsError(Exception):
+    """A Redis read failed; the message is the page's 500 answer."""
+
+
+class MirrorListUnavailable(MirrorstatsError):
+    def __init__(self) -> None:
+        super().__init__("Cannot fetch the list of mirrors")
+
+
+class StatsUnavailable(MirrorstatsError):
+    def __init__(self) -> None:
+        super().__init__("Cannot fetch stats")
+
+
+@frozen
+class SyncOffset:
+    """Age of a mirror's trace file (``LastModTime``)."""
+
+    valid: bool
+    hours: int = 0
+    text: str = "unknown"
+    level: str = "unknown"  # red (> 720 h), orange (> 48 h), green, unknown (no trace)
+    date: str = ""
+
+
+@frozen
+class ProtocolState:
+    protocol: str  # HTTP or HTTPS
+    up: bool
+    reason: str = ""
+
+
+@frozen
+class MirrorRow:
+    """One line of the table."""
+
+    id: int
+    name: str
+    downloads: int
+    bytes: int
+    percent_downloads: float
+    percent_bytes: float
+    sync: SyncOffset
+    tz_offset: str
+    enabled: bool
+    states: tuple[ProtocolState, ...]
+    health: str  # disabled, up, down, degraded
+
+
+@frozen
+class MapPoint:
+    name: str
+    x: float
+    y: float
+    health: str
+
+
+@frozen
+class MirrorstatsView:
+    day: date
+    rows: tuple[MirrorRow, ...]
+    points: tuple[MapPoint, ...]
+    has_tz_adjustment: bool
+    total_downloads: int
+    total_bytes: int
+
+
+# --- pure view-model --------------------------------------------------------------------------
+
+
+def fuzzy_time(seconds: float) -> str:
+    """How long ago, in words: ``up-to-date``, ``3 minutes ago``, ``1 day ago``..."""
+    if seconds < 0:
+        return "in the future"
+    if seconds < 60:
+        return "up-to-date"
+    if seconds < _HOUR:
+        amount, unit = int(seconds // 60), "minute"
+    elif seconds < _DAY:
+        amount, unit = int(seconds // _HOUR), "hour"
+    elif seconds > _YEAR:
+        amount, unit = int(seconds // _YEAR), "year"
+    else:
+        amount, unit = int(seconds // _DAY), "day"
+    return f"{amount} {unit}{plural(amount)} ago"
+
+
+def sync_offset(last_mod_time: int | None, now_s: float) -> SyncOffset:
+    """The "Last update" cell of a mirror whose trace says ``last_mod_time`` (Unix seconds)."""
+    if last_mod_time is None:
+        return SyncOffset(valid=False)
+    age = now_s - last_mod_time
+    hours = int(age / _HOUR)
+    level = "red" if hours > 720 else "orange" if hours > 48 else "green"
+    try:
+        when = format_rfc1123_utc(last_mod_time)
+    except (OverflowError, ValueError, OSError):
+        when = ""
+    return SyncOffset(valid=True, hours=hours, text=fuzzy_time(age), level=level, date=when)
+
+
+def percent(value: int, maximum: int) -> float:
+    """``value`` as a percentage of ``maximum``; 0 when the maximum is 0."""
+    return value * 100 / maximum if maximum > 0 else 0.0
+
+
+def protocol_states(mirror: Mirror) -> tuple[ProtocolState, ...]:
+    """The checked protocols: both for a scheme-less URL, else the URL's own."""
+    states = []
+    if mirror.supports_http:
+        states.append(ProtocolState("HTTP", mirror.http_up, mirror.http_down_reason))
+    if mirror.supports_https:
+        states.append(ProtocolState("HTTPS", mirror.https_up, mirror.https_down_reason))
+    return tuple(states)
+
+
+def health(mirror: Mirror) -> str:
+    """``disabled``, ``up``, ``down`` or ``degraded`` (protocols of one mirror disagree)."""
+    if not mirror.enabled:
+        return "disabled"
+    ups = {state.up for state in protocol_states(mirror)}
+    if len(ups) > 1:
+        return "degraded"
+    return "up" if True in ups else "down"
+
+
+def project(latitude: float, longitude: float) -> tuple[float, float]:
+    """Equirectangular map coordinates (clamped to the map)."""
+    lat = min(90.0, max(-90.0, latitude))
+    lon = min(180.0, max(-180.0, longitude))
+    return (round((lon + 180) / 360 * MAP_WIDTH, 2), round((90 - lat) / 180 * MAP_HEIGHT, 2))
+
+
+def land_paths() -> list[str]:
+    """SVG path data of the coastlines."""
+    paths = []
+    for outline in _LAND:
+        points = [project(outline[i + 1], outline[i]) for i in range(0, len(outline), 2)]
+        paths.append("M" + " L".join(f"{x:g},{y:g}" for x, y in points) + " Z")
+    return paths
+
+
+def build_view(mirrors: Sequence[Mirror], downloads: Mapping[int, int],
+               sizes: Mapping[int, int], now_s: float, day: date) -> MirrorstatsView:
+    """The page's data; rows sorted by today's downloads (most first), then by name."""
+    top_downloads = max((downloads.get(m.id, 0) for m in mirrors), default=0)
+    top_bytes = max((sizes.get(m.id, 0) for m in mirrors), default=0)
+    rows = []
+    for mirror in mirrors:
+        count, size = downloads.get(mirror.id, 0), sizes.get(mirror.id, 0)
+        rows.append(MirrorRow(
+            id=mirror.id, name=mirror.name, downloads=count, bytes=size,
+            percent_downloads=percent(count, top_downloads),
+            percent_bytes=percent(size, top_bytes),
+            sync=sync_offset(mirror.last_mod_time, now_s),
+            tz_offset=format_go_duration(mirror.tz_offset_ms * 1_000_000),
+            enabled=mirror.enabled, states=protocol_states(mirror), health=health(mirror),
+        ))
+    rows.sort(key=lambda row: (-row.downloads, row.name, row.id))
+    by_id = {mirror.id: mirror for mirror in mirrors}
+    points = tuple(
+        MapPoint(row.name, *project(by_id[row.id].latitude, by_id[row.id].longitude), row.health)
+        for row in rows
+    )
+    return MirrorstatsView(
+        day=day, rows=tuple(rows), points=points,
+        has_tz_adjustment=any(mirror.tz_offset_ms != 0 for mirror in mirrors),
+        total_downloads=sum(row.downloads for row in rows),
+        total_bytes=sum(row.bytes for row in rows),
+    )
+
+
+# --- Redis ------------------------------------------------------------------------------------
+
+
+def _count(value: object) -> int:
+    text = "" if value is None else str(value)
+    return int(text) if text.removeprefix("-").isdecimal() else 0
+
+
+async def _read_mirror(client: Any, mirror_id: int) -> Mirror | None:
+    """One mirror, or None (logged) when its record is missing or unreadable."""
+    try:
+        mirror = mirror_from_hash(await client.hgetall(keys.mirror(mirror_id)))
+    except MirrorNotFound:
+        return None
+    except Exception as err:
+        log.warn("mirrorstats: cannot read mirror {id}: {err}", id=mirror_id, err=err)
+        return None
+    return mirror if mirror.id == mirror_id else evolve(mirror, id=mirror_id)
+
+
+async def mirrorstats_view(client: Any, now_s: float) -> MirrorstatsView:
+    """Read the mirrors and today's (UTC) counters, then build the view.
+
+    Raises :class:`MirrorListUnavailable` or :class:`StatsUnavailable`.
+    """
+    try:
+        names = await client.hgetall(keys.MIRRORS)
+    except Exception as err:
+        raise MirrorListUnavailable() from err
+    ids = sorted(int(key) for key in map(str, names or {}) if key.isdigit())
+    read = await gather(Deferred.fromCoroutine(_read_mirror(client, mid)) for mid in ids)
+    mirrors = [mirror for mirror in read if mirror is not None]
+    day = utc_date(now_s)
+    counts: list[Any] = []
+    amounts: list[Any] = []
+    if mirrors:
+        suffix = keys.stats_suffixes(day.year, day.month, day.day)[0]
+        fields = [str(mirror.id) for mirror in mirrors]
+        try:
+            counts, amounts = await transaction(client, [
+                ("HMGET", keys.STATS_MIRROR + suffix, *fields),
+                ("HMGET", keys.STATS_MIRROR_BYTES + suffix, *fields),
+            ])
+        except Exception as err:
+            raise StatsUnavailable() from err
+    downloads = {m.id: _count(value) for m, value in zip(mirrors, counts, strict=True)}
+    sizes = {m.id: _count(value) for m, value in zip(mirrors, amounts, strict=True)}
+    return build_view(mirrors, downloads, sizes, now_s, day)
+
+
+# --- HTML -------------------------------------------------------------------------------------
+
+
+def _downloads(count: int) -> str:
+    return f"{count} download{'' if count == 1 else 's'}"
+
+
+def _width(value: float) -> str:
+    return f"{value:.2f}".rstrip("0").rstrip(".") + "%"
+
+
+class MirrorstatsElement(Element):
+    """The page; renderers only read the view."""
+
+    loader = XMLFile(FilePath(__file__).sibling("templates").child(TEMPLATE_NAME))
+
+    def __init__(self, view: MirrorstatsView, loader: XMLFile | None = None) -> None:
+        super().__init__(loader)
+        self.view = view
+
+    @renderer
+    def day(self, request: IRequest | None, tag: Tag) -> Tag:
+        return tag(self.view.day.isoformat())
+
+    @renderer
+    def total_downloads(self, request: IRequest | None, tag: Tag) -> Tag:
+        return tag(_downloads(self.view.total_downloads))
+
+    @renderer
+    def total_bytes(self, request: IRequest | None, tag: Tag) -> Tag:
+        return tag(human_size(self.view.total_bytes))
+
+    @renderer
+    def tz_column(self, request: IRequest | None, tag: Tag) -> Tag | str:
+        return tag if self.view.has_tz_adjustment else ""
+
+    @renderer
+    def land(self, request: IRequest | None, tag: Tag) -> list[Tag]:
+        return [tag.clone()(d=path) for path in land_paths()]
+
+    @renderer
+    def points(self, request: IRequest | None, tag: Tag) -> list[Tag]:
+        return [
+            tag.clone().fillSlots(name=p.name, x=f"{p.x:g}", y=f"{p.y:g}", health=p.health)
+            for p in self.view.points
+        ]
+
+    @renderer
+    def rows(self, request: IRequest | None, tag: Tag) -> list[Tag]:
+        return [tag.clone().fillSlots(**_row_slots(row)) for row in self.view.rows]
+
+    @renderer
+    def empty(self, request: IRequest | None, tag: Tag) -> Tag | str:
+        if self.view.rows:
+            return ""
+        return tag.fillSlots(columns=str(5 if self.view.has_tz_adjustment else 4))
+
+
+def _row_slots(row: MirrorRow) -> dict[str, Any]:
+    if not row.enabled:
+        states: list[Tag | str] = [tags.span("disabled", class_="state disabled")]
+    else:
+        states = []
+        for s in row.states:
+            word = "up" if s.up else "down"
+            reason = f": {s.reason}" if s.reason and not s.up else ""
+            states += [" "] if states else []
+            states.append(tags.span(f"{s.protocol} {word}{reason}", class_=f"state {word}"))
+    return {
+        "name": row.name,
+        "downloads": str(row.downloads),
+        "bytes": human_size(row.bytes),
+        "downloads_title": _downloads(row.downloads),
+        "bytes_title": f"{human_size(row.bytes)} transferred",
+        "downloads_width": _width(row.percent_downloads),
+        "bytes_width": _width(row.percent_bytes),
+        "sync_text": row.sync.text,
+        "sync_level": row.sync.level,
+        "sync_date": row.sync.date,
+        "tz_offset": row.tz_offset,
+        "states": states,
+    }
+
+
+_custom: dict[str, tuple[tuple[int, int], XMLFile]] = {}
+
+
+def _loader(templates_dir: str) -> XMLFile | None:
+    """The configured directory's ``mirrorstats.xhtml`` (re-read when it changes), if any."""
+    if not templates_dir:
+        return None
+    path = os.path.join(templates_dir, TEMPLATE_NAME)
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    stamp = (info.st_mtime_ns, info.st_size)
+    known = _custom.get(path)
+    if known is None or known[0] != stamp:
+        known = (stamp, XMLFile(FilePath(path)))
+        _custom[path] = known
+    return known[1]
+
+
+async def render_mirrorstats(view: MirrorstatsView, templates_dir: str = "") -> bytes:
+    """The whole HTML document."""
+    body: bytes = await flattenString(None, MirrorstatsElement(view, _loader(templates_dir)))
+    return b"<!DOCTYPE html>\n" + body

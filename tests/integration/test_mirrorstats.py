@@ -1,0 +1,218 @@
+"""``GET /?mirrorstats`` on the real daemon, with mirrors and counters written to Redis."""
+
+from __future__ import annotations
+
+import http.client
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import html5lib  # type: ignore[import-untyped]
+import pytest
+import redis
+
+from mirrorbits.store import keys
+from tests.daemon import DaemonProcess, base_config, repo_file
+from tests.servers import RedisServer
+from tests.unit.test_mirrorstats_page import parse
+
+pytestmark = pytest.mark.integration
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DaemonProcess, redis.Redis]]:
+    """A daemon on its own redis-server (other tests flush the shared one)."""
+    root = tmp_path_factory.mktemp("mirrorstats")
+    server = RedisServer(workdir=root / "redis")
+    server.start()
+    client = redis.Redis(host=server.host, port=server.port, decode_responses=True)
+    repo = root / "repo"
+    repo_file(repo, "/a.txt", b"hello\n", 1687249800)
+    daemon = DaemonProcess(workdir=root / "run", values=base_config(repo, server.address),
+                           args=["--no-monitor"])
+    try:
+        daemon.start()
+        deadline = time.monotonic() + 20
+        while client.get(keys.DB_VERSION) is None:  # the daemon has set the database up
+            assert time.monotonic() < deadline, daemon.log()
+            time.sleep(0.05)
+        yield daemon, client
+    finally:
+        daemon.stop()
+        client.close()
+        server.stop()
+
+
+def add_mirror(client: redis.Redis, mid: int, name: str, **fields: str | int) -> None:
+    """A mirror as the reference stores it (§3.6): the record plus its ``MIRRORS`` entry."""
+    record: dict[str, str | int] = {
+        "ID": mid, "name": name, "http": f"http://{name}.example/", "rsync": "", "ftp": "",
+        "score": 0, "latitude": "0", "longitude": "0", "countryCodes": "", "continentCode": "",
+        "asnum": 0, "allowredirects": 0, "enabled": 1, "httpUp": 1, "httpsUp": 0,
+    }
+    record.update(fields)
+    client.hset(keys.mirror(mid), mapping={field: str(value) for field, value in record.items()})
+    client.hset(keys.MIRRORS, str(mid), name)
+
+
+def get(daemon: DaemonProcess, target: str) -> tuple[int, dict[str, str], str]:
+    host, port = daemon.http
+    connection = http.client.HTTPConnection(host, port, timeout=10)
+    try:
+        connection.request("GET", target)
+        response = connection.getresponse()
+        body = response.read().decode("utf-8")
+        headers = {name.lower(): value for name, value in response.getheaders()}
+        return response.status, headers, body
+    finally:
+        connection.close()
+
+
+def today_suffix() -> str:
+    now = datetime.now(UTC)
+    return keys.stats_suffixes(now.year, now.month, now.day)[0]
+
+
+def test_the_page_shows_todays_activity_and_health(
+    stack: tuple[DaemonProcess, redis.Redis],
+) -> None:
+    daemon, client = stack
+    client.flushdb()
+    client.set(keys.DB_VERSION, "2")
+    now = int(time.time())
+    add_mirror(client, 1, "paris", latitude="48.85", longitude="2.35", tzoffset=3_600_000,
+               lastModTime=now - 150)
+    add_mirror(client, 2, "sydney", http="sydney.example/", httpsUp=0,
+               httpsDownReason="Unreachable", latitude="-33.9", longitude="151.2")
+    # Listed but unreadable: its (large) counters must not land on another mirror.
+    client.set(keys.mirror(3), "not a hash")
+    client.hset(keys.MIRRORS, "3", "ghost")
+    add_mirror(client, 4, "oldie", enabled=0, lastModTime=now - 40 * 86400)
+    add_mirror(client, 5, "broken", httpUp=0, httpDownReason="Got status code 404",
+               lastModTime=now - 3 * 86400 - 600)
+    add_mirror(client, 6, '<script>alert("x")</script>', enabled=0)
+    suffix = today_suffix()
+    client.hset(keys.STATS_MIRROR + suffix, mapping={"1": 40, "2": 10, "3": 1000, "5": 10})
+    client.hset(keys.STATS_MIRROR_BYTES + suffix, mapping={"1": 4 * MiB, "2": MiB, "3": 10**12})
+    client.hset(keys.STATS_MIRROR + "_2001_01_01", mapping={"4": 5000})  # another day
+
+    status, headers, page = get(daemon, "/?mirrorstats")
+
+    assert status == 200, page
+    assert headers["content-type"] == "text/html; charset=utf-8"
+    assert "cache-control" not in headers
+    assert headers["server"].startswith("Mirrorbits/")
+    assert page.startswith("<!DOCTYPE html>")
+    html5lib.HTMLParser(strict=True).parse(page)
+    cells = parse(page)
+    assert cells.headers[3] == "Adjusted TZ"
+    table = [[text for _, text in row] for row in cells.rows]
+    assert [row[0] for row in table] == [
+        "paris", "broken", "sydney", "<script>alert(\"x\")</script>", "oldie"]
+    assert [row[1] for row in table] == [
+        "40 downloads, 4.0 MiB transferred",
+        "10 downloads, 0.0 bytes transferred",
+        "10 downloads, 1.0 MiB transferred",
+        "0 downloads, 0.0 bytes transferred",
+        "0 downloads, 0.0 bytes transferred",
+    ]
+    assert [row[2] for row in table] == [
+        "2 minutes ago", "3 days ago", "unknown", "unknown", "40 days ago"]
+    assert [row[2][0]["class"] for row in cells.rows] == [
+        "sync green", "sync orange", "sync unknown", "sync unknown", "sync red"]
+    assert [row[3] for row in table] == ["1h0m0s", "0s", "0s", "0s", "0s"]
+    assert [row[4] for row in table] == [
+        "HTTP up", "HTTP down: Got status code 404", "HTTP up HTTPS down: Unreachable",
+        "disabled", "disabled"]
+    # Two bars per row (downloads, bytes), relative to the busiest mirror of today.
+    assert cells.widths == [
+        "width: 100%", "width: 100%",
+        "width: 25%", "width: 0%",
+        "width: 25%", "width: 25%",
+        "width: 0%", "width: 0%",
+        "width: 0%", "width: 0%",
+    ]
+    assert "40 downloads" in cells.titles and "1.0 MiB transferred" in cells.titles
+    assert "<script>alert" not in page
+    dots = {c["class"] for c in cells.circles}
+    assert len(cells.circles) == 5
+    assert dots == {"dot up", "dot down", "dot degraded", "dot disabled"}
+    paris = next(c for c in cells.circles if c["class"] == "dot up")
+    assert (paris["cx"], paris["cy"]) == ("364.7", "82.3")
+
+
+def test_any_path_serves_the_page_and_counts_nothing(
+    stack: tuple[DaemonProcess, redis.Redis],
+) -> None:
+    daemon, client = stack
+    client.flushdb()
+    client.set(keys.DB_VERSION, "2")
+    add_mirror(client, 1, "solo")
+    status, _, page = get(daemon, "/some/dir/file.iso?mirrorstats")
+    assert status == 200
+    cells = parse(page)
+    assert [[text for _, text in row] for row in cells.rows] == [
+        ["solo", "0 downloads, 0.0 bytes transferred", "unknown", "HTTP up"]]
+    assert "NaN" not in page and "Adjusted TZ" not in page
+    assert client.hgetall(keys.STATS_MIRROR + today_suffix()) == {}
+
+    client.delete(keys.MIRRORS, keys.mirror(1))
+    status, _, page = get(daemon, "/?mirrorstats")
+    assert status == 200
+    assert "No mirrors are registered." in page
+
+
+def test_redis_errors_are_plain_text_500(stack: tuple[DaemonProcess, redis.Redis]) -> None:
+    daemon, client = stack
+    client.flushdb()
+    client.set(keys.DB_VERSION, "2")
+    client.set(keys.MIRRORS, "not a hash")
+    status, headers, body = get(daemon, "/?mirrorstats")
+    assert (status, body) == (500, "Cannot fetch the list of mirrors\n")
+    assert headers["content-type"] == "text/plain; charset=utf-8"
+
+    client.delete(keys.MIRRORS)
+    add_mirror(client, 1, "solo")
+    client.set(keys.STATS_MIRROR_BYTES + today_suffix(), "not a hash")
+    status, headers, body = get(daemon, "/?mirrorstats")
+    assert (status, body) == (500, "Cannot fetch stats\n")
+    assert headers["content-type"] == "text/plain; charset=utf-8"
+
+
+def test_a_custom_template_directory_is_used(tmp_path: Path,
+                                             stack: tuple[DaemonProcess, redis.Redis]) -> None:
+    _, client = stack
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "mirrorstats.xhtml").write_text(
+        '<html xmlns:t="http://twistedmatrix.com/ns/twisted.web.template/0.1"><body>'
+        '<p t:render="rows">custom <t:slot name="name" /></p></body></html>')
+    repo = tmp_path / "repo"
+    repo_file(repo, "/a.txt", b"x", 1687249800)
+    host = client.connection_pool.connection_kwargs["host"]
+    port = client.connection_pool.connection_kwargs["port"]
+    client.flushdb()
+    client.set(keys.DB_VERSION, "2")
+    add_mirror(client, 1, "solo")
+    daemon = DaemonProcess(workdir=tmp_path / "run",
+                           values=base_config(repo, f"{host}:{port}", Templates=str(templates)),
+                           args=["--no-monitor"])
+    daemon.start()
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            status, _, page = get(daemon, "/?mirrorstats")
+            if status == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert status == 200, page
+        assert "<p>custom solo</p>" in page
+        # Edited into malformed XML: a template error is a 500, not a hung request.
+        (templates / "mirrorstats.xhtml").write_text("<html><body><p>unclosed</body></html>")
+        status, _, page = get(daemon, "/?mirrorstats")
+        assert (status, page) == (500, "Internal Server Error\n")
+    finally:
+        daemon.stop()

@@ -1,0 +1,286 @@
+"""The ``?mirrorstats`` view-model and its HTML (spec §8.9), without I/O."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from html.parser import HTMLParser
+from pathlib import Path
+
+import html5lib  # type: ignore[import-untyped]
+import pytest
+from twisted.internet.defer import Deferred
+
+from mirrorbits.model import Mirror
+from mirrorbits.web.mirrorstats import (
+    MAP_HEIGHT,
+    MAP_WIDTH,
+    MirrorstatsView,
+    build_view,
+    fuzzy_time,
+    health,
+    percent,
+    project,
+    render_mirrorstats,
+    sync_offset,
+)
+
+NOW = 1_700_000_000.0
+DAY = date(2023, 11, 14)
+HOSTILE = '<script>alert("x")</script>'
+
+
+def mirror(mid: int, name: str, **fields: object) -> Mirror:
+    values: dict[str, object] = {"http_url": f"http://{name}.example/", "enabled": True,
+                                 "http_up": True}
+    values.update(fields)
+    return Mirror(id=mid, name=name, **values)  # type: ignore[arg-type]
+
+
+def render(view: MirrorstatsView, templates_dir: str = "") -> str:
+    results: list[object] = []
+    Deferred.fromCoroutine(render_mirrorstats(view, templates_dir)).addBoth(results.append)
+    assert len(results) == 1 and isinstance(results[0], bytes), results
+    return results[0].decode("utf-8")
+
+
+class Cells(HTMLParser):
+    """Rows of the table body as lists of (attributes, text) per cell, plus every title."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[tuple[dict[str, str], str]]] = []
+        self.headers: list[str] = []
+        self.titles: list[str] = []
+        self.widths: list[str] = []
+        self.circles: list[dict[str, str]] = []
+        self._cell: tuple[dict[str, str], list[str]] | None = None
+        self._in_body = False
+        self._in_th = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if "title" in a:
+            self.titles.append(a["title"])
+        if "style" in a:
+            self.widths.append(a["style"])
+        if tag == "circle":
+            self.circles.append(a)
+        if tag == "tbody":
+            self._in_body = True
+        elif tag == "tr" and self._in_body:
+            self.rows.append([])
+        elif tag == "td" and self._in_body:
+            self._cell = (a, [])
+        elif tag == "th":
+            self._in_th = True
+            self.headers.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td" and self._cell is not None:
+            self.rows[-1].append((self._cell[0], " ".join("".join(self._cell[1]).split())))
+            self._cell = None
+        elif tag == "th":
+            self._in_th = False
+        elif tag == "tbody":
+            self._in_body = False
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell[1].append(data)
+        if self._in_th:
+            self.headers[-1] += data
+
+
+def parse(page: str) -> Cells:
+    cells = Cells()
+    cells.feed(page)
+    return cells
+
+
+# --- view-model -------------------------------------------------------------------------------
+
+
+def test_rows_are_sorted_by_todays_downloads_then_by_name() -> None:
+    mirrors = [mirror(1, "zeta"), mirror(2, "alpha"), mirror(3, "mid"), mirror(4, "beta")]
+    view = build_view(mirrors, {1: 7, 2: 7, 3: 30}, {1: 70, 2: 10, 3: 300}, NOW, DAY)
+    assert [row.name for row in view.rows] == ["mid", "alpha", "zeta", "beta"]
+    assert [row.downloads for row in view.rows] == [30, 7, 7, 0]
+    assert [p.name for p in view.points] == ["mid", "alpha", "zeta", "beta"]
+    assert view.total_downloads == 44 and view.total_bytes == 380
+
+
+def test_percentages_are_relative_to_the_busiest_mirror() -> None:
+    view = build_view([mirror(1, "a"), mirror(2, "b")], {1: 10, 2: 40}, {1: 300, 2: 100},
+                      NOW, DAY)
+    by_name = {row.name: row for row in view.rows}
+    assert by_name["b"].percent_downloads == 100.0
+    assert by_name["a"].percent_downloads == 25.0
+    assert by_name["a"].percent_bytes == 100.0
+    assert by_name["b"].percent_bytes == pytest.approx(33.333, abs=0.001)
+
+
+def test_nobody_downloaded_today_gives_empty_bars_not_nan() -> None:
+    assert percent(0, 0) == 0.0
+    view = build_view([mirror(1, "a"), mirror(2, "b")], {}, {}, NOW, DAY)
+    assert [(r.percent_downloads, r.percent_bytes) for r in view.rows] == [(0, 0), (0, 0)]
+    page = render(view)
+    assert "NaN" not in page
+    assert parse(page).widths == ["width: 0%"] * 4
+
+
+@pytest.mark.parametrize(("age", "text"), [
+    (-5, "in the future"),
+    (0, "up-to-date"),
+    (59, "up-to-date"),
+    (60, "1 minute ago"),
+    (150, "2 minutes ago"),
+    (3599, "59 minutes ago"),
+    (3600, "1 hour ago"),
+    (7300, "2 hours ago"),
+    (86399, "23 hours ago"),
+    (86400, "1 day ago"),
+    (3 * 86400 + 5, "3 days ago"),
+    (365 * 86400, "365 days ago"),
+    (365 * 86400 + 1, "1 year ago"),
+    (3 * 365 * 86400 + 1, "3 years ago"),
+])
+def test_fuzzy_time(age: int, text: str) -> None:
+    assert fuzzy_time(age) == text
+
+
+@pytest.mark.parametrize(("hours", "level"), [
+    (0, "green"), (48, "green"), (49, "orange"), (720, "orange"), (721, "red"), (-3, "green"),
+])
+def test_last_update_colour_from_the_trace_age(hours: int, level: str) -> None:
+    age = hours * 3600 + (30 if hours >= 0 else -30)
+    offset = sync_offset(int(NOW) - age, NOW)
+    assert offset.valid and offset.hours == hours and offset.level == level
+
+
+def test_no_trace_is_unknown() -> None:
+    offset = sync_offset(None, NOW)
+    assert not offset.valid
+    assert (offset.text, offset.level) == ("unknown", "unknown")
+
+
+def test_absurd_trace_timestamps_do_not_break_the_page() -> None:
+    future = sync_offset(2**62, NOW)
+    assert (future.text, future.level, future.date) == ("in the future", "green", "")
+    ancient = sync_offset(-(2**62), NOW)
+    assert ancient.text.endswith(" years ago") and ancient.level == "red"
+    page = render(build_view([mirror(1, "a", last_mod_time=2**62)], {}, {}, NOW, DAY))
+    assert parse(page).rows[0][2][1] == "in the future"
+
+
+def test_trace_age_uses_the_injected_now() -> None:
+    m = mirror(1, "a", last_mod_time=int(NOW) - 3 * 3600)
+    assert build_view([m], {}, {}, NOW, DAY).rows[0].sync.text == "3 hours ago"
+    later = build_view([m], {}, {}, NOW + 2 * 86400, DAY).rows[0].sync
+    assert (later.text, later.level) == ("2 days ago", "orange")
+    assert later.date == "Tue, 14 Nov 2023 19:13:20 UTC"
+
+
+def test_health_per_protocol() -> None:
+    assert health(mirror(1, "a", enabled=False)) == "disabled"
+    assert health(mirror(1, "a", http_up=True)) == "up"
+    assert health(mirror(1, "a", http_up=False)) == "down"
+    assert health(mirror(1, "a", http_url="https://a/", https_up=True, http_up=False)) == "up"
+    assert health(mirror(1, "a", http_url="a/", http_up=True, https_up=False)) == "degraded"
+    assert health(mirror(1, "a", http_url="a/", http_up=True, https_up=True)) == "up"
+    assert health(mirror(1, "a", http_url="a/", http_up=False, https_up=False)) == "down"
+
+
+def test_map_projection_is_equirectangular() -> None:
+    assert project(0, 0) == (MAP_WIDTH / 2, MAP_HEIGHT / 2)
+    assert project(90, -180) == (0, 0)
+    assert project(-90, 180) == (MAP_WIDTH, MAP_HEIGHT)
+    assert project(45, 90) == (540, 90)
+    assert project(500, -999) == (0, 0)
+
+
+def test_tz_offset_column_only_when_some_mirror_has_one() -> None:
+    plain = build_view([mirror(1, "a"), mirror(2, "b")], {}, {}, NOW, DAY)
+    assert not plain.has_tz_adjustment
+    assert "Adjusted TZ" not in render(plain)
+    assert all(len(row) == 4 for row in parse(render(plain)).rows)
+    shifted = build_view([mirror(1, "a"), mirror(2, "b", tz_offset_ms=-5_400_000)], {}, {},
+                         NOW, DAY)
+    assert shifted.has_tz_adjustment
+    cells = parse(render(shifted))
+    assert "Adjusted TZ" in cells.headers
+    assert [[text for _, text in row][3] for row in cells.rows] == ["0s", "-1h30m0s"]
+
+
+# --- HTML ---------------------------------------------------------------------------------------
+
+
+def sample_view() -> MirrorstatsView:
+    mirrors = [
+        mirror(1, "paris", latitude=48.85, longitude=2.35, last_mod_time=int(NOW) - 120),
+        mirror(2, "sydney", http_url="sydney.example/", http_up=True, https_up=False,
+               https_down_reason="TLS handshake failed", latitude=-33.9, longitude=151.2),
+        mirror(3, "old", enabled=False, last_mod_time=int(NOW) - 40 * 86400),
+        mirror(4, "broken", http_up=False, http_down_reason="Got status code 404",
+               last_mod_time=int(NOW) - 3 * 86400),
+    ]
+    return build_view(mirrors, {1: 12, 2: 3, 4: 1}, {1: 12 * 1024 * 1024, 2: 3 * 1024}, NOW,
+                      DAY)
+
+
+def test_the_page_reads_as_intended() -> None:
+    page = render(sample_view())
+    cells = parse(page)
+    assert cells.headers[:3] == ["Mirror", "Since 00:00 UTC (2023-11-14)", "Last update"]
+    table = [[text for _, text in row] for row in cells.rows]
+    assert [row[0] for row in table] == ["paris", "sydney", "broken", "old"]
+    assert table[0][1] == "12 downloads, 12.0 MiB transferred"
+    assert table[2][1] == "1 download, 0.0 bytes transferred"
+    assert [row[2] for row in table] == ["2 minutes ago", "unknown", "3 days ago", "40 days ago"]
+    assert [row[0].get("class") for row in (r[2] for r in cells.rows)] == [
+        "sync green", "sync unknown", "sync orange", "sync red"]
+    assert table[0][3] == "HTTP up"
+    assert table[1][3] == "HTTP up HTTPS down: TLS handshake failed"
+    assert table[2][3] == "HTTP down: Got status code 404"
+    assert table[3][3] == "disabled"
+    assert cells.widths[:4] == ["width: 100%", "width: 100%", "width: 25%", "width: 0.02%"]
+    assert "12 downloads" in cells.titles and "3.0 KiB transferred" in cells.titles
+    assert "Since 00:00 UTC on 2023-11-14: 16 downloads redirected" in " ".join(page.split())
+    fills = {c["class"]: (c["cx"], c["cy"]) for c in cells.circles}
+    assert fills == {"dot up": ("364.7", "82.3"), "dot degraded": ("662.4", "247.8"),
+                     "dot disabled": ("360", "180"), "dot down": ("360", "180")}
+
+
+def test_the_page_is_valid_html5() -> None:
+    parser = html5lib.HTMLParser(strict=True)
+    parser.parse(render(sample_view()))
+    parser.parse(render(build_view([], {}, {}, NOW, DAY)))
+
+
+def test_empty_page_says_so() -> None:
+    cells = parse(render(build_view([], {}, {}, NOW, DAY)))
+    assert cells.rows == [[({"colspan": "4"}, "No mirrors are registered.")]]
+    assert cells.circles == []
+
+
+def test_mirror_names_are_escaped() -> None:
+    m = mirror(1, HOSTILE, http_down_reason='<img src=x onerror="y">', http_up=False)
+    page = render(build_view([m], {1: 1}, {}, NOW, DAY))
+    assert "<script>" not in page and "<img" not in page
+    assert "&lt;script&gt;" in page
+    cells = parse(page)
+    assert cells.rows[0][0][1] == HOSTILE
+    assert cells.rows[0][3][1] == 'HTTP down: <img src=x onerror="y">'
+    circle_titles = re.findall(r"<title>(.*?)</title>", page.split("<svg", 1)[1])
+    assert circle_titles == ["&lt;script&gt;alert(\"x\")&lt;/script&gt; (down)"]
+    html5lib.HTMLParser(strict=True).parse(page)
+
+
+def test_a_custom_template_replaces_the_stock_one(tmp_path: Path) -> None:
+    (tmp_path / "mirrorstats.xhtml").write_text(
+        '<html xmlns:t="http://twistedmatrix.com/ns/twisted.web.template/0.1"><body><ul>'
+        '<li t:render="rows"><t:slot name="name" />: <t:slot name="downloads_title" /></li>'
+        "</ul></body></html>")
+    page = render(sample_view(), str(tmp_path))
+    assert page.startswith("<!DOCTYPE html>\n<html><body><ul><li>paris: 12 downloads</li>")
+    assert render(sample_view(), str(tmp_path / "missing")).count("<svg") == 1
