@@ -247,39 +247,10 @@ class RedirectResource(Resource):
             not_modified = self._not_modified(request, info)
             if not_modified is not None:
                 return not_modified
-        ctx = self.ctx
-        peer = request.getClientAddress()
-        ip = ctx.policy(config).client_ip(
-            getattr(peer, "host", ""), request.getHeader(b"x-forwarded-for")
-        )
-        client = ctx.geo.lookup(ip)
-        secure = self._secure(request, config)
-        mirrors: list[Candidate] = []
-        excluded: list[Candidate] = []
-        failed = False
-        if info.mod_time_ns is not None:
-            options = ctx.selection_options(config)
-            pre = ctx.cached_prefilter(info, secure, options)
-            if pre is None:
-                generation = ctx.cache.generation
-                try:
-                    entries = await ctx.cache.candidates(local.path)
-                except StoreError:
-                    failed = True
-                except Exception:
-                    log.failure("reading the mirrors of {path} failed", path=local.path)
-                    failed = True
-                else:
-                    pre = ctx.remember_prefilter(info, entries, secure, options, generation)
-            if pre is not None:
-                selection = select(info, (), client, secure, options, ctx.rng, pre=pre)
-                mirrors, excluded = selection.mirrors, selection.excluded
-        fallback = False
-        if failed or not mirrors:
-            if not config.fallbacks:
-                return self._error(request, config, 503, "Service Unavailable")
-            mirrors = fallback_candidates(config.fallbacks, client, secure, ctx.rng)
-            fallback = True
+        choice = await self._choose(request, config, info, mirrorlist=False)
+        if choice is None:
+            return self._error(request, config, 503, "Service Unavailable")
+        ip, client, mirrors, excluded, fallback = choice
         as_json = config.output_mode == "json" or (
             config.output_mode == "auto"
             and b"application/json" in (request.getHeader(b"accept") or b"")
@@ -304,6 +275,52 @@ class RedirectResource(Resource):
         if not as_json and request.method == b"GET":
             self._count(request, ip, info, mirrors[0])
         return self._body(request, config, body)
+
+    async def _choose(
+        self, request: Request, config: Config, info: FileInfo, mirrorlist: bool
+    ) -> tuple[str, GeoRecord, list[Candidate], list[Candidate], bool] | None:
+        """Locate the client and select mirrors for ``info``; fallbacks when none qualifies.
+
+        Returns ``(ip, client, mirrors, excluded, fallback)``, or None when nothing can
+        serve the file (no mirror and no fallback: 503). The mirrorlist page honours
+        ``fromip`` and keeps every mirror (mirrorlist mode of the selection).
+        """
+        ctx = self.ctx
+        peer = request.getClientAddress()
+        ip = ctx.policy(config).client_ip(
+            getattr(peer, "host", ""), request.getHeader(b"x-forwarded-for")
+        )
+        if mirrorlist:
+            ip = fromip_override(request.args, ip)
+        client = ctx.geo.lookup(ip)
+        secure = self._secure(request, config)
+        mirrors: list[Candidate] = []
+        excluded: list[Candidate] = []
+        failed = False
+        if info.mod_time_ns is not None:
+            options = ctx.selection_options(config)
+            pre = ctx.cached_prefilter(info, secure, options)
+            if pre is None:
+                generation = ctx.cache.generation
+                try:
+                    entries = await ctx.cache.candidates(info.path)
+                except StoreError:
+                    failed = True
+                except Exception:
+                    log.failure("reading the mirrors of {path} failed", path=info.path)
+                    failed = True
+                else:
+                    pre = ctx.remember_prefilter(info, entries, secure, options, generation)
+            if pre is not None:
+                selection = select(info, (), client, secure, options, ctx.rng,
+                                   mirrorlist=mirrorlist, pre=pre)
+                mirrors, excluded = selection.mirrors, selection.excluded
+        if not failed and mirrors:
+            return ip, client, mirrors, excluded, False
+        if not config.fallbacks:
+            return None
+        return ip, client, fallback_candidates(config.fallbacks, client, secure, ctx.rng), \
+            excluded, True
 
     async def _local_info(self, local: LocalPath) -> FileInfo:
         """The file's indexed info; unknown (not scanned, Redis down) => empty info."""
@@ -390,39 +407,10 @@ class RedirectResource(Resource):
         except NotFound:
             return self._error(request, config, 404, "Not Found")
         info = await self._local_info(local)
-        ctx = self.ctx
-        peer = request.getClientAddress()
-        ip = fromip_override(request.args, ctx.policy(config).client_ip(
-            getattr(peer, "host", ""), request.getHeader(b"x-forwarded-for")))
-        client = ctx.geo.lookup(ip)
-        secure = self._secure(request, config)
-        mirrors: list[Candidate] = []
-        excluded: list[Candidate] = []
-        failed = False
-        if info.mod_time_ns is not None:
-            options = ctx.selection_options(config)
-            pre = ctx.cached_prefilter(info, secure, options)
-            if pre is None:
-                generation = ctx.cache.generation
-                try:
-                    entries = await ctx.cache.candidates(local.path)
-                except StoreError:
-                    failed = True
-                except Exception:
-                    log.failure("reading the mirrors of {path} failed", path=local.path)
-                    failed = True
-                else:
-                    pre = ctx.remember_prefilter(info, entries, secure, options, generation)
-            if pre is not None:
-                selection = select(info, (), client, secure, options, ctx.rng, mirrorlist=True,
-                                   pre=pre)
-                mirrors, excluded = selection.mirrors, selection.excluded
-        fallback = False
-        if failed or not mirrors:
-            if not config.fallbacks:
-                return self._error(request, config, 503, "Service Unavailable")
-            mirrors = fallback_candidates(config.fallbacks, client, secure, ctx.rng)
-            fallback = True
+        choice = await self._choose(request, config, info, mirrorlist=True)
+        if choice is None:
+            return self._error(request, config, 503, "Service Unavailable")
+        ip, client, mirrors, excluded, fallback = choice
         body = await mirrorlist_page(config, info, ip, client, mirrors, excluded, fallback)
         request.setHeader(b"cache-control", _NO_CACHE)
         request.setHeader(b"content-type", _HTML)
