@@ -43,7 +43,6 @@ RELOAD = json.loads((CONFORMANCE / "reload-phase.json").read_text())
 SPECIALS = {c["name"]: c for p in sorted((CONFORMANCE / "http-specials").glob("*.json"))
             for c in json.loads(p.read_text())}
 RECORDED_DAY = date.fromisoformat(STATS["today_utc"])
-NOT_YET = "?mirrorlist is a later issue: we answer 501 Not Implemented for now"
 DRAWS = 24
 
 
@@ -159,8 +158,6 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
                          ids=lambda i: f"{i}-{STATS['requests'][i]['label']}")
 def test_counted_request(run: Run, index: int) -> None:
     recorded = STATS["requests"][index]
-    if recorded["path"].endswith("?mirrorlist"):
-        pytest.skip(NOT_YET)
     status, headers, _, lines = run.counted[index]
     assert status == recorded["status"]
     expected_location = [recorded["location"]] if recorded["location"] else []
