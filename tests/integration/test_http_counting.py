@@ -80,6 +80,7 @@ class Run:
     stats: list[Answer]
     reloads: dict[str, tuple[int, str]]
     phase_answers: list[list[Answer]]
+    cli: dict[str, tuple[int, str]]
 
 
 def stats_keys(client: redis.Redis) -> tuple[dict[str, Any], dict[str, int]]:
@@ -140,16 +141,38 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         keys, ttls = stats_keys(client)
         stats = [request(daemon, "GET", f"{e['path']}?{with_day(e['query'], today)}", {})
                  for e in STATS["http"]]
+        cli = {}
+        for name, call in CLI_STATS.items():
+            ran = daemon.ctl(*cli_arguments(call["args"], today), password="conformance-rpc")
+            cli[name] = (ran.returncode, ran.stdout)
         reloads: dict[str, tuple[int, str]] = {}
         answers = []
         for phase in phases():
             reloads[phase] = reconfigure(daemon, phase)
             answers.append([ask_entry(daemon, e) for e in RELOAD if e["phase"] == phase])
-        yield Run(today, counted, keys, ttls, stats, reloads, answers)
+        yield Run(today, counted, keys, ttls, stats, reloads, answers, cli)
     finally:
         client.close()
         daemon.stop()
         server.stop()
+
+
+CLI_STATS = json.loads((CONFORMANCE / "cli-stats.json").read_text())
+RECORDED_TOMORROW = "2026-11-26"
+
+
+def cli_arguments(args: list[str], today: date) -> list[str]:
+    """The recorded ``mirrorbits stats`` call without global flags, on today's dates."""
+    tail = args[args.index("stats"):]
+    tomorrow = date.fromordinal(today.toordinal() + 1)
+    return [a.replace(RECORDED_DAY.isoformat(), today.isoformat())
+             .replace(RECORDED_TOMORROW, tomorrow.isoformat()) for a in tail]
+
+
+@pytest.mark.parametrize("name", sorted(CLI_STATS))
+def test_cli_stats_output(run: Run, name: str) -> None:
+    """``mirrorbits-ctl stats file|mirror`` prints what the reference printed."""
+    assert run.cli[name] == (CLI_STATS[name]["rc"], CLI_STATS[name]["stdout"])
 
 
 # --- counted downloads ----------------------------------------------------------------------
