@@ -15,11 +15,11 @@ EXAMPLE_CONFIG = """\
 # A relative path is taken from the daemon's working directory.
 #Repository: /srv/repo
 
-# Directory with base.html, mirrorlist.html and mirrorstats.html. Empty: the templates
-# shipped with mirrorbits.
+# Directory whose base.xhtml, mirrorlist.xhtml or mirrorstats.xhtml (twisted.web.template
+# files) replace the ones shipped with mirrorbits. Empty: the shipped templates.
 #Templates: ""
 
-# URL prefix of self-hosted JavaScript/CSS/fonts used by the pages. Empty: public CDNs.
+# URL prefix of self-hosted JavaScript/CSS/fonts. The pages need none (inline map and CSS).
 #LocalJSPath: ""
 
 ## HTTP front-end
