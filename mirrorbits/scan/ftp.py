@@ -1,0 +1,372 @@
+"""The FTP mirror scanner (spec §6.3), built on Twisted's ``FTPClient``.
+
+One control connection, passive data connections (``PASV`` only: Twisted has no ``EPSV``, so an
+IPv6-only FTP mirror needs rsync, twisted#9085), directories walked with an explicit stack.
+Each directory is entered with ``CWD`` and listed without an argument (``MLSD`` when ``FEAT``
+advertises ``MLST``, else ``LIST -a``), so names with spaces or a leading ``-`` cannot be
+misread as options. Every step (connect, greeting, each command, each listing) is bounded by
+``timeout``. Names are kept as bytes on the wire and decoded with
+:func:`~mirrorbits.scan.ftp_listing.decode_name` (UTF-8, latin-1 fallback).
+
+Differences from the reference, on purpose:
+
+* ``MDTM`` is sent only for files whose listing gave no time (``MLSD`` without ``modify``,
+  or ``LIST``): one command per directory instead of one per file on MLSD servers;
+* a subdirectory the server refuses (5xx on ``CWD`` or the listing) is skipped with a warning
+  instead of failing the whole scan; the top directory still fails it;
+* the walk is bounded: :data:`MAX_DEPTH` levels, :data:`MAX_DIRECTORIES` directories, and a
+  directory whose listing (or MLSD ``unique`` fact) repeats one of its ancestors' is a loop
+  (a symbolic link the server follows) and is not entered;
+* ``LIST`` dates (server local time, minute or day precision) are parsed but not used as
+  mtimes: as in the reference, a file without ``MDTM`` or ``MLSD`` time has mtime 0.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from contextlib import suppress
+from typing import Any, Final, TypeVar
+
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import TimeoutError as DeferredTimeoutError
+from twisted.internet.endpoints import HostnameEndpoint, connectProtocol
+from twisted.internet.error import ConnectionLost
+from twisted.internet.protocol import Protocol
+from twisted.protocols.ftp import CommandFailed, FTPClient
+from twisted.python.failure import Failure
+
+from mirrorbits.logs import Logger
+from mirrorbits.scan.ftp_listing import (
+    DIR,
+    DirEntry,
+    FtpTarget,
+    Skipped,
+    decode_name,
+    parse_feat,
+    parse_ftp_url,
+    parse_list_line,
+    parse_mdtm,
+    parse_mlsd_line,
+)
+from mirrorbits.scan.rsync import MAX_LOGGED_SKIPS, LineBuffer, ScanError, ScanListing
+from mirrorbits.scan.rsync_listing import ListedFile
+from mirrorbits.scan.walk import ScanAborted
+
+__all__ = ["MAX_DEPTH", "MAX_DIRECTORIES", "MAX_LISTING_BYTES", "ftp_list"]
+
+log = Logger(namespace="mirrorbits.scan.ftp")
+
+MAX_DEPTH: Final = 64
+MAX_DIRECTORIES: Final = 500_000
+#: Largest listing of one directory read (bytes).
+MAX_LISTING_BYTES: Final = 256 * 1024 * 1024
+MS_NS: Final = 1_000_000
+S_NS: Final = 1_000_000_000
+RFC3659_WARNING: Final = (
+    "This server does not support some of the RFC 3659 extensions, "
+    "consider using rsync instead."
+)
+
+T = TypeVar("T")
+
+
+class _Client(FTPClient):
+    """``FTPClient`` whose login is driven by the scanner and whose data connections use the
+    given reactor; ``greeted`` fires with the greeting (or fails if the connection does)."""
+
+    def __init__(self, reactor: Any) -> None:
+        self.greeted: Deferred[list[str]] = Deferred()
+        super().__init__(passive=1)
+        self.connectFactory = reactor.connectTCP  # type: ignore[method-assign]
+
+    def queueLogin(self, username: str, password: str) -> None:
+        """Nothing: :func:`ftp_list` sends USER/PASS itself, one step at a time."""
+
+    def _cb_greeting(self, greeting: list[str]) -> None:
+        super()._cb_greeting(greeting)
+        if not self.greeted.called:
+            self.greeted.callback(greeting)
+
+    def fail(self, error: Failure) -> None:
+        self._fail_greeting(error)
+        super().fail(error)
+
+    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
+        self._fail_greeting(reason)
+        super().connectionLost(reason)
+
+    def _fail_greeting(self, error: Failure) -> None:
+        if not self.greeted.called:
+            self.greeted.errback(error)
+
+
+class _ListingReceiver(Protocol):
+    """Collects the lines of one data connection (capped in length and in total size)."""
+
+    def __init__(self) -> None:
+        self.buffer = LineBuffer()
+        self.lines: list[bytes] = []
+        self.received = 0
+        self.too_big = False
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.too_big:
+            return
+        self.received += len(data)
+        if self.received > MAX_LISTING_BYTES:
+            self.too_big = True
+            if self.transport is not None:
+                self.transport.loseConnection()
+            return
+        self.lines.extend(self.buffer.feed(data))
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        self.lines.extend(self.buffer.flush())
+
+
+def _describe(error: BaseException, timeout: float) -> str:
+    """A short text for an error met during one step."""
+    if isinstance(error, ConnectionLost) and len(error.args) > 1:
+        inner = error.args[1]
+        if isinstance(inner, Failure) and inner.value is not None:
+            return _describe(inner.value, timeout)
+    if isinstance(error, CommandFailed) and error.args:
+        lines = error.args[0]
+        if isinstance(lines, list) and lines:
+            return str(lines[-1])
+    if isinstance(error, (TimeoutError, DeferredTimeoutError)):
+        return f"no reply within {timeout:g} s"
+    text = str(error).strip()
+    return text or type(error).__name__
+
+
+def _reply_code(error: BaseException) -> str:
+    """The reply code of a refused command (``""`` if the error is not a refusal)."""
+    if isinstance(error, ConnectionLost) and len(error.args) > 1:
+        inner = error.args[1]
+        if isinstance(inner, Failure) and inner.value is not None:
+            return _reply_code(inner.value)
+    if isinstance(error, CommandFailed) and error.args and error.args[0]:
+        return str(error.args[0][-1])[:3]
+    return ""
+
+
+class _Refused(Exception):
+    """A command the server answered with an error reply."""
+
+    def __init__(self, step: str, detail: str, code: str) -> None:
+        super().__init__(f"{step}: {detail}")
+        self.code = code
+
+
+class _Session:
+    """One logged-in control connection and the steps of a scan."""
+
+    def __init__(self, reactor: Any, client: _Client, timeout: float) -> None:
+        self.reactor = reactor
+        self.client = client
+        self.timeout = timeout
+
+    async def step(self, what: str, deferred: Deferred[T]) -> T:
+        """Wait for ``deferred`` at most ``timeout`` seconds; errors become :class:`_Refused`
+        (error reply) or :class:`ScanError`."""
+        deferred.addTimeout(self.timeout, self.reactor)
+        try:
+            return await deferred
+        except CancelledError:
+            raise
+        except Exception as err:  # every failure of a step ends the scan or is a refusal
+            code = _reply_code(err)
+            detail = _describe(err, self.timeout)
+            if code:
+                raise _Refused(what, detail, code) from err
+            raise ScanError(f"ftp error {what}: {detail}") from err
+
+    async def command(self, text: str, what: str = "") -> list[str]:
+        """Send one command; ``what`` names it in errors (default: the command itself)."""
+        deferred = self.client.queueStringCommand(text)
+        result: list[str] = await self.step(what or text, deferred)
+        return result
+
+    async def listing(self, command: str) -> tuple[list[bytes], int]:
+        """The lines of one listing and the number of over-long lines dropped."""
+        receiver = _ListingReceiver()
+        await self.step(command, self.client.receiveFromConnection([command], receiver))
+        if receiver.too_big:
+            raise ScanError(f"ftp error {command}: listing larger than {MAX_LISTING_BYTES} bytes")
+        return receiver.lines, receiver.buffer.overlong
+
+
+def _wire(raw: bytes) -> str:
+    """Bytes as the text ``FTPClient`` sends unchanged (it encodes commands as latin-1)."""
+    return raw.decode("latin-1")
+
+
+def _fingerprint(entries: list[DirEntry]) -> bytes:
+    digest = hashlib.sha256()
+    for entry in sorted(entries, key=lambda e: e.name):
+        digest.update(b"%s\0%s\0%d\0%d\n" % (entry.name, entry.kind.encode(), entry.size,
+                                                entry.mod_time_ns))
+    return digest.digest()
+
+
+async def ftp_list(reactor: Any, url: str, timeout: float, *, name: str = "") -> ScanListing:
+    """List the files under ``url`` (``ftp://[user[:pass]@]host[:port]/path/``).
+
+    Raises :class:`ScanError` (``ftp error ...``) on failure, :class:`ScanAborted` when
+    cancelled; the control connection is closed in every case.
+    """
+    try:
+        target = parse_ftp_url(url)
+    except ValueError as err:
+        raise ScanError(str(err)) from err
+    client = _Client(reactor)
+    endpoint = HostnameEndpoint(reactor, target.host, target.port, timeout=timeout)
+    session = _Session(reactor, client, timeout)
+    where = f"{target.host}:{target.port}"
+    try:
+        await session.step(f"connecting to {where}", connectProtocol(endpoint, client))
+        return await _scan(session, target, name)
+    except CancelledError:
+        raise ScanAborted() from None
+    except _Refused as err:
+        raise ScanError(f"ftp error {err}") from None
+    finally:
+        transport: Any = client.transport
+        if transport is not None:
+            transport.abortConnection()
+
+
+async def _scan(session: _Session, target: FtpTarget, name: str) -> ScanListing:
+    await session.step("waiting for the greeting", session.client.greeted)
+    reply = await session.command("USER " + _wire(target.user.encode()))
+    if reply[-1].startswith("331"):
+        await session.command("PASS " + _wire(target.password.encode()), "PASS")
+    elif not reply[-1].startswith("230"):
+        raise ScanError(f"ftp error USER: {reply[-1]}")
+    await session.command("TYPE I")
+    try:
+        features = parse_feat(await session.command("FEAT"))
+    except _Refused:
+        features = frozenset()
+    warnings: list[str] = []
+    if "MLST" not in features or "MDTM" not in features:
+        log.warn("[{name}] {warning}", name=name, warning=RFC3659_WARNING)
+        warnings.append(RFC3659_WARNING)
+    log.info("[{name}] Requesting file list via ftp...", name=name)
+    walker = _Walker(session, target, name, use_mlsd="MLST" in features,
+                     use_mdtm="MDTM" in features, warnings=warnings)
+    files = await walker.walk()
+    if walker.skipped > MAX_LOGGED_SKIPS:
+        log.error("[{name}] {count} ftp listing lines skipped in all", name=name,
+                  count=walker.skipped)
+    with suppress(ScanError, _Refused):
+        await session.command("QUIT")
+    precision = MS_NS if walker.sub_second else S_NS
+    return ScanListing(files=tuple(files), precision_ns=precision, warnings=tuple(warnings),
+                       skipped_lines=walker.skipped)
+
+
+class _Walker:
+    """The recursive walk of one scan (explicit stack, bounded)."""
+
+    def __init__(self, session: _Session, target: FtpTarget, name: str, *, use_mlsd: bool,
+                 use_mdtm: bool, warnings: list[str]) -> None:
+        self.session = session
+        self.base = target.path.rstrip("/").encode("utf-8")
+        self.name = name
+        self.use_mlsd = use_mlsd
+        self.use_mdtm = use_mdtm
+        self.list_command = "MLSD" if use_mlsd else "LIST -a"
+        self.warnings = warnings
+        self.skipped = 0
+        self.sub_second = False
+
+    async def walk(self) -> list[ListedFile]:
+        files: list[ListedFile] = []
+        # (path relative to the URL path, depth, ancestors' fingerprints and unique facts)
+        stack: list[tuple[bytes, int, tuple[bytes | str, ...]]] = [(b"", 0, ())]
+        visited = 0
+        while stack:
+            rel, depth, ancestors = stack.pop()
+            visited += 1
+            if visited > MAX_DIRECTORIES:
+                raise ScanError(f"ftp error: more than {MAX_DIRECTORIES} directories")
+            entries = await self._list_dir(rel)
+            if entries is None:
+                continue
+            fingerprint = _fingerprint(entries)
+            if fingerprint in ancestors:
+                self._warn(f"directory loop at {decode_name(rel)}, not entered")
+                continue
+            here = (*ancestors, fingerprint)
+            subdirs: list[tuple[bytes, int, tuple[bytes | str, ...]]] = []
+            for entry in entries:
+                path = rel + b"/" + entry.name
+                if entry.kind == DIR:
+                    if entry.unique and entry.unique in here:
+                        self._warn(f"directory loop at {decode_name(path)}, not entered")
+                    elif depth >= MAX_DEPTH:
+                        self._warn(f"{decode_name(path)} is deeper than {MAX_DEPTH} levels")
+                    else:
+                        marks = (entry.unique,) if entry.unique else ()
+                        subdirs.append((path, depth + 1, (*here, *marks)))
+                    continue
+                files.append(await self._file(path, entry))
+            stack.extend(reversed(subdirs))
+        return files
+
+    async def _list_dir(self, rel: bytes) -> list[DirEntry] | None:
+        """The entries of one directory; ``None`` if a subdirectory is refused."""
+        directory = _wire(self.base + rel or b"/")
+        try:
+            await self.session.command("CWD " + directory)
+            try:
+                lines, overlong = await self.session.listing(self.list_command)
+            except _Refused as err:
+                if self.list_command != "LIST -a" or not err.code.startswith("5"):
+                    raise
+                self.list_command = "LIST"  # the server does not take options
+                lines, overlong = await self.session.listing(self.list_command)
+        except _Refused as err:
+            if err.code.startswith("5") and rel:
+                self._warn(f"skipping {decode_name(rel)}: {err}")
+                return None
+            raise
+        for _ in range(overlong):
+            self._skip(b"", "line too long")
+        now_s = int(self.session.reactor.seconds())
+        entries: list[DirEntry] = []
+        for line in lines:
+            parsed = parse_mlsd_line(line) if self.use_mlsd else parse_list_line(line, now_s)
+            if isinstance(parsed, Skipped):
+                if not parsed.expected:
+                    self._skip(line, parsed.reason)
+            else:
+                entries.append(parsed)
+        return entries
+
+    async def _file(self, path: bytes, entry: DirEntry) -> ListedFile:
+        mod_time_ns = entry.mod_time_ns if self.use_mlsd else 0
+        sub_second = entry.precision_ns == MS_NS
+        if self.use_mdtm and mod_time_ns == 0:
+            try:
+                parsed = parse_mdtm(await self.session.command("MDTM " + _wire(entry.name)))
+            except _Refused:
+                parsed = None
+            if parsed is not None:
+                mod_time_ns, sub_second = parsed
+        if mod_time_ns and sub_second:
+            self.sub_second = True
+        return ListedFile(path=decode_name(path), size=entry.size, mod_time_ns=mod_time_ns)
+
+    def _skip(self, line: bytes, reason: str) -> None:
+        self.skipped += 1
+        if self.skipped <= MAX_LOGGED_SKIPS:
+            log.error("[{name}] Skipping an ftp listing line ({reason}): {line!r}",
+                      name=self.name, reason=reason, line=line[:200])
+
+    def _warn(self, warning: str) -> None:
+        if len(self.warnings) < 1000:
+            self.warnings.append(warning)
+        log.warn("[{name}] {warning}", name=self.name, warning=warning)
