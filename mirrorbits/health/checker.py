@@ -1,0 +1,232 @@
+"""The health-check service: every second, schedule the checks that are due (§7).
+
+``last_check`` lives in memory, so every enabled mirror is checked right after start.
+At most 10 checks run at once and at most 50 more wait for a slot. A mirror without a
+checkable file (empty ``HANDLEDFILES``) is simply checked again at the next interval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from attrs import define, field
+from twisted.application.service import Service
+from twisted.internet.defer import (
+    CancelledError,
+    Deferred,
+    DeferredSemaphore,
+    succeed,
+)
+from twisted.internet.task import LoopingCall
+from twisted.python.failure import Failure
+
+from mirrorbits.config import Config
+from mirrorbits.health.outcome import (
+    Outcome,
+    check_urls,
+    classify,
+    file_url,
+    log_prefix,
+    redirects_allowed,
+)
+from mirrorbits.health.probe import CHECK_TIMEOUT, AgentFactory, make_agent, probe
+from mirrorbits.health.target import Target, pick_target, still_exists
+from mirrorbits.logs import Logger
+from mirrorbits.model import Mirror
+from mirrorbits.store.errors import DatabaseNotReady
+from mirrorbits.store.mirrors import MirrorStore
+
+WORKERS = 10
+QUEUE = 50
+TICK = 1.0
+MIRRORS_TIMEOUT = 30.0  # bound on reading the mirror list in one tick
+
+log = Logger()
+
+
+@define(eq=False)
+class HealthChecker(Service):
+    """Periodic HEAD checks of every enabled mirror, recorded with ``MirrorStore.set_state``.
+
+    ``get_client()`` returns the txredisapi handler or raises ``DatabaseNotReady`` (the
+    tick is then skipped). ``agent_factory`` builds the HTTP agent (tests inject trust
+    roots); ``handles(mirror_id)`` tells whether this node checks a mirror (cluster).
+    """
+
+    _get_config: Callable[[], Config]
+    _get_client: Callable[[], Any]
+    _store: MirrorStore
+    _reactor: Any
+    _agent_factory: AgentFactory | None = None
+    _timeout: float = CHECK_TIMEOUT
+    _handles: Callable[[int], bool] = lambda _mirror_id: True
+    _last_check: dict[int, float] = field(factory=dict, init=False)
+    _pending: dict[int, Deferred[None]] = field(factory=dict, init=False)
+    _semaphore: DeferredSemaphore = field(factory=lambda: DeferredSemaphore(WORKERS), init=False)
+    _loop: LoopingCall | None = field(default=None, init=False)
+    _loop_done: Deferred[Any] | None = field(default=None, init=False)
+    _agent: Any = field(default=None, init=False)
+    _round: Deferred[None] | None = field(default=None, init=False)
+
+    name = "health"
+
+    def startService(self) -> None:
+        super().startService()
+        factory = self._agent_factory or (lambda: make_agent(self._reactor))
+        self._agent = factory()
+        loop = LoopingCall(self.tick)
+        loop.clock = self._reactor
+        self._loop = loop
+        self._loop_done = loop.start(TICK, now=True)
+        self._loop_done.addErrback(lambda f: log.failure("Health-check loop stopped", f))
+
+    def stopService(self) -> Deferred[None]:
+        """Stop scheduling and cancel the checks in flight."""
+        super().stopService()
+        loop, self._loop = self._loop, None
+        if loop is not None and loop.running:
+            loop.stop()
+        for pending in list(self._pending.values()):
+            pending.cancel()
+        return succeed(None)
+
+    @property
+    def in_flight(self) -> frozenset[int]:
+        """IDs of the mirrors being checked or waiting for a worker."""
+        return frozenset(self._pending)
+
+    def when_idle(self) -> Deferred[None]:
+        """Fires once the running round and every check scheduled so far have finished."""
+        return Deferred.fromCoroutine(self._idle())
+
+    async def _idle(self) -> None:
+        if self._round is not None:
+            await _watch([self._round])
+        await _watch(list(self._pending.values()))
+
+    def tick(self) -> Deferred[None]:
+        """One scheduling round; never fails (the loop must survive anything)."""
+        self._round = Deferred.fromCoroutine(self._tick_guarded())
+        return self._round
+
+    async def _tick_guarded(self) -> None:
+        try:
+            await self._schedule()
+        except DatabaseNotReady:
+            return
+        except Exception:
+            log.failure("Health-check round failed")
+
+    async def _schedule(self) -> None:
+        self._get_client()  # raises DatabaseNotReady: skip the whole round
+        reading = Deferred.fromCoroutine(self._store.all_mirrors())
+        mirrors: list[Mirror] = await reading.addTimeout(MIRRORS_TIMEOUT, self._reactor)
+        if not self.running:
+            return
+        now = self._reactor.seconds()
+        interval = self._get_config().check_interval * 60
+        width = max((len(m.name) for m in mirrors), default=0) + 4
+        known = {m.id for m in mirrors}
+        for gone in set(self._last_check) - known:
+            del self._last_check[gone]
+        for mirror in mirrors:
+            if not mirror.enabled or mirror.id in self._pending or not self._handles(mirror.id):
+                continue
+            last = self._last_check.get(mirror.id)
+            if last is not None and now - last <= interval:
+                continue
+            if len(self._pending) >= WORKERS + QUEUE:
+                log.debug("Health-check queue full")
+                return
+            self._enqueue(mirror, width)
+
+    def _enqueue(self, mirror: Mirror, width: int) -> None:
+        def run() -> Deferred[None]:
+            return Deferred.fromCoroutine(self._check(mirror, width))
+
+        pending: Deferred[None] = self._semaphore.run(run)
+        self._pending[mirror.id] = pending
+
+        def done(result: Failure | None) -> None:
+            self._pending.pop(mirror.id, None)
+            if isinstance(result, Failure) and not result.check(CancelledError):
+                log.failure("Health check of {name} failed", result, name=mirror.name)
+
+        pending.addBoth(done)
+
+    async def _check(self, mirror: Mirror, width: int) -> None:
+        """Check every protocol of one mirror; remember when unless Redis was unusable."""
+        try:
+            await self._check_protocols(mirror, width)
+        except DatabaseNotReady:
+            return
+        except CancelledError:
+            raise
+        except Exception:
+            log.failure("Health check of {name} failed", name=mirror.name)
+        self._last_check[mirror.id] = self._reactor.seconds()
+
+    async def _check_protocols(self, mirror: Mirror, width: int) -> None:
+        client = self._get_client()
+        target = await pick_target(client, mirror.id)
+        if target is None:
+            log.debug("{name}: no file to check yet (not scanned?)", name=mirror.name)
+            return
+        config = self._get_config()
+        allowed = redirects_allowed(mirror.allow_redirects, config.disallow_redirects)
+        disabled = False
+        for proto, base in check_urls(mirror.http_url):
+            prefix = log_prefix(mirror.name, proto, width)
+            outcome = await self._probe_target(mirror, base, target, allowed, prefix)
+            if not self.running:
+                raise CancelledError()  # stopped meanwhile: the aborted request means nothing
+            if outcome is None:
+                continue
+            log.emit(outcome.level, "{prefix} {message}", prefix=prefix, message=outcome.message)
+            await self._store.set_state(mirror.id, proto, outcome.up, outcome.reason)
+            if outcome.missing_file and config.disable_on_missing_file and not disabled:
+                disabled = True
+                await self._store.set_enabled(mirror.id, False)
+
+    async def _probe_target(self, mirror: Mirror, base: str, target: Target, allowed: bool,
+                            prefix: str) -> Outcome | None:
+        """The outcome for one protocol; ``None`` when nothing should be recorded.
+
+        A 404 for a file deleted locally since the mirror's scan is not the mirror's
+        fault: another file is tried once, then the mirror is left as it is.
+        """
+        for attempt in range(2):
+            result = await probe(self._agent, self._reactor, file_url(base, target.path),
+                                 allowed, mirror.name, self._timeout)
+            outcome = classify(result, target.path, target.size)
+            if not outcome.missing_file:
+                return outcome
+            client = self._get_client()
+            if await still_exists(client, target.path):
+                return outcome
+            log.info("{prefix} {path} was removed locally since the last scan; not counted",
+                     prefix=prefix, path=target.path)
+            replacement = await pick_target(client, mirror.id, exclude=target.path)
+            if replacement is None or attempt == 1:
+                return None
+            target = replacement
+        return None
+
+
+def _watch(deferreds: list[Deferred[None]]) -> Deferred[None]:
+    """Fires when all ``deferreds`` have; cancelling it leaves them alone."""
+    waiter: Deferred[None] = Deferred()
+    remaining = [len(deferreds)]
+
+    def one_done(result: object) -> object:
+        remaining[0] -= 1
+        if remaining[0] == 0 and not waiter.called:
+            waiter.callback(None)
+        return result
+
+    if not deferreds:
+        waiter.callback(None)
+    for deferred in deferreds:
+        deferred.addBoth(one_done)
+    return waiter

@@ -1,0 +1,116 @@
+"""One HEAD request to a mirror, following (or refusing) redirects, with an overall timeout."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urljoin
+
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.protocol import Protocol
+from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import IAgent, IResponse
+
+from mirrorbits import version_string
+from mirrorbits.health.outcome import ProbeResult
+from mirrorbits.logs import Logger
+
+CONNECT_TIMEOUT = 20.0
+CHECK_TIMEOUT = 40.0
+MAX_REDIRECTS = 10
+REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+
+AgentFactory = Callable[[], IAgent]
+
+log = Logger()
+
+
+def user_agent() -> bytes:
+    return f"Mirrorbits/{version_string()} PING CHECK".encode()
+
+
+def make_agent(reactor: Any, trust_root: Any = None) -> IAgent:
+    """An agent that closes every connection (``Connection: close``) and verifies TLS.
+
+    ``trust_root`` replaces the system's CA certificates (tests use their own CA).
+    """
+    pool = HTTPConnectionPool(reactor, persistent=False)
+    policy = BrowserLikePolicyForHTTPS(trust_root) if trust_root else BrowserLikePolicyForHTTPS()
+    return Agent(reactor, contextFactory=policy, connectTimeout=CONNECT_TIMEOUT, pool=pool)
+
+
+class RedirectRefused(Exception):
+    """The mirror redirected while redirects are disallowed for it."""
+
+
+async def head(agent: IAgent, url: str, allow_redirects: bool, name: str) -> IResponse:
+    """``HEAD url``; redirects are followed (at most 10) or refused."""
+    headers = Headers({b"User-Agent": [user_agent()]})
+    current = _ascii_url(url)
+    for hop in range(MAX_REDIRECTS + 1):
+        response: IResponse = await agent.request(b"HEAD", current.encode("ascii"), headers)
+        response.deliverBody(_Discard())
+        location = response.headers.getRawHeaders(b"location")
+        if response.code not in REDIRECT_CODES or not location:
+            return response
+        target = urljoin(current, location[0].decode("latin-1"))
+        if not allow_redirects:
+            log.warn("Unauthorized redirection for {name}: {source} => {target}",
+                     name=name, source=current, target=target)
+            raise RedirectRefused("redirect not allowed")
+        if hop == MAX_REDIRECTS:
+            break
+        current = _ascii_url(target)
+    raise OSError(f"stopped after {MAX_REDIRECTS} redirects")
+
+
+async def probe(agent: IAgent, reactor: Any, url: str, allow_redirects: bool, name: str,
+                timeout: float = CHECK_TIMEOUT) -> ProbeResult:
+    """Probe ``url``; never raises except on cancellation."""
+    start = reactor.seconds()
+    request = Deferred.fromCoroutine(head(agent, url, allow_redirects, name))
+    request.addTimeout(timeout, reactor)
+    cancelled = False
+
+    def cancel(_: Deferred[IResponse]) -> None:
+        nonlocal cancelled
+        cancelled = True
+        request.cancel()
+
+    # Cancelling the check (service stopping) must not read as "Unreachable": the agent
+    # reports an aborted request with its own exceptions, so remember who cancelled.
+    outer: Deferred[IResponse] = Deferred(cancel)
+    request.chainDeferred(outer)
+    try:
+        response = await outer
+    except RedirectRefused as err:
+        return ProbeResult(error=str(err), redirect_refused=True, elapsed_ms=_ms(reactor, start))
+    except Exception as err:  # any transport failure means "unreachable"
+        if cancelled:
+            raise CancelledError() from err
+        return ProbeResult(error=_describe(err), elapsed_ms=_ms(reactor, start))
+    length = response.headers.getRawHeaders(b"content-length")
+    return ProbeResult(status=response.code,
+                       content_length=length[0].decode("latin-1") if length else None,
+                       elapsed_ms=_ms(reactor, start))
+
+
+def _ms(reactor: Any, start: float) -> int:
+    return int((reactor.seconds() - start) * 1000)
+
+
+def _ascii_url(url: str) -> str:
+    """A redirect target made ASCII (non-ASCII characters percent-encoded)."""
+    return "".join(c if ord(c) < 128 else "".join(f"%{b:02X}" for b in c.encode()) for c in url)
+
+
+def _describe(err: BaseException) -> str:
+    reasons = getattr(err, "reasons", None)  # ResponseNeverReceived and friends
+    if reasons:
+        return "; ".join(_describe(reason.value) for reason in reasons)
+    return str(err) or type(err).__name__
+
+
+class _Discard(Protocol):
+    """A body protocol that drops whatever arrives (HEAD responses have no body)."""
