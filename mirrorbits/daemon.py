@@ -31,6 +31,7 @@ from mirrorbits.geo import GeoIP, GeoIPUnavailable, locate_mirror
 from mirrorbits.listen import AdoptedListener, parse_listen_address
 from mirrorbits.logs import Logger, set_debug
 from mirrorbits.scan.local import RepositoryScanner
+from mirrorbits.scan.scheduler import MirrorScanner, control_hook
 from mirrorbits.stats import RangeDeduplicator, StatsService, stats_files, stats_mirror
 from mirrorbits.store import keys
 from mirrorbits.store.mirrors import MirrorStore
@@ -209,6 +210,9 @@ def build_daemon(
     holder.subscribe(lambda old, new: _reload_geo(geo, new))
 
     mirrors = MirrorStore(redis, reactor)
+    mirror_scanner = MirrorScanner(lambda: holder.current, redis.client, mirrors, reactor)
+    if monitor:
+        mirror_scanner.setServiceParent(daemon)
 
     async def locate(url: str) -> Any:
         from twisted.internet.threads import deferToThreadPool
@@ -238,6 +242,7 @@ def build_daemon(
         reload=reload,
         version=version_info,
         refresh=refresh,
+        scan=control_hook(mirror_scanner),
         stats_file=file_downloads,
         stats_mirror=mirror_downloads,
     )

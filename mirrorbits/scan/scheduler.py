@@ -1,0 +1,308 @@
+"""Scheduling of mirror scans (spec §6.1): the monitor's periodic scans and the CLI ``scan``.
+
+Every second the monitor offers each enabled mirror whose last scan attempt is older than
+``ScanInterval`` minutes to at most ``ConcurrentSync`` concurrent scans (a busy mirror, or a
+full set of workers, is retried on the next tick). A scan tries rsync, then FTP when rsync
+failed for any reason but an abort; the trace file is fetched alongside (spec §6.6).
+
+Not done yet: the cluster's work partitioning (spec §15.1: this node scans every mirror) and
+the immediate health check after the scan of a mirror that is down (health checks come later).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, Final
+
+from attrs import define, field
+from twisted.application.service import Service
+from twisted.internet.defer import CancelledError, Deferred, DeferredList, succeed
+from twisted.internet.task import LoopingCall
+from twisted.protocols import amp
+
+from mirrorbits.config import Config
+from mirrorbits.control import commands as c
+from mirrorbits.control.server import ScanHook, ScanOutcome
+from mirrorbits.logs import Logger
+from mirrorbits.model import PROTOCOL_FTP, PROTOCOL_RSYNC, Mirror
+from mirrorbits.scan.commit import ScanResult, scan_mirror
+from mirrorbits.scan.rsync import ScanError, ScanListing, rsync_list
+from mirrorbits.scan.trace import fetch_trace
+from mirrorbits.scan.walk import ScanAborted
+from mirrorbits.store import keys
+from mirrorbits.store.commands import RedisClient
+from mirrorbits.store.errors import DatabaseNotReady, ScanInProgress, StoreError
+from mirrorbits.store.mirrors import MirrorStore
+
+__all__ = [
+    "NOT_INDEXED",
+    "NO_URL",
+    "FailedPrecondition",
+    "Lister",
+    "MirrorScanner",
+    "control_hook",
+    "ftp_lister",
+    "is_due",
+    "scan_plan",
+]
+
+log = Logger(namespace="mirrorbits.scan.scheduler")
+
+#: (url, timeout in seconds, mirror name) -> the listing; raises ScanError or ScanAborted.
+Lister = Callable[[str, float, str], Awaitable[ScanListing]]
+
+TICK: Final = 1.0
+#: Bound of one listing when no timeout is given (rsync itself gives up on a 30 s stall).
+DEFAULT_TIMEOUT: Final = 6 * 3600.0
+#: Longest wait for the running scans to record their abort when the service stops.
+STOP_GRACE: Final = 10.0
+NO_URL: Final = "no suitable URL for the scan"
+NOT_INDEXED: Final = "local repository not yet indexed. You should run 'refresh' first!"
+PROTOCOLS: Final = ("ALL", "RSYNC", "FTP")
+
+
+class FailedPrecondition(Exception):
+    """The CLI scan cannot run yet (the local repository was never indexed)."""
+
+
+def is_due(mirror: Mirror, now: float, interval_minutes: int) -> bool:
+    """Whether the monitor should scan ``mirror`` (never scanned: at once)."""
+    if not mirror.enabled:
+        return False
+    if mirror.last_sync is None:
+        return True
+    return now - mirror.last_sync > interval_minutes * 60
+
+
+def scan_plan(mirror: Mirror, protocol: str) -> list[tuple[int, str]]:
+    """The (protocol, URL) attempts in order: rsync then FTP, or only the forced one."""
+    protocol = protocol.upper()
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown scan protocol {protocol!r}")
+    plan: list[tuple[int, str]] = []
+    if protocol in ("ALL", "RSYNC") and mirror.rsync_url:
+        plan.append((PROTOCOL_RSYNC, mirror.rsync_url))
+    if protocol in ("ALL", "FTP") and mirror.ftp_url:
+        plan.append((PROTOCOL_FTP, mirror.ftp_url))
+    return plan
+
+
+def ftp_lister(reactor: Any) -> Lister:
+    """``mirrorbits.scan.ftp.ftp_list`` if it exists, else a lister that always fails."""
+    try:
+        module = importlib.import_module("mirrorbits.scan.ftp")
+        ftp_list: Any = module.ftp_list
+    except (ImportError, AttributeError):
+        ftp_list = None
+
+    async def listing(url: str, timeout: float, name: str) -> ScanListing:
+        if ftp_list is None:
+            raise ScanError("ftp scanning not available")
+        result: ScanListing = await ftp_list(reactor, url, timeout, name=name)
+        return result
+
+    return listing
+
+
+@define(eq=False)
+class MirrorScanner(Service):
+    """Scans mirrors on schedule (while running) and on demand (:meth:`scan`).
+
+    ``get_client()`` returns a txredisapi handler or raises :class:`DatabaseNotReady`.
+    ``listers`` maps a protocol to its scanner (default: rsync and, if available, FTP);
+    ``trace`` fetches the trace file (default: :func:`fetch_trace`), ``commit`` runs one
+    locked scan (default: :func:`~mirrorbits.scan.commit.scan_mirror`).
+    """
+
+    _get_config: Callable[[], Config]
+    _get_client: Callable[[], RedisClient]
+    _mirrors: MirrorStore
+    _reactor: Any
+    _listers: Mapping[int, Lister] | None = None
+    _trace: Callable[[RedisClient, Mirror, str], Awaitable[Any]] | None = None
+    _commit: Callable[..., Awaitable[ScanResult]] = scan_mirror
+    _running: dict[int, Deferred[ScanResult]] = field(factory=dict, init=False)
+    _monitor_scans: set[int] = field(factory=set, init=False)
+    _loop: LoopingCall | None = field(default=None, init=False)
+    _no_url: set[int] = field(factory=set, init=False)
+
+    name = "mirror-scan"
+
+    def __attrs_post_init__(self) -> None:
+        if self._listers is None:
+            reactor = self._reactor
+
+            async def rsync(url: str, timeout: float, name: str) -> ScanListing:
+                return await rsync_list(reactor, url, timeout, name=name)
+
+            self._listers = {PROTOCOL_RSYNC: rsync, PROTOCOL_FTP: ftp_lister(reactor)}
+        if self._trace is None:
+            reactor = self._reactor
+
+            async def trace(client: RedisClient, mirror: Mirror, location: str) -> Any:
+                return await fetch_trace(reactor, client, mirror, location)
+
+            self._trace = trace
+
+    @property
+    def scanning(self) -> frozenset[int]:
+        """IDs of the mirrors being scanned by this node."""
+        return frozenset(self._running)
+
+    def startService(self) -> None:
+        super().startService()
+        loop = LoopingCall(self._tick)
+        loop.clock = self._reactor
+        self._loop = loop
+        loop.start(TICK, now=True).addErrback(
+            lambda failure: log.failure("The mirror scan monitor stopped", failure))
+
+    def stopService(self) -> Deferred[Any]:
+        """Stop scheduling and abort the running scans (their rsync is killed)."""
+        super().stopService()
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self._loop = None
+        running = list(self._running.values())
+        if not running:
+            return succeed(None)
+        for scan in running:
+            scan.cancel()
+        done: Deferred[Any] = DeferredList(running, consumeErrors=True)
+        done.addTimeout(STOP_GRACE, self._reactor)
+        done.addErrback(lambda failure: None)
+        return done
+
+    def _tick(self) -> Deferred[None]:
+        ticking = Deferred.fromCoroutine(self._schedule())
+        ticking.addErrback(lambda failure: log.failure("Mirror scan scheduling failed", failure))
+        return ticking
+
+    async def _schedule(self) -> None:
+        """One monitor tick: start the due scans while workers are free."""
+        try:
+            self._get_client()
+        except DatabaseNotReady:
+            return
+        config = self._get_config()
+        now = self._reactor.seconds()
+        mirrors = await self._mirrors.all_mirrors()
+        for mirror in _due(mirrors, now, config.scan_interval, self._running):
+            if not scan_plan(mirror, "ALL"):
+                if mirror.id not in self._no_url:  # reported once, not every second
+                    self._no_url.add(mirror.id)
+                    log.error("[{name}] {error}", name=mirror.name, error=NO_URL)
+                continue
+            self._no_url.discard(mirror.id)
+            if len(self._monitor_scans) >= max(1, config.concurrent_sync):
+                break
+            self._monitor_scans.add(mirror.id)
+            scan = self._start(mirror, "ALL", DEFAULT_TIMEOUT)
+            scan.addErrback(self._log_monitor_failure, mirror)
+
+    def _log_monitor_failure(self, failure: Any, mirror: Mirror) -> None:
+        if failure.check(ScanInProgress):
+            log.debug("[{name}] scan already in progress on another node", name=mirror.name)
+        elif failure.check(ScanError, ScanAborted, CancelledError, StoreError):
+            pass  # already logged and recorded by scan_mirror
+        else:
+            log.failure("[{name}] Scan failed", failure, name=mirror.name)
+
+    def _start(self, mirror: Mirror, protocol: str, timeout: float) -> Deferred[ScanResult]:
+        scan = Deferred.fromCoroutine(self._scan_one(mirror, protocol, timeout))
+        self._running[mirror.id] = scan
+
+        def finished(result: Any) -> Any:
+            self._running.pop(mirror.id, None)
+            self._monitor_scans.discard(mirror.id)
+            return result
+
+        scan.addBoth(finished)
+        return scan
+
+    async def _scan_one(self, mirror: Mirror, protocol: str, timeout: float) -> ScanResult:
+        client = self._get_client()
+        plan = scan_plan(mirror, protocol)
+        if not plan:
+            log.error("[{name}] {error}", name=mirror.name, error=NO_URL)
+            raise ScanError(NO_URL)
+        location = self._get_config().trace_file_location
+        trace_started = False
+
+        def start_trace() -> None:
+            # Once the lock is held: a mirror scanned by another node is skipped entirely.
+            nonlocal trace_started
+            if trace_started or not location or self._trace is None:
+                return
+            trace_started = True
+            tracing = Deferred.fromCoroutine(_traced(self._trace(client, mirror, location)))
+            tracing.addErrback(
+                lambda failure: log.failure("[{name}] trace file", failure, name=mirror.name))
+
+        assert self._listers is not None
+        last: Exception = ScanError(NO_URL)
+        for proto, url in plan:
+            lister = self._listers[proto]
+
+            async def list_files(name: str, lister: Lister = lister, url: str = url) -> ScanListing:
+                start_trace()
+                return await lister(url, timeout, name)
+
+            try:
+                return await self._commit(client, self._reactor, mirror.id, proto, list_files)
+            except (ScanAborted, CancelledError, StoreError):
+                raise
+            except Exception as err:
+                last = err
+        raise last
+
+    async def scan(
+        self, mirror_id: int, auto_enable: bool, protocol: str, timeout: float | None
+    ) -> ScanOutcome:
+        """Scan one mirror now (the CLI); with ``auto_enable`` a success enables it.
+
+        Raises :class:`FailedPrecondition` before the first local scan, ``MirrorNotFound``,
+        ``ScanInProgress`` (also when this node is scanning it) or the scan's error.
+        """
+        client = self._get_client()
+        if not await client.exists(keys.FILES):
+            raise FailedPrecondition(NOT_INDEXED)
+        mirror = await self._mirrors.get_mirror(mirror_id)
+        if mirror_id in self._running:
+            raise ScanInProgress("scan already in progress")
+        limit = timeout if timeout is not None and timeout > 0 else DEFAULT_TIMEOUT
+        result = await self._start(mirror, protocol, limit)
+        enabled = False
+        if auto_enable:
+            if not mirror.enabled:
+                await self._mirrors.set_enabled(mirror_id, True)
+            enabled = True
+        return ScanOutcome(enabled=enabled, files_indexed=result.files,
+                           known_indexed=result.known, removed=result.removed,
+                           tz_offset_ms=result.tz_offset_ms)
+
+
+def control_hook(scanner: MirrorScanner) -> ScanHook:
+    """:meth:`MirrorScanner.scan` for the control channel: expected failures become plain
+    ``ServerError`` answers carrying their message (no traceback in the daemon's log)."""
+
+    async def hook(
+        mirror_id: int, auto_enable: bool, protocol: str, timeout: float | None
+    ) -> ScanOutcome:
+        try:
+            return await scanner.scan(mirror_id, auto_enable, protocol, timeout)
+        except (FailedPrecondition, ScanError, ScanAborted) as err:
+            raise amp.RemoteAmpError(c.ERRORS[c.ServerError], str(err)) from None
+
+    return hook
+
+
+def _due(
+    mirrors: Iterable[Mirror], now: float, interval_minutes: int, busy: Mapping[int, Any]
+) -> list[Mirror]:
+    return [m for m in mirrors if m.id not in busy and is_due(m, now, interval_minutes)]
+
+
+async def _traced(fetching: Awaitable[Any]) -> None:
+    await fetching

@@ -1,0 +1,104 @@
+"""The trace file of a mirror (spec §6.6): when its content was last updated.
+
+Difference from the reference, on purpose (spec §20 item 20): only a ``200`` answer is
+parsed; an error page is logged as a fetch failure instead of being read as a timestamp.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import treq
+from twisted.internet.defer import Deferred
+from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.http_headers import Headers
+
+from mirrorbits import version_string
+from mirrorbits.logs import Logger
+from mirrorbits.model import Mirror
+from mirrorbits.store import keys
+from mirrorbits.store.commands import RedisClient
+
+__all__ = ["CONNECT_TIMEOUT", "DEADLINE", "fetch_trace", "parse_trace", "trace_url"]
+
+log = Logger(namespace="mirrorbits.scan.trace")
+
+CONNECT_TIMEOUT: Final = 20.0
+DEADLINE: Final = 40.0
+#: Bytes of the body kept: the timestamp is its first word.
+MAX_BODY: Final = 64 * 1024
+
+
+def trace_url(mirror: Mirror, location: str) -> str:
+    """``<base>/<location>`` joined with one ``/``; a scheme-less base gets one from httpsUp."""
+    base = mirror.http_url
+    if "://" not in base:
+        base = ("https://" if mirror.https_up else "http://") + base
+    return base.rstrip("/") + "/" + location.lstrip("/")
+
+
+def parse_trace(body: bytes) -> int:
+    """The first whitespace-separated word as base-10 Unix seconds (``ValueError`` else)."""
+    words = body.split()
+    word = words[0].decode("utf-8", "replace") if words else ""
+    value: int | None = None
+    if word.isascii() and word.lstrip("+-").isdigit():
+        try:
+            value = int(word, 10)
+        except ValueError:
+            value = None
+    if value is None or not -(2**63) <= value < 2**63:
+        raise ValueError(f'"{word}" is not a valid timestamp')
+    return value
+
+
+async def _get(reactor: Any, url: str) -> tuple[int, bytes]:
+    pool = HTTPConnectionPool(reactor, persistent=False)
+    client = treq.client.HTTPClient(Agent(reactor, connectTimeout=CONNECT_TIMEOUT, pool=pool))
+    headers = Headers({b"User-Agent": [f"Mirrorbits/{version_string()} TRACE".encode()]})
+    response = await client.get(url, headers=headers)
+    if response.code != 200:
+        await treq.collect(response, lambda data: None)
+        return response.code, b""
+    chunks: list[bytes] = []
+    size = 0
+
+    def collect(data: bytes) -> None:
+        nonlocal size
+        if size < MAX_BODY:
+            chunks.append(data[: MAX_BODY - size])
+            size += len(chunks[-1])
+
+    await treq.collect(response, collect)
+    return 200, b"".join(chunks)
+
+
+async def fetch_trace(
+    reactor: Any, client: RedisClient, mirror: Mirror, location: str, *, log_parse: bool = True
+) -> int | None:
+    """Fetch the trace file, store ``lastModTime`` and publish; the timestamp or None.
+
+    Every failure is logged, never raised. The whole exchange is bounded by :data:`DEADLINE`.
+    """
+    url = trace_url(mirror, location)
+    fetching: Deferred[tuple[int, bytes]] = Deferred.fromCoroutine(_get(reactor, url))
+    fetching.addTimeout(DEADLINE, reactor)
+    try:
+        code, body = await fetching
+    except Exception as err:
+        log.warn("[{name}] fetching trace file failed: {error}", name=mirror.name,
+                 error=str(err) or type(err).__name__)
+        return None
+    if code != 200:
+        log.warn("[{name}] fetching trace file failed: HTTP status {code}", name=mirror.name,
+                 code=code)
+        return None
+    try:
+        stamp = parse_trace(body)
+    except ValueError as err:
+        if log_parse:
+            log.warn("[{name}] parsing trace file failed: {error}", name=mirror.name, error=err)
+        return None
+    await client.hset(keys.mirror(mirror.id), "lastModTime", str(stamp))
+    await client.publish(keys.CHANNEL_MIRROR_UPDATE, str(mirror.id))
+    return stamp

@@ -1,0 +1,247 @@
+"""Scheduling decisions of the mirror scanner (spec §6.1), on a Clock with fake listers.
+
+The Redis side of a scan (``scan_mirror``) is replaced by a recorder that only calls the
+listing function: these tests are about which scans start, when, and in which order.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+import pytest
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
+
+from mirrorbits.config import Config
+from mirrorbits.model import PROTOCOL_FTP, PROTOCOL_RSYNC, Mirror
+from mirrorbits.scan.commit import ScanResult
+from mirrorbits.scan.rsync import ScanError, ScanListing
+from mirrorbits.scan.scheduler import MirrorScanner, ftp_lister, is_due, scan_plan
+from mirrorbits.scan.walk import ScanAborted
+from mirrorbits.store.errors import DatabaseNotReady, ScanInProgress
+
+NOW = 1_800_000_000.0
+INTERVAL = 30
+
+
+def mirror(mid: int, **values: Any) -> Mirror:
+    defaults: dict[str, Any] = {"name": f"m{mid}", "http_url": "http://m.example/",
+                                "rsync_url": f"rsync://m{mid}.example/x/", "enabled": True}
+    defaults.update(values)
+    return Mirror(id=mid, **defaults)
+
+
+class Store:
+    """The part of MirrorStore the scheduler reads."""
+
+    def __init__(self, mirrors: list[Mirror]) -> None:
+        self.mirrors = mirrors
+        self.fail_next = False
+
+    async def all_mirrors(self) -> list[Mirror]:
+        if self.fail_next:
+            self.fail_next = False
+            raise RuntimeError("boom")
+        return list(self.mirrors)
+
+
+class Harness:
+    """A scanner whose listings are Deferreds the test fires."""
+
+    def __init__(self, mirrors: list[Mirror], concurrent: int = 5) -> None:
+        self.clock = Clock()
+        self.clock.advance(NOW)
+        self.store = Store(mirrors)
+        self.config = attrs.evolve(Config(), concurrent_sync=concurrent, scan_interval=INTERVAL)
+        self.calls: list[tuple[str, str]] = []  # (protocol, url)
+        self.pending: dict[str, Deferred[ScanListing]] = {}
+        self.locked: set[int] = set()
+        self.ready = True
+        self.listing_errors: dict[str, Exception] = {}
+        self.scanner = MirrorScanner(
+            lambda: self.config, self.client, self.store, self.clock,  # type: ignore[arg-type]
+            listers={PROTOCOL_RSYNC: self.lister("rsync"), PROTOCOL_FTP: self.lister("ftp")},
+            commit=self.commit,
+        )
+
+    def client(self) -> object:
+        if not self.ready:
+            raise DatabaseNotReady("database not ready")
+        return object()
+
+    def lister(self, proto: str) -> Callable[[str, float, str], Awaitable[ScanListing]]:
+        async def listing(url: str, timeout: float, name: str) -> ScanListing:
+            self.calls.append((proto, url))
+            if url in self.listing_errors:
+                raise self.listing_errors[url]
+            waiting: Deferred[ScanListing] = Deferred()
+            self.pending[url] = waiting
+            return await waiting
+
+        return listing
+
+    async def commit(
+        self, client: Any, clock: Any, mirror_id: int, proto: int,
+        list_files: Callable[[str], Awaitable[ScanListing]],
+    ) -> ScanResult:
+        if mirror_id in self.locked:
+            raise ScanInProgress("scan already in progress")
+        listing = await list_files(f"m{mirror_id}")
+        return ScanResult(files=len(listing.files), known=0, removed=0)
+
+    def finish(self, url: str) -> None:
+        self.pending.pop(url).callback(ScanListing(files=()))
+
+
+def test_is_due() -> None:
+    assert is_due(mirror(1, last_sync=None), NOW, INTERVAL)
+    assert not is_due(mirror(1, last_sync=int(NOW) - INTERVAL * 60), NOW, INTERVAL)
+    assert is_due(mirror(1, last_sync=int(NOW) - INTERVAL * 60 - 1), NOW, INTERVAL)
+    assert not is_due(mirror(1, last_sync=None, enabled=False), NOW, INTERVAL)
+
+
+def test_scan_plan_orders_and_forces_protocols() -> None:
+    both = mirror(1, ftp_url="ftp://m1.example/x/")
+    assert scan_plan(both, "all") == [(PROTOCOL_RSYNC, "rsync://m1.example/x/"),
+                                      (PROTOCOL_FTP, "ftp://m1.example/x/")]
+    assert scan_plan(both, "FTP") == [(PROTOCOL_FTP, "ftp://m1.example/x/")]
+    assert scan_plan(both, "rsync") == [(PROTOCOL_RSYNC, "rsync://m1.example/x/")]
+    assert scan_plan(mirror(1), "ftp") == []
+    assert scan_plan(mirror(1, rsync_url=""), "ALL") == []
+    with pytest.raises(ValueError):
+        scan_plan(both, "http")
+
+
+def test_only_due_enabled_mirrors_are_scanned_and_never_twice() -> None:
+    h = Harness([
+        mirror(1, last_sync=None),
+        mirror(2, last_sync=int(NOW) - 60),
+        mirror(3, last_sync=int(NOW) - INTERVAL * 60 - 1),
+        mirror(4, enabled=False),
+    ])
+    h.scanner.startService()
+    assert h.calls == [("rsync", "rsync://m1.example/x/"), ("rsync", "rsync://m3.example/x/")]
+    assert h.scanner.scanning == {1, 3}
+    h.clock.advance(1)
+    h.clock.advance(1)
+    assert len(h.calls) == 2  # still running: not started again
+    h.finish("rsync://m1.example/x/")
+    assert h.scanner.scanning == {3}
+    h.scanner.stopService()
+
+
+def test_concurrency_is_bounded_and_freed_workers_take_the_next_mirror() -> None:
+    h = Harness([mirror(i) for i in range(1, 5)], concurrent=2)
+    h.scanner.startService()
+    assert h.scanner.scanning == {1, 2}
+    h.clock.advance(1)
+    assert h.scanner.scanning == {1, 2}
+    h.finish("rsync://m2.example/x/")
+    h.store.mirrors[1] = mirror(2, last_sync=int(NOW))
+    assert h.scanner.scanning == {1}
+    h.clock.advance(1)
+    assert h.scanner.scanning == {1, 3}
+    h.scanner.stopService()
+
+
+def test_locked_mirror_is_skipped_and_retried_next_tick() -> None:
+    h = Harness([mirror(1)])
+    h.locked.add(1)
+    h.scanner.startService()
+    assert h.calls == []
+    assert h.scanner.scanning == frozenset()
+    h.locked.clear()
+    h.clock.advance(1)
+    assert h.calls == [("rsync", "rsync://m1.example/x/")]
+    h.scanner.stopService()
+
+
+def test_rsync_failure_falls_back_to_ftp() -> None:
+    h = Harness([mirror(1, ftp_url="ftp://m1.example/x/")])
+    h.listing_errors["rsync://m1.example/x/"] = ScanError("rsync: exit status 5")
+    h.scanner.startService()
+    assert h.calls == [("rsync", "rsync://m1.example/x/"), ("ftp", "ftp://m1.example/x/")]
+    h.finish("ftp://m1.example/x/")
+    assert h.scanner.scanning == frozenset()
+    h.scanner.stopService()
+
+
+def test_abort_does_not_fall_back() -> None:
+    h = Harness([mirror(1, ftp_url="ftp://m1.example/x/")])
+    h.listing_errors["rsync://m1.example/x/"] = ScanAborted()
+    h.scanner.startService()
+    assert h.calls == [("rsync", "rsync://m1.example/x/")]
+    h.scanner.stopService()
+
+
+def test_no_url_starts_no_listing() -> None:
+    h = Harness([mirror(1, rsync_url="")])
+    h.scanner.startService()
+    assert h.calls == []
+    assert h.scanner.scanning == frozenset()
+    h.scanner.stopService()
+
+
+def test_loop_survives_errors_and_waits_for_redis() -> None:
+    h = Harness([mirror(1)])
+    h.ready = False
+    h.scanner.startService()
+    h.clock.advance(1)
+    assert h.calls == []
+    h.ready = True
+    h.store.fail_next = True
+    h.clock.advance(1)
+    assert h.calls == []
+    h.clock.advance(1)
+    assert h.calls == [("rsync", "rsync://m1.example/x/")]
+    h.scanner.stopService()
+
+
+def test_stop_cancels_running_scans() -> None:
+    h = Harness([mirror(1, ftp_url="ftp://m1.example/x/")])
+    h.scanner.startService()
+    waiting = h.pending["rsync://m1.example/x/"]
+    stopped = h.scanner.stopService()
+    assert waiting.called  # cancelled
+    assert h.scanner.scanning == frozenset()
+    assert h.calls == [("rsync", "rsync://m1.example/x/")]  # no FTP fallback on abort
+    assert stopped.called
+    h.clock.advance(5)
+    assert len(h.calls) == 1
+
+
+def test_ftp_lister_without_the_ftp_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "mirrorbits.scan.ftp", None)
+    listing = Deferred.fromCoroutine(_call(ftp_lister(Clock())("ftp://x/", 1.0, "m")))
+    errors: list[BaseException] = []
+
+    def failed(failure: Failure) -> None:
+        assert failure.value is not None
+        errors.append(failure.value)
+
+    listing.addErrback(failed)
+    assert [str(e) for e in errors] == ["ftp scanning not available"]
+    assert isinstance(errors[0], ScanError)
+
+
+async def _call(awaitable: Awaitable[ScanListing]) -> ScanListing:
+    return await awaitable
+
+
+def test_trace_url_and_parse() -> None:
+    from mirrorbits.scan.trace import parse_trace, trace_url
+
+    assert trace_url(mirror(1, http_url="http://m.example/debian/"), "/trace") == (
+        "http://m.example/debian/trace")
+    assert trace_url(mirror(1, http_url="m.example/x", https_up=True), "trace") == (
+        "https://m.example/x/trace")
+    assert trace_url(mirror(1, http_url="m.example/x"), "t") == "http://m.example/x/t"
+    assert parse_trace(b"  1795571680 extra\nmore") == 1795571680
+    assert parse_trace(b"-5") == -5
+    for bad in (b"", b"<html>", b"12abc", b"\xd9\xa1\xd9\xa2", b"99999999999999999999"):
+        with pytest.raises(ValueError, match="is not a valid timestamp"):
+            parse_trace(bad)
