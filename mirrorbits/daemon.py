@@ -28,6 +28,7 @@ from mirrorbits.confighold import ConfigHolder
 from mirrorbits.control.server import ControlBackend, control_factory
 from mirrorbits.embedded_redis import LOOPBACK_HOSTS, EmbeddedRedis, answers
 from mirrorbits.geo import GeoIP, GeoIPUnavailable, locate_mirror
+from mirrorbits.health import HealthChecker
 from mirrorbits.listen import AdoptedListener, parse_listen_address
 from mirrorbits.logs import Logger, set_debug
 from mirrorbits.scan.local import RepositoryScanner
@@ -211,8 +212,10 @@ def build_daemon(
 
     mirrors = MirrorStore(redis, reactor)
     mirror_scanner = MirrorScanner(lambda: holder.current, redis.client, mirrors, reactor)
-    if monitor:
+    if monitor:  # the CLI's scan works on every node; automatic work only on monitors
         mirror_scanner.setServiceParent(daemon)
+        HealthChecker(lambda: holder.current, redis.client, mirrors, reactor).setServiceParent(
+            daemon)
 
     async def locate(url: str) -> Any:
         from twisted.internet.threads import deferToThreadPool
