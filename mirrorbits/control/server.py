@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import attrs
 from attrs import define, frozen
 from twisted.internet.defer import Deferred, maybeDeferred
-from twisted.internet.protocol import ServerFactory
+from twisted.internet.protocol import ServerFactory, connectionDone
 from twisted.protocols import amp
 from twisted.python.failure import Failure
 
@@ -105,9 +105,19 @@ class _ControlFactory(ServerFactory):
         self.backend = backend
 
     def buildProtocol(self, addr: object) -> amp.AMP:
-        protocol = amp.AMP(locator=ControlLocator(self.backend))
+        protocol = _ControlProtocol(locator=ControlLocator(self.backend))
         protocol.factory = self
         return protocol
+
+
+class _ControlProtocol(amp.AMP):
+    """An AMP connection whose long commands stop when the client goes away."""
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        locator = self.locator
+        if isinstance(locator, ControlLocator):
+            locator.cancel_running()
+        super().connectionLost(reason)
 
 
 def control_factory(backend: ControlBackend) -> ServerFactory:
@@ -132,11 +142,24 @@ def _to_remote_error(failure: Failure) -> Failure:
     return Failure(amp.RemoteAmpError(c.ERRORS[c.ServerError], message or type(error).__name__))
 
 
+T = TypeVar("T")
+
+
+async def _awaited(awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
 class ControlLocator(amp.CommandLocator):
     """The responders of every control command."""
 
     def __init__(self, backend: ControlBackend) -> None:
         self.backend = backend
+        self._running: set[Deferred[Any]] = set()
+
+    def cancel_running(self) -> None:
+        """Cancel the scans started by this connection (the CLI disconnected)."""
+        for running in list(self._running):
+            running.cancel()
 
     def locateResponder(self, name: bytes) -> Callable[[amp.AmpBox], Any] | None:
         responder = super().locateResponder(name)
@@ -288,7 +311,13 @@ class ControlLocator(amp.CommandLocator):
     ) -> dict[str, Any]:
         self._check(password)
         hook = _available(self.backend.scan, "scan")
-        outcome = await hook(_valid_id(id), bool(auto_enable), protocol or "all", scan_timeout)
+        running = Deferred.fromCoroutine(_awaited(
+            hook(_valid_id(id), bool(auto_enable), protocol or "all", scan_timeout)))
+        self._running.add(running)
+        try:
+            outcome = await running
+        finally:
+            self._running.discard(running)
         return attrs.asdict(outcome)
 
     @c.StatsFile.responder
