@@ -214,8 +214,10 @@ def build_daemon(
     mirror_scanner = MirrorScanner(lambda: holder.current, redis.client, mirrors, reactor)
     if monitor:  # the CLI's scan works on every node; automatic work only on monitors
         mirror_scanner.setServiceParent(daemon)
-        HealthChecker(lambda: holder.current, redis.client, mirrors, reactor).setServiceParent(
-            daemon)
+        HealthChecker(
+            lambda: holder.current, redis.client, mirrors, reactor,
+            rescan=lambda mirror_id: mirror_scanner.scan(mirror_id, False, "all", None),
+        ).setServiceParent(daemon)
 
     async def locate(url: str) -> Any:
         from twisted.internet.threads import deferToThreadPool

@@ -7,7 +7,7 @@ checkable file (empty ``HANDLEDFILES``) is simply checked again at the next inte
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from attrs import define, field
@@ -35,6 +35,7 @@ from mirrorbits.health.target import Target, pick_target, still_exists
 from mirrorbits.logs import Logger
 from mirrorbits.model import Mirror
 from mirrorbits.store.errors import DatabaseNotReady
+from mirrorbits.store.events import PROTO_HTTP
 from mirrorbits.store.mirrors import MirrorStore
 
 WORKERS = 10
@@ -61,6 +62,7 @@ class HealthChecker(Service):
     _agent_factory: AgentFactory | None = None
     _timeout: float = CHECK_TIMEOUT
     _handles: Callable[[int], bool] = lambda _mirror_id: True
+    _rescan: Callable[[int], Awaitable[object]] | None = None
     _last_check: dict[int, float] = field(factory=dict, init=False)
     _pending: dict[int, Deferred[None]] = field(factory=dict, init=False)
     _semaphore: DeferredSemaphore = field(factory=lambda: DeferredSemaphore(WORKERS), init=False)
@@ -184,10 +186,26 @@ class HealthChecker(Service):
             if outcome is None:
                 continue
             log.emit(outcome.level, "{prefix} {message}", prefix=prefix, message=outcome.message)
+            if outcome.up and needs_rescan(mirror, proto) and not await self._rescanned(mirror):
+                continue
             await self._store.set_state(mirror.id, proto, outcome.up, outcome.reason)
             if outcome.missing_file and config.disable_on_missing_file and not disabled:
                 disabled = True
                 await self._store.set_enabled(mirror.id, False)
+
+    async def _rescanned(self, mirror: Mirror) -> bool:
+        """Scan a recovering mirror before trusting it again; False keeps it down."""
+        if self._rescan is None:
+            return True
+        try:
+            await self._rescan(mirror.id)
+        except CancelledError:
+            raise
+        except Exception as err:
+            log.warn("{name} answers again but its rescan failed, it stays down: {error}",
+                     name=mirror.name, error=err)
+            return False
+        return True
 
     async def _probe_target(self, mirror: Mirror, base: str, target: Target, allowed: bool,
                             prefix: str) -> Outcome | None:
@@ -212,6 +230,17 @@ class HealthChecker(Service):
                 return None
             target = replacement
         return None
+
+
+def needs_rescan(mirror: Mirror, proto: int) -> bool:
+    """Whether a mirror found up again must be scanned first: it was down on ``proto`` and
+    its last successful scan is older than the moment it went down (its files may have
+    changed while it was unreachable)."""
+    was_up = mirror.http_up if proto == PROTO_HTTP else mirror.https_up
+    if was_up or mirror.state_since is None:
+        return False
+    last_scan = mirror.last_successful_sync
+    return last_scan is None or last_scan <= mirror.state_since
 
 
 def _watch(deferreds: list[Deferred[None]]) -> Deferred[None]:

@@ -11,6 +11,7 @@ import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, cast
 
+import attrs
 import pytest
 import pytest_twisted
 import redis
@@ -378,3 +379,52 @@ async def test_https_is_verified_against_the_trust_roots(
     assert state(redis_db, trusted.id)["httpsUp"] == "0"
     assert state(redis_db, trusted.id)["httpsDownReason"] == "Unreachable"
     assert len(site.seen) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_recovering_mirror_is_rescanned_before_it_is_trusted(
+    store: MirrorStore, service: RedisService, redis_db: redis.Redis, clock: Clock,
+    ports: list[IListeningPort],
+) -> None:
+    site = MirrorSite()
+    mirror = await add_mirror(store, redis_db, "recovering", serve(ports, site, "127.0.0.17"))
+    redis_db.hset(keys.mirror(mirror.id), "lastSuccessfulSync", str(int(NOW) - 3600))
+    rescans: list[int] = []
+    outcomes: list[Exception | None] = [RuntimeError("rsync: Timeout"), None]
+
+    async def rescan(mirror_id: int) -> None:
+        rescans.append(mirror_id)
+        failure = outcomes.pop(0)
+        if failure is not None:
+            raise failure
+
+    checker = HealthChecker(Config, service.client, store, clock, timeout=5.0,
+                            agent_factory=lambda: make_agent(reactor), rescan=rescan)
+    site.status = 503
+    await first_round(checker)
+    assert state(redis_db, mirror.id)["httpUp"] == "0"
+    redis_db.hset(keys.mirror(mirror.id), "stateSince", str(int(NOW)))  # went down after the scan
+
+    site.status = 200
+    clock.advance(61)
+    await within(checker.when_idle())
+    assert rescans == [mirror.id]
+    assert state(redis_db, mirror.id)["httpUp"] == "0"  # the rescan failed: still not trusted
+
+    clock.advance(61)
+    await within(checker.when_idle())
+    checker.stopService()
+    assert rescans == [mirror.id, mirror.id]
+    assert state(redis_db, mirror.id)["httpUp"] == "1"
+
+
+def test_only_mirrors_down_since_their_last_scan_need_a_rescan() -> None:
+    from mirrorbits.health.checker import needs_rescan
+
+    down = Mirror(http_url="http://m/", state_since=1000, last_successful_sync=900)
+    assert needs_rescan(down, 1)
+    assert not needs_rescan(attrs.evolve(down, last_successful_sync=1100), 1)
+    assert not needs_rescan(attrs.evolve(down, http_up=True), 1)
+    assert not needs_rescan(attrs.evolve(down, state_since=None), 1)  # never changed: new mirror
+    assert needs_rescan(attrs.evolve(down, last_successful_sync=None), 1)
+    assert needs_rescan(attrs.evolve(down, http_url="m/", https_up=False), 2)
