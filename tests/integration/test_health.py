@@ -8,6 +8,7 @@ timeout and stop tests run everything on the real reactor.
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, cast
 
@@ -27,11 +28,11 @@ from mirrorbits import version_string
 from mirrorbits.config import Config
 from mirrorbits.health import HealthChecker
 from mirrorbits.health.probe import make_agent
-from mirrorbits.model import REDIRECTS_ALLOWED, REDIRECTS_DISALLOWED, Mirror
+from mirrorbits.model import REDIRECTS_ALLOWED, REDIRECTS_DISALLOWED, GeoRecord, Mirror
 from mirrorbits.store import events, keys
 from mirrorbits.store.mirrors import MirrorStore
 from mirrorbits.store.redis import RedisService
-from tests.integration.store_support import captured_log, started_service, within
+from tests.integration.store_support import captured_log, eventually, started_service, within
 from tests.integration.tls_support import tls_pair
 from tests.servers import RedisServer
 
@@ -428,3 +429,53 @@ def test_only_mirrors_down_since_their_last_scan_need_a_rescan() -> None:
     assert not needs_rescan(attrs.evolve(down, state_since=None), 1)  # never changed: new mirror
     assert needs_rescan(attrs.evolve(down, last_successful_sync=None), 1)
     assert needs_rescan(attrs.evolve(down, http_url="m/", https_up=False), 2)
+
+
+@pytest_twisted.ensureDeferred
+async def test_redirects_stop_within_one_interval_and_resume_on_recovery(
+    store: MirrorStore, service: RedisService, redis_db: redis.Redis, clock: Clock,
+    ports: list[IListeningPort], redis_server: RedisServer,
+) -> None:
+    """Health check -> Redis -> pub/sub -> request cache -> selection, end to end."""
+    from mirrorbits.cache import MISSING, MirrorCache
+    from mirrorbits.model import FileInfo
+    from mirrorbits.selection import Secure, SelectionOptions, select
+    from mirrorbits.store.pubsub import PubSubService
+
+    site = MirrorSite()
+    mirror = await add_mirror(store, redis_db, "flaky", serve(ports, site, "127.0.0.18"))
+    local = FileInfo(path=PATH, size=SIZE, mod_time_ns=int(NOW) * 10**9)
+    redis_db.sadd(keys.file_mirrors(PATH), mirror.id)
+    redis_db.hset(keys.file_info(mirror.id, PATH), mapping={"size": str(SIZE)})
+    cache = MirrorCache(service.client, clock)
+    pubsub = PubSubService(redis_server.address, "", reactor)
+    pubsub.on_message(keys.CHANNEL_MIRROR_UPDATE, cache.on_mirror_update)
+    pubsub.startService()
+    await within(pubsub.whenReady())
+    checker = checker_for(service, store, clock)
+
+    async def chosen() -> list[str]:
+        entries = await cache.candidates(PATH)
+        picked = select(local, entries, GeoRecord(), Secure.UNDEFINED, SelectionOptions(),
+                        random.Random(1))
+        return [c.mirror.name for c in picked.mirrors]
+
+    try:
+        await first_round(checker)
+        await eventually(lambda: cache.cached_candidates(PATH) is MISSING)
+        assert await chosen() == ["flaky"]
+
+        site.status = 503
+        clock.advance(61)  # one CheckInterval
+        await within(checker.when_idle())
+        await eventually(lambda: cache.cached_candidates(PATH) is MISSING)
+        assert await chosen() == []
+
+        site.status = 200
+        clock.advance(61)
+        await within(checker.when_idle())
+        await eventually(lambda: cache.cached_candidates(PATH) is MISSING)
+        assert await chosen() == ["flaky"]
+    finally:
+        checker.stopService()
+        await pubsub.stopService()
