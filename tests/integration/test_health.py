@@ -49,6 +49,7 @@ class MirrorSite(Resource):
 
     status: int = 200
     location: str = ""
+    body_size: int = SIZE
     seen: list[tuple[str, str, str, list[str]]] = field(factory=list)
     isLeaf = True
 
@@ -63,7 +64,7 @@ class MirrorSite(Resource):
         request.setResponseCode(self.status)
         if self.location:
             request.setHeader(b"location", self.location.encode())
-        return b"x" * SIZE if self.status == 200 else b""
+        return b"x" * self.body_size if self.status == 200 else b""
 
 
 @pytest.fixture
@@ -479,3 +480,18 @@ async def test_redirects_stop_within_one_interval_and_resume_on_recovery(
     finally:
         checker.stopService()
         await pubsub.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_wrong_content_length_is_reported_but_keeps_the_mirror_up(
+    store: MirrorStore, service: RedisService, redis_db: redis.Redis, clock: Clock,
+    ports: list[IListeningPort],
+) -> None:
+    site = MirrorSite(body_size=SIZE - 13)
+    mirror = await add_mirror(store, redis_db, "short", serve(ports, site, "127.0.0.19"))
+    checker = checker_for(service, store, clock)
+    with captured_log("mirrorbits.health") as lines:
+        await first_round(checker)
+    checker.stopService()
+    assert any(line.endswith(f"File size mismatch! [{PATH}]") for line in lines), lines
+    assert state(redis_db, mirror.id)["httpUp"] == "1"
