@@ -14,8 +14,8 @@ Differences from the reference, on purpose:
   it with ``ScanInterval``, so a failing mirror is retried once per interval instead of every
   second; ``lastSuccessfulSync`` tells when the files were last refreshed.
 
-The timezone-offset detection (§6.5) is not done here: ``tzoffset`` is written as 0, as the
-reference does when ``FixTimezoneOffsets`` is off.
+With ``FixTimezoneOffsets`` off, ``tzoffset`` is written as 0 with the success mark; on, it is
+detected and stored afterwards (§6.5, :mod:`mirrorbits.scan.tzoffset`), never first reset to 0.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from mirrorbits.encoding import format_go_time
 from mirrorbits.logs import Logger
 from mirrorbits.scan.rsync import PRECISION_NS, ScanListing
 from mirrorbits.scan.rsync_listing import ListedFile
+from mirrorbits.scan.tzoffset import store_detected_offset
 from mirrorbits.store import keys
 from mirrorbits.store.commands import RedisClient, batches, transaction
 from mirrorbits.store.errors import MirrorNotFound, ScanInProgress
@@ -160,8 +161,13 @@ async def commit_scan(
     listing: ScanListing,
     protocol: int,
     clock: Any,
+    *,
+    fix_timezone_offsets: bool = False,
 ) -> ScanResult:
-    """Write a complete listing (steps 4, 6-12); the caller holds ``SCANNING_<id>``."""
+    """Write a complete listing (steps 4, 6-12); the caller holds ``SCANNING_<id>``.
+
+    With ``fix_timezone_offsets`` the mirror's timezone offset is detected (§6.5).
+    """
     files = list({f.path: f for f in listing.files}.values())
     tmp = keys.mirror_files_tmp(mirror_id)
     current = keys.mirror_files(mirror_id)
@@ -182,15 +188,21 @@ async def commit_scan(
         "SINTERSTORE", keys.handled_files(mirror_id), keys.FILES, current))
     now_s, now_ns = _now(clock)
     precision = listing.precision_ns or PRECISION_NS
-    await transaction(client, [
+    success: list[tuple[str, ...]] = [
         ("HSET", keys.mirror(mirror_id), "lastSync", str(now_s)),
         ("HMSET", keys.mirror(mirror_id), "lastSuccessfulSync", str(now_s),
          "lastSuccessfulSyncProtocol", str(protocol),
          "lastSuccessfulSyncPrecision", str(precision)),
-        ("HSET", keys.mirror(mirror_id), "tzoffset", "0"),
-    ])
+    ]
+    if not fix_timezone_offsets:
+        success.append(("HSET", keys.mirror(mirror_id), "tzoffset", "0"))
+    await transaction(client, success)
     await client.publish(keys.CHANNEL_MIRROR_UPDATE, str(mirror_id))
-    result = ScanResult(files=len(files), known=known, removed=len(removed))
+    tz_offset_ms = 0
+    if fix_timezone_offsets:
+        tz_offset_ms = await store_detected_offset(client, mirror_id, name, precision)
+    result = ScanResult(files=len(files), known=known, removed=len(removed),
+                        tz_offset_ms=tz_offset_ms)
     log.info("[{name}] Indexed {files} files ({known} known), {removed} removed",
              name=name, files=result.files, known=result.known, removed=result.removed)
     await client.rpush(keys.mirror_logs(mirror_id), scan_completed_event(
@@ -204,6 +216,8 @@ async def scan_mirror(
     mirror_id: int,
     protocol: int,
     list_files: Callable[[str], Awaitable[ScanListing]],
+    *,
+    fix_timezone_offsets: bool = False,
 ) -> ScanResult:
     """The whole §6.4 flow around ``list_files(name)`` (e.g. :func:`rsync_list`).
 
@@ -222,7 +236,8 @@ async def scan_mirror(
             await _record_failure_safely(client, mirror_id, name, err, clock)
             raise
         try:
-            return await commit_scan(client, mirror_id, name, listing, protocol, clock)
+            return await commit_scan(client, mirror_id, name, listing, protocol, clock,
+                                     fix_timezone_offsets=fix_timezone_offsets)
         except Exception as err:
             await _record_failure_safely(client, mirror_id, name, err, clock)
             raise

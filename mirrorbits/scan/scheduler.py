@@ -250,7 +250,9 @@ class MirrorScanner(Service):
                 return await lister(url, timeout, name)
 
             try:
-                return await self._commit(client, self._reactor, mirror.id, proto, list_files)
+                fix_tz = self._get_config().fix_timezone_offsets
+                return await self._commit(client, self._reactor, mirror.id, proto, list_files,
+                                          fix_timezone_offsets=fix_tz)
             except (ScanAborted, CancelledError, StoreError):
                 raise
             except Exception as err:

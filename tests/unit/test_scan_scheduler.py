@@ -62,6 +62,7 @@ class Harness:
         self.locked: set[int] = set()
         self.ready = True
         self.listing_errors: dict[str, Exception] = {}
+        self.fix_tz: list[bool] = []  # fix_timezone_offsets of each scan
         self.scanner = MirrorScanner(
             lambda: self.config, self.client, self.store, self.clock,  # type: ignore[arg-type]
             listers={PROTOCOL_RSYNC: self.lister("rsync"), PROTOCOL_FTP: self.lister("ftp")},
@@ -87,7 +88,9 @@ class Harness:
     async def commit(
         self, client: Any, clock: Any, mirror_id: int, proto: int,
         list_files: Callable[[str], Awaitable[ScanListing]],
+        *, fix_timezone_offsets: bool = False,
     ) -> ScanResult:
+        self.fix_tz.append(fix_timezone_offsets)
         if mirror_id in self.locked:
             raise ScanInProgress("scan already in progress")
         listing = await list_files(f"m{mirror_id}")
@@ -157,6 +160,18 @@ def test_locked_mirror_is_skipped_and_retried_next_tick() -> None:
     h.locked.clear()
     h.clock.advance(1)
     assert h.calls == [("rsync", "rsync://m1.example/x/")]
+    h.scanner.stopService()
+
+
+def test_fix_timezone_offsets_is_read_from_the_live_config_for_each_scan() -> None:
+    h = Harness([mirror(1), mirror(2)], concurrent=1)
+    h.scanner.startService()
+    h.config = attrs.evolve(h.config, fix_timezone_offsets=True)
+    h.finish("rsync://m1.example/x/")
+    h.store.mirrors[0] = mirror(1, last_sync=int(NOW))
+    h.clock.advance(1)
+    assert h.scanner.scanning == {2}
+    assert h.fix_tz == [False, True]
     h.scanner.stopService()
 
 
