@@ -32,6 +32,7 @@ from mirrorbits.scan.rsync import PRECISION_NS, ScanListing
 from mirrorbits.scan.rsync_listing import ListedFile
 from mirrorbits.scan.tzoffset import store_detected_offset
 from mirrorbits.store import keys
+from mirrorbits.store.bigsets import contained, fill, members, replace
 from mirrorbits.store.commands import RedisClient, batches, transaction
 from mirrorbits.store.errors import MirrorNotFound, ScanInProgress
 from mirrorbits.store.events import (
@@ -177,15 +178,22 @@ async def commit_scan(
         await transaction(client, _file_commands(mirror_id, batch))
     removed: list[str] = []
     if files:
-        removed = sorted(await client.sdiff([current, tmp]))
-        await client.rename(tmp, current)
+        listed = [f.path for f in files]
+        removed = sorted(await members(client, current) - set(listed))
+        await replace(client, current, tmp, keys.discarded(current))
         for paths in batches(removed, _PATHS_PER_BATCH):
             await transaction(client, _removal_commands(mirror_id, paths))
     else:
         log.warn("[{name}] The scan listed no files: the files of the previous scan are kept",
                  name=name)
-    known = int(await client.execute_command(
-        "SINTERSTORE", keys.handled_files(mirror_id), keys.FILES, current))
+        listed = sorted(await members(client, current))
+    # HANDLEDFILES = FILES ∩ MIRRORFILES, built in small steps (not one SINTERSTORE).
+    handled = await contained(client, keys.FILES, listed)
+    handled_key = keys.handled_files(mirror_id)
+    await fill(client, keys.handled_files_tmp(mirror_id), handled)
+    await replace(client, handled_key, keys.handled_files_tmp(mirror_id),
+                  keys.discarded(handled_key))
+    known = len(handled)
     now_s, now_ns = _now(clock)
     precision = listing.precision_ns or PRECISION_NS
     success: list[tuple[str, ...]] = [

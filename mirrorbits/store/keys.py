@@ -57,6 +57,16 @@ def mirror_files_tmp(mirror_id: int | str) -> str:
     return f"MIRRORFILESTMP_{mirror_id}"
 
 
+def handled_files_tmp(mirror_id: int | str) -> str:
+    """``HANDLEDFILES_<id>`` being rebuilt (ours; the reference uses SINTERSTORE)."""
+    return f"HANDLEDFILESTMP_{mirror_id}"
+
+
+def discarded(key: str) -> str:
+    """Where a replaced big value waits to be freed in the background (ours)."""
+    return f"DISCARDED_{key}"
+
+
 def handled_files(mirror_id: int | str) -> str:
     """``FILES`` ∩ ``MIRRORFILES_<id>``, computed after each scan."""
     return f"HANDLEDFILES_{mirror_id}"
