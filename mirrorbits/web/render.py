@@ -5,20 +5,33 @@ Pure: takes the selection result, returns bytes.
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Final
 
 from mirrorbits.encoding import rfc3339_from_ns, rfc3339_from_unix
 from mirrorbits.gojson import F32, dumps
 from mirrorbits.model import FileInfo, GeoRecord
 from mirrorbits.selection.types import Candidate
 
+_CONTROL: Final = re.compile(rb"[\x00-\x1f\x7f]")
+
+
+def _escape_bytes(raw: bytes, high: bool) -> bytes:
+    """Percent-escape control bytes, and bytes >= 0x80 when ``high`` (lower-case hex)."""
+    if (raw.isascii() or not high) and _CONTROL.search(raw) is None:
+        return raw
+    return b"".join(
+        b"%%%02x" % byte if byte < 0x20 or byte == 0x7F or (high and byte >= 0x80)
+        else bytes((byte,)) for byte in raw)
+
 
 def escape_location(url: str) -> bytes:
-    """The reference escapes only bytes >= 0x80 in ``Location`` (lower-case hex)."""
-    raw = url.encode("utf-8", "surrogateescape")
-    if raw.isascii():
-        return raw
-    return b"".join(b"%%%02x" % byte if byte >= 0x80 else bytes((byte,)) for byte in raw)
+    """The reference escapes only bytes >= 0x80 in ``Location`` (lower-case hex).
+
+    Control bytes are escaped too: the reference let a file name's line feed become a space
+    in the header, redirecting to another file (``a<LF>b.txt`` to ``a b.txt``).
+    """
+    return _escape_bytes(url.encode("utf-8", "surrogateescape"), high=True)
 
 
 def target_url(candidate: Candidate, path: str) -> str:
@@ -33,7 +46,8 @@ def link_headers(mirrors: list[Candidate], path: str, max_links: int) -> list[by
     for priority, candidate in enumerate(mirrors[1 : 1 + max(0, max_links)], start=1):
         fields = candidate.mirror.country_fields
         geo = fields[0].lower() if fields else ""
-        url = target_url(candidate, path).encode("utf-8", "surrogateescape")
+        url = _escape_bytes(target_url(candidate, path).encode("utf-8", "surrogateescape"),
+                            high=False)
         links.append(b"<%s>; rel=duplicate; pri=%d; geo=%s" % (url, priority, geo.encode()))
     return links
 
