@@ -114,3 +114,15 @@ def test_ipv6_peers_lose_brackets_and_mapped_ipv4_is_unwrapped() -> None:
     assert strip_peer("[2001:db8:cafe::20]") == "2001:db8:cafe::20"
     assert strip_peer("2001:db8:cafe::20") == "2001:db8:cafe::20"
     assert strip_peer("::ffff:100.96.1.10") == "100.96.1.10"
+
+
+def test_location_and_links_escape_control_bytes() -> None:
+    from mirrorbits.model import Mirror
+    from mirrorbits.selection import Candidate
+    from mirrorbits.web.render import link_headers
+
+    assert escape_location("http://m/a\nb.txt") == b"http://m/a%0ab.txt"
+    assert escape_location("http://m/a b\x7f.txt") == b"http://m/a b%7f.txt"
+    second = Candidate(Mirror(country_codes="FR"), absolute_url="http://n/")
+    links = link_headers([second, second], "/a\r\nb é.txt", 5)
+    assert links == [b"<http://n/a%0d%0ab \xc3\xa9.txt>; rel=duplicate; pri=1; geo=fr"]
