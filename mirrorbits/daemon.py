@@ -176,7 +176,15 @@ def build_daemon(
             new.redis_sentinels, new.redis_sentinel_master_name,
         )
     )
-    pubsub = PubSubService(config.redis_address, config.redis_password, reactor)
+    pubsub = PubSubService(config.redis_address, config.redis_password, reactor,
+                           sentinels=config.redis_sentinels,
+                           master_name=config.redis_sentinel_master_name)
+    holder.subscribe(
+        lambda old, new: pubsub.reconfigure(
+            new.redis_address, new.redis_password, new.redis_sentinels,
+            new.redis_sentinel_master_name,
+        )
+    )
     pubsub.setName("pubsub")
     pubsub.setServiceParent(daemon)
 

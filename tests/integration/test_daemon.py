@@ -260,3 +260,28 @@ def test_refresh_indexes_new_files_and_rehash_recomputes(
     assert redis_db.hget("FILE_/new/b.bin", "sha256") == "forged"
     assert daemon.ctl("refresh", "-rehash").returncode == 0
     assert redis_db.hget("FILE_/new/b.bin", "sha256").startswith("e3b0c442")
+
+
+def test_reload_moves_to_another_redis(tmp_path: Path, redis_server: RedisServer,
+                                       redis_db: redis.Redis) -> None:
+    other = RedisServer(workdir=tmp_path / "other-redis")
+    other.start()
+    repo = tmp_path / "repo"
+    repo_file(repo, "/a.txt", b"x", 1687249800)
+    process = DaemonProcess(workdir=tmp_path / "run", args=["--no-monitor"],
+                            values=base_config(repo, redis_server.address))
+    process.start()
+    try:
+        process.values["RedisAddress"] = other.address
+        process.write_config()
+        assert process.ctl("reload").returncode == 0
+        process.wait_log(f"Connected to redis master {other.address}")
+        added = process.ctl("add", "-http", "http://127.0.0.31/", "moved")
+        assert added.returncode == 0, added.stderr
+        moved = redis.Redis(host=other.host, port=other.port, decode_responses=True)
+        assert moved.hget("MIRRORS", "1") == "moved"
+        assert redis_db.hget("MIRRORS", "1") is None
+        moved.close()
+    finally:
+        process.stop()
+        other.stop()
