@@ -30,12 +30,13 @@ from mirrorbits.store import keys
 from mirrorbits.store.commands import gather, transaction
 from mirrorbits.store.errors import MirrorNotFound
 from mirrorbits.store.records import mirror_from_hash
+from mirrorbits.web import svgmap
 
 log = Logger()
 
 TEMPLATE_NAME = "mirrorstats.xhtml"
-MAP_WIDTH = 720
-MAP_HEIGHT = 360
+MAP_WIDTH = svgmap.WIDTH
+MAP_HEIGHT = svgmap.HEIGHT
 _HOUR = 3600
 _DAY = 24 * _HOUR
 _YEAR = 365 * _DAY
@@ -193,10 +194,9 @@ def health(mirror: Mirror) -> str:
 
 
 def project(latitude: float, longitude: float) -> tuple[float, float]:
-    """Equirectangular map coordinates (clamped to the map)."""
-    lat = min(90.0, max(-90.0, latitude))
-    lon = min(180.0, max(-180.0, longitude))
-    return (round((lon + 180) / 360 * MAP_WIDTH, 2), round((90 - lat) / 180 * MAP_HEIGHT, 2))
+    """The mirrorlist map's projection, rounded to 2 decimals for the SVG text."""
+    x, y = svgmap.project(latitude, longitude)
+    return round(x, 2), round(y, 2)
 
 
 def land_paths() -> list[str]:
