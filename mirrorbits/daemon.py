@@ -17,7 +17,6 @@ import sys
 from typing import Any
 
 from attrs import define, field
-from twisted.application.internet import TimerService
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
 
@@ -71,6 +70,7 @@ class Daemon(MultiService):
 
     def startService(self) -> None:
         super().startService()
+        self.geo.start_watching(GEO_CHECK_INTERVAL)  # replaced databases are picked up
         self.reactor.callWhenRunning(tune_garbage_collector)
         handlers = ((signal.SIGHUP, self._on_sighup), (signal.SIGUSR1, self._on_sigusr1))
         for signum, handler in handlers:
@@ -78,6 +78,7 @@ class Daemon(MultiService):
                 self._previous_handlers[signum] = signal.signal(signum, handler)
 
     def stopService(self) -> Deferred[None] | None:
+        self.geo.stop_watching()
         for signum, previous in self._previous_handlers.items():
             with contextlib.suppress(ValueError, TypeError):
                 signal.signal(signum, previous)
@@ -308,10 +309,6 @@ def _add_http(
         server_header=f"Mirrorbits/{version_string()}".encode(),
         get_client=redis.client,
     )
-    geo_watch = TimerService(GEO_CHECK_INTERVAL, _check_geo, geo)
-    geo_watch.clock = reactor
-    geo_watch.setName("geo-watch")
-    geo_watch.setServiceParent(daemon)
     http = AdoptedListener(
         parse_listen_address(holder.current.listen_address),
         RedirectorSite(RedirectResource(context), reactor=reactor),
@@ -319,14 +316,6 @@ def _add_http(
     )
     http.setName("http")
     http.setServiceParent(daemon)
-
-
-def _check_geo(geo: GeoIP) -> None:
-    try:
-        if geo.reload_if_changed():
-            log.info("GeoIP databases reloaded after a change on disk")
-    except Exception:
-        log.failure("checking the GeoIP databases failed")
 
 
 def _day(text: str) -> datetime.datetime:
