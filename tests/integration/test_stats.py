@@ -141,6 +141,63 @@ async def test_flush_writes_four_levels_of_files_mirrors_and_bytes(
 
 
 @pytest_twisted.ensureDeferred
+async def test_odd_file_names_are_counted_under_their_exact_bytes(
+    redis_server: RedisServer, redis_db: redis.Redis
+) -> None:
+    """Names with spaces, tabs, newlines, '%' and bytes that are not UTF-8 all count.
+
+    Before the payload flush, a name that is not UTF-8 made every flush fail, so no
+    statistic at all was written any more.
+    """
+    conn = await connect(redis_server)
+    clock = clock_at(at(2026, 11, 25, 12, 0, 0))
+    service = StatsService(lambda: conn, clock)
+    service.startService()
+    names = ["/a b\tc\nd.iso", "/100%.txt", "/caf\udce9.iso", "/\u00e9t\u00e9.txt"]
+    try:
+        for name in names:
+            service.count_download(7, name, 10)
+        await flush(service, clock)
+        raw = redis.Redis(host=redis_server.host, port=redis_server.port)
+        try:
+            stored = raw.hgetall("STATS_FILE_2026_11_25")
+            assert stored == {n.encode("utf-8", "surrogateescape"): b"1" for n in names}
+            assert raw.hgetall("STATS_FILE") == stored
+            assert raw.hget("STATS_MIRROR_BYTES_2026", "7") == b"40"
+            assert raw.get("STATS_TOTAL") == b"4"
+        finally:
+            raw.close()
+        assert service.pending_downloads() == 0
+    finally:
+        await within(service.stopService())
+        await conn.disconnect()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_refused_increment_is_reported_and_the_rest_is_written(
+    redis_server: RedisServer, redis_db: redis.Redis, stats_log: list[str]
+) -> None:
+    redis_db.set("STATS_FILE_2026_11", "not a hash")
+    conn = await connect(redis_server)
+    clock = clock_at(at(2026, 11, 25, 12, 0, 0))
+    service = StatsService(lambda: conn, clock)
+    service.startService()
+    try:
+        service.count_download(7, "/a.txt", 10)
+        await flush(service, clock)
+        assert redis_db.get("STATS_FILE_2026_11") == "not a hash"
+        assert redis_db.hgetall("STATS_FILE_2026_11_25") == {"/a.txt": "1"}
+        assert redis_db.hgetall("STATS_FILE_2026") == {"/a.txt": "1"}
+        assert redis_db.hgetall("STATS_MIRROR") == {"7": "1"}
+        assert redis_db.get("STATS_TOTAL") == "1"
+        assert stats_log == ["1 statistics increments were refused by Redis"]
+        assert service.pending_downloads() == 0  # not retried: that would count twice
+    finally:
+        await within(service.stopService())
+        await conn.disconnect()
+
+
+@pytest_twisted.ensureDeferred
 async def test_days_are_utc_and_roll_over_inside_one_flush(
     redis_server: RedisServer, redis_db: redis.Redis
 ) -> None:
