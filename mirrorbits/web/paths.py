@@ -1,6 +1,7 @@
 """Request paths: cleaning (the router's 301) and evaluation against the repository.
 
-Pure functions, apart from :func:`evaluate` which resolves symlinks on disk.
+Pure functions, apart from :func:`evaluate` which resolves symlinks on disk (and
+:class:`EvaluationMemo`, which remembers its answers for a second).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import stat
 from urllib.parse import unquote_to_bytes
 
 from attrs import frozen
+from twisted.internet.interfaces import IReactorTime
 
 
 def decode_path(raw: bytes) -> str:
@@ -129,3 +131,46 @@ def evaluate(repository: str, path: str) -> LocalPath:
             raise Forbidden(path)
     relative = absolute[len(root):] if absolute != root else ""
     return LocalPath(relative.rstrip("/") if relative != "/" else "", is_file)
+
+
+_Outcome = tuple[float, LocalPath | None, type[Exception] | None]
+
+
+class EvaluationMemo:
+    """:func:`evaluate` answers reused for ``ttl`` seconds of the injected clock.
+
+    A popular file is then resolved on disk at most once per second instead of on every
+    request (four system calls each). Missing and forbidden paths are remembered too, so a
+    flood of requests for them does not reach the disk either. A file added, removed or
+    re-linked in the repository is seen within ``ttl``. Memory is bounded by ``capacity``
+    paths (the memo starts over when full).
+    """
+
+    __slots__ = ("_clock", "_memo", "capacity", "ttl")
+
+    def __init__(self, clock: IReactorTime, ttl: float = 1.0, capacity: int = 100_000) -> None:
+        self._clock = clock
+        self.ttl = ttl
+        self.capacity = capacity
+        self._memo: dict[tuple[str, str], _Outcome] = {}
+
+    def evaluate(self, repository: str, path: str) -> LocalPath:
+        """Like :func:`evaluate` (same result, same exceptions), from memory when fresh."""
+        now = self._clock.seconds()
+        key = (repository, path)
+        outcome = self._memo.get(key)
+        if outcome is None or outcome[0] <= now:
+            outcome = self._resolve(repository, path, now + self.ttl)
+            if len(self._memo) >= self.capacity:
+                self._memo.clear()
+            self._memo[key] = outcome
+        if outcome[2] is not None:
+            raise outcome[2](path)
+        return outcome[1]  # type: ignore[return-value]
+
+    @staticmethod
+    def _resolve(repository: str, path: str, expires: float) -> _Outcome:
+        try:
+            return expires, evaluate(repository, path), None
+        except (Forbidden, NotFound) as error:
+            return expires, None, type(error)

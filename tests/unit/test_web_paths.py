@@ -6,9 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
+from twisted.internet.task import Clock
 
 from mirrorbits.web.clientip import ClientAddressPolicy, strip_peer
 from mirrorbits.web.paths import (
+    EvaluationMemo,
     Forbidden,
     NotFound,
     clean_path,
@@ -126,3 +128,45 @@ def test_location_and_links_escape_control_bytes() -> None:
     second = Candidate(Mirror(country_codes="FR"), absolute_url="http://n/")
     links = link_headers([second, second], "/a\r\nb é.txt", 5)
     assert links == [b"<http://n/a%0d%0ab \xc3\xa9.txt>; rel=duplicate; pri=1; geo=fr"]
+
+
+def test_evaluation_memo_reuses_answers_for_a_second_then_sees_the_disk(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "a.txt").write_bytes(b"a")
+    (tmp_path / "secret.txt").write_bytes(b"s")
+    clock = Clock()
+    memo = EvaluationMemo(clock, ttl=1.0)
+    assert memo.evaluate(str(root), "/a.txt") == evaluate(str(root), "/a.txt")
+    with pytest.raises(NotFound):
+        memo.evaluate(str(root), "/new.txt")
+    (root / "a.txt").unlink()
+    (root / "new.txt").write_bytes(b"n")
+    os.symlink("../secret.txt", root / "leak.txt")
+    clock.advance(0.5)  # within the second: the remembered answers
+    assert memo.evaluate(str(root), "/a.txt").is_file
+    with pytest.raises(NotFound):
+        memo.evaluate(str(root), "/new.txt")
+    clock.advance(0.5)  # expired: the disk again
+    with pytest.raises(NotFound):
+        memo.evaluate(str(root), "/a.txt")
+    assert memo.evaluate(str(root), "/new.txt").path == "/new.txt"
+    with pytest.raises(Forbidden):
+        memo.evaluate(str(root), "/leak.txt")
+    with pytest.raises(Forbidden):  # remembered as forbidden too
+        memo.evaluate(str(root), "/leak.txt")
+
+
+def test_evaluation_memo_keys_on_the_repository_and_stays_bounded(tmp_path: Path) -> None:
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    (one / "f").write_bytes(b"1")
+    memo = EvaluationMemo(Clock(), capacity=3)
+    assert memo.evaluate(str(one), "/f").is_file
+    with pytest.raises(NotFound):  # a reload that changes Repository is seen at once
+        memo.evaluate(str(two), "/f")
+    for name in ("/x", "/y", "/z", "/w"):
+        with pytest.raises(NotFound):
+            memo.evaluate(str(one), name)
+    assert len(memo._memo) <= 3
