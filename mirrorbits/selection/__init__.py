@@ -4,6 +4,7 @@ No I/O: the caller passes the mirrors and file information it read, the client's
 and a ``random.Random``; nothing here touches global state.
 """
 
+from mirrorbits.selection.fast import RedirectTable, redirect_order, redirect_table
 from mirrorbits.selection.filter import Prefiltered, filter_candidates, prefilter, same_asn
 from mirrorbits.selection.geo import distance_km
 from mirrorbits.selection.rank import fallback_candidates, rank_order
@@ -14,6 +15,7 @@ __all__ = [
     "MAX_SELECTED",
     "Candidate",
     "Prefiltered",
+    "RedirectTable",
     "Secure",
     "Selection",
     "SelectionOptions",
@@ -22,6 +24,8 @@ __all__ = [
     "filter_candidates",
     "prefilter",
     "rank_order",
+    "redirect_order",
+    "redirect_table",
     "same_asn",
     "score_candidates",
     "select",

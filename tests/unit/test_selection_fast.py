@@ -1,0 +1,209 @@
+"""The redirect fast path (``redirect_order``) gives exactly what ``select`` gives.
+
+Same mirrors in the same order with the same distances, and the same calls to the random
+generator (checked through its state afterwards).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mirrorbits.model import FileInfo, GeoRecord, Mirror
+from mirrorbits.selection import (
+    Secure,
+    SelectionOptions,
+    prefilter,
+    redirect_order,
+    redirect_table,
+    select,
+)
+from mirrorbits.selection.filter import Entry
+
+S = 1_000_000_000
+T0 = 1_687_249_800 * S
+PATH = "/dir/file.bin"
+LOCAL = FileInfo(PATH, 100, T0)
+FR_CLIENT = GeoRecord("FR", "EU", "Lyon", "France", 45.764, 4.8357, "OVH", 16276)
+NO_LOCATION = GeoRecord(as_num=65211)
+# A few cities, so that mirrors and clients often share a location.
+PLACES = [(48.8582, 2.3387), (45.764, 4.8357), (52.52, 13.405), (40.4168, -3.7038),
+          (51.5074, -0.1275), (-33.8688, 151.2093), (35.6762, 139.6503), (0.0, 0.0)]
+COUNTRIES = ["FR", "DE", "ES", "GB", "JP"]
+
+
+def mirror(ident: int, **changes: object) -> Mirror:
+    """An enabled, up, plain-HTTP mirror in Paris; ``changes`` override fields."""
+    values: dict[str, object] = {
+        "id": ident, "name": f"m{ident}", "http_url": f"http://m{ident}.example/",
+        "enabled": True, "http_up": True, "https_up": True, "latitude": 48.8582,
+        "longitude": 2.3387, "continent_code": "EU", "country_codes": "FR",
+        "asnum": 1000 + ident, "last_successful_sync_precision": S,
+    }
+    values.update(changes)
+    return Mirror(**values)  # type: ignore[arg-type]
+
+
+def expected(entries: Sequence[Entry], client: GeoRecord, secure: Secure, wdr: float,
+             seed: int, limit: int) -> tuple[list[tuple[int, float]], object]:
+    """``select``'s first ``limit`` mirrors as (entry index, distance), and the rng state."""
+    opts = SelectionOptions(weight_distribution_range=wdr)
+    pre = prefilter(LOCAL, entries, secure, opts)
+    rng = random.Random(seed)
+    sel = select(LOCAL, (), client, secure, opts, rng, pre=pre)
+    position = {id(entry[0]): index for index, entry in enumerate(pre.entries)}
+    return [(position[id(c.mirror)], c.distance) for c in sel.mirrors[:limit]], rng.getstate()
+
+
+def fast(entries: Sequence[Entry], client: GeoRecord, secure: Secure, wdr: float, seed: int,
+         limit: int) -> tuple[list[tuple[int, float]], object]:
+    opts = SelectionOptions(weight_distribution_range=wdr)
+    table = redirect_table(prefilter(LOCAL, entries, secure, opts))
+    rng = random.Random(seed)
+    return redirect_order(table, client, wdr, rng, limit), rng.getstate()
+
+
+def assert_same(entries: Sequence[Entry], client: GeoRecord, *, secure: Secure = Secure.UNDEFINED,
+                wdr: float = 1.5, seed: int = 1, limit: int = 11) -> list[tuple[int, float]]:
+    want = expected(entries, client, secure, wdr, seed, limit)
+    got = fast(entries, client, secure, wdr, seed, limit)
+    assert got[0] == want[0]
+    assert [d.hex() for _, d in got[0]] == [d.hex() for _, d in want[0]]  # bit for bit
+    assert got[1] == want[1]
+    return got[0]
+
+
+# --- random inputs ------------------------------------------------------------------------------
+
+location = st.one_of(
+    st.sampled_from(PLACES),
+    # Within a few hundred metres of a city: distances under 1 km.
+    st.builds(lambda p, delta: (p[0] + delta, p[1]), st.sampled_from(PLACES),
+              st.sampled_from([0.001, 0.004, 0.008, 0.02])),
+    st.tuples(st.floats(-90, 90, allow_nan=False), st.floats(-180, 180, allow_nan=False)),
+)
+
+
+def random_mirror(ident: int, seed: int, lat: float, lon: float) -> Entry:
+    """A mirror with random fields (one hypothesis draw per mirror keeps examples fast)."""
+    r = random.Random(seed)
+    m = mirror(
+        ident,
+        latitude=lat, longitude=lon,
+        country_codes=" ".join(r.choices(COUNTRIES, k=r.choice([0, 1, 1, 2, 3]))),
+        continent_code=r.choice(["EU", "AS", ""]),
+        asnum=r.choice([0, 100, 200, 16276, 1000 + ident]),
+        score=r.choice([0, 0, 0, 10, 20, 50, -10, -50, 200, -200, 1]),
+        enabled=r.random() < 0.9,
+        http_url=r.choice([f"http://m{ident}/", f"https://m{ident}/", f"m{ident}/"]),
+        http_up=r.random() < 0.9,
+        https_up=r.random() < 0.9,
+        continent_only=r.random() < 0.1,
+        country_only=r.random() < 0.1,
+        as_only=r.random() < 0.05,
+        excluded_country_codes=r.choice(["", "", "", "", "FR", "DE ES"]),
+    )
+    return m, FileInfo(PATH, r.choice([100, 100, 100, 99]), T0)
+
+
+@st.composite
+def mirrors_and_files(draw: st.DrawFn) -> list[Entry]:
+    count = draw(st.integers(1, 40))
+    return [random_mirror(ident, draw(st.integers(0, 2**32 - 1)), *draw(location))
+            for ident in range(1, count + 1)]
+
+
+@st.composite
+def clients(draw: st.DrawFn, entries: list[Entry]) -> GeoRecord:
+    if draw(st.integers(0, 9)) == 0:
+        return GeoRecord(as_num=draw(st.sampled_from([0, 16276])))
+    if draw(st.booleans()):  # at a mirror's exact location
+        m = draw(st.sampled_from(entries))[0]
+        lat, lon = m.latitude, m.longitude
+    else:
+        lat, lon = draw(location)
+    return GeoRecord(
+        draw(st.sampled_from(COUNTRIES)), draw(st.sampled_from(["EU", "AS", ""])), "", "",
+        lat, lon, "", draw(st.sampled_from([0, 100, 200, 16276, 1001, 1002])),
+    )
+
+
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_same_as_select(data: st.DataObject) -> None:
+    entries = data.draw(mirrors_and_files())
+    client = data.draw(clients(entries))
+    assert_same(
+        entries, client,
+        secure=data.draw(st.sampled_from(list(Secure))),
+        wdr=data.draw(st.sampled_from([1.5, 1.0, 2.0, 0.0, 0.5, 10.0])),
+        seed=data.draw(st.integers(0, 2**32)),
+        limit=data.draw(st.integers(1, 12)),
+    )
+
+
+# --- explicit cases -----------------------------------------------------------------------------
+
+def plain(count: int, **changes: object) -> list[Entry]:
+    return [(mirror(i, **changes), FileInfo(PATH, 100, T0)) for i in range(1, count + 1)]
+
+
+def test_unlocated_client_shuffles_and_cuts_to_five() -> None:
+    entries = [*plain(9), (mirror(10, country_only=True), FileInfo(PATH, 100, T0))]
+    got = assert_same(entries, NO_LOCATION, seed=7)
+    assert len(got) == 5
+    assert all(distance == 0.0 for _, distance in got)
+    assert 9 not in [index for index, _ in got]  # country-only: never for an unlocated client
+    assert len(assert_same(entries, NO_LOCATION, seed=7, limit=2)) == 2
+
+
+def test_exactly_one_weighted_gives_the_full_order() -> None:
+    # Same location as the client (weighted), the others far away and unweighted.
+    entries = [(mirror(1, latitude=45.764, longitude=4.8357), FileInfo(PATH, 100, T0))]
+    for ident, (lat, lon) in enumerate(PLACES[2:7], start=2):
+        entries.append((mirror(ident, latitude=lat, longitude=lon, country_codes="JP"),
+                        FileInfo(PATH, 100, T0)))
+    client = GeoRecord("GB", "EU", "", "", 45.764, 4.8357, "", 0)
+    got = assert_same(entries, client, limit=12)
+    assert got[0] == (0, 0.0)
+    assert [index for index, _ in got] == [0, 3, 2, 1, 5, 4]  # then by distance from Lyon
+    assert [d for _, d in got] == sorted(d for _, d in got)
+
+
+def test_no_weighted_mirror_keeps_score_order() -> None:
+    # Far from the client, not in its country or AS, no positive score, and a zero weight
+    # distribution range: nobody is weighted, the answer is the score order, no random draw.
+    scores = [0, -10, 0, -50, 0]
+    entries = [(mirror(i, latitude=lat, longitude=lon, country_codes="JP", asnum=0,
+                       score=score), FileInfo(PATH, 100, T0))
+               for i, ((lat, lon), score) in enumerate(zip(PLACES[:5], scores, strict=True),
+                                                       start=1)]
+    client = GeoRecord("GB", "EU", "", "", 60.0, 20.0, "", 0)
+    got = assert_same(entries, client, wdr=0.0, limit=12)
+    assert len(got) == 5
+    rng = random.Random(1)
+    table = redirect_table(prefilter(LOCAL, entries, Secure.UNDEFINED, SelectionOptions()))
+    redirect_order(table, client, 0.0, rng, 3)
+    assert rng.getstate() == random.Random(1).getstate()
+
+
+def test_draw_among_seven_weighted() -> None:
+    entries: list[Entry] = [
+        (mirror(i, latitude=48.8582 + i / 100, country_codes="FR", score=10 * (i % 3)),
+         FileInfo(PATH, 100, T0)) for i in range(1, 8)]
+    entries += plain(3, latitude=-33.8688, longitude=151.2093, country_codes="JP")
+    for seed in range(20):
+        got = assert_same(entries, FR_CLIENT, seed=seed)
+        assert len(got) == 5  # five drawn among the seven weighted
+        assert {index for index, _ in got} <= set(range(7))
+
+
+def test_no_usable_mirror_gives_nothing() -> None:
+    entries = plain(3, enabled=False)
+    assert assert_same(entries, FR_CLIENT) == []
+    assert assert_same(entries, NO_LOCATION) == []
+    only_de = [(mirror(1, country_only=True, country_codes="DE"), FileInfo(PATH, 100, T0))]
+    assert assert_same(only_de, FR_CLIENT) == []
