@@ -139,16 +139,17 @@ _Outcome = tuple[float, LocalPath | None, type[Exception] | None]
 class EvaluationMemo:
     """:func:`evaluate` answers reused for ``ttl`` seconds of the injected clock.
 
-    A popular file is then resolved on disk at most once per second instead of on every
+    A requested file is then resolved on disk at most once per ``ttl`` instead of on every
     request (four system calls each). Missing and forbidden paths are remembered too, so a
     flood of requests for them does not reach the disk either. A file added, removed or
-    re-linked in the repository is seen within ``ttl``. Memory is bounded by ``capacity``
-    paths (the memo starts over when full).
+    re-linked in the repository is seen within ``ttl`` (5 s by default: far less than the
+    minutes a new file waits for the repository scan, or a removed one for mirrors to sync).
+    Memory is bounded by ``capacity`` paths (the memo starts over when full).
     """
 
     __slots__ = ("_clock", "_memo", "capacity", "ttl")
 
-    def __init__(self, clock: IReactorTime, ttl: float = 1.0, capacity: int = 100_000) -> None:
+    def __init__(self, clock: IReactorTime, ttl: float = 5.0, capacity: int = 100_000) -> None:
         self._clock = clock
         self.ttl = ttl
         self.capacity = capacity

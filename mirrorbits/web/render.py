@@ -6,6 +6,7 @@ Pure: takes the selection result, returns bytes.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any, Final
 
 from mirrorbits.encoding import rfc3339_from_ns, rfc3339_from_unix
@@ -50,6 +51,41 @@ def link_headers(mirrors: list[Candidate], path: str, max_links: int) -> list[by
                             high=False)
         links.append(b"<%s>; rel=duplicate; pri=%d; geo=%s" % (url, priority, geo.encode()))
     return links
+
+
+class RedirectBytes:
+    """The header values of one file's redirects, encoded once per (file, protocol demand).
+
+    ``locations[i]`` is the ``Location`` of entry ``i`` of the file's prefiltered mirrors and
+    ``link_parts[i]`` the two halves of its ``Link`` value around the priority; both are
+    empty for an entry that the client-independent rules exclude.
+    """
+
+    __slots__ = ("link_parts", "locations")
+
+    def __init__(self, bases: Sequence[tuple[str, Sequence[str]]], path: str) -> None:
+        """``bases``: per entry, its absolute base URL ("" if excluded) and country codes."""
+        locations: list[bytes] = []
+        link_parts: list[tuple[bytes, bytes]] = []
+        relative = path[1:] if path.startswith("/") else path
+        for base, fields in bases:
+            if not base:
+                locations.append(b"")
+                link_parts.append((b"", b""))
+                continue
+            url = (base + relative).encode("utf-8", "surrogateescape")
+            locations.append(_escape_bytes(url, high=True))
+            geo = fields[0].lower().encode() if fields else b""
+            link_parts.append((b"<" + _escape_bytes(url, high=False)
+                               + b">; rel=duplicate; pri=", b"; geo=" + geo))
+        self.locations = tuple(locations)
+        self.link_parts = tuple(link_parts)
+
+    def links(self, order: Sequence[tuple[int, float]], max_links: int) -> list[bytes]:
+        """The ``Link`` values for the alternatives of the first mirror of ``order``."""
+        parts = self.link_parts
+        return [b"%s%d%s" % (parts[index][0], priority, parts[index][1])
+                for priority, (index, _) in enumerate(order[1 : 1 + max(0, max_links)], 1)]
 
 
 def file_info_object(info: FileInfo) -> dict[str, Any]:

@@ -130,6 +130,25 @@ def test_location_and_links_escape_control_bytes() -> None:
     assert links == [b"<http://n/a%0d%0ab \xc3\xa9.txt>; rel=duplicate; pri=1; geo=fr"]
 
 
+def test_precomputed_redirect_bytes_equal_the_per_request_rendering() -> None:
+    from mirrorbits.model import Mirror
+    from mirrorbits.selection import Candidate
+    from mirrorbits.web.render import RedirectBytes, link_headers, target_url
+
+    path = "/dir/a\r\nb \u00e9\udce9.txt"
+    mirrors = [Mirror(country_codes="FR DE"), Mirror(country_codes=""), Mirror(country_codes="us")]
+    bases = ["http://one/", "https://two/pub/", "http://three:8080/x/"]
+    encoded = RedirectBytes([(bases[0], ["FR", "DE"]), ("", []), (bases[1], []),
+                             (bases[2], ["us"])], path)
+    assert encoded.locations[1] == b"" and encoded.link_parts[1] == (b"", b"")
+    candidates = [Candidate(m, absolute_url=b) for m, b in zip(mirrors, bases, strict=True)]
+    order = [(3, 0.0), (0, 1.5), (2, 2.5)]  # entry indices: three, one, two
+    chosen = [candidates[2], candidates[0], candidates[1]]
+    assert encoded.locations[3] == escape_location(target_url(chosen[0], path))
+    for max_links in (0, 1, 2, 10):
+        assert encoded.links(order, max_links) == link_headers(chosen, path, max_links)
+
+
 def test_evaluation_memo_reuses_answers_for_a_second_then_sees_the_disk(tmp_path: Path) -> None:
     root = tmp_path / "repo"
     root.mkdir()
