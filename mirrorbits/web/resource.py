@@ -10,7 +10,7 @@ from __future__ import annotations
 import gzip
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from attrs import define, field
 from twisted.internet.defer import Deferred
@@ -29,10 +29,13 @@ from mirrorbits.model import FileInfo, GeoRecord, Mirror
 from mirrorbits.selection import (
     Candidate,
     Prefiltered,
+    RedirectTable,
     Secure,
     SelectionOptions,
     fallback_candidates,
     prefilter,
+    redirect_order,
+    redirect_table,
     select,
 )
 from mirrorbits.stats import file_stats, utc_date
@@ -47,15 +50,21 @@ from mirrorbits.web.mirrorstats import (
     render_mirrorstats,
 )
 from mirrorbits.web.paths import (
+    EvaluationMemo,
     Forbidden,
     LocalPath,
     NotFound,
     clean_path,
     decode_path,
-    evaluate,
     parse_query,
 )
-from mirrorbits.web.render import escape_location, link_headers, results_document, target_url
+from mirrorbits.web.render import (
+    RedirectBytes,
+    escape_location,
+    link_headers,
+    results_document,
+    target_url,
+)
 
 log = Logger()
 
@@ -64,6 +73,55 @@ _JSON = b"application/json; charset=utf-8"
 _TEXT = b"text/plain; charset=utf-8"
 _NO_CACHE = b"private, no-cache"
 _CHECKSUMS = (b"md5", b"sha1", b"sha256")
+
+
+class RequestHead(Protocol):
+    """What the in-memory redirect reads of a request (a twisted.web ``Request`` has it)."""
+
+    method: bytes
+    path: bytes
+    args: dict[bytes, list[bytes]]
+
+    def getHeader(self, key: bytes) -> bytes | None: ...
+
+    def getClientAddress(self) -> Any: ...
+
+
+class MemoryRedirect:
+    """A redirect computed from memory: its header values and what to log and count."""
+
+    __slots__ = ("client", "distance", "info", "ip", "links", "location", "mirror")
+
+    def __init__(self, location: bytes, links: list[bytes], mirror: Mirror, distance: float,
+                 info: FileInfo, ip: str, client: GeoRecord) -> None:
+        self.location = location
+        self.links = links
+        self.mirror = mirror
+        self.distance = distance
+        self.info = info
+        self.ip = ip
+        self.client = client
+
+
+class FileMemo:
+    """What the answers for one file and protocol demand reuse until the cache changes.
+
+    The client-independent selection (:func:`prefilter`), the redirect table and the encoded
+    ``Location``/``Link`` values of every usable mirror.
+    """
+
+    __slots__ = ("generation", "headers", "info", "opts", "pre", "table")
+
+    def __init__(self, generation: int, opts: SelectionOptions, info: FileInfo,
+                 pre: Prefiltered) -> None:
+        self.generation = generation
+        self.opts = opts
+        self.info = info
+        self.pre = pre
+        self.table: RedirectTable = redirect_table(pre)
+        self.headers = RedirectBytes(
+            [(url if not reason else "", mirror.country_fields)
+             for mirror, _, url, reason, _ in pre.entries], info.path)
 
 
 @define(eq=False)
@@ -84,8 +142,11 @@ class WebContext:
     _policy: ClientAddressPolicy = field(factory=ClientAddressPolicy)
     _options_source: Config | None = None
     _options: SelectionOptions = field(factory=SelectionOptions)
-    _prefiltered: LRU[tuple[str, Secure], tuple[int, SelectionOptions, FileInfo, Prefiltered]] = (
-        field(factory=lambda: LRU(100_000)))
+    _prefiltered: LRU[tuple[str, Secure], FileMemo] = field(factory=lambda: LRU(100_000))
+    paths: EvaluationMemo = field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.paths = EvaluationMemo(self.clock)
 
     def policy(self, config: Config) -> ClientAddressPolicy:
         if config.trusted_proxies != self._policy_source:
@@ -103,20 +164,26 @@ class WebContext:
             self._options_source = config
         return self._options
 
+    def cached_memo(self, info: FileInfo, secure: Secure,
+                    opts: SelectionOptions) -> FileMemo | None:
+        """The file's memo, if still valid (no cache change since it was computed)."""
+        memo = self._prefiltered.get((info.path, secure))
+        if (memo is not MISSING and memo.generation == self.cache.generation
+                and memo.opts is opts and memo.info is info):
+            return memo  # type: ignore[no-any-return]
+        return None
+
     def cached_prefilter(self, info: FileInfo, secure: Secure,
                          opts: SelectionOptions) -> Prefiltered | None:
         """The client-independent part of the selection, if still valid (no cache change)."""
-        memo = self._prefiltered.get((info.path, secure))
-        if (memo is not MISSING and memo[0] == self.cache.generation and memo[1] is opts
-                and memo[2] is info):
-            return memo[3]  # type: ignore[no-any-return]
-        return None
+        memo = self.cached_memo(info, secure, opts)
+        return None if memo is None else memo.pre
 
     def remember_prefilter(self, info: FileInfo, entries: list[tuple[Mirror, FileInfo | None]],
                            secure: Secure, opts: SelectionOptions, generation: int) -> Prefiltered:
         """Compute :func:`prefilter` and keep it until the cache changes."""
         pre = prefilter(info, entries, secure, opts)
-        self._prefiltered.put((info.path, secure), (generation, opts, info, pre))
+        self._prefiltered.put((info.path, secure), FileMemo(generation, opts, info, pre))
         return pre
 
 
@@ -124,6 +191,7 @@ class RedirectResource(Resource):
     """Answers every request: redirect, JSON, checksum, statistics or an error."""
 
     isLeaf = True
+    fast_redirects = True  # tests turn it off to compare with the general path
 
     def __init__(self, ctx: WebContext) -> None:
         super().__init__()
@@ -161,6 +229,10 @@ class RedirectResource(Resource):
                 return self._deferred(
                     request, config, self._checksum(request, config, path, algorithm.decode())
                 )
+        if self.fast_redirects:
+            body = self._fast_redirect(request, config, path)
+            if body is not None:
+                return body
         return self._deferred(request, config, self._standard(request, config, path))
 
     # --- plumbing --------------------------------------------------------------------------
@@ -237,7 +309,7 @@ class RedirectResource(Resource):
 
     async def _standard(self, request: Request, config: Config, path: str) -> bytes:
         try:
-            local = evaluate(config.repository, path)
+            local = self.ctx.paths.evaluate(config.repository, path)
         except Forbidden:
             return self._error(request, config, 403, "Forbidden")
         except NotFound:
@@ -270,11 +342,113 @@ class RedirectResource(Resource):
                 headers.addRawHeader(b"link", link)
             body = b""
             status = 302
+        first = mirrors[0]
         self._log_download(request, "JSON" if as_json else "REDIRECT", status, info.path,
-                           ip, client, mirrors[0], fallback)
+                           ip, client, first.mirror, first.distance, fallback)
         if not as_json and request.method == b"GET":
-            self._count(request, ip, info, mirrors[0])
+            self._count(request, ip, info, first.mirror.id)
         return self._body(request, config, body)
+
+    def _fast_redirect(self, request: Request, config: Config, path: str) -> bytes | None:
+        """The common answer from memory alone, or None to take :meth:`_standard`."""
+        found = self._memory_redirect(request, config, path)
+        if found is None:
+            return None
+        request.setHeader(b"cache-control", _NO_CACHE)
+        request.setResponseCode(302)
+        request.setHeader(b"content-type", _HTML)
+        request.setHeader(b"location", found.location)
+        if found.links:
+            request.responseHeaders.setRawHeaders(b"link", found.links)
+        self._account(request, found)
+        return self._body(request, config, b"")
+
+    def answer_head(self, head: RequestHead, date: bytes) -> bytes | None:
+        """The whole response to a request read by the channel, or None to let Twisted answer.
+
+        The channel calls this for a complete, ordinary GET or HEAD request (see
+        :mod:`mirrorbits.web.quickhttp`); the answer is the one :meth:`render` would give,
+        byte for byte, when :meth:`_memory_redirect` finds one.
+        """
+        if not self.fast_redirects:
+            return None
+        path = decode_path(head.path)
+        if clean_path(path) != path:
+            return None
+        config = self.ctx.config()
+        if config.gzip:
+            return None
+        args = head.args
+        if b"mirrorlist" in args or b"stats" in args or b"mirrorstats" in args:
+            return None
+        for algorithm in _CHECKSUMS:
+            if algorithm in args:
+                return None
+        found = self._memory_redirect(head, config, path)
+        if found is None:
+            return None
+        self._account(head, found)
+        return b"".join((
+            b"HTTP/1.1 302 Found\r\nDate: ", date, b"\r\nServer: ", self.ctx.server_header,
+            b"\r\nCache-Control: private, no-cache\r\nContent-Type: ", _HTML,
+            b"\r\nLocation: ", found.location, b"\r\n",
+            *[b"Link: " + link + b"\r\n" for link in found.links],
+            # twisted.web sends no length for HEAD (its body would be dropped anyway).
+            b"Content-Length: 0\r\n\r\n" if head.method == b"GET" else b"\r\n"))
+
+    def _memory_redirect(self, request: RequestHead, config: Config,
+                         path: str) -> MemoryRedirect | None:
+        """The redirect for ``path`` if everything it needs is in memory, else None.
+
+        Only for a GET or HEAD redirect whose file info and prefiltered mirrors are cached and
+        that some mirror can serve. JSON, If-Modified-Since, cache misses and fallbacks return
+        None: :meth:`_standard` answers them, and gives the same answer as this (the same
+        headers, the same draw for the same random state). Nothing but the random state
+        changes here; the caller accounts for the download.
+        """
+        method = request.method
+        if method != b"GET" and method != b"HEAD":
+            return None
+        mode = config.output_mode
+        if mode == "json" or (mode == "auto" and b"application/json" in (
+                request.getHeader(b"accept") or b"")):
+            return None
+        if request.getHeader(b"if-modified-since") is not None:
+            return None
+        ctx = self.ctx
+        try:
+            local = ctx.paths.evaluate(config.repository, path)
+        except (Forbidden, NotFound):
+            return None
+        if not local.is_file:
+            return None
+        info = ctx.cache.cached_file(local.path)
+        if info is MISSING or info is None or info.mod_time_ns is None:
+            return None
+        secure = self._secure(request, config)
+        options = ctx.selection_options(config)
+        memo = ctx.cached_memo(info, secure, options)
+        if memo is None:
+            return None
+        ip = self._client_ip(request, config)
+        client = ctx.geo.lookup(ip)
+        order = redirect_order(memo.table, client, options.weight_distribution_range,
+                               ctx.rng, 1 + max(0, config.max_link_headers))
+        if not order:
+            return None
+        headers = memo.headers
+        first, distance = order[0]
+        return MemoryRedirect(headers.locations[first],
+                              headers.links(order, config.max_link_headers),
+                              memo.pre.entries[first][0], distance, info, ip, client)
+
+    def _account(self, request: RequestHead, found: MemoryRedirect) -> None:
+        """Log and count a redirect answered from memory."""
+        info, mirror = found.info, found.mirror
+        self._log_download(request, "REDIRECT", 302, info.path, found.ip, found.client, mirror,
+                           found.distance, False)
+        if request.method == b"GET":
+            self._count(request, found.ip, info, mirror.id)
 
     async def _choose(
         self, request: Request, config: Config, info: FileInfo, mirrorlist: bool
@@ -286,10 +460,7 @@ class RedirectResource(Resource):
         ``fromip`` and keeps every mirror (mirrorlist mode of the selection).
         """
         ctx = self.ctx
-        peer = request.getClientAddress()
-        ip = ctx.policy(config).client_ip(
-            getattr(peer, "host", ""), request.getHeader(b"x-forwarded-for")
-        )
+        ip = self._client_ip(request, config)
         if mirrorlist:
             ip = fromip_override(request.args, ip)
         client = ctx.geo.lookup(ip)
@@ -322,6 +493,11 @@ class RedirectResource(Resource):
         return ip, client, fallback_candidates(config.fallbacks, client, secure, ctx.rng), \
             excluded, True
 
+    def _client_ip(self, request: RequestHead, config: Config) -> str:
+        peer = request.getClientAddress()
+        return self.ctx.policy(config).client_ip(
+            getattr(peer, "host", ""), request.getHeader(b"x-forwarded-for"))
+
     async def _local_info(self, local: LocalPath) -> FileInfo:
         """The file's indexed info; unknown (not scanned, Redis down) => empty info."""
         empty = FileInfo(path=local.path)
@@ -348,7 +524,7 @@ class RedirectResource(Resource):
         request.setHeader(b"last-modified", _http_date(mtime))
         return b""
 
-    def _secure(self, request: Request, config: Config) -> Secure:
+    def _secure(self, request: RequestHead, config: Config) -> Secure:
         secure = Secure.UNDEFINED
         proto = request.getHeader(b"x-forwarded-proto")
         if proto is not None:
@@ -365,24 +541,23 @@ class RedirectResource(Resource):
                 secure = Secure.WITHOUT_TLS
         return secure
 
-    def _log_download(self, request: Request, kind: str, status: int, path: str, ip: str,
-                      client: GeoRecord, first: Candidate, fallback: bool) -> None:
+    def _log_download(self, request: RequestHead, kind: str, status: int, path: str, ip: str,
+                      client: GeoRecord, mirror: Mirror, distance: float,
+                      fallback: bool) -> None:
         download_log = self.ctx.download_log
         if download_log is None or not download_log.log_dir:
             return
-        mirror = first.mirror
         line = format_download_line(
             self.ctx.clock.seconds(), kind, status, request.method.decode("ascii", "replace"),
-            path, ip, mirror.name, fallback, mirror.asnum, client.as_num, first.distance,
+            path, ip, mirror.name, fallback, mirror.asnum, client.as_num, distance,
             mirror.country_fields, None,
         )
         download_log.write_line(line)
 
-    def _count(self, request: Request, ip: str, info: FileInfo, first: Candidate) -> None:
+    def _count(self, request: RequestHead, ip: str, info: FileInfo, mirror_id: int) -> None:
         if not info.path:
             return
         stats = self.ctx.stats
-        mirror_id = first.mirror.id
         if request.getHeader(b"range") is None or self.ctx.config().same_download_interval <= 0:
             stats.count_download(mirror_id, info.path, info.size)
             return
@@ -401,7 +576,7 @@ class RedirectResource(Resource):
     async def _mirrorlist(self, request: Request, config: Config, path: str) -> bytes:
         """The ``?mirrorlist`` page (§8.8): never a 304 (§20 item 19), not logged, not counted."""
         try:
-            local = evaluate(config.repository, path)
+            local = self.ctx.paths.evaluate(config.repository, path)
         except Forbidden:
             return self._error(request, config, 403, "Forbidden")
         except NotFound:
@@ -420,7 +595,7 @@ class RedirectResource(Resource):
 
     async def _checksum(self, request: Request, config: Config, path: str, algorithm: str) -> bytes:
         try:
-            local = evaluate(config.repository, path)
+            local = self.ctx.paths.evaluate(config.repository, path)
         except Forbidden:
             return self._error(request, config, 403, "Forbidden")
         except NotFound:

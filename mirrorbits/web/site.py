@@ -4,27 +4,104 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.web.http import HTTPChannel
+from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
+from twisted.web.http import HTTPChannel, datetimeToString
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
+from mirrorbits.web.quickhttp import SimpleRequest, read_simple_request
+
+
+class DateHeader:
+    """The ``Date`` header value, formatted once per second of ``clock``."""
+
+    __slots__ = ("_clock", "_second", "_value")
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self._clock = clock
+        self._second = -1
+        self._value = b""
+
+    def value(self) -> bytes:
+        second = int(self._clock.seconds())
+        if second != self._second:
+            self._value = datetimeToString(second)
+            self._second = second
+        return self._value
+
 
 class RedirectorRequest(Request):
-    """A request that never parses uploaded form bodies (a redirector needs none)."""
+    """A request that never parses uploaded form bodies (a redirector needs none).
+
+    Its root resource is a leaf, so :meth:`process` goes straight to it: no path traversal,
+    and a ``Date`` header formatted once per second rather than once per request. The
+    resource sets the ``Server`` header itself.
+    """
 
     def __init__(self, channel: HTTPChannel, *args: Any, **kwargs: Any) -> None:
         kwargs["parsePOSTFormSubmission"] = False
         super().__init__(channel, *args, **kwargs)
+
+    def process(self) -> None:
+        site = self.channel.site  # type: ignore[attr-defined]
+        resource = site.resource
+        if not isinstance(site, RedirectorSite) or self.path == b"*" or not resource.isLeaf:
+            super().process()
+            return
+        self.site = site
+        self.setHeader(b"date", site.date_header.value())
+        self.prepath = []
+        self.postpath = []
+        try:
+            self.render(resource)
+        except BaseException:
+            self.processingFailed(Failure())
+
+
+class RedirectorChannel(HTTPChannel):
+    """An ``HTTPChannel`` that answers the commonest request without building a ``Request``.
+
+    When the connection is idle (no request in progress, nothing buffered) and one read holds
+    exactly one ordinary GET or HEAD (:func:`read_simple_request`), the resource is asked for
+    the complete answer from memory (``answer_head``). Anything else, and any request whose
+    answer needs more than memory, goes through twisted.web exactly as before; the answers
+    are the same bytes either way.
+    """
+
+    site: RedirectorSite
+
+    def dataReceived(self, data: bytes) -> None:
+        transport = self.transport
+        if (transport is not None and not self.requests and self.persistent and self.line_mode
+                and not self._buffer and not self._waitingForTransport):
+            head = read_simple_request(data, transport.getPeer())
+            if head is not None:
+                answer = self.site.answer_head(head)
+                if answer is not None:
+                    self.resetTimeout()
+                    transport.write(answer)
+                    return
+        super().dataReceived(data)
 
 
 class RedirectorSite(Site):
     """A Site tuned for a redirector; downloads are logged by the resource itself."""
 
     displayTracebacks = False
+    protocol = RedirectorChannel  # type: ignore[assignment]  # HTTP/1.1: no HTTP/2 wrapper
 
     def __init__(self, resource: Resource, reactor: Any = None, timeout: float = 30) -> None:
         super().__init__(resource, requestFactory=RedirectorRequest, reactor=reactor)
         self.timeOut = timeout
+        self.date_header = DateHeader(self.reactor)
 
     def log(self, request: Any) -> None:
         """No access log line per request (the download log covers what matters)."""
+
+    def answer_head(self, head: SimpleRequest) -> bytes | None:
+        """The resource's whole answer to ``head`` from memory, if it has one."""
+        answer = getattr(self.resource, "answer_head", None)
+        if answer is None:
+            return None
+        return answer(head, self.date_header.value())  # type: ignore[no-any-return]

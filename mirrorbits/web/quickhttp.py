@@ -1,0 +1,71 @@
+"""Recognise the commonest HTTP request, so the channel can answer it without a ``Request``.
+
+A redirector mostly receives one kind of request: a complete ``GET`` or ``HEAD`` of one path,
+HTTP/1.1, a few ordinary headers, no body, alone in one read. :func:`read_simple_request`
+accepts exactly that and nothing else (None): a body, framing or connection headers, repeated
+or folded headers, an unusual request line or anything malformed is left to twisted.web's
+parser, which answers it as usual. Pure: bytes in, a :class:`SimpleRequest` out.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final
+
+from mirrorbits.web.paths import parse_query
+
+MAX_SIZE: Final = 8192
+MAX_HEADERS: Final = 64
+
+_REQUEST_LINE: Final = re.compile(rb"(GET|HEAD) (/[\x21-\x7e]*) HTTP/1\.1")
+_HEADER: Final = re.compile(
+    rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([\x20-\x7e\t\x80-\xff]*?)[ \t]*")
+# Headers that change how the request is framed or the connection is handled.
+_FRAMING: Final = frozenset((b"content-length", b"transfer-encoding", b"expect", b"upgrade",
+                             b"te", b"trailer", b"http2-settings"))
+
+
+class SimpleRequest:
+    """An ordinary request head, with what the redirect resource reads of a request."""
+
+    __slots__ = ("_peer", "args", "headers", "method", "path", "uri")
+
+    def __init__(self, method: bytes, uri: bytes, headers: dict[bytes, bytes],
+                 peer: Any) -> None:
+        self.method = method
+        self.uri = uri
+        self.path = uri.partition(b"?")[0]
+        self.args = parse_query(uri)
+        self.headers = headers
+        self._peer = peer
+
+    def getHeader(self, key: bytes) -> bytes | None:
+        """The value of header ``key`` (lower-case name), or None."""
+        return self.headers.get(key)
+
+    def getClientAddress(self) -> Any:
+        return self._peer
+
+
+def read_simple_request(data: bytes, peer: Any) -> SimpleRequest | None:
+    """``data`` as a :class:`SimpleRequest` if it is exactly one ordinary request, else None."""
+    if len(data) > MAX_SIZE or data.find(b"\r\n\r\n") != len(data) - 4:
+        return None
+    lines = data[:-4].split(b"\r\n")
+    if len(lines) > MAX_HEADERS + 1:
+        return None
+    start = _REQUEST_LINE.fullmatch(lines[0])
+    if start is None:
+        return None
+    headers: dict[bytes, bytes] = {}
+    for line in lines[1:]:
+        match = _HEADER.fullmatch(line)
+        if match is None:
+            return None
+        name, value = match[1].lower(), match[2]
+        if name in headers or name in _FRAMING:
+            return None
+        if name == b"connection" and value.lower() != b"keep-alive":  # what browsers send
+            return None
+        headers[name] = value
+    return SimpleRequest(start[1], start[2], headers, peer)

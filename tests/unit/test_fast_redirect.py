@@ -1,0 +1,185 @@
+"""The in-memory redirect path answers exactly what the general path answers.
+
+Two copies of the redirect resource serve the same data set (mirrors on every continent,
+restricted, disabled and down mirrors, outdated copies, a real generated GeoIP database)
+through real ``HTTPChannel``s: one with the fast path, one without. With the same random
+seed, every response, download-log line and counted download must be identical.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.web.server import Site
+
+from bench.redirect import dataset
+from bench.redirect.inprocess import daemon_site
+from mirrorbits.web.downloadlog import DownloadLog
+
+_DATE = re.compile(rb"\r\ndate: [^\r]*", re.IGNORECASE)
+
+
+def _site(root: Path, plan: dataset.Plan, clock: Clock, seed: int, fast: bool) -> Site:
+    site = daemon_site(root, plan, clock)
+    resource: Any = site.resource
+    resource.fast_redirects = fast
+    resource.ctx.rng = random.Random(seed)
+    resource.ctx.download_log = DownloadLog(str(root / "logs"), clock, "host", "mirrorbits")
+    return site
+
+
+class _Client:
+    """One keep-alive connection to a site; ``get`` returns the raw response bytes."""
+
+    def __init__(self, site: Site) -> None:
+        self.transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 4000))
+        self.channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 4000))
+        assert self.channel is not None
+        self.channel.makeConnection(self.transport)
+
+    def get(self, raw: bytes, split: bool = False) -> bytes:
+        """Send ``raw`` (in two reads when ``split``) and return the answer without Date."""
+        self.transport.clear()
+        if split:
+            self.channel.dataReceived(raw[:10])
+            self.channel.dataReceived(raw[10:])
+        else:
+            self.channel.dataReceived(raw)
+        return _DATE.sub(b"", self.transport.value())
+
+
+def _request(index: int, path: str, ip: str) -> bytes:
+    """Requests of every shape the fast path must handle or hand over."""
+    method, target, extra = "GET", path, ""
+    match index % 8:
+        case 1:
+            method = "HEAD"
+        case 2:
+            extra = "X-Forwarded-Proto: https\r\n"
+        case 3:
+            target = path + "?https=0"
+        case 4:
+            target = path + "?https=1"
+        case 5:
+            extra = "Accept: application/json\r\n"  # JSON: the general path in both
+        case 6:
+            extra = "If-Modified-Since: Mon, 01 Jan 2001 00:00:00 GMT\r\n"
+        case 7:
+            extra = "Connection: keep-alive\r\nUser-Agent: Mozilla/5.0 (X11)\r\n"
+    return (f"{method} {target} HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: {ip}\r\n{extra}\r\n"
+            .encode())
+
+
+@pytest.fixture(scope="module")
+def plan() -> dataset.Plan:
+    return dataset.plan(seed=11, mirrors=40, files=300, networks=300, clients=600)
+
+
+def test_fast_and_general_paths_give_identical_answers(
+    plan: dataset.Plan, tmp_path: Path
+) -> None:
+    clock = Clock()
+    clock.advance(1_750_000_000)
+    fast_site = _site(tmp_path / "fast", plan, clock, seed=5, fast=True)
+    slow_site = _site(tmp_path / "slow", plan, clock, seed=5, fast=False)
+    fast_resource: Any = fast_site.resource
+    taken = {"_fast_redirect": 0, "answer_head": 0}
+
+    def counting(name: str) -> None:
+        original = getattr(fast_resource, name)
+
+        def count(*args: Any) -> bytes | None:
+            body = original(*args)
+            taken[name] += body is not None
+            return body
+
+        setattr(fast_resource, name, count)
+
+    counting("_fast_redirect")  # a Request answered from memory
+    counting("answer_head")  # the channel's answer without a Request
+    fast, slow = _Client(fast_site), _Client(slow_site)
+    paths = [entry.path for entry in plan.files]
+    ips = [*plan.client_ips, "10.255.0.1", "2001:db8::1"]  # two unknown to GeoIP
+    for warm in paths:  # the first request of a path reads through the cache
+        fast.get(_request(0, warm, ips[0]))
+        slow.get(_request(0, warm, ips[0]))
+    statuses: dict[bytes, int] = {}
+    for index in range(4000):
+        raw = _request(index, paths[index % len(paths)], ips[(index * 7) % len(ips)])
+        split = index % 3 == 0  # two reads: not for the channel, for twisted.web's parser
+        answer = fast.get(raw, split)
+        assert answer == slow.get(raw, split), raw
+        status = answer.split(b"\r\n", 1)[0]
+        statuses[status] = statuses.get(status, 0) + 1
+    assert taken["answer_head"] >= 1500  # most answers came from memory...
+    assert taken["_fast_redirect"] >= 700
+    assert statuses[b"HTTP/1.1 302 Found"] >= 3000  # ...and were redirects
+    fast_ctx: Any = fast_resource.ctx
+    slow_ctx: Any = slow_site.resource.ctx  # type: ignore[attr-defined]
+    assert fast_ctx.download_log._buffer == slow_ctx.download_log._buffer
+    assert fast_ctx.stats._batch == slow_ctx.stats._batch
+    assert fast_ctx.rng.getstate() == slow_ctx.rng.getstate()
+
+
+def test_redirect_headers_are_the_mirror_urls_of_the_data_set(
+    plan: dataset.Plan, tmp_path: Path
+) -> None:
+    clock = Clock()
+    client = _Client(_site(tmp_path / "fast", plan, clock, seed=1, fast=True))
+    allowed = plan.allowed_locations()
+    checked = 0
+    for index, entry in enumerate(plan.files):
+        client.get(_request(0, entry.path, plan.client_ips[0]))  # warm
+        answer = client.get(_request(0, entry.path, plan.client_ips[index % 50]))
+        if not answer.startswith(b"HTTP/1.1 302 "):
+            continue
+        head = answer.split(b"\r\n\r\n", 1)[0].decode()
+        location = re.search(r"(?im)^location: ([^\r]*)\r?$", head)
+        assert location is not None and location.group(1) in allowed[entry.path]
+        for link in re.findall(r"(?im)^link: <([^>]*)>; rel=duplicate; pri=\d+; geo=\w*\r?$",
+                               head):
+            assert link in allowed[entry.path]
+        checked += 1
+    assert checked >= 250
+
+
+def test_unusual_traffic_gets_the_answers_twisted_gives(
+    plan: dataset.Plan, tmp_path: Path
+) -> None:
+    """Pipelining, split reads, HTTP/1.0, bodies and closing: the same bytes either way."""
+    clock = Clock()
+    fast_site = _site(tmp_path / "fast", plan, clock, seed=3, fast=True)
+    slow_site = _site(tmp_path / "slow", plan, clock, seed=3, fast=False)
+    paths = [entry.path for entry in plan.files[:40]]
+    ip = plan.client_ips[0]
+
+    def simple(path: str) -> bytes:
+        return f"GET {path} HTTP/1.1\r\nX-Forwarded-For: {ip}\r\n\r\n".encode()
+
+    conversation = [
+        *[simple(path) for path in paths],  # fills the caches of both
+        simple(paths[0]) + simple(paths[1]),  # two pipelined requests in one read
+        simple(paths[2]) + simple(paths[3])[:12],  # one and the start of the next...
+        simple(paths[3])[12:],  # ...finished in the next read
+        simple(paths[4]),  # an ordinary request after all that
+        b"POST " + paths[5].encode() + b" HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
+        simple(paths[6]),
+        f"GET {paths[7]} HTTP/1.1\r\nConnection: Keep-Alive\r\n\r\n".encode(),
+        f"GET {paths[8]} HTTP/1.0\r\n\r\n".encode(),  # HTTP/1.0 closes the connection
+    ]
+    answers = []
+    for site in (fast_site, slow_site):
+        client = _Client(site)
+        answers.append([client.get(raw) for raw in conversation])
+        answers[-1].append(b"closed" if client.transport.disconnecting else b"open")
+    assert answers[0] == answers[1]
+    assert answers[0][-1] == b"closed"
+    assert answers[0][len(paths)].count(b"HTTP/1.1 302 Found") == 2
+    assert all(answer.startswith(b"HTTP/1.1 302 Found") for answer in answers[0][:len(paths)])
