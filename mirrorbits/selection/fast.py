@@ -36,7 +36,7 @@ from mirrorbits.selection.geo import Origin, origin_at
 from mirrorbits.selection.score import MAX_SELECTED, SMALLEST_FLOAT32
 
 _POINT_LIMIT = 65_536  # interned mirror locations (beyond that, interning starts over)
-_ORIGIN_LIMIT = 1024  # client locations whose distances are remembered
+_ORIGIN_LIMIT = 4096  # client locations whose distances are remembered
 _DISTANCE_LIMIT = 4096  # distances one client location remembers
 _LIMIT_LIMIT = 65_536  # remembered (base, ratio set) -> weighted-distance limits
 _POINTS: dict[tuple[float, float], int] = {}

@@ -18,11 +18,19 @@ from twisted.internet.interfaces import IReactorTime
 
 def decode_path(raw: bytes) -> str:
     """Percent-decode a request path (``+`` stays a ``+``); invalid UTF-8 survives as escapes."""
+    if b"%" not in raw:
+        return raw.decode("utf-8", "surrogateescape")
     return unquote_to_bytes(raw).decode("utf-8", "surrogateescape")
 
 
 def clean_path(path: str) -> str:
     """The canonical form of ``path``: ``.``/``..`` and ``//`` removed, trailing ``/`` kept."""
+    if path.startswith("/") and "//" not in path and "/." not in path:
+        return path  # nothing to remove (the common case)
+    return _normalise(path)
+
+
+def _normalise(path: str) -> str:
     if not path:
         return "/"
     if path[0] != "/":

@@ -87,6 +87,13 @@ class RedirectBytes:
         return [b"%s%d%s" % (parts[index][0], priority, parts[index][1])
                 for priority, (index, _) in enumerate(order[1 : 1 + max(0, max_links)], 1)]
 
+    def link_lines(self, order: Sequence[tuple[int, float]], max_links: int) -> bytes:
+        """The same values as :meth:`links`, as ``Link:`` header lines of a response."""
+        parts = self.link_parts
+        return b"".join([b"Link: %s%d%s\r\n" % (parts[index][0], priority, parts[index][1])
+                         for priority, (index, _) in enumerate(order[1 : 1 + max(0, max_links)],
+                                                               1)])
+
 
 def file_info_object(info: FileInfo) -> dict[str, Any]:
     doc: dict[str, Any] = {"Path": info.path}

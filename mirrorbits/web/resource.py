@@ -88,14 +88,20 @@ class RequestHead(Protocol):
 
 
 class MemoryRedirect:
-    """A redirect computed from memory: its header values and what to log and count."""
+    """A redirect computed from memory: its mirrors, header values and what to log and count.
 
-    __slots__ = ("client", "distance", "info", "ip", "links", "location", "mirror")
+    ``order`` is the selection (entry indices and distances, first = the target) and
+    ``encoded`` the file's encoded header values; the alternatives become ``Link`` headers.
+    """
 
-    def __init__(self, location: bytes, links: list[bytes], mirror: Mirror, distance: float,
+    __slots__ = ("client", "distance", "encoded", "info", "ip", "location", "mirror", "order")
+
+    def __init__(self, order: list[tuple[int, float]], encoded: RedirectBytes, mirror: Mirror,
                  info: FileInfo, ip: str, client: GeoRecord) -> None:
-        self.location = location
-        self.links = links
+        first, distance = order[0]
+        self.order = order
+        self.encoded = encoded
+        self.location = encoded.locations[first]
         self.mirror = mirror
         self.distance = distance
         self.info = info
@@ -358,8 +364,9 @@ class RedirectResource(Resource):
         request.setResponseCode(302)
         request.setHeader(b"content-type", _HTML)
         request.setHeader(b"location", found.location)
-        if found.links:
-            request.responseHeaders.setRawHeaders(b"link", found.links)
+        links = found.encoded.links(found.order, config.max_link_headers)
+        if links:
+            request.responseHeaders.setRawHeaders(b"link", links)
         self._account(request, found)
         return self._body(request, config, b"")
 
@@ -392,7 +399,7 @@ class RedirectResource(Resource):
             b"HTTP/1.1 302 Found\r\nDate: ", date, b"\r\nServer: ", self.ctx.server_header,
             b"\r\nCache-Control: private, no-cache\r\nContent-Type: ", _HTML,
             b"\r\nLocation: ", found.location, b"\r\n",
-            *[b"Link: " + link + b"\r\n" for link in found.links],
+            found.encoded.link_lines(found.order, config.max_link_headers),
             # twisted.web sends no length for HEAD (its body would be dropped anyway).
             b"Content-Length: 0\r\n\r\n" if head.method == b"GET" else b"\r\n"))
 
@@ -436,11 +443,8 @@ class RedirectResource(Resource):
                                ctx.rng, 1 + max(0, config.max_link_headers))
         if not order:
             return None
-        headers = memo.headers
-        first, distance = order[0]
-        return MemoryRedirect(headers.locations[first],
-                              headers.links(order, config.max_link_headers),
-                              memo.pre.entries[first][0], distance, info, ip, client)
+        return MemoryRedirect(order, memo.headers, memo.pre.entries[order[0][0]][0], info, ip,
+                              client)
 
     def _account(self, request: RequestHead, found: MemoryRedirect) -> None:
         """Log and count a redirect answered from memory."""

@@ -70,12 +70,16 @@ class RedirectorChannel(HTTPChannel):
     """
 
     site: RedirectorSite
+    _peer: Any = None
 
     def dataReceived(self, data: bytes) -> None:
         transport = self.transport
         if (transport is not None and not self.requests and self.persistent and self.line_mode
                 and not self._buffer and not self._waitingForTransport):
-            head = read_simple_request(data, transport.getPeer())
+            peer = self._peer
+            if peer is None:  # a connection's peer never changes
+                peer = self._peer = transport.getPeer()
+            head = read_simple_request(data, peer)
             if head is not None:
                 answer = self.site.answer_head(head)
                 if answer is not None:

@@ -6,8 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.internet.task import Clock
 
+import mirrorbits.web.paths as paths_module
 from mirrorbits.web.clientip import ClientAddressPolicy, strip_peer
 from mirrorbits.web.paths import (
     EvaluationMemo,
@@ -30,10 +33,17 @@ def test_clean_path(raw: str, clean: str) -> None:
     assert clean_path(raw) == clean
 
 
+@given(st.text(alphabet="/.a%\u00e9", max_size=12))
+def test_clean_path_shortcut_agrees_with_normalisation(path: str) -> None:
+    assert clean_path(path) == paths_module._normalise(path)
+    assert clean_path(clean_path(path)) == clean_path(path)
+
+
 def test_decode_path_keeps_plus_and_decodes_utf8() -> None:
     assert decode_path(b"/media/install+image.img") == "/media/install+image.img"
     assert decode_path(b"/gu%C3%ADa%20x") == "/guía x"
     assert decode_path(b"/%2e%2e/x") == "/../x"
+    assert decode_path(b"/caf\xc3\xa9/\xff.iso") == "/caf\u00e9/\udcff.iso"  # no escapes
 
 
 @pytest.mark.parametrize(("uri", "args"), [
@@ -146,7 +156,10 @@ def test_precomputed_redirect_bytes_equal_the_per_request_rendering() -> None:
     chosen = [candidates[2], candidates[0], candidates[1]]
     assert encoded.locations[3] == escape_location(target_url(chosen[0], path))
     for max_links in (0, 1, 2, 10):
-        assert encoded.links(order, max_links) == link_headers(chosen, path, max_links)
+        expected = link_headers(chosen, path, max_links)
+        assert encoded.links(order, max_links) == expected
+        assert encoded.link_lines(order, max_links) == b"".join(
+            b"Link: " + value + b"\r\n" for value in expected)
 
 
 def test_evaluation_memo_reuses_answers_for_a_second_then_sees_the_disk(tmp_path: Path) -> None:
