@@ -84,7 +84,25 @@ class MirrorCache:
     mirrors: LRU[int, Mirror] = field(factory=lambda: LRU(10_000))
     mirror_files: LRU[tuple[int, str], FileInfo | None] = field(factory=lambda: LRU(1_000_000))
     mirror_listeners: list[Callable[[int], None]] = field(factory=list)
-    generation: int = 0  # bumped by every invalidation: results derived from the cache expire
+    generation: int = 0  # bumped by invalidations that may concern any path
+    path_versions_limit: int = 100_000
+    _path_versions: dict[str, int] = field(factory=dict)
+
+    def version(self, path: str) -> tuple[int, int]:
+        """What the cache knows of ``path``, as a value that changes whenever that may change.
+
+        Results derived from cached data (a file's prefiltered mirrors...) are valid while
+        the version they were computed at is current. A file's own messages only change its
+        version; a mirror's change or a reconnection changes every path's.
+        """
+        return self.generation, self._path_versions.get(path, 0)
+
+    def _bump(self, path: str) -> None:
+        versions = self._path_versions
+        if len(versions) >= self.path_versions_limit:
+            versions.clear()  # counters restart: the global bump keeps old versions stale
+            self.generation += 1
+        versions[path] = versions.get(path, 0) + 1
 
     # --- synchronous fast path -------------------------------------------------------------
 
@@ -173,7 +191,7 @@ class MirrorCache:
 
     def on_file_update(self, path: str) -> None:
         self.files.pop(path)
-        self.generation += 1
+        self._bump(path)
 
     def on_mirror_update(self, message: str) -> None:
         if not _is_int(message):
@@ -190,10 +208,11 @@ class MirrorCache:
             return
         self.file_mirrors.pop(path)
         self.mirror_files.pop((int(mirror_id), path))
-        self.generation += 1
+        self._bump(path)
 
     def clear(self) -> None:
         self.generation += 1
+        self._path_versions.clear()
         self.files.clear()
         self.file_mirrors.clear()
         self.mirrors.clear()

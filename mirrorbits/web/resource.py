@@ -116,11 +116,11 @@ class FileMemo:
     ``Location``/``Link`` values of every usable mirror.
     """
 
-    __slots__ = ("generation", "headers", "info", "opts", "pre", "table")
+    __slots__ = ("headers", "info", "opts", "pre", "table", "version")
 
-    def __init__(self, generation: int, opts: SelectionOptions, info: FileInfo,
+    def __init__(self, version: tuple[int, int], opts: SelectionOptions, info: FileInfo,
                  pre: Prefiltered) -> None:
-        self.generation = generation
+        self.version = version
         self.opts = opts
         self.info = info
         self.pre = pre
@@ -174,7 +174,7 @@ class WebContext:
                     opts: SelectionOptions) -> FileMemo | None:
         """The file's memo, if still valid (no cache change since it was computed)."""
         memo = self._prefiltered.get((info.path, secure))
-        if (memo is not MISSING and memo.generation == self.cache.generation
+        if (memo is not MISSING and memo.version == self.cache.version(info.path)
                 and memo.opts is opts and memo.info is info):
             return memo  # type: ignore[no-any-return]
         return None
@@ -186,10 +186,11 @@ class WebContext:
         return None if memo is None else memo.pre
 
     def remember_prefilter(self, info: FileInfo, entries: list[tuple[Mirror, FileInfo | None]],
-                           secure: Secure, opts: SelectionOptions, generation: int) -> Prefiltered:
+                           secure: Secure, opts: SelectionOptions,
+                           version: tuple[int, int]) -> Prefiltered:
         """Compute :func:`prefilter` and keep it until the cache changes."""
         pre = prefilter(info, entries, secure, opts)
-        self._prefiltered.put((info.path, secure), FileMemo(generation, opts, info, pre))
+        self._prefiltered.put((info.path, secure), FileMemo(version, opts, info, pre))
         return pre
 
 
@@ -476,7 +477,7 @@ class RedirectResource(Resource):
             options = ctx.selection_options(config)
             pre = ctx.cached_prefilter(info, secure, options)
             if pre is None:
-                generation = ctx.cache.generation
+                version = ctx.cache.version(info.path)
                 try:
                     entries = await ctx.cache.candidates(info.path)
                 except StoreError:
@@ -485,7 +486,7 @@ class RedirectResource(Resource):
                     log.failure("reading the mirrors of {path} failed", path=info.path)
                     failed = True
                 else:
-                    pre = ctx.remember_prefilter(info, entries, secure, options, generation)
+                    pre = ctx.remember_prefilter(info, entries, secure, options, version)
             if pre is not None:
                 selection = select(info, (), client, secure, options, ctx.rng,
                                    mirrorlist=mirrorlist, pre=pre)

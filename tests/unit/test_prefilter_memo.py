@@ -28,7 +28,7 @@ def test_reused_while_nothing_changes_and_dropped_on_any_invalidation() -> None:
     opts = SelectionOptions()
     assert ctx.cached_prefilter(LOCAL, Secure.UNDEFINED, opts) is None
     pre = ctx.remember_prefilter(LOCAL, [(UP, LOCAL)], Secure.UNDEFINED, opts,
-                                 ctx.cache.generation)
+                                 ctx.cache.version(LOCAL.path))
     assert pre.entries[0][2:] == ("http://one/", "", False)
     assert ctx.cached_prefilter(LOCAL, Secure.UNDEFINED, opts) is pre
     assert ctx.cached_prefilter(LOCAL, Secure.WITH_TLS, opts) is None
@@ -40,12 +40,39 @@ def test_reused_while_nothing_changes_and_dropped_on_any_invalidation() -> None:
 def test_a_result_computed_across_an_invalidation_is_never_reused() -> None:
     ctx = context()
     opts = SelectionOptions()
-    before = ctx.cache.generation
+    before = ctx.cache.version(LOCAL.path)
     ctx.cache.on_mirror_file_update("1 /a.txt")  # arrives while Redis was being read
     ctx.remember_prefilter(LOCAL, [(UP, LOCAL)], Secure.UNDEFINED, opts, before)
     assert ctx.cached_prefilter(LOCAL, Secure.UNDEFINED, opts) is None
     for invalidate in (lambda: ctx.cache.on_file_update("/a.txt"), ctx.cache.clear):
         ctx.remember_prefilter(LOCAL, [(UP, LOCAL)], Secure.UNDEFINED, opts,
-                               ctx.cache.generation)
+                               ctx.cache.version(LOCAL.path))
         invalidate()
         assert ctx.cached_prefilter(LOCAL, Secure.UNDEFINED, opts) is None
+
+
+def test_messages_about_other_files_keep_the_memo() -> None:
+    """A mirror scan publishes one message per changed file: other files' memos survive."""
+    ctx = context()
+    opts = SelectionOptions()
+    pre = ctx.remember_prefilter(LOCAL, [(UP, LOCAL)], Secure.UNDEFINED, opts,
+                                 ctx.cache.version(LOCAL.path))
+    for index in range(1000):
+        ctx.cache.on_mirror_file_update(f"1 /other/{index}.iso")
+        ctx.cache.on_file_update(f"/other/{index}.iso")
+    assert ctx.cached_prefilter(LOCAL, Secure.UNDEFINED, opts) is pre
+    ctx.cache.on_mirror_file_update("1 /a.txt")
+    assert ctx.cached_prefilter(LOCAL, Secure.UNDEFINED, opts) is None
+
+
+def test_per_file_versions_stay_bounded_without_reviving_old_memos() -> None:
+    ctx = context()
+    ctx.cache.path_versions_limit = 10
+    opts = SelectionOptions()
+    ctx.cache.on_file_update("/a.txt")
+    ctx.remember_prefilter(LOCAL, [(UP, LOCAL)], Secure.UNDEFINED, opts,
+                           ctx.cache.version(LOCAL.path))
+    for index in range(25):  # fills the table twice over: it starts over each time
+        ctx.cache.on_file_update(f"/other/{index}")
+    assert len(ctx.cache._path_versions) <= 10
+    assert ctx.cached_prefilter(LOCAL, Secure.UNDEFINED, opts) is None
