@@ -74,8 +74,7 @@ class RedirectorChannel(HTTPChannel):
 
     def dataReceived(self, data: bytes) -> None:
         transport = self.transport
-        if (transport is not None and not self.requests and self.persistent and self.line_mode
-                and not self._buffer and not self._waitingForTransport):
+        if transport is not None and self._idle():
             peer = self._peer
             if peer is None:  # a connection's peer never changes
                 peer = self._peer = transport.getPeer()
@@ -87,6 +86,16 @@ class RedirectorChannel(HTTPChannel):
                     transport.write(answer)
                     return
         super().dataReceived(data)
+
+    def _idle(self) -> bool:
+        """Whether Twisted holds nothing of this connection: no request, no partial line.
+
+        These are HTTPChannel's and LineReceiver's own attributes; should a Twisted release
+        rename one, the answer is "not idle" and every request takes twisted.web's path.
+        """
+        return (not getattr(self, "requests", True) and getattr(self, "persistent", False)
+                and getattr(self, "line_mode", 0) == 1 and getattr(self, "_buffer", None) == b""
+                and getattr(self, "_waitingForTransport", True) is False)
 
 
 class RedirectorSite(Site):

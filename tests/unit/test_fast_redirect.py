@@ -183,3 +183,20 @@ def test_unusual_traffic_gets_the_answers_twisted_gives(
     assert answers[0][-1] == b"closed"
     assert answers[0][len(paths)].count(b"HTTP/1.1 302 Found") == 2
     assert all(answer.startswith(b"HTTP/1.1 302 Found") for answer in answers[0][:len(paths)])
+
+
+def test_only_a_channel_known_to_be_idle_answers_by_itself() -> None:
+    from mirrorbits.web.site import RedirectorChannel
+
+    channel = RedirectorChannel.__new__(RedirectorChannel)  # no request queue: unknown state
+    assert not channel._idle()
+    channel.requests = []
+    assert channel._idle()
+    for name, busy in (("requests", [object()]), ("_buffer", b"GET /a HT"),
+                       ("persistent", False), ("line_mode", 0), ("_waitingForTransport", True)):
+        setattr(channel, name, busy)
+        assert not channel._idle(), name
+        delattr(channel, name)
+        if name == "requests":
+            channel.requests = []
+    assert channel._idle()
