@@ -73,6 +73,8 @@ _JSON = b"application/json; charset=utf-8"
 _TEXT = b"text/plain; charset=utf-8"
 _NO_CACHE = b"private, no-cache"
 _CHECKSUMS = (b"md5", b"sha1", b"sha256")
+# Query keys that ask for something else than the file itself (dispatched by ``_answer``).
+_NOT_STANDARD = (b"mirrorlist", b"stats", b"mirrorstats", *_CHECKSUMS)
 
 
 class RequestHead(Protocol):
@@ -387,11 +389,8 @@ class RedirectResource(Resource):
         if config.gzip:
             return None
         args = head.args
-        if b"mirrorlist" in args or b"stats" in args or b"mirrorstats" in args:
+        if args and any(key in args for key in _NOT_STANDARD):
             return None
-        for algorithm in _CHECKSUMS:
-            if algorithm in args:
-                return None
         found = self._memory_redirect(head, config, path)
         if found is None:
             return None
