@@ -13,7 +13,9 @@ cannot forge log lines; printable paths are written as they are.
 
 from __future__ import annotations
 
+import math
 import os
+import time
 from datetime import datetime
 from typing import BinaryIO
 
@@ -39,6 +41,36 @@ def _local_time(now: float, fmt: str) -> str:
     return datetime.fromtimestamp(now).strftime(fmt)
 
 
+class _Stamps:
+    """``%Y/%m/%d %H:%M:%S.%f`` local times, the part up to the seconds made once per second.
+
+    Equal to ``datetime.fromtimestamp(now).strftime(...)``, whose microseconds are rounded
+    half to even (a fraction that rounds to 1,000,000 belongs to the next second).
+    """
+
+    __slots__ = ("_key", "_text")
+
+    def __init__(self) -> None:
+        self._key = (-1, 0, "")
+        self._text = ""
+
+    def __call__(self, now: float) -> str:
+        if now < 0:
+            return _local_time(now, "%Y/%m/%d %H:%M:%S.%f")
+        fraction, whole = math.modf(now)
+        second, micro = int(whole), round(fraction * 1e6)
+        if micro >= 1_000_000:
+            second, micro = second + 1, micro - 1_000_000
+        key = (second, time.timezone, time.tzname[0])  # a new TZ (tzset) is seen at once
+        if key != self._key:
+            self._text = _local_time(second, "%Y/%m/%d %H:%M:%S")
+            self._key = key
+        return f"{self._text}.{micro:06d}"
+
+
+_stamp = _Stamps()
+
+
 def format_download_line(
     now: float,
     kind: str,
@@ -59,10 +91,9 @@ def format_download_line(
     ``kind`` is ``REDIRECT`` or ``JSON``; ``mirror_name`` is the first mirror of the
     list (None when the list is empty); ``distance_km`` should be the float32 value.
     """
-    line = (
-        f"{_local_time(now, '%Y/%m/%d %H:%M:%S.%f')} {kind} {status} {method} "
-        f'"{path.translate(_CONTROL)}" ip:{ip}'
-    )
+    if not (path.isascii() and path.isprintable()):
+        path = path.translate(_CONTROL)
+    line = f'{_stamp(now)} {kind} {status} {method} "{path}" ip:{ip}'
     if status in (200, 302) and mirror_name is not None:
         same = "same" if 0 < mirror_asnum == client_asnum else ""
         return (

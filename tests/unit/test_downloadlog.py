@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.internet.task import Clock
 
 from mirrorbits.web.downloadlog import DownloadLog, format_download_line, header_lines
@@ -125,6 +127,23 @@ def test_control_characters_in_paths_cannot_forge_lines() -> None:
     produced = line(at(2026, 1, 1), path="/a\nb\x1b.txt")
     assert "\n" not in produced
     assert '"/a\\nb\\x1b.txt"' in produced
+
+
+@given(st.floats(min_value=0, max_value=4e9, allow_nan=False)
+       | st.integers(0, 4_000_000_000).map(lambda s: s + 0.9999995)
+       | st.integers(0, 4_000_000_000).map(lambda s: s + 0.0000005))
+def test_stamps_equal_datetime_formatting(now: float) -> None:
+    """Formatted once per second, yet equal to datetime's (microseconds rounded half-even)."""
+    from mirrorbits.web.downloadlog import _stamp
+
+    expected = datetime.fromtimestamp(now).strftime("%Y/%m/%d %H:%M:%S.%f")
+    assert _stamp(now) == expected
+    assert _stamp(now) == expected  # from the per-second memo
+
+
+def test_printable_and_escaped_paths_in_one_second() -> None:
+    assert '"/plain file.iso"' in line(at(2026, 1, 1), path="/plain file.iso")
+    assert '"/caf\u00e9\\t.iso"' in line(at(2026, 1, 1), path="/caf\u00e9\t.iso")
 
 
 def test_prefix_is_local_time(monkeypatch: pytest.MonkeyPatch) -> None:
