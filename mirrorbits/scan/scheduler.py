@@ -5,8 +5,8 @@ Every second the monitor offers each enabled mirror whose last scan attempt is o
 full set of workers, is retried on the next tick). A scan tries rsync, then FTP when rsync
 failed for any reason but an abort; the trace file is fetched alongside (spec §6.6).
 
-Not done yet: the cluster's work partitioning (spec §15.1: this node scans every mirror) and
-the immediate health check after the scan of a mirror that is down (health checks come later).
+In a cluster (spec §15.1) the monitor only schedules the mirrors ``handles(mirror_id)``
+assigns to this node; the CLI's ``scan`` works on any mirror from any node.
 """
 
 from __future__ import annotations
@@ -112,7 +112,8 @@ class MirrorScanner(Service):
     ``get_client()`` returns a txredisapi handler or raises :class:`DatabaseNotReady`.
     ``listers`` maps a protocol to its scanner (default: rsync and, if available, FTP);
     ``trace`` fetches the trace file (default: :func:`fetch_trace`), ``commit`` runs one
-    locked scan (default: :func:`~mirrorbits.scan.commit.scan_mirror`).
+    locked scan (default: :func:`~mirrorbits.scan.commit.scan_mirror`); ``handles(mirror_id)``
+    tells whether this node's monitor scans a mirror (cluster; default: every mirror).
     """
 
     _get_config: Callable[[], Config]
@@ -122,6 +123,7 @@ class MirrorScanner(Service):
     _listers: Mapping[int, Lister] | None = None
     _trace: Callable[[RedisClient, Mirror, str], Awaitable[Any]] | None = None
     _commit: Callable[..., Awaitable[ScanResult]] = scan_mirror
+    _handles: Callable[[int], bool] = lambda _mirror_id: True
     _running: dict[int, Deferred[ScanResult]] = field(factory=dict, init=False)
     _monitor_scans: set[int] = field(factory=set, init=False)
     _loop: LoopingCall | None = field(default=None, init=False)
@@ -189,6 +191,8 @@ class MirrorScanner(Service):
         now = self._reactor.seconds()
         mirrors = await self._mirrors.all_mirrors()
         for mirror in _due(mirrors, now, config.scan_interval, self._running):
+            if not self._handles(mirror.id):
+                continue
             if not scan_plan(mirror, "ALL"):
                 if mirror.id not in self._no_url:  # reported once, not every second
                     self._no_url.add(mirror.id)

@@ -52,7 +52,8 @@ class Store:
 class Harness:
     """A scanner whose listings are Deferreds the test fires."""
 
-    def __init__(self, mirrors: list[Mirror], concurrent: int = 5) -> None:
+    def __init__(self, mirrors: list[Mirror], concurrent: int = 5,
+                 handles: Callable[[int], bool] = lambda _mirror_id: True) -> None:
         self.clock = Clock()
         self.clock.advance(NOW)
         self.store = Store(mirrors)
@@ -66,7 +67,7 @@ class Harness:
         self.scanner = MirrorScanner(
             lambda: self.config, self.client, self.store, self.clock,  # type: ignore[arg-type]
             listers={PROTOCOL_RSYNC: self.lister("rsync"), PROTOCOL_FTP: self.lister("ftp")},
-            commit=self.commit,
+            commit=self.commit, handles=handles,
         )
 
     def client(self) -> object:
@@ -134,6 +135,18 @@ def test_only_due_enabled_mirrors_are_scanned_and_never_twice() -> None:
     assert len(h.calls) == 2  # still running: not started again
     h.finish("rsync://m1.example/x/")
     assert h.scanner.scanning == {3}
+    h.scanner.stopService()
+
+
+def test_the_monitor_only_scans_the_mirrors_this_node_handles() -> None:
+    mine = {2, 3}
+    h = Harness([mirror(i, last_sync=None) for i in range(1, 5)], handles=mine.__contains__)
+    h.scanner.startService()
+    assert h.calls == [("rsync", "rsync://m2.example/x/"), ("rsync", "rsync://m3.example/x/")]
+    mine.add(4)  # the cluster changed: another node left
+    h.clock.advance(1)
+    assert h.calls[-1] == ("rsync", "rsync://m4.example/x/")
+    assert h.scanner.scanning == {2, 3, 4}
     h.scanner.stopService()
 
 
