@@ -22,6 +22,7 @@ from __future__ import annotations
 import random
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Collection, Mapping, Sequence
+from functools import lru_cache
 from itertools import accumulate, compress, count
 from operator import itemgetter
 from struct import Struct
@@ -96,7 +97,7 @@ class RedirectTable:
     details: tuple[tuple[str, tuple[str, ...], int, float], ...]
     ratios: tuple[float, ...]  # slot -> mirror.score / 100
     by_country: Mapping[str, tuple[int, ...]]  # country code -> slots listing it
-    by_asn: Mapping[int, tuple[int, ...]]  # ASN (> 0) -> slots
+    asns: tuple[int, ...]  # slot -> ASN
     positive: tuple[int, ...]  # slots with a positive mirror score
     positive_distances: Getter  # distances by slot -> those of ``positive``
     positive_ratios: tuple[float, ...]  # the distinct positive ratios (sorted)
@@ -143,20 +144,28 @@ def _restrictions(mirrors: Sequence[Mirror], codes: Sequence[tuple[str, ...]]
     }
 
 
+@lru_cache(maxsize=8192)
+def _mirror_facts(mirror: Mirror) -> tuple[tuple[float, float],
+                                           tuple[str, tuple[str, ...], int, float]]:
+    """A mirror's location and scoring details, shared by the tables of every file it holds."""
+    codes = split_codes(mirror.country_codes)
+    return ((mirror.latitude, mirror.longitude),
+            (codes[0] if codes else "", codes, mirror.asnum, mirror.score / 100))
+
+
 def redirect_table(pre: Prefiltered) -> RedirectTable:
     """Precompute everything of ``pre`` that :func:`redirect_order` needs."""
     indices = [index for index, entry in enumerate(pre.entries) if not entry[3]]
     mirrors = [pre.entries[index][0] for index in indices]
-    coordinates = tuple((m.latitude, m.longitude) for m in mirrors)
+    facts = [_mirror_facts(m) for m in mirrors]
+    coordinates = tuple(fact[0] for fact in facts)
+    details = tuple(fact[1] for fact in facts)
     points = tuple(_point_id(lat, lon) for lat, lon in coordinates)
-    codes = tuple(split_codes(m.country_codes) for m in mirrors)
+    codes = tuple(detail[1] for detail in details)
     by_country: dict[str, list[int]] = {}
-    by_asn: dict[int, list[int]] = {}
-    for slot, mirror in enumerate(mirrors):
+    for slot in range(len(mirrors)):
         for code in dict.fromkeys(codes[slot]):
             by_country.setdefault(code, []).append(slot)
-        if mirror.asnum > 0:
-            by_asn.setdefault(mirror.asnum, []).append(slot)
     positive = tuple(slot for slot, m in enumerate(mirrors) if m.score > 0)
     ratio_set = tuple(sorted({mirrors[slot].score / 100 for slot in positive}))
     return RedirectTable(
@@ -164,11 +173,10 @@ def redirect_table(pre: Prefiltered) -> RedirectTable:
         points=points,
         coordinates=coordinates,
         fetch=_getter(points),
-        details=tuple((c[0] if c else "", c, m.asnum, m.score / 100)
-                      for c, m in zip(codes, mirrors, strict=True)),
-        ratios=tuple(m.score / 100 for m in mirrors),
+        details=details,
+        ratios=tuple(detail[3] for detail in details),
         by_country={code: tuple(slots) for code, slots in by_country.items()},
-        by_asn={asn: tuple(slots) for asn, slots in by_asn.items()},
+        asns=tuple(detail[2] for detail in details),
         positive=positive,
         positive_distances=_getter(positive),
         positive_ratios=ratio_set,
@@ -296,7 +304,9 @@ def redirect_order(
         rich.add(slot)
     rich.update(table.by_country.get(country, ()))
     if asn > 0:
-        rich.update(table.by_asn.get(asn, ()))
+        asns = table.asns
+        if asn in asns:
+            rich.update(slot for slot, mirror_asn in enumerate(asns) if mirror_asn == asn)
     if table.positive:
         limits = _LIMITS.get((base, table.positive_set))
         if limits is None:

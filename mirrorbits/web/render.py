@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any, Final
 
 from mirrorbits.encoding import rfc3339_from_ns, rfc3339_from_unix
@@ -53,44 +54,52 @@ def link_headers(mirrors: list[Candidate], path: str, max_links: int) -> list[by
     return links
 
 
+@lru_cache(maxsize=8192)
+def _encoded_base(base: str, country: str) -> tuple[bytes, bytes, bytes]:
+    """A mirror's share of its header values, common to every file: ``Location`` prefix,
+    ``Link`` prefix and ``Link`` suffix (``; geo=cc``)."""
+    raw = base.encode("utf-8", "surrogateescape")
+    return (_escape_bytes(raw, high=True), b"<" + _escape_bytes(raw, high=False),
+            b"; geo=" + country.lower().encode())
+
+
+_EXCLUDED_BASE = (b"", b"", b"")
+
+
 class RedirectBytes:
     """The header values of one file's redirects, encoded once per (file, protocol demand).
 
-    ``locations[i]`` is the ``Location`` of entry ``i`` of the file's prefiltered mirrors and
-    ``link_parts[i]`` the two halves of its ``Link`` value around the priority; both are
-    empty for an entry that the client-independent rules exclude.
+    The escaped path is kept once; each mirror's part is shared by every file (escaping
+    works byte by byte, so the parts join exactly). Entries that the client-independent
+    rules exclude have an empty ``location``.
     """
 
-    __slots__ = ("link_parts", "locations")
+    __slots__ = ("_bases", "_link_path", "_location_path")
 
     def __init__(self, bases: Sequence[tuple[str, Sequence[str]]], path: str) -> None:
         """``bases``: per entry, its absolute base URL ("" if excluded) and country codes."""
-        locations: list[bytes] = []
-        link_parts: list[tuple[bytes, bytes]] = []
-        relative = path[1:] if path.startswith("/") else path
-        for base, fields in bases:
-            if not base:
-                locations.append(b"")
-                link_parts.append((b"", b""))
-                continue
-            url = (base + relative).encode("utf-8", "surrogateescape")
-            locations.append(_escape_bytes(url, high=True))
-            geo = fields[0].lower().encode() if fields else b""
-            link_parts.append((b"<" + _escape_bytes(url, high=False)
-                               + b">; rel=duplicate; pri=", b"; geo=" + geo))
-        self.locations = tuple(locations)
-        self.link_parts = tuple(link_parts)
+        relative = (path[1:] if path.startswith("/") else path).encode("utf-8", "surrogateescape")
+        self._location_path = _escape_bytes(relative, high=True)
+        self._link_path = _escape_bytes(relative, high=False) + b">; rel=duplicate; pri="
+        self._bases = tuple(_encoded_base(base, fields[0] if fields else "") if base
+                            else _EXCLUDED_BASE for base, fields in bases)
+
+    def location(self, index: int) -> bytes:
+        """The ``Location`` of entry ``index`` (empty if excluded)."""
+        prefix = self._bases[index][0]
+        return prefix + self._location_path if prefix else b""
 
     def links(self, order: Sequence[tuple[int, float]], max_links: int) -> list[bytes]:
         """The ``Link`` values for the alternatives of the first mirror of ``order``."""
-        parts = self.link_parts
-        return [b"%s%d%s" % (parts[index][0], priority, parts[index][1])
+        bases, path = self._bases, self._link_path
+        return [b"%s%s%d%s" % (bases[index][1], path, priority, bases[index][2])
                 for priority, (index, _) in enumerate(order[1 : 1 + max(0, max_links)], 1)]
 
     def link_lines(self, order: Sequence[tuple[int, float]], max_links: int) -> bytes:
         """The same values as :meth:`links`, as ``Link:`` header lines of a response."""
-        parts = self.link_parts
-        return b"".join([b"Link: %s%d%s\r\n" % (parts[index][0], priority, parts[index][1])
+        bases, path = self._bases, self._link_path
+        return b"".join([b"Link: %s%s%d%s\r\n" % (bases[index][1], path, priority,
+                                                     bases[index][2])
                          for priority, (index, _) in enumerate(order[1 : 1 + max(0, max_links)],
                                                                1)])
 

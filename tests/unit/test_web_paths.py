@@ -150,11 +150,12 @@ def test_precomputed_redirect_bytes_equal_the_per_request_rendering() -> None:
     bases = ["http://one/", "https://two/pub/", "http://three:8080/x/"]
     encoded = RedirectBytes([(bases[0], ["FR", "DE"]), ("", []), (bases[1], []),
                              (bases[2], ["us"])], path)
-    assert encoded.locations[1] == b"" and encoded.link_parts[1] == (b"", b"")
+    assert encoded.location(1) == b""
     candidates = [Candidate(m, absolute_url=b) for m, b in zip(mirrors, bases, strict=True)]
     order = [(3, 0.0), (0, 1.5), (2, 2.5)]  # entry indices: three, one, two
     chosen = [candidates[2], candidates[0], candidates[1]]
-    assert encoded.locations[3] == escape_location(target_url(chosen[0], path))
+    assert encoded.location(3) == escape_location(target_url(chosen[0], path))
+    assert encoded.location(0) == escape_location(target_url(candidates[0], path))
     for max_links in (0, 1, 2, 10):
         expected = link_headers(chosen, path, max_links)
         assert encoded.links(order, max_links) == expected
