@@ -10,6 +10,7 @@ import contextlib
 import datetime
 import gc
 import platform
+import random
 import re
 import signal
 import socket
@@ -22,6 +23,7 @@ from twisted.internet.defer import Deferred, maybeDeferred
 
 from mirrorbits import version_info, version_string
 from mirrorbits.cache import MirrorCache
+from mirrorbits.cluster import ClusterService, new_node_id
 from mirrorbits.config import Config, ConfigError
 from mirrorbits.confighold import ConfigHolder
 from mirrorbits.control.server import ControlBackend, control_factory
@@ -220,12 +222,20 @@ def build_daemon(
     holder.subscribe(lambda old, new: _reload_geo(geo, new))
 
     mirrors = MirrorStore(redis, reactor)
-    mirror_scanner = MirrorScanner(lambda: holder.current, redis.client, mirrors, reactor)
+    # Only monitoring nodes join the cluster: a node that neither scans nor checks must not
+    # be given a share of the mirrors.
+    cluster = ClusterService(redis.client, lambda: holder.current.redis_db, reactor,
+                             new_node_id(socket.gethostname(), random.Random()))
+    mirror_scanner = MirrorScanner(lambda: holder.current, redis.client, mirrors, reactor,
+                                   handles=cluster.handles)
     if monitor:  # the CLI's scan works on every node; automatic work only on monitors
+        pubsub.on_message(keys.CHANNEL_CLUSTER, cluster.on_announce)
+        cluster.setServiceParent(daemon)
         mirror_scanner.setServiceParent(daemon)
         HealthChecker(
             lambda: holder.current, redis.client, mirrors, reactor,
             rescan=lambda mirror_id: mirror_scanner.scan(mirror_id, False, "all", None),
+            handles=cluster.handles,
         ).setServiceParent(daemon)
 
     async def locate(url: str) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -285,3 +286,39 @@ def test_reload_moves_to_another_redis(tmp_path: Path, redis_server: RedisServer
     finally:
         process.stop()
         other.stop()
+
+
+def test_monitoring_daemons_announce_themselves_and_see_their_peers(
+    tmp_path: Path, redis_server: RedisServer, redis_db: redis.Redis
+) -> None:
+    """Cluster (§15.1): ``HELLO<db> <host>-NNNNN`` every second, peers logged as they join."""
+    repo = tmp_path / "repo"
+    repo_file(repo, "/a.txt", b"hello\n", 1687249800)
+    listener = redis_db.pubsub(ignore_subscribe_messages=True)
+    listener.subscribe("_mirrorbits_cluster")
+    monitor = DaemonProcess(workdir=tmp_path / "monitor",
+                            values=base_config(repo, redis_server.address), args=[])
+    quiet = DaemonProcess(workdir=tmp_path / "quiet",
+                          values=base_config(repo, redis_server.address), args=["--no-monitor"])
+    monitor.start()
+    quiet.start()
+    try:
+        announced: set[str] = set()
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:  # bounded: about four announces
+            redis_db.publish("_mirrorbits_cluster", "HELLO0 zz-peer-00001")
+            redis_db.publish("_mirrorbits_cluster", "HELLO7 other-db-00002")
+            message = listener.get_message(timeout=0.5)
+            if message is not None:
+                announced.add(str(message["data"]))
+        ours = {m for m in announced if "peer" not in m and "other-db" not in m}
+        assert len(ours) == 1, announced  # the --no-monitor node does not join
+        node = ours.pop()
+        assert re.fullmatch(r"HELLO0 .+-\d{5}", node), node
+        wait_until(lambda: "-> Node zz-peer-00001 joined the cluster" in monitor.log())
+        assert "other-db" not in monitor.log()
+        assert "joined the cluster" not in quiet.log()
+    finally:
+        listener.close()
+        monitor.stop()
+        quiet.stop()
