@@ -10,7 +10,10 @@ from twisted.web.http import HTTPChannel, datetimeToString
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
+from mirrorbits.logs import Logger
 from mirrorbits.web.quickhttp import SimpleRequest, read_simple_request
+
+_log = Logger()
 
 
 class DateHeader:
@@ -80,7 +83,11 @@ class RedirectorChannel(HTTPChannel):
                 peer = self._peer = transport.getPeer()
             head = read_simple_request(data, peer)
             if head is not None:
-                answer = self.site.answer_head(head)
+                try:
+                    answer = self.site.answer_head(head)
+                except Exception:  # twisted.web answers it instead (a 500 if it fails too)
+                    _log.failure("in-memory answer to {path!r} failed", path=head.uri)
+                    answer = None
                 if answer is not None:
                     self.resetTimeout()
                     transport.write(answer)

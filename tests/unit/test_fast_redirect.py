@@ -13,7 +13,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -29,6 +32,8 @@ _DATE = re.compile(rb"\r\ndate: [^\r]*", re.IGNORECASE)
 def _site(root: Path, plan: dataset.Plan, clock: Clock, seed: int, fast: bool) -> Site:
     site = daemon_site(root, plan, clock)
     resource: Any = site.resource
+    config = attrs.evolve(resource.ctx.config(), same_download_interval=0)  # no Redis here
+    resource.ctx.config = lambda: config
     resource.fast_redirects = fast
     resource.ctx.rng = random.Random(seed)
     resource.ctx.download_log = DownloadLog(str(root / "logs"), clock, "host", "mirrorbits")
@@ -205,3 +210,106 @@ def test_only_a_channel_known_to_be_idle_answers_by_itself() -> None:
         if name == "requests":
             channel.requests = []
     assert channel._idle()
+
+
+_ODDITIES: list[tuple[str, str]] = [
+    *[("method", m) for m in ("HEAD", "get", "POST", "OPTIONS", "G\x00T", "GET ")],
+    *[("suffix", x) for x in ("?https=1", "?https=0&https=1", "?md5", "?x=%zz", "/../a", "//x",
+                              " x", "\x00", "%00", "%2e%2e/", "#f", "?mirrorlist", "?stats",
+                              "\xe9", "%c3%a9", "?;", "?a=b=c")],
+    *[("target", t) for t in ("*", "http://h/a", "", "/", "/../../x")],
+    *[("version", v) for v in ("HTTP/1.0", "HTTP/1.2", "http/1.1", "HTTP/1.1 ", "")],
+    *[("header", h) for h in (
+        "X-Forwarded-For: 10.0.0.1, 1.2.3.4", "X-Forwarded-For:", "X-Forwarded-For: nonsense",
+        "X-Forwarded-For: [2001:db8::1]", "Host: x", "Host:x", "X-Forwarded-Proto: HTTPS",
+        "X-Forwarded-Proto: http", "Accept: application/json", "Connection: keep-alive",
+        "Connection: close", "Connection: Keep-Alive, Upgrade", "Content-Length: 0",
+        "Content-Length: 3", "Content-Length: -1", "Transfer-Encoding: chunked",
+        "Expect: 100-continue", "If-Modified-Since: Mon, 01 Jan 2001 00:00:00 GMT",
+        "If-Modified-Since: garbage", "Range: bytes=0-1", "User-Agent: \x01\x7f",
+        "Bad Name: v", ": empty", "NoColon", " folded", "X-A: a\x00b", "X-Long: " + "a" * 300,
+        "Accept-Encoding: gzip", "x-forwarded-for: 1.2.3.4")],
+    ("eol", "\n"),
+    *[("tail", t) for t in ("abc", "GET", "\r\n", "GET / HTTP/1.1\r\n\r\n")],
+]
+
+
+def _hostile_requests(paths: list[str], ip: str) -> st.SearchStrategy[bytes]:
+    """An ordinary request with up to three oddities that clients and attackers send."""
+
+    def build(path: str, oddities: list[tuple[str, str]]) -> bytes:
+        parts = {"method": "GET", "target": path, "version": "HTTP/1.1", "eol": "\r\n",
+                 "tail": ""}
+        headers = [f"X-Forwarded-For: {ip}"]
+        for field, value in oddities:
+            if field == "header":
+                headers.append(value)
+            elif field == "suffix":
+                parts["target"] += value
+            else:
+                parts[field] = value
+        line = " ".join(x for x in (parts["method"], parts["target"], parts["version"]) if x)
+        eol = parts["eol"]
+        text = eol.join([line, *headers]) + eol + eol + parts["tail"]
+        return text.encode("utf-8", "surrogateescape")
+
+    return st.builds(build, st.sampled_from(paths),
+                     st.lists(st.sampled_from(_ODDITIES), max_size=3))
+
+
+def test_hostile_requests_get_the_answers_twisted_gives(
+    plan: dataset.Plan, tmp_path: Path
+) -> None:
+    clock = Clock()
+    fast_site = _site(tmp_path / "fast", plan, clock, seed=9, fast=True)
+    slow_site = _site(tmp_path / "slow", plan, clock, seed=9, fast=False)
+    paths = [entry.path for entry in plan.files[:20]]
+    ip = plan.client_ips[3]
+    warm_fast, warm_slow = _Client(fast_site), _Client(slow_site)
+    for path in paths:
+        for client in (warm_fast, warm_slow):
+            client.get(f"GET {path} HTTP/1.1\r\nX-Forwarded-For: {ip}\r\n\r\n".encode())
+    follow_up = f"GET {paths[1]} HTTP/1.1\r\nX-Forwarded-For: {ip}\r\n\r\n".encode()
+
+    @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(_hostile_requests(paths, ip))
+    def same_answers(raw: bytes) -> None:
+        outcomes = []
+        for site in (fast_site, slow_site):
+            client = _Client(site)
+            first = client.get(raw)
+            second = b"" if client.transport.disconnecting else client.get(follow_up)
+            outcomes.append((first, second, client.transport.disconnecting))
+        assert outcomes[0] == outcomes[1], raw
+
+    same_answers()
+    fast_ctx: Any = fast_site.resource
+    slow_ctx: Any = slow_site.resource
+    assert fast_ctx.ctx.rng.getstate() == slow_ctx.ctx.rng.getstate()
+
+
+def test_a_failing_in_memory_answer_falls_back_to_twisted(
+    plan: dataset.Plan, tmp_path: Path
+) -> None:
+    from twisted.logger import globalLogPublisher
+
+    site = _site(tmp_path / "fast", plan, Clock(), seed=1, fast=True)
+    resource: Any = site.resource
+    path = plan.files[0].path
+    raw = f"GET {path} HTTP/1.1\r\nX-Forwarded-For: {plan.client_ips[0]}\r\n\r\n".encode()
+    client = _Client(site)
+    client.get(raw)  # warm
+
+    def broken(*args: Any) -> bytes | None:
+        raise RuntimeError("boom")
+
+    resource.answer_head = broken
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        answer = client.get(raw)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert answer.startswith(b"HTTP/1.1 302 Found")  # twisted.web's path answered
+    assert not client.transport.disconnecting
+    assert any("in-memory answer" in str(e.get("log_format")) for e in events)
