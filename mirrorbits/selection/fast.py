@@ -40,12 +40,8 @@ _POINT_LIMIT = 65_536  # interned mirror locations (beyond that, interning start
 _ORIGIN_LIMIT = 4096  # client locations whose distances are remembered
 _DISTANCE_LIMIT = 4096  # distances one client location remembers
 _LIMIT_LIMIT = 65_536  # remembered (base, ratio set) -> weighted-distance limits
-_POINTS: dict[tuple[float, float], int] = {}
-_POINT_IDS = count()  # ids are never reused, so a memo keyed by an old id stays right
 _ORIGINS: dict[tuple[float, float], tuple[Origin, dict[int, float]]] = {}
 _LIMITS: dict[tuple[int, int], tuple[float, ...]] = {}
-_RATIO_SETS: dict[tuple[float, ...], int] = {}  # distinct positive ratios -> id (never reused)
-_RATIO_SET_IDS = count()
 _EXCLUDED = -1.0  # distance placed on excluded slots: sorts before every real distance
 _FLOAT32 = Struct("<f")
 _PACK, _UNPACK = _FLOAT32.pack, _FLOAT32.unpack
@@ -53,23 +49,27 @@ _PACK, _UNPACK = _FLOAT32.pack, _FLOAT32.unpack
 Getter = Callable[[Any], tuple[Any, ...]]
 
 
-def _point_id(latitude: float, longitude: float) -> int:
-    key = (latitude, longitude)
-    ident = _POINTS.get(key)
-    if ident is None:
-        if len(_POINTS) >= _POINT_LIMIT:
-            _POINTS.clear()
-        ident = _POINTS[key] = next(_POINT_IDS)
-    return ident
+class _Interner:
+    """Small never-reused ids for hashable values, so that a memo keyed by an id never goes
+    wrong: when the table is full it starts over, and old ids simply stop matching."""
+
+    __slots__ = ("_next", "_values")
+
+    def __init__(self) -> None:
+        self._values: dict[Any, int] = {}
+        self._next = count()
+
+    def __call__(self, value: Any) -> int:
+        ident = self._values.get(value)
+        if ident is None:
+            if len(self._values) >= _POINT_LIMIT:
+                self._values.clear()
+            ident = self._values[value] = next(self._next)
+        return ident
 
 
-def _ratio_set_id(ratios: tuple[float, ...]) -> int:
-    ident = _RATIO_SETS.get(ratios)
-    if ident is None:
-        if len(_RATIO_SETS) >= _POINT_LIMIT:
-            _RATIO_SETS.clear()
-        ident = _RATIO_SETS[ratios] = next(_RATIO_SET_IDS)
-    return ident
+_point_id = _Interner()  # (latitude, longitude) -> id
+_ratio_set_id = _Interner()  # the distinct positive ratios of a table -> id
 
 
 def _getter(keys: Sequence[int]) -> Getter:
@@ -160,7 +160,7 @@ def redirect_table(pre: Prefiltered) -> RedirectTable:
     facts = [_mirror_facts(m) for m in mirrors]
     coordinates = tuple(fact[0] for fact in facts)
     details = tuple(fact[1] for fact in facts)
-    points = tuple(_point_id(lat, lon) for lat, lon in coordinates)
+    points = tuple(_point_id(point) for point in coordinates)
     codes = tuple(detail[1] for detail in details)
     by_country: dict[str, list[int]] = {}
     for slot in range(len(mirrors)):

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import redis
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
-from twisted.logger import ILogObserver, formatEvent, globalLogPublisher
-from zope.interface import provider
 
 from mirrorbits.store.redis import RedisService
+from tests import logcapture
 from tests.servers import RedisServer
 
 
@@ -35,21 +34,9 @@ async def eventually(predicate: Callable[[], bool], seconds: float = 10.0) -> No
     raise AssertionError(f"condition not met within {seconds}s")
 
 
-@contextmanager
-def captured_log(namespace_prefix: str = "mirrorbits.store") -> Iterator[list[str]]:
-    """Messages logged under ``namespace_prefix`` while the block runs."""
-    messages: list[str] = []
-
-    @provider(ILogObserver)
-    def observe(event: dict[str, Any]) -> None:
-        if str(event.get("log_namespace", "")).startswith(namespace_prefix):
-            messages.append(formatEvent(event))
-
-    globalLogPublisher.addObserver(observe)
-    try:
-        yield messages
-    finally:
-        globalLogPublisher.removeObserver(observe)
+def captured_log(namespace_prefix: str = "mirrorbits.store") -> AbstractContextManager[list[str]]:
+    """Messages logged under ``namespace_prefix`` (the store by default) while the block runs."""
+    return logcapture.captured_log(namespace_prefix)
 
 
 async def started_service(server: RedisServer, db: int = 0, password: str = "") -> RedisService:

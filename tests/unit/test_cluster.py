@@ -4,38 +4,17 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
-from twisted.logger import ILogObserver, formatEvent, globalLogPublisher
-from zope.interface import provider
 
 from mirrorbits.cluster import ClusterService, new_node_id, partition
 from mirrorbits.store import keys
 from mirrorbits.store.errors import DatabaseNotReady
-
-
-@contextmanager
-def captured_log() -> Iterator[list[str]]:
-    """Messages logged by mirrorbits.cluster while the block runs."""
-    messages: list[str] = []
-
-    @provider(ILogObserver)
-    def observe(event: dict[str, Any]) -> None:
-        if str(event.get("log_namespace", "")).startswith("mirrorbits.cluster"):
-            messages.append(formatEvent(event))
-
-    globalLogPublisher.addObserver(observe)
-    try:
-        yield messages
-    finally:
-        globalLogPublisher.removeObserver(observe)
+from tests.logcapture import captured_log
 
 
 class FakeRedis:
@@ -166,7 +145,7 @@ def test_a_new_announcer_joins_and_is_logged_once() -> None:
     s = Setup("b-00002")
     assert s.service.nodes == ("b-00002",)
     assert s.service.index == 0
-    with captured_log() as logs:
+    with captured_log("mirrorbits.cluster") as logs:
         s.service.on_announce("HELLO0 a-00001")
         s.service.on_announce("HELLO0 a-00001")
         s.service.on_announce("HELLO0 c-00003")
@@ -177,7 +156,7 @@ def test_a_new_announcer_joins_and_is_logged_once() -> None:
 
 def test_own_announce_is_not_logged_and_changes_nothing() -> None:
     s = Setup("b-00002")
-    with captured_log() as logs:
+    with captured_log("mirrorbits.cluster") as logs:
         s.service.on_announce("HELLO0 b-00002")
     assert logs == []
     assert s.service.nodes == ("b-00002",)
@@ -187,7 +166,7 @@ def test_a_node_silent_for_more_than_5_seconds_leaves() -> None:
     s = Setup("b-00002")
     s.service.on_announce("HELLO0 a-00001")
     s.clock.advance(5.0)
-    with captured_log() as logs:
+    with captured_log("mirrorbits.cluster") as logs:
         s.service.on_announce("HELLO0 b-00002")  # exactly 5 s: not stale yet
         assert s.service.nodes == ("a-00001", "b-00002")
         s.clock.advance(0.01)
@@ -211,7 +190,7 @@ def test_stale_nodes_are_dropped_before_the_announcer_is_added() -> None:
     s = Setup("b-00002")
     s.service.on_announce("HELLO0 a-00001")
     s.clock.advance(6.0)
-    with captured_log() as logs:
+    with captured_log("mirrorbits.cluster") as logs:
         s.service.on_announce("HELLO0 a-00001")
     assert logs == ["<- Node a-00001 left the cluster", "-> Node a-00001 joined the cluster"]
     assert s.service.nodes == ("a-00001", "b-00002")
@@ -224,7 +203,7 @@ def test_stale_nodes_are_dropped_before_the_announcer_is_added() -> None:
 )
 def test_messages_of_other_databases_or_shapes_are_ignored(message: str) -> None:
     s = Setup("b-00002")
-    with captured_log() as logs:
+    with captured_log("mirrorbits.cluster") as logs:
         s.service.on_announce(message)
     assert s.service.nodes == ("b-00002",)
     assert logs == []
@@ -253,7 +232,7 @@ def test_a_database_change_on_reload_switches_cluster() -> None:
     s = Setup("b-00002")
     s.service.on_announce("HELLO0 a-00001")
     s.db = 1
-    with captured_log() as logs:
+    with captured_log("mirrorbits.cluster") as logs:
         s.service.on_announce("HELLO0 c-00003")
         assert s.service.nodes == ("b-00002",)
         s.service.on_announce("HELLO1 d-00004")
@@ -347,7 +326,7 @@ def test_the_announce_tick_drops_silent_peers() -> None:
     try:
         s.service.on_announce("HELLO0 a-00001")
         assert not s.service.handles(1)
-        with captured_log() as logs:
+        with captured_log("mirrorbits.cluster") as logs:
             s.clock.advance(5.0)
             assert s.service.nodes == ("a-00001", "b-00002")
             s.clock.advance(1.0)  # no message received at all: the tick prunes
@@ -363,7 +342,7 @@ def test_redis_errors_warn_once_keep_the_list_and_recover() -> None:
     s.service.startService()
     try:
         redis = s.redis
-        with captured_log() as logs:
+        with captured_log("mirrorbits.cluster") as logs:
             s.redis = None
             s.clock.pump([1.0] * 3)
             assert logs == []  # not ready: the Redis service reports that, not the cluster
@@ -385,7 +364,7 @@ def test_an_unexpected_error_is_logged_and_the_loop_goes_on() -> None:
     s = Setup("b-00002", "1")
     assert s.redis is not None
     s.redis.publish_error = RuntimeError("boom")
-    with captured_log() as logs:
+    with captured_log("mirrorbits.cluster") as logs:
         s.service.startService()
         try:
             s.clock.advance(1.0)
@@ -403,7 +382,7 @@ def test_no_new_announce_while_one_is_in_flight() -> None:
     s = Setup("b-00002", "1")
     assert s.redis is not None
     s.redis.hang = True
-    with captured_log() as logs:
+    with captured_log("mirrorbits.cluster") as logs:
         s.service.startService()
         try:
             s.clock.pump([0.5] * 9)  # 4.5 s: every tick finds the first PUBLISH unanswered
@@ -420,7 +399,7 @@ def test_stopping_cancels_the_announce_in_flight_quietly() -> None:
     s = Setup("b-00002", "1")
     assert s.redis is not None
     s.redis.hang = True
-    with captured_log() as logs:
+    with captured_log("mirrorbits.cluster") as logs:
         s.service.startService()
         s.service.stopService()
         s.clock.advance(10.0)

@@ -25,26 +25,14 @@ from mirrorbits.selection import (
     rank_order,
     select,
 )
+from tests.unit.selection_support import S, mirror
 
-S = 1_000_000_000  # one second in ns
 T0 = 1_687_249_800 * S  # 2023-06-20 08:30:00 UTC
 PATH = "/dir/file.bin"
 LOCAL = FileInfo(PATH, 100, T0)
 OPTS = SelectionOptions()
 FR_CLIENT = GeoRecord("FR", "EU", "Lyon", "France", 45.764, 4.8357, "OVH", 16276)
 NO_LOCATION = GeoRecord(as_num=65211)
-
-
-def mirror(ident: int = 1, /, **changes: object) -> Mirror:
-    """An enabled, up, plain-HTTP mirror in Paris; ``changes`` override fields."""
-    values: dict[str, object] = {
-        "id": ident, "name": f"m{ident}", "http_url": f"http://m{ident}.example/",
-        "enabled": True, "http_up": True, "https_up": True, "latitude": 48.8582,
-        "longitude": 2.3387, "continent_code": "EU", "country_codes": "FR",
-        "asnum": 1000 + ident, "last_successful_sync_precision": S,
-    }
-    values.update(changes)
-    return Mirror(**values)  # type: ignore[arg-type]
 
 
 def same_file(size: int = 100, mtime: int | None = T0) -> FileInfo:

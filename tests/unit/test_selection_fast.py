@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mirrorbits.model import FileInfo, GeoRecord, Mirror
+from mirrorbits.model import FileInfo, GeoRecord
 from mirrorbits.selection import (
     Secure,
     SelectionOptions,
@@ -22,8 +22,8 @@ from mirrorbits.selection import (
     select,
 )
 from mirrorbits.selection.filter import Entry
+from tests.unit.selection_support import S, mirror
 
-S = 1_000_000_000
 T0 = 1_687_249_800 * S
 PATH = "/dir/file.bin"
 LOCAL = FileInfo(PATH, 100, T0)
@@ -33,18 +33,6 @@ NO_LOCATION = GeoRecord(as_num=65211)
 PLACES = [(48.8582, 2.3387), (45.764, 4.8357), (52.52, 13.405), (40.4168, -3.7038),
           (51.5074, -0.1275), (-33.8688, 151.2093), (35.6762, 139.6503), (0.0, 0.0)]
 COUNTRIES = ["FR", "DE", "ES", "GB", "JP"]
-
-
-def mirror(ident: int, **changes: object) -> Mirror:
-    """An enabled, up, plain-HTTP mirror in Paris; ``changes`` override fields."""
-    values: dict[str, object] = {
-        "id": ident, "name": f"m{ident}", "http_url": f"http://m{ident}.example/",
-        "enabled": True, "http_up": True, "https_up": True, "latitude": 48.8582,
-        "longitude": 2.3387, "continent_code": "EU", "country_codes": "FR",
-        "asnum": 1000 + ident, "last_successful_sync_precision": S,
-    }
-    values.update(changes)
-    return Mirror(**values)  # type: ignore[arg-type]
 
 
 def expected(entries: Sequence[Entry], client: GeoRecord, secure: Secure, wdr: float,
