@@ -315,15 +315,21 @@ class RedirectResource(Resource):
                 return gzip.compress(body, compresslevel=1, mtime=0)
         return body
 
-    # --- STANDARD: redirect or JSON ---------------------------------------------------------
-
-    async def _standard(self, request: Request, config: Config, path: str) -> bytes:
+    def _evaluate(self, request: Request, config: Config, path: str) -> LocalPath | bytes:
+        """The request path in the repository, or the 403/404 answer (spec §8.2)."""
         try:
-            local = self.ctx.paths.evaluate(config.repository, path)
+            return self.ctx.paths.evaluate(config.repository, path)
         except Forbidden:
             return self._error(request, config, 403, "Forbidden")
         except NotFound:
             return self._error(request, config, 404, "Not Found")
+
+    # --- STANDARD: redirect or JSON ---------------------------------------------------------
+
+    async def _standard(self, request: Request, config: Config, path: str) -> bytes:
+        local = self._evaluate(request, config, path)
+        if isinstance(local, bytes):
+            return local
         info = await self._local_info(local)
         if request.method in (b"GET", b"HEAD"):
             not_modified = self._not_modified(request, info)
@@ -580,12 +586,9 @@ class RedirectResource(Resource):
 
     async def _mirrorlist(self, request: Request, config: Config, path: str) -> bytes:
         """The ``?mirrorlist`` page (§8.8): never a 304 (§20 item 19), not logged, not counted."""
-        try:
-            local = self.ctx.paths.evaluate(config.repository, path)
-        except Forbidden:
-            return self._error(request, config, 403, "Forbidden")
-        except NotFound:
-            return self._error(request, config, 404, "Not Found")
+        local = self._evaluate(request, config, path)
+        if isinstance(local, bytes):
+            return local
         info = await self._local_info(local)
         choice = await self._choose(request, config, info, mirrorlist=True)
         if choice is None:
@@ -599,12 +602,9 @@ class RedirectResource(Resource):
     # --- CHECKSUM and FILESTATS ---------------------------------------------------------------
 
     async def _checksum(self, request: Request, config: Config, path: str, algorithm: str) -> bytes:
-        try:
-            local = self.ctx.paths.evaluate(config.repository, path)
-        except Forbidden:
-            return self._error(request, config, 403, "Forbidden")
-        except NotFound:
-            return self._error(request, config, 404, "Not Found")
+        local = self._evaluate(request, config, path)
+        if isinstance(local, bytes):
+            return local
         try:
             info = await self.ctx.cache.file_info(local.path) if local.is_file else None
         except Exception:
