@@ -22,8 +22,8 @@ _WEIGHTED = "#2e8b3d"
 _UNWEIGHTED = "#3367b0"
 _CLIENT = "#d23c3c"
 
-# Coarse outlines, (longitude, latitude) pairs.
-_LAND_OUTLINES: tuple[tuple[tuple[float, float], ...], ...] = (
+# Coarse outlines, (longitude, latitude) pairs (the ?mirrorstats map draws them too).
+LAND_OUTLINES: tuple[tuple[tuple[float, float], ...], ...] = (
     ((-168, 66), (-162, 70), (-140, 70), (-120, 72), (-95, 72), (-80, 73), (-62, 66), (-56, 52),
      (-66, 45), (-70, 42), (-76, 35), (-81, 31), (-80, 25), (-83, 29), (-90, 30), (-97, 27),
      (-97, 21), (-92, 18), (-87, 21), (-88, 15), (-83, 9), (-78, 8), (-85, 11), (-92, 14),
@@ -83,7 +83,7 @@ def _n(value: float) -> str:
 
 def _background() -> list[Tag]:
     shapes = [_el("rect", width=str(WIDTH), height=str(HEIGHT), fill=_SEA)]
-    for outline in _LAND_OUTLINES:
+    for outline in LAND_OUTLINES:
         points = " ".join(f"{_n(x)},{_n(y)}" for x, y in (project(la, lo) for lo, la in outline))
         shapes.append(_el("polygon", points=points, fill=_LAND, stroke="#c9c3a8",
                           stroke_width="0.6"))

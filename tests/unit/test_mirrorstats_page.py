@@ -249,6 +249,9 @@ def test_the_page_reads_as_intended() -> None:
     fills = {c["class"]: (c["cx"], c["cy"]) for c in cells.circles}
     assert fills == {"dot up": ("364.7", "82.3"), "dot degraded": ("662.4", "247.8"),
                      "dot disabled": ("360", "180"), "dot down": ("360", "180")}
+    from mirrorbits.web import svgmap  # the same land as the mirrorlist map
+
+    assert page.count('<path class="land"') == len(svgmap.LAND_OUTLINES)
 
 
 def test_the_page_is_valid_html5() -> None:
