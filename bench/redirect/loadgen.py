@@ -40,6 +40,7 @@ class LoadResult:
     p99_ms: float | None
     first_bad: str
     command: str
+    server_cpu_us: float | None = None  # the server's CPU (user + system) per request
 
     @property
     def rate(self) -> float:

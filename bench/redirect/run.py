@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import attrs  # noqa: E402
 import redis  # noqa: E402
 
 from bench.redirect import dataset, loadgen  # noqa: E402
@@ -166,15 +167,35 @@ class Bench:
         return loadgen.wrk_path() is not None
 
     def round(self) -> tuple[LoadResult, LoadResult]:
-        assert self.daemon is not None
-        daemon_port = self.daemon.http[1]
+        assert self.daemon is not None and self.daemon.process is not None
+        assert self.bare is not None
         results = []
-        for port, pattern, lua in ((self.bare_port, BARE_PATTERN, BARE_LUA_PATTERN),
-                                   (daemon_port, MIRROR_PATTERN, MIRROR_LUA_PATTERN)):
+        for pid, port, pattern, lua in (
+                (self.bare.pid, self.bare_port, BARE_PATTERN, BARE_LUA_PATTERN),
+                (self.daemon.process.pid, self.daemon.http[1], MIRROR_PATTERN,
+                 MIRROR_LUA_PATTERN)):
             if self.args.warmup_seconds > 0:
                 self.measure(port, pattern, lua, self.args.warmup_seconds)
-            results.append(self.measure(port, pattern, lua, self.args.seconds))
+            before = cpu_seconds(pid)
+            result = self.measure(port, pattern, lua, self.args.seconds)
+            after = cpu_seconds(pid)
+            if before is not None and after is not None and result.requests:
+                result = attrs.evolve(
+                    result, server_cpu_us=(after - before) / result.requests * 1e6)
+            results.append(result)
         return results[0], results[1]
+
+    def daemon_rss_mib(self) -> float | None:
+        """The daemon's resident memory now (Linux)."""
+        assert self.daemon is not None and self.daemon.process is not None
+        try:
+            with open(f"/proc/{self.daemon.process.pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return None
 
     def profile(self, target: str) -> str:
         """Record the daemon with py-spy while loading it; returns a message."""
@@ -195,11 +216,22 @@ class Bench:
         return f"py-spy profile written to {target}"
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) used so far by process ``pid`` (Linux), else None."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def fmt_ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f} ms"
 
 
 def describe(name: str, result: LoadResult) -> list[str]:
+    cpu = "n/a" if result.server_cpu_us is None else f"{result.server_cpu_us:.1f} us"
     return [
         f"{name}:",
         f"  requests/s     {result.rate:10.0f}   ({result.requests} requests in "
@@ -209,12 +241,14 @@ def describe(name: str, result: LoadResult) -> list[str]:
         f"  302 + mirror   {result.ok_302}   non-302 {result.other_status}   "
         f"bad Location {result.bad_location}   socket errors {result.socket_errors}"
         + (f"   first problem: {result.first_bad}" if result.first_bad else ""),
+        f"  server CPU     {cpu} per request (user + system)",
         f"  command        {result.command}",
     ]
 
 
 def report(args: argparse.Namespace, verify: dict[str, Any],
-           rounds: list[tuple[LoadResult, LoadResult]]) -> dict[str, object]:
+           rounds: list[tuple[LoadResult, LoadResult]],
+           rss_mib: float | None = None) -> dict[str, object]:
     ratios = [daemon.rate / bare.rate if bare.rate else 0.0 for bare, daemon in rounds]
     ratio = statistics.median(ratios)
     bare, daemon = rounds[len(rounds) // 2] if len(rounds) % 2 else rounds[-1]
@@ -244,6 +278,7 @@ def report(args: argparse.Namespace, verify: dict[str, Any],
         f"RATIO  {ratio:.3f}  (daemon req/s / baseline req/s"
         + (f", median of {len(rounds)} rounds" if len(rounds) > 1 else "") + ")",
         f"       {verdict} the target of {TARGET} for one process",
+        f"daemon RSS   {'n/a' if rss_mib is None else f'{rss_mib:.0f} MiB'} after the rounds",
     ]
     if problems:
         lines.append(f"WARNING {problems} wrong answers: the ratio is meaningless")
@@ -253,11 +288,13 @@ def report(args: argparse.Namespace, verify: dict[str, Any],
         "baseline_rps": bare.rate, "daemon_rps": daemon.rate,
         "baseline": _result_json(bare), "daemon": _result_json(daemon),
         "verification": verify, "command": shlex.join([sys.executable, *sys.argv]),
+        "daemon_rss_mib": rss_mib,
     }
 
 
 def _result_json(result: LoadResult) -> dict[str, object]:
     return {"rps": result.rate, "requests": result.requests, "seconds": result.seconds,
+            "server_cpu_us": result.server_cpu_us,
             "ok_302": result.ok_302, "non_302": result.other_status,
             "bad_location": result.bad_location, "socket_errors": result.socket_errors,
             "p50_ms": result.p50_ms, "p90_ms": result.p90_ms, "p99_ms": result.p99_ms,
@@ -281,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"load generator: {'wrk' if bench.use_wrk else 'python (wrk not found)'}")
         verify = bench.verify()
         rounds = [bench.round() for _ in range(max(1, args.rounds))]
-        summary = report(args, verify, rounds)
+        summary = report(args, verify, rounds, bench.daemon_rss_mib())
         if args.profile:
             log(bench.profile(args.profile))
         if args.json:
