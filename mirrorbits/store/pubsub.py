@@ -14,10 +14,8 @@ from typing import Any
 
 import txredisapi
 from attrs import define, field
-from twisted.application.service import Service
 from twisted.internet import task
 from twisted.internet.defer import CancelledError, Deferred, succeed
-from twisted.python.failure import Failure
 
 from mirrorbits.logs import Logger
 from mirrorbits.store import keys
@@ -31,6 +29,7 @@ from mirrorbits.store.connection import (
     describe,
     timed,
 )
+from mirrorbits.store.loop import ReconnectLoop
 
 PING_INTERVAL = 5.0  # seconds
 PING_TIMEOUT = 3.0  # seconds
@@ -61,7 +60,7 @@ async def publish(client: RedisClient, channel: str, message: str) -> int:
 
 
 @define(eq=False)
-class PubSubService(Service):
+class PubSubService(ReconnectLoop):
     """Subscribes to :data:`keys.ALL_CHANNELS` and dispatches messages to callbacks."""
 
     address: str
@@ -82,6 +81,7 @@ class PubSubService(Service):
     _waiters: list[Deferred[None]] = field(init=False, factory=list)
 
     name = "pubsub"
+    loop_name = "Pub/sub loop"
 
     def __attrs_post_init__(self) -> None:
         self._settings = RedisSettings(
@@ -120,28 +120,12 @@ class PubSubService(Service):
         self._settings = settings
         if self._conn is not None:
             close(self._conn)
-        if self._sleeping is not None:
-            self._sleeping.cancel()
+        self._wake()
 
-    def startService(self) -> None:
-        super().startService()
-        self._loop = Deferred.fromCoroutine(self._run())
-        self._loop.addErrback(_crashed, "Pub/sub loop crashed")
-
-    def stopService(self) -> Deferred[None]:
-        super().stopService()
-        return Deferred.fromCoroutine(self._shutdown())
-
-    async def _shutdown(self) -> None:
-        if self._loop is not None:
-            loop, self._loop = self._loop, None
-            loop.cancel()
-            if self._sleeping is not None:
-                self._sleeping.cancel()
-            if self._conn is not None:
-                close(self._conn)
-            with contextlib.suppress(Exception):
-                await loop
+    def _interrupt(self) -> None:
+        self._wake()
+        if self._conn is not None:
+            close(self._conn)
 
     def _deliver(self, channel: str, message: str) -> None:
         for callback in list(self._handlers.get(channel, ())):
@@ -149,15 +133,6 @@ class PubSubService(Service):
                 callback(message)
             except Exception:
                 log.failure("Pub/sub handler for {channel} failed", channel=channel)
-
-    async def _pause(self, seconds: float) -> None:
-        self._sleeping = task.deferLater(self.reactor, seconds, lambda: None)
-        try:
-            await self._sleeping
-        except CancelledError:
-            pass
-        finally:
-            self._sleeping = None
 
     async def _run(self) -> None:
         delay = RETRY_MIN
@@ -241,8 +216,3 @@ class PubSubService(Service):
         else:
             log.debug("Pub/sub still down: {reason}", reason=reason)
         self._down = True
-
-
-def _crashed(failure: Failure, what: str) -> None:
-    if not failure.check(CancelledError):
-        log.failure(what, failure)

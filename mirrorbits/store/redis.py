@@ -13,11 +13,8 @@ from typing import Any
 
 import txredisapi
 from attrs import define, field
-from twisted.application.service import Service
-from twisted.internet import task
 from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.endpoints import HostnameEndpoint
-from twisted.python.failure import Failure
 
 from mirrorbits.logs import Logger
 from mirrorbits.store.commands import RedisClient
@@ -36,6 +33,7 @@ from mirrorbits.store.connection import (
 )
 from mirrorbits.store.dbversion import ensure_db_version
 from mirrorbits.store.errors import DatabaseNotReady, StoreError
+from mirrorbits.store.loop import ReconnectLoop
 
 __all__ = ["RedisService", "RedisSettings", "parse_version", "version_at_least"]
 
@@ -73,7 +71,7 @@ class _Link:
 
 
 @define(eq=False)
-class RedisService(Service):
+class RedisService(ReconnectLoop):
     """The shared Redis connection pool, usable once connected and the DB version checked."""
 
     address: str
@@ -94,6 +92,7 @@ class RedisService(Service):
     _waiters: list[Deferred[None]] = field(init=False, factory=list)
 
     name = "redis"
+    loop_name = "Redis connection loop"
 
     def __attrs_post_init__(self) -> None:
         self._settings = RedisSettings(
@@ -139,36 +138,8 @@ class RedisService(Service):
         log.info("Redis settings changed: reconnecting")
         self._wake()
 
-    def startService(self) -> None:
-        super().startService()
-        self._loop = Deferred.fromCoroutine(self._run())
-        self._loop.addErrback(_crashed, "Redis connection loop crashed")
-
-    def stopService(self) -> Deferred[None]:
-        super().stopService()
-        return Deferred.fromCoroutine(self._shutdown())
-
-    async def _shutdown(self) -> None:
-        if self._loop is not None:
-            loop, self._loop = self._loop, None
-            loop.cancel()
-            self._wake()
-            with contextlib.suppress(Exception):
-                await loop
+    async def _after_loop(self) -> None:
         await self._drop_link(abort=False)
-
-    def _wake(self) -> None:
-        if self._sleeping is not None:
-            self._sleeping.cancel()
-
-    async def _pause(self, seconds: float) -> None:
-        self._sleeping = task.deferLater(self.reactor, seconds, lambda: None)
-        try:
-            await self._sleeping
-        except CancelledError:
-            pass  # woken up early
-        finally:
-            self._sleeping = None
 
     async def _run(self) -> None:
         delay = RETRY_MIN
@@ -266,8 +237,3 @@ class RedisService(Service):
         if link is not None:
             with contextlib.suppress(Exception):
                 await timed(link.close(abort), CONNECT_TIMEOUT, self.reactor)
-
-
-def _crashed(failure: Failure, what: str) -> None:
-    if not failure.check(CancelledError):
-        log.failure(what, failure)
