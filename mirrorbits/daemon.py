@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import gc
+import os
 import platform
 import random
 import re
@@ -39,9 +40,18 @@ from mirrorbits.store import keys
 from mirrorbits.store.mirrors import MirrorStore
 from mirrorbits.store.pubsub import PubSubService
 from mirrorbits.store.redis import RedisService
+from mirrorbits.upgrade import (
+    READY_TIMEOUT,
+    DrainableSite,
+    HeldListener,
+    Successor,
+    Upgrader,
+    inheritance_from_env,
+    ready_within,
+    upgrade_hook,
+)
 from mirrorbits.web.downloadlog import DownloadLog
 from mirrorbits.web.resource import RedirectResource, WebContext
-from mirrorbits.web.site import RedirectorSite
 
 GEO_CHECK_INTERVAL = 5.0
 
@@ -65,6 +75,7 @@ class Daemon(MultiService):
     reactor: Any
     geo: GeoIP
     download_log: DownloadLog | None = None
+    upgrader: Upgrader | None = None
     _previous_handlers: dict[int, Any] = field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
@@ -74,7 +85,10 @@ class Daemon(MultiService):
         super().startService()
         self.geo.start_watching(GEO_CHECK_INTERVAL)  # replaced databases are picked up
         self.reactor.callWhenRunning(tune_garbage_collector)
-        handlers = ((signal.SIGHUP, self._on_sighup), (signal.SIGUSR1, self._on_sigusr1))
+        handlers: list[tuple[int, Any]] = [
+            (signal.SIGHUP, self._on_sighup), (signal.SIGUSR1, self._on_sigusr1)]
+        if self.upgrader is not None:
+            handlers += [(signal.SIGUSR2, self._on_sigusr2), (signal.SIGQUIT, self._on_sigquit)]
         for signum, handler in handlers:
             with contextlib.suppress(ValueError):  # not in the main thread (tests)
                 self._previous_handlers[signum] = signal.signal(signum, handler)
@@ -105,6 +119,14 @@ class Daemon(MultiService):
         if callable(previous):
             previous(signum, frame)
         self.reactor.callFromThread(self.reopen_logs, "SIGUSR1 Received: Re-opening logs...")
+
+    def _on_sigusr2(self, signum: int, frame: Any) -> None:
+        if self.upgrader is not None:
+            self.reactor.callFromThread(self.upgrader.upgrade_from_signal)
+
+    def _on_sigquit(self, signum: int, frame: Any) -> None:
+        if self.upgrader is not None:
+            self.reactor.callFromThread(self.upgrader.quit_from_signal)
 
     def reload_from_signal(self) -> None:
         try:
@@ -149,6 +171,8 @@ def build_daemon(
 ) -> Daemon:
     """Wire every component of one node (no network I/O happens here)."""
     set_debug(debug)
+    cwd = os.getcwd()  # before twistd moves to --rundir: the successor starts here
+    inherited = inheritance_from_env(os.environ, os.getppid())
     for warning in warnings:
         log.warn("{warning}", warning=warning)
     holder = ConfigHolder(current=config, path=config_path)
@@ -162,10 +186,17 @@ def build_daemon(
     geo = GeoIP(config.geoip_database_path, reactor)
     daemon = Daemon(holder=holder, reactor=reactor, geo=geo)
     daemon.setName("mirrorbits")
+    successor = None
+    if inherited is not None:  # started by an upgrade: take over from the parent; the first
+        # service, so that it starts first (log file) and stops last (pid file)
+        successor = Successor(reactor, inherited, list(argv), cwd)
+        successor.setServiceParent(daemon)
 
     redis_host, redis_port = split_host_port(config.redis_address)
+    refusal = None
     if embedded and redis_host in LOOPBACK_HOSTS and not answers(redis_host, redis_port):
         EmbeddedRedis(redis_host, redis_port, data_dir + "/redis", reactor).setServiceParent(daemon)
+        refusal = "not possible while this process runs the embedded redis-server"
 
     redis = RedisService(
         config.redis_address, config.redis_password, config.redis_db,
@@ -209,7 +240,9 @@ def build_daemon(
 
     scanner = RepositoryScanner(lambda: holder.current, redis.client, reactor)
     scanner.setName("repository-scan")
+    monitors: list[Any] = []
     if monitor:
+        monitors.append(scanner)
         scanner.setServiceParent(daemon)
         holder.subscribe(lambda old, new: scanner.config_changed())
 
@@ -232,11 +265,13 @@ def build_daemon(
         pubsub.on_message(keys.CHANNEL_CLUSTER, cluster.on_announce)
         cluster.setServiceParent(daemon)
         mirror_scanner.setServiceParent(daemon)
-        HealthChecker(
+        health = HealthChecker(
             lambda: holder.current, redis.client, mirrors, reactor,
             rescan=lambda mirror_id: mirror_scanner.scan(mirror_id, False, "all", None),
             handles=cluster.handles,
-        ).setServiceParent(daemon)
+        )
+        health.setServiceParent(daemon)
+        monitors += [health, mirror_scanner, cluster]
 
     async def locate(url: str) -> Any:
         from twisted.internet.threads import deferToThreadPool
@@ -277,7 +312,13 @@ def build_daemon(
     )
     control.setName("control")
     control.setServiceParent(daemon)
-    _add_http(daemon, holder, reactor, redis, pubsub, stats, download_log, geo)
+    http, site = _add_http(daemon, holder, reactor, redis, pubsub, stats, download_log, geo,
+                           successor)
+    daemon.upgrader = Upgrader(
+        reactor=reactor, http=http, control=control, site=site, argv=list(argv), cwd=cwd,
+        executable=sys.executable, inherited=inherited, monitors=monitors, refusal=refusal,
+    )
+    backend.upgrade = upgrade_hook(daemon.upgrader)
     return daemon
 
 
@@ -290,8 +331,10 @@ def _add_http(
     stats: StatsService,
     download_log: DownloadLog,
     geo: GeoIP,
-) -> None:
-    """The redirect resource, its cache fed by pub/sub, and the HTTP listener."""
+    successor: Successor | None,
+) -> tuple[AdoptedListener, DrainableSite]:
+    """The redirect resource, its cache fed by pub/sub, and the HTTP listener (on the
+    socket inherited from an upgrading parent, accepting once Redis is ready, if any)."""
     cache = MirrorCache(redis.client, reactor)
     pubsub.on_message(keys.CHANNEL_FILE_UPDATE, cache.on_file_update)
     pubsub.on_message(keys.CHANNEL_MIRROR_UPDATE, cache.on_mirror_update)
@@ -319,13 +362,19 @@ def _add_http(
         server_header=f"Mirrorbits/{version_string()}".encode(),
         get_client=redis.client,
     )
-    http = AdoptedListener(
+    site = DrainableSite(RedirectResource(context), reactor=reactor)
+    http = HeldListener(
         parse_listen_address(holder.current.listen_address),
-        RedirectorSite(RedirectResource(context), reactor=reactor),
+        site,
         reactor,
+        inherited_fd=None if successor is None else successor.inherited.fd,
+        hold=None if successor is None else (
+            lambda: ready_within(redis.whenReady(), reactor, READY_TIMEOUT)),
+        on_serving=None if successor is None else successor.serving,
     )
     http.setName("http")
     http.setServiceParent(daemon)
+    return http, site
 
 
 def _day(text: str) -> datetime.datetime:

@@ -1,0 +1,284 @@
+"""Seamless upgrade of the real daemon: the HTTP socket goes to a new process, no request lost."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.daemon import BIN, DaemonProcess, base_config, repo_file
+from tests.servers import RedisServer, env_without_proxies, wait_for_port
+
+MAX_SECONDS = 15.0
+MAX_REQUESTS = 400
+CLIENT = {"X-Forwarded-For": "100.96.2.10"}
+MIRROR_URL = "http://127.0.0.31/a.txt"
+
+
+class Upgradable(DaemonProcess):
+    """A daemon started with a real pid file, in its own process group."""
+
+    @property
+    def pidfile(self) -> Path:
+        return self.workdir / "m.pid"
+
+    def start(self, wait_http: bool = True) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.write_config()
+        env = env_without_proxies()
+        env["TZ"] = "UTC"
+        with open(self.workdir / "stdout", "ab") as output:
+            self.process = subprocess.Popen(
+                [str(BIN / "twistd"), "-n", "--pidfile", str(self.pidfile), "--logfile",
+                 str(self.log_path), "mirrorbits", "--config", str(self.config_path),
+                 *self.args],
+                cwd=self.workdir, env=env, stdout=output, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        wait_for_port(*self.rpc, timeout=20)
+        listen = self.values["ListenAddress"]
+        if listen.startswith("unix:"):
+            wait_until(lambda: unix_status(listen[5:]) is not None, 20, "the HTTP socket")
+        else:
+            wait_for_port(*self.http, timeout=20)
+
+
+def unix_status(path: str) -> int | None:
+    """The status of GET /a.txt over the UNIX socket ``path`` (None if nothing answers)."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(5)
+            sock.connect(path)
+            sock.sendall(b"GET /a.txt HTTP/1.0\r\nHost: x\r\n\r\n")
+            head = sock.recv(64)
+    except OSError:
+        return None
+    return int(head.split()[1])
+
+
+def read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def wait_until(condition: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+@contextlib.contextmanager
+def running(tmp_path: Path, redis_server: RedisServer, args: list[str],
+            **values: str) -> Iterator[Upgradable]:
+    """A started daemon; afterwards its successors are stopped too, whatever happened."""
+    repo = tmp_path / "repo"
+    repo_file(repo, "/a.txt", b"hello\n", 1687249800)
+    process = Upgradable(workdir=tmp_path / "run",
+                         values=base_config(repo, redis_server.address, **values), args=args)
+    group: int | None = None
+    try:
+        process.start()
+        assert process.process is not None
+        group = process.process.pid  # its own process group, shared by its successors
+        yield process
+    finally:
+        pid = read_pid(process.pidfile)
+        if pid is not None and pid != group and alive(pid):
+            os.kill(pid, signal.SIGTERM)
+            with contextlib.suppress(AssertionError):
+                wait_until(lambda: not alive(pid), 15, "the new process to stop")
+        process.stop()
+        if group is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, redis_server: RedisServer,
+           redis_db: redis.Redis) -> Iterator[Upgradable]:
+    with running(tmp_path, redis_server, ["--no-monitor"]) as process:
+        serve_from_a_mirror(process, redis_db)
+        yield process
+
+
+def get(address: tuple[str, int]) -> tuple[int, str | None]:
+    """GET /a.txt on a new connection: the status and the Location header."""
+    connection = http.client.HTTPConnection(*address, timeout=10)
+    try:
+        connection.request("GET", "/a.txt", headers=CLIENT)
+        response = connection.getresponse()
+        response.read()
+        return response.status, response.getheader("Location")
+    finally:
+        connection.close()
+
+
+def serve_from_a_mirror(daemon: Upgradable, redis_db: redis.Redis) -> None:
+    """Index the repository and redirect /a.txt to one enabled mirror."""
+    assert daemon.ctl("refresh").returncode == 0
+    assert daemon.ctl("add", "-http", "http://127.0.0.31/", "madrid").returncode == 0
+    redis_db.sadd("FILEMIRRORS_/a.txt", 1)
+    redis_db.hset("FILEINFO_1_/a.txt", mapping={
+        "size": "6", "modTime": "2023-06-20 08:30:00 +0000 UTC"})
+    redis_db.hset("MIRROR_1", mapping={"httpUp": "1", "lastSuccessfulSyncPrecision":
+                                       "1000000000"})
+    redis_db.publish("_mirrorbits_mirror_file_update", "1 /a.txt")
+    assert daemon.ctl("enable", "madrid").returncode == 0
+    wait_until(lambda: get(daemon.http) == (302, MIRROR_URL), 10, "the redirect")
+
+
+class Client(threading.Thread):
+    """GET /a.txt on a new connection each time, until told to stop (bounded)."""
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        super().__init__(daemon=True)
+        self.address = address
+        self.statuses: list[int] = []
+        self.errors: list[str] = []
+        self.stop_after: float | None = None  # monotonic time
+
+    def run(self) -> None:
+        deadline = time.monotonic() + MAX_SECONDS
+        while len(self.statuses) + len(self.errors) < MAX_REQUESTS:
+            now = time.monotonic()
+            if now > deadline or (self.stop_after is not None and now > self.stop_after):
+                return
+            try:
+                status, location = get(self.address)
+            except (OSError, http.client.HTTPException) as err:
+                self.errors.append(repr(err))
+            else:
+                self.statuses.append(status)
+                if location != MIRROR_URL:
+                    self.errors.append(f"{status} to {location}")
+            time.sleep(0.01)
+
+
+def upgrade_without_loss(daemon: Upgradable, trigger: Callable[[], None]) -> tuple[int, int]:
+    """Run the client while ``trigger`` starts the upgrade; the new pid, the answers."""
+    assert daemon.process is not None
+    old = daemon.process
+    client = Client(daemon.http)
+    client.start()
+    wait_until(lambda: len(client.statuses) >= 5 or client.errors, 10, "first answers")
+    trigger()
+    old.wait(15)  # the old process exits by itself
+    exited_at = len(client.statuses)
+    wait_until(lambda: read_pid(daemon.pidfile) not in (None, old.pid), 10,
+               "the pid file to name the new process")
+    client.stop_after = time.monotonic() + 0.5
+    client.join(MAX_SECONDS + 5)
+    assert not client.is_alive()
+    assert client.errors == []
+    assert set(client.statuses) == {302}
+    assert len(client.statuses) > exited_at  # the new process answered too
+    assert old.returncode == 0
+    child = read_pid(daemon.pidfile)
+    assert child is not None and alive(child)
+    log = daemon.log()
+    assert f"Spawned child {child}" in log
+    assert "Asking parent to quit" in log
+    assert log.count("starting up.") == 2
+    # Both processes wrote the log in append mode: no line overwrote another.
+    assert all(re.match(r"\d{4}-\d\d-\d\dT|\t", line) for line in log.splitlines()), log
+    assert (daemon.pidfile.stat().st_mode & 0o777) == 0o644
+    assert re.fullmatch(r"\d+", daemon.pidfile.read_text())
+    return child, len(client.statuses)
+
+
+def test_sigusr2_hands_over_without_losing_a_request(
+        daemon: Upgradable, redis_db: redis.Redis) -> None:
+    assert daemon.process is not None
+    old_pid = daemon.process.pid
+    child, answered = upgrade_without_loss(daemon, lambda: daemon.signal(signal.SIGUSR2))
+    assert child != old_pid
+    assert get(daemon.http) == (302, MIRROR_URL)
+    listed = daemon.ctl("list")
+    assert listed.returncode == 0, listed.stderr
+    # Stopping the new process removes its pid file.
+    os.kill(child, signal.SIGTERM)
+    wait_until(lambda: not alive(child), 15, "the new process to stop")
+    assert not daemon.pidfile.exists()
+    # Every redirect was counted once: both processes flushed their statistics.
+    assert int(redis_db.hget("STATS_MIRROR", "1") or 0) == 1 + answered + 1
+
+
+def test_ctl_upgrade_answers_then_hands_over(daemon: Upgradable) -> None:
+    results: list[subprocess.CompletedProcess[str]] = []
+
+    def trigger() -> None:
+        results.append(daemon.ctl("upgrade"))
+
+    child, _ = upgrade_without_loss(daemon, trigger)
+    assert (results[0].returncode, results[0].stdout, results[0].stderr) == (0, "", "")
+    listed = daemon.ctl("list")
+    assert listed.returncode == 0, listed.stderr
+    again = daemon.ctl("upgrade")  # the new process can upgrade in its turn
+    assert again.returncode == 0, again.stderr
+    wait_until(lambda: not alive(child), 15, "the second process to quit")
+    wait_until(lambda: read_pid(daemon.pidfile) not in (None, child), 10, "a third pid")
+    assert daemon.ctl("list").returncode == 0
+
+
+def test_failed_spawn_keeps_serving(daemon: Upgradable) -> None:
+    daemon.config_path.write_text("Repository: [unclosed\n")  # the new process cannot start
+    failed = daemon.ctl("upgrade")
+    assert failed.returncode == 0  # spawned; its failure is noticed afterwards
+    daemon.wait_log("upgrade aborted, still serving", timeout=15)
+    assert daemon.process is not None and daemon.process.poll() is None
+    wait_until(lambda: daemon.ctl("list").returncode == 0, 5, "the control channel")
+    assert read_pid(daemon.pidfile) == daemon.process.pid
+
+
+def test_monitoring_node_hands_over(tmp_path: Path, redis_server: RedisServer,
+                                    redis_db: redis.Redis) -> None:
+    with running(tmp_path, redis_server, []) as daemon:
+        assert daemon.process is not None
+        old = daemon.process
+        wait_until(lambda: redis_db.sismember("FILES", "/a.txt"), 10, "the repository scan")
+        daemon.signal(signal.SIGUSR2)
+        assert old.wait(15) == 0
+        wait_until(lambda: read_pid(daemon.pidfile) not in (None, old.pid), 10, "the new pid")
+        assert daemon.ctl("list").returncode == 0
+        log = daemon.log()
+        assert "Traceback" not in log, log
+        for problem in ("Upgrade failed", "Quitting failed", "upgrade aborted", "Closing "):
+            assert problem not in log, log
+
+
+def test_unix_socket_listener_is_handed_over(tmp_path: Path, redis_server: RedisServer,
+                                             redis_db: redis.Redis) -> None:
+    path = tmp_path / "http.sock"
+    with running(tmp_path, redis_server, ["--no-monitor"], ListenAddress=f"unix:{path}") as daemon:
+        assert daemon.process is not None
+        old = daemon.process
+        before = unix_status(str(path))
+        assert before is not None
+        daemon.signal(signal.SIGUSR2)
+        assert old.wait(15) == 0
+        wait_until(lambda: read_pid(daemon.pidfile) not in (None, old.pid), 10, "the new pid")
+        assert path.exists()  # the old process left the socket file to its successor
+        assert unix_status(str(path)) == before
