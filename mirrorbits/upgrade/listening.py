@@ -41,7 +41,12 @@ class DrainableSite(RedirectorSite):
                    if getattr(channel.transport, "connected", False))
 
     async def drain(self, clock: Any, timeout: float) -> int:
-        """Wait until every connection closed or ``timeout`` passed; how many are left."""
+        """Close idle connections, and the others after their response; wait until every
+        connection closed or ``timeout`` passed. How many are left."""
+        for channel in list(self._channels):
+            close = getattr(channel, "close_when_idle", None)
+            if close is not None and getattr(channel.transport, "connected", False):
+                close()
         waited = 0.0
         while (left := self.open_connections()) and waited < timeout:
             await deferLater(clock, POLL_INTERVAL, lambda: None)

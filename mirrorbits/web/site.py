@@ -74,6 +74,8 @@ class RedirectorChannel(HTTPChannel):
 
     site: RedirectorSite
     _peer: Any = None
+    answered = 0  # responses completed on this connection
+    closing = False  # close once the current (or next) response is complete
 
     def dataReceived(self, data: bytes) -> None:
         transport = self.transport
@@ -91,8 +93,27 @@ class RedirectorChannel(HTTPChannel):
                 if answer is not None:
                     self.resetTimeout()
                     transport.write(answer)
+                    self.answered += 1
+                    if self.closing:
+                        transport.loseConnection()
                     return
         super().dataReceived(data)
+
+    def requestDone(self, request: Any) -> None:
+        self.answered += 1
+        if self.closing:
+            self.persistent = False  # twisted.web closes the connection after this response
+        super().requestDone(request)
+
+    def close_when_idle(self) -> None:
+        """Close this connection now if it idles between requests, else after its response.
+
+        A connection that has not sent its first request yet keeps waiting for it: closing it
+        would fail a request already on its way.
+        """
+        self.closing = True
+        if self.answered and self._idle() and self.transport is not None:
+            self.transport.loseConnection()
 
     def _idle(self) -> bool:
         """Whether Twisted holds nothing of this connection: no request, no partial line.

@@ -282,3 +282,28 @@ def test_unix_socket_listener_is_handed_over(tmp_path: Path, redis_server: Redis
         wait_until(lambda: read_pid(daemon.pidfile) not in (None, old.pid), 10, "the new pid")
         assert path.exists()  # the old process left the socket file to its successor
         assert unix_status(str(path)) == before
+
+
+def test_an_idle_keepalive_connection_does_not_hold_the_old_process(daemon: Upgradable) -> None:
+    """A client keeping its connection open between requests sees it closed at the handover
+    (clients then reconnect), instead of keeping the old process alive for the whole 5 s."""
+    assert daemon.process is not None
+    old = daemon.process
+    held = http.client.HTTPConnection(*daemon.http, timeout=10)
+    try:
+        held.request("GET", "/a.txt", headers=CLIENT)
+        answer = held.getresponse()
+        answer.read()
+        assert answer.status == 302
+        started = time.monotonic()
+        daemon.signal(signal.SIGUSR2)
+        old.wait(15)
+        took = time.monotonic() - started
+        assert old.returncode == 0
+        assert took < 4.5, f"the old process took {took:.1f} s to quit"
+        assert "HTTP connections still open" not in daemon.log()
+        assert held.sock is not None
+        assert held.sock.recv(1) == b""  # closed by the old process, cleanly
+    finally:
+        held.close()
+    assert get(daemon.http) == (302, MIRROR_URL)  # a new connection: the new process

@@ -313,3 +313,27 @@ def test_a_failing_in_memory_answer_falls_back_to_twisted(
     assert answer.startswith(b"HTTP/1.1 302 Found")  # twisted.web's path answered
     assert not client.transport.disconnecting
     assert any("in-memory answer" in str(e.get("log_format")) for e in events)
+
+
+def test_closing_for_an_upgrade_spares_requests_on_their_way(
+    plan: dataset.Plan, tmp_path: Path
+) -> None:
+    """Idle keep-alive connections close at once; the others right after their answer."""
+    site = _site(tmp_path / "fast", plan, Clock(), seed=1, fast=True)
+    path = plan.files[0].path
+    raw = f"GET {path} HTTP/1.1\r\nX-Forwarded-For: {plan.client_ips[0]}\r\n\r\n".encode()
+    idle, fresh, halfway = (_Client(site) for _ in range(3))
+    idle.get(raw)
+    assert idle.get(raw).startswith(b"HTTP/1.1 302 Found")
+    halfway.get(raw)  # warm, then half of the next request
+    halfway.channel.dataReceived(raw[:10])
+    for client in (idle, fresh, halfway):
+        client.channel.close_when_idle()
+    assert idle.transport.disconnecting
+    assert not fresh.transport.disconnecting and not halfway.transport.disconnecting
+    assert fresh.get(raw).startswith(b"HTTP/1.1 302 Found")  # the channel's own answer
+    assert fresh.transport.disconnecting
+    halfway.transport.clear()
+    halfway.channel.dataReceived(raw[10:])  # completed: twisted.web's path answers
+    assert halfway.transport.value().startswith(b"HTTP/1.1 302 Found")
+    assert halfway.transport.disconnecting

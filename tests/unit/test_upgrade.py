@@ -288,3 +288,19 @@ def test_drain_waits_for_open_connections_up_to_the_timeout() -> None:
     assert not late.called
     clock.pump([0.05] * 3)
     assert result(late) == 1
+
+
+def test_drain_closes_connections_idle_between_requests_at_once() -> None:
+    clock = MemoryReactorClock()
+    site = DrainableSite(Resource(), reactor=clock)
+    idle = site.buildProtocol(None)
+    idle.makeConnection(StringTransport())
+    idle.transport.connected = True
+    idle.answered = 1  # it has served a request and waits for the next one
+    fresh = site.buildProtocol(None)
+    fresh.makeConnection(StringTransport())
+    fresh.transport.connected = True  # its first request may be on its way
+    Deferred.fromCoroutine(site.drain(clock, 1.0))
+    assert idle.transport.disconnecting
+    assert not fresh.transport.disconnecting
+    assert fresh.closing  # it closes after its answer
