@@ -97,11 +97,7 @@ class RedirectBytes:
 
     def link_lines(self, order: Sequence[tuple[int, float]], max_links: int) -> bytes:
         """The same values as :meth:`links`, as ``Link:`` header lines of a response."""
-        bases, path = self._bases, self._link_path
-        return b"".join([b"Link: %s%s%d%s\r\n" % (bases[index][1], path, priority,
-                                                     bases[index][2])
-                         for priority, (index, _) in enumerate(order[1 : 1 + max(0, max_links)],
-                                                               1)])
+        return b"".join([b"Link: %s\r\n" % value for value in self.links(order, max_links)])
 
 
 def file_info_object(info: FileInfo) -> dict[str, Any]:

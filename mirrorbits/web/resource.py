@@ -339,44 +339,28 @@ class RedirectResource(Resource):
         if choice is None:
             return self._error(request, config, 503, "Service Unavailable")
         ip, client, mirrors, excluded, fallback = choice
-        as_json = config.output_mode == "json" or (
-            config.output_mode == "auto"
-            and b"application/json" in (request.getHeader(b"accept") or b"")
-        )
-        request.setHeader(b"cache-control", _NO_CACHE)
-        if as_json:
+        first = mirrors[0]
+        if _wants_json(request, config):
+            request.setHeader(b"cache-control", _NO_CACHE)
             request.setHeader(b"content-type", _JSON)
             body = results_document(info, ip, client, mirrors, excluded, fallback,
                                     config.local_js_path, b"pretty" in request.args)
-            status = 200
-        else:
-            request.setResponseCode(302)
-            request.setHeader(b"content-type", _HTML)
-            request.setHeader(b"location", escape_location(target_url(mirrors[0], info.path)))
-            headers = request.responseHeaders
-            for link in link_headers(mirrors, info.path, config.max_link_headers):
-                headers.addRawHeader(b"link", link)
-            body = b""
-            status = 302
-        first = mirrors[0]
-        self._log_download(request, "JSON" if as_json else "REDIRECT", status, info.path,
-                           ip, client, first.mirror, first.distance, fallback)
-        if not as_json and request.method == b"GET":
-            self._count(request, ip, info, first.mirror.id)
-        return self._body(request, config, body)
+            self._record(request, "JSON", 200, info, ip, client, first.mirror, first.distance,
+                         fallback)
+            return self._body(request, config, body)
+        _redirect_headers(request, escape_location(target_url(first, info.path)),
+                          link_headers(mirrors, info.path, config.max_link_headers))
+        self._record(request, "REDIRECT", 302, info, ip, client, first.mirror, first.distance,
+                     fallback)
+        return self._body(request, config, b"")
 
     def _fast_redirect(self, request: Request, config: Config, path: str) -> bytes | None:
         """The common answer from memory alone, or None to take :meth:`_standard`."""
         found = self._memory_redirect(request, config, path)
         if found is None:
             return None
-        request.setHeader(b"cache-control", _NO_CACHE)
-        request.setResponseCode(302)
-        request.setHeader(b"content-type", _HTML)
-        request.setHeader(b"location", found.location)
-        links = found.encoded.links(found.order, config.max_link_headers)
-        if links:
-            request.responseHeaders.setRawHeaders(b"link", links)
+        _redirect_headers(request, found.location,
+                          found.encoded.links(found.order, config.max_link_headers))
         self._account(request, found)
         return self._body(request, config, b"")
 
@@ -423,9 +407,7 @@ class RedirectResource(Resource):
         method = request.method
         if method != b"GET" and method != b"HEAD":
             return None
-        mode = config.output_mode
-        if mode == "json" or (mode == "auto" and b"application/json" in (
-                request.getHeader(b"accept") or b"")):
+        if _wants_json(request, config):
             return None
         if request.getHeader(b"if-modified-since") is not None:
             return None
@@ -455,11 +437,16 @@ class RedirectResource(Resource):
 
     def _account(self, request: RequestHead, found: MemoryRedirect) -> None:
         """Log and count a redirect answered from memory."""
-        info, mirror = found.info, found.mirror
-        self._log_download(request, "REDIRECT", 302, info.path, found.ip, found.client, mirror,
-                           found.distance, False)
-        if request.method == b"GET":
-            self._count(request, found.ip, info, mirror.id)
+        self._record(request, "REDIRECT", 302, found.info, found.ip, found.client, found.mirror,
+                     found.distance, False)
+
+    def _record(self, request: RequestHead, kind: str, status: int, info: FileInfo, ip: str,
+                client: GeoRecord, mirror: Mirror, distance: float, fallback: bool) -> None:
+        """Log an answered download; count it when it is a GET redirect."""
+        self._log_download(request, kind, status, info.path, ip, client, mirror, distance,
+                           fallback)
+        if kind == "REDIRECT" and request.method == b"GET":
+            self._count(request, ip, info, mirror.id)
 
     async def _choose(
         self, request: Request, config: Config, info: FileInfo, mirrorlist: bool
@@ -649,6 +636,23 @@ class RedirectResource(Resource):
             return self._error(request, config, 500, str(err))
         request.setHeader(b"content-type", _TEXT)
         return self._body(request, config, dumps(doc, pretty=True))
+
+
+def _wants_json(request: RequestHead, config: Config) -> bool:
+    """Whether a standard request gets the JSON document rather than a redirect (§8.5)."""
+    mode = config.output_mode
+    return mode == "json" or (
+        mode == "auto" and b"application/json" in (request.getHeader(b"accept") or b""))
+
+
+def _redirect_headers(request: Request, location: bytes, links: list[bytes]) -> None:
+    """The headers of a 302 to ``location`` with ``links`` as ``Link`` alternatives."""
+    request.setHeader(b"cache-control", _NO_CACHE)
+    request.setResponseCode(302)
+    request.setHeader(b"content-type", _HTML)
+    request.setHeader(b"location", location)
+    if links:
+        request.responseHeaders.setRawHeaders(b"link", links)
 
 
 def _http_date(seconds: int) -> bytes:
