@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -151,3 +152,15 @@ def repo_file(root: Path, relative: str, content: bytes, mtime: int) -> Path:
     path.write_bytes(content)
     os.utime(path, (mtime, mtime))
     return path
+
+
+def put_a_txt_on_a_mirror(daemon: DaemonProcess, db: Any) -> None:
+    """Add mirror ``madrid`` (http://127.0.0.31/) holding ``/a.txt`` as a scan would record it
+    (6 bytes, 2023-06-20 08:30:00 UTC), up, and enable it; ``db`` is a redis-py client."""
+    assert daemon.ctl("add", "-http", "http://127.0.0.31/", "madrid").returncode == 0
+    db.sadd("FILEMIRRORS_/a.txt", 1)
+    db.hset("FILEINFO_1_/a.txt", mapping={
+        "size": "6", "modTime": "2023-06-20 08:30:00 +0000 UTC"})
+    db.hset("MIRROR_1", mapping={"httpUp": "1", "lastSuccessfulSyncPrecision": "1000000000"})
+    db.publish("_mirrorbits_mirror_file_update", "1 /a.txt")
+    assert daemon.ctl("enable", "madrid").returncode == 0

@@ -15,7 +15,14 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.daemon import BIN, DaemonProcess, base_config, repo_file, run_twistd
+from tests.daemon import (
+    BIN,
+    DaemonProcess,
+    base_config,
+    put_a_txt_on_a_mirror,
+    repo_file,
+    run_twistd,
+)
 from tests.servers import RedisServer, free_port, wait_for_port
 
 ROOT = Path(__file__).parents[2]
@@ -136,14 +143,7 @@ def test_redirect_and_counted_download_survive_sigterm(
     process.start()
     try:
         wait_until(lambda: redis_db.sismember("FILES", "/a.txt"))
-        assert process.ctl("add", "-http", "http://127.0.0.31/", "madrid").returncode == 0
-        redis_db.sadd("FILEMIRRORS_/a.txt", 1)
-        redis_db.hset("FILEINFO_1_/a.txt", mapping={
-            "size": "6", "modTime": "2023-06-20 08:30:00 +0000 UTC"})
-        redis_db.hset("MIRROR_1", mapping={"httpUp": "1", "lastSuccessfulSyncPrecision":
-                                           "1000000000"})
-        redis_db.publish("_mirrorbits_mirror_file_update", "1 /a.txt")
-        assert process.ctl("enable", "madrid").returncode == 0
+        put_a_txt_on_a_mirror(process, redis_db)
         host, port = process.http
 
         def location() -> str | None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.daemon import BIN, DaemonProcess, base_config, repo_file
+from tests.daemon import BIN, DaemonProcess, base_config, put_a_txt_on_a_mirror, repo_file
 from tests.servers import RedisServer, env_without_proxies, wait_for_port
 
 MAX_SECONDS = 15.0
@@ -139,14 +139,7 @@ def get(address: tuple[str, int]) -> tuple[int, str | None]:
 def serve_from_a_mirror(daemon: Upgradable, redis_db: redis.Redis) -> None:
     """Index the repository and redirect /a.txt to one enabled mirror."""
     assert daemon.ctl("refresh").returncode == 0
-    assert daemon.ctl("add", "-http", "http://127.0.0.31/", "madrid").returncode == 0
-    redis_db.sadd("FILEMIRRORS_/a.txt", 1)
-    redis_db.hset("FILEINFO_1_/a.txt", mapping={
-        "size": "6", "modTime": "2023-06-20 08:30:00 +0000 UTC"})
-    redis_db.hset("MIRROR_1", mapping={"httpUp": "1", "lastSuccessfulSyncPrecision":
-                                       "1000000000"})
-    redis_db.publish("_mirrorbits_mirror_file_update", "1 /a.txt")
-    assert daemon.ctl("enable", "madrid").returncode == 0
+    put_a_txt_on_a_mirror(daemon, redis_db)
     wait_until(lambda: get(daemon.http) == (302, MIRROR_URL), 10, "the redirect")
 
 

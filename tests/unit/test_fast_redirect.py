@@ -40,6 +40,17 @@ def _site(root: Path, plan: dataset.Plan, clock: Clock, seed: int, fast: bool) -
     return site
 
 
+def _twin_sites(root: Path, plan: dataset.Plan, clock: Clock, seed: int) -> tuple[Site, Site]:
+    """The same data behind two sites, with and without the in-memory paths."""
+    return (_site(root / "fast", plan, clock, seed, fast=True),
+            _site(root / "slow", plan, clock, seed, fast=False))
+
+
+def _get(path: str, ip: str) -> bytes:
+    """A plain GET of ``path`` for the client ``ip``."""
+    return f"GET {path} HTTP/1.1\r\nX-Forwarded-For: {ip}\r\n\r\n".encode()
+
+
 class _Client:
     """One keep-alive connection to a site; ``get`` returns the raw response bytes."""
 
@@ -96,8 +107,7 @@ def test_fast_and_general_paths_give_identical_answers(
 ) -> None:
     clock = Clock()
     clock.advance(1_750_000_000)
-    fast_site = _site(tmp_path / "fast", plan, clock, seed=5, fast=True)
-    slow_site = _site(tmp_path / "slow", plan, clock, seed=5, fast=False)
+    fast_site, slow_site = _twin_sites(tmp_path, plan, clock, seed=5)
     fast_resource: Any = fast_site.resource
     taken = {"_fast_redirect": 0, "answer_head": 0}
 
@@ -165,22 +175,18 @@ def test_unusual_traffic_gets_the_answers_twisted_gives(
 ) -> None:
     """Pipelining, split reads, HTTP/1.0, bodies and closing: the same bytes either way."""
     clock = Clock()
-    fast_site = _site(tmp_path / "fast", plan, clock, seed=3, fast=True)
-    slow_site = _site(tmp_path / "slow", plan, clock, seed=3, fast=False)
+    fast_site, slow_site = _twin_sites(tmp_path, plan, clock, seed=3)
     paths = [entry.path for entry in plan.files[:40]]
     ip = plan.client_ips[0]
 
-    def simple(path: str) -> bytes:
-        return f"GET {path} HTTP/1.1\r\nX-Forwarded-For: {ip}\r\n\r\n".encode()
-
     conversation = [
-        *[simple(path) for path in paths],  # fills the caches of both
-        simple(paths[0]) + simple(paths[1]),  # two pipelined requests in one read
-        simple(paths[2]) + simple(paths[3])[:12],  # one and the start of the next...
-        simple(paths[3])[12:],  # ...finished in the next read
-        simple(paths[4]),  # an ordinary request after all that
+        *[_get(path, ip) for path in paths],  # fills the caches of both
+        _get(paths[0], ip) + _get(paths[1], ip),  # two pipelined requests in one read
+        _get(paths[2], ip) + _get(paths[3], ip)[:12],  # one and the start of the next...
+        _get(paths[3], ip)[12:],  # ...finished in the next read
+        _get(paths[4], ip),  # an ordinary request after all that
         b"POST " + paths[5].encode() + b" HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
-        simple(paths[6]),
+        _get(paths[6], ip),
         f"GET {paths[7]} HTTP/1.1\r\nConnection: Keep-Alive\r\n\r\n".encode(),
         f"GET {paths[8]} HTTP/1.0\r\n\r\n".encode(),  # HTTP/1.0 closes the connection
     ]
@@ -261,15 +267,14 @@ def test_hostile_requests_get_the_answers_twisted_gives(
     plan: dataset.Plan, tmp_path: Path
 ) -> None:
     clock = Clock()
-    fast_site = _site(tmp_path / "fast", plan, clock, seed=9, fast=True)
-    slow_site = _site(tmp_path / "slow", plan, clock, seed=9, fast=False)
+    fast_site, slow_site = _twin_sites(tmp_path, plan, clock, seed=9)
     paths = [entry.path for entry in plan.files[:20]]
     ip = plan.client_ips[3]
     warm_fast, warm_slow = _Client(fast_site), _Client(slow_site)
     for path in paths:
         for client in (warm_fast, warm_slow):
-            client.get(f"GET {path} HTTP/1.1\r\nX-Forwarded-For: {ip}\r\n\r\n".encode())
-    follow_up = f"GET {paths[1]} HTTP/1.1\r\nX-Forwarded-For: {ip}\r\n\r\n".encode()
+            client.get(_get(path, ip))
+    follow_up = _get(paths[1], ip)
 
     @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
     @given(_hostile_requests(paths, ip))
@@ -296,7 +301,7 @@ def test_a_failing_in_memory_answer_falls_back_to_twisted(
     site = _site(tmp_path / "fast", plan, Clock(), seed=1, fast=True)
     resource: Any = site.resource
     path = plan.files[0].path
-    raw = f"GET {path} HTTP/1.1\r\nX-Forwarded-For: {plan.client_ips[0]}\r\n\r\n".encode()
+    raw = _get(path, plan.client_ips[0])
     client = _Client(site)
     client.get(raw)  # warm
 
@@ -321,7 +326,7 @@ def test_closing_for_an_upgrade_spares_requests_on_their_way(
     """Idle keep-alive connections close at once; the others right after their answer."""
     site = _site(tmp_path / "fast", plan, Clock(), seed=1, fast=True)
     path = plan.files[0].path
-    raw = f"GET {path} HTTP/1.1\r\nX-Forwarded-For: {plan.client_ips[0]}\r\n\r\n".encode()
+    raw = _get(path, plan.client_ips[0])
     idle, fresh, halfway = (_Client(site) for _ in range(3))
     idle.get(raw)
     assert idle.get(raw).startswith(b"HTTP/1.1 302 Found")
