@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import http.client
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+import pytest_twisted
 import redis
+from twisted.internet.task import Clock
 
+from mirrorbits.store.mirrors import MirrorStore
+from mirrorbits.store.redis import RedisService
 from tests.daemon import DaemonProcess
+from tests.integration.store_support import started_service, within
 from tests.scenario import build_repository, conformance_config, load_redis
 from tests.servers import RedisServer, free_port
 
@@ -106,3 +111,17 @@ def header_values(headers: list[tuple[str, str]], name: str) -> list[str]:
 def raw_header(value: str) -> str:
     """http.client decodes header bytes as latin-1: give back the UTF-8 text."""
     return value.encode("latin-1").decode("utf-8")
+
+
+@pytest_twisted.async_yield_fixture
+async def service(redis_server: RedisServer, redis_db: redis.Redis) -> AsyncIterator[RedisService]:
+    """A started RedisService on the test Redis (stopped afterwards)."""
+    started = await started_service(redis_server)
+    yield started
+    await within(started.stopService())
+
+
+@pytest.fixture
+def store(service: RedisService, clock: Clock) -> MirrorStore:
+    """A MirrorStore on :func:`service`; each test module provides its ``clock``."""
+    return MirrorStore(service, clock)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any, cast
 
 import attrs
@@ -32,7 +32,7 @@ from mirrorbits.model import REDIRECTS_ALLOWED, REDIRECTS_DISALLOWED, GeoRecord,
 from mirrorbits.store import events, keys
 from mirrorbits.store.mirrors import MirrorStore
 from mirrorbits.store.redis import RedisService
-from tests.integration.store_support import captured_log, eventually, started_service, within
+from tests.integration.store_support import captured_log, eventually, within
 from tests.integration.tls_support import tls_pair
 from tests.servers import RedisServer
 
@@ -72,18 +72,6 @@ def clock() -> Clock:
     clock = Clock()
     clock.advance(NOW)
     return clock
-
-
-@pytest_twisted.async_yield_fixture
-async def service(redis_server: RedisServer, redis_db: redis.Redis) -> AsyncIterator[RedisService]:
-    started = await started_service(redis_server)
-    yield started
-    await within(started.stopService())
-
-
-@pytest.fixture
-def store(service: RedisService, clock: Clock) -> MirrorStore:
-    return MirrorStore(service, clock)
 
 
 @pytest.fixture

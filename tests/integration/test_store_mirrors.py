@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,7 @@ from mirrorbits.store.errors import DatabaseNotReady, MirrorNotFound, NameTaken,
 from mirrorbits.store.mirrors import MirrorStore
 from mirrorbits.store.records import mirror_from_hash
 from mirrorbits.store.redis import RedisService
-from tests.integration.store_support import received, started_service, subscribe, within
-from tests.servers import RedisServer
+from tests.integration.store_support import received, subscribe, within
 
 pytestmark = pytest.mark.integration
 
@@ -37,18 +35,6 @@ def clock() -> Clock:
     clock = Clock()
     clock.advance(NOW)
     return clock
-
-
-@pytest_twisted.async_yield_fixture
-async def service(redis_server: RedisServer, redis_db: redis.Redis) -> AsyncIterator[RedisService]:
-    started = await started_service(redis_server)
-    yield started
-    await within(started.stopService())
-
-
-@pytest.fixture
-def store(service: RedisService, clock: Clock) -> MirrorStore:
-    return MirrorStore(service, clock)
 
 
 def logged(db: redis.Redis, mirror_id: int) -> list[dict[str, Any]]:
