@@ -84,6 +84,20 @@ def _cell(row: Node, name: str) -> Node:
     return cell
 
 
+def _mirror_row(row: Node) -> dict[str, Any]:
+    """The cells both tables have: the mirror, its links, where it is and how far."""
+    return {
+        "shown_name": _cell(row, "name").text().strip(),
+        "mirror": row.attrs.get("data-mirror"),
+        "url_text": _cell(row, "url").text().strip(),
+        "url_href": _href(_cell(row, "url")),
+        "name_href": _href(_cell(row, "name")),
+        "country": _cell(row, "country").text().strip(),
+        "continent": _cell(row, "continent").text().strip(),
+        "distance": _cell(row, "distance").text().strip(),
+    }
+
+
 def _href(cell: Node) -> str:
     link = cell.find("a")
     return link.attrs.get("href", "") if link is not None else ""
@@ -125,31 +139,14 @@ def read_page(html: str) -> dict[str, Any]:
     for row in table.find("tbody").find_all("tr") if table is not None else []:  # type: ignore[union-attr]
         ranked.append({
             "rank": _cell(row, "rank").text().strip(),
-            "shown_name": _cell(row, "name").text().strip(),
-            "mirror": row.attrs.get("data-mirror"),
-            "url_text": _cell(row, "url").text().strip(),
-            "url_href": _href(_cell(row, "url")),
-            "name_href": _href(_cell(row, "name")),
-            "country": _cell(row, "country").text().strip(),
-            "continent": _cell(row, "continent").text().strip(),
-            "distance": _cell(row, "distance").text().strip(),
+            **_mirror_row(row),
             "selection": _cell(row, "selection").text().strip(),
             "weighted": "weighted" in row.attrs.get("class", "").split(),
         })
     excluded = []
     table = root.find("table", id="excluded-table")
     for row in table.find("tbody").find_all("tr") if table is not None else []:  # type: ignore[union-attr]
-        excluded.append({
-            "shown_name": _cell(row, "name").text().strip(),
-            "mirror": row.attrs.get("data-mirror"),
-            "url_text": _cell(row, "url").text().strip(),
-            "url_href": _href(_cell(row, "url")),
-            "name_href": _href(_cell(row, "name")),
-            "country": _cell(row, "country").text().strip(),
-            "continent": _cell(row, "continent").text().strip(),
-            "distance": _cell(row, "distance").text().strip(),
-            "reason": _cell(row, "reason").text().strip(),
-        })
+        excluded.append({**_mirror_row(row), "reason": _cell(row, "reason").text().strip()})
     return {
         "title": _text(root, "title"),
         "headline": _text(root, "h1"),
