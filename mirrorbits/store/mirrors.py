@@ -68,13 +68,26 @@ def save_commands(mirror: Mirror) -> list[tuple[str, ...]]:
     return commands
 
 
+def parse_mirror_id(field: str) -> int | None:
+    """The mirror ID a field of ``MIRRORS`` names (ASCII decimal digits), else ``None``."""
+    return int(field) if field.isascii() and field.isdigit() else None
+
+
+async def mirror_ids(client: RedisClient) -> tuple[int, ...]:
+    """The ID of every mirror (the fields of the ``MIRRORS`` hash), sorted numerically."""
+    fields = await client.hkeys(keys.MIRRORS)
+    return tuple(sorted({mid for mid in map(parse_mirror_id, map(str, fields or ()))
+                         if mid is not None}))
+
+
 def match_names(names: Mapping[str, str], pattern: str) -> list[tuple[int, str]]:
     """Mirrors whose name contains ``pattern`` (any case), sorted by name.
 
     An exact (case-sensitive) name wins alone, so ``mirror`` stays selectable next to
     ``mirror2`` (the reference reported both).
     """
-    entries = [(int(mid), name) for mid, name in names.items() if mid.isdigit()]
+    entries = [(int(mid), name) for mid, name in names.items()
+               if parse_mirror_id(mid) is not None]
     exact = [entry for entry in entries if entry[1] == pattern]
     if exact:
         return sorted(exact, key=lambda e: (e[1], e[0]))
@@ -100,7 +113,7 @@ class MirrorStore:
         """Every mirror of ``MIRRORS``, by ID (the hashes are read concurrently)."""
         client = self._client()
         names = await client.hgetall(keys.MIRRORS)
-        ids = sorted(int(mid) for mid in names if mid.isdigit())
+        ids = sorted(mid for mid in map(parse_mirror_id, names) if mid is not None)
         hashes = await gather(client.hgetall(keys.mirror(mid)) for mid in ids)
         return [_mirror(mid, h) for mid, h in zip(ids, hashes, strict=True) if h]
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import pytest_twisted
 import redis
+import txredisapi
 from attrs import evolve
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredList
@@ -17,7 +18,7 @@ from twisted.internet.task import Clock
 from mirrorbits.model import Mirror
 from mirrorbits.store import events, keys
 from mirrorbits.store.errors import DatabaseNotReady, MirrorNotFound, NameTaken, StoreError
-from mirrorbits.store.mirrors import MirrorStore
+from mirrorbits.store.mirrors import MirrorStore, mirror_ids
 from mirrorbits.store.records import mirror_from_hash
 from mirrorbits.store.redis import RedisService
 from tests.integration.store_support import received, subscribe, within
@@ -160,6 +161,30 @@ async def test_match_all_and_get(store: MirrorStore, redis_db: redis.Redis) -> N
     assert (await store.get_mirror(2)).http_url == "http://mirror/"
     with pytest.raises(MirrorNotFound):
         await store.get_mirror(9)
+
+
+@pytest_twisted.ensureDeferred
+async def test_mirror_ids_are_the_decimal_fields_of_the_mirrors_hash(
+    store: MirrorStore, service: RedisService, redis_db: redis.Redis
+) -> None:
+    for name in ("one", "two", "three"):
+        await store.add_mirror(Mirror(name=name, http_url=f"http://{name}/"))
+    redis_db.hset(keys.MIRRORS, mapping={"12": "listed", "x": "x", "": "e", "+4": "p",
+                                         "-5": "n", "2.5": "f", "\u00b2": "superscript"})
+    assert await mirror_ids(service.client()) == (1, 2, 3, 12)
+    assert [m.id for m in await store.all_mirrors()] == [1, 2, 3]  # 12 has no record
+    assert sorted(mid for mid, _ in await store.match("")) == [1, 2, 3, 12]
+    redis_db.delete(keys.MIRRORS)
+    assert await mirror_ids(service.client()) == ()
+
+
+@pytest_twisted.ensureDeferred
+async def test_mirror_ids_refuse_a_mirrors_key_of_another_type(
+    service: RedisService, redis_db: redis.Redis
+) -> None:
+    redis_db.sadd(keys.MIRRORS, "1")
+    with pytest.raises(txredisapi.ResponseError, match="WRONGTYPE"):
+        await mirror_ids(service.client())
 
 
 @pytest_twisted.ensureDeferred
