@@ -1,15 +1,19 @@
 """Cluster membership and work partitioning between daemons sharing one Redis (§15.1).
 
 Each daemon announces ``HELLO<db> <node id>`` on :data:`keys.CHANNEL_CLUSTER` every
-second and keeps the nodes heard within the last five seconds. The sorted list of all
-mirror IDs is cut into one chunk per node: automatic scans and health checks of a mirror
-run only on the node that :meth:`ClusterService.handles` it. There is no leader.
+second, reads the mirror IDs (the fields of ``MIRRORS``) and keeps the nodes heard within
+the last five seconds. The sorted list of all mirror IDs is cut into one chunk per node:
+automatic scans and health checks of a mirror run only on the node that
+:meth:`ClusterService.handles` it. There is no leader.
+
+Checking a mirror twice is harmless, never checking it is not: whenever this node cannot
+tell its share (the ID list could not be read lately, or a mirror is not in it yet), it
+handles every mirror concerned.
 """
 
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -27,6 +31,7 @@ from mirrorbits.logs import Logger
 from mirrorbits.store import keys
 from mirrorbits.store.connection import COMMAND_TIMEOUT, describe
 from mirrorbits.store.errors import DatabaseNotReady, StoreError
+from mirrorbits.store.mirrors import mirror_ids
 from mirrorbits.store.pubsub import publish
 
 log = Logger()
@@ -42,7 +47,6 @@ _REDIS_ERRORS = (
     ConnectionError,
     TimeoutError,
 )
-_MIRROR_ID = re.compile(r"[+-]?[0-9]+")
 
 
 def new_node_id(hostname: str, rng: random.Random) -> str:
@@ -79,15 +83,6 @@ def _reason(failure: Failure) -> str:
     return describe(value) if value is not None else failure.getErrorMessage()
 
 
-def _mirror_ids(members: Iterable[Any]) -> tuple[int, ...]:
-    ids: set[int] = set()
-    for member in members or ():
-        text = member.decode("utf-8", "replace") if isinstance(member, bytes) else str(member)
-        if _MIRROR_ID.fullmatch(text):
-            ids.add(int(text))
-    return tuple(sorted(ids))
-
-
 @define(eq=False)
 class ClusterService(Service):
     """Announces this node, tracks the others and tells which mirrors this node handles."""
@@ -103,10 +98,12 @@ class ClusterService(Service):
     _nodes: tuple[str, ...] = field(init=False, default=())
     _index: int = field(init=False, default=0)
     _mirror_ids: tuple[int, ...] = field(init=False, default=())
+    _known: frozenset[int] = field(init=False, default=frozenset())  # _mirror_ids as a set
+    _read_at: float | None = field(init=False, default=None)  # when _mirror_ids was read
     _handled: frozenset[int] | None = field(init=False, default=None)
     _loop: LoopingCall | None = field(init=False, default=None)
     _inflight: Deferred[None] | None = field(init=False, default=None)
-    _failing: bool = field(init=False, default=False)
+    _failing: bool = field(init=False, default=False)  # the failure was logged
 
     name = "cluster"
 
@@ -128,12 +125,32 @@ class ClusterService(Service):
         """All mirror IDs as last read from Redis, sorted."""
         return self._mirror_ids
 
+    @property
+    def mirror_ids_read_at(self) -> float | None:
+        """When (clock seconds) the mirror IDs were last read; None since a failed read."""
+        return self._read_at
+
+    @property
+    def share_known(self) -> bool:
+        """Whether the mirror IDs were read within the node timeout (so the share holds)."""
+        read_at = self._read_at
+        return read_at is not None and self._clock.seconds() - read_at <= self.node_timeout
+
+    def learn_mirror_ids(self, ids: Iterable[int]) -> None:
+        """Record the mirror IDs just read from Redis; they hold for the node timeout."""
+        self._read_at = self._clock.seconds()
+        known = tuple(sorted(set(ids)))
+        if known != self._mirror_ids:
+            self._mirror_ids, self._known = known, frozenset(known)
+            self._handled = None
+
     def handles(self, mirror_id: int) -> bool:
         """Whether this node runs the automatic scans and health checks of ``mirror_id``.
 
-        A mirror added since the last refresh of the ID list is handled only by a lone node.
+        True for every mirror while this node is alone or cannot tell its share, and for a
+        mirror added since the ID list was last read: it may be nobody else's yet.
         """
-        if len(self._nodes) == 1:
+        if len(self._nodes) == 1 or mirror_id not in self._known or not self.share_known:
             return True
         if self._handled is None:
             self._handled = partition(self._mirror_ids, len(self._nodes), self._index)
@@ -142,7 +159,7 @@ class ClusterService(Service):
     def on_announce(self, message: str) -> None:
         """Handle one message of the cluster channel."""
         db = self._current_db()
-        prefix = f"HELLO{db} "
+        prefix = keys.cluster_announce(db, "")
         if not message.startswith(prefix):
             return
         now = self._clock.seconds()
@@ -159,6 +176,7 @@ class ClusterService(Service):
 
     def startService(self) -> None:
         super().startService()
+        log.info("Cluster node ID: {node}", node=self.node_id)
         loop = LoopingCall(self._tick)
         loop.clock = self._clock
         self._loop = loop
@@ -181,6 +199,7 @@ class ClusterService(Service):
                     log.info("<- Node {node} left the cluster", node=node_id)
                 self._peers.clear()
                 self._update_nodes()
+                self._read_at = None  # the mirror IDs of the former database
             self._db = db
         return db
 
@@ -206,6 +225,7 @@ class ClusterService(Service):
             if self._inflight is not None:
                 return
             d = Deferred.fromCoroutine(self._announce(db))
+            d.addTimeout(COMMAND_TIMEOUT, self._clock)
             self._inflight = d
             d.addCallbacks(self._worked, self._failed)
         except Exception:
@@ -213,28 +233,25 @@ class ClusterService(Service):
 
     async def _announce(self, db: int) -> None:
         client = self._get_client()
-        sent = Deferred.fromCoroutine(
-            publish(client, keys.CHANNEL_CLUSTER, f"HELLO{db} {self.node_id}"))
-        await sent.addTimeout(COMMAND_TIMEOUT, self._clock)
-        members = await client.smembers(keys.MIRRORS).addTimeout(COMMAND_TIMEOUT, self._clock)
-        ids = _mirror_ids(members)
-        if ids != self._mirror_ids:
-            self._mirror_ids = ids
-            self._handled = None
+        await publish(client, keys.CHANNEL_CLUSTER, keys.cluster_announce(db, self.node_id))
+        self.learn_mirror_ids(await mirror_ids(client))
 
     def _worked(self, _: None) -> None:
         self._inflight = None
         if self._failing:
             self._failing = False
-            log.info("Cluster announces work again")
+            log.info("Cluster announce works again: this node checks and scans its share "
+                     "of the mirrors")
 
     def _failed(self, failure: Failure) -> None:
         self._inflight = None
+        self._read_at = None  # until the next read, this node handles every mirror
         if failure.check(DatabaseNotReady):  # the Redis service reports its own state
             return
         if failure.check(*_REDIS_ERRORS):
             if not self._failing and self.running:
                 self._failing = True
-                log.warn("Cluster announce failed: {error}", error=_reason(failure))
+                log.warn("Cluster announce failed ({error}): this node checks and scans every "
+                         "mirror until it works again", error=_reason(failure))
             return
         log.failure("Unexpected error in the cluster announce", failure)

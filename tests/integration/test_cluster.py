@@ -1,23 +1,299 @@
-"""Several ClusterService instances on one real redis-server: discovery, split, failover."""
+"""ClusterService on a real redis-server: announces, the mirror IDs, failures, several nodes.
+
+The single-node tests drive the announce loop with a ``Clock`` (so each tick is explicit)
+while Redis I/O runs on the real reactor; failures are real ones (a key of the wrong type,
+a stopped or frozen redis-server). The multi-node test runs on the real reactor only.
+"""
 
 from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_twisted
 import redis
 from attrs import define
 from twisted.internet import reactor
+from twisted.internet.task import Clock
 
 from mirrorbits.cluster import ClusterService
 from mirrorbits.store import keys
 from mirrorbits.store.pubsub import PubSubService
 from mirrorbits.store.redis import RedisService
-from tests.integration.store_support import captured_log, eventually, started_service, within
+from tests.integration.store_support import (
+    captured_log,
+    eventually,
+    received,
+    started_service,
+    subscribe,
+    within,
+)
 from tests.servers import RedisServer
 
 pytestmark = pytest.mark.integration
 
 MIRRORS = set(range(1, 11))
+NODE = "b-00002"
+PEER = "a-00001"  # sorts first: NODE is the second of two
+FAILED = "Cluster announce failed ("
+RECOVERED = ("Cluster announce works again: this node checks and scans its share of the "
+             "mirrors")
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A private redis-server, for the tests that stop or freeze it."""
+    server = RedisServer(workdir=tmp_path / "redis")
+    server.start()
+    yield server
+    if server.process is not None:
+        os.kill(server.process.pid, signal.SIGCONT)
+    server.stop()
+
+
+def sync_client(server: RedisServer) -> redis.Redis:
+    return redis.Redis(host=server.host, port=server.port, decode_responses=True)
+
+
+def set_mirrors(db: redis.Redis, *ids: int) -> None:
+    """A current database whose ``MIRRORS`` is, as the CLI writes it, a hash of ID -> name."""
+    db.set(keys.DB_VERSION, str(keys.CURRENT_DB_VERSION))  # no upgrade to run
+    db.delete(keys.MIRRORS)
+    if ids:
+        db.hset(keys.MIRRORS, mapping={str(m): f"m{m}" for m in ids})
+
+
+def handled(cluster: ClusterService, upto: int = 4) -> list[int]:
+    return [m for m in range(1, upto + 1) if cluster.handles(m)]
+
+
+async def announced(cluster: ClusterService, clock: Clock, seconds: float = 1.0) -> None:
+    """Advance ``clock`` by ``seconds`` and wait until that tick's announce read the IDs."""
+    clock.advance(seconds)
+    await eventually(lambda: cluster.mirror_ids_read_at == clock.seconds())
+
+
+@pytest_twisted.ensureDeferred
+async def test_announces_every_interval_starting_at_once(
+    redis_server: RedisServer, redis_db: redis.Redis
+) -> None:
+    set_mirrors(redis_db)
+    store = await started_service(redis_server)
+    clock = Clock()
+    db = [0]
+    cluster = ClusterService(store.client, lambda: db[0], clock, NODE)
+    listener = subscribe(redis_db, keys.CHANNEL_CLUSTER)
+    try:
+        cluster.startService()
+        await eventually(lambda: cluster.mirror_ids_read_at == 0.0)
+        await announced(cluster, clock)
+        db[0] = 3
+        await announced(cluster, clock)
+        cluster.stopService()
+        clock.advance(5.0)
+        assert received(listener) == [(keys.CHANNEL_CLUSTER, f"HELLO{n} {NODE}")
+                                      for n in (0, 0, 3)]
+    finally:
+        listener.close()
+        cluster.stopService()
+        await within(store.stopService())
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_mirror_ids_are_the_fields_of_the_mirrors_hash(
+    redis_server: RedisServer, redis_db: redis.Redis
+) -> None:
+    set_mirrors(redis_db)
+    redis_db.hset(keys.MIRRORS, mapping={"3": "c", "1": "a", "x": "x", "": "e", "2.5": "f",
+                                         "12": "l", "+4": "p", "-5": "n"})
+    store = await started_service(redis_server)
+    clock = Clock()
+    cluster = ClusterService(store.client, lambda: 0, clock, NODE)
+    try:
+        cluster.startService()
+        await eventually(lambda: cluster.mirror_ids_read_at == 0.0)
+        assert cluster.mirror_ids == (1, 3, 12)
+        set_mirrors(redis_db, 4)
+        await announced(cluster, clock)
+        assert cluster.mirror_ids == (4,)
+    finally:
+        cluster.stopService()
+        await within(store.stopService())
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_mirrors_key_of_the_wrong_type_fails_safe_and_recovers(
+    redis_server: RedisServer, redis_db: redis.Redis
+) -> None:
+    """``MIRRORS`` as a set (what the old code read, with SMEMBERS): the read fails, so the
+    node handles every mirror and says so once, until the hash is back."""
+    set_mirrors(redis_db)
+    redis_db.sadd(keys.MIRRORS, "1", "2", "3", "4")
+    store = await started_service(redis_server)
+    clock = Clock()
+    cluster = ClusterService(store.client, lambda: 0, clock, NODE)
+    with captured_log("mirrorbits.cluster") as logs:
+        try:
+            cluster.startService()
+            cluster.on_announce(f"HELLO0 {PEER}")
+            await eventually(lambda: any(FAILED in line for line in logs))
+            for _ in range(3):
+                clock.advance(1.0)
+                await eventually(lambda: cluster.mirror_ids_read_at is None)
+            assert handled(cluster) == [1, 2, 3, 4]
+            set_mirrors(redis_db, 1, 2, 3, 4)
+            cluster.on_announce(f"HELLO0 {PEER}")
+            await announced(cluster, clock)
+            assert cluster.nodes == (PEER, NODE)
+            assert handled(cluster) == [3, 4]
+        finally:
+            cluster.stopService()
+            await within(store.stopService())
+    assert logs == [
+        f"Cluster node ID: {NODE}",
+        f"-> Node {PEER} joined the cluster",
+        "Cluster announce failed (WRONGTYPE Operation against a key holding the wrong kind of "
+        "value): this node checks and scans every mirror until it works again",
+        RECOVERED,
+    ]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_database_that_is_down_fails_safe_quietly(own_redis: RedisServer) -> None:
+    """Redis stopped: the Redis service reports it, the cluster handles every mirror meanwhile."""
+    db = sync_client(own_redis)
+    set_mirrors(db, 1, 2, 3, 4)
+    store = await started_service(own_redis)
+    clock = Clock()
+    cluster = ClusterService(store.client, lambda: 0, clock, NODE)
+    with captured_log("mirrorbits.cluster") as logs:
+        try:
+            cluster.startService()
+            cluster.on_announce(f"HELLO0 {PEER}")
+            await eventually(lambda: cluster.mirror_ids_read_at == 0.0)
+            assert handled(cluster) == [3, 4]
+            own_redis.stop()
+            await eventually(lambda: not store.ready)
+            clock.advance(1.0)
+            assert cluster.mirror_ids_read_at is None
+            assert handled(cluster) == [1, 2, 3, 4]
+            own_redis.start()  # same port, empty
+            set_mirrors(sync_client(own_redis), 1, 2, 3, 4)
+            await within(store.whenReady())
+            await announced(cluster, clock)
+            assert cluster.nodes == (PEER, NODE)
+            assert handled(cluster) == [3, 4]
+        finally:
+            cluster.stopService()
+            await within(store.stopService())
+    assert logs == [f"Cluster node ID: {NODE}", f"-> Node {PEER} joined the cluster"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_unexpected_error_is_logged_and_the_loop_goes_on(
+    redis_server: RedisServer, redis_db: redis.Redis
+) -> None:
+    set_mirrors(redis_db, 1, 2)
+    store = await started_service(redis_server)
+    calls = [0]
+
+    def client() -> Any:
+        calls[0] += 1
+        if calls[0] == 2:
+            raise RuntimeError("boom")
+        return store.client()
+
+    clock = Clock()
+    cluster = ClusterService(client, lambda: 0, clock, NODE)
+    with captured_log("mirrorbits.cluster") as logs:
+        try:
+            cluster.startService()
+            cluster.on_announce(f"HELLO0 {PEER}")
+            await eventually(lambda: cluster.mirror_ids_read_at == 0.0)
+            clock.advance(1.0)
+            assert cluster.mirror_ids_read_at is None
+            assert handled(cluster, 2) == [1, 2]
+            await announced(cluster, clock)
+            assert handled(cluster, 2) == [2]
+        finally:
+            cluster.stopService()
+            await within(store.stopService())
+    assert logs[2:] == ["Unexpected error in the cluster announce"]
+
+
+def publishes(server: RedisServer) -> int:
+    """How many PUBLISH commands ``server`` executed."""
+    stats = sync_client(server).info("commandstats").get("cmdstat_publish", {})
+    return int(stats.get("calls", 0)) if isinstance(stats, dict) else 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_frozen_redis_one_announce_at_a_time_then_a_timeout(
+    own_redis: RedisServer,
+) -> None:
+    """redis-server stopped with SIGSTOP: the announce waits, no other one is sent meanwhile;
+    the ID list goes stale after the node timeout (every mirror handled), the announce gives
+    up after 5 s and the next one goes out."""
+    set_mirrors(sync_client(own_redis), 1, 2, 3, 4)
+    store = await started_service(own_redis)
+    clock = Clock()
+    cluster = ClusterService(store.client, lambda: 0, clock, NODE)
+    assert own_redis.process is not None
+    pid = own_redis.process.pid
+    with captured_log("mirrorbits.cluster") as logs:
+        try:
+            cluster.startService()
+            await eventually(lambda: cluster.mirror_ids_read_at == 0.0)
+            os.kill(pid, signal.SIGSTOP)
+            for _ in range(10):  # t = 0.5 .. 5.0: the announce sent at 1.0 gets no answer
+                cluster.on_announce(f"HELLO0 {PEER}")
+                clock.advance(0.5)
+            assert handled(cluster) == [3, 4]  # read exactly 5 s ago: still holds
+            clock.advance(0.5)
+            assert not cluster.share_known
+            assert handled(cluster) == [1, 2, 3, 4]
+            assert logs[2:] == []
+            clock.advance(0.5)  # 6.0: five seconds without an answer
+            assert logs[2:] == [
+                "Cluster announce failed (no answer from Redis within 5 s): this node checks "
+                "and scans every mirror until it works again"]
+            clock.advance(1.0)  # the next announce goes out
+            os.kill(pid, signal.SIGCONT)
+            await eventually(lambda: cluster.mirror_ids_read_at == clock.seconds())
+            assert logs[3:] == [RECOVERED]
+            assert handled(cluster) == [3, 4]
+            assert publishes(own_redis) == 3
+        finally:
+            os.kill(pid, signal.SIGCONT)
+            cluster.stopService()
+            await within(store.stopService())
+
+
+@pytest_twisted.ensureDeferred
+async def test_stopping_cancels_the_announce_in_flight_quietly(own_redis: RedisServer) -> None:
+    set_mirrors(sync_client(own_redis))
+    store = await started_service(own_redis)
+    clock = Clock()
+    cluster = ClusterService(store.client, lambda: 0, clock, NODE)
+    assert own_redis.process is not None
+    pid = own_redis.process.pid
+    with captured_log("mirrorbits.cluster") as logs:
+        try:
+            os.kill(pid, signal.SIGSTOP)
+            cluster.startService()
+            cluster.stopService()
+            clock.advance(10.0)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+            await within(store.stopService())
+    assert logs == [f"Cluster node ID: {NODE}"]
+    assert not cluster.running
+    assert cluster.mirror_ids_read_at is None
+    assert publishes(own_redis) == 1
 
 
 @define
@@ -60,7 +336,7 @@ async def test_nodes_find_each_other_split_the_mirrors_and_take_over(
     redis_server: RedisServer, redis_db: redis.Redis
 ) -> None:
     redis_db.set(keys.DB_VERSION, str(keys.CURRENT_DB_VERSION))  # no upgrade to run
-    redis_db.sadd(keys.MIRRORS, *MIRRORS)
+    set_mirrors(redis_db, *MIRRORS)
     nodes: list[Node] = []
     with captured_log("mirrorbits.cluster") as logs:
         try:
@@ -89,7 +365,7 @@ async def test_nodes_find_each_other_split_the_mirrors_and_take_over(
             assert a.cluster.nodes == b.cluster.nodes == both
             assert other.cluster.nodes == ("gamma-00003",)
             assert other.cluster.mirror_ids == ()
-            assert not any("gamma" in line for line in logs)
+            assert not any("gamma" in line for line in logs if "node ID" not in line)
 
             # beta stops announcing: alpha takes every mirror once beta is 0.5 s silent.
             stopped = reactor.seconds()

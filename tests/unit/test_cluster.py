@@ -1,4 +1,8 @@
-"""Cluster membership and work partitioning (§15.1), driven by a fake clock."""
+"""Cluster membership and work partitioning (§15.1): the pure part, on a Clock, without Redis.
+
+Everything that talks to Redis (announces, reading ``MIRRORS``, failures) is tested against
+a real redis-server in ``tests/integration/test_cluster.py``.
+"""
 
 from __future__ import annotations
 
@@ -8,54 +12,27 @@ import re
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 
 from mirrorbits.cluster import ClusterService, new_node_id, partition
-from mirrorbits.store import keys
 from mirrorbits.store.errors import DatabaseNotReady
 from tests.logcapture import captured_log
 
 
-class FakeRedis:
-    """Records PUBLISH, answers SMEMBERS MIRRORS; ``hang`` keeps PUBLISH unanswered."""
-
-    def __init__(self, *members: str) -> None:
-        self.members = set(members)
-        self.published: list[tuple[str, str]] = []
-        self.hang = False
-        self.publish_error: Exception | None = None
-
-    def publish(self, channel: str, message: str) -> Deferred[int]:
-        self.published.append((channel, message))
-        if self.hang:
-            return Deferred()
-        if self.publish_error is not None:
-            return fail(self.publish_error)
-        return succeed(1)
-
-    def smembers(self, key: str) -> Deferred[set[str]]:
-        assert key == keys.MIRRORS
-        return succeed(set(self.members))
+def no_database() -> object:
+    """The Redis client getter: these tests never reach Redis (see the integration tests)."""
+    raise DatabaseNotReady("database not ready")
 
 
 class Setup:
-    """A ClusterService on a Clock, a fake Redis and a changeable DB number."""
+    """A ClusterService on a Clock, without Redis, and a changeable DB number."""
 
-    def __init__(self, node_id: str = "b-00002", *members: str) -> None:
+    def __init__(self, node_id: str = "b-00002", *mirror_ids: int) -> None:
         self.clock = Clock()
-        self.redis: FakeRedis | None = FakeRedis(*members)
         self.db = 0
-        self.service = ClusterService(self._client, lambda: self.db, self.clock, node_id)
-
-    def _client(self) -> FakeRedis:
-        if self.redis is None:
-            raise DatabaseNotReady("database not ready")
-        return self.redis
-
-    def messages(self) -> list[str]:
-        assert self.redis is not None
-        return [m for channel, m in self.redis.published if channel == keys.CHANNEL_CLUSTER]
+        self.service = ClusterService(no_database, lambda: self.db, self.clock, node_id)
+        if mirror_ids:
+            self.service.learn_mirror_ids(mirror_ids)
 
 
 # --- node IDs -------------------------------------------------------------------------------
@@ -249,160 +226,77 @@ def test_nodes_are_sorted_in_string_order() -> None:
     assert s.service.index == 3
 
 
-# --- announces sent, mirror list, handles() --------------------------------------------------
+# --- handles() ------------------------------------------------------------------------------
 
 
-def test_announces_every_interval_starting_at_once() -> None:
-    s = Setup("b-00002", "1")
-    s.service.startService()
-    try:
-        assert s.messages() == ["HELLO0 b-00002"]
-        s.clock.advance(1.0)
-        s.db = 3
-        s.clock.advance(1.0)
-        assert s.messages() == ["HELLO0 b-00002", "HELLO0 b-00002", "HELLO3 b-00002"]
-    finally:
-        s.service.stopService()
-    s.clock.advance(5.0)
-    assert len(s.messages()) == 3
-
-
-def test_mirror_list_comes_from_the_mirrors_set() -> None:
-    s = Setup("b-00002", "3", "1", "x", "", "2.5", "12")
-    s.service.startService()
-    try:
-        assert s.service.mirror_ids == (1, 3, 12)
-        assert s.redis is not None
-        s.redis.members = {"4"}
-        s.clock.advance(1.0)
-        assert s.service.mirror_ids == (4,)
-    finally:
-        s.service.stopService()
+def handled(s: Setup, upto: int) -> list[int]:
+    return [m for m in range(1, upto + 1) if s.service.handles(m)]
 
 
 def test_handles_everything_when_alone() -> None:
-    s = Setup("b-00002", "1", "2", "3")
-    s.service.startService()
-    try:
-        assert all(s.service.handles(m) for m in (1, 2, 3, 99))
-    finally:
-        s.service.stopService()
+    s = Setup("b-00002", 1, 2, 3)
+    assert all(s.service.handles(m) for m in (1, 2, 3, 99))
 
 
 def test_handles_with_two_then_three_nodes() -> None:
-    s = Setup("b-00002", "1", "2", "3", "4", "5")
-    s.service.startService()
-    try:
-        s.service.on_announce("HELLO0 a-00001")  # we are second of two: chunk round(2.5) = 3
-        assert [m for m in range(1, 7) if s.service.handles(m)] == [4, 5]
-        assert not s.service.handles(99)  # not in the list yet: not alone, so not ours
-        s.service.on_announce("HELLO0 c-00003")  # second of three: chunk round(1.67) = 2
-        assert [m for m in range(1, 7) if s.service.handles(m)] == [3, 4]
-        assert s.redis is not None
-        s.redis.members = {str(m) for m in range(1, 8)}  # 7 / 3 -> chunk 2
-        s.clock.advance(1.0)
-        assert [m for m in range(1, 9) if s.service.handles(m)] == [3, 4]
-        s.redis.members = {str(m) for m in range(1, 9)}  # 8 / 3 -> chunk 3
-        s.clock.advance(1.0)
-        assert [m for m in range(1, 9) if s.service.handles(m)] == [4, 5, 6]
-    finally:
-        s.service.stopService()
+    s = Setup("b-00002", 1, 2, 3, 4, 5)
+    s.service.on_announce("HELLO0 a-00001")  # we are second of two: chunk round(2.5) = 3
+    assert handled(s, 5) == [4, 5]
+    s.service.on_announce("HELLO0 c-00003")  # second of three: chunk round(1.67) = 2
+    assert handled(s, 5) == [3, 4]
+    s.service.learn_mirror_ids(range(1, 8))  # 7 / 3 -> chunk 2
+    assert handled(s, 7) == [3, 4]
+    s.service.learn_mirror_ids(range(1, 9))  # 8 / 3 -> chunk 3
+    assert handled(s, 8) == [4, 5, 6]
+    assert s.service.mirror_ids == tuple(range(1, 9))
 
 
 def test_the_last_of_three_nodes_takes_the_rest() -> None:
-    s = Setup("c-00003", *(str(m) for m in range(1, 11)))
-    s.service.startService()
-    try:
-        s.service.on_announce("HELLO0 a-00001")
-        s.service.on_announce("HELLO0 b-00002")
-        assert [m for m in range(1, 12) if s.service.handles(m)] == [7, 8, 9, 10]
-    finally:
-        s.service.stopService()
+    s = Setup("c-00003", *range(1, 11))
+    s.service.on_announce("HELLO0 a-00001")
+    s.service.on_announce("HELLO0 b-00002")
+    assert handled(s, 10) == [7, 8, 9, 10]
 
 
-def test_the_announce_tick_drops_silent_peers() -> None:
-    s = Setup("b-00002", "1", "2")
-    s.service.startService()
-    try:
-        s.service.on_announce("HELLO0 a-00001")
-        assert not s.service.handles(1)
-        with captured_log("mirrorbits.cluster") as logs:
-            s.clock.advance(5.0)
-            assert s.service.nodes == ("a-00001", "b-00002")
-            s.clock.advance(1.0)  # no message received at all: the tick prunes
-        assert s.service.nodes == ("b-00002",)
-        assert logs == ["<- Node a-00001 left the cluster"]
-        assert s.service.handles(1)
-    finally:
-        s.service.stopService()
+def test_every_node_handles_a_mirror_missing_from_its_id_list() -> None:
+    """Added since the last read: nobody's share yet, so everybody checks it meanwhile."""
+    nodes = [Setup(f"n-0000{i}", 1, 2, 3, 4) for i in (1, 2)]
+    for s, peer in zip(nodes, ("n-00002", "n-00001"), strict=True):
+        s.service.on_announce(f"HELLO0 {peer}")
+    assert [handled(s, 4) for s in nodes] == [[1, 2], [3, 4]]
+    assert all(s.service.handles(5) for s in nodes)
+    nodes[0].service.learn_mirror_ids(range(1, 6))  # 5 / 2 -> chunk 3
+    nodes[1].service.learn_mirror_ids(range(1, 6))
+    assert [handled(s, 5) for s in nodes] == [[1, 2, 3], [4, 5]]
 
 
-def test_redis_errors_warn_once_keep_the_list_and_recover() -> None:
-    s = Setup("b-00002", "1", "2")
-    s.service.startService()
-    try:
-        redis = s.redis
-        with captured_log("mirrorbits.cluster") as logs:
-            s.redis = None
-            s.clock.pump([1.0] * 3)
-            assert logs == []  # not ready: the Redis service reports that, not the cluster
-            assert s.service.mirror_ids == (1, 2)
-            assert redis is not None
-            redis.publish_error = ConnectionError("Not connected")
-            s.redis = redis
-            s.clock.pump([1.0] * 2)
-            assert len(logs) == 1 and logs[0].startswith("Cluster announce failed: ")
-            redis.publish_error = None
-            s.clock.pump([1.0] * 2)
-        assert logs[1:] == ["Cluster announces work again"]
-        assert len(s.messages()) == 1 + 2 + 2
-    finally:
-        s.service.stopService()
+def test_without_a_fresh_id_list_a_node_handles_every_mirror() -> None:
+    """Never read, or not read for longer than the node timeout: the share is unknown."""
+    s = Setup("b-00002")
+    s.service.on_announce("HELLO0 a-00001")
+    assert not s.service.share_known
+    assert handled(s, 4) == [1, 2, 3, 4]
+    s.service.learn_mirror_ids([1, 2, 3, 4])
+    assert s.service.share_known and s.service.mirror_ids_read_at == 0.0
+    assert handled(s, 4) == [3, 4]
+    s.clock.advance(4.0)
+    s.service.on_announce("HELLO0 a-00001")  # the peer is still there
+    s.clock.advance(1.0)
+    assert handled(s, 4) == [3, 4]  # read exactly 5 s ago: still holds
+    s.clock.advance(0.01)
+    assert not s.service.share_known
+    assert s.service.nodes == ("a-00001", "b-00002")
+    assert handled(s, 4) == [1, 2, 3, 4]
+    s.service.learn_mirror_ids([1, 2, 3, 4])
+    assert handled(s, 4) == [3, 4]
 
 
-def test_an_unexpected_error_is_logged_and_the_loop_goes_on() -> None:
-    s = Setup("b-00002", "1")
-    assert s.redis is not None
-    s.redis.publish_error = RuntimeError("boom")
-    with captured_log("mirrorbits.cluster") as logs:
-        s.service.startService()
-        try:
-            s.clock.advance(1.0)
-            assert s.redis.publish_error is not None
-            s.redis.publish_error = None
-            s.clock.advance(1.0)
-        finally:
-            s.service.stopService()
-    assert logs == ["Unexpected error in the cluster announce"] * 2
-    assert len(s.messages()) == 3
-    assert s.service.mirror_ids == (1,)
-
-
-def test_no_new_announce_while_one_is_in_flight() -> None:
-    s = Setup("b-00002", "1")
-    assert s.redis is not None
-    s.redis.hang = True
-    with captured_log("mirrorbits.cluster") as logs:
-        s.service.startService()
-        try:
-            s.clock.pump([0.5] * 9)  # 4.5 s: every tick finds the first PUBLISH unanswered
-            assert len(s.messages()) == 1
-            assert logs == []
-            s.clock.pump([0.5] * 4)  # its 5 s timeout passed: announcing again
-            assert len(s.messages()) == 2
-            assert logs == ["Cluster announce failed: no answer from Redis within 5 s"]
-        finally:
-            s.service.stopService()
-
-
-def test_stopping_cancels_the_announce_in_flight_quietly() -> None:
-    s = Setup("b-00002", "1")
-    assert s.redis is not None
-    s.redis.hang = True
-    with captured_log("mirrorbits.cluster") as logs:
-        s.service.startService()
-        s.service.stopService()
-        s.clock.advance(10.0)
-    assert logs == []
-    assert len(s.messages()) == 1
-    assert not s.service.running
+def test_a_database_change_forgets_the_id_list() -> None:
+    s = Setup("b-00002", 1, 2)
+    s.service.on_announce("HELLO0 a-00001")
+    s.db = 1
+    s.service.on_announce("HELLO1 a-00001")
+    assert s.service.nodes == ("a-00001", "b-00002")
+    assert handled(s, 2) == [1, 2]  # the IDs were those of database 0
+    s.service.learn_mirror_ids([1, 2])
+    assert handled(s, 2) == [2]
