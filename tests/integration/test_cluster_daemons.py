@@ -1,15 +1,18 @@
-"""Two real daemons on one real redis-server share the health checks of real HTTP mirrors (§15.1).
+"""Two real daemons on one real redis-server share the checks and scans of real mirrors (§15.1).
 
-Each mirror is a ``python -m http.server`` process on its own 127.0.0.x address; killing it
-makes the mirror unreachable. ``CheckInterval: 0`` makes every handled mirror due on each
-one-second tick, so "one check interval" is about a second here. Which node checked which
-mirror is read from each node's own log (the ``<name> HTTP Up!`` lines).
+Each mirror is a ``python -m http.server`` process on its own 127.0.0.x address (killing it
+makes the mirror unreachable) and a module of one ``rsync --daemon``. ``CheckInterval: 0``
+makes every handled mirror due on each one-second tick, so "one check interval" is about a
+second here. Which node checked or scanned which mirror is read from each node's own log
+(the ``<name> HTTP Up!`` and ``[<name>] Indexed`` lines).
 """
 
 from __future__ import annotations
 
 import http.client
+import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -35,6 +38,7 @@ CLIENT = {"X-Forwarded-For": "100.96.2.10"}
 NODE_TIMEOUT = 5.0  # seconds a silent node stays a member (§15.1)
 TICK = 1.0  # the health checker's scheduling tick: one check interval with CheckInterval 0
 CHECK_LINE = re.compile(r"\] (m\d+) +HTTP +(Up!|Error)")
+SCAN_LINE = re.compile(r"\] \[(m\d+)\] Indexed ")
 JOINED = re.compile(r"-> Node (\S+) joined the cluster")
 
 
@@ -99,6 +103,47 @@ def checked(node: DaemonProcess, since: int) -> set[int]:
     return {int(name[1:]) for name, _ in CHECK_LINE.findall(node.log()[since:])}
 
 
+def scanned(node: DaemonProcess, since: int) -> set[int]:
+    """IDs of the mirrors ``node`` logged a finished scan of after log offset ``since``."""
+    return {int(name[1:]) for name in SCAN_LINE.findall(node.log()[since:])}
+
+
+@attrs.define
+class RsyncDaemon:
+    """``rsync --daemon`` with one module ``m<id>`` per mirror, on 127.0.0.1."""
+
+    workdir: Path
+    modules: dict[str, Path]
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+
+    def url(self, module: str) -> str:
+        return f"rsync://127.0.0.1:{self.port}/{module}/"
+
+    def start(self) -> None:
+        binary = shutil.which("rsync")
+        if binary is None:
+            pytest.skip("rsync is not installed")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        lines = ["use chroot = no", f"uid = {os.getuid()}", f"gid = {os.getgid()}",
+                 f"pid file = {self.workdir / 'rsyncd.pid'}"]
+        for module, path in self.modules.items():
+            lines += [f"[{module}]", f"path = {path}", "read only = yes"]
+        conf = self.workdir / "rsyncd.conf"
+        conf.write_text("\n".join(lines) + "\n")
+        self.process = subprocess.Popen(
+            [binary, "--daemon", "--no-detach", f"--config={conf}", f"--port={self.port}",
+             "--address=127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port("127.0.0.1", self.port)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+
 def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> float:
     """Poll ``predicate`` until true; the seconds it took (fails after ``timeout``)."""
     start = time.monotonic()
@@ -134,6 +179,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     repo_file(repo, "/a.txt", CONTENT, MTIME)
     mirrors = {m: MirrorServer(tmp_path / f"mirror{m}", f"127.0.0.{40 + m}")
                for m in range(1, MIRRORS + 1)}
+    rsyncd = RsyncDaemon(tmp_path / "rsyncd", {f"m{m}": s.root for m, s in mirrors.items()})
     extra = {"CheckInterval": "0", "ScanInterval": "720"}
     nodes = [DaemonProcess(workdir=tmp_path / f"node{n}",
                            values=base_config(repo, redis_server.address, **extra))
@@ -141,11 +187,12 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     try:
         for server in mirrors.values():
             server.start()
+        rsyncd.start()
         nodes[0].start()
         wait_until(lambda: redis_db.hget("FILE_/a.txt", "size") == str(len(CONTENT)), 20,
                    "local scan")
         for mirror_id, server in mirrors.items():
-            add_mirror(nodes[0], redis_db, mirror_id, server.url)
+            add_mirror(nodes[0], redis_db, mirror_id, server.url, rsyncd.url(f"m{mirror_id}"))
         nodes[1].start()
         yield Cluster(redis_db, nodes, mirrors)
     finally:
@@ -153,14 +200,16 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
             node.stop()
         for server in mirrors.values():
             server.stop()
+        rsyncd.stop()
         redis_db.close()
         redis_server.stop()
 
 
-def add_mirror(node: DaemonProcess, db: redis.Redis, mirror_id: int, url: str) -> None:
+def add_mirror(node: DaemonProcess, db: redis.Redis, mirror_id: int, url: str,
+               rsync_url: str) -> None:
     """Add ``m<id>`` with the CLI, record a scan that found ``/a.txt`` up, enable it."""
     name = f"m{mirror_id}"
-    added = node.ctl("add", "-http", url, name)
+    added = node.ctl("add", "-http", url, "-rsync", rsync_url, name)
     assert added.returncode == 0, added.stderr
     assert db.hget("MIRRORS", str(mirror_id)) == name
     now = str(int(time.time()))
@@ -195,6 +244,14 @@ def test_two_daemons_split_the_checks_and_take_over_from_a_dead_node(cluster: Cl
     assert checked(a, since[0]) == share[0], a.log()[since[0]:]
     assert checked(b, since[1]) == share[1], b.log()[since[1]:]
 
+    # ... and scans exactly its share once every mirror is due for a scan.
+    since = [len(a.log()), len(b.log())]
+    for mirror_id in everything:
+        cluster.db.hset(f"MIRROR_{mirror_id}", "lastSync", "0")
+    wait_until(lambda: scanned(a, since[0]) | scanned(b, since[1]) == everything, 20,
+               "every mirror scanned")
+    assert [scanned(a, since[0]), scanned(b, since[1])] == share
+
     # (b) A mirror of a's share dies: marked down within about one interval, no more users.
     victim = min(share[0])
     victim_url = cluster.mirrors[victim].url
@@ -224,6 +281,9 @@ def test_two_daemons_split_the_checks_and_take_over_from_a_dead_node(cluster: Cl
     assert f"<- Node {b_id} left the cluster" in a.log()
     since_a = len(a.log())
     wait_until(lambda: checked(a, since_a) == everything, 5 * TICK, "a checks every mirror")
+    for mirror_id in share[1]:
+        cluster.db.hset(f"MIRROR_{mirror_id}", "lastSync", "0")
+    wait_until(lambda: scanned(a, since_a) == share[1], 20, "a scans the dead node's share")
     assert "Cluster announce failed" not in a.log() + b.log()
 
 
