@@ -8,12 +8,13 @@ from urllib.parse import urljoin
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.protocol import Protocol
-from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
+from twisted.web.client import Agent, BrowserLikePolicyForHTTPS
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgent, IResponse
 
 from mirrorbits import version_string
 from mirrorbits.health.outcome import ProbeResult
+from mirrorbits.httppool import QuietConnectionPool
 from mirrorbits.logs import Logger
 
 CONNECT_TIMEOUT = 20.0
@@ -35,7 +36,7 @@ def make_agent(reactor: Any, trust_root: Any = None) -> IAgent:
 
     ``trust_root`` replaces the system's CA certificates (tests use their own CA).
     """
-    pool = HTTPConnectionPool(reactor, persistent=False)
+    pool = QuietConnectionPool(reactor)
     policy = BrowserLikePolicyForHTTPS(trust_root) if trust_root else BrowserLikePolicyForHTTPS()
     return Agent(reactor, contextFactory=policy, connectTimeout=CONNECT_TIMEOUT, pool=pool)
 

@@ -10,10 +10,11 @@ from typing import Any, Final
 
 import treq
 from twisted.internet.defer import Deferred
-from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.client import Agent
 from twisted.web.http_headers import Headers
 
 from mirrorbits import version_string
+from mirrorbits.httppool import QuietConnectionPool
 from mirrorbits.logs import Logger
 from mirrorbits.model import Mirror
 from mirrorbits.store import keys
@@ -53,7 +54,7 @@ def parse_trace(body: bytes) -> int:
 
 
 async def _get(reactor: Any, url: str) -> tuple[int, bytes]:
-    pool = HTTPConnectionPool(reactor, persistent=False)
+    pool = QuietConnectionPool(reactor)
     client = treq.client.HTTPClient(Agent(reactor, connectTimeout=CONNECT_TIMEOUT, pool=pool))
     headers = Headers({b"User-Agent": [f"Mirrorbits/{version_string()} TRACE".encode()]})
     response = await client.get(url, headers=headers)

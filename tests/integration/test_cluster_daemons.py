@@ -285,6 +285,7 @@ def test_two_daemons_split_the_checks_and_take_over_from_a_dead_node(cluster: Cl
         cluster.db.hset(f"MIRROR_{mirror_id}", "lastSync", "0")
     wait_until(lambda: scanned(a, since_a) == share[1], 20, "a scans the dead node's share")
     assert "Cluster announce failed" not in a.log() + b.log()
+    assert "_HTTP11ClientFactory" not in a.log() + b.log()  # no two lines per check
 
 
 def test_a_node_that_cannot_read_the_mirror_ids_checks_every_mirror(cluster: Cluster) -> None:
