@@ -43,6 +43,7 @@ from mirrorbits.upgrade.listening import (
 )
 from mirrorbits.upgrade.process import (
     DRAIN_TIMEOUT,
+    IDLE_GRACE,
     QUIT_DELAY,
     Successor,
     Upgrader,
@@ -55,6 +56,7 @@ __all__ = [
     "ENV_NAME",
     "ENV_PIDFILE",
     "ENV_PPID",
+    "IDLE_GRACE",
     "POLL_INTERVAL",
     "QUIT_DELAY",
     "READY_TIMEOUT",

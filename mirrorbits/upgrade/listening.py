@@ -10,12 +10,13 @@ from typing import Any
 from attrs import define
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.defer import TimeoutError as DeferredTimeout
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 
 from mirrorbits.listen import AdoptedListener
 from mirrorbits.logs import Logger
-from mirrorbits.web.site import RedirectorSite
+from mirrorbits.web.site import RedirectorChannel, RedirectorSite
 
 READY_TIMEOUT = 10.0  # seconds the successor waits for Redis before serving anyway
 POLL_INTERVAL = 0.05
@@ -28,7 +29,7 @@ class DrainableSite(RedirectorSite):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._channels: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._channels: weakref.WeakSet[RedirectorChannel] = weakref.WeakSet()
 
     def buildProtocol(self, addr: Any) -> Any:
         channel = super().buildProtocol(addr)
@@ -37,21 +38,33 @@ class DrainableSite(RedirectorSite):
         return channel
 
     def open_connections(self) -> int:
-        return sum(1 for channel in list(self._channels)
-                   if getattr(channel.transport, "connected", False))
+        return len(self._open_channels())
 
-    async def drain(self, clock: Any, timeout: float) -> int:
-        """Close idle connections, and the others after their response; wait until every
-        connection closed or ``timeout`` passed. How many are left."""
-        for channel in list(self._channels):
-            close = getattr(channel, "close_when_idle", None)
-            if close is not None and getattr(channel.transport, "connected", False):
-                close()
-        waited = 0.0
-        while (left := self.open_connections()) and waited < timeout:
+    async def drain(self, clock: IReactorTime, timeout: float, idle_grace: float) -> int:
+        """Let every open connection end cleanly; how many are still open after ``timeout``.
+
+        Every answer from now on says ``Connection: close`` and ends its connection, so a
+        client sends nothing more on it. A connection with no request for ``idle_grace``
+        seconds is closed, unless a request waits unread: a client holding an idle keep-alive
+        connection must not keep this process alive, but a busy one may be sending its next
+        request right now.
+        """
+        for channel in self._open_channels():
+            channel.close_after_answer()
+        started = clock.seconds()
+        while self.open_connections():
+            waited = clock.seconds() - started
+            if waited >= timeout:
+                break
+            if waited >= idle_grace:
+                for channel in self._open_channels():
+                    channel.close_if_idle()
             await deferLater(clock, POLL_INTERVAL, lambda: None)
-            waited += POLL_INTERVAL
-        return left
+        return self.open_connections()
+
+    def _open_channels(self) -> list[RedirectorChannel]:
+        return [channel for channel in list(self._channels)
+                if getattr(channel.transport, "connected", False)]
 
 
 def keep_socket_file(port: Any) -> None:

@@ -33,6 +33,7 @@ from mirrorbits.upgrade.listening import POLL_INTERVAL, DrainableSite, keep_sock
 
 QUIT_DELAY = 0.1  # seconds between the successor's first accept and its SIGQUIT to the parent
 DRAIN_TIMEOUT = 5.0  # seconds open HTTP connections get before the old process stops
+IDLE_GRACE = 1.0  # seconds a connection may stay silent during the drain before it is closed
 
 log = Logger()
 
@@ -146,7 +147,7 @@ class Upgrader:
                 await maybeDeferred(monitor.disownServiceParent)
         keep_socket_file(self.http.port)
         await maybeDeferred(self.http.stopService)
-        left = await self.site.drain(self.reactor, DRAIN_TIMEOUT)
+        left = await self.site.drain(self.reactor, DRAIN_TIMEOUT, IDLE_GRACE)
         if left:
             log.warn("Closing {count} HTTP connections still open", count=left)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
@@ -74,8 +75,7 @@ class RedirectorChannel(HTTPChannel):
 
     site: RedirectorSite
     _peer: Any = None
-    answered = 0  # responses completed on this connection
-    closing = False  # close once the current (or next) response is complete
+    closing = False  # every answer from now on says "Connection: close" and ends the connection
 
     def dataReceived(self, data: bytes) -> None:
         transport = self.transport
@@ -92,28 +92,51 @@ class RedirectorChannel(HTTPChannel):
                     answer = None
                 if answer is not None:
                     self.resetTimeout()
-                    transport.write(answer)
-                    self.answered += 1
                     if self.closing:
+                        transport.write(_connection_close(answer))
                         transport.loseConnection()
+                    else:
+                        transport.write(answer)
                     return
         super().dataReceived(data)
 
-    def requestDone(self, request: Any) -> None:
-        self.answered += 1
+    def checkPersistence(self, request: Any, version: bytes) -> bool:
         if self.closing:
-            self.persistent = False  # twisted.web closes the connection after this response
+            request.responseHeaders.setRawHeaders(b"connection", [b"close"])
+            return False
+        return bool(super().checkPersistence(request, version))
+
+    def requestDone(self, request: Any) -> None:
+        if self.closing:
+            self.persistent = False  # an answer already on its way when closing began
         super().requestDone(request)
 
-    def close_when_idle(self) -> None:
-        """Close this connection now if it idles between requests, else after its response.
+    def close_after_answer(self) -> None:
+        """End this connection cleanly: each answer from now on, including one being prepared,
+        says ``Connection: close`` and the connection closes after it.
 
-        A connection that has not sent its first request yet keeps waiting for it: closing it
-        would fail a request already on its way.
+        An idle connection is left open: its client may be sending its next request right now,
+        and closing under it would fail that request (see :meth:`close_if_idle`).
         """
         self.closing = True
-        if self.answered and self._idle() and self.transport is not None:
-            self.transport.loseConnection()
+        for request in getattr(self, "requests", ()):
+            if not request.startedWriting:
+                request.responseHeaders.setRawHeaders(b"connection", [b"close"])
+                self.persistent = False
+
+    def close_if_idle(self) -> bool:
+        """Close this connection if it is idle and no byte of a request waits unread in the
+        kernel; whether it was closed.
+
+        A client may still send a request at the very moment the connection closes: that race
+        is inherent to HTTP/1.1 keep-alive (RFC 9112 §9.5), so call this only for connections
+        that have been silent for a while.
+        """
+        transport = self.transport
+        if transport is None or not self._idle() or _bytes_waiting(transport):
+            return False
+        transport.loseConnection()
+        return True
 
     def _idle(self) -> bool:
         """Whether Twisted holds nothing of this connection: no request, no partial line.
@@ -124,6 +147,24 @@ class RedirectorChannel(HTTPChannel):
         return (not getattr(self, "requests", True) and getattr(self, "persistent", False)
                 and getattr(self, "line_mode", 0) == 1 and getattr(self, "_buffer", None) == b""
                 and getattr(self, "_waitingForTransport", True) is False)
+
+
+def _connection_close(answer: bytes) -> bytes:
+    """A complete answer from the channel, with ``Connection: close`` where twisted.web puts
+    it when :meth:`RedirectorChannel.checkPersistence` asks for it (first after the status)."""
+    status, _, rest = answer.partition(b"\r\n")
+    return b"".join((status, b"\r\nConnection: close\r\n", rest))
+
+
+def _bytes_waiting(transport: Any) -> bool:
+    """Whether the kernel holds bytes the client sent that the reactor has not read yet."""
+    try:
+        handle = transport.getHandle()
+        return bool(handle.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+    except BlockingIOError:
+        return False
+    except (AttributeError, OSError):  # no socket (a test transport) or a broken one
+        return False
 
 
 class RedirectorSite(Site):

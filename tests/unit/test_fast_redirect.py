@@ -320,25 +320,72 @@ def test_a_failing_in_memory_answer_falls_back_to_twisted(
     assert any("in-memory answer" in str(e.get("log_format")) for e in events)
 
 
-def test_closing_for_an_upgrade_spares_requests_on_their_way(
+def test_closing_for_an_upgrade_ends_each_connection_after_its_next_answer(
     plan: dataset.Plan, tmp_path: Path
 ) -> None:
-    """Idle keep-alive connections close at once; the others right after their answer."""
-    site = _site(tmp_path / "fast", plan, Clock(), seed=1, fast=True)
+    """Once closing, no connection is cut under a request: each next answer, from either
+    path, says "Connection: close" (the same bytes either way) and ends the connection."""
+    clock = Clock()
+    fast_site, slow_site = _twin_sites(tmp_path, plan, clock, seed=1)
     path = plan.files[0].path
     raw = _get(path, plan.client_ips[0])
-    idle, fresh, halfway = (_Client(site) for _ in range(3))
+    answers = []
+    for site in (fast_site, slow_site):
+        idle, fresh, halfway = (_Client(site) for _ in range(3))
+        idle.get(raw)
+        halfway.get(raw)  # warm, then half of the next request
+        halfway.channel.dataReceived(raw[:10])
+        for client in (idle, fresh, halfway):
+            client.channel.close_after_answer()
+            assert not client.transport.disconnecting
+        halfway.transport.clear()
+        halfway.channel.dataReceived(raw[10:])  # completed: twisted.web's path answers
+        answers.append([idle.get(raw), fresh.get(raw), _DATE.sub(b"", halfway.transport.value())])
+        assert all(client.transport.disconnecting for client in (idle, fresh, halfway))
+    assert answers[0] == answers[1]
+    assert all(answer.startswith(b"HTTP/1.1 302 Found\r\nConnection: close\r\n")
+               for answer in answers[0])
+
+
+def test_closing_a_connection_whose_answer_is_pending_announces_it(tmp_path: Path) -> None:
+    """A request being answered when closing begins gets "Connection: close" too."""
+    from twisted.web.resource import Resource
+    from twisted.web.server import NOT_DONE_YET
+
+    from mirrorbits.web.site import RedirectorSite
+
+    pending: list[Any] = []
+
+    class Later(Resource):
+        isLeaf = True
+
+        def render_GET(self, request: Any) -> Any:
+            pending.append(request)
+            return NOT_DONE_YET
+
+    client = _Client(RedirectorSite(Later(), reactor=Clock()))
+    client.channel.dataReceived(_get("/a", "192.0.2.1"))
+    client.channel.close_after_answer()
+    assert not client.channel.close_if_idle()  # busy: never cut under a request
+    request = pending.pop()
+    request.setResponseCode(302)
+    request.finish()
+    answer = client.transport.value()
+    assert answer.startswith(b"HTTP/1.1 302 Found\r\n")
+    assert b"\r\nConnection: close\r\n" in answer
+    assert client.transport.disconnecting
+
+
+def test_an_idle_connection_closes_only_when_asked(plan: dataset.Plan, tmp_path: Path) -> None:
+    site = _site(tmp_path / "fast", plan, Clock(), seed=1, fast=True)
+    raw = _get(plan.files[0].path, plan.client_ips[0])
+    idle, halfway = _Client(site), _Client(site)
     idle.get(raw)
-    assert idle.get(raw).startswith(b"HTTP/1.1 302 Found")
-    halfway.get(raw)  # warm, then half of the next request
     halfway.channel.dataReceived(raw[:10])
-    for client in (idle, fresh, halfway):
-        client.channel.close_when_idle()
+    for client in (idle, halfway):
+        client.channel.close_after_answer()
+    assert not idle.transport.disconnecting
+    assert idle.channel.close_if_idle()
     assert idle.transport.disconnecting
-    assert not fresh.transport.disconnecting and not halfway.transport.disconnecting
-    assert fresh.get(raw).startswith(b"HTTP/1.1 302 Found")  # the channel's own answer
-    assert fresh.transport.disconnecting
-    halfway.transport.clear()
-    halfway.channel.dataReceived(raw[10:])  # completed: twisted.web's path answers
-    assert halfway.transport.value().startswith(b"HTTP/1.1 302 Found")
-    assert halfway.transport.disconnecting
+    assert not halfway.channel.close_if_idle()  # half a request: its answer ends it
+    assert not halfway.transport.disconnecting

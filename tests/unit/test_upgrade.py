@@ -274,7 +274,7 @@ def test_drain_waits_for_open_connections_up_to_the_timeout() -> None:
     channel = site.buildProtocol(None)
     channel.makeConnection(StringTransport())
     channel.transport.connected = True
-    done = Deferred.fromCoroutine(site.drain(clock, 1.0))
+    done = Deferred.fromCoroutine(site.drain(clock, 1.0, idle_grace=10.0))
     clock.pump([0.05] * 10)
     assert not done.called
     channel.transport.connected = False
@@ -283,24 +283,50 @@ def test_drain_waits_for_open_connections_up_to_the_timeout() -> None:
     stuck = site.buildProtocol(None)
     stuck.makeConnection(StringTransport())
     stuck.transport.connected = True  # still open at the timeout
-    late = Deferred.fromCoroutine(site.drain(clock, 1.0))
+    late = Deferred.fromCoroutine(site.drain(clock, 1.0, idle_grace=10.0))
     clock.pump([0.05] * 19)
     assert not late.called
     clock.pump([0.05] * 3)
     assert result(late) == 1
 
 
-def test_drain_closes_connections_idle_between_requests_at_once() -> None:
+class SocketTransport(StringTransport):
+    """A test transport whose handle is one end of a real socket pair."""
+
+    def __init__(self, handle: socket.socket) -> None:
+        super().__init__()
+        self.handle = handle
+        self.connected = True
+
+    def getHandle(self) -> socket.socket:
+        return self.handle
+
+
+def test_drain_closes_silent_connections_after_the_grace() -> None:
+    """Nothing is closed at once (a client may be sending its next request); after the
+    grace, a silent connection closes unless a request waits unread in the kernel."""
     clock = MemoryReactorClock()
     site = DrainableSite(Resource(), reactor=clock)
-    idle = site.buildProtocol(None)
-    idle.makeConnection(StringTransport())
-    idle.transport.connected = True
-    idle.answered = 1  # it has served a request and waits for the next one
-    fresh = site.buildProtocol(None)
-    fresh.makeConnection(StringTransport())
-    fresh.transport.connected = True  # its first request may be on its way
-    Deferred.fromCoroutine(site.drain(clock, 1.0))
-    assert idle.transport.disconnecting
-    assert not fresh.transport.disconnecting
-    assert fresh.closing  # it closes after its answer
+    pairs = [socket.socketpair() for _ in range(3)]
+    try:
+        silent, sending, halfway = (site.buildProtocol(None) for _ in range(3))
+        for channel, (ours, _) in zip((silent, sending, halfway), pairs, strict=True):
+            channel.makeConnection(SocketTransport(ours))
+        halfway.dataReceived(b"GET /a HT")  # the rest of the request is on its way
+        done = Deferred.fromCoroutine(site.drain(clock, 5.0, idle_grace=1.0))
+        assert all(channel.closing for channel in (silent, sending, halfway))
+        clock.pump([0.05] * 19)
+        assert not any(channel.transport.disconnecting
+                       for channel in (silent, sending, halfway))
+        pairs[1][1].sendall(b"GET /a HTTP/1.1\r\n")  # not read by the reactor yet
+        clock.pump([0.05] * 2)
+        assert silent.transport.disconnecting
+        assert not sending.transport.disconnecting and not halfway.transport.disconnecting
+        for channel in (silent, sending, halfway):
+            channel.transport.connected = False
+        clock.pump([0.05])
+        assert result(done) == 0
+    finally:
+        for pair in pairs:
+            for end in pair:
+                end.close()
