@@ -54,6 +54,11 @@ from mirrorbits.web.downloadlog import DownloadLog
 from mirrorbits.web.resource import RedirectResource, WebContext
 
 GEO_CHECK_INTERVAL = 5.0
+# UNIX socket files: the control channel is the daemon user's alone; the HTTP socket is
+# what a TCP port on loopback would be, open to the local reverse proxy (restrict it with
+# the permissions of its directory, or systemd's SocketMode=).
+CONTROL_SOCKET_MODE = 0o600
+HTTP_SOCKET_MODE = 0o666
 
 log = Logger()
 
@@ -80,6 +85,13 @@ class Daemon(MultiService):
 
     def __attrs_post_init__(self) -> None:
         MultiService.__init__(self)
+
+    def bind_listeners(self) -> None:
+        """Create every listening socket now, so that an address that cannot be listened on
+        stops the start with one line (before twistd daemonizes); ListenAddressError."""
+        for child in self:
+            if isinstance(child, AdoptedListener):
+                child.bind()
 
     def startService(self) -> None:
         super().startService()
@@ -306,9 +318,10 @@ def build_daemon(
         stats_mirror=mirror_downloads,
     )
     control = AdoptedListener(
-        parse_listen_address(config.rpc_listen_address, unix_mode=0o600),
+        parse_listen_address(config.rpc_listen_address, unix_mode=CONTROL_SOCKET_MODE),
         control_factory(backend),
         reactor,
+        setting="RPCListenAddress",
     )
     control.setName("control")
     control.setServiceParent(daemon)
@@ -364,10 +377,11 @@ def _add_http(
     )
     site = DrainableSite(RedirectResource(context), reactor=reactor)
     http = HeldListener(
-        parse_listen_address(holder.current.listen_address),
+        parse_listen_address(holder.current.listen_address, unix_mode=HTTP_SOCKET_MODE),
         site,
         reactor,
         inherited_fd=None if successor is None else successor.inherited.fd,
+        setting="ListenAddress",
         hold=None if successor is None else (
             lambda: ready_within(redis.whenReady(), reactor, READY_TIMEOUT)),
         on_serving=None if successor is None else successor.serving,
