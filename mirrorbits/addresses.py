@@ -97,10 +97,12 @@ def parse_listen_address(text: str, unix_mode: int | None = None) -> ListenAddre
         if len(path.encode()) > 107:
             raise ListenAddressError("UNIX socket path longer than 107 bytes")
         return ListenAddress(socket.AF_UNIX, path=path, mode=unix_mode)
+    if ":" not in text:
+        raise ListenAddressError("expected host:port or unix:/path")
     try:
         host, port = split_host_port(text, min_port=0)
     except AddressError as err:
-        raise ListenAddressError(f"{err} (or unix:/path)") from None
+        raise ListenAddressError(str(err)) from None
     if ":" in host:
         family = socket.AF_INET6
     elif host:

@@ -23,6 +23,7 @@ from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
 
 from mirrorbits import version_info, version_string
+from mirrorbits.addresses import split_host_port
 from mirrorbits.cache import MirrorCache
 from mirrorbits.cluster import ClusterService, new_node_id
 from mirrorbits.config import Config, ConfigError
@@ -62,13 +63,6 @@ HTTP_SOCKET_MODE = 0o666
 
 log = Logger()
 
-
-def split_host_port(address: str, default_port: int = 6379) -> tuple[str, int]:
-    """``host:port`` (IPv6 in brackets) into its parts."""
-    host, sep, port = address.rpartition(":")
-    if not sep:
-        return address, default_port
-    return host.strip("[]"), int(port)
 
 
 
@@ -141,14 +135,19 @@ class Daemon(MultiService):
             self.reactor.callFromThread(self.upgrader.quit_from_signal)
 
     def reload_from_signal(self) -> None:
-        try:
+        with contextlib.suppress(ConfigError):  # logged; the running configuration stays
             self.reload()
-        except ConfigError as err:
-            log.warn("SIGHUP Received: {error}", error=str(err))
 
     def reload(self) -> None:
-        """Reload the configuration, GeoIP databases and logs; keep everything on error."""
-        warnings = self.holder.reload()
+        """Reload the configuration, GeoIP databases and logs; keep everything on error.
+
+        A refused file is logged and raised (:class:`ConfigError`), for the control channel.
+        """
+        try:
+            warnings = self.holder.reload()
+        except ConfigError as err:
+            log.warn("SIGHUP Received: {error}", error=str(err))
+            raise
         log.info("SIGHUP Received: Reloading configuration...")
         for warning in warnings:
             log.warn("{warning}", warning=warning)

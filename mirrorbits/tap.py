@@ -67,8 +67,9 @@ def makeService(options: usage.Options, reactor: Any = None) -> IService:
     except ConfigError as err:
         raise SystemExit(f"mirrorbits: {err}") from None
     from mirrorbits.daemon import build_daemon
+    from mirrorbits.listen import ListenAddressError
 
-    return build_daemon(
+    daemon = build_daemon(
         config=config,
         config_path=path,
         warnings=warnings,
@@ -79,3 +80,8 @@ def makeService(options: usage.Options, reactor: Any = None) -> IService:
         embedded=path is None,
         argv=list(sys.argv),
     )
+    try:
+        daemon.bind_listeners()
+    except ListenAddressError as err:
+        raise SystemExit(f"mirrorbits: {err}") from None
+    return daemon
