@@ -55,6 +55,7 @@ from mirrorbits.web.downloadlog import DownloadLog
 from mirrorbits.web.resource import RedirectResource, WebContext
 
 GEO_CHECK_INTERVAL = 5.0
+STARTUP_READY_TIMEOUT = 2.0  # seconds a fresh start waits for Redis before serving anyway
 # UNIX socket files: the control channel is the daemon user's alone; the HTTP socket is
 # what a TCP port on loopback would be, open to the local reverse proxy (restrict it with
 # the permissions of its directory, or systemd's SocketMode=).
@@ -346,7 +347,13 @@ def _add_http(
     successor: Successor | None,
 ) -> tuple[AdoptedListener, DrainableSite]:
     """The redirect resource, its cache fed by pub/sub, and the HTTP listener (on the
-    socket inherited from an upgrading parent, accepting once Redis is ready, if any)."""
+    socket inherited from an upgrading parent, if any), accepting once Redis is ready.
+
+    A fresh start waits at most :data:`STARTUP_READY_TIMEOUT` (the kernel queues the first
+    connections meanwhile): answers from an empty cache would be fallbacks and 503s. A
+    successor waits longer, its parent answering meanwhile.
+    """
+    ready_timeout = STARTUP_READY_TIMEOUT if successor is None else READY_TIMEOUT
     cache = MirrorCache(redis.client, reactor)
     pubsub.on_message(keys.CHANNEL_FILE_UPDATE, cache.on_file_update)
     pubsub.on_message(keys.CHANNEL_MIRROR_UPDATE, cache.on_mirror_update)
@@ -381,8 +388,7 @@ def _add_http(
         reactor,
         inherited_fd=None if successor is None else successor.inherited.fd,
         setting="ListenAddress",
-        hold=None if successor is None else (
-            lambda: ready_within(redis.whenReady(), reactor, READY_TIMEOUT)),
+        hold=lambda: ready_within(redis.whenReady(), reactor, ready_timeout),
         on_serving=None if successor is None else successor.serving,
     )
     http.setName("http")
