@@ -16,6 +16,7 @@ import re
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from attrs import define, field
@@ -41,6 +42,8 @@ from mirrorbits.store import keys
 from mirrorbits.store.mirrors import MirrorStore
 from mirrorbits.store.pubsub import PubSubService
 from mirrorbits.store.redis import RedisService
+from mirrorbits.systemd.activation import NOT_ACTIVATED, ActivatedSockets
+from mirrorbits.systemd.notify import Notifier
 from mirrorbits.upgrade import (
     READY_TIMEOUT,
     DrainableSite,
@@ -76,6 +79,9 @@ class Daemon(MultiService):
     geo: GeoIP
     download_log: DownloadLog | None = None
     upgrader: Upgrader | None = None
+    notifier: Notifier = field(factory=lambda: Notifier(None))
+    describe: Callable[[], str] = lambda: "Serving"  # the state, for systemd's STATUS=
+    _handing_over: bool = False
     _previous_handlers: dict[int, Any] = field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
@@ -100,7 +106,13 @@ class Daemon(MultiService):
             with contextlib.suppress(ValueError):  # not in the main thread (tests)
                 self._previous_handlers[signum] = signal.signal(signum, handler)
 
+    def serving(self, main_pid: int | None = None) -> None:
+        """HTTP is served (``main_pid``: by this successor, instead of the main process)."""
+        self.notifier.ready(self.describe(), main_pid)
+
     def stopService(self) -> Deferred[None] | None:
+        if not self._handing_over:  # a successor is the service now: systemd must not stop
+            self.notifier.stopping()
         self.geo.stop_watching()
         for signum, previous in self._previous_handlers.items():
             with contextlib.suppress(ValueError, TypeError):
@@ -133,6 +145,7 @@ class Daemon(MultiService):
 
     def _on_sigquit(self, signum: int, frame: Any) -> None:
         if self.upgrader is not None:
+            self._handing_over = True
             self.reactor.callFromThread(self.upgrader.quit_from_signal)
 
     def reload_from_signal(self) -> None:
@@ -144,15 +157,18 @@ class Daemon(MultiService):
 
         A refused file is logged and raised (:class:`ConfigError`), for the control channel.
         """
+        self.notifier.reloading()
         try:
             warnings = self.holder.reload()
         except ConfigError as err:
             log.warn("SIGHUP Received: {error}", error=str(err))
+            self.notifier.reloaded(f"{self.describe()}; reload refused: {err}")
             raise
         log.info("SIGHUP Received: Reloading configuration...")
         for warning in warnings:
             log.warn("{warning}", warning=warning)
         self.reopen_logs(None)
+        self.notifier.reloaded(self.describe())
 
     def reopen_logs(self, message: str | None) -> None:
         if message:
@@ -180,8 +196,13 @@ def build_daemon(
     data_dir: str,
     embedded: bool,
     argv: list[str],
+    activated: ActivatedSockets = NOT_ACTIVATED,
+    notifier: Notifier | None = None,
 ) -> Daemon:
-    """Wire every component of one node (no network I/O happens here)."""
+    """Wire every component of one node (no network I/O happens here).
+
+    ``activated``: the sockets systemd passed; ``notifier``: what tells systemd how we are.
+    """
     set_debug(debug)
     cwd = os.getcwd()  # before twistd moves to --rundir: the successor starts here
     inherited = inheritance_from_env(os.environ, os.getppid())
@@ -197,6 +218,8 @@ def build_daemon(
     holder.subscribe(listen_address_changed)
     geo = GeoIP(config.geoip_database_path, reactor)
     daemon = Daemon(holder=holder, reactor=reactor, geo=geo)
+    if notifier is not None:
+        daemon.notifier = notifier
     daemon.setName("mirrorbits")
     successor = None
     if inherited is not None:  # started by an upgrade: take over from the parent; the first
@@ -206,6 +229,9 @@ def build_daemon(
 
     redis_host, redis_port = split_host_port(config.redis_address)
     refusal = None
+    if activated.control is not None:
+        refusal = ("not possible with a control socket passed by systemd: use systemctl "
+                   "restart (the socket units keep new connections waiting)")
     if embedded and redis_host in LOOPBACK_HOSTS and not answers(redis_host, redis_port):
         EmbeddedRedis(redis_host, redis_port, data_dir + "/redis", reactor).setServiceParent(daemon)
         refusal = "not possible while this process runs the embedded redis-server"
@@ -321,15 +347,25 @@ def build_daemon(
         parse_listen_address(config.rpc_listen_address, unix_mode=CONTROL_SOCKET_MODE),
         control_factory(backend),
         reactor,
+        inherited_fd=activated.control,
         setting="RPCListenAddress",
+        foreign=activated.control is not None,
     )
     control.setName("control")
     control.setServiceParent(daemon)
     http, site = _add_http(daemon, holder, reactor, redis, pubsub, stats, download_log, geo,
-                           successor)
+                           successor, activated.http)
+
+    def describe() -> str:
+        state = "" if redis.ready else " (database not ready)"
+        return f"Serving HTTP on {http.describe()}{state}"
+
+    daemon.describe = describe
+    successor_notifier = daemon.notifier
     daemon.upgrader = Upgrader(
         reactor=reactor, http=http, control=control, site=site, argv=list(argv), cwd=cwd,
         executable=sys.executable, inherited=inherited, monitors=monitors, refusal=refusal,
+        env=lambda: {**os.environ, **successor_notifier.environment()},
     )
     backend.upgrade = upgrade_hook(daemon.upgrader)
     return daemon
@@ -345,15 +381,24 @@ def _add_http(
     download_log: DownloadLog,
     geo: GeoIP,
     successor: Successor | None,
+    activated_fd: int | None,
 ) -> tuple[AdoptedListener, DrainableSite]:
     """The redirect resource, its cache fed by pub/sub, and the HTTP listener (on the
     socket inherited from an upgrading parent, if any), accepting once Redis is ready.
 
     A fresh start waits at most :data:`STARTUP_READY_TIMEOUT` (the kernel queues the first
     connections meanwhile): answers from an empty cache would be fallbacks and 503s. A
-    successor waits longer, its parent answering meanwhile.
+    successor waits longer, its parent answering meanwhile. Once serving, systemd is told
+    (a successor also tells it that it is the main process now).
     """
     ready_timeout = STARTUP_READY_TIMEOUT if successor is None else READY_TIMEOUT
+
+    def serving() -> None:
+        if successor is None:
+            daemon.serving()
+        else:
+            successor.serving()
+            daemon.serving(main_pid=os.getpid())
     cache = MirrorCache(redis.client, reactor)
     pubsub.on_message(keys.CHANNEL_FILE_UPDATE, cache.on_file_update)
     pubsub.on_message(keys.CHANNEL_MIRROR_UPDATE, cache.on_mirror_update)
@@ -386,10 +431,11 @@ def _add_http(
         parse_listen_address(holder.current.listen_address, unix_mode=HTTP_SOCKET_MODE),
         site,
         reactor,
-        inherited_fd=None if successor is None else successor.inherited.fd,
+        inherited_fd=activated_fd if successor is None else successor.inherited.fd,
         setting="ListenAddress",
+        foreign=successor is None and activated_fd is not None,
         hold=lambda: ready_within(redis.whenReady(), reactor, ready_timeout),
-        on_serving=None if successor is None else successor.serving,
+        on_serving=serving,
     )
     http.setName("http")
     http.setServiceParent(daemon)
