@@ -399,6 +399,8 @@ def _add_http(
         else:
             successor.serving()
             daemon.serving(main_pid=os.getpid())
+        if not redis.ready:  # served after the wait: say so again once the database is up
+            redis.whenReady().addCallback(lambda _: daemon.notifier.status(daemon.describe()))
     cache = MirrorCache(redis.client, reactor)
     pubsub.on_message(keys.CHANNEL_FILE_UPDATE, cache.on_file_update)
     pubsub.on_message(keys.CHANNEL_MIRROR_UPDATE, cache.on_mirror_update)

@@ -126,7 +126,9 @@ class Notifier:
             self._send(stopping_message("Stopping"))
 
     def status(self, text: str) -> None:
-        self._send(status_message(text))
+        """A new ``STATUS=`` while serving (not before the start or after the stop)."""
+        if self._ready:
+            self._send(status_message(text))
 
     def _send(self, message: bytes) -> None:
         if self.address is None:

@@ -252,14 +252,24 @@ def test_ready_reload_and_stop_are_notified_on_the_inherited_socket(
 def test_ready_waits_for_serving_while_redis_is_down(
         tmp_path: Path, notify: NotifySocket) -> None:
     listener = tcp_listener()
+    address = listener.getsockname()
+    redis_port = free_port()
+    server = RedisServer(workdir=tmp_path / "redis", port=redis_port)
     started = time.monotonic()
-    with activated(tmp_path, f"127.0.0.1:{free_port()}", notify, [listener]) as daemon:
-        ready = notify.wait_for("READY")
-        waited = time.monotonic() - started
-        assert waited >= 1.5, waited  # the bounded wait for Redis (2 s) came first
-        assert "(database not ready)" in ready.fields["STATUS"]
-        assert "not ready after 2s: serving anyway" in daemon.log()
-        assert get(listener.getsockname())[0] == 503  # served (no mirror, no fallback)
+    try:
+        with activated(tmp_path, f"127.0.0.1:{redis_port}", notify, [listener]) as daemon:
+            ready = notify.wait_for("READY")
+            waited = time.monotonic() - started
+            assert waited >= 1.5, waited  # the bounded wait for Redis (2 s) came first
+            assert ready.fields["STATUS"] == (
+                f"Serving HTTP on 127.0.0.1:{address[1]} (database not ready)")
+            assert "not ready after 2s: serving anyway" in daemon.log()
+            assert get(address)[0] == 503  # served (no mirror, no fallback)
+            server.start()
+            update = notify.wait_for("STATUS")
+            assert update.fields == {"STATUS": f"Serving HTTP on 127.0.0.1:{address[1]}"}
+    finally:
+        server.stop()
     listener.close()
 
 

@@ -116,8 +116,19 @@ def test_before_ready_reloads_and_stops_are_not_sent() -> None:
     notifier, sent = recording()
     notifier.reloading()
     notifier.reloaded("Serving")
+    notifier.status("Connected")
     notifier.stopping()
     assert sent == []
+
+
+def test_status_updates_only_while_serving() -> None:
+    notifier, sent = recording()
+    notifier.ready("Serving (database not ready)")
+    notifier.status("Serving")
+    notifier.stopping()
+    notifier.status("late")
+    assert sent == [b"READY=1\nSTATUS=Serving (database not ready)", b"STATUS=Serving",
+                    b"STOPPING=1\nSTATUS=Stopping"]
 
 
 def test_without_notify_socket_nothing_is_sent() -> None:
