@@ -158,3 +158,19 @@ def test_connections_made_during_the_wait_are_queued_not_refused(tmp_path: Path)
         assert status == 404 and location is None  # not in the repository; answered
     finally:
         daemon.stop()
+
+
+def test_a_monitoring_start_logs_no_error_while_redis_connects(
+        tmp_path: Path, redis_server: RedisServer, redis_db: redis.Redis) -> None:
+    """The repository scan at start waits for the database instead of failing on it."""
+    repo = tmp_path / "repo"
+    repo_file(repo, "/a.txt", CONTENT, 1687249800)
+    daemon = DaemonProcess(workdir=tmp_path / "run",
+                           values=base_config(repo, redis_server.address))
+    try:
+        daemon.start()
+        wait_until(lambda: redis_db.sismember("FILES", "/a.txt"), 20, "the repository scan")
+        log = daemon.log()
+        assert "#error]" not in log and "#critical]" not in log, log
+    finally:
+        daemon.stop()
