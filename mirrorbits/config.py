@@ -19,6 +19,7 @@ from attrs import define, field, frozen
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from mirrorbits.addresses import AddressError, parse_listen_address, split_host_port
 from mirrorbits.config_example import EXAMPLE_CONFIG as EXAMPLE_CONFIG
 from mirrorbits.model import Fallback, OutdatedRule
 
@@ -154,8 +155,13 @@ def _finish(config: Config) -> Config:
         raise ConfigError("ConcurrentSync must be >= 1")
     if config.redis_db < 0:
         raise ConfigError("RedisDB must be >= 0")
-    if any(not host for host in config.redis_sentinels):
-        raise ConfigError("RedisSentinels.Host must not be empty")
+    _check_address("ListenAddress", config.listen_address, parse_listen_address)
+    _check_address("RPCListenAddress", config.rpc_listen_address, parse_listen_address)
+    _check_address("RedisAddress", config.redis_address, split_host_port)
+    for host in config.redis_sentinels:
+        if not host:
+            raise ConfigError("RedisSentinels.Host must not be empty")
+        _check_address("RedisSentinels.Host", host, split_host_port)
     geoip = config.geoip_database_path
     if geoip and not geoip.endswith("/"):
         geoip += "/"
@@ -167,6 +173,13 @@ def _finish(config: Config) -> Config:
         fallbacks=tuple(_normal_fallback(fallback) for fallback in config.fallbacks),
         trusted_proxies=tuple(_normal_network(text) for text in config.trusted_proxies),
     )
+
+
+def _check_address(key: str, value: str, parse: Callable[[str], object]) -> None:
+    try:
+        parse(value)
+    except AddressError as err:
+        raise ConfigError(f"{key} {value!r} is invalid: {err}") from None
 
 
 def _normal_fallback(fallback: Fallback) -> Fallback:

@@ -16,6 +16,7 @@ import re
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from attrs import define, field
@@ -23,6 +24,7 @@ from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
 
 from mirrorbits import version_info, version_string
+from mirrorbits.addresses import split_host_port
 from mirrorbits.cache import MirrorCache
 from mirrorbits.cluster import ClusterService, new_node_id
 from mirrorbits.config import Config, ConfigError
@@ -40,6 +42,8 @@ from mirrorbits.store import keys
 from mirrorbits.store.mirrors import MirrorStore
 from mirrorbits.store.pubsub import PubSubService
 from mirrorbits.store.redis import RedisService
+from mirrorbits.systemd.activation import NOT_ACTIVATED, ActivatedSockets
+from mirrorbits.systemd.notify import Notifier
 from mirrorbits.upgrade import (
     READY_TIMEOUT,
     DrainableSite,
@@ -54,16 +58,15 @@ from mirrorbits.web.downloadlog import DownloadLog
 from mirrorbits.web.resource import RedirectResource, WebContext
 
 GEO_CHECK_INTERVAL = 5.0
+STARTUP_READY_TIMEOUT = 2.0  # seconds a fresh start waits for Redis before serving anyway
+# UNIX socket files: the control channel is the daemon user's alone; the HTTP socket is
+# what a TCP port on loopback would be, open to the local reverse proxy (restrict it with
+# the permissions of its directory, or systemd's SocketMode=).
+CONTROL_SOCKET_MODE = 0o600
+HTTP_SOCKET_MODE = 0o666
 
 log = Logger()
 
-
-def split_host_port(address: str, default_port: int = 6379) -> tuple[str, int]:
-    """``host:port`` (IPv6 in brackets) into its parts."""
-    host, sep, port = address.rpartition(":")
-    if not sep:
-        return address, default_port
-    return host.strip("[]"), int(port)
 
 
 
@@ -76,10 +79,20 @@ class Daemon(MultiService):
     geo: GeoIP
     download_log: DownloadLog | None = None
     upgrader: Upgrader | None = None
+    notifier: Notifier = field(factory=lambda: Notifier(None))
+    describe: Callable[[], str] = lambda: "Serving"  # the state, for systemd's STATUS=
+    _handing_over: bool = False
     _previous_handlers: dict[int, Any] = field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
         MultiService.__init__(self)
+
+    def bind_listeners(self) -> None:
+        """Create every listening socket now, so that an address that cannot be listened on
+        stops the start with one line (before twistd daemonizes); ListenAddressError."""
+        for child in self:
+            if isinstance(child, AdoptedListener):
+                child.bind()
 
     def startService(self) -> None:
         super().startService()
@@ -93,7 +106,13 @@ class Daemon(MultiService):
             with contextlib.suppress(ValueError):  # not in the main thread (tests)
                 self._previous_handlers[signum] = signal.signal(signum, handler)
 
+    def serving(self, main_pid: int | None = None) -> None:
+        """HTTP is served (``main_pid``: by this successor, instead of the main process)."""
+        self.notifier.ready(self.describe(), main_pid)
+
     def stopService(self) -> Deferred[None] | None:
+        if not self._handing_over:  # a successor is the service now: systemd must not stop
+            self.notifier.stopping()
         self.geo.stop_watching()
         for signum, previous in self._previous_handlers.items():
             with contextlib.suppress(ValueError, TypeError):
@@ -126,21 +145,30 @@ class Daemon(MultiService):
 
     def _on_sigquit(self, signum: int, frame: Any) -> None:
         if self.upgrader is not None:
+            self._handing_over = True
             self.reactor.callFromThread(self.upgrader.quit_from_signal)
 
     def reload_from_signal(self) -> None:
-        try:
+        with contextlib.suppress(ConfigError):  # logged; the running configuration stays
             self.reload()
-        except ConfigError as err:
-            log.warn("SIGHUP Received: {error}", error=str(err))
 
     def reload(self) -> None:
-        """Reload the configuration, GeoIP databases and logs; keep everything on error."""
-        warnings = self.holder.reload()
+        """Reload the configuration, GeoIP databases and logs; keep everything on error.
+
+        A refused file is logged and raised (:class:`ConfigError`), for the control channel.
+        """
+        self.notifier.reloading()
+        try:
+            warnings = self.holder.reload()
+        except ConfigError as err:
+            log.warn("SIGHUP Received: {error}", error=str(err))
+            self.notifier.reloaded(f"{self.describe()}; reload refused: {err}")
+            raise
         log.info("SIGHUP Received: Reloading configuration...")
         for warning in warnings:
             log.warn("{warning}", warning=warning)
         self.reopen_logs(None)
+        self.notifier.reloaded(self.describe())
 
     def reopen_logs(self, message: str | None) -> None:
         if message:
@@ -168,8 +196,13 @@ def build_daemon(
     data_dir: str,
     embedded: bool,
     argv: list[str],
+    activated: ActivatedSockets = NOT_ACTIVATED,
+    notifier: Notifier | None = None,
 ) -> Daemon:
-    """Wire every component of one node (no network I/O happens here)."""
+    """Wire every component of one node (no network I/O happens here).
+
+    ``activated``: the sockets systemd passed; ``notifier``: what tells systemd how we are.
+    """
     set_debug(debug)
     cwd = os.getcwd()  # before twistd moves to --rundir: the successor starts here
     inherited = inheritance_from_env(os.environ, os.getppid())
@@ -185,6 +218,8 @@ def build_daemon(
     holder.subscribe(listen_address_changed)
     geo = GeoIP(config.geoip_database_path, reactor)
     daemon = Daemon(holder=holder, reactor=reactor, geo=geo)
+    if notifier is not None:
+        daemon.notifier = notifier
     daemon.setName("mirrorbits")
     successor = None
     if inherited is not None:  # started by an upgrade: take over from the parent; the first
@@ -194,6 +229,9 @@ def build_daemon(
 
     redis_host, redis_port = split_host_port(config.redis_address)
     refusal = None
+    if activated.control is not None:
+        refusal = ("not possible with a control socket passed by systemd: use systemctl "
+                   "restart (the socket units keep new connections waiting)")
     if embedded and redis_host in LOOPBACK_HOSTS and not answers(redis_host, redis_port):
         EmbeddedRedis(redis_host, redis_port, data_dir + "/redis", reactor).setServiceParent(daemon)
         refusal = "not possible while this process runs the embedded redis-server"
@@ -306,17 +344,28 @@ def build_daemon(
         stats_mirror=mirror_downloads,
     )
     control = AdoptedListener(
-        parse_listen_address(config.rpc_listen_address, unix_mode=0o600),
+        parse_listen_address(config.rpc_listen_address, unix_mode=CONTROL_SOCKET_MODE),
         control_factory(backend),
         reactor,
+        inherited_fd=activated.control,
+        setting="RPCListenAddress",
+        foreign=activated.control is not None,
     )
     control.setName("control")
     control.setServiceParent(daemon)
     http, site = _add_http(daemon, holder, reactor, redis, pubsub, stats, download_log, geo,
-                           successor)
+                           successor, activated.http)
+
+    def describe() -> str:
+        state = "" if redis.ready else " (database not ready)"
+        return f"Serving HTTP on {http.describe()}{state}"
+
+    daemon.describe = describe
+    successor_notifier = daemon.notifier
     daemon.upgrader = Upgrader(
         reactor=reactor, http=http, control=control, site=site, argv=list(argv), cwd=cwd,
         executable=sys.executable, inherited=inherited, monitors=monitors, refusal=refusal,
+        env=lambda: {**os.environ, **successor_notifier.environment()},
     )
     backend.upgrade = upgrade_hook(daemon.upgrader)
     return daemon
@@ -332,9 +381,26 @@ def _add_http(
     download_log: DownloadLog,
     geo: GeoIP,
     successor: Successor | None,
+    activated_fd: int | None,
 ) -> tuple[AdoptedListener, DrainableSite]:
     """The redirect resource, its cache fed by pub/sub, and the HTTP listener (on the
-    socket inherited from an upgrading parent, accepting once Redis is ready, if any)."""
+    socket inherited from an upgrading parent, if any), accepting once Redis is ready.
+
+    A fresh start waits at most :data:`STARTUP_READY_TIMEOUT` (the kernel queues the first
+    connections meanwhile): answers from an empty cache would be fallbacks and 503s. A
+    successor waits longer, its parent answering meanwhile. Once serving, systemd is told
+    (a successor also tells it that it is the main process now).
+    """
+    ready_timeout = STARTUP_READY_TIMEOUT if successor is None else READY_TIMEOUT
+
+    def serving() -> None:
+        if successor is None:
+            daemon.serving()
+        else:
+            successor.serving()
+            daemon.serving(main_pid=os.getpid())
+        if not redis.ready:  # served after the wait: say so again once the database is up
+            redis.whenReady().addCallback(lambda _: daemon.notifier.status(daemon.describe()))
     cache = MirrorCache(redis.client, reactor)
     pubsub.on_message(keys.CHANNEL_FILE_UPDATE, cache.on_file_update)
     pubsub.on_message(keys.CHANNEL_MIRROR_UPDATE, cache.on_mirror_update)
@@ -364,13 +430,14 @@ def _add_http(
     )
     site = DrainableSite(RedirectResource(context), reactor=reactor)
     http = HeldListener(
-        parse_listen_address(holder.current.listen_address),
+        parse_listen_address(holder.current.listen_address, unix_mode=HTTP_SOCKET_MODE),
         site,
         reactor,
-        inherited_fd=None if successor is None else successor.inherited.fd,
-        hold=None if successor is None else (
-            lambda: ready_within(redis.whenReady(), reactor, READY_TIMEOUT)),
-        on_serving=None if successor is None else successor.serving,
+        inherited_fd=activated_fd if successor is None else successor.inherited.fd,
+        setting="ListenAddress",
+        foreign=successor is None and activated_fd is not None,
+        hold=lambda: ready_within(redis.whenReady(), reactor, ready_timeout),
+        on_serving=serving,
     )
     http.setName("http")
     http.setServiceParent(daemon)

@@ -1,10 +1,15 @@
 """Listening sockets created in one place, from sockets this process owns.
 
-Every listener (HTTP, control) goes through :func:`open_listener`: the socket is
-created (or inherited) here and handed to the reactor with ``adoptStreamPort``.
-Stopping an adopted port only closes this process' copy, so a socket shared with
-a successor process or with sibling workers keeps working (``listenTCP`` would
+Every listener (HTTP, control) goes through :class:`AdoptedListener`: the socket is
+created here (or inherited from systemd or an upgrading parent) and handed to the
+reactor. Stopping an adopted port only closes this process' copy, so a socket shared
+with a successor process or with systemd keeps working (``listenTCP`` would
 ``shutdown()`` it for everyone).
+
+UNIX sockets need more care than Twisted's adoption gives them: its UNIX port makes the
+file mode 0666, listens again with a backlog of 50, and at stop shuts the socket down and
+deletes the file. :func:`adopt` keeps the mode asked for (0600 for the control channel),
+the backlog, and an inherited socket's file.
 """
 
 from __future__ import annotations
@@ -14,67 +19,46 @@ import socket
 import stat
 from typing import Any
 
-from attrs import define, frozen
+from attrs import define
 from twisted.application.service import Service
+from twisted.internet import unix
 from twisted.internet.interfaces import IListeningPort, IReactorSocket
 
+from mirrorbits.addresses import (
+    ListenAddress,
+    ListenAddressError,
+    is_ipv4,
+    join_host_port,
+    parse_listen_address,
+)
 from mirrorbits.logs import Logger
 
+__all__ = [
+    "BACKLOG",
+    "AdoptedListener",
+    "ListenAddress",
+    "ListenAddressError",
+    "adopt",
+    "create_socket",
+    "inherited_socket",
+    "parse_listen_address",
+]
 
-class ListenAddressError(ValueError):
-    """An address that cannot be listened on, with the reason for the operator."""
-
-
-@frozen
-class ListenAddress:
-    """A parsed ``ListenAddress``/``RPCListenAddress`` value."""
-
-    family: socket.AddressFamily
-    host: str = ""
-    port: int = 0
-    path: str = ""
-    mode: int | None = None
-
-    def __str__(self) -> str:
-        if self.family == socket.AF_UNIX:
-            return f"unix:{self.path}"
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+BACKLOG = 1024
 
 
-def parse_listen_address(text: str, unix_mode: int | None = None) -> ListenAddress:
-    """Parse ``host:port``, ``:port``, ``[v6]:port`` or ``unix:/path``."""
-    if text.startswith("unix:"):
-        path = text[len("unix:"):]
-        if not path:
-            raise ListenAddressError(f"{text!r}: empty UNIX socket path")
-        return ListenAddress(socket.AF_UNIX, path=path, mode=unix_mode)
-    host, sep, port_text = text.rpartition(":")
-    if not sep:
-        raise ListenAddressError(f"{text!r}: expected host:port or unix:/path")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise ListenAddressError(f"{text!r}: invalid port {port_text!r}") from None
-    if not 0 <= port <= 65535:
-        raise ListenAddressError(f"{text!r}: port out of range")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    if host == "":
-        family = socket.AF_INET6 if socket.has_ipv6 else socket.AF_INET
-    return ListenAddress(family, host=host, port=port)
-
-
-def create_socket(address: ListenAddress, backlog: int = 1024) -> socket.socket:
+def create_socket(address: ListenAddress, backlog: int = BACKLOG) -> socket.socket:
     """A bound, listening, non-blocking socket for ``address``."""
     if address.family == socket.AF_UNIX:
         return _unix_socket(address, backlog)
     host = address.host
-    if host and address.family == socket.AF_INET and not _is_ip(host):
-        infos = socket.getaddrinfo(host, address.port, type=socket.SOCK_STREAM)
-        if not infos:
-            raise ListenAddressError(f"{address}: cannot resolve {host!r}")
+    if host and address.family == socket.AF_INET and not is_ipv4(host):
+        try:
+            infos = socket.getaddrinfo(host, address.port, type=socket.SOCK_STREAM)
+        except OSError as err:
+            raise ListenAddressError(
+                f"cannot listen on {address}: {host!r} does not resolve ({err.strerror})"
+            ) from None
         family, _, _, _, sockaddr = infos[0]
         sock = socket.socket(family, socket.SOCK_STREAM)
         bind_to: Any = sockaddr
@@ -96,20 +80,23 @@ def create_socket(address: ListenAddress, backlog: int = 1024) -> socket.socket:
 
 
 def _unix_socket(address: ListenAddress, backlog: int) -> socket.socket:
-    path = address.path
+    # Absolute: twistd may change directory (--rundir) between here and the adoption.
+    path = os.path.abspath(address.path)
     try:
         if stat.S_ISSOCK(os.lstat(path).st_mode):
             _remove_if_stale(path)
     except FileNotFoundError:
         pass
+    except OSError as err:
+        raise ListenAddressError(f"cannot listen on {address}: {err.strerror}") from None
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        old_umask = os.umask(0o177) if address.mode is not None else None
+        # Created without any access for others: nobody connects before the mode is set.
+        old_umask = os.umask(0o177)
         try:
             sock.bind(path)
         finally:
-            if old_umask is not None:
-                os.umask(old_umask)
+            os.umask(old_umask)
         if address.mode is not None:
             os.chmod(path, address.mode)
         sock.listen(backlog)
@@ -133,38 +120,94 @@ def _remove_if_stale(path: str) -> None:
         probe.close()
 
 
-def _is_ip(host: str) -> bool:
+def inherited_socket(fd: int) -> socket.socket:
+    """The listening socket at descriptor ``fd`` (systemd's or an upgrading parent's)."""
     try:
-        socket.inet_pton(socket.AF_INET, host)
+        sock = socket.socket(fileno=fd)
+    except OSError as err:
+        raise ListenAddressError(f"descriptor {fd}: {err.strerror}") from None
+    try:
+        listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
     except OSError:
-        return False
-    return True
+        listening = 0
+    if sock.type != socket.SOCK_STREAM or not listening:
+        sock.detach()
+        raise ListenAddressError(f"descriptor {fd} is not a listening stream socket")
+    sock.setblocking(False)
+    return sock
+
+
+class _UNIXPort(unix.Port):
+    """Twisted's UNIX port that can leave its socket file in place when it stops."""
+
+    keep_file = False
+
+    def connectionLost(self, reason: Any) -> None:
+        if self.keep_file:
+            self._bindPath = "\0"  # Twisted deletes any path outside the abstract namespace
+        super().connectionLost(reason)
+
+
+def adopt(reactor: IReactorSocket, sock: socket.socket, factory: Any, *,
+          mode: int | None = None, foreign: bool = False) -> IListeningPort:
+    """Serve ``factory`` on the listening ``sock`` (this process keeps its own copy).
+
+    A UNIX socket file gets ``mode`` (None: it keeps the mode it has). A ``foreign`` socket
+    belongs to a process that outlives ours (systemd): its file stays at stop, and its
+    backlog is not lowered.
+    """
+    if sock.family != socket.AF_UNIX:
+        return reactor.adoptStreamPort(sock.fileno(), sock.family, factory)
+    # What reactor.adoptStreamPort does for AF_UNIX, with our mode, backlog and file.
+    port = _UNIXPort._fromListeningDescriptor(reactor, sock.fileno(), factory)
+    path = sock.getsockname()
+    in_file_system = isinstance(path, str) and path[:1] not in ("", "\0")
+    if mode is None and in_file_system:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    if mode is not None:
+        port.mode = mode
+    port.backlog = socket.SOMAXCONN if foreign else BACKLOG
+    port._shouldShutdown = False  # shutdown() would stop every process sharing the socket
+    port.keep_file = foreign
+    port.startListening()
+    listening: IListeningPort = port
+    return listening
 
 
 @define(eq=False)
 class AdoptedListener(Service):
     """A service listening on a socket it owns, adopted by the reactor at start.
 
-    ``inherited_fd`` lets a successor process serve on a socket it received.
+    ``inherited_fd`` lets the process serve on a socket it received instead of ``address``:
+    from an upgrading parent (then it is ours), or from systemd (``foreign``: systemd keeps
+    it). ``setting`` names the configuration key in errors.
     """
 
     address: ListenAddress
     factory: Any  # a ServerFactory; Site and AMP factories are typed differently
     reactor: IReactorSocket
     inherited_fd: int | None = None
+    setting: str = ""
+    foreign: bool = False
     port: IListeningPort | None = None
     _socket: socket.socket | None = None
     log = Logger()
 
     def bind(self) -> None:
-        """Create the socket now (so errors surface before the reactor runs)."""
+        """Create the socket now (so errors surface before the reactor runs).
+
+        Raises :class:`ListenAddressError` naming the setting, the address and the reason.
+        """
         if self._socket is not None:
             return
-        if self.inherited_fd is not None:
-            self._socket = socket.socket(fileno=self.inherited_fd)
-            self._socket.setblocking(False)
-        else:
-            self._socket = create_socket(self.address)
+        try:
+            if self.inherited_fd is not None:
+                self._socket = inherited_socket(self.inherited_fd)
+            else:
+                self._socket = create_socket(self.address)
+        except ListenAddressError as err:
+            raise ListenAddressError(f"{self.setting}: {err}" if self.setting else str(err)) \
+                from None
 
     def privilegedStartService(self) -> None:
         self.bind()
@@ -174,14 +217,24 @@ class AdoptedListener(Service):
         self.bind()
         assert self._socket is not None
         super().startService()
-        self.port = self.reactor.adoptStreamPort(
-            self._socket.fileno(), self._socket.family, self.factory
-        )
+        inherited = self.inherited_fd is not None
+        self.port = adopt(self.reactor, self._socket, self.factory, foreign=self.foreign,
+                          mode=None if inherited else self.address.mode)
 
     def fileno(self) -> int:
         """The descriptor to hand to a successor process."""
         assert self._socket is not None
         return self._socket.fileno()
+
+    def describe(self) -> str:
+        """Where this listener accepts: its bound address, else the configured one."""
+        if self._socket is not None:
+            name = self._socket.getsockname()
+            if isinstance(name, str):
+                return f"unix:{name}" if name else "an unnamed UNIX socket"
+            if isinstance(name, tuple):
+                return join_host_port(name[0], name[1])
+        return str(self.address)
 
     def stopService(self) -> Any:
         super().stopService()

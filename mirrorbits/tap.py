@@ -16,6 +16,9 @@ from mirrorbits.config import (
     load_config,
     with_repository,
 )
+from mirrorbits.systemd.activation import ActivationError, take_activated_sockets
+from mirrorbits.systemd.notify import ENVIRONMENT as NOTIFY_ENVIRONMENT
+from mirrorbits.systemd.notify import Notifier
 
 
 class Options(usage.Options):
@@ -66,9 +69,17 @@ def makeService(options: usage.Options, reactor: Any = None) -> IService:
         config, path, warnings = load_startup_config(options)
     except ConfigError as err:
         raise SystemExit(f"mirrorbits: {err}") from None
+    # Before mirrorbits.daemon is imported: twisted.internet.endpoints, which it imports,
+    # takes LISTEN_PID and LISTEN_FDS out of the environment.
+    try:
+        activated = take_activated_sockets(os.environ, os.getpid())
+    except ActivationError as err:
+        raise SystemExit(f"mirrorbits: {err}") from None
+    notifier = Notifier.from_value(os.environ.pop(NOTIFY_ENVIRONMENT, None))
     from mirrorbits.daemon import build_daemon
+    from mirrorbits.listen import ListenAddressError
 
-    return build_daemon(
+    daemon = build_daemon(
         config=config,
         config_path=path,
         warnings=warnings,
@@ -78,4 +89,11 @@ def makeService(options: usage.Options, reactor: Any = None) -> IService:
         data_dir=os.path.abspath(options["data-dir"]),
         embedded=path is None,
         argv=list(sys.argv),
+        activated=activated,
+        notifier=notifier,
     )
+    try:
+        daemon.bind_listeners()
+    except ListenAddressError as err:
+        raise SystemExit(f"mirrorbits: {err}") from None
+    return daemon

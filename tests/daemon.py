@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -47,6 +48,8 @@ class DaemonProcess:
     raw: str = ""
     args: list[str] = attrs.field(factory=list)
     config_text: str | None = None
+    env: dict[str, str] = attrs.field(factory=dict)  # added to the environment
+    new_session: bool = False  # its own process group (shared with its successors)
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -78,15 +81,17 @@ class DaemonProcess:
         self.write_config()
         env = env_without_proxies()
         env["TZ"] = "UTC"
+        env.update(self.env)
         self.process = subprocess.Popen(
             [str(BIN / "twistd"), "-n", "--pidfile=", "--logfile", str(self.log_path),
              "mirrorbits", "--config", str(self.config_path), *self.args],
             cwd=self.workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            start_new_session=self.new_session,
         )
         try:
-            wait_for_port(*self.rpc, timeout=20)
+            wait_for_address(self.values["RPCListenAddress"], timeout=20)
             if wait_http:
-                wait_for_port(*self.http, timeout=20)
+                wait_for_address(self.values["ListenAddress"], timeout=20)
         except TimeoutError:
             self.stop()
             raise AssertionError(f"daemon did not start:\n{self.log()}") from None
@@ -124,8 +129,12 @@ class DaemonProcess:
     def ctl(self, *args: str, password: str | None = None,
             stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """Run ``mirrorbits-ctl`` against this daemon."""
-        host, port = self.rpc
-        command = [str(BIN / "mirrorbits-ctl"), "-h", host, "-p", str(port)]
+        address = self.values["RPCListenAddress"]
+        if address.startswith("unix:"):
+            command = [str(BIN / "mirrorbits-ctl"), "-h", address]
+        else:
+            host, port = self.rpc
+            command = [str(BIN / "mirrorbits-ctl"), "-h", host, "-p", str(port)]
         pw = self.values.get("RPCPassword", "") if password is None else password
         if pw:
             command += ["-P", pw]
@@ -134,6 +143,24 @@ class DaemonProcess:
             full_env.update(env)
         return subprocess.run(command + list(args), input=stdin, capture_output=True, text=True,
                               timeout=60, env=full_env)
+
+
+def wait_for_address(address: str, timeout: float) -> None:
+    """Return once ``host:port`` or ``unix:/path`` accepts connections."""
+    if not address.startswith("unix:"):
+        host, _, port = address.rpartition(":")
+        wait_for_port(host, int(port), timeout=timeout)
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            try:
+                sock.connect(address[len("unix:"):])
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"nothing listens on {address}") from None
+        time.sleep(0.02)
 
 
 def run_twistd(*args: str, cwd: Path | None = None,

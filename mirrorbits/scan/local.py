@@ -33,7 +33,7 @@ from mirrorbits.scan.walk import (
     needs_hashing,
     walk_repository,
 )
-from mirrorbits.store.errors import StoreError
+from mirrorbits.store.errors import DatabaseNotReady, StoreError
 
 __all__ = ["Abort", "RepositoryScanner", "ScanAborted", "ScanSummary", "scan_repository"]
 
@@ -235,7 +235,11 @@ class RepositoryScanner(Service):
             return False
         except (OSError, StoreError, RedisError) as err:
             message = str(err) or type(err).__name__
-            level = LogLevel.debug if message == self._last_error else LogLevel.error
+            # A start usually comes before the database is ready: the first scan simply
+            # waits for it (retried every second); the Redis service reports an outage.
+            waiting = not self._first_done and isinstance(err, DatabaseNotReady)
+            repeated = message == self._last_error
+            level = LogLevel.debug if waiting or repeated else LogLevel.error
             log.emit(level, "[source] Repository scan failed: {error}", error=message)
             self._last_error = message
             return False

@@ -39,7 +39,7 @@ from mirrorbits.selection import (
     select,
 )
 from mirrorbits.stats import file_stats, utc_date
-from mirrorbits.store.errors import StoreError
+from mirrorbits.store.errors import DatabaseNotReady, StoreError
 from mirrorbits.web.clientip import ClientAddressPolicy
 from mirrorbits.web.downloadlog import format_download_line
 from mirrorbits.web.mirrorlist import fromip_override, mirrorlist_page
@@ -612,9 +612,12 @@ class RedirectResource(Resource):
                           f"{digest}  {basename}".encode("utf-8", "surrogateescape"))
 
     async def _mirrorstats(self, request: Request, config: Config) -> bytes:
-        """The ``?mirrorstats`` page (§8.9); Redis errors are plain-text 500s."""
+        """The ``?mirrorstats`` page (§8.9); Redis errors are plain-text 500s, and a
+        database that is down or not ready yet is a 503, as for downloads without fallback."""
         try:
             view = await mirrorstats_view(self.ctx.get_client(), self.ctx.clock.seconds())
+        except DatabaseNotReady:
+            return self._error(request, config, 503, "Service Unavailable")
         except MirrorstatsError as err:
             return self._error(request, config, 500, str(err))
         except StoreError:

@@ -25,8 +25,8 @@ from tests.scenario import build_repository, conformance_config, load_redis
 from tests.servers import RedisServer, free_port
 
 CONFORMANCE_RPC_PASSWORD = "conformance-rpc"
-# A checksum answer proves Redis is connected and the snapshot readable (the daemon listens
-# before its Redis connection is up, and answers fallbacks meanwhile, like the reference).
+# A checksum answer proves Redis is connected and the snapshot readable (the daemon waits
+# for Redis before serving, but at most 2 s, then answers fallbacks until it is up).
 READY_PATH = "/pool/main/tool_2.4.1_arm64.deb?md5"
 
 

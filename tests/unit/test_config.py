@@ -169,10 +169,10 @@ def test_strings_are_taken_as_written() -> None:
 
 
 def test_empty_value_keeps_the_default_and_quoted_empty_string_is_empty() -> None:
-    config = parse(REPO + "ListenAddress:\nGeoipDatabasePath: ~\nRPCListenAddress: ''\n")
+    config = parse(REPO + "ListenAddress:\nRPCListenAddress: ~\nGeoipDatabasePath: ''\n")
     assert config.listen_address == ":8080"
-    assert config.geoip_database_path == "/usr/share/GeoIP/"
-    assert config.rpc_listen_address == ""
+    assert config.rpc_listen_address == "localhost:3390"
+    assert config.geoip_database_path == ""
 
 
 def test_hashes_keep_defaults_for_missing_subkeys() -> None:
@@ -286,6 +286,18 @@ def test_duplicate_key_is_an_error() -> None:
         ("RedisDB: -2", "RedisDB must be >= 0"),
         ("RedisSentinels: [{Host: ''}]", "RedisSentinels.Host must not be empty"),
         ("Fallbacks: [{CountryCode: FR}]", "Fallbacks.URL must not be empty"),
+        ("ListenAddress: '127.0.0.1:99999'", "ListenAddress '127.0.0.1:99999' is invalid: "
+                                            "the port must be between 0 and 65535, not 99999"),
+        ("ListenAddress: nonsense",
+         "ListenAddress 'nonsense' is invalid: expected host:port or unix:/path"),
+        ("RPCListenAddress: 'unix:'", "RPCListenAddress 'unix:' is invalid: "
+                                      "empty UNIX socket path"),
+        ("RedisAddress: nonsense", "RedisAddress 'nonsense' is invalid: expected host:port"),
+        ("RedisAddress: '::1:6379'", "RedisAddress '::1:6379' is invalid: an IPv6 address "
+                                     "must be written in brackets: [address]:port"),
+        ("RedisSentinels: [{Host: '10.0.0.1:0'}]", "RedisSentinels.Host '10.0.0.1:0' is "
+                                                   "invalid: the port must be between 1 and "
+                                                   "65535, not 0"),
     ],
 )
 def test_validation_messages(text: str, message: str) -> None:

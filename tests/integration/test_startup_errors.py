@@ -1,0 +1,141 @@
+"""Bad addresses and sockets that cannot be listened on: one clear line, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.daemon import BIN, DaemonProcess, base_config, render_config, run_twistd
+from tests.servers import RedisServer
+
+BAD_VALUES = ["127.0.0.1:99999", "nonsense", "127.0.0.1:http", "::1:8080", "[::1:8080",
+              "999.0.0.1:8080", "my host:8080"]
+
+
+def start_with(tmp_path: Path, *prefix: str, **values: str) -> tuple[int, str, str]:
+    """Run ``twistd -n mirrorbits`` on a config with ``values``: exit code, stderr, log."""
+    repo = tmp_path / "repo"
+    repo.mkdir(exist_ok=True)
+    config = tmp_path / "mirrorbits.conf"
+    config.write_text(render_config(base_config(repo, "127.0.0.1:1", **values)))
+    log = tmp_path / "twistd.log"
+    command = ["-n", "--pidfile=", "--logfile", str(log), "mirrorbits", "--config", str(config),
+               "--no-monitor"]
+    if prefix:
+        result = _run_prefixed(list(prefix), command, tmp_path)
+    else:
+        result = run_twistd(*command, cwd=tmp_path)
+    return result.returncode, result.stderr + result.stdout, (
+        log.read_text() if log.exists() else "")
+
+
+def _run_prefixed(prefix: list[str], command: list[str],
+                  cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*prefix, str(BIN / "twistd"), *command], capture_output=True,
+                          text=True, timeout=60, cwd=cwd)
+
+
+def assert_one_line(code: int, output: str, log: str, *expected: str) -> None:
+    assert code != 0
+    assert "Traceback" not in output + log, output + log
+    lines = output.strip().splitlines()
+    assert len(lines) == 1, output
+    for text in expected:
+        assert text in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("key", ["ListenAddress", "RPCListenAddress", "RedisAddress"])
+@pytest.mark.parametrize("value", BAD_VALUES)
+def test_a_bad_address_is_one_line_naming_key_and_value(
+        tmp_path: Path, key: str, value: str) -> None:
+    code, output, log = start_with(tmp_path, **{key: f'"{value}"'})
+    assert_one_line(code, output, log, f"mirrorbits: {key} '{value}' is invalid: ")
+
+
+def test_a_bad_sentinel_address_is_one_line(tmp_path: Path) -> None:
+    code, output, log = start_with(
+        tmp_path, RedisSentinelMasterName="mymaster",
+        RedisSentinels='[{Host: "10.0.0.1:26379"}, {Host: "nonsense"}]')
+    assert_one_line(code, output, log, "RedisSentinels.Host 'nonsense' is invalid")
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("key", ["ListenAddress", "RPCListenAddress"])
+def test_a_port_in_use_is_one_line(tmp_path: Path, taken_port: int, key: str) -> None:
+    code, output, log = start_with(tmp_path, **{key: f"127.0.0.1:{taken_port}"})
+    assert_one_line(code, output, log,
+                    f"{key}: cannot listen on 127.0.0.1:{taken_port}: Address already in use")
+
+
+@pytest.mark.parametrize("key", ["ListenAddress", "RPCListenAddress"])
+def test_a_unix_socket_in_a_missing_directory_is_one_line(tmp_path: Path, key: str) -> None:
+    path = tmp_path / "missing" / "s.sock"
+    code, output, log = start_with(tmp_path, **{key: f"unix:{path}"})
+    assert_one_line(code, output, log,
+                    f"{key}: cannot listen on unix:{path}: No such file or directory")
+
+
+def test_an_unresolvable_host_is_one_line(tmp_path: Path) -> None:
+    code, output, log = start_with(tmp_path, ListenAddress="no-such-host.invalid:8080")
+    assert_one_line(code, output, log, "ListenAddress: cannot listen on no-such-host.invalid:8080:",
+                    "does not resolve")
+
+
+def _without_privileged_ports() -> list[str] | None:
+    """A command prefix under which binding port 81 is refused, if there is one."""
+    if os.geteuid() != 0:
+        start = Path("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        if start.exists() and int(start.read_text()) <= 81:
+            return None
+        return []
+    setpriv = shutil.which("setpriv")
+    return None if setpriv is None else [setpriv, "--bounding-set=-net_bind_service"]
+
+
+def test_permission_denied_is_one_line(tmp_path: Path) -> None:
+    prefix = _without_privileged_ports()
+    if prefix is None:
+        pytest.skip("binding port 81 cannot be made to fail here")
+    code, output, log = start_with(tmp_path, *prefix, ListenAddress="127.0.0.1:81")
+    assert_one_line(code, output, log,
+                    "ListenAddress: cannot listen on 127.0.0.1:81: Permission denied")
+
+
+def test_a_bad_address_on_reload_keeps_the_running_config(
+        tmp_path: Path, redis_server: RedisServer, redis_db: redis.Redis) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    daemon = DaemonProcess(workdir=tmp_path / "run",
+                           values=base_config(repo, redis_server.address), args=["--no-monitor"])
+    daemon.start()
+    try:
+        good = daemon.config_path.read_text()
+        for key, value in (("ListenAddress", "127.0.0.1:99999"), ("RedisAddress", "nonsense")):
+            daemon.config_path.write_text(good.replace(daemon.values[key], value))
+            message = f"{key} '{value}' is invalid"
+            daemon.signal(signal.SIGHUP)
+            daemon.wait_log(message)
+            failed = daemon.ctl("reload")
+            assert failed.returncode != 0 and message in failed.stderr, failed.stderr
+            assert daemon.ctl("list").returncode == 0  # still serving, on the old config
+        daemon.config_path.write_text(good.replace("RPCPassword: test-rpc", "RPCPassword: new"))
+        assert daemon.ctl("reload").returncode == 0
+        assert daemon.ctl("list", password="new").returncode == 0
+        assert "Traceback" not in daemon.log(), daemon.log()
+    finally:
+        daemon.stop()
