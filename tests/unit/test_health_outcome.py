@@ -25,7 +25,7 @@ def test_paths_are_percent_encoded() -> None:
             == "http://a/media/install%20image.img")
     assert file_url("http://a", "/manuals/guía-rápida.pdf") == (
         "http://a/manuals/gu%C3%ADa-r%C3%A1pida.pdf")
-    assert file_url("http://a", "/a+b/c~d_e.f:g@h") == "http://a/a+b/c~d_e.f:g@h"
+    assert file_url("http://a", "/a+b/c~d_e.f:g@h") == "http://a/a%2Bb/c~d_e.f%3Ag%40h"
     assert file_url("http://a", "/what?#%") == "http://a/what%3F%23%25"
 
 
