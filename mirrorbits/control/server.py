@@ -18,6 +18,7 @@ from twisted.internet.protocol import ServerFactory, connectionDone
 from twisted.protocols import amp
 from twisted.python.failure import Failure
 
+from mirrorbits.config import ConfigError
 from mirrorbits.control import commands as c
 from mirrorbits.control.mirror_yaml import FIELDS, yaml_diff
 from mirrorbits.control.validate import (
@@ -137,7 +138,9 @@ def _to_remote_error(failure: Failure) -> Failure:
         return Failure(amp.RemoteAmpError(c.ERRORS[c.NameTaken], message or "name already taken"))
     if isinstance(error, MirrorValidationError):
         return Failure(amp.RemoteAmpError(c.ERRORS[c.InvalidArgument], message))
-    if not isinstance(error, store_errors.StoreError):
+    if isinstance(error, ConfigError):  # a reload refused: the CLI shows why, no traceback
+        log.warn("Reload refused, the running configuration is kept: {error}", error=message)
+    elif not isinstance(error, store_errors.StoreError):
         log.failure("control command failed", failure)
     return Failure(amp.RemoteAmpError(c.ERRORS[c.ServerError], message or type(error).__name__))
 
