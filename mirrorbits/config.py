@@ -8,6 +8,7 @@ keep the previous configuration.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 from collections.abc import Callable, Collection, Sequence
@@ -27,6 +28,7 @@ DEFAULT_CONFIG_PATH = "/etc/mirrorbits.conf"
 NO_CONFIG_MESSAGE = "Configuration could not be found.\n\tUse --config <path>"
 OUTPUT_MODES = ("auto", "json", "redirect")
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
+DEFAULT_HTTP_READ_TIMEOUT = 10.0  # seconds, the reference's (built into its HTTP server)
 
 
 class ConfigError(Exception):
@@ -84,6 +86,7 @@ class Config:
     rpc_listen_address: str = "localhost:3390"
     rpc_password: str = ""
     trusted_proxies: tuple[str, ...] = ()
+    http_read_timeout: float = DEFAULT_HTTP_READ_TIMEOUT
 
 
 def default_config_path() -> str | None:
@@ -162,6 +165,8 @@ def _finish(config: Config) -> Config:
         if not host:
             raise ConfigError("RedisSentinels.Host must not be empty")
         _check_address("RedisSentinels.Host", host, split_host_port)
+    if not 0 < config.http_read_timeout < math.inf:  # also refuses NaN
+        raise ConfigError("HTTPReadTimeout must be a number of seconds > 0")
     geoip = config.geoip_database_path
     if geoip and not geoip.endswith("/"):
         geoip += "/"
@@ -407,4 +412,5 @@ _FIELDS: _Fields = {
     "RPCListenAddress": ("rpc_listen_address", _str),
     "RPCPassword": ("rpc_password", _str),
     "TrustedProxies": ("trusted_proxies", _list_of(_str)),
+    "HTTPReadTimeout": ("http_read_timeout", _float),
 }

@@ -50,6 +50,12 @@ EXAMPLE_CONFIG = """\
 # Empty: the header is believed whoever sends it.
 #TrustedProxies: []
 
+# Seconds a client has to send a whole request, from the moment it connects (or sends the
+# first byte of its next request on a kept-alive connection), however slowly the bytes
+# arrive; it is also how long an idle kept-alive connection stays open. Slower clients are
+# disconnected without an answer.
+#HTTPReadTimeout: 10
+
 ## Redis
 
 # host:port of the Redis server (used when no sentinel is configured or none answers).

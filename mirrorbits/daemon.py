@@ -428,7 +428,8 @@ def _add_http(
         server_header=f"Mirrorbits/{version_string()}".encode(),
         get_client=redis.client,
     )
-    site = DrainableSite(RedirectResource(context), reactor=reactor)
+    site = DrainableSite(RedirectResource(context), reactor=reactor,
+                         read_timeout=lambda: holder.current.http_read_timeout)
     http = HeldListener(
         parse_listen_address(holder.current.listen_address, unix_mode=HTTP_SOCKET_MODE),
         site,

@@ -181,13 +181,22 @@ def repo_file(root: Path, relative: str, content: bytes, mtime: int) -> Path:
     return path
 
 
+def record_mirror_files(db: Any, mirror_id: int, files: dict[str, int], mod_time: str) -> None:
+    """Record ``files`` (path -> size) on mirror ``mirror_id`` as its scan would, with the Go
+    time text ``mod_time``, mark the mirror up over HTTP, and tell the daemons (pub/sub);
+    ``db`` is a redis-py client."""
+    for path, size in files.items():
+        db.sadd(f"FILEMIRRORS_{path}", mirror_id)
+        db.hset(f"FILEINFO_{mirror_id}_{path}", mapping={"size": str(size), "modTime": mod_time})
+    db.hset(f"MIRROR_{mirror_id}",
+            mapping={"httpUp": "1", "lastSuccessfulSyncPrecision": "1000000000"})
+    for path in files:
+        db.publish("_mirrorbits_mirror_file_update", f"{mirror_id} {path}")
+
+
 def put_a_txt_on_a_mirror(daemon: DaemonProcess, db: Any) -> None:
     """Add mirror ``madrid`` (http://127.0.0.31/) holding ``/a.txt`` as a scan would record it
     (6 bytes, 2023-06-20 08:30:00 UTC), up, and enable it; ``db`` is a redis-py client."""
     assert daemon.ctl("add", "-http", "http://127.0.0.31/", "madrid").returncode == 0
-    db.sadd("FILEMIRRORS_/a.txt", 1)
-    db.hset("FILEINFO_1_/a.txt", mapping={
-        "size": "6", "modTime": "2023-06-20 08:30:00 +0000 UTC"})
-    db.hset("MIRROR_1", mapping={"httpUp": "1", "lastSuccessfulSyncPrecision": "1000000000"})
-    db.publish("_mirrorbits_mirror_file_update", "1 /a.txt")
+    record_mirror_files(db, 1, {"/a.txt": 6}, "2023-06-20 08:30:00 +0000 UTC")
     assert daemon.ctl("enable", "madrid").returncode == 0

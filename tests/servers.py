@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -82,3 +83,32 @@ def env_without_proxies() -> dict[str, str]:
     for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy"):
         env.pop(name, None)
     return env
+
+
+@attrs.define
+class StaticHTTPServer:
+    """``python -m http.server`` serving ``root`` on ``host`` (a mirror for redirect tests)."""
+
+    root: Path
+    host: str = "127.0.0.1"
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/"
+
+    def start(self) -> None:
+        if not self.port:
+            self.port = free_port(self.host)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "http.server", "--bind", self.host, "--directory",
+             str(self.root), str(self.port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env_without_proxies())
+        wait_for_port(self.host, self.port)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None

@@ -14,6 +14,7 @@ import random
 import unicodedata
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from attrs import frozen
 
@@ -91,11 +92,12 @@ class Plan:
     client_ips: tuple[str, ...]
 
     def allowed_locations(self) -> dict[str, frozenset[str]]:
-        """For each path, every Location a correct redirect may carry (usable, fresh holders)."""
+        """For each path, every Location a correct redirect may carry (usable, fresh holders),
+        percent-encoded (RFC 3986: all but unreserved characters and ``/``)."""
         by_id = {m.mirror.id: m for m in self.mirrors}
         return {
             entry.path: frozenset(
-                by_id[i].absolute_url + entry.path[1:] for i in entry.holders
+                by_id[i].absolute_url + quote(entry.path[1:], safe="/") for i in entry.holders
                 if by_id[i].usable and i not in entry.stale
             )
             for entry in self.files

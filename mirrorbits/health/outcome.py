@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from attrs import frozen
 from twisted.logger import LogLevel
 
 from mirrorbits.model import REDIRECTS_ALLOWED, REDIRECTS_DISALLOWED
 from mirrorbits.store.events import PROTO_HTTP, PROTO_HTTPS
+from mirrorbits.urls import encode_path, encode_url
 
 REASON_UNREACHABLE = "Unreachable"
 REASON_REDIRECT = "Unauthorized redirect"
 PROTO_NAMES = {PROTO_HTTP: "HTTP", PROTO_HTTPS: "HTTPS"}
-
-# Characters kept as they are in a request path (besides letters, digits and "_.-~").
-_PATH_SAFE = "/!$&'()*+,;=:@"
 
 
 @frozen
@@ -51,8 +47,9 @@ def check_urls(http_url: str) -> list[tuple[int, str]]:
 
 
 def file_url(base: str, path: str) -> str:
-    """The URL of repository ``path`` (starting with ``/``) on a mirror, percent-encoded."""
-    return base + quote(path, safe=_PATH_SAFE)
+    """The URL of repository ``path`` (starting with ``/``) on a mirror, percent-encoded
+    exactly as a redirect to that mirror encodes it."""
+    return encode_url(base) + encode_path(path)
 
 
 def redirects_allowed(allow_redirects: int, disallow_by_default: bool) -> bool:

@@ -19,6 +19,7 @@ from mirrorbits.logs import Logger
 from mirrorbits.model import Mirror
 from mirrorbits.store import keys
 from mirrorbits.store.commands import RedisClient
+from mirrorbits.urls import encode_url
 
 __all__ = ["CONNECT_TIMEOUT", "DEADLINE", "fetch_trace", "parse_trace", "trace_url"]
 
@@ -31,11 +32,14 @@ MAX_BODY: Final = 64 * 1024
 
 
 def trace_url(mirror: Mirror, location: str) -> str:
-    """``<base>/<location>`` joined with one ``/``; a scheme-less base gets one from httpsUp."""
+    """``<base>/<location>`` joined with one ``/``; a scheme-less base gets one from httpsUp.
+
+    Both are written by the operator: percent-encoded as a base URL (:func:`encode_url`).
+    """
     base = mirror.http_url
     if "://" not in base:
         base = ("https://" if mirror.https_up else "http://") + base
-    return base.rstrip("/") + "/" + location.lstrip("/")
+    return encode_url(base.rstrip("/") + "/" + location.lstrip("/"))
 
 
 def parse_trace(body: bytes) -> int:

@@ -27,15 +27,11 @@ from mirrorbits.config import Config
 from mirrorbits.encoding import format_rfc1123_utc, human_size
 from mirrorbits.model import FileInfo, GeoRecord
 from mirrorbits.selection.types import Candidate
+from mirrorbits.urls import encode_path, encode_url
 from mirrorbits.web.pages import TEMPLATES, BasePage, display_text, render_page
 from mirrorbits.web.svgmap import MAX_MARKERS, Marker, map_svg
 
 _SAFE_SCHEMES = ("http", "https")
-_UNRESERVED = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~"
-# Characters kept as they are: in a mirror's base URL (RFC 3986 reserved and unreserved, "%"),
-# and in a file path (no "?", "#" or "%": a file name is never a query or an escape).
-_URL_CHARS = frozenset(_UNRESERVED + b":/?#[]@!$&'()*+,;=%")
-_PATH_CHARS = frozenset(_UNRESERVED + b"/:@!$&'()*+,;=")
 
 
 @frozen
@@ -126,22 +122,20 @@ def join_url(base: str, path: str) -> str:
 
 
 def safe_href(url: str) -> str:
-    """``url`` usable as a link (http/https only, odd characters percent-encoded), else ``""``."""
+    """``url`` usable as a link (http/https only, percent-encoded), else ``""``."""
     scheme, colon, _ = url.partition(":")
     if not colon or scheme.lower() not in _SAFE_SCHEMES:
         return ""
-    return _percent_encode(url, _URL_CHARS)
+    return encode_url(url)
 
 
 def file_href(base: str, path: str) -> str:
-    """The link to ``path`` on a mirror whose URL is ``base`` (``""`` if not http/https)."""
+    """The link to ``path`` on a mirror whose URL is ``base`` (``""`` if not http/https).
+
+    The path is encoded as in a redirect's ``Location`` (:func:`mirrorbits.urls.encode_path`).
+    """
     href = safe_href(base)
-    return join_url(href, _percent_encode(path, _PATH_CHARS)) if href else ""
-
-
-def _percent_encode(text: str, keep: frozenset[int]) -> str:
-    raw = text.encode("utf-8", "surrogateescape")
-    return "".join(chr(b) if b in keep else f"%{b:02x}" for b in raw)
+    return join_url(href, encode_path(path)) if href else ""
 
 
 def _row(rank: int, cand: Candidate, path: str | None) -> MirrorRow:

@@ -1,45 +1,25 @@
 """What a STANDARD request answers: the JSON document and the redirect headers (spec §8.4, §8.5).
 
-Pure: takes the selection result, returns bytes.
+Pure: takes the selection result, returns bytes. Every URL is percent-encoded
+(:mod:`mirrorbits.urls`); file paths in the JSON document are data and stay as they are.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any, Final
+from typing import Any
 
 from mirrorbits.encoding import rfc3339_from_ns, rfc3339_from_unix
 from mirrorbits.gojson import F32, dumps
 from mirrorbits.model import FileInfo, GeoRecord
 from mirrorbits.selection.types import Candidate
-
-_CONTROL: Final = re.compile(rb"[\x00-\x1f\x7f]")
-
-
-def _escape_bytes(raw: bytes, high: bool) -> bytes:
-    """Percent-escape control bytes, and bytes >= 0x80 when ``high`` (lower-case hex)."""
-    if (raw.isascii() or not high) and _CONTROL.search(raw) is None:
-        return raw
-    return b"".join(
-        b"%%%02x" % byte if byte < 0x20 or byte == 0x7F or (high and byte >= 0x80)
-        else bytes((byte,)) for byte in raw)
+from mirrorbits.urls import encode_path, encode_url, file_url
 
 
-def escape_location(url: str) -> bytes:
-    """The reference escapes only bytes >= 0x80 in ``Location`` (lower-case hex).
-
-    Control bytes are escaped too: the reference let a file name's line feed become a space
-    in the header, redirecting to another file (``a<LF>b.txt`` to ``a b.txt``).
-    """
-    return _escape_bytes(url.encode("utf-8", "surrogateescape"), high=True)
-
-
-def target_url(candidate: Candidate, path: str) -> str:
-    """The URL of ``path`` on the candidate: its absolute base URL plus the path."""
-    base = candidate.absolute_url
-    return base + path[1:] if path.startswith("/") else base + path
+def redirect_url(candidate: Candidate, path: str) -> bytes:
+    """The percent-encoded URL of ``path`` on the candidate (its absolute base URL)."""
+    return file_url(candidate.absolute_url, path).encode("ascii")
 
 
 def link_headers(mirrors: list[Candidate], path: str, max_links: int) -> list[bytes]:
@@ -48,9 +28,8 @@ def link_headers(mirrors: list[Candidate], path: str, max_links: int) -> list[by
     for priority, candidate in enumerate(mirrors[1 : 1 + max(0, max_links)], start=1):
         fields = candidate.mirror.country_fields
         geo = fields[0].lower() if fields else ""
-        url = _escape_bytes(target_url(candidate, path).encode("utf-8", "surrogateescape"),
-                            high=False)
-        links.append(b"<%s>; rel=duplicate; pri=%d; geo=%s" % (url, priority, geo.encode()))
+        links.append(b"<%s>; rel=duplicate; pri=%d; geo=%s"
+                     % (redirect_url(candidate, path), priority, geo.encode()))
     return links
 
 
@@ -58,9 +37,8 @@ def link_headers(mirrors: list[Candidate], path: str, max_links: int) -> list[by
 def _encoded_base(base: str, country: str) -> tuple[bytes, bytes, bytes]:
     """A mirror's share of its header values, common to every file: ``Location`` prefix,
     ``Link`` prefix and ``Link`` suffix (``; geo=cc``)."""
-    raw = base.encode("utf-8", "surrogateescape")
-    return (_escape_bytes(raw, high=True), b"<" + _escape_bytes(raw, high=False),
-            b"; geo=" + country.lower().encode())
+    encoded = encode_url(base).encode("ascii")
+    return encoded, b"<" + encoded, b"; geo=" + country.lower().encode()
 
 
 _EXCLUDED_BASE = (b"", b"", b"")
@@ -69,18 +47,17 @@ _EXCLUDED_BASE = (b"", b"", b"")
 class RedirectBytes:
     """The header values of one file's redirects, encoded once per (file, protocol demand).
 
-    The escaped path is kept once; each mirror's part is shared by every file (escaping
-    works byte by byte, so the parts join exactly). Entries that the client-independent
-    rules exclude have an empty ``location``.
+    The encoded path is kept once; each mirror's part is shared by every file. Entries that
+    the client-independent rules exclude have an empty ``location``.
     """
 
     __slots__ = ("_bases", "_link_path", "_location_path")
 
     def __init__(self, bases: Sequence[tuple[str, Sequence[str]]], path: str) -> None:
         """``bases``: per entry, its absolute base URL ("" if excluded) and country codes."""
-        relative = (path[1:] if path.startswith("/") else path).encode("utf-8", "surrogateescape")
-        self._location_path = _escape_bytes(relative, high=True)
-        self._link_path = _escape_bytes(relative, high=False) + b">; rel=duplicate; pri="
+        relative = encode_path(path[1:] if path.startswith("/") else path).encode("ascii")
+        self._location_path = relative
+        self._link_path = relative + b">; rel=duplicate; pri="
         self._bases = tuple(_encoded_base(base, fields[0] if fields else "") if base
                             else _EXCLUDED_BASE for base, fields in bases)
 
@@ -169,7 +146,7 @@ def mirror_object(candidate: Candidate) -> dict[str, Any]:
     doc["LastSuccessfulSyncProtocol"] = m.last_successful_sync_protocol
     doc["LastSuccessfulSyncPrecision"] = m.last_successful_sync_precision
     doc["LastModTime"] = rfc3339_from_unix(m.last_mod_time)
-    doc["AbsoluteURL"] = candidate.absolute_url
+    doc["AbsoluteURL"] = encode_url(candidate.absolute_url)
     if candidate.exclude_reason:
         doc["ExcludeReason"] = candidate.exclude_reason
     return doc

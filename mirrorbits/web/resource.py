@@ -40,6 +40,7 @@ from mirrorbits.selection import (
 )
 from mirrorbits.stats import file_stats, utc_date
 from mirrorbits.store.errors import DatabaseNotReady, StoreError
+from mirrorbits.urls import encode_path
 from mirrorbits.web.clientip import ClientAddressPolicy
 from mirrorbits.web.downloadlog import format_download_line
 from mirrorbits.web.mirrorlist import fromip_override, mirrorlist_page
@@ -60,10 +61,9 @@ from mirrorbits.web.paths import (
 )
 from mirrorbits.web.render import (
     RedirectBytes,
-    escape_location,
     link_headers,
+    redirect_url,
     results_document,
-    target_url,
 )
 
 log = Logger()
@@ -290,7 +290,7 @@ class RedirectResource(Resource):
     def _moved(self, request: Request, cleaned: str) -> bytes:
         """The router's 301 for unclean paths (no Server header, like the reference)."""
         request.responseHeaders.removeHeader(b"server")
-        location = escape_location(cleaned)
+        location = encode_path(cleaned).encode("ascii")
         if request.uri.find(b"?") >= 0:
             location += b"?" + request.uri.split(b"?", 1)[1]
         request.setResponseCode(301)
@@ -348,7 +348,7 @@ class RedirectResource(Resource):
             self._record(request, "JSON", 200, info, ip, client, first.mirror, first.distance,
                          fallback)
             return self._body(request, config, body)
-        _redirect_headers(request, escape_location(target_url(first, info.path)),
+        _redirect_headers(request, redirect_url(first, info.path),
                           link_headers(mirrors, info.path, config.max_link_headers))
         self._record(request, "REDIRECT", 302, info, ip, client, first.mirror, first.distance,
                      fallback)

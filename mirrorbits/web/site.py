@@ -1,8 +1,17 @@
-"""The HTTP ``Site``: no per-request access logging, short idle timeout, no form parsing."""
+"""The HTTP ``Site``: no per-request access logging, bounded request reads, no form parsing.
+
+Timeouts (one timer per connection, Twisted's ``TimeoutMixin``), as the reference's HTTP
+server has them: a request must arrive whole within the read timeout, counted from the
+connection (or from the first byte of the next request on a kept-alive connection) and never
+pushed back by bytes trickling in, so a client sending one byte a second is closed on time; an
+idle kept-alive connection is closed after the idle timeout (the same value by default, as
+in the reference). While a request is being answered no timer runs (Twisted's behaviour).
+"""
 
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
@@ -11,6 +20,7 @@ from twisted.web.http import HTTPChannel, datetimeToString
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
+from mirrorbits.config import DEFAULT_HTTP_READ_TIMEOUT
 from mirrorbits.logs import Logger
 from mirrorbits.web.quickhttp import SimpleRequest, read_simple_request
 
@@ -70,12 +80,30 @@ class RedirectorChannel(HTTPChannel):
     exactly one ordinary GET or HEAD (:func:`read_simple_request`), the resource is asked for
     the complete answer from memory (``answer_head``). Anything else, and any request whose
     answer needs more than memory, goes through twisted.web exactly as before; the answers
-    are the same bytes either way.
+    are the same bytes either way. Both ways share the timeouts of the module docstring.
     """
 
     site: RedirectorSite
     _peer: Any = None
     closing = False  # every answer from now on says "Connection: close" and ends the connection
+    read_timeout: float = DEFAULT_HTTP_READ_TIMEOUT  # set by the site for each connection
+    idle_timeout: float = DEFAULT_HTTP_READ_TIMEOUT
+    between_requests = False  # the timer runs as the idle timer, not a request's deadline
+
+    def resetTimeout(self) -> None:
+        """Do nothing: HTTPChannel calls this on every read, which would let a client that
+        sends one byte at a time keep its connection forever. The deadline is set when a
+        request starts (:meth:`dataReceived`) and the idle timer when an answer ends."""
+
+    def timeoutConnection(self) -> None:
+        """Close a connection whose request did not arrive in time, or that idled too long.
+
+        As HTTPChannel does (pending bytes get ``abortTimeout`` seconds to leave) but
+        without its log line: one per slow client would let anyone fill the log.
+        """
+        if self.abortTimeout is not None:
+            self._abortingCall = self.callLater(self.abortTimeout, self.forceAbortClient)
+        self.loseConnection()
 
     def dataReceived(self, data: bytes) -> None:
         transport = self.transport
@@ -91,13 +119,17 @@ class RedirectorChannel(HTTPChannel):
                     _log.failure("in-memory answer to {path!r} failed", path=head.uri)
                     answer = None
                 if answer is not None:
-                    self.resetTimeout()
+                    self.setTimeout(self.idle_timeout)
+                    self.between_requests = True
                     if self.closing:
                         transport.write(_connection_close(answer))
                         transport.loseConnection()
                     else:
                         transport.write(answer)
                     return
+            if self.between_requests:  # the first bytes of the next request: its deadline
+                self.between_requests = False
+                self.setTimeout(self.read_timeout)
         super().dataReceived(data)
 
     def checkPersistence(self, request: Any, version: bytes) -> bool:
@@ -109,6 +141,9 @@ class RedirectorChannel(HTTPChannel):
     def requestDone(self, request: Any) -> None:
         if self.closing:
             self.persistent = False  # an answer already on its way when closing began
+        if self.persistent:  # HTTPChannel restores this timeout, then reads what is buffered
+            self._savedTimeOut = self.idle_timeout
+            self.between_requests = True
         super().requestDone(request)
 
     def close_after_answer(self) -> None:
@@ -168,15 +203,27 @@ def _bytes_waiting(transport: Any) -> bool:
 
 
 class RedirectorSite(Site):
-    """A Site tuned for a redirector; downloads are logged by the resource itself."""
+    """A Site tuned for a redirector; downloads are logged by the resource itself.
+
+    ``read_timeout`` gives the read (and idle) timeout in seconds for each new connection,
+    so a reloaded configuration applies to the next ones.
+    """
 
     displayTracebacks = False
     protocol = RedirectorChannel  # type: ignore[assignment]  # HTTP/1.1: no HTTP/2 wrapper
 
-    def __init__(self, resource: Resource, reactor: Any = None, timeout: float = 30) -> None:
+    def __init__(self, resource: Resource, reactor: Any = None,
+                 read_timeout: Callable[[], float] = lambda: DEFAULT_HTTP_READ_TIMEOUT) -> None:
         super().__init__(resource, requestFactory=RedirectorRequest, reactor=reactor)
-        self.timeOut = timeout
+        self.read_timeout = read_timeout
         self.date_header = DateHeader(self.reactor)
+
+    def buildProtocol(self, addr: Any) -> Any:
+        channel = super().buildProtocol(addr)
+        if channel is not None:
+            timeout = self.read_timeout()
+            channel.timeOut = channel.read_timeout = channel.idle_timeout = timeout
+        return channel
 
     def log(self, request: Any) -> None:
         """No access log line per request (the download log covers what matters)."""

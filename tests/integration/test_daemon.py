@@ -121,6 +121,9 @@ def test_reload_keeps_running_config_on_error(daemon: DaemonProcess) -> None:
     failed = daemon.ctl("reload")
     assert failed.returncode != 0
     assert "WeightDistributionRange must be > 0" in failed.stderr
+    daemon.wait_log("SIGHUP Received: WeightDistributionRange",
+                    timeout=30)
+    assert "Traceback" not in daemon.log()  # an operator's mistake, not a crash
 
     daemon.config_path.unlink()
     daemon.signal(signal.SIGHUP)

@@ -298,6 +298,8 @@ def test_duplicate_key_is_an_error() -> None:
         ("RedisSentinels: [{Host: '10.0.0.1:0'}]", "RedisSentinels.Host '10.0.0.1:0' is "
                                                    "invalid: the port must be between 1 and "
                                                    "65535, not 0"),
+        *[(f"HTTPReadTimeout: {bad}", "HTTPReadTimeout must be a number of seconds > 0")
+          for bad in ("0", "-1", ".nan", ".inf")],
     ],
 )
 def test_validation_messages(text: str, message: str) -> None:
@@ -356,6 +358,14 @@ def test_fallbacks_normalised() -> None:
         Fallback("https://fb.example.org/pub/", "FR", "EU"),
         Fallback("fb2.example.org/", "", ""),
     )
+
+
+def test_http_read_timeout() -> None:
+    assert parse(REPO).http_read_timeout == 10.0  # the reference's HTTP server has 10 s
+    assert parse(REPO + "HTTPReadTimeout: 2.5\n").http_read_timeout == 2.5
+    assert parse(REPO + "HTTPReadTimeout: 30\n").http_read_timeout == 30.0
+    assert error_of(REPO + "HTTPReadTimeout: soon\n").startswith(
+        "HTTPReadTimeout must be a number, not 'soon'")
 
 
 def test_trusted_proxies() -> None:

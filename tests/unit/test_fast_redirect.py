@@ -12,6 +12,7 @@ import random
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import attrs
 import pytest
@@ -46,9 +47,23 @@ def _twin_sites(root: Path, plan: dataset.Plan, clock: Clock, seed: int) -> tupl
             _site(root / "slow", plan, clock, seed, fast=False))
 
 
+# Odd file names (each a copy of a file of the data set, in /odd/): every character a URL
+# treats specially, non-ASCII, a leading "-", and an escape-like "%41".
+ODD_NAMES = ("notes #1 100%.txt", "what?.iso", "a+b c.tar.gz", "gu\u00eda-r\u00e1pida.pdf",
+             "\u65e5\u672c/\u65e5\u672c\u8a9e.txt", "semi;colon&a=b.txt", "it's (1).txt",
+             "-leading.txt", "%41.txt", "tab\there.txt", "quote\"<>.txt", "caret^`{|}~.txt")
+
+
+def _target(path: str, index: int = 0) -> str:
+    """``path`` as a client writes it in a request: fully or minimally percent-encoded."""
+    if index % 2:
+        return quote(path, safe="/!$&'()*+,;=:@")  # sub-delimiters left raw
+    return quote(path, safe="/")
+
+
 def _get(path: str, ip: str) -> bytes:
     """A plain GET of ``path`` for the client ``ip``."""
-    return f"GET {path} HTTP/1.1\r\nX-Forwarded-For: {ip}\r\n\r\n".encode()
+    return f"GET {_target(path)} HTTP/1.1\r\nX-Forwarded-For: {ip}\r\n\r\n".encode()
 
 
 class _Client:
@@ -73,16 +88,16 @@ class _Client:
 
 def _request(index: int, path: str, ip: str) -> bytes:
     """Requests of every shape the fast path must handle or hand over."""
-    method, target, extra = "GET", path, ""
+    method, target, extra = "GET", _target(path, index // 10), ""
     match index % 10:
         case 1:
             method = "HEAD"
         case 2:
             extra = "X-Forwarded-Proto: https\r\n"
         case 3:
-            target = path + "?https=0"
+            target += "?https=0"
         case 4:
-            target = path + "?https=1"
+            target += "?https=1"
         case 5:
             extra = "Accept: application/json\r\n"  # JSON: the general path in both
         case 6:
@@ -90,16 +105,20 @@ def _request(index: int, path: str, ip: str) -> bytes:
         case 7:
             extra = "Connection: keep-alive\r\nUser-Agent: Mozilla/5.0 (X11)\r\n"
         case 8:
-            target = path + "?sha256"  # a checksum, never a redirect
+            target += "?sha256"  # a checksum, never a redirect
         case 9:
-            target = path + "?mirrorlist&https=0"  # the page, never a redirect
+            target += "?mirrorlist&https=0"  # the page, never a redirect
     return (f"{method} {target} HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: {ip}\r\n{extra}\r\n"
             .encode())
 
 
 @pytest.fixture(scope="module")
 def plan() -> dataset.Plan:
-    return dataset.plan(seed=11, mirrors=40, files=300, networks=300, clients=600)
+    """The benchmark's data set, led by copies of its first files under odd names."""
+    data = dataset.plan(seed=11, mirrors=40, files=300, networks=300, clients=600)
+    odd = tuple(attrs.evolve(entry, path=f"/odd/{name}")
+                for entry, name in zip(data.files, ODD_NAMES, strict=False))
+    return attrs.evolve(data, files=odd + data.files)
 
 
 def test_fast_and_general_paths_give_identical_answers(
@@ -155,6 +174,7 @@ def test_redirect_headers_are_the_mirror_urls_of_the_data_set(
     client = _Client(_site(tmp_path / "fast", plan, clock, seed=1, fast=True))
     allowed = plan.allowed_locations()
     checked = 0
+    odd_checked = 0
     for index, entry in enumerate(plan.files):
         client.get(_request(0, entry.path, plan.client_ips[0]))  # warm
         answer = client.get(_request(0, entry.path, plan.client_ips[index % 50]))
@@ -167,7 +187,9 @@ def test_redirect_headers_are_the_mirror_urls_of_the_data_set(
                                head):
             assert link in allowed[entry.path]
         checked += 1
+        odd_checked += entry.path.startswith("/odd/")
     assert checked >= 250
+    assert odd_checked == len(ODD_NAMES)  # each odd name redirected, percent-encoded
 
 
 def test_unusual_traffic_gets_the_answers_twisted_gives(
@@ -185,10 +207,10 @@ def test_unusual_traffic_gets_the_answers_twisted_gives(
         _get(paths[2], ip) + _get(paths[3], ip)[:12],  # one and the start of the next...
         _get(paths[3], ip)[12:],  # ...finished in the next read
         _get(paths[4], ip),  # an ordinary request after all that
-        b"POST " + paths[5].encode() + b" HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
+        f"POST {_target(paths[5])} HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc".encode(),
         _get(paths[6], ip),
-        f"GET {paths[7]} HTTP/1.1\r\nConnection: Keep-Alive\r\n\r\n".encode(),
-        f"GET {paths[8]} HTTP/1.0\r\n\r\n".encode(),  # HTTP/1.0 closes the connection
+        f"GET {_target(paths[7])} HTTP/1.1\r\nConnection: Keep-Alive\r\n\r\n".encode(),
+        f"GET {_target(paths[8])} HTTP/1.0\r\n\r\n".encode(),  # HTTP/1.0 closes the connection
     ]
     answers = []
     for site in (fast_site, slow_site):
@@ -244,7 +266,7 @@ def _hostile_requests(paths: list[str], ip: str) -> st.SearchStrategy[bytes]:
     """An ordinary request with up to three oddities that clients and attackers send."""
 
     def build(path: str, oddities: list[tuple[str, str]]) -> bytes:
-        parts = {"method": "GET", "target": path, "version": "HTTP/1.1", "eol": "\r\n",
+        parts = {"method": "GET", "target": _target(path), "version": "HTTP/1.1", "eol": "\r\n",
                  "tail": ""}
         headers = [f"X-Forwarded-For: {ip}"]
         for field, value in oddities:

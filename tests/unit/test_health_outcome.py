@@ -25,8 +25,10 @@ def test_paths_are_percent_encoded() -> None:
             == "http://a/media/install%20image.img")
     assert file_url("http://a", "/manuals/guía-rápida.pdf") == (
         "http://a/manuals/gu%C3%ADa-r%C3%A1pida.pdf")
-    assert file_url("http://a", "/a+b/c~d_e.f:g@h") == "http://a/a+b/c~d_e.f:g@h"
+    assert file_url("http://a", "/a+b/c~d_e.f:g@h") == "http://a/a%2Bb/c~d_e.f%3Ag%40h"
     assert file_url("http://a", "/what?#%") == "http://a/what%3F%23%25"
+    assert file_url("http://a/d\u00e9p\u00f4t/my%20m", "/a b") == (
+        "http://a/d%C3%A9p%C3%B4t/my%20m/a%20b")  # as a redirect to that mirror
 
 
 def test_redirect_policy() -> None:

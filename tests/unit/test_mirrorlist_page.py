@@ -116,10 +116,11 @@ def test_hrefs_are_percent_encoded() -> None:
     assert file_href("http://m/", "/media/install image.img") == (
         "http://m/media/install%20image.img")
     assert file_href("http://m/", "/manuals/guía-rápida.pdf") == (
-        "http://m/manuals/gu%c3%ada-r%c3%a1pida.pdf")
+        "http://m/manuals/gu%C3%ADa-r%C3%A1pida.pdf")
     # A file name is never a query, a fragment or an escape.
-    assert file_href("http://m/", "/a?b#c%d") == "http://m/a%3fb%23c%25d"
-    assert safe_href('http://m/"><script>') == "http://m/%22%3e%3cscript%3e"
+    assert file_href("http://m/", "/a?b#c%d") == "http://m/a%3Fb%23c%25d"
+    assert safe_href('http://m/"><script>') == "http://m/%22%3E%3Cscript%3E"
+    assert file_href("http://m/my%20mirror/", "/a b") == "http://m/my%20mirror/a%20b"
 
 
 # --- view-model -------------------------------------------------------------------------------
@@ -272,7 +273,7 @@ def test_hostile_values_are_escaped() -> None:
     assert row["name_href"] == ""  # javascript: sponsor URL is not a link
     assert row["mirror"] == HOSTILE
     assert row["url_text"] == 'http://m.example/"><script>'
-    assert row["url_href"].startswith("http://m.example/%22%3e%3cscript%3e/dir/")
+    assert row["url_href"].startswith("http://m.example/%22%3E%3Cscript%3E/dir/")
     assert (row["country"], row["continent"]) == ('"><i>', "<EU>")
     down = data["excluded"][0]
     assert (down["shown_name"], down["name_href"]) == (HOSTILE, "https://ok.example/")
@@ -287,7 +288,7 @@ def test_undecodable_file_name_is_shown() -> None:
     page = render(view_of(info(path), LYON, three_mirrors()[:1]))
     data = read_page(page)
     assert data["headline"] == "/bad-\ufffd.bin"
-    assert data["ranked"][0]["url_href"] == "https://paris.example/bad-%ff.bin"
+    assert data["ranked"][0]["url_href"] == "https://paris.example/bad-%FF.bin"
 
 
 def test_map_shows_client_and_first_19_mirrors() -> None:

@@ -268,6 +268,8 @@ def test_trace_url_and_parse() -> None:
     assert trace_url(mirror(1, http_url="m.example/x", https_up=True), "trace") == (
         "https://m.example/x/trace")
     assert trace_url(mirror(1, http_url="m.example/x"), "t") == "http://m.example/x/t"
+    assert trace_url(mirror(1, http_url="http://m.example/d\u00e9p\u00f4t/my%20x/"),
+                     "trace file") == "http://m.example/d%C3%A9p%C3%B4t/my%20x/trace%20file"
     assert parse_trace(b"  1795571680 extra\nmore") == 1795571680
     assert parse_trace(b"-5") == -5
     for bad in (b"", b"<html>", b"12abc", b"\xd9\xa1\xd9\xa2", b"99999999999999999999"):

@@ -21,7 +21,7 @@ from mirrorbits.web.paths import (
     evaluate,
     parse_query,
 )
-from mirrorbits.web.render import escape_location
+from mirrorbits.web.render import redirect_url
 
 
 @pytest.mark.parametrize(("raw", "clean"), [
@@ -103,8 +103,16 @@ def test_evaluate_refuses_what_leaves_the_repository(repo: Path) -> None:
         evaluate(str(repo), "/a\x00b")
 
 
-def test_location_escapes_only_high_bytes_lowercase() -> None:
-    assert escape_location("http://m/gu\u00eda x.pdf") == b"http://m/gu%c3%ada x.pdf"
+def test_location_is_percent_encoded_per_rfc_3986() -> None:
+    # Deliberate difference (docs/differences.md): the reference escaped only bytes >= 0x80,
+    # in lower case, and sent spaces, "#", "%" and "?" raw.
+    from mirrorbits.model import Mirror
+    from mirrorbits.selection import Candidate
+
+    mirror = Candidate(Mirror(), absolute_url="http://m/my%20mirror/")
+    assert redirect_url(mirror, "/gu\u00eda x.pdf") == b"http://m/my%20mirror/gu%C3%ADa%20x.pdf"
+    assert redirect_url(mirror, "/notes #1 100%.txt?") == (
+        b"http://m/my%20mirror/notes%20%231%20100%25.txt%3F")
 
 
 def test_forwarded_for_believed_from_everyone_by_default() -> None:
@@ -133,29 +141,31 @@ def test_location_and_links_escape_control_bytes() -> None:
     from mirrorbits.selection import Candidate
     from mirrorbits.web.render import link_headers
 
-    assert escape_location("http://m/a\nb.txt") == b"http://m/a%0ab.txt"
-    assert escape_location("http://m/a b\x7f.txt") == b"http://m/a b%7f.txt"
+    first = Candidate(Mirror(), absolute_url="http://m/")
+    assert redirect_url(first, "/a\nb.txt") == b"http://m/a%0Ab.txt"
+    assert redirect_url(first, "/a b\x7f.txt") == b"http://m/a%20b%7F.txt"
     second = Candidate(Mirror(country_codes="FR"), absolute_url="http://n/")
-    links = link_headers([second, second], "/a\r\nb é.txt", 5)
-    assert links == [b"<http://n/a%0d%0ab \xc3\xa9.txt>; rel=duplicate; pri=1; geo=fr"]
+    links = link_headers([second, second], "/a\r\nb \u00e9.txt", 5)
+    assert links == [b"<http://n/a%0D%0Ab%20%C3%A9.txt>; rel=duplicate; pri=1; geo=fr"]
 
 
 def test_precomputed_redirect_bytes_equal_the_per_request_rendering() -> None:
     from mirrorbits.model import Mirror
     from mirrorbits.selection import Candidate
-    from mirrorbits.web.render import RedirectBytes, link_headers, target_url
+    from mirrorbits.web.render import RedirectBytes, link_headers
 
-    path = "/dir/a\r\nb \u00e9\udce9.txt"
+    path = "/dir/a\r\nb \u00e9\udce9 #1 100%;?.txt"
     mirrors = [Mirror(country_codes="FR DE"), Mirror(country_codes=""), Mirror(country_codes="us")]
-    bases = ["http://one/", "https://two/pub/", "http://three:8080/x/"]
+    bases = ["http://one/", "https://two/p%20b/", "http://three:8080/x y/"]
     encoded = RedirectBytes([(bases[0], ["FR", "DE"]), ("", []), (bases[1], []),
                              (bases[2], ["us"])], path)
     assert encoded.location(1) == b""
     candidates = [Candidate(m, absolute_url=b) for m, b in zip(mirrors, bases, strict=True)]
     order = [(3, 0.0), (0, 1.5), (2, 2.5)]  # entry indices: three, one, two
     chosen = [candidates[2], candidates[0], candidates[1]]
-    assert encoded.location(3) == escape_location(target_url(chosen[0], path))
-    assert encoded.location(0) == escape_location(target_url(candidates[0], path))
+    assert encoded.location(3) == redirect_url(chosen[0], path)
+    assert encoded.location(0) == redirect_url(candidates[0], path)
+    assert encoded.location(3).startswith(b"http://three:8080/x%20y/dir/a%0D%0Ab%20%C3%A9%E9")
     for max_links in (0, 1, 2, 10):
         expected = link_headers(chosen, path, max_links)
         assert encoded.links(order, max_links) == expected
