@@ -221,6 +221,7 @@ def build_daemon(
     )
     pubsub.setName("pubsub")
     pubsub.setServiceParent(daemon)
+    redis.on_master(pubsub.follow_master)  # after a Sentinel failover, both move together
 
     stats = StatsService(redis.client, reactor)
     stats.setName("stats")
@@ -335,7 +336,7 @@ def _add_http(
 ) -> tuple[AdoptedListener, DrainableSite]:
     """The redirect resource, its cache fed by pub/sub, and the HTTP listener (on the
     socket inherited from an upgrading parent, accepting once Redis is ready, if any)."""
-    cache = MirrorCache(redis.client, reactor)
+    cache = MirrorCache(redis.reading_client, reactor)  # a miss during a failover waits
     pubsub.on_message(keys.CHANNEL_FILE_UPDATE, cache.on_file_update)
     pubsub.on_message(keys.CHANNEL_MIRROR_UPDATE, cache.on_mirror_update)
     pubsub.on_message(keys.CHANNEL_MIRROR_FILE_UPDATE, cache.on_mirror_file_update)
