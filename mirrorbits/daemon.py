@@ -223,7 +223,7 @@ def build_daemon(
     pubsub.setServiceParent(daemon)
     redis.on_master(pubsub.follow_master)  # after a Sentinel failover, both move together
 
-    stats = StatsService(redis.client, reactor)
+    stats = StatsService(redis.session, reactor)
     stats.setName("stats")
     stats.setServiceParent(daemon)
     download_log = DownloadLog(
