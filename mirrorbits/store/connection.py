@@ -9,7 +9,7 @@ import re
 from typing import Any, TypeVar
 
 import txredisapi
-from attrs import frozen
+from attrs import evolve, frozen
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.python.failure import Failure
@@ -63,6 +63,7 @@ class MasterStatus:
 
     version: str  # redis_version
     replicas: int  # replicas connected to it (ROLE)
+    named_by_sentinel: bool = False  # found through the sentinels (not RedisAddress)
 
 
 @frozen
@@ -235,7 +236,8 @@ async def connect_master(
                 continue
             found = await attempt(f"master from sentinel {sentinel}: ", host, port)
             if found is not None:
-                return found
+                conn, host, port, status = found
+                return conn, host, port, evolve(status, named_by_sentinel=True)
     host, port = parse_address(settings.address)
     found = await attempt("", host, port)
     if found is not None:

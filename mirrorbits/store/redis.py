@@ -95,6 +95,7 @@ class _Link:
     port: int
     version: str
     generation: int
+    named_by_sentinel: bool
     replica_seen: float | None = None  # when the master last had a replica
 
     def saw(self, status: MasterStatus, now: float) -> None:
@@ -264,7 +265,8 @@ class RedisService(ReconnectLoop):
         pool = redis_factory(host, port, settings.password, settings.db, self.poolsize)
         pool.startConnecting(HostnameEndpoint(self.reactor, host, port, timeout=CONNECT_TIMEOUT))
         self._generation += 1
-        link = _Link(settings, conn, pool, host, port, status.version, self._generation)
+        link = _Link(settings, conn, pool, host, port, status.version, self._generation,
+                     status.named_by_sentinel)
         link.saw(status, self.reactor.seconds())
         try:
             await timed(observe(pool.deferred), CONNECT_TIMEOUT * 2, self.reactor)
@@ -312,6 +314,8 @@ class RedisService(ReconnectLoop):
         except Exception as exc:
             raise ConnectionError(f"{link.host}:{link.port}: {describe(exc)}") from exc
         link.saw(status, self.reactor.seconds())
+        if not link.named_by_sentinel:  # reached through RedisAddress: the sentinels failed
+            return
         named = await sentinel_master(self.reactor, link.settings)
         if named is not None and named != (link.host, link.port) and self._link is link:
             raise _MasterMoved(f"the sentinels name {named[0]}:{named[1]} instead of "

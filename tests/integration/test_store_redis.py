@@ -365,3 +365,25 @@ async def test_reads_wait_for_the_master_early_in_an_outage(private_server: Redi
             await within(late, 10)
     finally:
         await within(service.stopService())
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_master_reached_through_redis_address_is_kept(
+    sentinel: str, private_server: RedisServer, redis_server: RedisServer, redis_db: redis.Redis
+) -> None:
+    """The sentinels name a master that does not answer: the daemon uses RedisAddress and
+    stays there (it does not try to move to the sentinels' master every second)."""
+    private_server.stop()  # the sentinels' master
+    service = RedisService(redis_server.address, "", 0, (sentinel,), "mymaster", reactor)
+    with captured_log() as messages:
+        service.startService()
+        try:
+            await within(service.whenReady())
+            await sleep(2.5)
+            assert service.ready
+        finally:
+            await within(service.stopService())
+    assert [m for m in messages if m.startswith("Connected to redis master")] == [
+        f"Connected to redis master {redis_server.address} (version "
+        f"{'.'.join(map(str, server_version(redis_server)))})"]
+    assert not any("moved" in m for m in messages), messages
