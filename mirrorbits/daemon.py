@@ -343,6 +343,7 @@ def build_daemon(
         scan=control_hook(mirror_scanner),
         stats_file=file_downloads,
         stats_mirror=mirror_downloads,
+        refresh_progress=scanner.progress, scan_progress=mirror_scanner.progress,
     )
     control = AdoptedListener(
         parse_listen_address(config.rpc_listen_address, unix_mode=CONTROL_SOCKET_MODE),
