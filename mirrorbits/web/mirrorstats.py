@@ -5,7 +5,7 @@
 ``mirrorstats.xhtml`` of the configured ``Templates`` directory, which may use the renderers of
 :class:`MirrorstatsElement` (slots of ``rows``: see :func:`_row_slots`; of ``points``: ``name``,
 ``health``, ``x``/``y`` where the dot is drawn and ``place_x``/``place_y`` the mirror's place, which
-differ when mirrors at one place are spread round it).
+differ when dots that would cover each other are moved apart).
 
 Fixes of §20 item 15: bars are 0 % wide (not ``NaN%``) when nobody downloaded today, and each
 mirror's counters are looked up by its ID, so a mirror that cannot be read shifts nothing.
@@ -194,10 +194,10 @@ _DRAWING_ORDER = {"disabled": 0, "up": 1, "degraded": 2, "down": 3}
 
 
 def map_points(rows: Sequence[MirrorRow], mirrors: Sequence[Mirror]) -> tuple[MapPoint, ...]:
-    """The dots of ``rows``, mirrors at one place spread round it, in drawing order."""
+    """The dots of ``rows``, moved apart where they would cover each other, in drawing order."""
     by_id = {mirror.id: mirror for mirror in mirrors}
     places = [project(by_id[row.id].latitude, by_id[row.id].longitude) for row in rows]
-    spots = spread(places, DOT_RADIUS)
+    spots = spread(places, DOT_RADIUS, MAP_WIDTH, MAP_HEIGHT)
     points = [MapPoint(row.name, spot.x, spot.y, row.health, spot.place_x, spot.place_y)
               for row, spot in zip(rows, spots, strict=True)]
     return tuple(sorted(points, key=lambda point: _DRAWING_ORDER.get(point.health, 1)))

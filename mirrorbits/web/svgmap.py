@@ -2,7 +2,7 @@
 
 Self-contained (no tiles, no script): an equirectangular projection with a graticule and the
 land of Natural Earth's 1:110m outlines (``data/land-110m.json``, shared with ``?mirrorstats``).
-Mirrors at the same place are spread round it (:mod:`mirrorbits.web.mapspread`).
+Markers that would cover each other are moved apart (:mod:`mirrorbits.web.mapspread`).
 """
 
 from __future__ import annotations
@@ -106,15 +106,16 @@ def _background() -> list[Tag | Comment]:
 def map_svg(client: Marker | None, mirrors: Sequence[Marker]) -> Tag:
     """The map as an ``<svg>`` tag (text is escaped by the flattener).
 
-    Markers at one place are spread round it, each tied to the place by a thin line; mirror #1
-    is drawn on top of the other mirrors, and the client on top of all.
+    Markers that would cover each other are moved apart, each tied to its place by a thin line;
+    mirror #1 is drawn on top of the other mirrors, and the client on top of all.
     """
     svg = _el("svg", xmlns="http://www.w3.org/2000/svg", viewBox=f"0 0 {WIDTH} {HEIGHT}",
               role="img", aria_label="Map of your location and of the mirrors")
     svg(_el("title")("Your location and the mirrors"), *_background())
     shown = list(mirrors[:MAX_MARKERS])
     everyone = ([client] if client is not None else []) + shown
-    spots = spread([project(m.latitude, m.longitude) for m in everyone], _MIRROR_RADIUS)
+    spots = spread([project(m.latitude, m.longitude) for m in everyone], _MIRROR_RADIUS, WIDTH,
+                   HEIGHT)
     for spot in spots:  # under every marker: a thin line from the place to its marker
         if spot.moved:
             svg(_el("line", x1=_n(spot.place_x), y1=_n(spot.place_y), x2=_n(spot.x),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -309,9 +310,12 @@ def test_map_shows_client_and_first_19_mirrors() -> None:
     assert client is not None and client.find("title").text() == "You (Lyon, France)"
     line = svg.find("line", class_="to-first")
     assert line is not None
-    # Equirectangular: Lyon (45.764 N, 4.8357 E) and mirror #1 (1 N, 2 E) on a 720x360 picture.
+    # Equirectangular: Lyon (45.764 N, 4.8357 E) on a 720x360 picture; mirror #1 (1 N, 2 E) is
+    # pushed from (364, 178) by its neighbours (2 N 4 E, 3 N 6 E...: 19 markers 4.5 px apart).
     assert (float(line.attrs["x1"]), float(line.attrs["y1"])) == pytest.approx((369.7, 88.5))
-    assert (float(line.attrs["x2"]), float(line.attrs["y2"])) == pytest.approx((364.0, 178.0))
+    first = svg.find_all("g", class_="mirror")[-1].find("circle")
+    assert (line.attrs["x2"], line.attrs["y2"]) == (first.attrs["cx"], first.attrs["cy"])
+    assert math.dist((float(first.attrs["cx"]), float(first.attrs["cy"])), (364, 178)) < 30
 
 
 def map_of(page: str) -> Any:
@@ -331,8 +335,8 @@ def marker_spots(svg: Any) -> list[tuple[str, float, float]]:
 
 
 def test_mirrors_at_one_place_are_spread_round_it() -> None:
-    # Three mirrors in one data centre (same coordinates), one elsewhere.
-    mirrors = [cand(mirror(i, f"m{i}", latitude=50.11, longitude=8.68), f"http://m{i}/",
+    # Three mirrors in one data centre (same coordinates), one elsewhere; the client in Lyon.
+    mirrors = [cand(mirror(i, f"m{i}", latitude=1.35, longitude=103.82), f"http://m{i}/",
                     float(i), 30.0) for i in (1, 2, 3)]
     mirrors.append(cand(mirror(4, "m4", latitude=40.42, longitude=-3.70), "http://m4/", 4.0))
     page = render(view_of(info(), LYON, mirrors))
@@ -340,20 +344,38 @@ def test_mirrors_at_one_place_are_spread_round_it() -> None:
     svg = map_of(page)
     spots = marker_spots(svg)
     assert [number for number, _, _ in spots] == ["4", "3", "2", "1"]  # #1 on top
-    frankfurt = (377.4, 79.8)  # as written, to 0.1 px
+    singapore = (567.6, 177.3)  # as written, to 0.1 px
     round_it = [(x, y) for number, x, y in spots if number in "123"]
     assert len(set(round_it)) == 3
     for x, y in round_it:  # on an 8.4 px circle round the place: 7 px markers overlap little
-        assert ((x - frankfurt[0]) ** 2 + (y - frankfurt[1]) ** 2) ** 0.5 == pytest.approx(
-            8.4, abs=0.1)
+        assert math.dist((x, y), singapore) == pytest.approx(8.4, abs=0.1)
     assert spots[0][1:] == pytest.approx((352.6, 99.2))  # Madrid, alone: in place
     leaders = svg.find_all("line", class_="leader")
     assert len(leaders) == 3
     for line in leaders:
-        assert (float(line.attrs["x1"]), float(line.attrs["y1"])) == frankfurt
+        assert (float(line.attrs["x1"]), float(line.attrs["y1"])) == singapore
+        assert (float(line.attrs["x2"]), float(line.attrs["y2"])) in round_it
     # The line to #1 ends at #1's marker.
     to_first = svg.find("line", class_="to-first")
     assert (float(to_first.attrs["x2"]), float(to_first.attrs["y2"])) == spots[-1][1:]
+
+
+def test_neighbouring_markers_are_pushed_apart() -> None:
+    # Lyon (the client and a mirror), four mirrors in Frankfurt 5 degrees away, one in Geneva.
+    places = [(45.764, 4.8357)] + [(50.11, 8.68)] * 4 + [(46.2, 6.14)]
+    mirrors = [cand(mirror(i, f"m{i}", latitude=lat, longitude=lon), f"http://m{i}/", float(i))
+               for i, (lat, lon) in enumerate(places, start=1)]
+    svg = map_of(render(view_of(info(), LYON, mirrors)))
+    spots = {int(number): (x, y) for number, x, y in marker_spots(svg)}
+    client = svg.find("g", class_="client").find("circle")
+    spots[0] = (float(client.attrs["cx"]), float(client.attrs["cy"]))
+    for a in spots:
+        for b in spots:
+            if a < b:  # 7 px markers: centres 1.7 radius apart at least (rounded to 0.1 px)
+                assert math.dist(spots[a], spots[b]) >= 11.9 - 0.15, (a, b)
+    for number, (latitude, longitude) in enumerate([(45.764, 4.8357), *places]):
+        place = svgmap.project(latitude, longitude)
+        assert math.dist(spots[number], place) < 25, number  # still near its place
 
 
 def test_a_mirror_in_the_clients_city_is_not_hidden_by_the_client() -> None:
@@ -362,7 +384,7 @@ def test_a_mirror_in_the_clients_city_is_not_hidden_by_the_client() -> None:
     [(_, x, y)] = marker_spots(svg)
     client = svg.find("g", class_="client").find("circle")
     you = (float(client.attrs["cx"]), float(client.attrs["cy"]))
-    assert ((x - you[0]) ** 2 + (y - you[1]) ** 2) ** 0.5 > 7 + 5  # side by side
+    assert math.dist((x, y), you) > 7 + 5  # side by side
     assert len(svg.find_all("line", class_="leader")) == 2
 
 

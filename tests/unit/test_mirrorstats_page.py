@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import date
 from html.parser import HTMLParser
@@ -284,7 +285,7 @@ def test_a_down_mirror_is_drawn_over_the_up_ones_at_its_place() -> None:
                mirror(3, "off-lyon", enabled=False, **lyon),
                mirror(4, "half-lyon", http_url="h.example/", http_up=True, https_up=False,
                       **lyon),
-               mirror(5, "up-paris", latitude=48.85, longitude=2.35)]
+               mirror(5, "up-sydney", latitude=-33.9, longitude=151.2)]
     # The busiest mirrors come first in the table; the down one the least busy.
     view = build_view(mirrors, {2: 50, 3: 40, 4: 30, 5: 20, 1: 1}, {}, NOW, DAY)
     points = points_of(view)
@@ -294,11 +295,27 @@ def test_a_down_mirror_is_drawn_over_the_up_ones_at_its_place() -> None:
     assert len(at_lyon) == 4
     spots = {(cx, cy) for _, cx, cy, _, _ in at_lyon}
     assert len(spots) == 4 and lyon_xy not in spots  # each one visible, round the place
-    for _, cx, cy, x1, y1 in at_lyon:
-        distance = ((float(cx) - float(x1)) ** 2 + (float(cy) - float(y1)) ** 2) ** 0.5
-        assert distance == pytest.approx(6.01, abs=0.02)  # 4 dots: a 6 px circle
-    paris = next(p for p in points if p[0] == "up" and (p[3], p[4]) != lyon_xy)
-    assert (paris[1], paris[2]) == (paris[3], paris[4]) == ("364.7", "82.3")  # alone: in place
+    for _, cx, cy, x1, y1 in at_lyon:  # 4 dots: a 6 px circle
+        assert math.dist((float(cx), float(cy)), (float(x1), float(y1))) == pytest.approx(
+            6.01, abs=0.02)
+    sydney = next(p for p in points if (p[3], p[4]) != lyon_xy)
+    assert (sydney[1], sydney[2]) == (sydney[3], sydney[4]) == ("662.4", "247.8")  # in place
+
+
+def test_neighbouring_dots_are_pushed_apart() -> None:
+    towns = [(48.85, 2.35), (50.11, 8.68), (50.11, 8.68), (47.37, 8.54), (45.76, 4.84),
+             (52.52, 13.4), (50.85, 4.35), (52.37, 4.9), (50.11, 8.68), (48.14, 11.58)]
+    mirrors = [mirror(i, f"m{i}", latitude=lat, longitude=lon, http_up=i % 3 != 0)
+               for i, (lat, lon) in enumerate(towns, start=1)]
+    view = build_view(mirrors, {}, {}, NOW, DAY)
+    drawn = [(p.x, p.y) for p in view.points]
+    for i, a in enumerate(drawn):
+        for b in drawn[i + 1:]:
+            assert math.dist(a, b) >= 1.7 * 5 - 0.02  # 5 px dots overlap by 1.5 px at most
+    for point in view.points:
+        assert math.dist((point.x, point.y), (point.place_x, point.place_y)) < 20
+    assert [p.health for p in view.points][-3:] == ["down"] * 3
+
 
 
 def test_the_page_is_valid_html5() -> None:
