@@ -18,6 +18,7 @@ from mirrorbits.logs import Logger
 from mirrorbits.store import keys
 from mirrorbits.store.commands import RedisClient, delete_keys, gather, scan_keys, transaction
 from mirrorbits.store.errors import StoreError
+from mirrorbits.store.records import MirrorField
 
 LOCK_TTL_MS = 5000
 LOCK_KEEPALIVE = 1.0  # seconds
@@ -183,7 +184,7 @@ async def _upgrade_v0_to_v1(client: RedisClient) -> None:
     for name, mid in ids.items():
         copy = scratch + keys.mirror(mid)
         if await _copy(client, keys.mirror(name), copy):
-            await client.hmset(copy, {"ID": str(mid), "name": name})
+            await client.hmset(copy, {MirrorField.ID: str(mid), MirrorField.NAME: name})
             deletes.append(keys.mirror(name))
             moves.append((copy, keys.mirror(mid)))
         for old, new in ((keys.v0_mirror_files(name), keys.mirror_files(mid)),
@@ -227,6 +228,11 @@ async def _upgrade_v0_to_v1(client: RedisClient) -> None:
     await transaction(client, commands)
 
 
+# Version 1's health-state fields -> version 2's, for an HTTP or an HTTPS mirror.
+_V1_STATE = {"up": MirrorField.HTTP_UP, "excludeReason": MirrorField.HTTP_DOWN_REASON}
+_V1_SECURE_STATE = {"up": MirrorField.HTTPS_UP, "excludeReason": MirrorField.HTTPS_DOWN_REASON}
+
+
 async def _upgrade_v1_to_v2(client: RedisClient) -> None:
     """Version 2 splits the health state per protocol (HTTP and HTTPS)."""
     scratch = keys.V2_SCRATCH_PREFIX
@@ -238,11 +244,11 @@ async def _upgrade_v1_to_v2(client: RedisClient) -> None:
             continue
         fields = await client.hgetall(key)
         # A hash without an http field upgrades as an HTTP mirror (the reference failed).
-        proto = "https" if str(fields.get("http", "")).startswith("https://") else "http"
+        secure = str(fields.get(MirrorField.HTTP, "")).startswith("https://")
         copy = scratch + key
         if not await _copy(client, key, copy):
             continue
-        renamed = {"up": f"{proto}Up", "excludeReason": f"{proto}DownReason"}
+        renamed = _V1_SECURE_STATE if secure else _V1_STATE
         present = {old: new for old, new in renamed.items() if old in fields}
         if present:
             await client.hmset(copy, {new: fields[old] for old, new in present.items()})

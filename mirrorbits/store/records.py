@@ -7,8 +7,8 @@ its zero value and the rest of the record is kept.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
 
 from mirrorbits.encoding import (
     GO_ZERO_UNIX,
@@ -27,36 +27,72 @@ from mirrorbits.encoding import (
 from mirrorbits.model import FileInfo, Mirror
 from mirrorbits.store.errors import MirrorNotFound
 
+
+class MirrorField:
+    """The fields of ``MIRROR_<id>`` (spec §4.1): the only place each name is spelled."""
+
+    ID: Final = "ID"
+    NAME: Final = "name"
+    HTTP: Final = "http"
+    RSYNC: Final = "rsync"
+    FTP: Final = "ftp"
+    SPONSOR_NAME: Final = "sponsorName"
+    SPONSOR_URL: Final = "sponsorURL"
+    SPONSOR_LOGO: Final = "sponsorLogo"
+    ADMIN_NAME: Final = "adminName"
+    ADMIN_EMAIL: Final = "adminEmail"
+    CUSTOM_DATA: Final = "customData"
+    CONTINENT_ONLY: Final = "continentOnly"
+    COUNTRY_ONLY: Final = "countryOnly"
+    AS_ONLY: Final = "asOnly"
+    SCORE: Final = "score"
+    LATITUDE: Final = "latitude"
+    LONGITUDE: Final = "longitude"
+    CONTINENT_CODE: Final = "continentCode"
+    COUNTRY_CODES: Final = "countryCodes"
+    EXCLUDED_COUNTRY_CODES: Final = "excludedCountryCodes"
+    ASNUM: Final = "asnum"
+    COMMENT: Final = "comment"
+    ALLOW_REDIRECTS: Final = "allowredirects"
+    ENABLED: Final = "enabled"
+    HTTP_UP: Final = "httpUp"
+    HTTPS_UP: Final = "httpsUp"
+    HTTP_DOWN_REASON: Final = "httpDownReason"
+    HTTPS_DOWN_REASON: Final = "httpsDownReason"
+    STATE_SINCE: Final = "stateSince"
+    TZ_OFFSET: Final = "tzoffset"
+    LAST_SYNC: Final = "lastSync"
+    LAST_SUCCESSFUL_SYNC: Final = "lastSuccessfulSync"
+    LAST_SUCCESSFUL_SYNC_PROTOCOL: Final = "lastSuccessfulSyncProtocol"
+    LAST_SUCCESSFUL_SYNC_PRECISION: Final = "lastSuccessfulSyncPrecision"
+    LAST_MOD_TIME: Final = "lastModTime"
+
+
+class FileField:
+    """The fields of ``FILE_<path>``; ``FILEINFO_<id>_<path>`` holds only the first two."""
+
+    SIZE: Final = "size"
+    MOD_TIME: Final = "modTime"
+    SHA1: Final = "sha1"
+    SHA256: Final = "sha256"
+    MD5: Final = "md5"
+
+
+_M, _F = MirrorField, FileField
+
 MIRROR_SAVE_FIELDS = (
-    "ID",
-    "name",
-    "http",
-    "rsync",
-    "ftp",
-    "sponsorName",
-    "sponsorURL",
-    "sponsorLogo",
-    "adminName",
-    "adminEmail",
-    "customData",
-    "continentOnly",
-    "countryOnly",
-    "asOnly",
-    "score",
-    "latitude",
-    "longitude",
-    "continentCode",
-    "countryCodes",
-    "excludedCountryCodes",
-    "asnum",
-    "comment",
-    "allowredirects",
-    "enabled",
+    _M.ID, _M.NAME, _M.HTTP, _M.RSYNC, _M.FTP, _M.SPONSOR_NAME, _M.SPONSOR_URL, _M.SPONSOR_LOGO,
+    _M.ADMIN_NAME, _M.ADMIN_EMAIL, _M.CUSTOM_DATA, _M.CONTINENT_ONLY, _M.COUNTRY_ONLY, _M.AS_ONLY,
+    _M.SCORE, _M.LATITUDE, _M.LONGITUDE, _M.CONTINENT_CODE, _M.COUNTRY_CODES,
+    _M.EXCLUDED_COUNTRY_CODES, _M.ASNUM, _M.COMMENT, _M.ALLOW_REDIRECTS, _M.ENABLED,
 )
 """The 24 fields the CLI add/edit writes with one ``HMSET``, in the reference's order."""
 
-FILE_FIELDS = ("size", "modTime", "sha1", "sha256", "md5")
-"""Fields of ``FILE_<path>``; ``FILEINFO_<id>_<path>`` holds only the first two."""
+FILE_FIELDS = (_F.SIZE, _F.MOD_TIME, _F.SHA1, _F.SHA256, _F.MD5)
+"""Fields of ``FILE_<path>``, in the order :func:`file_info_from_values` reads them."""
+
+MIRROR_FILE_FIELDS = (_F.SIZE, _F.MOD_TIME)
+"""Fields a mirror scan writes to ``FILEINFO_<id>_<path>``."""
 
 
 def _text(value: str | None) -> str:
@@ -65,41 +101,41 @@ def _text(value: str | None) -> str:
 
 # Redis field -> (Mirror attribute, decoder), covering every field of §4.1.
 _MIRROR_READERS: dict[str, tuple[str, Callable[[str | None], Any]]] = {
-    "ID": ("id", decode_int),
-    "name": ("name", _text),
-    "http": ("http_url", _text),
-    "rsync": ("rsync_url", _text),
-    "ftp": ("ftp_url", _text),
-    "sponsorName": ("sponsor_name", _text),
-    "sponsorURL": ("sponsor_url", _text),
-    "sponsorLogo": ("sponsor_logo_url", _text),
-    "adminName": ("admin_name", _text),
-    "adminEmail": ("admin_email", _text),
-    "customData": ("custom_data", _text),
-    "continentOnly": ("continent_only", decode_bool),
-    "countryOnly": ("country_only", decode_bool),
-    "asOnly": ("as_only", decode_bool),
-    "score": ("score", decode_int),
-    "latitude": ("latitude", decode_f32),
-    "longitude": ("longitude", decode_f32),
-    "continentCode": ("continent_code", _text),
-    "countryCodes": ("country_codes", _text),
-    "excludedCountryCodes": ("excluded_country_codes", _text),
-    "asnum": ("asnum", decode_uint),
-    "comment": ("comment", _text),
-    "enabled": ("enabled", decode_bool),
-    "httpUp": ("http_up", decode_bool),
-    "httpsUp": ("https_up", decode_bool),
-    "httpDownReason": ("http_down_reason", _text),
-    "httpsDownReason": ("https_down_reason", _text),
-    "stateSince": ("state_since", decode_unix),
-    "allowredirects": ("allow_redirects", decode_int),
-    "tzoffset": ("tz_offset_ms", decode_int),
-    "lastSync": ("last_sync", decode_unix),
-    "lastSuccessfulSync": ("last_successful_sync", decode_unix),
-    "lastSuccessfulSyncProtocol": ("last_successful_sync_protocol", decode_int),
-    "lastSuccessfulSyncPrecision": ("last_successful_sync_precision", decode_int),
-    "lastModTime": ("last_mod_time", decode_unix),
+    _M.ID: ("id", decode_int),
+    _M.NAME: ("name", _text),
+    _M.HTTP: ("http_url", _text),
+    _M.RSYNC: ("rsync_url", _text),
+    _M.FTP: ("ftp_url", _text),
+    _M.SPONSOR_NAME: ("sponsor_name", _text),
+    _M.SPONSOR_URL: ("sponsor_url", _text),
+    _M.SPONSOR_LOGO: ("sponsor_logo_url", _text),
+    _M.ADMIN_NAME: ("admin_name", _text),
+    _M.ADMIN_EMAIL: ("admin_email", _text),
+    _M.CUSTOM_DATA: ("custom_data", _text),
+    _M.CONTINENT_ONLY: ("continent_only", decode_bool),
+    _M.COUNTRY_ONLY: ("country_only", decode_bool),
+    _M.AS_ONLY: ("as_only", decode_bool),
+    _M.SCORE: ("score", decode_int),
+    _M.LATITUDE: ("latitude", decode_f32),
+    _M.LONGITUDE: ("longitude", decode_f32),
+    _M.CONTINENT_CODE: ("continent_code", _text),
+    _M.COUNTRY_CODES: ("country_codes", _text),
+    _M.EXCLUDED_COUNTRY_CODES: ("excluded_country_codes", _text),
+    _M.ASNUM: ("asnum", decode_uint),
+    _M.COMMENT: ("comment", _text),
+    _M.ENABLED: ("enabled", decode_bool),
+    _M.HTTP_UP: ("http_up", decode_bool),
+    _M.HTTPS_UP: ("https_up", decode_bool),
+    _M.HTTP_DOWN_REASON: ("http_down_reason", _text),
+    _M.HTTPS_DOWN_REASON: ("https_down_reason", _text),
+    _M.STATE_SINCE: ("state_since", decode_unix),
+    _M.ALLOW_REDIRECTS: ("allow_redirects", decode_int),
+    _M.TZ_OFFSET: ("tz_offset_ms", decode_int),
+    _M.LAST_SYNC: ("last_sync", decode_unix),
+    _M.LAST_SUCCESSFUL_SYNC: ("last_successful_sync", decode_unix),
+    _M.LAST_SUCCESSFUL_SYNC_PROTOCOL: ("last_successful_sync_protocol", decode_int),
+    _M.LAST_SUCCESSFUL_SYNC_PRECISION: ("last_successful_sync_precision", decode_int),
+    _M.LAST_MOD_TIME: ("last_mod_time", decode_unix),
 }
 
 
@@ -158,12 +194,22 @@ def file_info_from_hash(path: str, h: Mapping[str, str | None]) -> FileInfo:
     """
     return FileInfo(
         path=path,
-        size=decode_int(h.get("size")),
-        mod_time_ns=parse_go_time(h.get("modTime")),
-        sha1=_text(h.get("sha1")),
-        sha256=_text(h.get("sha256")),
-        md5=_text(h.get("md5")),
+        size=decode_int(h.get(_F.SIZE)),
+        mod_time_ns=parse_go_time(h.get(_F.MOD_TIME)),
+        sha1=_text(h.get(_F.SHA1)),
+        sha256=_text(h.get(_F.SHA256)),
+        md5=_text(h.get(_F.MD5)),
     )
+
+
+def file_info_from_values(
+    path: str, values: Sequence[str | None], fields: Sequence[str] = FILE_FIELDS
+) -> FileInfo | None:
+    """A file record from an ``HMGET`` of ``fields``; ``None`` when none of them is stored
+    (the file is unknown)."""
+    if all(value is None for value in values):
+        return None
+    return file_info_from_hash(path, dict(zip(fields, values, strict=False)))
 
 
 def file_info_to_fields(fi: FileInfo, *, utc: bool = False) -> list[tuple[str, str]]:
@@ -176,11 +222,11 @@ def file_info_to_fields(fi: FileInfo, *, utc: bool = False) -> list[tuple[str, s
     ns = GO_ZERO_UNIX * NS_PER_S if fi.mod_time_ns is None else fi.mod_time_ns
     mod_time = format_go_time(ns) if utc or fi.mod_time_ns is None else local_go_time(ns)
     return [
-        ("size", str(fi.size)),
-        ("modTime", mod_time),
-        ("sha1", fi.sha1),
-        ("sha256", fi.sha256),
-        ("md5", fi.md5),
+        (_F.SIZE, str(fi.size)),
+        (_F.MOD_TIME, mod_time),
+        (_F.SHA1, fi.sha1),
+        (_F.SHA256, fi.sha256),
+        (_F.MD5, fi.md5),
     ]
 
 
