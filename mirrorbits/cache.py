@@ -20,14 +20,12 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IReactorTime
 
 from mirrorbits.model import FileInfo, Mirror
-from mirrorbits.store import keys
-from mirrorbits.store.errors import MirrorNotFound
-from mirrorbits.store.records import file_info_from_hash, mirror_from_hash
+from mirrorbits.store.files import file_mirror_ids, read_file, read_mirror_file
+from mirrorbits.store.mirrors import read_mirror
 
 K = TypeVar("K")
 V = TypeVar("V")
 
-FILE_FIELDS = ("size", "modTime", "sha1", "sha256", "md5")
 _MISSING: Any = object()
 
 
@@ -141,8 +139,7 @@ class MirrorCache:
         cached = self.cached_file(path)
         if cached is not MISSING:
             return cached  # type: ignore[no-any-return]
-        values = await self.get_client().hmget(keys.file(path), list(FILE_FIELDS))
-        info = _file_info(path, values)
+        info = await read_file(self.get_client(), path)
         expires = self.clock.seconds() + self.negative_ttl if info is None else 0.0
         self.files.put(path, (info, expires))
         return info
@@ -154,8 +151,7 @@ class MirrorCache:
             return cached  # type: ignore[no-any-return]
         ids = self.file_mirrors.get(path)
         if ids is MISSING:
-            members = await self.get_client().smembers(keys.file_mirrors(path))
-            ids = tuple(sorted(int(m) for m in members if _is_int(m)))
+            ids = await file_mirror_ids(self.get_client(), path)
             self.file_mirrors.put(path, ids)
         pairs: list[Deferred[Any]] = []
         for mirror_id in ids:
@@ -169,9 +165,7 @@ class MirrorCache:
             return None
         info = self.mirror_files.get((mirror_id, path))
         if info is MISSING:
-            values = await self.get_client().hmget(keys.file_info(mirror_id, path),
-                                                   list(FILE_FIELDS))
-            info = _file_info(path, values)
+            info = await read_mirror_file(self.get_client(), mirror_id, path)
             self.mirror_files.put((mirror_id, path), info)
         return mirror, info
 
@@ -179,10 +173,8 @@ class MirrorCache:
         mirror = self.mirrors.get(mirror_id)
         if mirror is not MISSING:
             return mirror  # type: ignore[no-any-return]
-        data = await self.get_client().hgetall(keys.mirror(mirror_id))
-        try:
-            mirror = mirror_from_hash(data)
-        except MirrorNotFound:
+        mirror = await read_mirror(self.get_client(), mirror_id)
+        if mirror is None:
             return None
         self.mirrors.put(mirror_id, mirror)
         return mirror
@@ -217,13 +209,6 @@ class MirrorCache:
         self.file_mirrors.clear()
         self.mirrors.clear()
         self.mirror_files.clear()
-
-
-def _file_info(path: str, values: list[Any]) -> FileInfo | None:
-    """A FileInfo from ``HMGET size modTime sha1 sha256 md5``; None when nothing is stored."""
-    if not values or all(v is None for v in values):
-        return None
-    return file_info_from_hash(path, dict(zip(FILE_FIELDS, values, strict=False)))
 
 
 def _is_int(text: Any) -> bool:

@@ -30,11 +30,12 @@ from twisted.internet import task  # noqa: E402
 from twisted.internet.defer import Deferred  # noqa: E402
 
 from mirrorbits.model import PROTOCOL_RSYNC  # noqa: E402
-from mirrorbits.scan.commit import ScanResult, acquire_scan_lock, commit_scan  # noqa: E402
+from mirrorbits.scan.commit import ScanResult, commit_scan  # noqa: E402
 from mirrorbits.scan.rsync import ScanListing, rsync_list  # noqa: E402
 from mirrorbits.scan.rsync_listing import ListedFile, Skipped, parse_line  # noqa: E402
 from mirrorbits.store import keys  # noqa: E402
 from mirrorbits.store.redis import RedisService  # noqa: E402
+from mirrorbits.store.scans import acquire_scan_lock  # noqa: E402
 from tests.servers import RedisServer  # noqa: E402
 
 MIRROR_ID = 1

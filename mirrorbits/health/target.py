@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from attrs import frozen
 
-from mirrorbits.store import keys
+from mirrorbits.store.commands import RedisClient
+from mirrorbits.store.files import indexed_file, is_indexed, random_handled_files
 
 CANDIDATES = 5  # files drawn from HANDLEDFILES at once
 
@@ -19,35 +18,21 @@ class Target:
     size: int | None
 
 
-async def pick_target(client: Any, mirror_id: int, exclude: str = "") -> Target | None:
+async def pick_target(client: RedisClient, mirror_id: int, exclude: str = "") -> Target | None:
     """A random file of ``HANDLEDFILES_<id>`` still present in the local repository.
 
     ``None`` when the mirror has no such file (never scanned, or all drawn files were
     deleted locally since its scan): the caller checks again at the next interval.
     """
-    drawn = await client.execute_command("SRANDMEMBER", keys.handled_files(mirror_id),
-                                         str(CANDIDATES))
-    for member in drawn or ():
-        path = _text(member)
+    for path in await random_handled_files(client, mirror_id, CANDIDATES):
         if path == exclude:
             continue
-        size = await client.hget(keys.file(path), "size")
-        if size is not None:
-            return Target(path, _int_or_none(size))
+        found = await indexed_file(client, path)
+        if found is not None:
+            return Target(found.path, found.size)
     return None
 
 
-async def still_exists(client: Any, path: str) -> bool:
+async def still_exists(client: RedisClient, path: str) -> bool:
     """Whether ``path`` is still part of the local repository."""
-    return bool(int(await client.exists(keys.file(path))))
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(_text(value))
-    except ValueError:
-        return None
+    return await is_indexed(client, path)

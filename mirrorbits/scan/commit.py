@@ -1,6 +1,7 @@
-"""Committing a mirror scan to Redis (spec §6.4, §3.4 ``SCANNING_<id>``, §13).
+"""Running a mirror scan (spec §6.4): lock, list, commit, detect the timezone offset, log.
 
-Differences from the reference, on purpose:
+The Redis side of each step is an operation of :mod:`mirrorbits.store.scans`. Differences
+from the reference, on purpose:
 
 * bounded batches: at most :data:`BATCH` commands per ``MULTI`` (spec §20 item 22), while the
   10 s lock is renewed every 5 s; a reader may see a mirror's new files before its removed
@@ -20,47 +21,30 @@ detected and stored afterwards (§6.5, :mod:`mirrorbits.scan.tzoffset`), never f
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Final
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-from attrs import define, frozen
-from twisted.internet.task import LoopingCall
+from attrs import frozen
+from twisted.internet.interfaces import IReactorTime
 
-from mirrorbits.encoding import format_go_time
 from mirrorbits.logs import Logger
 from mirrorbits.progress import Progress
 from mirrorbits.scan.rsync import PRECISION_NS, ScanListing
-from mirrorbits.scan.rsync_listing import ListedFile
 from mirrorbits.scan.tzoffset import store_detected_offset
-from mirrorbits.store import keys
-from mirrorbits.store.bigsets import contained, fill, members, replace
-from mirrorbits.store.commands import RedisClient, batches, transaction
-from mirrorbits.store.errors import MirrorNotFound, ScanInProgress
-from mirrorbits.store.events import (
-    error_event,
-    scan_completed_event,
-    scan_started_event,
-)
+from mirrorbits.store import scans
+from mirrorbits.store.commands import RedisClient
+from mirrorbits.store.errors import MirrorNotFound
+from mirrorbits.store.mirrors import mirror_name
+from mirrorbits.store.scans import BATCH
 
 __all__ = [
     "BATCH",
-    "ScanLock",
     "ScanResult",
-    "acquire_scan_lock",
     "commit_scan",
-    "mark_scan_started",
-    "record_scan_failure",
     "scan_mirror",
 ]
 
 log = Logger(namespace="mirrorbits.scan.commit")
-
-#: Most commands in one MULTI/EXEC.
-BATCH: Final = 1000
-LOCK_TTL: Final = 10
-LOCK_RENEW_EVERY: Final = 5.0
-_FILES_PER_BATCH: Final = (BATCH - 1) // 3  # one SADD + three commands per file
-_PATHS_PER_BATCH: Final = BATCH // 3
 
 
 @frozen
@@ -73,87 +57,10 @@ class ScanResult:
     tz_offset_ms: int = 0
 
 
-@define(eq=False)
-class ScanLock:
-    """A held ``SCANNING_<id>``, renewed every 5 s until :meth:`release`."""
-
-    client: RedisClient
-    mirror_id: int
-    renewal: LoopingCall
-
-    async def release(self) -> None:
-        if self.renewal.running:
-            self.renewal.stop()
-        try:
-            await self.client.delete(keys.scanning(self.mirror_id))
-        except Exception as err:
-            log.warn("Cannot release the scan lock of mirror {id}: {error}",
-                     id=self.mirror_id, error=err)
-
-
-async def acquire_scan_lock(client: RedisClient, mirror_id: int, clock: Any) -> ScanLock:
-    """``SET SCANNING_<id> 1 NX EX 10``; raises :class:`ScanInProgress` when already held."""
-    key = keys.scanning(mirror_id)
-    taken = await client.set(key, "1", expire=LOCK_TTL, only_if_not_exists=True)
-    if taken is None:
-        raise ScanInProgress("scan already in progress")
-
-    def renew() -> Any:
-        return client.expire(key, LOCK_TTL).addErrback(
-            lambda failure: log.warn("Cannot renew the scan lock of mirror {id}: {error}",
-                                     id=mirror_id, error=failure.value))
-
-    renewal = LoopingCall(renew)
-    renewal.clock = clock
-    renewal.start(LOCK_RENEW_EVERY, now=False)
-    return ScanLock(client=client, mirror_id=mirror_id, renewal=renewal)
-
-
-def _now(clock: Any) -> tuple[int, int]:
+def _now(clock: IReactorTime) -> tuple[int, int]:
     """(Unix seconds, nanoseconds) of the clock."""
     seconds: float = clock.seconds()
     return int(seconds), int(seconds * 1_000_000) * 1000
-
-
-async def mark_scan_started(client: RedisClient, mirror_id: int, protocol: int, clock: Any) -> None:
-    """``lastSync = now``, publish, SCANSTARTED entry (spec §6.4 step 3)."""
-    now_s, now_ns = _now(clock)
-    await transaction(client, [("HSET", keys.mirror(mirror_id), "lastSync", str(now_s))])
-    await client.publish(keys.CHANNEL_MIRROR_UPDATE, str(mirror_id))
-    await client.rpush(keys.mirror_logs(mirror_id), scan_started_event(mirror_id, protocol, now_ns))
-
-
-async def record_scan_failure(
-    client: RedisClient, mirror_id: int, name: str, error: BaseException, clock: Any
-) -> None:
-    """Drop the scratch set, log ``[<name>] <err>`` and push an ERROR entry (step 5)."""
-    _, now_ns = _now(clock)
-    log.error("[{name}] {error}", name=name, error=str(error))
-    await client.delete(keys.mirror_files_tmp(mirror_id))
-    await client.rpush(keys.mirror_logs(mirror_id), error_event(mirror_id, str(error), now_ns))
-
-
-def _file_commands(mirror_id: int, files: Sequence[ListedFile]) -> list[tuple[str, ...]]:
-    tmp = keys.mirror_files_tmp(mirror_id)
-    commands: list[tuple[str, ...]] = [("SADD", tmp, *(f.path for f in files))]
-    member = str(mirror_id)
-    for f in files:
-        commands.append(("SADD", keys.file_mirrors(f.path), member))
-        commands.append(("HMSET", keys.file_info(mirror_id, f.path),
-                         "size", str(f.size), "modTime", format_go_time(f.mod_time_ns)))
-        commands.append(("PUBLISH", keys.CHANNEL_MIRROR_FILE_UPDATE,
-                         keys.mirror_file_update(mirror_id, f.path)))
-    return commands
-
-
-def _removal_commands(mirror_id: int, paths: Sequence[str]) -> list[tuple[str, ...]]:
-    commands: list[tuple[str, ...]] = []
-    for path in paths:
-        commands.append(("SREM", keys.file_mirrors(path), str(mirror_id)))
-        commands.append(("DEL", keys.file_info(mirror_id, path)))
-        commands.append(("PUBLISH", keys.CHANNEL_MIRROR_FILE_UPDATE,
-                         keys.mirror_file_update(mirror_id, path)))
-    return commands
 
 
 async def commit_scan(
@@ -162,7 +69,7 @@ async def commit_scan(
     name: str,
     listing: ScanListing,
     protocol: int,
-    clock: Any,
+    clock: IReactorTime,
     *,
     fix_timezone_offsets: bool = False,
     progress: Progress | None = None,
@@ -173,61 +80,30 @@ async def commit_scan(
     ``progress`` counts the files written (phase ``indexing``).
     """
     files = list({f.path: f for f in listing.files}.values())
-    tmp = keys.mirror_files_tmp(mirror_id)
-    current = keys.mirror_files(mirror_id)
-    await client.delete(tmp)
     log.info("[{name}] Indexing the files...", name=name)
-    if progress is not None:
-        progress.begin("indexing", len(files))
-    for batch in batches(files, _FILES_PER_BATCH):
-        await transaction(client, _file_commands(mirror_id, batch))
-        if progress is not None:
-            progress.advance(len(batch))
-    removed: list[str] = []
-    if files:
-        listed = [f.path for f in files]
-        removed = sorted(await members(client, current) - set(listed))
-        await replace(client, current, tmp, keys.discarded(current))
-        for paths in batches(removed, _PATHS_PER_BATCH):
-            await transaction(client, _removal_commands(mirror_id, paths))
-    else:
+    if not files:
         log.warn("[{name}] The scan listed no files: the files of the previous scan are kept",
                  name=name)
-        listed = sorted(await members(client, current))
-    # HANDLEDFILES = FILES ∩ MIRRORFILES, built in small steps (not one SINTERSTORE).
-    handled = await contained(client, keys.FILES, listed)
-    handled_key = keys.handled_files(mirror_id)
-    await fill(client, keys.handled_files_tmp(mirror_id), handled)
-    await replace(client, handled_key, keys.handled_files_tmp(mirror_id),
-                  keys.discarded(handled_key))
-    known = len(handled)
+    committed = await scans.commit_listing(client, mirror_id, files, progress)
     now_s, now_ns = _now(clock)
     precision = listing.precision_ns or PRECISION_NS
-    success: list[tuple[str, ...]] = [
-        ("HSET", keys.mirror(mirror_id), "lastSync", str(now_s)),
-        ("HMSET", keys.mirror(mirror_id), "lastSuccessfulSync", str(now_s),
-         "lastSuccessfulSyncProtocol", str(protocol),
-         "lastSuccessfulSyncPrecision", str(precision)),
-    ]
-    if not fix_timezone_offsets:
-        success.append(("HSET", keys.mirror(mirror_id), "tzoffset", "0"))
-    await transaction(client, success)
-    await client.publish(keys.CHANNEL_MIRROR_UPDATE, str(mirror_id))
+    await scans.mark_scan_succeeded(client, mirror_id, protocol, precision, now_s,
+                                    reset_tz_offset=not fix_timezone_offsets)
     tz_offset_ms = 0
     if fix_timezone_offsets:
         tz_offset_ms = await store_detected_offset(client, mirror_id, name, precision)
-    result = ScanResult(files=len(files), known=known, removed=len(removed),
+    result = ScanResult(files=len(files), known=committed.known, removed=committed.removed,
                         tz_offset_ms=tz_offset_ms)
     log.info("[{name}] Indexed {files} files ({known} known), {removed} removed",
              name=name, files=result.files, known=result.known, removed=result.removed)
-    await client.rpush(keys.mirror_logs(mirror_id), scan_completed_event(
-        mirror_id, result.files, result.known, result.removed, result.tz_offset_ms, now_ns))
+    await scans.log_scan_completed(client, mirror_id, result.files, result.known,
+                                   result.removed, result.tz_offset_ms, now_ns)
     return result
 
 
 async def scan_mirror(
     client: RedisClient,
-    clock: Any,
+    clock: IReactorTime,
     mirror_id: int,
     protocol: int,
     list_files: Callable[[str], Awaitable[ScanListing]],
@@ -242,33 +118,36 @@ async def scan_mirror(
     Raises :class:`MirrorNotFound`, :class:`ScanInProgress`, or the scanner's error (after
     recording it).
     """
-    name = await client.hget(keys.MIRRORS, str(mirror_id))
+    name = await mirror_name(client, mirror_id)
     if name is None:
         raise MirrorNotFound("mirror not found")
-    lock = await acquire_scan_lock(client, mirror_id, clock)
+    lock = await scans.acquire_scan_lock(client, mirror_id, clock)
     try:
-        await mark_scan_started(client, mirror_id, protocol, clock)
+        await scans.mark_scan_started(client, mirror_id, protocol, *_now(clock))
         try:
             listing = await list_files(name)
         except Exception as err:
-            await _record_failure_safely(client, mirror_id, name, err, clock)
+            await _record_failure(client, mirror_id, name, err, clock)
             raise
         try:
             return await commit_scan(client, mirror_id, name, listing, protocol, clock,
                                      fix_timezone_offsets=fix_timezone_offsets,
                                      progress=progress)
         except Exception as err:
-            await _record_failure_safely(client, mirror_id, name, err, clock)
+            await _record_failure(client, mirror_id, name, err, clock)
             raise
     finally:
         await lock.release()
 
 
-async def _record_failure_safely(
+async def _record_failure(
     client: RedisClient, mirror_id: int, name: str, error: Exception, clock: Any
 ) -> None:
-    """:func:`record_scan_failure`, whose own failure is logged (the scan's error wins)."""
+    """Log ``[<name>] <err>`` and record it (step 5); a failure to record it is logged (the
+    scan's error wins)."""
+    _, now_ns = _now(clock)
+    log.error("[{name}] {error}", name=name, error=str(error))
     try:
-        await record_scan_failure(client, mirror_id, name, error, clock)
+        await scans.record_scan_failure(client, mirror_id, str(error), now_ns)
     except Exception as failure:
         log.error("[{name}] Cannot record the scan failure: {error}", name=name, error=failure)

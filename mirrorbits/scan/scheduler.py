@@ -31,9 +31,9 @@ from mirrorbits.scan.commit import ScanResult, scan_mirror
 from mirrorbits.scan.rsync import ScanError, ScanListing, rsync_list
 from mirrorbits.scan.trace import fetch_trace
 from mirrorbits.scan.walk import ScanAborted
-from mirrorbits.store import keys
 from mirrorbits.store.commands import RedisClient
 from mirrorbits.store.errors import DatabaseNotReady, ScanInProgress, StoreError
+from mirrorbits.store.files import repository_indexed
 from mirrorbits.store.mirrors import MirrorStore
 
 __all__ = [
@@ -287,7 +287,7 @@ class MirrorScanner(Service):
         ``ScanInProgress`` (also when this node is scanning it) or the scan's error.
         """
         client = self._get_client()
-        if not await client.exists(keys.FILES):
+        if not await repository_indexed(client):
             raise FailedPrecondition(NOT_INDEXED)
         mirror = await self._mirrors.get_mirror(mirror_id)
         if mirror_id in self._running:

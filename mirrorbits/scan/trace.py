@@ -17,8 +17,8 @@ from mirrorbits import version_string
 from mirrorbits.httppool import QuietConnectionPool
 from mirrorbits.logs import Logger
 from mirrorbits.model import Mirror
-from mirrorbits.store import keys
 from mirrorbits.store.commands import RedisClient
+from mirrorbits.store.scans import record_trace
 from mirrorbits.urls import encode_url
 
 __all__ = ["CONNECT_TIMEOUT", "DEADLINE", "fetch_trace", "parse_trace", "trace_url"]
@@ -104,6 +104,5 @@ async def fetch_trace(
         if log_parse:
             log.warn("[{name}] parsing trace file failed: {error}", name=mirror.name, error=err)
         return None
-    await client.hset(keys.mirror(mirror.id), "lastModTime", str(stamp))
-    await client.publish(keys.CHANNEL_MIRROR_UPDATE, str(mirror.id))
+    await record_trace(client, mirror.id, stamp)
     return stamp

@@ -6,10 +6,11 @@ a random sample of the files both sides hold is compared: when at least 90 % of 
 show the same difference, that difference is stored as the mirror's ``tzoffset`` (ms) and
 added to the mirror's mtimes during selection when ``FixTimezoneOffsets`` is on.
 
-:func:`detect_offset` is the pure rule; :func:`store_detected_offset` is its Redis side.
-The reference read the pairs one by one through its cache; here the sample is read from
-Redis in one pipelined round trip. A sampled path whose local ``FILE_`` hash has vanished
-meanwhile (a concurrent local scan) is skipped instead of being compared with a zero time.
+:func:`detect_offset` is the pure rule; :func:`store_detected_offset` applies it to a sample
+read from Redis (:mod:`mirrorbits.store.files`). The reference read the pairs one by one
+through its cache; here the sample is read from Redis in one pipelined round trip. A sampled
+path whose local ``FILE_`` hash has vanished meanwhile (a concurrent local scan) is skipped
+instead of being compared with a zero time.
 """
 
 from __future__ import annotations
@@ -17,13 +18,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from twisted.internet.defer import FirstError
-
-from mirrorbits.encoding import decode_int, parse_go_time
 from mirrorbits.logs import Logger
 from mirrorbits.selection.filter import truncate_ns
-from mirrorbits.store import keys
 from mirrorbits.store.commands import RedisClient
+from mirrorbits.store.files import random_handled_files, read_file_pairs
+from mirrorbits.store.scans import store_tz_offset
 
 __all__ = [
     "MIN_PAIRS",
@@ -40,7 +39,6 @@ SAMPLE_SIZE: Final = 100
 #: Fewest comparable pairs for a guess.
 MIN_PAIRS: Final = 10
 _NS_PER_MS: Final = 1_000_000
-_FIELDS: Final = ("size", "modTime")
 
 
 def _to_ms(ns: int) -> int:
@@ -74,30 +72,14 @@ def detect_offset(
 async def read_pairs(
     client: RedisClient, paths: Sequence[str], mirror_id: int
 ) -> list[tuple[int, int]]:
-    """(local, mirror) mtimes of ``paths`` with equal sizes and a known mirror mtime.
-
-    ``HMGET FILE_<path>`` and ``HMGET FILEINFO_<id>_<path>`` of every path in one pipeline.
-    """
-    if not paths:
-        return []
-    pipe = await client.pipeline()
-    for path in paths:
-        pipe.hmget(keys.file(path), list(_FIELDS))
-        pipe.hmget(keys.file_info(mirror_id, path), list(_FIELDS))
-    try:
-        replies: list[list[str | None]] = await pipe.execute_pipeline()
-    except FirstError as err:
-        err.subFailure.raiseException()
+    """(local, mirror) mtimes of ``paths`` with equal sizes and a known mirror mtime."""
     pairs: list[tuple[int, int]] = []
-    for index in range(len(paths)):
-        local_size, local_time = replies[2 * index]
-        mirror_size, mirror_time = replies[2 * index + 1]
-        if local_size is None and local_time is None:
+    for local, on_mirror in await read_file_pairs(client, mirror_id, paths):
+        if local is None or on_mirror is None or on_mirror.mod_time_ns is None:
             continue
-        mirror_ns = parse_go_time(mirror_time)
-        if mirror_ns is None or decode_int(local_size) != decode_int(mirror_size):
+        if local.size != on_mirror.size:
             continue
-        pairs.append((parse_go_time(local_time) or 0, mirror_ns))
+        pairs.append((local.mod_time_ns or 0, on_mirror.mod_time_ns))
     return pairs
 
 
@@ -106,15 +88,13 @@ async def store_detected_offset(
 ) -> int:
     """Guess the offset of mirror ``mirror_id``, store it as ``tzoffset`` (0 when it cannot be
     guessed, with a warning), publish the mirror update; return it in ms."""
-    paths: list[str] = list(await client.execute_command(
-        "SRANDMEMBER", keys.handled_files(mirror_id), SAMPLE_SIZE))
+    paths = await random_handled_files(client, mirror_id, SAMPLE_SIZE)
     pairs = await read_pairs(client, paths, mirror_id)
     offset = detect_offset(pairs, len(paths), precision_ns)
     if offset is None:
         log.warn("[{name}] Unable to guess the timezone offset", name=name)
         offset = 0
-    await client.execute_command("HMSET", keys.mirror(mirror_id), "tzoffset", str(offset))
-    await client.publish(keys.CHANNEL_MIRROR_UPDATE, str(mirror_id))
+    await store_tz_offset(client, mirror_id, offset)
     if offset != 0:
         log.info("[{name}] Timezone offset detected: applied correction of {offset}ms",
                  name=name, offset=offset)

@@ -9,7 +9,6 @@ so two concurrent adds can never create the same name twice.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import txredisapi
 from attrs import evolve
@@ -23,9 +22,15 @@ from mirrorbits.store import events, keys
 from mirrorbits.store.commands import RedisClient, gather, run_multi, transaction
 from mirrorbits.store.errors import MirrorNotFound, NameTaken, StoreError
 from mirrorbits.store.pubsub import publish
-from mirrorbits.store.records import mirror_from_hash, mirror_to_fields, normalize_url
+from mirrorbits.store.records import (
+    MirrorField,
+    mirror_from_hash,
+    mirror_to_fields,
+    normalize_url,
+)
 from mirrorbits.store.records import sanitize_location_codes as sanitize
 from mirrorbits.store.redis import RedisService
+from mirrorbits.store.scans import mirror_file_removals
 
 DEFAULT_LOG_LINES = 500
 REMOVE_BATCH = 1000  # paths per transaction when removing a mirror's files
@@ -33,8 +38,8 @@ WATCH_RETRIES = 10
 
 # Health-check protocol (events.PROTO_*) -> (up field, down-reason field).
 _STATE_FIELDS = {
-    events.PROTO_HTTP: ("httpUp", "httpDownReason"),
-    events.PROTO_HTTPS: ("httpsUp", "httpsDownReason"),
+    events.PROTO_HTTP: (MirrorField.HTTP_UP, MirrorField.HTTP_DOWN_REASON),
+    events.PROTO_HTTPS: (MirrorField.HTTPS_UP, MirrorField.HTTPS_DOWN_REASON),
 }
 
 log = Logger()
@@ -61,9 +66,9 @@ def save_commands(mirror: Mirror) -> list[tuple[str, ...]]:
     pairs = [item for pair in mirror_to_fields(mirror) for item in pair]
     commands: list[tuple[str, ...]] = [("HMSET", key, *pairs)]
     if mirror.http_url.startswith("http://"):
-        commands.append(("HMSET", key, "httpsUp", "0"))
+        commands.append(("HMSET", key, MirrorField.HTTPS_UP, "0"))
     elif mirror.http_url.startswith("https://"):
-        commands.append(("HMSET", key, "httpUp", "0"))
+        commands.append(("HMSET", key, MirrorField.HTTP_UP, "0"))
     commands.append(("HSET", keys.MIRRORS, str(mirror.id), mirror.name))
     return commands
 
@@ -71,6 +76,20 @@ def save_commands(mirror: Mirror) -> list[tuple[str, ...]]:
 def parse_mirror_id(field: str) -> int | None:
     """The mirror ID a field of ``MIRRORS`` names (ASCII decimal digits), else ``None``."""
     return int(field) if field.isascii() and field.isdigit() else None
+
+
+async def mirror_name(client: RedisClient, mirror_id: int) -> str | None:
+    """The name ``MIRRORS`` gives mirror ``mirror_id``; ``None`` when there is no such mirror."""
+    name = await client.hget(keys.MIRRORS, str(mirror_id))
+    return None if name is None else str(name)
+
+
+async def read_mirror(client: RedisClient, mirror_id: int) -> Mirror | None:
+    """The record ``MIRROR_<id>`` (its ``ID`` field as stored); ``None`` when it is missing."""
+    try:
+        return mirror_from_hash(await client.hgetall(keys.mirror(mirror_id)))
+    except MirrorNotFound:
+        return None
 
 
 async def mirror_ids(client: RedisClient) -> tuple[int, ...]:
@@ -120,7 +139,7 @@ class MirrorStore:
     async def get_mirror(self, mirror_id: int) -> Mirror:
         """One mirror; ``MirrorNotFound`` if it does not exist."""
         h = await self._client().hgetall(keys.mirror(mirror_id))
-        if not h or "name" not in h:
+        if not h or MirrorField.NAME not in h:
             raise MirrorNotFound(f"mirror {mirror_id} not found")
         return _mirror(mirror_id, h)
 
@@ -174,16 +193,16 @@ class MirrorStore:
             await client.rpush(keys.mirror_logs(mirror_id), event)
 
     async def _require(self, client: RedisClient, mirror_id: int) -> str:
-        name = await client.hget(keys.MIRRORS, str(mirror_id))
+        name = await mirror_name(client, mirror_id)
         if name is None:
             raise MirrorNotFound(f"mirror {mirror_id} not found")
-        return str(name)
+        return name
 
     async def set_enabled(self, mirror_id: int, enabled: bool) -> None:
         """Enable or disable a mirror (logged as ENABLED/DISABLED)."""
         client = self._client()
         await self._require(client, mirror_id)
-        await client.hmset(keys.mirror(mirror_id), {"enabled": encode_bool(enabled)})
+        await client.hmset(keys.mirror(mirror_id), {MirrorField.ENABLED: encode_bool(enabled)})
         now = self._now_ns()
         event = (events.enabled_event if enabled else events.disabled_event)(mirror_id, now)
         await self._changed(mirror_id, event)
@@ -195,13 +214,13 @@ class MirrorStore:
         up_field, reason_field = _STATE_FIELDS[proto]
         client = self._client()
         key = keys.mirror(mirror_id)
-        ident, old = await client.hmget(key, ["ID", up_field])
+        ident, old = await client.hmget(key, [MirrorField.ID, up_field])
         if ident is None:
             raise MirrorNotFound(f"mirror {mirror_id} not found")
         changed = decode_bool(old) != up
         fields = {up_field: encode_bool(up), reason_field: reason}
         if changed:
-            fields["stateSince"] = str(int(self._clock.seconds()))
+            fields[MirrorField.STATE_SINCE] = str(int(self._clock.seconds()))
         await client.hmset(key, fields)
         event = None
         if changed:
@@ -219,7 +238,7 @@ class MirrorStore:
         for _ in range(100_000_000):  # a bound only: SSCAN ends when the cursor returns to 0
             cursor, paths = await client.sscan(files_key, cursor, None, REMOVE_BATCH)
             if paths:
-                await transaction(client, _forget_files(mirror_id, paths))
+                await transaction(client, mirror_file_removals(mirror_id, paths))
             if str(cursor) == "0":
                 break
         doomed = (keys.mirror(mirror_id), files_key, keys.mirror_files_tmp(mirror_id),
@@ -248,12 +267,3 @@ def _mirror(mirror_id: int, h: Mapping[str, str]) -> Mirror:
     mirror = mirror_from_hash(h)
     return mirror if mirror.id == mirror_id else evolve(mirror, id=mirror_id)
 
-
-def _forget_files(mirror_id: int, paths: list[Any]) -> list[tuple[str, ...]]:
-    commands: list[tuple[str, ...]] = []
-    for path in map(str, paths):
-        commands.append(("SREM", keys.file_mirrors(path), str(mirror_id)))
-        commands.append(("DEL", keys.file_info(mirror_id, path)))
-        commands.append(("PUBLISH", keys.CHANNEL_MIRROR_FILE_UPDATE,
-                         keys.mirror_file_update(mirror_id, path)))
-    return commands

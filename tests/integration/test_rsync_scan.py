@@ -20,13 +20,14 @@ from twisted.internet import reactor as global_reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock, deferLater
 
-from mirrorbits.scan.commit import BATCH, ScanResult, acquire_scan_lock, commit_scan, scan_mirror
+from mirrorbits.scan.commit import BATCH, ScanResult, commit_scan, scan_mirror
 from mirrorbits.scan.rsync import ScanError, ScanListing, rsync_list
 from mirrorbits.scan.rsync_listing import ListedFile
 from mirrorbits.scan.walk import ScanAborted
 from mirrorbits.store import keys
 from mirrorbits.store.errors import ScanInProgress
 from mirrorbits.store.events import SCANNER_RSYNC
+from mirrorbits.store.scans import acquire_scan_lock
 from tests.servers import RedisServer, free_port, wait_for_port
 
 pytestmark = pytest.mark.integration
