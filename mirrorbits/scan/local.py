@@ -1,7 +1,7 @@
 """The local repository ("source") scan (spec §5) and the service that schedules it.
 
 The walk and the hashing (:mod:`mirrorbits.scan.walk`) run in the reactor's thread pool;
-the commit (:mod:`mirrorbits.scan.local_commit`) and everything else run on the reactor.
+the commit (:mod:`mirrorbits.store.repository`) and everything else run on the reactor.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from mirrorbits.config import Config
 from mirrorbits.logs import Logger
 from mirrorbits.model import FileInfo
 from mirrorbits.progress import Progress, ProgressReport
-from mirrorbits.scan.local_commit import BATCH, Abort, chunks, commit_files, read_previous
+from mirrorbits.scan.abort import Abort
 from mirrorbits.scan.walk import (
     ALGORITHMS,
     LocalFile,
@@ -34,7 +34,10 @@ from mirrorbits.scan.walk import (
     needs_hashing,
     walk_repository,
 )
+from mirrorbits.store.commands import batches
 from mirrorbits.store.errors import DatabaseNotReady, StoreError
+from mirrorbits.store.files import read_files
+from mirrorbits.store.repository import BATCH, commit_repository_scan
 
 __all__ = ["Abort", "RepositoryScanner", "ScanAborted", "ScanSummary", "scan_repository"]
 
@@ -81,9 +84,9 @@ async def scan_repository(
     infos: list[FileInfo] = []
     hashed = 0
     progress.begin("checksums", len(walked.files))
-    for batch in chunks(walked.files, BATCH):
+    for batch in batches(walked.files, BATCH):
         abort.check()
-        previous = await read_previous(client, [local.path for local in batch])
+        previous = await read_files(client, [local.path for local in batch])
         for local, old in zip(batch, previous, strict=True):
             progress.advance()
             if old is not None and not needs_hashing(local, old, enabled, rehash):
@@ -94,7 +97,7 @@ async def scan_repository(
             infos.append(indexed(local, *(digests.get(name, "") for name in ALGORITHMS)))
     abort.check()
     log.info("[source] Indexing the files...")
-    removed = await commit_files(client, reactor, abort, infos, progress)
+    removed = await commit_repository_scan(client, reactor, abort, infos, progress)
     log.info("[source] Indexed {files} files, {removed} removed", files=len(infos),
              removed=removed)
     return ScanSummary(files=len(infos), removed=removed, hashed=hashed)

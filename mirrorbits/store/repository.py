@@ -1,4 +1,4 @@
-"""The Redis side of the local repository scan (spec §5 steps 4-8, §3.4).
+"""Committing a local repository scan (spec §5 steps 4-8, §3.4 ``SOURCE_REPO_SYNC``).
 
 Differs from the reference on purpose (spec §20 items 11 and 22):
 
@@ -10,28 +10,27 @@ Differs from the reference on purpose (spec §20 items 11 and 22):
   lists a path whose hash is gone;
 * an empty repository empties ``FILES`` (``DEL``) instead of leaving it stale.
 
-Once the lock is taken the commit runs to its end: an abort is only honoured before.
+Once the lock is taken the commit runs to its end: a stop is only honoured before.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Sequence
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol
 
-from attrs import Factory, define
-from twisted.internet.defer import CancelledError, Deferred, DeferredList, FirstError
-from twisted.internet.task import LoopingCall, deferLater
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
 
 from mirrorbits.logs import Logger
 from mirrorbits.model import FileInfo
 from mirrorbits.progress import Progress
-from mirrorbits.scan.walk import ScanAborted
 from mirrorbits.store import keys
+from mirrorbits.store.commands import RedisClient, batches
 from mirrorbits.store.errors import ScanInProgress
-from mirrorbits.store.records import file_info_from_hash, file_info_to_fields
+from mirrorbits.store.records import file_info_to_fields
 
-__all__ = ["BATCH", "Abort", "chunks", "commit_files", "read_previous"]
+__all__ = ["BATCH", "Interruptible", "commit_repository_scan"]
 
 log = Logger(namespace="mirrorbits.scan.local")
 
@@ -41,81 +40,41 @@ LOCK_TTL: Final = 10
 LOCK_RENEW_EVERY: Final = 5.0
 LOCK_TRIES: Final = 10
 LOCK_RETRY_DELAY: Final = 1.0
-FILE_FIELDS: Final = ("size", "modTime", "sha1", "sha256", "md5")
-
-T = TypeVar("T")
 
 
-@define(eq=False)
-class Abort:
-    """Stops a scan cleanly: checked between steps, wakes sleeps, seen by the threads."""
+class Interruptible(Protocol):
+    """The scan waiting for the lock: :meth:`check` raises once it must stop, :meth:`sleep`
+    waits (and raises the same way when stopped meanwhile)."""
 
-    clock: Any
-    event: threading.Event = Factory(threading.Event)
-    _sleeps: set[Deferred[None]] = Factory(set)
+    def check(self) -> None: ...
 
-    def abort(self) -> None:
-        self.event.set()
-        for sleep in list(self._sleeps):
-            sleep.cancel()
-
-    def check(self) -> None:
-        if self.event.is_set():
-            raise ScanAborted()
-
-    async def sleep(self, seconds: float) -> None:
-        self.check()
-        sleep: Deferred[None] = deferLater(self.clock, seconds)
-        self._sleeps.add(sleep)
-        try:
-            await sleep
-        except CancelledError:
-            raise ScanAborted() from None
-        finally:
-            self._sleeps.discard(sleep)
+    async def sleep(self, seconds: float) -> None: ...
 
 
-async def read_previous(client: Any, paths: Sequence[str]) -> list[FileInfo | None]:
-    """``HMGET size modTime sha1 sha256 md5`` of each path, in one pipeline."""
-    if not paths:
-        return []
-    pipe = await client.pipeline()
-    for path in paths:
-        pipe.hmget(keys.file(path), list(FILE_FIELDS))
-    try:
-        replies: list[list[str | None]] = await pipe.execute_pipeline()
-    except FirstError as err:
-        err.subFailure.raiseException()
-    return [
-        None if all(value is None for value in values)
-        else file_info_from_hash(path, dict(zip(FILE_FIELDS, values, strict=True)))
-        for path, values in zip(paths, replies, strict=True)
-    ]
-
-
-async def commit_files(
-    client: Any,
-    reactor: Any,
-    abort: Abort,
+async def commit_repository_scan(
+    client: RedisClient,
+    clock: IReactorTime,
+    scan: Interruptible,
     infos: Sequence[FileInfo],
     progress: Progress | None = None,
 ) -> int:
     """Write the scan under ``SOURCE_REPO_SYNC``; returns how many paths were removed.
 
+    Raises :class:`ScanInProgress` when another node holds the lock for 10 seconds.
     *progress* counts the files written (phase ``indexing``).
     """
-    await _acquire_lock(client, abort)
+    await _acquire_lock(client, scan)
     renewal = LoopingCall(_renew_lock, client)
-    renewal.clock = reactor
+    renewal.clock = clock
     renewal.start(LOCK_RENEW_EVERY, now=False)
     try:
         await client.delete(keys.FILES_TMP)
-        for batch in chunks(infos, BATCH):
+        for batch in batches(infos, BATCH):
             await client.sadd(keys.FILES_TMP, [info.path for info in batch])
         removed = sorted(await client.sdiff([keys.FILES, keys.FILES_TMP]))
         if progress is not None:
             progress.begin("indexing", len(infos))
-        for batch in chunks(infos, BATCH // 2):
+        for batch in batches(infos, BATCH // 2):
             await _transaction(client, _file_writes(batch))
             if progress is not None:
                 progress.advance(len(batch))
@@ -123,7 +82,7 @@ async def commit_files(
             await client.rename(keys.FILES_TMP, keys.FILES)
         else:
             await client.delete(keys.FILES)
-        for paths in chunks(removed, BATCH // 2):
+        for paths in batches(removed, BATCH // 2):
             await _transaction(client, _file_deletions(paths))
         return len(removed)
     finally:
@@ -134,12 +93,12 @@ async def commit_files(
             log.warn("[source] Cannot release the lock: {error}", error=err)
 
 
-async def _acquire_lock(client: Any, abort: Abort) -> None:
+async def _acquire_lock(client: RedisClient, scan: Interruptible) -> None:
     """``SET SOURCE_REPO_SYNC 1 NX EX 10``, tried :data:`LOCK_TRIES` times a second apart."""
     for attempt in range(LOCK_TRIES):
         if attempt:
-            await abort.sleep(LOCK_RETRY_DELAY)
-        abort.check()
+            await scan.sleep(LOCK_RETRY_DELAY)
+        scan.check()
         taken = await client.set(keys.SOURCE_REPO_SYNC, "1", expire=LOCK_TTL,
                                  only_if_not_exists=True)
         if taken is not None:
@@ -147,7 +106,7 @@ async def _acquire_lock(client: Any, abort: Abort) -> None:
     raise ScanInProgress("scan already in progress")
 
 
-def _renew_lock(client: Any) -> Deferred[None]:
+def _renew_lock(client: RedisClient) -> Deferred[None]:
     """``EXPIRE SOURCE_REPO_SYNC 10``; a failure is logged (it must not stop the loop)."""
     renewed: Deferred[None] = client.expire(keys.SOURCE_REPO_SYNC, LOCK_TTL)
     return renewed.addErrback(
@@ -170,7 +129,7 @@ def _file_deletions(paths: Sequence[str]) -> Iterator[Command]:
         yield "publish", (keys.CHANNEL_FILE_UPDATE, path)
 
 
-async def _transaction(client: Any, commands: Iterator[Command]) -> None:
+async def _transaction(client: RedisClient, commands: Iterator[Command]) -> None:
     """Run *commands* in one MULTI/EXEC; raise the first error any of them got."""
     transaction = await client.multi()
     queued: list[Deferred[Any]] = []
@@ -190,8 +149,3 @@ async def _transaction(client: Any, commands: Iterator[Command]) -> None:
     for reply in replies:
         if isinstance(reply, Exception):
             raise reply
-
-
-def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
