@@ -37,14 +37,21 @@ from typing import Any
 
 from attrs import define, field
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.python.failure import Failure
 
 from mirrorbits.logs import Logger
-from mirrorbits.store import keys
 from mirrorbits.store.redis import MasterSession
+from mirrorbits.store.statistics import (
+    day_suffixes,
+    downloads_per_file,
+    file_downloads,
+    file_downloads_in,
+    mirror_downloads,
+    seen_within,
+)
 from mirrorbits.store.statsflush import (
     WriteRefused,
     Written,
@@ -79,10 +86,6 @@ Sessions = Callable[[], AbstractAsyncContextManager[MasterSession]]
 def utc_date(seconds: float) -> date:
     """The UTC calendar date of a Unix time."""
     return datetime.fromtimestamp(seconds, UTC).date()
-
-
-def _suffixes(day: date) -> tuple[str, str, str, str]:
-    return keys.stats_suffixes(day.year, day.month, day.day)
 
 
 @define
@@ -393,24 +396,14 @@ class RangeDeduplicator:
         if not has_range or self.interval_s <= 0:
             return True
         digest = hashlib.sha256(f"{client_ip}/{user_agent}".encode("utf-8", "surrogateescape"))
-        key = keys.downloaded(digest.hexdigest(), path)
         try:
-            client = self._get_client()
-            if self._supports_set_get():
-                d = client.execute_command("SET", key, "1", "GET", "EX", self.interval_s)
-                previous = await self._bounded(d)
-            else:
-                previous = await self._bounded(client.get(key))
-                await self._bounded(client.set(key, "1", expire=self.interval_s))
+            seen = await seen_within(self._get_client(), digest.hexdigest(), path,
+                                     self.interval_s, set_get=self._supports_set_get(),
+                                     clock=self._clock, timeout_s=self._timeout_s)
         except Exception as err:
             log.debug("Range de-duplication skipped: {error}", error=err)
             return True
-        return previous is None
-
-    def _bounded(self, d: Deferred[Any]) -> Deferred[Any]:
-        if self._clock is not None and not d.called:
-            d.addTimeout(self._timeout_s, self._clock)
-        return d
+        return not seen
 
 
 def time_key_coverage(start: datetime, end: datetime) -> list[str]:
@@ -463,15 +456,6 @@ def _next_day(moment: datetime) -> datetime | None:
         return None
 
 
-def _to_int(value: object) -> int:
-    if isinstance(value, bytes):
-        value = value.decode("ascii", "replace")
-    try:
-        return int(str(value)) if value is not None else 0
-    except ValueError:
-        return 0
-
-
 def _period_parts(period: str) -> list[str]:
     parts = period.split("-", 2)
     for part in parts:
@@ -488,27 +472,18 @@ async def file_stats(client: Any, path: str, period: str | None, today: date) ->
     parts = _period_parts(period or "")
     if not parts:
         names = ("Today", "Month", "Year", "Total")
-        replies = await gatherResults(
-            [client.hget(keys.STATS_FILE + suffix, path) for suffix in _suffixes(today)]
-        )
-        return {name: _to_int(reply) for name, reply in zip(names, replies, strict=True)}
-    reply = await client.hget(keys.STATS_FILE + "_" + "_".join(parts), path)
-    return {"Period": period, "Downloads": _to_int(reply)}
+        counts = await file_downloads(client, path, day_suffixes(today))
+        return dict(zip(names, counts, strict=True))
+    downloads = await file_downloads_in(client, path, "_" + "_".join(parts))
+    return {"Period": period, "Downloads": downloads}
 
 
 async def stats_files(
     client: Any, pattern: re.Pattern[str], start: datetime, end: datetime
 ) -> dict[str, int]:
     """Downloads per file path matching ``pattern`` (unanchored search) over the range."""
-    hashes = await gatherResults(
-        [client.hgetall(f"{keys.STATS_FILE}_{k}") for k in time_key_coverage(start, end)]
-    )
-    totals: Counter[str] = Counter()
-    for content in hashes:
-        for name, value in (content or {}).items():
-            if pattern.search(name):
-                totals[name] += _to_int(value)
-    return dict(totals)
+    suffixes = [f"_{k}" for k in time_key_coverage(start, end)]
+    return await downloads_per_file(client, pattern, suffixes)
 
 
 async def stats_mirror(
@@ -516,11 +491,4 @@ async def stats_mirror(
 ) -> tuple[int, int]:
     """(download requests, bytes) of one mirror over the range."""
     suffixes = [f"_{k}" for k in time_key_coverage(start, end)]
-    field_name = str(mirror_id)
-    requests = await gatherResults(
-        [client.hget(keys.STATS_MIRROR + s, field_name) for s in suffixes]
-    )
-    sizes = await gatherResults(
-        [client.hget(keys.STATS_MIRROR_BYTES + s, field_name) for s in suffixes]
-    )
-    return sum(map(_to_int, requests)), sum(map(_to_int, sizes))
+    return await mirror_downloads(client, mirror_id, suffixes)

@@ -36,10 +36,9 @@ from mirrorbits.encoding import format_go_duration, format_rfc1123_utc, human_si
 from mirrorbits.logs import Logger
 from mirrorbits.model import Mirror
 from mirrorbits.stats import utc_date
-from mirrorbits.store import keys
-from mirrorbits.store.commands import gather, transaction
-from mirrorbits.store.errors import MirrorNotFound
-from mirrorbits.store.records import mirror_from_hash
+from mirrorbits.store.commands import gather
+from mirrorbits.store.mirrors import mirror_ids, read_mirror
+from mirrorbits.store.statistics import mirrors_downloads_on
 from mirrorbits.web import svgmap
 from mirrorbits.web.mapspread import spread
 
@@ -231,19 +230,14 @@ def build_view(mirrors: Sequence[Mirror], downloads: Mapping[int, int],
 # --- Redis ------------------------------------------------------------------------------------
 
 
-def _count(value: object) -> int:
-    text = "" if value is None else str(value)
-    return int(text) if text.removeprefix("-").isdecimal() else 0
-
-
 async def _read_mirror(client: Any, mirror_id: int) -> Mirror | None:
     """One mirror, or None (logged) when its record is missing or unreadable."""
     try:
-        mirror = mirror_from_hash(await client.hgetall(keys.mirror(mirror_id)))
-    except MirrorNotFound:
-        return None
+        mirror = await read_mirror(client, mirror_id)
     except Exception as err:
         log.warn("mirrorstats: cannot read mirror {id}: {err}", id=mirror_id, err=err)
+        return None
+    if mirror is None:
         return None
     return mirror if mirror.id == mirror_id else evolve(mirror, id=mirror_id)
 
@@ -254,27 +248,18 @@ async def mirrorstats_view(client: Any, now_s: float) -> MirrorstatsView:
     Raises :class:`MirrorListUnavailable` or :class:`StatsUnavailable`.
     """
     try:
-        names = await client.hgetall(keys.MIRRORS)
+        ids = await mirror_ids(client)
     except Exception as err:
         raise MirrorListUnavailable() from err
-    ids = sorted(int(key) for key in map(str, names or {}) if key.isdigit())
     read = await gather(Deferred.fromCoroutine(_read_mirror(client, mid)) for mid in ids)
     mirrors = [mirror for mirror in read if mirror is not None]
     day = utc_date(now_s)
-    counts: list[Any] = []
-    amounts: list[Any] = []
-    if mirrors:
-        suffix = keys.stats_suffixes(day.year, day.month, day.day)[0]
-        fields = [str(mirror.id) for mirror in mirrors]
-        try:
-            counts, amounts = await transaction(client, [
-                ("HMGET", keys.STATS_MIRROR + suffix, *fields),
-                ("HMGET", keys.STATS_MIRROR_BYTES + suffix, *fields),
-            ])
-        except Exception as err:
-            raise StatsUnavailable() from err
-    downloads = {m.id: _count(value) for m, value in zip(mirrors, counts, strict=True)}
-    sizes = {m.id: _count(value) for m, value in zip(mirrors, amounts, strict=True)}
+    try:
+        counters = await mirrors_downloads_on(client, [mirror.id for mirror in mirrors], day)
+    except Exception as err:
+        raise StatsUnavailable() from err
+    downloads = {mirror_id: requests for mirror_id, (requests, _) in counters.items()}
+    sizes = {mirror_id: size for mirror_id, (_, size) in counters.items()}
     return build_view(mirrors, downloads, sizes, now_s, day)
 
 
