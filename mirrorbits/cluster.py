@@ -32,7 +32,7 @@ from mirrorbits.store import keys
 from mirrorbits.store.connection import COMMAND_TIMEOUT, describe
 from mirrorbits.store.errors import DatabaseNotReady, StoreError
 from mirrorbits.store.mirrors import mirror_ids
-from mirrorbits.store.pubsub import publish
+from mirrorbits.store.pubsub import announce_node
 
 log = Logger()
 
@@ -233,7 +233,7 @@ class ClusterService(Service):
 
     async def _announce(self, db: int) -> None:
         client = self._get_client()
-        await publish(client, keys.CHANNEL_CLUSTER, keys.cluster_announce(db, self.node_id))
+        await announce_node(client, db, self.node_id)
         self.learn_mirror_ids(await mirror_ids(client))
 
     def _worked(self, _: None) -> None:

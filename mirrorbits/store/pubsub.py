@@ -59,6 +59,11 @@ async def publish(client: RedisClient, channel: str, message: str) -> int:
     return int(await client.publish(channel, message))
 
 
+async def announce_node(client: RedisClient, redis_db: int, node_id: str) -> None:
+    """Tell the other nodes that ``node_id`` runs, on ``_mirrorbits_cluster`` (§15.1)."""
+    await publish(client, keys.CHANNEL_CLUSTER, keys.cluster_announce(redis_db, node_id))
+
+
 @define(eq=False)
 class PubSubService(ReconnectLoop):
     """Subscribes to :data:`keys.ALL_CHANNELS` and dispatches messages to callbacks."""
