@@ -96,7 +96,8 @@ def test_records_spells_each_field_once() -> None:
     tree = ast.parse((STORE / "records.py").read_text(encoding="utf-8"))
     spaces = [node for node in ast.walk(tree)
               if isinstance(node, ast.ClassDef) and node.name in ("MirrorField", "FileField")]
-    inside = {line for space in spaces for line in range(space.lineno, (space.end_lineno or space.lineno) + 1)}
+    inside = {line for space in spaces
+              for line in range(space.lineno, (space.end_lineno or space.lineno) + 1)}
     # Elsewhere in records.py, the same words are Mirror's attribute names, not fields.
     elsewhere = [(line, text) for line, text in _strings(tree)
                  if text in FIELDS - COMMON_WORDS and line not in inside]
