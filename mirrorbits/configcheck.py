@@ -21,12 +21,18 @@ from mirrorbits.addresses import AddressError, parse_listen_address, split_host_
 
 if TYPE_CHECKING:
     from mirrorbits.config import Config
+    from mirrorbits.model import Fallback
 
 OUTPUT_MODES = ("auto", "json", "redirect")
 CONTINENT_CODES = ("AF", "AN", "AS", "EU", "NA", "OC", "SA")  # GeoIP's continents
 REDIS_DEFAULT_DATABASES = 16  # redis.conf ``databases``
 LONGEST_SHOWN_VALUE = 80
 TEMPLATE_FILES = ("base.xhtml", "mirrorlist.xhtml", "mirrorstats.xhtml")
+# Two-letter codes in common use that no client is located in.
+NOT_GEOIP_COUNTRIES = {
+    "UK": "the United Kingdom is GB",
+    "EL": "Greece is GR",
+}
 _COUNTRY_CODE = re.compile(r"[A-Za-z]{2}")
 _LOCAL_HOSTS = ("localhost", "localhost.")
 
@@ -75,8 +81,8 @@ def value_errors(config: Config) -> list[str]:
     if not 0 < config.http_read_timeout < math.inf:  # also refuses NaN
         add(f"HTTPReadTimeout must be a number of seconds > 0, "
             f"not {shown(config.http_read_timeout)}")
-    for fallback in config.fallbacks:
-        errors += _fallback_errors(fallback.url, fallback.country_code, fallback.continent_code)
+    for number, fallback in enumerate(config.fallbacks, 1):
+        errors += _fallback_errors(number, fallback)
     for text in config.trusted_proxies:
         if _network(text) is None:
             add(f"TrustedProxies: {shown(text)} is not an IP address or network (CIDR)")
@@ -90,9 +96,9 @@ def _address_errors(config: Config) -> list[str]:
         ("RedisAddress", config.redis_address, split_host_port),
     ]
     errors = []
-    for host in config.redis_sentinels:
+    for number, host in enumerate(config.redis_sentinels, 1):
         if not host:
-            errors.append("RedisSentinels.Host must not be empty")
+            errors.append(f"RedisSentinels.Host must not be empty (entry {number})")
         else:
             checks.append(("RedisSentinels.Host", host, split_host_port))
     for key, value, parse in checks:
@@ -103,10 +109,11 @@ def _address_errors(config: Config) -> list[str]:
     return errors
 
 
-def _fallback_errors(url: str, country: str, continent: str) -> list[str]:
+def _fallback_errors(number: int, fallback: Fallback) -> list[str]:
+    url, country, continent = fallback.url, fallback.country_code, fallback.continent_code
     errors = []
     if not url:
-        errors.append("Fallbacks.URL must not be empty")
+        errors.append(f"Fallbacks.URL must not be empty (entry {number})")
     else:
         problem = _fallback_url_problem(url)
         if problem:
@@ -183,6 +190,11 @@ def value_warnings(config: Config) -> list[str]:
             "even the closest mirror is within the range, so no mirror gets the nearby bonus "
             "(1.5 by default)")
     warnings += _shadowed_rules([rule.prefix for rule in config.allow_outdated_files])
+    for fallback in config.fallbacks:
+        for code in fallback.country_code.upper().split():
+            if code in NOT_GEOIP_COUNTRIES:
+                add(f"Fallbacks.CountryCode {shown(code)} is not a country code GeoIP gives: "
+                    f"{NOT_GEOIP_COUNTRIES[code]}")
     for text in config.trusted_proxies:
         network = _network(text)
         if network is not None and "/" in text and not _exact(text):

@@ -298,8 +298,9 @@ def test_duplicate_key_is_an_error() -> None:
         ("RedisDB: -2", "RedisDB must be >= 0, not -2"),
         ("ScanInterval: -5", "ScanInterval must be a number of minutes >= 0, not -5"),
         ("CheckInterval: -1", "CheckInterval must be a number of minutes >= 0, not -1"),
-        ("RedisSentinels: [{Host: ''}]", "RedisSentinels.Host must not be empty"),
-        ("Fallbacks: [{CountryCode: FR}]", "Fallbacks.URL must not be empty"),
+        ("RedisSentinels: [{Host: ''}]", "RedisSentinels.Host must not be empty (entry 1)"),
+        ("Fallbacks: [{URL: fb.example.org}, {CountryCode: FR}]",
+         "Fallbacks.URL must not be empty (entry 2)"),
         ("ListenAddress: '127.0.0.1:99999'", "ListenAddress '127.0.0.1:99999' is invalid: "
                                             "the port must be between 0 and 65535, not 99999"),
         ("ListenAddress: nonsense",
@@ -550,6 +551,9 @@ def test_a_misspelt_key_explains_the_error_it_causes() -> None:
         ("AllowOutdatedFiles: [{Prefix: /dists/, Minutes: 5}, {Prefix: /dists/sid/, Minutes: 60}]",
          "AllowOutdatedFiles: the rule for '/dists/sid/' never applies: the earlier rule for "
          "'/dists/' matches first"),
+        ("Fallbacks: [{URL: fb.example.org, CountryCode: uk}]",
+         "Fallbacks.CountryCode 'UK' is not a country code GeoIP gives: the United Kingdom is "
+         "GB"),
         ("RPCListenAddress: ':3390'",
          "RPCListenAddress ':3390' accepts connections from other hosts and RPCPassword is "
          "empty: anyone who reaches it can control the daemon"),
