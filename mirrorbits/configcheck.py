@@ -132,8 +132,8 @@ def _fallback_url_problem(url: str) -> str:
     scheme, sep, _ = url.partition("://")
     if sep and scheme not in ("http", "https"):
         return "it must start with http:// or https://, or have no scheme (then it serves both)"
-    if any(char.isspace() or ord(char) < 0x20 for char in url):
-        return "it contains a space or a control character"
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in url):  # a space is encoded
+        return "it contains a control character (a tab, a line break...)"
     try:
         parts = urlsplit(url if sep else "http://" + url)
         parts.port  # noqa: B018 - raises ValueError for an invalid port

@@ -334,9 +334,9 @@ def test_duplicate_key_is_an_error() -> None:
         ("Fallbacks: [{URL: 'fb.example.org:http/'}]",
          "Fallbacks.URL 'fb.example.org:http/' is invalid: Port could not be cast to integer "
          "value as 'http'"),
-        ("Fallbacks: [{URL: 'fb.example.org/a b/'}]",
-         "Fallbacks.URL 'fb.example.org/a b/' is invalid: it contains a space or a control "
-         "character"),
+        ("Fallbacks: [{URL: \"fb.example.org/a\\tb/\"}]",
+         "Fallbacks.URL 'fb.example.org/a\\tb/' is invalid: it contains a control character (a "
+         "tab, a line break...)"),
         ("Fallbacks: [{URL: fb.example.org, CountryCode: FRA}]",
          "Fallbacks.CountryCode 'FRA' is invalid: a country code is two letters (ISO 3166-1, "
          "e.g. FR), several are separated by spaces"),
@@ -579,6 +579,7 @@ def test_values_that_work_but_perhaps_not_as_meant_are_warnings(text: str, warni
         "RPCListenAddress: 'unix:/run/mirrorbits.sock'",
         "RPCListenAddress: ':3390'\nRPCPassword: secret",
         "Fallbacks: [{URL: 'fb.example.org:8080/pub', CountryCode: 'fr de', ContinentCode: eu}]",
+        "Fallbacks: [{URL: 'https://fb.example.org/fall back/'}]",  # sent percent-encoded
         "TrustedProxies: [10.0.0.0/8, 192.0.2.7]",
     ],
 )
