@@ -42,8 +42,9 @@ def shown(value: object) -> str:
     if isinstance(value, float):
         return format(value, "g")
     if isinstance(value, str):
-        text = value if len(value) <= LONGEST_SHOWN_VALUE else value[: LONGEST_SHOWN_VALUE - 3]
-        return repr(text) if text is value else repr(text) + "..."
+        if len(value) <= LONGEST_SHOWN_VALUE:
+            return repr(value)
+        return repr(value[: LONGEST_SHOWN_VALUE - 3]) + "..."
     return str(value)
 
 
