@@ -7,8 +7,8 @@ keep the previous configuration.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
-import math
 import os
 import re
 from collections.abc import Callable, Collection, Sequence
@@ -20,15 +20,16 @@ from attrs import define, field, frozen
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from mirrorbits.addresses import AddressError, parse_listen_address, split_host_port
 from mirrorbits.config_example import EXAMPLE_CONFIG as EXAMPLE_CONFIG
+from mirrorbits.configcheck import file_system_warnings, shown, value_errors, value_warnings
 from mirrorbits.model import Fallback, OutdatedRule
 
 DEFAULT_CONFIG_PATH = "/etc/mirrorbits.conf"
 NO_CONFIG_MESSAGE = "Configuration could not be found.\n\tUse --config <path>"
-OUTPUT_MODES = ("auto", "json", "redirect")
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 DEFAULT_HTTP_READ_TIMEOUT = 10.0  # seconds, the reference's (built into its HTTP server)
+INT_RANGE = (-(2**63), 2**63 - 1)  # the reference's ints
+SUGGESTION_CUTOFF = 0.7  # difflib similarity of an unknown key to the known one it suggests
 
 
 class ConfigError(Exception):
@@ -110,7 +111,8 @@ def load_config(path: str) -> tuple[Config, list[str]]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise ConfigError(f"invalid UTF-8 at byte {err.start} in {path}") from None
-    return parse_config(text, path)
+    config, warnings = parse_config(text, path)
+    return config, warnings + file_system_warnings(config)
 
 
 def parse_config(text: str, source: str = "<string>") -> tuple[Config, list[str]]:
@@ -124,84 +126,52 @@ def parse_config(text: str, source: str = "<string>") -> tuple[Config, list[str]
         raise ConfigError(f"yaml: nesting too deep in {source}") from None
     try:
         values = {} if root is None or _is_null(root) else parse.record("", root, _FIELDS)
-        config = _finish(attrs.evolve(Config(), **values))
+        config, warnings = _finish(attrs.evolve(Config(), **values))
     except ConfigError as err:
         err.warnings[:0] = parse.warnings
         raise
-    return config, parse.warnings
+    return config, parse.warnings + warnings
 
 
 def with_repository(config: Config, path: str) -> Config:
     """*config* with ``Repository`` replaced by *path* (normalised and validated)."""
-    return _finish(attrs.evolve(config, repository=path))
+    return _finish(attrs.evolve(config, repository=path))[0]
 
 
 # --- validation and normalisation -------------------------------------------------------
 
 
-def _finish(config: Config) -> Config:
-    """Validate *config* (messages of the reference first) and normalise it (idempotent)."""
-    if not config.weight_distribution_range > 0:  # also refuses NaN
-        raise ConfigError("WeightDistributionRange must be > 0")
-    if config.output_mode not in OUTPUT_MODES:
-        raise ConfigError("Config: outputMode can only be set to 'auto', 'json' or 'redirect'")
-    if not config.repository:
-        raise ConfigError("Path to local repository not configured (see mirrorbits.conf)")
-    for rule in config.allow_outdated_files:
-        if rule.prefix and not rule.prefix.startswith("/"):
-            raise ConfigError("AllowOutdatedFiles.Prefix must start with '/'")
-        if rule.minutes < 0:
-            raise ConfigError("AllowOutdatedFiles.Minutes must be >= 0")
-    if config.max_link_headers < 0:
-        raise ConfigError("MaxLinkHeaders must be >= 0")
-    if config.concurrent_sync < 1:
-        raise ConfigError("ConcurrentSync must be >= 1")
-    if config.redis_db < 0:
-        raise ConfigError("RedisDB must be >= 0")
-    _check_address("ListenAddress", config.listen_address, parse_listen_address)
-    _check_address("RPCListenAddress", config.rpc_listen_address, parse_listen_address)
-    _check_address("RedisAddress", config.redis_address, split_host_port)
-    for host in config.redis_sentinels:
-        if not host:
-            raise ConfigError("RedisSentinels.Host must not be empty")
-        _check_address("RedisSentinels.Host", host, split_host_port)
-    if not 0 < config.http_read_timeout < math.inf:  # also refuses NaN
-        raise ConfigError("HTTPReadTimeout must be a number of seconds > 0")
+def _finish(config: Config) -> tuple[Config, list[str]]:
+    """Check *config* (:mod:`mirrorbits.configcheck`) and normalise it (idempotent).
+
+    Returns the normalised configuration and its warnings; the first unusable value raises
+    :class:`ConfigError` (the reference's checks come first), carrying the warnings.
+    """
+    warnings = value_warnings(config)
+    errors = value_errors(config)
+    if errors:
+        raise ConfigError(errors[0], warnings)
     geoip = config.geoip_database_path
     if geoip and not geoip.endswith("/"):
         geoip += "/"
-    return attrs.evolve(
+    normal = attrs.evolve(
         config,
         repository=os.path.abspath(config.repository),
         geoip_database_path=geoip,
         repository_scan_interval=max(0, config.repository_scan_interval),
         fallbacks=tuple(_normal_fallback(fallback) for fallback in config.fallbacks),
-        trusted_proxies=tuple(_normal_network(text) for text in config.trusted_proxies),
+        trusted_proxies=tuple(
+            str(ipaddress.ip_network(text.strip(), strict=False))
+            for text in config.trusted_proxies
+        ),
     )
-
-
-def _check_address(key: str, value: str, parse: Callable[[str], object]) -> None:
-    try:
-        parse(value)
-    except AddressError as err:
-        raise ConfigError(f"{key} {value!r} is invalid: {err}") from None
+    return normal, warnings
 
 
 def _normal_fallback(fallback: Fallback) -> Fallback:
-    if not fallback.url:
-        raise ConfigError("Fallbacks.URL must not be empty")
     url = fallback.url if fallback.url.endswith("/") else fallback.url + "/"
     country, continent = fallback.country_code.upper(), fallback.continent_code.upper()
     return Fallback(url=url, country_code=country, continent_code=continent)
-
-
-def _normal_network(text: str) -> str:
-    try:
-        return str(ipaddress.ip_network(text.strip(), strict=False))
-    except ValueError:
-        raise ConfigError(
-            f"TrustedProxies: '{text}' is not an IP address or network (CIDR)"
-        ) from None
 
 
 # --- YAML nodes to values -----------------------------------------------------------------
@@ -266,11 +236,23 @@ class _Parse:
     def unknown(self, path: str, node: Node, known: Collection[str]) -> None:
         name = path.rpartition(".")[2]
         line = node.start_mark.line + 1
-        message = f"unknown configuration key '{path}' in {self.source} (line {line})"
-        close = [other for other in known if other.lower() == name.lower()]
-        if close:
-            message += f"; did you mean '{close[0]}'? (keys are case-sensitive)"
-        self.warnings.append(message)
+        message = f"unknown configuration key {shown(path)} in {self.source} (line {line})"
+        self.warnings.append(message + _suggestion(name, known, top_level=name == path))
+
+
+def _suggestion(name: str, known: Collection[str], top_level: bool) -> str:
+    """A hint after an unknown key: the key in the right case, a close one, or its parent."""
+    same = [other for other in known if other.lower() == name.lower()]
+    if same:
+        return f"; did you mean '{same[0]}'? (keys are case-sensitive)"
+    parent = _PARENTS.get(name.lower()) if top_level else None
+    if parent is not None:
+        return f"; did you mean to indent it under '{parent}'?"
+    by_lower = {other.lower(): other for other in known}
+    close = difflib.get_close_matches(name.lower(), by_lower, n=2, cutoff=SUGGESTION_CUTOFF)
+    if close:
+        return "; did you mean " + " or ".join(f"'{by_lower[key]}'" for key in close) + "?"
+    return ""
 
 
 _Convert = Callable[[_Parse, str, Node], Any]
@@ -317,7 +299,10 @@ def _str(parse: _Parse, key: str, node: Node) -> str:
 
 def _int(parse: _Parse, key: str, node: Node) -> int:
     if isinstance(node, ScalarNode) and node.tag == _INT:
-        return _CONSTRUCTOR.construct_yaml_int(node)
+        value: int = _CONSTRUCTOR.construct_yaml_int(node)
+        if INT_RANGE[0] <= value <= INT_RANGE[1]:
+            return value
+        raise parse.wrong(key, node, "a 64-bit integer")
     raise parse.wrong(key, node, "an integer")
 
 
@@ -370,6 +355,19 @@ _FALLBACK_FIELDS: _Fields = {
     "URL": ("url", _str),
     "CountryCode": ("country_code", _str),
     "ContinentCode": ("continent_code", _str),
+}
+
+
+# The top-level key each nested key belongs under (a lost indentation leaves it at the top).
+_PARENTS = {
+    name.lower(): parent
+    for parent, names in (
+        ("Hashes", _HASH_FIELDS),
+        ("AllowOutdatedFiles", _OUTDATED_FIELDS),
+        ("Fallbacks", _FALLBACK_FIELDS),
+        ("RedisSentinels", ("Host",)),
+    )
+    for name in names
 }
 
 

@@ -5,9 +5,11 @@ EXAMPLE_CONFIG = """\
 #
 # Every setting below is commented out and shows its default value; only Repository
 # must be set. Key names are case-sensitive. Booleans accept true/false, yes/no, on/off
-# (and y/n). An empty value (``Key:``) keeps the default. Send SIGHUP to the daemon (or run
-# ``mirrorbits reload``) to reload this file; if the new file is invalid, the daemon logs
-# why and keeps its current configuration.
+# (and y/n). An empty value (``Key:``) keeps the default. Send SIGHUP to the daemon, or run
+# ``mirrorbits-ctl reload``, to reload this file: the daemon logs (and mirrorbits-ctl
+# prints) a warning for each unknown key, with the closest known one, and for each value
+# that may not do what was meant; if the new file is invalid it says why and keeps its
+# current configuration.
 
 ## Local repository and web pages
 
@@ -64,7 +66,7 @@ EXAMPLE_CONFIG = """\
 # Password sent with AUTH; empty: no authentication.
 #RedisPassword: ""
 
-# Database number.
+# Database number (0 to 15 on a Redis server with the default 16 databases).
 #RedisDB: 0
 
 # Redis Sentinel: name of the master, and the sentinels to ask, in order. Example:
@@ -92,10 +94,10 @@ EXAMPLE_CONFIG = """\
 # Number of mirrors scanned at the same time (1 or more).
 #ConcurrentSync: 5
 
-# Minutes between two automatic scans of a mirror.
+# Minutes between two automatic scans of a mirror; 0: again as soon as a scan ends.
 #ScanInterval: 30
 
-# Minutes between two health checks of a mirror.
+# Minutes between two health checks of a mirror; 0: every second.
 #CheckInterval: 1
 
 # Minutes between two scans of the local repository; 0: only on request.
@@ -104,7 +106,8 @@ EXAMPLE_CONFIG = """\
 # Detect and correct mirrors whose file times are shifted (wrong timezone).
 #FixTimezoneOffsets: false
 
-# Checksums computed for the files of the local repository.
+# Checksums computed for the files of the local repository (?sha256 and the like, the
+# mirror list and JSON answers show them; with none on, they show none).
 #Hashes: {SHA1: false, SHA256: true, MD5: false}
 
 # Mark a mirror down when its health check is redirected (for mirrors that do not say
@@ -129,7 +132,8 @@ EXAMPLE_CONFIG = """\
 #AllowOutdatedFiles: []
 
 # Servers used when no mirror can serve a file. A URL without a scheme serves both
-# HTTP and HTTPS clients. Example:
+# HTTP and HTTPS clients. CountryCode is two letters (ISO 3166-1; several separated by
+# spaces), ContinentCode one of AF, AN, AS, EU, NA, OC, SA. Example:
 #   Fallbacks:
 #     - URL: https://fallback.example.org/pub/
 #       CountryCode: FR
@@ -141,6 +145,7 @@ EXAMPLE_CONFIG = """\
 # Address the mirrorbits command-line client connects to (RPC).
 #RPCListenAddress: "localhost:3390"
 
-# Password the command-line client must give; empty: none.
+# Password the command-line client must give; empty: none (then keep RPCListenAddress on
+# localhost or a UNIX socket).
 #RPCPassword: ""
 """

@@ -152,16 +152,19 @@ class Daemon(MultiService):
         with contextlib.suppress(ConfigError):  # logged; the running configuration stays
             self.reload()
 
-    def reload(self) -> None:
+    def reload(self) -> list[str]:
         """Reload the configuration, GeoIP databases and logs; keep everything on error.
 
-        A refused file is logged and raised (:class:`ConfigError`), for the control channel.
+        Returns the new file's warnings, also logged. A refused file is logged with the
+        warnings that may explain it, and raised (:class:`ConfigError`) for the control channel.
         """
         self.notifier.reloading()
         try:
             warnings = self.holder.reload()
         except ConfigError as err:
             log.warn("SIGHUP Received: {error}", error=str(err))
+            for warning in err.warnings:
+                log.warn("{warning}", warning=warning)
             self.notifier.reloaded(f"{self.describe()}; reload refused: {err}")
             raise
         log.info("SIGHUP Received: Reloading configuration...")
@@ -169,6 +172,7 @@ class Daemon(MultiService):
             log.warn("{warning}", warning=warning)
         self.reopen_logs(None)
         self.notifier.reloaded(self.describe())
+        return warnings
 
     def reopen_logs(self, message: str | None) -> None:
         if message:
@@ -317,8 +321,8 @@ def build_daemon(
 
         return await deferToThreadPool(reactor, reactor.getThreadPool(), locate_mirror, geo, url)
 
-    async def reload() -> None:
-        daemon.reload()
+    async def reload() -> list[str]:
+        return daemon.reload()
 
     async def refresh(rehash: bool) -> Any:
         return await scanner.refresh(rehash)

@@ -67,8 +67,9 @@ def makeService(options: usage.Options, reactor: Any = None) -> IService:
         reactor = global_reactor
     try:
         config, path, warnings = load_startup_config(options)
-    except ConfigError as err:
-        raise SystemExit(f"mirrorbits: {err}") from None
+    except ConfigError as err:  # the warnings first: a misspelt key often explains the error
+        explained = "".join(f"mirrorbits: warning: {warning}\n" for warning in err.warnings)
+        raise SystemExit(f"{explained}mirrorbits: {err}") from None
     # Before mirrorbits.daemon is imported: twisted.internet.endpoints, which it imports,
     # takes LISTEN_PID and LISTEN_FDS out of the environment.
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from mirrorbits import version_info
@@ -124,8 +125,8 @@ async def _logs(session: Session, invocation: Invocation) -> None:
 
 
 async def _reload(session: Session, invocation: Invocation) -> None:
-    await session.call(c.Reload, timeout=REMOVE_TIMEOUT)
-
+    reply = await session.call(c.Reload, timeout=REMOVE_TIMEOUT)
+    out(c.warning_lines(reply.get("warnings") or ()), sys.stderr)
 
 
 def _client_version() -> str:

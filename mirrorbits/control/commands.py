@@ -14,6 +14,7 @@ the size of the data. ``List`` is paginated on top of that.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -71,12 +72,17 @@ ERRORS: dict[type[Exception], bytes] = {
 
 
 class Json(amp.Argument):
-    """A JSON value, its UTF-8 text split over ``name.0``, ``name.1``, ... (count in ``name``)."""
+    """A JSON value, its UTF-8 text split over ``name.0``, ``name.1``, ... (count in ``name``).
+
+    An optional one may be ``None``, sent as nothing at all.
+    """
 
     def toBox(
         self, name: bytes, strings: dict[bytes, bytes], objects: dict[str, Any], proto: Any
     ) -> None:
         value = self.retrieve(objects, name.decode("ascii"), proto)
+        if value is None and self.optional:
+            return
         data = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         chunks = [data[i : i + CHUNK_SIZE] for i in range(0, len(data), CHUNK_SIZE)] or [b""]
         strings[name] = str(len(chunks)).encode("ascii")
@@ -86,7 +92,11 @@ class Json(amp.Argument):
     def fromBox(
         self, name: bytes, strings: dict[bytes, bytes], objects: dict[str, Any], proto: Any
     ) -> None:
-        count = int(self.retrieve(strings, name, proto))
+        count_text = self.retrieve(strings, name, proto)
+        if count_text is None:  # optional, and left out (by an older peer)
+            objects[name.decode("ascii")] = None
+            return
+        count = int(count_text)
         data = b"".join(strings.pop(b"%s.%d" % (name, index)) for index in range(count))
         objects[name.decode("ascii")] = json.loads(data.decode("utf-8"))
 
@@ -132,10 +142,41 @@ class GetVersion(_Command):
 
 
 class Reload(_Command):
-    """Reload the configuration, like SIGHUP."""
+    """Reload the configuration, like SIGHUP.
+
+    The answer carries the warnings of the new file (absent from an older daemon's answer, and
+    ignored by an older client: AMP reads only the keys a command declares). A refused file is a
+    :class:`ServerError` whose message is :func:`reload_refusal`.
+    """
 
     arguments = _password()
-    response = []
+    response = [(b"warnings", Json(optional=True))]
+
+
+WARNING_PREFIX = "warning: "
+# The warnings a refused reload carries in its error message, which AMP limits to 64 KiB.
+MAX_REFUSAL_WARNINGS = 20
+MAX_REFUSAL_CHARACTERS = 20_000
+
+
+def warning_lines(warnings: Sequence[str], limit: int | None = None) -> str:
+    """Warnings as the operator reads them: one marked line each, at most *limit* of them."""
+    lines: list[str] = []
+    for warning in warnings[:limit]:
+        lines.append(WARNING_PREFIX + " ".join(warning.splitlines()) + "\n")
+    left = len(warnings) - len(lines)
+    if left:
+        lines.append(f"{WARNING_PREFIX}... and {left} more in the daemon's log\n")
+    return "".join(lines)
+
+
+def reload_refusal(error: str, warnings: Sequence[str]) -> str:
+    """The message of a refused reload: the warnings that may explain it, then the error."""
+    kept = list(warnings[:MAX_REFUSAL_WARNINGS])
+    while kept and sum(len(warning) for warning in kept) > MAX_REFUSAL_CHARACTERS:
+        kept.pop()
+    shown = warning_lines(warnings, len(kept))
+    return f"{shown}Reload refused, the daemon keeps its running configuration: {error}"
 
 
 class Upgrade(_Command):

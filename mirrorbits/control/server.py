@@ -66,7 +66,7 @@ class ControlBackend:
     mirrors: MirrorStore
     locate: Callable[[str], Awaitable[MirrorLocation]]
     password: Callable[[], str]
-    reload: Callable[[], Awaitable[None]]
+    reload: Callable[[], Awaitable[Sequence[str]]]  # the warnings; raises ConfigError
     version: Callable[[], dict[str, str]]
     refresh: Callable[[bool], Awaitable[Any]] | None = None
     upgrade: Callable[[], Awaitable[None]] | None = None
@@ -195,8 +195,11 @@ class ControlLocator(amp.CommandLocator):
     @c.Reload.responder
     async def reload(self, password: str | None) -> dict[str, Any]:
         self._check(password)
-        await self.backend.reload()
-        return {}
+        try:
+            warnings = await self.backend.reload()
+        except ConfigError as err:
+            raise c.ServerError(c.reload_refusal(str(err), err.warnings)) from None
+        return {"warnings": list(warnings)}
 
     @c.Upgrade.responder
     async def upgrade(self, password: str | None) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from twisted.internet.threads import deferToThread
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.protocols import amp
 
+from mirrorbits.config import ConfigError
 from mirrorbits.control import commands as c
 from mirrorbits.control.server import ControlBackend, ControlLocator, control_factory
 from mirrorbits.geo import GeoIP, MirrorLocation, locate_mirror
@@ -65,6 +66,8 @@ class Rig:
     factory: Any
     reloads: list[str] = attrs.field(factory=list)
     fail_locate: bool = False
+    reload_warnings: list[str] = attrs.field(factory=list)
+    reload_error: ConfigError | None = None
 
 
 @pytest_twisted.async_yield_fixture
@@ -80,8 +83,11 @@ async def rig(redis_db: redis.Redis, redis_server: RedisServer) -> AsyncIterator
             raise RuntimeError("GeoIP exploded")
         return locate_mirror(geo, url)
 
-    async def reload() -> None:
+    async def reload() -> list[str]:
         state["rig"].reloads.append("reload")
+        if state["rig"].reload_error is not None:
+            raise state["rig"].reload_error
+        return list(state["rig"].reload_warnings)
 
     backend = ControlBackend(
         mirrors=store,
@@ -451,5 +457,81 @@ async def locate_nowhere(url: str) -> MirrorLocation:
     raise RuntimeError("not used")
 
 
-async def nothing() -> None:
-    pass
+async def nothing() -> list[str]:
+    return []
+
+
+TYPO = ("unknown configuration key 'Repositry' in /etc/mirrorbits.conf (line 1); "
+        "did you mean 'Repository'?")
+ZERO_CHECKS = ("CheckInterval: 0 health-checks every mirror every second; it is a number of "
+               "minutes, 1 by default")
+
+
+@pytest_twisted.ensureDeferred
+async def test_reload_prints_the_warnings_and_the_refusal(rig: Rig) -> None:
+    rig.reload_warnings = [TYPO, ZERO_CHECKS]
+    assert await ctl(rig, "reload") == (
+        "", f"warning: {TYPO}\nwarning: {ZERO_CHECKS}\n", 0)
+    rig.reload_error = ConfigError("WeightDistributionRange must be > 0, not 0", [TYPO])
+    assert await ctl(rig, "reload") == (
+        "", f"warning: {TYPO}\nReload refused, the daemon keeps its running configuration: "
+            "WeightDistributionRange must be > 0, not 0\n", 1)
+    rig.reload_error = ConfigError("Path to local repository not configured", [TYPO] * 5000)
+    out, err, code = await ctl(rig, "reload")  # far more than AMP carries in one error
+    lines = err.splitlines()
+    assert (out, code, len(lines)) == ("", 1, c.MAX_REFUSAL_WARNINGS + 2)
+    assert lines[-2:] == [
+        "warning: ... and 4980 more in the daemon's log",
+        "Reload refused, the daemon keeps its running configuration: Path to local repository "
+        "not configured"]
+    assert rig.reloads == ["reload"] * 3
+
+
+class _OlderReload(amp.Command):
+    """``Reload`` as clients and daemons before its answer carried warnings declared it."""
+
+    commandName = b"Reload"
+    arguments = [(b"password", amp.Unicode(optional=True))]
+    response: list[tuple[bytes, amp.Argument]] = []
+    errors = c.ERRORS
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_older_client_ignores_the_warnings_of_the_answer(rig: Rig) -> None:
+    rig.reload_warnings = [TYPO]
+    endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", rig.port)
+    client = await within(connectProtocol(endpoint, amp.AMP()))
+    try:
+        assert await within(client.callRemote(_OlderReload, password=PASSWORD)) == {}
+        rig.reload_error = ConfigError("RedisDB must be >= 0, not -1", [TYPO])
+        with pytest.raises(c.ServerError, match="RedisDB must be >= 0, not -1"):
+            await within(client.callRemote(_OlderReload, password=PASSWORD))
+    finally:
+        client.transport.loseConnection()
+
+
+class _OlderReloadLocator(amp.CommandLocator):
+    """A daemon whose ``Reload`` answers nothing."""
+
+    reloads = 0
+
+    @c.Ping.responder
+    def ping(self, password: str | None) -> dict[str, Any]:
+        return {}
+
+    @_OlderReload.responder
+    def reload(self, password: str | None) -> dict[str, Any]:
+        _OlderReloadLocator.reloads += 1
+        return {}
+
+
+@pytest_twisted.ensureDeferred
+async def test_reload_against_an_older_daemon_is_silent() -> None:
+    factory = Factory.forProtocol(lambda: amp.AMP(locator=_OlderReloadLocator()))
+    listening = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    port = listening.getHost().port  # type: ignore[attr-defined]
+    try:
+        assert await ctl("127.0.0.1", "-p", str(port), "reload") == ("", "", 0)
+    finally:
+        await within(maybeDeferred(listening.stopListening))
+    assert _OlderReloadLocator.reloads == 1

@@ -139,3 +139,106 @@ def test_a_bad_address_on_reload_keeps_the_running_config(
         assert "Traceback" not in daemon.log(), daemon.log()
     finally:
         daemon.stop()
+
+
+# --- values that make no sense, typos ------------------------------------------------------
+
+BAD_SETTINGS = [
+    ({"ScanInterval": "-5"}, "ScanInterval must be a number of minutes >= 0, not -5"),
+    ({"CheckInterval": "-1"}, "CheckInterval must be a number of minutes >= 0, not -1"),
+    ({"ConcurrentSync": "0"}, "ConcurrentSync must be >= 1 (mirrors scanned at the same time), "
+                              "not 0"),
+    ({"WeightDistributionRange": "0"}, "WeightDistributionRange must be > 0, not 0"),
+    ({"OutputMode": "JSON"}, "Config: outputMode can only be set to 'auto', 'json' or "
+                             "'redirect', not 'JSON'"),
+    ({"MaxLinkHeaders": "-1"}, "MaxLinkHeaders must be >= 0, not -1"),
+    ({"ScanInterval": "[1, 2]"}, "ScanInterval must be an integer, not a list (line "),
+    ({"Fallbacks": "[{URL: 'ftp://fb.example.org/'}]"},
+     "Fallbacks.URL 'ftp://fb.example.org/' is invalid: it must start with http:// or https://"),
+    ({"Fallbacks": "[{URL: fb.example.org, ContinentCode: Europe}]"},
+     "Fallbacks.ContinentCode 'Europe' is invalid: it must be one of AF, AN, AS, EU, NA, OC, SA"),
+]
+
+
+@pytest.mark.parametrize(("values", "message"), BAD_SETTINGS)
+def test_a_value_that_makes_no_sense_is_one_line_naming_key_and_value(
+        tmp_path: Path, values: dict[str, str], message: str) -> None:
+    code, output, log = start_with(tmp_path, **values)
+    assert_one_line(code, output, log, f"mirrorbits: {message}")
+
+
+def test_a_misspelt_required_key_is_explained_before_the_error(tmp_path: Path) -> None:
+    config = tmp_path / "mirrorbits.conf"
+    config.write_text(f"repository: {tmp_path}\nRPCPasword: secret\n")
+    result = run_twistd("-n", "--pidfile=", "mirrorbits", "--config", str(config),
+                        cwd=tmp_path)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    assert result.stderr.splitlines() == [
+        f"mirrorbits: warning: unknown configuration key 'repository' in {config} (line 1); "
+        "did you mean 'Repository'? (keys are case-sensitive)",
+        f"mirrorbits: warning: unknown configuration key 'RPCPasword' in {config} (line 2); "
+        "did you mean 'RPCPassword'?",
+        "mirrorbits: Path to local repository not configured (see mirrorbits.conf)",
+    ]
+
+
+def log_lines(log: str) -> list[str]:
+    """The messages of a twistd log, without their time stamp and system prefix."""
+    return [line.split("] ", 1)[1] for line in log.splitlines() if "] " in line]
+
+
+def ctl_reload(daemon: DaemonProcess) -> tuple[int, str, str]:
+    result = daemon.ctl("reload")
+    return result.returncode, result.stdout, result.stderr
+
+
+TYPOS = "Repositry: /srv/elsewhere\nCheckInterval: 0\nHashes: {SHA265: yes}\n"
+
+
+def test_reload_shows_warnings_and_refusals_and_the_log_has_them(
+        tmp_path: Path, redis_server: RedisServer, redis_db: redis.Redis) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    daemon = DaemonProcess(workdir=tmp_path / "run", raw="Gzipp: yes\n",
+                           values=base_config(repo, redis_server.address), args=["--no-monitor"])
+    daemon.start()
+    conf = daemon.config_path
+    try:
+        started = f"unknown configuration key 'Gzipp' in {conf} (line 8); did you mean 'Gzip'?"
+        assert started in log_lines(daemon.log())  # at start: in the log, one line
+
+        good = daemon.config_path.read_text()
+        conf.write_text(good + TYPOS)
+        warnings = [
+            f"unknown configuration key 'Gzipp' in {conf} (line 8); did you mean 'Gzip'?",
+            f"unknown configuration key 'Repositry' in {conf} (line 9); did you mean "
+            "'Repository'?",
+            f"unknown configuration key 'Hashes.SHA265' in {conf} (line 11); did you mean "
+            "'SHA256'?",
+            "CheckInterval: 0 health-checks every mirror every second; it is a number of "
+            "minutes, 1 by default",
+        ]
+        assert ctl_reload(daemon) == (0, "", "".join(f"warning: {w}\n" for w in warnings))
+        daemon.wait_log("SIGHUP Received: Reloading configuration...")
+        logged = log_lines(daemon.log())
+        start = logged.index("SIGHUP Received: Reloading configuration...")
+        assert logged[start + 1:start + 1 + len(warnings)] == warnings
+
+        conf.write_text(good + TYPOS + "ScanInterval: -5\n")
+        error = "ScanInterval must be a number of minutes >= 0, not -5"
+        code, out, err = ctl_reload(daemon)
+        assert (code, out) == (1, "")
+        assert err == "".join(f"warning: {w}\n" for w in warnings) + (
+            f"Reload refused, the daemon keeps its running configuration: {error}\n")
+        daemon.wait_log(f"SIGHUP Received: {error}")
+        logged = log_lines(daemon.log())
+        start = logged.index(f"SIGHUP Received: {error}")
+        assert logged[start + 1:start + 1 + len(warnings)] == warnings
+        assert daemon.ctl("list").returncode == 0  # still serving, on the running config
+
+        conf.write_text(good.replace("Gzipp: yes\n", ""))
+        assert ctl_reload(daemon) == (0, "", "")
+        assert "Traceback" not in daemon.log(), daemon.log()
+    finally:
+        daemon.stop()

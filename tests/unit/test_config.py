@@ -72,10 +72,16 @@ Fallbacks:
 """
 
 
-def parse(text: str) -> Config:
+def parse(text: str, *expected_warnings: str) -> Config:
     config, warnings = parse_config(text, "test.conf")
-    assert warnings == []
+    assert warnings == list(expected_warnings)
     return config
+
+
+HASHES_OFF = (
+    "Hashes: SHA1, SHA256 and MD5 are all off: no checksum is computed, so ?md5, ?sha1 and "
+    "?sha256 answer 404 and the mirror list and JSON answers show none"
+)
 
 
 def error_of(text: str) -> str:
@@ -177,7 +183,8 @@ def test_empty_value_keeps_the_default_and_quoted_empty_string_is_empty() -> Non
 
 def test_hashes_keep_defaults_for_missing_subkeys() -> None:
     assert parse(REPO + "Hashes: {SHA1: y}\n").hashes == Hashes(True, True, False)
-    assert parse(REPO + "Hashes:\n  SHA256: Off\n").hashes == Hashes(False, False, False)
+    assert parse(REPO + "Hashes:\n  SHA256: Off\n", HASHES_OFF).hashes == Hashes(
+        False, False, False)
 
 
 def test_numbers() -> None:
@@ -203,7 +210,8 @@ def test_yaml_1_1_true_words(word: str) -> None:
 @pytest.mark.parametrize("word", FALSE_WORDS)
 def test_yaml_1_1_false_words(word: str) -> None:
     config = parse(
-        REPO + f"Gzip: {word}\nAllowHTTPToHTTPSRedirects: {word}\nHashes: {{SHA256: {word}}}"
+        REPO + f"Gzip: {word}\nAllowHTTPToHTTPSRedirects: {word}\nHashes: {{SHA256: {word}}}",
+        HASHES_OFF,
     )
     assert config.gzip is False
     assert config.allow_http_to_https_redirects is False
@@ -262,30 +270,37 @@ def test_duplicate_key_is_an_error() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("WeightDistributionRange: 0", "WeightDistributionRange must be > 0"),
-        ("WeightDistributionRange: -1.5", "WeightDistributionRange must be > 0"),
-        ("WeightDistributionRange: .nan", "WeightDistributionRange must be > 0"),
+        # The reference's messages (spec §2), then the value given.
+        ("WeightDistributionRange: 0", "WeightDistributionRange must be > 0, not 0"),
+        ("WeightDistributionRange: -1.5", "WeightDistributionRange must be > 0, not -1.5"),
+        ("WeightDistributionRange: .nan", "WeightDistributionRange must be > 0, not nan"),
         (
             "OutputMode: bogus",
-            "Config: outputMode can only be set to 'auto', 'json' or 'redirect'",
+            "Config: outputMode can only be set to 'auto', 'json' or 'redirect', not 'bogus'",
         ),
         (
             "OutputMode: JSON",
-            "Config: outputMode can only be set to 'auto', 'json' or 'redirect'",
+            "Config: outputMode can only be set to 'auto', 'json' or 'redirect', not 'JSON'",
         ),
         (
             "AllowOutdatedFiles: [{Prefix: dists/, Minutes: 5}]",
-            "AllowOutdatedFiles.Prefix must start with '/'",
+            "AllowOutdatedFiles.Prefix must start with '/', not 'dists/'",
         ),
         (
             "AllowOutdatedFiles: [{Prefix: /dists/, Minutes: -1}]",
-            "AllowOutdatedFiles.Minutes must be >= 0",
+            "AllowOutdatedFiles.Minutes must be >= 0, not -1",
         ),
-        ("MaxLinkHeaders: -1", "MaxLinkHeaders must be >= 0"),
-        ("ConcurrentSync: 0", "ConcurrentSync must be >= 1"),
-        ("RedisDB: -2", "RedisDB must be >= 0"),
-        ("RedisSentinels: [{Host: ''}]", "RedisSentinels.Host must not be empty"),
-        ("Fallbacks: [{CountryCode: FR}]", "Fallbacks.URL must not be empty"),
+        ("MaxLinkHeaders: -1", "MaxLinkHeaders must be >= 0, not -1"),
+        ("ConcurrentSync: 0",
+         "ConcurrentSync must be >= 1 (mirrors scanned at the same time), not 0"),
+        ("ConcurrentSync: -3",
+         "ConcurrentSync must be >= 1 (mirrors scanned at the same time), not -3"),
+        ("RedisDB: -2", "RedisDB must be >= 0, not -2"),
+        ("ScanInterval: -5", "ScanInterval must be a number of minutes >= 0, not -5"),
+        ("CheckInterval: -1", "CheckInterval must be a number of minutes >= 0, not -1"),
+        ("RedisSentinels: [{Host: ''}]", "RedisSentinels.Host must not be empty (entry 1)"),
+        ("Fallbacks: [{URL: fb.example.org}, {CountryCode: FR}]",
+         "Fallbacks.URL must not be empty (entry 2)"),
         ("ListenAddress: '127.0.0.1:99999'", "ListenAddress '127.0.0.1:99999' is invalid: "
                                             "the port must be between 0 and 65535, not 99999"),
         ("ListenAddress: nonsense",
@@ -298,8 +313,45 @@ def test_duplicate_key_is_an_error() -> None:
         ("RedisSentinels: [{Host: '10.0.0.1:0'}]", "RedisSentinels.Host '10.0.0.1:0' is "
                                                    "invalid: the port must be between 1 and "
                                                    "65535, not 0"),
-        *[(f"HTTPReadTimeout: {bad}", "HTTPReadTimeout must be a number of seconds > 0")
-          for bad in ("0", "-1", ".nan", ".inf")],
+        *[(f"HTTPReadTimeout: {bad}", f"HTTPReadTimeout must be a number of seconds > 0, "
+           f"not {shown}")
+          for bad, shown in (("0", "0"), ("-1", "-1"), (".nan", "nan"), (".inf", "inf"))],
+        ("Fallbacks: [{URL: 'ftp://fb.example.org/pub/'}]",
+         "Fallbacks.URL 'ftp://fb.example.org/pub/' is invalid: it must start with http:// or "
+         "https://, or have no scheme (then it serves both)"),
+        ("Fallbacks: [{URL: 'htps://fb.example.org/'}]",
+         "Fallbacks.URL 'htps://fb.example.org/' is invalid: it must start with http:// or "
+         "https://, or have no scheme (then it serves both)"),
+        ("Fallbacks: [{URL: 'HTTP://fb.example.org/'}]",
+         "Fallbacks.URL 'HTTP://fb.example.org/' is invalid: it must start with http:// or "
+         "https://, or have no scheme (then it serves both)"),
+        ("Fallbacks: [{URL: /pub/}]",
+         "Fallbacks.URL '/pub/' is invalid: it names no host (write host/path, "
+         "http://host/path or https://host/path)"),
+        ("Fallbacks: [{URL: 'https://'}]",
+         "Fallbacks.URL 'https://' is invalid: it names no host (write host/path, "
+         "http://host/path or https://host/path)"),
+        ("Fallbacks: [{URL: 'fb.example.org:http/'}]",
+         "Fallbacks.URL 'fb.example.org:http/' is invalid: Port could not be cast to integer "
+         "value as 'http'"),
+        ("Fallbacks: [{URL: \"fb.example.org/a\\tb/\"}]",
+         "Fallbacks.URL 'fb.example.org/a\\tb/' is invalid: it contains a control character (a "
+         "tab, a line break...)"),
+        ("Fallbacks: [{URL: fb.example.org, CountryCode: FRA}]",
+         "Fallbacks.CountryCode 'FRA' is invalid: a country code is two letters (ISO 3166-1, "
+         "e.g. FR), several are separated by spaces"),
+        ("Fallbacks: [{URL: fb.example.org, CountryCode: 'FR,DE'}]",
+         "Fallbacks.CountryCode 'FR,DE' is invalid: a country code is two letters (ISO 3166-1, "
+         "e.g. FR), several are separated by spaces"),
+        ("Fallbacks: [{URL: fb.example.org, ContinentCode: Europe}]",
+         "Fallbacks.ContinentCode 'Europe' is invalid: it must be one of AF, AN, AS, EU, NA, "
+         "OC, SA"),
+        ("Fallbacks: [{URL: fb.example.org, ContinentCode: EA}]",
+         "Fallbacks.ContinentCode 'EA' is invalid: it must be one of AF, AN, AS, EU, NA, OC, "
+         "SA"),
+        ("ScanInterval: 99999999999999999999",
+         "ScanInterval must be a 64-bit integer, not '99999999999999999999' (line 2 in "
+         "test.conf)"),
     ],
 )
 def test_validation_messages(text: str, message: str) -> None:
@@ -315,15 +367,17 @@ def test_missing_repository() -> None:
 def test_reference_checks_come_first() -> None:
     # Several problems: the message is the one the reference would give.
     assert error_of("OutputMode: x\nWeightDistributionRange: 0\n") == (
-        "WeightDistributionRange must be > 0"
+        "WeightDistributionRange must be > 0, not 0"
     )
     assert error_of("OutputMode: x\n") == (
-        "Config: outputMode can only be set to 'auto', 'json' or 'redirect'"
+        "Config: outputMode can only be set to 'auto', 'json' or 'redirect', not 'x'"
     )
 
 
 def test_outdated_rules_accept_empty_prefix_and_zero_minutes() -> None:
-    config = parse(REPO + "AllowOutdatedFiles:\n  - Minutes: 0\n  - Prefix: /\n")
+    config = parse(REPO + "AllowOutdatedFiles:\n  - Minutes: 0\n  - Prefix: /\n",
+                   "AllowOutdatedFiles: the rule for '/' never applies: the earlier rule for '' "
+                   "matches first")
     assert config.allow_outdated_files == (OutdatedRule("", 0), OutdatedRule("/", 0))
 
 
@@ -344,7 +398,10 @@ def test_geoip_path_gets_a_trailing_slash() -> None:
 
 
 def test_negative_repository_scan_interval_is_clamped() -> None:
-    assert parse(REPO + "RepositoryScanInterval: -3\n").repository_scan_interval == 0
+    config = parse(REPO + "RepositoryScanInterval: -3\n",
+                   "RepositoryScanInterval: -3 is taken as 0: the local repository is scanned "
+                   "only on request (mirrorbits-ctl refresh)")
+    assert config.repository_scan_interval == 0
 
 
 def test_fallbacks_normalised() -> None:
@@ -370,7 +427,8 @@ def test_http_read_timeout() -> None:
 
 def test_trusted_proxies() -> None:
     config = parse(
-        REPO + "TrustedProxies:\n  - 127.0.0.1\n  - 10.1.2.3/8\n  - '::1'\n  - 2001:db8::/32\n"
+        REPO + "TrustedProxies:\n  - 127.0.0.1\n  - 10.1.2.3/8\n  - '::1'\n  - 2001:db8::/32\n",
+        "TrustedProxies: '10.1.2.3/8' has host bits set: taken as 10.0.0.0/8",
     )
     assert config.trusted_proxies == ("127.0.0.1/32", "10.0.0.0/8", "::1/128", "2001:db8::/32")
 
@@ -419,6 +477,179 @@ def test_wrong_case_key_is_a_warning_with_a_hint_and_kept_on_error() -> None:
     ]
 
 
+def warnings_of(text: str) -> list[str]:
+    return parse_config(REPO + text, "my.conf")[1]
+
+
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        ("Repositry: /srv/other\n", "did you mean 'Repository'?"),
+        ("ScanIntervall: 60\n", "did you mean 'ScanInterval'?"),
+        ("GeoIPDatabasePath: /geo\n",
+         "did you mean 'GeoipDatabasePath'? (keys are case-sensitive)"),
+        ("Fallbacks: [{Url: fb.example.org}]\n", "did you mean 'URL'? (keys are case-sensitive)"),
+        ("Hashes: {SHA265: yes}\n", "did you mean 'SHA256'?"),
+        ("AllowOutdatedFiles: [{Prefix: /a/, Minute: 5}]\n", "did you mean 'Minutes'?"),
+        ("RedisSentinels: [{Hots: '10.0.0.1:26379'}]\nRedisSentinelMasterName: m\n",
+         "did you mean 'Host'?"),
+        ("Password: x\n", "did you mean 'RPCPassword' or 'RedisPassword'?"),
+        ("Hashes:\nSHA1: yes\n", "did you mean to indent it under 'Hashes'?"),
+        ("CountryCode: FR\n", "did you mean to indent it under 'Fallbacks'?"),
+    ],
+)
+def test_unknown_key_suggests_the_closest_known_one(text: str, hint: str) -> None:
+    try:
+        warnings = warnings_of(text)
+    except ConfigError as err:  # the misspelt key left a required value empty
+        warnings = err.warnings
+    with_hint = [warning for warning in warnings if "unknown configuration key" in warning]
+    assert len(with_hint) == 1 and with_hint[0].endswith("; " + hint), with_hint
+
+
+def test_unknown_key_far_from_any_known_one_gets_no_hint() -> None:
+    assert warnings_of("Foo: 1\ncommon: 2\n") == [
+        "unknown configuration key 'Foo' in my.conf (line 2)",
+        "unknown configuration key 'common' in my.conf (line 3)",
+    ]
+
+
+def test_a_misspelt_key_explains_the_error_it_causes() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config("Repositry: /srv/repo\nScanInterval: 0\nWeightDistributionRange: -1\n",
+                     "my.conf")
+    assert str(info.value) == "WeightDistributionRange must be > 0, not -1"
+    assert info.value.warnings == [
+        "unknown configuration key 'Repositry' in my.conf (line 1); did you mean 'Repository'?",
+        "ScanInterval: 0 rescans every mirror as soon as its previous scan ends "
+        "(ConcurrentSync at a time); it is a number of minutes, 30 by default",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "warning"),
+    [
+        ("ScanInterval: 0", "ScanInterval: 0 rescans every mirror as soon as its previous scan "
+                            "ends (ConcurrentSync at a time); it is a number of minutes, 30 by "
+                            "default"),
+        ("CheckInterval: 0", "CheckInterval: 0 health-checks every mirror every second; it is a "
+                             "number of minutes, 1 by default"),
+        ("SameDownloadInterval: -10", "SameDownloadInterval: -10 is taken as 0: every request "
+                                      "counts as a download, repeated Range requests included"),
+        ("RedisDB: 16", "RedisDB: 16 is above 15: a Redis server has 16 databases unless its "
+                        "'databases' setting is raised, and refuses SELECT 16 otherwise"),
+        ("RedisSentinels: [{Host: '10.0.0.1:26379'}]",
+         "RedisSentinels are not used without RedisSentinelMasterName: Redis is reached at "
+         "RedisAddress '127.0.0.1:6379'"),
+        ("RedisSentinelMasterName: main",
+         "RedisSentinelMasterName 'main' is not used without RedisSentinels: Redis is reached at "
+         "RedisAddress '127.0.0.1:6379'"),
+        ("Hashes: {SHA256: no}", HASHES_OFF),
+        ("WeightDistributionRange: 0.5",
+         "WeightDistributionRange: 0.5 is below 1: not even the closest mirror is within the "
+         "range, so no mirror gets the nearby bonus (1.5 by default)"),
+        ("AllowOutdatedFiles: [{Prefix: /dists/, Minutes: 5}, {Prefix: /dists/sid/, Minutes: 60}]",
+         "AllowOutdatedFiles: the rule for '/dists/sid/' never applies: the earlier rule for "
+         "'/dists/' matches first"),
+        ("Fallbacks: [{URL: fb.example.org, CountryCode: uk}]",
+         "Fallbacks.CountryCode 'UK' is not a country code GeoIP gives: the United Kingdom is "
+         "GB"),
+        ("RPCListenAddress: ':3390'",
+         "RPCListenAddress ':3390' accepts connections from other hosts and RPCPassword is "
+         "empty: anyone who reaches it can control the daemon"),
+        ("RPCListenAddress: '192.0.2.1:3390'",
+         "RPCListenAddress '192.0.2.1:3390' accepts connections from other hosts and RPCPassword "
+         "is empty: anyone who reaches it can control the daemon"),
+    ],
+)
+def test_values_that_work_but_perhaps_not_as_meant_are_warnings(text: str, warning: str) -> None:
+    assert warnings_of(text + "\n") == [warning]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ScanInterval: 1\nCheckInterval: 1\nSameDownloadInterval: 0\nRedisDB: 15",
+        "RepositoryScanInterval: 0\nMaxLinkHeaders: 0\nWeightDistributionRange: 1",
+        "Hashes: {SHA1: yes, SHA256: no}",
+        "RedisSentinelMasterName: m\nRedisSentinels: [{Host: '10.0.0.1:26379'}]",
+        "AllowOutdatedFiles: [{Prefix: /dists/sid/, Minutes: 60}, {Prefix: /dists/, Minutes: 5}]",
+        "RPCListenAddress: '[::1]:3390'",
+        "RPCListenAddress: 'localhost:3390'",
+        "RPCListenAddress: 'unix:/run/mirrorbits.sock'",
+        "RPCListenAddress: ':3390'\nRPCPassword: secret",
+        "Fallbacks: [{URL: 'fb.example.org:8080/pub', CountryCode: 'fr de', ContinentCode: eu}]",
+        "Fallbacks: [{URL: 'https://fb.example.org/fall back/'}]",  # sent percent-encoded
+        "TrustedProxies: [10.0.0.0/8, 192.0.2.7]",
+    ],
+)
+def test_sensible_values_give_no_warning(text: str) -> None:
+    assert warnings_of(text + "\n") == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'OutputMode: "line one\\nline two"',
+        "Fallbacks: [{URL: \"ftp://x/\\r\\n\"}]",
+        "Fallbacks: [{URL: fb.example.org, CountryCode: \"F\\nR\"}]",
+        "OutputMode: " + "x" * 5000,
+        "\"Bad\\nKey\": 1\nWeightDistributionRange: 0",
+    ],
+)
+def test_messages_are_one_short_line_whatever_the_value(text: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(REPO + text + "\n", "my.conf")
+    for message in [str(info.value), *info.value.warnings]:
+        assert "\n" not in message and "\r" not in message, message
+        assert len(message) < 300, message
+
+
+def test_file_system_warnings(tmp_path: Path) -> None:
+    config_path = tmp_path / "mirrorbits.conf"
+
+    def load(**paths: Path) -> list[str]:
+        lines = "".join(f"{key}: {path}\n" for key, path in paths.items())
+        config_path.write_text(lines)
+        return load_config(str(config_path))[1]
+
+    repo, geo, logs, templates = (tmp_path / name for name in ("repo", "geo", "logs", "tpl"))
+    assert load(Repository=repo, GeoipDatabasePath=geo, LogDir=logs, Templates=templates) == [
+        f"Repository '{repo}' does not exist: nothing can be served or scanned from it until "
+        "it can be read",
+        f"GeoipDatabasePath '{geo}/' does not exist: clients cannot be located until it can be "
+        "read",
+        f"LogDir '{logs}' does not exist: no download log is written until it can be",
+        f"Templates '{templates}' does not exist: the shipped templates are used",
+    ]
+    repo.write_text("a file")
+    for directory in (geo, logs, templates):
+        directory.mkdir()
+    (templates / "mirrorlist.html").write_text("a Go template of the reference")
+    assert load(Repository=repo, GeoipDatabasePath=geo, LogDir=logs, Templates=templates) == [
+        f"Repository '{repo}' is not a directory: nothing can be served or scanned from it "
+        "until it can be read",
+        f"Templates '{templates}' holds none of base.xhtml, mirrorlist.xhtml, mirrorstats.xhtml: "
+        "the shipped templates are used",
+    ]
+    repo.unlink()
+    repo.mkdir()
+    (templates / "base.xhtml").write_text("<html/>")
+    assert load(Repository=repo, GeoipDatabasePath=geo, LogDir=logs, Templates=templates) == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_a_log_dir_that_cannot_be_written_is_a_warning(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir(mode=0o555)
+    config_path = tmp_path / "mirrorbits.conf"
+    config_path.write_text(f"Repository: {tmp_path}\nLogDir: {logs}\n")
+    assert load_config(str(config_path))[1] == [
+        f"LogDir '{logs}' is not writable by this process: no download log is written until "
+        "it can be"
+    ]
+
+
 # --- YAML syntax --------------------------------------------------------------------------
 
 
@@ -445,7 +676,16 @@ def test_load_config_reads_the_file(tmp_path: Path) -> None:
     path.write_text(CONFORMANCE_CONFIG + "Extra: 1\n", encoding="utf-8")
     config, warnings = load_config(str(path))
     assert config == parse(CONFORMANCE_CONFIG)
-    assert warnings == [f"unknown configuration key 'Extra' in {path} (line 43)"]
+    assert warnings == [
+        f"unknown configuration key 'Extra' in {path} (line 43)",
+        # The directories it names do not exist here.
+        "Repository '/ROOT/repo' does not exist: nothing can be served or scanned from it "
+        "until it can be read",
+        "GeoipDatabasePath '/ROOT/geo/' does not exist: clients cannot be located until it can "
+        "be read",
+        "LogDir '/ROOT/logs' does not exist: no download log is written until it can be",
+        "Templates '/path/to/reference/templates' does not exist: the shipped templates are used",
+    ]
 
 
 def test_load_config_accepts_a_byte_order_mark(tmp_path: Path) -> None:

@@ -1,0 +1,287 @@
+"""What makes sense in a configuration (spec §2): every message names the key, the value given
+and what is allowed or what the value will do.
+
+:func:`value_errors` and :func:`value_warnings` are pure: they take a parsed
+:class:`~mirrorbits.config.Config` and return messages (the reference's checks first, with its
+wording as the start of the message). :func:`file_system_warnings` looks at the directories
+the configuration names, at load and at each reload.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import os
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from mirrorbits.addresses import AddressError, parse_listen_address, split_host_port
+
+if TYPE_CHECKING:
+    from mirrorbits.config import Config
+    from mirrorbits.model import Fallback
+
+OUTPUT_MODES = ("auto", "json", "redirect")
+CONTINENT_CODES = ("AF", "AN", "AS", "EU", "NA", "OC", "SA")  # GeoIP's continents
+REDIS_DEFAULT_DATABASES = 16  # redis.conf ``databases``
+LONGEST_SHOWN_VALUE = 80
+TEMPLATE_FILES = ("base.xhtml", "mirrorlist.xhtml", "mirrorstats.xhtml")
+# Two-letter codes in common use that no client is located in.
+NOT_GEOIP_COUNTRIES = {
+    "UK": "the United Kingdom is GB",
+    "EL": "Greece is GR",
+}
+_COUNTRY_CODE = re.compile(r"[A-Za-z]{2}")
+_LOCAL_HOSTS = ("localhost", "localhost.")
+
+
+def shown(value: object) -> str:
+    """A value as a message shows it: numbers as written, text quoted on one line."""
+    if isinstance(value, float):
+        return format(value, "g")
+    if isinstance(value, str):
+        if len(value) <= LONGEST_SHOWN_VALUE:
+            return repr(value)
+        return repr(value[: LONGEST_SHOWN_VALUE - 3]) + "..."
+    return str(value)
+
+
+# --- errors: values that cannot be used ---------------------------------------------------
+
+
+def value_errors(config: Config) -> list[str]:
+    """Every unusable value of *config*, one message each; the first is the one reported."""
+    errors: list[str] = []
+    add = errors.append
+    if not config.weight_distribution_range > 0:  # also refuses NaN
+        add(f"WeightDistributionRange must be > 0, not {shown(config.weight_distribution_range)}")
+    if config.output_mode not in OUTPUT_MODES:
+        add("Config: outputMode can only be set to 'auto', 'json' or 'redirect', not "
+            + shown(config.output_mode))
+    if not config.repository:
+        add("Path to local repository not configured (see mirrorbits.conf)")
+    for rule in config.allow_outdated_files:
+        if rule.prefix and not rule.prefix.startswith("/"):
+            add(f"AllowOutdatedFiles.Prefix must start with '/', not {shown(rule.prefix)}")
+        if rule.minutes < 0:
+            add(f"AllowOutdatedFiles.Minutes must be >= 0, not {rule.minutes}")
+    if config.max_link_headers < 0:
+        add(f"MaxLinkHeaders must be >= 0, not {config.max_link_headers}")
+    if config.concurrent_sync < 1:
+        add(f"ConcurrentSync must be >= 1 (mirrors scanned at the same time), "
+            f"not {config.concurrent_sync}")
+    if config.redis_db < 0:
+        add(f"RedisDB must be >= 0, not {config.redis_db}")
+    for key, minutes in (("ScanInterval", config.scan_interval),
+                         ("CheckInterval", config.check_interval)):
+        if minutes < 0:
+            add(f"{key} must be a number of minutes >= 0, not {minutes}")
+    errors += _address_errors(config)
+    if not 0 < config.http_read_timeout < math.inf:  # also refuses NaN
+        add(f"HTTPReadTimeout must be a number of seconds > 0, "
+            f"not {shown(config.http_read_timeout)}")
+    for number, fallback in enumerate(config.fallbacks, 1):
+        errors += _fallback_errors(number, fallback)
+    for text in config.trusted_proxies:
+        if _network(text) is None:
+            add(f"TrustedProxies: {shown(text)} is not an IP address or network (CIDR)")
+    return errors
+
+
+def _address_errors(config: Config) -> list[str]:
+    checks: list[tuple[str, str, Callable[[str], object]]] = [
+        ("ListenAddress", config.listen_address, parse_listen_address),
+        ("RPCListenAddress", config.rpc_listen_address, parse_listen_address),
+        ("RedisAddress", config.redis_address, split_host_port),
+    ]
+    errors = []
+    for number, host in enumerate(config.redis_sentinels, 1):
+        if not host:
+            errors.append(f"RedisSentinels.Host must not be empty (entry {number})")
+        else:
+            checks.append(("RedisSentinels.Host", host, split_host_port))
+    for key, value, parse in checks:
+        try:
+            parse(value)
+        except AddressError as err:
+            errors.append(f"{key} {shown(value)} is invalid: {err}")
+    return errors
+
+
+def _fallback_errors(number: int, fallback: Fallback) -> list[str]:
+    url, country, continent = fallback.url, fallback.country_code, fallback.continent_code
+    errors = []
+    if not url:
+        errors.append(f"Fallbacks.URL must not be empty (entry {number})")
+    else:
+        problem = _fallback_url_problem(url)
+        if problem:
+            errors.append(f"Fallbacks.URL {shown(url)} is invalid: {problem}")
+    if not all(_COUNTRY_CODE.fullmatch(code) for code in country.split()):
+        errors.append(f"Fallbacks.CountryCode {shown(country)} is invalid: a country code is "
+                      "two letters (ISO 3166-1, e.g. FR), several are separated by spaces")
+    if continent and continent.upper() not in CONTINENT_CODES:
+        errors.append(f"Fallbacks.ContinentCode {shown(continent)} is invalid: it must be one of "
+                      + ", ".join(CONTINENT_CODES))
+    return errors
+
+
+def _fallback_url_problem(url: str) -> str:
+    """Why *url* cannot be a fallback's URL ("" if it can)."""
+    scheme, sep, _ = url.partition("://")
+    if sep and scheme not in ("http", "https"):
+        return "it must start with http:// or https://, or have no scheme (then it serves both)"
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in url):  # a space is encoded
+        return "it contains a control character (a tab, a line break...)"
+    try:
+        parts = urlsplit(url if sep else "http://" + url)
+        parts.port  # noqa: B018 - raises ValueError for an invalid port
+    except ValueError as err:
+        return str(err)
+    if not parts.hostname:
+        return "it names no host (write host/path, http://host/path or https://host/path)"
+    return ""
+
+
+def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    try:
+        return ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        return None
+
+
+# --- warnings: values that work, perhaps not as meant -------------------------------------
+
+
+def value_warnings(config: Config) -> list[str]:
+    """What *config* will do that its author may not expect, one message each."""
+    warnings: list[str] = []
+    add = warnings.append
+    if config.same_download_interval < 0:
+        add(f"SameDownloadInterval: {config.same_download_interval} is taken as 0: every "
+            "request counts as a download, repeated Range requests included")
+    if config.redis_db >= REDIS_DEFAULT_DATABASES:
+        add(f"RedisDB: {config.redis_db} is above {REDIS_DEFAULT_DATABASES - 1}: a Redis server "
+            f"has {REDIS_DEFAULT_DATABASES} databases unless its 'databases' setting is raised, "
+            f"and refuses SELECT {config.redis_db} otherwise")
+    if config.redis_sentinels and not config.redis_sentinel_master_name:
+        add("RedisSentinels are not used without RedisSentinelMasterName: Redis is reached at "
+            f"RedisAddress {shown(config.redis_address)}")
+    if config.redis_sentinel_master_name and not config.redis_sentinels:
+        add(f"RedisSentinelMasterName {shown(config.redis_sentinel_master_name)} is not used "
+            "without RedisSentinels: Redis is reached at RedisAddress "
+            + shown(config.redis_address))
+    if config.scan_interval == 0:
+        add("ScanInterval: 0 rescans every mirror as soon as its previous scan ends "
+            "(ConcurrentSync at a time); it is a number of minutes, 30 by default")
+    if config.check_interval == 0:
+        add("CheckInterval: 0 health-checks every mirror every second; it is a number of "
+            "minutes, 1 by default")
+    if config.repository_scan_interval < 0:
+        add(f"RepositoryScanInterval: {config.repository_scan_interval} is taken as 0: the "
+            "local repository is scanned only on request (mirrorbits-ctl refresh)")
+    hashes = config.hashes
+    if not (hashes.sha1 or hashes.sha256 or hashes.md5):
+        add("Hashes: SHA1, SHA256 and MD5 are all off: no checksum is computed, so ?md5, ?sha1 "
+            "and ?sha256 answer 404 and the mirror list and JSON answers show none")
+    if 0 < config.weight_distribution_range < 1:
+        add(f"WeightDistributionRange: {shown(config.weight_distribution_range)} is below 1: not "
+            "even the closest mirror is within the range, so no mirror gets the nearby bonus "
+            "(1.5 by default)")
+    warnings += _shadowed_rules([rule.prefix for rule in config.allow_outdated_files])
+    for fallback in config.fallbacks:
+        for code in fallback.country_code.upper().split():
+            if code in NOT_GEOIP_COUNTRIES:
+                add(f"Fallbacks.CountryCode {shown(code)} is not a country code GeoIP gives: "
+                    f"{NOT_GEOIP_COUNTRIES[code]}")
+    for text in config.trusted_proxies:
+        network = _network(text)
+        if network is not None and "/" in text and not _exact(text):
+            add(f"TrustedProxies: {shown(text)} has host bits set: taken as {network}")
+    if not config.rpc_password and _reachable_from_others(config.rpc_listen_address):
+        add(f"RPCListenAddress {shown(config.rpc_listen_address)} accepts connections from "
+            "other hosts and RPCPassword is empty: anyone who reaches it can control the "
+            "daemon")
+    return warnings
+
+
+def _shadowed_rules(prefixes: list[str]) -> list[str]:
+    """Rules no path reaches: the first rule whose prefix matches a path is the one used."""
+    warnings = []
+    for later, prefix in enumerate(prefixes):
+        earlier = next((p for p in prefixes[:later] if prefix.startswith(p)), None)
+        if earlier is not None:
+            warnings.append(f"AllowOutdatedFiles: the rule for {shown(prefix)} never applies: "
+                            f"the earlier rule for {shown(earlier)} matches first")
+    return warnings
+
+
+def _exact(text: str) -> bool:
+    """Whether the network *text* has no host bits set."""
+    try:
+        ipaddress.ip_network(text.strip(), strict=True)
+    except ValueError:
+        return False
+    return True
+
+
+def _reachable_from_others(address: str) -> bool:
+    """Whether a listener on *address* takes connections from other hosts (a guess for names)."""
+    try:
+        listen = parse_listen_address(address)
+    except AddressError:
+        return False
+    if listen.path or listen.host.lower() in _LOCAL_HOSTS:
+        return False
+    try:
+        return not ipaddress.ip_address(listen.host).is_loopback
+    except ValueError:
+        return True  # all interfaces (empty host), or a name of this host
+
+
+# --- the file system ----------------------------------------------------------------------
+
+
+def file_system_warnings(config: Config) -> list[str]:
+    """The directories *config* names that are missing or unusable right now.
+
+    Warnings, not errors: a repository may be mounted, a log directory created, after the
+    daemon starts.
+    """
+    warnings = []
+    repository = _directory_problem(config.repository, os.R_OK | os.X_OK)
+    if repository:
+        warnings.append(f"Repository {shown(config.repository)} {repository}: nothing can be "
+                        "served or scanned from it until it can be read")
+    geoip = config.geoip_database_path
+    problem = _directory_problem(geoip, os.R_OK | os.X_OK) if geoip else ""
+    if problem:
+        warnings.append(f"GeoipDatabasePath {shown(geoip)} {problem}: clients cannot be "
+                        "located until it can be read")
+    if config.log_dir:
+        problem = _directory_problem(config.log_dir, os.W_OK | os.X_OK)
+        if problem:
+            warnings.append(f"LogDir {shown(config.log_dir)} {problem}: no download log is "
+                            "written until it can be")
+    if config.templates:
+        problem = _directory_problem(config.templates, os.R_OK | os.X_OK)
+        if not problem and not any(
+                os.path.isfile(os.path.join(config.templates, name)) for name in TEMPLATE_FILES):
+            problem = "holds none of " + ", ".join(TEMPLATE_FILES)
+        if problem:
+            warnings.append(f"Templates {shown(config.templates)} {problem}: the shipped "
+                            "templates are used")
+    return warnings
+
+
+def _directory_problem(path: str, access: int) -> str:
+    """What is wrong with *path* as a directory used with *access* ("" if nothing)."""
+    if not os.path.exists(path):
+        return "does not exist"
+    if not os.path.isdir(path):
+        return "is not a directory"
+    if access and not os.access(path, access):
+        return "is not " + ("writable" if access & os.W_OK else "readable") + " by this process"
+    return ""
