@@ -411,7 +411,13 @@ def _add_http(
     pubsub.on_message(keys.CHANNEL_FILE_UPDATE, cache.on_file_update)
     pubsub.on_message(keys.CHANNEL_MIRROR_UPDATE, cache.on_mirror_update)
     pubsub.on_message(keys.CHANNEL_MIRROR_FILE_UPDATE, cache.on_mirror_file_update)
-    pubsub.on_reconnect(cache.clear)
+
+    def forget_after_reconnect() -> None:
+        """Messages may have been missed while pub/sub was away: drop the cache, once the
+        command connection can refill it (until then, answers come from what is known)."""
+        redis.whenReady().addCallback(lambda _: cache.clear())
+
+    pubsub.on_reconnect(forget_after_reconnect)
     dedup = RangeDeduplicator(
         redis.client,
         holder.current.same_download_interval,
