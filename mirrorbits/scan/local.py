@@ -54,7 +54,8 @@ class ScanSummary:
 
 
 async def scan_repository(
-    client: Any, config: Config, reactor: Any, abort: Abort, rehash: bool = False
+    client: Any, config: Config, reactor: Any, abort: Abort, rehash: bool = False,
+    announce: bool = True,
 ) -> ScanSummary:
     """Scan ``config.repository`` and commit it to Redis through txredisapi *client*.
 
@@ -64,7 +65,8 @@ async def scan_repository(
     before the commit.
     """
     root = config.repository
-    log.info("[source] Scanning the filesystem...")
+    # Not repeated at info level while the same failure is retried (``announce`` false).
+    log.emit(LogLevel.info if announce else LogLevel.debug, "[source] Scanning the filesystem...")
     walked: WalkResult = await _in_thread(reactor, walk_repository, root, abort.event)
     _log_problems(walked)
     enabled = tuple(name for name in ALGORITHMS if getattr(config.hashes, name))
@@ -141,6 +143,7 @@ class RepositoryScanner(Service):
     _first_call: Any = field(default=None, init=False)
     _first_done: bool = field(default=False, init=False)
     _last_error: str = field(default="", init=False)
+    _repository_failing: bool = field(default=False, init=False)  # the last scan's walk failed
     _waiters: list[Deferred[ScanSummary]] = field(factory=list, init=False)
     _want_rehash: bool = field(default=False, init=False)
     _busy: bool = field(default=False, init=False)
@@ -217,7 +220,7 @@ class RepositoryScanner(Service):
         self._abort.check()
         client = self._get_client()
         return await scan_repository(client, self._get_config(), self._reactor, self._abort,
-                                     rehash)
+                                     rehash, announce=not self._repository_failing)
 
     async def _first_scan(self) -> None:
         if await self._scan_logged():
@@ -242,12 +245,14 @@ class RepositoryScanner(Service):
             level = LogLevel.debug if waiting or repeated else LogLevel.error
             log.emit(level, "[source] Repository scan failed: {error}", error=message)
             self._last_error = message
+            self._repository_failing = isinstance(err, OSError)
             return False
         except Exception:
             log.failure("[source] Repository scan failed")
             self._last_error = ""
             return False
         self._last_error = ""
+        self._repository_failing = False
         return True
 
     def _start_loop(self) -> None:
