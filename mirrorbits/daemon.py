@@ -376,7 +376,8 @@ def build_daemon(
     root_page = None
     if embedded is not None:
         root_page = RootGuide(lambda: holder.current.repository, embedded.describe_redis(config),
-                              ctl, embedded.demo, count_mirrors, reactor).text
+                              ctl, embedded.demo, count_mirrors, reactor,
+                              indexed=lambda: not monitor or scanner.indexed).text
     http, site = _add_http(daemon, holder, reactor, redis, pubsub, stats, download_log, geo,
                            successor, activated.http, root_page)
     if embedded is not None and embedded.demo:
@@ -396,7 +397,8 @@ def build_daemon(
         root_url = http_base(config.listen_address) if embedded is not None else None
         NoMirrorHint(redis.whenReady, count_mirrors,
                      no_mirror_hint(ctl, config.repository, root_url,
-                                    demo_hint=embedded is not None)).setServiceParent(daemon)
+                                    demo_hint=embedded is not None),
+                     indexed=scanner.when_indexed).setServiceParent(daemon)
 
     def describe() -> str:
         state = "" if redis.ready else " (database not ready)"

@@ -11,6 +11,7 @@ children) is used as it is rather than started twice on one data directory.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 from collections import deque
@@ -156,6 +157,22 @@ def _free_port(host: str) -> int:
         return port
 
 
+_LOG_PREFIX = re.compile(r"^\d+:[A-Z] \d+ \w+ \d+ [\d:.]+ ([.*#-]) ")
+
+
+def explain(output: list[str]) -> str:
+    """What a redis-server's last lines say about its exit, without pid and time: its last
+    two warnings (``#``), else its last line."""
+    messages = []
+    for line in output:
+        match = _LOG_PREFIX.match(line)
+        messages.append((match.group(1) if match else "", line[match.end():] if match else line))
+    warnings = [text for level, text in messages if level == "#"]
+    if warnings:
+        return " ".join(warnings[-2:])
+    return messages[-1][1] if messages else ""
+
+
 def redis_arguments(binary: str, host: str, port: int, data_dir: str) -> list[str]:
     """The command line of the private server: loopback only, snapshots in ``data_dir``."""
     return [
@@ -239,8 +256,9 @@ class EmbeddedRedis(Service):
         if clock.seconds() - self._started_at >= STABLE_AFTER:
             self._delay = self.restart_delay  # it ran: a new failure, not the same one
             self._last_failure = ""
-        status = "" if reason.check(ProcessDone) else f" ({reason.getErrorMessage()})"
-        detail = proto.output[-1] if proto.output else ""
+        code = getattr(reason.value, "exitCode", None)
+        status = "" if reason.check(ProcessDone) or code is None else f" (exit code {code})"
+        detail = explain(list(proto.output))
         failure = f"The private redis-server stopped{status}" + (f": {detail}" if detail else "")
         if failure != self._last_failure:
             self.log.warn("{failure}; restarting it in {delay:g} s", failure=failure,

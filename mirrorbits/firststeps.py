@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from attrs import define, field
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 
 from mirrorbits.addresses import AddressError, join_host_port, split_host_port
@@ -112,11 +112,12 @@ def no_mirror_hint(ctl: str, repository: str, root_url: str | None, demo_hint: b
 
 
 def root_text(*, repository: str, redis: str, ctl: str, mirrors: int | None,
-              example: str | None, demo: bool) -> str:
+              example: str | None, demo: bool, indexed: bool = True) -> str:
     """The body of ``/`` on the embedded configuration (sent with its 503).
 
     ``mirrors``: how many are registered (None: Redis cannot tell now); ``example``: the path
-    of a file of the repository to try.
+    of a file of the repository to try; ``indexed``: whether the repository's first index
+    is done (mirrors can be scanned only then).
     """
     if mirrors is None:
         count = "unknown: the database is not ready (see the daemon's log)"
@@ -131,7 +132,8 @@ def root_text(*, repository: str, redis: str, ctl: str, mirrors: int | None,
         "It answers a request for a file of the repository with a redirect to a mirror that",
         'holds the same file; "/" is a directory, which is never redirected.',
         "",
-        f"Repository: {repository}",
+        f"Repository: {repository}" + ("" if indexed else " (being indexed: a mirror can be "
+                                          "scanned once this is done)"),
         f"Redis:      {redis}",
         f"Mirrors:    {count}",
         "",
@@ -191,6 +193,7 @@ class RootGuide:
     demo: bool
     count_mirrors: Callable[[], Awaitable[int]]
     clock: IReactorTime
+    indexed: Callable[[], bool] = lambda: True
     _memo: tuple[float, str] | None = field(default=None, init=False)
 
     async def text(self) -> str:
@@ -204,19 +207,22 @@ class RootGuide:
         repository = self.repository()
         example = example_file(repository) if mirrors else None
         text = root_text(repository=repository, redis=self.redis, ctl=self.ctl,
-                         mirrors=mirrors, example=example, demo=self.demo)
+                         mirrors=mirrors, example=example, demo=self.demo,
+                         indexed=self.indexed())
         self._memo = (self.clock.seconds(), text)
         return text
 
 
 @define(eq=False)
 class NoMirrorHint(Service):
-    """Once the database is ready, logs ``hint`` if no mirror is registered (once a start)."""
+    """Once the database is ready and the repository indexed, logs ``hint`` if no mirror is
+    registered (once a start)."""
 
     ready: Callable[[], Deferred[None]]
     count_mirrors: Callable[[], Awaitable[int]]
     hint: str
     _waiting: Deferred[None] | None = field(default=None, init=False)
+    indexed: Callable[[], Deferred[None]] = lambda: succeed(None)  # the repository's index
 
     def startService(self) -> None:
         super().startService()
@@ -225,6 +231,7 @@ class NoMirrorHint(Service):
 
     async def _check(self) -> None:
         await self.ready()
+        await self.indexed()  # before that, a mirror cannot be scanned
         if await self.count_mirrors() == 0:
             log.info("{hint}", hint=self.hint)
 

@@ -148,6 +148,7 @@ class RepositoryScanner(Service):
     _want_rehash: bool = field(default=False, init=False)
     _busy: bool = field(default=False, init=False)
     _idle: list[Deferred[None]] = field(factory=list, init=False)
+    _indexed: list[Deferred[None]] = field(factory=list, init=False)
 
     name = "repository-scan"
 
@@ -222,9 +223,25 @@ class RepositoryScanner(Service):
         return await scan_repository(client, self._get_config(), self._reactor, self._abort,
                                      rehash, announce=not self._repository_failing)
 
+    @property
+    def indexed(self) -> bool:
+        """Whether the repository was indexed since the start (the CLI can scan mirrors)."""
+        return self._first_done
+
+    def when_indexed(self) -> Deferred[None]:
+        """Fires once the first scan since the start succeeded."""
+        if self._first_done:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._indexed.append(waiter)
+        return waiter
+
     async def _first_scan(self) -> None:
         if await self._scan_logged():
             self._first_done = True
+            waiters, self._indexed = self._indexed, []
+            for waiter in waiters:
+                waiter.callback(None)
             self._start_loop()
         elif self.running:
             self._first_call = self._reactor.callLater(FIRST_SCAN_RETRY_DELAY,
