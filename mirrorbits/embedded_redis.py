@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import socket
+import sys
 from collections import deque
 from typing import Any
 
@@ -173,9 +174,16 @@ def explain(output: list[str]) -> str:
     return messages[-1][1] if messages else ""
 
 
+# Runs the rest of its command line in a process group of its own: a Ctrl-C in the terminal
+# reaches the daemon only, which stops the server last (after the statistics' last flush).
+_OWN_PROCESS_GROUP = "import os, sys; os.setpgid(0, 0); os.execv(sys.argv[1], sys.argv[1:])"
+
+
 def redis_arguments(binary: str, host: str, port: int, data_dir: str) -> list[str]:
-    """The command line of the private server: loopback only, snapshots in ``data_dir``."""
+    """The command line of the private server: loopback only, snapshots in ``data_dir``,
+    in its own process group."""
     return [
+        sys.executable, "-c", _OWN_PROCESS_GROUP,
         binary, "--bind", host, "--port", str(port), "--dir", data_dir,
         "--pidfile", os.path.join(data_dir, PID_FILE),
         "--save", "60 1", "--appendonly", "no", "--daemonize", "no",
@@ -237,8 +245,9 @@ class EmbeddedRedis(Service):
         os.makedirs(self.data_dir, mode=0o700, exist_ok=True)
         proto = _RedisProcess(self)
         reactor: IReactorProcess = self.reactor
+        arguments = redis_arguments(binary, self.host, self.port, self.data_dir)
         reactor.spawnProcess(
-            proto, binary, redis_arguments(binary, self.host, self.port, self.data_dir),
+            proto, arguments[0], arguments,
             env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, path=self.data_dir,
         )
         self._process = proto

@@ -61,9 +61,11 @@ class EmbeddedDaemon:
                 "--control", f"127.0.0.1:{self.rpc_port}", *self.extra]
 
     def start(self) -> None:
+        # A session of its own, as in a terminal: Ctrl-C signals the whole process group.
         self.process = subprocess.Popen(self.command(), cwd=self.workdir,
                                         env={**env_without_proxies(), "TZ": "UTC"},
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
         try:
             wait_for_address(f"127.0.0.1:{self.http_port}", timeout=30)
         except TimeoutError:
@@ -80,11 +82,15 @@ class EmbeddedDaemon:
                 raise AssertionError(f"{text!r} not logged:\n{self.log()}")
             time.sleep(0.05)
 
-    def stop(self, signum: int = signal.SIGTERM) -> int | None:
+    def stop(self, signum: int = signal.SIGTERM, group: bool = False) -> int | None:
+        """Signal the daemon (``group``: its whole process group, as Ctrl-C does)."""
         if self.process is None:
             return None
         if self.process.poll() is None:
-            self.process.send_signal(signum)
+            if group:
+                os.killpg(self.process.pid, signum)
+            else:
+                self.process.send_signal(signum)
             try:
                 self.process.wait(30)
             except subprocess.TimeoutExpired:
@@ -210,6 +216,21 @@ def test_readme_command_runs_a_private_redis_and_says_what_to_do_next(
         wait_until(lambda: "example" in again.run(f"{ctl} list").stdout, 20, "the mirror")
     finally:
         again.stop()
+
+
+def test_ctrl_c_stops_the_daemon_then_its_redis_server(fresh: Path) -> None:
+    """Ctrl-C reaches the whole process group: the private server must not die first, or
+    the last statistics flush is lost and its death logged as a failure."""
+    daemon = EmbeddedDaemon(fresh)
+    daemon.start()
+    daemon.wait_log("No mirror is registered yet")
+    port = private_redis_port(fresh)
+    daemon.stop(signal.SIGINT, group=True)  # twistd exits by the signal, as it should
+    log = daemon.log()
+    assert "redis-server stopped" not in log
+    assert "Database is down" not in log
+    assert "Server Shut Down." in log
+    wait_until(lambda: not answers("127.0.0.1", port), 15, "the private redis-server stops")
 
 
 def test_the_machines_redis_is_never_used_without_being_named(
