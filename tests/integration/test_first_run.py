@@ -225,6 +225,9 @@ def test_ctrl_c_stops_the_daemon_then_its_redis_server(fresh: Path) -> None:
     daemon.start()
     daemon.wait_log("No mirror is registered yet")
     port = private_redis_port(fresh)
+    assert daemon.process is not None
+    redis_pid = int((fresh / "mirrorbits-data" / "redis" / "redis.pid").read_text())
+    assert os.getpgid(redis_pid) != os.getpgid(daemon.process.pid)
     daemon.stop(signal.SIGINT, group=True)  # twistd exits by the signal, as it should
     log = daemon.log()
     assert "redis-server stopped" not in log
