@@ -325,6 +325,17 @@ def test_embedded_options_refused_in_one_line(fresh: Path, args: list[str],
     assert "Traceback" not in result.stderr + result.stdout
 
 
+def test_without_redis_server_the_start_says_what_to_do(fresh: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty-path"
+    empty.mkdir()
+    result = run_twistd("-n", "--pidfile=", "mirrorbits", "--repository", "docs", cwd=fresh,
+                        env={"PATH": str(empty)})
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == (
+        "mirrorbits: redis-server is not installed (apt-get install redis-server), or pass "
+        "--redis-address HOST:PORT to use a running Redis")
+
+
 def test_embedded_options_need_the_embedded_configuration(fresh: Path) -> None:
     config = fresh / "mirrorbits.conf"
     config.write_text(f"Repository: {fresh / 'docs'}\n")
