@@ -278,8 +278,9 @@ def build_daemon(
     )
     pubsub.setName("pubsub")
     pubsub.setServiceParent(daemon)
+    redis.on_master(pubsub.follow_master)  # after a Sentinel failover, both move together
 
-    stats = StatsService(redis.client, reactor)
+    stats = StatsService(redis.session, reactor)
     stats.setName("stats")
     stats.setServiceParent(daemon)
     download_log = DownloadLog(
@@ -356,6 +357,7 @@ def build_daemon(
         scan=control_hook(mirror_scanner),
         stats_file=file_downloads,
         stats_mirror=mirror_downloads,
+        refresh_progress=scanner.progress, scan_progress=mirror_scanner.progress,
     )
     control = AdoptedListener(
         parse_listen_address(config.rpc_listen_address, unix_mode=CONTROL_SOCKET_MODE),
@@ -446,7 +448,7 @@ def _add_http(
             daemon.serving(main_pid=os.getpid())
         if not redis.ready:  # served after the wait: say so again once the database is up
             redis.whenReady().addCallback(lambda _: daemon.notifier.status(daemon.describe()))
-    cache = MirrorCache(redis.client, reactor)
+    cache = MirrorCache(redis.reading_client, reactor)  # a miss during a failover waits
     pubsub.on_message(keys.CHANNEL_FILE_UPDATE, cache.on_file_update)
     pubsub.on_message(keys.CHANNEL_MIRROR_UPDATE, cache.on_mirror_update)
     pubsub.on_message(keys.CHANNEL_MIRROR_FILE_UPDATE, cache.on_mirror_file_update)

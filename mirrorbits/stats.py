@@ -2,17 +2,36 @@
 
 Counting (spec §11.1) is O(1) and does no I/O: :meth:`StatsService.count_download`
 adds to in-memory counters per UTC day, and a ``LoopingCall`` on the injected clock
-writes them every 500 ms in one MULTI. Counters that cannot be written stay in
-memory and are retried; :meth:`StatsService.stopService` makes a last, time-bounded
-flush (fix of §20 item 17: the reference lost up to 0.5 s of counts on SIGTERM).
+writes them every 500 ms (and at stop, fix of §20 item 17) in one script per batch
+(:mod:`mirrorbits.store.statsflush`).
+
+No counted download is lost or counted twice, whatever Redis does:
+
+* Each batch gets an id when it is first sent and keeps it (and its content) until it is
+  known written; the script writes a batch all or nothing, and once only per id. A batch
+  Redis refused (``OOM``, ``READONLY``...) or whose reply was lost is sent again, as is,
+  while new downloads gather in the next one.
+* A written batch is kept until a replica holds it (``WAIT 1`` after the writes, when the
+  master has had a replica within the last minute). When the writes move to a new master
+  (a new link: failover, reconnection), the batches not known to reach a replica are sent
+  there again; those that made it before the switch are recognised and not counted again.
+
+Memory is bounded: at most :data:`MAX_FILE_COUNTERS` distinct (day, file) counters wait to
+be written (beyond that, the downloads of further files are still counted in
+``STATS_TOTAL`` and the per-mirror counters, but not per file: logged), and written batches
+are kept for a replay at most :data:`KEEP_SECONDS` and :data:`MAX_KEPT_BYTES` (then the
+oldest are forgotten, logged: only a failover after that could lose them).
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
+import secrets
 from collections import Counter
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -20,11 +39,20 @@ from attrs import define, field
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall
+from twisted.internet.task import LoopingCall, deferLater
 from twisted.python.failure import Failure
 
 from mirrorbits.logs import Logger
 from mirrorbits.store import keys
+from mirrorbits.store.redis import MasterSession
+from mirrorbits.store.statsflush import (
+    WriteRefused,
+    Written,
+    renew_record,
+    replica_acks,
+    script_arguments,
+    write_batch,
+)
 
 log = Logger()
 
@@ -32,8 +60,20 @@ _DAY = 86400
 _INT64 = 1 << 63
 _PERIOD_PART = re.compile(r"[+-]?[0-9]+")
 
+# Distinct (day, file) counters waiting to be written: 100 to 200 bytes each in memory, so
+# about 20 MB at most (plus, while Redis refuses a batch, that batch encoded: 10 MB at most).
+MAX_FILE_COUNTERS = 100_000
+# Written batches are kept for a replay on a new master until a replica holds them, but not
+# longer than this (well under statsflush.BATCH_TTL, so a replay is always recognised)...
+KEEP_SECONDS = 600.0
+# ...nor beyond this many bytes of encoded batches (the oldest are forgotten first).
+MAX_KEPT_BYTES = 32 * 1024 * 1024
+REPLICA_TIMEOUT = 1.0  # seconds a flush waits for a replica's acknowledgement
+
 # (UTC day, field) -> amount, for one kind of counter.
 _Counts = Counter[tuple[date, str]]
+
+Sessions = Callable[[], AbstractAsyncContextManager[MasterSession]]
 
 
 def utc_date(seconds: float) -> date:
@@ -47,100 +87,58 @@ def _suffixes(day: date) -> tuple[str, str, str, str]:
 
 @define
 class _Batch:
-    """Counters waiting to be written: per file, per mirror, bytes per mirror."""
+    """Counters waiting to be written: per file, per mirror, bytes per mirror, in all."""
 
     files: _Counts = field(factory=Counter)
     mirrors: _Counts = field(factory=Counter)
     bytes: _Counts = field(factory=Counter)
+    total: int = 0
 
     def __bool__(self) -> bool:
-        return bool(self.files or self.mirrors or self.bytes)
-
-    def merge(self, other: _Batch) -> None:
-        self.files.update(other.files)
-        self.mirrors.update(other.mirrors)
-        self.bytes.update(other.bytes)
+        return self.total > 0
 
     def downloads(self) -> int:
-        return sum(self.files.values())
+        return self.total
 
 
-# One script per flush. ARGV[1..3]: the key prefixes of the three counter kinds; ARGV[4]: the
-# STATS_TOTAL increment; ARGV[5]: the increments, each "<kind><day>\0<amount>\0<field>\0"
-# (kind 1-3, day an index; file names cannot contain NUL); ARGV[6..]: four key suffixes per
-# day. Each increment goes to the four levels of its day. Returns how many increments Redis
-# refused (e.g. a key of another type).
-_FLUSH_SCRIPT = """
-local failed = 0
-local payload = ARGV[5]
-local pos = 1
-local size = #payload
-while pos <= size do
-  local a = string.find(payload, "\\0", pos, true)
-  local b = string.find(payload, "\\0", a + 1, true)
-  local c = string.find(payload, "\\0", b + 1, true)
-  local prefix = ARGV[tonumber(string.sub(payload, pos, pos))]
-  local first = 5 + 4 * tonumber(string.sub(payload, pos + 1, a - 1))
-  local amount = string.sub(payload, a + 1, b - 1)
-  local name = string.sub(payload, b + 1, c - 1)
-  for level = 1, 4 do
-    local reply = redis.pcall('HINCRBY', prefix .. ARGV[first + level], name, amount)
-    if type(reply) == 'table' and reply.err then failed = failed + 1 end
-  end
-  pos = c + 1
-end
-local total = tonumber(ARGV[4])
-if total and total > 0 then
-  local reply = redis.pcall('INCRBY', KEYS[1], total)
-  if type(reply) == 'table' and reply.err then failed = failed + 1 end
-end
-return failed
-"""
+@define(eq=False)
+class _Sealed:
+    """A batch with its id, encoded once, kept until a replica is known to hold it."""
 
-
-def _flush_arguments(batch: _Batch) -> list[bytes] | None:
-    """The ``ARGV`` of :data:`_FLUSH_SCRIPT` for ``batch`` (None when there is nothing to do).
-
-    Building one payload costs a fraction of what thousands of separate arguments cost the
-    Redis client to encode; names are sent as the bytes of the file name (undecodable bytes
-    of a non-UTF-8 name included).
-    """
-    days: dict[date, bytes] = {}
-    parts: list[bytes] = []
-    for kind, counts in ((b"1", batch.files), (b"2", batch.mirrors), (b"3", batch.bytes)):
-        for (day, name), amount in counts.items():
-            if not amount:
-                continue
-            index = days.get(day)
-            if index is None:
-                index = days[day] = str(len(days)).encode()
-            parts.append(b"%s%s\0%d\0%s\0" % (
-                kind, index, amount, name.encode("utf-8", "surrogateescape")))
-    total = batch.downloads()
-    if not parts and not total:
-        return None
-    arguments = [keys.STATS_FILE.encode(), keys.STATS_MIRROR.encode(),
-                 keys.STATS_MIRROR_BYTES.encode(), b"%d" % total, b"".join(parts)]
-    for day in days:
-        arguments.extend(suffix.encode() for suffix in _suffixes(day))
-    return arguments
+    batch_id: str
+    arguments: list[bytes]
+    downloads: int
+    size: int  # bytes of the encoded batch
+    generation: int | None = None  # the link it was last written on; None: not known written
+    written_at: float | None = None  # when it was first known written
 
 
 @define(eq=False)
 class StatsService(Service):
-    """Aggregates downloads in memory and commits them to the ``STATS_*`` keys."""
+    """Aggregates downloads in memory and commits them to the ``STATS_*`` keys.
 
-    _get_client: Callable[[], Any]
+    ``sessions()`` lends a connection to the master (``RedisService.session``).
+    """
+
+    _sessions: Sessions
     _clock: IReactorTime
     _flush_interval: float = 0.5
     stall_warning: float = 5.0
     stop_timeout: float = 3.0
+    max_file_counters: int = MAX_FILE_COUNTERS
+    keep_seconds: float = KEEP_SECONDS
+    max_kept_bytes: int = MAX_KEPT_BYTES
+    replica_timeout: float = REPLICA_TIMEOUT
     _batch: _Batch = field(init=False, factory=_Batch)
+    _kept: list[_Sealed] = field(init=False, factory=list)
     _inflight: Deferred[None] | None = field(init=False, default=None)
-    _inflight_batch: _Batch | None = field(init=False, default=None)
     _inflight_since: float = field(init=False, default=0.0)
     _warned: bool = field(init=False, default=False)
+    _unconfirmed_warned: bool = field(init=False, default=False)
+    _files_dropped: int = field(init=False, default=0)
     _loop: LoopingCall | None = field(init=False, default=None)
+    _node: str = field(init=False, factory=lambda: secrets.token_hex(8))
+    _sequence: itertools.count[int] = field(init=False, factory=lambda: itertools.count(1))
     _day: date = field(init=False, factory=lambda: date(1970, 1, 1))
     _day_start: float = field(init=False, default=0.0)
     _day_end: float = field(init=False, default=0.0)
@@ -155,15 +153,24 @@ class StatsService(Service):
         day = self._today()
         mirror = str(mirror_id)
         batch = self._batch
-        batch.files[day, path] += 1
+        batch.total += 1
+        files = batch.files
+        key = (day, path)
+        counted = files.get(key)
+        if counted is not None:
+            files[key] = counted + 1
+        elif len(files) < self.max_file_counters:
+            files[key] = 1
+        else:
+            self._file_counter_dropped()
         batch.mirrors[day, mirror] += 1
         if size > 0:
             batch.bytes[day, mirror] += size
 
     def pending_downloads(self) -> int:
-        """How many counted downloads are not committed yet (in memory or in flight)."""
-        inflight = self._inflight_batch.downloads() if self._inflight_batch else 0
-        return self._batch.downloads() + inflight
+        """Counted downloads not yet known safe: waiting, or written but not confirmed by a
+        replica the master is expected to have."""
+        return self._batch.total + sum(sealed.downloads for sealed in self._kept)
 
     def when_idle(self) -> Deferred[None]:
         """A Deferred firing once no write to Redis is in flight."""
@@ -189,6 +196,13 @@ class StatsService(Service):
             self._day_end = self._day_start + _DAY
         return self._day
 
+    def _file_counter_dropped(self) -> None:
+        if not self._files_dropped:
+            log.error("Statistics memory full ({n} files waiting to be written): further files "
+                      "are counted in the totals only until Redis takes the counters",
+                      n=self.max_file_counters)
+        self._files_dropped += 1
+
     def startService(self) -> None:
         super().startService()
         loop = LoopingCall(self._tick)
@@ -205,6 +219,7 @@ class StatsService(Service):
 
     def _tick(self) -> None:
         try:
+            self._forget_old_batches()
             if self._inflight is not None:
                 stalled = self._clock.seconds() - self._inflight_since
                 if stalled >= self.stall_warning:
@@ -215,64 +230,150 @@ class StatsService(Service):
             log.failure("Statistics flush failed")
 
     def _start_flush(self) -> Deferred[None] | None:
-        """Write the current counters; on failure they return to memory. Never fails."""
-        if not self._batch:
+        """Write what waits, replay what a new master may lack; on failure everything stays
+        in memory for the next attempt. Never fails."""
+        if not self._batch and not self._kept:
             return None
-        batch, self._batch = self._batch, _Batch()
-        self._inflight_batch = batch
         self._inflight_since = self._clock.seconds()
-        d = self._inflight = Deferred.fromCoroutine(self._write(batch))
+        d = self._inflight = Deferred.fromCoroutine(self._flush())
 
-        def committed(_: None) -> None:
-            self._inflight = self._inflight_batch = None
-            self._warned = False
+        def done(result: object) -> None:
+            self._inflight = None
+            if isinstance(result, Failure):
+                self._warn(str(result.value) or type(result.value).__name__)
 
-        def failed(failure: Failure) -> None:
-            self._inflight = self._inflight_batch = None
-            batch.merge(self._batch)
-            self._batch = batch
-            self._warn(str(failure.value) or type(failure.value).__name__)
-
-        return d.addCallbacks(committed, failed)
+        return d.addBoth(done)
 
     def _warn(self, reason: str) -> None:
         if not self._warned:
             self._warned = True
             log.warn("Uncommited stats kept in-memory: {reason}", reason=reason)
 
-    async def _write(self, batch: _Batch) -> None:
-        """All increments of ``batch`` in one atomic script: one command, not one per field.
+    async def _flush(self) -> None:
+        async with self._sessions() as session:
+            try:
+                await self._write(session)
+            except WriteRefused:
+                raise  # answered: the connection is fine
+            except BaseException:
+                if session.conn.connected:
+                    session.abandon()  # a reply may still come: nobody would read it
+                raise
 
-        Redis runs a script without interleaving other clients, like the reference's MULTI,
-        but the daemon builds and awaits a single command per flush, with one payload.
-        """
-        arguments = _flush_arguments(batch)
-        if arguments is None:
+    async def _write(self, session: MasterSession) -> None:
+        """Replays, then the waiting counters, then (if a replica is expected) ``WAIT``."""
+        generation = session.generation
+        replays = [sealed for sealed in self._kept if sealed.generation != generation]
+        moved = [sealed for sealed in replays if sealed.generation is not None]
+        written = 0
+        duplicates = 0
+        for sealed in replays:
+            outcome = await self._send(session, sealed)
+            written += 0 if outcome.duplicate else sealed.downloads
+            duplicates += outcome.duplicate
+        if moved:
+            log.info("Statistics batches sent again to a new master: {n} ({missing} "
+                     "download(s) it lacked, {there} batch(es) it had already)",
+                     n=len(moved), missing=written, there=duplicates)
+        sent = bool(replays)
+        if self._batch:
+            sealed = self._seal()
+            await self._send(session, sealed)
+            written += sealed.downloads
+            sent = True
+        if self._warned:
+            self._warned = False
+            log.info("Statistics written again ({n} download(s) kept meanwhile)", n=written)
+        if self._files_dropped and len(self._batch.files) < self.max_file_counters:
+            log.warn("{n} download(s) were counted without their file (memory was full)",
+                     n=self._files_dropped)
+            self._files_dropped = 0
+        if not self._kept:
             return
-        failed = await self._get_client().execute_command(
-            "EVAL", _FLUSH_SCRIPT, 1, keys.STATS_TOTAL, *arguments)
-        if failed and int(failed):  # applied in part: retrying would count the rest twice
-            log.error("{n} statistics increments were refused by Redis", n=int(failed))
+        if not session.expects_replica:  # a lone master: nothing else can hold them
+            self._kept.clear()
+            return
+        if not sent:  # WAIT follows the writes of its own connection: write one
+            await renew_record(session.conn, self._kept[-1].batch_id)
+        if await replica_acks(session.conn, self.replica_timeout):
+            self._kept.clear()  # the replica holds everything this master wrote before
+            self._unconfirmed_warned = False
+        elif not self._unconfirmed_warned:
+            self._unconfirmed_warned = True
+            log.warn("No replica acknowledged the statistics within {t} s: {n} download(s) "
+                     "kept to be written again after a failover",
+                     t=self.replica_timeout, n=self.pending_downloads())
+
+    def _seal(self) -> _Sealed:
+        """The waiting counters become a batch with an id; new downloads start a new one."""
+        batch, self._batch = self._batch, _Batch()
+        arguments = script_arguments(batch.files, batch.mirrors, batch.bytes, batch.total)
+        sealed = _Sealed(f"{self._node}:{next(self._sequence)}", arguments, batch.total,
+                         sum(map(len, arguments)))
+        self._kept.append(sealed)  # before sending: a lost reply leaves it to send again
+        return sealed
+
+    async def _send(self, session: MasterSession, sealed: _Sealed) -> Written:
+        outcome = await write_batch(session.conn, sealed.batch_id, sealed.arguments)
+        sealed.generation = session.generation
+        if sealed.written_at is None:
+            sealed.written_at = self._clock.seconds()
+        if outcome.refused:  # applied in part: retrying would count the rest twice
+            log.error("{n} statistics increments were refused by Redis", n=outcome.refused)
+        return outcome
+
+    def _forget_old_batches(self) -> None:
+        """Forget written batches older than ``keep_seconds`` or, oldest first, those beyond
+        ``max_kept_bytes``; batches not known written are never forgotten."""
+        if not self._kept:
+            return
+        now = self._clock.seconds()
+        size = sum(sealed.size for sealed in self._kept)
+        kept: list[_Sealed] = []
+        forgotten = 0
+        for sealed in self._kept:  # oldest first
+            if sealed.written_at is not None and (
+                    now - sealed.written_at > self.keep_seconds or size > self.max_kept_bytes):
+                size -= sealed.size
+                forgotten += sealed.downloads
+            else:
+                kept.append(sealed)
+        if forgotten:
+            self._kept = kept
+            log.warn("{n} download(s) written to Redis were never confirmed by a replica: no "
+                     "longer kept for a failover", n=forgotten)
 
     async def _final_flush(self) -> None:
-        """Commit what is left, waiting at most ``stop_timeout`` seconds in all."""
+        """Commit what is left, waiting at most ``stop_timeout`` seconds in all (also for
+        the master to be reachable again, if it is being switched)."""
         deadline = self._clock.seconds() + self.stop_timeout
         if self._inflight is not None:
             try:
                 await self.when_idle().addTimeout(self.stop_timeout, self._clock)
             except Exception:
                 return self._report_lost()
-        d = self._start_flush()
-        if d is not None:
+        while self._batch or self._kept:
+            left = deadline - self._clock.seconds()
+            if left <= 0:
+                break
+            d = self._start_flush()
+            if d is None:
+                break
             if not d.called:
-                d.addTimeout(max(deadline - self._clock.seconds(), 0.0), self._clock)
+                d.addTimeout(left, self._clock)
             await d
+            if self._batch or self._kept:
+                await deferLater(self._clock, min(0.1, max(left, 0.0)), lambda: None)
         return self._report_lost()
 
     def _report_lost(self) -> None:
-        lost = self.pending_downloads()
-        if lost:
-            log.error("Could not commit {n} download(s) at shutdown", n=lost)
+        waiting = self._batch.total + sum(s.downloads for s in self._kept if s.generation is None)
+        unconfirmed = self.pending_downloads() - waiting
+        if waiting:
+            log.error("Could not commit {n} download(s) at shutdown", n=waiting)
+        if unconfirmed:
+            log.warn("{n} download(s) written at shutdown were not confirmed by a replica",
+                     n=unconfirmed)
 
 
 @define(eq=False)

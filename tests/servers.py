@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 import attrs
+import redis
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -42,11 +44,17 @@ class RedisServer:
     host: str = "127.0.0.1"
     port: int = 0
     password: str = ""
+    replica_of: RedisServer | None = None
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    def client(self, db: int = 0) -> redis.Redis:
+        """A synchronous client with text replies (close it after use)."""
+        return redis.Redis(host=self.host, port=self.port, db=db, password=self.password or None,
+                           decode_responses=True, socket_timeout=10)
 
     def start(self) -> None:
         binary = shutil.which("redis-server")
@@ -60,7 +68,9 @@ class RedisServer:
             "--appendonly", "no", "--dir", str(self.workdir), "--daemonize", "no",
         ]
         if self.password:
-            args += ["--requirepass", self.password]
+            args += ["--requirepass", self.password, "--masterauth", self.password]
+        if self.replica_of is not None:
+            args += ["--replicaof", self.replica_of.host, str(self.replica_of.port)]
         self.process = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.workdir
         )
@@ -75,6 +85,175 @@ class RedisServer:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+@attrs.define
+class SentinelServer:
+    """A ``redis-sentinel`` watching ``master`` as ``master_name``, with short timeouts.
+
+    Quorum 1, so that one sentinel may fail over on its own; the sentinel's file is
+    rewritten by the sentinel itself (failovers are recorded there).
+    """
+
+    workdir: Path
+    master: RedisServer
+    master_name: str = "mymaster"
+    host: str = "127.0.0.1"
+    port: int = 0
+    down_after_ms: int = 1000
+    failover_timeout_ms: int = 4000
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-sentinel")
+        if binary is None:
+            raise RuntimeError("redis-sentinel is not installed")
+        if not self.port:
+            self.port = free_port(self.host)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        conf = self.workdir / "sentinel.conf"
+        name = self.master_name
+        lines = [
+            f"port {self.port}", f"bind {self.host}", f"dir {self.workdir}",
+            f"sentinel monitor {name} {self.master.host} {self.master.port} 1",
+            f"sentinel down-after-milliseconds {name} {self.down_after_ms}",
+            f"sentinel failover-timeout {name} {self.failover_timeout_ms}",
+        ]
+        if self.master.password:
+            lines.append(f"sentinel auth-pass {name} {self.master.password}")
+        conf.write_text("\n".join(lines) + "\n")
+        self.process = subprocess.Popen(
+            [binary, str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=self.workdir,
+        )
+        wait_for_port(self.host, self.port)
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host=self.host, port=self.port, decode_responses=True,
+                           socket_timeout=10)
+
+    def master_address(self) -> str:
+        """The master's ``host:port`` as this sentinel names it now."""
+        with self.client() as client:
+            host, port = client.execute_command("SENTINEL", "get-master-addr-by-name",
+                                                self.master_name)
+        return f"{host}:{port}"
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+
+@attrs.define
+class ReplicatedRedis:
+    """A master, one replica and sentinels: real processes on loopback."""
+
+    master: RedisServer
+    replica: RedisServer
+    sentinels: list[SentinelServer]
+
+    @classmethod
+    def start(cls, workdir: Path, sentinels: int = 2) -> ReplicatedRedis:
+        """Start the servers; return once the replica is in sync and the sentinels know it."""
+        master = RedisServer(workdir=workdir / "master")
+        replica = RedisServer(workdir=workdir / "replica", replica_of=master)
+        group = cls(master, replica, [
+            SentinelServer(workdir=workdir / f"sentinel{n}", master=master)
+            for n in range(sentinels)])
+        try:
+            master.start()
+            replica.start()
+            group.wait_replicated(master, timeout=20)
+            for sentinel in group.sentinels:
+                sentinel.start()
+            group.wait_sentinels_know_the_replica(timeout=30)
+        except BaseException:
+            group.stop()
+            raise
+        return group
+
+    @property
+    def servers(self) -> tuple[RedisServer, RedisServer]:
+        return self.master, self.replica
+
+    def current_master(self) -> RedisServer:
+        """The master the sentinels name (the first server, without sentinels)."""
+        if not self.sentinels:
+            return self.master
+        named = self.sentinels[0].master_address()
+        return next(s for s in self.servers if s.address == named)
+
+    def wait_replicated(self, master: RedisServer, timeout: float) -> None:
+        """Until ``master`` has a replica whose link is up."""
+        deadline = time.monotonic() + timeout
+        with master.client() as client:
+            while True:
+                info = client.info("replication")
+                if info.get("role") == "master" and any(
+                        isinstance(v, dict) and v.get("state") == "online"
+                        for k, v in info.items() if k.startswith("slave")):
+                    return
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{master.address} has no online replica: {info}")
+                time.sleep(0.05)
+
+    def wait_sentinels_know_the_replica(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for sentinel in self.sentinels:
+            with sentinel.client() as client:
+                while True:
+                    replicas = client.execute_command("SENTINEL", "replicas",
+                                                      sentinel.master_name)
+                    flags = [_fields(r).get("flags", "") for r in replicas]
+                    if flags and all(f == "slave" for f in flags):
+                        break
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"sentinel {sentinel.address} sees {flags}")
+                    time.sleep(0.1)
+
+    def failover(self, timeout: float = 30.0) -> tuple[RedisServer, RedisServer]:
+        """``SENTINEL FAILOVER`` on the last sentinel; ``(former, new)`` masters once every
+        sentinel names the new one.
+
+        The former master goes on acting as a master until the sentinels demote it, some
+        seconds later (:meth:`wait_demoted`).
+        """
+        old = self.current_master()
+        new = self.replica if old is self.master else self.master
+        trigger = self.sentinels[-1]
+        with trigger.client() as client:
+            client.execute_command("SENTINEL", "FAILOVER", trigger.master_name)
+        deadline = time.monotonic() + timeout
+        while any(s.master_address() != new.address for s in self.sentinels):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the sentinels did not all switch to the new master")
+            time.sleep(0.02)
+        return old, new
+
+    def wait_demoted(self, old: RedisServer, new: RedisServer, timeout: float = 30.0) -> None:
+        """Until the former master ``old`` replicates from ``new``."""
+        self.wait_replicated(new, timeout)
+        with old.client() as client:
+            assert client.execute_command("ROLE")[0] == "slave"
+
+    def stop(self) -> None:
+        for server in [*self.sentinels, self.replica, self.master]:
+            with contextlib.suppress(Exception):  # stop the others whatever happens
+                server.stop()
+
+
+def _fields(reply: object) -> dict[str, object]:
+    """A ``SENTINEL replicas`` entry (a flat list, or a dict once parsed by redis-py)."""
+    if isinstance(reply, dict):
+        return {str(k): v for k, v in reply.items()}
+    assert isinstance(reply, list)
+    return {str(k): v for k, v in zip(reply[::2], reply[1::2], strict=False)}
 
 
 def env_without_proxies() -> dict[str, str]:

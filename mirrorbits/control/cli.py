@@ -10,8 +10,11 @@ mirror's URL is fine, and an empty or closed standard input at a prompt means "n
 from __future__ import annotations
 
 import getpass
+import os
+import signal
 import sys
 from collections.abc import Callable, Coroutine
+from contextlib import suppress
 from typing import Any
 
 from attrs import frozen
@@ -24,6 +27,7 @@ from twisted.protocols import amp
 from mirrorbits.control import commands as c
 from mirrorbits.control import flags as f
 from mirrorbits.control.output import PROGRAM
+from mirrorbits.control.prompt import interruptible, line_open
 from mirrorbits.model import Mirror
 
 DEFAULT_HOST = "localhost"
@@ -150,7 +154,7 @@ class Invocation:
 def global_flags() -> f.FlagSet:
     flags = f.FlagSet()
     flags.add("h", f.STRING, DEFAULT_HOST, "Daemon `host`, or unix:/path of its control socket")
-    flags.add("p", f.UINT, DEFAULT_PORT, "Daemon control `port`")
+    flags.add("p", f.PORT, DEFAULT_PORT, "Daemon control `port`")
     flags.add("P", f.STRING, "", "Control `password` (RPCPassword)")
     flags.add("a", f.BOOL, False, "Ask for the control password (masked)")
     flags.add("debug", f.BOOL, False, "Accepted for compatibility; no effect")
@@ -158,18 +162,42 @@ def global_flags() -> f.FlagSet:
     return flags
 
 
+# Global flags that cannot follow the command name: there ``-h`` asks for help (or, for
+# ``stats``, means human-readable sizes), as in the reference.
+NOT_AFTER_COMMAND = ("h",)
+
+USAGE_ORDER = (
+    "\nOptions and flags may also follow the command and its arguments\n"
+    "(mirrorbits-ctl list -P secret, mirrorbits-ctl remove NAME -f), except -h HOST.\n"
+)
+
+
 def usage_text() -> str:
-    return USAGE_HEAD + global_flags().defaults() + USAGE_COMMANDS
+    return USAGE_HEAD + global_flags().defaults() + USAGE_ORDER + USAGE_COMMANDS
+
+
+def flag_error(error: f.FlagError) -> Exit:
+    """A refused flag: one line on stderr, usage error."""
+    return Exit(2, f"{error}\n")
 
 
 def parse_command_line(argv: list[str], table: dict[str, CommandSpec]) -> Invocation:
-    """The invocation ``argv`` asks for; raises :class:`Exit` for help and usage errors."""
+    """The invocation ``argv`` asks for; raises :class:`Exit` for help and usage errors.
+
+    Global flags come before the command, as in the reference, or after it (except ``-h``).
+    A command's flags come before its arguments, as in the reference, or after them: a
+    command line is first read with Go's rule (flags end at the first argument), and only
+    when that leaves the wrong number of arguments are flags looked for among them, so every
+    command line the reference accepts means what it meant there (``stats file -h`` still
+    counts the files matching ``-h``).
+    """
+    top = global_flags()
     try:
-        options, rest = global_flags().parse(argv)
+        options, rest = top.parse(argv)
     except f.HelpRequested:
         raise Exit(0, stdout=usage_text()) from None
     except f.FlagError as error:
-        raise Exit(2, f"{error}\n{usage_text()}") from None
+        raise flag_error(error) from None
     if not rest:
         raise Exit(2, usage_text())
     name = rest[0].lower()
@@ -178,14 +206,19 @@ def parse_command_line(argv: list[str], table: dict[str, CommandSpec]) -> Invoca
     command = table.get(name)
     if command is None:
         raise Exit(2, f"Error: Command not found: {rest[0]}\n{usage_text()}")
+    flags = command.flags.merged(top, without=NOT_AFTER_COMMAND)
     try:
-        command_options, args = command.flags.parse(rest[1:])
+        values, given, args = flags.parse_given(rest[1:])
+        if not command.min_args <= len(args) <= command.max_args:
+            values, given, args = flags.parse_given(rest[1:], interspersed=True)
     except f.HelpRequested:
         raise Exit(0, stdout=command.usage().lstrip("\n")) from None
     except f.FlagError as error:
-        raise Exit(2, f"{error}\n{command.usage()}") from None
+        raise flag_error(error) from None
     if not command.min_args <= len(args) <= command.max_args:
         raise Exit(2, command.usage().lstrip("\n"))
+    command_options = {key: values[key] for key in command.flags.flags}
+    options.update({key: values[key] for key in given if key not in command.flags.flags})
     if command.check is not None:
         command.check(command_options, args)
     return Invocation(
@@ -292,9 +325,12 @@ async def connect(reactor: Any, host: str, port: int) -> amp.AMP:
 def ask_password() -> str:
     """Read the password without echo; a closed input gives an empty password."""
     try:
-        return getpass.getpass("Password: ")
-    except (EOFError, KeyboardInterrupt):
+        with interruptible():
+            return getpass.getpass("Password: ")
+    except EOFError:
         return ""
+    except KeyboardInterrupt:
+        raise Exit(EXIT_INTERRUPTED, "\nInterrupted\n") from None
 
 
 async def run(reactor: Any, invocation: Invocation) -> None:
@@ -317,12 +353,50 @@ def _emit(error: Exit) -> None:
     if error.stdout:
         sys.stdout.write(error.stdout)
     if error.stderr:
-        sys.stdout.flush()
+        _flush_stdout()
         sys.stderr.write(error.stderr)
 
 
+def _flush_stdout() -> None:
+    if sys.stdout is not None:
+        sys.stdout.flush()
+
+
+# Exit codes beyond usage errors (2) and failures (1).
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as if the pipe's signal had ended the process
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush stays quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, AttributeError, ValueError):
+        pass
+
+
+def _report_unexpected(error: BaseException) -> int:
+    """One line for an error no command expects (no traceback); the exit code."""
+    if isinstance(error, BrokenPipeError):  # the reader went away (| head): stop quietly
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    if sys.stdout is None:
+        message = "standard output is closed"
+    elif isinstance(error, OSError) and error.filename is None:
+        message = f"cannot write the output: {error.strerror or error}"
+    else:
+        message = f"unexpected error: {type(error).__name__}: {error}"
+    sys.stderr.write(f"{PROGRAM}: {message}\n")
+    return 1
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``mirrorbits-ctl`` console script."""
+    """Entry point of the ``mirrorbits-ctl`` console script.
+
+    Every failure exits non-zero: usage errors 2, failures 1, an interruption (Ctrl-C, or
+    SIGTERM) 130, a closed output pipe 141.
+    """
     from mirrorbits.control.cli_commands import COMMANDS
 
     arguments = sys.argv[1:] if argv is None else argv
@@ -331,20 +405,57 @@ def main(argv: list[str] | None = None) -> None:
     except Exit as error:
         _emit(error)
         raise SystemExit(error.code) from None
+    finished = False
+    interrupted = False
+
+    def on_shutdown() -> None:
+        # The reactor stops before the command is done: Ctrl-C or SIGTERM. Its connection
+        # is about to be cut; the command must not report that as a daemon failure, and a
+        # second Ctrl-C must not interrupt the report.
+        nonlocal interrupted
+        interrupted = not finished
+        if interrupted:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     async def entry(reactor: Any) -> None:
+        nonlocal finished
+        reactor.addSystemEventTrigger("before", "shutdown", on_shutdown)
+        code = 0
         try:
             if invocation.command.preamble is not None:
                 sys.stdout.write(invocation.command.preamble())
             await run(reactor, invocation)
+            _flush_stdout()
         except Exit as error:
-            _emit(error)
-            if error.code:
-                raise SystemExit(error.code) from None
+            if interrupted:
+                raise SystemExit(_report_interruption()) from None
+            try:
+                _emit(error)
+            except Exception as failure:
+                _report_unexpected(failure)
+            code = error.code
+        except Exception as error:
+            code = _report_unexpected(error)
         finally:
-            sys.stdout.flush()
+            finished = True
+        if code:
+            raise SystemExit(code)
 
-    react(entry)
+    try:
+        react(entry)
+    except SystemExit as stop:
+        if interrupted and not stop.code:  # the command never came back
+            raise SystemExit(_report_interruption()) from None
+        raise
+    except KeyboardInterrupt:  # before the reactor ran
+        raise SystemExit(_report_interruption()) from None
+
+
+def _report_interruption() -> int:
+    with suppress(Exception):
+        _flush_stdout()
+    sys.stderr.write("\nInterrupted\n" if line_open() else "Interrupted\n")
+    return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import tempfile
 from mirrorbits.control import commands as c
 from mirrorbits.control.cli import Invocation, Session, fail
 from mirrorbits.control.mirror_yaml import MirrorYamlError, edit_text, parse_edit_text
-from mirrorbits.control.prompt import confirm, out
+from mirrorbits.control.prompt import confirm, ignoring_interrupts, out
 from mirrorbits.control.validate import MirrorValidationError, check_http_url, check_identifier
 from mirrorbits.model import Mirror
 
@@ -50,7 +50,8 @@ def edit_mirror_file(path: str, original: Mirror, editor: list[str]) -> Mirror |
         initial = _digest(handle.read())
     for _ in range(MAX_EDIT_ROUNDS):
         try:
-            status = subprocess.call([*editor, path])
+            with ignoring_interrupts():
+                status = subprocess.call([*editor, path])
         except OSError as error:
             raise fail(f"Cannot run the editor {editor[0]}: {error.strerror or error}") from None
         if status != 0:

@@ -5,26 +5,26 @@ The daemon answers ``<command>: not available yet`` (exit 1) while it lacks the 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from mirrorbits.control import commands as c
 from mirrorbits.control import flags as f
 from mirrorbits.control.cli import Exit, Invocation, Session, fail, flag_set, make_spec
+from mirrorbits.control.cli_progress import watched
 from mirrorbits.control.prompt import out
 from mirrorbits.control.tabwriter import tabulate
 from mirrorbits.encoding import human_size
 from mirrorbits.model import Mirror
 
-_DAY_RE = re.compile(r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})\Z")
-
 
 async def _refresh(session: Session, invocation: Invocation) -> None:
-    out("Refreshing the local repository... ")
+    prefix = "Refreshing the local repository... "
+    out(prefix)
     try:
-        await session.call(c.RefreshRepository, timeout=None, rehash=invocation.options["rehash"])
+        await watched(session, "refresh", prefix, session.call(
+            c.RefreshRepository, timeout=None, rehash=invocation.options["rehash"]))
     except Exit:
         out("\n")
         raise
@@ -44,24 +44,29 @@ async def _scan(session: Session, invocation: Invocation) -> None:
     else:
         raise fail(_SCAN.usage().lstrip("\n"), code=2)
     protocol = "rsync" if options["rsync"] else "ftp" if options["ftp"] else "all"
+    failed = 0
     for mirror_id, name in targets:
-        out(f"Scanning {name}... ")
+        prefix = f"Scanning {name}... "
+        out(prefix)
         try:
-            reply = await session.call(
+            reply = await watched(session, "scan", prefix, session.call(
                 c.ScanMirror,
                 timeout=None,
                 id=mirror_id,
                 auto_enable=options["enable"],
                 protocol=protocol,
                 scan_timeout=float(options["timeout"]) or None,
-            )
+            ), mirror_id=mirror_id)
         except Exit as error:
             message = error.stderr.strip()
             if len(targets) == 1 or "not available" in message:
                 raise fail(f"\nscan error: {message}") from None
             out(f"scan error: {message}\n")
+            failed += 1
             continue
         out(scan_report(reply))
+    if failed:  # the reference exited 0 here
+        raise fail(f"{failed} of {len(targets)} scans failed")
 
 
 def scan_report(reply: dict[str, Any]) -> str:
@@ -78,15 +83,31 @@ def scan_report(reply: dict[str, Any]) -> str:
     return text
 
 
-def parse_day(text: str, today: date) -> date:
-    """``YYYY-M-D`` (padding optional); anything else means ``today``."""
-    match = _DAY_RE.match(text.strip())
-    if match is None:
-        return today
-    try:
-        return date(*(int(part) for part in match.groups()))
-    except ValueError:
-        return today
+class DateRangeError(ValueError):
+    """Dates of ``stats`` that make no range; the message names the flags."""
+
+
+def stats_days(start: date | None, end: date | None, today: date) -> tuple[date, date]:
+    """The first and the day after the last day ``stats`` counts.
+
+    Both days are included; a missing one is ``today`` (UTC, like the counters). The
+    reference counted up to the start of its end day, so its end day was left out.
+    """
+    first = start or today
+    last = end or today
+    if first > last:
+        if start is None:
+            raise DateRangeError(f"-end-date {last.isoformat()} is before today "
+                                 f"({first.isoformat()}): give a -start-date too")
+        shown = f"-end-date {last.isoformat()}" if end else f"today ({last.isoformat()})"
+        raise DateRangeError(f"-start-date {first.isoformat()} is after {shown}")
+    if last == date.max:
+        raise DateRangeError(f"-end-date {last.isoformat()} is out of range")
+    return first, last + timedelta(days=1)
+
+
+def utc_today() -> date:
+    return datetime.now(UTC).date()
 
 
 def stats_file_text(files: dict[str, int]) -> str:
@@ -111,9 +132,8 @@ def stats_mirror_text(mirror: Mirror, requests: int, size: int, human: bool) -> 
 async def _stats(session: Session, invocation: Invocation) -> None:
     kind, target = invocation.args
     options = invocation.options
-    today = date.today()
-    start = parse_day(options["start-date"], today).isoformat()
-    end = parse_day(options["end-date"], today).isoformat()
+    first, after = stats_days(options["start-date"], options["end-date"], utc_today())
+    start, end = first.isoformat(), after.isoformat()
     if kind == "file":
         reply = await session.call(c.StatsFile, pattern=target, start=start, end=end)
         out(stats_file_text({str(k): int(v) for k, v in reply["files"].items()}))
@@ -127,6 +147,10 @@ async def _stats(session: Session, invocation: Invocation) -> None:
 def _check_stats(options: dict[str, Any], args: list[str]) -> None:
     if args[0] not in ("mirror", "file"):
         raise Exit(2, _STATS.usage().lstrip("\n"))
+    try:
+        stats_days(options["start-date"], options["end-date"], utc_today())
+    except DateRangeError as error:
+        raise Exit(2, f"{error}\n") from None
 
 
 def mirmon_text(mirrors: Iterable[Mirror], options: dict[str, Any]) -> str:
@@ -177,8 +201,8 @@ _SCAN = make_spec(
 _STATS = make_spec(
     "stats", "[OPTIONS] [mirror|file] [IDENTIFIER|PATTERN]", "Show download stats", _stats,
     flag_set(
-        ("start-date", f.STRING, "", "Starting date (format YYYY-MM-DD)"),
-        ("end-date", f.STRING, "", "Ending date (format YYYY-MM-DD)"),
+        ("start-date", f.DATE, None, "Starting date (format YYYY-MM-DD)"),
+        ("end-date", f.DATE, None, "Ending date, included (format YYYY-MM-DD)"),
         ("h", f.BOOL, True, "Human readable version"),
     ),
     args=(2, 2),

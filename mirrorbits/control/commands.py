@@ -234,8 +234,31 @@ class ScanMirror(_Command):
     ]
 
 
+class GetProgress(_Command):
+    """How far the running local scan (``operation="refresh"``) or the scan of mirror ``id``
+    (``operation="scan"``) got on this node: files ``done`` of ``total`` (0: unknown) in
+    ``phase``, begun ``seconds`` ago; ``running`` is false when none runs.
+
+    ``mirrorbits-ctl`` polls it during a long ``refresh`` or ``scan`` to show progress on a
+    terminal; it ignores a daemon that does not know it.
+    """
+
+    arguments = [*_password(), (b"operation", amp.Unicode()), (b"id", amp.Integer(optional=True))]
+    response = [
+        (b"running", amp.Boolean()),
+        (b"phase", amp.Unicode()),
+        (b"done", amp.Integer()),
+        (b"total", amp.Integer()),
+        (b"seconds", amp.Float()),
+    ]
+
+
 class StatsFile(_Command):
-    """Download counts per file whose path matches ``pattern``, days ``start`` to ``end``."""
+    """Download counts per file whose path matches ``pattern``.
+
+    Days from ``start`` up to ``end`` excluded (``YYYY-MM-DD``), like the reference's range;
+    ``mirrorbits-ctl`` sends the day after its ``-end-date`` so that the end day counts.
+    """
 
     arguments = [
         *_password(),
@@ -247,7 +270,7 @@ class StatsFile(_Command):
 
 
 class StatsMirror(_Command):
-    """Download requests and bytes of one mirror, days ``start`` to ``end``."""
+    """Download requests and bytes of one mirror, days ``start`` up to ``end`` excluded."""
 
     arguments = [
         *_password(),

@@ -7,16 +7,27 @@ The reference CLI parses its options that way and operators' scripts rely on it:
 * parsing stops at the first argument that is not a flag, at ``-`` or after ``--``;
 * an undefined ``-help``/``-h`` asks for help; other undefined flags are errors.
 
+On top of Go's rules, :meth:`FlagSet.parse` can read *interspersed* flags (after the
+arguments too: ``stats mirror X -start-date 2026-12-01``), and values are checked when they
+are read: a ``date`` flag must be a real ``YYYY-MM-DD`` day, a ``port`` flag 1 to 65535,
+integers must fit 64 bits. Every :class:`FlagError` is one line naming the flag and value.
+
 :meth:`FlagSet.defaults` prints the flag list in Go's ``PrintDefaults`` layout.
 """
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from typing import Any
 
 from attrs import define, field, frozen
 
-BOOL, STRING, INT, UINT = "bool", "string", "int", "uint"
+BOOL, STRING, INT, UINT, DATE, PORT = "bool", "string", "int", "uint", "date", "port"
+# The type name ``defaults`` shows for a kind (Go has no date or port flags).
+_SHOWN_KIND = {DATE: "string", PORT: "uint"}
+_DAY_RE = re.compile(r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})\Z")
+_INT64 = 2**63
 _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 _FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 
@@ -48,14 +59,33 @@ class FlagSet:
     def add(self, name: str, kind: str, default: Any, usage: str) -> None:
         self.flags[name] = Flag(name, kind, default, usage)
 
-    def parse(self, args: list[str]) -> tuple[dict[str, Any], list[str]]:
-        """The flag values (defaults filled in) and the remaining arguments."""
+    def parse(
+        self, args: list[str], interspersed: bool = False
+    ) -> tuple[dict[str, Any], list[str]]:
+        """The flag values (defaults filled in) and the remaining arguments.
+
+        Go's rule by default: the first argument that is not a flag ends the flags. With
+        ``interspersed`` the flags may also follow the arguments; ``--`` still ends them.
+        """
+        values, _, rest = self.parse_given(args, interspersed)
+        return values, rest
+
+    def parse_given(
+        self, args: list[str], interspersed: bool = False
+    ) -> tuple[dict[str, Any], set[str], list[str]]:
+        """Like :meth:`parse`, with the names of the flags the command line set."""
         values = {name: flag.default for name, flag in self.flags.items()}
+        given: set[str] = set()
+        rest: list[str] = []
         index = 0
         while index < len(args):
             arg = args[index]
             if len(arg) < 2 or not arg.startswith("-"):
-                break
+                if not interspersed:
+                    break
+                rest.append(arg)
+                index += 1
+                continue
             index += 1
             if arg == "--":
                 break
@@ -68,6 +98,7 @@ class FlagSet:
                 if name in ("help", "h"):
                     raise HelpRequested()
                 raise FlagError(f"flag provided but not defined: -{name}")
+            given.add(name)
             if flag.kind == BOOL:
                 if not has_value:
                     values[name] = True
@@ -82,7 +113,13 @@ class FlagSet:
                 value = args[index]
                 index += 1
             values[name] = _convert(flag, value)
-        return values, args[index:]
+        return values, given, rest + args[index:]
+
+    def merged(self, other: FlagSet, without: tuple[str, ...] = ()) -> FlagSet:
+        """These flags plus ``other``'s (but ``without``); ours win where names clash."""
+        flags = {name: flag for name, flag in other.flags.items() if name not in without}
+        flags.update(self.flags)
+        return FlagSet(flags)
 
     def defaults(self) -> str:
         """One entry per flag, sorted by name, as Go's ``PrintDefaults`` writes them."""
@@ -95,7 +132,7 @@ class FlagSet:
                 line += f" {type_name}"
             line += "\t" if len(line) <= 4 else "\n    \t"
             line += usage.replace("\n", "\n    \t")
-            if flag.default not in (False, "", 0):
+            if flag.default not in (False, "", 0, None):
                 shown = f'"{flag.default}"' if flag.kind == STRING else _text(flag.default)
                 line += f" (default {shown})"
             out.append(line + "\n")
@@ -115,19 +152,48 @@ def _unquote_usage(flag: Flag) -> tuple[str, str]:
             name = flag.usage[first + 1 : second]
             usage = flag.usage[:first] + name + flag.usage[second + 1 :]
             return name, usage
-    return ("" if flag.kind == BOOL else flag.kind), flag.usage
+    return ("" if flag.kind == BOOL else _SHOWN_KIND.get(flag.kind, flag.kind)), flag.usage
 
 
-def _convert(flag: Flag, value: str) -> int | str:
+def _convert(flag: Flag, value: str) -> int | str | date:
     if flag.kind == STRING:
         return value
+    if flag.kind == DATE:
+        return _convert_day(flag, value)
     try:
         number = _parse_int(value)
     except ValueError:
         raise FlagError(f'invalid value "{value}" for flag -{flag.name}: parse error') from None
-    if flag.kind == UINT and number < 0:
+    if flag.kind in (UINT, PORT) and number < 0:
         raise FlagError(f'invalid value "{value}" for flag -{flag.name}: parse error')
+    if flag.kind == PORT and not 0 < number < 65536:
+        raise FlagError(f'invalid value "{value}" for flag -{flag.name}: '
+                        "not a port number (1-65535)")
+    if not -_INT64 <= number < (2 * _INT64 if flag.kind == UINT else _INT64):
+        raise FlagError(f'invalid value "{value}" for flag -{flag.name}: value out of range')
     return number
+
+
+def parse_day(text: str) -> date:
+    """A ``YYYY-MM-DD`` day (month and day may be unpadded, as Go's ``2006-1-2`` layout).
+
+    Raises :class:`ValueError` with the reason.
+    """
+    match = _DAY_RE.match(text.strip())
+    if match is None:
+        raise ValueError("expected a date as YYYY-MM-DD")
+    year, month, day = (int(part) for part in match.groups())
+    try:
+        return date(year, month, day)
+    except ValueError as error:
+        raise ValueError(str(error)) from None
+
+
+def _convert_day(flag: Flag, value: str) -> date:
+    try:
+        return parse_day(value)
+    except ValueError as error:
+        raise FlagError(f'invalid value "{value}" for flag -{flag.name}: {error}') from None
 
 
 def _parse_int(text: str) -> int:

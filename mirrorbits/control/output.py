@@ -11,6 +11,7 @@ from mirrorbits.encoding import format_rfc1123_utc
 from mirrorbits.model import Mirror
 
 PROGRAM = "mirrorbits-ctl"
+NEVER = "never"
 
 # Keys of the version dictionaries and the labels ``version`` prints for them.
 VERSION_LABELS = (
@@ -95,8 +96,16 @@ def _list_row(mirror: Mirror, options: ListOptions) -> str:
         row += f"\t{country} ({mirror.continent_code}) "
     if options.state:
         status = mirror.status_text if mirror.enabled else "disabled"
-        row += f"\t{status} \t({format_rfc1123_utc(mirror.state_since)})"
+        row += f"\t{status} \t({since_text(mirror.state_since)})"
     return row + "\n"
+
+
+def since_text(seconds: int | None) -> str:
+    """A mirror time for people: RFC 1123 in UTC, or ``never`` for the zero time.
+
+    The reference printed the zero time as ``Mon, 01 Jan 0001 00:00:00 UTC``.
+    """
+    return NEVER if seconds is None else format_rfc1123_utc(seconds)
 
 
 def resolve_match(pattern: str, hits: Sequence[tuple[int, str]]) -> tuple[int, str]:

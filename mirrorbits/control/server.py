@@ -29,6 +29,7 @@ from mirrorbits.control.validate import (
 from mirrorbits.geo import MirrorLocation, MirrorLookupError
 from mirrorbits.logs import Logger
 from mirrorbits.model import Mirror
+from mirrorbits.progress import ProgressReport
 from mirrorbits.store import errors as store_errors
 from mirrorbits.store.commands import gather
 from mirrorbits.store.mirrors import MirrorStore
@@ -70,10 +71,13 @@ class ControlBackend:
     refresh: Callable[[bool], Awaitable[Any]] | None = None
     upgrade: Callable[[], Awaitable[None]] | None = None
     scan: ScanHook | None = None
-    # (pattern, first day, last day as YYYY-MM-DD) -> {path: downloads}
+    # (pattern, first day, end day excluded, as YYYY-MM-DD) -> {path: downloads}
     stats_file: Callable[[str, str, str], Awaitable[dict[str, int]]] | None = None
-    # (mirror ID, first day, last day) -> (downloads, bytes)
+    # (mirror ID, first day, end day excluded) -> (downloads, bytes)
     stats_mirror: Callable[[int, str, str], Awaitable[tuple[int, int]]] | None = None
+    # How far the running local scan, or this node's scan of a mirror, got (None: none runs)
+    refresh_progress: Callable[[], ProgressReport | None] | None = None
+    scan_progress: Callable[[int], ProgressReport | None] | None = None
 
 
 def control_endpoint(rpc_listen_address: str) -> str:
@@ -345,6 +349,22 @@ class ControlLocator(amp.CommandLocator):
         finally:
             self._running.discard(running)
         return attrs.asdict(outcome)
+
+    @c.GetProgress.responder
+    def get_progress(self, password: str | None, operation: str, id: int | None) -> dict[str, Any]:
+        self._check(password)
+        report: ProgressReport | None = None
+        if operation == "refresh":
+            if self.backend.refresh_progress is not None:
+                report = self.backend.refresh_progress()
+        elif operation == "scan":
+            if self.backend.scan_progress is not None:
+                report = self.backend.scan_progress(_valid_id(id or 0))
+        else:
+            raise c.InvalidArgument(f"unknown operation {operation!r}")
+        if report is None:
+            return {"running": False, "phase": "", "done": 0, "total": 0, "seconds": 0.0}
+        return {"running": True, **attrs.asdict(report)}
 
     @c.StatsFile.responder
     async def stats_file(

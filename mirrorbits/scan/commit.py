@@ -28,6 +28,7 @@ from twisted.internet.task import LoopingCall
 
 from mirrorbits.encoding import format_go_time
 from mirrorbits.logs import Logger
+from mirrorbits.progress import Progress
 from mirrorbits.scan.rsync import PRECISION_NS, ScanListing
 from mirrorbits.scan.rsync_listing import ListedFile
 from mirrorbits.scan.tzoffset import store_detected_offset
@@ -164,18 +165,24 @@ async def commit_scan(
     clock: Any,
     *,
     fix_timezone_offsets: bool = False,
+    progress: Progress | None = None,
 ) -> ScanResult:
     """Write a complete listing (steps 4, 6-12); the caller holds ``SCANNING_<id>``.
 
-    With ``fix_timezone_offsets`` the mirror's timezone offset is detected (§6.5).
+    With ``fix_timezone_offsets`` the mirror's timezone offset is detected (§6.5);
+    ``progress`` counts the files written (phase ``indexing``).
     """
     files = list({f.path: f for f in listing.files}.values())
     tmp = keys.mirror_files_tmp(mirror_id)
     current = keys.mirror_files(mirror_id)
     await client.delete(tmp)
     log.info("[{name}] Indexing the files...", name=name)
+    if progress is not None:
+        progress.begin("indexing", len(files))
     for batch in batches(files, _FILES_PER_BATCH):
         await transaction(client, _file_commands(mirror_id, batch))
+        if progress is not None:
+            progress.advance(len(batch))
     removed: list[str] = []
     if files:
         listed = [f.path for f in files]
@@ -226,8 +233,11 @@ async def scan_mirror(
     list_files: Callable[[str], Awaitable[ScanListing]],
     *,
     fix_timezone_offsets: bool = False,
+    progress: Progress | None = None,
 ) -> ScanResult:
     """The whole §6.4 flow around ``list_files(name)`` (e.g. :func:`rsync_list`).
+
+    ``progress`` counts the files written to Redis.
 
     Raises :class:`MirrorNotFound`, :class:`ScanInProgress`, or the scanner's error (after
     recording it).
@@ -245,7 +255,8 @@ async def scan_mirror(
             raise
         try:
             return await commit_scan(client, mirror_id, name, listing, protocol, clock,
-                                     fix_timezone_offsets=fix_timezone_offsets)
+                                     fix_timezone_offsets=fix_timezone_offsets,
+                                     progress=progress)
         except Exception as err:
             await _record_failure_safely(client, mirror_id, name, err, clock)
             raise

@@ -37,6 +37,7 @@ from twisted.python.failure import Failure
 
 from mirrorbits.connect import connect_quietly
 from mirrorbits.logs import Logger
+from mirrorbits.progress import Progress
 from mirrorbits.scan.ftp_listing import (
     DIR,
     DirEntry,
@@ -211,8 +212,12 @@ def _fingerprint(entries: list[DirEntry]) -> bytes:
     return digest.digest()
 
 
-async def ftp_list(reactor: Any, url: str, timeout: float, *, name: str = "") -> ScanListing:
+async def ftp_list(
+    reactor: Any, url: str, timeout: float, *, name: str = "", progress: Progress | None = None
+) -> ScanListing:
     """List the files under ``url`` (``ftp://[user[:pass]@]host[:port]/path/``).
+
+    ``progress`` counts the files listed.
 
     Raises :class:`ScanError` (``ftp error ...``) on failure, :class:`ScanAborted` when
     cancelled; the control connection is closed in every case.
@@ -227,7 +232,7 @@ async def ftp_list(reactor: Any, url: str, timeout: float, *, name: str = "") ->
     where = f"{target.host}:{target.port}"
     try:
         await session.step(f"connecting to {where}", connect_quietly(endpoint, client))
-        return await _scan(session, target, name)
+        return await _scan(session, target, name, progress or Progress(reactor))
     except CancelledError:
         raise ScanAborted() from None
     except _Refused as err:
@@ -238,7 +243,9 @@ async def ftp_list(reactor: Any, url: str, timeout: float, *, name: str = "") ->
             transport.abortConnection()
 
 
-async def _scan(session: _Session, target: FtpTarget, name: str) -> ScanListing:
+async def _scan(
+    session: _Session, target: FtpTarget, name: str, progress: Progress
+) -> ScanListing:
     await session.step("waiting for the greeting", session.client.greeted)
     reply = await session.command("USER " + _wire(target.user.encode()))
     if reply[-1].startswith("331"):
@@ -256,7 +263,7 @@ async def _scan(session: _Session, target: FtpTarget, name: str) -> ScanListing:
         warnings.append(RFC3659_WARNING)
     log.info("[{name}] Requesting file list via ftp...", name=name)
     walker = _Walker(session, target, name, use_mlsd="MLST" in features,
-                     use_mdtm="MDTM" in features, warnings=warnings)
+                     use_mdtm="MDTM" in features, warnings=warnings, progress=progress)
     files = await walker.walk()
     if walker.skipped > MAX_LOGGED_SKIPS:
         log.error("[{name}] {count} ftp listing lines skipped in all", name=name,
@@ -272,8 +279,9 @@ class _Walker:
     """The recursive walk of one scan (explicit stack, bounded)."""
 
     def __init__(self, session: _Session, target: FtpTarget, name: str, *, use_mlsd: bool,
-                 use_mdtm: bool, warnings: list[str]) -> None:
+                 use_mdtm: bool, warnings: list[str], progress: Progress) -> None:
         self.session = session
+        self.progress = progress
         self.base = target.path.rstrip("/").encode("utf-8")
         self.name = name
         self.use_mlsd = use_mlsd
@@ -285,6 +293,7 @@ class _Walker:
 
     async def walk(self) -> list[ListedFile]:
         files: list[ListedFile] = []
+        self.progress.begin("listing")
         # (path relative to the URL path, depth, ancestors' fingerprints and unique facts)
         stack: list[tuple[bytes, int, tuple[bytes | str, ...]]] = [(b"", 0, ())]
         visited = 0
@@ -314,6 +323,7 @@ class _Walker:
                         subdirs.append((path, depth + 1, (*here, *marks)))
                     continue
                 files.append(await self._file(path, entry))
+                self.progress.advance()
             stack.extend(reversed(subdirs))
         return files
 

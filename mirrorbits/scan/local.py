@@ -21,6 +21,7 @@ from txredisapi import RedisError
 from mirrorbits.config import Config
 from mirrorbits.logs import Logger
 from mirrorbits.model import FileInfo
+from mirrorbits.progress import Progress, ProgressReport
 from mirrorbits.scan.local_commit import BATCH, Abort, chunks, commit_files, read_previous
 from mirrorbits.scan.walk import (
     ALGORITHMS,
@@ -54,28 +55,39 @@ class ScanSummary:
 
 
 async def scan_repository(
-    client: Any, config: Config, reactor: Any, abort: Abort, rehash: bool = False,
+    client: Any,
+    config: Config,
+    reactor: Any,
+    abort: Abort,
+    rehash: bool = False,
+    progress: Progress | None = None,
     announce: bool = True,
 ) -> ScanSummary:
     """Scan ``config.repository`` and commit it to Redis through txredisapi *client*.
 
-    *reactor* provides the clock and the thread pool. Raises :class:`FileNotFoundError`
+    *reactor* provides the clock and the thread pool; *progress* counts the files of each
+    phase (``listing``, ``checksums``, ``indexing``) for the CLI. Raises :class:`FileNotFoundError`
     (``<path>: No such file or directory``), :class:`~mirrorbits.store.errors.ScanInProgress`
     when another node holds the lock for 10 seconds, :class:`ScanAborted` when *abort* fires
     before the commit.
     """
     root = config.repository
+    progress = progress or Progress(reactor)
     # Not repeated at info level while the same failure is retried (``announce`` false).
     log.emit(LogLevel.info if announce else LogLevel.debug, "[source] Scanning the filesystem...")
-    walked: WalkResult = await _in_thread(reactor, walk_repository, root, abort.event)
+    progress.begin("listing")
+    walked: WalkResult = await _in_thread(reactor, walk_repository, root, abort.event,
+                                          progress.advance)
     _log_problems(walked)
     enabled = tuple(name for name in ALGORITHMS if getattr(config.hashes, name))
     infos: list[FileInfo] = []
     hashed = 0
+    progress.begin("checksums", len(walked.files))
     for batch in chunks(walked.files, BATCH):
         abort.check()
         previous = await read_previous(client, [local.path for local in batch])
         for local, old in zip(batch, previous, strict=True):
+            progress.advance()
             if old is not None and not needs_hashing(local, old, enabled, rehash):
                 infos.append(indexed(local, old.sha1, old.sha256, old.md5))
                 continue
@@ -84,7 +96,7 @@ async def scan_repository(
             infos.append(indexed(local, *(digests.get(name, "") for name in ALGORITHMS)))
     abort.check()
     log.info("[source] Indexing the files...")
-    removed = await commit_files(client, reactor, abort, infos)
+    removed = await commit_files(client, reactor, abort, infos, progress)
     log.info("[source] Indexed {files} files, {removed} removed", files=len(infos),
              removed=removed)
     return ScanSummary(files=len(infos), removed=removed, hashed=hashed)
@@ -149,6 +161,7 @@ class RepositoryScanner(Service):
     _busy: bool = field(default=False, init=False)
     _idle: list[Deferred[None]] = field(factory=list, init=False)
     _indexed: list[Deferred[None]] = field(factory=list, init=False)
+    _progress: Progress | None = field(default=None, init=False)
 
     name = "repository-scan"
 
@@ -217,11 +230,20 @@ class RepositoryScanner(Service):
             for stopped in idle:
                 stopped.callback(None)
 
+    def progress(self) -> ProgressReport | None:
+        """How far the running scan got; ``None`` when no scan runs."""
+        return None if self._progress is None else self._progress.report()
+
     async def _scan(self, rehash: bool) -> ScanSummary:
         self._abort.check()
         client = self._get_client()
-        return await scan_repository(client, self._get_config(), self._reactor, self._abort,
-                                     rehash, announce=not self._repository_failing)
+        self._progress = Progress(self._reactor)
+        try:
+            return await scan_repository(client, self._get_config(), self._reactor,
+                                         self._abort, rehash, self._progress,
+                                         announce=not self._repository_failing)
+        finally:
+            self._progress = None
 
     @property
     def indexed(self) -> bool:

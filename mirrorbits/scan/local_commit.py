@@ -25,6 +25,7 @@ from twisted.internet.task import LoopingCall, deferLater
 
 from mirrorbits.logs import Logger
 from mirrorbits.model import FileInfo
+from mirrorbits.progress import Progress
 from mirrorbits.scan.walk import ScanAborted
 from mirrorbits.store import keys
 from mirrorbits.store.errors import ScanInProgress
@@ -92,8 +93,17 @@ async def read_previous(client: Any, paths: Sequence[str]) -> list[FileInfo | No
     ]
 
 
-async def commit_files(client: Any, reactor: Any, abort: Abort, infos: Sequence[FileInfo]) -> int:
-    """Write the scan under ``SOURCE_REPO_SYNC``; returns how many paths were removed."""
+async def commit_files(
+    client: Any,
+    reactor: Any,
+    abort: Abort,
+    infos: Sequence[FileInfo],
+    progress: Progress | None = None,
+) -> int:
+    """Write the scan under ``SOURCE_REPO_SYNC``; returns how many paths were removed.
+
+    *progress* counts the files written (phase ``indexing``).
+    """
     await _acquire_lock(client, abort)
     renewal = LoopingCall(_renew_lock, client)
     renewal.clock = reactor
@@ -103,8 +113,12 @@ async def commit_files(client: Any, reactor: Any, abort: Abort, infos: Sequence[
         for batch in chunks(infos, BATCH):
             await client.sadd(keys.FILES_TMP, [info.path for info in batch])
         removed = sorted(await client.sdiff([keys.FILES, keys.FILES_TMP]))
+        if progress is not None:
+            progress.begin("indexing", len(infos))
         for batch in chunks(infos, BATCH // 2):
             await _transaction(client, _file_writes(batch))
+            if progress is not None:
+                progress.advance(len(batch))
         if infos:
             await client.rename(keys.FILES_TMP, keys.FILES)
         else:

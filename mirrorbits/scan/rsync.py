@@ -26,6 +26,7 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 
 from mirrorbits.logs import Logger
+from mirrorbits.progress import Progress
 from mirrorbits.scan.rsync_listing import ListedFile, Skipped, parse_line
 from mirrorbits.scan.walk import ScanAborted
 
@@ -247,12 +248,18 @@ class RsyncProtocol(ProcessProtocol):
 
 
 async def rsync_list(
-    reactor: Any, url: str, timeout: float, *, name: str = "", executable: str | None = None
+    reactor: Any,
+    url: str,
+    timeout: float,
+    *,
+    name: str = "",
+    executable: str | None = None,
+    progress: Progress | None = None,
 ) -> ScanListing:
     """Run rsync on ``url`` and return the files it lists (raises :class:`ScanError`).
 
     Cancelling the call stops rsync and raises :class:`ScanAborted`. ``executable`` overrides
-    the program found on ``PATH`` (tests).
+    the program found on ``PATH`` (tests); ``progress`` counts the files listed.
     """
     command = rsync_command(url)
     program = executable or shutil.which(command.executable)
@@ -268,7 +275,14 @@ async def rsync_list(
             log.error("[{name}] Skipping an rsync line ({reason}): {line!r}",
                       name=name, reason=reason, line=line[:200])
 
-    protocol = RsyncProtocol(files.append, on_skip)
+    def on_file(listed: ListedFile) -> None:
+        files.append(listed)
+        if progress is not None:
+            progress.advance()
+
+    if progress is not None:
+        progress.begin("listing")
+    protocol = RsyncProtocol(on_file, on_skip)
     log.info("[{name}] Requesting file list via {cmd}...", name=name, cmd=command.executable)
     try:
         reactor.spawnProcess(protocol, program, [program, *command.args], env=command.env)

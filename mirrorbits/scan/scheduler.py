@@ -26,6 +26,7 @@ from mirrorbits.control import commands as c
 from mirrorbits.control.server import ScanHook, ScanOutcome
 from mirrorbits.logs import Logger
 from mirrorbits.model import PROTOCOL_FTP, PROTOCOL_RSYNC, Mirror
+from mirrorbits.progress import Progress, ProgressReport
 from mirrorbits.scan.commit import ScanResult, scan_mirror
 from mirrorbits.scan.rsync import ScanError, ScanListing, rsync_list
 from mirrorbits.scan.trace import fetch_trace
@@ -49,8 +50,9 @@ __all__ = [
 
 log = Logger(namespace="mirrorbits.scan.scheduler")
 
-#: (url, timeout in seconds, mirror name) -> the listing; raises ScanError or ScanAborted.
-Lister = Callable[[str, float, str], Awaitable[ScanListing]]
+#: (url, timeout in seconds, mirror name, progress) -> the listing; raises ScanError or
+#: ScanAborted. The lister counts the files it lists on the progress.
+Lister = Callable[[str, float, str, Progress], Awaitable[ScanListing]]
 
 TICK: Final = 1.0
 #: Bound of one listing when no timeout is given (rsync itself gives up on a 30 s stall).
@@ -96,10 +98,11 @@ def ftp_lister(reactor: Any) -> Lister:
     except (ImportError, AttributeError):
         ftp_list = None
 
-    async def listing(url: str, timeout: float, name: str) -> ScanListing:
+    async def listing(url: str, timeout: float, name: str, progress: Progress) -> ScanListing:
         if ftp_list is None:
             raise ScanError("ftp scanning not available")
-        result: ScanListing = await ftp_list(reactor, url, timeout, name=name)
+        result: ScanListing = await ftp_list(reactor, url, timeout, name=name,
+                                             progress=progress)
         return result
 
     return listing
@@ -125,6 +128,7 @@ class MirrorScanner(Service):
     _commit: Callable[..., Awaitable[ScanResult]] = scan_mirror
     _handles: Callable[[int], bool] = lambda _mirror_id: True
     _running: dict[int, Deferred[ScanResult]] = field(factory=dict, init=False)
+    _progress: dict[int, Progress] = field(factory=dict, init=False)
     _monitor_scans: set[int] = field(factory=set, init=False)
     _loop: LoopingCall | None = field(default=None, init=False)
     _no_url: set[int] = field(factory=set, init=False)
@@ -135,8 +139,9 @@ class MirrorScanner(Service):
         if self._listers is None:
             reactor = self._reactor
 
-            async def rsync(url: str, timeout: float, name: str) -> ScanListing:
-                return await rsync_list(reactor, url, timeout, name=name)
+            async def rsync(url: str, timeout: float, name: str,
+                            progress: Progress) -> ScanListing:
+                return await rsync_list(reactor, url, timeout, name=name, progress=progress)
 
             self._listers = {PROTOCOL_RSYNC: rsync, PROTOCOL_FTP: ftp_lister(reactor)}
         if self._trace is None:
@@ -151,6 +156,11 @@ class MirrorScanner(Service):
     def scanning(self) -> frozenset[int]:
         """IDs of the mirrors being scanned by this node."""
         return frozenset(self._running)
+
+    def progress(self, mirror_id: int) -> ProgressReport | None:
+        """How far this node's scan of a mirror got; ``None`` when it is not scanning it."""
+        progress = self._progress.get(mirror_id)
+        return None if progress is None else progress.report()
 
     def startService(self) -> None:
         super().startService()
@@ -214,18 +224,23 @@ class MirrorScanner(Service):
             log.failure("[{name}] Scan failed", failure, name=mirror.name)
 
     def _start(self, mirror: Mirror, protocol: str, timeout: float) -> Deferred[ScanResult]:
-        scan = Deferred.fromCoroutine(self._scan_one(mirror, protocol, timeout))
+        progress = Progress(self._reactor)
+        self._progress[mirror.id] = progress
+        scan = Deferred.fromCoroutine(self._scan_one(mirror, protocol, timeout, progress))
         self._running[mirror.id] = scan
 
         def finished(result: Any) -> Any:
             self._running.pop(mirror.id, None)
+            self._progress.pop(mirror.id, None)
             self._monitor_scans.discard(mirror.id)
             return result
 
         scan.addBoth(finished)
         return scan
 
-    async def _scan_one(self, mirror: Mirror, protocol: str, timeout: float) -> ScanResult:
+    async def _scan_one(
+        self, mirror: Mirror, protocol: str, timeout: float, progress: Progress
+    ) -> ScanResult:
         client = self._get_client()
         plan = scan_plan(mirror, protocol)
         if not plan:
@@ -251,12 +266,12 @@ class MirrorScanner(Service):
 
             async def list_files(name: str, lister: Lister = lister, url: str = url) -> ScanListing:
                 start_trace()
-                return await lister(url, timeout, name)
+                return await lister(url, timeout, name, progress)
 
             try:
                 fix_tz = self._get_config().fix_timezone_offsets
                 return await self._commit(client, self._reactor, mirror.id, proto, list_files,
-                                          fix_timezone_offsets=fix_tz)
+                                          fix_timezone_offsets=fix_tz, progress=progress)
             except (ScanAborted, CancelledError, StoreError):
                 raise
             except Exception as err:

@@ -84,8 +84,12 @@ class WalkResult:
     problems: tuple[WalkProblem, ...] = ()
 
 
-def walk_repository(root: str, stop: StopFlag | None = None) -> WalkResult:
+def walk_repository(
+    root: str, stop: StopFlag | None = None, on_file: Callable[[], object] | None = None
+) -> WalkResult:
     """Every regular file below *root* (which must be an existing directory).
+
+    *on_file* is called (in the walking thread) for each file found, to count progress.
 
     Raises :class:`FileNotFoundError` (``<root>: No such file or directory``) when *root* does
     not exist, :class:`NotADirectoryError` when it is not a directory, :class:`OSError` when
@@ -125,6 +129,8 @@ def walk_repository(root: str, stop: StopFlag | None = None) -> WalkResult:
             stack.append(_listing(full, path, problems))
         elif stat.S_ISREG(info.st_mode):
             files.append(LocalFile(path, info.st_size, info.st_mtime_ns))
+            if on_file is not None:
+                on_file()
     return WalkResult(tuple(files), tuple(problems))
 
 

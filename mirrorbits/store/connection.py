@@ -9,7 +9,7 @@ import re
 from typing import Any, TypeVar
 
 import txredisapi
-from attrs import frozen
+from attrs import evolve, frozen
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.python.failure import Failure
@@ -55,6 +55,15 @@ def parse_address(address: str, default_port: int = DEFAULT_PORT) -> tuple[str, 
     except ValueError:
         raise StoreError(f"invalid port in Redis address {address!r}") from None
     return host or "127.0.0.1", port
+
+
+@frozen
+class MasterStatus:
+    """What the liveness check learns of the master."""
+
+    version: str  # redis_version
+    replicas: int  # replicas connected to it (ROLE)
+    named_by_sentinel: bool = False  # found through the sentinels (not RedisAddress)
 
 
 @frozen
@@ -157,8 +166,8 @@ async def _ask_sentinel(reactor: Any, sentinel: str, master_name: str) -> tuple[
         close(conn)
 
 
-async def check_master(reactor: Any, conn: Any) -> str:
-    """Require ``ROLE`` = master and Redis ≥ 3.2.0; the ``redis_version``."""
+async def check_master(reactor: Any, conn: Any) -> MasterStatus:
+    """Require ``ROLE`` = master and Redis ≥ 3.2.0; its version and number of replicas."""
     role = await timed(conn.role(), COMMAND_TIMEOUT, reactor)
     if not role or role[0] != "master":
         raise StoreError(f"not a master (role: {role[0] if role else '?'})")
@@ -166,19 +175,37 @@ async def check_master(reactor: Any, conn: Any) -> str:
     version = str(info.get("redis_version", ""))
     if not version_at_least(version, MIN_REDIS_VERSION):
         raise StoreError(f"unsupported Redis version {version or '?'} (>= 3.2.0 required)")
-    return version
+    replicas = role[2] if len(role) > 2 and isinstance(role[2], list) else []
+    return MasterStatus(version, len(replicas))
+
+
+async def sentinel_master(reactor: Any, settings: RedisSettings) -> tuple[str, int] | None:
+    """The master's address according to the first sentinel that answers; None if none does
+    (or no sentinel is configured)."""
+    if not (settings.sentinels and settings.master_name):
+        return None
+    for sentinel in settings.sentinels:
+        try:
+            return await _ask_sentinel(reactor, sentinel, settings.master_name)
+        except CancelledError:
+            raise
+        except Exception:
+            continue
+    return None
 
 
 async def connect_master(
     reactor: Any, settings: RedisSettings, *, db: int | None, protocol: type[Any] | None = None
-) -> tuple[Any, str, int, str]:
-    """Connect to the master (Sentinel first, then ``address``): ``(conn, host, port, version)``.
+) -> tuple[Any, str, int, MasterStatus]:
+    """Connect to the master (Sentinel first, then ``address``): ``(conn, host, port, status)``.
 
     ``conn`` has been AUTHenticated, has SELECTed ``db`` and passed :func:`check_master`.
     """
     errors: list[str] = []
 
-    async def attempt(origin: str, host: str, port: int) -> tuple[Any, str, int, str] | None:
+    async def attempt(
+        origin: str, host: str, port: int
+    ) -> tuple[Any, str, int, MasterStatus] | None:
         try:
             conn = await open_connection(
                 reactor, host, port, password=settings.password, db=db, protocol=protocol
@@ -189,14 +216,14 @@ async def connect_master(
             errors.append(f"{origin}{describe(exc)}")
             return None
         try:
-            version = await check_master(reactor, conn)
+            status = await check_master(reactor, conn)
         except BaseException as exc:
             close(conn, abort=True)
             if not isinstance(exc, Exception) or isinstance(exc, CancelledError):
                 raise
             errors.append(f"{origin}{host}:{port}: {describe(exc)}")
             return None
-        return conn, host, port, version
+        return conn, host, port, status
 
     if settings.sentinels and settings.master_name:
         for sentinel in settings.sentinels:
@@ -209,7 +236,8 @@ async def connect_master(
                 continue
             found = await attempt(f"master from sentinel {sentinel}: ", host, port)
             if found is not None:
-                return found
+                conn, host, port, status = found
+                return conn, host, port, evolve(status, named_by_sentinel=True)
     host, port = parse_address(settings.address)
     found = await attempt("", host, port)
     if found is not None:

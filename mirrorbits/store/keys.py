@@ -92,6 +92,12 @@ def downloaded(client_digest: str, path: str) -> str:
     return f"DOWNLOADED_{client_digest}_{path}"
 
 
+def stats_batch(batch_id: str) -> str:
+    """Marks a statistics batch as written, for a while, so that it is never written twice
+    (ours: the reference has no such key)."""
+    return f"STATSBATCH_{batch_id}"
+
+
 def stats_suffixes(year: int, month: int, day: int) -> tuple[str, str, str, str]:
     """The day, month, year and total suffixes of the statistics keys."""
     return (f"_{year:04d}_{month:02d}_{day:02d}", f"_{year:04d}_{month:02d}", f"_{year:04d}", "")

@@ -74,9 +74,11 @@ class PubSubService(ReconnectLoop):
     _handlers: dict[str, list[Callable[[str], None]]] = field(init=False, factory=dict)
     _reconnect_handlers: list[Callable[[], None]] = field(init=False, factory=list)
     _conn: Any = field(init=False, default=None)
+    _where: tuple[str, int] | None = field(init=False, default=None)  # where _conn goes
     _loop: Deferred[None] | None = field(init=False, default=None)
     _sleeping: Deferred[None] | None = field(init=False, default=None)
     _subscribed_before: bool = field(init=False, default=False)
+    _moving: bool = field(init=False, default=False)  # closed on purpose by follow_master
     _down: bool = field(init=False, default=False)
     _waiters: list[Deferred[None]] = field(init=False, factory=list)
 
@@ -122,6 +124,20 @@ class PubSubService(ReconnectLoop):
             close(self._conn)
         self._wake()
 
+    def follow_master(self, host: str, port: int) -> None:
+        """The commands now go to the master ``host:port``: with Sentinel, subscribe there too.
+
+        After a failover the former master keeps running as a master for a while; messages
+        published on the new one would not reach a subscriber left behind.
+        """
+        if not (self._settings.sentinels and self._settings.master_name):
+            return
+        if self._conn is None or self._where in (None, (host, port)):
+            return
+        log.info("Pub/sub moves to the new master {host}:{port}", host=host, port=port)
+        self._moving = True
+        close(self._conn)
+
     def _interrupt(self) -> None:
         self._wake()
         if self._conn is not None:
@@ -149,7 +165,12 @@ class PubSubService(ReconnectLoop):
                 delay = min(delay * 2, RETRY_MAX)
                 continue
             delay = RETRY_MIN
+            self._where = (host, port)
             reason = await self._serve(conn, f"{host}:{port}")
+            self._where = None
+            if self._moving:
+                self._moving = False
+                continue
             if self.running:
                 self._went_down(reason)
                 await self._pause(delay)

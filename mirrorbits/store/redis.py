@@ -4,11 +4,18 @@
 checking the master every second, reconnects while Redis is down, and only hands
 out its connection pool once :func:`~mirrorbits.store.dbversion.ensure_db_version`
 succeeded. Replies are decoded as UTF-8 text and numbers are never converted.
+
+With Sentinel, each check also asks the sentinels which node is the master: after a
+failover the service moves to the new master at once, instead of writing for seconds
+more to the former one (which keeps acting as a master until the sentinels demote it,
+and then drops everything written to it meanwhile). Each link to a master has a
+``generation`` number, so that writers can tell a new master from the one they wrote to.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import txredisapi
@@ -20,6 +27,7 @@ from mirrorbits.logs import Logger
 from mirrorbits.store.commands import RedisClient
 from mirrorbits.store.connection import (
     CONNECT_TIMEOUT,
+    MasterStatus,
     RedisSettings,
     check_master,
     close,
@@ -28,6 +36,7 @@ from mirrorbits.store.connection import (
     observe,
     parse_version,
     redis_factory,
+    sentinel_master,
     timed,
     version_at_least,
 )
@@ -35,12 +44,44 @@ from mirrorbits.store.dbversion import ensure_db_version
 from mirrorbits.store.errors import DatabaseNotReady, StoreError
 from mirrorbits.store.loop import ReconnectLoop
 
-__all__ = ["RedisService", "RedisSettings", "parse_version", "version_at_least"]
+__all__ = ["MasterSession", "RedisService", "RedisSettings", "parse_version",
+           "version_at_least"]
 
 CHECK_INTERVAL = 1.0  # seconds between two liveness checks of the master
 RETRY_MIN, RETRY_MAX = 0.1, 1.0  # back-off bounds (seconds) while down or not checked
+# A master seen with a replica this recently is expected to have one: its writes are not
+# safe from a failover until a replica acknowledged them (its replica may just have been
+# promoted, which leaves it alone).
+REPLICA_MEMORY = 60.0
+# A read while the master is being reached again waits for it, during the first seconds of
+# an outage (a failover takes a few) and for a bounded time, instead of failing at once.
+SWITCH_WAIT = 10.0  # seconds into an outage during which reads wait
+READ_WAIT = 2.0  # seconds one read may wait
 
 log = Logger()
+
+
+class _MasterMoved(Exception):
+    """The sentinels name another master than the one connected to."""
+
+
+@define(eq=False)
+class MasterSession:
+    """One connection of the pool, lent to one writer alone (see :meth:`RedisService.session`).
+
+    ``WAIT`` counts the replicas that acknowledged the writes of *its own* connection, so a
+    writer that needs it sends both its writes and the ``WAIT`` here.
+    """
+
+    conn: Any
+    generation: int  # the link it belongs to: a new number after each (re)connection
+    expects_replica: bool  # the master had a replica within REPLICA_MEMORY seconds
+    abandoned: bool = False
+
+    def abandon(self) -> None:
+        """Close the connection: a reply is still due that nobody will read."""
+        self.abandoned = True
+        self.conn.transport.abortConnection()
 
 
 @define
@@ -53,6 +94,13 @@ class _Link:
     host: str
     port: int
     version: str
+    generation: int
+    named_by_sentinel: bool
+    replica_seen: float | None = None  # when the master last had a replica
+
+    def saw(self, status: MasterStatus, now: float) -> None:
+        if status.replicas:
+            self.replica_seen = now
 
     def close(self, abort: bool) -> Deferred[Any]:
         close(self.conn, abort)
@@ -90,6 +138,9 @@ class RedisService(ReconnectLoop):
     _loop: Deferred[None] | None = field(init=False, default=None)
     _sleeping: Deferred[None] | None = field(init=False, default=None)
     _waiters: list[Deferred[None]] = field(init=False, factory=list)
+    _generation: int = field(init=False, default=0)
+    _lost_at: float | None = field(init=False, default=None)  # when a working link was lost
+    _master_listeners: list[Callable[[str, int], None]] = field(init=False, factory=list)
 
     name = "redis"
     loop_name = "Redis connection loop"
@@ -125,6 +176,46 @@ class RedisService(ReconnectLoop):
             raise DatabaseNotReady("database not ready")
         return self._link.pool.handler
 
+    def reading_client(self) -> RedisClient:
+        """:meth:`client`, except early in an outage (the master is being switched): then a
+        stand-in whose commands wait (at most ``READ_WAIT`` s) for the master to be back.
+
+        For the cache's reads, so that a cache miss during a failover is answered instead of
+        failing; before the first connection and later in an outage, fails at once.
+        """
+        if self.ready:
+            return self.client()
+        now = self.reactor.seconds()
+        lost = self._lost_at
+        if lost is None and self._link is not None and self._db_checked:
+            lost = now  # the connection just dropped; the loop has not handled it yet
+        if not self.running or lost is None or now - lost > SWITCH_WAIT:
+            raise DatabaseNotReady("database not ready")
+        return _WaitingClient(self)
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[MasterSession]:
+        """Lend one pool connection to the caller alone (``DatabaseNotReady`` while unusable).
+
+        A caller that stops waiting for a reply must :meth:`~MasterSession.abandon` it.
+        """
+        if not self.ready or self._link is None:
+            raise DatabaseNotReady("database not ready")
+        link = self._link
+        conn = await timed(link.pool.getConnection(), CONNECT_TIMEOUT, self.reactor)
+        seen = link.replica_seen
+        expects = seen is not None and self.reactor.seconds() - seen <= REPLICA_MEMORY
+        lent = MasterSession(conn, link.generation, expects)
+        try:
+            yield lent
+        finally:
+            if conn.connected and not lent.abandoned:
+                link.pool.connectionQueue.put(conn)
+
+    def on_master(self, callback: Callable[[str, int], None]) -> None:
+        """Call ``callback(host, port)`` each time the service connects to a master."""
+        self._master_listeners.append(callback)
+
     def reconfigure(
         self, address: str, password: str, db: int, sentinels: tuple[str, ...], master_name: str
     ) -> None:
@@ -156,6 +247,11 @@ class RedisService(ReconnectLoop):
                 await self._pause(CHECK_INTERVAL)
                 if self.running:
                     await self._check_alive()
+            except _MasterMoved as moved:
+                if not self.running:
+                    break
+                log.warn("Redis master moved: {reason}", reason=str(moved))
+                await self._drop_link(abort=False)
             except Exception as exc:
                 if not self.running:
                     break
@@ -165,10 +261,13 @@ class RedisService(ReconnectLoop):
 
     async def _connect(self) -> None:
         settings = self._settings
-        conn, host, port, version = await connect_master(self.reactor, settings, db=settings.db)
+        conn, host, port, status = await connect_master(self.reactor, settings, db=settings.db)
         pool = redis_factory(host, port, settings.password, settings.db, self.poolsize)
         pool.startConnecting(HostnameEndpoint(self.reactor, host, port, timeout=CONNECT_TIMEOUT))
-        link = _Link(settings, conn, pool, host, port, version)
+        self._generation += 1
+        link = _Link(settings, conn, pool, host, port, status.version, self._generation,
+                     status.named_by_sentinel)
+        link.saw(status, self.reactor.seconds())
         try:
             await timed(observe(pool.deferred), CONNECT_TIMEOUT * 2, self.reactor)
         except BaseException as exc:
@@ -176,11 +275,16 @@ class RedisService(ReconnectLoop):
             if isinstance(exc, Exception) and not isinstance(exc, CancelledError):
                 raise StoreError(f"{host}:{port}: pool: {describe(exc)}") from exc
             raise
-        self._link, self._version = link, version
+        self._link, self._version = link, status.version
         conn.whenDisconnected().addCallback(lambda _: self._wake())  # notice at once
         self._state, self._last_error = "up", ""
         log.info("Connected to redis master {host}:{port} (version {version})",
-                 host=host, port=port, version=version)
+                 host=host, port=port, version=status.version)
+        for callback in list(self._master_listeners):
+            try:
+                callback(host, port)
+            except Exception:
+                log.failure("Redis master listener failed")
 
     async def _check_db(self) -> None:
         assert self._link is not None
@@ -194,6 +298,7 @@ class RedisService(ReconnectLoop):
     def _notify(self) -> None:
         if not self.ready:
             return
+        self._lost_at = None
         waiters, self._waiters = self._waiters, []
         for d in waiters:
             d.callback(None)
@@ -203,17 +308,27 @@ class RedisService(ReconnectLoop):
         if link is None:
             return
         try:
-            await check_master(self.reactor, link.conn)
+            status = await check_master(self.reactor, link.conn)
         except CancelledError:
             raise
         except Exception as exc:
             raise ConnectionError(f"{link.host}:{link.port}: {describe(exc)}") from exc
+        link.saw(status, self.reactor.seconds())
+        if not link.named_by_sentinel:  # reached through RedisAddress: the sentinels failed
+            return
+        named = await sentinel_master(self.reactor, link.settings)
+        if named is not None and named != (link.host, link.port) and self._link is link:
+            raise _MasterMoved(f"the sentinels name {named[0]}:{named[1]} instead of "
+                               f"{link.host}:{link.port}")
 
     async def _handle_failure(self, exc: Exception) -> None:
         """Log once per state change; drop a link that no longer works."""
         reason = describe(exc)
-        alive = self._link is not None and bool(self._link.conn.connected)
-        if alive and not isinstance(exc, ConnectionError | txredisapi.ConnectionError):
+        # A failed liveness check (ConnectionError: lost, or no longer a master) ends the
+        # link; after another failure (the DB check), the link is kept if it still works.
+        alive = (self._link is not None and bool(self._link.conn.connected)
+                 and not isinstance(exc, ConnectionError | txredisapi.ConnectionError))
+        if alive:
             assert self._link is not None
             try:  # the DB check failed: is the connection still good?
                 await check_master(self.reactor, self._link.conn)
@@ -233,7 +348,31 @@ class RedisService(ReconnectLoop):
 
     async def _drop_link(self, abort: bool) -> None:
         link, self._link = self._link, None
+        if self._db_checked and self.running:
+            self._lost_at = self.reactor.seconds()
         self._db_checked = False
         if link is not None:
             with contextlib.suppress(Exception):
                 await timed(link.close(abort), CONNECT_TIMEOUT, self.reactor)
+
+
+class _WaitingClient:
+    """Stands for the pool handler while the master is being reached again: each command
+    waits for the service to be ready (at most ``READ_WAIT`` seconds), then runs."""
+
+    def __init__(self, service: RedisService) -> None:
+        self._service = service
+
+    def __getattr__(self, command: str) -> Callable[..., Deferred[Any]]:
+        def later(*args: Any, **kwargs: Any) -> Deferred[Any]:
+            return Deferred.fromCoroutine(self._run(command, args, kwargs))
+
+        return later
+
+    async def _run(self, command: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        service = self._service
+        try:
+            await timed(service.whenReady(), READ_WAIT, service.reactor)
+        except Exception:
+            raise DatabaseNotReady("database not ready") from None
+        return await getattr(service.client(), command)(*args, **kwargs)

@@ -3,7 +3,9 @@
 :func:`mirrorstats_view` reads Redis and builds a pure view-model (:func:`build_view`);
 :func:`render_mirrorstats` flattens it through ``templates/mirrorstats.xhtml``, or through the
 ``mirrorstats.xhtml`` of the configured ``Templates`` directory, which may use the renderers of
-:class:`MirrorstatsElement` (slots of ``rows``: see :func:`_row_slots`).
+:class:`MirrorstatsElement` (slots of ``rows``: see :func:`_row_slots`; of ``points``: ``name``,
+``health``, ``x``/``y`` where the dot is drawn and ``place_x``/``place_y`` the mirror's place, which
+differ when dots that would cover each other are moved apart).
 
 Fixes of §20 item 15: bars are 0 % wide (not ``NaN%``) when nobody downloaded today, and each
 mirror's counters are looked up by its ID, so a mirror that cannot be read shifts nothing.
@@ -20,7 +22,15 @@ from attrs import evolve, frozen
 from twisted.internet.defer import Deferred
 from twisted.python.filepath import FilePath
 from twisted.web.iweb import IRequest
-from twisted.web.template import Element, Tag, XMLFile, flattenString, renderer, tags
+from twisted.web.template import (
+    Comment,
+    Element,
+    Tag,
+    XMLFile,
+    flattenString,
+    renderer,
+    tags,
+)
 
 from mirrorbits.encoding import format_go_duration, format_rfc1123_utc, human_size, plural
 from mirrorbits.logs import Logger
@@ -31,12 +41,14 @@ from mirrorbits.store.commands import gather, transaction
 from mirrorbits.store.errors import MirrorNotFound
 from mirrorbits.store.records import mirror_from_hash
 from mirrorbits.web import svgmap
+from mirrorbits.web.mapspread import spread
 
 log = Logger()
 
 TEMPLATE_NAME = "mirrorstats.xhtml"
 MAP_WIDTH = svgmap.WIDTH
 MAP_HEIGHT = svgmap.HEIGHT
+DOT_RADIUS = 5  # the stock template's dots
 _HOUR = 3600
 _DAY = 24 * _HOUR
 _YEAR = 365 * _DAY
@@ -92,10 +104,14 @@ class MirrorRow:
 
 @frozen
 class MapPoint:
+    """A mirror's dot: drawn at ``x``, ``y``; its place is ``place_x``, ``place_y``."""
+
     name: str
     x: float
     y: float
     health: str
+    place_x: float
+    place_y: float
 
 
 @frozen
@@ -173,13 +189,18 @@ def project(latitude: float, longitude: float) -> tuple[float, float]:
     return round(x, 2), round(y, 2)
 
 
-def land_paths() -> list[str]:
-    """SVG path data of the land outlines, the same as on the mirrorlist map."""
-    paths = []
-    for outline in svgmap.LAND_OUTLINES:
-        points = [project(latitude, longitude) for longitude, latitude in outline]
-        paths.append("M" + " L".join(f"{x:g},{y:g}" for x, y in points) + " Z")
-    return paths
+# Drawing order of the dots: a down mirror is never hidden under an up one.
+_DRAWING_ORDER = {"disabled": 0, "up": 1, "degraded": 2, "down": 3}
+
+
+def map_points(rows: Sequence[MirrorRow], mirrors: Sequence[Mirror]) -> tuple[MapPoint, ...]:
+    """The dots of ``rows``, moved apart where they would cover each other, in drawing order."""
+    by_id = {mirror.id: mirror for mirror in mirrors}
+    places = [project(by_id[row.id].latitude, by_id[row.id].longitude) for row in rows]
+    spots = spread(places, DOT_RADIUS, MAP_WIDTH, MAP_HEIGHT)
+    points = [MapPoint(row.name, spot.x, spot.y, row.health, spot.place_x, spot.place_y)
+              for row, spot in zip(rows, spots, strict=True)]
+    return tuple(sorted(points, key=lambda point: _DRAWING_ORDER.get(point.health, 1)))
 
 
 def build_view(mirrors: Sequence[Mirror], downloads: Mapping[int, int],
@@ -199,13 +220,8 @@ def build_view(mirrors: Sequence[Mirror], downloads: Mapping[int, int],
             enabled=mirror.enabled, states=protocol_states(mirror), health=health(mirror),
         ))
     rows.sort(key=lambda row: (-row.downloads, row.name, row.id))
-    by_id = {mirror.id: mirror for mirror in mirrors}
-    points = tuple(
-        MapPoint(row.name, *project(by_id[row.id].latitude, by_id[row.id].longitude), row.health)
-        for row in rows
-    )
     return MirrorstatsView(
-        day=day, rows=tuple(rows), points=points,
+        day=day, rows=tuple(rows), points=map_points(rows, mirrors),
         has_tz_adjustment=any(mirror.tz_offset_ms != 0 for mirror in mirrors),
         total_downloads=sum(row.downloads for row in rows),
         total_bytes=sum(row.bytes for row in rows),
@@ -299,13 +315,18 @@ class MirrorstatsElement(Element):
         return tag if self.view.has_tz_adjustment else ""
 
     @renderer
-    def land(self, request: IRequest | None, tag: Tag) -> list[Tag]:
-        return [tag.clone()(d=path) for path in land_paths()]
+    def land(self, request: IRequest | None, tag: Tag) -> list[Tag | Comment]:
+        """The land (the mirrorlist map's) as one path, after a comment crediting its source."""
+        shape = svgmap.land()
+        path = tag.clone()(d=shape.path_data)
+        path.attributes["fill-rule"] = shape.fill_rule
+        return [Comment(shape.credit), path]
 
     @renderer
     def points(self, request: IRequest | None, tag: Tag) -> list[Tag]:
         return [
-            tag.clone().fillSlots(name=p.name, x=f"{p.x:g}", y=f"{p.y:g}", health=p.health)
+            tag.clone().fillSlots(name=p.name, x=f"{p.x:g}", y=f"{p.y:g}", health=p.health,
+                                  place_x=f"{p.place_x:g}", place_y=f"{p.place_y:g}")
             for p in self.view.points
         ]
 

@@ -632,6 +632,8 @@ class RedirectResource(Resource):
         return self._body(request, config, body)
 
     async def _file_stats(self, request: Request, config: Config, path: str) -> bytes:
+        """``?stats`` (§8.10): Redis errors are 500s with their text; a database that is
+        down or not ready yet is a 503, as for ``?mirrorstats``."""
         values = request.args.get(b"stats") or [b""]
         period = values[0].decode("utf-8", "replace")
         try:
@@ -640,6 +642,8 @@ class RedirectResource(Resource):
             doc = await file_stats(client, path, period or None, today)
         except ValueError:
             return self._error(request, config, 400, "Invalid period")
+        except DatabaseNotReady:
+            return self._error(request, config, 503, "Service Unavailable")
         except Exception as err:
             return self._error(request, config, 500, str(err))
         request.setHeader(b"content-type", _TEXT)

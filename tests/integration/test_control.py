@@ -22,11 +22,14 @@ from twisted.internet import reactor
 from twisted.internet.defer import maybeDeferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.interfaces import IListeningPort
+from twisted.internet.protocol import Factory
+from twisted.internet.task import deferLater
+from twisted.internet.threads import deferToThread
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.protocols import amp
 
 from mirrorbits.control import commands as c
-from mirrorbits.control.server import ControlBackend, control_factory
+from mirrorbits.control.server import ControlBackend, ControlLocator, control_factory
 from mirrorbits.geo import GeoIP, MirrorLocation, locate_mirror
 from mirrorbits.model import Mirror
 from mirrorbits.store import keys
@@ -35,6 +38,7 @@ from mirrorbits.store.records import mirror_to_fields
 from mirrorbits.store.redis import RedisService
 from tests.integration.store_support import started_service, within
 from tests.servers import RedisServer, env_without_proxies, free_port
+from tests.terminal import run_on_terminal
 
 pytestmark = pytest.mark.integration
 
@@ -158,7 +162,7 @@ async def test_add_with_port_show_list_logs(rig: Rig, redis_db: redis.Redis) -> 
     assert (out, err, code) == (
         "Identifier \tSCORE\tHTTP \t\t\tLOCATION \tSTATE\t\tSINCE\n"
         "madrid \t\t-5 \thttp://127.0.0.31:8080/ ES (EU) \tdisabled \t"
-        "(Mon, 01 Jan 0001 00:00:00 UTC)\n",
+        "(never)\n",
         "",
         0,
     )
@@ -408,3 +412,44 @@ async def test_unix_control_socket(rig: Rig, tmp_path: Path) -> None:
         assert (out, err, code) == ("Identifier \nmadrid \n", "", 0)
     finally:
         await within(maybeDeferred(listening.stopListening))
+
+
+class _OlderLocator(ControlLocator):
+    """The responders of a daemon from before ``GetProgress``."""
+
+    def locateResponder(self, name: bytes) -> Any:
+        return None if name == b"GetProgress" else super().locateResponder(name)
+
+
+@pytest_twisted.ensureDeferred
+async def test_terminal_progress_with_a_daemon_that_has_none(rig: Rig) -> None:
+    """A new ``mirrorbits-ctl`` on a terminal against an older daemon: no progress, same
+    result (the unknown command is answered with an error, the connection stays)."""
+    refreshed: list[bool] = []
+
+    async def slow_refresh(rehash: bool) -> None:
+        await deferLater(reactor, 1.6, lambda: None)  # three progress polls
+        refreshed.append(rehash)
+
+    backend = ControlBackend(mirrors=rig.store, locate=locate_nowhere, password=lambda: PASSWORD,
+                             reload=nothing, version=dict, refresh=slow_refresh)
+    factory = Factory.forProtocol(lambda: amp.AMP(locator=_OlderLocator(backend)))
+    listening = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    port = listening.getHost().port  # type: ignore[attr-defined]
+    try:
+        shown = await deferToThread(run_on_terminal, [
+            sys.executable, "-m", "mirrorbits.control.cli", "-h", "127.0.0.1", "-p", str(port),
+            "-P", PASSWORD, "refresh", "-rehash"], timeout=60)
+    finally:
+        await within(maybeDeferred(listening.stopListening))
+    assert (shown.stderr, shown.returncode) == ("", 0)
+    assert shown.screen == b"Refreshing the local repository... done\r\n"
+    assert refreshed == [True]
+
+
+async def locate_nowhere(url: str) -> MirrorLocation:
+    raise RuntimeError("not used")
+
+
+async def nothing() -> None:
+    pass

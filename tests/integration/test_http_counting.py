@@ -170,10 +170,17 @@ def cli_arguments(args: list[str], today: date) -> list[str]:
              .replace(RECORDED_TOMORROW, tomorrow.isoformat()) for a in tail]
 
 
+# ``-end-date`` counts its whole day here (docs/differences.md); the reference stopped at the
+# start of that day, so a range ending today printed none of today's downloads: ours prints
+# what the reference printed for a range ending tomorrow.
+END_DAY_INCLUDED = {"stats_file_range_to_today": "stats_file_today_to_tomorrow"}
+
+
 @pytest.mark.parametrize("name", sorted(CLI_STATS))
 def test_cli_stats_output(run: Run, name: str) -> None:
     """``mirrorbits-ctl stats file|mirror`` prints what the reference printed."""
-    assert run.cli[name] == (CLI_STATS[name]["rc"], CLI_STATS[name]["stdout"])
+    recorded = CLI_STATS[END_DAY_INCLUDED.get(name, name)]
+    assert run.cli[name] == (recorded["rc"], recorded["stdout"])
 
 
 # --- counted downloads ----------------------------------------------------------------------

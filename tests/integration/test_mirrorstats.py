@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import math
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -13,7 +14,9 @@ import pytest
 import redis
 
 from mirrorbits.store import keys
+from mirrorbits.web.mirrorstats import MAP_WIDTH, project
 from tests.daemon import DaemonProcess, base_config, repo_file
+from tests.screenshots import decode_png, hex_colour, needs_chromium, screenshot
 from tests.servers import RedisServer
 from tests.unit.test_mirrorstats_page import parse
 
@@ -216,3 +219,52 @@ def test_a_custom_template_directory_is_used(tmp_path: Path,
         assert (status, page) == (500, "Internal Server Error\n")
     finally:
         daemon.stop()
+
+
+@needs_chromium
+def test_the_map_in_a_browser(stack: tuple[DaemonProcess, redis.Redis], tmp_path: Path) -> None:
+    """Headless Chromium draws the map: real land, and three mirrors of one town side by side,
+    the down one on top with its dark ring."""
+    daemon, client = stack
+    client.flushdb()
+    client.set(keys.DB_VERSION, "2")
+    frankfurt = {"latitude": "50.11", "longitude": "8.68"}
+    add_mirror(client, 1, "fra-a", **frankfurt)
+    add_mirror(client, 2, "fra-down", httpUp=0, httpDownReason="Unreachable", **frankfurt)
+    add_mirror(client, 3, "fra-b", **frankfurt)
+    add_mirror(client, 4, "sydney", latitude="-33.9", longitude="151.2")
+    add_mirror(client, 5, "paris-off", enabled=0, latitude="48.85", longitude="2.35")
+    client.hset(keys.STATS_MIRROR + today_suffix(), mapping={"1": 30, "2": 20, "3": 10})
+    host, port = daemon.http
+    picture = decode_png(screenshot(f"http://{host}:{port}/?mirrorstats", tmp_path, 1200, 900))
+
+    sea, land, grid = hex_colour("#dfe9f3"), hex_colour("#c9d3c0"), hex_colour("#c8d6e5")
+    left, top, right, _ = picture.box([sea, land, grid])
+    scale = (right + 1 - left) / MAP_WIDTH
+    assert scale > 1
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        return left + x * scale, top + y * scale
+
+    for latitude, longitude in [(23.0, 10.0), (-12.0, -50.0), (62.0, 95.0), (-25.0, 134.0)]:
+        assert picture.count_near(*at(*project(latitude, longitude)), 4, land, 0) > 40
+    for latitude, longitude in [(25.0, -40.0), (42.0, 50.5), (35.0, 18.0)]:
+        assert picture.count_near(*at(*project(latitude, longitude)), 4, sea, 0) > 40
+
+    _, _, page = get(daemon, "/?mirrorstats")
+    dots = parse(page).circles
+    assert [c["class"] for c in dots] == ["dot disabled", "dot up", "dot up", "dot up",
+                                          "dot down"]  # in drawing order
+    place = project(50.11, 8.68)
+    in_frankfurt = [c for c in dots
+                    if math.dist((float(c["cx"]), float(c["cy"])), place) < 8]
+    assert len({(c["cx"], c["cy"]) for c in in_frankfurt}) == 3
+    colours = {"up": hex_colour("#2e9e44"), "down": hex_colour("#dd3333"),
+               "disabled": hex_colour("#111111")}
+    for dot in dots:
+        x, y = at(float(dot["cx"]), float(dot["cy"]))
+        # Most of each dot shows its own colour: none is hidden under another.
+        assert picture.count_near(x, y, round(3 * scale), colours[dot["class"][4:]]) > 15, dot
+    down = dots[-1]
+    assert picture.count_near(*at(float(down["cx"]), float(down["cy"])), round(7 * scale),
+                              hex_colour("#5c0000"), 24) > 10  # its ring

@@ -123,8 +123,9 @@ def test_a_redis_down_at_start_gets_fallbacks_after_a_bounded_wait_then_recovers
         assert (status, location) == (302, FALLBACK_URL)
         assert waited < 10, waited
         daemon.wait_log("The database is not ready after 2s: serving anyway")
-        status, _, body = get(daemon.http, "/?mirrorstats")
-        assert (status, body) == (503, "Service Unavailable\n")
+        for page in ("/?mirrorstats", "/a.txt?stats"):
+            status, _, body = get(daemon.http, page)
+            assert (status, body) == (503, "Service Unavailable\n"), page
 
         server.start()
         daemon.wait_log("Connected to redis master", timeout=20)

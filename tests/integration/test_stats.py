@@ -1,12 +1,13 @@
 """Download statistics against a real redis-server: flushing, outages, reading, Range de-dup.
 
-The flush loop runs on a ``Clock``; Redis I/O runs on the real reactor.
+The flush loop runs on a ``Clock``; Redis I/O (a real ``RedisService``) on the real reactor.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import signal
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -17,9 +18,7 @@ import pytest_twisted
 import redis
 import txredisapi
 from twisted.internet import reactor
-from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
-from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.internet.task import Clock, deferLater
 from twisted.logger import ILogObserver, formatEvent, globalLogPublisher
 from zope.interface import provider
@@ -33,7 +32,9 @@ from mirrorbits.stats import (
 )
 from mirrorbits.store import keys
 from mirrorbits.store.errors import DatabaseNotReady
-from tests.servers import RedisServer
+from mirrorbits.store.redis import RedisService
+from tests.integration.store_support import eventually, started_service
+from tests.servers import RedisServer, ReplicatedRedis, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -60,6 +61,16 @@ async def connect(server: RedisServer) -> Any:
     return await within(
         txredisapi.Connection(server.host, server.port, dbid=0, convertNumbers=False)
     )
+
+
+@pytest_twisted.async_yield_fixture
+async def redis_service(
+    redis_server: RedisServer, redis_db: redis.Redis
+) -> Any:
+    """A started RedisService on the session's (emptied) redis-server."""
+    service = await started_service(redis_server)
+    yield service
+    await within(service.stopService())
 
 
 @pytest.fixture
@@ -97,11 +108,10 @@ async def flush(service: StatsService, clock: Clock) -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_flush_writes_four_levels_of_files_mirrors_and_bytes(
-    redis_server: RedisServer, redis_db: redis.Redis
+    redis_service: RedisService, redis_db: redis.Redis
 ) -> None:
-    conn = await connect(redis_server)
     clock = clock_at(at(2026, 11, 25, 12, 0, 0))
-    service = StatsService(lambda: conn, clock)
+    service = StatsService(redis_service.session, clock)
     assert service.name == "stats"
     service.startService()
     try:
@@ -125,6 +135,10 @@ async def test_flush_writes_four_levels_of_files_mirrors_and_bytes(
         }
         assert stats_keys(redis_db) == expected
         assert service.pending_downloads() == 0
+        # The batch is recorded (an hour) so that it is never written twice.
+        (record,) = redis_db.keys("STATSBATCH_*")
+        assert redis_db.get(record) == "1"
+        assert 3590 <= redis_db.ttl(record) <= 3600
 
         service.count_download(4, "/a.txt", 100)
         await flush(service, clock)
@@ -135,23 +149,22 @@ async def test_flush_writes_four_levels_of_files_mirrors_and_bytes(
         assert after["STATS_MIRROR_BYTES"]["4"] == "200"
         await flush(service, clock)  # nothing new: nothing written
         assert stats_keys(redis_db) == after
+        assert len(redis_db.keys("STATSBATCH_*")) == 2
     finally:
         await within(service.stopService())
-        await conn.disconnect()
 
 
 @pytest_twisted.ensureDeferred
 async def test_odd_file_names_are_counted_under_their_exact_bytes(
-    redis_server: RedisServer, redis_db: redis.Redis
+    redis_service: RedisService, redis_server: RedisServer
 ) -> None:
     """Names with spaces, tabs, newlines, '%' and bytes that are not UTF-8 all count.
 
     Before the payload flush, a name that is not UTF-8 made every flush fail, so no
     statistic at all was written any more.
     """
-    conn = await connect(redis_server)
     clock = clock_at(at(2026, 11, 25, 12, 0, 0))
-    service = StatsService(lambda: conn, clock)
+    service = StatsService(redis_service.session, clock)
     service.startService()
     names = ["/a b\tc\nd.iso", "/100%.txt", "/caf\udce9.iso", "/\u00e9t\u00e9.txt"]
     try:
@@ -170,17 +183,15 @@ async def test_odd_file_names_are_counted_under_their_exact_bytes(
         assert service.pending_downloads() == 0
     finally:
         await within(service.stopService())
-        await conn.disconnect()
 
 
 @pytest_twisted.ensureDeferred
 async def test_a_refused_increment_is_reported_and_the_rest_is_written(
-    redis_server: RedisServer, redis_db: redis.Redis, stats_log: list[str]
+    redis_service: RedisService, redis_db: redis.Redis, stats_log: list[str]
 ) -> None:
     redis_db.set("STATS_FILE_2026_11", "not a hash")
-    conn = await connect(redis_server)
     clock = clock_at(at(2026, 11, 25, 12, 0, 0))
-    service = StatsService(lambda: conn, clock)
+    service = StatsService(redis_service.session, clock)
     service.startService()
     try:
         service.count_download(7, "/a.txt", 10)
@@ -194,16 +205,14 @@ async def test_a_refused_increment_is_reported_and_the_rest_is_written(
         assert service.pending_downloads() == 0  # not retried: that would count twice
     finally:
         await within(service.stopService())
-        await conn.disconnect()
 
 
 @pytest_twisted.ensureDeferred
 async def test_days_are_utc_and_roll_over_inside_one_flush(
-    redis_server: RedisServer, redis_db: redis.Redis
+    redis_service: RedisService, redis_db: redis.Redis
 ) -> None:
-    conn = await connect(redis_server)
     clock = clock_at(at(2026, 12, 31, 23, 59, 59, 800000))
-    service = StatsService(lambda: conn, clock)
+    service = StatsService(redis_service.session, clock)
     service.startService()
     try:
         service.count_download(1, "/f", 10)
@@ -237,23 +246,21 @@ async def test_days_are_utc_and_roll_over_inside_one_flush(
         }
     finally:
         await within(service.stopService())
-        await conn.disconnect()
 
 
 @pytest_twisted.ensureDeferred
 async def test_counters_survive_a_database_that_is_not_ready(
-    redis_server: RedisServer, redis_db: redis.Redis, stats_log: list[str]
+    redis_service: RedisService, redis_db: redis.Redis, stats_log: list[str]
 ) -> None:
-    conn = await connect(redis_server)
     ready = False
 
-    def get_client() -> Any:
+    def sessions() -> Any:
         if not ready:
             raise DatabaseNotReady("database not ready")
-        return conn
+        return redis_service.session()
 
     clock = clock_at(at(2026, 11, 25, 12))
-    service = StatsService(get_client, clock)
+    service = StatsService(sessions, clock)
     service.startService()
     try:
         for tick in range(4):
@@ -270,6 +277,7 @@ async def test_counters_survive_a_database_that_is_not_ready(
         assert written["STATS_TOTAL"] == "5"
         assert written["STATS_FILE_2026_11_25"] == {"/a": "4", "/b": "1"}
         assert written["STATS_MIRROR_BYTES"] == {"1": "4", "2": "5"}
+        assert "Statistics written again (5 download(s) kept meanwhile)" in stats_log
         # A new outage warns again, once.
         ready = False
         service.count_download(1, "/a", 1)
@@ -279,7 +287,6 @@ async def test_counters_survive_a_database_that_is_not_ready(
     finally:
         ready = True
         await within(service.stopService())
-        await conn.disconnect()
     assert stats_keys(redis_db)["STATS_TOTAL"] == "6"  # the final flush at stop
 
 
@@ -289,9 +296,9 @@ async def test_counters_kept_while_redis_is_down_and_flushed_when_it_returns(
 ) -> None:
     server = RedisServer(workdir=tmp_path / "redis")
     server.start()
-    conn = await connect(server)
+    redis_service = await started_service(server)
     clock = clock_at(at(2026, 11, 25, 12))
-    service = StatsService(lambda: conn, clock)
+    service = StatsService(redis_service.session, clock)
     service.startService()
     try:
         service.count_download(7, "/kept.iso", 1000)
@@ -323,24 +330,20 @@ async def test_counters_kept_while_redis_is_down_and_flushed_when_it_returns(
             db.close()
     finally:
         await within(service.stopService())
-        await conn.disconnect()
+        await within(redis_service.stopService())
         server.stop()
 
 
 @pytest_twisted.ensureDeferred
 async def test_stop_service_commits_what_is_left(
-    redis_server: RedisServer, redis_db: redis.Redis
+    redis_service: RedisService, redis_db: redis.Redis
 ) -> None:
-    conn = await connect(redis_server)
     clock = clock_at(at(2026, 11, 25, 12))
-    service = StatsService(lambda: conn, clock)
+    service = StatsService(redis_service.session, clock)
     service.startService()
     service.count_download(5, "/last.bin", 42)
     clock.advance(0.2)  # SIGTERM before the next flush
-    try:
-        await within(service.stopService())
-    finally:
-        await conn.disconnect()
+    await within(service.stopService())
     assert clock.getDelayedCalls() == []  # the loop is stopped
     assert stats_keys(redis_db)["STATS_FILE_2026_11_25"] == {"/last.bin": "1"}
     assert redis_db.get(keys.STATS_TOTAL) == "1"
@@ -348,21 +351,20 @@ async def test_stop_service_commits_what_is_left(
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_silent_redis_stalls_flushes_and_stop_is_bounded(stats_log: list[str]) -> None:
-    silent: ServerFactory[Protocol] = ServerFactory()
-    silent.protocol = Protocol
-    port = reactor.listenTCP(0, silent, interface="127.0.0.1")
-    host = port.getHost()
-    assert isinstance(host, IPv4Address)
-    # dbid=None: no SELECT, so the connection is ready as soon as TCP connects.
-    conn = await within(txredisapi.Connection(host.host, host.port, dbid=None,
-                                              convertNumbers=False))
+async def test_a_silent_redis_stalls_flushes_and_stop_is_bounded(
+    tmp_path: Path, stats_log: list[str]
+) -> None:
+    server = RedisServer(workdir=tmp_path / "redis")
+    server.start()
+    redis_service = await started_service(server)
     clock = clock_at(at(2026, 11, 25, 12))
-    service = StatsService(lambda: conn, clock)
+    service = StatsService(redis_service.session, clock)
     service.startService()
+    assert server.process is not None
     try:
         service.count_download(1, "/a", 1)
-        clock.advance(0.5)  # MULTI sent, never answered
+        server.process.send_signal(signal.SIGSTOP)  # alive, but answers nothing
+        clock.advance(0.5)  # the script is sent, never answered
         service.count_download(1, "/a", 1)
         for _ in range(9):
             clock.advance(0.5)
@@ -378,10 +380,228 @@ async def test_a_silent_redis_stalls_flushes_and_stop_is_bounded(stats_log: list
         await within(stopped)
         assert "Could not commit 2 download(s) at shutdown" in stats_log
     finally:
-        await conn.disconnect()
-        stopping = port.stopListening()
-        if stopping is not None:
-            await stopping
+        server.process.send_signal(signal.SIGCONT)
+        await within(redis_service.stopService())
+        server.stop()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Any:
+    """A redis-server of this test only (its settings and role are changed)."""
+    server = RedisServer(workdir=tmp_path / "private-redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+async def flush_until_written(service: StatsService, clock: Clock, seconds: float = 20) -> None:
+    """Run flushes (on ``clock``) until nothing waits; bounded in real time."""
+    deadline = reactor.seconds() + seconds
+    while service.pending_downloads():
+        assert reactor.seconds() < deadline, f"{service.pending_downloads()} still pending"
+        await flush(service, clock)
+        await deferLater(reactor, 0.05, lambda: None)
+
+
+def count_some(service: StatsService, clock: Clock, rounds: int) -> int:
+    """A few downloads of two files on two mirrors, per round; how many."""
+    for _ in range(rounds):
+        service.count_download(1, "/a.iso", 1000)
+        service.count_download(2, "/a.iso", 1000)
+        service.count_download(2, "/b.txt", 10)
+    return 3 * rounds
+
+
+def expected_counts(rounds: int, day: date) -> dict[str, Any]:
+    return {
+        **levels("STATS_FILE", day, {"/a.iso": str(2 * rounds), "/b.txt": str(rounds)}),
+        **levels("STATS_MIRROR", day, {"1": str(rounds), "2": str(2 * rounds)}),
+        **levels("STATS_MIRROR_BYTES", day, {"1": str(1000 * rounds),
+                                             "2": str(1010 * rounds)}),
+        "STATS_TOTAL": str(3 * rounds),
+    }
+
+
+@pytest_twisted.ensureDeferred
+async def test_flushes_refused_for_memory_are_kept_and_written_once_when_accepted(
+    private_redis: RedisServer, stats_log: list[str]
+) -> None:
+    """``OOM command not allowed`` (maxmemory, noeviction): nothing is lost or counted twice.
+
+    Before: each increment was refused on its own (``redis.pcall``), the batch was taken as
+    written, and its downloads were gone.
+    """
+    db = private_redis.client()
+    redis_service = await started_service(private_redis)
+    clock = clock_at(at(2026, 11, 25, 12))
+    service = StatsService(redis_service.session, clock)
+    service.startService()
+    try:
+        count_some(service, clock, 1)
+        await flush(service, clock)  # written while memory is available
+        db.config_set("maxmemory-policy", "noeviction")
+        db.config_set("maxmemory", "1")  # any write that may allocate is refused
+        for _ in range(6):
+            count_some(service, clock, 5)
+            await flush(service, clock)
+        assert service.pending_downloads() == 90
+        assert stats_keys(db)["STATS_TOTAL"] == "3"
+        assert [m for m in stats_log if KEPT in m] == [
+            f"{KEPT}: OOM command not allowed when used memory > 'maxmemory'."]
+        assert not any("refused by Redis" in m for m in stats_log)
+
+        db.config_set("maxmemory", "0")
+        count_some(service, clock, 1)
+        await flush_until_written(service, clock)
+        assert stats_keys(db) == expected_counts(32, date(2026, 11, 25))
+        assert "Statistics written again (93 download(s) kept meanwhile)" in stats_log
+        assert len(db.keys("STATSBATCH_*")) == 3  # one before, one refused then, one after
+    finally:
+        db.config_set("maxmemory", "0")
+        await within(service.stopService())
+        await within(redis_service.stopService())
+        db.close()
+    assert service.pending_downloads() == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_flushes_refused_by_a_replica_are_kept_and_written_once_it_is_master_again(
+    private_redis: RedisServer, stats_log: list[str]
+) -> None:
+    """``READONLY You can't write against a read only replica``, then back to master."""
+    db = private_redis.client()
+    redis_service = await started_service(private_redis)
+    clock = clock_at(at(2026, 11, 25, 12))
+    service = StatsService(redis_service.session, clock)
+    service.startService()
+    nowhere = free_port()
+    try:
+        count_some(service, clock, 2)
+        await flush(service, clock)
+        db.execute_command("REPLICAOF", "127.0.0.1", str(nowhere))  # keeps its data
+        count_some(service, clock, 2)
+        await flush(service, clock)  # before the service notices the new role
+        assert [m for m in stats_log if KEPT in m] == [
+            f"{KEPT}: READONLY You can't write against a read only replica."]
+        rounds = 4
+        for _ in range(100):  # then the service notices (within about a second)
+            count_some(service, clock, 1)
+            rounds += 1
+            await flush(service, clock)
+            if not redis_service.ready:
+                break
+            await deferLater(reactor, 0.1, lambda: None)
+        assert not redis_service.ready
+        assert service.pending_downloads() == 3 * (rounds - 2)
+        assert stats_keys(db)["STATS_TOTAL"] == "6"
+
+        db.execute_command("REPLICAOF", "NO", "ONE")
+        await flush_until_written(service, clock)
+        assert stats_keys(db) == expected_counts(rounds, date(2026, 11, 25))
+    finally:
+        db.execute_command("REPLICAOF", "NO", "ONE")
+        await within(service.stopService())
+        await within(redis_service.stopService())
+        db.close()
+
+
+async def link_generation(redis_service: RedisService) -> int:
+    async with redis_service.session() as lent:
+        return lent.generation
+
+
+@pytest.fixture
+def replicated(tmp_path: Path) -> Any:
+    """A master and its replica (no sentinel)."""
+    group = ReplicatedRedis.start(tmp_path / "group", sentinels=0)
+    yield group
+    group.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_batches_are_kept_until_a_replica_has_them_and_replayed_once_on_a_new_link(
+    replicated: ReplicatedRedis, stats_log: list[str]
+) -> None:
+    master, replica = replicated.master, replicated.replica
+    assert replica.process is not None
+    db = master.client()
+    redis_service = await started_service(master)
+    clock = clock_at(at(2026, 11, 25, 12))
+    service = StatsService(redis_service.session, clock, replica_timeout=0.3)
+    service.startService()
+    try:
+        count_some(service, clock, 1)
+        await flush_until_written(service, clock)  # the replica acknowledged it
+
+        replica.process.send_signal(signal.SIGSTOP)  # connected, but acknowledges nothing
+        count_some(service, clock, 2)
+        await flush(service, clock)
+        count_some(service, clock, 1)
+        await flush(service, clock)
+        assert service.pending_downloads() == 9  # written, kept for a failover
+        assert stats_keys(db)["STATS_TOTAL"] == "12"
+        assert [m for m in stats_log if "No replica acknowledged" in m][-1] == (
+            "No replica acknowledged the statistics within 0.3 s: 6 download(s) kept to be "
+            "written again after a failover")
+
+        before = await link_generation(redis_service)
+        db.execute_command("CLIENT", "KILL", "TYPE", "normal")  # a new link, same master
+        for _ in range(100):
+            await deferLater(reactor, 0.1, lambda: None)
+            if redis_service.ready and await link_generation(redis_service) > before:
+                break
+        await flush(service, clock)  # sent again: recognised, not counted twice
+        assert "Statistics batches sent again to a new master: 2 (0 download(s) it lacked, " \
+               "2 batch(es) it had already)" in stats_log
+        assert stats_keys(db) == expected_counts(4, date(2026, 11, 25))
+        assert service.pending_downloads() == 9
+
+        replica.process.send_signal(signal.SIGCONT)
+        await flush_until_written(service, clock)  # renews the last batch's record, WAITs
+        assert stats_keys(db) == expected_counts(4, date(2026, 11, 25))
+        with replica.client() as copy:
+            await eventually(lambda: stats_keys(copy) == expected_counts(4, date(2026, 11, 25)))
+
+        replica.process.send_signal(signal.SIGSTOP)  # kept at most keep_seconds
+        count_some(service, clock, 1)
+        await flush(service, clock)
+        assert service.pending_downloads() == 3
+        clock.advance(service.keep_seconds + 1)
+        await within(service.when_idle())
+        assert service.pending_downloads() == 0
+        assert ("3 download(s) written to Redis were never confirmed by a replica: no longer "
+                "kept for a failover") in stats_log
+    finally:
+        replica.process.send_signal(signal.SIGCONT)
+        await within(service.stopService())
+        await within(redis_service.stopService())
+        db.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_memory_bound_beyond_which_files_count_in_the_totals_only(
+    redis_service: RedisService, redis_db: redis.Redis, stats_log: list[str]
+) -> None:
+    clock = clock_at(at(2026, 11, 25, 12))
+    service = StatsService(redis_service.session, clock, max_file_counters=2)
+    service.startService()
+    try:
+        for path in ["/1", "/2", "/3", "/1", "/4"]:
+            service.count_download(9, path, 10)
+        assert stats_log == ["Statistics memory full (2 files waiting to be written): further "
+                             "files are counted in the totals only until Redis takes the counters"]
+        await flush(service, clock)
+        written = stats_keys(redis_db)
+        assert written["STATS_FILE"] == {"/1": "2", "/2": "1"}
+        assert written["STATS_TOTAL"] == "5"
+        assert written["STATS_MIRROR"] == {"9": "5"}
+        assert written["STATS_MIRROR_BYTES"] == {"9": "50"}
+        assert stats_log[-1] == "2 download(s) were counted without their file (memory was full)"
+        service.count_download(9, "/3", 10)  # room again
+        await flush(service, clock)
+        assert stats_keys(redis_db)["STATS_FILE"] == {"/1": "2", "/2": "1", "/3": "1"}
+    finally:
+        await within(service.stopService())
 
 
 def dedup(conn: Any, set_get: bool, interval: int = 300) -> RangeDeduplicator:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,9 +14,10 @@ from twisted.internet.defer import Deferred
 
 from mirrorbits.store import keys
 from mirrorbits.store.errors import DatabaseNotReady
+from mirrorbits.store.pubsub import PubSubService
 from mirrorbits.store.redis import RedisService
 from tests.integration.store_support import captured_log, eventually, sleep, within
-from tests.servers import RedisServer, free_port, wait_for_port
+from tests.servers import RedisServer, ReplicatedRedis, SentinelServer, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -192,25 +192,25 @@ async def test_reconfigure_moves_to_the_new_server(
 @pytest.fixture
 def sentinel(tmp_path: Path, private_server: RedisServer) -> Iterator[str]:
     """A real redis-sentinel monitoring ``private_server`` as ``mymaster``."""
-    binary = shutil.which("redis-sentinel") or shutil.which("redis-server")
-    if binary is None:
+    if shutil.which("redis-sentinel") is None:
         pytest.skip("redis-sentinel is not installed")
     private_server.start()
-    port = free_port()
-    conf = tmp_path / "sentinel.conf"
-    conf.write_text(
-        f"port {port}\nbind 127.0.0.1\ndir {tmp_path}\n"
-        f"sentinel monitor mymaster {private_server.host} {private_server.port} 1\n"
-    )
-    process = subprocess.Popen(
-        [binary, str(conf), "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    watcher = SentinelServer(workdir=tmp_path / "sentinel", master=private_server)
+    watcher.start()
     try:
-        wait_for_port("127.0.0.1", port)
-        yield f"127.0.0.1:{port}"
+        yield watcher.address
     finally:
-        process.terminate()
-        process.wait(10)
+        watcher.stop()
+
+
+@pytest.fixture
+def replicated(tmp_path: Path) -> Iterator[ReplicatedRedis]:
+    """A master, its replica and two sentinels."""
+    if shutil.which("redis-sentinel") is None:
+        pytest.skip("redis-sentinel is not installed")
+    group = ReplicatedRedis.start(tmp_path / "group")
+    yield group
+    group.stop()
 
 
 @pytest_twisted.ensureDeferred
@@ -262,3 +262,128 @@ async def test_stop_is_prompt_from_a_ready_callback_and_while_down(
     down.startService()
     await sleep(0.3)
     await within(down.stopService(), 2)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_master_turned_replica_is_left_and_taken_again_once_master(
+    private_server: RedisServer,
+) -> None:
+    """Before, a master demoted in place (``REPLICAOF``, no connection closed) was only
+    reported (``Database check failed``) and kept: every write was refused (READONLY)."""
+    private_server.start()
+    db = private_server.client()
+    service = RedisService(private_server.address, "", 0, (), "", reactor)
+    with captured_log() as messages:
+        service.startService()
+        try:
+            await within(service.whenReady())
+            async with service.session() as lent:
+                first = lent.generation
+                assert not lent.expects_replica  # a lone master
+            db.execute_command("REPLICAOF", "127.0.0.1", str(free_port()))
+            await eventually(lambda: not service.ready, 5)
+            assert any(m.startswith("Database is down: ") and "not a master (role: slave)" in m
+                       for m in messages), messages
+            db.execute_command("REPLICAOF", "NO", "ONE")
+            await within(service.whenReady())
+            async with service.session() as lent:
+                assert lent.generation == first + 1  # a new link: writers can tell
+        finally:
+            db.execute_command("REPLICAOF", "NO", "ONE")
+            await within(service.stopService())
+            db.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_sentinel_failover_moves_commands_and_pubsub_before_the_demotion(
+    replicated: ReplicatedRedis,
+) -> None:
+    """The former master acts as a master for seconds after the sentinels switched; whatever
+    it is given meanwhile is dropped when it resyncs. Both connections move at once."""
+    sentinels = tuple(s.address for s in replicated.sentinels)
+    nowhere = f"127.0.0.1:{free_port()}"
+    service = RedisService(nowhere, "", 0, sentinels, "mymaster", reactor)
+    pubsub = PubSubService(nowhere, "", reactor, sentinels=sentinels, master_name="mymaster")
+    masters: list[str] = []
+    service.on_master(lambda host, port: masters.append(f"{host}:{port}"))
+    service.on_master(pubsub.follow_master)
+    updates: list[str] = []
+    pubsub.on_message(keys.CHANNEL_MIRROR_UPDATE, updates.append)
+    service.startService()
+    pubsub.startService()
+    try:
+        await within(service.whenReady())
+        await within(pubsub.whenReady())
+        async with service.session() as lent:
+            assert lent.expects_replica  # the master has a replica: writes should WAIT
+        with captured_log() as messages:
+            old, new = replicated.failover()
+            await eventually(lambda: service.ready and masters[-1] == new.address, 5)
+            with old.client() as former:
+                assert former.execute_command("ROLE")[0] == "master"  # not demoted yet
+            assert any("Redis master moved: the sentinels name " + new.address in m
+                       for m in messages), messages
+            await service.client().set("where", "new")
+            with new.client() as db:
+                await eventually(lambda: db.execute_command(
+                    "PUBSUB", "NUMSUB", keys.CHANNEL_MIRROR_UPDATE)[1] == 1, 5)
+                assert db.publish(keys.CHANNEL_MIRROR_UPDATE, "7") == 1
+            await eventually(lambda: updates == ["7"], 5)
+            with old.client() as former:
+                assert former.execute_command("ROLE")[0] == "master"
+        assert masters == [old.address, new.address]
+        with new.client() as db:
+            assert db.get("where") == "new"
+    finally:
+        await within(pubsub.stopService())
+        await within(service.stopService())
+
+
+@pytest_twisted.ensureDeferred
+async def test_reads_wait_for_the_master_early_in_an_outage(private_server: RedisServer) -> None:
+    service = RedisService(private_server.address, "", 0, (), "", reactor)
+    service.startService()
+    try:
+        with pytest.raises(DatabaseNotReady):
+            service.reading_client()  # never connected: no waiting (fallbacks at once)
+        private_server.start()
+        await within(service.whenReady())
+        assert service.reading_client() is service.client()
+        private_server.stop()
+        await eventually(lambda: not service.ready, 5)
+        with pytest.raises(DatabaseNotReady):
+            service.client()
+        waiting = service.reading_client().get("k")  # waits for the master...
+        private_server.start()
+        with private_server.client() as db:
+            db.set("k", "back")
+        assert await within(waiting) == "back"  # ...and reads from it
+        private_server.stop()
+        await eventually(lambda: not service.ready, 5)
+        late = service.reading_client().get("k")  # at most READ_WAIT seconds
+        with pytest.raises(DatabaseNotReady):
+            await within(late, 10)
+    finally:
+        await within(service.stopService())
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_master_reached_through_redis_address_is_kept(
+    sentinel: str, private_server: RedisServer, redis_server: RedisServer, redis_db: redis.Redis
+) -> None:
+    """The sentinels name a master that does not answer: the daemon uses RedisAddress and
+    stays there (it does not try to move to the sentinels' master every second)."""
+    private_server.stop()  # the sentinels' master
+    service = RedisService(redis_server.address, "", 0, (sentinel,), "mymaster", reactor)
+    with captured_log() as messages:
+        service.startService()
+        try:
+            await within(service.whenReady())
+            await sleep(2.5)
+            assert service.ready
+        finally:
+            await within(service.stopService())
+    assert [m for m in messages if m.startswith("Connected to redis master")] == [
+        f"Connected to redis master {redis_server.address} (version "
+        f"{'.'.join(map(str, server_version(redis_server)))})"]
+    assert not any("moved" in m for m in messages), messages

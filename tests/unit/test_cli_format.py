@@ -7,6 +7,7 @@ name, so the expected tables below are the reference's lines in that order.
 from __future__ import annotations
 
 import io
+from datetime import date
 
 import attrs
 import pytest
@@ -14,7 +15,8 @@ import pytest
 from mirrorbits.control import flags as f
 from mirrorbits.control.cli import Exit, parse_command_line, usage_text
 from mirrorbits.control.cli_commands import COMMANDS
-from mirrorbits.control.cli_later import mirmon_text, parse_day, stats_mirror_text
+from mirrorbits.control.cli_later import DateRangeError, mirmon_text, stats_days, stats_mirror_text
+from mirrorbits.control.cli_progress import StatusLine, progress_text
 from mirrorbits.control.output import (
     ListOptions,
     ResolveError,
@@ -55,7 +57,7 @@ MIRRORS = [
     _mirror("saopaulo", "http://127.0.0.37/", "BR", "SA"),
 ]
 UP = "(Wed, 25 Nov 2026 01:54:42 UTC)"
-ZERO = "(Mon, 01 Jan 0001 00:00:00 UTC)"
+ZERO = "(never)"  # the reference: (Mon, 01 Jan 0001 00:00:00 UTC)
 
 
 def test_list_default() -> None:
@@ -205,12 +207,36 @@ def test_stats_mirror_like_reference() -> None:
 
 
 def test_parse_day() -> None:
-    from datetime import date
+    assert f.parse_day("2023-1-5") == date(2023, 1, 5)
+    assert f.parse_day("2023-01-05") == date(2023, 1, 5)
+    for text, reason in (
+        ("2023-02-30", "day is out of range for month"),
+        ("2026-13-01", "month must be in 1..12"),
+        ("yesterday", "expected a date as YYYY-MM-DD"),
+        ("26-1-1", "expected a date as YYYY-MM-DD"),
+        ("", "expected a date as YYYY-MM-DD"),
+    ):
+        with pytest.raises(ValueError, match=f"^{reason}$"):
+            f.parse_day(text)
 
+
+def test_stats_days_include_the_end_day() -> None:
     today = date(2026, 11, 25)
-    assert parse_day("2023-1-5", today) == date(2023, 1, 5)
-    assert parse_day("2023-02-30", today) == today
-    assert parse_day("", today) == today
+    assert stats_days(None, None, today) == (today, date(2026, 11, 26))
+    assert stats_days(date(2026, 11, 1), None, today) == (date(2026, 11, 1), date(2026, 11, 26))
+    assert stats_days(date(2026, 1, 1), date(2026, 1, 31), today) == (date(2026, 1, 1),
+                                                                     date(2026, 2, 1))
+    assert stats_days(date(2026, 12, 31), date(2026, 12, 31), today) == (date(2026, 12, 31),
+                                                                        date(2027, 1, 1))
+    with pytest.raises(DateRangeError, match=r"^-start-date 2026-12-10 is after -end-date "
+                                             r"2026-12-05$"):
+        stats_days(date(2026, 12, 10), date(2026, 12, 5), today)
+    with pytest.raises(DateRangeError, match=r"is after today \(2026-11-25\)$"):
+        stats_days(date(2026, 12, 10), None, today)
+    with pytest.raises(DateRangeError, match=r"^-end-date 2026-01-01 is before today"):
+        stats_days(None, date(2026, 1, 1), today)
+    with pytest.raises(DateRangeError, match="out of range"):
+        stats_days(date(2026, 1, 1), date.max, today)
 
 
 def test_go_style_flags() -> None:
@@ -268,10 +294,24 @@ def test_command_line_parsing() -> None:
     [
         ([], 2, "Usage: mirrorbits-ctl [OPTIONS] COMMAND"),
         (["frobnicate"], 2, "Error: Command not found: frobnicate\nUsage:"),
-        (["-x", "list"], 2, "flag provided but not defined: -x\nUsage:"),
+        (["-x", "list"], 2, "flag provided but not defined: -x\n"),
         (["show"], 2, "Usage: mirrorbits-ctl show IDENTIFIER\n\nPrint a mirror configuration"),
         (["list", "extra"], 2, "Usage: mirrorbits-ctl list [OPTIONS]"),
-        (["logs", "-l", "x", "m"], 2, 'invalid value "x" for flag -l: parse error\n\nUsage:'),
+        (["logs", "-l", "x", "m"], 2, 'invalid value "x" for flag -l: parse error\n'),
+        (["logs", "m", "-l", "x"], 2, 'invalid value "x" for flag -l: parse error\n'),
+        (["-p", "abc", "list"], 2, 'invalid value "abc" for flag -p: parse error\n'),
+        (["list", "-p", "70000"], 2,
+         'invalid value "70000" for flag -p: not a port number (1-65535)\n'),
+        (["list", "-bogus"], 2, "flag provided but not defined: -bogus\n"),
+        (["show", "m", "-bogus"], 2, "flag provided but not defined: -bogus\n"),
+        (["logs", "-l", "9223372036854775808", "m"], 2,
+         'invalid value "9223372036854775808" for flag -l: value out of range\n'),
+        (["stats", "mirror", "m", "-start-date", "2026-13-01"], 2,
+         'invalid value "2026-13-01" for flag -start-date: month must be in 1..12\n'),
+        (["stats", "-start-date", "yesterday", "file", "."], 2,
+         'invalid value "yesterday" for flag -start-date: expected a date as YYYY-MM-DD\n'),
+        (["stats", "-start-date", "2026-1-5", "-end-date", "2026-1-4", "file", "."], 2,
+         "-start-date 2026-01-05 is after -end-date 2026-01-04\n"),
         (["add", "a b"], 1, "The identifier cannot contain a space\n"),
         (["add", "m"], 1, "You *must* pass at least an HTTP URL\n"),
         (["add", "-http", "ftp://h/", "m"], 1, "The HTTP URL has an invalid scheme\n"),
@@ -285,6 +325,87 @@ def test_usage_errors_exit_non_zero(argv: list[str], code: int, stderr_start: st
     assert caught.value.code == code
     assert caught.value.stderr.startswith(stderr_start)
     assert caught.value.stdout == ""
+
+
+def test_flag_errors_are_one_line() -> None:
+    for argv in (["-x", "list"], ["list", "-p", "x"], ["stats", "-end-date", "x", "file", "."]):
+        with pytest.raises(Exit) as caught:
+            parse_command_line(argv, COMMANDS)
+        assert caught.value.stderr.count("\n") == 1
+
+
+def test_flags_after_the_arguments() -> None:
+    invocation = parse_command_line(
+        ["stats", "mirror", "m", "-start-date", "2026-12-01", "-h=false"], COMMANDS)
+    assert invocation.args == ["mirror", "m"]
+    assert invocation.options["start-date"] == date(2026, 12, 1)
+    assert invocation.options["h"] is False
+    invocation = parse_command_line(["remove", "m", "-f"], COMMANDS)
+    assert invocation.args == ["m"] and invocation.options["f"] is True
+    invocation = parse_command_line(["add", "m", "-http", "http://h/", "-score", "-3"], COMMANDS)
+    assert invocation.args == ["m"]
+    assert (invocation.options["http"], invocation.options["score"]) == ("http://h/", -3)
+    # after "--" nothing is a flag
+    invocation = parse_command_line(["stats", "file", "--", "-f"], COMMANDS)
+    assert invocation.args == ["file", "-f"]
+
+
+def test_global_flags_after_the_command() -> None:
+    invocation = parse_command_line(["list", "-P", "secret", "-disabled", "-p", "3391"],
+                                    COMMANDS)
+    assert (invocation.password, invocation.port, invocation.host) == ("secret", 3391,
+                                                                        "localhost")
+    assert invocation.options == {**dict.fromkeys(
+        ("http", "rsync", "ftp", "location", "score", "enabled", "down"), False),
+        "state": True, "disabled": True}
+    invocation = parse_command_line(["-P", "one", "show", "m", "-P", "two", "-a"], COMMANDS)
+    assert (invocation.password, invocation.ask_password, invocation.args) == ("two", True,
+                                                                               ["m"])
+    # -h after the command keeps its reference meaning: help, or stats' human sizes
+    with pytest.raises(Exit) as caught:
+        parse_command_line(["list", "-h", "otherhost"], COMMANDS)
+    assert caught.value.code == 0 and caught.value.stdout.startswith("Usage: mirrorbits-ctl list")
+    invocation = parse_command_line(["-h", "h1", "stats", "-h=false", "mirror", "m"], COMMANDS)
+    assert invocation.host == "h1" and invocation.options["h"] is False
+
+
+def test_reference_command_lines_keep_their_meaning() -> None:
+    """Read with Go's rule first: an argument that looks like a flag stays an argument."""
+    invocation = parse_command_line(["stats", "file", "-h"], COMMANDS)
+    assert invocation.args == ["file", "-h"] and invocation.options["h"] is True
+    invocation = parse_command_line(["stats", "-h=false", "file", "-start-date"], COMMANDS)
+    assert invocation.args == ["file", "-start-date"]
+    assert invocation.options["start-date"] is None and invocation.options["h"] is False
+    invocation = parse_command_line(["scan", "-all"], COMMANDS)
+    assert invocation.args == [] and invocation.options["all"] is True
+
+
+def test_progress_text() -> None:
+    assert progress_text("listing", 0, 0, 0.0) == "listing: 0 files"
+    assert progress_text("listing", 1200, 0, 0.2) == "listing: 1200 files"
+    assert progress_text("listing", 1200, 0, 1.5) == "listing: 1200 files, 800 files/s"
+    assert progress_text("indexing", 1000, 5000, 2.0) == (
+        "indexing: 1000/5000 files, 500 files/s")
+
+
+def test_status_line_rewrites_and_clears_its_line() -> None:
+    stream = io.StringIO()
+    line = StatusLine(stream, "Scanning m... ", 40)
+    line.show("listing: 12 files")
+    line.show("listing: 9 files")
+    line.show("indexing: 1000000/2000000 files, 100000 files/s")  # cut to the width
+    line.clear()
+    line.clear()
+    assert stream.getvalue() == (
+        "\rScanning m... listing: 12 files"
+        "\rScanning m... listing: 9 files "
+        "\rScanning m... indexing: 1000000/2000000"  # 40 columns less one
+        f"\rScanning m... {' ' * 25}\rScanning m... "
+    )
+    narrow = StatusLine(stream, "Scanning a-very-long-name... ", 20)
+    narrow.show("listing: 1 files")
+    narrow.clear()
+    assert stream.getvalue().endswith("\rScanning m... ")
 
 
 def test_add_accepts_a_port_in_the_url() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from twisted.internet.defer import Deferred
 
 from mirrorbits.model import FileInfo, GeoRecord, Mirror
 from mirrorbits.selection.types import Candidate
+from mirrorbits.web import svgmap
 from mirrorbits.web.mirrorlist import (
     MirrorlistView,
     build_view,
@@ -308,9 +310,94 @@ def test_map_shows_client_and_first_19_mirrors() -> None:
     assert client is not None and client.find("title").text() == "You (Lyon, France)"
     line = svg.find("line", class_="to-first")
     assert line is not None
-    # Equirectangular: Lyon (45.764 N, 4.8357 E) and mirror #1 (1 N, 2 E) on a 720x360 picture.
+    # Equirectangular: Lyon (45.764 N, 4.8357 E) on a 720x360 picture; mirror #1 (1 N, 2 E) is
+    # pushed from (364, 178) by its neighbours (2 N 4 E, 3 N 6 E...: 19 markers 4.5 px apart).
     assert (float(line.attrs["x1"]), float(line.attrs["y1"])) == pytest.approx((369.7, 88.5))
-    assert (float(line.attrs["x2"]), float(line.attrs["y2"])) == pytest.approx((364.0, 178.0))
+    first = svg.find_all("g", class_="mirror")[-1].find("circle")
+    assert (line.attrs["x2"], line.attrs["y2"]) == (first.attrs["cx"], first.attrs["cy"])
+    assert math.dist((float(first.attrs["cx"]), float(first.attrs["cy"])), (364, 178)) < 30
+
+
+def map_of(page: str) -> Any:
+    svg = read_page(page)["tree"].find("svg")
+    assert svg is not None
+    return svg
+
+
+def marker_spots(svg: Any) -> list[tuple[str, float, float]]:
+    """(number, cx, cy) of each mirror marker, in drawing order."""
+    spots = []
+    for group in svg.find_all("g", class_="mirror"):
+        circle = group.find("circle")
+        spots.append((group.find("text").text(), float(circle.attrs["cx"]),
+                      float(circle.attrs["cy"])))
+    return spots
+
+
+def test_mirrors_at_one_place_are_spread_round_it() -> None:
+    # Three mirrors in one data centre (same coordinates), one elsewhere; the client in Lyon.
+    mirrors = [cand(mirror(i, f"m{i}", latitude=1.35, longitude=103.82), f"http://m{i}/",
+                    float(i), 30.0) for i in (1, 2, 3)]
+    mirrors.append(cand(mirror(4, "m4", latitude=40.42, longitude=-3.70), "http://m4/", 4.0))
+    page = render(view_of(info(), LYON, mirrors))
+    assert_valid_html5(page)
+    svg = map_of(page)
+    spots = marker_spots(svg)
+    assert [number for number, _, _ in spots] == ["4", "3", "2", "1"]  # #1 on top
+    singapore = (567.6, 177.3)  # as written, to 0.1 px
+    round_it = [(x, y) for number, x, y in spots if number in "123"]
+    assert len(set(round_it)) == 3
+    for x, y in round_it:  # on an 8.4 px circle round the place: 7 px markers overlap little
+        assert math.dist((x, y), singapore) == pytest.approx(8.4, abs=0.1)
+    assert spots[0][1:] == pytest.approx((352.6, 99.2))  # Madrid, alone: in place
+    leaders = svg.find_all("line", class_="leader")
+    assert len(leaders) == 3
+    for line in leaders:
+        assert (float(line.attrs["x1"]), float(line.attrs["y1"])) == singapore
+        assert (float(line.attrs["x2"]), float(line.attrs["y2"])) in round_it
+    # The line to #1 ends at #1's marker.
+    to_first = svg.find("line", class_="to-first")
+    assert (float(to_first.attrs["x2"]), float(to_first.attrs["y2"])) == spots[-1][1:]
+
+
+def test_neighbouring_markers_are_pushed_apart() -> None:
+    # Lyon (the client and a mirror), four mirrors in Frankfurt 5 degrees away, one in Geneva.
+    places = [(45.764, 4.8357)] + [(50.11, 8.68)] * 4 + [(46.2, 6.14)]
+    mirrors = [cand(mirror(i, f"m{i}", latitude=lat, longitude=lon), f"http://m{i}/", float(i))
+               for i, (lat, lon) in enumerate(places, start=1)]
+    svg = map_of(render(view_of(info(), LYON, mirrors)))
+    spots = {int(number): (x, y) for number, x, y in marker_spots(svg)}
+    client = svg.find("g", class_="client").find("circle")
+    spots[0] = (float(client.attrs["cx"]), float(client.attrs["cy"]))
+    for a in spots:
+        for b in spots:
+            if a < b:  # 7 px markers: centres 1.7 radius apart at least (rounded to 0.1 px)
+                assert math.dist(spots[a], spots[b]) >= 11.9 - 0.15, (a, b)
+    for number, (latitude, longitude) in enumerate([(45.764, 4.8357), *places]):
+        place = svgmap.project(latitude, longitude)
+        assert math.dist(spots[number], place) < 25, number  # still near its place
+
+
+def test_a_mirror_in_the_clients_city_is_not_hidden_by_the_client() -> None:
+    mirrors = [cand(mirror(1, "lyon", latitude=45.764, longitude=4.8357), "http://l/")]
+    svg = map_of(render(view_of(info(), LYON, mirrors)))
+    [(_, x, y)] = marker_spots(svg)
+    client = svg.find("g", class_="client").find("circle")
+    you = (float(client.attrs["cx"]), float(client.attrs["cy"]))
+    assert math.dist((x, y), you) > 7 + 5  # side by side
+    assert len(svg.find_all("line", class_="leader")) == 2
+
+
+def test_the_land_is_natural_earths_and_credited() -> None:
+    mirrors = [cand(mirror(1, "m1", latitude=1.0, longitude=2.0), "http://m1/")]
+    page = render(view_of(info(), LYON, mirrors))
+    svg = map_of(page)
+    [land] = svg.find_all("path", class_="land")
+    assert land.attrs["d"] == svgmap.land().path_data
+    assert land.attrs["fill-rule"] == "evenodd"
+    assert "<!-- Land: Natural Earth 1:110m land" in page
+    assert "world-atlas" in page.split("<!-- Land:")[1].split("-->")[0]
+    assert len(page) < 60_000  # the land is most of the page
 
 
 def test_no_map_without_any_location() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import date
 from html.parser import HTMLParser
@@ -12,6 +13,7 @@ import pytest
 from twisted.internet.defer import Deferred
 
 from mirrorbits.model import Mirror
+from mirrorbits.web import svgmap
 from mirrorbits.web.mirrorstats import (
     MAP_HEIGHT,
     MAP_WIDTH,
@@ -247,11 +249,73 @@ def test_the_page_reads_as_intended() -> None:
     assert "12 downloads" in cells.titles and "3.0 KiB transferred" in cells.titles
     assert "Since 00:00 UTC on 2023-11-14: 16 downloads redirected" in " ".join(page.split())
     fills = {c["class"]: (c["cx"], c["cy"]) for c in cells.circles}
+    # "old" and "broken" have no location (0, 0): spread 6 px above and below it, the down
+    # one drawn last (on top).
     assert fills == {"dot up": ("364.7", "82.3"), "dot degraded": ("662.4", "247.8"),
-                     "dot disabled": ("360", "180"), "dot down": ("360", "180")}
-    from mirrorbits.web import svgmap  # the same land as the mirrorlist map
+                     "dot disabled": ("360", "186"), "dot down": ("360", "174")}
+    assert [c["class"] for c in cells.circles][-1] == "dot down"
 
-    assert page.count('<path class="land"') == len(svgmap.LAND_OUTLINES)
+
+def test_land_is_the_mirrorlist_maps_and_credited() -> None:
+    page = render(sample_view())
+    lands = re.findall(r'<path class="land"[^>]*>', page)
+    assert len(lands) == 1
+    assert f'd="{svgmap.land().path_data}"' in lands[0]
+    assert 'fill-rule="evenodd"' in lands[0]
+    assert re.search(r"<!-- Land: Natural Earth .*world-atlas .*-->", page)
+
+
+def points_of(view: MirrorstatsView) -> list[tuple[str, str, str, str, str]]:
+    """(health, cx, cy, leader's x1, leader's y1) of each dot, in drawing order."""
+    page = render(view)
+    found = re.findall(
+        r'<g class="mirror (\w+)"><title>[^<]*</title><line class="leader" x1="([^"]+)" '
+        r'y1="([^"]+)" x2="([^"]+)" y2="([^"]+)"></line><circle r="5" class="dot \1" '
+        r'cx="([^"]+)" cy="([^"]+)"></circle></g>', page)
+    assert len(found) == len(view.points)
+    for _, _, _, x2, y2, cx, cy in found:
+        assert (x2, y2) == (cx, cy)  # the leader line ends at the dot
+    return [(health, cx, cy, x1, y1) for health, x1, y1, _, _, cx, cy in found]
+
+
+def test_a_down_mirror_is_drawn_over_the_up_ones_at_its_place() -> None:
+    lyon = {"latitude": 45.76, "longitude": 4.84}
+    mirrors = [mirror(1, "down-lyon", http_up=False, **lyon),
+               mirror(2, "up-lyon", **lyon),
+               mirror(3, "off-lyon", enabled=False, **lyon),
+               mirror(4, "half-lyon", http_url="h.example/", http_up=True, https_up=False,
+                      **lyon),
+               mirror(5, "up-sydney", latitude=-33.9, longitude=151.2)]
+    # The busiest mirrors come first in the table; the down one the least busy.
+    view = build_view(mirrors, {2: 50, 3: 40, 4: 30, 5: 20, 1: 1}, {}, NOW, DAY)
+    points = points_of(view)
+    assert [health for health, *_ in points] == ["disabled", "up", "up", "degraded", "down"]
+    lyon_xy = ("369.68", "88.48")
+    at_lyon = [p for p in points if (p[3], p[4]) == lyon_xy]
+    assert len(at_lyon) == 4
+    spots = {(cx, cy) for _, cx, cy, _, _ in at_lyon}
+    assert len(spots) == 4 and lyon_xy not in spots  # each one visible, round the place
+    for _, cx, cy, x1, y1 in at_lyon:  # 4 dots: a 6 px circle
+        assert math.dist((float(cx), float(cy)), (float(x1), float(y1))) == pytest.approx(
+            6.01, abs=0.02)
+    sydney = next(p for p in points if (p[3], p[4]) != lyon_xy)
+    assert (sydney[1], sydney[2]) == (sydney[3], sydney[4]) == ("662.4", "247.8")  # in place
+
+
+def test_neighbouring_dots_are_pushed_apart() -> None:
+    towns = [(48.85, 2.35), (50.11, 8.68), (50.11, 8.68), (47.37, 8.54), (45.76, 4.84),
+             (52.52, 13.4), (50.85, 4.35), (52.37, 4.9), (50.11, 8.68), (48.14, 11.58)]
+    mirrors = [mirror(i, f"m{i}", latitude=lat, longitude=lon, http_up=i % 3 != 0)
+               for i, (lat, lon) in enumerate(towns, start=1)]
+    view = build_view(mirrors, {}, {}, NOW, DAY)
+    drawn = [(p.x, p.y) for p in view.points]
+    for i, a in enumerate(drawn):
+        for b in drawn[i + 1:]:
+            assert math.dist(a, b) >= 1.7 * 5 - 0.02  # 5 px dots overlap by 1.5 px at most
+    for point in view.points:
+        assert math.dist((point.x, point.y), (point.place_x, point.place_y)) < 20
+    assert [p.health for p in view.points][-3:] == ["down"] * 3
+
 
 
 def test_the_page_is_valid_html5() -> None:

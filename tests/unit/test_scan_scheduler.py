@@ -18,6 +18,7 @@ from twisted.python.failure import Failure
 
 from mirrorbits.config import Config
 from mirrorbits.model import PROTOCOL_FTP, PROTOCOL_RSYNC, Mirror
+from mirrorbits.progress import Progress
 from mirrorbits.scan.commit import ScanResult
 from mirrorbits.scan.rsync import ScanError, ScanListing
 from mirrorbits.scan.scheduler import MirrorScanner, ftp_lister, is_due, scan_plan
@@ -75,8 +76,8 @@ class Harness:
             raise DatabaseNotReady("database not ready")
         return object()
 
-    def lister(self, proto: str) -> Callable[[str, float, str], Awaitable[ScanListing]]:
-        async def listing(url: str, timeout: float, name: str) -> ScanListing:
+    def lister(self, proto: str) -> Callable[[str, float, str, Progress], Awaitable[ScanListing]]:
+        async def listing(url: str, timeout: float, name: str, progress: Progress) -> ScanListing:
             self.calls.append((proto, url))
             if url in self.listing_errors:
                 raise self.listing_errors[url]
@@ -89,7 +90,7 @@ class Harness:
     async def commit(
         self, client: Any, clock: Any, mirror_id: int, proto: int,
         list_files: Callable[[str], Awaitable[ScanListing]],
-        *, fix_timezone_offsets: bool = False,
+        *, fix_timezone_offsets: bool = False, progress: Progress | None = None,
     ) -> ScanResult:
         self.fix_tz.append(fix_timezone_offsets)
         if mirror_id in self.locked:
@@ -244,7 +245,9 @@ def test_stop_cancels_running_scans() -> None:
 
 def test_ftp_lister_without_the_ftp_module(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "mirrorbits.scan.ftp", None)
-    listing = Deferred.fromCoroutine(_call(ftp_lister(Clock())("ftp://x/", 1.0, "m")))
+    clock = Clock()
+    listing = Deferred.fromCoroutine(_call(ftp_lister(clock)("ftp://x/", 1.0, "m",
+                                                             Progress(clock))))
     errors: list[BaseException] = []
 
     def failed(failure: Failure) -> None:
