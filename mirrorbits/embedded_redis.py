@@ -10,6 +10,7 @@ children) is used as it is rather than started twice on one data directory.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -35,6 +36,7 @@ RESTART_DELAY = 1.0  # seconds before the first restart of a server that stopped
 MAX_RESTART_DELAY = 30.0  # the delay doubles while the server keeps failing at start
 STABLE_AFTER = 10.0  # seconds of life after which a server's next failure restarts at once
 OUTPUT_LINES = 5  # last lines of the server's output kept to explain an exit
+STOP_TIMEOUT = 20.0  # seconds the server has to save its data and exit at stop
 
 
 class PrivateRedisError(Exception):
@@ -224,6 +226,7 @@ class EmbeddedRedis(Service):
     data_dir: str
     reactor: Any  # IReactorProcess & IReactorTime
     restart_delay: float = RESTART_DELAY
+    stop_timeout: float = STOP_TIMEOUT
     _process: _RedisProcess | None = field(default=None, init=False)
     _stopping: bool = field(default=False, init=False)
     _delay: float = field(default=0.0, init=False)
@@ -290,4 +293,18 @@ class EmbeddedRedis(Service):
             proto.transport.signalProcess("TERM")
         except Exception:
             return None
+        clock: IReactorTime = self.reactor
+        # A server that cannot write its snapshot (disk full, directory removed) refuses to
+        # exit: the daemon must not wait for it forever.
+        overdue = clock.callLater(self.stop_timeout, self._kill, proto)
+        proto.ended.addBoth(lambda result: overdue.cancel() if overdue.active() else None)
         return proto.ended
+
+    def _kill(self, proto: _RedisProcess) -> None:
+        detail = explain(list(proto.output))
+        self.log.warn("The private redis-server did not stop within {timeout:g} s{detail}: "
+                      "killing it (changes since its last snapshot are lost)",
+                      timeout=self.stop_timeout, detail=f" ({detail})" if detail else "")
+        if proto.transport is not None:
+            with contextlib.suppress(Exception):
+                proto.transport.signalProcess("KILL")

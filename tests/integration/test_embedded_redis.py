@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 from pathlib import Path
@@ -85,3 +86,22 @@ async def test_a_failing_server_is_restarted_less_often_and_said_once(tmp_path: 
     assert len(stopped) == 1, lines
     assert "Address already in use" in stopped[0] or "bind" in stopped[0], stopped
     assert stopped[0].endswith("restarting it in 0.1 s")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_server_that_cannot_save_does_not_hold_the_stop(tmp_path: Path) -> None:
+    """Its data directory removed, redis-server refuses to exit on SIGTERM: killed, said."""
+    port = free_port()
+    service = EmbeddedRedis("127.0.0.1", port, str(tmp_path / "redis"), reactor,
+                            stop_timeout=1.0)
+    service.startService()
+    await wait_for(lambda: answers("127.0.0.1", port))
+    shutil.rmtree(tmp_path / "redis")
+    with captured_log("mirrorbits.embedded_redis") as lines:
+        stopping = service.stopService()
+        assert stopping is not None
+        await stopping
+    assert not answers("127.0.0.1", port)
+    assert len(lines) == 1 and lines[0].startswith(
+        "The private redis-server did not stop within 1 s ("), lines
+    assert lines[0].endswith(": killing it (changes since its last snapshot are lost)")

@@ -37,6 +37,9 @@ NOISE = ("Starting factory", "Stopping factory", "connection established", "conn
          "Database is down", "not ready", "Traceback", "critical")
 
 
+STARTED: list[EmbeddedDaemon] = []
+
+
 @attrs.define
 class EmbeddedDaemon:
     """``twistd -n mirrorbits --repository docs`` in ``workdir`` (a fresh directory)."""
@@ -61,6 +64,7 @@ class EmbeddedDaemon:
                 "--control", f"127.0.0.1:{self.rpc_port}", *self.extra]
 
     def start(self) -> None:
+        STARTED.append(self)  # stopped by the ``fresh`` fixture if a test fails first
         # A session of its own, as in a terminal: Ctrl-C signals the whole process group.
         self.process = subprocess.Popen(self.command(), cwd=self.workdir,
                                         env={**env_without_proxies(), "TZ": "UTC"},
@@ -142,6 +146,8 @@ def fresh(tmp_path: Path) -> Iterator[Path]:
     workdir = tmp_path / "checkout"
     shutil.copytree(DOCS, workdir / "docs")
     yield workdir
+    while STARTED:
+        STARTED.pop().stop()
     for sub in ("", "demo"):
         stop_orphan(workdir / "mirrorbits-data" / sub / "redis")
 
