@@ -138,6 +138,11 @@ def with_repository(config: Config, path: str) -> Config:
     return _finish(attrs.evolve(config, repository=path))[0]
 
 
+def with_changes(config: Config, **changes: Any) -> Config:
+    """*config* with some settings replaced (normalised and validated as a file's are)."""
+    return _finish(attrs.evolve(config, **changes))[0]
+
+
 # --- validation and normalisation -------------------------------------------------------
 
 

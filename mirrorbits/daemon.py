@@ -16,7 +16,7 @@ import re
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from attrs import define, field
@@ -24,14 +24,24 @@ from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
 
 from mirrorbits import version_info, version_string
-from mirrorbits.addresses import split_host_port
 from mirrorbits.cache import MirrorCache
 from mirrorbits.cluster import ClusterService, new_node_id
 from mirrorbits.config import Config, ConfigError
 from mirrorbits.confighold import ConfigHolder
 from mirrorbits.control.server import ControlBackend, control_factory
-from mirrorbits.embedded_redis import LOOPBACK_HOSTS, EmbeddedRedis, answers
-from mirrorbits.geo import GeoIP, GeoIPUnavailable, locate_mirror
+from mirrorbits.embedded import DEMO_SUBDIRECTORY, EmbeddedStart
+from mirrorbits.embedded_redis import EmbeddedRedis
+from mirrorbits.firststeps import (
+    NoMirrorHint,
+    RootGuide,
+    ctl_command,
+    ctl_program,
+    embedded_lines,
+    example_file,
+    http_base,
+    no_mirror_hint,
+)
+from mirrorbits.geo import GeoIP, locate_mirror
 from mirrorbits.health import HealthChecker
 from mirrorbits.listen import AdoptedListener, parse_listen_address
 from mirrorbits.logs import Logger, set_debug
@@ -39,7 +49,7 @@ from mirrorbits.scan.local import RepositoryScanner
 from mirrorbits.scan.scheduler import MirrorScanner, control_hook
 from mirrorbits.stats import RangeDeduplicator, StatsService, stats_files, stats_mirror
 from mirrorbits.store import keys
-from mirrorbits.store.mirrors import MirrorStore
+from mirrorbits.store.mirrors import MirrorStore, mirror_ids
 from mirrorbits.store.pubsub import PubSubService
 from mirrorbits.store.redis import RedisService
 from mirrorbits.systemd.activation import NOT_ACTIVATED, ActivatedSockets
@@ -81,6 +91,7 @@ class Daemon(MultiService):
     upgrader: Upgrader | None = None
     notifier: Notifier = field(factory=lambda: Notifier(None))
     describe: Callable[[], str] = lambda: "Serving"  # the state, for systemd's STATUS=
+    greeting: list[str] = field(factory=list)  # logged at start: what runs where
     _handing_over: bool = False
     _previous_handlers: dict[int, Any] = field(factory=dict)
 
@@ -95,6 +106,8 @@ class Daemon(MultiService):
                 child.bind()
 
     def startService(self) -> None:
+        for line in self.greeting:
+            log.info("{line}", line=line)
         super().startService()
         self.geo.start_watching(GEO_CHECK_INTERVAL)  # replaced databases are picked up
         self.reactor.callWhenRunning(tune_garbage_collector)
@@ -197,15 +210,16 @@ def build_daemon(
     reactor: Any,
     monitor: bool,
     debug: bool,
-    data_dir: str,
-    embedded: bool,
     argv: list[str],
+    embedded: EmbeddedStart | None = None,
     activated: ActivatedSockets = NOT_ACTIVATED,
     notifier: Notifier | None = None,
 ) -> Daemon:
     """Wire every component of one node (no network I/O happens here).
 
-    ``activated``: the sockets systemd passed; ``notifier``: what tells systemd how we are.
+    ``embedded``: how a start without configuration file finds its Redis (None with a
+    file); ``activated``: the sockets systemd passed; ``notifier``: what tells systemd how
+    we are.
     """
     set_debug(debug)
     cwd = os.getcwd()  # before twistd moves to --rundir: the successor starts here
@@ -231,14 +245,19 @@ def build_daemon(
         successor = Successor(reactor, inherited, list(argv), cwd)
         successor.setServiceParent(daemon)
 
-    redis_host, redis_port = split_host_port(config.redis_address)
     refusal = None
     if activated.control is not None:
         refusal = ("not possible with a control socket passed by systemd: use systemctl "
                    "restart (the socket units keep new connections waiting)")
-    if embedded and redis_host in LOOPBACK_HOSTS and not answers(redis_host, redis_port):
-        EmbeddedRedis(redis_host, redis_port, data_dir + "/redis", reactor).setServiceParent(daemon)
-        refusal = "not possible while this process runs the embedded redis-server"
+    if embedded is not None:
+        private = embedded.private_redis
+        daemon.greeting += embedded_lines(
+            config.repository, http_base(config.listen_address), config.rpc_listen_address,
+            embedded.describe_redis(config), private.address if private is not None else None)
+        if private is not None and private.running_pid is None:
+            EmbeddedRedis(private.host, private.port, private.directory,
+                          reactor).setServiceParent(daemon)
+            refusal = "not possible while this process runs the embedded redis-server"
 
     redis = RedisService(
         config.redis_address, config.redis_password, config.redis_db,
@@ -289,12 +308,7 @@ def build_daemon(
         scanner.setServiceParent(daemon)
         holder.subscribe(lambda old, new: scanner.config_changed())
 
-    try:
-        for message in geo.load():
-            log.info("{message}", message=message)
-    except GeoIPUnavailable as err:
-        log.critical("Can't load the GeoIP databases ({error}): mirrors are chosen at random",
-                     error=str(err))
+    geo.load_and_report()
     holder.subscribe(lambda old, new: _reload_geo(geo, new))
 
     mirrors = MirrorStore(redis, reactor)
@@ -359,8 +373,38 @@ def build_daemon(
     )
     control.setName("control")
     control.setServiceParent(daemon)
+
+    async def count_mirrors() -> int:
+        return len(await mirror_ids(redis.client()))
+
+    ctl = ctl_command(ctl_program(cwd=cwd), config.rpc_listen_address,
+                      bool(config.rpc_password))
+    root_page = None
+    if embedded is not None:
+        root_page = RootGuide(lambda: holder.current.repository, embedded.describe_redis(config),
+                              ctl, embedded.demo, count_mirrors, reactor,
+                              indexed=lambda: not monitor or scanner.indexed).text
     http, site = _add_http(daemon, holder, reactor, redis, pubsub, stats, download_log, geo,
-                           successor, activated.http)
+                           successor, activated.http, root_page)
+    if embedded is not None and embedded.demo:
+        from mirrorbits.demo import SCAN_TIMEOUT, DemoMirrors  # twisted.web.static: only here
+
+        def try_url() -> str:
+            example = example_file(holder.current.repository) or "/"
+            return http_base(holder.current.listen_address) + example
+
+        DemoMirrors(
+            config.repository, os.path.join(embedded.data_dir, DEMO_SUBDIRECTORY, "rsync"),
+            reactor, mirrors, redis.whenReady, refresh=lambda: scanner.refresh(),
+            scan=lambda mirror_id: mirror_scanner.scan(mirror_id, True, "RSYNC", SCAN_TIMEOUT),
+            try_url=try_url,
+        ).setServiceParent(daemon)
+    elif monitor and successor is None:
+        root_url = http_base(config.listen_address) if embedded is not None else None
+        NoMirrorHint(redis.whenReady, count_mirrors,
+                     no_mirror_hint(ctl, config.repository, root_url,
+                                    demo_hint=embedded is not None),
+                     indexed=scanner.when_indexed).setServiceParent(daemon)
 
     def describe() -> str:
         state = "" if redis.ready else " (database not ready)"
@@ -388,6 +432,7 @@ def _add_http(
     geo: GeoIP,
     successor: Successor | None,
     activated_fd: int | None,
+    root_page: Callable[[], Awaitable[str]] | None,
 ) -> tuple[AdoptedListener, DrainableSite]:
     """The redirect resource, its cache fed by pub/sub, and the HTTP listener (on the
     socket inherited from an upgrading parent, if any), accepting once Redis is ready.
@@ -439,6 +484,7 @@ def _add_http(
         clock=reactor,
         server_header=f"Mirrorbits/{version_string()}".encode(),
         get_client=redis.client,
+        root_page=root_page,
     )
     site = DrainableSite(RedirectResource(context), reactor=reactor,
                          read_timeout=lambda: holder.current.http_read_timeout)
@@ -464,9 +510,6 @@ def _day(text: str) -> datetime.datetime:
 
 
 def _reload_geo(geo: GeoIP, config: Config) -> None:
-    try:
-        geo.directory = config.geoip_database_path
-        geo.load()
-    except GeoIPUnavailable as err:
-        log.error("GeoIP reload failed, keeping the loaded databases: {error}", error=str(err))
+    geo.directory = config.geoip_database_path
+    geo.load_and_report()
 

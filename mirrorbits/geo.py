@@ -70,6 +70,7 @@ class _Database:
     reader: Reader | None = None
     epoch: int | None = None
     stamp: _FileStamp | None = None
+    problem: str = ""  # why the last attempt to open it failed
 
 
 @define(eq=False)
@@ -86,6 +87,7 @@ class GeoIP:
     _cached: functools._lru_cache_wrapper[GeoRecord] = field(init=False)
     _watcher: LoopingCall | None = field(init=False, default=None)
     _log: Logger = field(init=False, factory=Logger)
+    _reported: str | None = field(init=False, default=None)  # the last warning logged
 
     def __attrs_post_init__(self) -> None:
         self._cached = functools.lru_cache(maxsize=CACHE_SIZE)(self._lookup_uncached)
@@ -118,6 +120,51 @@ class GeoIP:
             raise GeoIPUnavailable("; ".join(messages))
         return messages
 
+    def load_and_report(self) -> None:
+        """(Re)open both databases and log it: each database loaded (info), a replaced file
+        that cannot be read while the previous one stays in use (warning), and what is
+        missing (one warning, :meth:`missing_warning`, not repeated while it is the same)."""
+        swapped = False
+        for database in (self._city, self._asn):
+            changed, message, failed = self._open(database, force=False)
+            swapped = swapped or changed
+            self._log_outcome(database, message, failed)
+        if swapped:
+            self._cached.cache_clear()
+        self._report_missing()
+
+    def _log_outcome(self, database: _Database, message: str, failed: bool) -> None:
+        if not message:
+            return
+        if not failed:
+            self._log.info("{message}", message=message)
+        elif database.reader is not None:
+            self._log.warn("{message}; the database loaded before stays in use",
+                           message=message)
+
+    def missing_warning(self) -> str | None:
+        """One line saying which database could not be loaded from where, what follows for
+        the redirects, and where the README explains how to get them; None if both are."""
+        missing = [db for db in (self._city, self._asn) if db.reader is None]
+        if not missing:
+            return None
+        names = " and ".join(db.name for db in missing)
+        reasons = "; ".join(dict.fromkeys(db.problem for db in missing if db.problem))
+        if self._city.reader is None:
+            effect = ("clients are not located, so each redirect goes to a mirror drawn at "
+                      "random among those holding the file")
+        else:
+            effect = ("clients' networks are unknown: no same-network bonus, and ASOnly "
+                      "mirrors receive nobody")
+        return (f"GeoIP: cannot load {names} from {self.directory} ({reasons}): {effect}. "
+                'How to get and update them: "GeoIP databases" in README.md')
+
+    def _report_missing(self) -> None:
+        warning = self.missing_warning()
+        if warning is not None and warning != self._reported:
+            self._log.warn("{warning}", warning=warning)
+        self._reported = warning
+
     def reload_if_changed(self) -> bool:
         """Reopen each database whose file changed on disk; True if a reader was swapped.
 
@@ -130,12 +177,10 @@ class GeoIP:
                 continue
             changed, message, failed = self._open(database, force=True)
             swapped = swapped or changed
-            if failed:
-                self._log.warn("{message}", message=message)
-            elif message:
-                self._log.info("{message}", message=message)
+            self._log_outcome(database, message, failed)
         if swapped:
             self._cached.cache_clear()
+        self._report_missing()
         return swapped
 
     def start_watching(self, interval: float = 5.0) -> None:
@@ -195,9 +240,11 @@ class GeoIP:
         except (OSError, ValueError, InvalidDatabaseError) as error:
             database.stamp = _stat(path)
             reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            database.problem = str(reason)
             return False, f"Can't load the {database.name} database ({path}): {reason}", True
         epoch = int(reader.metadata().build_epoch)
         database.stamp = stamp
+        database.problem = ""
         if not force and database.reader is not None and database.epoch == epoch:
             reader.close()
             return False, "", False

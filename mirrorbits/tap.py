@@ -16,6 +16,13 @@ from mirrorbits.config import (
     load_config,
     with_repository,
 )
+from mirrorbits.embedded import (
+    EmbeddedStart,
+    embedded_config,
+    plan_embedded,
+    refuse_with_config_file,
+)
+from mirrorbits.embedded_redis import PrivateRedisError
 from mirrorbits.systemd.activation import ActivationError, take_activated_sockets
 from mirrorbits.systemd.notify import ENVIRONMENT as NOTIFY_ENVIRONMENT
 from mirrorbits.systemd.notify import Notifier
@@ -24,21 +31,31 @@ from mirrorbits.systemd.notify import Notifier
 class Options(usage.Options):
     """Options of ``twistd mirrorbits``; twistd's own handle --pidfile and --logfile."""
 
-    synopsis = "[--config FILE] [--no-monitor] [--debug] [--repository DIR]"
+    synopsis = "[--config FILE] [--no-monitor] [--debug] [--repository DIR [--demo]]"
     longdesc = (
         "Run the Mirrorbits download redirector. Without --config, /etc/mirrorbits.conf is "
-        "read when it exists; otherwise --repository DIR starts on the embedded default "
-        "configuration (HTTP on :8080, control on localhost:3390, Redis on 127.0.0.1:6379 "
-        "or a private redis-server kept under --data-dir)."
+        "read when it exists; otherwise --repository DIR starts on the embedded configuration: "
+        "HTTP on :8080 (--listen), the control channel on localhost:3390 (--control), and a "
+        "private redis-server keeping its data under --data-dir (or the Redis given by "
+        "--redis-address). --demo also runs two local mirrors of DIR on 127.0.0.2 and "
+        "127.0.0.3, so that downloads are redirected at once."
     )
     optParameters = [
         ["config", "c", None, "Path of the YAML configuration file."],
         ["repository", "r", None, "Serve this directory (overrides the configured Repository)."],
-        ["data-dir", None, "mirrorbits-data", "Where the private redis-server keeps its data."],
+        ["data-dir", None, "mirrorbits-data",
+         "Embedded configuration: where the private redis-server keeps its data."],
+        ["listen", None, None, "Embedded configuration: the HTTP address (default :8080)."],
+        ["control", None, None,
+         "Embedded configuration: the control channel's address (default localhost:3390)."],
+        ["redis-address", None, None,
+         "Embedded configuration: use the Redis at HOST:PORT (database 0) instead of a "
+         "private redis-server."],
     ]
     optFlags = [
         ["no-monitor", None, "Do not scan, health-check or join the cluster on this node."],
         ["debug", None, "Log debug messages."],
+        ["demo", None, "Embedded configuration: also run two local mirrors of the repository."],
     ]
 
 
@@ -52,7 +69,10 @@ def load_startup_config(options: usage.Options) -> tuple[Config, str | None, lis
                 "Configuration could not be found. Use --config <path>, or --repository <dir> "
                 "to serve a directory on the embedded default configuration."
             )
-        return with_repository(Config(), repository), None, []
+        config = embedded_config(repository, options["listen"], options["control"],
+                                 options["redis-address"])
+        return config, None, []
+    refuse_with_config_file(dict(options), path)
     config, warnings = load_config(path)
     if repository is not None:
         config = with_repository(config, repository)
@@ -65,11 +85,19 @@ def makeService(options: usage.Options, reactor: Any = None) -> IService:
         from twisted.internet import reactor as global_reactor
 
         reactor = global_reactor
+    embedded: EmbeddedStart | None = None
     try:
         config, path, warnings = load_startup_config(options)
+        if options["demo"] and options["no-monitor"]:
+            raise ConfigError("--demo needs the scans and health checks: drop --no-monitor")
+        if path is None:
+            config, embedded = plan_embedded(config, options["data-dir"], bool(options["demo"]),
+                                             options["redis-address"] is not None)
     except ConfigError as err:  # the warnings first: a misspelt key often explains the error
         explained = "".join(f"mirrorbits: warning: {warning}\n" for warning in err.warnings)
         raise SystemExit(f"{explained}mirrorbits: {err}") from None
+    except PrivateRedisError as err:
+        raise SystemExit(f"mirrorbits: {err}") from None
     # Before mirrorbits.daemon is imported: twisted.internet.endpoints, which it imports,
     # takes LISTEN_PID and LISTEN_FDS out of the environment.
     try:
@@ -87,8 +115,7 @@ def makeService(options: usage.Options, reactor: Any = None) -> IService:
         reactor=reactor,
         monitor=not options["no-monitor"],
         debug=bool(options["debug"]),
-        data_dir=os.path.abspath(options["data-dir"]),
-        embedded=path is None,
+        embedded=embedded,
         argv=list(sys.argv),
         activated=activated,
         notifier=notifier,

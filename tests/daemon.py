@@ -92,6 +92,14 @@ class DaemonProcess:
             wait_for_address(self.values["RPCListenAddress"], timeout=20)
             if wait_http:
                 wait_for_address(self.values["ListenAddress"], timeout=20)
+            # The sockets accept before the reactor runs: wait until the services started
+            # (the signal handlers are installed right after), or a signal sent at once kills
+            # the process with the default action.
+            deadline = time.monotonic() + 20
+            while "Control starting on" not in self.log():
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise TimeoutError
+                time.sleep(0.02)
         except TimeoutError:
             self.stop()
             raise AssertionError(f"daemon did not start:\n{self.log()}") from None

@@ -26,7 +26,7 @@ from mirrorbits.control.validate import (
     check_http_url,
     check_identifier,
 )
-from mirrorbits.geo import MirrorLocation
+from mirrorbits.geo import MirrorLocation, MirrorLookupError
 from mirrorbits.logs import Logger
 from mirrorbits.model import Mirror
 from mirrorbits.progress import ProgressReport
@@ -106,8 +106,14 @@ def _escape(text: str) -> str:
 class _ControlFactory(ServerFactory):
     """Builds one AMP protocol (with its own locator) per control connection."""
 
+    noisy = False  # no "Starting factory" / "Stopping factory" lines
+
     def __init__(self, backend: ControlBackend) -> None:
         self.backend = backend
+
+    def logPrefix(self) -> str:
+        """How Twisted's port lines name this listener (``Control starting on 3390``)."""
+        return "Control"
 
     def buildProtocol(self, addr: object) -> amp.AMP:
         protocol = _ControlProtocol(locator=ControlLocator(self.backend))
@@ -116,13 +122,23 @@ class _ControlFactory(ServerFactory):
 
 
 class _ControlProtocol(amp.AMP):
-    """An AMP connection whose long commands stop when the client goes away."""
+    """An AMP connection whose long commands stop when the client goes away.
+
+    Connections come and go with each ``mirrorbits-ctl`` command: they are logged at debug
+    level only (AMP logs both ends of every connection at info level).
+    """
+
+    def makeConnection(self, transport: Any) -> None:
+        log.debug("Control connection from {peer}", peer=transport.getPeer())
+        amp.BinaryBoxProtocol.makeConnection(self, transport)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         locator = self.locator
         if isinstance(locator, ControlLocator):
             locator.cancel_running()
-        super().connectionLost(reason)
+        log.debug("Control connection closed")
+        amp.BinaryBoxProtocol.connectionLost(self, reason)
+        self.transport = None
 
 
 def control_factory(backend: ControlBackend) -> ServerFactory:
@@ -130,8 +146,12 @@ def control_factory(backend: ControlBackend) -> ServerFactory:
     return _ControlFactory(backend)
 
 
-def _to_remote_error(failure: Failure) -> Failure:
-    """Any failure of a responder as a declared AMP error (the connection stays up)."""
+def _to_remote_error(failure: Failure, command: str = "") -> Failure:
+    """Any failure of a responder as a declared AMP error (the connection stays up).
+
+    What the client sent wrong (a bad pattern, a host that does not resolve) is one log
+    line; only an unexpected error is logged with its traceback.
+    """
     if failure.check(amp.RemoteAmpError):
         return failure
     error = failure.value
@@ -142,8 +162,11 @@ def _to_remote_error(failure: Failure) -> Failure:
         return Failure(amp.RemoteAmpError(c.ERRORS[c.NameTaken], message or "name already taken"))
     if isinstance(error, MirrorValidationError):
         return Failure(amp.RemoteAmpError(c.ERRORS[c.InvalidArgument], message))
-    if not isinstance(error, store_errors.StoreError | ConfigError):  # those say it all
-        log.failure("control command failed", failure)
+    if isinstance(error, ValueError | MirrorLookupError):
+        log.info("Control command {command} refused: {message}", command=command,
+                 message=message)
+    elif not isinstance(error, store_errors.StoreError | ConfigError):  # those say it all
+        log.failure("control command {command} failed", failure, command=command)
     return Failure(amp.RemoteAmpError(c.ERRORS[c.ServerError], message or type(error).__name__))
 
 
@@ -171,8 +194,10 @@ class ControlLocator(amp.CommandLocator):
         if responder is None:
             return None
 
+        command = name.decode("ascii", "replace")
+
         def guarded(box: amp.AmpBox) -> Any:
-            return maybeDeferred(responder, box).addErrback(_to_remote_error)
+            return maybeDeferred(responder, box).addErrback(_to_remote_error, command)
 
         return guarded
 

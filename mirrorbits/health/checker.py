@@ -19,6 +19,7 @@ from twisted.internet.defer import (
     succeed,
 )
 from twisted.internet.task import LoopingCall
+from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 
 from mirrorbits.config import Config
@@ -70,6 +71,9 @@ class HealthChecker(Service):
     _loop_done: Deferred[Any] | None = field(default=None, init=False)
     _agent: Any = field(default=None, init=False)
     _round: Deferred[None] | None = field(default=None, init=False)
+    # What the last check of each (mirror, protocol) said: a repeated condition (a mirror
+    # still up, still refusing connections) is logged at debug level only.
+    _said: dict[tuple[int, int], str] = field(factory=dict, init=False)
 
     name = "health"
 
@@ -185,7 +189,10 @@ class HealthChecker(Service):
                 raise CancelledError()  # stopped meanwhile: the aborted request means nothing
             if outcome is None:
                 continue
-            log.emit(outcome.level, "{prefix} {message}", prefix=prefix, message=outcome.message)
+            repeated = self._said.get((mirror.id, proto)) == outcome.condition
+            self._said[mirror.id, proto] = outcome.condition
+            log.emit(LogLevel.debug if repeated else outcome.level, "{prefix} {message}",
+                     prefix=prefix, message=outcome.message)
             if outcome.up and needs_rescan(mirror, proto) and not await self._rescanned(mirror):
                 continue
             await self._store.set_state(mirror.id, proto, outcome.up, outcome.reason)

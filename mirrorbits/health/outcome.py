@@ -34,6 +34,8 @@ class Outcome:
     level: LogLevel
     message: str
     missing_file: bool = False
+    condition: str = ""  # the message without its timing: the same condition is said once
+
 
 
 def check_urls(http_url: str) -> list[tuple[int, str]]:
@@ -71,17 +73,21 @@ def classify(result: ProbeResult, path: str, local_size: int | None) -> Outcome:
     if result.status is None:
         reason = REASON_REDIRECT if result.redirect_refused else REASON_UNREACHABLE
         return Outcome(False, reason, LogLevel.error,
-                       f"Error: {result.error} ({result.elapsed_ms}ms)")
+                       f"Error: {result.error} ({result.elapsed_ms}ms)",
+                       condition=f"Error: {result.error}")
     if result.status == 200:
         remote = _parse_length(result.content_length)
         if remote is not None and local_size is not None and remote != local_size:
-            return Outcome(True, "", LogLevel.warn, f"File size mismatch! [{path}]")
-        return Outcome(True, "", LogLevel.info, f"Up! ({result.elapsed_ms}ms)")
+            message = f"File size mismatch! [{path}]"
+            return Outcome(True, "", LogLevel.warn, message, condition=message)
+        return Outcome(True, "", LogLevel.info, f"Up! ({result.elapsed_ms}ms)", condition="Up!")
     if result.status == 404:
         reason = f"File not found {path} (error 404)"
-        return Outcome(False, reason, LogLevel.warn, "Down! Status: 404", missing_file=True)
-    return Outcome(False, f"Got status code {result.status}", LogLevel.warn,
-                   f"Down! Status: {result.status}")
+        return Outcome(False, reason, LogLevel.warn, "Down! Status: 404", missing_file=True,
+                       condition="Down! Status: 404")
+    message = f"Down! Status: {result.status}"
+    return Outcome(False, f"Got status code {result.status}", LogLevel.warn, message,
+                   condition=message)
 
 
 def _parse_length(text: str | None) -> int | None:

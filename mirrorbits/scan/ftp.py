@@ -29,12 +29,13 @@ from typing import Any, Final, TypeVar
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.defer import TimeoutError as DeferredTimeoutError
-from twisted.internet.endpoints import HostnameEndpoint, connectProtocol
+from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.error import ConnectionLost
 from twisted.internet.protocol import Protocol
 from twisted.protocols.ftp import CommandFailed, FTPClient
 from twisted.python.failure import Failure
 
+from mirrorbits.connect import connect_quietly
 from mirrorbits.logs import Logger
 from mirrorbits.progress import Progress
 from mirrorbits.scan.ftp_listing import (
@@ -230,7 +231,7 @@ async def ftp_list(
     session = _Session(reactor, client, timeout)
     where = f"{target.host}:{target.port}"
     try:
-        await session.step(f"connecting to {where}", connectProtocol(endpoint, client))
+        await session.step(f"connecting to {where}", connect_quietly(endpoint, client))
         return await _scan(session, target, name, progress or Progress(reactor))
     except CancelledError:
         raise ScanAborted() from None

@@ -64,6 +64,7 @@ async def scan_repository(
     abort: Abort,
     rehash: bool = False,
     progress: Progress | None = None,
+    announce: bool = True,
 ) -> ScanSummary:
     """Scan ``config.repository`` and commit it to Redis through txredisapi *client*.
 
@@ -75,7 +76,8 @@ async def scan_repository(
     """
     root = config.repository
     progress = progress or Progress(reactor)
-    log.info("[source] Scanning the filesystem...")
+    # Not repeated at info level while the same failure is retried (``announce`` false).
+    log.emit(LogLevel.info if announce else LogLevel.debug, "[source] Scanning the filesystem...")
     progress.begin("listing")
     walked: WalkResult = await _in_thread(reactor, walk_repository, root, abort.event,
                                           progress.advance)
@@ -156,10 +158,12 @@ class RepositoryScanner(Service):
     _first_call: Any = field(default=None, init=False)
     _first_done: bool = field(default=False, init=False)
     _last_error: str = field(default="", init=False)
+    _repository_failing: bool = field(default=False, init=False)  # the last scan's walk failed
     _waiters: list[Deferred[ScanSummary]] = field(factory=list, init=False)
     _want_rehash: bool = field(default=False, init=False)
     _busy: bool = field(default=False, init=False)
     _idle: list[Deferred[None]] = field(factory=list, init=False)
+    _indexed: list[Deferred[None]] = field(factory=list, init=False)
     _progress: Progress | None = field(default=None, init=False)
 
     name = "repository-scan"
@@ -239,13 +243,30 @@ class RepositoryScanner(Service):
         self._progress = Progress(self._reactor)
         try:
             return await scan_repository(client, self._get_config(), self._reactor,
-                                         self._abort, rehash, self._progress)
+                                         self._abort, rehash, self._progress,
+                                         announce=not self._repository_failing)
         finally:
             self._progress = None
+
+    @property
+    def indexed(self) -> bool:
+        """Whether the repository was indexed since the start (the CLI can scan mirrors)."""
+        return self._first_done
+
+    def when_indexed(self) -> Deferred[None]:
+        """Fires once the first scan since the start succeeded."""
+        if self._first_done:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._indexed.append(waiter)
+        return waiter
 
     async def _first_scan(self) -> None:
         if await self._scan_logged():
             self._first_done = True
+            waiters, self._indexed = self._indexed, []
+            for waiter in waiters:
+                waiter.callback(None)
             self._start_loop()
         elif self.running:
             self._first_call = self._reactor.callLater(FIRST_SCAN_RETRY_DELAY,
@@ -266,12 +287,14 @@ class RepositoryScanner(Service):
             level = LogLevel.debug if waiting or repeated else LogLevel.error
             log.emit(level, "[source] Repository scan failed: {error}", error=message)
             self._last_error = message
+            self._repository_failing = isinstance(err, OSError)
             return False
         except Exception:
             log.failure("[source] Repository scan failed")
             self._last_error = ""
             return False
         self._last_error = ""
+        self._repository_failing = False
         return True
 
     def _start_loop(self) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gzip
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from attrs import define, field
@@ -145,6 +145,8 @@ class WebContext:
     clock: IReactorTime
     server_header: bytes
     get_client: Callable[[], Any]
+    # The text of a 503 for "/" (the embedded configuration explains itself), or None.
+    root_page: Callable[[], Awaitable[str]] | None = None
     rng: random.Random = field(factory=random.Random)
     _policy_source: tuple[str, ...] | None = None
     _policy: ClientAddressPolicy = field(factory=ClientAddressPolicy)
@@ -337,7 +339,10 @@ class RedirectResource(Resource):
                 return not_modified
         choice = await self._choose(request, config, info, mirrorlist=False)
         if choice is None:
-            return self._error(request, config, 503, "Service Unavailable")
+            message = "Service Unavailable"
+            if local.path == "" and self.ctx.root_page is not None:
+                message = await self.ctx.root_page()
+            return self._error(request, config, 503, message)
         ip, client, mirrors, excluded, fallback = choice
         first = mirrors[0]
         if _wants_json(request, config):

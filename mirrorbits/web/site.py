@@ -211,6 +211,11 @@ class RedirectorSite(Site):
 
     displayTracebacks = False
     protocol = RedirectorChannel  # type: ignore[assignment]  # HTTP/1.1: no HTTP/2 wrapper
+    noisy = False  # no "Starting factory" / "Stopping factory" lines
+
+    def logPrefix(self) -> str:
+        """How Twisted's port lines name this listener (``HTTP starting on 8080``)."""
+        return "HTTP"
 
     def __init__(self, resource: Resource, reactor: Any = None,
                  read_timeout: Callable[[], float] = lambda: DEFAULT_HTTP_READ_TIMEOUT) -> None:

@@ -4,7 +4,8 @@ Each mirror is a ``python -m http.server`` process on its own 127.0.0.x address 
 makes the mirror unreachable) and a module of one ``rsync --daemon``. ``CheckInterval: 0``
 makes every handled mirror due on each one-second tick, so "one check interval" is about a
 second here. Which node checked or scanned which mirror is read from each node's own log
-(the ``<name> HTTP Up!`` and ``[<name>] Indexed`` lines).
+(the ``<name> HTTP Up!`` and ``[<name>] Indexed`` lines; the nodes run with ``--debug``, since
+a check whose outcome did not change is logged at debug level).
 """
 
 from __future__ import annotations
@@ -182,7 +183,8 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     rsyncd = RsyncDaemon(tmp_path / "rsyncd", {f"m{m}": s.root for m, s in mirrors.items()})
     extra = {"CheckInterval": "0", "ScanInterval": "720"}
     nodes = [DaemonProcess(workdir=tmp_path / f"node{n}",
-                           values=base_config(repo, redis_server.address, **extra))
+                           values=base_config(repo, redis_server.address, **extra),
+                           args=["--debug"])
              for n in (1, 2)]
     try:
         for server in mirrors.values():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 from pathlib import Path
@@ -11,7 +12,8 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
-from mirrorbits.embedded_redis import EmbeddedRedis, answers
+from mirrorbits.embedded_redis import EmbeddedRedis, answers, plan_private_redis
+from tests.logcapture import captured_log
 from tests.servers import free_port
 
 
@@ -48,3 +50,58 @@ async def test_private_redis_is_supervised(tmp_path: Path) -> None:
         await service.stopService()
     await wait_for(lambda: not answers("127.0.0.1", port))
     assert (tmp_path / "redis").is_dir()
+
+
+def test_the_port_is_chosen_once_and_recorded(tmp_path: Path) -> None:
+    first = plan_private_redis(str(tmp_path / "data"))
+    assert first.directory == str(tmp_path / "data" / "redis")
+    assert (tmp_path / "data" / "redis" / "port").read_text() == f"{first.port}\n"
+    assert plan_private_redis(str(tmp_path / "data")) == first
+    # Something else took the port meanwhile: another one is chosen and recorded.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", first.port))
+        taken.listen()
+        moved = plan_private_redis(str(tmp_path / "data"))
+    assert moved.port != first.port and moved.running_pid is None
+    assert (tmp_path / "data" / "redis" / "port").read_text() == f"{moved.port}\n"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_failing_server_is_restarted_less_often_and_said_once(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        service = EmbeddedRedis("127.0.0.1", port, str(tmp_path / "redis"), reactor,
+                                restart_delay=0.1)
+        with captured_log("mirrorbits.embedded_redis") as lines:
+            service.startService()
+            try:
+                await deferLater(reactor, 2.5, lambda: None)  # restarts after .1, .2, .4, .8 s
+            finally:
+                stopping = service.stopService()
+                if stopping is not None:
+                    await stopping
+    stopped = [line for line in lines if line.startswith("The private redis-server stopped")]
+    assert len(stopped) == 1, lines
+    assert "Address already in use" in stopped[0] or "bind" in stopped[0], stopped
+    assert stopped[0].endswith("restarting it in 0.1 s")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_server_that_cannot_save_does_not_hold_the_stop(tmp_path: Path) -> None:
+    """Its data directory removed, redis-server refuses to exit on SIGTERM: killed, said."""
+    port = free_port()
+    service = EmbeddedRedis("127.0.0.1", port, str(tmp_path / "redis"), reactor,
+                            stop_timeout=1.0)
+    service.startService()
+    await wait_for(lambda: answers("127.0.0.1", port))
+    shutil.rmtree(tmp_path / "redis")
+    with captured_log("mirrorbits.embedded_redis") as lines:
+        stopping = service.stopService()
+        assert stopping is not None
+        await stopping
+    assert not answers("127.0.0.1", port)
+    assert len(lines) == 1 and lines[0].startswith(
+        "The private redis-server did not stop within 1 s ("), lines
+    assert lines[0].endswith(": killing it (changes since its last snapshot are lost)")

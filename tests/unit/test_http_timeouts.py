@@ -181,7 +181,7 @@ def test_the_daemon_wires_the_default_and_the_configured_value(tmp_path: Path) -
         assert warnings == []
         daemon = build_daemon(config=config, config_path=None, warnings=[],
                               reactor=MemoryReactorClock(), monitor=False, debug=False,
-                              data_dir=str(tmp_path), embedded=False, argv=[])
+                              argv=[])
         channel = daemon.upgrader.site.buildProtocol(PEER)
         assert (channel.timeOut, channel.read_timeout, channel.idle_timeout) == (
             expected, expected, expected)

@@ -1,0 +1,128 @@
+"""The daemon's log read as an operator reads it, on a real twistd process.
+
+A normal start, a ``mirrorbits-ctl`` session (with mistakes), a reload and a stop log no
+factory or connection chatter and no traceback; a missing repository, missing GeoIP
+databases and a mirror that goes down are each said once, and again only when it changes.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import redis
+
+from mirrorbits.store import keys
+from tests.daemon import FIXTURES, DaemonProcess, base_config, record_mirror_files, repo_file
+from tests.servers import RedisServer, StaticHTTPServer
+
+pytestmark = pytest.mark.integration
+
+NOISE = ("Starting factory", "Stopping factory", "connection established", "connection lost",
+         "Traceback", "#critical", "Database is down", "not ready")
+
+
+def noise(log: str) -> list[str]:
+    return [line for line in log.splitlines() if any(word in line for word in NOISE)]
+
+
+def count(log: str, text: str) -> int:
+    return sum(text in line for line in log.splitlines())
+
+
+def test_start_ctl_session_reload_and_stop_log_what_matters(
+        tmp_path: Path, redis_server: RedisServer, redis_db: redis.Redis) -> None:
+    repo = tmp_path / "repo"
+    repo_file(repo, "/a.txt", b"hello\n", 1687249800)
+    daemon = DaemonProcess(workdir=tmp_path / "run", values=base_config(repo, redis_server.address))
+    daemon.start()
+    try:
+        daemon.wait_log("No mirror is registered yet", timeout=30)
+        host, port = daemon.http
+        with pytest.raises(urllib.request.HTTPError) as root:
+            urllib.request.urlopen(f"http://{host}:{port}/", timeout=10)
+        assert root.value.code == 503
+        assert root.value.read() == b"Service Unavailable\n"  # a file start keeps the reference's
+        assert daemon.ctl("list").returncode == 0
+        assert daemon.ctl("stats", "file", "[").returncode == 1  # a bad pattern
+        assert daemon.ctl("add", "-http", "http://no-such-host.invalid/", "nowhere").returncode == 1
+        daemon.wait_log("Control command AddMirror refused")
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_log("SIGHUP Received: Reloading configuration...")
+    finally:
+        daemon.stop()
+    log = daemon.log()
+    assert noise(log) == []
+    assert count(log, "Control command StatsFile refused: invalid pattern '['") == 1
+    assert count(log, "Control command AddMirror refused: IP lookup failed: lookup "
+                      "no-such-host.invalid") == 1
+    assert count(log, "HTTP starting on") == 1
+    assert count(log, "GeoIP") == 0  # the test databases load: nothing to warn about
+
+
+def test_missing_repository_and_geoip_are_said_once(tmp_path: Path,
+                                                    redis_server: RedisServer) -> None:
+    repo = tmp_path / "repo"  # created later
+    geo = tmp_path / "geo"
+    values = base_config(repo, redis_server.address, GeoipDatabasePath=f"{geo}/")
+    daemon = DaemonProcess(workdir=tmp_path / "run", values=values)
+    daemon.start()
+    try:
+        daemon.wait_log("Repository scan failed")
+        time.sleep(4)  # the first scan is retried every second
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_log("SIGHUP Received: Reloading configuration...")
+        log = daemon.log()
+        assert count(log, "[source] Scanning the filesystem...") == 1
+        assert count(log, f"[source] Repository scan failed: {repo}: No such file") == 1
+        warning = (f"[mirrorbits.geo#warn] GeoIP: cannot load GeoLite2-City.mmdb and "
+                   f"GeoLite2-ASN.mmdb from {geo}/ (No such file or directory): clients are not "
+                   "located, so each redirect goes to a mirror drawn at random among those "
+                   'holding the file. How to get and update them: "GeoIP databases" in '
+                   "README.md")
+        assert count(log, warning) == 1  # not again at the reload
+        # Both come back without a restart.
+        repo_file(repo, "/a.txt", b"hello\n", 1687249800)
+        geo.mkdir()
+        for name in ("GeoLite2-City.mmdb", "GeoLite2-ASN.mmdb"):
+            shutil.copy(FIXTURES / "geo" / name, geo / name)
+        daemon.wait_log("[source] Indexed 1 files, 0 removed")
+        daemon.wait_log("Loading GeoLite2-ASN.mmdb database", timeout=20)
+        daemon.wait_log("Loading GeoLite2-City.mmdb database", timeout=20)
+    finally:
+        daemon.stop()
+    assert noise(daemon.log()) == []
+
+
+def test_a_mirror_going_down_is_said_once(tmp_path: Path, redis_server: RedisServer,
+                                          redis_db: redis.Redis) -> None:
+    repo = tmp_path / "repo"
+    repo_file(repo, "/a.txt", b"hello\n", 1687249800)
+    mirror = StaticHTTPServer(repo, host="127.0.0.31")
+    mirror.start()
+    daemon = DaemonProcess(workdir=tmp_path / "run",
+                           values=base_config(repo, redis_server.address, CheckInterval="0",
+                                              ScanInterval="1000"))
+    daemon.start()
+    try:
+        assert daemon.ctl("add", "-http", mirror.url, "madrid").returncode == 0
+        record_mirror_files(redis_db, 1, {"/a.txt": 6}, "2023-06-20 08:30:00 +0000 UTC")
+        redis_db.sadd(keys.handled_files(1), "/a.txt")
+        assert daemon.ctl("enable", "madrid").returncode == 0
+        daemon.wait_log("HTTP  Up!")
+        time.sleep(3)  # checked every second: still up
+        mirror.stop()
+        daemon.wait_log("HTTP  Error:")
+        time.sleep(3)  # still down
+        log = daemon.log()
+    finally:
+        daemon.stop()
+        mirror.stop()
+    assert count(log, "[mirrorbits.health.checker#") == 2  # about 6 checks
+    assert count(log, "HTTP  Up!") == 1
+    assert count(log, "HTTP  Error:") == 1
+    assert noise(log) == []
