@@ -157,6 +157,10 @@ def read_page(html: str) -> dict[str, Any]:
         "ranked": ranked,
         "excluded": excluded,
         "fallback_warning": root.find(id="fallback-warning") is not None,
+        # Ours only: why no mirror qualifies and what a download gets instead.
+        "no_mirror": {"cause": _text(root, id="no-mirror-cause"),
+                      "outcome": _text(root, id="download-outcome")}
+        if root.find(id="no-mirror") is not None else None,
         "no_mirrors_message": root.find(id="no-mirrors") is not None,
         "footer": {"version": _text(root, class_="version"),
                    "hostname": _text(root, class_="hostname"),

@@ -9,7 +9,8 @@ to a custom ``mirrorlist.xhtml``: ``fallback_warning``, ``client`` (slots ``ip``
 ``size_bytes``, ``modified``), ``hashes`` (``md5``, ``sha1``, ``sha256``), ``map``,
 ``ranked_table``, ``ranked`` (one row: ``row_class``, ``mirror``, ``rank``, ``name``, ``url``,
 ``country``, ``continent``, ``distance``, ``selection``), ``no_mirrors``,
-``excluded_section``, ``excluded`` (one row: as ``ranked`` with ``reason``).
+``excluded_section``, ``excluded`` (one row: as ``ranked`` with ``reason``), ``no_mirror``
+(shown when no mirror qualifies; slots ``cause``, ``outcome``: why, and what a download gets).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from mirrorbits.selection.types import Candidate
 from mirrorbits.urls import encode_path, encode_url
 from mirrorbits.web.pages import TEMPLATES, BasePage, display_text, render_page
 from mirrorbits.web.svgmap import MAX_MARKERS, Marker, map_svg
+from mirrorbits.web.unavailable import NoMirrorCause, cause_text, download_outcome
 
 _SAFE_SCHEMES = ("http", "https")
 
@@ -79,6 +81,14 @@ class MirrorRow:
 
 
 @frozen
+class NoMirrorView:
+    """Why no mirror qualifies, and what a download gets instead (sentences)."""
+
+    cause: str
+    outcome: str
+
+
+@frozen
 class MirrorlistView:
     path: str
     client: ClientView
@@ -88,6 +98,7 @@ class MirrorlistView:
     fallback: bool
     version: str
     hostname: str
+    no_mirror: NoMirrorView | None = None
 
 
 def fromip_override(args: Mapping[bytes, Sequence[bytes]], ip: str) -> str:
@@ -161,8 +172,11 @@ def _row(rank: int, cand: Candidate, path: str | None) -> MirrorRow:
 
 def build_view(info: FileInfo, ip: str, client: GeoRecord, mirrors: Sequence[Candidate],
                excluded: Sequence[Candidate], fallback: bool, *, version: str,
-               hostname: str) -> MirrorlistView:
-    """What the page shows; the excluded mirrors sorted by reason (byte order)."""
+               hostname: str, cause: NoMirrorCause | None = None) -> MirrorlistView:
+    """What the page shows; the excluded mirrors sorted by reason (byte order).
+
+    ``cause`` is set when no mirror qualifies: ``mirrors`` are then the fallbacks (or none).
+    """
     path = display_text(info.path)
     scanned = bool(info.mod_time_ns)
     mtime = info.mod_time_ns // 1_000_000_000 if info.mod_time_ns else None
@@ -192,7 +206,15 @@ def build_view(info: FileInfo, ip: str, client: GeoRecord, mirrors: Sequence[Can
         fallback=fallback,
         version=version,
         hostname=hostname,
+        no_mirror=None if cause is None else _no_mirror_view(
+            info, located, mirrors if fallback else (), excluded, cause),
     )
+
+
+def _no_mirror_view(info: FileInfo, located: bool, fallbacks: Sequence[Candidate],
+                    excluded: Sequence[Candidate], cause: NoMirrorCause) -> NoMirrorView:
+    outcome = download_outcome([c.absolute_url for c in fallbacks], info.path, located)
+    return NoMirrorView(cause=cause_text(cause, len(excluded)), outcome=outcome.text)
 
 
 def _link(text: str, href: str) -> Tag | str:
@@ -209,6 +231,11 @@ class MirrorlistElement(Element):
     @renderer
     def fallback_warning(self, request: object, tag: Tag) -> Tag | str:
         return tag if self.view.fallback else ""
+
+    @renderer
+    def no_mirror(self, request: object, tag: Tag) -> Tag | str:
+        shown = self.view.no_mirror
+        return "" if shown is None else tag.fillSlots(cause=shown.cause, outcome=shown.outcome)
 
     @renderer
     def client(self, request: object, tag: Tag) -> Tag:
@@ -324,8 +351,8 @@ async def render_mirrorlist(view: MirrorlistView, templates: str = "") -> bytes:
 
 async def mirrorlist_page(config: Config, info: FileInfo, ip: str, client: GeoRecord,
                           mirrors: Sequence[Candidate], excluded: Sequence[Candidate],
-                          fallback: bool) -> bytes:
+                          fallback: bool, cause: NoMirrorCause | None = None) -> bytes:
     """The page for one request (the edge: reads the host name and the version)."""
     view = build_view(info, ip, client, mirrors, excluded, fallback,
-                      version=version_string(), hostname=socket.gethostname())
+                      version=version_string(), hostname=socket.gethostname(), cause=cause)
     return await render_mirrorlist(view, config.templates)

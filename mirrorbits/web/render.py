@@ -15,6 +15,7 @@ from mirrorbits.gojson import F32, dumps
 from mirrorbits.model import FileInfo, GeoRecord
 from mirrorbits.selection.types import Candidate
 from mirrorbits.urls import encode_path, encode_url, file_url
+from mirrorbits.web.unavailable import NoMirrorCause, cause_text, download_outcome
 
 
 def redirect_url(candidate: Candidate, path: str) -> bytes:
@@ -174,5 +175,37 @@ def results_document(
     if fallback:
         doc["Fallback"] = True
     doc["LocalJSPath"] = local_js_path
+    return _json_body(doc, pretty)
+
+
+def unavailable_document(
+    info: FileInfo,
+    ip: str,
+    client: GeoRecord,
+    excluded: list[Candidate],
+    cause: NoMirrorCause,
+    local_js_path: str,
+    pretty: bool,
+) -> bytes:
+    """The body of a JSON request's 503 (no mirror, no fallback): the ``Results`` object
+    with an empty ``MirrorList``, and two added keys: ``Cause`` (a word, see
+    :class:`NoMirrorCause`) and ``Explanation`` (for people, with what a download gets)."""
+    doc: dict[str, Any] = {
+        "FileInfo": file_info_object(info),
+        "IP": ip,
+        "ClientInfo": client_info_object(client),
+        "MirrorList": [],
+    }
+    if excluded:
+        doc["ExcludedList"] = [mirror_object(c) for c in excluded]
+    doc["LocalJSPath"] = local_js_path
+    doc["Cause"] = cause.value
+    doc["Explanation"] = (cause_text(cause, len(excluded)) + " "
+                          + download_outcome([], info.path, client.is_valid).text)
+    return _json_body(doc, pretty)
+
+
+def _json_body(doc: dict[str, Any], pretty: bool) -> bytes:
+    """Compact with a trailing newline, or 4-space indented without (§8.5)."""
     body = dumps(doc, pretty=pretty)
     return body if pretty else body + b"\n"

@@ -12,7 +12,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from attrs import define, field
+from attrs import define, field, frozen
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
@@ -64,7 +64,9 @@ from mirrorbits.web.render import (
     link_headers,
     redirect_url,
     results_document,
+    unavailable_document,
 )
+from mirrorbits.web.unavailable import NoMirrorCause, no_mirror_cause
 
 log = Logger()
 
@@ -130,6 +132,22 @@ class FileMemo:
         self.headers = RedirectBytes(
             [(url if not reason else "", mirror.country_fields)
              for mirror, _, url, reason, _ in pre.entries], info.path)
+
+
+@frozen
+class Choice:
+    """The mirrors chosen for one request: the first is the target.
+
+    When no mirror qualifies, ``cause`` says why and ``mirrors`` holds the fallbacks
+    (``fallback``), or nothing when none is configured (a download gets a 503).
+    """
+
+    ip: str
+    client: GeoRecord
+    mirrors: list[Candidate]
+    excluded: list[Candidate]
+    fallback: bool
+    cause: NoMirrorCause | None
 
 
 @define(eq=False)
@@ -337,15 +355,19 @@ class RedirectResource(Resource):
             not_modified = self._not_modified(request, info)
             if not_modified is not None:
                 return not_modified
-        choice = await self._choose(request, config, info, mirrorlist=False)
-        if choice is None:
+        choice = await self._choose(request, config, info, local.is_file, mirrorlist=False)
+        wants_json = _wants_json(request, config)
+        if not choice.mirrors:
+            if wants_json:
+                return self._unavailable_json(request, config, info, choice)
             message = "Service Unavailable"
             if local.path == "" and self.ctx.root_page is not None:
                 message = await self.ctx.root_page()
             return self._error(request, config, 503, message)
-        ip, client, mirrors, excluded, fallback = choice
+        ip, client, mirrors, excluded, fallback = (choice.ip, choice.client, choice.mirrors,
+                                                   choice.excluded, choice.fallback)
         first = mirrors[0]
-        if _wants_json(request, config):
+        if wants_json:
             request.setHeader(b"cache-control", _NO_CACHE)
             request.setHeader(b"content-type", _JSON)
             body = results_document(info, ip, client, mirrors, excluded, fallback,
@@ -358,6 +380,19 @@ class RedirectResource(Resource):
         self._record(request, "REDIRECT", 302, info, ip, client, first.mirror, first.distance,
                      fallback)
         return self._body(request, config, b"")
+
+    def _unavailable_json(self, request: Request, config: Config, info: FileInfo,
+                          choice: Choice) -> bytes:
+        """The 503 of a JSON request that no mirror can serve, with the reasons (not logged,
+        like the reference's plain 503)."""
+        assert choice.cause is not None
+        request.setResponseCode(503)
+        request.setHeader(b"cache-control", _NO_CACHE)
+        request.setHeader(b"content-type", _JSON)
+        body = unavailable_document(info, choice.ip, choice.client, choice.excluded,
+                                    choice.cause, config.local_js_path,
+                                    b"pretty" in request.args)
+        return self._body(request, config, body)
 
     def _fast_redirect(self, request: Request, config: Config, path: str) -> bytes | None:
         """The common answer from memory alone, or None to take :meth:`_standard`."""
@@ -453,13 +488,12 @@ class RedirectResource(Resource):
         if kind == "REDIRECT" and request.method == b"GET":
             self._count(request, ip, info, mirror.id)
 
-    async def _choose(
-        self, request: Request, config: Config, info: FileInfo, mirrorlist: bool
-    ) -> tuple[str, GeoRecord, list[Candidate], list[Candidate], bool] | None:
+    async def _choose(self, request: Request, config: Config, info: FileInfo, is_file: bool,
+                      mirrorlist: bool) -> Choice:
         """Locate the client and select mirrors for ``info``; fallbacks when none qualifies.
 
-        Returns ``(ip, client, mirrors, excluded, fallback)``, or None when nothing can
-        serve the file (no mirror and no fallback: 503). The mirrorlist page honours
+        When no mirror qualifies the choice says why, and holds the fallbacks, or no mirror
+        at all (no fallback configured: a download gets a 503). The mirrorlist page honours
         ``fromip`` and keeps every mirror (mirrorlist mode of the selection).
         """
         ctx = self.ctx
@@ -490,11 +524,12 @@ class RedirectResource(Resource):
                                    mirrorlist=mirrorlist, pre=pre)
                 mirrors, excluded = selection.mirrors, selection.excluded
         if not failed and mirrors:
-            return ip, client, mirrors, excluded, False
+            return Choice(ip, client, mirrors, excluded, False, None)
+        cause = no_mirror_cause(is_file, info.mod_time_ns is not None, failed, len(excluded))
         if not config.fallbacks:
-            return None
-        return ip, client, fallback_candidates(config.fallbacks, client, secure, ctx.rng), \
-            excluded, True
+            return Choice(ip, client, [], excluded, False, cause)
+        return Choice(ip, client, fallback_candidates(config.fallbacks, client, secure, ctx.rng),
+                      excluded, True, cause)
 
     def _client_ip(self, request: RequestHead, config: Config) -> str:
         peer = request.getClientAddress()
@@ -582,11 +617,11 @@ class RedirectResource(Resource):
         if isinstance(local, bytes):
             return local
         info = await self._local_info(local)
-        choice = await self._choose(request, config, info, mirrorlist=True)
-        if choice is None:
-            return self._error(request, config, 503, "Service Unavailable")
-        ip, client, mirrors, excluded, fallback = choice
-        body = await mirrorlist_page(config, info, ip, client, mirrors, excluded, fallback)
+        choice = await self._choose(request, config, info, local.is_file, mirrorlist=True)
+        if not choice.mirrors:
+            request.setResponseCode(503)  # the reference's status, with the page
+        body = await mirrorlist_page(config, info, choice.ip, choice.client, choice.mirrors,
+                                     choice.excluded, choice.fallback, choice.cause)
         request.setHeader(b"cache-control", _NO_CACHE)
         request.setHeader(b"content-type", _HTML)
         return self._body(request, config, body)
