@@ -88,11 +88,11 @@ class DownloadOutcome:
             return (f"A download of this file gets {UNAVAILABLE}: no fallback is "
                     "configured (Fallbacks).")
         if self.drawn:
-            return ("A download of this file is redirected to one of the fallbacks above "
-                    "(Fallbacks), drawn at random for each request since your location is "
-                    "unknown.")
-        return ("A download of this file is redirected to the first fallback above "
-                f"(Fallbacks): {self.url}")
+            return ("A download of this file is redirected to one of the fallbacks "
+                    "(Fallbacks) in the table of mirrors, drawn at random for each request "
+                    "since your location is unknown.")
+        return ("A download of this file is redirected to a fallback (Fallbacks), the first "
+                f"in the table of mirrors: {self.url}")
 
 
 def download_outcome(fallback_urls: list[str], path: str, located: bool) -> DownloadOutcome:

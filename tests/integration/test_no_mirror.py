@@ -175,13 +175,13 @@ def test_page_with_fallback_says_where_a_download_goes(setup: Setup) -> None:
     assert list(excluded_reasons(page).items()) == list(REASONS.items())
     assert page["no_mirror"] == {
         "cause": ALL_EXCLUDED,
-        "outcome": "A download of this file is redirected to the first fallback above "
-                   "(Fallbacks): https://fb.example.net/pub/pkg/tool.bin"}
+        "outcome": "A download of this file is redirected to a fallback (Fallbacks), the "
+                   "first in the table of mirrors: https://fb.example.net/pub/pkg/tool.bin"}
     status, _, body = get(setup.rescued, FILE + "?mirrorlist")  # 127.0.0.1: not located
     page = read_page(body.decode("utf-8"))
     assert status == 200 and page["no_mirror"]["outcome"] == (
-        "A download of this file is redirected to one of the fallbacks above (Fallbacks), "
-        "drawn at random for each request since your location is unknown.")
+        "A download of this file is redirected to one of the fallbacks (Fallbacks) in the "
+        "table of mirrors, drawn at random for each request since your location is unknown.")
     status, headers, _ = get(setup.rescued, FILE, {"X-Forwarded-For": SEVILLE})
     assert (status, headers["Location"]) == (302, "https://fb.example.net/pub/pkg/tool.bin")
 

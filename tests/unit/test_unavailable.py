@@ -40,7 +40,7 @@ def test_download_outcome() -> None:
     located = download_outcome(["https://fb.example.net/pub/", "http://other/"], "/a b.iso",
                                True)
     assert located == DownloadOutcome("https://fb.example.net/pub/a%20b.iso")
-    assert located.text.endswith("the first fallback above (Fallbacks): "
+    assert located.text.endswith("the first in the table of mirrors: "
                                  "https://fb.example.net/pub/a%20b.iso")
     drawn = download_outcome(["https://fb.example.net/pub/"], "/a", False)
     assert drawn.drawn and "drawn at random for each request" in drawn.text
