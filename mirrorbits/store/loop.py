@@ -19,6 +19,11 @@ from mirrorbits.logs import Logger
 
 log = Logger()
 
+# Seconds after start during which a service that has never connected stays quiet about
+# failing to: a Redis started together with the daemon (the private one, or a unit started
+# alongside) takes a moment to accept connections.
+STARTUP_GRACE = 3.0
+
 
 class ReconnectLoop(Service):
     """A service whose work is one long coroutine, cancelled (and awaited) when it stops.
@@ -31,6 +36,7 @@ class ReconnectLoop(Service):
     _loop: Deferred[None] | None
     _sleeping: Deferred[None] | None
     loop_name: ClassVar[str] = "Connection loop"
+    _started_at: float | None = None  # None once connected: no grace any more
 
     async def _run(self) -> None:
         raise NotImplementedError
@@ -42,8 +48,17 @@ class ReconnectLoop(Service):
     async def _after_loop(self) -> None:
         """Clean up once the loop has ended at stop."""
 
+    def _starting_quietly(self) -> bool:
+        """Whether a failure to connect is still part of starting up (see STARTUP_GRACE)."""
+        started = self._started_at
+        return started is not None and self.reactor.seconds() - started < STARTUP_GRACE
+
+    def _connected_once(self) -> None:
+        self._started_at = None
+
     def startService(self) -> None:
         super().startService()
+        self._started_at = self.reactor.seconds()
         self._loop = Deferred.fromCoroutine(self._run())
         self._loop.addErrback(_crashed, f"{self.loop_name} crashed")
 

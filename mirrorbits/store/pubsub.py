@@ -217,6 +217,7 @@ class PubSubService(ReconnectLoop):
             conn.transport.abortConnection()
 
     def _came_up(self, where: str) -> None:
+        self._connected_once()
         if self._down or self._subscribed_before:
             log.info("Pub/sub subscribed again on {where}", where=where)
         else:
@@ -237,6 +238,9 @@ class PubSubService(ReconnectLoop):
             d.callback(None)
 
     def _went_down(self, reason: str) -> None:
+        if not self._subscribed_before and self._starting_quietly():
+            log.debug("Pub/sub not subscribed yet: {reason}", reason=reason)
+            return
         if not self._down:
             log.warn("Pub/sub connection lost: {reason}", reason=reason)
         else:

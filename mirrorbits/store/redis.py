@@ -278,6 +278,7 @@ class RedisService(ReconnectLoop):
         self._link, self._version = link, status.version
         conn.whenDisconnected().addCallback(lambda _: self._wake())  # notice at once
         self._state, self._last_error = "up", ""
+        self._connected_once()
         log.info("Connected to redis master {host}:{port} (version {version})",
                  host=host, port=port, version=status.version)
         for callback in list(self._master_listeners):
@@ -340,6 +341,9 @@ class RedisService(ReconnectLoop):
             self._last_error = reason
             return
         await self._drop_link(abort=True)
+        if self._state == "" and self._starting_quietly():
+            log.debug("Database not reachable yet: {reason}", reason=reason)
+            return
         if self._state != "down":
             log.error("Database is down: {reason}", reason=reason)
         else:

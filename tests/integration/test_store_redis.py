@@ -14,6 +14,7 @@ from twisted.internet.defer import Deferred
 
 from mirrorbits.store import keys
 from mirrorbits.store.errors import DatabaseNotReady
+from mirrorbits.store.loop import STARTUP_GRACE
 from mirrorbits.store.pubsub import PubSubService
 from mirrorbits.store.redis import RedisService
 from tests.integration.store_support import captured_log, eventually, sleep, within
@@ -88,7 +89,9 @@ async def test_redis_down_at_start_then_up_then_down_then_up(
     with captured_log() as messages:
         service.startService()
         try:
-            await sleep(1.0)  # several attempts fail meanwhile
+            await sleep(1.0)  # several attempts fail meanwhile, quietly at first
+            assert not any(m.startswith("Database is down: ") for m in messages), messages
+            await sleep(STARTUP_GRACE + 0.5 - 1.0)  # then it is said, once
             down = [m for m in messages if m.startswith("Database is down: ")]
             assert len(down) == 1, messages
             assert private_server.address in down[0]
@@ -115,6 +118,28 @@ async def test_redis_down_at_start_then_up_then_down_then_up(
             assert sum(m.startswith(connected) for m in messages) == 2
         finally:
             await within(service.stopService())
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_redis_starting_with_the_daemon_is_not_reported_down(
+    private_server: RedisServer,
+) -> None:
+    """A redis-server started at the same time (the private one, or a unit started alongside)
+    refuses the first attempts; that is part of starting, not an outage worth an error."""
+    service = RedisService(private_server.address, "", 0, (), "", reactor)
+    pubsub = PubSubService(private_server.address, "", reactor)
+    with captured_log() as messages:
+        service.startService()
+        pubsub.startService()
+        try:
+            await sleep(1.0)
+            private_server.start()
+            await within(service.whenReady())
+            await within(pubsub.whenReady())
+        finally:
+            await within(pubsub.stopService())
+            await within(service.stopService())
+    assert [m for m in messages if "down" in m or "lost" in m] == [], messages
 
 
 @pytest_twisted.ensureDeferred
