@@ -214,19 +214,20 @@ def build_daemon(
     embedded: EmbeddedStart | None = None,
     activated: ActivatedSockets = NOT_ACTIVATED,
     notifier: Notifier | None = None,
+    repository: str | None = None,
 ) -> Daemon:
     """Wire every component of one node (no network I/O happens here).
 
     ``embedded``: how a start without configuration file finds its Redis (None with a
-    file); ``activated``: the sockets systemd passed; ``notifier``: what tells systemd how
-    we are.
+    file); ``repository``: the ``--repository`` option, kept over reloads; ``activated``:
+    the sockets systemd passed; ``notifier``: what tells systemd how we are.
     """
     set_debug(debug)
     cwd = os.getcwd()  # before twistd moves to --rundir: the successor starts here
     inherited = inheritance_from_env(os.environ, os.getppid())
     for warning in warnings:
         log.warn("{warning}", warning=warning)
-    holder = ConfigHolder(current=config, path=config_path)
+    holder = ConfigHolder(current=config, path=config_path, repository=repository)
 
     def listen_address_changed(old: Config, new: Config) -> None:
         if (old.listen_address, old.rpc_listen_address) != (

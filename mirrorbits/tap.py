@@ -119,6 +119,7 @@ def makeService(options: usage.Options, reactor: Any = None) -> IService:
         argv=list(sys.argv),
         activated=activated,
         notifier=notifier,
+        repository=options["repository"],
     )
     try:
         daemon.bind_listeners()

@@ -325,3 +325,31 @@ def test_monitoring_daemons_announce_themselves_and_see_their_peers(
         listener.close()
         monitor.stop()
         quiet.stop()
+
+
+@pytest.mark.parametrize("how", ["SIGHUP", "mirrorbits-ctl reload"])
+def test_repository_option_survives_a_reload(tmp_path: Path, redis_server: RedisServer,
+                                             redis_db: redis.Redis, how: str) -> None:
+    """``--repository D`` overrides the file's ``Repository`` after a reload too."""
+    in_file = tmp_path / "in-file"
+    repo_file(in_file, "/from-file.txt", b"file\n", 1687249800)
+    given = tmp_path / "given"
+    repo_file(given, "/given.txt", b"given\n", 1687249800)
+    process = DaemonProcess(workdir=tmp_path / "run", values=base_config(in_file,
+                            redis_server.address), args=["--no-monitor", "--repository",
+                                                         str(given)])
+    process.start()
+    try:
+        assert process.ctl("refresh").returncode == 0
+        assert redis_db.smembers("FILES") == {"/given.txt"}
+        if how == "SIGHUP":
+            process.signal(signal.SIGHUP)
+            process.wait_log("SIGHUP Received: Reloading configuration...")
+        else:
+            assert process.ctl("reload").returncode == 0
+        repo_file(given, "/later.txt", b"later\n", 1687249800)
+        result = process.ctl("refresh")
+        assert result.returncode == 0, result.stderr
+        assert redis_db.smembers("FILES") == {"/given.txt", "/later.txt"}
+    finally:
+        process.stop()
