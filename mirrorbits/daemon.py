@@ -46,7 +46,7 @@ from mirrorbits.health import HealthChecker
 from mirrorbits.listen import AdoptedListener, parse_listen_address
 from mirrorbits.logs import Logger, set_debug
 from mirrorbits.scan.local import RepositoryScanner
-from mirrorbits.scan.scheduler import MirrorScanner, control_hook
+from mirrorbits.scan.scheduler import MirrorScanner
 from mirrorbits.stats import RangeDeduplicator, StatsService, stats_files, stats_mirror
 from mirrorbits.store import keys
 from mirrorbits.store.mirrors import MirrorStore, mirror_ids
@@ -359,7 +359,7 @@ def build_daemon(
         reload=reload,
         version=version_info,
         refresh=refresh,
-        scan=control_hook(mirror_scanner),
+        scan=mirror_scanner.scan,
         stats_file=file_downloads,
         stats_mirror=mirror_downloads,
         refresh_progress=scanner.progress, scan_progress=mirror_scanner.progress,

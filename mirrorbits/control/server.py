@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 import attrs
-from attrs import define, frozen
+from attrs import define
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.protocol import ServerFactory, connectionDone
 from twisted.protocols import amp
@@ -30,6 +30,7 @@ from mirrorbits.geo import MirrorLocation, MirrorLookupError
 from mirrorbits.logs import Logger
 from mirrorbits.model import Mirror
 from mirrorbits.progress import ProgressReport
+from mirrorbits.scan.scheduler import EXPECTED_FAILURES, ScanOutcome
 from mirrorbits.store import errors as store_errors
 from mirrorbits.store.commands import gather
 from mirrorbits.store.mirrors import MirrorStore
@@ -40,17 +41,6 @@ log = Logger()
 DEFAULT_LOG_LINES = 500
 # Mirror attributes a client may change with UpdateMirror (the YAML fields and the comment).
 EDITABLE = (*(attr for _, attr, _ in FIELDS), "comment")
-
-
-@frozen
-class ScanOutcome:
-    """What a mirror scan reports to the CLI."""
-
-    enabled: bool
-    files_indexed: int
-    known_indexed: int
-    removed: int
-    tz_offset_ms: int = 0
 
 
 class ScanHook(Protocol):
@@ -349,6 +339,8 @@ class ControlLocator(amp.CommandLocator):
         self._running.add(running)
         try:
             outcome = await running
+        except EXPECTED_FAILURES as err:  # the message says it all: no traceback logged
+            raise amp.RemoteAmpError(c.ERRORS[c.ServerError], str(err)) from None
         finally:
             self._running.discard(running)
         return attrs.asdict(outcome)

@@ -15,15 +15,12 @@ import importlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Final
 
-from attrs import define, field
+from attrs import define, field, frozen
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, succeed
 from twisted.internet.task import LoopingCall
-from twisted.protocols import amp
 
 from mirrorbits.config import Config
-from mirrorbits.control import commands as c
-from mirrorbits.control.server import ScanHook, ScanOutcome
 from mirrorbits.logs import Logger
 from mirrorbits.model import PROTOCOL_FTP, PROTOCOL_RSYNC, Mirror
 from mirrorbits.progress import Progress, ProgressReport
@@ -37,12 +34,13 @@ from mirrorbits.store.files import repository_indexed
 from mirrorbits.store.mirrors import MirrorStore
 
 __all__ = [
+    "EXPECTED_FAILURES",
     "NOT_INDEXED",
     "NO_URL",
     "FailedPrecondition",
     "Lister",
     "MirrorScanner",
-    "control_hook",
+    "ScanOutcome",
     "ftp_lister",
     "is_due",
     "scan_plan",
@@ -66,6 +64,21 @@ PROTOCOLS: Final = ("ALL", "RSYNC", "FTP")
 
 class FailedPrecondition(Exception):
     """The CLI scan cannot run yet (the local repository was never indexed)."""
+
+
+#: The failures of :meth:`MirrorScanner.scan` that its message explains (no traceback).
+EXPECTED_FAILURES: Final = (FailedPrecondition, ScanError, ScanAborted)
+
+
+@frozen
+class ScanOutcome:
+    """What a mirror scan reports to the CLI."""
+
+    enabled: bool
+    files_indexed: int
+    known_indexed: int
+    removed: int
+    tz_offset_ms: int = 0
 
 
 def is_due(mirror: Mirror, now: float, interval_minutes: int) -> bool:
@@ -302,21 +315,6 @@ class MirrorScanner(Service):
         return ScanOutcome(enabled=enabled, files_indexed=result.files,
                            known_indexed=result.known, removed=result.removed,
                            tz_offset_ms=result.tz_offset_ms)
-
-
-def control_hook(scanner: MirrorScanner) -> ScanHook:
-    """:meth:`MirrorScanner.scan` for the control channel: expected failures become plain
-    ``ServerError`` answers carrying their message (no traceback in the daemon's log)."""
-
-    async def hook(
-        mirror_id: int, auto_enable: bool, protocol: str, timeout: float | None
-    ) -> ScanOutcome:
-        try:
-            return await scanner.scan(mirror_id, auto_enable, protocol, timeout)
-        except (FailedPrecondition, ScanError, ScanAborted) as err:
-            raise amp.RemoteAmpError(c.ERRORS[c.ServerError], str(err)) from None
-
-    return hook
 
 
 def _due(
