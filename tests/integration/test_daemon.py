@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -221,6 +222,12 @@ def test_wheel_ships_the_plugin(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", probe, str(target)], capture_output=True,
                             text=True, cwd=tmp_path, timeout=60)
     assert "'mirrorbits'" in result.stdout, result.stderr
+    # ... and a mirrorbits-ctl that runs (its entry point names a module that exists).
+    ctl = subprocess.run([str(target / "bin" / "mirrorbits-ctl"), "help"], capture_output=True,
+                         text=True, cwd=tmp_path, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(target)})
+    assert ctl.returncode == 0, ctl.stderr
+    assert ctl.stdout.startswith("Usage: mirrorbits-ctl [OPTIONS] COMMAND"), ctl.stdout
 
 
 def test_daemon_starts_while_redis_is_down_and_serves_fallbacks(tmp_path: Path) -> None:

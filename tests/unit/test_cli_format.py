@@ -12,12 +12,10 @@ from datetime import date
 import attrs
 import pytest
 
-from mirrorbits.control import flags as f
-from mirrorbits.control.cli import Exit, parse_command_line, usage_text
-from mirrorbits.control.cli_commands import COMMANDS
-from mirrorbits.control.cli_later import DateRangeError, mirmon_text, stats_days, stats_mirror_text
-from mirrorbits.control.cli_progress import StatusLine, progress_text
-from mirrorbits.control.output import (
+from mirrorbits.ctl import flags as f
+from mirrorbits.ctl.command_line import parse_command_line, usage_text
+from mirrorbits.ctl.exits import Exit
+from mirrorbits.ctl.output import (
     ListOptions,
     ResolveError,
     add_report,
@@ -26,7 +24,10 @@ from mirrorbits.control.output import (
     resolve_match,
     version_block,
 )
-from mirrorbits.control.prompt import answer_means_yes, confirm
+from mirrorbits.ctl.progress import StatusLine, progress_text
+from mirrorbits.ctl.prompt import answer_means_yes, confirm
+from mirrorbits.ctl.reports import DateRangeError, mirmon_text, stats_days, stats_mirror_text
+from mirrorbits.ctl.table import COMMANDS
 from mirrorbits.model import Mirror
 
 SINCE = 1795571682  # Wed, 25 Nov 2026 01:54:42 UTC

@@ -19,7 +19,7 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.task import deferLater
 
 from mirrorbits.control import commands as c
-from mirrorbits.control.cli import Session
+from mirrorbits.ctl.session import Session
 
 POLL_INTERVAL = 0.5
 POLL_TIMEOUT = 5.0
