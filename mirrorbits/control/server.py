@@ -70,29 +70,6 @@ class ControlBackend:
     scan_progress: Callable[[int], ProgressReport | None] | None = None
 
 
-def control_endpoint(rpc_listen_address: str) -> str:
-    """The server endpoint string for an ``RPCListenAddress``.
-
-    ``localhost:3390`` -> ``tcp:3390:interface=localhost``; ``[::1]:3390`` -> ``tcp6:...``;
-    ``:3390`` -> all interfaces; ``unix:/path`` -> a mode 600 UNIX socket with a lock file.
-    """
-    if rpc_listen_address.startswith("unix:"):
-        path = rpc_listen_address[len("unix:") :]
-        return f"unix:{_escape(path)}:mode=600:lockfile=1"
-    host, sep, port = rpc_listen_address.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"invalid control address {rpc_listen_address!r}")
-    if host.startswith("[") and host.endswith("]"):
-        return f"tcp6:{port}:interface={_escape(host[1:-1])}"
-    if not host:
-        return f"tcp:{port}"
-    return f"tcp:{port}:interface={_escape(host)}"
-
-
-def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
-
-
 class _ControlFactory(ServerFactory):
     """Builds one AMP protocol (with its own locator) per control connection."""
 

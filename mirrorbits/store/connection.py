@@ -14,6 +14,7 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.python.failure import Failure
 
+from mirrorbits.addresses import AddressError, split_host_port
 from mirrorbits.store.errors import StoreError
 
 MIN_REDIS_VERSION = "3.2.0"
@@ -39,21 +40,20 @@ def version_at_least(version: str, minimum: str) -> bool:
 
 
 def parse_address(address: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
-    """``host:port``, ``[v6]:port`` or a bare host → ``(host, port)``."""
+    """``host:port``, ``[v6]:port`` or a bare host → ``(host, port)``; StoreError.
+
+    :func:`mirrorbits.addresses.split_host_port` reads it; no port means ``default_port``
+    and no host means 127.0.0.1.
+    """
     text = address.strip()
     if not text:
         raise StoreError("empty Redis address")
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port_text = rest[1:] if rest.startswith(":") else ""
-    elif text.count(":") == 1:
-        host, _, port_text = text.partition(":")
-    else:
-        host, port_text = text, ""
+    if ":" not in text or text.endswith("]"):
+        text = f"{text}:{default_port}"
     try:
-        port = int(port_text) if port_text else default_port
-    except ValueError:
-        raise StoreError(f"invalid port in Redis address {address!r}") from None
+        host, port = split_host_port(text)
+    except AddressError as err:
+        raise StoreError(f"invalid Redis address {address!r}: {err}") from None
     return host or "127.0.0.1", port
 
 

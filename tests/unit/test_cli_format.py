@@ -456,32 +456,3 @@ def test_list_like_spec_example() -> None:
         f"paris \t\t0 \thttp://127.0.0.2/ \trsync://127.0.0.1:8730/paris/ \tFR (EU) \tup \t{date}\n"
         f"tokyo \t\t0 \thttp://127.0.0.4/ \trsync://127.0.0.1:8730/tokyo/ \tJP (AS) \tup \t{date}\n"
     )
-
-
-@pytest.mark.parametrize(
-    ("address", "endpoint"),
-    [
-        ("localhost:3390", "tcp:3390:interface=localhost"),
-        ("127.0.0.1:8932", "tcp:8932:interface=127.0.0.1"),
-        ("[::1]:3390", r"tcp6:3390:interface=\:\:1"),
-        (":3390", "tcp:3390"),
-        ("unix:/run/mirrorbits/ctl.sock", "unix:/run/mirrorbits/ctl.sock:mode=600:lockfile=1"),
-    ],
-)
-def test_control_endpoint(address: str, endpoint: str) -> None:
-    from mirrorbits.control.server import control_endpoint
-
-    assert control_endpoint(address) == endpoint
-
-
-def test_control_endpoint_parses_with_twisted() -> None:
-    from twisted.internet import endpoints
-    from twisted.internet.testing import MemoryReactor
-
-    from mirrorbits.control.server import control_endpoint
-
-    parsed = endpoints.serverFromString(MemoryReactor(), control_endpoint("[::1]:3390"))
-    assert isinstance(parsed, endpoints.TCP6ServerEndpoint)
-    assert (parsed._interface, parsed._port) == ("::1", 3390)
-    with pytest.raises(ValueError, match="invalid control address"):
-        control_endpoint("nonsense")
