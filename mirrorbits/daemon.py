@@ -56,7 +56,6 @@ from mirrorbits.systemd.activation import NOT_ACTIVATED, ActivatedSockets
 from mirrorbits.systemd.notify import Notifier
 from mirrorbits.upgrade import (
     READY_TIMEOUT,
-    DrainableSite,
     HeldListener,
     Successor,
     Upgrader,
@@ -66,6 +65,7 @@ from mirrorbits.upgrade import (
 )
 from mirrorbits.web.downloadlog import DownloadLog
 from mirrorbits.web.resource import RedirectResource, WebContext
+from mirrorbits.web.site import RedirectorSite
 
 GEO_CHECK_INTERVAL = 5.0
 STARTUP_READY_TIMEOUT = 2.0  # seconds a fresh start waits for Redis before serving anyway
@@ -385,7 +385,7 @@ def build_daemon(
         root_page = RootGuide(lambda: holder.current.repository, embedded.describe_redis(config),
                               ctl, embedded.demo, count_mirrors, reactor,
                               indexed=lambda: not monitor or scanner.indexed).text
-    http, site = _add_http(daemon, holder, reactor, redis, pubsub, stats, download_log, geo,
+    http = _add_http(daemon, holder, reactor, redis, pubsub, stats, download_log, geo,
                            successor, activated.http, root_page)
     if embedded is not None and embedded.demo:
         from mirrorbits.demo import SCAN_TIMEOUT, DemoMirrors  # twisted.web.static: only here
@@ -414,7 +414,7 @@ def build_daemon(
     daemon.describe = describe
     successor_notifier = daemon.notifier
     daemon.upgrader = Upgrader(
-        reactor=reactor, http=http, control=control, site=site, argv=list(argv), cwd=cwd,
+        reactor=reactor, http=http, control=control, argv=list(argv), cwd=cwd,
         executable=sys.executable, inherited=inherited, monitors=monitors, refusal=refusal,
         env=lambda: {**os.environ, **successor_notifier.environment()},
     )
@@ -434,7 +434,7 @@ def _add_http(
     successor: Successor | None,
     activated_fd: int | None,
     root_page: Callable[[], Awaitable[str]] | None,
-) -> tuple[AdoptedListener, DrainableSite]:
+) -> HeldListener:
     """The redirect resource, its cache fed by pub/sub, and the HTTP listener (on the
     socket inherited from an upgrading parent, if any), accepting once Redis is ready.
 
@@ -487,7 +487,7 @@ def _add_http(
         get_client=redis.client,
         root_page=root_page,
     )
-    site = DrainableSite(RedirectResource(context), reactor=reactor,
+    site = RedirectorSite(RedirectResource(context), reactor=reactor,
                          read_timeout=lambda: holder.current.http_read_timeout)
     http = HeldListener(
         parse_listen_address(holder.current.listen_address, unix_mode=HTTP_SOCKET_MODE),
@@ -501,7 +501,7 @@ def _add_http(
     )
     http.setName("http")
     http.setServiceParent(daemon)
-    return http, site
+    return http
 
 
 def _day(text: str) -> datetime.datetime:

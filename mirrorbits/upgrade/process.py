@@ -29,7 +29,7 @@ from mirrorbits.upgrade.handover import (
     twistd_successor_command,
     write_pid_file,
 )
-from mirrorbits.upgrade.listening import POLL_INTERVAL, DrainableSite, keep_socket_file
+from mirrorbits.upgrade.listening import POLL_INTERVAL, HeldListener, keep_socket_file
 
 QUIT_DELAY = 0.1  # seconds between the successor's first accept and its SIGQUIT to the parent
 DRAIN_TIMEOUT = 5.0  # seconds open HTTP connections get before the old process stops
@@ -43,9 +43,8 @@ class Upgrader:
     """The old process' side: spawn the successor, then quit when it asks."""
 
     reactor: Any
-    http: AdoptedListener
+    http: HeldListener
     control: AdoptedListener
-    site: DrainableSite
     argv: list[str]
     cwd: str
     executable: str
@@ -147,7 +146,7 @@ class Upgrader:
                 await maybeDeferred(monitor.disownServiceParent)
         keep_socket_file(self.http.port)
         await maybeDeferred(self.http.stopService)
-        left = await self.site.drain(self.reactor, DRAIN_TIMEOUT, IDLE_GRACE)
+        left = await self.http.drain(self.reactor, DRAIN_TIMEOUT, IDLE_GRACE)
         if left:
             log.warn("Closing {count} HTTP connections still open", count=left)
 
