@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from attrs import define, field
-from twisted.application.service import MultiService, Service
+from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
 
 from mirrorbits import version_info, version_string
@@ -216,7 +216,8 @@ def build_daemon(
     notifier: Notifier | None = None,
     repository: str | None = None,
 ) -> Daemon:
-    """Wire every component of one node (no network I/O happens here).
+    """Wire every component of one node. No network I/O happens here: connections start
+    with the services, and the listening sockets are bound by :meth:`Daemon.bind_listeners`.
 
     ``embedded``: how a start without configuration file finds its Redis (None with a
     file); ``repository``: the ``--repository`` option, kept over reloads; ``activated``:
@@ -228,13 +229,7 @@ def build_daemon(
     for warning in warnings:
         log.warn("{warning}", warning=warning)
     holder = ConfigHolder(current=config, path=config_path, repository=repository)
-
-    def listen_address_changed(old: Config, new: Config) -> None:
-        if (old.listen_address, old.rpc_listen_address) != (
-                new.listen_address, new.rpc_listen_address):
-            log.warn("ListenAddress/RPCListenAddress changed: restart the daemon to apply")
-
-    holder.subscribe(listen_address_changed)
+    holder.subscribe(_warn_if_listen_address_changed)
     geo = GeoIP(config.geoip_database_path, reactor)
     daemon = Daemon(holder=holder, reactor=reactor, geo=geo)
     if notifier is not None:
@@ -245,7 +240,48 @@ def build_daemon(
         # service, so that it starts first (log file) and stops last (pid file)
         successor = Successor(reactor, inherited, list(argv), cwd)
         successor.setServiceParent(daemon)
+    refusal = _add_embedded_redis(daemon, config, embedded, activated)
+    redis, pubsub = _add_redis(daemon, holder, reactor)
+    stats, download_log = _add_accounting(daemon, holder, reactor, redis)
+    work = _add_monitoring(daemon, holder, reactor, redis, pubsub, geo, monitor)
+    backend, control = _add_control(daemon, holder, reactor, redis, geo, work, activated)
+    ctl = ctl_command(ctl_program(cwd=cwd), config.rpc_listen_address,
+                      bool(config.rpc_password))
+    root_page = None
+    if embedded is not None:
+        root_page = RootGuide(lambda: holder.current.repository, embedded.describe_redis(config),
+                              ctl, embedded.demo, work.count_mirrors, reactor,
+                              indexed=work.indexed).text
+    http = _add_http(daemon, holder, reactor, redis, pubsub, stats, download_log, geo,
+                     successor, activated.http, root_page)
+    _add_first_steps(daemon, holder, reactor, redis, work, embedded, ctl,
+                     show_hint=monitor and successor is None)
 
+    def describe() -> str:
+        state = "" if redis.ready else " (database not ready)"
+        return f"Serving HTTP on {http.describe()}{state}"
+
+    daemon.describe = describe
+    successor_notifier = daemon.notifier
+    daemon.upgrader = Upgrader(
+        reactor=reactor, http=http, control=control, argv=list(argv), cwd=cwd,
+        executable=sys.executable, inherited=inherited, monitors=work.monitors, refusal=refusal,
+        env=lambda: {**os.environ, **successor_notifier.environment()},
+    )
+    backend.upgrade = upgrade_hook(daemon.upgrader)
+    return daemon
+
+
+def _warn_if_listen_address_changed(old: Config, new: Config) -> None:
+    if (old.listen_address, old.rpc_listen_address) != (
+            new.listen_address, new.rpc_listen_address):
+        log.warn("ListenAddress/RPCListenAddress changed: restart the daemon to apply")
+
+
+def _add_embedded_redis(daemon: Daemon, config: Config, embedded: EmbeddedStart | None,
+                        activated: ActivatedSockets) -> str | None:
+    """The embedded start's greeting and private redis-server (supervised here unless one
+    already runs); why this process cannot upgrade, if it cannot."""
     refusal = None
     if activated.control is not None:
         refusal = ("not possible with a control socket passed by systemd: use systemctl "
@@ -257,9 +293,15 @@ def build_daemon(
             embedded.describe_redis(config), private.address if private is not None else None)
         if private is not None and private.running_pid is None:
             EmbeddedRedis(private.host, private.port, private.directory,
-                          reactor).setServiceParent(daemon)
+                          daemon.reactor).setServiceParent(daemon)
             refusal = "not possible while this process runs the embedded redis-server"
+    return refusal
 
+
+def _add_redis(daemon: Daemon, holder: ConfigHolder,
+               reactor: Any) -> tuple[RedisService, PubSubService]:
+    """The command connection and the pub/sub one, following reloads and failovers."""
+    config = holder.current
     redis = RedisService(
         config.redis_address, config.redis_password, config.redis_db,
         config.redis_sentinels, config.redis_sentinel_master_name, reactor,
@@ -284,12 +326,17 @@ def build_daemon(
     pubsub.setName("pubsub")
     pubsub.setServiceParent(daemon)
     redis.on_master(pubsub.follow_master)  # after a Sentinel failover, both move together
+    return redis, pubsub
 
+
+def _add_accounting(daemon: Daemon, holder: ConfigHolder, reactor: Any,
+                    redis: RedisService) -> tuple[StatsService, DownloadLog]:
+    """The download counters (flushed to Redis) and the download log."""
     stats = StatsService(redis.session, reactor)
     stats.setName("stats")
     stats.setServiceParent(daemon)
     download_log = DownloadLog(
-        config.log_dir, reactor, socket.gethostname(),
+        holder.current.log_dir, reactor, socket.gethostname(),
         f"Built with CPython {platform.python_version()} for {sys.platform}/{platform.machine()}",
     )
     download_log.setName("downloadlog")
@@ -300,10 +347,35 @@ def build_daemon(
         download_log.log_dir = new.log_dir
 
     holder.subscribe(follow_log_dir)
+    return stats, download_log
 
+
+@define(eq=False)
+class _Monitoring:
+    """The scans and health checks of a node (running only on a monitoring node)."""
+
+    redis: RedisService
+    scanner: RepositoryScanner
+    mirrors: MirrorStore
+    mirror_scanner: MirrorScanner
+    monitor: bool
+    monitors: list[IService]  # what an upgrade stops before the successor takes over
+
+    async def count_mirrors(self) -> int:
+        return len(await mirror_ids(self.redis.client()))
+
+    def indexed(self) -> bool:
+        """Whether the repository was indexed (a node that does not scan cannot tell)."""
+        return not self.monitor or self.scanner.indexed
+
+
+def _add_monitoring(daemon: Daemon, holder: ConfigHolder, reactor: Any, redis: RedisService,
+                    pubsub: PubSubService, geo: GeoIP, monitor: bool) -> _Monitoring:
+    """The local scan, the mirror store, and on a monitoring node the cluster, the mirror
+    scans and the health checks (the CLI's scan works on every node)."""
     scanner = RepositoryScanner(lambda: holder.current, redis.client, reactor)
     scanner.setName("repository-scan")
-    monitors: list[Any] = []
+    monitors: list[IService] = []
     if monitor:
         monitors.append(scanner)
         scanner.setServiceParent(daemon)
@@ -319,7 +391,7 @@ def build_daemon(
                              new_node_id(socket.gethostname(), random.Random()))
     mirror_scanner = MirrorScanner(lambda: holder.current, redis.client, mirrors, reactor,
                                    handles=cluster.handles)
-    if monitor:  # the CLI's scan works on every node; automatic work only on monitors
+    if monitor:
         pubsub.on_message(keys.CHANNEL_CLUSTER, cluster.on_announce)
         cluster.setServiceParent(daemon)
         mirror_scanner.setServiceParent(daemon)
@@ -330,6 +402,13 @@ def build_daemon(
         )
         health.setServiceParent(daemon)
         monitors += [health, mirror_scanner, cluster]
+    return _Monitoring(redis, scanner, mirrors, mirror_scanner, monitor, monitors)
+
+
+def _add_control(daemon: Daemon, holder: ConfigHolder, reactor: Any, redis: RedisService,
+                 geo: GeoIP, work: _Monitoring,
+                 activated: ActivatedSockets) -> tuple[ControlBackend, AdoptedListener]:
+    """The control channel: what its commands call, and its listener."""
 
     async def locate(url: str) -> Any:
         from twisted.internet.threads import deferToThreadPool
@@ -340,7 +419,7 @@ def build_daemon(
         return daemon.reload()
 
     async def refresh(rehash: bool) -> Any:
-        return await scanner.refresh(rehash)
+        return await work.scanner.refresh(rehash)
 
     async def file_downloads(pattern: str, first: str, last: str) -> dict[str, int]:
         try:
@@ -353,19 +432,19 @@ def build_daemon(
         return await stats_mirror(redis.client(), mirror_id, _day(first), _day(last))
 
     backend = ControlBackend(
-        mirrors=mirrors,
+        mirrors=work.mirrors,
         locate=locate,
         password=lambda: holder.current.rpc_password,
         reload=reload,
         version=version_info,
         refresh=refresh,
-        scan=mirror_scanner.scan,
+        scan=work.mirror_scanner.scan,
         stats_file=file_downloads,
         stats_mirror=mirror_downloads,
-        refresh_progress=scanner.progress, scan_progress=mirror_scanner.progress,
+        refresh_progress=work.scanner.progress, scan_progress=work.mirror_scanner.progress,
     )
     control = AdoptedListener(
-        parse_listen_address(config.rpc_listen_address, unix_mode=CONTROL_SOCKET_MODE),
+        parse_listen_address(holder.current.rpc_listen_address, unix_mode=CONTROL_SOCKET_MODE),
         control_factory(backend),
         reactor,
         inherited_fd=activated.control,
@@ -374,19 +453,14 @@ def build_daemon(
     )
     control.setName("control")
     control.setServiceParent(daemon)
+    return backend, control
 
-    async def count_mirrors() -> int:
-        return len(await mirror_ids(redis.client()))
 
-    ctl = ctl_command(ctl_program(cwd=cwd), config.rpc_listen_address,
-                      bool(config.rpc_password))
-    root_page = None
-    if embedded is not None:
-        root_page = RootGuide(lambda: holder.current.repository, embedded.describe_redis(config),
-                              ctl, embedded.demo, count_mirrors, reactor,
-                              indexed=lambda: not monitor or scanner.indexed).text
-    http = _add_http(daemon, holder, reactor, redis, pubsub, stats, download_log, geo,
-                           successor, activated.http, root_page)
+def _add_first_steps(daemon: Daemon, holder: ConfigHolder, reactor: Any, redis: RedisService,
+                     work: _Monitoring, embedded: EmbeddedStart | None, ctl: str, *,
+                     show_hint: bool) -> None:
+    """``--demo``'s mirrors, or the hint a node without mirrors logs (``show_hint``)."""
+    config = holder.current
     if embedded is not None and embedded.demo:
         from mirrorbits.demo import SCAN_TIMEOUT, DemoMirrors  # twisted.web.static: only here
 
@@ -394,32 +468,19 @@ def build_daemon(
             example = example_file(holder.current.repository) or "/"
             return http_base(holder.current.listen_address) + example
 
+        mirror_scanner = work.mirror_scanner
         DemoMirrors(
             config.repository, os.path.join(embedded.data_dir, DEMO_SUBDIRECTORY, "rsync"),
-            reactor, mirrors, redis.whenReady, refresh=lambda: scanner.refresh(),
+            reactor, work.mirrors, redis.whenReady, refresh=lambda: work.scanner.refresh(),
             scan=lambda mirror_id: mirror_scanner.scan(mirror_id, True, "RSYNC", SCAN_TIMEOUT),
             try_url=try_url,
         ).setServiceParent(daemon)
-    elif monitor and successor is None:
+    elif show_hint:
         root_url = http_base(config.listen_address) if embedded is not None else None
-        NoMirrorHint(redis.whenReady, count_mirrors,
+        NoMirrorHint(redis.whenReady, work.count_mirrors,
                      no_mirror_hint(ctl, config.repository, root_url,
                                     demo_hint=embedded is not None),
-                     indexed=scanner.when_indexed).setServiceParent(daemon)
-
-    def describe() -> str:
-        state = "" if redis.ready else " (database not ready)"
-        return f"Serving HTTP on {http.describe()}{state}"
-
-    daemon.describe = describe
-    successor_notifier = daemon.notifier
-    daemon.upgrader = Upgrader(
-        reactor=reactor, http=http, control=control, argv=list(argv), cwd=cwd,
-        executable=sys.executable, inherited=inherited, monitors=monitors, refusal=refusal,
-        env=lambda: {**os.environ, **successor_notifier.environment()},
-    )
-    backend.upgrade = upgrade_hook(daemon.upgrader)
-    return daemon
+                     indexed=work.scanner.when_indexed).setServiceParent(daemon)
 
 
 def _add_http(
