@@ -45,6 +45,7 @@ from mirrorbits.geo import GeoIP, locate_mirror
 from mirrorbits.health import HealthChecker
 from mirrorbits.listen import AdoptedListener, parse_listen_address
 from mirrorbits.logs import Logger, set_debug
+from mirrorbits.reactors import IDaemonReactor
 from mirrorbits.scan.local import RepositoryScanner
 from mirrorbits.scan.scheduler import MirrorScanner
 from mirrorbits.stats import RangeDeduplicator, StatsService, stats_files, stats_mirror
@@ -85,7 +86,7 @@ class Daemon(MultiService):
     """The root service: owns the configuration and reacts to signals."""
 
     holder: ConfigHolder
-    reactor: Any
+    reactor: IDaemonReactor
     geo: GeoIP
     download_log: DownloadLog | None = None
     upgrader: Upgrader | None = None
@@ -207,7 +208,7 @@ def build_daemon(
     config: Config,
     config_path: str | None,
     warnings: list[str],
-    reactor: Any,
+    reactor: IDaemonReactor,
     monitor: bool,
     debug: bool,
     argv: list[str],
@@ -299,7 +300,7 @@ def _add_embedded_redis(daemon: Daemon, config: Config, embedded: EmbeddedStart 
 
 
 def _add_redis(daemon: Daemon, holder: ConfigHolder,
-               reactor: Any) -> tuple[RedisService, PubSubService]:
+               reactor: IDaemonReactor) -> tuple[RedisService, PubSubService]:
     """The command connection and the pub/sub one, following reloads and failovers."""
     config = holder.current
     redis = RedisService(
@@ -329,7 +330,7 @@ def _add_redis(daemon: Daemon, holder: ConfigHolder,
     return redis, pubsub
 
 
-def _add_accounting(daemon: Daemon, holder: ConfigHolder, reactor: Any,
+def _add_accounting(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
                     redis: RedisService) -> tuple[StatsService, DownloadLog]:
     """The download counters (flushed to Redis) and the download log."""
     stats = StatsService(redis.session, reactor)
@@ -369,7 +370,8 @@ class _Monitoring:
         return not self.monitor or self.scanner.indexed
 
 
-def _add_monitoring(daemon: Daemon, holder: ConfigHolder, reactor: Any, redis: RedisService,
+def _add_monitoring(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
+                    redis: RedisService,
                     pubsub: PubSubService, geo: GeoIP, monitor: bool) -> _Monitoring:
     """The local scan, the mirror store, and on a monitoring node the cluster, the mirror
     scans and the health checks (the CLI's scan works on every node)."""
@@ -405,7 +407,8 @@ def _add_monitoring(daemon: Daemon, holder: ConfigHolder, reactor: Any, redis: R
     return _Monitoring(redis, scanner, mirrors, mirror_scanner, monitor, monitors)
 
 
-def _add_control(daemon: Daemon, holder: ConfigHolder, reactor: Any, redis: RedisService,
+def _add_control(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
+                 redis: RedisService,
                  geo: GeoIP, work: _Monitoring,
                  activated: ActivatedSockets) -> tuple[ControlBackend, AdoptedListener]:
     """The control channel: what its commands call, and its listener."""
@@ -456,7 +459,8 @@ def _add_control(daemon: Daemon, holder: ConfigHolder, reactor: Any, redis: Redi
     return backend, control
 
 
-def _add_first_steps(daemon: Daemon, holder: ConfigHolder, reactor: Any, redis: RedisService,
+def _add_first_steps(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
+                     redis: RedisService,
                      work: _Monitoring, embedded: EmbeddedStart | None, ctl: str, *,
                      show_hint: bool) -> None:
     """``--demo``'s mirrors, or the hint a node without mirrors logs (``show_hint``)."""
@@ -486,7 +490,7 @@ def _add_first_steps(daemon: Daemon, holder: ConfigHolder, reactor: Any, redis: 
 def _add_http(
     daemon: Daemon,
     holder: ConfigHolder,
-    reactor: Any,
+    reactor: IDaemonReactor,
     redis: RedisService,
     pubsub: PubSubService,
     stats: StatsService,

@@ -20,6 +20,7 @@ from typing import Any
 import attrs
 from attrs import define, field, frozen
 from twisted.application.service import Service
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, succeed
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.interfaces import IListeningPort
@@ -34,6 +35,7 @@ from mirrorbits.connect import connect_quietly
 from mirrorbits.httppool import QuietConnectionPool
 from mirrorbits.logs import Logger
 from mirrorbits.model import Mirror
+from mirrorbits.reactors import IDaemonReactor
 from mirrorbits.store.errors import ScanInProgress
 from mirrorbits.store.mirrors import MirrorStore
 
@@ -115,7 +117,7 @@ class DemoMirrors(Service):
 
     repository: str
     workdir: str
-    reactor: Any  # IReactorTCP & IReactorProcess & IReactorTime
+    reactor: IDaemonReactor
     mirrors: MirrorStore
     ready: Callable[[], Deferred[None]]
     refresh: Callable[[], Awaitable[Any]]
@@ -143,7 +145,9 @@ class DemoMirrors(Service):
         self._setup.addErrback(self._setup_failed)
 
     def _serve(self, rsync: str, name: str, host: str) -> DemoMirror:
-        http = self.reactor.listenTCP(0, _QuietSite(File(self.repository)), interface=host)
+        site = _QuietSite(File(self.repository))  # a ServerFactory of HTTP channels, which
+        # Twisted's annotation of listenTCP (a ServerFactory of any protocol) does not accept
+        http = self.reactor.listenTCP(0, site, interface=host)  # type: ignore[arg-type]
         self._ports.append(http)
         config = os.path.join(self.workdir, name + ".conf")
         with open(config, "w") as stream:
@@ -155,7 +159,9 @@ class DemoMirrors(Service):
                             f"--port={port}", f"--address={host}"],
             env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, path=self.workdir)
         self._daemons.append(daemon)
-        return DemoMirror(name, host, http.getHost().port, port)
+        address = http.getHost()
+        assert isinstance(address, IPv4Address)
+        return DemoMirror(name, host, address.port, port)
 
     def _setup_failed(self, failure: Failure) -> None:
         if not failure.check(CancelledError):

@@ -10,7 +10,6 @@ import os
 import signal
 import sys
 from contextlib import suppress
-from typing import Any
 
 from twisted.internet.task import react
 
@@ -21,9 +20,10 @@ from mirrorbits.ctl.output import PROGRAM
 from mirrorbits.ctl.prompt import line_open
 from mirrorbits.ctl.session import Session, ask_password, connect, target_text
 from mirrorbits.ctl.table import COMMANDS
+from mirrorbits.reactors import ICommandReactor, IConnectingReactor
 
 
-async def run(reactor: Any, invocation: Invocation) -> None:
+async def run(reactor: IConnectingReactor, invocation: Invocation) -> None:
     """Connect, check the password with ``Ping``, run the command, disconnect."""
     password = invocation.password
     if not password and invocation.ask_password:
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
         if interrupted:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-    async def entry(reactor: Any) -> None:
+    async def entry(reactor: ICommandReactor) -> None:
         nonlocal finished
         reactor.addSystemEventTrigger("before", "shutdown", on_shutdown)
         code = 0

@@ -9,12 +9,14 @@ from attrs import frozen
 from twisted.internet import defer
 from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint, connectProtocol
 from twisted.internet.error import ConnectError, ConnectionRefusedError, DNSLookupError
+from twisted.internet.interfaces import IReactorTime
 from twisted.protocols import amp
 
 from mirrorbits.control import commands as c
 from mirrorbits.ctl.exits import EXIT_INTERRUPTED, Exit, fail
 from mirrorbits.ctl.prompt import interruptible
 from mirrorbits.model import Mirror
+from mirrorbits.reactors import IConnectingReactor
 
 CONNECT_TIMEOUT = 10.0
 CALL_TIMEOUT = 10.0
@@ -25,7 +27,7 @@ REMOVE_TIMEOUT = 60.0
 class Session:
     """An authenticated AMP connection to the daemon."""
 
-    reactor: Any
+    reactor: IReactorTime
     protocol: amp.AMP
     password: str
     target: str
@@ -91,7 +93,7 @@ def target_text(host: str, port: int) -> str:
     return host if host.startswith("unix:") else f"{host}:{port}"
 
 
-async def connect(reactor: Any, host: str, port: int) -> amp.AMP:
+async def connect(reactor: IConnectingReactor, host: str, port: int) -> amp.AMP:
     """An AMP connection to the daemon; :class:`Exit` with a clear message if impossible."""
     target = target_text(host, port)
     if host.startswith("unix:"):

@@ -35,6 +35,7 @@ from mirrorbits.health.probe import CHECK_TIMEOUT, AgentFactory, make_agent, pro
 from mirrorbits.health.target import Target, pick_target, still_exists
 from mirrorbits.logs import Logger
 from mirrorbits.model import Mirror
+from mirrorbits.reactors import IConnectingReactor
 from mirrorbits.store.errors import DatabaseNotReady
 from mirrorbits.store.events import PROTO_HTTP
 from mirrorbits.store.mirrors import MirrorStore
@@ -59,7 +60,7 @@ class HealthChecker(Service):
     _get_config: Callable[[], Config]
     _get_client: Callable[[], Any]
     _store: MirrorStore
-    _reactor: Any
+    _reactor: IConnectingReactor
     _agent_factory: AgentFactory | None = None
     _timeout: float = CHECK_TIMEOUT
     _handles: Callable[[int], bool] = lambda _mirror_id: True

@@ -22,6 +22,7 @@ from mirrorbits.config import Config
 from mirrorbits.logs import Logger
 from mirrorbits.model import FileInfo
 from mirrorbits.progress import Progress, ProgressReport
+from mirrorbits.reactors import IThreadReactor
 from mirrorbits.scan.abort import Abort
 from mirrorbits.scan.walk import (
     ALGORITHMS,
@@ -60,7 +61,7 @@ class ScanSummary:
 async def scan_repository(
     client: Any,
     config: Config,
-    reactor: Any,
+    reactor: IThreadReactor,
     abort: Abort,
     rehash: bool = False,
     progress: Progress | None = None,
@@ -106,7 +107,7 @@ async def scan_repository(
 
 
 async def _hash(
-    reactor: Any, root: str, local: LocalFile, enabled: Sequence[str], abort: Abort
+    reactor: IThreadReactor, root: str, local: LocalFile, enabled: Sequence[str], abort: Abort
 ) -> dict[str, str]:
     """The digests of one file; empty (with a warning) when it cannot be read."""
     if not enabled:
@@ -125,7 +126,7 @@ async def _hash(
     return digests
 
 
-def _in_thread(reactor: Any, function: Callable[..., T], *args: Any) -> Deferred[T]:
+def _in_thread(reactor: IThreadReactor, function: Callable[..., T], *args: Any) -> Deferred[T]:
     return deferToThreadPool(reactor, reactor.getThreadPool(), function, *args)
 
 
@@ -151,7 +152,7 @@ class RepositoryScanner(Service):
 
     _get_config: Callable[[], Config]
     _get_client: Callable[[], Any]
-    _reactor: Any
+    _reactor: IThreadReactor
     _abort: Abort = field(init=False)
     _loop: LoopingCall | None = field(default=None, init=False)
     _loop_minutes: int = field(default=0, init=False)

@@ -24,6 +24,7 @@ from mirrorbits.config import Config
 from mirrorbits.logs import Logger
 from mirrorbits.model import PROTOCOL_FTP, PROTOCOL_RSYNC, Mirror
 from mirrorbits.progress import Progress, ProgressReport
+from mirrorbits.reactors import IConnectingReactor, IScanReactor
 from mirrorbits.scan.commit import ScanResult, scan_mirror
 from mirrorbits.scan.rsync import ScanError, ScanListing, rsync_list
 from mirrorbits.scan.trace import fetch_trace
@@ -103,7 +104,7 @@ def scan_plan(mirror: Mirror, protocol: str) -> list[tuple[int, str]]:
     return plan
 
 
-def ftp_lister(reactor: Any) -> Lister:
+def ftp_lister(reactor: IConnectingReactor) -> Lister:
     """``mirrorbits.scan.ftp.ftp_list`` if it exists, else a lister that always fails."""
     try:
         module = importlib.import_module("mirrorbits.scan.ftp")
@@ -135,7 +136,7 @@ class MirrorScanner(Service):
     _get_config: Callable[[], Config]
     _get_client: Callable[[], RedisClient]
     _mirrors: MirrorStore
-    _reactor: Any
+    _reactor: IScanReactor
     _listers: Mapping[int, Lister] | None = None
     _trace: Callable[[RedisClient, Mirror, str], Awaitable[Any]] | None = None
     _commit: Callable[..., Awaitable[ScanResult]] = scan_mirror

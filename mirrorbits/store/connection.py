@@ -12,9 +12,11 @@ import txredisapi
 from attrs import evolve, frozen
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
 from mirrorbits.addresses import AddressError, split_host_port
+from mirrorbits.reactors import IConnectingReactor
 from mirrorbits.store.errors import StoreError
 
 MIN_REDIS_VERSION = "3.2.0"
@@ -77,7 +79,7 @@ class RedisSettings:
     master_name: str = ""
 
 
-def timed(d: Deferred[_T], seconds: float, clock: Any) -> Deferred[_T]:
+def timed(d: Deferred[_T], seconds: float, clock: IReactorTime) -> Deferred[_T]:
     """``d`` failing with ``TimeoutError`` after ``seconds`` on ``clock``."""
     d.addTimeout(seconds, clock)
     return d
@@ -112,7 +114,7 @@ def redis_factory(
 
 
 async def open_connection(
-    reactor: Any, host: str, port: int, *, password: str = "", db: int | None = None,
+    reactor: IConnectingReactor, host: str, port: int, *, password: str = "", db: int | None = None,
     protocol: type[Any] | None = None, timeout: float = CONNECT_TIMEOUT,
 ) -> Any:
     """One connection (AUTH and SELECT done), not reconnecting; close it with ``close``."""
@@ -149,7 +151,8 @@ def describe(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-async def _ask_sentinel(reactor: Any, sentinel: str, master_name: str) -> tuple[str, int]:
+async def _ask_sentinel(reactor: IConnectingReactor, sentinel: str,
+                        master_name: str) -> tuple[str, int]:
     host, port = parse_address(sentinel, DEFAULT_SENTINEL_PORT)
     conn = await open_connection(reactor, host, port)
     try:
@@ -166,7 +169,7 @@ async def _ask_sentinel(reactor: Any, sentinel: str, master_name: str) -> tuple[
         close(conn)
 
 
-async def check_master(reactor: Any, conn: Any) -> MasterStatus:
+async def check_master(reactor: IReactorTime, conn: Any) -> MasterStatus:
     """Require ``ROLE`` = master and Redis ≥ 3.2.0; its version and number of replicas."""
     role = await timed(conn.role(), COMMAND_TIMEOUT, reactor)
     if not role or role[0] != "master":
@@ -179,7 +182,8 @@ async def check_master(reactor: Any, conn: Any) -> MasterStatus:
     return MasterStatus(version, len(replicas))
 
 
-async def sentinel_master(reactor: Any, settings: RedisSettings) -> tuple[str, int] | None:
+async def sentinel_master(reactor: IConnectingReactor,
+                          settings: RedisSettings) -> tuple[str, int] | None:
     """The master's address according to the first sentinel that answers; None if none does
     (or no sentinel is configured)."""
     if not (settings.sentinels and settings.master_name):
@@ -195,7 +199,8 @@ async def sentinel_master(reactor: Any, settings: RedisSettings) -> tuple[str, i
 
 
 async def connect_master(
-    reactor: Any, settings: RedisSettings, *, db: int | None, protocol: type[Any] | None = None
+    reactor: IConnectingReactor, settings: RedisSettings, *, db: int | None,
+    protocol: type[Any] | None = None,
 ) -> tuple[Any, str, int, MasterStatus]:
     """Connect to the master (Sentinel first, then ``address``): ``(conn, host, port, status)``.
 

@@ -18,6 +18,7 @@ from twisted.internet import task
 from twisted.internet.defer import CancelledError, Deferred, succeed
 
 from mirrorbits.logs import Logger
+from mirrorbits.reactors import IConnectingReactor
 from mirrorbits.store import keys
 from mirrorbits.store.commands import RedisClient
 from mirrorbits.store.connection import (
@@ -70,7 +71,7 @@ class PubSubService(ReconnectLoop):
 
     address: str
     password: str
-    reactor: Any  # IReactorTCP & IReactorTime
+    reactor: IConnectingReactor
     sentinels: tuple[str, ...] = ()
     master_name: str = ""
     ping_interval: float = PING_INTERVAL

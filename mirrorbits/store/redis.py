@@ -24,6 +24,7 @@ from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.endpoints import HostnameEndpoint
 
 from mirrorbits.logs import Logger
+from mirrorbits.reactors import IConnectingReactor
 from mirrorbits.store.commands import RedisClient
 from mirrorbits.store.connection import (
     CONNECT_TIMEOUT,
@@ -127,7 +128,7 @@ class RedisService(ReconnectLoop):
     db: int
     sentinels: tuple[str, ...]
     master_name: str
-    reactor: Any  # IReactorTCP & IReactorTime
+    reactor: IConnectingReactor
     poolsize: int = 10
     _settings: RedisSettings = field(init=False)
     _link: _Link | None = field(init=False, default=None)

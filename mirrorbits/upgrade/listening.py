@@ -143,7 +143,7 @@ class HeldListener(AdoptedListener):
         return super().stopService()
 
 
-def ready_within(ready: Deferred[None], clock: Any, timeout: float) -> Deferred[None]:
+def ready_within(ready: Deferred[None], clock: IReactorTime, timeout: float) -> Deferred[None]:
     """``ready``, or None after ``timeout`` seconds with a warning."""
 
     def late(failure: Failure) -> None:

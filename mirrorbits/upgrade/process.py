@@ -18,6 +18,7 @@ from twisted.python.failure import Failure
 
 from mirrorbits.listen import AdoptedListener
 from mirrorbits.logs import Logger
+from mirrorbits.reactors import IDaemonReactor
 from mirrorbits.upgrade.handover import (
     Inheritance,
     UpgradeError,
@@ -42,7 +43,7 @@ log = Logger()
 class Upgrader:
     """The old process' side: spawn the successor, then quit when it asks."""
 
-    reactor: Any
+    reactor: IDaemonReactor
     http: HeldListener
     control: AdoptedListener
     argv: list[str]
@@ -159,7 +160,7 @@ class Upgrader:
 class Successor(Service):
     """The new process' side: ask the parent to quit, then take over its pid file."""
 
-    reactor: Any
+    reactor: IDaemonReactor
     inherited: Inheritance
     argv: list[str]
     cwd: str
