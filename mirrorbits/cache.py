@@ -20,6 +20,7 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IReactorTime
 
 from mirrorbits.model import FileInfo, Mirror
+from mirrorbits.store.client import RedisClient
 from mirrorbits.store.files import file_mirror_ids, read_file, read_mirror_file
 from mirrorbits.store.mirrors import read_mirror
 
@@ -74,7 +75,7 @@ MISSING = _MISSING
 class MirrorCache:
     """Read-through cache in front of Redis for the request path."""
 
-    get_client: Callable[[], Any]
+    get_client: Callable[[], RedisClient]
     clock: IReactorTime
     negative_ttl: float = 2.0
     files: LRU[str, tuple[FileInfo | None, float]] = field(factory=lambda: LRU(200_000))

@@ -36,6 +36,7 @@ from mirrorbits.health.target import Target, pick_target, still_exists
 from mirrorbits.logs import Logger
 from mirrorbits.model import Mirror
 from mirrorbits.reactors import IConnectingReactor
+from mirrorbits.store.client import RedisClient
 from mirrorbits.store.errors import DatabaseNotReady
 from mirrorbits.store.events import PROTO_HTTP
 from mirrorbits.store.mirrors import MirrorStore
@@ -58,7 +59,7 @@ class HealthChecker(Service):
     """
 
     _get_config: Callable[[], Config]
-    _get_client: Callable[[], Any]
+    _get_client: Callable[[], RedisClient]
     _store: MirrorStore
     _reactor: IConnectingReactor
     _agent_factory: AgentFactory | None = None

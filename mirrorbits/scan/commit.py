@@ -31,7 +31,7 @@ from mirrorbits.progress import Progress
 from mirrorbits.scan.rsync import PRECISION_NS, ScanListing
 from mirrorbits.scan.tzoffset import store_detected_offset
 from mirrorbits.store import scans
-from mirrorbits.store.commands import RedisClient
+from mirrorbits.store.client import RedisClient
 from mirrorbits.store.errors import MirrorNotFound
 from mirrorbits.store.mirrors import mirror_name
 from mirrorbits.store.scans import BATCH

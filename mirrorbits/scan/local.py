@@ -35,6 +35,7 @@ from mirrorbits.scan.walk import (
     needs_hashing,
     walk_repository,
 )
+from mirrorbits.store.client import RedisClient
 from mirrorbits.store.commands import batches
 from mirrorbits.store.errors import DatabaseNotReady, StoreError
 from mirrorbits.store.files import read_files
@@ -59,7 +60,7 @@ class ScanSummary:
 
 
 async def scan_repository(
-    client: Any,
+    client: RedisClient,
     config: Config,
     reactor: IThreadReactor,
     abort: Abort,
@@ -151,7 +152,7 @@ class RepositoryScanner(Service):
     """
 
     _get_config: Callable[[], Config]
-    _get_client: Callable[[], Any]
+    _get_client: Callable[[], RedisClient]
     _reactor: IThreadReactor
     _abort: Abort = field(init=False)
     _loop: LoopingCall | None = field(default=None, init=False)

@@ -29,7 +29,7 @@ from mirrorbits.scan.commit import ScanResult, scan_mirror
 from mirrorbits.scan.rsync import ScanError, ScanListing, rsync_list
 from mirrorbits.scan.trace import fetch_trace
 from mirrorbits.scan.walk import ScanAborted
-from mirrorbits.store.commands import RedisClient
+from mirrorbits.store.client import RedisClient
 from mirrorbits.store.errors import DatabaseNotReady, ScanInProgress, StoreError
 from mirrorbits.store.files import repository_indexed
 from mirrorbits.store.mirrors import MirrorStore

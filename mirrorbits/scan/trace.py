@@ -18,7 +18,7 @@ from mirrorbits.httppool import QuietConnectionPool
 from mirrorbits.logs import Logger
 from mirrorbits.model import Mirror
 from mirrorbits.reactors import IConnectingReactor
-from mirrorbits.store.commands import RedisClient
+from mirrorbits.store.client import RedisClient
 from mirrorbits.store.scans import record_trace
 from mirrorbits.urls import encode_url
 

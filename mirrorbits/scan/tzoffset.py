@@ -20,7 +20,7 @@ from typing import Final
 
 from mirrorbits.encoding import truncate_ns
 from mirrorbits.logs import Logger
-from mirrorbits.store.commands import RedisClient
+from mirrorbits.store.client import RedisClient
 from mirrorbits.store.files import random_handled_files, read_file_pairs
 from mirrorbits.store.scans import store_tz_offset
 

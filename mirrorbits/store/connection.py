@@ -6,17 +6,18 @@ Every connection decodes replies as UTF-8 text and never converts numbers.
 from __future__ import annotations
 
 import re
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import txredisapi
 from attrs import evolve, frozen
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import HostnameEndpoint
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IProtocolFactory, IReactorTime
 from twisted.python.failure import Failure
 
 from mirrorbits.addresses import AddressError, split_host_port
 from mirrorbits.reactors import IConnectingReactor
+from mirrorbits.store.client import RedisConnection, RedisPool
 from mirrorbits.store.errors import StoreError
 
 MIN_REDIS_VERSION = "3.2.0"
@@ -102,29 +103,32 @@ def observe(d: Deferred[_T]) -> Deferred[_T]:
 
 def redis_factory(
     host: str, port: int, password: str, db: int | None, poolsize: int, lazy: bool = True
-) -> Any:
+) -> RedisPool:
     """A txredisapi factory: UTF-8 text replies, numbers never converted.
 
     ``lazy=False`` only keeps txredisapi from logging failures we report ourselves.
     """
-    return txredisapi.RedisFactory(
+    pool: RedisPool = txredisapi.RedisFactory(
         f"{host}:{port}", db, poolsize, isLazy=lazy, charset="utf-8",
         password=password or None, replyTimeout=REPLY_TIMEOUT, convertNumbers=False,
     )
+    return pool
 
 
 async def open_connection(
     reactor: IConnectingReactor, host: str, port: int, *, password: str = "", db: int | None = None,
-    protocol: type[Any] | None = None, timeout: float = CONNECT_TIMEOUT,
-) -> Any:
+    protocol: type[RedisConnection] | None = None, timeout: float = CONNECT_TIMEOUT,
+) -> RedisConnection:
     """One connection (AUTH and SELECT done), not reconnecting; close it with ``close``."""
     factory = redis_factory(host, port, password, db, 1, lazy=False)
     if protocol is not None:
         factory.protocol = protocol
     endpoint = HostnameEndpoint(reactor, host, port, timeout=timeout)
-    conn: Any = None
+    # txredisapi is untyped: its factory is an IProtocolFactory building RedisConnections
+    connecting = endpoint.connect(cast(IProtocolFactory, factory))
+    conn: RedisConnection | None = None
     try:
-        conn = await timed(endpoint.connect(factory), timeout, reactor)
+        conn = cast(RedisConnection, await timed(connecting, timeout, reactor))
         await timed(observe(factory.deferred), timeout, reactor)
     except Exception as exc:
         if conn is not None:
@@ -135,7 +139,7 @@ async def open_connection(
     return conn
 
 
-def close(conn: Any, abort: bool = False) -> None:
+def close(conn: RedisConnection, abort: bool = False) -> None:
     """Close a connection made by :func:`open_connection`."""
     conn.factory.stopped = True
     if abort:
@@ -169,7 +173,7 @@ async def _ask_sentinel(reactor: IConnectingReactor, sentinel: str,
         close(conn)
 
 
-async def check_master(reactor: IReactorTime, conn: Any) -> MasterStatus:
+async def check_master(reactor: IReactorTime, conn: RedisConnection) -> MasterStatus:
     """Require ``ROLE`` = master and Redis ≥ 3.2.0; its version and number of replicas."""
     role = await timed(conn.role(), COMMAND_TIMEOUT, reactor)
     if not role or role[0] != "master":
@@ -200,8 +204,8 @@ async def sentinel_master(reactor: IConnectingReactor,
 
 async def connect_master(
     reactor: IConnectingReactor, settings: RedisSettings, *, db: int | None,
-    protocol: type[Any] | None = None,
-) -> tuple[Any, str, int, MasterStatus]:
+    protocol: type[RedisConnection] | None = None,
+) -> tuple[RedisConnection, str, int, MasterStatus]:
     """Connect to the master (Sentinel first, then ``address``): ``(conn, host, port, status)``.
 
     ``conn`` has been AUTHenticated, has SELECTed ``db`` and passed :func:`check_master`.
@@ -210,7 +214,7 @@ async def connect_master(
 
     async def attempt(
         origin: str, host: str, port: int
-    ) -> tuple[Any, str, int, MasterStatus] | None:
+    ) -> tuple[RedisConnection, str, int, MasterStatus] | None:
         try:
             conn = await open_connection(
                 reactor, host, port, password=settings.password, db=db, protocol=protocol

@@ -16,7 +16,8 @@ from twisted.internet.interfaces import IReactorTime
 
 from mirrorbits.logs import Logger
 from mirrorbits.store import keys
-from mirrorbits.store.commands import RedisClient, delete_keys, gather, scan_keys, transaction
+from mirrorbits.store.client import RedisClient
+from mirrorbits.store.commands import delete_keys, gather, scan_keys, transaction
 from mirrorbits.store.errors import StoreError
 from mirrorbits.store.records import MirrorField
 

@@ -15,7 +15,7 @@ from twisted.internet.defer import FirstError
 
 from mirrorbits.model import FileInfo
 from mirrorbits.store import keys
-from mirrorbits.store.commands import RedisClient
+from mirrorbits.store.client import RedisClient
 from mirrorbits.store.records import (
     FILE_FIELDS,
     MIRROR_FILE_FIELDS,

@@ -25,7 +25,7 @@ from twisted.internet.endpoints import HostnameEndpoint
 
 from mirrorbits.logs import Logger
 from mirrorbits.reactors import IConnectingReactor
-from mirrorbits.store.commands import RedisClient
+from mirrorbits.store.client import RedisClient, RedisConnection, RedisPool
 from mirrorbits.store.connection import (
     CONNECT_TIMEOUT,
     MasterStatus,
@@ -74,7 +74,7 @@ class MasterSession:
     writer that needs it sends both its writes and the ``WAIT`` here.
     """
 
-    conn: Any
+    conn: RedisConnection
     generation: int  # the link it belongs to: a new number after each (re)connection
     expects_replica: bool  # the master had a replica within REPLICA_MEMORY seconds
     abandoned: bool = False
@@ -90,8 +90,8 @@ class _Link:
     """A live connection to the master: a monitor connection and the command pool."""
 
     settings: RedisSettings
-    conn: Any
-    pool: Any
+    conn: RedisConnection
+    pool: RedisPool
     host: str
     port: int
     version: str
@@ -103,7 +103,7 @@ class _Link:
         if status.replicas:
             self.replica_seen = now
 
-    def close(self, abort: bool) -> Deferred[Any]:
+    def close(self, abort: bool) -> Deferred[object]:
         close(self.conn, abort)
         if abort:
             for pooled in list(self.pool.pool):
@@ -115,7 +115,7 @@ class _Link:
         peekers, queue.peekers = queue.peekers, []
         for waiter in peekers:
             waiter.cancel()
-        done: Deferred[Any] = self.pool.disconnect()
+        done: Deferred[object] = self.pool.disconnect()
         return done
 
 

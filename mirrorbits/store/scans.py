@@ -32,7 +32,8 @@ from mirrorbits.logs import Logger
 from mirrorbits.progress import Progress
 from mirrorbits.store import keys
 from mirrorbits.store.bigsets import contained, fill, members, replace
-from mirrorbits.store.commands import RedisClient, batches, transaction
+from mirrorbits.store.client import RedisClient
+from mirrorbits.store.commands import batches, transaction
 from mirrorbits.store.errors import ScanInProgress
 from mirrorbits.store.events import error_event, scan_completed_event, scan_started_event
 from mirrorbits.store.pubsub import publish

@@ -17,7 +17,8 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IReactorTime
 
 from mirrorbits.store import keys
-from mirrorbits.store.commands import RedisClient, transaction
+from mirrorbits.store.client import RedisClient
+from mirrorbits.store.commands import transaction
 
 __all__ = [
     "count",
