@@ -17,7 +17,7 @@ import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
+from types import FrameType
 
 from attrs import define, field
 from twisted.application.service import IService, MultiService, Service
@@ -41,7 +41,7 @@ from mirrorbits.firststeps import (
     http_base,
     no_mirror_hint,
 )
-from mirrorbits.geo import GeoIP, locate_mirror
+from mirrorbits.geo import GeoIP, MirrorLocation, locate_mirror
 from mirrorbits.health import HealthChecker
 from mirrorbits.listen import AdoptedListener, parse_listen_address
 from mirrorbits.logs import Logger, set_debug
@@ -78,6 +78,10 @@ HTTP_SOCKET_MODE = 0o666
 
 log = Logger()
 
+# What signal.signal takes and returns: a function, SIG_DFL or SIG_IGN, or None (not set
+# from Python).
+_Handler = Callable[[int, FrameType | None], object] | int | signal.Handlers | None
+
 
 
 
@@ -94,7 +98,7 @@ class Daemon(MultiService):
     describe: Callable[[], str] = lambda: "Serving"  # the state, for systemd's STATUS=
     greeting: list[str] = field(factory=list)  # logged at start: what runs where
     _handing_over: bool = False
-    _previous_handlers: dict[int, Any] = field(factory=dict)
+    _previous_handlers: dict[int, _Handler] = field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
         MultiService.__init__(self)
@@ -112,7 +116,7 @@ class Daemon(MultiService):
         super().startService()
         self.geo.start_watching(GEO_CHECK_INTERVAL)  # replaced databases are picked up
         self.reactor.callWhenRunning(tune_garbage_collector)
-        handlers: list[tuple[int, Any]] = [
+        handlers: list[tuple[int, _Handler]] = [
             (signal.SIGHUP, self._on_sighup), (signal.SIGUSR1, self._on_sigusr1)]
         if self.upgrader is not None:
             handlers += [(signal.SIGUSR2, self._on_sigusr2), (signal.SIGQUIT, self._on_sigquit)]
@@ -144,20 +148,20 @@ class Daemon(MultiService):
             except Exception:
                 log.failure("stopping {name} failed", name=child.name)
 
-    def _on_sighup(self, signum: int, frame: Any) -> None:
+    def _on_sighup(self, signum: int, frame: FrameType | None) -> None:
         self.reactor.callFromThread(self.reload_from_signal)
 
-    def _on_sigusr1(self, signum: int, frame: Any) -> None:
+    def _on_sigusr1(self, signum: int, frame: FrameType | None) -> None:
         previous = self._previous_handlers.get(signal.SIGUSR1)
         if callable(previous):
             previous(signum, frame)
         self.reactor.callFromThread(self.reopen_logs, "SIGUSR1 Received: Re-opening logs...")
 
-    def _on_sigusr2(self, signum: int, frame: Any) -> None:
+    def _on_sigusr2(self, signum: int, frame: FrameType | None) -> None:
         if self.upgrader is not None:
             self.reactor.callFromThread(self.upgrader.upgrade_from_signal)
 
-    def _on_sigquit(self, signum: int, frame: Any) -> None:
+    def _on_sigquit(self, signum: int, frame: FrameType | None) -> None:
         if self.upgrader is not None:
             self._handing_over = True
             self.reactor.callFromThread(self.upgrader.quit_from_signal)
@@ -413,7 +417,7 @@ def _add_control(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
                  activated: ActivatedSockets) -> tuple[ControlBackend, AdoptedListener]:
     """The control channel: what its commands call, and its listener."""
 
-    async def locate(url: str) -> Any:
+    async def locate(url: str) -> MirrorLocation:
         from twisted.internet.threads import deferToThreadPool
 
         return await deferToThreadPool(reactor, reactor.getThreadPool(), locate_mirror, geo, url)
@@ -421,7 +425,7 @@ def _add_control(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
     async def reload() -> list[str]:
         return daemon.reload()
 
-    async def refresh(rehash: bool) -> Any:
+    async def refresh(rehash: bool) -> object:
         return await work.scanner.refresh(rehash)
 
     async def file_downloads(pattern: str, first: str, last: str) -> dict[str, int]:

@@ -8,7 +8,6 @@ checkable file (empty ``HANDLEDFILES``) is simply checked again at the next inte
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from attrs import define, field
 from twisted.application.service import Service
@@ -21,6 +20,7 @@ from twisted.internet.defer import (
 from twisted.internet.task import LoopingCall
 from twisted.logger import LogLevel
 from twisted.python.failure import Failure
+from twisted.web.iweb import IAgent
 
 from mirrorbits.config import Config
 from mirrorbits.health.outcome import (
@@ -70,8 +70,8 @@ class HealthChecker(Service):
     _pending: dict[int, Deferred[None]] = field(factory=dict, init=False)
     _semaphore: DeferredSemaphore = field(factory=lambda: DeferredSemaphore(WORKERS), init=False)
     _loop: LoopingCall | None = field(default=None, init=False)
-    _loop_done: Deferred[Any] | None = field(default=None, init=False)
-    _agent: Any = field(default=None, init=False)
+    _loop_done: Deferred[LoopingCall] | None = field(default=None, init=False)
+    _agent: IAgent | None = field(default=None, init=False)
     _round: Deferred[None] | None = field(default=None, init=False)
     # What the last check of each (mirror, protocol) said: a repeated condition (a mirror
     # still up, still refusing connections) is logged at debug level only.
@@ -224,6 +224,7 @@ class HealthChecker(Service):
         fault: another file is tried once, then the mirror is left as it is.
         """
         for attempt in range(2):
+            assert self._agent is not None  # made at start
             result = await probe(self._agent, self._reactor, file_url(base, target.path),
                                  allowed, mirror.name, self._timeout)
             outcome = classify(result, target.path, target.size)

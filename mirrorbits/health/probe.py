@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 from urllib.parse import urljoin
 
+from twisted.internet._sslverify import IOpenSSLTrustRoot
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Protocol
@@ -33,7 +33,8 @@ def user_agent() -> bytes:
     return f"Mirrorbits/{version_string()} PING CHECK".encode()
 
 
-def make_agent(reactor: IConnectingReactor, trust_root: Any = None) -> IAgent:
+def make_agent(reactor: IConnectingReactor,
+               trust_root: IOpenSSLTrustRoot | None = None) -> IAgent:
     """An agent that closes every connection (``Connection: close``) and verifies TLS.
 
     ``trust_root`` replaces the system's CA certificates (tests use their own CA).

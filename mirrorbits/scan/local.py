@@ -12,6 +12,7 @@ from typing import Any, Final, TypeVar
 from attrs import define, field, frozen
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import LogLevel
@@ -157,7 +158,7 @@ class RepositoryScanner(Service):
     _abort: Abort = field(init=False)
     _loop: LoopingCall | None = field(default=None, init=False)
     _loop_minutes: int = field(default=0, init=False)
-    _first_call: Any = field(default=None, init=False)
+    _first_call: IDelayedCall | None = field(default=None, init=False)
     _first_done: bool = field(default=False, init=False)
     _last_error: str = field(default="", init=False)
     _repository_failing: bool = field(default=False, init=False)  # the last scan's walk failed

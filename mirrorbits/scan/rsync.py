@@ -16,13 +16,13 @@ import shutil
 from collections import deque
 from collections.abc import Callable
 from contextlib import suppress
-from typing import Any, Final
+from typing import Final
 from urllib.parse import unquote, urlsplit
 
 from attrs import frozen
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.error import ProcessDone, ProcessExitedAlready, ProcessTerminated
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 
@@ -189,7 +189,7 @@ class RsyncProtocol(ProcessProtocol):
         self.opendir_errors: list[str] = []
         self.ended: Deferred[int] = Deferred()
         self.exited = False
-        self._kill: Any = None
+        self._kill: IDelayedCall | None = None
 
     def connectionMade(self) -> None:
         assert self.transport is not None

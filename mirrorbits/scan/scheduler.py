@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, Final
+from typing import Final, TypeVar
 
 from attrs import define, field, frozen
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, succeed
 from twisted.internet.task import LoopingCall
+from twisted.python.failure import Failure
 
 from mirrorbits.config import Config
 from mirrorbits.logs import Logger
@@ -46,6 +47,8 @@ __all__ = [
     "is_due",
     "scan_plan",
 ]
+
+_T = TypeVar("_T")
 
 log = Logger(namespace="mirrorbits.scan.scheduler")
 
@@ -108,7 +111,7 @@ def ftp_lister(reactor: IConnectingReactor) -> Lister:
     """``mirrorbits.scan.ftp.ftp_list`` if it exists, else a lister that always fails."""
     try:
         module = importlib.import_module("mirrorbits.scan.ftp")
-        ftp_list: Any = module.ftp_list
+        ftp_list: Callable[..., Awaitable[ScanListing]] | None = module.ftp_list
     except (ImportError, AttributeError):
         ftp_list = None
 
@@ -138,7 +141,7 @@ class MirrorScanner(Service):
     _mirrors: MirrorStore
     _reactor: IScanReactor
     _listers: Mapping[int, Lister] | None = None
-    _trace: Callable[[RedisClient, Mirror, str], Awaitable[Any]] | None = None
+    _trace: Callable[[RedisClient, Mirror, str], Awaitable[object]] | None = None
     _commit: Callable[..., Awaitable[ScanResult]] = scan_mirror
     _handles: Callable[[int], bool] = lambda _mirror_id: True
     _running: dict[int, Deferred[ScanResult]] = field(factory=dict, init=False)
@@ -161,7 +164,7 @@ class MirrorScanner(Service):
         if self._trace is None:
             reactor = self._reactor
 
-            async def trace(client: RedisClient, mirror: Mirror, location: str) -> Any:
+            async def trace(client: RedisClient, mirror: Mirror, location: str) -> int | None:
                 return await fetch_trace(reactor, client, mirror, location)
 
             self._trace = trace
@@ -184,7 +187,7 @@ class MirrorScanner(Service):
         loop.start(TICK, now=True).addErrback(
             lambda failure: log.failure("The mirror scan monitor stopped", failure))
 
-    def stopService(self) -> Deferred[Any]:
+    def stopService(self) -> Deferred[None]:
         """Stop scheduling and abort the running scans (their rsync is killed)."""
         super().stopService()
         if self._loop is not None and self._loop.running:
@@ -195,10 +198,9 @@ class MirrorScanner(Service):
             return succeed(None)
         for scan in running:
             scan.cancel()
-        done: Deferred[Any] = DeferredList(running, consumeErrors=True)
+        done = DeferredList(running, consumeErrors=True)
         done.addTimeout(STOP_GRACE, self._reactor)
-        done.addErrback(lambda failure: None)
-        return done
+        return done.addCallbacks(lambda _: None, lambda _: None)
 
     def _tick(self) -> Deferred[None]:
         ticking = Deferred.fromCoroutine(self._schedule())
@@ -229,7 +231,7 @@ class MirrorScanner(Service):
             scan = self._start(mirror, "ALL", DEFAULT_TIMEOUT)
             scan.addErrback(self._log_monitor_failure, mirror)
 
-    def _log_monitor_failure(self, failure: Any, mirror: Mirror) -> None:
+    def _log_monitor_failure(self, failure: Failure, mirror: Mirror) -> None:
         if failure.check(ScanInProgress):
             log.debug("[{name}] scan already in progress on another node", name=mirror.name)
         elif failure.check(ScanError, ScanAborted, CancelledError, StoreError):
@@ -243,7 +245,7 @@ class MirrorScanner(Service):
         scan = Deferred.fromCoroutine(self._scan_one(mirror, protocol, timeout, progress))
         self._running[mirror.id] = scan
 
-        def finished(result: Any) -> Any:
+        def finished(result: _T) -> _T:
             self._running.pop(mirror.id, None)
             self._progress.pop(mirror.id, None)
             self._monitor_scans.discard(mirror.id)
@@ -319,10 +321,10 @@ class MirrorScanner(Service):
 
 
 def _due(
-    mirrors: Iterable[Mirror], now: float, interval_minutes: int, busy: Mapping[int, Any]
+    mirrors: Iterable[Mirror], now: float, interval_minutes: int, busy: Mapping[int, object]
 ) -> list[Mirror]:
     return [m for m in mirrors if m.id not in busy and is_due(m, now, interval_minutes)]
 
 
-async def _traced(fetching: Awaitable[Any]) -> None:
+async def _traced(fetching: Awaitable[object]) -> None:
     await fetching

@@ -46,8 +46,8 @@ _PROTO_SUBJECT = {PROTO_UNDEFINED: "Mirror", PROTO_HTTP: "HTTP mirror", PROTO_HT
 _SCANNER_NAME = {SCANNER_RSYNC: "RSYNC", SCANNER_FTP: "FTP"}
 
 
-def _event(kind: int, mirror_id: int, now_ns: int, **extra: Any) -> str:
-    doc: dict[str, Any] = {
+def _event(kind: int, mirror_id: int, now_ns: int, **extra: object) -> str:
+    doc: dict[str, object] = {
         "Type": kind,
         "MirrorID": mirror_id,
         "Timestamp": format_rfc3339_nano(now_ns),

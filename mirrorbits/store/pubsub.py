@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import Any, cast
+from typing import cast
 
 import txredisapi
 from attrs import define, field
@@ -39,7 +39,7 @@ RETRY_MIN, RETRY_MAX = 0.05, 2.0  # reconnection back-off bounds (seconds)
 log = Logger()
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return str(value)
@@ -50,7 +50,7 @@ class _Subscriber(txredisapi.SubscriberProtocol):
 
     deliver: Callable[[str, str], None] | None = None
 
-    def messageReceived(self, pattern: Any, channel: Any, message: Any) -> None:
+    def messageReceived(self, pattern: object, channel: object, message: object) -> None:
         if self.deliver is not None:
             self.deliver(_text(channel), _text(message))
 

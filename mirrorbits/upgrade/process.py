@@ -8,11 +8,11 @@ import os
 import signal
 import subprocess
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
 
 from attrs import define, field
 from twisted.application.service import IService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
@@ -165,7 +165,7 @@ class Successor(Service):
     argv: list[str]
     cwd: str
     _direct_child: bool = False
-    _asked: Any = None
+    _asked: IDelayedCall | None = None
     _watch: LoopingCall | None = None
     _wrote_pid: int | None = None
 
