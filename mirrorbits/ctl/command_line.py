@@ -9,8 +9,7 @@ mirror's URL is fine, and an empty or closed standard input at a prompt means "n
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 from attrs import frozen
 
@@ -54,7 +53,7 @@ Commands:
 """
 
 
-Runner = Callable[[Session, "Invocation"], Coroutine[Any, Any, None]]
+Runner = Callable[[Session, "Invocation"], Awaitable[None]]
 
 
 @frozen
@@ -69,7 +68,7 @@ class CommandSpec:
     max_args: int
     run: Runner
     preamble: Callable[[], str] | None = None
-    check: Callable[[dict[str, Any], list[str]], None] | None = None
+    check: Callable[[f.Values, list[str]], None] | None = None
 
     def usage(self) -> str:
         text = f"\nUsage: {PROGRAM} {self.name} {self.signature}".rstrip()
@@ -77,7 +76,7 @@ class CommandSpec:
         return text + self.flags.defaults()
 
 
-def flag_set(*entries: tuple[str, str, Any, str]) -> f.FlagSet:
+def flag_set(*entries: tuple[str, str, f.FlagValue, str]) -> f.FlagSet:
     """A flag set from ``(name, kind, default, usage)`` entries."""
     flags = f.FlagSet()
     for name, kind, default, usage in entries:
@@ -92,7 +91,7 @@ def make_spec(
     run: Runner,
     flags: f.FlagSet | None = None,
     args: tuple[int, int] = (1, 1),
-    check: Callable[[dict[str, Any], list[str]], None] | None = None,
+    check: Callable[[f.Values, list[str]], None] | None = None,
     preamble: Callable[[], str] | None = None,
 ) -> CommandSpec:
     """A :class:`CommandSpec` taking ``args`` (min, max) arguments."""
@@ -118,7 +117,7 @@ class Invocation:
     password: str
     ask_password: bool
     command: CommandSpec
-    options: dict[str, Any]
+    options: f.Values
     args: list[str]
 
 
@@ -193,10 +192,10 @@ def parse_command_line(argv: list[str], table: dict[str, CommandSpec]) -> Invoca
     if command.check is not None:
         command.check(command_options, args)
     return Invocation(
-        host=options["h"],
-        port=options["p"],
-        password=options["P"],
-        ask_password=options["a"],
+        host=f.text(options, "h"),
+        port=f.number(options, "p"),
+        password=f.text(options, "P"),
+        ask_password=f.switch(options, "a"),
         command=command,
         options=command_options,
         args=args,

@@ -36,21 +36,22 @@ ADD_FLAGS: tuple[tuple[str, str, str, str], ...] = (
 
 
 def _add_flags() -> f.FlagSet:
-    defaults = {f.STRING: "", f.BOOL: False, f.INT: 0}
+    defaults: dict[str, f.FlagValue] = {f.STRING: "", f.BOOL: False, f.INT: 0}
     return flag_set(*((name, kind, defaults[kind], usage) for name, _, kind, usage in ADD_FLAGS))
 
 
-def _check_add(options: dict[str, Any], args: list[str]) -> None:
+def _check_add(options: f.Values, args: list[str]) -> None:
     try:
         check_identifier(args[0])
-        check_http_url(options["http"])
+        check_http_url(f.text(options, "http"))
     except MirrorValidationError as error:
         raise fail(str(error)) from None
 
 
 async def _add(session: Session, invocation: Invocation) -> None:
     name = invocation.args[0]
-    fields = {attr: invocation.options[flag] for flag, attr, _, _ in ADD_FLAGS}
+    # The value of each flag has the type of its Mirror attribute (ADD_FLAGS names both).
+    fields: dict[str, Any] = {attr: invocation.options[flag] for flag, attr, _, _ in ADD_FLAGS}
     mirror = Mirror(name=name, **fields)
     reply = await session.call(
         c.AddMirror,
@@ -84,7 +85,8 @@ def _status_command(enabled: bool) -> Runner:
 
 
 async def _list(session: Session, invocation: Invocation) -> None:
-    options = ListOptions(**invocation.options)
+    options = ListOptions(**{name: f.switch(invocation.options, name)
+                             for name in invocation.options})
     out(list_table(await session.all_mirrors(), options))
 
 

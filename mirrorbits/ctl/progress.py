@@ -100,7 +100,7 @@ async def watched(
 
 
 async def _poll(session: Session, operation: str, mirror_id: int, line: StatusLine) -> None:
-    arguments: dict[str, Any] = {"password": session.password, "operation": operation}
+    arguments: dict[str, object] = {"password": session.password, "operation": operation}
     if mirror_id:
         arguments["id"] = mirror_id
     while True:

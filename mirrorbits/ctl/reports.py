@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 from mirrorbits.control import commands as c
 from mirrorbits.ctl import flags as f
@@ -67,7 +66,7 @@ def stats_mirror_text(mirror: Mirror, requests: int, size: int, human: bool) -> 
 async def _stats(session: Session, invocation: Invocation) -> None:
     kind, target = invocation.args
     options = invocation.options
-    first, after = stats_days(options["start-date"], options["end-date"], utc_today())
+    first, after = stats_days(f.day(options, "start-date"), f.day(options, "end-date"), utc_today())
     start, end = first.isoformat(), after.isoformat()
     if kind == "file":
         reply = await session.call(c.StatsFile, pattern=target, start=start, end=end)
@@ -76,19 +75,19 @@ async def _stats(session: Session, invocation: Invocation) -> None:
     mirror_id, _ = await session.resolve(target)
     reply = await session.call(c.StatsMirror, id=mirror_id, start=start, end=end)
     mirror = c.mirror_from_json(reply["mirror"])
-    out(stats_mirror_text(mirror, reply["requests"], reply["bytes"], options["h"]))
+    out(stats_mirror_text(mirror, reply["requests"], reply["bytes"], f.switch(options, "h")))
 
 
-def _check_stats(options: dict[str, Any], args: list[str]) -> None:
+def _check_stats(options: f.Values, args: list[str]) -> None:
     if args[0] not in ("mirror", "file"):
         raise Exit(2, _STATS.usage().lstrip("\n"))
     try:
-        stats_days(options["start-date"], options["end-date"], utc_today())
+        stats_days(f.day(options, "start-date"), f.day(options, "end-date"), utc_today())
     except DateRangeError as error:
         raise Exit(2, f"{error}\n") from None
 
 
-def mirmon_text(mirrors: Iterable[Mirror], options: dict[str, Any]) -> str:
+def mirmon_text(mirrors: Iterable[Mirror], options: f.Values) -> str:
     """The Mirmon list (spec §16): ``<country>\\t<url>\\t<admin email>`` per URL.
 
     A mirror without a country code is exported with ``--`` (the reference crashed).
@@ -117,7 +116,7 @@ async def _export(session: Session, invocation: Invocation) -> None:
     out(mirmon_text(await session.all_mirrors(), invocation.options))
 
 
-def _check_export(options: dict[str, Any], args: list[str]) -> None:
+def _check_export(options: f.Values, args: list[str]) -> None:
     if args[0] != "mirmon":
         raise Exit(2, "Unsupported format\n" + _EXPORT.usage())
 

@@ -6,15 +6,13 @@ The daemon answers ``<command>: not available yet`` (exit 1) while it lacks the 
 
 from __future__ import annotations
 
-from typing import Any
-
 from mirrorbits.control import commands as c
 from mirrorbits.ctl import flags as f
 from mirrorbits.ctl.command_line import CommandSpec, Invocation, flag_set, make_spec
 from mirrorbits.ctl.exits import Exit, fail
 from mirrorbits.ctl.progress import watched
 from mirrorbits.ctl.prompt import out
-from mirrorbits.ctl.session import Session
+from mirrorbits.ctl.session import Reply, Session
 
 
 async def _refresh(session: Session, invocation: Invocation) -> None:
@@ -49,7 +47,7 @@ async def _scan(session: Session, invocation: Invocation) -> None:
                 id=mirror_id,
                 auto_enable=options["enable"],
                 protocol=protocol,
-                scan_timeout=float(options["timeout"]) or None,
+                scan_timeout=float(f.number(options, "timeout")) or None,
             ), mirror_id=mirror_id)
         except Exit as error:
             message = error.stderr.strip()
@@ -63,7 +61,7 @@ async def _scan(session: Session, invocation: Invocation) -> None:
         raise fail(f"{failed} of {len(targets)} scans failed")
 
 
-def scan_report(reply: dict[str, Any]) -> str:
+def scan_report(reply: Reply) -> str:
     """The end of a ``Scanning <name>... `` line and its notes."""
     text = (
         f"{reply['files_indexed']} files indexed, {reply['known_indexed']} known "

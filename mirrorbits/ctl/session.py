@@ -18,6 +18,9 @@ from mirrorbits.ctl.prompt import interruptible
 from mirrorbits.model import Mirror
 from mirrorbits.reactors import IConnectingReactor
 
+#: A command's answer: its response arguments by name, of the types the command declares.
+Reply = dict[str, Any]
+
 CONNECT_TIMEOUT = 10.0
 CALL_TIMEOUT = 10.0
 REMOVE_TIMEOUT = 60.0
@@ -37,8 +40,8 @@ class Session:
         command: type[amp.Command],
         timeout: float | None = CALL_TIMEOUT,
         messages: dict[type[Exception], str] | None = None,
-        **kwargs: Any,
-    ) -> dict[str, Any]:
+        **kwargs: object,
+    ) -> Reply:
         """Run ``command``; daemon errors come back as :class:`Exit` (code 1).
 
         ``messages`` replaces the daemon's message for some error classes.
@@ -47,7 +50,7 @@ class Session:
         if timeout is not None:
             d.addTimeout(timeout, self.reactor)
         try:
-            result: dict[str, Any] = await d
+            result: Reply = await d
         except tuple(messages or ()) as error:
             assert messages is not None
             raise fail(messages[type(error)]) from None
