@@ -15,7 +15,6 @@ import os
 import shutil
 import socket
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import attrs
 from attrs import define, field, frozen
@@ -28,6 +27,7 @@ from twisted.internet.protocol import ProcessProtocol, Protocol
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from twisted.web.client import Agent
+from twisted.web.http import Request
 from twisted.web.server import Site
 from twisted.web.static import File
 
@@ -54,7 +54,7 @@ class _QuietSite(Site):
 
     noisy = False
 
-    def log(self, request: Any) -> None:
+    def log(self, request: Request) -> None:
         """No line per request."""
 
     def logPrefix(self) -> str:
@@ -120,8 +120,8 @@ class DemoMirrors(Service):
     reactor: IDaemonReactor
     mirrors: MirrorStore
     ready: Callable[[], Deferred[None]]
-    refresh: Callable[[], Awaitable[Any]]
-    scan: Callable[[int], Awaitable[Any]]
+    refresh: Callable[[], Awaitable[object]]
+    scan: Callable[[int], Awaitable[object]]
     try_url: Callable[[], str]
     served: list[DemoMirror] = field(factory=list, init=False)
     _ports: list[IListeningPort] = field(factory=list, init=False)
@@ -236,17 +236,17 @@ class DemoMirrors(Service):
         log.warn("Demo: {url} is not redirected after {seconds:g} s: see the health check "
                  "lines above, and mirrorbits-ctl list", url=url, seconds=UP_TIMEOUT)
 
-    def stopService(self) -> Deferred[Any]:
+    def stopService(self) -> Deferred[None]:
         super().stopService()
         setup, self._setup = self._setup, None
         if setup is not None:
             setup.cancel()
         return self._stop_serving()
 
-    def _stop_serving(self) -> Deferred[Any]:
+    def _stop_serving(self) -> Deferred[None]:
         ports, self._ports = self._ports, []
         daemons, self._daemons = self._daemons, []
-        waiting: list[Deferred[Any]] = [Deferred.fromCoroutine(_stop(port)) for port in ports]
+        waiting: list[Deferred[None]] = [Deferred.fromCoroutine(_stop(port)) for port in ports]
         for daemon in daemons:
             if daemon.transport is not None and not daemon.ended.called:
                 try:
@@ -256,7 +256,7 @@ class DemoMirrors(Service):
                 waiting.append(daemon.ended)
         if not waiting:
             return succeed(None)
-        return DeferredList(waiting, consumeErrors=True)
+        return DeferredList(waiting, consumeErrors=True).addCallback(lambda _: None)
 
 
 async def _stop(port: IListeningPort) -> None:

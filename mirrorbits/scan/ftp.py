@@ -240,7 +240,7 @@ async def ftp_list(
     except _Refused as err:
         raise ScanError(f"ftp error {err}") from None
     finally:
-        transport: Any = client.transport
+        transport: Any = client.transport  # ITCPTransport (abortConnection)
         if transport is not None:
             transport.abortConnection()
 

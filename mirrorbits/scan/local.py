@@ -7,7 +7,7 @@ the commit (:mod:`mirrorbits.store.repository`) and everything else run on the r
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Final, TypeVar
+from typing import Final, ParamSpec, TypeVar
 
 from attrs import define, field, frozen
 from twisted.application.service import Service
@@ -49,6 +49,7 @@ log = Logger(namespace="mirrorbits.scan.local")
 FIRST_SCAN_RETRY_DELAY: Final = 1.0
 
 T = TypeVar("T")
+_P = ParamSpec("_P")
 
 
 @frozen
@@ -128,8 +129,9 @@ async def _hash(
     return digests
 
 
-def _in_thread(reactor: IThreadReactor, function: Callable[..., T], *args: Any) -> Deferred[T]:
-    return deferToThreadPool(reactor, reactor.getThreadPool(), function, *args)
+def _in_thread(reactor: IThreadReactor, function: Callable[_P, T], *args: _P.args,
+               **kwargs: _P.kwargs) -> Deferred[T]:
+    return deferToThreadPool(reactor, reactor.getThreadPool(), function, *args, **kwargs)
 
 
 def _log_problems(walked: WalkResult) -> None:

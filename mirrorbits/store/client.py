@@ -26,7 +26,7 @@ class RedisClient(Protocol):
     """The commands sent through the pool handler or one connection."""
 
     def execute_command(self, *args: Value) -> Deferred[Any]:
-        """Any command by name; its reply's shape depends on the command."""
+        """A command given by name; its reply's shape depends on the command."""
 
     def delete(self, keys: str | Sequence[str]) -> Deferred[int]: ...
 
@@ -115,7 +115,7 @@ class RedisConnection(RedisClient, Protocol):
 
     def ping(self) -> Deferred[str]: ...
 
-    def role(self) -> Deferred[list[Any]]:
+    def role(self) -> Deferred[list[object]]:
         """ROLE: ``[role, ...]``, whose other items depend on the role."""
 
     def info(self, section: str) -> Deferred[dict[str, str]]: ...

@@ -6,12 +6,12 @@ from __future__ import annotations
 import socket
 import weakref
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from attrs import define
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.defer import TimeoutError as DeferredTimeout
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IAddress, IReactorTime, ITransport
 from twisted.internet.protocol import ServerFactory
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
@@ -28,7 +28,7 @@ log = Logger()
 class Drainable(Protocol):
     """What a drain asks of a connection (:class:`mirrorbits.web.site.RedirectorChannel`)."""
 
-    transport: Any
+    transport: ITransport | None
 
     def close_after_answer(self) -> None: ...
 
@@ -55,10 +55,10 @@ class ConnectionTracker(ServerFactory):
     def doStop(self) -> None:
         self.factory.doStop()
 
-    def buildProtocol(self, addr: Any) -> Any:
-        connection: Any = self.factory.buildProtocol(addr)
+    def buildProtocol(self, addr: IAddress | None) -> Any:  # what ``factory`` builds
+        connection = self.factory.buildProtocol(addr)
         if connection is not None:
-            self.connections.add(connection)
+            self.connections.add(cast(Drainable, connection))  # an HTTP site's channel
         return connection
 
     def open_connections(self) -> list[Drainable]:
@@ -136,7 +136,7 @@ class HeldListener(AdoptedListener):
         if self.on_serving is not None:
             self.on_serving()
 
-    def stopService(self) -> Any:
+    def stopService(self) -> Deferred[None] | None:
         pending, self._pending = self._pending, None
         if pending is not None:
             pending.cancel()
