@@ -63,7 +63,7 @@ def create_socket(address: ListenAddress, backlog: int = BACKLOG) -> socket.sock
             ) from None
         family, _, _, _, sockaddr = infos[0]
         sock = socket.socket(family, socket.SOCK_STREAM)
-        bind_to: Any = sockaddr
+        bind_to: tuple[object, ...] | str | bytes = sockaddr
     else:
         sock = socket.socket(address.family, socket.SOCK_STREAM)
         bind_to = (host or "::", address.port) if address.family == socket.AF_INET6 else (

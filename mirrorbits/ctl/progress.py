@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import shutil
 import sys
-from collections.abc import Coroutine
-from typing import Any, TextIO, TypeVar
+from collections.abc import Awaitable
+from typing import TextIO, TypeVar
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.task import deferLater
@@ -80,7 +80,7 @@ async def watched(
     session: Session,
     operation: str,
     prefix: str,
-    work: Coroutine[Any, Any, T],
+    work: Awaitable[T],
     mirror_id: int = 0,
     stream: TextIO | None = None,
 ) -> T:

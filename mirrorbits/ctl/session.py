@@ -9,7 +9,7 @@ from attrs import frozen
 from twisted.internet import defer
 from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint, connectProtocol
 from twisted.internet.error import ConnectError, ConnectionRefusedError, DNSLookupError
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.protocols import amp
 
 from mirrorbits.control import commands as c
@@ -100,7 +100,8 @@ async def connect(reactor: IConnectingReactor, host: str, port: int) -> amp.AMP:
     """An AMP connection to the daemon; :class:`Exit` with a clear message if impossible."""
     target = target_text(host, port)
     if host.startswith("unix:"):
-        endpoint: Any = UNIXClientEndpoint(reactor, host[len("unix:"):], timeout=CONNECT_TIMEOUT)
+        endpoint: IStreamClientEndpoint = UNIXClientEndpoint(
+            reactor, host[len("unix:"):], timeout=CONNECT_TIMEOUT)
     else:
         bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
         endpoint = HostnameEndpoint(reactor, bare, port, timeout=CONNECT_TIMEOUT)

@@ -6,7 +6,7 @@ Every connection decodes replies as UTF-8 text and never converts numbers.
 from __future__ import annotations
 
 import re
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 
 import txredisapi
 from attrs import evolve, frozen
@@ -90,7 +90,7 @@ def observe(d: Deferred[_T]) -> Deferred[_T]:
     """A copy of ``d``'s result that can be cancelled without disturbing ``d``."""
     copy: Deferred[_T] = Deferred()
 
-    def fire(result: Any) -> None:
+    def fire(result: _T | Failure) -> None:
         if not copy.called:
             if isinstance(result, Failure):
                 copy.errback(result)

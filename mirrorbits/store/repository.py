@@ -15,7 +15,7 @@ Once the lock is taken the commit runs to its end: a stop is only honoured befor
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final, Protocol
 
 from twisted.internet.defer import Deferred, DeferredList
@@ -26,7 +26,7 @@ from mirrorbits.logs import Logger
 from mirrorbits.model import FileInfo
 from mirrorbits.progress import Progress
 from mirrorbits.store import keys
-from mirrorbits.store.client import RedisClient
+from mirrorbits.store.client import RedisClient, Value
 from mirrorbits.store.commands import batches
 from mirrorbits.store.errors import ScanInProgress
 from mirrorbits.store.records import file_info_to_fields
@@ -114,7 +114,7 @@ def _renew_lock(client: RedisClient) -> Deferred[int | None]:
     )
 
 
-Command = tuple[str, tuple[Any, ...]]
+Command = tuple[str, tuple[Value | Mapping[str, str], ...]]  # a client method, its arguments
 
 
 def _file_writes(infos: Sequence[FileInfo]) -> Iterator[Command]:
