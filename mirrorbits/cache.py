@@ -11,22 +11,32 @@ remembered as unknown only for ``negative_ttl`` seconds.
 
 from __future__ import annotations
 
+import enum
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Final, Generic, Literal, TypeVar
 
 from attrs import define, field
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IReactorTime
 
 from mirrorbits.model import FileInfo, Mirror
+from mirrorbits.store.client import RedisClient
 from mirrorbits.store.files import file_mirror_ids, read_file, read_mirror_file
 from mirrorbits.store.mirrors import read_mirror
 
 K = TypeVar("K")
 V = TypeVar("V")
 
-_MISSING: Any = object()
+
+
+class _Missing(enum.Enum):
+    MISSING = "missing"
+
+
+#: What a map holds for a key it does not hold (``None`` is a value: "known unknown").
+MISSING: Final = _Missing.MISSING
+Missing = Literal[_Missing.MISSING]
 
 
 class LRU(Generic[K, V]):
@@ -38,12 +48,12 @@ class LRU(Generic[K, V]):
         self.capacity = capacity
         self._data: OrderedDict[K, V] = OrderedDict()
 
-    def get(self, key: K, default: Any = _MISSING) -> Any:
+    def get(self, key: K) -> V | Missing:
         data = self._data
         try:
             value = data[key]
         except KeyError:
-            return default
+            return MISSING
         data.move_to_end(key)
         return value
 
@@ -67,14 +77,13 @@ class LRU(Generic[K, V]):
         return list(self._data)
 
 
-MISSING = _MISSING
 
 
 @define(eq=False)
 class MirrorCache:
     """Read-through cache in front of Redis for the request path."""
 
-    get_client: Callable[[], Any]
+    get_client: Callable[[], RedisClient]
     clock: IReactorTime
     negative_ttl: float = 2.0
     files: LRU[str, tuple[FileInfo | None, float]] = field(factory=lambda: LRU(200_000))
@@ -104,7 +113,7 @@ class MirrorCache:
 
     # --- synchronous fast path -------------------------------------------------------------
 
-    def cached_file(self, path: str) -> Any:
+    def cached_file(self, path: str) -> FileInfo | Missing | None:
         """The local FileInfo (or None = unknown) if cached and fresh, else ``MISSING``."""
         entry = self.files.get(path)
         if entry is MISSING:
@@ -115,14 +124,14 @@ class MirrorCache:
             return MISSING
         return info
 
-    def cached_candidates(self, path: str) -> Any:
+    def cached_candidates(self, path: str) -> list[tuple[Mirror, FileInfo | None]] | Missing:
         """``[(Mirror, FileInfo|None), ...]`` if everything is cached, else ``MISSING``."""
         ids = self.file_mirrors.get(path)
         if ids is MISSING:
             return MISSING
         mirrors_get = self.mirrors.get
         files_get = self.mirror_files.get
-        result = []
+        result: list[tuple[Mirror, FileInfo | None]] = []
         for mirror_id in ids:
             mirror = mirrors_get(mirror_id)
             if mirror is MISSING:
@@ -138,7 +147,7 @@ class MirrorCache:
     async def file_info(self, path: str) -> FileInfo | None:
         cached = self.cached_file(path)
         if cached is not MISSING:
-            return cached  # type: ignore[no-any-return]
+            return cached
         info = await read_file(self.get_client(), path)
         expires = self.clock.seconds() + self.negative_ttl if info is None else 0.0
         self.files.put(path, (info, expires))
@@ -148,12 +157,12 @@ class MirrorCache:
         """Every mirror holding ``path`` with its info for it, in ``FILEMIRRORS`` order."""
         cached = self.cached_candidates(path)
         if cached is not MISSING:
-            return cached  # type: ignore[no-any-return]
+            return cached
         ids = self.file_mirrors.get(path)
         if ids is MISSING:
             ids = await file_mirror_ids(self.get_client(), path)
             self.file_mirrors.put(path, ids)
-        pairs: list[Deferred[Any]] = []
+        pairs: list[Deferred[tuple[Mirror, FileInfo | None] | None]] = []
         for mirror_id in ids:
             pairs.append(Deferred.fromCoroutine(self._pair(mirror_id, path)))
         results = await gatherResults(pairs, consumeErrors=True)
@@ -170,9 +179,9 @@ class MirrorCache:
         return mirror, info
 
     async def mirror(self, mirror_id: int) -> Mirror | None:
-        mirror = self.mirrors.get(mirror_id)
-        if mirror is not MISSING:
-            return mirror  # type: ignore[no-any-return]
+        cached = self.mirrors.get(mirror_id)
+        if cached is not MISSING:
+            return cached
         mirror = await read_mirror(self.get_client(), mirror_id)
         if mirror is None:
             return None
@@ -211,7 +220,7 @@ class MirrorCache:
         self.mirror_files.clear()
 
 
-def _is_int(text: Any) -> bool:
+def _is_int(text: str) -> bool:
     try:
         int(text)
     except (TypeError, ValueError):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable
-from typing import Any
 
 import txredisapi
 from attrs import define, field
@@ -29,6 +28,7 @@ from twisted.python.failure import Failure
 
 from mirrorbits.logs import Logger
 from mirrorbits.store import keys
+from mirrorbits.store.client import RedisClient
 from mirrorbits.store.connection import COMMAND_TIMEOUT, describe
 from mirrorbits.store.errors import DatabaseNotReady, StoreError
 from mirrorbits.store.mirrors import mirror_ids
@@ -87,7 +87,7 @@ def _reason(failure: Failure) -> str:
 class ClusterService(Service):
     """Announces this node, tracks the others and tells which mirrors this node handles."""
 
-    _get_client: Callable[[], Any]  # txredisapi client, or raises DatabaseNotReady
+    _get_client: Callable[[], RedisClient]  # or raises DatabaseNotReady
     _get_db: Callable[[], int]  # the current RedisDB (it can change on reload)
     _clock: IReactorTime
     node_id: str

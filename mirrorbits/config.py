@@ -260,7 +260,7 @@ def _suggestion(name: str, known: Collection[str], top_level: bool) -> str:
     return ""
 
 
-_Convert = Callable[[_Parse, str, Node], Any]
+_Convert = Callable[[_Parse, str, Node], object]
 _Fields = dict[str, tuple[str, _Convert]]
 
 
@@ -331,7 +331,7 @@ def _bool(parse: _Parse, key: str, node: Node) -> bool:
 
 
 def _list_of(item: _Convert) -> _Convert:
-    def convert(parse: _Parse, key: str, node: Node) -> tuple[Any, ...]:
+    def convert(parse: _Parse, key: str, node: Node) -> tuple[object, ...]:
         if not isinstance(node, SequenceNode):
             raise parse.wrong(key, node, "a list")
         return tuple(item(parse, key, child) for child in node.value)
@@ -339,8 +339,8 @@ def _list_of(item: _Convert) -> _Convert:
     return convert
 
 
-def _record_of(make: Callable[..., Any], fields: _Fields) -> _Convert:
-    def convert(parse: _Parse, key: str, node: Node) -> Any:
+def _record_of(make: Callable[..., object], fields: _Fields) -> _Convert:
+    def convert(parse: _Parse, key: str, node: Node) -> object:
         return make(**parse.record(key, node, fields))
 
     return convert

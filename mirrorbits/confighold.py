@@ -10,16 +10,21 @@ from collections.abc import Callable
 
 from attrs import define, field
 
-from mirrorbits.config import Config, ConfigError, load_config
+from mirrorbits.config import Config, ConfigError, load_config, with_repository
 from mirrorbits.logs import Logger
 
 
 @define(eq=False)
 class ConfigHolder:
-    """Holds the running :class:`Config` and reloads it from ``path``."""
+    """Holds the running :class:`Config` and reloads it from ``path``.
+
+    ``repository``: the ``--repository`` option, which replaces the file's ``Repository``
+    at every load.
+    """
 
     current: Config
     path: str | None = None
+    repository: str | None = None
     _subscribers: list[Callable[[Config, Config], None]] = field(factory=list)
     log = Logger()
 
@@ -35,6 +40,8 @@ class ConfigHolder:
         if self.path is None:
             raise ConfigError("no configuration file to reload (started on the embedded default)")
         new, warnings = load_config(self.path)
+        if self.repository is not None:
+            new = with_repository(new, self.repository)
         old, self.current = self.current, new
         for callback in list(self._subscribers):
             try:

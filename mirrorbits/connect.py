@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.interfaces import IAddress, IStreamClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
 
 P = TypeVar("P", bound=Protocol)
@@ -18,11 +18,11 @@ class _OneProtocol(Factory):
     def __init__(self, protocol: Protocol) -> None:
         self._protocol = protocol
 
-    def buildProtocol(self, addr: Any) -> Protocol:
+    def buildProtocol(self, addr: IAddress | None) -> Protocol:
         return self._protocol
 
 
 def connect_quietly(endpoint: IStreamClientEndpoint, protocol: P) -> Deferred[P]:
     """Connect ``protocol`` through ``endpoint`` (as ``connectProtocol``), silently."""
-    connecting: Deferred[Any] = endpoint.connect(_OneProtocol(protocol))
+    connecting = endpoint.connect(_OneProtocol(protocol))
     return connecting.addCallback(lambda _: protocol)

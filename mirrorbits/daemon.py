@@ -17,10 +17,10 @@ import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
+from types import FrameType
 
 from attrs import define, field
-from twisted.application.service import MultiService, Service
+from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
 
 from mirrorbits import version_info, version_string
@@ -41,12 +41,13 @@ from mirrorbits.firststeps import (
     http_base,
     no_mirror_hint,
 )
-from mirrorbits.geo import GeoIP, locate_mirror
+from mirrorbits.geo import GeoIP, MirrorLocation, locate_mirror
 from mirrorbits.health import HealthChecker
 from mirrorbits.listen import AdoptedListener, parse_listen_address
 from mirrorbits.logs import Logger, set_debug
+from mirrorbits.reactors import IDaemonReactor
 from mirrorbits.scan.local import RepositoryScanner
-from mirrorbits.scan.scheduler import MirrorScanner, control_hook
+from mirrorbits.scan.scheduler import MirrorScanner
 from mirrorbits.stats import RangeDeduplicator, StatsService, stats_files, stats_mirror
 from mirrorbits.store import keys
 from mirrorbits.store.mirrors import MirrorStore, mirror_ids
@@ -56,7 +57,6 @@ from mirrorbits.systemd.activation import NOT_ACTIVATED, ActivatedSockets
 from mirrorbits.systemd.notify import Notifier
 from mirrorbits.upgrade import (
     READY_TIMEOUT,
-    DrainableSite,
     HeldListener,
     Successor,
     Upgrader,
@@ -66,6 +66,7 @@ from mirrorbits.upgrade import (
 )
 from mirrorbits.web.downloadlog import DownloadLog
 from mirrorbits.web.resource import RedirectResource, WebContext
+from mirrorbits.web.site import RedirectorSite
 
 GEO_CHECK_INTERVAL = 5.0
 STARTUP_READY_TIMEOUT = 2.0  # seconds a fresh start waits for Redis before serving anyway
@@ -77,6 +78,10 @@ HTTP_SOCKET_MODE = 0o666
 
 log = Logger()
 
+# What signal.signal takes and returns: a function, SIG_DFL or SIG_IGN, or None (not set
+# from Python).
+_Handler = Callable[[int, FrameType | None], object] | int | signal.Handlers | None
+
 
 
 
@@ -85,7 +90,7 @@ class Daemon(MultiService):
     """The root service: owns the configuration and reacts to signals."""
 
     holder: ConfigHolder
-    reactor: Any
+    reactor: IDaemonReactor
     geo: GeoIP
     download_log: DownloadLog | None = None
     upgrader: Upgrader | None = None
@@ -93,7 +98,7 @@ class Daemon(MultiService):
     describe: Callable[[], str] = lambda: "Serving"  # the state, for systemd's STATUS=
     greeting: list[str] = field(factory=list)  # logged at start: what runs where
     _handing_over: bool = False
-    _previous_handlers: dict[int, Any] = field(factory=dict)
+    _previous_handlers: dict[int, _Handler] = field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
         MultiService.__init__(self)
@@ -111,7 +116,7 @@ class Daemon(MultiService):
         super().startService()
         self.geo.start_watching(GEO_CHECK_INTERVAL)  # replaced databases are picked up
         self.reactor.callWhenRunning(tune_garbage_collector)
-        handlers: list[tuple[int, Any]] = [
+        handlers: list[tuple[int, _Handler]] = [
             (signal.SIGHUP, self._on_sighup), (signal.SIGUSR1, self._on_sigusr1)]
         if self.upgrader is not None:
             handlers += [(signal.SIGUSR2, self._on_sigusr2), (signal.SIGQUIT, self._on_sigquit)]
@@ -143,20 +148,20 @@ class Daemon(MultiService):
             except Exception:
                 log.failure("stopping {name} failed", name=child.name)
 
-    def _on_sighup(self, signum: int, frame: Any) -> None:
+    def _on_sighup(self, signum: int, frame: FrameType | None) -> None:
         self.reactor.callFromThread(self.reload_from_signal)
 
-    def _on_sigusr1(self, signum: int, frame: Any) -> None:
+    def _on_sigusr1(self, signum: int, frame: FrameType | None) -> None:
         previous = self._previous_handlers.get(signal.SIGUSR1)
         if callable(previous):
             previous(signum, frame)
         self.reactor.callFromThread(self.reopen_logs, "SIGUSR1 Received: Re-opening logs...")
 
-    def _on_sigusr2(self, signum: int, frame: Any) -> None:
+    def _on_sigusr2(self, signum: int, frame: FrameType | None) -> None:
         if self.upgrader is not None:
             self.reactor.callFromThread(self.upgrader.upgrade_from_signal)
 
-    def _on_sigquit(self, signum: int, frame: Any) -> None:
+    def _on_sigquit(self, signum: int, frame: FrameType | None) -> None:
         if self.upgrader is not None:
             self._handing_over = True
             self.reactor.callFromThread(self.upgrader.quit_from_signal)
@@ -207,33 +212,29 @@ def build_daemon(
     config: Config,
     config_path: str | None,
     warnings: list[str],
-    reactor: Any,
+    reactor: IDaemonReactor,
     monitor: bool,
     debug: bool,
     argv: list[str],
     embedded: EmbeddedStart | None = None,
     activated: ActivatedSockets = NOT_ACTIVATED,
     notifier: Notifier | None = None,
+    repository: str | None = None,
 ) -> Daemon:
-    """Wire every component of one node (no network I/O happens here).
+    """Wire every component of one node. No network I/O happens here: connections start
+    with the services, and the listening sockets are bound by :meth:`Daemon.bind_listeners`.
 
     ``embedded``: how a start without configuration file finds its Redis (None with a
-    file); ``activated``: the sockets systemd passed; ``notifier``: what tells systemd how
-    we are.
+    file); ``repository``: the ``--repository`` option, kept over reloads; ``activated``:
+    the sockets systemd passed; ``notifier``: what tells systemd how we are.
     """
     set_debug(debug)
     cwd = os.getcwd()  # before twistd moves to --rundir: the successor starts here
     inherited = inheritance_from_env(os.environ, os.getppid())
     for warning in warnings:
         log.warn("{warning}", warning=warning)
-    holder = ConfigHolder(current=config, path=config_path)
-
-    def listen_address_changed(old: Config, new: Config) -> None:
-        if (old.listen_address, old.rpc_listen_address) != (
-                new.listen_address, new.rpc_listen_address):
-            log.warn("ListenAddress/RPCListenAddress changed: restart the daemon to apply")
-
-    holder.subscribe(listen_address_changed)
+    holder = ConfigHolder(current=config, path=config_path, repository=repository)
+    holder.subscribe(_warn_if_listen_address_changed)
     geo = GeoIP(config.geoip_database_path, reactor)
     daemon = Daemon(holder=holder, reactor=reactor, geo=geo)
     if notifier is not None:
@@ -244,7 +245,48 @@ def build_daemon(
         # service, so that it starts first (log file) and stops last (pid file)
         successor = Successor(reactor, inherited, list(argv), cwd)
         successor.setServiceParent(daemon)
+    refusal = _add_embedded_redis(daemon, config, embedded, activated)
+    redis, pubsub = _add_redis(daemon, holder, reactor)
+    stats, download_log = _add_accounting(daemon, holder, reactor, redis)
+    work = _add_monitoring(daemon, holder, reactor, redis, pubsub, geo, monitor)
+    backend, control = _add_control(daemon, holder, reactor, redis, geo, work, activated)
+    ctl = ctl_command(ctl_program(cwd=cwd), config.rpc_listen_address,
+                      bool(config.rpc_password))
+    root_page = None
+    if embedded is not None:
+        root_page = RootGuide(lambda: holder.current.repository, embedded.describe_redis(config),
+                              ctl, embedded.demo, work.count_mirrors, reactor,
+                              indexed=work.indexed).text
+    http = _add_http(daemon, holder, reactor, redis, pubsub, stats, download_log, geo,
+                     successor, activated.http, root_page)
+    _add_first_steps(daemon, holder, reactor, redis, work, embedded, ctl,
+                     show_hint=monitor and successor is None)
 
+    def describe() -> str:
+        state = "" if redis.ready else " (database not ready)"
+        return f"Serving HTTP on {http.describe()}{state}"
+
+    daemon.describe = describe
+    successor_notifier = daemon.notifier
+    daemon.upgrader = Upgrader(
+        reactor=reactor, http=http, control=control, argv=list(argv), cwd=cwd,
+        executable=sys.executable, inherited=inherited, monitors=work.monitors, refusal=refusal,
+        env=lambda: {**os.environ, **successor_notifier.environment()},
+    )
+    backend.upgrade = upgrade_hook(daemon.upgrader)
+    return daemon
+
+
+def _warn_if_listen_address_changed(old: Config, new: Config) -> None:
+    if (old.listen_address, old.rpc_listen_address) != (
+            new.listen_address, new.rpc_listen_address):
+        log.warn("ListenAddress/RPCListenAddress changed: restart the daemon to apply")
+
+
+def _add_embedded_redis(daemon: Daemon, config: Config, embedded: EmbeddedStart | None,
+                        activated: ActivatedSockets) -> str | None:
+    """The embedded start's greeting and private redis-server (supervised here unless one
+    already runs); why this process cannot upgrade, if it cannot."""
     refusal = None
     if activated.control is not None:
         refusal = ("not possible with a control socket passed by systemd: use systemctl "
@@ -256,9 +298,15 @@ def build_daemon(
             embedded.describe_redis(config), private.address if private is not None else None)
         if private is not None and private.running_pid is None:
             EmbeddedRedis(private.host, private.port, private.directory,
-                          reactor).setServiceParent(daemon)
+                          daemon.reactor).setServiceParent(daemon)
             refusal = "not possible while this process runs the embedded redis-server"
+    return refusal
 
+
+def _add_redis(daemon: Daemon, holder: ConfigHolder,
+               reactor: IDaemonReactor) -> tuple[RedisService, PubSubService]:
+    """The command connection and the pub/sub one, following reloads and failovers."""
+    config = holder.current
     redis = RedisService(
         config.redis_address, config.redis_password, config.redis_db,
         config.redis_sentinels, config.redis_sentinel_master_name, reactor,
@@ -283,12 +331,17 @@ def build_daemon(
     pubsub.setName("pubsub")
     pubsub.setServiceParent(daemon)
     redis.on_master(pubsub.follow_master)  # after a Sentinel failover, both move together
+    return redis, pubsub
 
+
+def _add_accounting(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
+                    redis: RedisService) -> tuple[StatsService, DownloadLog]:
+    """The download counters (flushed to Redis) and the download log."""
     stats = StatsService(redis.session, reactor)
     stats.setName("stats")
     stats.setServiceParent(daemon)
     download_log = DownloadLog(
-        config.log_dir, reactor, socket.gethostname(),
+        holder.current.log_dir, reactor, socket.gethostname(),
         f"Built with CPython {platform.python_version()} for {sys.platform}/{platform.machine()}",
     )
     download_log.setName("downloadlog")
@@ -299,10 +352,36 @@ def build_daemon(
         download_log.log_dir = new.log_dir
 
     holder.subscribe(follow_log_dir)
+    return stats, download_log
 
+
+@define(eq=False)
+class _Monitoring:
+    """The scans and health checks of a node (running only on a monitoring node)."""
+
+    redis: RedisService
+    scanner: RepositoryScanner
+    mirrors: MirrorStore
+    mirror_scanner: MirrorScanner
+    monitor: bool
+    monitors: list[IService]  # what an upgrade stops before the successor takes over
+
+    async def count_mirrors(self) -> int:
+        return len(await mirror_ids(self.redis.client()))
+
+    def indexed(self) -> bool:
+        """Whether the repository was indexed (a node that does not scan cannot tell)."""
+        return not self.monitor or self.scanner.indexed
+
+
+def _add_monitoring(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
+                    redis: RedisService,
+                    pubsub: PubSubService, geo: GeoIP, monitor: bool) -> _Monitoring:
+    """The local scan, the mirror store, and on a monitoring node the cluster, the mirror
+    scans and the health checks (the CLI's scan works on every node)."""
     scanner = RepositoryScanner(lambda: holder.current, redis.client, reactor)
     scanner.setName("repository-scan")
-    monitors: list[Any] = []
+    monitors: list[IService] = []
     if monitor:
         monitors.append(scanner)
         scanner.setServiceParent(daemon)
@@ -318,7 +397,7 @@ def build_daemon(
                              new_node_id(socket.gethostname(), random.Random()))
     mirror_scanner = MirrorScanner(lambda: holder.current, redis.client, mirrors, reactor,
                                    handles=cluster.handles)
-    if monitor:  # the CLI's scan works on every node; automatic work only on monitors
+    if monitor:
         pubsub.on_message(keys.CHANNEL_CLUSTER, cluster.on_announce)
         cluster.setServiceParent(daemon)
         mirror_scanner.setServiceParent(daemon)
@@ -329,8 +408,16 @@ def build_daemon(
         )
         health.setServiceParent(daemon)
         monitors += [health, mirror_scanner, cluster]
+    return _Monitoring(redis, scanner, mirrors, mirror_scanner, monitor, monitors)
 
-    async def locate(url: str) -> Any:
+
+def _add_control(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
+                 redis: RedisService,
+                 geo: GeoIP, work: _Monitoring,
+                 activated: ActivatedSockets) -> tuple[ControlBackend, AdoptedListener]:
+    """The control channel: what its commands call, and its listener."""
+
+    async def locate(url: str) -> MirrorLocation:
         from twisted.internet.threads import deferToThreadPool
 
         return await deferToThreadPool(reactor, reactor.getThreadPool(), locate_mirror, geo, url)
@@ -338,8 +425,8 @@ def build_daemon(
     async def reload() -> list[str]:
         return daemon.reload()
 
-    async def refresh(rehash: bool) -> Any:
-        return await scanner.refresh(rehash)
+    async def refresh(rehash: bool) -> object:
+        return await work.scanner.refresh(rehash)
 
     async def file_downloads(pattern: str, first: str, last: str) -> dict[str, int]:
         try:
@@ -352,19 +439,19 @@ def build_daemon(
         return await stats_mirror(redis.client(), mirror_id, _day(first), _day(last))
 
     backend = ControlBackend(
-        mirrors=mirrors,
+        mirrors=work.mirrors,
         locate=locate,
         password=lambda: holder.current.rpc_password,
         reload=reload,
         version=version_info,
         refresh=refresh,
-        scan=control_hook(mirror_scanner),
+        scan=work.mirror_scanner.scan,
         stats_file=file_downloads,
         stats_mirror=mirror_downloads,
-        refresh_progress=scanner.progress, scan_progress=mirror_scanner.progress,
+        refresh_progress=work.scanner.progress, scan_progress=work.mirror_scanner.progress,
     )
     control = AdoptedListener(
-        parse_listen_address(config.rpc_listen_address, unix_mode=CONTROL_SOCKET_MODE),
+        parse_listen_address(holder.current.rpc_listen_address, unix_mode=CONTROL_SOCKET_MODE),
         control_factory(backend),
         reactor,
         inherited_fd=activated.control,
@@ -373,19 +460,15 @@ def build_daemon(
     )
     control.setName("control")
     control.setServiceParent(daemon)
+    return backend, control
 
-    async def count_mirrors() -> int:
-        return len(await mirror_ids(redis.client()))
 
-    ctl = ctl_command(ctl_program(cwd=cwd), config.rpc_listen_address,
-                      bool(config.rpc_password))
-    root_page = None
-    if embedded is not None:
-        root_page = RootGuide(lambda: holder.current.repository, embedded.describe_redis(config),
-                              ctl, embedded.demo, count_mirrors, reactor,
-                              indexed=lambda: not monitor or scanner.indexed).text
-    http, site = _add_http(daemon, holder, reactor, redis, pubsub, stats, download_log, geo,
-                           successor, activated.http, root_page)
+def _add_first_steps(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
+                     redis: RedisService,
+                     work: _Monitoring, embedded: EmbeddedStart | None, ctl: str, *,
+                     show_hint: bool) -> None:
+    """``--demo``'s mirrors, or the hint a node without mirrors logs (``show_hint``)."""
+    config = holder.current
     if embedded is not None and embedded.demo:
         from mirrorbits.demo import SCAN_TIMEOUT, DemoMirrors  # twisted.web.static: only here
 
@@ -393,38 +476,25 @@ def build_daemon(
             example = example_file(holder.current.repository) or "/"
             return http_base(holder.current.listen_address) + example
 
+        mirror_scanner = work.mirror_scanner
         DemoMirrors(
             config.repository, os.path.join(embedded.data_dir, DEMO_SUBDIRECTORY, "rsync"),
-            reactor, mirrors, redis.whenReady, refresh=lambda: scanner.refresh(),
+            reactor, work.mirrors, redis.whenReady, refresh=lambda: work.scanner.refresh(),
             scan=lambda mirror_id: mirror_scanner.scan(mirror_id, True, "RSYNC", SCAN_TIMEOUT),
             try_url=try_url,
         ).setServiceParent(daemon)
-    elif monitor and successor is None:
+    elif show_hint:
         root_url = http_base(config.listen_address) if embedded is not None else None
-        NoMirrorHint(redis.whenReady, count_mirrors,
+        NoMirrorHint(redis.whenReady, work.count_mirrors,
                      no_mirror_hint(ctl, config.repository, root_url,
                                     demo_hint=embedded is not None),
-                     indexed=scanner.when_indexed).setServiceParent(daemon)
-
-    def describe() -> str:
-        state = "" if redis.ready else " (database not ready)"
-        return f"Serving HTTP on {http.describe()}{state}"
-
-    daemon.describe = describe
-    successor_notifier = daemon.notifier
-    daemon.upgrader = Upgrader(
-        reactor=reactor, http=http, control=control, site=site, argv=list(argv), cwd=cwd,
-        executable=sys.executable, inherited=inherited, monitors=monitors, refusal=refusal,
-        env=lambda: {**os.environ, **successor_notifier.environment()},
-    )
-    backend.upgrade = upgrade_hook(daemon.upgrader)
-    return daemon
+                     indexed=work.scanner.when_indexed).setServiceParent(daemon)
 
 
 def _add_http(
     daemon: Daemon,
     holder: ConfigHolder,
-    reactor: Any,
+    reactor: IDaemonReactor,
     redis: RedisService,
     pubsub: PubSubService,
     stats: StatsService,
@@ -433,7 +503,7 @@ def _add_http(
     successor: Successor | None,
     activated_fd: int | None,
     root_page: Callable[[], Awaitable[str]] | None,
-) -> tuple[AdoptedListener, DrainableSite]:
+) -> HeldListener:
     """The redirect resource, its cache fed by pub/sub, and the HTTP listener (on the
     socket inherited from an upgrading parent, if any), accepting once Redis is ready.
 
@@ -486,7 +556,7 @@ def _add_http(
         get_client=redis.client,
         root_page=root_page,
     )
-    site = DrainableSite(RedirectResource(context), reactor=reactor,
+    site = RedirectorSite(RedirectResource(context), reactor=reactor,
                          read_timeout=lambda: holder.current.http_read_timeout)
     http = HeldListener(
         parse_listen_address(holder.current.listen_address, unix_mode=HTTP_SOCKET_MODE),
@@ -500,7 +570,7 @@ def _add_http(
     )
     http.setName("http")
     http.setServiceParent(daemon)
-    return http, site
+    return http
 
 
 def _day(text: str) -> datetime.datetime:

@@ -15,11 +15,11 @@ import os
 import shutil
 import socket
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import attrs
 from attrs import define, field, frozen
 from twisted.application.service import Service
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, succeed
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.interfaces import IListeningPort
@@ -27,6 +27,7 @@ from twisted.internet.protocol import ProcessProtocol, Protocol
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from twisted.web.client import Agent
+from twisted.web.http import Request
 from twisted.web.server import Site
 from twisted.web.static import File
 
@@ -34,6 +35,7 @@ from mirrorbits.connect import connect_quietly
 from mirrorbits.httppool import QuietConnectionPool
 from mirrorbits.logs import Logger
 from mirrorbits.model import Mirror
+from mirrorbits.reactors import IDaemonReactor
 from mirrorbits.store.errors import ScanInProgress
 from mirrorbits.store.mirrors import MirrorStore
 
@@ -52,7 +54,7 @@ class _QuietSite(Site):
 
     noisy = False
 
-    def log(self, request: Any) -> None:
+    def log(self, request: Request) -> None:
         """No line per request."""
 
     def logPrefix(self) -> str:
@@ -115,11 +117,11 @@ class DemoMirrors(Service):
 
     repository: str
     workdir: str
-    reactor: Any  # IReactorTCP & IReactorProcess & IReactorTime
+    reactor: IDaemonReactor
     mirrors: MirrorStore
     ready: Callable[[], Deferred[None]]
-    refresh: Callable[[], Awaitable[Any]]
-    scan: Callable[[int], Awaitable[Any]]
+    refresh: Callable[[], Awaitable[object]]
+    scan: Callable[[int], Awaitable[object]]
     try_url: Callable[[], str]
     served: list[DemoMirror] = field(factory=list, init=False)
     _ports: list[IListeningPort] = field(factory=list, init=False)
@@ -143,7 +145,9 @@ class DemoMirrors(Service):
         self._setup.addErrback(self._setup_failed)
 
     def _serve(self, rsync: str, name: str, host: str) -> DemoMirror:
-        http = self.reactor.listenTCP(0, _QuietSite(File(self.repository)), interface=host)
+        site = _QuietSite(File(self.repository))  # a ServerFactory of HTTP channels, which
+        # Twisted's annotation of listenTCP (a ServerFactory of any protocol) does not accept
+        http = self.reactor.listenTCP(0, site, interface=host)  # type: ignore[arg-type]
         self._ports.append(http)
         config = os.path.join(self.workdir, name + ".conf")
         with open(config, "w") as stream:
@@ -155,7 +159,9 @@ class DemoMirrors(Service):
                             f"--port={port}", f"--address={host}"],
             env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, path=self.workdir)
         self._daemons.append(daemon)
-        return DemoMirror(name, host, http.getHost().port, port)
+        address = http.getHost()
+        assert isinstance(address, IPv4Address)
+        return DemoMirror(name, host, address.port, port)
 
     def _setup_failed(self, failure: Failure) -> None:
         if not failure.check(CancelledError):
@@ -230,17 +236,17 @@ class DemoMirrors(Service):
         log.warn("Demo: {url} is not redirected after {seconds:g} s: see the health check "
                  "lines above, and mirrorbits-ctl list", url=url, seconds=UP_TIMEOUT)
 
-    def stopService(self) -> Deferred[Any]:
+    def stopService(self) -> Deferred[None]:
         super().stopService()
         setup, self._setup = self._setup, None
         if setup is not None:
             setup.cancel()
         return self._stop_serving()
 
-    def _stop_serving(self) -> Deferred[Any]:
+    def _stop_serving(self) -> Deferred[None]:
         ports, self._ports = self._ports, []
         daemons, self._daemons = self._daemons, []
-        waiting: list[Deferred[Any]] = [Deferred.fromCoroutine(_stop(port)) for port in ports]
+        waiting: list[Deferred[None]] = [Deferred.fromCoroutine(_stop(port)) for port in ports]
         for daemon in daemons:
             if daemon.transport is not None and not daemon.ended.called:
                 try:
@@ -250,7 +256,7 @@ class DemoMirrors(Service):
                 waiting.append(daemon.ended)
         if not waiting:
             return succeed(None)
-        return DeferredList(waiting, consumeErrors=True)
+        return DeferredList(waiting, consumeErrors=True).addCallback(lambda _: None)
 
 
 async def _stop(port: IListeningPort) -> None:

@@ -17,7 +17,6 @@ import shutil
 import socket
 import sys
 from collections import deque
-from typing import Any
 
 from attrs import define, field, frozen
 from twisted.application.service import Service
@@ -28,6 +27,7 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 
 from mirrorbits.logs import Logger
+from mirrorbits.reactors import IProcessReactor
 
 HOST = "127.0.0.1"
 PORT_FILE = "port"
@@ -224,7 +224,7 @@ class EmbeddedRedis(Service):
     host: str
     port: int
     data_dir: str
-    reactor: Any  # IReactorProcess & IReactorTime
+    reactor: IProcessReactor
     restart_delay: float = RESTART_DELAY
     stop_timeout: float = STOP_TIMEOUT
     _process: _RedisProcess | None = field(default=None, init=False)

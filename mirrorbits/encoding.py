@@ -191,6 +191,17 @@ def format_rfc1123_utc(seconds: int | None) -> str:
     return _rfc1123(_civil(GO_ZERO_UNIX if seconds is None else seconds)) + " UTC"
 
 
+def truncate_ns(t_ns: int, precision_ns: int) -> int:
+    """Go's ``Time.Truncate``: round down to a multiple of ``precision_ns`` (0 = unchanged).
+
+    Go counts the multiples from its zero time (year 1), not from the Unix epoch; the two
+    agree for whole seconds, minutes, hours and days.
+    """
+    if precision_ns <= 0:
+        return t_ns
+    return t_ns - (t_ns - GO_ZERO_UNIX * NS_PER_S) % precision_ns
+
+
 # -- Go time.Duration.String() -------------------------------------------------------------------
 
 

@@ -22,7 +22,9 @@ from typing import Any
 from attrs import define
 from twisted.application.service import Service
 from twisted.internet import unix
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IListeningPort, IReactorSocket
+from twisted.python.failure import Failure
 
 from mirrorbits.addresses import (
     ListenAddress,
@@ -61,7 +63,7 @@ def create_socket(address: ListenAddress, backlog: int = BACKLOG) -> socket.sock
             ) from None
         family, _, _, _, sockaddr = infos[0]
         sock = socket.socket(family, socket.SOCK_STREAM)
-        bind_to: Any = sockaddr
+        bind_to: tuple[object, ...] | str | bytes = sockaddr
     else:
         sock = socket.socket(address.family, socket.SOCK_STREAM)
         bind_to = (host or "::", address.port) if address.family == socket.AF_INET6 else (
@@ -142,7 +144,7 @@ class _UNIXPort(unix.Port):
 
     keep_file = False
 
-    def connectionLost(self, reason: Any) -> None:
+    def connectionLost(self, reason: Failure) -> None:
         if self.keep_file:
             self._bindPath = "\0"  # Twisted deletes any path outside the abstract namespace
         super().connectionLost(reason)
@@ -236,7 +238,7 @@ class AdoptedListener(Service):
                 return join_host_port(name[0], name[1])
         return str(self.address)
 
-    def stopService(self) -> Any:
+    def stopService(self) -> Deferred[None] | None:
         super().stopService()
         port, self.port = self.port, None
         sock, self._socket = self._socket, None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.logger import Logger as _TwistedLogger
 from twisted.logger import LogLevel
 
@@ -23,7 +21,7 @@ def debug_enabled() -> bool:
 class Logger(_TwistedLogger):
     """twisted.logger.Logger that drops debug events before they are built."""
 
-    def emit(self, level: LogLevel, format: str | None = None, **kwargs: Any) -> None:
+    def emit(self, level: LogLevel, format: str | None = None, **kwargs: object) -> None:
         if level is LogLevel.debug and not _debug_enabled:
             return
         super().emit(level, format, **kwargs)

@@ -33,7 +33,6 @@ from collections import Counter
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 from attrs import define, field
 from twisted.application.service import Service
@@ -43,6 +42,7 @@ from twisted.internet.task import LoopingCall, deferLater
 from twisted.python.failure import Failure
 
 from mirrorbits.logs import Logger
+from mirrorbits.store.client import RedisClient
 from mirrorbits.store.redis import MasterSession
 from mirrorbits.store.statistics import (
     day_suffixes,
@@ -383,7 +383,7 @@ class StatsService(Service):
 class RangeDeduplicator:
     """Counts a Range request once per (client IP, User-Agent, path) and interval (§8.3.11)."""
 
-    _get_client: Callable[[], Any]
+    _get_client: Callable[[], RedisClient]
     interval_s: int
     _supports_set_get: Callable[[], bool]
     _clock: IReactorTime | None = None
@@ -464,7 +464,8 @@ def _period_parts(period: str) -> list[str]:
     return [part for part in parts if part]
 
 
-async def file_stats(client: Any, path: str, period: str | None, today: date) -> dict[str, Any]:
+async def file_stats(client: RedisClient, path: str, period: str | None,
+                     today: date) -> dict[str, int | str | None]:
     """The ``?stats[=period]`` answer for ``path`` (§8.10); ``today`` is the UTC date.
 
     Raises ``ValueError('Invalid period')`` for a malformed period.
@@ -479,7 +480,7 @@ async def file_stats(client: Any, path: str, period: str | None, today: date) ->
 
 
 async def stats_files(
-    client: Any, pattern: re.Pattern[str], start: datetime, end: datetime
+    client: RedisClient, pattern: re.Pattern[str], start: datetime, end: datetime
 ) -> dict[str, int]:
     """Downloads per file path matching ``pattern`` (unanchored search) over the range."""
     suffixes = [f"_{k}" for k in time_key_coverage(start, end)]
@@ -487,7 +488,7 @@ async def stats_files(
 
 
 async def stats_mirror(
-    client: Any, mirror_id: int, start: datetime, end: datetime
+    client: RedisClient, mirror_id: int, start: datetime, end: datetime
 ) -> tuple[int, int]:
     """(download requests, bytes) of one mirror over the range."""
     suffixes = [f"_{k}" for k in time_key_coverage(start, end)]

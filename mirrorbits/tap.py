@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
 
 from twisted.application.service import IService
 from twisted.python import usage
@@ -23,6 +22,7 @@ from mirrorbits.embedded import (
     refuse_with_config_file,
 )
 from mirrorbits.embedded_redis import PrivateRedisError
+from mirrorbits.reactors import IDaemonReactor, default_reactor
 from mirrorbits.systemd.activation import ActivationError, take_activated_sockets
 from mirrorbits.systemd.notify import ENVIRONMENT as NOTIFY_ENVIRONMENT
 from mirrorbits.systemd.notify import Notifier
@@ -79,12 +79,10 @@ def load_startup_config(options: usage.Options) -> tuple[Config, str | None, lis
     return config, path, warnings
 
 
-def makeService(options: usage.Options, reactor: Any = None) -> IService:
+def makeService(options: usage.Options, reactor: IDaemonReactor | None = None) -> IService:
     """Build the daemon's service tree; a bad configuration exits with one clear line."""
     if reactor is None:
-        from twisted.internet import reactor as global_reactor
-
-        reactor = global_reactor
+        reactor = default_reactor()
     embedded: EmbeddedStart | None = None
     try:
         config, path, warnings = load_startup_config(options)
@@ -119,6 +117,7 @@ def makeService(options: usage.Options, reactor: Any = None) -> IService:
         argv=list(sys.argv),
         activated=activated,
         notifier=notifier,
+        repository=options["repository"],
     )
     try:
         daemon.bind_listeners()

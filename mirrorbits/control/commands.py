@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
 
 import attrs
 from twisted.protocols import amp
@@ -78,7 +77,8 @@ class Json(amp.Argument):
     """
 
     def toBox(
-        self, name: bytes, strings: dict[bytes, bytes], objects: dict[str, Any], proto: Any
+        self, name: bytes, strings: dict[bytes, bytes], objects: dict[str, object],
+        proto: amp.BinaryBoxProtocol,
     ) -> None:
         value = self.retrieve(objects, name.decode("ascii"), proto)
         if value is None and self.optional:
@@ -90,7 +90,8 @@ class Json(amp.Argument):
             strings[b"%s.%d" % (name, index)] = chunk
 
     def fromBox(
-        self, name: bytes, strings: dict[bytes, bytes], objects: dict[str, Any], proto: Any
+        self, name: bytes, strings: dict[bytes, bytes], objects: dict[str, object],
+        proto: amp.BinaryBoxProtocol,
     ) -> None:
         count_text = self.retrieve(strings, name, proto)
         if count_text is None:  # optional, and left out (by an older peer)
@@ -101,7 +102,7 @@ class Json(amp.Argument):
         objects[name.decode("ascii")] = json.loads(data.decode("utf-8"))
 
 
-def mirror_to_json(mirror: Mirror) -> dict[str, Any]:
+def mirror_to_json(mirror: Mirror) -> dict[str, object]:
     """A mirror as a JSON object (attribute names as keys)."""
     return attrs.asdict(mirror)
 

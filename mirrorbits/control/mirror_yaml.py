@@ -273,10 +273,10 @@ def parse_mirror_yaml(document: str) -> dict[str, Any]:
     return result
 
 
-_CONVERTERS: dict[str, Callable[[str], Any]] = {}
+_CONVERTERS: dict[str, Callable[[str], object]] = {}
 
 
-def _convert(node: yaml.Node, kind: str, line: int) -> Any:
+def _convert(node: yaml.Node, kind: str, line: int) -> object:
     if not isinstance(node, yaml.ScalarNode):
         raise MirrorYamlError(f"yaml: line {line}: cannot unmarshal a collection into {kind}")
     text: str = node.value

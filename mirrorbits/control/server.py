@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 import attrs
-from attrs import define, frozen
+from attrs import define
 from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.interfaces import ITransport
 from twisted.internet.protocol import ServerFactory, connectionDone
 from twisted.protocols import amp
 from twisted.python.failure import Failure
@@ -30,6 +31,7 @@ from mirrorbits.geo import MirrorLocation, MirrorLookupError
 from mirrorbits.logs import Logger
 from mirrorbits.model import Mirror
 from mirrorbits.progress import ProgressReport
+from mirrorbits.scan.scheduler import EXPECTED_FAILURES, ScanOutcome
 from mirrorbits.store import errors as store_errors
 from mirrorbits.store.commands import gather
 from mirrorbits.store.mirrors import MirrorStore
@@ -37,20 +39,13 @@ from mirrorbits.store.records import normalize_url, sanitize_location_codes
 
 log = Logger()
 
+#: A responder's answer: the command's response arguments by name.
+Answer = dict[str, object]
+_Hook = TypeVar("_Hook")
+
 DEFAULT_LOG_LINES = 500
 # Mirror attributes a client may change with UpdateMirror (the YAML fields and the comment).
 EDITABLE = (*(attr for _, attr, _ in FIELDS), "comment")
-
-
-@frozen
-class ScanOutcome:
-    """What a mirror scan reports to the CLI."""
-
-    enabled: bool
-    files_indexed: int
-    known_indexed: int
-    removed: int
-    tz_offset_ms: int = 0
 
 
 class ScanHook(Protocol):
@@ -68,7 +63,7 @@ class ControlBackend:
     password: Callable[[], str]
     reload: Callable[[], Awaitable[Sequence[str]]]  # the warnings; raises ConfigError
     version: Callable[[], dict[str, str]]
-    refresh: Callable[[bool], Awaitable[Any]] | None = None
+    refresh: Callable[[bool], Awaitable[object]] | None = None
     upgrade: Callable[[], Awaitable[None]] | None = None
     scan: ScanHook | None = None
     # (pattern, first day, end day excluded, as YYYY-MM-DD) -> {path: downloads}
@@ -78,29 +73,6 @@ class ControlBackend:
     # How far the running local scan, or this node's scan of a mirror, got (None: none runs)
     refresh_progress: Callable[[], ProgressReport | None] | None = None
     scan_progress: Callable[[int], ProgressReport | None] | None = None
-
-
-def control_endpoint(rpc_listen_address: str) -> str:
-    """The server endpoint string for an ``RPCListenAddress``.
-
-    ``localhost:3390`` -> ``tcp:3390:interface=localhost``; ``[::1]:3390`` -> ``tcp6:...``;
-    ``:3390`` -> all interfaces; ``unix:/path`` -> a mode 600 UNIX socket with a lock file.
-    """
-    if rpc_listen_address.startswith("unix:"):
-        path = rpc_listen_address[len("unix:") :]
-        return f"unix:{_escape(path)}:mode=600:lockfile=1"
-    host, sep, port = rpc_listen_address.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"invalid control address {rpc_listen_address!r}")
-    if host.startswith("[") and host.endswith("]"):
-        return f"tcp6:{port}:interface={_escape(host[1:-1])}"
-    if not host:
-        return f"tcp:{port}"
-    return f"tcp:{port}:interface={_escape(host)}"
-
-
-def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
 
 
 class _ControlFactory(ServerFactory):
@@ -128,7 +100,7 @@ class _ControlProtocol(amp.AMP):
     level only (AMP logs both ends of every connection at info level).
     """
 
-    def makeConnection(self, transport: Any) -> None:
+    def makeConnection(self, transport: ITransport) -> None:
         log.debug("Control connection from {peer}", peer=transport.getPeer())
         amp.BinaryBoxProtocol.makeConnection(self, transport)
 
@@ -182,22 +154,23 @@ class ControlLocator(amp.CommandLocator):
 
     def __init__(self, backend: ControlBackend) -> None:
         self.backend = backend
-        self._running: set[Deferred[Any]] = set()
+        self._running: set[Deferred[ScanOutcome]] = set()
 
     def cancel_running(self) -> None:
         """Cancel the scans started by this connection (the CLI disconnected)."""
         for running in list(self._running):
             running.cancel()
 
-    def locateResponder(self, name: bytes) -> Callable[[amp.AmpBox], Any] | None:
+    def locateResponder(self, name: bytes) -> Callable[[amp.AmpBox], Deferred[amp.AmpBox]] | None:
         responder = super().locateResponder(name)
         if responder is None:
             return None
 
         command = name.decode("ascii", "replace")
 
-        def guarded(box: amp.AmpBox) -> Any:
-            return maybeDeferred(responder, box).addErrback(_to_remote_error, command)
+        def guarded(box: amp.AmpBox) -> Deferred[amp.AmpBox]:
+            answer: Deferred[amp.AmpBox] = maybeDeferred(responder, box)
+            return answer.addErrback(_to_remote_error, command)
 
         return guarded
 
@@ -208,17 +181,17 @@ class ControlLocator(amp.CommandLocator):
             raise c.AccessDenied("access denied")
 
     @c.Ping.responder
-    def ping(self, password: str | None) -> dict[str, Any]:
+    def ping(self, password: str | None) -> Answer:
         self._check(password)
         return {}
 
     @c.GetVersion.responder
-    def get_version(self, password: str | None) -> dict[str, Any]:
+    def get_version(self, password: str | None) -> Answer:
         self._check(password)
         return {"fields": dict(self.backend.version())}
 
     @c.Reload.responder
-    async def reload(self, password: str | None) -> dict[str, Any]:
+    async def reload(self, password: str | None) -> Answer:
         self._check(password)
         try:
             warnings = await self.backend.reload()
@@ -227,14 +200,14 @@ class ControlLocator(amp.CommandLocator):
         return {"warnings": list(warnings)}
 
     @c.Upgrade.responder
-    async def upgrade(self, password: str | None) -> dict[str, Any]:
+    async def upgrade(self, password: str | None) -> Answer:
         self._check(password)
         hook = _available(self.backend.upgrade, "upgrade")
         await hook()
         return {}
 
     @c.ChangeStatus.responder
-    async def change_status(self, password: str | None, id: int, enabled: bool) -> dict[str, Any]:
+    async def change_status(self, password: str | None, id: int, enabled: bool) -> Answer:
         self._check(password)
         mirror = await self.backend.mirrors.get_mirror(_valid_id(id))
         await self.backend.mirrors.set_enabled(mirror.id, enabled)
@@ -243,7 +216,7 @@ class ControlLocator(amp.CommandLocator):
     @c.List.responder
     async def list_mirrors(
         self, password: str | None, offset: int | None, limit: int | None
-    ) -> dict[str, Any]:
+    ) -> Answer:
         self._check(password)
         start = max(offset or 0, 0)
         size = min(max(limit or c.LIST_PAGE_SIZE, 1), c.LIST_MAX_PAGE_SIZE)
@@ -261,13 +234,13 @@ class ControlLocator(amp.CommandLocator):
             return None  # removed meanwhile
 
     @c.MirrorInfo.responder
-    async def mirror_info(self, password: str | None, id: int) -> dict[str, Any]:
+    async def mirror_info(self, password: str | None, id: int) -> Answer:
         self._check(password)
         mirror = await self.backend.mirrors.get_mirror(_valid_id(id))
         return {"mirror": c.mirror_to_json(mirror)}
 
     @c.AddMirror.responder
-    async def add_mirror(self, password: str | None, mirror: object) -> dict[str, Any]:
+    async def add_mirror(self, password: str | None, mirror: object) -> Answer:
         self._check(password)
         new = sanitize(c.mirror_from_json(mirror))
         if new.id != 0:
@@ -298,7 +271,7 @@ class ControlLocator(amp.CommandLocator):
         }
 
     @c.UpdateMirror.responder
-    async def update_mirror(self, password: str | None, mirror: object) -> dict[str, Any]:
+    async def update_mirror(self, password: str | None, mirror: object) -> Answer:
         self._check(password)
         wanted = sanitize(c.mirror_from_json(mirror))
         current = await self.backend.mirrors.get_mirror(_valid_id(wanted.id))
@@ -309,13 +282,13 @@ class ControlLocator(amp.CommandLocator):
         return {"diff": yaml_diff(current, saved)}
 
     @c.RemoveMirror.responder
-    async def remove_mirror(self, password: str | None, id: int) -> dict[str, Any]:
+    async def remove_mirror(self, password: str | None, id: int) -> Answer:
         self._check(password)
         name = await self.backend.mirrors.remove_mirror(_valid_id(id))
         return {"name": name}
 
     @c.GeoUpdateMirror.responder
-    async def geo_update_mirror(self, password: str | None, id: int) -> dict[str, Any]:
+    async def geo_update_mirror(self, password: str | None, id: int) -> Answer:
         self._check(password)
         current = await self.backend.mirrors.get_mirror(_valid_id(id))
         location = await self.backend.locate(current.http_url)
@@ -327,7 +300,7 @@ class ControlLocator(amp.CommandLocator):
         }
 
     @c.RefreshRepository.responder
-    async def refresh_repository(self, password: str | None, rehash: bool | None) -> dict[str, Any]:
+    async def refresh_repository(self, password: str | None, rehash: bool | None) -> Answer:
         self._check(password)
         hook = _available(self.backend.refresh, "refresh")
         await hook(bool(rehash))
@@ -341,7 +314,7 @@ class ControlLocator(amp.CommandLocator):
         auto_enable: bool | None,
         protocol: str | None,
         scan_timeout: float | None,
-    ) -> dict[str, Any]:
+    ) -> Answer:
         self._check(password)
         hook = _available(self.backend.scan, "scan")
         running = Deferred.fromCoroutine(_awaited(
@@ -349,12 +322,14 @@ class ControlLocator(amp.CommandLocator):
         self._running.add(running)
         try:
             outcome = await running
+        except EXPECTED_FAILURES as err:  # the message says it all: no traceback logged
+            raise amp.RemoteAmpError(c.ERRORS[c.ServerError], str(err)) from None
         finally:
             self._running.discard(running)
         return attrs.asdict(outcome)
 
     @c.GetProgress.responder
-    def get_progress(self, password: str | None, operation: str, id: int | None) -> dict[str, Any]:
+    def get_progress(self, password: str | None, operation: str, id: int | None) -> Answer:
         self._check(password)
         report: ProgressReport | None = None
         if operation == "refresh":
@@ -372,7 +347,7 @@ class ControlLocator(amp.CommandLocator):
     @c.StatsFile.responder
     async def stats_file(
         self, password: str | None, pattern: str, start: str, end: str
-    ) -> dict[str, Any]:
+    ) -> Answer:
         self._check(password)
         hook = _available(self.backend.stats_file, "stats")
         return {"files": dict(await hook(pattern, start, end))}
@@ -380,7 +355,7 @@ class ControlLocator(amp.CommandLocator):
     @c.StatsMirror.responder
     async def stats_mirror(
         self, password: str | None, id: int, start: str, end: str
-    ) -> dict[str, Any]:
+    ) -> Answer:
         self._check(password)
         hook = _available(self.backend.stats_mirror, "stats")
         mirror = await self.backend.mirrors.get_mirror(_valid_id(id))
@@ -390,20 +365,20 @@ class ControlLocator(amp.CommandLocator):
     @c.GetMirrorLogs.responder
     async def get_mirror_logs(
         self, password: str | None, id: int, max_results: int
-    ) -> dict[str, Any]:
+    ) -> Answer:
         self._check(password)
         count = max_results if max_results > 0 else DEFAULT_LOG_LINES
         lines: Sequence[str] = await self.backend.mirrors.logs(_valid_id(id), count)
         return {"lines": list(lines)}
 
     @c.MatchMirror.responder
-    async def match_mirror(self, password: str | None, pattern: str) -> dict[str, Any]:
+    async def match_mirror(self, password: str | None, pattern: str) -> Answer:
         self._check(password)
         hits = await self.backend.mirrors.match(pattern)
         return {"mirrors": [[mirror_id, name] for mirror_id, name in hits]}
 
 
-def _available(hook: Any, what: str) -> Any:
+def _available(hook: _Hook | None, what: str) -> _Hook:
     if hook is None:
         raise c.NotAvailable(f"{what}: not available yet")
     return hook

@@ -8,7 +8,6 @@ checkable file (empty ``HANDLEDFILES``) is simply checked again at the next inte
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from attrs import define, field
 from twisted.application.service import Service
@@ -21,6 +20,7 @@ from twisted.internet.defer import (
 from twisted.internet.task import LoopingCall
 from twisted.logger import LogLevel
 from twisted.python.failure import Failure
+from twisted.web.iweb import IAgent
 
 from mirrorbits.config import Config
 from mirrorbits.health.outcome import (
@@ -35,6 +35,8 @@ from mirrorbits.health.probe import CHECK_TIMEOUT, AgentFactory, make_agent, pro
 from mirrorbits.health.target import Target, pick_target, still_exists
 from mirrorbits.logs import Logger
 from mirrorbits.model import Mirror
+from mirrorbits.reactors import IConnectingReactor
+from mirrorbits.store.client import RedisClient
 from mirrorbits.store.errors import DatabaseNotReady
 from mirrorbits.store.events import PROTO_HTTP
 from mirrorbits.store.mirrors import MirrorStore
@@ -57,9 +59,9 @@ class HealthChecker(Service):
     """
 
     _get_config: Callable[[], Config]
-    _get_client: Callable[[], Any]
+    _get_client: Callable[[], RedisClient]
     _store: MirrorStore
-    _reactor: Any
+    _reactor: IConnectingReactor
     _agent_factory: AgentFactory | None = None
     _timeout: float = CHECK_TIMEOUT
     _handles: Callable[[int], bool] = lambda _mirror_id: True
@@ -68,8 +70,8 @@ class HealthChecker(Service):
     _pending: dict[int, Deferred[None]] = field(factory=dict, init=False)
     _semaphore: DeferredSemaphore = field(factory=lambda: DeferredSemaphore(WORKERS), init=False)
     _loop: LoopingCall | None = field(default=None, init=False)
-    _loop_done: Deferred[Any] | None = field(default=None, init=False)
-    _agent: Any = field(default=None, init=False)
+    _loop_done: Deferred[LoopingCall] | None = field(default=None, init=False)
+    _agent: IAgent | None = field(default=None, init=False)
     _round: Deferred[None] | None = field(default=None, init=False)
     # What the last check of each (mirror, protocol) said: a repeated condition (a mirror
     # still up, still refusing connections) is logged at debug level only.
@@ -222,6 +224,7 @@ class HealthChecker(Service):
         fault: another file is tried once, then the mirror is left as it is.
         """
         for attempt in range(2):
+            assert self._agent is not None  # made at start
             result = await probe(self._agent, self._reactor, file_url(base, target.path),
                                  allowed, mirror.name, self._timeout)
             outcome = classify(result, target.path, target.size)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 from urllib.parse import urljoin
 
+from twisted.internet._sslverify import IOpenSSLTrustRoot
 from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.web.client import Agent, BrowserLikePolicyForHTTPS
 from twisted.web.http_headers import Headers
@@ -16,6 +17,7 @@ from mirrorbits import version_string
 from mirrorbits.health.outcome import ProbeResult
 from mirrorbits.httppool import QuietConnectionPool
 from mirrorbits.logs import Logger
+from mirrorbits.reactors import IConnectingReactor
 
 CONNECT_TIMEOUT = 20.0
 CHECK_TIMEOUT = 40.0
@@ -31,7 +33,8 @@ def user_agent() -> bytes:
     return f"Mirrorbits/{version_string()} PING CHECK".encode()
 
 
-def make_agent(reactor: Any, trust_root: Any = None) -> IAgent:
+def make_agent(reactor: IConnectingReactor,
+               trust_root: IOpenSSLTrustRoot | None = None) -> IAgent:
     """An agent that closes every connection (``Connection: close``) and verifies TLS.
 
     ``trust_root`` replaces the system's CA certificates (tests use their own CA).
@@ -66,7 +69,7 @@ async def head(agent: IAgent, url: str, allow_redirects: bool, name: str) -> IRe
     raise OSError(f"stopped after {MAX_REDIRECTS} redirects")
 
 
-async def probe(agent: IAgent, reactor: Any, url: str, allow_redirects: bool, name: str,
+async def probe(agent: IAgent, reactor: IReactorTime, url: str, allow_redirects: bool, name: str,
                 timeout: float = CHECK_TIMEOUT) -> ProbeResult:
     """Probe ``url``; never raises except on cancellation."""
     start = reactor.seconds()
@@ -97,7 +100,7 @@ async def probe(agent: IAgent, reactor: Any, url: str, allow_redirects: bool, na
                        elapsed_ms=_ms(reactor, start))
 
 
-def _ms(reactor: Any, start: float) -> int:
+def _ms(reactor: IReactorTime, start: float) -> int:
     return int((reactor.seconds() - start) * 1000)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from attrs import frozen
 
-from mirrorbits.store.commands import RedisClient
+from mirrorbits.store.client import RedisClient
 from mirrorbits.store.files import indexed_file, is_indexed, random_handled_files
 
 CANDIDATES = 5  # files drawn from HANDLEDFILES at once

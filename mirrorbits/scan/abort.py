@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 from attrs import Factory, define
 from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 
 from mirrorbits.scan.walk import ScanAborted
@@ -18,7 +18,7 @@ __all__ = ["Abort"]
 class Abort:
     """Stops a scan cleanly: checked between steps, wakes sleeps, seen by the threads."""
 
-    clock: Any
+    clock: IReactorTime
     event: threading.Event = Factory(threading.Event)
     _sleeps: set[Deferred[None]] = Factory(set)
 

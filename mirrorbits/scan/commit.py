@@ -22,7 +22,6 @@ detected and stored afterwards (§6.5, :mod:`mirrorbits.scan.tzoffset`), never f
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from attrs import frozen
 from twisted.internet.interfaces import IReactorTime
@@ -32,7 +31,7 @@ from mirrorbits.progress import Progress
 from mirrorbits.scan.rsync import PRECISION_NS, ScanListing
 from mirrorbits.scan.tzoffset import store_detected_offset
 from mirrorbits.store import scans
-from mirrorbits.store.commands import RedisClient
+from mirrorbits.store.client import RedisClient
 from mirrorbits.store.errors import MirrorNotFound
 from mirrorbits.store.mirrors import mirror_name
 from mirrorbits.store.scans import BATCH
@@ -141,7 +140,7 @@ async def scan_mirror(
 
 
 async def _record_failure(
-    client: RedisClient, mirror_id: int, name: str, error: Exception, clock: Any
+    client: RedisClient, mirror_id: int, name: str, error: Exception, clock: IReactorTime
 ) -> None:
     """Log ``[<name>] <err>`` and record it (step 5); a failure to record it is logged (the
     scan's error wins)."""

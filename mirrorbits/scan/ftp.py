@@ -38,6 +38,7 @@ from twisted.python.failure import Failure
 from mirrorbits.connect import connect_quietly
 from mirrorbits.logs import Logger
 from mirrorbits.progress import Progress
+from mirrorbits.reactors import IConnectingReactor
 from mirrorbits.scan.ftp_listing import (
     DIR,
     DirEntry,
@@ -76,7 +77,7 @@ class _Client(FTPClient):
     """``FTPClient`` whose login is driven by the scanner and whose data connections use the
     given reactor; ``greeted`` fires with the greeting (or fails if the connection does)."""
 
-    def __init__(self, reactor: Any) -> None:
+    def __init__(self, reactor: IConnectingReactor) -> None:
         self.greeted: Deferred[list[str]] = Deferred()
         super().__init__(passive=1)
         self.connectFactory = reactor.connectTCP  # type: ignore[method-assign]
@@ -164,7 +165,7 @@ class _Refused(Exception):
 class _Session:
     """One logged-in control connection and the steps of a scan."""
 
-    def __init__(self, reactor: Any, client: _Client, timeout: float) -> None:
+    def __init__(self, reactor: IConnectingReactor, client: _Client, timeout: float) -> None:
         self.reactor = reactor
         self.client = client
         self.timeout = timeout
@@ -213,7 +214,8 @@ def _fingerprint(entries: list[DirEntry]) -> bytes:
 
 
 async def ftp_list(
-    reactor: Any, url: str, timeout: float, *, name: str = "", progress: Progress | None = None
+    reactor: IConnectingReactor, url: str, timeout: float, *, name: str = "",
+    progress: Progress | None = None,
 ) -> ScanListing:
     """List the files under ``url`` (``ftp://[user[:pass]@]host[:port]/path/``).
 
@@ -238,7 +240,7 @@ async def ftp_list(
     except _Refused as err:
         raise ScanError(f"ftp error {err}") from None
     finally:
-        transport: Any = client.transport
+        transport: Any = client.transport  # ITCPTransport (abortConnection)
         if transport is not None:
             transport.abortConnection()
 

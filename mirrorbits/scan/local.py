@@ -7,11 +7,12 @@ the commit (:mod:`mirrorbits.store.repository`) and everything else run on the r
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Final, TypeVar
+from typing import Final, ParamSpec, TypeVar
 
 from attrs import define, field, frozen
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import LogLevel
@@ -22,6 +23,7 @@ from mirrorbits.config import Config
 from mirrorbits.logs import Logger
 from mirrorbits.model import FileInfo
 from mirrorbits.progress import Progress, ProgressReport
+from mirrorbits.reactors import IThreadReactor
 from mirrorbits.scan.abort import Abort
 from mirrorbits.scan.walk import (
     ALGORITHMS,
@@ -34,6 +36,7 @@ from mirrorbits.scan.walk import (
     needs_hashing,
     walk_repository,
 )
+from mirrorbits.store.client import RedisClient
 from mirrorbits.store.commands import batches
 from mirrorbits.store.errors import DatabaseNotReady, StoreError
 from mirrorbits.store.files import read_files
@@ -46,6 +49,7 @@ log = Logger(namespace="mirrorbits.scan.local")
 FIRST_SCAN_RETRY_DELAY: Final = 1.0
 
 T = TypeVar("T")
+_P = ParamSpec("_P")
 
 
 @frozen
@@ -58,9 +62,9 @@ class ScanSummary:
 
 
 async def scan_repository(
-    client: Any,
+    client: RedisClient,
     config: Config,
-    reactor: Any,
+    reactor: IThreadReactor,
     abort: Abort,
     rehash: bool = False,
     progress: Progress | None = None,
@@ -106,7 +110,7 @@ async def scan_repository(
 
 
 async def _hash(
-    reactor: Any, root: str, local: LocalFile, enabled: Sequence[str], abort: Abort
+    reactor: IThreadReactor, root: str, local: LocalFile, enabled: Sequence[str], abort: Abort
 ) -> dict[str, str]:
     """The digests of one file; empty (with a warning) when it cannot be read."""
     if not enabled:
@@ -125,8 +129,9 @@ async def _hash(
     return digests
 
 
-def _in_thread(reactor: Any, function: Callable[..., T], *args: Any) -> Deferred[T]:
-    return deferToThreadPool(reactor, reactor.getThreadPool(), function, *args)
+def _in_thread(reactor: IThreadReactor, function: Callable[_P, T], *args: _P.args,
+               **kwargs: _P.kwargs) -> Deferred[T]:
+    return deferToThreadPool(reactor, reactor.getThreadPool(), function, *args, **kwargs)
 
 
 def _log_problems(walked: WalkResult) -> None:
@@ -150,12 +155,12 @@ class RepositoryScanner(Service):
     """
 
     _get_config: Callable[[], Config]
-    _get_client: Callable[[], Any]
-    _reactor: Any
+    _get_client: Callable[[], RedisClient]
+    _reactor: IThreadReactor
     _abort: Abort = field(init=False)
     _loop: LoopingCall | None = field(default=None, init=False)
     _loop_minutes: int = field(default=0, init=False)
-    _first_call: Any = field(default=None, init=False)
+    _first_call: IDelayedCall | None = field(default=None, init=False)
     _first_done: bool = field(default=False, init=False)
     _last_error: str = field(default="", init=False)
     _repository_failing: bool = field(default=False, init=False)  # the last scan's walk failed

@@ -16,17 +16,19 @@ import shutil
 from collections import deque
 from collections.abc import Callable
 from contextlib import suppress
-from typing import Any, Final
+from typing import Final
 from urllib.parse import unquote, urlsplit
 
 from attrs import frozen
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.error import ProcessDone, ProcessExitedAlready, ProcessTerminated
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 
 from mirrorbits.logs import Logger
 from mirrorbits.progress import Progress
+from mirrorbits.reactors import IProcessReactor
 from mirrorbits.scan.rsync_listing import ListedFile, Skipped, parse_line
 from mirrorbits.scan.walk import ScanAborted
 
@@ -187,7 +189,7 @@ class RsyncProtocol(ProcessProtocol):
         self.opendir_errors: list[str] = []
         self.ended: Deferred[int] = Deferred()
         self.exited = False
-        self._kill: Any = None
+        self._kill: IDelayedCall | None = None
 
     def connectionMade(self) -> None:
         assert self.transport is not None
@@ -234,7 +236,7 @@ class RsyncProtocol(ProcessProtocol):
             code = -1
         self.ended.callback(code)
 
-    def terminate(self, clock: Any, grace: float = KILL_GRACE) -> None:
+    def terminate(self, clock: IReactorTime, grace: float = KILL_GRACE) -> None:
         """``TERM`` now, ``KILL`` after ``grace`` seconds if still running."""
         self._signal("TERM")
         if self._kill is None and not self.exited:
@@ -248,7 +250,7 @@ class RsyncProtocol(ProcessProtocol):
 
 
 async def rsync_list(
-    reactor: Any,
+    reactor: IProcessReactor,
     url: str,
     timeout: float,
     *,
@@ -321,7 +323,7 @@ async def rsync_list(
     return ScanListing(files=tuple(files), warnings=tuple(warnings), skipped_lines=skipped)
 
 
-async def _wait(protocol: RsyncProtocol, reactor: Any) -> int:
+async def _wait(protocol: RsyncProtocol, reactor: IReactorTime) -> int:
     """The exit code; on cancellation, stop the child and raise :class:`ScanAborted`."""
     waiting: Deferred[int] = Deferred(lambda _: protocol.terminate(reactor))
 

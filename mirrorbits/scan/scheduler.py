@@ -13,40 +13,42 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, Final
+from typing import Final, TypeVar
 
-from attrs import define, field
+from attrs import define, field, frozen
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, succeed
 from twisted.internet.task import LoopingCall
-from twisted.protocols import amp
+from twisted.python.failure import Failure
 
 from mirrorbits.config import Config
-from mirrorbits.control import commands as c
-from mirrorbits.control.server import ScanHook, ScanOutcome
 from mirrorbits.logs import Logger
 from mirrorbits.model import PROTOCOL_FTP, PROTOCOL_RSYNC, Mirror
 from mirrorbits.progress import Progress, ProgressReport
+from mirrorbits.reactors import IConnectingReactor, IScanReactor
 from mirrorbits.scan.commit import ScanResult, scan_mirror
 from mirrorbits.scan.rsync import ScanError, ScanListing, rsync_list
 from mirrorbits.scan.trace import fetch_trace
 from mirrorbits.scan.walk import ScanAborted
-from mirrorbits.store.commands import RedisClient
+from mirrorbits.store.client import RedisClient
 from mirrorbits.store.errors import DatabaseNotReady, ScanInProgress, StoreError
 from mirrorbits.store.files import repository_indexed
 from mirrorbits.store.mirrors import MirrorStore
 
 __all__ = [
+    "EXPECTED_FAILURES",
     "NOT_INDEXED",
     "NO_URL",
     "FailedPrecondition",
     "Lister",
     "MirrorScanner",
-    "control_hook",
+    "ScanOutcome",
     "ftp_lister",
     "is_due",
     "scan_plan",
 ]
+
+_T = TypeVar("_T")
 
 log = Logger(namespace="mirrorbits.scan.scheduler")
 
@@ -66,6 +68,21 @@ PROTOCOLS: Final = ("ALL", "RSYNC", "FTP")
 
 class FailedPrecondition(Exception):
     """The CLI scan cannot run yet (the local repository was never indexed)."""
+
+
+#: The failures of :meth:`MirrorScanner.scan` that its message explains (no traceback).
+EXPECTED_FAILURES: Final = (FailedPrecondition, ScanError, ScanAborted)
+
+
+@frozen
+class ScanOutcome:
+    """What a mirror scan reports to the CLI."""
+
+    enabled: bool
+    files_indexed: int
+    known_indexed: int
+    removed: int
+    tz_offset_ms: int = 0
 
 
 def is_due(mirror: Mirror, now: float, interval_minutes: int) -> bool:
@@ -90,11 +107,11 @@ def scan_plan(mirror: Mirror, protocol: str) -> list[tuple[int, str]]:
     return plan
 
 
-def ftp_lister(reactor: Any) -> Lister:
+def ftp_lister(reactor: IConnectingReactor) -> Lister:
     """``mirrorbits.scan.ftp.ftp_list`` if it exists, else a lister that always fails."""
     try:
         module = importlib.import_module("mirrorbits.scan.ftp")
-        ftp_list: Any = module.ftp_list
+        ftp_list: Callable[..., Awaitable[ScanListing]] | None = module.ftp_list
     except (ImportError, AttributeError):
         ftp_list = None
 
@@ -122,9 +139,9 @@ class MirrorScanner(Service):
     _get_config: Callable[[], Config]
     _get_client: Callable[[], RedisClient]
     _mirrors: MirrorStore
-    _reactor: Any
+    _reactor: IScanReactor
     _listers: Mapping[int, Lister] | None = None
-    _trace: Callable[[RedisClient, Mirror, str], Awaitable[Any]] | None = None
+    _trace: Callable[[RedisClient, Mirror, str], Awaitable[object]] | None = None
     _commit: Callable[..., Awaitable[ScanResult]] = scan_mirror
     _handles: Callable[[int], bool] = lambda _mirror_id: True
     _running: dict[int, Deferred[ScanResult]] = field(factory=dict, init=False)
@@ -147,7 +164,7 @@ class MirrorScanner(Service):
         if self._trace is None:
             reactor = self._reactor
 
-            async def trace(client: RedisClient, mirror: Mirror, location: str) -> Any:
+            async def trace(client: RedisClient, mirror: Mirror, location: str) -> int | None:
                 return await fetch_trace(reactor, client, mirror, location)
 
             self._trace = trace
@@ -170,7 +187,7 @@ class MirrorScanner(Service):
         loop.start(TICK, now=True).addErrback(
             lambda failure: log.failure("The mirror scan monitor stopped", failure))
 
-    def stopService(self) -> Deferred[Any]:
+    def stopService(self) -> Deferred[None]:
         """Stop scheduling and abort the running scans (their rsync is killed)."""
         super().stopService()
         if self._loop is not None and self._loop.running:
@@ -181,10 +198,9 @@ class MirrorScanner(Service):
             return succeed(None)
         for scan in running:
             scan.cancel()
-        done: Deferred[Any] = DeferredList(running, consumeErrors=True)
+        done = DeferredList(running, consumeErrors=True)
         done.addTimeout(STOP_GRACE, self._reactor)
-        done.addErrback(lambda failure: None)
-        return done
+        return done.addCallbacks(lambda _: None, lambda _: None)
 
     def _tick(self) -> Deferred[None]:
         ticking = Deferred.fromCoroutine(self._schedule())
@@ -215,7 +231,7 @@ class MirrorScanner(Service):
             scan = self._start(mirror, "ALL", DEFAULT_TIMEOUT)
             scan.addErrback(self._log_monitor_failure, mirror)
 
-    def _log_monitor_failure(self, failure: Any, mirror: Mirror) -> None:
+    def _log_monitor_failure(self, failure: Failure, mirror: Mirror) -> None:
         if failure.check(ScanInProgress):
             log.debug("[{name}] scan already in progress on another node", name=mirror.name)
         elif failure.check(ScanError, ScanAborted, CancelledError, StoreError):
@@ -229,7 +245,7 @@ class MirrorScanner(Service):
         scan = Deferred.fromCoroutine(self._scan_one(mirror, protocol, timeout, progress))
         self._running[mirror.id] = scan
 
-        def finished(result: Any) -> Any:
+        def finished(result: _T) -> _T:
             self._running.pop(mirror.id, None)
             self._progress.pop(mirror.id, None)
             self._monitor_scans.discard(mirror.id)
@@ -304,26 +320,11 @@ class MirrorScanner(Service):
                            tz_offset_ms=result.tz_offset_ms)
 
 
-def control_hook(scanner: MirrorScanner) -> ScanHook:
-    """:meth:`MirrorScanner.scan` for the control channel: expected failures become plain
-    ``ServerError`` answers carrying their message (no traceback in the daemon's log)."""
-
-    async def hook(
-        mirror_id: int, auto_enable: bool, protocol: str, timeout: float | None
-    ) -> ScanOutcome:
-        try:
-            return await scanner.scan(mirror_id, auto_enable, protocol, timeout)
-        except (FailedPrecondition, ScanError, ScanAborted) as err:
-            raise amp.RemoteAmpError(c.ERRORS[c.ServerError], str(err)) from None
-
-    return hook
-
-
 def _due(
-    mirrors: Iterable[Mirror], now: float, interval_minutes: int, busy: Mapping[int, Any]
+    mirrors: Iterable[Mirror], now: float, interval_minutes: int, busy: Mapping[int, object]
 ) -> list[Mirror]:
     return [m for m in mirrors if m.id not in busy and is_due(m, now, interval_minutes)]
 
 
-async def _traced(fetching: Awaitable[Any]) -> None:
+async def _traced(fetching: Awaitable[object]) -> None:
     await fetching

@@ -6,7 +6,7 @@ parsed; an error page is logged as a fetch failure instead of being read as a ti
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
 import treq
 from twisted.internet.defer import Deferred
@@ -17,7 +17,8 @@ from mirrorbits import version_string
 from mirrorbits.httppool import QuietConnectionPool
 from mirrorbits.logs import Logger
 from mirrorbits.model import Mirror
-from mirrorbits.store.commands import RedisClient
+from mirrorbits.reactors import IConnectingReactor
+from mirrorbits.store.client import RedisClient
 from mirrorbits.store.scans import record_trace
 from mirrorbits.urls import encode_url
 
@@ -57,7 +58,7 @@ def parse_trace(body: bytes) -> int:
     return value
 
 
-async def _get(reactor: Any, url: str) -> tuple[int, bytes]:
+async def _get(reactor: IConnectingReactor, url: str) -> tuple[int, bytes]:
     pool = QuietConnectionPool(reactor)
     client = treq.client.HTTPClient(Agent(reactor, connectTimeout=CONNECT_TIMEOUT, pool=pool))
     headers = Headers({b"User-Agent": [f"Mirrorbits/{version_string()} TRACE".encode()]})
@@ -79,7 +80,8 @@ async def _get(reactor: Any, url: str) -> tuple[int, bytes]:
 
 
 async def fetch_trace(
-    reactor: Any, client: RedisClient, mirror: Mirror, location: str, *, log_parse: bool = True
+    reactor: IConnectingReactor, client: RedisClient, mirror: Mirror, location: str, *,
+    log_parse: bool = True,
 ) -> int | None:
     """Fetch the trace file, store ``lastModTime`` and publish; the timestamp or None.
 

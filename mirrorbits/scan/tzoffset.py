@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
+from mirrorbits.encoding import truncate_ns
 from mirrorbits.logs import Logger
-from mirrorbits.selection.filter import truncate_ns
-from mirrorbits.store.commands import RedisClient
+from mirrorbits.store.client import RedisClient
 from mirrorbits.store.files import random_handled_files, read_file_pairs
 from mirrorbits.store.scans import store_tz_offset
 

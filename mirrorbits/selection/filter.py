@@ -11,7 +11,7 @@ from functools import lru_cache
 
 from attrs import frozen
 
-from mirrorbits.encoding import format_go_duration
+from mirrorbits.encoding import format_go_duration, truncate_ns
 from mirrorbits.model import FileInfo, GeoRecord, Mirror, OutdatedRule
 from mirrorbits.selection.geo import origin_at
 from mirrorbits.selection.types import Candidate, Secure, SelectionOptions
@@ -29,9 +29,6 @@ COUNTRY_RESTRICTION = "User's country restriction"
 
 _NS_PER_MINUTE = 60 * 1_000_000_000
 _NS_PER_MS = 1_000_000
-# Go truncates times to multiples of a duration counted from its zero time (year 1), not from
-# the Unix epoch; the two agree for whole seconds, minutes, hours and days.
-_ZERO_TIME_TO_UNIX_NS = 62_135_596_800 * 1_000_000_000
 
 Entry = tuple[Mirror, FileInfo | None]
 
@@ -94,13 +91,6 @@ def check_protocol(candidate: Candidate, secure: Secure) -> str:
     if not http_problem or http_problem == https_problem:
         return http_problem
     return f"{http_problem} / {https_problem}"
-
-
-def truncate_ns(t_ns: int, precision_ns: int) -> int:
-    """Go's ``Time.Truncate``: round down to a multiple of ``precision_ns`` (0 = unchanged)."""
-    if precision_ns <= 0:
-        return t_ns
-    return t_ns - (t_ns + _ZERO_TIME_TO_UNIX_NS) % precision_ns
 
 
 def outdated_rule(path: str, rules: Iterable[OutdatedRule]) -> OutdatedRule | None:

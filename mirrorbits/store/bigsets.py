@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Final
 
-from mirrorbits.store.commands import RedisClient, batches, transaction
+from mirrorbits.store.client import RedisClient
+from mirrorbits.store.commands import batches, transaction
 
 PAGE: Final = 1000
 

@@ -7,10 +7,8 @@ from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred, FirstError, gatherResults
 
+from mirrorbits.store.client import RedisClient, RedisTransaction, Value
 from mirrorbits.store.errors import StoreError
-
-# The txredisapi connection handler (an untyped library): every command returns a Deferred.
-RedisClient = Any
 
 MAX_SCAN_ROUNDS = 10_000_000  # a bound only: SCAN ends when its cursor comes back to 0
 
@@ -27,7 +25,7 @@ async def gather(deferreds: Iterable[Deferred[_T]]) -> list[_T]:
     return results
 
 
-async def transaction(client: RedisClient, commands: Sequence[Sequence[Any]]) -> list[Any]:
+async def transaction(client: RedisClient, commands: Sequence[Sequence[Value]]) -> list[Any]:
     """Run ``commands`` (argument lists) in one MULTI/EXEC; the EXEC replies.
 
     A command rejected while queueing discards the whole transaction; a command
@@ -37,7 +35,7 @@ async def transaction(client: RedisClient, commands: Sequence[Sequence[Any]]) ->
     return await run_multi(tx, commands)
 
 
-async def run_multi(tx: Any, commands: Sequence[Sequence[Any]]) -> list[Any]:
+async def run_multi(tx: RedisTransaction, commands: Sequence[Sequence[Value]]) -> list[Any]:
     """Queue ``commands`` on a connection already in MULTI, then EXEC."""
     try:
         await gather(tx.execute_command(*cmd) for cmd in commands)

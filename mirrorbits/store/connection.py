@@ -6,14 +6,18 @@ Every connection decodes replies as UTF-8 text and never converts numbers.
 from __future__ import annotations
 
 import re
-from typing import Any, TypeVar
+from typing import TypeVar, cast
 
 import txredisapi
 from attrs import evolve, frozen
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.interfaces import IProtocolFactory, IReactorTime
 from twisted.python.failure import Failure
 
+from mirrorbits.addresses import AddressError, split_host_port
+from mirrorbits.reactors import IConnectingReactor
+from mirrorbits.store.client import RedisConnection, RedisPool
 from mirrorbits.store.errors import StoreError
 
 MIN_REDIS_VERSION = "3.2.0"
@@ -39,21 +43,20 @@ def version_at_least(version: str, minimum: str) -> bool:
 
 
 def parse_address(address: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
-    """``host:port``, ``[v6]:port`` or a bare host → ``(host, port)``."""
+    """``host:port``, ``[v6]:port`` or a bare host → ``(host, port)``; StoreError.
+
+    :func:`mirrorbits.addresses.split_host_port` reads it; no port means ``default_port``
+    and no host means 127.0.0.1.
+    """
     text = address.strip()
     if not text:
         raise StoreError("empty Redis address")
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port_text = rest[1:] if rest.startswith(":") else ""
-    elif text.count(":") == 1:
-        host, _, port_text = text.partition(":")
-    else:
-        host, port_text = text, ""
+    if ":" not in text or text.endswith("]"):
+        text = f"{text}:{default_port}"
     try:
-        port = int(port_text) if port_text else default_port
-    except ValueError:
-        raise StoreError(f"invalid port in Redis address {address!r}") from None
+        host, port = split_host_port(text)
+    except AddressError as err:
+        raise StoreError(f"invalid Redis address {address!r}: {err}") from None
     return host or "127.0.0.1", port
 
 
@@ -77,7 +80,7 @@ class RedisSettings:
     master_name: str = ""
 
 
-def timed(d: Deferred[_T], seconds: float, clock: Any) -> Deferred[_T]:
+def timed(d: Deferred[_T], seconds: float, clock: IReactorTime) -> Deferred[_T]:
     """``d`` failing with ``TimeoutError`` after ``seconds`` on ``clock``."""
     d.addTimeout(seconds, clock)
     return d
@@ -87,7 +90,7 @@ def observe(d: Deferred[_T]) -> Deferred[_T]:
     """A copy of ``d``'s result that can be cancelled without disturbing ``d``."""
     copy: Deferred[_T] = Deferred()
 
-    def fire(result: Any) -> None:
+    def fire(result: _T | Failure) -> None:
         if not copy.called:
             if isinstance(result, Failure):
                 copy.errback(result)
@@ -100,29 +103,32 @@ def observe(d: Deferred[_T]) -> Deferred[_T]:
 
 def redis_factory(
     host: str, port: int, password: str, db: int | None, poolsize: int, lazy: bool = True
-) -> Any:
+) -> RedisPool:
     """A txredisapi factory: UTF-8 text replies, numbers never converted.
 
     ``lazy=False`` only keeps txredisapi from logging failures we report ourselves.
     """
-    return txredisapi.RedisFactory(
+    pool: RedisPool = txredisapi.RedisFactory(
         f"{host}:{port}", db, poolsize, isLazy=lazy, charset="utf-8",
         password=password or None, replyTimeout=REPLY_TIMEOUT, convertNumbers=False,
     )
+    return pool
 
 
 async def open_connection(
-    reactor: Any, host: str, port: int, *, password: str = "", db: int | None = None,
-    protocol: type[Any] | None = None, timeout: float = CONNECT_TIMEOUT,
-) -> Any:
+    reactor: IConnectingReactor, host: str, port: int, *, password: str = "", db: int | None = None,
+    protocol: type[RedisConnection] | None = None, timeout: float = CONNECT_TIMEOUT,
+) -> RedisConnection:
     """One connection (AUTH and SELECT done), not reconnecting; close it with ``close``."""
     factory = redis_factory(host, port, password, db, 1, lazy=False)
     if protocol is not None:
         factory.protocol = protocol
     endpoint = HostnameEndpoint(reactor, host, port, timeout=timeout)
-    conn: Any = None
+    # txredisapi is untyped: its factory is an IProtocolFactory building RedisConnections
+    connecting = endpoint.connect(cast(IProtocolFactory, factory))
+    conn: RedisConnection | None = None
     try:
-        conn = await timed(endpoint.connect(factory), timeout, reactor)
+        conn = cast(RedisConnection, await timed(connecting, timeout, reactor))
         await timed(observe(factory.deferred), timeout, reactor)
     except Exception as exc:
         if conn is not None:
@@ -133,7 +139,7 @@ async def open_connection(
     return conn
 
 
-def close(conn: Any, abort: bool = False) -> None:
+def close(conn: RedisConnection, abort: bool = False) -> None:
     """Close a connection made by :func:`open_connection`."""
     conn.factory.stopped = True
     if abort:
@@ -149,7 +155,8 @@ def describe(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-async def _ask_sentinel(reactor: Any, sentinel: str, master_name: str) -> tuple[str, int]:
+async def _ask_sentinel(reactor: IConnectingReactor, sentinel: str,
+                        master_name: str) -> tuple[str, int]:
     host, port = parse_address(sentinel, DEFAULT_SENTINEL_PORT)
     conn = await open_connection(reactor, host, port)
     try:
@@ -166,7 +173,7 @@ async def _ask_sentinel(reactor: Any, sentinel: str, master_name: str) -> tuple[
         close(conn)
 
 
-async def check_master(reactor: Any, conn: Any) -> MasterStatus:
+async def check_master(reactor: IReactorTime, conn: RedisConnection) -> MasterStatus:
     """Require ``ROLE`` = master and Redis ≥ 3.2.0; its version and number of replicas."""
     role = await timed(conn.role(), COMMAND_TIMEOUT, reactor)
     if not role or role[0] != "master":
@@ -179,7 +186,8 @@ async def check_master(reactor: Any, conn: Any) -> MasterStatus:
     return MasterStatus(version, len(replicas))
 
 
-async def sentinel_master(reactor: Any, settings: RedisSettings) -> tuple[str, int] | None:
+async def sentinel_master(reactor: IConnectingReactor,
+                          settings: RedisSettings) -> tuple[str, int] | None:
     """The master's address according to the first sentinel that answers; None if none does
     (or no sentinel is configured)."""
     if not (settings.sentinels and settings.master_name):
@@ -195,8 +203,9 @@ async def sentinel_master(reactor: Any, settings: RedisSettings) -> tuple[str, i
 
 
 async def connect_master(
-    reactor: Any, settings: RedisSettings, *, db: int | None, protocol: type[Any] | None = None
-) -> tuple[Any, str, int, MasterStatus]:
+    reactor: IConnectingReactor, settings: RedisSettings, *, db: int | None,
+    protocol: type[RedisConnection] | None = None,
+) -> tuple[RedisConnection, str, int, MasterStatus]:
     """Connect to the master (Sentinel first, then ``address``): ``(conn, host, port, status)``.
 
     ``conn`` has been AUTHenticated, has SELECTed ``db`` and passed :func:`check_master`.
@@ -205,7 +214,7 @@ async def connect_master(
 
     async def attempt(
         origin: str, host: str, port: int
-    ) -> tuple[Any, str, int, MasterStatus] | None:
+    ) -> tuple[RedisConnection, str, int, MasterStatus] | None:
         try:
             conn = await open_connection(
                 reactor, host, port, password=settings.password, db=db, protocol=protocol

@@ -9,14 +9,14 @@ interrupted upgrade leaves the old database intact and can simply be re-run.
 from __future__ import annotations
 
 import secrets
-from typing import Any
 
 from twisted.internet import task
 from twisted.internet.interfaces import IReactorTime
 
 from mirrorbits.logs import Logger
 from mirrorbits.store import keys
-from mirrorbits.store.commands import RedisClient, delete_keys, gather, scan_keys, transaction
+from mirrorbits.store.client import RedisClient, Value
+from mirrorbits.store.commands import delete_keys, gather, scan_keys, transaction
 from mirrorbits.store.errors import StoreError
 from mirrorbits.store.records import MirrorField
 
@@ -221,7 +221,7 @@ async def _upgrade_v0_to_v1(client: RedisClient) -> None:
     # Renamed in two steps through scratch names, so that a new name equal to an
     # old one (a mirror named "2"...) can never overwrite a key not yet moved.
     parking = [f"{scratch}MOVE_{i}" for i in range(len(moves))]
-    commands: list[tuple[Any, ...]] = [("DEL", key) for key in deletes]
+    commands: list[tuple[Value, ...]] = [("DEL", key) for key in deletes]
     commands += [("RENAME", src, park) for (src, _), park in zip(moves, parking, strict=True)]
     commands += [("RENAME", park, dst) for (_, dst), park in zip(moves, parking, strict=True)]
     commands.append(("SET", keys.DB_VERSION, "1"))
@@ -254,6 +254,6 @@ async def _upgrade_v1_to_v2(client: RedisClient) -> None:
             await client.hmset(copy, {new: fields[old] for old, new in present.items()})
             await client.hdel(copy, list(present))
         moves.append((copy, key))
-    commands: list[tuple[Any, ...]] = [("RENAME", copy, key) for copy, key in moves]
+    commands: list[tuple[Value, ...]] = [("RENAME", copy, key) for copy, key in moves]
     commands.append(("SET", keys.DB_VERSION, str(keys.CURRENT_DB_VERSION)))
     await transaction(client, commands)

@@ -7,8 +7,9 @@ fields of the event type. :func:`render_event` turns an entry back into the ``lo
 
 from __future__ import annotations
 
+import enum
 import json
-from typing import Any
+from typing import Final, Literal, TypeVar
 
 from mirrorbits.encoding import (
     format_go_duration,
@@ -46,8 +47,8 @@ _PROTO_SUBJECT = {PROTO_UNDEFINED: "Mirror", PROTO_HTTP: "HTTP mirror", PROTO_HT
 _SCANNER_NAME = {SCANNER_RSYNC: "RSYNC", SCANNER_FTP: "FTP"}
 
 
-def _event(kind: int, mirror_id: int, now_ns: int, **extra: Any) -> str:
-    doc: dict[str, Any] = {
+def _event(kind: int, mirror_id: int, now_ns: int, **extra: object) -> str:
+    doc: dict[str, object] = {
         "Type": kind,
         "MirrorID": mirror_id,
         "Timestamp": format_rfc3339_nano(now_ns),
@@ -154,17 +155,22 @@ def _render_text(kind: int, fields: _Fields) -> str | None:
     return None
 
 
-_INVALID: Any = object()
+class _Invalid(enum.Enum):
+    INVALID = "invalid"
+
+
+_INVALID: Final = _Invalid.INVALID
+_V = TypeVar("_V")
 
 
 class _Fields:
     """Field access with Go's unmarshalling rules: case-insensitive names, missing = zero."""
 
-    def __init__(self, doc: dict[str, Any]) -> None:
+    def __init__(self, doc: dict[str, object]) -> None:
         self._doc = doc
         self._folded = {key.casefold(): value for key, value in reversed(doc.items())}
 
-    def get(self, name: str, kind: type) -> Any:
+    def get(self, name: str, kind: type[_V]) -> _V | Literal[_Invalid.INVALID] | None:
         """The value, ``None`` when missing or null, ``_INVALID`` when of another type."""
         value = self._doc[name] if name in self._doc else self._folded.get(name.casefold())
         if value is None:

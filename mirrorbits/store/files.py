@@ -8,14 +8,13 @@ scans, :mod:`mirrorbits.store.scans`). Replies are decoded here into :class:`Fil
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from attrs import frozen
 from twisted.internet.defer import FirstError
 
 from mirrorbits.model import FileInfo
 from mirrorbits.store import keys
-from mirrorbits.store.commands import RedisClient
+from mirrorbits.store.client import RedisClient
 from mirrorbits.store.records import (
     FILE_FIELDS,
     MIRROR_FILE_FIELDS,
@@ -131,18 +130,18 @@ async def random_handled_files(client: RedisClient, mirror_id: int, count: int) 
     return [_text(member) for member in drawn or ()]
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _int_or_none(value: Any) -> int | None:
+def _int_or_none(value: object) -> int | None:
     try:
         return int(_text(value))
     except ValueError:
         return None
 
 
-def _is_int(text: Any) -> bool:
+def _is_int(text: str) -> bool:
     try:
         int(text)
     except (TypeError, ValueError):

@@ -8,11 +8,12 @@ settings, a lost connection, stopping).
 from __future__ import annotations
 
 import contextlib
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from twisted.application.service import Service
 from twisted.internet import task
 from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
 from mirrorbits.logs import Logger
@@ -32,7 +33,7 @@ class ReconnectLoop(Service):
     attributes and :meth:`_run`; :meth:`_interrupt` and :meth:`_after_loop` adapt stopping.
     """
 
-    reactor: Any
+    reactor: IReactorTime
     _loop: Deferred[None] | None
     _sleeping: Deferred[None] | None
     loop_name: ClassVar[str] = "Connection loop"

@@ -19,7 +19,8 @@ from mirrorbits.float32 import f32
 from mirrorbits.logs import Logger
 from mirrorbits.model import Mirror
 from mirrorbits.store import events, keys
-from mirrorbits.store.commands import RedisClient, gather, run_multi, transaction
+from mirrorbits.store.client import RedisClient
+from mirrorbits.store.commands import gather, run_multi, transaction
 from mirrorbits.store.errors import MirrorNotFound, NameTaken, StoreError
 from mirrorbits.store.pubsub import publish
 from mirrorbits.store.records import (

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import Any
+from typing import cast
 
 import txredisapi
 from attrs import define, field
@@ -18,8 +18,9 @@ from twisted.internet import task
 from twisted.internet.defer import CancelledError, Deferred, succeed
 
 from mirrorbits.logs import Logger
+from mirrorbits.reactors import IConnectingReactor
 from mirrorbits.store import keys
-from mirrorbits.store.commands import RedisClient
+from mirrorbits.store.client import RedisClient, Subscriber
 from mirrorbits.store.connection import (
     COMMAND_TIMEOUT,
     CONNECT_TIMEOUT,
@@ -38,7 +39,7 @@ RETRY_MIN, RETRY_MAX = 0.05, 2.0  # reconnection back-off bounds (seconds)
 log = Logger()
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return str(value)
@@ -49,7 +50,7 @@ class _Subscriber(txredisapi.SubscriberProtocol):
 
     deliver: Callable[[str, str], None] | None = None
 
-    def messageReceived(self, pattern: Any, channel: Any, message: Any) -> None:
+    def messageReceived(self, pattern: object, channel: object, message: object) -> None:
         if self.deliver is not None:
             self.deliver(_text(channel), _text(message))
 
@@ -70,7 +71,7 @@ class PubSubService(ReconnectLoop):
 
     address: str
     password: str
-    reactor: Any  # IReactorTCP & IReactorTime
+    reactor: IConnectingReactor
     sentinels: tuple[str, ...] = ()
     master_name: str = ""
     ping_interval: float = PING_INTERVAL
@@ -78,7 +79,7 @@ class PubSubService(ReconnectLoop):
     _settings: RedisSettings = field(init=False)
     _handlers: dict[str, list[Callable[[str], None]]] = field(init=False, factory=dict)
     _reconnect_handlers: list[Callable[[], None]] = field(init=False, factory=list)
-    _conn: Any = field(init=False, default=None)
+    _conn: Subscriber | None = field(init=False, default=None)
     _where: tuple[str, int] | None = field(init=False, default=None)  # where _conn goes
     _loop: Deferred[None] | None = field(init=False, default=None)
     _sleeping: Deferred[None] | None = field(init=False, default=None)
@@ -171,7 +172,8 @@ class PubSubService(ReconnectLoop):
                 continue
             delay = RETRY_MIN
             self._where = (host, port)
-            reason = await self._serve(conn, f"{host}:{port}")
+            # a _Subscriber, as asked of connect_master
+            reason = await self._serve(cast(Subscriber, conn), f"{host}:{port}")
             self._where = None
             if self._moving:
                 self._moving = False
@@ -180,9 +182,9 @@ class PubSubService(ReconnectLoop):
                 self._went_down(reason)
                 await self._pause(delay)
 
-    async def _serve(self, conn: Any, where: str) -> str:
+    async def _serve(self, conn: Subscriber, where: str) -> str:
         """Subscribe on ``conn`` and keep it alive until it is lost; why it ended."""
-        lost: Deferred[Any] = conn.whenDisconnected()
+        lost = conn.whenDisconnected()
         keepalive = task.LoopingCall(self._ping, conn)
         keepalive.clock = self.reactor
         try:
@@ -209,7 +211,7 @@ class PubSubService(ReconnectLoop):
                 with contextlib.suppress(Exception):
                     await timed(lost, CONNECT_TIMEOUT, self.reactor)
 
-    async def _ping(self, conn: Any) -> None:
+    async def _ping(self, conn: Subscriber) -> None:
         try:
             await timed(conn.ping(), self.ping_timeout, self.reactor)
         except Exception as exc:

@@ -24,7 +24,8 @@ from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.endpoints import HostnameEndpoint
 
 from mirrorbits.logs import Logger
-from mirrorbits.store.commands import RedisClient
+from mirrorbits.reactors import IConnectingReactor
+from mirrorbits.store.client import RedisClient, RedisConnection, RedisPool
 from mirrorbits.store.connection import (
     CONNECT_TIMEOUT,
     MasterStatus,
@@ -73,7 +74,7 @@ class MasterSession:
     writer that needs it sends both its writes and the ``WAIT`` here.
     """
 
-    conn: Any
+    conn: RedisConnection
     generation: int  # the link it belongs to: a new number after each (re)connection
     expects_replica: bool  # the master had a replica within REPLICA_MEMORY seconds
     abandoned: bool = False
@@ -89,8 +90,8 @@ class _Link:
     """A live connection to the master: a monitor connection and the command pool."""
 
     settings: RedisSettings
-    conn: Any
-    pool: Any
+    conn: RedisConnection
+    pool: RedisPool
     host: str
     port: int
     version: str
@@ -102,7 +103,7 @@ class _Link:
         if status.replicas:
             self.replica_seen = now
 
-    def close(self, abort: bool) -> Deferred[Any]:
+    def close(self, abort: bool) -> Deferred[object]:
         close(self.conn, abort)
         if abort:
             for pooled in list(self.pool.pool):
@@ -114,7 +115,7 @@ class _Link:
         peekers, queue.peekers = queue.peekers, []
         for waiter in peekers:
             waiter.cancel()
-        done: Deferred[Any] = self.pool.disconnect()
+        done: Deferred[object] = self.pool.disconnect()
         return done
 
 
@@ -127,7 +128,7 @@ class RedisService(ReconnectLoop):
     db: int
     sentinels: tuple[str, ...]
     master_name: str
-    reactor: Any  # IReactorTCP & IReactorTime
+    reactor: IConnectingReactor
     poolsize: int = 10
     _settings: RedisSettings = field(init=False)
     _link: _Link | None = field(init=False, default=None)

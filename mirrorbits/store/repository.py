@@ -15,7 +15,7 @@ Once the lock is taken the commit runs to its end: a stop is only honoured befor
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final, Protocol
 
 from twisted.internet.defer import Deferred, DeferredList
@@ -26,7 +26,8 @@ from mirrorbits.logs import Logger
 from mirrorbits.model import FileInfo
 from mirrorbits.progress import Progress
 from mirrorbits.store import keys
-from mirrorbits.store.commands import RedisClient, batches
+from mirrorbits.store.client import RedisClient, Value
+from mirrorbits.store.commands import batches
 from mirrorbits.store.errors import ScanInProgress
 from mirrorbits.store.records import file_info_to_fields
 
@@ -106,15 +107,14 @@ async def _acquire_lock(client: RedisClient, scan: Interruptible) -> None:
     raise ScanInProgress("scan already in progress")
 
 
-def _renew_lock(client: RedisClient) -> Deferred[None]:
+def _renew_lock(client: RedisClient) -> Deferred[int | None]:
     """``EXPIRE SOURCE_REPO_SYNC 10``; a failure is logged (it must not stop the loop)."""
-    renewed: Deferred[None] = client.expire(keys.SOURCE_REPO_SYNC, LOCK_TTL)
-    return renewed.addErrback(
+    return client.expire(keys.SOURCE_REPO_SYNC, LOCK_TTL).addErrback(
         lambda failure: log.warn("[source] Cannot renew the lock: {error}", error=failure.value)
     )
 
 
-Command = tuple[str, tuple[Any, ...]]
+Command = tuple[str, tuple[Value | Mapping[str, str], ...]]  # a client method, its arguments
 
 
 def _file_writes(infos: Sequence[FileInfo]) -> Iterator[Command]:

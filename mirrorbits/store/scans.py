@@ -21,9 +21,10 @@ The steps of a scan, each one operation; :mod:`mirrorbits.scan.commit` runs them
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 from attrs import define, frozen
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 
@@ -32,7 +33,8 @@ from mirrorbits.logs import Logger
 from mirrorbits.progress import Progress
 from mirrorbits.store import keys
 from mirrorbits.store.bigsets import contained, fill, members, replace
-from mirrorbits.store.commands import RedisClient, batches, transaction
+from mirrorbits.store.client import RedisClient
+from mirrorbits.store.commands import batches, transaction
 from mirrorbits.store.errors import ScanInProgress
 from mirrorbits.store.events import error_event, scan_completed_event, scan_started_event
 from mirrorbits.store.pubsub import publish
@@ -113,7 +115,7 @@ async def acquire_scan_lock(client: RedisClient, mirror_id: int, clock: IReactor
     if taken is None:
         raise ScanInProgress("scan already in progress")
 
-    def renew() -> Any:
+    def renew() -> Deferred[int | None]:
         return client.expire(key, LOCK_TTL).addErrback(
             lambda failure: log.warn("Cannot renew the scan lock of mirror {id}: {error}",
                                      id=mirror_id, error=failure.value))
@@ -154,7 +156,7 @@ def _file_commands(mirror_id: int, files: Sequence[ListedEntry]) -> list[tuple[s
     return commands
 
 
-def mirror_file_removals(mirror_id: int, paths: Sequence[Any]) -> list[tuple[str, ...]]:
+def mirror_file_removals(mirror_id: int, paths: Sequence[str]) -> list[tuple[str, ...]]:
     """The commands that forget ``paths`` on a mirror (its ``FILEMIRRORS_`` membership and
     its ``FILEINFO_``), each published."""
     commands: list[tuple[str, ...]] = []

@@ -11,13 +11,14 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from datetime import date
-from typing import Any
+from typing import TypeVar
 
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IReactorTime
 
 from mirrorbits.store import keys
-from mirrorbits.store.commands import RedisClient, transaction
+from mirrorbits.store.client import RedisClient
+from mirrorbits.store.commands import transaction
 
 __all__ = [
     "count",
@@ -29,6 +30,8 @@ __all__ = [
     "mirrors_downloads_on",
     "seen_within",
 ]
+
+_T = TypeVar("_T")
 
 
 def day_suffixes(day: date) -> tuple[str, str, str, str]:
@@ -118,7 +121,7 @@ async def seen_within(
     """
     key = keys.downloaded(client_digest, path)
 
-    def bounded(d: Deferred[Any]) -> Deferred[Any]:
+    def bounded(d: Deferred[_T]) -> Deferred[_T]:
         if clock is not None and not d.called:
             d.addTimeout(timeout_s, clock)
         return d

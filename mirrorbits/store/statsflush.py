@@ -20,12 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
-from typing import Any
 
 import txredisapi
 from attrs import frozen
 
 from mirrorbits.store import keys
+from mirrorbits.store.client import RedisClient
 from mirrorbits.store.connection import describe
 from mirrorbits.store.errors import StoreError
 
@@ -118,7 +118,7 @@ class WriteRefused(StoreError):
     """Redis answered the script with an error: nothing of the batch was written."""
 
 
-async def write_batch(conn: Any, batch_id: str, arguments: list[bytes]) -> Written:
+async def write_batch(conn: RedisClient, batch_id: str, arguments: list[bytes]) -> Written:
     """Run the script for one batch on ``conn``.
 
     Raises :class:`WriteRefused` when Redis refuses it (nothing written); any other error
@@ -133,7 +133,7 @@ async def write_batch(conn: Any, batch_id: str, arguments: list[bytes]) -> Writt
     return Written(duplicate=refused < 0, refused=max(refused, 0))
 
 
-async def renew_record(conn: Any, batch_id: str) -> None:
+async def renew_record(conn: RedisClient, batch_id: str) -> None:
     """Write the record of a batch already written, on ``conn``: a write that a ``WAIT`` on
     this connection can follow (it covers every earlier write of the master). Never writes
     the batch itself, so a record lost meanwhile (evicted) cannot make it count twice."""
@@ -153,7 +153,7 @@ def _reason(error: str) -> str:
     return text.rstrip(".") + "."
 
 
-async def replica_acks(conn: Any, timeout: float) -> int:
+async def replica_acks(conn: RedisClient, timeout: float) -> int:
     """How many replicas hold every write made so far on ``conn`` (``WAIT``, at most
     ``timeout`` seconds; 0 when the server cannot tell, e.g. it is a replica now)."""
     try:

@@ -1,22 +1,23 @@
-"""The HTTP side of an upgrade: a listener that waits before serving, a site that drains."""
+"""The HTTP side of an upgrade: a listener that waits before serving, and drains its
+connections before the old process stops."""
 
 from __future__ import annotations
 
 import socket
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, cast
 
 from attrs import define
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.defer import TimeoutError as DeferredTimeout
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IAddress, IReactorTime, ITransport
+from twisted.internet.protocol import ServerFactory
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 
 from mirrorbits.listen import AdoptedListener
 from mirrorbits.logs import Logger
-from mirrorbits.web.site import RedirectorChannel, RedirectorSite
 
 READY_TIMEOUT = 10.0  # seconds the successor waits for Redis before serving anyway
 POLL_INTERVAL = 0.05
@@ -24,47 +25,45 @@ POLL_INTERVAL = 0.05
 log = Logger()
 
 
-class DrainableSite(RedirectorSite):
-    """A :class:`RedirectorSite` that knows its open connections, to let them finish."""
+class Drainable(Protocol):
+    """What a drain asks of a connection (:class:`mirrorbits.web.site.RedirectorChannel`)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._channels: weakref.WeakSet[RedirectorChannel] = weakref.WeakSet()
+    transport: ITransport | None
 
-    def buildProtocol(self, addr: Any) -> Any:
-        channel = super().buildProtocol(addr)
-        if channel is not None:
-            self._channels.add(channel)
-        return channel
+    def close_after_answer(self) -> None: ...
 
-    def open_connections(self) -> int:
-        return len(self._open_channels())
+    def close_if_idle(self) -> bool: ...
 
-    async def drain(self, clock: IReactorTime, timeout: float, idle_grace: float) -> int:
-        """Let every open connection end cleanly; how many are still open after ``timeout``.
 
-        Every answer from now on says ``Connection: close`` and ends its connection, so a
-        client sends nothing more on it. A connection with no request for ``idle_grace``
-        seconds is closed, unless a request waits unread: a client holding an idle keep-alive
-        connection must not keep this process alive, but a busy one may be sending its next
-        request right now.
-        """
-        for channel in self._open_channels():
-            channel.close_after_answer()
-        started = clock.seconds()
-        while self.open_connections():
-            waited = clock.seconds() - started
-            if waited >= timeout:
-                break
-            if waited >= idle_grace:
-                for channel in self._open_channels():
-                    channel.close_if_idle()
-            await deferLater(clock, POLL_INTERVAL, lambda: None)
-        return self.open_connections()
+class ConnectionTracker(ServerFactory):
+    """Builds the connections of ``factory`` and remembers them (weakly) for a drain."""
 
-    def _open_channels(self) -> list[RedirectorChannel]:
-        return [channel for channel in list(self._channels)
-                if getattr(channel.transport, "connected", False)]
+    noisy = False
+
+    def __init__(self, factory: ServerFactory) -> None:
+        self.factory = factory
+        self.connections: weakref.WeakSet[Drainable] = weakref.WeakSet()
+
+    def logPrefix(self) -> str:
+        """What Twisted's port lines call the listener: what ``factory`` calls it."""
+        prefix = getattr(self.factory, "logPrefix", None)
+        return prefix() if callable(prefix) else type(self.factory).__name__
+
+    def doStart(self) -> None:
+        self.factory.doStart()
+
+    def doStop(self) -> None:
+        self.factory.doStop()
+
+    def buildProtocol(self, addr: IAddress | None) -> Any:  # what ``factory`` builds
+        connection = self.factory.buildProtocol(addr)
+        if connection is not None:
+            self.connections.add(cast(Drainable, connection))  # an HTTP site's channel
+        return connection
+
+    def open_connections(self) -> list[Drainable]:
+        return [connection for connection in list(self.connections)
+                if getattr(connection.transport, "connected", False)]
 
 
 def keep_socket_file(port: Any) -> None:
@@ -81,15 +80,45 @@ def keep_socket_file(port: Any) -> None:
 
 @define(eq=False)
 class HeldListener(AdoptedListener):
-    """An :class:`AdoptedListener` that starts accepting once ``hold()`` fires.
+    """An :class:`AdoptedListener` that starts accepting once ``hold()`` fires, and lets its
+    connections finish when the process hands over (:meth:`drain`).
 
     A successor shares the listening socket with its still-serving parent: it waits until
-    it can answer as well (Redis connected), then calls ``on_serving``.
+    it can answer as well (Redis connected), then calls ``on_serving``. ``factory`` is
+    served through a :class:`ConnectionTracker`.
     """
 
     hold: Callable[[], Deferred[None]] | None = None
     on_serving: Callable[[], None] | None = None
     _pending: Deferred[None] | None = None
+
+    def __attrs_post_init__(self) -> None:
+        self.factory = self.tracker = ConnectionTracker(self.factory)
+
+    def open_connections(self) -> int:
+        return len(self.tracker.open_connections())
+
+    async def drain(self, clock: IReactorTime, timeout: float, idle_grace: float) -> int:
+        """Let every open connection end cleanly; how many are still open after ``timeout``.
+
+        Every answer from now on says ``Connection: close`` and ends its connection, so a
+        client sends nothing more on it. A connection with no request for ``idle_grace``
+        seconds is closed, unless a request waits unread: a client holding an idle keep-alive
+        connection must not keep this process alive, but a busy one may be sending its next
+        request right now.
+        """
+        for connection in self.tracker.open_connections():
+            connection.close_after_answer()
+        started = clock.seconds()
+        while self.open_connections():
+            waited = clock.seconds() - started
+            if waited >= timeout:
+                break
+            if waited >= idle_grace:
+                for connection in self.tracker.open_connections():
+                    connection.close_if_idle()
+            await deferLater(clock, POLL_INTERVAL, lambda: None)
+        return self.open_connections()
 
     def startService(self) -> None:
         if self.hold is None:
@@ -107,14 +136,14 @@ class HeldListener(AdoptedListener):
         if self.on_serving is not None:
             self.on_serving()
 
-    def stopService(self) -> Any:
+    def stopService(self) -> Deferred[None] | None:
         pending, self._pending = self._pending, None
         if pending is not None:
             pending.cancel()
         return super().stopService()
 
 
-def ready_within(ready: Deferred[None], clock: Any, timeout: float) -> Deferred[None]:
+def ready_within(ready: Deferred[None], clock: IReactorTime, timeout: float) -> Deferred[None]:
     """``ready``, or None after ``timeout`` seconds with a warning."""
 
     def late(failure: Failure) -> None:

@@ -8,16 +8,17 @@ import os
 import signal
 import subprocess
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
 
 from attrs import define, field
 from twisted.application.service import IService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
 from mirrorbits.listen import AdoptedListener
 from mirrorbits.logs import Logger
+from mirrorbits.reactors import IDaemonReactor
 from mirrorbits.upgrade.handover import (
     Inheritance,
     UpgradeError,
@@ -29,7 +30,7 @@ from mirrorbits.upgrade.handover import (
     twistd_successor_command,
     write_pid_file,
 )
-from mirrorbits.upgrade.listening import POLL_INTERVAL, DrainableSite, keep_socket_file
+from mirrorbits.upgrade.listening import POLL_INTERVAL, HeldListener, keep_socket_file
 
 QUIT_DELAY = 0.1  # seconds between the successor's first accept and its SIGQUIT to the parent
 DRAIN_TIMEOUT = 5.0  # seconds open HTTP connections get before the old process stops
@@ -42,10 +43,9 @@ log = Logger()
 class Upgrader:
     """The old process' side: spawn the successor, then quit when it asks."""
 
-    reactor: Any
-    http: AdoptedListener
+    reactor: IDaemonReactor
+    http: HeldListener
     control: AdoptedListener
-    site: DrainableSite
     argv: list[str]
     cwd: str
     executable: str
@@ -147,7 +147,7 @@ class Upgrader:
                 await maybeDeferred(monitor.disownServiceParent)
         keep_socket_file(self.http.port)
         await maybeDeferred(self.http.stopService)
-        left = await self.site.drain(self.reactor, DRAIN_TIMEOUT, IDLE_GRACE)
+        left = await self.http.drain(self.reactor, DRAIN_TIMEOUT, IDLE_GRACE)
         if left:
             log.warn("Closing {count} HTTP connections still open", count=left)
 
@@ -160,12 +160,12 @@ class Upgrader:
 class Successor(Service):
     """The new process' side: ask the parent to quit, then take over its pid file."""
 
-    reactor: Any
+    reactor: IDaemonReactor
     inherited: Inheritance
     argv: list[str]
     cwd: str
     _direct_child: bool = False
-    _asked: Any = None
+    _asked: IDelayedCall | None = None
     _watch: LoopingCall | None = None
     _wrote_pid: int | None = None
 

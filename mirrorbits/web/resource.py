@@ -199,7 +199,7 @@ class WebContext:
         memo = self._prefiltered.get((info.path, secure))
         if (memo is not MISSING and memo.version == self.cache.version(info.path)
                 and memo.opts is opts and memo.info is info):
-            return memo  # type: ignore[no-any-return]
+            return memo
         return None
 
     def cached_prefilter(self, info: FileInfo, secure: Secure,

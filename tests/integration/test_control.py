@@ -126,7 +126,7 @@ async def ctl(
     out, err, code = await within(
         getProcessOutputAndValue(
             sys.executable,
-            ["-m", "mirrorbits.control.cli", *address, *secret, *args],
+            ["-m", "mirrorbits.ctl", *address, *secret, *args],
             env=environ,
             path=str(ROOT),
             stdinBytes=stdin,
@@ -444,7 +444,7 @@ async def test_terminal_progress_with_a_daemon_that_has_none(rig: Rig) -> None:
     port = listening.getHost().port  # type: ignore[attr-defined]
     try:
         shown = await deferToThread(run_on_terminal, [
-            sys.executable, "-m", "mirrorbits.control.cli", "-h", "127.0.0.1", "-p", str(port),
+            sys.executable, "-m", "mirrorbits.ctl", "-h", "127.0.0.1", "-p", str(port),
             "-P", PASSWORD, "refresh", "-rehash"], timeout=60)
     finally:
         await within(maybeDeferred(listening.stopListening))

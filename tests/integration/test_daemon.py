@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -221,6 +222,12 @@ def test_wheel_ships_the_plugin(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", probe, str(target)], capture_output=True,
                             text=True, cwd=tmp_path, timeout=60)
     assert "'mirrorbits'" in result.stdout, result.stderr
+    # ... and a mirrorbits-ctl that runs (its entry point names a module that exists).
+    ctl = subprocess.run([str(target / "bin" / "mirrorbits-ctl"), "help"], capture_output=True,
+                         text=True, cwd=tmp_path, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(target)})
+    assert ctl.returncode == 0, ctl.stderr
+    assert ctl.stdout.startswith("Usage: mirrorbits-ctl [OPTIONS] COMMAND"), ctl.stdout
 
 
 def test_daemon_starts_while_redis_is_down_and_serves_fallbacks(tmp_path: Path) -> None:
@@ -325,3 +332,31 @@ def test_monitoring_daemons_announce_themselves_and_see_their_peers(
         listener.close()
         monitor.stop()
         quiet.stop()
+
+
+@pytest.mark.parametrize("how", ["SIGHUP", "mirrorbits-ctl reload"])
+def test_repository_option_survives_a_reload(tmp_path: Path, redis_server: RedisServer,
+                                             redis_db: redis.Redis, how: str) -> None:
+    """``--repository D`` overrides the file's ``Repository`` after a reload too."""
+    in_file = tmp_path / "in-file"
+    repo_file(in_file, "/from-file.txt", b"file\n", 1687249800)
+    given = tmp_path / "given"
+    repo_file(given, "/given.txt", b"given\n", 1687249800)
+    process = DaemonProcess(workdir=tmp_path / "run", values=base_config(in_file,
+                            redis_server.address), args=["--no-monitor", "--repository",
+                                                         str(given)])
+    process.start()
+    try:
+        assert process.ctl("refresh").returncode == 0
+        assert redis_db.smembers("FILES") == {"/given.txt"}
+        if how == "SIGHUP":
+            process.signal(signal.SIGHUP)
+            process.wait_log("SIGHUP Received: Reloading configuration...")
+        else:
+            assert process.ctl("reload").returncode == 0
+        repo_file(given, "/later.txt", b"later\n", 1687249800)
+        result = process.ctl("refresh")
+        assert result.returncode == 0, result.stderr
+        assert redis_db.smembers("FILES") == {"/given.txt", "/later.txt"}
+    finally:
+        process.stop()

@@ -12,12 +12,10 @@ from datetime import date
 import attrs
 import pytest
 
-from mirrorbits.control import flags as f
-from mirrorbits.control.cli import Exit, parse_command_line, usage_text
-from mirrorbits.control.cli_commands import COMMANDS
-from mirrorbits.control.cli_later import DateRangeError, mirmon_text, stats_days, stats_mirror_text
-from mirrorbits.control.cli_progress import StatusLine, progress_text
-from mirrorbits.control.output import (
+from mirrorbits.ctl import flags as f
+from mirrorbits.ctl.command_line import parse_command_line, usage_text
+from mirrorbits.ctl.exits import Exit
+from mirrorbits.ctl.output import (
     ListOptions,
     ResolveError,
     add_report,
@@ -26,7 +24,10 @@ from mirrorbits.control.output import (
     resolve_match,
     version_block,
 )
-from mirrorbits.control.prompt import answer_means_yes, confirm
+from mirrorbits.ctl.progress import StatusLine, progress_text
+from mirrorbits.ctl.prompt import answer_means_yes, confirm
+from mirrorbits.ctl.reports import DateRangeError, mirmon_text, stats_days, stats_mirror_text
+from mirrorbits.ctl.table import COMMANDS
 from mirrorbits.model import Mirror
 
 SINCE = 1795571682  # Wed, 25 Nov 2026 01:54:42 UTC
@@ -455,32 +456,3 @@ def test_list_like_spec_example() -> None:
         f"paris \t\t0 \thttp://127.0.0.2/ \trsync://127.0.0.1:8730/paris/ \tFR (EU) \tup \t{date}\n"
         f"tokyo \t\t0 \thttp://127.0.0.4/ \trsync://127.0.0.1:8730/tokyo/ \tJP (AS) \tup \t{date}\n"
     )
-
-
-@pytest.mark.parametrize(
-    ("address", "endpoint"),
-    [
-        ("localhost:3390", "tcp:3390:interface=localhost"),
-        ("127.0.0.1:8932", "tcp:8932:interface=127.0.0.1"),
-        ("[::1]:3390", r"tcp6:3390:interface=\:\:1"),
-        (":3390", "tcp:3390"),
-        ("unix:/run/mirrorbits/ctl.sock", "unix:/run/mirrorbits/ctl.sock:mode=600:lockfile=1"),
-    ],
-)
-def test_control_endpoint(address: str, endpoint: str) -> None:
-    from mirrorbits.control.server import control_endpoint
-
-    assert control_endpoint(address) == endpoint
-
-
-def test_control_endpoint_parses_with_twisted() -> None:
-    from twisted.internet import endpoints
-    from twisted.internet.testing import MemoryReactor
-
-    from mirrorbits.control.server import control_endpoint
-
-    parsed = endpoints.serverFromString(MemoryReactor(), control_endpoint("[::1]:3390"))
-    assert isinstance(parsed, endpoints.TCP6ServerEndpoint)
-    assert (parsed._interface, parsed._port) == ("::1", 3390)
-    with pytest.raises(ValueError, match="invalid control address"):
-        control_endpoint("nonsense")

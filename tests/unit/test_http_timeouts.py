@@ -182,6 +182,6 @@ def test_the_daemon_wires_the_default_and_the_configured_value(tmp_path: Path) -
         daemon = build_daemon(config=config, config_path=None, warnings=[],
                               reactor=MemoryReactorClock(), monitor=False, debug=False,
                               argv=[])
-        channel = daemon.upgrader.site.buildProtocol(PEER)
+        channel = daemon.upgrader.http.factory.buildProtocol(PEER)
         assert (channel.timeOut, channel.read_timeout, channel.idle_timeout) == (
             expected, expected, expected)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mirrorbits.control.tabwriter import TabWriterConfig, tabulate
+from mirrorbits.ctl.tabwriter import TabWriterConfig, tabulate
 
 
 def test_column_rounded_up_to_tab_stops() -> None:

@@ -24,7 +24,6 @@ from mirrorbits.upgrade import (
     ENV_NAME,
     ENV_PIDFILE,
     ENV_PPID,
-    DrainableSite,
     HeldListener,
     Inheritance,
     UpgradeError,
@@ -38,6 +37,7 @@ from mirrorbits.upgrade import (
     twistd_successor_command,
     write_pid_file,
 )
+from mirrorbits.web.site import RedirectorSite
 
 PY = "/usr/bin/python3"
 TWISTD = "/venv/bin/twistd"
@@ -168,13 +168,13 @@ def make_upgrader(tmp_path: Path, executable: str = sys.executable,
     reactor = MemoryReactorClock()
     script = tmp_path / "fake-twistd"
     script.write_text(CHILD)
-    site = DrainableSite(Resource(), reactor=reactor)
-    http = AdoptedListener(parse_listen_address("127.0.0.1:0"), site, reactor)
+    site = RedirectorSite(Resource(), reactor=reactor)
+    http = HeldListener(parse_listen_address("127.0.0.1:0"), site, reactor)
     control = AdoptedListener(parse_listen_address("127.0.0.1:0"), object(), reactor)
     http.startService()
     control.startService()
     full_env = {**os.environ, "REPORT": str(tmp_path / "report.json"), **env}
-    upgrader = Upgrader(reactor=reactor, http=http, control=control, site=site,
+    upgrader = Upgrader(reactor=reactor, http=http, control=control,
                         argv=[str(script), "-n", "--pidfile", "m.pid", "mirrorbits", "-c", "x"],
                         cwd=str(tmp_path), executable=executable, env=lambda: full_env)
     return upgrader, reactor
@@ -270,20 +270,21 @@ def test_ready_within_gives_up_waiting_after_the_timeout() -> None:
 
 def test_drain_waits_for_open_connections_up_to_the_timeout() -> None:
     clock = MemoryReactorClock()
-    site = DrainableSite(Resource(), reactor=clock)
-    channel = site.buildProtocol(None)
+    listener = HeldListener(parse_listen_address("127.0.0.1:0"),
+                            RedirectorSite(Resource(), reactor=clock), clock)
+    channel = listener.factory.buildProtocol(None)
     channel.makeConnection(StringTransport())
     channel.transport.connected = True
-    done = Deferred.fromCoroutine(site.drain(clock, 1.0, idle_grace=10.0))
+    done = Deferred.fromCoroutine(listener.drain(clock, 1.0, idle_grace=10.0))
     clock.pump([0.05] * 10)
     assert not done.called
     channel.transport.connected = False
     clock.pump([0.05] * 2)
     assert result(done) == 0
-    stuck = site.buildProtocol(None)
+    stuck = listener.factory.buildProtocol(None)
     stuck.makeConnection(StringTransport())
     stuck.transport.connected = True  # still open at the timeout
-    late = Deferred.fromCoroutine(site.drain(clock, 1.0, idle_grace=10.0))
+    late = Deferred.fromCoroutine(listener.drain(clock, 1.0, idle_grace=10.0))
     clock.pump([0.05] * 19)
     assert not late.called
     clock.pump([0.05] * 3)
@@ -306,14 +307,15 @@ def test_drain_closes_silent_connections_after_the_grace() -> None:
     """Nothing is closed at once (a client may be sending its next request); after the
     grace, a silent connection closes unless a request waits unread in the kernel."""
     clock = MemoryReactorClock()
-    site = DrainableSite(Resource(), reactor=clock)
+    listener = HeldListener(parse_listen_address("127.0.0.1:0"),
+                            RedirectorSite(Resource(), reactor=clock), clock)
     pairs = [socket.socketpair() for _ in range(3)]
     try:
-        silent, sending, halfway = (site.buildProtocol(None) for _ in range(3))
+        silent, sending, halfway = (listener.factory.buildProtocol(None) for _ in range(3))
         for channel, (ours, _) in zip((silent, sending, halfway), pairs, strict=True):
             channel.makeConnection(SocketTransport(ours))
         halfway.dataReceived(b"GET /a HT")  # the rest of the request is on its way
-        done = Deferred.fromCoroutine(site.drain(clock, 5.0, idle_grace=1.0))
+        done = Deferred.fromCoroutine(listener.drain(clock, 5.0, idle_grace=1.0))
         assert all(channel.closing for channel in (silent, sending, halfway))
         clock.pump([0.05] * 19)
         assert not any(channel.transport.disconnecting

@@ -1,86 +1,20 @@
-"""``refresh``, ``scan``, ``stats``, ``export`` and ``upgrade`` of ``mirrorbits-ctl``.
-
-The daemon answers ``<command>: not available yet`` (exit 1) while it lacks the operation.
-"""
+"""``stats`` (download counters) and ``export`` (the Mirmon list) of ``mirrorbits-ctl``
+(spec §14.3, §16)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 from mirrorbits.control import commands as c
-from mirrorbits.control import flags as f
-from mirrorbits.control.cli import Exit, Invocation, Session, fail, flag_set, make_spec
-from mirrorbits.control.cli_progress import watched
-from mirrorbits.control.prompt import out
-from mirrorbits.control.tabwriter import tabulate
+from mirrorbits.ctl import flags as f
+from mirrorbits.ctl.command_line import CommandSpec, Invocation, flag_set, make_spec
+from mirrorbits.ctl.exits import Exit
+from mirrorbits.ctl.prompt import out
+from mirrorbits.ctl.session import Session
+from mirrorbits.ctl.tabwriter import tabulate
 from mirrorbits.encoding import human_size
 from mirrorbits.model import Mirror
-
-
-async def _refresh(session: Session, invocation: Invocation) -> None:
-    prefix = "Refreshing the local repository... "
-    out(prefix)
-    try:
-        await watched(session, "refresh", prefix, session.call(
-            c.RefreshRepository, timeout=None, rehash=invocation.options["rehash"]))
-    except Exit:
-        out("\n")
-        raise
-    out("done\n")
-
-
-async def _upgrade(session: Session, invocation: Invocation) -> None:
-    await session.call(c.Upgrade)
-
-
-async def _scan(session: Session, invocation: Invocation) -> None:
-    options = invocation.options
-    if options["all"]:
-        targets = [(m.id, m.name) for m in await session.all_mirrors()]
-    elif invocation.args:
-        targets = [await session.resolve(invocation.args[0])]
-    else:
-        raise fail(_SCAN.usage().lstrip("\n"), code=2)
-    protocol = "rsync" if options["rsync"] else "ftp" if options["ftp"] else "all"
-    failed = 0
-    for mirror_id, name in targets:
-        prefix = f"Scanning {name}... "
-        out(prefix)
-        try:
-            reply = await watched(session, "scan", prefix, session.call(
-                c.ScanMirror,
-                timeout=None,
-                id=mirror_id,
-                auto_enable=options["enable"],
-                protocol=protocol,
-                scan_timeout=float(options["timeout"]) or None,
-            ), mirror_id=mirror_id)
-        except Exit as error:
-            message = error.stderr.strip()
-            if len(targets) == 1 or "not available" in message:
-                raise fail(f"\nscan error: {message}") from None
-            out(f"scan error: {message}\n")
-            failed += 1
-            continue
-        out(scan_report(reply))
-    if failed:  # the reference exited 0 here
-        raise fail(f"{failed} of {len(targets)} scans failed")
-
-
-def scan_report(reply: dict[str, Any]) -> str:
-    """The end of a ``Scanning <name>... `` line and its notes."""
-    text = (
-        f"{reply['files_indexed']} files indexed, {reply['known_indexed']} known "
-        f"and {reply['removed']} removed\n"
-    )
-    if reply["tz_offset_ms"]:
-        offset = reply["tz_offset_ms"]
-        text += f"  ∟ Timezone offset detected and corrected: {offset} milliseconds\n"
-    if reply["enabled"]:
-        text += "  ∟ Enabled\n"
-    return text
 
 
 class DateRangeError(ValueError):
@@ -132,7 +66,7 @@ def stats_mirror_text(mirror: Mirror, requests: int, size: int, human: bool) -> 
 async def _stats(session: Session, invocation: Invocation) -> None:
     kind, target = invocation.args
     options = invocation.options
-    first, after = stats_days(options["start-date"], options["end-date"], utc_today())
+    first, after = stats_days(f.day(options, "start-date"), f.day(options, "end-date"), utc_today())
     start, end = first.isoformat(), after.isoformat()
     if kind == "file":
         reply = await session.call(c.StatsFile, pattern=target, start=start, end=end)
@@ -141,19 +75,19 @@ async def _stats(session: Session, invocation: Invocation) -> None:
     mirror_id, _ = await session.resolve(target)
     reply = await session.call(c.StatsMirror, id=mirror_id, start=start, end=end)
     mirror = c.mirror_from_json(reply["mirror"])
-    out(stats_mirror_text(mirror, reply["requests"], reply["bytes"], options["h"]))
+    out(stats_mirror_text(mirror, reply["requests"], reply["bytes"], f.switch(options, "h")))
 
 
-def _check_stats(options: dict[str, Any], args: list[str]) -> None:
+def _check_stats(options: f.Values, args: list[str]) -> None:
     if args[0] not in ("mirror", "file"):
         raise Exit(2, _STATS.usage().lstrip("\n"))
     try:
-        stats_days(options["start-date"], options["end-date"], utc_today())
+        stats_days(f.day(options, "start-date"), f.day(options, "end-date"), utc_today())
     except DateRangeError as error:
         raise Exit(2, f"{error}\n") from None
 
 
-def mirmon_text(mirrors: Iterable[Mirror], options: dict[str, Any]) -> str:
+def mirmon_text(mirrors: Iterable[Mirror], options: f.Values) -> str:
     """The Mirmon list (spec §16): ``<country>\\t<url>\\t<admin email>`` per URL.
 
     A mirror without a country code is exported with ``--`` (the reference crashed).
@@ -182,22 +116,11 @@ async def _export(session: Session, invocation: Invocation) -> None:
     out(mirmon_text(await session.all_mirrors(), invocation.options))
 
 
-def _check_export(options: dict[str, Any], args: list[str]) -> None:
+def _check_export(options: f.Values, args: list[str]) -> None:
     if args[0] != "mirmon":
         raise Exit(2, "Unsupported format\n" + _EXPORT.usage())
 
 
-_SCAN = make_spec(
-    "scan", "[OPTIONS] IDENTIFIER", "(Re-)Scan a mirror", _scan,
-    flag_set(
-        ("enable", f.BOOL, False, "Enable the mirror automatically if the scan is successful"),
-        ("all", f.BOOL, False, "Scan all mirrors at once"),
-        ("ftp", f.BOOL, False, "Force a scan using FTP"),
-        ("rsync", f.BOOL, False, "Force a scan using rsync"),
-        ("timeout", f.UINT, 0, "Timeout in seconds"),
-    ),
-    args=(0, 1),
-)
 _STATS = make_spec(
     "stats", "[OPTIONS] [mirror|file] [IDENTIFIER|PATTERN]", "Show download stats", _stats,
     flag_set(
@@ -219,11 +142,4 @@ _EXPORT = make_spec(
     check=_check_export,
 )
 
-LATER_SPECS = (
-    make_spec("refresh", "[OPTIONS]", "Refresh the local repository", _refresh,
-              flag_set(("rehash", f.BOOL, False, "Force a rehash of the files")), args=(0, 0)),
-    _SCAN,
-    _STATS,
-    _EXPORT,
-    make_spec("upgrade", "", "Seamless binary upgrade", _upgrade, args=(0, 0)),
-)
+REPORT_SPECS: tuple[CommandSpec, ...] = (_STATS, _EXPORT)

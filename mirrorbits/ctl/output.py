@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from attrs import frozen
 
-from mirrorbits.control.tabwriter import tabulate
+from mirrorbits.ctl.tabwriter import tabulate
 from mirrorbits.encoding import format_rfc1123_utc
 from mirrorbits.model import Mirror
 

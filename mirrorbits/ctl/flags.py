@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Any
 
 from attrs import define, field, frozen
 
@@ -30,6 +29,12 @@ _DAY_RE = re.compile(r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})\Z")
 _INT64 = 2**63
 _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 _FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+
+
+#: A flag's value: what its kind parses to (a date flag without default is None).
+FlagValue = bool | int | str | date | None
+#: Flag values by name.
+Values = dict[str, FlagValue]
 
 
 class FlagError(ValueError):
@@ -46,7 +51,7 @@ class Flag:
 
     name: str
     kind: str
-    default: Any
+    default: FlagValue
     usage: str
 
 
@@ -56,12 +61,12 @@ class FlagSet:
 
     flags: dict[str, Flag] = field(factory=dict)
 
-    def add(self, name: str, kind: str, default: Any, usage: str) -> None:
+    def add(self, name: str, kind: str, default: FlagValue, usage: str) -> None:
         self.flags[name] = Flag(name, kind, default, usage)
 
     def parse(
         self, args: list[str], interspersed: bool = False
-    ) -> tuple[dict[str, Any], list[str]]:
+    ) -> tuple[Values, list[str]]:
         """The flag values (defaults filled in) and the remaining arguments.
 
         Go's rule by default: the first argument that is not a flag ends the flags. With
@@ -72,7 +77,7 @@ class FlagSet:
 
     def parse_given(
         self, args: list[str], interspersed: bool = False
-    ) -> tuple[dict[str, Any], set[str], list[str]]:
+    ) -> tuple[Values, set[str], list[str]]:
         """Like :meth:`parse`, with the names of the flags the command line set."""
         values = {name: flag.default for name, flag in self.flags.items()}
         given: set[str] = set()
@@ -174,6 +179,38 @@ def _convert(flag: Flag, value: str) -> int | str | date:
     return number
 
 
+def text(values: Values, name: str) -> str:
+    """The value of the string flag ``name``."""
+    value = values[name]
+    if not isinstance(value, str):
+        raise TypeError(f"-{name} is not a string flag")
+    return value
+
+
+def number(values: Values, name: str) -> int:
+    """The value of the number flag ``name``."""
+    value = values[name]
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"-{name} is not a number flag")
+    return value
+
+
+def switch(values: Values, name: str) -> bool:
+    """The value of the boolean flag ``name``."""
+    value = values[name]
+    if not isinstance(value, bool):
+        raise TypeError(f"-{name} is not a boolean flag")
+    return value
+
+
+def day(values: Values, name: str) -> date | None:
+    """The value of the date flag ``name`` (None: not given)."""
+    value = values[name]
+    if value is not None and not isinstance(value, date):
+        raise TypeError(f"-{name} is not a date flag")
+    return value
+
+
 def parse_day(text: str) -> date:
     """A ``YYYY-MM-DD`` day (month and day may be unpadded, as Go's ``2006-1-2`` layout).
 
@@ -206,7 +243,7 @@ def _parse_int(text: str) -> int:
     return sign * int(body, 0)
 
 
-def _text(value: Any) -> str:
+def _text(value: FlagValue) -> str:
     if value is True:
         return "true"
     if value is False:

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import shutil
 import sys
-from collections.abc import Coroutine
-from typing import Any, TextIO, TypeVar
+from collections.abc import Awaitable
+from typing import TextIO, TypeVar
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.task import deferLater
 
 from mirrorbits.control import commands as c
-from mirrorbits.control.cli import Session
+from mirrorbits.ctl.session import Session
 
 POLL_INTERVAL = 0.5
 POLL_TIMEOUT = 5.0
@@ -80,7 +80,7 @@ async def watched(
     session: Session,
     operation: str,
     prefix: str,
-    work: Coroutine[Any, Any, T],
+    work: Awaitable[T],
     mirror_id: int = 0,
     stream: TextIO | None = None,
 ) -> T:
@@ -100,7 +100,7 @@ async def watched(
 
 
 async def _poll(session: Session, operation: str, mirror_id: int, line: StatusLine) -> None:
-    arguments: dict[str, Any] = {"password": session.password, "operation": operation}
+    arguments: dict[str, object] = {"password": session.password, "operation": operation}
     if mirror_id:
         arguments["id"] = mirror_id
     while True:

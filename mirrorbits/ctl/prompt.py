@@ -10,7 +10,8 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TextIO
+from types import FrameType
+from typing import TextIO
 
 _line_open = False
 
@@ -88,7 +89,7 @@ def ignoring_interrupts() -> Iterator[None]:
 
 
 @contextmanager
-def _sigint(handler: Callable[[int, Any], Any]) -> Iterator[None]:
+def _sigint(handler: Callable[[int, FrameType | None], object]) -> Iterator[None]:
     try:
         previous = signal.signal(signal.SIGINT, handler)
     except ValueError:  # not the main thread: leave signals alone

@@ -1,35 +1,19 @@
-"""The commands of ``mirrorbits-ctl``: their flags, arguments and what they do (spec §14.3)."""
+"""The mirror commands of ``mirrorbits-ctl``: add, remove, enable, disable, list, show, logs
+(spec §14.3)."""
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
-from mirrorbits import version_info
 from mirrorbits.control import commands as c
-from mirrorbits.control import flags as f
-from mirrorbits.control.cli import (
-    REMOVE_TIMEOUT,
-    CommandSpec,
-    Exit,
-    Invocation,
-    Runner,
-    Session,
-    fail,
-    flag_set,
-)
-from mirrorbits.control.cli import make_spec as _spec
-from mirrorbits.control.cli_edit import edit_command, geoupdate_command
-from mirrorbits.control.cli_later import LATER_SPECS
-from mirrorbits.control.output import (
-    ListOptions,
-    add_report,
-    list_table,
-    logs_text,
-    version_block,
-)
-from mirrorbits.control.prompt import confirm, out
 from mirrorbits.control.validate import MirrorValidationError, check_http_url, check_identifier
+from mirrorbits.ctl import flags as f
+from mirrorbits.ctl.command_line import CommandSpec, Invocation, Runner, flag_set
+from mirrorbits.ctl.command_line import make_spec as _spec
+from mirrorbits.ctl.exits import Exit, fail
+from mirrorbits.ctl.output import ListOptions, add_report, list_table, logs_text
+from mirrorbits.ctl.prompt import confirm, out
+from mirrorbits.ctl.session import REMOVE_TIMEOUT, Session
 from mirrorbits.model import Mirror
 
 # add: flag name -> (Mirror attribute, kind, help)
@@ -52,21 +36,22 @@ ADD_FLAGS: tuple[tuple[str, str, str, str], ...] = (
 
 
 def _add_flags() -> f.FlagSet:
-    defaults = {f.STRING: "", f.BOOL: False, f.INT: 0}
+    defaults: dict[str, f.FlagValue] = {f.STRING: "", f.BOOL: False, f.INT: 0}
     return flag_set(*((name, kind, defaults[kind], usage) for name, _, kind, usage in ADD_FLAGS))
 
 
-def _check_add(options: dict[str, Any], args: list[str]) -> None:
+def _check_add(options: f.Values, args: list[str]) -> None:
     try:
         check_identifier(args[0])
-        check_http_url(options["http"])
+        check_http_url(f.text(options, "http"))
     except MirrorValidationError as error:
         raise fail(str(error)) from None
 
 
 async def _add(session: Session, invocation: Invocation) -> None:
     name = invocation.args[0]
-    fields = {attr: invocation.options[flag] for flag, attr, _, _ in ADD_FLAGS}
+    # The value of each flag has the type of its Mirror attribute (ADD_FLAGS names both).
+    fields: dict[str, Any] = {attr: invocation.options[flag] for flag, attr, _, _ in ADD_FLAGS}
     mirror = Mirror(name=name, **fields)
     reply = await session.call(
         c.AddMirror,
@@ -100,7 +85,8 @@ def _status_command(enabled: bool) -> Runner:
 
 
 async def _list(session: Session, invocation: Invocation) -> None:
-    options = ListOptions(**invocation.options)
+    options = ListOptions(**{name: f.switch(invocation.options, name)
+                             for name in invocation.options})
     out(list_table(await session.all_mirrors(), options))
 
 
@@ -124,22 +110,6 @@ async def _logs(session: Session, invocation: Invocation) -> None:
     out(logs_text(name, reply["lines"]))
 
 
-async def _reload(session: Session, invocation: Invocation) -> None:
-    reply = await session.call(c.Reload, timeout=REMOVE_TIMEOUT)
-    out(c.warning_lines(reply.get("warnings") or ()), sys.stderr)
-
-
-def _client_version() -> str:
-    return version_block("Client", version_info())
-
-
-async def _version(session: Session, invocation: Invocation) -> None:
-    reply = await session.call(c.GetVersion)
-    fields = {str(key): str(value) for key, value in reply["fields"].items()}
-    if fields.get("Version"):
-        out("\n" + version_block("Server", fields))
-
-
 _LIST_FLAGS = (
     ("http", f.BOOL, False, "Print HTTP addresses"),
     ("rsync", f.BOOL, False, "Print rsync addresses"),
@@ -152,12 +122,12 @@ _LIST_FLAGS = (
     ("down", f.BOOL, False, "List only enabled mirrors that are down"),
 )
 
-_SPECS = (
+
+MIRROR_SPECS: tuple[CommandSpec, ...] = (
     _spec("add", "[OPTIONS] IDENTIFIER", "Add a new mirror", _add, _add_flags(),
           check=_check_add),
     _spec("remove", "[OPTIONS] IDENTIFIER", "Remove an existing mirror", _remove,
           flag_set(("f", f.BOOL, False, "Never prompt for confirmation"))),
-    _spec("edit", "IDENTIFIER", "Edit a mirror", edit_command),
     _spec("enable", "IDENTIFIER", "Enable a mirror", _status_command(True)),
     _spec("disable", "IDENTIFIER", "Disable a mirror", _status_command(False)),
     _spec("list", "[OPTIONS]", "Get the list of mirrors", _list, flag_set(*_LIST_FLAGS),
@@ -165,12 +135,4 @@ _SPECS = (
     _spec("show", "IDENTIFIER", "Print a mirror configuration", _show),
     _spec("logs", "[OPTIONS] IDENTIFIER", "Print logs of a mirror", _logs,
           flag_set(("l", f.INT, 500, "Maximum number of lines"))),
-    _spec("geoupdate", "[OPTIONS] IDENTIFIER", "Update geolocation of a mirror",
-          geoupdate_command, flag_set(("f", f.BOOL, False, "Never prompt for confirmation"))),
-    _spec("reload", "", "Reload configuration", _reload, args=(0, 0)),
-    _spec("version", "", "Print version information", _version, args=(0, 0),
-          preamble=_client_version),
-    *LATER_SPECS,
 )
-
-COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in _SPECS}

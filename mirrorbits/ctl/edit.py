@@ -10,10 +10,13 @@ import subprocess
 import tempfile
 
 from mirrorbits.control import commands as c
-from mirrorbits.control.cli import Invocation, Session, fail
 from mirrorbits.control.mirror_yaml import MirrorYamlError, edit_text, parse_edit_text
-from mirrorbits.control.prompt import confirm, ignoring_interrupts, out
 from mirrorbits.control.validate import MirrorValidationError, check_http_url, check_identifier
+from mirrorbits.ctl import flags as f
+from mirrorbits.ctl.command_line import CommandSpec, Invocation, flag_set, make_spec
+from mirrorbits.ctl.exits import fail
+from mirrorbits.ctl.prompt import confirm, ignoring_interrupts, out
+from mirrorbits.ctl.session import Session
 from mirrorbits.model import Mirror
 
 EDITORS = ("editor", "vi", "emacs", "nano")
@@ -116,3 +119,10 @@ async def geoupdate_command(session: Session, invocation: Invocation) -> None:
         out(f"Unexpected diff, see below:\n{saved['diff']}")
         return
     out(f"Mirror '{name}' updated successfully\n")
+
+
+EDIT_SPECS: tuple[CommandSpec, ...] = (
+    make_spec("edit", "IDENTIFIER", "Edit a mirror", edit_command),
+    make_spec("geoupdate", "[OPTIONS] IDENTIFIER", "Update geolocation of a mirror",
+              geoupdate_command, flag_set(("f", f.BOOL, False, "Never prompt for confirmation"))),
+)

@@ -1,0 +1,128 @@
+"""The connection of ``mirrorbits-ctl`` to the daemon: connect, authenticate, call."""
+
+from __future__ import annotations
+
+import getpass
+from typing import Any
+
+from attrs import frozen
+from twisted.internet import defer
+from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint, connectProtocol
+from twisted.internet.error import ConnectError, ConnectionRefusedError, DNSLookupError
+from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
+from twisted.protocols import amp
+
+from mirrorbits.control import commands as c
+from mirrorbits.ctl.exits import EXIT_INTERRUPTED, Exit, fail
+from mirrorbits.ctl.prompt import interruptible
+from mirrorbits.model import Mirror
+from mirrorbits.reactors import IConnectingReactor
+
+#: A command's answer: its response arguments by name, of the types the command declares.
+Reply = dict[str, Any]
+
+CONNECT_TIMEOUT = 10.0
+CALL_TIMEOUT = 10.0
+REMOVE_TIMEOUT = 60.0
+
+
+@frozen
+class Session:
+    """An authenticated AMP connection to the daemon."""
+
+    reactor: IReactorTime
+    protocol: amp.AMP
+    password: str
+    target: str
+
+    async def call(
+        self,
+        command: type[amp.Command],
+        timeout: float | None = CALL_TIMEOUT,
+        messages: dict[type[Exception], str] | None = None,
+        **kwargs: object,
+    ) -> Reply:
+        """Run ``command``; daemon errors come back as :class:`Exit` (code 1).
+
+        ``messages`` replaces the daemon's message for some error classes.
+        """
+        d = self.protocol.callRemote(command, password=self.password, **kwargs)
+        if timeout is not None:
+            d.addTimeout(timeout, self.reactor)
+        try:
+            result: Reply = await d
+        except tuple(messages or ()) as error:
+            assert messages is not None
+            raise fail(messages[type(error)]) from None
+        except c.AccessDenied:
+            if self.password:
+                raise fail("Password refused") from None
+            raise fail("Please set the server password with the -P option.") from None
+        except c.ControlError as error:
+            raise fail(error.message or type(error).__name__) from None
+        except defer.TimeoutError:
+            raise fail(f"rpc: {self.target} did not answer within {timeout:g} seconds") from None
+        except (amp.UnknownRemoteError, amp.UnhandledCommand) as error:
+            raise fail(f"rpc: the daemon refused the command: {error}") from None
+        except Exception as error:
+            raise fail(f"rpc: connection to {self.target} lost: {error}") from None
+        return result
+
+    async def all_mirrors(self) -> list[Mirror]:
+        """Every mirror, fetched page by page."""
+        mirrors: list[Mirror] = []
+        offset = 0
+        for _ in range(10_000_000):  # a bound only: the daemon says when there is no more
+            reply = await self.call(c.List, offset=offset, limit=c.LIST_PAGE_SIZE)
+            mirrors.extend(c.mirror_from_json(item) for item in reply["mirrors"])
+            if not reply["more"]:
+                break
+            offset += c.LIST_PAGE_SIZE
+        return mirrors
+
+    async def resolve(self, pattern: str) -> tuple[int, str]:
+        """The ``(id, name)`` an identifier designates (see ``output.resolve_match``)."""
+        from mirrorbits.ctl.output import ResolveError, resolve_match
+
+        reply = await self.call(c.MatchMirror, pattern=pattern)
+        hits = [(int(mirror_id), str(name)) for mirror_id, name in reply["mirrors"]]
+        try:
+            return resolve_match(pattern, hits)
+        except ResolveError as error:
+            raise fail(str(error)) from None
+
+
+def target_text(host: str, port: int) -> str:
+    return host if host.startswith("unix:") else f"{host}:{port}"
+
+
+async def connect(reactor: IConnectingReactor, host: str, port: int) -> amp.AMP:
+    """An AMP connection to the daemon; :class:`Exit` with a clear message if impossible."""
+    target = target_text(host, port)
+    if host.startswith("unix:"):
+        endpoint: IStreamClientEndpoint = UNIXClientEndpoint(
+            reactor, host[len("unix:"):], timeout=CONNECT_TIMEOUT)
+    else:
+        bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        endpoint = HostnameEndpoint(reactor, bare, port, timeout=CONNECT_TIMEOUT)
+    try:
+        protocol: amp.AMP = await connectProtocol(endpoint, amp.AMP())
+    except ConnectionRefusedError:
+        raise fail(f"rpc: cannot connect to the daemon at {target}: connection refused") from None
+    except DNSLookupError:
+        raise fail(f"rpc: cannot connect to the daemon at {target}: unknown host") from None
+    except (ConnectError, OSError) as error:
+        reason = getattr(error, "osError", None) or error
+        raise fail(f"rpc: cannot connect to the daemon at {target}: {reason}") from None
+    return protocol
+
+
+def ask_password() -> str:
+    """Read the password without echo; a closed input gives an empty password."""
+    try:
+        with interruptible():
+            return getpass.getpass("Password: ")
+    except EOFError:
+        return ""
+    except KeyboardInterrupt:
+        raise Exit(EXIT_INTERRUPTED, "\nInterrupted\n") from None
