@@ -45,6 +45,7 @@ from mirrorbits.geo import GeoIP, MirrorLocation, locate_mirror
 from mirrorbits.health import HealthChecker
 from mirrorbits.listen import AdoptedListener, parse_listen_address
 from mirrorbits.logs import Logger, set_debug
+from mirrorbits.mirmon import MirmonExport
 from mirrorbits.reactors import IDaemonReactor
 from mirrorbits.retention import RetentionService
 from mirrorbits.scan.local import RepositoryScanner
@@ -379,8 +380,8 @@ def _add_monitoring(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReacto
                     redis: RedisService,
                     pubsub: PubSubService, geo: GeoIP, monitor: bool) -> _Monitoring:
     """The local scan, the mirror store, and on a monitoring node the cluster, the mirror
-    scans, the health checks and the statistics retention (the CLI's scan works on every
-    node)."""
+    scans, the health checks, the statistics retention and the Mirmon export file (the
+    CLI's scan works on every node)."""
     scanner = RepositoryScanner(lambda: holder.current, redis.client, reactor)
     scanner.setName("repository-scan")
     monitors: list[IService] = []
@@ -413,7 +414,12 @@ def _add_monitoring(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReacto
                                      lambda: redis.redis_version >= (4, 0, 0))
         holder.subscribe(lambda old, new: retention.config_changed())
         retention.setServiceParent(daemon)
-        monitors += [health, mirror_scanner, cluster, retention]
+        mirmon = MirmonExport(lambda: holder.current, mirrors.all_mirrors, reactor)
+        pubsub.on_message(keys.CHANNEL_MIRROR_UPDATE, mirmon.mirror_changed)
+        pubsub.on_reconnect(mirmon.changed)
+        holder.subscribe(lambda old, new: mirmon.changed())
+        mirmon.setServiceParent(daemon)
+        monitors += [health, mirror_scanner, cluster, retention, mirmon]
     return _Monitoring(redis, scanner, mirrors, mirror_scanner, monitor, monitors)
 
 
