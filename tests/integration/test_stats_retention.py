@@ -84,6 +84,13 @@ async def run_pass(service: RetentionService, clock: Clock) -> list[int]:
     return deleted
 
 
+def _command_name(entry: dict[str, object]) -> str:
+    """The command of a ``SLOWLOG GET`` entry (redis-py gives bytes or text)."""
+    command = entry["command"]
+    text = command.decode() if isinstance(command, bytes) else str(command)
+    return text.split()[0].upper() if text else ""
+
+
 def retention_service(redis_service: RedisService, clock: Clock,
                       retention: StatsRetention) -> RetentionService:
     config = attrs.evolve(Config(repository="/srv"), stats_retention=retention)
@@ -138,14 +145,23 @@ async def test_a_huge_number_of_keys_goes_a_bounded_number_per_step(
     clock = Clock()
     clock.advance(NOW)
     retention = retention_service(service, clock, StatsRetention(days=1, months=1))
+    redis_db.config_set("slowlog-max-len", 100_000)
+    redis_db.config_set("slowlog-log-slower-than", 0)  # every command, with its duration
+    redis_db.slowlog_reset()
     started = time.monotonic()
     per_step = await run_pass(retention, clock)
     elapsed = time.monotonic() - started
+    commands = [entry for entry in redis_db.slowlog_get(100_000)
+                if _command_name(entry) in ("SCAN", "UNLINK")]
+    redis_db.config_set("slowlog-log-slower-than", 10_000)
+    longest_ms = max(entry["duration"] for entry in commands) / 1000
+    assert longest_ms < 100  # Redis is never blocked long (about 1 ms here)
     assert stats_keys(redis_db) == expected_keys(first, last, 1, 1)
     assert len(per_step) > 50  # spread over many ticks
     assert max(per_step) <= 2 * SCAN_COUNT  # SCAN's COUNT is a hint: about that many
     print(f"{sum(per_step)} keys in {len(per_step)} steps, {elapsed:.1f} s, "
-          f"at most {max(per_step)} per step")
+          f"at most {max(per_step)} per step; longest SCAN/UNLINK {longest_ms:.2f} ms "
+          f"of {len(commands)}")
 
 
 def test_the_daemon_deletes_old_counters(tmp_path: Path, redis_server: RedisServer,
