@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from mirrorbits.scan.rsync import rsync_command
 from mirrorbits.store import keys
 from tests.daemon import BIN, DaemonProcess, base_config, repo_file
 from tests.servers import RedisServer, free_port, wait_for_port
@@ -82,6 +83,14 @@ def test_copy_unsafe_links_lists_what_a_link_outside_the_module_points_to(
     assert redis_db.hget(keys.file_info(2, "/pool/big.iso"), "size") == "10"
     assert "[follow] Requesting file list via rsync --copy-unsafe-links..." in log
     assert "[plain] Requesting file list via rsync..." in log
+
+
+def test_options_come_after_the_usual_ones_so_a_timeout_of_theirs_wins() -> None:
+    command = rsync_command("rsync://u:pw@127.0.0.1:9/mod/", ("--timeout=120", "-L"))
+    assert command.args == ("-r", "--no-motd", "--exclude=.~tmp~/", "--timeout=30",
+                            "--contimeout=30", "--timeout=120", "-L", "rsync://127.0.0.1:9/mod/")
+    assert rsync_command("rsyncs://127.0.0.1/mod/", ("-4",)).args[-2:] == (
+        "-4", "rsync://127.0.0.1/mod/")
 
 
 def test_an_option_that_could_run_a_command_is_refused(tmp_path: Path,

@@ -122,6 +122,14 @@ async def test_old_daily_and_monthly_counters_go(service: RedisService,
     clock.advance(3600)
     await run_pass(retention, clock)
     assert stats_keys(redis_db) == left
+    # a reload starts the next pass at once, not an hour after the last one
+    redis_db.hset(keys.STATS_FILE + "_2020_01_01", "/a.txt", 1)
+    clock.advance(1)
+    await retention.step()
+    assert redis_db.exists(keys.STATS_FILE + "_2020_01_01")
+    retention.config_changed()
+    await run_pass(retention, clock)
+    assert not redis_db.exists(keys.STATS_FILE + "_2020_01_01")
 
 
 @ensure_deferred
