@@ -93,6 +93,8 @@ class MirmonExport(Service):
     _get_config: Callable[[], Config]
     _all_mirrors: Callable[[], Awaitable[list[Mirror]]]
     _reactor: IThreadReactor
+    #: ``write(path, text)``; default: :func:`replace_file` in the reactor's thread pool.
+    _write: Callable[[str, str], Awaitable[None]] | None = None
     _written: tuple[str, str] | None = field(default=None, init=False)  # (path, text)
     _pending: IDelayedCall | None = field(default=None, init=False)
     _running: Deferred[None] | None = field(default=None, init=False)
@@ -153,8 +155,11 @@ class MirmonExport(Service):
             text = mirmon_list(await self._all_mirrors())
             if self._written == (path, text) and os.path.exists(path):
                 return
-            await deferToThreadPool(self._reactor, self._reactor.getThreadPool(),
-                                    replace_file, path, text)
+            if self._write is not None:
+                await self._write(path, text)
+            else:
+                await deferToThreadPool(self._reactor, self._reactor.getThreadPool(),
+                                        replace_file, path, text)
         except DatabaseNotReady:
             self._again = True  # looked at again in a moment
             return
