@@ -45,7 +45,7 @@ from mirrorbits.geo import GeoIP, MirrorLocation, locate_mirror
 from mirrorbits.health import HealthChecker
 from mirrorbits.listen import AdoptedListener, parse_listen_address
 from mirrorbits.logs import Logger, set_debug
-from mirrorbits.mirmon import MirmonExport
+from mirrorbits.mirmon_export import MirmonExport
 from mirrorbits.reactors import IDaemonReactor
 from mirrorbits.retention import RetentionService
 from mirrorbits.scan.local import RepositoryScanner

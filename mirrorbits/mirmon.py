@@ -1,43 +1,19 @@
-"""The Mirmon mirror list (spec §16): ``export mirmon``'s text (pure), and the service that
-keeps it in ``MirmonExportFile`` while mirrors change.
-
-The file is rewritten (a temporary file in the same directory, then renamed over it) at start,
-a moment after each ``_mirrorbits_mirror_update`` (changes in a burst are written once), after
-a reload, and every :data:`REFRESH_INTERVAL` in case a message was missed; only when its text
-changes. A reader sees the old list or the new one, never a part.
-"""
+"""The Mirmon mirror list (spec §16): ``export mirmon``'s text (pure), and how a file holding
+it is replaced (at once: a reader sees the old list or the new one, never a part)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from typing import Final
 
-from attrs import define, field
-from twisted.application.service import Service
-from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IDelayedCall
-from twisted.internet.task import LoopingCall
-from twisted.internet.threads import deferToThreadPool
-
-from mirrorbits.config import Config
 from mirrorbits.ctl.tabwriter import tabulate
-from mirrorbits.logs import Logger
 from mirrorbits.model import Mirror
-from mirrorbits.reactors import IThreadReactor
-from mirrorbits.store.errors import DatabaseNotReady, StoreError
 
-__all__ = ["DEBOUNCE", "FILE_MODE", "REFRESH_INTERVAL", "MirmonExport", "mirmon_list",
-           "replace_file"]
+__all__ = ["FILE_MODE", "mirmon_list", "replace_file"]
 
-log = Logger(namespace="mirrorbits.mirmon")
-
-#: Seconds between a mirror change and the file's update (a burst of changes: one write).
-DEBOUNCE: Final = 1.0
-#: Seconds between two looks without any change announced.
-REFRESH_INTERVAL: Final = 60.0
 FILE_MODE: Final = 0o644
 
 
@@ -86,100 +62,3 @@ def replace_file(path: str, text: str) -> None:
         raise
 
 
-@define(eq=False)
-class MirmonExport(Service):
-    """Keeps ``MirmonExportFile`` holding the Mirmon list of every mirror (one per node)."""
-
-    _get_config: Callable[[], Config]
-    _all_mirrors: Callable[[], Awaitable[list[Mirror]]]
-    _reactor: IThreadReactor
-    #: ``write(path, text)``; default: :func:`replace_file` in the reactor's thread pool.
-    _write: Callable[[str, str], Awaitable[None]] | None = None
-    _written: tuple[str, str] | None = field(default=None, init=False)  # (path, text)
-    _pending: IDelayedCall | None = field(default=None, init=False)
-    _running: Deferred[None] | None = field(default=None, init=False)
-    _again: bool = field(default=False, init=False)
-    _failure: str = field(default="", init=False)  # the last error logged
-    _loop: LoopingCall | None = field(default=None, init=False)
-
-    name = "mirmon-export"
-
-    def startService(self) -> None:
-        super().startService()
-        loop = LoopingCall(self.changed)
-        loop.clock = self._reactor
-        self._loop = loop
-        loop.start(REFRESH_INTERVAL, now=True)
-
-    def stopService(self) -> None:
-        super().stopService()
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-        self._loop = None
-        if self._pending is not None and self._pending.active():
-            self._pending.cancel()
-        self._pending = None
-
-    def mirror_changed(self, message: str) -> None:
-        """A ``_mirrorbits_mirror_update`` message."""
-        self.changed()
-
-    def changed(self) -> None:
-        """Write the file soon (once for a burst of calls)."""
-        if not self.running or not self._get_config().mirmon_export_file:
-            return
-        if self._pending is None or not self._pending.active():
-            self._pending = self._reactor.callLater(DEBOUNCE, self.refresh)
-
-    def refresh(self) -> Deferred[None]:
-        """Write the file now if its text changed (after the write under way, if any)."""
-        if self._running is not None:
-            self._again = True
-            return self._running
-        self._running = Deferred.fromCoroutine(self._refresh())
-
-        def done(result: object) -> None:
-            self._running = None
-            if self._again:
-                self._again = False
-                self.changed()
-
-        self._running.addBoth(done)
-        return self._running
-
-    async def _refresh(self) -> None:
-        path = self._get_config().mirmon_export_file
-        if not path:
-            return
-        try:
-            text = mirmon_list(await self._all_mirrors())
-            if self._written == (path, text) and os.path.exists(path):
-                return
-            if self._write is not None:
-                await self._write(path, text)
-            else:
-                await deferToThreadPool(self._reactor, self._reactor.getThreadPool(),
-                                        replace_file, path, text)
-        except DatabaseNotReady:
-            self._again = True  # looked at again in a moment
-            return
-        except OSError as err:  # the temporary file's name left out: it changes every time
-            self._report(f"MirmonExportFile {path!r} not updated: {err.strerror or err}")
-            return
-        except StoreError as err:
-            self._report(f"MirmonExportFile {path!r} not updated: {err}")
-            return
-        except Exception:
-            log.failure("MirmonExportFile {path!r} not updated", path=path)
-            return
-        self._written = (path, text)
-        if self._failure:
-            log.info("MirmonExportFile {path!r} updated again", path=path)
-        self._failure = ""
-        log.debug("MirmonExportFile {path!r} updated", path=path)
-
-    def _report(self, message: str) -> None:
-        """Log a failure once until it changes or the file is written again."""
-        if message != self._failure:
-            log.warn("{message}", message=message)
-        self._failure = message
