@@ -23,7 +23,7 @@ from mirrorbits.logs import Logger
 from mirrorbits.mirmon import mirmon_list, replace_file
 from mirrorbits.model import Mirror
 from mirrorbits.reactors import IThreadReactor
-from mirrorbits.store.errors import DatabaseNotReady, StoreError
+from mirrorbits.store.errors import REDIS_FAILURES, DatabaseNotReady
 
 __all__ = ["DEBOUNCE", "REFRESH_INTERVAL", "MirmonExport"]
 
@@ -115,8 +115,8 @@ class MirmonExport(Service):
         except OSError as err:  # the temporary file's name left out: it changes every time
             self._report(f"MirmonExportFile {path!r} not updated: {err.strerror or err}")
             return
-        except StoreError as err:
-            self._report(f"MirmonExportFile {path!r} not updated: {err}")
+        except REDIS_FAILURES as err:
+            self._report(f"MirmonExportFile {path!r} not updated: {err or type(err).__name__}")
             return
         except Exception:
             log.failure("MirmonExportFile {path!r} not updated", path=path)

@@ -24,7 +24,7 @@ from mirrorbits.logs import Logger
 from mirrorbits.stats import utc_date
 from mirrorbits.store import keys
 from mirrorbits.store.client import RedisClient
-from mirrorbits.store.errors import DatabaseNotReady
+from mirrorbits.store.errors import REDIS_FAILURES, DatabaseNotReady
 from mirrorbits.store.retention import delete_expired_stats
 
 __all__ = ["PASS_INTERVAL", "RETRY_INTERVAL", "TICK", "RetentionService", "expired_stats"]
@@ -80,6 +80,7 @@ class RetentionService(Service):
     _next_pass: float = field(default=0.0, init=False)
     _deleted: int = field(default=0, init=False)
     _loop: LoopingCall | None = field(default=None, init=False)
+    _failing: bool = field(default=False, init=False)
 
     name = "stats-retention"
 
@@ -117,7 +118,14 @@ class RetentionService(Service):
         stepping = Deferred.fromCoroutine(self._step())
 
         def failed(failure: Failure) -> None:
-            log.failure("Deleting old statistics failed", failure)
+            if failure.check(*REDIS_FAILURES):
+                if not self._failing:  # once until a step works again
+                    log.warn("Statistics retention paused ({error}): tried again every "
+                             "{delay:g} s", error=str(failure.value) or
+                             type(failure.value).__name__, delay=RETRY_INTERVAL)
+                self._failing = True
+            else:
+                log.failure("Deleting old statistics failed", failure)
             self._cursor = None
             self._next_pass = self._clock.seconds() + RETRY_INTERVAL
 
@@ -141,6 +149,7 @@ class RetentionService(Service):
                                           expired_stats(retention, utc_date(now)),
                                           unlink=self._unlink())
         self._deleted += done.deleted
+        self._failing = False
         if done.cursor != "0":
             self._cursor = done.cursor
             return

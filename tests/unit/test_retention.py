@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from datetime import date
 
-from mirrorbits.config import StatsRetention
-from mirrorbits.retention import expired_stats
+import attrs
+import txredisapi
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.task import Clock
+
+from mirrorbits.config import Config, StatsRetention
+from mirrorbits.retention import RETRY_INTERVAL, RetentionService, expired_stats
 from mirrorbits.store import keys
+from tests.logcapture import captured_log
 
 TODAY = date(2026, 3, 10)
 
@@ -44,3 +50,27 @@ def test_nothing_expires_by_default() -> None:
     expired = expired_stats(StatsRetention(), TODAY)
     assert not any(expired(key) for key in (
         "STATS_FILE_1990_01_01", "STATS_FILE_1990_01", "STATS_FILE_1990", "STATS_FILE"))
+
+
+class _LostRedis:
+    """A connection whose every command fails as a vanished Redis makes it fail."""
+
+    scans = 0
+
+    def scan(self, cursor: str, pattern: str, count: int) -> Deferred[tuple[str, list[str]]]:
+        self.scans += 1
+        return fail(txredisapi.ConnectionError("Not connected"))
+
+
+def test_a_vanished_redis_is_said_once_and_tried_again_later() -> None:
+    config = attrs.evolve(Config(repository="/srv"), stats_retention=StatsRetention(days=3))
+    redis = _LostRedis()
+    clock = Clock()
+    service = RetentionService(lambda: config, lambda: redis, clock)  # type: ignore[arg-type,return-value]
+    with captured_log("mirrorbits.retention") as lines:
+        for _ in range(3 * int(RETRY_INTERVAL)):
+            service.step()
+            clock.advance(1)
+    assert redis.scans == 3  # at once, then once a minute
+    assert lines == ["Statistics retention paused (Not connected): tried again every 60 s"]
+    assert not service.in_pass
