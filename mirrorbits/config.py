@@ -53,6 +53,14 @@ class Hashes:
 
 
 @frozen
+class StatsRetention:
+    """How long daily and monthly download counters are kept (0: forever)."""
+
+    days: int = 0
+    months: int = 0
+
+
+@frozen
 class Config:
     """Every setting of the file (snake_case of the YAML key), with the reference defaults."""
 
@@ -88,6 +96,10 @@ class Config:
     rpc_password: str = ""
     trusted_proxies: tuple[str, ...] = ()
     http_read_timeout: float = DEFAULT_HTTP_READ_TIMEOUT
+    # ours (not in the reference)
+    stats_retention: StatsRetention = field(factory=StatsRetention)
+    rsync_options: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (mirror name or "*", options)
+    mirmon_export_file: str = ""
 
 
 def default_config_path() -> str | None:
@@ -162,6 +174,8 @@ def _finish(config: Config) -> tuple[Config, list[str]]:
     normal = attrs.evolve(
         config,
         repository=os.path.abspath(config.repository),
+        mirmon_export_file=(os.path.abspath(config.mirmon_export_file)
+                            if config.mirmon_export_file else ""),
         geoip_database_path=geoip,
         repository_scan_interval=max(0, config.repository_scan_interval),
         fallbacks=tuple(_normal_fallback(fallback) for fallback in config.fallbacks),
@@ -346,6 +360,17 @@ def _record_of(make: Callable[..., object], fields: _Fields) -> _Convert:
     return convert
 
 
+def _mapping_of(item: _Convert) -> _Convert:
+    """A mapping of names to values, kept as (name, value) pairs in the file's order."""
+
+    def convert(parse: _Parse, key: str, node: Node) -> tuple[tuple[str, object], ...]:
+        entries = parse.mapping(key, node)
+        return tuple((name, item(parse, _join(key, name), value))
+                     for name, (_, value) in entries.items())
+
+    return convert
+
+
 def _sentinel_host(parse: _Parse, key: str, node: Node) -> str:
     return str(parse.record(key, node, {"Host": ("host", _str)}).get("host", ""))
 
@@ -356,6 +381,7 @@ _HASH_FIELDS: _Fields = {
     "MD5": ("md5", _bool),
 }
 _OUTDATED_FIELDS: _Fields = {"Prefix": ("prefix", _str), "Minutes": ("minutes", _int)}
+_RETENTION_FIELDS: _Fields = {"Days": ("days", _int), "Months": ("months", _int)}
 _FALLBACK_FIELDS: _Fields = {
     "URL": ("url", _str),
     "CountryCode": ("country_code", _str),
@@ -371,6 +397,7 @@ _PARENTS = {
         ("AllowOutdatedFiles", _OUTDATED_FIELDS),
         ("Fallbacks", _FALLBACK_FIELDS),
         ("RedisSentinels", ("Host",)),
+        ("StatsRetention", _RETENTION_FIELDS),
     )
     for name in names
 }
@@ -416,4 +443,7 @@ _FIELDS: _Fields = {
     "RPCPassword": ("rpc_password", _str),
     "TrustedProxies": ("trusted_proxies", _list_of(_str)),
     "HTTPReadTimeout": ("http_read_timeout", _float),
+    "StatsRetention": ("stats_retention", _record_of(StatsRetention, _RETENTION_FIELDS)),
+    "RsyncOptions": ("rsync_options", _mapping_of(_list_of(_str))),
+    "MirmonExportFile": ("mirmon_export_file", _str),
 }

@@ -117,6 +117,17 @@ EXAMPLE_CONFIG = """\
 # Disable a mirror when the file requested by its health check is missing (404).
 #DisableOnMissingFile: false
 
+# Extra options of the rsync that lists a mirror, by mirror name; "*" is for every mirror
+# without its own entry (an empty list turns them off for one mirror). Only options that
+# change the listing are accepted: --copy-links (-L), --copy-unsafe-links, --safe-links,
+# --copy-dirlinks (-k), --no-links, --no-implied-dirs, --ipv4 (-4), --ipv6 (-6), and
+# --exclude=, --include=, --timeout=, --contimeout=, --bwlimit=, --address=, --protocol=
+# (with their value, as one item). Every node that scans needs the same entries. Example:
+#   RsyncOptions:
+#     "*": [--copy-unsafe-links]
+#     old-mirror: []
+#RsyncOptions: {}
+
 ## Mirror selection
 
 # How far around the closest mirror other mirrors are still candidates, as a multiple
@@ -139,6 +150,17 @@ EXAMPLE_CONFIG = """\
 #       CountryCode: FR
 #       ContinentCode: EU
 #Fallbacks: []
+
+## Statistics and exports
+
+# Days of daily download counters, and months of monthly ones, kept in Redis; older ones
+# are deleted a few hundred at a time. Yearly and total counters are always kept.
+# 0: keep forever.
+#StatsRetention: {Days: 0, Months: 0}
+
+# File the daemon keeps holding the Mirmon mirror list (the lines of
+# "mirrorbits-ctl export mirmon"), replaced at once whenever a mirror changes. Empty: none.
+#MirmonExportFile: ""
 
 ## Command-line client
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from mirrorbits.addresses import AddressError, parse_listen_address, split_host_port
+from mirrorbits.scan.rsync_options import option_problem
 
 if TYPE_CHECKING:
     from mirrorbits.config import Config
@@ -87,6 +88,18 @@ def value_errors(config: Config) -> list[str]:
     for text in config.trusted_proxies:
         if _network(text) is None:
             add(f"TrustedProxies: {shown(text)} is not an IP address or network (CIDR)")
+    for key, count in (("Days", config.stats_retention.days),
+                       ("Months", config.stats_retention.months)):
+        if count < 0:
+            add(f"StatsRetention.{key} must be >= 0 (0 keeps the counters forever), not {count}")
+    for name, options in config.rsync_options:
+        for option in options:
+            problem = option_problem(option)
+            if problem:
+                add(f"RsyncOptions.{name}: {shown(option)} is refused: {problem}")
+    if config.mirmon_export_file.endswith("/"):
+        add(f"MirmonExportFile {shown(config.mirmon_export_file)} names a directory: "
+            "it must name the file to write")
     return errors
 
 
@@ -265,6 +278,12 @@ def file_system_warnings(config: Config) -> list[str]:
         if problem:
             warnings.append(f"LogDir {shown(config.log_dir)} {problem}: no download log is "
                             "written until it can be")
+    if config.mirmon_export_file:
+        directory = os.path.dirname(os.path.abspath(config.mirmon_export_file))
+        problem = _directory_problem(directory, os.W_OK | os.X_OK)
+        if problem:
+            warnings.append(f"MirmonExportFile {shown(config.mirmon_export_file)}: its "
+                            f"directory {problem}: the file is not written until it can be")
     if config.templates:
         problem = _directory_problem(config.templates, os.R_OK | os.X_OK)
         if not problem and not any(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import shutil
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from typing import Final
 from urllib.parse import unquote, urlsplit
@@ -99,10 +99,12 @@ class RsyncCommand:
     env: dict[str, str]
 
 
-def rsync_command(url: str) -> RsyncCommand:
+def rsync_command(url: str, options: Sequence[str] = ()) -> RsyncCommand:
     """The command line and environment for ``url`` (``rsync://`` or ``rsyncs://``).
 
     Credentials are removed from the URL and passed as ``USER`` / ``RSYNC_PASSWORD``.
+    ``options`` (checked by :mod:`~mirrorbits.scan.rsync_options`) come after the usual
+    ones, so that a ``--timeout=`` of theirs wins.
     """
     timeouts: tuple[str, ...]
     if url.startswith("rsync://"):
@@ -122,7 +124,7 @@ def rsync_command(url: str) -> RsyncCommand:
         if colon:
             env["RSYNC_PASSWORD"] = unquote(password)
         url = parts._replace(netloc=host).geturl()
-    args = ("-r", "--no-motd", "--exclude=.~tmp~/", *timeouts, url)
+    args = ("-r", "--no-motd", "--exclude=.~tmp~/", *timeouts, *options, url)
     return RsyncCommand(executable=executable, args=args, url=url, env=env)
 
 
@@ -257,13 +259,15 @@ async def rsync_list(
     name: str = "",
     executable: str | None = None,
     progress: Progress | None = None,
+    options: Sequence[str] = (),
 ) -> ScanListing:
     """Run rsync on ``url`` and return the files it lists (raises :class:`ScanError`).
 
     Cancelling the call stops rsync and raises :class:`ScanAborted`. ``executable`` overrides
-    the program found on ``PATH`` (tests); ``progress`` counts the files listed.
+    the program found on ``PATH`` (tests); ``progress`` counts the files listed; ``options``
+    are the mirror's extra ones (``RsyncOptions``).
     """
-    command = rsync_command(url)
+    command = rsync_command(url, options)
     program = executable or shutil.which(command.executable)
     if program is None:
         raise ScanError(f"{command.executable}: command not found")
@@ -285,7 +289,8 @@ async def rsync_list(
     if progress is not None:
         progress.begin("listing")
     protocol = RsyncProtocol(on_file, on_skip)
-    log.info("[{name}] Requesting file list via {cmd}...", name=name, cmd=command.executable)
+    shown = command.executable + "".join(f" {option}" for option in options)
+    log.info("[{name}] Requesting file list via {cmd}...", name=name, cmd=shown)
     try:
         reactor.spawnProcess(protocol, program, [program, *command.args], env=command.env)
     except OSError as err:

@@ -28,6 +28,7 @@ from mirrorbits.progress import Progress, ProgressReport
 from mirrorbits.reactors import IConnectingReactor, IScanReactor
 from mirrorbits.scan.commit import ScanResult, scan_mirror
 from mirrorbits.scan.rsync import ScanError, ScanListing, rsync_list
+from mirrorbits.scan.rsync_options import options_for
 from mirrorbits.scan.trace import fetch_trace
 from mirrorbits.scan.walk import ScanAborted
 from mirrorbits.store.client import RedisClient
@@ -158,7 +159,9 @@ class MirrorScanner(Service):
 
             async def rsync(url: str, timeout: float, name: str,
                             progress: Progress) -> ScanListing:
-                return await rsync_list(reactor, url, timeout, name=name, progress=progress)
+                options = options_for(self._get_config().rsync_options, name)
+                return await rsync_list(reactor, url, timeout, name=name, progress=progress,
+                                        options=options)
 
             self._listers = {PROTOCOL_RSYNC: rsync, PROTOCOL_FTP: ftp_lister(reactor)}
         if self._trace is None:

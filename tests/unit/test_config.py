@@ -771,6 +771,6 @@ def test_example_config_shows_the_defaults() -> None:
 
 def test_example_config_examples_parse() -> None:
     blocks = re.findall(r"(?m)((?:^#   .*\n)+)", EXAMPLE_CONFIG)
-    assert len(blocks) == 3
+    assert len(blocks) == 4
     for block in blocks:
         parse(REPO + re.sub(r"(?m)^#   ", "", block))
