@@ -53,6 +53,18 @@ class Hashes:
 
 
 @frozen
+class HttpScan:
+    """``HTTPScan``: how mirrors without rsync or FTP are scanned through their index pages:
+    requests at a time, seconds between two request starts, seconds per request, ``HEAD``
+    requests per scan (for sizes the pages round)."""
+
+    concurrency: int = 4
+    delay: float = 0.0
+    timeout: float = 30.0
+    max_head_requests: int = 10_000
+
+
+@frozen
 class Config:
     """Every setting of the file (snake_case of the YAML key), with the reference defaults."""
 
@@ -88,6 +100,7 @@ class Config:
     rpc_password: str = ""
     trusted_proxies: tuple[str, ...] = ()
     http_read_timeout: float = DEFAULT_HTTP_READ_TIMEOUT
+    http_scan: HttpScan = field(factory=HttpScan)
 
 
 def default_config_path() -> str | None:
@@ -355,6 +368,12 @@ _HASH_FIELDS: _Fields = {
     "SHA256": ("sha256", _bool),
     "MD5": ("md5", _bool),
 }
+_HTTP_SCAN_FIELDS: _Fields = {
+    "Concurrency": ("concurrency", _int),
+    "Delay": ("delay", _float),
+    "Timeout": ("timeout", _float),
+    "MaxHeadRequests": ("max_head_requests", _int),
+}
 _OUTDATED_FIELDS: _Fields = {"Prefix": ("prefix", _str), "Minutes": ("minutes", _int)}
 _FALLBACK_FIELDS: _Fields = {
     "URL": ("url", _str),
@@ -368,6 +387,7 @@ _PARENTS = {
     name.lower(): parent
     for parent, names in (
         ("Hashes", _HASH_FIELDS),
+        ("HTTPScan", _HTTP_SCAN_FIELDS),
         ("AllowOutdatedFiles", _OUTDATED_FIELDS),
         ("Fallbacks", _FALLBACK_FIELDS),
         ("RedisSentinels", ("Host",)),
@@ -416,4 +436,5 @@ _FIELDS: _Fields = {
     "RPCPassword": ("rpc_password", _str),
     "TrustedProxies": ("trusted_proxies", _list_of(_str)),
     "HTTPReadTimeout": ("http_read_timeout", _float),
+    "HTTPScan": ("http_scan", _record_of(HttpScan, _HTTP_SCAN_FIELDS)),
 }

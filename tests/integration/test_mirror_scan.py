@@ -162,9 +162,12 @@ def test_scan_errors_are_clean(
     message = unknown.stderr.strip().removeprefix("scan error: ")
     assert message in daemon.ctl("logs", "m2").stdout
 
-    no_url = daemon.ctl("scan", "m3")
+    no_url = daemon.ctl("scan", "-rsync", "m3")
     assert no_url.returncode == 1
     assert no_url.stderr.strip() == "scan error: no suitable URL for the scan"
+    by_http = daemon.ctl("scan", "m3")  # HTTP only: its index pages (nothing listens there)
+    assert by_http.returncode == 1
+    assert by_http.stderr.strip().startswith("scan error: http error http://127.0.0.3/: ")
 
     forced = daemon.ctl("scan", "-ftp", "m2")
     assert forced.stderr.strip() == "scan error: no suitable URL for the scan"
