@@ -20,7 +20,9 @@ The pages are read by :mod:`mirrorbits.scan.http_index`. The walk:
   page that shows no time (Apache without ``FancyIndexing``);
 * rescans: every page's ``ETag`` / ``Last-Modified`` is remembered, in this process's memory,
   per mirror URL, along with the sizes learnt by ``HEAD``; the next scan of that URL asks
-  with ``If-None-Match`` / ``If-Modified-Since``, a ``304`` reuses the remembered entries, and
+  with ``If-None-Match`` (``If-Modified-Since`` when the page had no ``ETag``: a listing dated
+  by its directory would not change when a file is rewritten in place), a ``304`` reuses the
+  remembered entries (subdirectories are still asked, each conditionally), and
   a file listed with the same rounded size and time as before keeps its size without a new
   ``HEAD``. Only a complete walk replaces what is remembered; a restart forgets it.
 
@@ -288,18 +290,28 @@ class _Walk:
             return response.code, response.headers, b"".join(chunks)
 
         exchanging: Deferred[tuple[int, Headers, bytes]] = Deferred.fromCoroutine(exchange())
-        exchanging.addTimeout(self.settings.timeout, self.reactor)
+        timed_out = False
+
+        def expire() -> None:
+            nonlocal timed_out
+            timed_out = True
+            exchanging.cancel()
+
+        timer = self.reactor.callLater(self.settings.timeout, expire)
         try:
             return await exchanging
-        except DeferredTimeoutError:
-            raise ScanError(f"http error {url}: no answer within "
-                            f"{self.settings.timeout:g} s") from None
         except _TooBig:
             raise ScanError(f"http error {url}: larger than {MAX_PAGE_BYTES} bytes") from None
-        except CancelledError:
-            raise
         except Exception as err:
+            if timed_out:
+                raise ScanError(f"http error {url}: no answer within "
+                                f"{self.settings.timeout:g} s") from None
+            if _cancelled(err):  # the scan was cancelled (Twisted may wrap the cancellation)
+                raise CancelledError() from None
             raise ScanError(f"http error {url}: {_describe(err)}") from None
+        finally:
+            if timer.active():
+                timer.cancel()
 
     async def _directory(self, job: _DirJob) -> None:
         self.directories += 1
@@ -308,9 +320,11 @@ class _Walk:
         remembered = self.memory.pages.get(job.url)
         conditions: dict[bytes, list[bytes]] = {}
         if remembered is not None:
+            # An ETag alone: a server may date a listing by its directory, which does not
+            # change when a file in it is rewritten in place.
             if remembered.etag:
                 conditions[b"If-None-Match"] = [remembered.etag]
-            if remembered.last_modified:
+            elif remembered.last_modified:
                 conditions[b"If-Modified-Since"] = [remembered.last_modified]
         code, headers, body = await self._fetch("GET", job.url, conditions)
         if code == 304 and remembered is not None:
@@ -410,6 +424,15 @@ def _fingerprint(page: IndexPage) -> bytes:
 def _header(headers: Headers, name: bytes) -> bytes | None:
     values = headers.getRawHeaders(name)
     return values[0] if values else None
+
+
+def _cancelled(error: BaseException) -> bool:
+    """Whether ``error`` is, or wraps, a cancellation."""
+    if isinstance(error, CancelledError):
+        return True
+    reasons = getattr(error, "reasons", None)
+    return isinstance(reasons, list) and any(
+        isinstance(getattr(reason, "value", None), CancelledError) for reason in reasons)
 
 
 def _describe(error: BaseException) -> str:

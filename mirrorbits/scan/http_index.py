@@ -162,7 +162,7 @@ def _parse_html(body: bytes, page_url: str) -> IndexPage:
     text = body.decode("latin-1")  # one character per byte: hrefs and dates are ASCII
     anchors = list(_ANCHOR_RE.finditer(text))
     entries: list[IndexEntry] = []
-    seen: set[str] = set()
+    seen: dict[str, int] = {}  # href -> index in entries
     rejected = 0
     for number, anchor in enumerate(anchors):
         target = html.unescape(next(g for g in anchor.groups() if g is not None))
@@ -173,9 +173,6 @@ def _parse_html(body: bytes, page_url: str) -> IndexPage:
         if _bad_name(raw):
             rejected += 1
             continue
-        if href in seen:  # Apache's icon column links the same entry twice
-            continue
-        seen.add(href)
         end = anchors[number + 1].start() if number + 1 < len(anchors) else len(text)
         tail = text[anchor.end():end]
         closing = tail.lower().find("</a>")
@@ -185,8 +182,12 @@ def _parse_html(body: bytes, page_url: str) -> IndexPage:
         entry = _html_entry(decode_name(raw), href, is_dir, columns)
         if entry is None:
             rejected += 1
-        else:
+        elif href not in seen:
+            seen[href] = len(entries)
             entries.append(entry)
+        elif entry.mod_time_ns and not entries[seen[href]].mod_time_ns:
+            # Apache's IconsAreLinks: the icon's link comes first, the columns follow the name's
+            entries[seen[href]] = entry
     return IndexPage(tuple(entries), rejected)
 
 
