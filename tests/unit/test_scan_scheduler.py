@@ -67,7 +67,8 @@ class Harness:
         self.fix_tz: list[bool] = []  # fix_timezone_offsets of each scan
         self.scanner = MirrorScanner(
             lambda: self.config, self.client, self.store, self.clock,  # type: ignore[arg-type]
-            listers={PROTOCOL_RSYNC: self.lister("rsync"), PROTOCOL_FTP: self.lister("ftp")},
+            listers={PROTOCOL_RSYNC: self.lister("rsync"), PROTOCOL_FTP: self.lister("ftp"),
+                     PROTOCOL_HTTP: self.lister("http")},
             commit=self.commit, handles=handles,
         )
 
@@ -213,8 +214,17 @@ def test_abort_does_not_fall_back() -> None:
     h.scanner.stopService()
 
 
+def test_http_only_mirror_is_scanned_by_the_monitor() -> None:
+    h = Harness([mirror(1, rsync_url="", http_url="m1.example/pub")])
+    h.scanner.startService()
+    assert h.calls == [("http", "http://m1.example/pub/")]
+    h.finish("http://m1.example/pub/")
+    assert h.scanner.scanning == frozenset()
+    h.scanner.stopService()
+
+
 def test_no_url_starts_no_listing() -> None:
-    h = Harness([mirror(1, rsync_url="")])
+    h = Harness([mirror(1, rsync_url="", http_url="")])
     h.scanner.startService()
     assert h.calls == []
     assert h.scanner.scanning == frozenset()
