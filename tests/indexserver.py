@@ -56,6 +56,7 @@ class IndexServer:
     slow: float = 0.0
     stall: frozenset[str] = frozenset()
     answers: dict[str, int] = attrs.Factory(dict)  # path -> forced status
+    redirects: dict[str, str] = attrs.Factory(dict)  # path -> Location of a 302
     seen: list[Seen] = attrs.Factory(list)
     in_flight: int = 0
     most_in_flight: int = 0
@@ -74,6 +75,10 @@ class IndexServer:
                 server.most_in_flight = max(server.most_in_flight, server.in_flight)
                 self.notifyFinish().addBoth(self._done)
                 if path in server.stall:
+                    return
+                if path in server.redirects:
+                    self.redirect(server.redirects[path].encode())
+                    self.finish()
                     return
                 if path in server.answers:
                     self.setResponseCode(server.answers[path])

@@ -274,7 +274,9 @@ class _Walk:
         headers = Headers({**self.headers, **extra})
 
         async def exchange() -> tuple[int, Headers, bytes]:
-            response = await self.client.request(method, url, headers=headers)
+            # A redirect is not followed: it could lead off the mirror's tree.
+            response = await self.client.request(method, url, headers=headers,
+                                                 allow_redirects=False)
             chunks: list[bytes] = []
             size = 0
 

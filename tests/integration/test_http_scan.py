@@ -287,6 +287,16 @@ async def test_statuses_page_cap_and_cancel(serve: Any, monkeypatch: pytest.Monk
     assert "skipping /odd/: HTTP status 403" in listing.warnings
     assert len(listing.files) == len(TREE) - 3
 
+    # a redirect is not followed, even within the tree (it could lead anywhere)
+    other, elsewhere = serve("json")
+    server.answers.clear()
+    server.redirects["/odd/"] = elsewhere + "odd/"
+    listing = await scanner().list(url, 60, name="http")
+    assert f"skipping /odd/: HTTP status 302 (to {elsewhere}odd/)" in listing.warnings
+    assert other.seen == []
+    assert len(listing.files) == len(TREE) - 3
+    server.redirects.clear()
+
     with pytest.raises(ScanError, match=r"^http error http://127\.0\.0\.1:\d+/: larger than "
                                         r"100 bytes$"):
         monkeypatch.setattr(http_scan, "MAX_PAGE_BYTES", 100)
