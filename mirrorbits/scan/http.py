@@ -39,10 +39,11 @@ from typing import Final
 
 import treq
 from attrs import define, field, frozen
+from twisted.internet._sslverify import IOpenSSLTrustRoot
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, FirstError
 from twisted.internet.defer import TimeoutError as DeferredTimeoutError
 from twisted.internet.task import deferLater
-from twisted.web.client import Agent
+from twisted.web.client import Agent, BrowserLikePolicyForHTTPS
 from twisted.web.http_headers import Headers
 
 from mirrorbits import version_string
@@ -146,13 +147,17 @@ class HttpScanner:
     """Lists HTTP mirrors; remembers each mirror URL's pages for the next scan of it.
 
     ``settings()`` is read at the start of each scan (the configuration may be reloaded).
+    HTTPS certificates are verified against the system's CAs, or ``trust_root`` (tests).
     """
 
     def __init__(
-        self, reactor: IConnectingReactor, settings: Callable[[], HttpScan]
+        self, reactor: IConnectingReactor, settings: Callable[[], HttpScan],
+        trust_root: IOpenSSLTrustRoot | None = None,
     ) -> None:
         self._reactor = reactor
         self._settings = settings
+        self._policy = (BrowserLikePolicyForHTTPS(trust_root) if trust_root
+                        else BrowserLikePolicyForHTTPS())
         self._memory: dict[str, _Memory] = {}
 
     async def list(
@@ -169,7 +174,9 @@ class HttpScanner:
         settings = self._settings()
         pool = QuietConnectionPool(self._reactor, persistent=True)
         pool.maxPersistentPerHost = settings.concurrency
-        walk = _Walk(self._reactor, pool, settings, url, name,
+        agent = Agent(self._reactor, contextFactory=self._policy, pool=pool,
+                      connectTimeout=min(CONNECT_TIMEOUT, settings.timeout))
+        walk = _Walk(self._reactor, agent, settings, url, name,
                      self._memory.get(url, _Memory()), progress or Progress(self._reactor))
         log.info("[{name}] Requesting file list via http...", name=name)
         walking: Deferred[ScanListing] = Deferred.fromCoroutine(walk.run())
@@ -189,12 +196,10 @@ class HttpScanner:
 class _Walk:
     """One scan: the queue of pages and ``HEAD`` requests, served by the workers."""
 
-    def __init__(self, reactor: IConnectingReactor, pool: QuietConnectionPool,
-                 settings: HttpScan, url: str, name: str, memory: _Memory,
-                 progress: Progress) -> None:
+    def __init__(self, reactor: IConnectingReactor, agent: Agent, settings: HttpScan, url: str,
+                 name: str, memory: _Memory, progress: Progress) -> None:
         self.reactor = reactor
-        self.client = treq.client.HTTPClient(
-            Agent(reactor, connectTimeout=min(CONNECT_TIMEOUT, settings.timeout), pool=pool))
+        self.client = treq.client.HTTPClient(agent)
         self.settings = settings
         self.url = url
         self.name = name
