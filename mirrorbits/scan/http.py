@@ -84,6 +84,8 @@ MAX_DEPTH: Final = 64
 #: Warnings logged one by one (then only counted).
 MAX_LOGGED_WARNINGS: Final = 20
 CONNECT_TIMEOUT: Final = 20.0
+#: Mirror URLs whose last walk is remembered (the least recently scanned is forgotten first).
+MAX_REMEMBERED: Final = 1000
 
 
 @frozen
@@ -189,7 +191,10 @@ class HttpScanner:
             raise ScanError(f"http error: no complete listing within {timeout:g} s") from None
         finally:
             await pool.closeCachedConnections()
+        self._memory.pop(url, None)
         self._memory[url] = walk.learnt
+        while len(self._memory) > MAX_REMEMBERED:
+            del self._memory[next(iter(self._memory))]
         return listing
 
 

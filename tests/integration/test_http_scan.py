@@ -246,6 +246,24 @@ async def test_rescans_ask_conditionally_and_reuse_sizes(
 
 
 @ensure_deferred
+async def test_memory_is_bounded(serve: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(http_scan, "MAX_REMEMBERED", 1)
+    first, first_url = serve("json")
+    second, second_url = serve("json")
+    http = scanner()
+    await http.list(first_url, 60)
+    await http.list(second_url, 60)  # the first URL is forgotten
+    first.seen.clear()
+    second.seen.clear()
+    await http.list(first_url, 60)
+    await http.list(second_url, 60)
+    assert not any("if-none-match" in s.headers for s in first.seen)
+    assert not any("if-none-match" in s.headers for s in second.seen)  # forgotten in turn
+    await http.list(second_url, 60)
+    assert any("if-none-match" in s.headers for s in second.seen)
+
+
+@ensure_deferred
 async def test_head_budget_leaves_unsized_files_out(serve: Any) -> None:
     server, url = serve("apache")
     listing = await scanner(max_head_requests=2).list(url, 60, name="http")
