@@ -57,6 +57,7 @@ class IndexServer:
     stall: frozenset[str] = frozenset()
     answers: dict[str, int] = attrs.Factory(dict)  # path -> forced status
     redirects: dict[str, str] = attrs.Factory(dict)  # path -> Location of a 302
+    head_length: bool = True  # False: HEAD answers carry no Content-Length (Apache, empty file)
     seen: list[Seen] = attrs.Factory(list)
     in_flight: int = 0
     most_in_flight: int = 0
@@ -75,6 +76,12 @@ class IndexServer:
                 server.most_in_flight = max(server.most_in_flight, server.in_flight)
                 self.notifyFinish().addBoth(self._done)
                 if path in server.stall:
+                    return
+                if self.method == b"HEAD" and not server.head_length:
+                    self.setResponseCode(200)
+                    self.setHeader(b"transfer-encoding", b"chunked")  # instead of a length
+                    self.write(b"")
+                    self.finish()
                     return
                 if path in server.redirects:
                     self.redirect(server.redirects[path].encode())

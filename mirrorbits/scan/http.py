@@ -118,6 +118,10 @@ class _TooBig(Exception):
     pass
 
 
+class _Enough(Exception):
+    """The body is not wanted: the connection is dropped."""
+
+
 @define
 class _DirJob:
     url: str
@@ -279,7 +283,9 @@ class _Walk:
             await deferLater(self.reactor, start - now)
 
     async def _fetch(self, method: str, url: str,
-                     extra: dict[bytes, list[bytes]]) -> tuple[int, Headers, bytes]:
+                     extra: dict[bytes, list[bytes]],
+                     want_body: bool = True) -> tuple[int, Headers, bytes]:
+        """Status, headers and (for a wanted ``200``) body of one request."""
         await self._pace()
         headers = Headers({**self.headers, **extra})
 
@@ -287,18 +293,27 @@ class _Walk:
             # A redirect is not followed: it could lead off the mirror's tree.
             response = await self.client.request(method, url, headers=headers,
                                                  allow_redirects=False)
+            if isinstance(response.length, int) and method != "HEAD":
+                # Twisted keeps a GET's Content-Length out of the headers (response.length)
+                response.headers.setRawHeaders(b"content-length",
+                                               [str(response.length).encode()])
             chunks: list[bytes] = []
             size = 0
 
             def collect(data: bytes) -> None:
                 nonlocal size
                 size += len(data)
+                if not want_body and size > 64 * 1024:
+                    raise _Enough()
                 if size > MAX_PAGE_BYTES:
                     raise _TooBig()
                 if response.code == 200:
                     chunks.append(data)
 
-            await treq.collect(response, collect)
+            try:
+                await treq.collect(response, collect)
+            except _Enough:
+                chunks.clear()
             return response.code, response.headers, b"".join(chunks)
 
         exchanging: Deferred[tuple[int, Headers, bytes]] = Deferred.fromCoroutine(exchange())
@@ -397,8 +412,19 @@ class _Walk:
     async def _head(self, job: _HeadJob) -> None:
         entry = job.entry
         code, headers, _ = await self._fetch("HEAD", entry.href, {})
-        length = (headers.getRawHeaders(b"content-length") or [b""])[0]
-        if code != 200 or not length.isdigit() or len(length) > 19 or int(length) > MAX_SIZE:
+        length = _size(_header(headers, b"content-length"))
+        if code == 200 and length is None:
+            # Apache sends no Content-Length for an empty file: ask for its first byte, whose
+            # Content-Range (206, or 416 when it is empty) tells the size.
+            code, ranged, _ = await self._fetch("GET", entry.href, {b"Range": [b"bytes=0-0"]},
+                                                want_body=False)
+            if code in (206, 416):
+                total = (_header(ranged, b"content-range") or b"").rpartition(b"/")[2]
+                length = _size(total)
+                code = 200
+            elif code == 200:
+                length = _size(_header(ranged, b"content-length"))
+        if code != 200 or length is None:
             why = f"HTTP status {code}" if code != 200 else "no Content-Length"
             self._warn(f"left out {job.path}: HEAD gave {why}")
             return
@@ -407,7 +433,7 @@ class _Walk:
             modified = (headers.getRawHeaders(b"last-modified") or [b""])[0]
             mod_time_ns = parse_http_date(modified.decode("latin-1")) or 0
             precision = SECOND_NS if mod_time_ns else 0
-        size = int(length)
+        size = length
         self.learnt.sizes[entry.href] = _Sized((entry.shown_size, entry.mod_time_ns), size,
                                                mod_time_ns)
         self._add(job.path, size, mod_time_ns, precision)
@@ -431,6 +457,14 @@ def _fingerprint(page: IndexPage) -> bytes:
         digest.update(f"{entry.name}\0{entry.is_dir}\0{entry.shown_size}\0"
                       f"{entry.mod_time_ns}\n".encode("utf-8", "surrogateescape"))
     return digest.digest()
+
+
+def _size(text: bytes | None) -> int | None:
+    """A size in bytes from a header value; ``None`` if absent or invalid."""
+    if text is None or not text.strip().isdigit() or len(text.strip()) > 19:
+        return None
+    value = int(text)
+    return value if value <= MAX_SIZE else None
 
 
 def _header(headers: Headers, name: bytes) -> bytes | None:

@@ -13,6 +13,7 @@ import itertools
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -72,10 +73,13 @@ def write_tree(root: Path) -> None:
 
 
 @pytest.fixture
-def tree(tmp_path: Path) -> Path:
-    root = tmp_path / "tree"
+def tree() -> Iterator[Path]:
+    """The tree, readable by anyone: nginx's and Apache's workers may run as ``nobody``."""
+    root = Path(tempfile.mkdtemp(prefix="mirrorbits-tree-"))
+    root.chmod(0o755)
     write_tree(root)
-    return root
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
@@ -264,6 +268,16 @@ async def test_memory_is_bounded(serve: Any, monkeypatch: pytest.MonkeyPatch) ->
 
 
 @ensure_deferred
+async def test_a_head_without_length_asks_for_one_byte(serve: Any) -> None:
+    server, url = serve("apache", head_length=False)
+    listing = await scanner().list(url, 60, name="http")
+    files = {f.path: f.size for f in listing.files}
+    assert files == {path: size for path, size, _ in TREE}
+    ranged = [s for s in server.seen if "range" in s.headers]
+    assert len(ranged) == 5 and all(s.headers["range"] == "bytes=0-0" for s in ranged)
+
+
+@ensure_deferred
 async def test_head_budget_leaves_unsized_files_out(serve: Any) -> None:
     server, url = serve("apache")
     listing = await scanner(max_head_requests=2).list(url, 60, name="http")
@@ -383,9 +397,7 @@ def nginx(tmp_path: Path, tree: Path) -> Iterator[str]:
     port = free_port()
     temp = " ".join(f"{kind}_temp_path {work / 'temp'};"
                     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    user = "user root;" if os.geteuid() == 0 else ""  # workers must read the test's tree
     (work / "nginx.conf").write_text(f"""
-{user}
 pid {work / 'nginx.pid'};
 error_log {work / 'error.log'};
 daemon off;
@@ -429,3 +441,67 @@ async def test_real_nginx_html_gives_rsync_sizes_and_minutes(
     by_rsync, by_http = await rsync_and_http(client, db, rsync_url, listing)
     assert minute(by_http) == minute(by_rsync)
     assert db.hget(keys.mirror(2), "lastSuccessfulSyncPrecision") == str(60 * S)
+
+
+# --- a real Apache -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def apache(tmp_path: Path, tree: Path) -> Iterator[str]:
+    binary = shutil.which("apache2") or ("/usr/sbin/apache2" if os.path.exists("/usr/sbin/apache2")
+                                         else None)
+    modules = Path("/usr/lib/apache2/modules")
+    if binary is None or not modules.is_dir():
+        pytest.skip("apache2 is not installed")
+    work = tmp_path / "apache"
+    (work / "logs").mkdir(parents=True)
+    port = free_port()
+    loads = "\n".join(f"LoadModule {name}_module {modules}/mod_{name}.so"
+                      for name in ("mpm_event", "authz_core", "dir", "autoindex", "alias"))
+    user = "User #65534\nGroup #65534" if os.geteuid() == 0 else ""  # root may not serve
+    layouts = {"table": "FancyIndexing VersionSort HTMLTable NameWidth=* Charset=UTF-8",
+               "pre": "FancyIndexing", "plain": "-FancyIndexing"}
+    locations = "\n".join(
+        f"Alias /{name}/ {tree}/\n<Location /{name}/>\n  IndexOptions {options}\n</Location>"
+        for name, options in layouts.items())
+    (work / "httpd.conf").write_text(f"""ServerRoot {work}
+ServerName 127.0.0.1
+PidFile {work / 'httpd.pid'}
+ErrorLog {work / 'logs' / 'error.log'}
+Listen 127.0.0.1:{port}
+{loads}
+{user}
+DocumentRoot {tree}
+<Directory {tree}>
+  Options Indexes
+  Require all granted
+</Directory>
+{locations}
+""")
+    process = subprocess.Popen([binary, "-f", str(work / "httpd.conf"), "-DFOREGROUND"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port("127.0.0.1", port)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.mark.parametrize("layout", ["table", "pre"])
+@ensure_deferred
+async def test_real_apache_fancy_index_gives_rsync_sizes_and_minutes(
+    client: Any, db: redis.Redis, rsync_url: str, apache: str, layout: str
+) -> None:
+    listing = await scanner().list(apache + layout + "/", 60, name="http")
+    by_rsync, by_http = await rsync_and_http(client, db, rsync_url, listing)
+    assert minute(by_http) == minute(by_rsync)  # rounded sizes asked with HEAD
+
+
+@ensure_deferred
+async def test_real_apache_plain_list_gives_what_rsync_gives(
+    client: Any, db: redis.Redis, rsync_url: str, apache: str
+) -> None:
+    listing = await scanner().list(apache + "plain/", 60, name="http")
+    by_rsync, by_http = await rsync_and_http(client, db, rsync_url, listing)
+    assert by_http == by_rsync  # every size and time from a HEAD
