@@ -2,9 +2,10 @@
 
 The same tree is served by a real ``rsync --daemon`` and by index servers: the in-process one
 of ``tests/indexserver.py`` (nginx HTML, nginx HTML with rounded sizes, Apache 2.4 table, nginx
-JSON) and, when it is installed, a real nginx (``autoindex on``, HTML and JSON). Each listing is
-committed to a real redis-server as its own mirror, and the stored ``FILEINFO_`` hashes and
-``MIRRORFILES_`` sets are compared with the rsync mirror's.
+JSON) and, when they are installed, a real nginx (``autoindex on``: HTML, rounded HTML, JSON) and
+a real Apache (``mod_autoindex``: table, ``<pre>``, plain list). Each listing is committed to a real
+redis-server as its own mirror, and the stored ``FILEINFO_`` hashes and ``MIRRORFILES_`` sets are
+compared with the rsync mirror's.
 """
 
 from __future__ import annotations
