@@ -61,6 +61,18 @@ class StatsRetention:
 
 
 @frozen
+class HttpScan:
+    """``HTTPScan``: how mirrors without rsync or FTP are scanned through their index pages:
+    requests at a time, seconds between two request starts, seconds per request, ``HEAD``
+    requests per scan (for sizes the pages round)."""
+
+    concurrency: int = 4
+    delay: float = 0.0
+    timeout: float = 30.0
+    max_head_requests: int = 10_000
+
+
+@frozen
 class Config:
     """Every setting of the file (snake_case of the YAML key), with the reference defaults."""
 
@@ -100,6 +112,7 @@ class Config:
     stats_retention: StatsRetention = field(factory=StatsRetention)
     rsync_options: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (mirror name or "*", options)
     mirmon_export_file: str = ""
+    http_scan: HttpScan = field(factory=HttpScan)
 
 
 def default_config_path() -> str | None:
@@ -380,6 +393,12 @@ _HASH_FIELDS: _Fields = {
     "SHA256": ("sha256", _bool),
     "MD5": ("md5", _bool),
 }
+_HTTP_SCAN_FIELDS: _Fields = {
+    "Concurrency": ("concurrency", _int),
+    "Delay": ("delay", _float),
+    "Timeout": ("timeout", _float),
+    "MaxHeadRequests": ("max_head_requests", _int),
+}
 _OUTDATED_FIELDS: _Fields = {"Prefix": ("prefix", _str), "Minutes": ("minutes", _int)}
 _RETENTION_FIELDS: _Fields = {"Days": ("days", _int), "Months": ("months", _int)}
 _FALLBACK_FIELDS: _Fields = {
@@ -394,6 +413,7 @@ _PARENTS = {
     name.lower(): parent
     for parent, names in (
         ("Hashes", _HASH_FIELDS),
+        ("HTTPScan", _HTTP_SCAN_FIELDS),
         ("AllowOutdatedFiles", _OUTDATED_FIELDS),
         ("Fallbacks", _FALLBACK_FIELDS),
         ("RedisSentinels", ("Host",)),
@@ -446,4 +466,5 @@ _FIELDS: _Fields = {
     "StatsRetention": ("stats_retention", _record_of(StatsRetention, _RETENTION_FIELDS)),
     "RsyncOptions": ("rsync_options", _mapping_of(_list_of(_str))),
     "MirmonExportFile": ("mirmon_export_file", _str),
+    "HTTPScan": ("http_scan", _record_of(HttpScan, _HTTP_SCAN_FIELDS)),
 }

@@ -94,6 +94,11 @@ EXAMPLE_CONFIG = """\
 # Number of mirrors scanned at the same time (1 or more).
 #ConcurrentSync: 5
 
+# Mirrors with neither an rsync nor an FTP URL are scanned through their HTTP index pages
+# (nginx autoindex, HTML or JSON; Apache mod_autoindex): requests at a time, seconds between
+# two requests, seconds per request, HEAD requests per scan for sizes the pages round.
+#HTTPScan: {Concurrency: 4, Delay: 0, Timeout: 30, MaxHeadRequests: 10000}
+
 # Minutes between two automatic scans of a mirror; 0: again as soon as a scan ends.
 #ScanInterval: 30
 

@@ -85,6 +85,7 @@ def value_errors(config: Config) -> list[str]:
             f"not {shown(config.http_read_timeout)}")
     for number, fallback in enumerate(config.fallbacks, 1):
         errors += _fallback_errors(number, fallback)
+    errors += _http_scan_errors(config)
     for text in config.trusted_proxies:
         if _network(text) is None:
             add(f"TrustedProxies: {shown(text)} is not an IP address or network (CIDR)")
@@ -100,6 +101,23 @@ def value_errors(config: Config) -> list[str]:
     if config.mirmon_export_file.endswith("/"):
         add(f"MirmonExportFile {shown(config.mirmon_export_file)} names a directory: "
             "it must name the file to write")
+    return errors
+
+
+def _http_scan_errors(config: Config) -> list[str]:
+    scan = config.http_scan
+    errors: list[str] = []
+    if not 1 <= scan.concurrency <= 64:
+        errors.append(f"HTTPScan.Concurrency must be from 1 to 64 (requests at a time to one "
+                      f"mirror), not {scan.concurrency}")
+    if not 0 <= scan.delay <= 3600:  # also refuses NaN
+        errors.append(f"HTTPScan.Delay must be a number of seconds from 0 to 3600, "
+                      f"not {shown(scan.delay)}")
+    if not 0 < scan.timeout <= 3600:
+        errors.append(f"HTTPScan.Timeout must be a number of seconds > 0 and <= 3600, "
+                      f"not {shown(scan.timeout)}")
+    if scan.max_head_requests < 0:
+        errors.append(f"HTTPScan.MaxHeadRequests must be >= 0, not {scan.max_head_requests}")
     return errors
 
 

@@ -1,4 +1,4 @@
-"""The HTTP connection pool of the monitor's one-shot requests (health checks, trace files)."""
+"""The HTTP connection pool of the monitor's requests (health checks, trace files, HTTP scans)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ class _QuietFactory(_HTTP11ClientFactory):
 
 
 class QuietConnectionPool(HTTPConnectionPool):
-    """A pool that keeps no connection open and logs nothing per connection.
+    """A pool that logs nothing per connection and, unless ``persistent``, keeps none open.
 
     Twisted's connection factories log ``Starting factory`` and ``Stopping factory`` for
     each connection: two lines per mirror at every health check.
@@ -19,5 +19,5 @@ class QuietConnectionPool(HTTPConnectionPool):
 
     _factory = _QuietFactory  # HTTPConnectionPool's (documented) connection factory hook
 
-    def __init__(self, reactor: IReactorTime) -> None:
-        super().__init__(reactor, persistent=False)
+    def __init__(self, reactor: IReactorTime, persistent: bool = False) -> None:
+        super().__init__(reactor, persistent=persistent)
