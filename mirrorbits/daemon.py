@@ -452,7 +452,7 @@ def _add_control(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
     )
     control = AdoptedListener(
         parse_listen_address(holder.current.rpc_listen_address, unix_mode=CONTROL_SOCKET_MODE),
-        control_factory(backend),
+        control_factory(backend, reactor),
         reactor,
         inherited_fd=activated.control,
         setting="RPCListenAddress",
