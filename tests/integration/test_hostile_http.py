@@ -9,6 +9,7 @@ file lies next to the repository, and a symbolic link inside it points there.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import socket
@@ -127,6 +128,9 @@ def test_fuzzing_run_no_500_no_traceback_no_leak(site: Site) -> None:
         assert status or len(request) > LINE_LIMIT, request[:300]
         assert SECRET not in answer
         assert b"Traceback" not in answer
+        shown_ip = re.search(rb'"IP":"([^"]*)"', answer)
+        if shown_ip:  # a JSON answer names the client by an IP address, nothing else
+            ipaddress.ip_address(shown_ip.group(1).decode())
 
     started = time.monotonic()
     one_request()
@@ -160,3 +164,18 @@ def test_a_forwarded_for_that_is_no_ip_is_never_shown(site: Site) -> None:
         time.sleep(0.05)
     assert NOT_AN_IP.encode() not in log_path.read_bytes()
     assert NOT_AN_IP not in site.daemon.log()
+
+
+def test_non_utf8_paths_with_every_query(site: Site) -> None:
+    """Found by the fuzzing run: ``/%ff?stats`` was a 500 (the path could not be sent to
+    Redis); it is now looked up by its bytes, like the reference."""
+    for path in (b"/%ff", b"/\xff\xfe", b"/a%c3%28.txt"):
+        for query in (b"", b"?stats", b"?stats=2026", b"?mirrorlist", b"?json", b"?md5",
+                      b"?mirrorstats"):
+            status, answer = raw_request(site, b"GET " + path + query + b" HTTP/1.1\r\n"
+                                         b"Host: x\r\nConnection: close\r\n\r\n")
+            assert status in (200, 400, 404), (path, query, answer[-300:])
+    status, answer = raw_request(site, b"GET /%ff?stats HTTP/1.1\r\nHost: x\r\n"
+                                 b"Connection: close\r\n\r\n")
+    assert (status, answer.split(b"\r\n\r\n", 1)[1]) == (
+        200, b'{\n    "Today": 0,\n    "Month": 0,\n    "Year": 0,\n    "Total": 0\n}')
