@@ -28,7 +28,7 @@ from tests.servers import RedisServer
 
 pytestmark = pytest.mark.integration
 
-EXAMPLES = 300
+EXAMPLES = 500
 SECRET = b"SECRET-BYTES-9f3a77c1"
 NOT_AN_IP = "not-an-ip"
 LINE_LIMIT = 16384
