@@ -17,6 +17,7 @@ from typing import Protocol, TypeVar
 
 import attrs
 from attrs import define
+from OpenSSL import SSL
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IReactorTime, ITransport
 from twisted.internet.protocol import ServerFactory, connectionDone
@@ -27,6 +28,7 @@ from mirrorbits.config import ConfigError
 from mirrorbits.control import commands as c
 from mirrorbits.control.mirror_yaml import FIELDS, yaml_diff
 from mirrorbits.control.throttle import FailedPasswords, source_of
+from mirrorbits.control.tls import tls_reason
 from mirrorbits.control.validate import (
     MirrorValidationError,
     check_http_url,
@@ -116,6 +118,9 @@ class _ControlProtocol(amp.AMP):
         locator = self.locator
         if isinstance(locator, ControlLocator):
             locator.cancel_running()
+            if reason.check(SSL.Error):  # no client certificate, another CA's, not TLS...
+                log.info("Control: TLS with {source} failed: {reason}", source=locator.source,
+                         reason=tls_reason(reason.value))
         log.debug("Control connection closed")
         amp.BinaryBoxProtocol.connectionLost(self, reason)
         self.transport = None

@@ -65,6 +65,16 @@ def _reason(err: Exception) -> str:
     return str(details)
 
 
+def tls_reason(error: BaseException | None) -> str:
+    """OpenSSL's reasons for a failed handshake (``SSL.Error``), in one line."""
+    if error is None:
+        return "unknown"
+    details = error.args[0] if error.args else []
+    reasons = [str(detail[-1]) for detail in details
+               if isinstance(detail, tuple) and detail] if isinstance(details, list) else []
+    return ", ".join(reasons) or str(error) or type(error).__name__
+
+
 def server_options(certificate: str, key: str, client_ca: str) -> ssl.CertificateOptions:
     """The daemon's TLS settings: its certificate (and chain) and key, the clients' CA.
 

@@ -135,13 +135,13 @@ def tls_failure(error: Exception) -> str:
     """Why a TLS connection failed, in one line."""
     if isinstance(error, VerificationError):
         return f"the daemon's certificate is not for this host name or address ({error})"
-    reasons = [str(detail[-1]) for detail in (error.args[0] if error.args else [])
-               if isinstance(detail, tuple) and detail]
-    for reason in reasons:
-        for known, meaning in _TLS_REASONS.items():
-            if known in reason:
-                return meaning
-    return ", ".join(reasons) or str(error)
+    from mirrorbits.control.tls import tls_reason
+
+    reasons = tls_reason(error)
+    for known, meaning in _TLS_REASONS.items():
+        if known in reasons:
+            return meaning
+    return reasons
 
 
 def target_text(host: str, port: int) -> str:

@@ -89,6 +89,8 @@ def test_clients_without_the_right_certificate_are_refused(setup: Setup) -> None
     }
     for why, (refused, message) in refusals.items():
         assert (refused.returncode, refused.stdout, refused.stderr) == (1, "", message), why
+    setup.daemon.wait_log("Control: TLS with 127.0.0.1 failed: peer did not return a certificate")
+    setup.daemon.wait_log("Control: TLS with 127.0.0.1 failed: certificate verify failed")
     assert "Traceback" not in setup.daemon.log()
 
 
@@ -129,3 +131,18 @@ def test_unusable_files_stop_the_start_with_one_line(tmp_path: Path) -> None:
         assert done.returncode != 0
         assert done.stderr.strip().splitlines()[-1] == message, done.stderr
         assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_the_daemon_certificate_must_name_the_host_dialled(setup: Setup) -> None:
+    """``127.1`` reaches the daemon (127.0.0.1) but is a name its certificate does not hold."""
+    cert, key = setup.client
+    _, port = setup.daemon.rpc
+    dialled = subprocess.run(
+        [str(BIN / "mirrorbits-ctl"), "-h", "127.1", "-p", str(port), "-P",
+         setup.daemon.values["RPCPassword"], *tls(setup.ours.ca_path, cert, key), "list"],
+        capture_output=True, text=True, timeout=60, env=env_without_proxies())
+    assert dialled.returncode == 1
+    assert dialled.stderr.startswith(
+        f"rpc: TLS with 127.1:{port} failed: the daemon's certificate is not for this host "
+        "name or address ("), dialled.stderr
+    assert dialled.stderr.count("\n") == 1
