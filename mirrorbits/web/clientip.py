@@ -9,7 +9,9 @@ reported without brackets so that they can be located.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import re
 from collections.abc import Iterable
 
 from attrs import frozen
@@ -17,6 +19,8 @@ from attrs import frozen
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # Longer than any IPv6 address with a zone worth reading: no need to parse more.
 _LONGEST_ADDRESS = 100
+_OCTET = rb"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])"
+_CANONICAL_IPV4 = re.compile(rb"%s(?:\.%s){3}" % (_OCTET, _OCTET))
 
 
 @frozen
@@ -52,13 +56,24 @@ def forwarded_address(element: bytes) -> str:
 
     Spaces around it and brackets around an IPv6 address are allowed; an IPv6 zone is
     dropped (it means nothing on another host and could carry any text); an IPv4-mapped
-    IPv6 address becomes IPv4, as for peers.
+    IPv6 address becomes IPv4, as for peers. On the request path: an IPv4 address already
+    in canonical form (the usual case) is taken without parsing, and recent answers for
+    other texts are remembered.
     """
     text = element.strip(b" \t")
+    if _CANONICAL_IPV4.fullmatch(text):
+        return text.decode("ascii")
+    if len(text) > _LONGEST_ADDRESS:  # also keeps the memory of answers small
+        return ""
+    return _parsed_address(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_address(text: bytes) -> str:
     bracketed = text.startswith(b"[") and text.endswith(b"]")
     if bracketed:
         text = text[1:-1]
-    if not text or len(text) > _LONGEST_ADDRESS or not text.isascii():
+    if not text or not text.isascii():
         return ""
     try:
         address = ipaddress.ip_address(text.decode("ascii"))
