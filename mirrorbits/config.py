@@ -96,6 +96,7 @@ class Config:
     scan_interval: int = 30
     check_interval: int = 1
     repository_scan_interval: int = 5
+    watch_repository: bool = True
     max_link_headers: int = 10
     fix_timezone_offsets: bool = False
     hashes: Hashes = field(factory=Hashes)
@@ -451,6 +452,7 @@ _FIELDS: _Fields = {
     "ScanInterval": ("scan_interval", _int),
     "CheckInterval": ("check_interval", _int),
     "RepositoryScanInterval": ("repository_scan_interval", _int),
+    "WatchLocalFiles": ("watch_repository", _bool),
     "MaxLinkHeaders": ("max_link_headers", _int),
     "FixTimezoneOffsets": ("fix_timezone_offsets", _bool),
     "Hashes": ("hashes", _record_of(Hashes, _HASH_FIELDS)),

@@ -108,6 +108,10 @@ EXAMPLE_CONFIG = """\
 # Minutes between two scans of the local repository; 0: only on request.
 #RepositoryScanInterval: 5
 
+# Watch the repository with inotify (Linux): a file closed after writing, moved or deleted
+# is published within a second, without waiting for the scan above.
+#WatchLocalFiles: true
+
 # Detect and correct mirrors whose file times are shifted (wrong timezone).
 #FixTimezoneOffsets: false
 

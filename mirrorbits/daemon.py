@@ -50,6 +50,7 @@ from mirrorbits.reactors import IDaemonReactor
 from mirrorbits.retention import RetentionService
 from mirrorbits.scan.local import RepositoryScanner
 from mirrorbits.scan.scheduler import MirrorScanner
+from mirrorbits.scan.watch import RepositoryWatcher
 from mirrorbits.stats import RangeDeduplicator, StatsService, stats_files, stats_mirror
 from mirrorbits.store import keys
 from mirrorbits.store.mirrors import MirrorStore, mirror_ids
@@ -396,6 +397,10 @@ def _add_monitoring(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReacto
         monitors.append(scanner)
         scanner.setServiceParent(daemon)
         holder.subscribe(lambda old, new: scanner.config_changed())
+        watcher = RepositoryWatcher(lambda: holder.current, redis.client, reactor, scanner)
+        watcher.setServiceParent(daemon)
+        monitors.append(watcher)
+        holder.subscribe(lambda old, new: watcher.config_changed())
 
     geo.load_and_report()
     holder.subscribe(lambda old, new: _reload_geo(geo, new))

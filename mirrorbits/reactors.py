@@ -10,6 +10,7 @@ from typing import cast
 
 from twisted.internet.interfaces import (
     IReactorCore,
+    IReactorFDSet,
     IReactorPluggableNameResolver,
     IReactorProcess,
     IReactorSocket,
@@ -31,6 +32,10 @@ class IThreadReactor(IReactorTime, IReactorThreads):
     """Runs blocking work in its thread pool (the local scan, GeoIP lookups)."""
 
 
+class IWatchReactor(IThreadReactor, IReactorFDSet):
+    """Reads a file descriptor (inotify) and hashes in its thread pool (the watcher)."""
+
+
 class ICommandReactor(IReactorCore, IConnectingReactor):
     """Runs a command-line client to its end (``mirrorbits-ctl``)."""
 
@@ -39,7 +44,7 @@ class IScanReactor(IConnectingReactor, IProcessReactor):
     """Lists mirrors: rsync children, FTP and HTTP connections."""
 
 
-class IDaemonReactor(IReactorCore, IScanReactor, IThreadReactor, IReactorSocket):
+class IDaemonReactor(IReactorCore, IScanReactor, IWatchReactor, IReactorSocket):
     """Everything the daemon's service tree uses, listening on adopted sockets included."""
 
 

@@ -42,7 +42,8 @@ from mirrorbits.store.errors import DatabaseNotReady, StoreError
 from mirrorbits.store.files import read_files
 from mirrorbits.store.repository import BATCH, commit_repository_scan
 
-__all__ = ["Abort", "RepositoryScanner", "ScanAborted", "ScanSummary", "scan_repository"]
+__all__ = ["Abort", "RepositoryScanner", "ScanAborted", "ScanSummary", "hash_local_file",
+           "scan_repository"]
 
 log = Logger(namespace="mirrorbits.scan.local")
 
@@ -98,7 +99,7 @@ async def scan_repository(
             if old is not None and not needs_hashing(local, old, enabled, rehash):
                 infos.append(indexed(local, old.sha1, old.sha256, old.md5))
                 continue
-            digests = await _hash(reactor, root, local, enabled, abort)
+            digests = await hash_local_file(reactor, root, local, enabled, abort)
             hashed += 1 if digests else 0
             infos.append(indexed(local, *(digests.get(name, "") for name in ALGORITHMS)))
     abort.check()
@@ -109,7 +110,7 @@ async def scan_repository(
     return ScanSummary(files=len(infos), removed=removed, hashed=hashed)
 
 
-async def _hash(
+async def hash_local_file(
     reactor: IThreadReactor, root: str, local: LocalFile, enabled: Sequence[str], abort: Abort
 ) -> dict[str, str]:
     """The digests of one file; empty (with a warning) when it cannot be read."""
@@ -170,6 +171,7 @@ class RepositoryScanner(Service):
     _idle: list[Deferred[None]] = field(factory=list, init=False)
     _indexed: list[Deferred[None]] = field(factory=list, init=False)
     _progress: Progress | None = field(default=None, init=False)
+    _finished_observers: list[Callable[[], object]] = field(factory=list, init=False)
 
     name = "repository-scan"
 
@@ -232,11 +234,22 @@ class RepositoryScanner(Service):
                 else:
                     for waiter in waiters:
                         waiter.callback(summary)
+                for observer in self._finished_observers:
+                    observer()
         finally:
             self._busy = False
             idle, self._idle = self._idle, []
             for stopped in idle:
                 stopped.callback(None)
+
+    @property
+    def busy(self) -> bool:
+        """Whether a scan is running (its walk may predate the latest changes)."""
+        return self._busy
+
+    def after_each_scan(self, observer: Callable[[], object]) -> None:
+        """Call ``observer()`` whenever a scan ends, successful or not."""
+        self._finished_observers.append(observer)
 
     def progress(self) -> ProgressReport | None:
         """How far the running scan got; ``None`` when no scan runs."""

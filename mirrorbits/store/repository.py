@@ -31,7 +31,7 @@ from mirrorbits.store.commands import batches
 from mirrorbits.store.errors import ScanInProgress
 from mirrorbits.store.records import file_info_to_fields
 
-__all__ = ["BATCH", "Interruptible", "commit_repository_scan"]
+__all__ = ["BATCH", "Interruptible", "commit_repository_paths", "commit_repository_scan"]
 
 log = Logger(namespace="mirrorbits.scan.local")
 
@@ -94,6 +94,37 @@ async def commit_repository_scan(
             log.warn("[source] Cannot release the lock: {error}", error=err)
 
 
+async def commit_repository_paths(
+    client: RedisClient,
+    clock: IReactorTime,
+    scan: Interruptible,
+    changed: Sequence[FileInfo],
+    removed: Sequence[str],
+) -> None:
+    """Update only the given paths under ``SOURCE_REPO_SYNC`` (the repository watcher).
+
+    Each batch is one ``MULTI``: a changed file's ``FILE_<path>`` is written and added to
+    ``FILES``, a removed path leaves ``FILES`` and loses its hash, and every path is published
+    on ``_mirrorbits_file_update`` (the caches then compare the mirrors' copies again).
+    Raises :class:`ScanInProgress` when another node holds the lock for 10 seconds.
+    """
+    await _acquire_lock(client, scan)
+    renewal = LoopingCall(_renew_lock, client)
+    renewal.clock = clock
+    renewal.start(LOCK_RENEW_EVERY, now=False)
+    try:
+        for batch in batches(changed, BATCH // 3):
+            await _transaction(client, _file_additions(batch))
+        for paths in batches(removed, BATCH // 3):
+            await _transaction(client, _path_removals(paths))
+    finally:
+        renewal.stop()
+        try:
+            await client.delete(keys.SOURCE_REPO_SYNC)
+        except Exception as err:
+            log.warn("[source] Cannot release the lock: {error}", error=err)
+
+
 async def _acquire_lock(client: RedisClient, scan: Interruptible) -> None:
     """``SET SOURCE_REPO_SYNC 1 NX EX 10``, tried :data:`LOCK_TRIES` times a second apart."""
     for attempt in range(LOCK_TRIES):
@@ -125,6 +156,20 @@ def _file_writes(infos: Sequence[FileInfo]) -> Iterator[Command]:
 
 def _file_deletions(paths: Sequence[str]) -> Iterator[Command]:
     for path in paths:
+        yield "delete", (keys.file(path),)
+        yield "publish", (keys.CHANNEL_FILE_UPDATE, path)
+
+
+def _file_additions(infos: Sequence[FileInfo]) -> Iterator[Command]:
+    for info in infos:
+        yield "hmset", (keys.file(info.path), dict(file_info_to_fields(info)))
+        yield "sadd", (keys.FILES, info.path)
+        yield "publish", (keys.CHANNEL_FILE_UPDATE, info.path)
+
+
+def _path_removals(paths: Sequence[str]) -> Iterator[Command]:
+    for path in paths:
+        yield "srem", (keys.FILES, path)
         yield "delete", (keys.file(path),)
         yield "publish", (keys.CHANNEL_FILE_UPDATE, path)
 

@@ -1,0 +1,248 @@
+# mypy: disable-error-code="untyped-decorator,import-untyped"
+"""The repository watcher (docs/freshness.md) on real files, a real redis-server, real
+daemons and real HTTP mirrors on loopback: changes are published within a second."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_twisted
+import redis
+import txredisapi
+from twisted.internet import reactor as global_reactor
+from twisted.internet.task import deferLater
+
+from mirrorbits.config import Config, Hashes
+from mirrorbits.scan.local import RepositoryScanner
+from mirrorbits.scan.watch import MAX_PENDING, RepositoryWatcher, inotify_available
+from mirrorbits.store import keys
+from tests.daemon import DaemonProcess, base_config, record_mirror_files, repo_file
+from tests.integration.store_support import captured_log
+from tests.servers import RedisServer, StaticHTTPServer
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not inotify_available(), reason="inotify is not available"),
+]
+
+REACTOR: Any = global_reactor
+T0 = 1_687_249_800  # 2023-06-20 08:30:00 UTC
+T1 = T0 + 3600
+PATH = "/pool/tool.bin"
+
+
+def go_time(seconds: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(seconds))
+
+
+def redirect(daemon: DaemonProcess, path: str) -> tuple[int, str]:
+    host, port = daemon.http
+    connection = http.client.HTTPConnection(host, port, timeout=5)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        response.read()
+        return response.status, response.getheader("Location") or ""
+    finally:
+        connection.close()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, step: float = 0.01) -> float:
+    """Seconds until *condition* held; fails after *timeout*."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"not true within {timeout} s")
+        time.sleep(step)
+    return time.monotonic() - start
+
+
+def publish_atomically(root: Path, relative: str, content: bytes, mtime: int) -> None:
+    """Write a temporary file, date it, then rename it into place (as rsync does)."""
+    final = root / relative.lstrip("/")
+    temporary = final.parent / f".{final.name}.tmp"
+    temporary.write_bytes(content)
+    os.utime(temporary, (mtime, mtime))
+    os.rename(temporary, final)
+
+
+def test_a_rewritten_file_is_sent_only_to_updated_mirrors_within_a_second(
+        tmp_path: Path, redis_server: RedisServer, redis_db: redis.Redis) -> None:
+    old, new = b"o" * 100, b"n" * 200
+    repo = tmp_path / "repo"
+    repo_file(repo, PATH, old, T0)
+    repo_file(repo, "/keep.txt", b"kept", T0)  # an empty repository answers 503
+    fresh_root, stale_root = tmp_path / "fresh", tmp_path / "stale"
+    repo_file(fresh_root, PATH, new, T1)
+    repo_file(stale_root, PATH, old, T0)
+    fresh = StaticHTTPServer(fresh_root, host="127.0.0.41")
+    stale = StaticHTTPServer(stale_root, host="127.0.0.42")
+    fresh.start()
+    stale.start()
+    daemon = DaemonProcess(workdir=tmp_path / "run", values=base_config(
+        repo, redis_server.address, ScanInterval="1000", CheckInterval="1000"))
+    daemon.start()
+    try:
+        daemon.wait_log("Watching 2 directories of the repository", timeout=30)
+        assert daemon.ctl("add", "-http", fresh.url, "fresh").returncode == 0
+        assert daemon.ctl("add", "-http", stale.url, "stale").returncode == 0
+        # Both scanned: the fresh mirror already holds the new file, the stale one the old.
+        record_mirror_files(redis_db, 1, {PATH: len(new)}, go_time(T1))
+        record_mirror_files(redis_db, 2, {PATH: len(old)}, go_time(T0))
+        assert daemon.ctl("enable", "fresh").returncode == 0
+        assert daemon.ctl("enable", "stale").returncode == 0
+        wait_until(lambda: redirect(daemon, PATH) == (302, stale.url + PATH[1:]), 10)
+
+        publish_atomically(repo, PATH, new, T1)
+        latency = wait_until(lambda: redirect(daemon, PATH) == (302, fresh.url + PATH[1:]), 1.0)
+        assert all(redirect(daemon, PATH)[1].startswith(fresh.url) for _ in range(20))
+        assert redis_db.hget(keys.file(PATH), "size") == "200"
+        print(f"\nrename -> redirect to the updated mirror: {latency * 1000:.0f} ms")
+
+        (repo / PATH.lstrip("/")).unlink()
+        # No mirror is chosen any more (a 503 until the web layer's 5-second memo of the
+        # file system says 404).
+        latency = wait_until(lambda: redirect(daemon, PATH)[0] in (404, 503), 1.0)
+        assert not redis_db.sismember(keys.FILES, PATH)
+        print(f"delete -> no redirect: {latency * 1000:.0f} ms")
+        log = daemon.log()
+    finally:
+        daemon.stop()
+        fresh.stop()
+        stale.stop()
+    assert "Traceback" not in log
+    assert "Full scan" not in log  # each change was published alone
+
+
+# The service on the test's reactor, against a real redis-server.
+
+@pytest_twisted.async_yield_fixture
+async def client(redis_server: RedisServer) -> AsyncIterator[Any]:
+    host, port = redis_server.address.split(":")
+    connection = await txredisapi.Connection(host, int(port), dbid=0, reconnect=False,
+                                             convertNumbers=False)
+    yield connection
+    await connection.disconnect()
+
+
+async def settle(condition: Callable[[], bool], timeout: float = 3.0) -> float:
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"not true within {timeout} s")
+        await deferLater(REACTOR, 0.02)
+    return time.monotonic() - start
+
+
+async def started(repo: Path, client: Any) -> tuple[RepositoryScanner, RepositoryWatcher]:
+    config = Config(repository=str(repo), repository_scan_interval=0,
+                    hashes=Hashes(sha256=True))
+    scanner = RepositoryScanner(lambda: config, lambda: client, REACTOR)
+    watcher = RepositoryWatcher(lambda: config, lambda: client, REACTOR, scanner)
+    scanner.startService()
+    watcher.startService()
+    await scanner.when_indexed()
+    await settle(lambda: watcher.watching)
+    return scanner, watcher
+
+
+async def stopped(scanner: RepositoryScanner, watcher: RepositoryWatcher) -> None:
+    watcher.stopService()
+    await scanner.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_file_is_published_once_closed_never_half_written(
+        tmp_path: Path, client: Any, redis_db: redis.Redis) -> None:
+    repo = tmp_path / "repo"
+    repo_file(repo, "/a.txt", b"first", T0)
+    scanner, watcher = await started(repo, client)
+    try:
+        with (repo / "a.txt").open("wb") as stream:
+            stream.write(b"half")
+            stream.flush()
+            await deferLater(REACTOR, 0.6)  # three debounce periods, still open
+            assert redis_db.hget(keys.file("/a.txt"), "size") == "5"
+            stream.write(b" and the rest")
+        await settle(lambda: redis_db.hget(keys.file("/a.txt"), "size") == "17")
+        digest = redis_db.hget(keys.file("/a.txt"), "sha256")
+        assert digest == hashlib.sha256(b"half and the rest").hexdigest()
+    finally:
+        await stopped(scanner, watcher)
+
+
+@pytest_twisted.ensureDeferred
+async def test_new_directories_are_watched_and_removals_published(
+        tmp_path: Path, client: Any, redis_db: redis.Redis) -> None:
+    repo = tmp_path / "repo"
+    repo_file(repo, "/a.txt", b"a", T0)
+    scanner, watcher = await started(repo, client)
+    messages: list[str] = []
+    subscriber = redis_db.pubsub()
+    subscriber.subscribe(keys.CHANNEL_FILE_UPDATE)
+    try:
+        (repo / "new" / "deeper").mkdir(parents=True)
+        await settle(lambda: len(watcher._notifier._watchpaths) == 3)  # type: ignore[union-attr]
+        repo_file(repo, "/new/deeper/b.txt", b"bb", T0)
+        await settle(lambda: redis_db.sismember(keys.FILES, "/new/deeper/b.txt"))
+        # A tree moved in at once: its files are found by listing it.
+        outside = tmp_path / "outside"
+        repo_file(outside, "/x/y/c.txt", b"ccc", T0)
+        os.rename(outside / "x", repo / "x")
+        await settle(lambda: redis_db.sismember(keys.FILES, "/x/y/c.txt"))
+        assert redis_db.hget(keys.file("/x/y/c.txt"), "size") == "3"
+        (repo / "a.txt").unlink()
+        await settle(lambda: not redis_db.sismember(keys.FILES, "/a.txt"))
+        assert not redis_db.exists(keys.file("/a.txt"))
+        # A deleted subdirectory leaves the rest of the watch working (Twisted would close it).
+        (repo / "new" / "deeper" / "b.txt").unlink()
+        (repo / "new" / "deeper").rmdir()
+        await settle(lambda: not redis_db.sismember(keys.FILES, "/new/deeper/b.txt"))
+        repo_file(repo, "/d.txt", b"d", T0)
+        await settle(lambda: redis_db.sismember(keys.FILES, "/d.txt"))
+        while (message := subscriber.get_message(timeout=0.1)) is not None:
+            if message["type"] == "message":
+                messages.append(message["data"])
+        assert {"/new/deeper/b.txt", "/x/y/c.txt", "/a.txt", "/d.txt"} <= set(messages)
+    finally:
+        subscriber.close()
+        await stopped(scanner, watcher)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_directory_moved_away_or_a_flood_falls_back_to_a_full_scan(
+        tmp_path: Path, client: Any, redis_db: redis.Redis,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = tmp_path / "repo"
+    repo_file(repo, "/sub/a.txt", b"a", T0)
+    repo_file(repo, "/b.txt", b"b", T0)
+    scanner, watcher = await started(repo, client)
+    try:
+        with captured_log("mirrorbits.scan.watch") as said:
+            await _moved_away_then_flood(repo, tmp_path, redis_db, monkeypatch)
+    finally:
+        await stopped(scanner, watcher)
+    assert "[source] Full scan: a directory was moved away" in said
+    assert "[source] Full scan: more than 50 paths changed at once" in said
+    assert MAX_PENDING > 1000
+
+
+async def _moved_away_then_flood(repo: Path, tmp_path: Path, redis_db: redis.Redis,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    os.rename(repo / "sub", tmp_path / "gone")
+    await settle(lambda: not redis_db.sismember(keys.FILES, "/sub/a.txt"))
+    assert redis_db.sismember(keys.FILES, "/b.txt")
+    monkeypatch.setattr("mirrorbits.scan.watch.MAX_PENDING", 50)
+    repo_file(repo, "/flood/first.txt", b"f", T0)  # the directory is watched from now on
+    await settle(lambda: redis_db.sismember(keys.FILES, "/flood/first.txt"))
+    for index in range(60):
+        repo_file(repo, f"/flood/{index}.txt", b"f", T0)
+    await settle(lambda: all(redis_db.sismember(keys.FILES, f"/flood/{index}.txt")
+                             for index in range(60)), timeout=10)
