@@ -123,7 +123,8 @@ EXAMPLE_CONFIG = """\
 # whether they allow redirects).
 #DisallowRedirects: false
 
-# Disable a mirror when the file requested by its health check is missing (404).
+# Disable a mirror when the files requested by its health check are missing (404): each missing
+# file is dropped from the mirror and another is tried; three missing in one check disable it.
 #DisableOnMissingFile: false
 
 # Extra options of the rsync that lists a mirror, by mirror name; "*" is for every mirror

@@ -23,6 +23,7 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IAgent
 
 from mirrorbits.config import Config
+from mirrorbits.health.lost import MISSING_BEFORE_DOWN, LostFiles, lost_because
 from mirrorbits.health.outcome import (
     Outcome,
     check_urls,
@@ -76,8 +77,12 @@ class HealthChecker(Service):
     # What the last check of each (mirror, protocol) said: a repeated condition (a mirror
     # still up, still refusing connections) is logged at debug level only.
     _said: dict[tuple[int, int], str] = field(factory=dict, init=False)
+    _lost: LostFiles = field(init=False)
 
     name = "health"
+
+    def __attrs_post_init__(self) -> None:
+        self._lost = LostFiles(self._rescan)
 
     def startService(self) -> None:
         super().startService()
@@ -221,25 +226,42 @@ class HealthChecker(Service):
         """The outcome for one protocol; ``None`` when nothing should be recorded.
 
         A 404 for a file deleted locally since the mirror's scan is not the mirror's
-        fault: another file is tried once, then the mirror is left as it is.
+        fault: another file is tried once, then the mirror is left as it is. A file the
+        mirror lost (404, wrong size) is forgotten there (:mod:`mirrorbits.health.lost`);
+        after a 404 another file is tried, and only :data:`MISSING_BEFORE_DOWN` missing
+        files make the verdict.
         """
-        for attempt in range(2):
+        deleted_locally = missing = 0
+        while True:
             assert self._agent is not None  # made at start
             result = await probe(self._agent, self._reactor, file_url(base, target.path),
                                  allowed, mirror.name, self._timeout)
             outcome = classify(result, target.path, target.size)
-            if not outcome.missing_file:
+            why = lost_because(result, target.size)
+            if not why:
                 return outcome
             client = self._get_client()
-            if await still_exists(client, target.path):
+            if not await still_exists(client, target.path):
+                if not outcome.missing_file:
+                    return outcome
+                log.info("{prefix} {path} was removed locally since the last scan; not counted",
+                         prefix=prefix, path=target.path)
+                deleted_locally += 1
+                if deleted_locally == 2:
+                    return None
+                replacement = await pick_target(client, mirror.id, exclude=target.path)
+                if replacement is None:
+                    return None
+                target = replacement
+                continue
+            await self._lost.forget(client, mirror, target.path, why)
+            missing += 1
+            if not outcome.missing_file or missing == MISSING_BEFORE_DOWN:
                 return outcome
-            log.info("{prefix} {path} was removed locally since the last scan; not counted",
-                     prefix=prefix, path=target.path)
             replacement = await pick_target(client, mirror.id, exclude=target.path)
-            if replacement is None or attempt == 1:
-                return None
+            if replacement is None:
+                return outcome
             target = replacement
-        return None
 
 
 def needs_rescan(mirror: Mirror, proto: int) -> bool:

@@ -7,6 +7,7 @@ scans, :mod:`mirrorbits.store.scans`). Replies are decoded here into :class:`Fil
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 
 from attrs import frozen
@@ -127,7 +128,14 @@ async def random_handled_files(client: RedisClient, mirror_id: int, count: int) 
     at its last scan that were also in the local repository."""
     drawn = await client.execute_command("SRANDMEMBER", keys.handled_files(mirror_id),
                                          str(count))
-    return [_text(member) for member in drawn or ()]
+    paths = [_text(member) for member in drawn or ()]
+    # A set no larger than ``count`` comes back whole and in its own order: shuffled, or a
+    # small mirror would always be checked on the same file.
+    _shuffle(paths)
+    return paths
+
+
+_shuffle = random.Random().shuffle
 
 
 def _text(value: object) -> str:
