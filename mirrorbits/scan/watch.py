@@ -26,6 +26,7 @@ from twisted.internet.inotify import (
     IN_CLOSE_WRITE,
     IN_CREATE,
     IN_DELETE,
+    IN_DELETE_SELF,
     IN_IGNORED,
     IN_ISDIR,
     IN_MODIFY,
@@ -35,6 +36,7 @@ from twisted.internet.inotify import (
     INotify,
 )
 from twisted.internet.interfaces import IDelayedCall, IReactorFDSet
+from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.filepath import FilePath
 
@@ -61,6 +63,8 @@ BATCH_PATHS: Final = 500
 MAX_PENDING: Final = 20_000
 #: Seconds before a batch that could not be committed (database, lock) is tried again.
 RETRY_DELAY: Final = 1.0
+#: Directories added to the watch in one reactor turn at start.
+WATCHES_PER_TURN: Final = 1000
 WATCH_MASK: Final = (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE
                      | IN_MODIFY)
 _HEADER: Final = struct.Struct("=LLLL")
@@ -122,6 +126,15 @@ def inspect_paths(root: str, paths: Sequence[str], directories: Sequence[str]) -
             if _is_utf8(child):
                 look(child, True)
     return Inspection(tuple(files), tuple(removed), tuple(found_directories))
+
+
+def _directories_below(root: bytes) -> list[bytes]:
+    """Every directory below *root* (not itself); symbolic links are not followed."""
+    found: list[bytes] = []
+    for directory, _subdirectories, _files in os.walk(root):
+        if directory != root:
+            found.append(directory)
+    return found
 
 
 def _is_utf8(path: str) -> bool:
@@ -207,6 +220,7 @@ class RepositoryWatcher(Service):
     _busy: bool = field(default=False, init=False)
     _abort: Abort = field(init=False)
     _failing: str = field(default="", init=False)
+    _starting: bool = field(default=False, init=False)
 
     name = "repository-watch"
 
@@ -245,43 +259,49 @@ class RepositoryWatcher(Service):
 
     def _start_watching(self) -> None:
         config = self._get_config()
-        if not self.running or self._notifier is not None or not config.watch_repository:
+        if (not self.running or self._notifier is not None or self._starting
+                or not config.watch_repository):
             return
         if not inotify_available():
             log.info("[source] inotify is not available: changes are seen by the periodic "
                      "scan only")
             return
-        root = config.repository.rstrip("/") or "/"
+        self._starting = True
+        starting = Deferred.fromCoroutine(self._watch(config.repository))
+        starting.addErrback(lambda failure: log.failure("[source] Cannot watch the repository",
+                                                        failure))
+        starting.addBoth(lambda _: setattr(self, "_starting", False))
+
+    async def _watch(self, repository: str) -> None:
+        """Watch the root, then (listed in a thread, added a thousand at a time) every
+        directory below it; events are handled meanwhile."""
+        root = os.fsencode(repository.rstrip("/") or "/")
         try:
             notifier = _Notifier(self._reactor, self._event, self._overflow)
         except Exception as err:
             log.warn("[source] Cannot watch the repository: {error}", error=err)
             return
-        try:
-            count = self._watch_tree(notifier, os.fsencode(root))
-        except OSError as err:
+        if not os.path.isdir(root) or not notifier.add_directory(root):
             notifier.loseConnection()
-            log.debug("[source] Cannot watch the repository yet: {error}",
-                      error=err.strerror or err)
+            log.debug("[source] Cannot watch the repository yet")
             return
         notifier.startReading()
-        self._notifier = notifier
-        self._root, self._root_bytes = config.repository, os.fsencode(root)
+        self._notifier, self._root, self._root_bytes = notifier, repository, root
+        directories = await deferToThreadPool(self._reactor, self._reactor.getThreadPool(),
+                                              _directories_below, root)
+        failed = 0
+        for chunk in range(0, len(directories), WATCHES_PER_TURN):
+            if self._notifier is not notifier:
+                return  # stopped meanwhile
+            for directory in directories[chunk:chunk + WATCHES_PER_TURN]:
+                failed += 0 if notifier.add_directory(directory) else 1
+            await deferLater(self._reactor, 0)
         log.info("[source] Watching {count} directories of the repository for changes",
-                 count=count)
-
-    @staticmethod
-    def _watch_tree(notifier: _Notifier, root: bytes) -> int:
-        """Watch *root* and every directory below it (links are not followed)."""
-        if not os.path.isdir(root):
-            raise FileNotFoundError(2, "No such directory")
-        count = 0
-        for directory, subdirectories, _files in os.walk(root):
-            if notifier.add_directory(directory):
-                count += 1
-            subdirectories[:] = [d for d in subdirectories
-                                 if not os.path.islink(os.path.join(directory, d))]
-        return count
+                 count=len(directories) + 1 - failed)
+        if failed:
+            log.warn("[source] {failed} directories cannot be watched (too many? see "
+                     "fs.inotify.max_user_watches): their changes wait for the periodic scan",
+                     failed=failed)
 
     def _stop_watching(self) -> None:
         notifier, self._notifier = self._notifier, None
@@ -296,6 +316,8 @@ class RepositoryWatcher(Service):
     # Events: cheap, on the reactor; the work happens in batches.
 
     def _event(self, directory: bytes, name: bytes, mask: int) -> None:
+        if mask & IN_DELETE_SELF:
+            return  # its parent reported it
         full = directory + b"/" + name if name else directory
         path = self._relative(full)
         if path is None:
@@ -412,8 +434,12 @@ class RepositoryWatcher(Service):
             log.info("[source] Published {changed} changed and {removed} removed files",
                      changed=len(infos), removed=len(found.removed))
         if scan_running or self._scanner.busy:
-            self._recheck.update(info.path for info in infos)
-            self._recheck.update(found.removed)
+            committed = [info.path for info in infos] + list(found.removed)
+            if self._scanner.busy:
+                self._recheck.update(committed)
+            else:  # it ended meanwhile, perhaps committing an older view after ours
+                for path in committed:
+                    self._queue(path, False)
 
     async def _index(self, client: RedisClient, root: str,
                      files: Sequence[LocalFile]) -> list[FileInfo]:
