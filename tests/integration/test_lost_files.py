@@ -5,6 +5,9 @@ the real commit of a listing of what the mirror serves."""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import pytest
 import pytest_twisted
 import redis
@@ -25,8 +28,11 @@ from mirrorbits.scan.rsync_listing import ListedFile
 from mirrorbits.store import keys
 from mirrorbits.store.mirrors import MirrorStore
 from mirrorbits.store.redis import RedisService
+from tests.daemon import DaemonProcess, base_config, record_mirror_files, repo_file
 from tests.integration.store_support import captured_log, eventually, received, subscribe, within
 from tests.integration.test_health import clock, ports, serve, state, state_changes
+from tests.integration.test_repository_watch import redirect
+from tests.servers import RedisServer, StaticHTTPServer
 
 pytestmark = pytest.mark.integration
 __all__ = ["clock", "ports"]  # fixtures
@@ -187,3 +193,45 @@ async def test_a_wrong_size_drops_that_file_and_keeps_the_mirror_up(
     assert holds(redis_db, mirror.id, "/a.bin") == GONE
     assert holds(redis_db, mirror.id, "/b.bin") == HELD
     assert any("/a.bin is missing there (99 bytes instead of 100)" in line for line in said)
+
+
+def test_a_daemon_stops_sending_a_missing_file_to_that_mirror_only(
+        tmp_path: Path, redis_server: RedisServer, redis_db: redis.Redis) -> None:
+    repo = tmp_path / "repo"
+    for path in ("/a.txt", "/b.txt"):
+        repo_file(repo, path, b"hello\n", 1687249800)
+    lossy_root, full_root = tmp_path / "lossy", tmp_path / "full"
+    repo_file(lossy_root, "/a.txt", b"hello\n", 1687249800)  # /b.txt went missing there
+    for path in ("/a.txt", "/b.txt"):
+        repo_file(full_root, path, b"hello\n", 1687249800)
+    lossy = StaticHTTPServer(lossy_root, host="127.0.0.61")
+    full = StaticHTTPServer(full_root, host="127.0.0.62")
+    lossy.start()
+    full.start()
+    daemon = DaemonProcess(workdir=tmp_path / "run", values=base_config(
+        repo, redis_server.address, CheckInterval="0", ScanInterval="1000"))
+    daemon.start()
+    try:
+        daemon.wait_log("Indexed 2 files", timeout=30)
+        for name, mirror in (("lossy", lossy), ("full", full)):
+            assert daemon.ctl("add", "-http", mirror.url, name).returncode == 0
+        for mirror_id in (1, 2):
+            record_mirror_files(redis_db, mirror_id, {"/a.txt": 6, "/b.txt": 6},
+                                "2023-06-20 08:30:00 +0000 UTC")
+            redis_db.sadd(keys.handled_files(mirror_id), "/a.txt", "/b.txt")
+            redis_db.sadd(keys.mirror_files(mirror_id), "/a.txt", "/b.txt")
+        assert daemon.ctl("enable", "lossy").returncode == 0
+        assert daemon.ctl("enable", "full").returncode == 0
+        daemon.wait_log("lossy: /b.txt is missing there (404)", timeout=30)
+        time.sleep(0.2)  # the pub/sub message reaches the cache
+        b_targets = {redirect(daemon, "/b.txt") for _ in range(30)}
+        a_targets = {redirect(daemon, "/a.txt") for _ in range(60)}
+        log = daemon.log()
+    finally:
+        daemon.stop()
+        lossy.stop()
+        full.stop()
+    assert b_targets == {(302, full.url + "b.txt")}
+    assert (302, lossy.url + "a.txt") in a_targets  # the mirror itself is still trusted
+    assert redis_db.hget(keys.mirror(1), "httpUp") == "1"
+    assert "Traceback" not in log
