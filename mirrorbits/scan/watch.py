@@ -414,8 +414,9 @@ class RepositoryWatcher(Service):
             files = [f for f in found.files if f.path not in self._writing]
             infos = await self._index(client, root, files)
             scan_running = self._scanner.busy
-            await commit_repository_paths(client, self._reactor, self._abort, infos,
-                                          list(found.removed))
+            if infos or found.removed:
+                await commit_repository_paths(client, self._reactor, self._abort, infos,
+                                              list(found.removed))
         except Exception as err:
             if self._abort.event.is_set():
                 return

@@ -291,3 +291,26 @@ async def test_a_burst_of_events_keeps_the_reactor_responsive(
     print(f"\n{count} files written in {written:.1f} s, all published after {indexed:.1f} s; "
           f"longest reactor stall {max(gaps) * 1000:.0f} ms {stalls}")
     assert max(gaps) < 2.0  # 0.2-0.7 s measured with a load average of 6 on 2 cores
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_queue_overflow_falls_back_to_a_full_scan(
+        tmp_path: Path, client: Any, redis_db: redis.Redis) -> None:
+    import struct
+
+    from twisted.internet.inotify import IN_Q_OVERFLOW
+
+    repo = tmp_path / "repo"
+    repo_file(repo, "/a.txt", b"a", T0)
+    scanner, watcher = await started(repo, client)
+    try:
+        # What the kernel reads out when its queue overflowed: watch descriptor -1.
+        overflow = struct.pack("=LLLL", 0xFFFFFFFF, IN_Q_OVERFLOW, 0, 0)
+        with captured_log("mirrorbits.scan.watch") as said:
+            watcher._notifier._doRead(overflow)  # type: ignore[union-attr]
+        assert said == ["[source] Full scan: the inotify queue overflowed"]
+        assert watcher.watching  # and the watch goes on
+        repo_file(repo, "/b.txt", b"b", T0)
+        await settle(lambda: redis_db.sismember(keys.FILES, "/b.txt"))
+    finally:
+        await stopped(scanner, watcher)
