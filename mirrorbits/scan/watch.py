@@ -414,9 +414,10 @@ class RepositoryWatcher(Service):
             files = [f for f in found.files if f.path not in self._writing]
             infos = await self._index(client, root, files)
             scan_running = self._scanner.busy
+            removed = 0
             if infos or found.removed:
-                await commit_repository_paths(client, self._reactor, self._abort, infos,
-                                              list(found.removed))
+                removed = await commit_repository_paths(client, self._reactor, self._abort,
+                                                        infos, list(found.removed))
         except Exception as err:
             if self._abort.event.is_set():
                 return
@@ -431,9 +432,9 @@ class RepositoryWatcher(Service):
         if self._failing:
             log.info("[source] Publishing repository changes again")
         self._failing = ""
-        if infos or found.removed:
+        if infos or removed:
             log.info("[source] Published {changed} changed and {removed} removed files",
-                     changed=len(infos), removed=len(found.removed))
+                     changed=len(infos), removed=removed)
         if scan_running or self._scanner.busy:
             committed = [info.path for info in infos] + list(found.removed)
             if self._scanner.busy:

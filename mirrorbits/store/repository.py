@@ -26,6 +26,7 @@ from mirrorbits.logs import Logger
 from mirrorbits.model import FileInfo
 from mirrorbits.progress import Progress
 from mirrorbits.store import keys
+from mirrorbits.store.bigsets import contained
 from mirrorbits.store.client import RedisClient, Value
 from mirrorbits.store.commands import batches
 from mirrorbits.store.errors import ScanInProgress
@@ -100,13 +101,15 @@ async def commit_repository_paths(
     scan: Interruptible,
     changed: Sequence[FileInfo],
     removed: Sequence[str],
-) -> None:
+) -> int:
     """Update only the given paths under ``SOURCE_REPO_SYNC`` (the repository watcher).
 
     Each batch is one ``MULTI``: a changed file's ``FILE_<path>`` is written and added to
     ``FILES``, a removed path leaves ``FILES`` and loses its hash, and every path is published
     on ``_mirrorbits_file_update`` (the caches then compare the mirrors' copies again).
-    Raises :class:`ScanInProgress` when another node holds the lock for 10 seconds.
+    *removed* paths that ``FILES`` does not list (a temporary file renamed away) are left
+    alone; returns how many were removed. Raises :class:`ScanInProgress` when another node
+    holds the lock for 10 seconds.
     """
     await _acquire_lock(client, scan)
     renewal = LoopingCall(_renew_lock, client)
@@ -115,8 +118,10 @@ async def commit_repository_paths(
     try:
         for batch in batches(changed, BATCH // 3):
             await _transaction(client, _file_additions(batch))
-        for paths in batches(removed, BATCH // 3):
+        indexed = await contained(client, keys.FILES, removed) if removed else []
+        for paths in batches(indexed, BATCH // 3):
             await _transaction(client, _path_removals(paths))
+        return len(indexed)
     finally:
         renewal.stop()
         try:

@@ -205,12 +205,14 @@ async def test_new_directories_are_watched_and_removals_published(
         (repo / "new" / "deeper" / "b.txt").unlink()
         (repo / "new" / "deeper").rmdir()
         await settle(lambda: not redis_db.sismember(keys.FILES, "/new/deeper/b.txt"))
-        repo_file(repo, "/d.txt", b"d", T0)
+        repo_file(repo, "/.d.txt.tmp", b"d", T0)
+        os.rename(repo / ".d.txt.tmp", repo / "d.txt")  # a temporary name is never published
         await settle(lambda: redis_db.sismember(keys.FILES, "/d.txt"))
         while (message := subscriber.get_message(timeout=0.1)) is not None:
             if message["type"] == "message":
                 messages.append(message["data"])
         assert {"/new/deeper/b.txt", "/x/y/c.txt", "/a.txt", "/d.txt"} <= set(messages)
+        assert "/.d.txt.tmp" not in messages
     finally:
         subscriber.close()
         await stopped(scanner, watcher)
