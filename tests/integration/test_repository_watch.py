@@ -316,3 +316,33 @@ async def test_a_queue_overflow_falls_back_to_a_full_scan(
         await settle(lambda: redis_db.sismember(keys.FILES, "/b.txt"))
     finally:
         await stopped(scanner, watcher)
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_watch_follows_a_reload(
+        tmp_path: Path, client: Any, redis_db: redis.Redis) -> None:
+    import attrs
+
+    repo = tmp_path / "repo"
+    repo_file(repo, "/a.txt", b"a", T0)
+    config = [Config(repository=str(repo), repository_scan_interval=0)]
+    scanner = RepositoryScanner(lambda: config[0], lambda: client, REACTOR)
+    watcher = RepositoryWatcher(lambda: config[0], lambda: client, REACTOR, scanner)
+    scanner.startService()
+    watcher.startService()
+    try:
+        await scanner.when_indexed()
+        await settle(lambda: watcher.watching)
+        config[0] = attrs.evolve(config[0], watch_repository=False)
+        watcher.config_changed()
+        assert not watcher.watching
+        repo_file(repo, "/b.txt", b"b", T0)
+        await deferLater(REACTOR, 0.5)
+        assert not redis_db.sismember(keys.FILES, "/b.txt")
+        config[0] = attrs.evolve(config[0], watch_repository=True)
+        watcher.config_changed()
+        await settle(lambda: watcher.watching)
+        repo_file(repo, "/c.txt", b"c", T0)
+        await settle(lambda: redis_db.sismember(keys.FILES, "/c.txt"))
+    finally:
+        await stopped(scanner, watcher)
