@@ -220,7 +220,6 @@ class RepositoryWatcher(Service):
     _busy: bool = field(default=False, init=False)
     _abort: Abort = field(init=False)
     _failing: str = field(default="", init=False)
-    _starting: bool = field(default=False, init=False)
 
     name = "repository-watch"
 
@@ -259,18 +258,16 @@ class RepositoryWatcher(Service):
 
     def _start_watching(self) -> None:
         config = self._get_config()
-        if (not self.running or self._notifier is not None or self._starting
-                or not config.watch_repository):
+        if not self.running or self._notifier is not None or not config.watch_repository:
             return
         if not inotify_available():
             log.info("[source] inotify is not available: changes are seen by the periodic "
                      "scan only")
             return
-        self._starting = True
+        # Runs at once up to the listing: the root is watched (or not) when this returns.
         starting = Deferred.fromCoroutine(self._watch(config.repository))
         starting.addErrback(lambda failure: log.failure("[source] Cannot watch the repository",
                                                         failure))
-        starting.addBoth(lambda _: setattr(self, "_starting", False))
 
     async def _watch(self, repository: str) -> None:
         """Watch the root, then (listed in a thread, added a thousand at a time) every
