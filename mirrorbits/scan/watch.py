@@ -447,11 +447,18 @@ class RepositoryWatcher(Service):
         infos: list[FileInfo] = []
         for local, old in zip(files, previous, strict=True):
             if old is not None and not needs_hashing(local, old, enabled, False):
-                infos.append(indexed(local, old.sha1, old.sha256, old.md5))
-                continue
+                info = indexed(local, old.sha1, old.sha256, old.md5)
+                if not _same_record(info, old):
+                    infos.append(info)
+                continue  # unchanged (closed without a change, or looked at again)
             digests = await hash_local_file(self._reactor, root, local, enabled, self._abort)
             infos.append(indexed(local, *(digests.get(name, "") for name in ALGORITHMS)))
         return infos
+
+
+def _same_record(new: FileInfo, old: FileInfo) -> bool:
+    return (new.size, new.mod_time_ns, new.sha1, new.sha256, new.md5) == (
+        old.size, old.mod_time_ns, old.sha1, old.sha256, old.md5)
 
 
 def _in_thread(reactor: IThreadReactor, function: Callable[..., Inspection],

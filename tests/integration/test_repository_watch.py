@@ -174,6 +174,16 @@ async def test_a_file_is_published_once_closed_never_half_written(
         await settle(lambda: redis_db.hget(keys.file("/a.txt"), "size") == "17")
         digest = redis_db.hget(keys.file("/a.txt"), "sha256")
         assert digest == hashlib.sha256(b"half and the rest").hexdigest()
+        # Opened for writing and closed without a change: nothing to publish.
+        subscriber = redis_db.pubsub(ignore_subscribe_messages=True)
+        subscriber.subscribe(keys.CHANNEL_FILE_UPDATE)
+        await deferLater(REACTOR, 0.3)  # the batch of the last close is done
+        while subscriber.get_message(timeout=0.01) is not None:
+            pass
+        (repo / "a.txt").open("ab").close()
+        await deferLater(REACTOR, 0.6)
+        assert subscriber.get_message(timeout=0.01) is None
+        subscriber.close()
     finally:
         await stopped(scanner, watcher)
 
