@@ -82,7 +82,7 @@ class HealthChecker(Service):
     name = "health"
 
     def __attrs_post_init__(self) -> None:
-        self._lost = LostFiles(self._rescan)
+        self._lost = LostFiles(self._rescan, self._reactor)
 
     def startService(self) -> None:
         super().startService()

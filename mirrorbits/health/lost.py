@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from attrs import define, field
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 
 from mirrorbits.health.outcome import ProbeResult
 from mirrorbits.logs import Logger
@@ -21,10 +22,13 @@ from mirrorbits.store.client import RedisClient
 from mirrorbits.store.errors import ScanInProgress
 from mirrorbits.store.lostfiles import drop_mirror_file
 
-__all__ = ["MISSING_BEFORE_DOWN", "LostFiles", "lost_because"]
+__all__ = ["MISSING_BEFORE_DOWN", "RESCAN_AT_MOST_EVERY", "LostFiles", "lost_because"]
 
 #: Files found missing on a mirror, in one check, before it is marked down.
 MISSING_BEFORE_DOWN = 3
+#: Seconds between two rescans of one mirror for lost files: a mirror whose HTTP tree differs
+#: from its rsync listing must not be listed again at every check.
+RESCAN_AT_MOST_EVERY = 600.0
 
 log = Logger(namespace="mirrorbits.health.lost")
 
@@ -47,7 +51,9 @@ class LostFiles:
     """Forgets lost files and asks for one rescan at a time per mirror."""
 
     _rescan: Callable[[int], Awaitable[object]] | None
+    _clock: IReactorTime
     _rescanning: set[int] = field(factory=set, init=False)
+    _rescanned_at: dict[int, float] = field(factory=dict, init=False)
 
     async def forget(self, client: RedisClient, mirror: Mirror, path: str, why: str) -> None:
         """Drop ``path`` from ``mirror``'s files, say so once, and rescan the mirror."""
@@ -59,6 +65,13 @@ class LostFiles:
     def _rescan_soon(self, mirror: Mirror) -> None:
         if self._rescan is None or mirror.id in self._rescanning:
             return
+        now = self._clock.seconds()
+        last = self._rescanned_at.get(mirror.id)
+        if last is not None and now - last < RESCAN_AT_MOST_EVERY:
+            log.debug("{name}: rescanned for a missing file less than {seconds:.0f} s ago",
+                      name=mirror.name, seconds=RESCAN_AT_MOST_EVERY)
+            return
+        self._rescanned_at[mirror.id] = now
         self._rescanning.add(mirror.id)
         rescan = self._rescan
 

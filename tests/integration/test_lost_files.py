@@ -20,6 +20,7 @@ from twisted.web.server import Request
 
 from mirrorbits.config import Config
 from mirrorbits.health import HealthChecker
+from mirrorbits.health.lost import RESCAN_AT_MOST_EVERY, LostFiles
 from mirrorbits.health.probe import make_agent
 from mirrorbits.model import PROTOCOL_RSYNC, Mirror
 from mirrorbits.scan.commit import scan_mirror
@@ -235,3 +236,25 @@ def test_a_daemon_stops_sending_a_missing_file_to_that_mirror_only(
     assert (302, lossy.url + "a.txt") in a_targets  # the mirror itself is still trusted
     assert redis_db.hget(keys.mirror(1), "httpUp") == "1"
     assert "Traceback" not in log
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_mirror_is_rescanned_for_lost_files_at_most_every_ten_minutes(
+    store: MirrorStore, service: RedisService, redis_db: redis.Redis, clock: Clock,
+) -> None:
+    mirror = await mirror_holding_everything(store, redis_db, "http://127.0.0.54/")
+    asked: list[int] = []
+
+    async def rescan(mirror_id: int) -> None:
+        asked.append(mirror_id)
+
+    lost = LostFiles(rescan, clock)
+    await lost.forget(service.client(), mirror, "/a.bin", "404")
+    await lost.forget(service.client(), mirror, "/b.bin", "404")
+    clock.advance(RESCAN_AT_MOST_EVERY - 1)
+    await lost.forget(service.client(), mirror, "/c.bin", "404")
+    assert asked == [mirror.id]
+    assert all(holds(redis_db, mirror.id, path) == GONE for path in SIZES)  # each one dropped
+    clock.advance(1)
+    await lost.forget(service.client(), mirror, "/a.bin", "404")
+    assert asked == [mirror.id, mirror.id]
