@@ -15,13 +15,16 @@ from twisted.web.iweb import IAgent, IResponse
 
 from mirrorbits import version_string
 from mirrorbits.health.outcome import ProbeResult
-from mirrorbits.httppool import QuietConnectionPool
+from mirrorbits.httppool import QuietConnectionPool, describe_error
 from mirrorbits.logs import Logger
 from mirrorbits.reactors import IConnectingReactor
 
 CONNECT_TIMEOUT = 20.0
 CHECK_TIMEOUT = 40.0
 MAX_REDIRECTS = 10
+#: Bytes of an answer to a check read at most: a HEAD answer is its status line and
+#: headers, no body is read (nothing of it is kept).
+MAX_ANSWER = 64 * 1024
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 
 AgentFactory = Callable[[], IAgent]
@@ -39,7 +42,7 @@ def make_agent(reactor: IConnectingReactor,
 
     ``trust_root`` replaces the system's CA certificates (tests use their own CA).
     """
-    pool = QuietConnectionPool(reactor)
+    pool = QuietConnectionPool(reactor, MAX_ANSWER)
     policy = BrowserLikePolicyForHTTPS(trust_root) if trust_root else BrowserLikePolicyForHTTPS()
     return Agent(reactor, contextFactory=policy, connectTimeout=CONNECT_TIMEOUT, pool=pool)
 
@@ -93,7 +96,7 @@ async def probe(agent: IAgent, reactor: IReactorTime, url: str, allow_redirects:
     except Exception as err:  # any transport failure means "unreachable"
         if cancelled:
             raise CancelledError() from err
-        return ProbeResult(error=_describe(err), elapsed_ms=_ms(reactor, start))
+        return ProbeResult(error=describe_error(err), elapsed_ms=_ms(reactor, start))
     length = response.headers.getRawHeaders(b"content-length")
     return ProbeResult(status=response.code,
                        content_length=length[0].decode("latin-1") if length else None,
@@ -107,13 +110,6 @@ def _ms(reactor: IReactorTime, start: float) -> int:
 def _ascii_url(url: str) -> str:
     """A redirect target made ASCII (non-ASCII characters percent-encoded)."""
     return "".join(c if ord(c) < 128 else "".join(f"%{b:02X}" for b in c.encode()) for c in url)
-
-
-def _describe(err: BaseException) -> str:
-    reasons = getattr(err, "reasons", None)  # ResponseNeverReceived and friends
-    if reasons:
-        return "; ".join(_describe(reason.value) for reason in reasons)
-    return str(err) or type(err).__name__
 
 
 class _Discard(Protocol):
