@@ -80,6 +80,7 @@ class Config:
     fix_timezone_offsets: bool = False
     hashes: Hashes = field(factory=Hashes)
     disallow_redirects: bool = False
+    allow_redirect_hosts: tuple[str, ...] = ()
     weight_distribution_range: float = 1.5
     disable_on_missing_file: bool = False
     allow_outdated_files: tuple[OutdatedRule, ...] = ()
@@ -405,6 +406,7 @@ _FIELDS: _Fields = {
     "FixTimezoneOffsets": ("fix_timezone_offsets", _bool),
     "Hashes": ("hashes", _record_of(Hashes, _HASH_FIELDS)),
     "DisallowRedirects": ("disallow_redirects", _bool),
+    "AllowRedirectHosts": ("allow_redirect_hosts", _list_of(_str)),
     "WeightDistributionRange": ("weight_distribution_range", _float),
     "DisableOnMissingFile": ("disable_on_missing_file", _bool),
     "AllowOutdatedFiles": (

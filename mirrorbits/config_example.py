@@ -114,6 +114,12 @@ EXAMPLE_CONFIG = """\
 # whether they allow redirects).
 #DisallowRedirects: false
 
+# Hosts other than the mirror's own that a health check follows a redirect to: host names,
+# "*.example.org" for its subdomains, "*" for any host. Redirects to the mirror's own host
+# (and from http to https) need no entry; a redirect to a loopback, link-local or private
+# address is refused anyway unless the mirror itself is on such an address.
+#AllowRedirectHosts: []
+
 # Disable a mirror when the file requested by its health check is missing (404).
 #DisableOnMissingFile: false
 

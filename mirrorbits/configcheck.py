@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from mirrorbits.addresses import AddressError, parse_listen_address, split_host_port
+from mirrorbits.hostpatterns import host_pattern_problem
 
 if TYPE_CHECKING:
     from mirrorbits.config import Config
@@ -87,6 +88,10 @@ def value_errors(config: Config) -> list[str]:
     for text in config.trusted_proxies:
         if _network(text) is None:
             add(f"TrustedProxies: {shown(text)} is not an IP address or network (CIDR)")
+    for host in config.allow_redirect_hosts:
+        problem = host_pattern_problem(host)
+        if problem is not None:
+            add(f"AllowRedirectHosts: {shown(host)} {problem}")
     return errors
 
 

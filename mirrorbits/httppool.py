@@ -4,6 +4,11 @@ Every answer read from a mirror is capped: a connection that has received more t
 pool's ``limit`` bytes (status line, headers and body together) is aborted and the request
 fails with :class:`AnswerTooLarge`. Each request has its own connection (none is kept), so
 the cap bounds what one answer can make the process hold.
+
+A pool can also be given an address rule: once a connection is made, and before anything
+but a TLS greeting is sent on it, the peer's address is shown to the rule; a refused one is
+closed and the request fails with :class:`AddressRefused` (the health checks' redirect
+policy).
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from twisted.web._newclient import HTTP11ClientProtocol
 from twisted.web.client import HTTPConnectionPool, _HTTP11ClientFactory
 from twisted.web.http import _DataLoss
 
-__all__ = ["AnswerTooLarge", "QuietConnectionPool", "describe_error", "describe_size"]
+__all__ = ["AddressRefused", "AnswerTooLarge", "QuietConnectionPool", "describe_error",
+           "describe_size"]
 
 
 def describe_size(limit: int) -> str:
@@ -37,6 +43,10 @@ class AnswerTooLarge(Exception):
     def __init__(self, limit: int) -> None:
         super().__init__(f"answer larger than {describe_size(limit)}")
         self.limit = limit
+
+
+class AddressRefused(Exception):
+    """The connection reached an address its pool's rule refuses (the text says why)."""
 
 
 class _CappedProtocol(HTTP11ClientProtocol):
@@ -78,16 +88,30 @@ class QuietConnectionPool(HTTPConnectionPool):
     each connection: two lines per mirror at every health check.
     """
 
-    def __init__(self, reactor: IReactorTime, limit: int) -> None:
+    def __init__(self, reactor: IReactorTime, limit: int,
+                 admit: Callable[[IAddress], str | None] | None = None) -> None:
         super().__init__(reactor, persistent=False)
         self.limit = limit
+        self._admit = admit
 
     def _newConnection(self, key: Hashable,
                        endpoint: IStreamClientEndpoint) -> Deferred[HTTP11ClientProtocol]:
         factory = _QuietFactory(lambda protocol: self._putConnection(key, protocol),
                                 repr(endpoint), self.limit)
         connecting: Deferred[HTTP11ClientProtocol] = endpoint.connect(factory)  # type: ignore[assignment]
+        if self._admit is not None:
+            connecting.addCallback(self._admitted, self._admit)
         return connecting
+
+    @staticmethod
+    def _admitted(protocol: HTTP11ClientProtocol,
+                  admit: Callable[[IAddress], str | None]) -> HTTP11ClientProtocol:
+        transport = cast(ITCPTransport, protocol.transport)
+        refusal = admit(transport.getPeer())
+        if refusal is not None:
+            transport.abortConnection()
+            raise AddressRefused(refusal)
+        return protocol
 
 
 def describe_error(err: BaseException) -> str:

@@ -1,8 +1,11 @@
-"""One HEAD request to a mirror, following (or refusing) redirects, with an overall timeout."""
+"""One HEAD request to a mirror, following (or refusing) redirects, with an overall timeout.
+
+Which redirects are followed: :mod:`mirrorbits.health.redirects`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from urllib.parse import urljoin
 
 from twisted.internet._sslverify import IOpenSSLTrustRoot
@@ -15,7 +18,8 @@ from twisted.web.iweb import IAgent, IResponse
 
 from mirrorbits import version_string
 from mirrorbits.health.outcome import ProbeResult
-from mirrorbits.httppool import QuietConnectionPool, describe_error
+from mirrorbits.health.redirects import AddressGuard, AddressRule, redirect_problem
+from mirrorbits.httppool import AddressRefused, QuietConnectionPool, describe_error
 from mirrorbits.logs import Logger
 from mirrorbits.reactors import IConnectingReactor
 
@@ -27,7 +31,8 @@ MAX_REDIRECTS = 10
 MAX_ANSWER = 64 * 1024
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 
-AgentFactory = Callable[[], IAgent]
+#: Builds the agent of one request; its connections must obey the address rule.
+AgentFactory = Callable[[AddressRule], IAgent]
 
 log = Logger()
 
@@ -36,27 +41,38 @@ def user_agent() -> bytes:
     return f"Mirrorbits/{version_string()} PING CHECK".encode()
 
 
-def make_agent(reactor: IConnectingReactor,
+def make_agent(reactor: IConnectingReactor, admit: AddressRule | None = None,
                trust_root: IOpenSSLTrustRoot | None = None) -> IAgent:
     """An agent that closes every connection (``Connection: close``) and verifies TLS.
 
-    ``trust_root`` replaces the system's CA certificates (tests use their own CA).
+    ``admit`` is the address rule of its connections; ``trust_root`` replaces the system's
+    CA certificates (tests use their own CA).
     """
-    pool = QuietConnectionPool(reactor, MAX_ANSWER)
+    pool = QuietConnectionPool(reactor, MAX_ANSWER, admit)
     policy = BrowserLikePolicyForHTTPS(trust_root) if trust_root else BrowserLikePolicyForHTTPS()
     return Agent(reactor, contextFactory=policy, connectTimeout=CONNECT_TIMEOUT, pool=pool)
 
 
 class RedirectRefused(Exception):
-    """The mirror redirected while redirects are disallowed for it."""
+    """The mirror redirected while redirects are disallowed for it, or to a place the
+    redirect policy refuses (the text says which)."""
 
 
-async def head(agent: IAgent, url: str, allow_redirects: bool, name: str) -> IResponse:
-    """``HEAD url``; redirects are followed (at most 10) or refused."""
+async def head(agents: AgentFactory, url: str, allow_redirects: bool, name: str,
+               other_hosts: Sequence[str] = ()) -> IResponse:
+    """``HEAD url``; redirects are followed (at most 10, where the policy allows) or refused."""
     headers = Headers({b"User-Agent": [user_agent()]})
     current = _ascii_url(url)
+    guard = AddressGuard()
     for hop in range(MAX_REDIRECTS + 1):
-        response: IResponse = await agent.request(b"HEAD", current.encode("ascii"), headers)
+        agent = agents(guard.first if hop == 0 else guard.redirected)
+        try:
+            response: IResponse = await agent.request(b"HEAD", current.encode("ascii"),
+                                                      headers)
+        except AddressRefused as err:
+            log.warn("Refused redirection for {name}: {target}: {problem}", name=name,
+                     target=current, problem=err)
+            raise RedirectRefused(str(err)) from None
         response.deliverBody(_Discard())
         location = response.headers.getRawHeaders(b"location")
         if response.code not in REDIRECT_CODES or not location:
@@ -66,17 +82,23 @@ async def head(agent: IAgent, url: str, allow_redirects: bool, name: str) -> IRe
             log.warn("Unauthorized redirection for {name}: {source} => {target}",
                      name=name, source=current, target=target)
             raise RedirectRefused("redirect not allowed")
+        problem = redirect_problem(current, target, url, other_hosts)
+        if problem is not None:
+            log.warn("Refused redirection for {name}: {source} => {target}: {problem}",
+                     name=name, source=current, target=target, problem=problem)
+            raise RedirectRefused(problem)
         if hop == MAX_REDIRECTS:
             break
         current = _ascii_url(target)
     raise OSError(f"stopped after {MAX_REDIRECTS} redirects")
 
 
-async def probe(agent: IAgent, reactor: IReactorTime, url: str, allow_redirects: bool, name: str,
-                timeout: float = CHECK_TIMEOUT) -> ProbeResult:
+async def probe(agents: AgentFactory, reactor: IReactorTime, url: str, allow_redirects: bool,
+                name: str, timeout: float = CHECK_TIMEOUT,
+                other_hosts: Sequence[str] = ()) -> ProbeResult:
     """Probe ``url``; never raises except on cancellation."""
     start = reactor.seconds()
-    request = Deferred.fromCoroutine(head(agent, url, allow_redirects, name))
+    request = Deferred.fromCoroutine(head(agents, url, allow_redirects, name, other_hosts))
     request.addTimeout(timeout, reactor)
     cancelled = False
 

@@ -100,7 +100,8 @@ async def test_a_health_check_reads_no_more_than_64_kib(
     redis_db.hset(keys.file(PATH), mapping={"size": "10"})
     redis_db.sadd(keys.handled_files(mirror.id), PATH)
     checker = HealthChecker(Config, service.client, store, clock,
-                            agent_factory=lambda: make_agent(reactor), timeout=20.0)
+                            agent_factory=lambda admit: make_agent(reactor, admit),
+                            timeout=20.0)
     with captured_log("mirrorbits.health") as lines:
         checker.startService()
         await within(checker.when_idle(), 30)

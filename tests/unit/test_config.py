@@ -774,3 +774,18 @@ def test_example_config_examples_parse() -> None:
     assert len(blocks) == 3
     for block in blocks:
         parse(REPO + re.sub(r"(?m)^#   ", "", block))
+
+
+def test_allow_redirect_hosts() -> None:
+    config = parse(REPO + "AllowRedirectHosts: [cdn.example.org, '*.example.net', '::1']\n")
+    assert config.allow_redirect_hosts == ("cdn.example.org", "*.example.net", "::1")
+    assert parse(REPO).allow_redirect_hosts == ()
+
+
+@pytest.mark.parametrize("bad", ["http://cdn.example.org", "cdn.example.org:8080", "''",
+                                 "'a..b'", "'*example.org'", "-bad.example"])
+def test_bad_redirect_host_is_named(bad: str) -> None:
+    message = error_of(REPO + f"AllowRedirectHosts: [ok.example, {bad}]\n")
+    shown = bad.strip("'")
+    assert message == (f"AllowRedirectHosts: '{shown}' is not a host name, *.domain, an IP "
+                       "address or *")
