@@ -23,6 +23,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from mirrorbits.config_example import EXAMPLE_CONFIG as EXAMPLE_CONFIG
 from mirrorbits.configcheck import file_system_warnings, shown, value_errors, value_warnings
 from mirrorbits.model import Fallback, OutdatedRule
+from mirrorbits.scan.bounds import DEFAULT_MAX_ENTRIES
 
 DEFAULT_CONFIG_PATH = "/etc/mirrorbits.conf"
 NO_CONFIG_MESSAGE = "Configuration could not be found.\n\tUse --config <path>"
@@ -81,6 +82,7 @@ class Config:
     hashes: Hashes = field(factory=Hashes)
     disallow_redirects: bool = False
     allow_redirect_hosts: tuple[str, ...] = ()
+    max_scan_entries: int = DEFAULT_MAX_ENTRIES
     weight_distribution_range: float = 1.5
     disable_on_missing_file: bool = False
     allow_outdated_files: tuple[OutdatedRule, ...] = ()
@@ -407,6 +409,7 @@ _FIELDS: _Fields = {
     "Hashes": ("hashes", _record_of(Hashes, _HASH_FIELDS)),
     "DisallowRedirects": ("disallow_redirects", _bool),
     "AllowRedirectHosts": ("allow_redirect_hosts", _list_of(_str)),
+    "MaxScanEntries": ("max_scan_entries", _int),
     "WeightDistributionRange": ("weight_distribution_range", _float),
     "DisableOnMissingFile": ("disable_on_missing_file", _bool),
     "AllowOutdatedFiles": (

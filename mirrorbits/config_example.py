@@ -97,6 +97,11 @@ EXAMPLE_CONFIG = """\
 # Minutes between two automatic scans of a mirror; 0: again as soon as a scan ends.
 #ScanInterval: 30
 
+# Entries (files, directories, skipped lines) one mirror listing may have: past it the scan
+# is abandoned and the mirror keeps the files of its previous scan. About 250 bytes of memory
+# per file while a listing is read.
+#MaxScanEntries: 5000000
+
 # Minutes between two health checks of a mirror; 0: every second.
 #CheckInterval: 1
 

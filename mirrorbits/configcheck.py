@@ -73,6 +73,9 @@ def value_errors(config: Config) -> list[str]:
     if config.concurrent_sync < 1:
         add(f"ConcurrentSync must be >= 1 (mirrors scanned at the same time), "
             f"not {config.concurrent_sync}")
+    if config.max_scan_entries < 1:
+        add(f"MaxScanEntries must be >= 1 (entries of one mirror listing), "
+            f"not {config.max_scan_entries}")
     if config.redis_db < 0:
         add(f"RedisDB must be >= 0, not {config.redis_db}")
     for key, minutes in (("ScanInterval", config.scan_interval),

@@ -26,6 +26,7 @@ from mirrorbits.logs import Logger
 from mirrorbits.model import PROTOCOL_FTP, PROTOCOL_RSYNC, Mirror
 from mirrorbits.progress import Progress, ProgressReport
 from mirrorbits.reactors import IConnectingReactor, IScanReactor
+from mirrorbits.scan.bounds import DEFAULT_BOUNDS, ScanBounds
 from mirrorbits.scan.commit import ScanResult, scan_mirror
 from mirrorbits.scan.rsync import ScanError, ScanListing, rsync_list
 from mirrorbits.scan.trace import fetch_trace
@@ -107,8 +108,11 @@ def scan_plan(mirror: Mirror, protocol: str) -> list[tuple[int, str]]:
     return plan
 
 
-def ftp_lister(reactor: IConnectingReactor) -> Lister:
-    """``mirrorbits.scan.ftp.ftp_list`` if it exists, else a lister that always fails."""
+def ftp_lister(reactor: IConnectingReactor,
+               bounds: Callable[[], ScanBounds] = lambda: DEFAULT_BOUNDS) -> Lister:
+    """``mirrorbits.scan.ftp.ftp_list`` if it exists, else a lister that always fails.
+
+    ``bounds()`` gives the limits of each listing (read when it starts)."""
     try:
         module = importlib.import_module("mirrorbits.scan.ftp")
         ftp_list: Callable[..., Awaitable[ScanListing]] | None = module.ftp_list
@@ -119,7 +123,7 @@ def ftp_lister(reactor: IConnectingReactor) -> Lister:
         if ftp_list is None:
             raise ScanError("ftp scanning not available")
         result: ScanListing = await ftp_list(reactor, url, timeout, name=name,
-                                             progress=progress)
+                                             progress=progress, bounds=bounds())
         return result
 
     return listing
@@ -158,9 +162,11 @@ class MirrorScanner(Service):
 
             async def rsync(url: str, timeout: float, name: str,
                             progress: Progress) -> ScanListing:
-                return await rsync_list(reactor, url, timeout, name=name, progress=progress)
+                return await rsync_list(reactor, url, timeout, name=name, progress=progress,
+                                        bounds=self._bounds())
 
-            self._listers = {PROTOCOL_RSYNC: rsync, PROTOCOL_FTP: ftp_lister(reactor)}
+            self._listers = {PROTOCOL_RSYNC: rsync,
+                             PROTOCOL_FTP: ftp_lister(reactor, self._bounds)}
         if self._trace is None:
             reactor = self._reactor
 
@@ -168,6 +174,9 @@ class MirrorScanner(Service):
                 return await fetch_trace(reactor, client, mirror, location)
 
             self._trace = trace
+
+    def _bounds(self) -> ScanBounds:
+        return ScanBounds(max_entries=self._get_config().max_scan_entries)
 
     @property
     def scanning(self) -> frozenset[int]:

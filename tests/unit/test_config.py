@@ -789,3 +789,10 @@ def test_bad_redirect_host_is_named(bad: str) -> None:
     shown = bad.strip("'")
     assert message == (f"AllowRedirectHosts: '{shown}' is not a host name, *.domain, an IP "
                        "address or *")
+
+
+def test_max_scan_entries() -> None:
+    assert parse(REPO).max_scan_entries == 5_000_000
+    assert parse(REPO + "MaxScanEntries: 1000\n").max_scan_entries == 1000
+    assert error_of(REPO + "MaxScanEntries: 0\n") == (
+        "MaxScanEntries must be >= 1 (entries of one mirror listing), not 0")
