@@ -294,9 +294,12 @@ class StaticHTTPServer:
 
 
 @attrs.define
-class HostileHTTPServer:
-    """``tests/hostile_http.py`` in ``mode`` on ``host``: a mirror that misbehaves on purpose."""
+class HostileServer:
+    """``tests/hostile_<kind>.py`` in ``mode`` on ``host``: a mirror that misbehaves on purpose.
 
+    ``kind`` is ``http`` or ``ftp``."""
+
+    kind: str
     mode: str
     report: Path
     host: str = "127.0.0.1"
@@ -305,14 +308,14 @@ class HostileHTTPServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.kind}://{self.host}:{self.port}"
 
     def start(self) -> None:
         if not self.port:
             self.port = free_port(self.host)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.hostile_http", self.mode, self.host, str(self.port),
-             str(self.report)],
+            [sys.executable, "-m", f"tests.hostile_{self.kind}", self.mode, self.host,
+             str(self.port), str(self.report)],
             cwd=Path(__file__).parent.parent, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, env=env_without_proxies())
         wait_for_port(self.host, self.port)

@@ -10,9 +10,11 @@ mirror's known files stay as they were) when it
   control or data connection);
 * is not complete within the scan's time limit (6 hours unless the command gives one).
 
-A name that is longer than :data:`MAX_NAME_BYTES` or holds a control character (C0 but the
-tab, DEL, C1) is skipped and counted, as is a line that is not a listing line; the first
-:data:`MAX_LOGGED_SKIPS` are logged one by one, then a summary by reason.
+A name longer than :data:`MAX_NAME_BYTES` is skipped and counted, as is a line that is not a
+listing line; the first :data:`MAX_LOGGED_SKIPS` are logged one by one, then a summary by
+reason. A name with a control character (C0 but the tab, DEL, C1) is kept only when the local
+repository holds the same path (the local scan takes any name, and the redirector escapes them
+all): :func:`has_control_characters`, applied when the listing is committed.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ __all__ = [
     "STALL_TIMEOUT",
     "ScanBounds",
     "SkipTally",
+    "has_control_characters",
     "name_problem",
 ]
 
@@ -68,9 +71,12 @@ def name_problem(path: str) -> str | None:
     """Why a listed path (text, starting with ``/``) is skipped, or ``None``."""
     if len(path) * 4 > MAX_NAME_BYTES and len(path.encode("utf-8", "replace")) > MAX_NAME_BYTES:
         return f"name longer than {MAX_NAME_BYTES} bytes"
-    if _CONTROL.search(path):
-        return CONTROL_REASON
     return None
+
+
+def has_control_characters(path: str) -> bool:
+    """Whether ``path`` holds a C0 control character other than the tab, DEL or a C1 one."""
+    return _CONTROL.search(path) is not None
 
 
 @define

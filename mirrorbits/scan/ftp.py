@@ -16,8 +16,8 @@ Differences from the reference, on purpose:
   or ``LIST``): one command per directory instead of one per file on MLSD servers;
 * a subdirectory the server refuses (5xx on ``CWD`` or the listing) is skipped with a warning
   instead of failing the whole scan; the top directory still fails it;
-* a name longer than 4096 bytes (with its directory) or with control characters is skipped and
-  counted (:func:`~mirrorbits.scan.bounds.name_problem`), its directory not entered;
+* a name longer than 4096 bytes (with its directory) is skipped and counted
+  (:func:`~mirrorbits.scan.bounds.name_problem`), a directory so named not entered;
 * the walk is bounded: :data:`MAX_DEPTH` levels, :data:`MAX_DIRECTORIES` directories, and a
   directory whose listing (or MLSD ``unique`` fact) repeats one of its ancestors' is a loop
   (a symbolic link the server follows) and is not entered;

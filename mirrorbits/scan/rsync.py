@@ -266,8 +266,15 @@ class RsyncProtocol(ProcessProtocol):
         self.ended.callback(code)
 
     def terminate(self, clock: IReactorTime, grace: float = KILL_GRACE) -> None:
-        """``TERM`` now, ``KILL`` after ``grace`` seconds if still running."""
+        """``TERM`` now, ``KILL`` after ``grace`` seconds if still running.
+
+        Our ends of its output pipes are closed too: a process the child started (rsync-ssl's
+        helpers) gets ``SIGPIPE`` at its next write instead of keeping the listing open.
+        """
         self._signal("TERM")
+        if self.transport is not None and not self.exited:
+            self.transport.closeStdout()
+            self.transport.closeStderr()
         if self._kill is None and not self.exited:
             self._kill = clock.callLater(grace, self._signal, "KILL")
 

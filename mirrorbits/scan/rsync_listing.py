@@ -15,8 +15,7 @@ name after one space. Differences from the reference, on purpose:
   stored as ``/guía.pdf`` and matches the local ``FILE_/guía.pdf``; the reference stored the
   escaped text verbatim and never matched such files (conformance README §6.1 item 1).
   A name that is not valid UTF-8 once unescaped is skipped, as the local scan does;
-* a name longer than 4096 bytes or with a control character (the tab excepted) is skipped
-  (:func:`mirrorbits.scan.bounds.name_problem`).
+* a name longer than 4096 bytes is skipped (:func:`mirrorbits.scan.bounds.name_problem`).
 """
 
 from __future__ import annotations
@@ -84,6 +83,8 @@ def parse_line(line: bytes) -> ListedFile | Skipped:
     name = unescape_name(raw_name)
     if name is None:
         return Skipped("name is not valid UTF-8")
+    if "\x00" in name:
+        return Skipped("name contains a NUL byte")
     path = name if name.startswith("/") else "/" + name
     problem = name_problem(path)
     if problem is not None:

@@ -29,7 +29,7 @@ from mirrorbits.store.mirrors import MirrorStore
 from mirrorbits.store.redis import RedisService
 from tests.integration.store_support import captured_log, eventually, within
 from tests.integration.test_rsync_scan import client
-from tests.servers import HostileHTTPServer
+from tests.servers import HostileServer
 
 pytestmark = pytest.mark.integration
 
@@ -49,16 +49,16 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def hostile(tmp_path: Path) -> Iterator[list[HostileHTTPServer]]:
-    started: list[HostileHTTPServer] = []
+def hostile(tmp_path: Path) -> Iterator[list[HostileServer]]:
+    started: list[HostileServer] = []
     yield started
     for server in started:
         server.stop()
 
 
-def start(started: list[HostileHTTPServer], tmp_path: Path, mode: str,
-          host: str) -> HostileHTTPServer:
-    server = HostileHTTPServer(mode, tmp_path / f"{host}.sent", host)
+def start(started: list[HostileServer], tmp_path: Path, mode: str,
+          host: str) -> HostileServer:
+    server = HostileServer("http", mode, tmp_path / f"{host}.sent", host)
     server.start()
     started.append(server)
     return server
@@ -66,7 +66,7 @@ def start(started: list[HostileHTTPServer], tmp_path: Path, mode: str,
 
 @pytest_twisted.ensureDeferred
 async def test_a_huge_trace_file_is_abandoned_and_the_known_stamp_kept(
-    client: Any, redis_db: redis.Redis, hostile: list[HostileHTTPServer], tmp_path: Path,
+    client: Any, redis_db: redis.Redis, hostile: list[HostileServer], tmp_path: Path,
 ) -> None:
     server = start(hostile, tmp_path, "huge", "127.0.0.2")
     redis_db.hset(keys.mirror(1), "lastModTime", "1600000000")  # known good
@@ -92,7 +92,7 @@ async def test_a_huge_trace_file_is_abandoned_and_the_known_stamp_kept(
 @pytest_twisted.ensureDeferred
 async def test_a_health_check_reads_no_more_than_64_kib(
     mode: str, said: str, store: MirrorStore, service: RedisService, redis_db: redis.Redis,
-    clock: Clock, hostile: list[HostileHTTPServer], tmp_path: Path,
+    clock: Clock, hostile: list[HostileServer], tmp_path: Path,
 ) -> None:
     server = start(hostile, tmp_path, mode, "127.0.0.3")
     mirror = await store.add_mirror(Mirror(name="flood", http_url=server.url))
