@@ -62,21 +62,29 @@ async def head(agents: AgentFactory, url: str, allow_redirects: bool, name: str,
                other_hosts: Sequence[str] = ()) -> IResponse:
     """``HEAD url``; redirects are followed (at most 10, where the policy allows) or refused."""
     headers = Headers({b"User-Agent": [user_agent()]})
+    response = await follow(agents, b"HEAD", url, headers, allow_redirects, name, other_hosts)
+    response.deliverBody(_Discard())
+    return response
+
+
+async def follow(agents: AgentFactory, method: bytes, url: str, headers: Headers,
+                 allow_redirects: bool, name: str, other_hosts: Sequence[str]) -> IResponse:
+    """``method url``, following the redirects the policy allows (the bodies of the redirect
+    answers are dropped); the final answer's body is the caller's to read."""
     current = _ascii_url(url)
     guard = AddressGuard()
     for hop in range(MAX_REDIRECTS + 1):
         agent = agents(guard.first if hop == 0 else guard.redirected)
         try:
-            response: IResponse = await agent.request(b"HEAD", current.encode("ascii"),
-                                                      headers)
+            response: IResponse = await agent.request(method, current.encode("ascii"), headers)
         except AddressRefused as err:
             log.warn("Refused redirection for {name}: {target}: {problem}", name=name,
                      target=current, problem=err)
             raise RedirectRefused(str(err)) from None
-        response.deliverBody(_Discard())
         location = response.headers.getRawHeaders(b"location")
         if response.code not in REDIRECT_CODES or not location:
             return response
+        response.deliverBody(_Discard())
         target = urljoin(current, location[0].decode("latin-1"))
         if not allow_redirects:
             log.warn("Unauthorized redirection for {name}: {source} => {target}",

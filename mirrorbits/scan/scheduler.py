@@ -171,7 +171,9 @@ class MirrorScanner(Service):
             reactor = self._reactor
 
             async def trace(client: RedisClient, mirror: Mirror, location: str) -> int | None:
-                return await fetch_trace(reactor, client, mirror, location)
+                return await fetch_trace(
+                    reactor, client, mirror, location,
+                    other_hosts=self._get_config().allow_redirect_hosts)
 
             self._trace = trace
 

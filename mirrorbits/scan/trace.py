@@ -1,22 +1,27 @@
 """The trace file of a mirror (spec §6.6): when its content was last updated.
 
 Differences from the reference, on purpose: only a ``200`` answer is parsed (spec §20 item
-20); an error page is logged as a fetch failure instead of being read as a timestamp. The
-answer is capped at :data:`MAX_ANSWER` bytes (a trace file is one line): a larger one is
-abandoned as it arrives and logged as a fetch failure, so a hostile mirror cannot make the
-process hold more than that.
+20); an error page is logged as a fetch failure instead of being read as a timestamp.
+Redirects are followed only where a health check's would be (:mod:`mirrorbits.health.redirects`;
+the reference follows any). The answer is capped at :data:`MAX_ANSWER` bytes (a trace file
+is one line): a larger one is abandoned as it arrives and logged as a fetch failure, so a
+hostile mirror cannot make the process hold more than that.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 import treq
 from twisted.internet.defer import Deferred
 from twisted.web.client import Agent
 from twisted.web.http_headers import Headers
+from twisted.web.iweb import IAgent
 
 from mirrorbits import version_string
+from mirrorbits.health.probe import follow
+from mirrorbits.health.redirects import AddressRule
 from mirrorbits.httppool import QuietConnectionPool, describe_error
 from mirrorbits.logs import Logger
 from mirrorbits.model import Mirror
@@ -62,11 +67,14 @@ def parse_trace(body: bytes) -> int:
     return value
 
 
-async def _get(reactor: IConnectingReactor, url: str) -> tuple[int, bytes]:
-    pool = QuietConnectionPool(reactor, MAX_ANSWER)
-    client = treq.client.HTTPClient(Agent(reactor, connectTimeout=CONNECT_TIMEOUT, pool=pool))
+async def _get(reactor: IConnectingReactor, url: str, name: str,
+               other_hosts: Sequence[str]) -> tuple[int, bytes]:
+    def agents(admit: AddressRule) -> IAgent:
+        pool = QuietConnectionPool(reactor, MAX_ANSWER, admit)
+        return Agent(reactor, connectTimeout=CONNECT_TIMEOUT, pool=pool)
+
     headers = Headers({b"User-Agent": [f"Mirrorbits/{version_string()} TRACE".encode()]})
-    response = await client.get(url, headers=headers)
+    response = await follow(agents, b"GET", url, headers, True, name, other_hosts)
     if response.code != 200:
         await treq.collect(response, lambda data: None)
         return response.code, b""
@@ -77,14 +85,16 @@ async def _get(reactor: IConnectingReactor, url: str) -> tuple[int, bytes]:
 
 async def fetch_trace(
     reactor: IConnectingReactor, client: RedisClient, mirror: Mirror, location: str, *,
-    log_parse: bool = True,
+    log_parse: bool = True, other_hosts: Sequence[str] = (),
 ) -> int | None:
     """Fetch the trace file, store ``lastModTime`` and publish; the timestamp or None.
 
+    Redirects are followed as a health check's are (``other_hosts``: ``AllowRedirectHosts``).
     Every failure is logged, never raised. The whole exchange is bounded by :data:`DEADLINE`.
     """
     url = trace_url(mirror, location)
-    fetching: Deferred[tuple[int, bytes]] = Deferred.fromCoroutine(_get(reactor, url))
+    fetching: Deferred[tuple[int, bytes]] = Deferred.fromCoroutine(
+        _get(reactor, url, mirror.name, other_hosts))
     fetching.addTimeout(DEADLINE, reactor)
     try:
         code, body = await fetching

@@ -18,6 +18,8 @@ import redis
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
+from twisted.web.resource import Resource
+from twisted.web.server import Request, Site
 
 from mirrorbits.config import Config
 from mirrorbits.health import HealthChecker
@@ -112,3 +114,46 @@ async def test_a_health_check_reads_no_more_than_64_kib(
     await eventually(lambda: len(server.sent()) == 1)
     [sent] = server.sent()
     assert sent < SENT_BOUND
+
+
+class _Redirecting(Resource):
+    """``/trace`` redirects to ``target``; ``/here`` is the trace file."""
+
+    isLeaf = True
+
+    def __init__(self, target: str) -> None:
+        super().__init__()
+        self.target = target
+
+    def render_GET(self, request: Request) -> bytes:
+        if request.path == b"/trace":
+            request.redirect(self.target.encode())
+            return b"moved"
+        return b"1700000000\n"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_trace_follows_redirects_as_a_health_check_does(
+    client: Any, redis_db: redis.Redis,
+) -> None:
+    elsewhere = _Redirecting("")
+    port_b: Any = reactor.listenTCP(0, Site(elsewhere), interface="127.0.0.58")
+    other = f"http://127.0.0.58:{port_b.getHost().port}/here"
+    moved = _Redirecting(other)
+    port_a: Any = reactor.listenTCP(0, Site(moved), interface="127.0.0.57")
+    base = f"http://127.0.0.57:{port_a.getHost().port}"
+    mirror = Mirror(id=1, name="m1", http_url=base + "/")
+    try:
+        with captured_log("mirrorbits") as lines:
+            assert await fetch_trace(reactor, client, mirror, "trace") is None
+        problem = "redirect to another host (127.0.0.58) refused: not in AllowRedirectHosts"
+        assert f"[m1] fetching trace file failed: {problem}" in lines
+        assert redis_db.hget(keys.mirror(1), "lastModTime") is None
+        assert await fetch_trace(reactor, client, mirror, "trace",
+                                 other_hosts=("127.0.0.58",)) == 1700000000
+        moved.target = base + "/here"  # the same host: followed
+        redis_db.delete(keys.mirror(1))
+        assert await fetch_trace(reactor, client, mirror, "trace") == 1700000000
+    finally:
+        await port_a.stopListening()
+        await port_b.stopListening()
