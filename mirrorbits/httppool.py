@@ -28,8 +28,8 @@ from twisted.web._newclient import HTTP11ClientProtocol
 from twisted.web.client import HTTPConnectionPool, _HTTP11ClientFactory
 from twisted.web.http import _DataLoss
 
-__all__ = ["AddressRefused", "AnswerTooLarge", "QuietConnectionPool", "describe_error",
-           "describe_size"]
+__all__ = ["AddressRefused", "AnswerTooLarge", "QuietConnectionPool", "caused_by",
+           "describe_error", "describe_size"]
 
 
 def describe_size(limit: int) -> str:
@@ -112,6 +112,13 @@ class QuietConnectionPool(HTTPConnectionPool):
             transport.abortConnection()
             raise AddressRefused(refusal)
         return protocol
+
+
+def caused_by(err: BaseException, kind: type[BaseException]) -> bool:
+    """Whether ``err``, or one of the reasons Twisted wraps in it, is a ``kind``."""
+    if isinstance(err, kind):
+        return True
+    return any(caused_by(reason.value, kind) for reason in getattr(err, "reasons", None) or ())
 
 
 def describe_error(err: BaseException) -> str:

@@ -19,7 +19,13 @@ from twisted.web.iweb import IAgent, IResponse
 from mirrorbits import version_string
 from mirrorbits.health.outcome import ProbeResult
 from mirrorbits.health.redirects import AddressGuard, AddressRule, redirect_problem
-from mirrorbits.httppool import AddressRefused, QuietConnectionPool, describe_error
+from mirrorbits.httppool import (
+    AddressRefused,
+    AnswerTooLarge,
+    QuietConnectionPool,
+    caused_by,
+    describe_error,
+)
 from mirrorbits.logs import Logger
 from mirrorbits.reactors import IConnectingReactor
 
@@ -126,7 +132,8 @@ async def probe(agents: AgentFactory, reactor: IReactorTime, url: str, allow_red
     except Exception as err:  # any transport failure means "unreachable"
         if cancelled:
             raise CancelledError() from err
-        return ProbeResult(error=describe_error(err), elapsed_ms=_ms(reactor, start))
+        return ProbeResult(error=describe_error(err), too_large=caused_by(err, AnswerTooLarge),
+                           elapsed_ms=_ms(reactor, start))
     length = response.headers.getRawHeaders(b"content-length")
     return ProbeResult(status=response.code,
                        content_length=length[0].decode("latin-1") if length else None,

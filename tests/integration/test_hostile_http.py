@@ -109,8 +109,8 @@ async def test_a_health_check_reads_no_more_than_64_kib(
         await within(checker.when_idle(), 30)
     checker.stopService()
     assert lines == [said]
-    up = "1" if mode == "huge" else "0"
-    assert redis_db.hget(keys.mirror(mirror.id), "httpUp") == up
+    up, reason = ("1", "") if mode == "huge" else ("0", "Answer too large")
+    assert redis_db.hmget(keys.mirror(mirror.id), ["httpUp", "httpDownReason"]) == [up, reason]
     await eventually(lambda: len(server.sent()) == 1)
     [sent] = server.sent()
     assert sent < SENT_BOUND
