@@ -54,6 +54,26 @@ class Hashes:
 
 
 @frozen
+class StatsRetention:
+    """How long daily and monthly download counters are kept (0: forever)."""
+
+    days: int = 0
+    months: int = 0
+
+
+@frozen
+class HttpScan:
+    """``HTTPScan``: how mirrors without rsync or FTP are scanned through their index pages:
+    requests at a time, seconds between two request starts, seconds per request, ``HEAD``
+    requests per scan (for sizes the pages round)."""
+
+    concurrency: int = 4
+    delay: float = 0.0
+    timeout: float = 30.0
+    max_head_requests: int = 10_000
+
+
+@frozen
 class Config:
     """Every setting of the file (snake_case of the YAML key), with the reference defaults."""
 
@@ -91,6 +111,11 @@ class Config:
     rpc_password: str = ""
     trusted_proxies: tuple[str, ...] = ()
     http_read_timeout: float = DEFAULT_HTTP_READ_TIMEOUT
+    # ours (not in the reference)
+    stats_retention: StatsRetention = field(factory=StatsRetention)
+    rsync_options: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (mirror name or "*", options)
+    mirmon_export_file: str = ""
+    http_scan: HttpScan = field(factory=HttpScan)
 
 
 def default_config_path() -> str | None:
@@ -165,6 +190,8 @@ def _finish(config: Config) -> tuple[Config, list[str]]:
     normal = attrs.evolve(
         config,
         repository=os.path.abspath(config.repository),
+        mirmon_export_file=(os.path.abspath(config.mirmon_export_file)
+                            if config.mirmon_export_file else ""),
         geoip_database_path=geoip,
         repository_scan_interval=max(0, config.repository_scan_interval),
         fallbacks=tuple(_normal_fallback(fallback) for fallback in config.fallbacks),
@@ -349,6 +376,17 @@ def _record_of(make: Callable[..., object], fields: _Fields) -> _Convert:
     return convert
 
 
+def _mapping_of(item: _Convert) -> _Convert:
+    """A mapping of names to values, kept as (name, value) pairs in the file's order."""
+
+    def convert(parse: _Parse, key: str, node: Node) -> tuple[tuple[str, object], ...]:
+        entries = parse.mapping(key, node)
+        return tuple((name, item(parse, _join(key, name), value))
+                     for name, (_, value) in entries.items())
+
+    return convert
+
+
 def _sentinel_host(parse: _Parse, key: str, node: Node) -> str:
     return str(parse.record(key, node, {"Host": ("host", _str)}).get("host", ""))
 
@@ -358,7 +396,14 @@ _HASH_FIELDS: _Fields = {
     "SHA256": ("sha256", _bool),
     "MD5": ("md5", _bool),
 }
+_HTTP_SCAN_FIELDS: _Fields = {
+    "Concurrency": ("concurrency", _int),
+    "Delay": ("delay", _float),
+    "Timeout": ("timeout", _float),
+    "MaxHeadRequests": ("max_head_requests", _int),
+}
 _OUTDATED_FIELDS: _Fields = {"Prefix": ("prefix", _str), "Minutes": ("minutes", _int)}
+_RETENTION_FIELDS: _Fields = {"Days": ("days", _int), "Months": ("months", _int)}
 _FALLBACK_FIELDS: _Fields = {
     "URL": ("url", _str),
     "CountryCode": ("country_code", _str),
@@ -371,9 +416,11 @@ _PARENTS = {
     name.lower(): parent
     for parent, names in (
         ("Hashes", _HASH_FIELDS),
+        ("HTTPScan", _HTTP_SCAN_FIELDS),
         ("AllowOutdatedFiles", _OUTDATED_FIELDS),
         ("Fallbacks", _FALLBACK_FIELDS),
         ("RedisSentinels", ("Host",)),
+        ("StatsRetention", _RETENTION_FIELDS),
     )
     for name in names
 }
@@ -421,4 +468,8 @@ _FIELDS: _Fields = {
     "RPCPassword": ("rpc_password", _str),
     "TrustedProxies": ("trusted_proxies", _list_of(_str)),
     "HTTPReadTimeout": ("http_read_timeout", _float),
+    "StatsRetention": ("stats_retention", _record_of(StatsRetention, _RETENTION_FIELDS)),
+    "RsyncOptions": ("rsync_options", _mapping_of(_list_of(_str))),
+    "MirmonExportFile": ("mirmon_export_file", _str),
+    "HTTPScan": ("http_scan", _record_of(HttpScan, _HTTP_SCAN_FIELDS)),
 }

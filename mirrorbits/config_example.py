@@ -94,6 +94,11 @@ EXAMPLE_CONFIG = """\
 # Number of mirrors scanned at the same time (1 or more).
 #ConcurrentSync: 5
 
+# Mirrors with neither an rsync nor an FTP URL are scanned through their HTTP index pages
+# (nginx autoindex, HTML or JSON; Apache mod_autoindex): requests at a time, seconds between
+# two requests, seconds per request, HEAD requests per scan for sizes the pages round.
+#HTTPScan: {Concurrency: 4, Delay: 0, Timeout: 30, MaxHeadRequests: 10000}
+
 # Minutes between two automatic scans of a mirror; 0: again as soon as a scan ends.
 #ScanInterval: 30
 
@@ -128,6 +133,17 @@ EXAMPLE_CONFIG = """\
 # Disable a mirror when the file requested by its health check is missing (404).
 #DisableOnMissingFile: false
 
+# Extra options of the rsync that lists a mirror, by mirror name; "*" is for every mirror
+# without its own entry (an empty list turns them off for one mirror). Only options that
+# change the listing are accepted: --copy-links (-L), --copy-unsafe-links, --safe-links,
+# --copy-dirlinks (-k), --no-links, --no-implied-dirs, --ipv4 (-4), --ipv6 (-6), and
+# --exclude=, --include=, --timeout=, --contimeout=, --bwlimit=, --address=, --protocol=
+# (with their value, as one item). Every node that scans needs the same entries. Example:
+#   RsyncOptions:
+#     "*": [--copy-unsafe-links]
+#     old-mirror: []
+#RsyncOptions: {}
+
 ## Mirror selection
 
 # How far around the closest mirror other mirrors are still candidates, as a multiple
@@ -150,6 +166,17 @@ EXAMPLE_CONFIG = """\
 #       CountryCode: FR
 #       ContinentCode: EU
 #Fallbacks: []
+
+## Statistics and exports
+
+# Days of daily download counters, and months of monthly ones, kept in Redis; older ones
+# are deleted a few hundred at a time. Yearly and total counters are always kept.
+# 0: keep forever.
+#StatsRetention: {Days: 0, Months: 0}
+
+# File the daemon keeps holding the Mirmon mirror list (the lines of
+# "mirrorbits-ctl export mirmon"), replaced at once whenever a mirror changes. Empty: none.
+#MirmonExportFile: ""
 
 ## Command-line client
 

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from mirrorbits.addresses import AddressError, parse_listen_address, split_host_port
 from mirrorbits.hostpatterns import host_pattern_problem
+from mirrorbits.scan.rsync_options import option_problem
 
 if TYPE_CHECKING:
     from mirrorbits.config import Config
@@ -88,6 +89,7 @@ def value_errors(config: Config) -> list[str]:
             f"not {shown(config.http_read_timeout)}")
     for number, fallback in enumerate(config.fallbacks, 1):
         errors += _fallback_errors(number, fallback)
+    errors += _http_scan_errors(config)
     for text in config.trusted_proxies:
         if _network(text) is None:
             add(f"TrustedProxies: {shown(text)} is not an IP address or network (CIDR)")
@@ -95,6 +97,35 @@ def value_errors(config: Config) -> list[str]:
         problem = host_pattern_problem(host)
         if problem is not None:
             add(f"AllowRedirectHosts: {shown(host)} {problem}")
+    for key, count in (("Days", config.stats_retention.days),
+                       ("Months", config.stats_retention.months)):
+        if count < 0:
+            add(f"StatsRetention.{key} must be >= 0 (0 keeps the counters forever), not {count}")
+    for name, options in config.rsync_options:
+        for option in options:
+            problem = option_problem(option)
+            if problem:
+                add(f"RsyncOptions.{name}: {shown(option)} is refused: {problem}")
+    if config.mirmon_export_file.endswith("/"):
+        add(f"MirmonExportFile {shown(config.mirmon_export_file)} names a directory: "
+            "it must name the file to write")
+    return errors
+
+
+def _http_scan_errors(config: Config) -> list[str]:
+    scan = config.http_scan
+    errors: list[str] = []
+    if not 1 <= scan.concurrency <= 64:
+        errors.append(f"HTTPScan.Concurrency must be from 1 to 64 (requests at a time to one "
+                      f"mirror), not {scan.concurrency}")
+    if not 0 <= scan.delay <= 3600:  # also refuses NaN
+        errors.append(f"HTTPScan.Delay must be a number of seconds from 0 to 3600, "
+                      f"not {shown(scan.delay)}")
+    if not 0 < scan.timeout <= 3600:
+        errors.append(f"HTTPScan.Timeout must be a number of seconds > 0 and <= 3600, "
+                      f"not {shown(scan.timeout)}")
+    if scan.max_head_requests < 0:
+        errors.append(f"HTTPScan.MaxHeadRequests must be >= 0, not {scan.max_head_requests}")
     return errors
 
 
@@ -273,6 +304,12 @@ def file_system_warnings(config: Config) -> list[str]:
         if problem:
             warnings.append(f"LogDir {shown(config.log_dir)} {problem}: no download log is "
                             "written until it can be")
+    if config.mirmon_export_file:
+        directory = os.path.dirname(os.path.abspath(config.mirmon_export_file))
+        problem = _directory_problem(directory, os.W_OK | os.X_OK)
+        if problem:
+            warnings.append(f"MirmonExportFile {shown(config.mirmon_export_file)}: its "
+                            f"directory {problem}: the file is not written until it can be")
     if config.templates:
         problem = _directory_problem(config.templates, os.R_OK | os.X_OK)
         if not problem and not any(

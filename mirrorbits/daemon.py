@@ -45,7 +45,9 @@ from mirrorbits.geo import GeoIP, MirrorLocation, locate_mirror
 from mirrorbits.health import HealthChecker
 from mirrorbits.listen import AdoptedListener, parse_listen_address
 from mirrorbits.logs import Logger, set_debug
+from mirrorbits.mirmon_export import MirmonExport
 from mirrorbits.reactors import IDaemonReactor
+from mirrorbits.retention import RetentionService
 from mirrorbits.scan.local import RepositoryScanner
 from mirrorbits.scan.scheduler import MirrorScanner
 from mirrorbits.stats import RangeDeduplicator, StatsService, stats_files, stats_mirror
@@ -378,7 +380,8 @@ def _add_monitoring(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReacto
                     redis: RedisService,
                     pubsub: PubSubService, geo: GeoIP, monitor: bool) -> _Monitoring:
     """The local scan, the mirror store, and on a monitoring node the cluster, the mirror
-    scans and the health checks (the CLI's scan works on every node)."""
+    scans, the health checks, the statistics retention and the Mirmon export file (the
+    CLI's scan works on every node)."""
     scanner = RepositoryScanner(lambda: holder.current, redis.client, reactor)
     scanner.setName("repository-scan")
     monitors: list[IService] = []
@@ -407,7 +410,16 @@ def _add_monitoring(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReacto
             handles=cluster.handles,
         )
         health.setServiceParent(daemon)
-        monitors += [health, mirror_scanner, cluster]
+        retention = RetentionService(lambda: holder.current, redis.client, reactor,
+                                     lambda: redis.redis_version >= (4, 0, 0))
+        holder.subscribe(lambda old, new: retention.config_changed())
+        retention.setServiceParent(daemon)
+        mirmon = MirmonExport(lambda: holder.current, mirrors.all_mirrors, reactor)
+        pubsub.on_message(keys.CHANNEL_MIRROR_UPDATE, mirmon.mirror_changed)
+        pubsub.on_reconnect(mirmon.changed)
+        holder.subscribe(lambda old, new: mirmon.changed())
+        mirmon.setServiceParent(daemon)
+        monitors += [health, mirror_scanner, cluster, retention, mirmon]
     return _Monitoring(redis, scanner, mirrors, mirror_scanner, monitor, monitors)
 
 

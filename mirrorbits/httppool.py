@@ -1,9 +1,10 @@
-"""The HTTP connection pool of the monitor's one-shot requests (health checks, trace files).
+"""The HTTP connection pool of the monitor's requests (health checks, trace files, HTTP scans).
 
-Every answer read from a mirror is capped: a connection that has received more than its
+An answer read from a mirror can be capped: a connection that has received more than its
 pool's ``limit`` bytes (status line, headers and body together) is aborted and the request
-fails with :class:`AnswerTooLarge`. Each request has its own connection (none is kept), so
-the cap bounds what one answer can make the process hold.
+fails with :class:`AnswerTooLarge`. Health checks and trace fetches have one connection per
+request (none is kept), so the cap bounds what one answer can make the process hold; the
+HTTP scan keeps its connections and caps each page itself.
 
 A pool can also be given an address rule: once a connection is made, and before anything
 but a TLS greeting is sent on it, the peer's address is shown to the rule; a refused one is
@@ -73,24 +74,28 @@ class _QuietFactory(_HTTP11ClientFactory):
     noisy = False
 
     def __init__(self, quiescent: Callable[[HTTP11ClientProtocol], None], metadata: object,
-                 limit: int) -> None:
+                 limit: int | None) -> None:
         super().__init__(quiescent, metadata)
         self._limit = limit
 
     def buildProtocol(self, addr: IAddress | None) -> HTTP11ClientProtocol:
+        if self._limit is None:
+            return HTTP11ClientProtocol(self._quiescentCallback)
         return _CappedProtocol(self._quiescentCallback, self._limit)
 
 
 class QuietConnectionPool(HTTPConnectionPool):
-    """A pool that keeps no connection open, logs nothing per connection and caps answers.
+    """A pool that logs nothing per connection, caps what one connection may receive at
+    ``limit`` bytes (``None``: no cap) and, unless ``persistent``, keeps no connection open.
 
     Twisted's connection factories log ``Starting factory`` and ``Stopping factory`` for
     each connection: two lines per mirror at every health check.
     """
 
-    def __init__(self, reactor: IReactorTime, limit: int,
-                 admit: Callable[[IAddress], str | None] | None = None) -> None:
-        super().__init__(reactor, persistent=False)
+    def __init__(self, reactor: IReactorTime, limit: int | None = None,
+                 admit: Callable[[IAddress], str | None] | None = None, *,
+                 persistent: bool = False) -> None:
+        super().__init__(reactor, persistent=persistent)
         self.limit = limit
         self._admit = admit
 

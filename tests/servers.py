@@ -45,6 +45,7 @@ class RedisServer:
     port: int = 0
     password: str = ""
     replica_of: RedisServer | None = None
+    extra_args: list[str] = attrs.field(factory=list)  # more redis-server options
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -71,6 +72,7 @@ class RedisServer:
             args += ["--requirepass", self.password, "--masterauth", self.password]
         if self.replica_of is not None:
             args += ["--replicaof", self.replica_of.host, str(self.replica_of.port)]
+        args += self.extra_args
         self.process = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.workdir
         )

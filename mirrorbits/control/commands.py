@@ -258,7 +258,8 @@ class RefreshRepository(_Command):
 
 
 class ScanMirror(_Command):
-    """Scan one mirror now (``protocol``: ``all``, ``rsync`` or ``ftp``; timeout in seconds)."""
+    """Scan one mirror now (``protocol``: ``all``, ``rsync``, ``ftp`` or ``http``; timeout in
+    seconds)."""
 
     arguments = [
         *_password(),

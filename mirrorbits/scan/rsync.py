@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import shutil
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from typing import Final
 from urllib.parse import unquote, urlsplit
@@ -101,10 +101,12 @@ class RsyncCommand:
     env: dict[str, str]
 
 
-def rsync_command(url: str) -> RsyncCommand:
+def rsync_command(url: str, options: Sequence[str] = ()) -> RsyncCommand:
     """The command line and environment for ``url`` (``rsync://`` or ``rsyncs://``).
 
     Credentials are removed from the URL and passed as ``USER`` / ``RSYNC_PASSWORD``.
+    ``options`` (checked by :mod:`~mirrorbits.scan.rsync_options`) come after the usual
+    ones, so that a ``--timeout=`` of theirs wins.
     """
     timeouts: tuple[str, ...]
     if url.startswith("rsync://"):
@@ -124,7 +126,7 @@ def rsync_command(url: str) -> RsyncCommand:
         if colon:
             env["RSYNC_PASSWORD"] = unquote(password)
         url = parts._replace(netloc=host).geturl()
-    args = ("-r", "--no-motd", "--exclude=.~tmp~/", *timeouts, url)
+    args = ("-r", "--no-motd", "--exclude=.~tmp~/", *timeouts, *options, url)
     return RsyncCommand(executable=executable, args=args, url=url, env=env)
 
 
@@ -293,15 +295,17 @@ async def rsync_list(
     name: str = "",
     executable: str | None = None,
     progress: Progress | None = None,
+    options: Sequence[str] = (),
     bounds: ScanBounds = DEFAULT_BOUNDS,
 ) -> ScanListing:
     """Run rsync on ``url`` and return the files it lists (raises :class:`ScanError`).
 
     Cancelling the call stops rsync and raises :class:`ScanAborted`. ``executable`` overrides
-    the program found on ``PATH`` (tests); ``progress`` counts the files listed; ``bounds``
-    limits the entries and the silence (the whole run is limited by ``timeout``).
+    the program found on ``PATH`` (tests); ``progress`` counts the files listed; ``options``
+    are the mirror's extra ones (``RsyncOptions``); ``bounds`` limits the entries and the
+    silence (the whole run is limited by ``timeout``).
     """
-    command = rsync_command(url)
+    command = rsync_command(url, options)
     program = executable or shutil.which(command.executable)
     if program is None:
         raise ScanError(f"{command.executable}: command not found")
@@ -326,7 +330,8 @@ async def rsync_list(
     protocol = RsyncProtocol(on_file, skips.skip, max_entries=bounds.max_entries,
                              on_overflow=lambda: abandon(bounds.too_many("rsync")),
                              clock=reactor)
-    log.info("[{name}] Requesting file list via {cmd}...", name=name, cmd=command.executable)
+    shown = command.executable + "".join(f" {option}" for option in options)
+    log.info("[{name}] Requesting file list via {cmd}...", name=name, cmd=shown)
     try:
         reactor.spawnProcess(protocol, program, [program, *command.args], env=command.env)
     except OSError as err:

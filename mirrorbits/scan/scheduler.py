@@ -3,7 +3,9 @@
 Every second the monitor offers each enabled mirror whose last scan attempt is older than
 ``ScanInterval`` minutes to at most ``ConcurrentSync`` concurrent scans (a busy mirror, or a
 full set of workers, is retried on the next tick). A scan tries rsync, then FTP when rsync
-failed for any reason but an abort; the trace file is fetched alongside (spec §6.6).
+failed for any reason but an abort; the trace file is fetched alongside (spec §6.6). A mirror
+with neither an rsync nor an FTP URL is scanned through its HTTP index pages
+(:mod:`mirrorbits.scan.http`; the reference reported ``no suitable URL for the scan``).
 
 In a cluster (spec §15.1) the monitor only schedules the mirrors ``handles(mirror_id)``
 assigns to this node; the CLI's ``scan`` works on any mirror from any node.
@@ -23,12 +25,14 @@ from twisted.python.failure import Failure
 
 from mirrorbits.config import Config
 from mirrorbits.logs import Logger
-from mirrorbits.model import PROTOCOL_FTP, PROTOCOL_RSYNC, Mirror
+from mirrorbits.model import PROTOCOL_FTP, PROTOCOL_HTTP, PROTOCOL_RSYNC, Mirror
 from mirrorbits.progress import Progress, ProgressReport
 from mirrorbits.reactors import IConnectingReactor, IScanReactor
 from mirrorbits.scan.bounds import DEFAULT_BOUNDS, ScanBounds
 from mirrorbits.scan.commit import ScanResult, scan_mirror
+from mirrorbits.scan.http import HttpScanner, scan_url
 from mirrorbits.scan.rsync import ScanError, ScanListing, rsync_list
+from mirrorbits.scan.rsync_options import options_for
 from mirrorbits.scan.trace import fetch_trace
 from mirrorbits.scan.walk import ScanAborted
 from mirrorbits.store.client import RedisClient
@@ -64,7 +68,7 @@ DEFAULT_TIMEOUT: Final = 6 * 3600.0
 STOP_GRACE: Final = 10.0
 NO_URL: Final = "no suitable URL for the scan"
 NOT_INDEXED: Final = "local repository not yet indexed. You should run 'refresh' first!"
-PROTOCOLS: Final = ("ALL", "RSYNC", "FTP")
+PROTOCOLS: Final = ("ALL", "RSYNC", "FTP", "HTTP")
 
 
 class FailedPrecondition(Exception):
@@ -96,7 +100,11 @@ def is_due(mirror: Mirror, now: float, interval_minutes: int) -> bool:
 
 
 def scan_plan(mirror: Mirror, protocol: str) -> list[tuple[int, str]]:
-    """The (protocol, URL) attempts in order: rsync then FTP, or only the forced one."""
+    """The (protocol, URL) attempts in order: rsync then FTP, or only the forced one.
+
+    The HTTP index pages are scanned when forced, or (``ALL``) when the mirror has neither
+    an rsync nor an FTP URL.
+    """
     protocol = protocol.upper()
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown scan protocol {protocol!r}")
@@ -105,6 +113,8 @@ def scan_plan(mirror: Mirror, protocol: str) -> list[tuple[int, str]]:
         plan.append((PROTOCOL_RSYNC, mirror.rsync_url))
     if protocol in ("ALL", "FTP") and mirror.ftp_url:
         plan.append((PROTOCOL_FTP, mirror.ftp_url))
+    if mirror.http_url and (protocol == "HTTP" or (protocol == "ALL" and not plan)):
+        plan.append((PROTOCOL_HTTP, scan_url(mirror)))
     return plan
 
 
@@ -162,11 +172,14 @@ class MirrorScanner(Service):
 
             async def rsync(url: str, timeout: float, name: str,
                             progress: Progress) -> ScanListing:
+                options = options_for(self._get_config().rsync_options, name)
                 return await rsync_list(reactor, url, timeout, name=name, progress=progress,
-                                        bounds=self._bounds())
+                                        options=options, bounds=self._bounds())
 
+            http = HttpScanner(reactor, lambda: self._get_config().http_scan)
             self._listers = {PROTOCOL_RSYNC: rsync,
-                             PROTOCOL_FTP: ftp_lister(reactor, self._bounds)}
+                             PROTOCOL_FTP: ftp_lister(reactor, self._bounds),
+                             PROTOCOL_HTTP: http.list}
         if self._trace is None:
             reactor = self._reactor
 

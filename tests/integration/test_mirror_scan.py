@@ -162,9 +162,12 @@ def test_scan_errors_are_clean(
     message = unknown.stderr.strip().removeprefix("scan error: ")
     assert message in daemon.ctl("logs", "m2").stdout
 
-    no_url = daemon.ctl("scan", "m3")
+    no_url = daemon.ctl("scan", "-rsync", "m3")
     assert no_url.returncode == 1
     assert no_url.stderr.strip() == "scan error: no suitable URL for the scan"
+    by_http = daemon.ctl("scan", "m3")  # HTTP only: its index pages (nothing listens there)
+    assert by_http.returncode == 1
+    assert by_http.stderr.strip().startswith("scan error: http error http://127.0.0.3/: ")
 
     forced = daemon.ctl("scan", "-ftp", "m2")
     assert forced.stderr.strip() == "scan error: no suitable URL for the scan"
@@ -254,3 +257,28 @@ async def test_trace_file_only_a_200_answer_is_read(client: Any, redis_db: redis
             b" TRACE")
     finally:
         await port.stopListening()
+
+
+def test_http_only_mirror_is_scanned_through_its_index_pages(
+    daemon: DaemonProcess, rsyncd: RsyncDaemon, mirror_http: str, db: redis.Redis
+) -> None:
+    """The same tree by rsync (m1) and by Python's ``http.server`` listings (m2: plain lists,
+    so every size and time comes from a ``HEAD``): the same sizes and times; the HTTP server
+    follows the symbolic link that rsync lists as a link, so m2 has one file more."""
+    assert daemon.ctl("add", "-rsync", rsyncd.url("full"), "-http", mirror_http,
+                      "m1").returncode == 0
+    assert daemon.ctl("add", "-http", mirror_http, "m2").returncode == 0
+    assert daemon.ctl("refresh").returncode == 0
+    assert daemon.ctl("scan", "m1").returncode == 0
+    scanned = daemon.ctl("scan", "m2")
+    assert scanned.returncode == 0, scanned.stderr
+    assert scanned.stdout == "Scanning m2... 12 files indexed, 9 known and 0 removed\n"
+    by_rsync = db.smembers("MIRRORFILES_1")
+    assert db.smembers("MIRRORFILES_2") == by_rsync | {"/stable-amd64.deb"}
+    for path in by_rsync:
+        assert db.hgetall(f"FILEINFO_2_{path}") == db.hgetall(f"FILEINFO_1_{path}"), path
+    assert db.hget("MIRROR_2", "lastSuccessfulSyncProtocol") == "2"
+    assert "HTTP scan started" in daemon.ctl("logs", "m2").stdout
+    forced = daemon.ctl("scan", "-http", "m1")
+    assert forced.returncode == 0, forced.stderr
+    assert db.hget("MIRROR_1", "lastSuccessfulSyncProtocol") == "2"

@@ -16,6 +16,7 @@ from mirrorbits.config import (
     Config,
     ConfigError,
     Hashes,
+    HttpScan,
     default_config_path,
     load_config,
     parse_config,
@@ -185,6 +186,24 @@ def test_hashes_keep_defaults_for_missing_subkeys() -> None:
     assert parse(REPO + "Hashes: {SHA1: y}\n").hashes == Hashes(True, True, False)
     assert parse(REPO + "Hashes:\n  SHA256: Off\n", HASHES_OFF).hashes == Hashes(
         False, False, False)
+
+
+def test_http_scan_settings() -> None:
+    assert parse(REPO).http_scan == HttpScan(concurrency=4, delay=0.0, timeout=30.0,
+                                             max_head_requests=10_000)
+    text = "HTTPScan: {Concurrency: 2, Delay: 0.5, Timeout: 10, MaxHeadRequests: 0}\n"
+    assert parse(REPO + text).http_scan == HttpScan(2, 0.5, 10.0, 0)
+    assert error_of(REPO + "HTTPScan: {Concurrency: 0}\n") == (
+        "HTTPScan.Concurrency must be from 1 to 64 (requests at a time to one mirror), not 0")
+    assert error_of(REPO + "HTTPScan: {Delay: -1}\n") == (
+        "HTTPScan.Delay must be a number of seconds from 0 to 3600, not -1")
+    assert error_of(REPO + "HTTPScan: {Timeout: .nan}\n") == (
+        "HTTPScan.Timeout must be a number of seconds > 0 and <= 3600, not nan")
+    assert error_of(REPO + "HTTPScan: {MaxHeadRequests: -5}\n") == (
+        "HTTPScan.MaxHeadRequests must be >= 0, not -5")
+    parse(REPO + "Concurrency: 3\n",
+          "unknown configuration key 'Concurrency' in test.conf (line 2); did you mean to "
+          "indent it under 'HTTPScan'?")
 
 
 def test_numbers() -> None:
@@ -771,7 +790,7 @@ def test_example_config_shows_the_defaults() -> None:
 
 def test_example_config_examples_parse() -> None:
     blocks = re.findall(r"(?m)((?:^#   .*\n)+)", EXAMPLE_CONFIG)
-    assert len(blocks) == 3
+    assert len(blocks) == 4
     for block in blocks:
         parse(REPO + re.sub(r"(?m)^#   ", "", block))
 
