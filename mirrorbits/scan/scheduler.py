@@ -176,7 +176,8 @@ class MirrorScanner(Service):
                 return await rsync_list(reactor, url, timeout, name=name, progress=progress,
                                         options=options, bounds=self._bounds())
 
-            http = HttpScanner(reactor, lambda: self._get_config().http_scan)
+            http = HttpScanner(reactor, lambda: self._get_config().http_scan,
+                               max_entries=lambda: self._get_config().max_scan_entries)
             self._listers = {PROTOCOL_RSYNC: rsync,
                              PROTOCOL_FTP: ftp_lister(reactor, self._bounds),
                              PROTOCOL_HTTP: http.list}
