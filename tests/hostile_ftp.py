@@ -5,7 +5,9 @@ It logs anyone in, advertises MLST and MDTM, and answers ``MLSD`` of any directo
 
 * ``endless``: file lines without end (stopped after :data:`ENDLESS_SECONDS`);
 * ``stall``: ten lines, then silence on both connections, the data connection left open;
-* ``names``: a few files whose names hold control characters or are too long, and good ones.
+* ``names``: a few files whose names hold control characters or are too long, and good ones;
+* ``chatty``: a greeting whose continuation lines never end (stopped after
+  :data:`ENDLESS_SECONDS`).
 
 After each listing, the bytes it managed to send are appended to ``REPORT`` (one line).
 """
@@ -35,6 +37,9 @@ class _Control(socketserver.StreamRequestHandler):
     def handle(self) -> None:
         self.connection.settimeout(STALL_SECONDS + 30)
         self.passive: socket.socket | None = None
+        if self.mode == "chatty":
+            self.chatter()
+            return
         self.say(b"220 hostile mirror")
         for raw in self.rfile:
             command, _, _argument = raw.strip().partition(b" ")
@@ -54,6 +59,19 @@ class _Control(socketserver.StreamRequestHandler):
                 return
             else:
                 self.say(b"502 not here")
+
+    def chatter(self) -> None:
+        deadline = time.monotonic() + ENDLESS_SECONDS
+        sent = 0
+        try:
+            while time.monotonic() < deadline:
+                piece = b"220-welcome, and welcome again\r\n" * 1000
+                self.wfile.write(piece)
+                sent += len(piece)
+        except OSError:
+            pass
+        with self.lock, open(self.report, "a") as report:
+            report.write(f"{sent}\n")
 
     def say(self, line: bytes) -> None:
         self.wfile.write(line + b"\r\n")

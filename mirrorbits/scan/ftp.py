@@ -66,6 +66,8 @@ __all__ = ["MAX_DEPTH", "MAX_DIRECTORIES", "MAX_LISTING_BYTES", "ftp_list"]
 log = Logger(namespace="mirrorbits.scan.ftp")
 
 MAX_DEPTH: Final = 64
+#: Lines of one control-connection reply kept (FEAT answers a few dozen).
+MAX_REPLY_LINES: Final = 10_000
 MAX_DIRECTORIES: Final = 500_000
 #: Largest listing of one directory read (bytes).
 MAX_LISTING_BYTES: Final = 256 * 1024 * 1024
@@ -83,15 +85,26 @@ class _Client(FTPClient):
     """``FTPClient`` whose login is driven by the scanner and whose data connections use the
     given reactor; ``greeted`` fires with the greeting (or fails if the connection does)."""
 
-    def __init__(self, reactor: IConnectingReactor, activity: Callable[[], None]) -> None:
+    def __init__(self, reactor: IConnectingReactor, activity: Callable[[], None],
+                 overflow: Callable[[], None]) -> None:
         self.greeted: Deferred[list[str]] = Deferred()
         super().__init__(passive=1)
         self.connectFactory = reactor.connectTCP  # type: ignore[method-assign]
         self._activity = activity
+        self._overflow = overflow
 
     def dataReceived(self, data: bytes) -> None:
         self._activity()
         super().dataReceived(data)
+
+    def lineReceived(self, line: bytes) -> None:
+        super().lineReceived(line)
+        if len(self.response) > MAX_REPLY_LINES:  # a reply without end: the scan ends
+            self.response = []
+            transport: Any = self.transport  # ITCPTransport (abortConnection)
+            if transport is not None:
+                transport.abortConnection()
+            self._overflow()
 
     def queueLogin(self, username: str, password: str) -> None:
         """Nothing: :func:`ftp_list` sends USER/PASS itself, one step at a time."""
@@ -198,7 +211,8 @@ class _Session:
 
     def __init__(self, reactor: IConnectingReactor, timeout: float, bounds: ScanBounds) -> None:
         self.reactor = reactor
-        self.client = _Client(reactor, self.touch)
+        self.client = _Client(reactor, self.touch, lambda: self.give_up(
+            f"ftp error: a reply longer than {MAX_REPLY_LINES} lines, scan abandoned"))
         self.timeout = timeout
         self.bounds = bounds
         self.deadline = reactor.seconds() + timeout

@@ -235,3 +235,18 @@ async def test_ftp_names_too_long_are_skipped(
         "/last.txt"]  # the control characters are dealt with at commit (see above)
     assert listing.skipped_lines == 1
     assert "[m1] 1 ftp listing lines skipped: 1 name longer than 4096 bytes" in lines
+
+
+@ensure_deferred
+async def test_an_ftp_reply_without_end_is_abandoned(
+    ftp_servers: list[HostileServer], tmp_path: Path,
+) -> None:
+    server = hostile_ftp(ftp_servers, tmp_path, "chatty", "127.0.0.63")
+    started = REACTOR.seconds()
+    with pytest.raises(ScanError) as raised:
+        await ftp_list(REACTOR, server.url + "/", 60, name="m1")
+    assert str(raised.value) == (
+        "ftp error: a reply longer than 10000 lines, scan abandoned")
+    assert REACTOR.seconds() - started < 10
+    await eventually(lambda: len(server.sent()) == 1, 20)
+    assert server.sent()[0] < SENT_BOUND
