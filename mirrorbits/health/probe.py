@@ -84,7 +84,8 @@ async def follow(agents: AgentFactory, method: bytes, url: str, headers: Headers
         try:
             response: IResponse = await agent.request(method, current.encode("ascii"), headers)
         except AddressRefused as err:
-            log.warn("Refused redirection for {name}: {target}: {problem}", name=name,
+            # The check's own line says the problem (once while it lasts); this one, the URLs.
+            log.debug("Refused redirection for {name}: {target}: {problem}", name=name,
                      target=current, problem=err)
             raise RedirectRefused(str(err)) from None
         location = response.headers.getRawHeaders(b"location")
@@ -98,7 +99,7 @@ async def follow(agents: AgentFactory, method: bytes, url: str, headers: Headers
             raise RedirectRefused("redirect not allowed")
         problem = redirect_problem(current, target, url, other_hosts)
         if problem is not None:
-            log.warn("Refused redirection for {name}: {source} => {target}: {problem}",
+            log.debug("Refused redirection for {name}: {source} => {target}: {problem}",
                      name=name, source=current, target=target, problem=problem)
             raise RedirectRefused(problem)
         if hop == MAX_REDIRECTS:

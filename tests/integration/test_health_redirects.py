@@ -62,9 +62,8 @@ async def test_another_host_is_followed_only_when_allowed(
     assert final.seen == []
     assert state(redis_db, refused.id)["httpDownReason"] == "Unauthorized redirect"
     problem = "redirect to another host (127.0.0.31) refused: not in AllowRedirectHosts"
-    assert f"{'refused':<11} HTTP  Error: {problem} (0ms)" in lines
-    assert any(line.startswith("Refused redirection for refused: http://127.0.0.30:")
-               and line.endswith(f" => {target}: {problem}") for line in lines)
+    assert [line for line in lines if "refused" in line.lower()] == [
+        f"{'refused':<11} HTTP  Error: {problem} (0ms)"]  # one line: the URLs are debug
 
     for allowed in (("127.0.0.31",), ("*",)):
         redis_db.hdel(f"MIRROR_{refused.id}", "httpUp")
