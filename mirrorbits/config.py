@@ -109,6 +109,9 @@ class Config:
     fallbacks: tuple[Fallback, ...] = ()
     rpc_listen_address: str = "localhost:3390"
     rpc_password: str = ""
+    rpc_tls_certificate: str = ""
+    rpc_tls_key: str = ""
+    rpc_tls_client_ca: str = ""
     trusted_proxies: tuple[str, ...] = ()
     http_read_timeout: float = DEFAULT_HTTP_READ_TIMEOUT
     # ours (not in the reference)
@@ -466,6 +469,9 @@ _FIELDS: _Fields = {
     "Fallbacks": ("fallbacks", _list_of(_record_of(_fallback, _FALLBACK_FIELDS))),
     "RPCListenAddress": ("rpc_listen_address", _str),
     "RPCPassword": ("rpc_password", _str),
+    "RPCTLSCertificate": ("rpc_tls_certificate", _str),
+    "RPCTLSKey": ("rpc_tls_key", _str),
+    "RPCTLSClientCA": ("rpc_tls_client_ca", _str),
     "TrustedProxies": ("trusted_proxies", _list_of(_str)),
     "HTTPReadTimeout": ("http_read_timeout", _float),
     "StatsRetention": ("stats_retention", _record_of(StatsRetention, _RETENTION_FIELDS)),

@@ -186,4 +186,11 @@ EXAMPLE_CONFIG = """\
 # Password the command-line client must give; empty: none (then keep RPCListenAddress on
 # localhost or a UNIX socket).
 #RPCPassword: ""
+
+# TLS for remote administration over TCP: the daemon's certificate (PEM, chain after it),
+# its key (empty: in the certificate's file), and the CA whose certificates clients must
+# present (mirrorbits-ctl -tls-ca, -tls-cert, -tls-key). All empty: no TLS.
+#RPCTLSCertificate: ""
+#RPCTLSKey: ""
+#RPCTLSClientCA: ""
 """

@@ -84,6 +84,7 @@ def value_errors(config: Config) -> list[str]:
         if minutes < 0:
             add(f"{key} must be a number of minutes >= 0, not {minutes}")
     errors += _address_errors(config)
+    errors += _control_tls_errors(config)
     if not 0 < config.http_read_timeout < math.inf:  # also refuses NaN
         add(f"HTTPReadTimeout must be a number of seconds > 0, "
             f"not {shown(config.http_read_timeout)}")
@@ -127,6 +128,24 @@ def _http_scan_errors(config: Config) -> list[str]:
     if scan.max_head_requests < 0:
         errors.append(f"HTTPScan.MaxHeadRequests must be >= 0, not {scan.max_head_requests}")
     return errors
+
+
+def _control_tls_errors(config: Config) -> list[str]:
+    """TLS of the control channel: a certificate needs the CA of the clients, and TCP."""
+    if not config.rpc_tls_certificate:
+        given = [key for key, value in (("RPCTLSKey", config.rpc_tls_key),
+                                        ("RPCTLSClientCA", config.rpc_tls_client_ca)) if value]
+        if given:
+            return [f"{' and '.join(given)} set without RPCTLSCertificate: set the daemon's "
+                    "certificate too, or remove them"]
+        return []
+    if not config.rpc_tls_client_ca:
+        return ["RPCTLSCertificate needs RPCTLSClientCA: the CA (PEM file) whose certificates "
+                "the clients must present"]
+    if config.rpc_listen_address.startswith("unix:"):
+        return ["RPCTLSCertificate applies to a TCP RPCListenAddress, not to the UNIX socket "
+                f"{shown(config.rpc_listen_address)} (its file mode protects it)"]
+    return []
 
 
 def _address_errors(config: Config) -> list[str]:
@@ -243,6 +262,10 @@ def value_warnings(config: Config) -> list[str]:
         add(f"RPCListenAddress {shown(config.rpc_listen_address)} accepts connections from "
             "other hosts and RPCPassword is empty: anyone who reaches it can control the "
             "daemon")
+    elif not config.rpc_tls_certificate and _reachable_from_others(config.rpc_listen_address):
+        add(f"RPCListenAddress {shown(config.rpc_listen_address)} accepts connections from "
+            "other hosts without TLS: the password crosses the network in clear (set "
+            "RPCTLSCertificate, RPCTLSKey and RPCTLSClientCA, or listen on loopback)")
     return warnings
 
 

@@ -283,6 +283,13 @@ def _warn_if_listen_address_changed(old: Config, new: Config) -> None:
     if (old.listen_address, old.rpc_listen_address) != (
             new.listen_address, new.rpc_listen_address):
         log.warn("ListenAddress/RPCListenAddress changed: restart the daemon to apply")
+    if _control_tls(old) != _control_tls(new):
+        log.warn("RPCTLSCertificate/RPCTLSKey/RPCTLSClientCA changed: restart the daemon to "
+                 "apply")
+
+
+def _control_tls(config: Config) -> tuple[str, str, str]:
+    return config.rpc_tls_certificate, config.rpc_tls_key, config.rpc_tls_client_ca
 
 
 def _add_embedded_redis(daemon: Daemon, config: Config, embedded: EmbeddedStart | None,
@@ -462,9 +469,18 @@ def _add_control(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
         stats_mirror=mirror_downloads,
         refresh_progress=work.scanner.progress, scan_progress=work.mirror_scanner.progress,
     )
+    config = holder.current
+    amp_factory = control_factory(backend, reactor)
+    factory: object = amp_factory
+    if config.rpc_tls_certificate:  # TLSSetupError for files that cannot be used
+        from mirrorbits.control.tls import server_options, tls_factory
+
+        tls = server_options(config.rpc_tls_certificate, config.rpc_tls_key,
+                             config.rpc_tls_client_ca)
+        factory = tls_factory(tls, amp_factory)
     control = AdoptedListener(
-        parse_listen_address(holder.current.rpc_listen_address, unix_mode=CONTROL_SOCKET_MODE),
-        control_factory(backend),
+        parse_listen_address(config.rpc_listen_address, unix_mode=CONTROL_SOCKET_MODE),
+        factory,
         reactor,
         inherited_fd=activated.control,
         setting="RPCListenAddress",

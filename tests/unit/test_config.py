@@ -327,6 +327,15 @@ def test_duplicate_key_is_an_error() -> None:
         ("RPCListenAddress: 'unix:'", "RPCListenAddress 'unix:' is invalid: "
                                       "empty UNIX socket path"),
         ("RedisAddress: nonsense", "RedisAddress 'nonsense' is invalid: expected host:port"),
+        ("RPCTLSCertificate: /etc/m/cert.pem",
+         "RPCTLSCertificate needs RPCTLSClientCA: the CA (PEM file) whose certificates the "
+         "clients must present"),
+        ("RPCTLSKey: /etc/m/key.pem\nRPCTLSClientCA: /etc/m/ca.pem",
+         "RPCTLSKey and RPCTLSClientCA set without RPCTLSCertificate: set the daemon's "
+         "certificate too, or remove them"),
+        ("RPCListenAddress: unix:/run/m.sock\nRPCTLSCertificate: /c.pem\nRPCTLSClientCA: /a.pem",
+         "RPCTLSCertificate applies to a TCP RPCListenAddress, not to the UNIX socket "
+         "'unix:/run/m.sock' (its file mode protects it)"),
         ("RedisAddress: '::1:6379'", "RedisAddress '::1:6379' is invalid: an IPv6 address "
                                      "must be written in brackets: [address]:port"),
         ("RedisSentinels: [{Host: '10.0.0.1:0'}]", "RedisSentinels.Host '10.0.0.1:0' is "
@@ -579,6 +588,10 @@ def test_a_misspelt_key_explains_the_error_it_causes() -> None:
         ("RPCListenAddress: '192.0.2.1:3390'",
          "RPCListenAddress '192.0.2.1:3390' accepts connections from other hosts and RPCPassword "
          "is empty: anyone who reaches it can control the daemon"),
+        ("RPCListenAddress: ':3390'\nRPCPassword: secret",
+         "RPCListenAddress ':3390' accepts connections from other hosts without TLS: the "
+         "password crosses the network in clear (set RPCTLSCertificate, RPCTLSKey and "
+         "RPCTLSClientCA, or listen on loopback)"),
     ],
 )
 def test_values_that_work_but_perhaps_not_as_meant_are_warnings(text: str, warning: str) -> None:
@@ -596,7 +609,8 @@ def test_values_that_work_but_perhaps_not_as_meant_are_warnings(text: str, warni
         "RPCListenAddress: '[::1]:3390'",
         "RPCListenAddress: 'localhost:3390'",
         "RPCListenAddress: 'unix:/run/mirrorbits.sock'",
-        "RPCListenAddress: ':3390'\nRPCPassword: secret",
+        "RPCListenAddress: ':3390'\nRPCPassword: secret\nRPCTLSCertificate: /etc/m/cert.pem\n"
+        "RPCTLSClientCA: /etc/m/clients.pem",
         "Fallbacks: [{URL: 'fb.example.org:8080/pub', CountryCode: 'fr de', ContinentCode: eu}]",
         "Fallbacks: [{URL: 'https://fb.example.org/fall back/'}]",  # sent percent-encoded
         "TrustedProxies: [10.0.0.0/8, 192.0.2.7]",
