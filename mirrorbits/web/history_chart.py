@@ -20,9 +20,10 @@ from attrs import frozen
 WIDTH = 720
 TOP_MIRRORS = 6
 OTHERS = "others"
-#: Colours of the busiest mirrors, busiest first; "others" is grey.
-PALETTE = ("#3b7dd8", "#e08600", "#2e9e44", "#d33f6a", "#8e5bd0", "#00a3a3")
-OTHERS_COLOUR = "#9aa0a6"
+#: Colours of the busiest mirrors, busiest first; "others" is grey. None is a colour the page
+#: gives another meaning (the table's bars, the health colours).
+PALETTE = ("#2f6fb0", "#e5731a", "#3a9b5c", "#c43c5c", "#7a52b3", "#1c9c9c")
+OTHERS_COLOUR = "#a3a8ae"
 _TEXT = "#444444"
 _GRID = "#e3e5e8"
 _AXIS = "#888888"
@@ -84,7 +85,7 @@ def group_series(days: Sequence[date], names: Mapping[int, str],
     rest = busy[top:]
     if rest:
         summed = tuple(sum(day) for day in zip(*(requests for _, requests in rest), strict=True))
-        label = f"{OTHERS} ({len(rest)} mirror{'' if len(rest) == 1 else 's'})"
+        label = f"{OTHERS}, {len(rest)} mirror{'' if len(rest) == 1 else 's'}"
         series.append(Series(label, summed, OTHERS_COLOUR))
     return History(tuple(days), tuple(series))
 

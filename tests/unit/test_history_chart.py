@@ -40,7 +40,7 @@ def test_the_busiest_mirrors_first_then_the_others_summed() -> None:
         per_day[29][mid] = 1
     per_day[5][3] = 5
     history = group_series(DAYS, names | {10: "idle"}, per_day, top=3)
-    assert [layer.name for layer in history.series] == ["m9", "m8", "m7", "others (6 mirrors)"]
+    assert [layer.name for layer in history.series] == ["m9", "m8", "m7", "others, 6 mirrors"]
     assert [layer.colour for layer in history.series] == [*PALETTE[:3], OTHERS_COLOUR]
     others = history.series[-1]
     assert others.requests[0] == sum(mid * 10 for mid in range(1, 7))
