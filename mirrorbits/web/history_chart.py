@@ -188,21 +188,29 @@ def _count_axis(step: int, scale_top: int) -> list[str]:
 
 
 def _bars(history: History, slot: float, scale_top: int) -> list[str]:
+    """A group per day with downloads: its layers, and one hover text for the whole day
+    (its total, then each layer's count, busiest first)."""
     out = ['<g class="bars">']
-    width = slot * _BAR_FILL
+    width = _n(slot * _BAR_FILL)
     for index, day in enumerate(history.days):
-        x = _n(_PLOT_LEFT + index * slot + (slot - width) / 2)
+        total = history.day_total(index)
+        if total <= 0:
+            continue
+        x = _n(_PLOT_LEFT + index * slot + slot * (1 - _BAR_FILL) / 2)
+        lines = [f"{day.isoformat()}: {_downloads(total)}"]
+        rects = []
         stacked = 0
         for layer in history.series:
             value = layer.requests[index]
             if value <= 0:
                 continue
+            lines.append(f"{layer.name}: {value:,}")
             top, bottom = _y(stacked + value, scale_top), _y(stacked, scale_top)
             stacked += value
-            out.append(
-                f'<rect x="{x}" y="{_n(top)}" width="{_n(width)}" height="{_n(bottom - top)}"'
-                f' fill="{layer.colour}"><title>{xml_text(layer.name)}, {day.isoformat()}:'
-                f' {_downloads(value)}</title></rect>')
+            rects.append(f'<rect x="{x}" y="{_n(top)}" width="{width}"'
+                         f' height="{_n(bottom - top)}" fill="{layer.colour}"/>')
+        title = "&#10;".join(xml_text(line) for line in lines)
+        out.append(f"<g><title>{title}</title>{''.join(rects)}</g>")
     out.append("</g>")
     return out
 
