@@ -18,7 +18,7 @@ from twisted.internet.interfaces import IReactorTime
 
 from mirrorbits.store import keys
 from mirrorbits.store.client import RedisClient
-from mirrorbits.store.commands import transaction, transaction_replies
+from mirrorbits.store.commands import transaction_replies
 
 __all__ = [
     "count",
@@ -27,7 +27,6 @@ __all__ = [
     "file_downloads",
     "file_downloads_in",
     "mirror_downloads",
-    "mirrors_downloads_on",
     "mirrors_downloads_per_day",
     "seen_within",
 ]
@@ -93,22 +92,6 @@ async def mirror_downloads(
     sizes = await gatherResults(
         [client.hget(keys.STATS_MIRROR_BYTES + s, field_name) for s in suffixes])
     return sum(map(count, requests)), sum(map(count, sizes))
-
-
-async def mirrors_downloads_on(
-    client: RedisClient, mirror_ids: Sequence[int], day: date
-) -> dict[int, tuple[int, int]]:
-    """(download requests, bytes) of each mirror on ``day``, both read in one MULTI."""
-    if not mirror_ids:
-        return {}
-    suffix = day_suffixes(day)[0]
-    fields = [str(mirror_id) for mirror_id in mirror_ids]
-    counts, amounts = await transaction(client, [
-        ("HMGET", keys.STATS_MIRROR + suffix, *fields),
-        ("HMGET", keys.STATS_MIRROR_BYTES + suffix, *fields),
-    ])
-    return {mirror_id: (count(requests), count(size))
-            for mirror_id, requests, size in zip(mirror_ids, counts, amounts, strict=True)}
 
 
 async def mirrors_downloads_per_day(

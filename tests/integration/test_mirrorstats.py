@@ -330,6 +330,8 @@ def test_the_last_30_days_in_one_transaction(stack: tuple[DaemonProcess, redis.R
     assert "busy: 866 downloads" in titles  # the legend: 2 × (1 + … + 30) − 2 × 11 − 2 × 21
     assert "<img" not in page
     html5lib.HTMLParser(strict=True).parse(page)
+    damaged = (datetime.now(UTC).date() - timedelta(days=20)).isoformat()
+    assert f"mirrorstats: cannot read the counters of {damaged}; charted as none" in daemon.log()
 
 
 @needs_chromium
