@@ -7,6 +7,8 @@ import xml.etree.ElementTree as ET
 from datetime import date, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mirrorbits.web.history_chart import (
     OTHERS_COLOUR,
@@ -151,3 +153,15 @@ def test_long_names_are_shortened_in_the_legend_only() -> None:
     label = next(legend.iter(f"{SVG}text")).text or ""
     assert label.endswith("… (30)") and len(label) < 40
     assert legend.findtext(f"{SVG}g/{SVG}title") == f"{name}: 30 downloads"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(max_size=40), min_size=1, max_size=9))
+def test_any_name_gives_well_formed_svg(names: list[str]) -> None:
+    per_day = quiet()
+    for mid, _ in enumerate(names):
+        per_day[mid % 30][mid] = mid + 1
+    text = render_svg(group_series(DAYS, dict(enumerate(names)), per_day))
+    root = ET.fromstring(text)
+    assert {element.tag for element in root.iter()} <= {
+        f"{SVG}{tag}" for tag in ("svg", "title", "desc", "g", "line", "text", "rect")}

@@ -368,3 +368,10 @@ def test_the_history_chart_follows_the_table() -> None:
     html5lib.HTMLParser(strict=True).parse(page)
     short = build_view([mirror(1, "a")], {1: 1}, {}, NOW, DAY, [{1: 5}])
     assert short.history.series[0].requests == (0,) * 28 + (5, 1)
+
+
+def test_names_xml_cannot_hold_still_give_the_page() -> None:
+    odd = "bell\x07\x00"
+    page = render(build_view([mirror(1, odd)], {1: 2}, {}, NOW, DAY))
+    chart = page.split('<svg class="history"', 1)[1]
+    assert "bell\ufffd\ufffd: 2" in chart
