@@ -88,6 +88,7 @@ class Config:
     rpc_password: str = ""
     trusted_proxies: tuple[str, ...] = ()
     http_read_timeout: float = DEFAULT_HTTP_READ_TIMEOUT
+    workers: int | None = None  # HTTP worker processes; None: one per core
 
 
 def default_config_path() -> str | None:
@@ -416,4 +417,5 @@ _FIELDS: _Fields = {
     "RPCPassword": ("rpc_password", _str),
     "TrustedProxies": ("trusted_proxies", _list_of(_str)),
     "HTTPReadTimeout": ("http_read_timeout", _float),
+    "Workers": ("workers", _int),
 }
