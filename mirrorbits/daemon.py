@@ -294,6 +294,8 @@ def _warn_if_listen_address_changed(old: Config, new: Config) -> None:
     if (old.listen_address, old.rpc_listen_address) != (
             new.listen_address, new.rpc_listen_address):
         log.warn("ListenAddress/RPCListenAddress changed: restart the daemon to apply")
+    if old.workers != new.workers:
+        log.warn("Workers changed: restart the daemon (or upgrade it) to apply")
 
 
 def _add_embedded_redis(daemon: Daemon, config: Config, embedded: EmbeddedStart | None,
