@@ -228,6 +228,13 @@ class AdoptedListener(Service):
         assert self._socket is not None
         return self._socket.fileno()
 
+    def socket_file(self) -> str | None:
+        """The path of a UNIX socket in the file system (None: TCP, abstract or unbound)."""
+        if self._socket is None or self._socket.family != socket.AF_UNIX:
+            return None
+        name = self._socket.getsockname()
+        return name if isinstance(name, str) and name[:1] not in ("", "\0") else None
+
     def describe(self) -> str:
         """Where this listener accepts: its bound address, else the configured one."""
         if self._socket is not None:

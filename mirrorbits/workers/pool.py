@@ -118,6 +118,7 @@ class WorkerPool(Service):
     _delays: dict[int, float] = field(factory=dict)
     _stopping: bool = False
     _announced: bool = False
+    _handed_over: bool = False
 
     def bind(self) -> None:
         """Create (or take) the listening socket now; ListenAddressError."""
@@ -206,6 +207,7 @@ class WorkerPool(Service):
     async def hand_over(self, clock: IReactorTime, timeout: float, idle_grace: float) -> int:
         """Stop every worker (each drains its connections for up to ``timeout``); how many
         had to be killed. The successor's workers serve on the same socket meanwhile."""
+        self._handed_over = True
         return await self._stop_workers(clock, timeout + STOP_GRACE)
 
     async def _stop_workers(self, clock: IReactorTime, timeout: float) -> int:
@@ -231,6 +233,12 @@ class WorkerPool(Service):
 
         async def stop() -> None:
             await self._stop_workers(self.reactor, DRAIN_TIMEOUT + STOP_GRACE)
+            # A UNIX socket's file goes with the last process serving it: not after a
+            # hand-over (the successor serves it), nor when systemd owns it.
+            path = self.listener.socket_file()
             self.listener.stopService()
+            if path is not None and not self._handed_over and not self.listener.foreign:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
 
         return Deferred.fromCoroutine(stop())
