@@ -71,6 +71,10 @@ class WorkerRun:
         service.startService()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_signal)
+        # The daemon's upgrade signals, which ``systemctl kill`` sends every process of the
+        # unit unless told --kill-whom=main: the daemon's to act upon, not a worker's.
+        for signum in (signal.SIGUSR2, signal.SIGQUIT):
+            signal.signal(signum, signal.SIG_IGN)
         self._watch = LoopingCall(self._check_parent)
         self._watch.clock = self.reactor
         self._watch.start(PARENT_CHECK_INTERVAL, now=False)

@@ -201,6 +201,11 @@ def test_sighup_and_ctl_reload_reach_every_worker(workers: Upgradable) -> None:
     workers.signal(signal.SIGUSR1)
     for pid in (first, second):
         workers.wait_log(f"worker {pid}: SIGUSR1 Received: Re-opening logs...")
+    # The upgrade's signals are the daemon's (systemctl kill sends them to every process).
+    os.kill(first, signal.SIGUSR2)
+    os.kill(first, signal.SIGQUIT)
+    answers_alone(workers, first, [second], 2)
+    assert worker_pids(main_pid(workers)) == [first, second]
 
 
 def test_upgrade_hands_over_to_the_new_process_workers(
