@@ -646,6 +646,7 @@ def build_worker(*, config: Config, config_path: str, repository: str | None,
     holder.subscribe(lambda old, new: _reload_geo(geo, new))
     http = _add_http(daemon, holder, reactor, redis, pubsub, stats, download_log, geo, None,
                      listen_fd, None, serving)
+    http.shared = True  # the other workers accept on it too
     return daemon, http
 
 

@@ -64,6 +64,8 @@ def test_control_socket_is_private_and_http_socket_open_to_the_proxy(
     assert daemon.process is not None
     group = daemon.process.pid
     try:
+        if workers != "1":  # the socket accepts before they serve
+            daemon.wait_log(f"HTTP served by {workers} worker processes", timeout=40)
         assert mode_of(control) == 0o600
         assert mode_of(http) == 0o666
         listed = daemon.ctl("list")

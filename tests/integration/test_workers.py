@@ -26,9 +26,9 @@ from tests.integration.test_upgrade import (
     MIRROR_URL,
     Upgradable,
     alive,
+    read_pid,
     running,
     serve_from_a_mirror,
-    upgrade_without_loss,
     wait_until,
 )
 from tests.servers import RedisServer
@@ -70,6 +70,13 @@ def two_workers(daemon: Upgradable) -> list[int]:
     return worker_pids(main_pid(daemon))
 
 
+def serving(daemon: Upgradable) -> Upgradable:
+    """``daemon`` once both workers serve (the port accepts from the start: a busy machine
+    may take seconds to start a worker, and requests would wait meanwhile)."""
+    daemon.wait_log("HTTP served by 2 worker processes", timeout=40)
+    return daemon
+
+
 def status(address: tuple[str, int], timeout: float = 10,
            headers: dict[str, str] | None = None) -> tuple[int, str | None, bytes]:
     """GET /a.txt on a new connection: the status, the Location header and the body."""
@@ -108,7 +115,7 @@ def workers(tmp_path: Path, redis_server: RedisServer,
             redis_db: redis.Redis) -> Iterator[Upgradable]:
     with running(tmp_path, redis_server, ["--no-monitor"], Workers="2",
                  LogDir=str(tmp_path)) as process:
-        serve_from_a_mirror(process, redis_db)
+        serve_from_a_mirror(serving(process), redis_db)
         yield process
 
 
@@ -208,17 +215,56 @@ def test_sighup_and_ctl_reload_reach_every_worker(workers: Upgradable) -> None:
     assert worker_pids(main_pid(workers)) == [first, second]
 
 
+class SlowClient(threading.Thread):
+    """GET /a.txt on a new connection every 20 ms until told to stop (at most 60 s)."""
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        super().__init__(daemon=True)
+        self.address = address
+        self.statuses: list[int] = []
+        self.errors: list[str] = []
+        self.stop_after: float | None = None
+
+    def run(self) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < min(deadline, self.stop_after or deadline):
+            try:
+                code, location, _ = status(self.address)
+            except (OSError, http.client.HTTPException) as err:
+                self.errors.append(repr(err))
+            else:
+                self.statuses.append(code)
+                if location != MIRROR_URL:
+                    self.errors.append(f"{code} to {location}")
+            time.sleep(0.02)
+
+
 def test_upgrade_hands_over_to_the_new_process_workers(
         tmp_path: Path, redis_server: RedisServer, redis_db: redis.Redis) -> None:
     with running(tmp_path, redis_server, ["--no-monitor"], Workers="2") as daemon:
-        serve_from_a_mirror(daemon, redis_db)
-        old = two_workers(daemon)
-        child, _ = upgrade_without_loss(daemon, lambda: daemon.signal(signal.SIGUSR2))
-        wait_until(lambda: len(worker_pids(child)) == 2, 10, "the new process' workers")
-        assert not any(exists(pid) for pid in old)
+        serve_from_a_mirror(serving(daemon), redis_db)
+        assert daemon.process is not None
+        old_main, old = daemon.process, two_workers(daemon)
+        client = SlowClient(daemon.http)
+        client.start()
+        wait_until(lambda: len(client.statuses) >= 5 or client.errors, 10, "first answers")
+        daemon.signal(signal.SIGUSR2)
+        assert old_main.wait(40) == 0  # it quits once the new process' workers serve
+        assert not any(exists(pid) for pid in old)  # its workers drained and stopped first
+        exited_at = len(client.statuses)
+        wait_until(lambda: read_pid(daemon.pidfile) not in (None, old_main.pid), 10,
+                   "the pid file to name the new process")
+        child = read_pid(daemon.pidfile)
+        assert child is not None
+        client.stop_after = time.monotonic() + 0.5
+        client.join(70)
+        assert client.errors == []
+        assert len(client.statuses) > exited_at  # the new process' workers answered
         new = worker_pids(child)
+        assert len(new) == 2 and not set(new) & set(old)
         answers_alone(daemon, new[0], [new[1]], 3)
         answers_alone(daemon, new[1], [new[0]], 3)
+        assert "Asking parent to quit" in daemon.log()
 
 
 class CountingMirror(http.server.BaseHTTPRequestHandler):
@@ -248,7 +294,7 @@ def test_scans_and_health_checks_run_in_the_daemon_only(
     url = f"http://127.0.0.52:{server.server_address[1]}/"
     try:
         with running(tmp_path, redis_server, [], Workers="2", CheckInterval="1") as daemon:
-            pids = two_workers(daemon)
+            pids = two_workers(serving(daemon))
             assert daemon.ctl("refresh").returncode == 0
             assert daemon.ctl("add", "-http", url, "counted").returncode == 0
             record_mirror_files(redis_db, 1, {"/a.txt": 6}, "2023-06-20 08:30:00 +0000 UTC")
