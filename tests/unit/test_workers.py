@@ -1,14 +1,20 @@
-"""The pure parts of the worker processes: how many, what they inherit, what they say."""
+"""The worker processes' pure parts (how many, what they inherit, what they say) and the
+shared socket's accepting."""
 
 from __future__ import annotations
 
 import signal
+import socket
+from typing import Any, cast
 
 from twisted.internet.error import ProcessDone, ProcessTerminated
+from twisted.internet.protocol import Protocol, ServerFactory
+from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 
 from mirrorbits.config import Config
+from mirrorbits.listen import adopt, create_socket, parse_listen_address
 from mirrorbits.workers import worker_count
 from mirrorbits.workers.pool import describe_end, worker_environment
 from mirrorbits.workers.wire import log_line, parse_log_line
@@ -44,3 +50,31 @@ def test_how_a_worker_ended() -> None:
         "was killed by SIGKILL")
     assert describe_end(Failure(ProcessTerminated(exitCode=2))) == "exited with status 2"
     assert describe_end(Failure(ProcessDone(0))) == "exited with status 0"
+
+
+def test_a_shared_socket_is_accepted_one_connection_per_wake_up() -> None:
+    """Twisted accepts up to 100+ waiting connections per wake-up: on a socket shared by the
+    workers, the first woken would take a whole burst."""
+    sock = create_socket(parse_listen_address("127.0.0.1:0"))
+    built: list[object] = []
+
+    class Factory(ServerFactory):
+        def buildProtocol(self, addr: object) -> Protocol:
+            built.append(addr)
+            return Protocol()
+
+    reactor = MemoryReactorClock()
+    clients = [socket.create_connection(sock.getsockname()) for _ in range(3)]
+    try:
+        port: Any = adopt(cast(Any, reactor), sock, Factory(), shared=True)
+        counts = []
+        while len(built) < 3 and len(counts) < 10:
+            port.doRead()
+            counts.append(len(built))
+        assert counts == [1, 2, 3]
+        port.numberAccepts = 500  # what Twisted does after a full accept loop
+        assert port.numberAccepts == 1
+    finally:
+        for client in clients:
+            client.close()
+        sock.close()
