@@ -263,7 +263,7 @@ def build_daemon(
         root_page = RootGuide(lambda: holder.current.repository, embedded.describe_redis(config),
                               ctl, embedded.demo, work.count_mirrors, reactor,
                               indexed=work.indexed).text
-    workers = worker_count(config, embedded=embedded is not None, cores=os.cpu_count())
+    workers = worker_count(config, from_file=config_path is not None, cores=os.cpu_count())
     http: HeldListener | WorkerPool
     if workers > 1:
         http = _add_workers(daemon, holder, reactor, redis, successor, activated.http, workers,

@@ -5,13 +5,13 @@ from __future__ import annotations
 from mirrorbits.config import Config
 
 
-def worker_count(config: Config, *, embedded: bool, cores: int | None) -> int:
+def worker_count(config: Config, *, from_file: bool, cores: int | None) -> int:
     """``Workers``, else one per core (``cores``; None when unknown: 1).
 
-    The embedded configuration (no file, a trial or ``--demo``) keeps one process: nothing
-    can set ``Workers`` there, and its private redis-server and demo mirrors are small.
+    A configuration not read from a file (the embedded one: a trial or ``--demo``) keeps one
+    process: nothing can set ``Workers`` there, and a worker reads the file.
     """
-    if embedded:
+    if not from_file:
         return 1
     if config.workers is not None:
         return config.workers

@@ -21,11 +21,11 @@ from mirrorbits.workers.wire import log_line, parse_log_line
 
 
 def test_worker_count_is_the_setting_else_one_per_core() -> None:
-    assert worker_count(Config(workers=3), embedded=False, cores=8) == 3
-    assert worker_count(Config(workers=1), embedded=False, cores=8) == 1
-    assert worker_count(Config(), embedded=False, cores=8) == 8
-    assert worker_count(Config(), embedded=False, cores=None) == 1
-    assert worker_count(Config(), embedded=True, cores=8) == 1  # no file: one process
+    assert worker_count(Config(workers=3), from_file=True, cores=8) == 3
+    assert worker_count(Config(workers=1), from_file=True, cores=8) == 1
+    assert worker_count(Config(), from_file=True, cores=8) == 8
+    assert worker_count(Config(), from_file=True, cores=None) == 1
+    assert worker_count(Config(), from_file=False, cores=8) == 1  # no file: one process
 
 
 def test_a_worker_is_neither_a_successor_nor_systemds_service() -> None:
