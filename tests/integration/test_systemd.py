@@ -250,7 +250,8 @@ def test_ready_reload_and_stop_are_notified_on_the_inherited_socket(
 
 
 def test_workers_serve_systemd_socket_and_only_the_daemon_notifies(
-        tmp_path: Path, redis_server: RedisServer, notify: NotifySocket) -> None:
+        tmp_path: Path, redis_server: RedisServer, redis_db: redis.Redis,
+        notify: NotifySocket) -> None:
     listener = tcp_listener()
     address = listener.getsockname()
     with activated(tmp_path, redis_server.address, notify, [listener], Workers="2") as daemon:
