@@ -99,6 +99,7 @@ class Daemon(MultiService):
     describe: Callable[[], str] = lambda: "Serving"  # the state, for systemd's STATUS=
     greeting: list[str] = field(factory=list)  # logged at start: what runs where
     workers: WorkerPool | None = None  # the HTTP worker processes, with ``Workers`` > 1
+    says_warnings: bool = True  # a worker's are the daemon's, logged by the daemon
     _handing_over: bool = False
     _previous_handlers: dict[int, _Handler] = field(factory=dict)
 
@@ -188,7 +189,7 @@ class Daemon(MultiService):
             self.notifier.reloaded(f"{self.describe()}; reload refused: {err}")
             raise
         log.info("SIGHUP Received: Reloading configuration...")
-        for warning in warnings:
+        for warning in warnings if self.says_warnings else ():
             log.warn("{warning}", warning=warning)
         self.reopen_logs(None)
         if self.workers is not None:  # each reads the file again (and reopens its logs)
@@ -640,6 +641,7 @@ def build_worker(*, config: Config, config_path: str, repository: str | None,
     geo = GeoIP(config.geoip_database_path, reactor)
     daemon = Daemon(holder=holder, reactor=reactor, geo=geo)
     daemon.setName("mirrorbits-worker")
+    daemon.says_warnings = False
     redis, pubsub = _add_redis(daemon, holder, reactor)
     stats, download_log = _add_accounting(daemon, holder, reactor, redis)
     geo.load_and_report()

@@ -190,10 +190,11 @@ def test_downloads_are_counted_once_and_sigterm_stops_every_worker(
 def test_sighup_and_ctl_reload_reach_every_worker(workers: Upgradable) -> None:
     first, second = two_workers(workers)
     good = workers.config_path.read_text()
-    workers.config_path.write_text(good + "OutputMode: json\n")
+    workers.config_path.write_text(good + "OutputMode: json\nGzipp: yes\n")
     workers.signal(signal.SIGHUP)
     for pid in (first, second):
         workers.wait_log(f"worker {pid}: SIGHUP Received: Reloading configuration...")
+    assert workers.log().count("unknown configuration key 'Gzipp'") == 1  # the daemon's only
     for frozen in (second, first):
         with stopped(frozen):
             code, _, body = status(workers.http)
