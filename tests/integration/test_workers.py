@@ -280,7 +280,10 @@ class CountingMirror(http.server.BaseHTTPRequestHandler):
         self.end_headers()
 
     def do_GET(self) -> None:
-        self.do_HEAD()
+        self.requests.append(f"GET {self.path}")
+        self.send_response(200)
+        self.send_header("Content-Length", "6")
+        self.end_headers()
         self.wfile.write(b"hello\n")
 
     def log_message(self, format: str, *args: object) -> None:
@@ -303,7 +306,10 @@ def test_scans_and_health_checks_run_in_the_daemon_only(
             assert daemon.ctl("enable", "counted").returncode == 0
             wait_until(lambda: CountingMirror.requests, 10, "a health check")
             time.sleep(3)  # every process would have checked by now (1 s rounds)
-            assert CountingMirror.requests == ["HEAD /a.txt"]  # once per CheckInterval
+            checks = [r for r in CountingMirror.requests if r.startswith("HEAD")]
+            assert checks == ["HEAD /a.txt"]  # once per CheckInterval
+            # an HTTP-only mirror is scanned through its index page: once, by the daemon
+            assert [r for r in CountingMirror.requests if r.startswith("GET")] in ([], ["GET /"])
             log = daemon.log()
             scanning = [line for line in log.splitlines() if "Scanning the filesystem" in line]
             assert scanning and all("[mirrorbits.scan.local#" in line for line in scanning)
