@@ -23,6 +23,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from mirrorbits.config_example import EXAMPLE_CONFIG as EXAMPLE_CONFIG
 from mirrorbits.configcheck import file_system_warnings, shown, value_errors, value_warnings
 from mirrorbits.model import Fallback, OutdatedRule
+from mirrorbits.scan.bounds import DEFAULT_MAX_ENTRIES
 
 DEFAULT_CONFIG_PATH = "/etc/mirrorbits.conf"
 NO_CONFIG_MESSAGE = "Configuration could not be found.\n\tUse --config <path>"
@@ -101,6 +102,8 @@ class Config:
     fix_timezone_offsets: bool = False
     hashes: Hashes = field(factory=Hashes)
     disallow_redirects: bool = False
+    allow_redirect_hosts: tuple[str, ...] = ()
+    max_scan_entries: int = DEFAULT_MAX_ENTRIES
     weight_distribution_range: float = 1.5
     disable_on_missing_file: bool = False
     allow_outdated_files: tuple[OutdatedRule, ...] = ()
@@ -117,6 +120,7 @@ class Config:
     rsync_options: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (mirror name or "*", options)
     mirmon_export_file: str = ""
     http_scan: HttpScan = field(factory=HttpScan)
+    workers: int | None = None  # HTTP worker processes; None: one per core
 
 
 def default_config_path() -> str | None:
@@ -457,6 +461,8 @@ _FIELDS: _Fields = {
     "FixTimezoneOffsets": ("fix_timezone_offsets", _bool),
     "Hashes": ("hashes", _record_of(Hashes, _HASH_FIELDS)),
     "DisallowRedirects": ("disallow_redirects", _bool),
+    "AllowRedirectHosts": ("allow_redirect_hosts", _list_of(_str)),
+    "MaxScanEntries": ("max_scan_entries", _int),
     "WeightDistributionRange": ("weight_distribution_range", _float),
     "DisableOnMissingFile": ("disable_on_missing_file", _bool),
     "AllowOutdatedFiles": (
@@ -475,4 +481,5 @@ _FIELDS: _Fields = {
     "RsyncOptions": ("rsync_options", _mapping_of(_list_of(_str))),
     "MirmonExportFile": ("mirmon_export_file", _str),
     "HTTPScan": ("http_scan", _record_of(HttpScan, _HTTP_SCAN_FIELDS)),
+    "Workers": ("workers", _int),
 }

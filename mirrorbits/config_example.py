@@ -58,6 +58,11 @@ EXAMPLE_CONFIG = """\
 # disconnected without an answer.
 #HTTPReadTimeout: 10
 
+# HTTP worker processes sharing the listening port (children of the daemon, restarted when
+# they die); scans, health checks and the control channel stay in the daemon. 1: the daemon
+# serves HTTP itself. Default: one per CPU core (1 on the embedded configuration).
+#Workers:
+
 ## Redis
 
 # host:port of the Redis server (used when no sentinel is configured or none answers).
@@ -102,6 +107,11 @@ EXAMPLE_CONFIG = """\
 # Minutes between two automatic scans of a mirror; 0: again as soon as a scan ends.
 #ScanInterval: 30
 
+# Entries (files, directories, skipped lines) one mirror listing may have: past it the scan
+# is abandoned and the mirror keeps the files of its previous scan. About 250 bytes of memory
+# per file while a listing is read.
+#MaxScanEntries: 5000000
+
 # Minutes between two health checks of a mirror; 0: every second.
 #CheckInterval: 1
 
@@ -122,6 +132,12 @@ EXAMPLE_CONFIG = """\
 # Mark a mirror down when its health check is redirected (for mirrors that do not say
 # whether they allow redirects).
 #DisallowRedirects: false
+
+# Hosts other than the mirror's own that a health check follows a redirect to: host names,
+# "*.example.org" for its subdomains, "*" for any host. Redirects to the mirror's own host
+# (and from http to https) need no entry; a redirect to a loopback, link-local or private
+# address is refused anyway unless the mirror itself is on such an address.
+#AllowRedirectHosts: []
 
 # Disable a mirror when the files requested by its health check are missing (404): each missing
 # file is dropped from the mirror and another is tried; three missing in one check disable it.

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from mirrorbits.addresses import AddressError, parse_listen_address, split_host_port
+from mirrorbits.hostpatterns import host_pattern_problem
 from mirrorbits.scan.rsync_options import option_problem
 
 if TYPE_CHECKING:
@@ -73,12 +74,18 @@ def value_errors(config: Config) -> list[str]:
     if config.concurrent_sync < 1:
         add(f"ConcurrentSync must be >= 1 (mirrors scanned at the same time), "
             f"not {config.concurrent_sync}")
+    if config.max_scan_entries < 1:
+        add(f"MaxScanEntries must be >= 1 (entries of one mirror listing), "
+            f"not {config.max_scan_entries}")
     if config.redis_db < 0:
         add(f"RedisDB must be >= 0, not {config.redis_db}")
     for key, minutes in (("ScanInterval", config.scan_interval),
                          ("CheckInterval", config.check_interval)):
         if minutes < 0:
             add(f"{key} must be a number of minutes >= 0, not {minutes}")
+    if config.workers is not None and config.workers < 1:
+        add(f"Workers must be a number of HTTP processes >= 1 (1: this process serves "
+            f"alone), not {config.workers}")
     errors += _address_errors(config)
     errors += _control_tls_errors(config)
     if not 0 < config.http_read_timeout < math.inf:  # also refuses NaN
@@ -90,6 +97,10 @@ def value_errors(config: Config) -> list[str]:
     for text in config.trusted_proxies:
         if _network(text) is None:
             add(f"TrustedProxies: {shown(text)} is not an IP address or network (CIDR)")
+    for host in config.allow_redirect_hosts:
+        problem = host_pattern_problem(host)
+        if problem is not None:
+            add(f"AllowRedirectHosts: {shown(host)} {problem}")
     for key, count in (("Days", config.stats_retention.days),
                        ("Months", config.stats_retention.months)):
         if count < 0:

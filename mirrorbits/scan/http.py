@@ -8,7 +8,8 @@ The pages are read by :mod:`mirrorbits.scan.http_index`. The walk:
 * runs at most ``Concurrency`` requests at a time on kept-alive connections, starts two
   requests at least ``Delay`` seconds apart, bounds each request (and its body) by ``Timeout``
   seconds and the whole scan by the scan's timeout; a page is at most :data:`MAX_PAGE_BYTES`,
-  a walk at most :data:`MAX_ENTRIES` entries, :data:`MAX_DIRECTORIES` directories and
+  a walk at most ``MaxScanEntries`` entries (:data:`MAX_ENTRIES` by default),
+  :data:`MAX_DIRECTORIES` directories and
   :data:`MAX_DEPTH` levels; a directory whose listing repeats one of its ancestors' (a link the
   server follows) is a loop and is not entered;
 * sizes: an exact size (nginx JSON, nginx HTML in bytes, Apache below 973 bytes) is taken
@@ -152,16 +153,19 @@ def scan_url(mirror: Mirror) -> str:
 class HttpScanner:
     """Lists HTTP mirrors; remembers each mirror URL's pages for the next scan of it.
 
-    ``settings()`` is read at the start of each scan (the configuration may be reloaded).
-    HTTPS certificates are verified against the system's CAs, or ``trust_root`` (tests).
+    ``settings()`` and ``max_entries()`` (``MaxScanEntries``) are read at the start of each
+    scan (the configuration may be reloaded). HTTPS certificates are verified against the
+    system's CAs, or ``trust_root`` (tests).
     """
 
     def __init__(
         self, reactor: IConnectingReactor, settings: Callable[[], HttpScan],
         trust_root: IOpenSSLTrustRoot | None = None,
+        max_entries: Callable[[], int] = lambda: MAX_ENTRIES,
     ) -> None:
         self._reactor = reactor
         self._settings = settings
+        self._max_entries = max_entries
         self._policy = (BrowserLikePolicyForHTTPS(trust_root) if trust_root
                         else BrowserLikePolicyForHTTPS())
         self._memory: dict[str, _Memory] = {}
@@ -183,7 +187,8 @@ class HttpScanner:
         agent = Agent(self._reactor, contextFactory=self._policy, pool=pool,
                       connectTimeout=min(CONNECT_TIMEOUT, settings.timeout))
         walk = _Walk(self._reactor, agent, settings, url, name,
-                     self._memory.get(url, _Memory()), progress or Progress(self._reactor))
+                     self._memory.get(url, _Memory()), progress or Progress(self._reactor),
+                     self._max_entries())
         log.info("[{name}] Requesting file list via http...", name=name)
         walking: Deferred[ScanListing] = Deferred.fromCoroutine(walk.run())
         walking.addTimeout(timeout, self._reactor)
@@ -206,8 +211,10 @@ class _Walk:
     """One scan: the queue of pages and ``HEAD`` requests, served by the workers."""
 
     def __init__(self, reactor: IConnectingReactor, agent: Agent, settings: HttpScan, url: str,
-                 name: str, memory: _Memory, progress: Progress) -> None:
+                 name: str, memory: _Memory, progress: Progress,
+                 max_entries: int = MAX_ENTRIES) -> None:
         self.reactor = reactor
+        self.max_entries = max_entries
         self.client = treq.client.HTTPClient(agent)
         self.settings = settings
         self.url = url
@@ -377,8 +384,8 @@ class _Walk:
         if page.rejected:
             self._warn(f"{page.rejected} unusable entries in {job.path or '/'}")
         self.entries += len(page.entries)
-        if self.entries > MAX_ENTRIES:
-            raise ScanError(f"http error: more than {MAX_ENTRIES} entries")
+        if self.entries > self.max_entries:
+            raise ScanError(f"http error: more than {self.max_entries} entries (MaxScanEntries)")
         fingerprint = _fingerprint(page)
         if fingerprint in job.ancestors:
             self._warn(f"directory loop at {job.path}/, not entered")

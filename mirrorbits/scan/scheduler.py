@@ -28,6 +28,7 @@ from mirrorbits.logs import Logger
 from mirrorbits.model import PROTOCOL_FTP, PROTOCOL_HTTP, PROTOCOL_RSYNC, Mirror
 from mirrorbits.progress import Progress, ProgressReport
 from mirrorbits.reactors import IConnectingReactor, IScanReactor
+from mirrorbits.scan.bounds import DEFAULT_BOUNDS, ScanBounds
 from mirrorbits.scan.commit import ScanResult, scan_mirror
 from mirrorbits.scan.http import HttpScanner, scan_url
 from mirrorbits.scan.rsync import ScanError, ScanListing, rsync_list
@@ -117,8 +118,11 @@ def scan_plan(mirror: Mirror, protocol: str) -> list[tuple[int, str]]:
     return plan
 
 
-def ftp_lister(reactor: IConnectingReactor) -> Lister:
-    """``mirrorbits.scan.ftp.ftp_list`` if it exists, else a lister that always fails."""
+def ftp_lister(reactor: IConnectingReactor,
+               bounds: Callable[[], ScanBounds] = lambda: DEFAULT_BOUNDS) -> Lister:
+    """``mirrorbits.scan.ftp.ftp_list`` if it exists, else a lister that always fails.
+
+    ``bounds()`` gives the limits of each listing (read when it starts)."""
     try:
         module = importlib.import_module("mirrorbits.scan.ftp")
         ftp_list: Callable[..., Awaitable[ScanListing]] | None = module.ftp_list
@@ -129,7 +133,7 @@ def ftp_lister(reactor: IConnectingReactor) -> Lister:
         if ftp_list is None:
             raise ScanError("ftp scanning not available")
         result: ScanListing = await ftp_list(reactor, url, timeout, name=name,
-                                             progress=progress)
+                                             progress=progress, bounds=bounds())
         return result
 
     return listing
@@ -170,18 +174,25 @@ class MirrorScanner(Service):
                             progress: Progress) -> ScanListing:
                 options = options_for(self._get_config().rsync_options, name)
                 return await rsync_list(reactor, url, timeout, name=name, progress=progress,
-                                        options=options)
+                                        options=options, bounds=self._bounds())
 
-            http = HttpScanner(reactor, lambda: self._get_config().http_scan)
-            self._listers = {PROTOCOL_RSYNC: rsync, PROTOCOL_FTP: ftp_lister(reactor),
+            http = HttpScanner(reactor, lambda: self._get_config().http_scan,
+                               max_entries=lambda: self._get_config().max_scan_entries)
+            self._listers = {PROTOCOL_RSYNC: rsync,
+                             PROTOCOL_FTP: ftp_lister(reactor, self._bounds),
                              PROTOCOL_HTTP: http.list}
         if self._trace is None:
             reactor = self._reactor
 
             async def trace(client: RedisClient, mirror: Mirror, location: str) -> int | None:
-                return await fetch_trace(reactor, client, mirror, location)
+                return await fetch_trace(
+                    reactor, client, mirror, location,
+                    other_hosts=self._get_config().allow_redirect_hosts)
 
             self._trace = trace
+
+    def _bounds(self) -> ScanBounds:
+        return ScanBounds(max_entries=self._get_config().max_scan_entries)
 
     @property
     def scanning(self) -> frozenset[int]:

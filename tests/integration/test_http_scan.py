@@ -506,3 +506,13 @@ async def test_real_apache_plain_list_gives_what_rsync_gives(
     listing = await scanner().list(apache + "plain/", 60, name="http")
     by_rsync, by_http = await rsync_and_http(client, db, rsync_url, listing)
     assert by_http == by_rsync  # every size and time from a HEAD
+
+
+@ensure_deferred
+async def test_max_scan_entries_bounds_a_walk(serve: Any) -> None:
+    _, url = serve("json")
+    values = HttpScan()
+    bounded = HttpScanner(REACTOR, lambda: values, max_entries=lambda: 3)
+    with pytest.raises(ScanError, match=r"^http error: more than 3 entries \(MaxScanEntries\)$"):
+        await bounded.list(url, 60, name="http")
+    assert len((await scanner().list(url, 60, name="http")).files) == len(TREE)

@@ -134,7 +134,7 @@ async def test_a_404_drops_that_file_rescans_and_keeps_the_mirror_up(
     mirror = await mirror_holding_everything(store, redis_db, serve(ports, site, "127.0.0.51"))
     rescans = Rescans(service, site)
     checker = HealthChecker(lambda: Config(), service.client, store, clock,
-                            agent_factory=lambda: make_agent(reactor), timeout=5.0,
+                            agent_factory=lambda admit: make_agent(reactor, admit), timeout=5.0,
                             rescan=rescans)
     messages = subscribe(redis_db, keys.CHANNEL_MIRROR_FILE_UPDATE)
     try:
@@ -168,7 +168,7 @@ async def test_a_mirror_missing_every_file_tried_is_down(
     site = FileSite({})
     mirror = await mirror_holding_everything(store, redis_db, serve(ports, site, "127.0.0.52"))
     checker = HealthChecker(lambda: Config(), service.client, store, clock,
-                            agent_factory=lambda: make_agent(reactor), timeout=5.0)
+                            agent_factory=lambda admit: make_agent(reactor, admit), timeout=5.0)
     checker.startService()
     await within(checker.when_idle())
     checker.stopService()
@@ -186,7 +186,7 @@ async def test_a_wrong_size_drops_that_file_and_keeps_the_mirror_up(
     site = FileSite({"/a.bin": 99, "/b.bin": 200, "/c.bin": 300})  # /a.bin is truncated
     mirror = await mirror_holding_everything(store, redis_db, serve(ports, site, "127.0.0.53"))
     checker = HealthChecker(lambda: Config(), service.client, store, clock,
-                            agent_factory=lambda: make_agent(reactor), timeout=5.0)
+                            agent_factory=lambda admit: make_agent(reactor, admit), timeout=5.0)
     with captured_log("mirrorbits.health") as said:
         await check_until_probed(checker, clock, site, "/a.bin")
     checker.stopService()

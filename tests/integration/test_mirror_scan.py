@@ -179,6 +179,29 @@ def test_scan_errors_are_clean(
     assert daemon.ctl("list", "-disabled").returncode == 0
 
 
+def test_max_scan_entries_of_the_configuration_bounds_a_listing(
+    tmp_path: Path, own_redis: RedisServer, rsyncd: RsyncDaemon, db: redis.Redis
+) -> None:
+    repo = tmp_path / "repo"
+    write_tree(repo, FIXTURE["tree"][:2])
+    values = base_config(repo, own_redis.address, MaxScanEntries=5)
+    process = DaemonProcess(workdir=tmp_path / "run", values=values, args=["--no-monitor"])
+    process.start()
+    try:
+        assert process.ctl("add", "-rsync", rsyncd.url("full"), "-http", "http://127.0.0.2/",
+                           "m1").returncode == 0
+        assert process.ctl("refresh").returncode == 0
+        scanned = process.ctl("scan", "m1")
+        message = "rsync: more than 5 entries listed (MaxScanEntries), scan abandoned"
+        assert scanned.returncode == 1
+        assert scanned.stderr.strip() == f"scan error: {message}"
+        assert message in process.ctl("logs", "m1").stdout
+        assert not db.exists("MIRRORFILES_1")
+        assert "Traceback" not in process.log()
+    finally:
+        process.stop()
+
+
 def test_monitor_scans_an_enabled_mirror(
     tmp_path: Path, own_redis: RedisServer, rsyncd: RsyncDaemon, mirror_http: str,
     db: redis.Redis,

@@ -453,6 +453,17 @@ def test_http_read_timeout() -> None:
         "HTTPReadTimeout must be a number, not 'soon'")
 
 
+def test_workers() -> None:
+    assert parse(REPO).workers is None  # one per core, decided by the daemon
+    assert parse(REPO + "Workers: 3\n").workers == 3
+    assert parse(REPO + "Workers: 1\n").workers == 1
+    for bad in ("0", "-2"):
+        assert error_of(REPO + f"Workers: {bad}\n") == (
+            "Workers must be a number of HTTP processes >= 1 (1: this process serves alone), "
+            f"not {bad}")
+    assert error_of(REPO + "Workers: many\n").startswith("Workers must be an integer")
+
+
 def test_trusted_proxies() -> None:
     config = parse(
         REPO + "TrustedProxies:\n  - 127.0.0.1\n  - 10.1.2.3/8\n  - '::1'\n  - 2001:db8::/32\n",
@@ -807,3 +818,25 @@ def test_example_config_examples_parse() -> None:
     assert len(blocks) == 4
     for block in blocks:
         parse(REPO + re.sub(r"(?m)^#   ", "", block))
+
+
+def test_allow_redirect_hosts() -> None:
+    config = parse(REPO + "AllowRedirectHosts: [cdn.example.org, '*.example.net', '::1']\n")
+    assert config.allow_redirect_hosts == ("cdn.example.org", "*.example.net", "::1")
+    assert parse(REPO).allow_redirect_hosts == ()
+
+
+@pytest.mark.parametrize("bad", ["http://cdn.example.org", "cdn.example.org:8080", "''",
+                                 "'a..b'", "'*example.org'", "-bad.example"])
+def test_bad_redirect_host_is_named(bad: str) -> None:
+    message = error_of(REPO + f"AllowRedirectHosts: [ok.example, {bad}]\n")
+    shown = bad.strip("'")
+    assert message == (f"AllowRedirectHosts: '{shown}' is not a host name, *.domain, an IP "
+                       "address or *")
+
+
+def test_max_scan_entries() -> None:
+    assert parse(REPO).max_scan_entries == 5_000_000
+    assert parse(REPO + "MaxScanEntries: 1000\n").max_scan_entries == 1000
+    assert error_of(REPO + "MaxScanEntries: 0\n") == (
+        "MaxScanEntries must be >= 1 (entries of one mirror listing), not 0")
