@@ -89,8 +89,11 @@ def assert_lock_dies_with_its_ttl(db: redis.Redis, key: str) -> None:
 
 @pytest.fixture
 def daemon(tmp_path: Path, redis_server: Any, redis_db: redis.Redis) -> Iterator[DaemonProcess]:
+    # the repository watch would publish the rewritten files one batch at a time: these
+    # tests are about the full scan's commit
     process = DaemonProcess(workdir=tmp_path / "daemon",
-                            values=base_config(tmp_path / "repo", redis_server.address))
+                            values=base_config(tmp_path / "repo", redis_server.address,
+                                               WatchLocalFiles="false"))
     yield process
     process.stop()
 
