@@ -84,7 +84,7 @@ class RedirectorChannel(HTTPChannel):
     """
 
     site: RedirectorSite
-    _peer: Any = None
+    _client_host: str | None = None
     closing = False  # every answer from now on says "Connection: close" and ends the connection
     read_timeout: float = DEFAULT_HTTP_READ_TIMEOUT  # set by the site for each connection
     idle_timeout: float = DEFAULT_HTTP_READ_TIMEOUT
@@ -108,10 +108,10 @@ class RedirectorChannel(HTTPChannel):
     def dataReceived(self, data: bytes) -> None:
         transport = self.transport
         if transport is not None and self._idle():
-            peer = self._peer
-            if peer is None:  # a connection's peer never changes
-                peer = self._peer = transport.getPeer()
-            head = read_simple_request(data, peer)
+            host = self._client_host
+            if host is None:  # a connection's peer never changes
+                host = self._client_host = getattr(transport.getPeer(), "host", "")
+            head = read_simple_request(data, host)
             if head is not None:
                 try:
                     answer = self.site.answer_head(head)
