@@ -227,21 +227,35 @@ def test_unusual_traffic_gets_the_answers_twisted_gives(
     assert all(answer.startswith(b"HTTP/1.1 302 Found") for answer in answers[0][:len(paths)])
 
 
-def test_only_a_channel_known_to_be_idle_answers_by_itself() -> None:
-    from mirrorbits.web.site import RedirectorChannel
+def test_the_channel_answers_by_itself_only_when_twisted_holds_nothing(
+    plan: dataset.Plan, tmp_path: Path
+) -> None:
+    """The channel's own records say when twisted.web holds a request or part of one."""
+    site = _site(tmp_path / "fast", plan, Clock(), seed=1, fast=True)
+    resource: Any = site.resource
+    original = resource.answer_head
+    answered: list[bool] = []
 
-    channel = RedirectorChannel.__new__(RedirectorChannel)  # no request queue: unknown state
-    assert not channel._idle()
-    channel.requests = []
-    assert channel._idle()
-    for name, busy in (("requests", [object()]), ("_buffer", b"GET /a HT"),
-                       ("persistent", False), ("line_mode", 0), ("_waitingForTransport", True)):
-        setattr(channel, name, busy)
-        assert not channel._idle(), name
-        delattr(channel, name)
-        if name == "requests":
-            channel.requests = []
-    assert channel._idle()
+    def answer_head(*args: Any) -> bytes | None:
+        answer = original(*args)
+        answered.append(answer is not None)
+        return answer
+
+    resource.answer_head = answer_head
+    raw = _get(plan.files[0].path, plan.client_ips[0])
+    client = _Client(site)
+    channel: Any = client.channel
+    client.get(raw)  # the first request of a file reads through the cache: twisted.web
+    assert answered == [False] and channel.idle()
+    assert client.get(raw).startswith(b"HTTP/1.1 302 ") and answered[-1]  # from memory
+    client.get(raw, split=True)  # half a request, then the rest: twisted.web's
+    assert len(answered) == 2 and channel.idle()  # a whole request again: idle
+    client.get(raw)
+    assert len(answered) == 3 and answered[-1]
+    assert client.get(raw + raw).count(b"HTTP/1.1 302 ") == 2  # pipelined: twisted.web's
+    assert not channel.idle()  # for good: what it keeps is unknown
+    client.get(raw)
+    assert len(answered) == 3
 
 
 _ODDITIES: list[tuple[str, str]] = [
