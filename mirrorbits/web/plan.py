@@ -124,7 +124,7 @@ class Planner:
                                        options))
         if local.path == "" and ctx.root_page is not None:
             return Pending(partial(self._root, head, config, local, info, secure, memo, False))
-        return self._decide(head, config, local, info, secure, memo, False)
+        return self._decide(head, config, local, info, secure, memo, False, options)
 
     async def _after_memo(self, head: RequestHead, config: Config, local: LocalPath,
                           info: FileInfo, secure: Secure,
@@ -135,7 +135,8 @@ class Planner:
     async def _root(self, head: RequestHead, config: Config, local: LocalPath, info: FileInfo,
                     secure: Secure, memo: FileMemo | None, failed: bool) -> Decision:
         """:meth:`_decide`, with the root's own text in a plain 503 for "/" when set."""
-        decision = self._decide(head, config, local, info, secure, memo, failed)
+        decision = self._decide(head, config, local, info, secure, memo, failed,
+                                self.ctx.selection_options(config))
         root_page = self.ctx.root_page
         if (local.path == "" and root_page is not None and isinstance(decision, ErrorText)
                 and decision.status == 503):
@@ -143,7 +144,8 @@ class Planner:
         return decision
 
     def _decide(self, head: RequestHead, config: Config, local: LocalPath, info: FileInfo,
-                secure: Secure, memo: FileMemo | None, failed: bool) -> Decision:
+                secure: Secure, memo: FileMemo | None, failed: bool,
+                options: SelectionOptions) -> Decision:
         """Choose the mirrors and the answer (draws from the random source)."""
         ctx = self.ctx
         json = wants_json(head, config)
@@ -152,8 +154,7 @@ class Planner:
         if (memo is not None and self.redirect_tables and not json and local.is_file
                 and head.method in (_GET, _HEAD)):
             # The redirect table gives the same draw as the general selection, faster.
-            order = redirect_order(memo.table, client,
-                                   ctx.selection_options(config).weight_distribution_range,
+            order = redirect_order(memo.table, client, options.weight_distribution_range,
                                    ctx.rng, 1 + max(0, config.max_link_headers))
             if order:
                 first, distance = order[0]

@@ -78,8 +78,9 @@ class RedirectResource(Resource):
 
     def _response(self, head: RequestHead, decision: Decision) -> Response:
         """Account for a served download, then serialize ``decision``."""
-        if isinstance(decision, Redirect | Json) and decision.download is not None:
-            record(self.ctx, head, decision.download)
+        download = decision.download if isinstance(decision, Redirect | Json) else None
+        if download is not None:
+            record(self.ctx, head, download)
         return respond(decision, head, self.ctx.config(), self.ctx.server_header)
 
     async def _settle(self, head: RequestHead, pending: Pending) -> Decision:

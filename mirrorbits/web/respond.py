@@ -74,6 +74,8 @@ def respond(decision: Decision, head: RequestHead, config: Config, server: bytes
                             (_CONTENT_TYPE, HTML), (_LOCATION, decision.location)]
         for link in decision.links:
             headers.append((_LINK, link))
+        if not config.gzip:
+            return Response(302, headers, b"", head_only)
         return _body(302, headers, b"", head, config, head_only)
     if isinstance(decision, Json):
         headers = [(_SERVER, server), (_CACHE_CONTROL, NO_CACHE), (_CONTENT_TYPE, JSON)]
@@ -118,10 +120,11 @@ def _moved_body(location: bytes) -> bytes:
 
 def wire(response: Response, date: bytes) -> bytes:
     """``response`` as the HTTP/1.1 bytes twisted.web would write for it."""
-    parts = [b"HTTP/1.1 %d %s\r\nDate: %s\r\n" % (response.status, RESPONSES[response.status],
-                                                  date)]
+    parts = [b"HTTP/1.1 %d %s\r\nDate: " % (response.status, RESPONSES[response.status]),
+             date]
     for name, value in response.headers:
-        parts.append(b"%s: %s\r\n" % (name, value))
+        parts += (b"\r\n", name, b": ", value)
+    parts.append(b"\r\n")
     if response.length is not None:
         parts.append(b"Content-Length: %s\r\n" % response.length)
     parts.append(b"\r\n")
