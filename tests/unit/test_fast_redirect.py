@@ -429,3 +429,39 @@ def test_an_idle_connection_closes_only_when_asked(plan: dataset.Plan, tmp_path:
     assert idle.transport.disconnecting
     assert not halfway.channel.close_if_idle()  # half a request: its answer ends it
     assert not halfway.transport.disconnecting
+
+
+def test_a_head_redirect_is_framed_alike_however_long_its_plan_waited(
+    plan: dataset.Plan, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A redirect whose mirrors had to be read (Redis) has the framing of one answered from
+    memory: no Content-Length for HEAD, "Content-Length: 0" for GET."""
+    from twisted.internet.defer import Deferred
+
+    from mirrorbits.cache import MirrorCache
+
+    site = _site(tmp_path / "fast", plan, Clock(), seed=1, fast=True)
+    read_candidates = MirrorCache.candidates
+    waiting: list[Deferred[None]] = []
+
+    async def slow_candidates(cache: MirrorCache, path: str) -> Any:
+        wait: Deferred[None] = Deferred()
+        waiting.append(wait)
+        await wait
+        return await read_candidates(cache, path)
+
+    monkeypatch.setattr(MirrorCache, "candidates", slow_candidates)
+    answers = []
+    for index, method in enumerate(("HEAD", "GET")):
+        path = plan.files[index].path
+        raw = f"{method} {_target(path)} HTTP/1.1\r\nX-Forwarded-For: 192.0.2.1\r\n\r\n".encode()
+        client = _Client(site)
+        assert client.get(raw) == b""  # the plan waits for the mirrors
+        waiting.pop().callback(None)
+        waited = _DATE.sub(b"", client.transport.value())
+        answers.append((waited, client.get(raw)))  # then from memory
+    for (waited, remembered), length in zip(answers, (None, b"0"), strict=True):
+        for answer in (waited, remembered):
+            assert answer.startswith(b"HTTP/1.1 302 Found\r\n")
+            found = re.search(rb"(?i)\r\ncontent-length: (\d+)", answer)
+            assert (found and found[1]) == length, answer
