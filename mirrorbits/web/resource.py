@@ -31,6 +31,7 @@ from mirrorbits.selection import (
     Prefiltered,
     RedirectTable,
     Secure,
+    SelectionMemo,
     SelectionOptions,
     fallback_candidates,
     prefilter,
@@ -123,12 +124,12 @@ class FileMemo:
     __slots__ = ("headers", "info", "opts", "pre", "table", "version")
 
     def __init__(self, version: tuple[int, int], opts: SelectionOptions, info: FileInfo,
-                 pre: Prefiltered) -> None:
+                 pre: Prefiltered, memo: SelectionMemo) -> None:
         self.version = version
         self.opts = opts
         self.info = info
         self.pre = pre
-        self.table: RedirectTable = redirect_table(pre)
+        self.table: RedirectTable = redirect_table(pre, memo)
         self.headers = RedirectBytes(
             [(url if not reason else "", mirror.country_fields)
              for mirror, _, url, reason, _ in pre.entries], info.path)
@@ -166,6 +167,8 @@ class WebContext:
     # The text of a 503 for "/" (the embedded configuration explains itself), or None.
     root_page: Callable[[], Awaitable[str]] | None = None
     rng: random.Random = field(factory=random.Random)
+    # What the selection remembers between requests (distances of recent client locations).
+    selection_memo: SelectionMemo = field(factory=SelectionMemo)
     _policy_source: tuple[str, ...] | None = None
     _policy: ClientAddressPolicy = field(factory=ClientAddressPolicy)
     _options_source: Config | None = None
@@ -208,13 +211,21 @@ class WebContext:
         memo = self.cached_memo(info, secure, opts)
         return None if memo is None else memo.pre
 
+    def remember_memo(self, info: FileInfo, entries: list[tuple[Mirror, FileInfo | None]],
+                      secure: Secure, opts: SelectionOptions,
+                      version: tuple[int, int]) -> FileMemo:
+        """Compute the file's memo (:func:`prefilter`, the redirect table) and keep it until
+        the cache changes."""
+        memo = FileMemo(version, opts, info, prefilter(info, entries, secure, opts),
+                        self.selection_memo)
+        self._prefiltered.put((info.path, secure), memo)
+        return memo
+
     def remember_prefilter(self, info: FileInfo, entries: list[tuple[Mirror, FileInfo | None]],
                            secure: Secure, opts: SelectionOptions,
                            version: tuple[int, int]) -> Prefiltered:
         """Compute :func:`prefilter` and keep it until the cache changes."""
-        pre = prefilter(info, entries, secure, opts)
-        self._prefiltered.put((info.path, secure), FileMemo(version, opts, info, pre))
-        return pre
+        return self.remember_memo(info, entries, secure, opts, version).pre
 
 
 class RedirectResource(Resource):
@@ -507,8 +518,8 @@ class RedirectResource(Resource):
         failed = False
         if info.mod_time_ns is not None:
             options = ctx.selection_options(config)
-            pre = ctx.cached_prefilter(info, secure, options)
-            if pre is None:
+            memo = ctx.cached_memo(info, secure, options)
+            if memo is None:
                 version = ctx.cache.version(info.path)
                 try:
                     entries = await ctx.cache.candidates(info.path)
@@ -518,10 +529,10 @@ class RedirectResource(Resource):
                     log.failure("reading the mirrors of {path} failed", path=info.path)
                     failed = True
                 else:
-                    pre = ctx.remember_prefilter(info, entries, secure, options, version)
-            if pre is not None:
+                    memo = ctx.remember_memo(info, entries, secure, options, version)
+            if memo is not None:
                 selection = select(info, (), client, secure, options, ctx.rng,
-                                   mirrorlist=mirrorlist, pre=pre)
+                                   mirrorlist=mirrorlist, table=memo.table)
                 mirrors, excluded = selection.mirrors, selection.excluded
         if not failed and mirrors:
             return Choice(ip, client, mirrors, excluded, False, None)
