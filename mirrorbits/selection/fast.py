@@ -3,9 +3,9 @@
 :func:`redirect_table` turns a :class:`Prefiltered` into plain per-mirror tuples once (per file
 and protocol demand).  For one client, :func:`redirect_order` gives the first mirrors of a
 redirect as ``(entry index, distance)`` pairs and :func:`full_view` everything about every
-mirror (``score.select`` builds the JSON and mirrorlist candidates from it).  Both use
-:func:`_scores` and :func:`_keys` and call ``rng`` alike (same calls, same order), so a redirect
-draws what the JSON answer and the mirrorlist page show.
+mirror (``score.select`` builds the JSON and mirrorlist candidates from it): the answer's
+mirrors from :func:`redirect_order` itself, the scores and weights from the same
+:func:`_scores` and :func:`_keys`, so a redirect draws what a JSON answer would have shown.
 
 Cost per request: a few C-level passes over the n usable mirrors (distances from the caller's
 :class:`SelectionMemo`, one sort of the distances) plus the float32 score formula only for the
@@ -20,7 +20,7 @@ from __future__ import annotations
 import random
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Collection, Mapping, Sequence
-from itertools import accumulate, compress
+from itertools import compress
 from operator import itemgetter
 from struct import Struct
 from sys import maxsize
@@ -80,7 +80,7 @@ class RedirectTable:
     details: tuple[tuple[str, tuple[str, ...], int, float], ...]
     ratios: tuple[float, ...]  # slot -> mirror.score / 100
     by_country: Mapping[str, tuple[int, ...]]  # country code -> slots listing it
-    asns: tuple[int, ...]  # slot -> ASN
+    by_asn: Mapping[int, tuple[int, ...]]  # known ASN (> 0) -> slots in it
     positive: tuple[int, ...]  # slots with a positive mirror score
     positive_distances: Getter  # distances by slot -> those of ``positive``
     positive_ratios: tuple[float, ...]  # the distinct positive ratios (sorted)
@@ -149,9 +149,12 @@ def redirect_table(pre: Prefiltered, memo: SelectionMemo | None = None) -> Redir
     points = tuple(memo.point_id(point) for point in coordinates)
     codes = tuple(detail[1] for detail in details)
     by_country: dict[str, list[int]] = {}
-    for slot in range(len(mirrors)):
+    by_asn: dict[int, list[int]] = {}
+    for slot, detail in enumerate(details):
         for code in dict.fromkeys(codes[slot]):
             by_country.setdefault(code, []).append(slot)
+        if detail[2] > 0:
+            by_asn.setdefault(detail[2], []).append(slot)
     positive = tuple(slot for slot, m in enumerate(mirrors) if m.score > 0)
     ratio_set = tuple(sorted({mirrors[slot].score / 100 for slot in positive}))
     return RedirectTable(
@@ -164,7 +167,7 @@ def redirect_table(pre: Prefiltered, memo: SelectionMemo | None = None) -> Redir
         details=details,
         ratios=tuple(detail[3] for detail in details),
         by_country={code: tuple(slots) for code, slots in by_country.items()},
-        asns=tuple(detail[2] for detail in details),
+        by_asn={asn: tuple(slots) for asn, slots in by_asn.items()},
         positive=positive,
         positive_distances=_getter(positive),
         positive_ratios=ratio_set,
@@ -178,43 +181,41 @@ def redirect_table(pre: Prefiltered, memo: SelectionMemo | None = None) -> Redir
     )
 
 
-def _distances(table: RedirectTable, client: GeoRecord) -> Sequence[float]:
-    """Distances (exactly ``Origin.distance_to``) from a located client to every slot."""
-    known = table.memo.origins.get((client.latitude, client.longitude))
-    try:
-        return table.fetch(known[1])  # type: ignore[index]
-    except (KeyError, TypeError):
-        return table.fetch(table.memo.distances(client.latitude, client.longitude,
-                                                table.points, table.coordinates))
+Scored = tuple[Sequence[float], Collection[int], list[tuple[int, int]] | None, int]
 
 
-def _excluded(table: RedirectTable, client: GeoRecord) -> Collection[int]:
-    """The slots rules 4 to 7 exclude for a located client."""
-    if not table.restricted:
-        return ()
-    excluded = table.excluded_by_country.get(client.country_code, table.country_default)
-    if table.continent_default:
-        excluded = excluded | table.excluded_by_continent.get(client.continent_code,
-                                                              table.continent_default)
-    if table.as_default:
-        excluded = excluded | table.excluded_by_asn.get(client.as_num, table.as_default)
-    return excluded
-
-
-def _scores(
-    table: RedirectTable,
-    client: GeoRecord,
-    weight_distribution_range: float,
-    distances: Sequence[float],
-    excluded: Collection[int],
-) -> tuple[list[tuple[int, int]], int] | None:
-    """The score keys of the slots that can be weighted, and the base (farthest accepted
-    distance, truncated); None when every slot is excluded.
+def _scores(table: RedirectTable, client: GeoRecord, weight_distribution_range: float
+            ) -> Scored:
+    """For a located client: the distances to every slot (exactly ``Origin.distance_to``), the
+    slots rules 4 to 7 exclude, the score keys of the slots that can be weighted and the base
+    (farthest accepted distance, truncated); keys None when every slot is excluded.
 
     A key is ``base + 1 - computed score``: a slot is weighted (weight ``1 - key``) when its key
     is at most 0.  Slots left out score without any bonus (:func:`_keys`).  The arithmetic is
     that of the reference, float32 where it uses float32.
     """
+    memo = table.memo
+    known = memo.origins.get((client.latitude, client.longitude))
+    try:
+        distances: Sequence[float] = table.fetch(known[1])  # type: ignore[index]
+    except (KeyError, TypeError):
+        distances = table.fetch(memo.distances(client.latitude, client.longitude,
+                                               table.points, table.coordinates))
+    exact = distances
+    country = client.country_code
+    asn = client.as_num
+    excluded: Collection[int] = ()
+    if table.restricted:  # rules 4 to 7
+        excluded = table.excluded_by_country.get(country, table.country_default)
+        if table.continent_default:
+            more = table.excluded_by_continent.get(client.continent_code,
+                                                   table.continent_default)
+            if more:
+                excluded = excluded | more if excluded else more
+        if table.as_default:
+            more = table.excluded_by_asn.get(asn, table.as_default)
+            if more:
+                excluded = excluded | more if excluded else more
     if excluded:
         marked = list(distances)
         for slot in excluded:
@@ -223,7 +224,7 @@ def _scores(
     ascending = sorted(distances)
     first = len(excluded)  # ascending[first] is the closest accepted distance
     if first == len(ascending):
-        return None
+        return exact, excluded, None, 0
     closest = ascending[first]
     base = int(ascending[-1])
     near_one = closest < 1  # a bonus-less mirror under 1 km scores base + 1: weighted
@@ -244,17 +245,12 @@ def _scores(
         slot = distances.index(distance, slot + 1 if distance == previous else 0)
         previous = distance
         rich.add(slot)
-    country = client.country_code
     rich.update(table.by_country.get(country, ()))
-    asn = client.as_num
-    if asn > 0:
-        asns = table.asns
-        if asn in asns:
-            rich.update(slot for slot, mirror_asn in enumerate(asns) if mirror_asn == asn)
+    rich.update(table.by_asn.get(asn, ()))  # same_asn: only known ASNs are listed
     if table.positive:
-        limits = table.memo.limits.get((base, table.positive_set))
+        limits = memo.limits.get((base, table.positive_set))
         if limits is None:
-            limits = table.memo.weighted_below(base, table.positive_set, table.positive_ratios)
+            limits = memo.weighted_below(base, table.positive_set, table.positive_ratios)
         rich.update(compress(table.positive, map(float.__gt__, table.positive_limits(limits),
                                                  table.positive_distances(distances))))
     if excluded:
@@ -282,7 +278,7 @@ def _scores(
             s += half
         score = s + s * ratio + 0.5
         keys.append((b1 - int(score) if score >= 1.0 else base, slot))
-    return keys, base
+    return exact, excluded, keys, base
 
 
 def _keys(table: RedirectTable, distances: Sequence[float], excluded: Collection[int],
@@ -302,21 +298,11 @@ def _keys(table: RedirectTable, distances: Sequence[float], excluded: Collection
     return order
 
 
-def _draw(pool: list[tuple[int, int]], rng: random.Random) -> list[tuple[int, int]]:
-    """The weighted draw: up to :data:`MAX_SELECTED` ``(slot, weight)`` without replacement,
-    each with probability weight / remaining weight, from ``pool`` (``(key, slot)`` of the
-    weighted slots in order of score; a uniform pick against the cumulative weights)."""
-    slots = [slot for _, slot in pool]
-    weights = [1 - key for key, _ in pool]
-    remaining = sum(weights)
-    randrange = rng.randrange
-    drawn: list[tuple[int, int]] = []
-    for _ in range(min(MAX_SELECTED, len(pool))):
-        position = bisect_right(list(accumulate(weights)), randrange(remaining))
-        weight = weights.pop(position)
-        remaining -= weight
-        drawn.append((slots.pop(position), weight))
-    return drawn
+def _shuffled(table: RedirectTable, rng: random.Random) -> list[int]:
+    """The entry indices accepted for a client without location, in random order."""
+    accepted = list(table.unlocated)
+    rng.shuffle(accepted)
+    return accepted
 
 
 def redirect_order(
@@ -326,26 +312,41 @@ def redirect_order(
     rng: random.Random,
     limit: int,
 ) -> list[tuple[int, float]]:
-    """``(entry index, distance)`` of the first ``limit`` mirrors of the answer: those of
-    :func:`full_view` (not the mirrorlist's), with the same ``rng`` calls; an empty list
-    when no mirror qualifies."""
+    """``(entry index, distance)`` of the first ``limit`` mirrors of the answer (a redirect's
+    or a JSON answer's, not the mirrorlist's); an empty list when no mirror qualifies.
+
+    At least two weighted mirrors: up to :data:`MAX_SELECTED` of them drawn without
+    replacement, each with probability weight / remaining weight (a uniform pick against the
+    cumulative weights of the rest, in order of score).  Otherwise every accepted mirror by
+    score.  A client without location: five accepted mirrors at random.
+    """
     if not client.country_code:  # not client.is_valid
-        accepted = list(table.unlocated)
-        rng.shuffle(accepted)
-        return [(index, 0.0) for index in accepted[: min(limit, MAX_SELECTED)]]
+        return [(index, 0.0) for index in _shuffled(table, rng)[: min(limit, MAX_SELECTED)]]
     if not table.indices:
         return []
-    distances = _distances(table, client)
-    excluded = _excluded(table, client)
-    scored = _scores(table, client, weight_distribution_range, distances, excluded)
-    if scored is None:
+    distances, excluded, keys, base = _scores(table, client, weight_distribution_range)
+    if keys is None:
         return []
-    keys, base = scored
     indices = table.indices
     pool = sorted([pair for pair in keys if pair[0] <= 0])
     if len(pool) >= 2:
-        return [(indices[slot], distances[slot]) for slot, _ in _draw(pool, rng)[:limit]]
-    # At most one weighted mirror: the answer is the whole order by score (stable).
+        slots = [slot for _, slot in pool]
+        weights = [1 - key for key, _ in pool]
+        remaining = sum(weights)
+        randrange = rng.randrange
+        drawn: list[tuple[int, float]] = []
+        for _ in range(min(MAX_SELECTED, len(pool))):
+            pick = randrange(remaining)
+            position = 0
+            for weight in weights:  # the first whose cumulative weight exceeds the pick
+                if pick < weight:
+                    break
+                pick -= weight
+                position += 1
+            remaining -= weights.pop(position)
+            slot = slots.pop(position)
+            drawn.append((indices[slot], distances[slot]))
+        return drawn[:limit]
     order = _keys(table, distances, excluded, keys, base)
     ranked = sorted(range(len(order)), key=order.__getitem__)[:limit]
     return [(indices[slot], distances[slot]) for slot in ranked if slot not in excluded]
@@ -371,14 +372,16 @@ def _percent(weight: int, total: int) -> float:
 
 def full_view(table: RedirectTable, client: GeoRecord, weight_distribution_range: float,
               rng: random.Random, mirrorlist: bool) -> FullView:
-    """Every mirror of ``table`` for ``client``: the answer's mirrors (``mirrorlist``: all the
-    accepted ones, no draw, no cut to five) with their scores and weights, and the excluded
-    ones with their reasons.  Same ``rng`` calls as :func:`redirect_order`.
+    """Every mirror of ``table`` for ``client``, with the ``rng`` calls of a redirect.
+
+    The answer's mirrors are :func:`redirect_order`'s (all of them), or for the mirrorlist
+    every accepted mirror by score (shuffled for a client without location), with their
+    scores and weights (% of the total weight; 100 for the only weighted mirror of an
+    answer); the excluded mirrors come with their reasons.
     """
     entries = table.pre.entries
     if not client.is_valid:
-        accepted = list(table.unlocated)
-        rng.shuffle(accepted)
+        accepted = _shuffled(table, rng)
         if not mirrorlist:
             del accepted[MAX_SELECTED:]
         excluded = [(index, 0.0, entry[3] or client_reason(entry[0], client))
@@ -387,11 +390,10 @@ def full_view(table: RedirectTable, client: GeoRecord, weight_distribution_range
         return FullView([(index, 0.0, 0, 0.0) for index in accepted], excluded, 0)
     distances: Sequence[float] = ()
     out: Collection[int] = ()
-    scored = None
+    keys = None
+    base = 0
     if table.indices:
-        distances = _distances(table, client)
-        out = _excluded(table, client)
-        scored = _scores(table, client, weight_distribution_range, distances, out)
+        distances, out, keys, base = _scores(table, client, weight_distribution_range)
     distance_to = Origin(client.latitude, client.longitude).distance_to
     slot_of = {index: slot for slot, index in enumerate(table.indices)}
     excluded = []
@@ -401,28 +403,21 @@ def full_view(table: RedirectTable, client: GeoRecord, weight_distribution_range
             excluded.append((index, distance_to(mirror.latitude, mirror.longitude), reason))
         elif slot in out:
             excluded.append((index, distances[slot], client_reason(mirror, client)))
-    if scored is None:
+    if keys is None:
         return FullView([], excluded, 0)
-    keys, base = scored
     order = _keys(table, distances, out, keys, base)
-    ranked = [slot for slot in sorted(range(len(order)), key=order.__getitem__)
-              if slot not in out]
-    weights = {slot: 1 - order[slot] for slot in ranked if order[slot] <= 0}
+    weights = {slot: 1 - key for slot, key in enumerate(order) if key <= 0}
     total = sum(weights.values())
+    if mirrorlist:
+        shown = [slot for slot in sorted(range(len(order)), key=order.__getitem__)
+                 if slot not in out]
+    else:
+        shown = [slot_of[index] for index, _ in redirect_order(
+            table, client, weight_distribution_range, rng, len(order))]
     b1 = base + 1
     indices = table.indices
-
-    def shown(slot: int, weight: float) -> tuple[int, float, int, float]:
-        return indices[slot], distances[slot], b1 - order[slot], weight
-
-    if mirrorlist:
-        return FullView([shown(slot, _percent(weights[slot], total) if slot in weights else 0.0)
-                         for slot in ranked], excluded, len(weights))
-    if len(weights) >= 2:
-        pool = sorted((1 - weight, slot) for slot, weight in weights.items())
-        return FullView([shown(slot, _percent(weight, total))
-                         for slot, weight in _draw(pool, rng)], excluded, len(weights))
-    mirrors = [shown(slot, 0.0) for slot in ranked]
-    if weights:
+    mirrors = [(indices[slot], distances[slot], b1 - order[slot],
+                _percent(weights[slot], total) if slot in weights else 0.0) for slot in shown]
+    if len(weights) == 1 and not mirrorlist:
         mirrors[0] = (*mirrors[0][:3], _HUNDRED)
     return FullView(mirrors, excluded, len(weights))
