@@ -80,7 +80,7 @@ class RedirectTable:
     details: tuple[tuple[str, tuple[str, ...], int, float], ...]
     ratios: tuple[float, ...]  # slot -> mirror.score / 100
     by_country: Mapping[str, tuple[int, ...]]  # country code -> slots listing it
-    by_asn: Mapping[int, tuple[int, ...]]  # known ASN (> 0) -> slots in it
+    asns: tuple[int, ...]  # slot -> ASN
     positive: tuple[int, ...]  # slots with a positive mirror score
     positive_distances: Getter  # distances by slot -> those of ``positive``
     positive_ratios: tuple[float, ...]  # the distinct positive ratios (sorted)
@@ -149,12 +149,9 @@ def redirect_table(pre: Prefiltered, memo: SelectionMemo | None = None) -> Redir
     points = tuple(memo.point_id(point) for point in coordinates)
     codes = tuple(detail[1] for detail in details)
     by_country: dict[str, list[int]] = {}
-    by_asn: dict[int, list[int]] = {}
-    for slot, detail in enumerate(details):
+    for slot in range(len(mirrors)):
         for code in dict.fromkeys(codes[slot]):
             by_country.setdefault(code, []).append(slot)
-        if detail[2] > 0:
-            by_asn.setdefault(detail[2], []).append(slot)
     positive = tuple(slot for slot, m in enumerate(mirrors) if m.score > 0)
     ratio_set = tuple(sorted({mirrors[slot].score / 100 for slot in positive}))
     return RedirectTable(
@@ -167,7 +164,7 @@ def redirect_table(pre: Prefiltered, memo: SelectionMemo | None = None) -> Redir
         details=details,
         ratios=tuple(detail[3] for detail in details),
         by_country={code: tuple(slots) for code, slots in by_country.items()},
-        by_asn={asn: tuple(slots) for asn, slots in by_asn.items()},
+        asns=tuple(detail[2] for detail in details),
         positive=positive,
         positive_distances=_getter(positive),
         positive_ratios=ratio_set,
@@ -246,7 +243,10 @@ def _scores(table: RedirectTable, client: GeoRecord, weight_distribution_range: 
         previous = distance
         rich.add(slot)
     rich.update(table.by_country.get(country, ()))
-    rich.update(table.by_asn.get(asn, ()))  # same_asn: only known ASNs are listed
+    if asn > 0:
+        asns = table.asns
+        if asn in asns:
+            rich.update(slot for slot, mirror_asn in enumerate(asns) if mirror_asn == asn)
     if table.positive:
         limits = memo.limits.get((base, table.positive_set))
         if limits is None:
