@@ -1,32 +1,44 @@
 """Mirror selection (§9) and fallbacks (§8.7) as pure functions.
 
-No I/O: the caller passes the mirrors and file information it read, the client's GeoIP record
-and a ``random.Random``; nothing here touches global state.
+No I/O and no state of its own: the caller passes the mirrors and file information it read,
+the client's GeoIP record, a ``random.Random`` and, for what must outlive one request, its
+:class:`SelectionMemo`.  ``fast.py`` is the one implementation of the client rules, scores,
+weights and order; ``select`` (candidates for JSON and the mirrorlist) is derived from it.
 """
 
-from mirrorbits.selection.fast import RedirectTable, redirect_order, redirect_table
-from mirrorbits.selection.filter import Prefiltered, filter_candidates, prefilter, same_asn
+from mirrorbits.selection.fast import (
+    MAX_SELECTED,
+    FullView,
+    RedirectTable,
+    full_view,
+    redirect_order,
+    redirect_table,
+)
+from mirrorbits.selection.filter import Prefiltered, client_reason, prefilter, same_asn
 from mirrorbits.selection.geo import distance_km
+from mirrorbits.selection.memo import SelectionMemo
 from mirrorbits.selection.rank import fallback_candidates, rank_order
-from mirrorbits.selection.score import MAX_SELECTED, score_candidates, select
+from mirrorbits.selection.score import select
 from mirrorbits.selection.types import Candidate, Secure, Selection, SelectionOptions
 
 __all__ = [
     "MAX_SELECTED",
     "Candidate",
+    "FullView",
     "Prefiltered",
     "RedirectTable",
     "Secure",
     "Selection",
+    "SelectionMemo",
     "SelectionOptions",
+    "client_reason",
     "distance_km",
     "fallback_candidates",
-    "filter_candidates",
+    "full_view",
     "prefilter",
     "rank_order",
     "redirect_order",
     "redirect_table",
     "same_asn",
-    "score_candidates",
     "select",
 ]

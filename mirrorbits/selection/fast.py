@@ -1,20 +1,18 @@
-"""The redirect's mirror order without building candidates: same result as :func:`select`.
+"""Rules 4 to 7 and the scores, weights and order of §9.3–9.4: the selection's one implementation.
 
-:func:`redirect_table` turns a :class:`Prefiltered` into plain per-mirror tuples once;
-:func:`redirect_order` then answers one client with the first mirrors of
-``select(..., mirrorlist=False, pre=pre).mirrors`` as ``(entry index, distance)`` pairs,
-calling ``rng`` exactly as :func:`select` does (same calls, same order).
+:func:`redirect_table` turns a :class:`Prefiltered` into plain per-mirror tuples once (per file
+and protocol demand).  For one client, :func:`redirect_order` gives the first mirrors of a
+redirect as ``(entry index, distance)`` pairs and :func:`full_view` everything about every
+mirror (``score.select`` builds the JSON and mirrorlist candidates from it): the answer's
+mirrors from :func:`redirect_order` itself, the scores and weights from the same
+:func:`_scores` and :func:`_keys`, so a redirect draws what a JSON answer would have shown.
 
-Cost per request: a few C-level passes over the n usable mirrors (distances from a per-origin
-memo, one sort of the distances) plus the float32 score formula of :func:`score_candidates`
-only for the few mirrors that can be weighted: those near the client, in its country or AS,
-under 1 km, or whose positive mirror score lifts them over the base.  Every other mirror scores
+Cost per request: a few C-level passes over the n usable mirrors (distances from the caller's
+:class:`SelectionMemo`, one sort of the distances) plus the float32 score formula only for the
+few mirrors that can be weighted: those near the client, in its country or AS, under 1 km, or
+whose positive mirror score lifts them over the base.  Every other mirror scores
 ``base - int(distance) + 1`` (scaled by its mirror score) and stays unweighted; the complete
-order is sorted only when fewer than two mirrors are weighted.
-
-Module-level memos (bounded; ids are never reused, so clearing one never makes another wrong):
-interned mirror locations, the distances of recent client locations (exactly
-``Origin.distance_to``), interned sets of positive ratios and their weighted-distance limits.
+order is sorted only when fewer than two mirrors are weighted (or for the full view).
 """
 
 from __future__ import annotations
@@ -22,8 +20,7 @@ from __future__ import annotations
 import random
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Collection, Mapping, Sequence
-from functools import lru_cache
-from itertools import accumulate, compress, count
+from itertools import compress
 from operator import itemgetter
 from struct import Struct
 from sys import maxsize
@@ -31,45 +28,28 @@ from typing import Any
 
 from attrs import frozen
 
+from mirrorbits.float32 import f32
 from mirrorbits.model import GeoRecord, Mirror
-from mirrorbits.selection.filter import Prefiltered, split_codes
-from mirrorbits.selection.geo import Origin, origin_at
-from mirrorbits.selection.score import MAX_SELECTED, SMALLEST_FLOAT32
+from mirrorbits.selection.filter import (
+    Prefiltered,
+    bans_country,
+    client_reason,
+    outside_as,
+    outside_continent,
+    outside_countries,
+    split_codes,
+)
+from mirrorbits.selection.geo import Origin
+from mirrorbits.selection.memo import SelectionMemo
 
-_POINT_LIMIT = 65_536  # interned mirror locations (beyond that, interning starts over)
-_ORIGIN_LIMIT = 4096  # client locations whose distances are remembered
-_DISTANCE_LIMIT = 4096  # distances one client location remembers
-_LIMIT_LIMIT = 65_536  # remembered (base, ratio set) -> weighted-distance limits
-_ORIGINS: dict[tuple[float, float], tuple[Origin, dict[int, float]]] = {}
-_LIMITS: dict[tuple[int, int], tuple[float, ...]] = {}
+MAX_SELECTED = 5  # mirrors returned by a redirect/JSON answer that draws or shuffles
+SMALLEST_FLOAT32 = 2.0**-149  # the closest distance used when the closest mirror is at 0 km
 _EXCLUDED = -1.0  # distance placed on excluded slots: sorts before every real distance
 _FLOAT32 = Struct("<f")
 _PACK, _UNPACK = _FLOAT32.pack, _FLOAT32.unpack
+_HUNDRED = f32(100)
 
 Getter = Callable[[Any], tuple[Any, ...]]
-
-
-class _Interner:
-    """Small never-reused ids for hashable values, so that a memo keyed by an id never goes
-    wrong: when the table is full it starts over, and old ids simply stop matching."""
-
-    __slots__ = ("_next", "_values")
-
-    def __init__(self) -> None:
-        self._values: dict[Any, int] = {}
-        self._next = count()
-
-    def __call__(self, value: Any) -> int:
-        ident = self._values.get(value)
-        if ident is None:
-            if len(self._values) >= _POINT_LIMIT:
-                self._values.clear()
-            ident = self._values[value] = next(self._next)
-        return ident
-
-
-_point_id = _Interner()  # (latitude, longitude) -> id
-_ratio_set_id = _Interner()  # the distinct positive ratios of a table -> id
 
 
 def _getter(keys: Sequence[int]) -> Getter:
@@ -87,8 +67,11 @@ class RedirectTable:
     """The usable mirrors of one :class:`Prefiltered` (static reason empty), as plain tuples.
 
     Mirrors are numbered by *slot*: their rank among the usable entries, in entry order.
+    ``memo`` is the caller's memo the locations were interned with (and the distances come from).
     """
 
+    pre: Prefiltered
+    memo: SelectionMemo
     indices: tuple[int, ...]  # slot -> index in ``pre.entries``
     points: tuple[int, ...]  # slot -> interned location id
     coordinates: tuple[tuple[float, float], ...]  # slot -> (latitude, longitude)
@@ -117,50 +100,53 @@ class RedirectTable:
 
 def _restrictions(mirrors: Sequence[Mirror], codes: Sequence[tuple[str, ...]]
                   ) -> dict[str, Any]:
-    """The excluded-slot maps of :class:`RedirectTable` (rules 4 to 7 of ``_check_client``)."""
-    country_only = {slot: codes[slot] for slot, m in enumerate(mirrors) if m.country_only}
-    banned = {slot: split_codes(m.excluded_country_codes) for slot, m in enumerate(mirrors)}
-    continent = {slot: m.continent_code for slot, m in enumerate(mirrors) if m.continent_only}
-    asns = {slot: m.asnum for slot, m in enumerate(mirrors) if m.as_only}
-    countries = {code for listed in (*country_only.values(), *banned.values()) for code in listed}
+    """The excluded-slot maps of :class:`RedirectTable`: rules 4 to 7 (``filter``'s
+    predicates) for every value a mirror names; a value no mirror names is excluded by every
+    mirror restricted to a list (the ``*_default`` sets) and banned by none."""
+    country_only = [slot for slot, m in enumerate(mirrors) if m.country_only]
+    banning = [slot for slot, m in enumerate(mirrors) if m.excluded_country_codes]
+    by_country = [*country_only, *banning]
+    countries = {code for slot in country_only for code in codes[slot]}
+    countries.update(code for slot in banning
+                     for code in split_codes(mirrors[slot].excluded_country_codes))
+    continent_only = [slot for slot, m in enumerate(mirrors) if m.continent_only]
+    as_only = [slot for slot, m in enumerate(mirrors) if m.as_only]
     return {
         "excluded_by_country": {
-            country: frozenset([slot for slot, listed in country_only.items()
-                                if country not in listed]
-                               + [slot for slot, listed in banned.items() if country in listed])
+            country: frozenset(slot for slot in by_country
+                               if outside_countries(mirrors[slot], country)
+                               or bans_country(mirrors[slot], country))
             for country in countries
         },
         "country_default": frozenset(country_only),
         "excluded_by_continent": {
-            code: frozenset(slot for slot, own in continent.items() if own != code)
-            for code in continent.values()
+            code: frozenset(slot for slot in continent_only
+                            if outside_continent(mirrors[slot], code))
+            for code in {mirrors[slot].continent_code for slot in continent_only}
         },
-        "continent_default": frozenset(continent),
+        "continent_default": frozenset(continent_only),
         "excluded_by_asn": {
-            asn: frozenset(slot for slot, own in asns.items() if own != asn)
-            for asn in asns.values() if asn > 0
+            asn: frozenset(slot for slot in as_only if outside_as(mirrors[slot], asn))
+            for asn in {mirrors[slot].asnum for slot in as_only} if asn > 0
         },
-        "as_default": frozenset(asns),
+        "as_default": frozenset(as_only),
     }
 
 
-@lru_cache(maxsize=8192)
-def _mirror_facts(mirror: Mirror) -> tuple[tuple[float, float],
-                                           tuple[str, tuple[str, ...], int, float]]:
-    """A mirror's location and scoring details, shared by the tables of every file it holds."""
-    codes = split_codes(mirror.country_codes)
-    return ((mirror.latitude, mirror.longitude),
-            (codes[0] if codes else "", codes, mirror.asnum, mirror.score / 100))
+_NO_LOCATION = GeoRecord()
 
 
-def redirect_table(pre: Prefiltered) -> RedirectTable:
-    """Precompute everything of ``pre`` that :func:`redirect_order` needs."""
+def redirect_table(pre: Prefiltered, memo: SelectionMemo | None = None) -> RedirectTable:
+    """Precompute everything of ``pre`` the selection needs, interned in the caller's ``memo``
+    (a memo of its own when None: correct, but nothing is shared with other tables)."""
+    if memo is None:
+        memo = SelectionMemo()
     indices = [index for index, entry in enumerate(pre.entries) if not entry[3]]
     mirrors = [pre.entries[index][0] for index in indices]
-    facts = [_mirror_facts(m) for m in mirrors]
+    facts = [memo.mirror_facts(m) for m in mirrors]
     coordinates = tuple(fact[0] for fact in facts)
     details = tuple(fact[1] for fact in facts)
-    points = tuple(_point_id(point) for point in coordinates)
+    points = tuple(memo.point_id(point) for point in coordinates)
     codes = tuple(detail[1] for detail in details)
     by_country: dict[str, list[int]] = {}
     for slot in range(len(mirrors)):
@@ -169,6 +155,8 @@ def redirect_table(pre: Prefiltered) -> RedirectTable:
     positive = tuple(slot for slot, m in enumerate(mirrors) if m.score > 0)
     ratio_set = tuple(sorted({mirrors[slot].score / 100 for slot in positive}))
     return RedirectTable(
+        pre=pre,
+        memo=memo,
         indices=tuple(indices),
         points=points,
         coordinates=coordinates,
@@ -180,108 +168,60 @@ def redirect_table(pre: Prefiltered) -> RedirectTable:
         positive=positive,
         positive_distances=_getter(positive),
         positive_ratios=ratio_set,
-        positive_set=_ratio_set_id(ratio_set),
+        positive_set=memo.ratio_set_id(ratio_set),
         positive_limits=_getter([ratio_set.index(mirrors[slot].score / 100) for slot in positive]),
         scored=tuple(slot for slot, m in enumerate(mirrors) if m.score),
         restricted=any(entry[4] for entry in pre.entries if not entry[3]),
         **_restrictions(mirrors, codes),
         unlocated=tuple(index for index, m in zip(indices, mirrors, strict=True)
-                        if not (m.continent_only or m.country_only or m.as_only)),
+                        if not client_reason(m, _NO_LOCATION)),
     )
 
 
-def _distances(table: RedirectTable, latitude: float, longitude: float) -> list[float]:
-    """Distances (exactly ``Origin.distance_to``) from the client to every slot."""
-    key = (latitude, longitude)
-    known = _ORIGINS.get(key)
-    if known is None:
-        if len(_ORIGINS) >= _ORIGIN_LIMIT:
-            _ORIGINS.clear()
-        known = _ORIGINS[key] = (origin_at(latitude, longitude), {})
-    memo = known[1]
-    try:
-        return list(table.fetch(memo))
-    except KeyError:
-        pass
-    if len(memo) >= _DISTANCE_LIMIT:
-        memo.clear()
-    distance_to = known[0].distance_to
-    for point, (lat, lon) in zip(table.points, table.coordinates, strict=True):
-        if point not in memo:
-            memo[point] = distance_to(lat, lon)
-    return list(table.fetch(memo))
+Scored = tuple[Sequence[float], Collection[int], list[tuple[int, int]] | None, int]
 
 
-def _weighted_below(base: int, ratio_set: int, ratios: tuple[float, ...]) -> tuple[float, ...]:
-    """The distances under which bonus-less mirrors with these positive ratios are weighted.
+def _scores(table: RedirectTable, client: GeoRecord, weight_distribution_range: float
+            ) -> Scored:
+    """For a located client: the distances to every slot (exactly ``Origin.distance_to``), the
+    slots rules 4 to 7 exclude, the score keys of the slots that can be weighted and the base
+    (farthest accepted distance, truncated); keys None when every slot is excluded.
 
-    A score ``int(max(s + s * ratio + 0.5, 1.0))`` with ``s = base - int(d) + 1`` grows with
-    ``s`` (float operations are monotonic), so it exceeds ``base`` exactly when ``s`` reaches
-    some ``s_min`` (at most ``base + 1``), i.e. when ``d < base + 2 - s_min``.
+    A key is ``base + 1 - computed score``: a slot is weighted (weight ``1 - key``) when its key
+    is at most 0.  Slots left out score without any bonus (:func:`_keys`).  The arithmetic is
+    that of the reference, float32 where it uses float32.
     """
-    key = (base, ratio_set)
-    limits = _LIMITS.get(key)
-    if limits is None:
-        found = []
-        for ratio in ratios:
-
-            def weighted(s: int, ratio: float = ratio) -> bool:
-                return int(max(s + s * ratio + 0.5, 1.0)) > base
-
-            s = max(1, min(base + 1, int((base + 0.5) / (1 + ratio))))
-            while s > 1 and weighted(s - 1):
-                s -= 1
-            while not weighted(s):
-                s += 1
-            found.append(float(base + 2 - s))
-        if len(_LIMITS) >= _LIMIT_LIMIT:
-            _LIMITS.clear()
-        limits = _LIMITS[key] = tuple(found)
-    return limits
-
-
-def redirect_order(
-    table: RedirectTable,
-    client: GeoRecord,
-    weight_distribution_range: float,
-    rng: random.Random,
-    limit: int,
-) -> list[tuple[int, float]]:
-    """``(entry index, distance)`` of the first ``limit`` mirrors :func:`select` would return.
-
-    Same order and same ``rng`` calls as ``select(local, (), client, secure, opts, rng,
-    pre=pre)`` with ``table = redirect_table(pre)``; an empty list when it selects nothing.
-    """
-    country = client.country_code
-    if not country:  # not client.is_valid
-        accepted = list(table.unlocated)
-        rng.shuffle(accepted)
-        return [(index, 0.0) for index in accepted[: min(limit, MAX_SELECTED)]]
-    if not table.indices:
-        return []
-    known = _ORIGINS.get((client.latitude, client.longitude))
+    memo = table.memo
+    known = memo.origins.get((client.latitude, client.longitude))
     try:
         distances: Sequence[float] = table.fetch(known[1])  # type: ignore[index]
     except (KeyError, TypeError):
-        distances = _distances(table, client.latitude, client.longitude)
+        distances = table.fetch(memo.distances(client.latitude, client.longitude,
+                                               table.points, table.coordinates))
+    exact = distances
+    country = client.country_code
     asn = client.as_num
     excluded: Collection[int] = ()
-    if table.restricted:  # rules 4 to 7, as _check_client for a located client
+    if table.restricted:  # rules 4 to 7
         excluded = table.excluded_by_country.get(country, table.country_default)
         if table.continent_default:
-            excluded = excluded | table.excluded_by_continent.get(client.continent_code,
-                                                                  table.continent_default)
+            more = table.excluded_by_continent.get(client.continent_code,
+                                                   table.continent_default)
+            if more:
+                excluded = excluded | more if excluded else more
         if table.as_default:
-            excluded = excluded | table.excluded_by_asn.get(asn, table.as_default)
-        if excluded:
-            distances = list(distances)
-            for slot in excluded:
-                distances[slot] = _EXCLUDED
+            more = table.excluded_by_asn.get(asn, table.as_default)
+            if more:
+                excluded = excluded | more if excluded else more
+    if excluded:
+        marked = list(distances)
+        for slot in excluded:
+            marked[slot] = _EXCLUDED
+        distances = marked
     ascending = sorted(distances)
     first = len(excluded)  # ascending[first] is the closest accepted distance
     if first == len(ascending):
-        return []
-    # From here on, the arithmetic of score_candidates, term by term.
+        return exact, excluded, None, 0
     closest = ascending[first]
     base = int(ascending[-1])
     near_one = closest < 1  # a bonus-less mirror under 1 km scores base + 1: weighted
@@ -308,9 +248,9 @@ def redirect_order(
         if asn in asns:
             rich.update(slot for slot, mirror_asn in enumerate(asns) if mirror_asn == asn)
     if table.positive:
-        limits = _LIMITS.get((base, table.positive_set))
+        limits = memo.limits.get((base, table.positive_set))
         if limits is None:
-            limits = _weighted_below(base, table.positive_set, table.positive_ratios)
+            limits = memo.weighted_below(base, table.positive_set, table.positive_ratios)
         rich.update(compress(table.positive, map(float.__gt__, table.positive_limits(limits),
                                                  table.positive_distances(distances))))
     if excluded:
@@ -319,7 +259,7 @@ def redirect_order(
     half = base // 2
     b1 = base + 1
     details = table.details
-    keys: list[tuple[int, int]] = []  # (base + 1 - computed score, slot); weighted when <= 0
+    keys: list[tuple[int, int]] = []  # (base + 1 - computed score, slot)
     for slot in rich:
         d = distances[slot]
         s = b1 - int(d)
@@ -338,21 +278,13 @@ def redirect_order(
             s += half
         score = s + s * ratio + 0.5
         keys.append((b1 - int(score) if score >= 1.0 else base, slot))
-    indices = table.indices
-    pool = sorted([pair for pair in keys if pair[0] <= 0])
-    if len(pool) >= 2:  # the weighted draw of select (score._draw)
-        slots = [slot for _, slot in pool]
-        weights = [1 - key for key, _ in pool]
-        remaining = sum(weights)
-        randrange = rng.randrange
-        drawn: list[tuple[int, float]] = []
-        for _ in range(min(MAX_SELECTED, len(pool))):
-            position = bisect_right(list(accumulate(weights)), randrange(remaining))
-            remaining -= weights.pop(position)
-            slot = slots.pop(position)
-            drawn.append((indices[slot], distances[slot]))
-        return drawn[:limit]
-    # At most one weighted mirror: the answer is the whole order by score (stable).
+    return exact, excluded, keys, base
+
+
+def _keys(table: RedirectTable, distances: Sequence[float], excluded: Collection[int],
+          keys: list[tuple[int, int]], base: int) -> list[int]:
+    """The score key of every slot (``maxsize`` for an excluded one)."""
+    b1 = base + 1
     order = list(map(int, distances))  # bonus-less, unscored: base + 1 - score = int(d)
     ratios = table.ratios
     for slot in table.scored:  # bonus-less (overwritten below otherwise)
@@ -363,5 +295,129 @@ def redirect_order(
         order[slot] = key
     for slot in excluded:
         order[slot] = maxsize
+    return order
+
+
+def _shuffled(table: RedirectTable, rng: random.Random) -> list[int]:
+    """The entry indices accepted for a client without location, in random order."""
+    accepted = list(table.unlocated)
+    rng.shuffle(accepted)
+    return accepted
+
+
+def redirect_order(
+    table: RedirectTable,
+    client: GeoRecord,
+    weight_distribution_range: float,
+    rng: random.Random,
+    limit: int,
+) -> list[tuple[int, float]]:
+    """``(entry index, distance)`` of the first ``limit`` mirrors of the answer (a redirect's
+    or a JSON answer's, not the mirrorlist's); an empty list when no mirror qualifies.
+
+    At least two weighted mirrors: up to :data:`MAX_SELECTED` of them drawn without
+    replacement, each with probability weight / remaining weight (a uniform pick against the
+    cumulative weights of the rest, in order of score).  Otherwise every accepted mirror by
+    score.  A client without location: five accepted mirrors at random.
+    """
+    if not client.country_code:  # not client.is_valid
+        return [(index, 0.0) for index in _shuffled(table, rng)[: min(limit, MAX_SELECTED)]]
+    if not table.indices:
+        return []
+    distances, excluded, keys, base = _scores(table, client, weight_distribution_range)
+    if keys is None:
+        return []
+    indices = table.indices
+    pool = sorted([pair for pair in keys if pair[0] <= 0])
+    if len(pool) >= 2:
+        slots = [slot for _, slot in pool]
+        weights = [1 - key for key, _ in pool]
+        remaining = sum(weights)
+        randrange = rng.randrange
+        drawn: list[tuple[int, float]] = []
+        for _ in range(min(MAX_SELECTED, len(pool))):
+            pick = randrange(remaining)
+            position = 0
+            for weight in weights:  # the first whose cumulative weight exceeds the pick
+                if pick < weight:
+                    break
+                pick -= weight
+                position += 1
+            remaining -= weights.pop(position)
+            slot = slots.pop(position)
+            drawn.append((indices[slot], distances[slot]))
+        return drawn[:limit]
+    order = _keys(table, distances, excluded, keys, base)
     ranked = sorted(range(len(order)), key=order.__getitem__)[:limit]
     return [(indices[slot], distances[slot]) for slot in ranked if slot not in excluded]
+
+
+@frozen
+class FullView:
+    """The selection for one client, by entry index of ``table.pre``.
+
+    ``mirrors``: ``(index, distance, computed score, weight %)`` in answer order (the
+    mirrorlist: every accepted mirror); ``excluded``: ``(index, distance, reason)`` in entry
+    order; ``weighted``: how many mirrors got a weight.
+    """
+
+    mirrors: list[tuple[int, float, int, float]]
+    excluded: list[tuple[int, float, str]]
+    weighted: int
+
+
+def _percent(weight: int, total: int) -> float:
+    return f32(f32(weight * 100) / f32(total))
+
+
+def full_view(table: RedirectTable, client: GeoRecord, weight_distribution_range: float,
+              rng: random.Random, mirrorlist: bool) -> FullView:
+    """Every mirror of ``table`` for ``client``, with the ``rng`` calls of a redirect.
+
+    The answer's mirrors are :func:`redirect_order`'s (all of them), or for the mirrorlist
+    every accepted mirror by score (shuffled for a client without location), with their
+    scores and weights (% of the total weight; 100 for the only weighted mirror of an
+    answer); the excluded mirrors come with their reasons.
+    """
+    entries = table.pre.entries
+    if not client.is_valid:
+        accepted = _shuffled(table, rng)
+        if not mirrorlist:
+            del accepted[MAX_SELECTED:]
+        excluded = [(index, 0.0, entry[3] or client_reason(entry[0], client))
+                    for index, entry in enumerate(entries)
+                    if entry[3] or (entry[4] and client_reason(entry[0], client))]
+        return FullView([(index, 0.0, 0, 0.0) for index in accepted], excluded, 0)
+    distances: Sequence[float] = ()
+    out: Collection[int] = ()
+    keys = None
+    base = 0
+    if table.indices:
+        distances, out, keys, base = _scores(table, client, weight_distribution_range)
+    distance_to = Origin(client.latitude, client.longitude).distance_to
+    slot_of = {index: slot for slot, index in enumerate(table.indices)}
+    excluded = []
+    for index, (mirror, _, _, reason, _) in enumerate(entries):
+        slot = slot_of.get(index)
+        if slot is None:
+            excluded.append((index, distance_to(mirror.latitude, mirror.longitude), reason))
+        elif slot in out:
+            excluded.append((index, distances[slot], client_reason(mirror, client)))
+    if keys is None:
+        return FullView([], excluded, 0)
+    order = _keys(table, distances, out, keys, base)
+    weights = {slot: 1 - key for slot, key in enumerate(order) if key <= 0}
+    total = sum(weights.values())
+    if mirrorlist:
+        shown = [slot for slot in sorted(range(len(order)), key=order.__getitem__)
+                 if slot not in out]
+    else:
+        shown = [slot_of[index] for index, _ in redirect_order(
+            table, client, weight_distribution_range, rng, len(order))]
+    b1 = base + 1
+    indices = table.indices
+    mirrors = [(indices[slot], distances[slot], b1 - order[slot],
+                _percent(weights[slot], total) if slot in weights else 0.0) for slot in shown]
+    if len(weights) == 1 and not mirrorlist:
+        mirrors[0] = (*mirrors[0][:3], _HUNDRED)
+    return FullView(mirrors, excluded, len(weights))

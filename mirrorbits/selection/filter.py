@@ -1,19 +1,21 @@
-"""Per-candidate filter rules of §9.2, applied in order; the first failing rule wins.
+"""The filter rules of §9.2, applied in order; the first failing rule wins.
 
-Cost: O(n) for n candidates; everything that depends only on the request (client location,
-outdated-file rule, local mtime truncations) is computed once, not per mirror.
+Rules 1 to 3 (enabled, protocol, file) do not depend on the client: :func:`prefilter` applies
+them once per file.  Rules 4 to 7 (the client restrictions) are the predicates below;
+``fast.redirect_table`` turns them into per-client-attribute sets of excluded mirrors, and
+:func:`client_reason` names the first one a mirror fails.  Cost of :func:`prefilter`: O(n) for
+n mirrors; what depends only on the file (outdated-file rule, local mtime truncations) is
+computed once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from functools import lru_cache
 
 from attrs import frozen
 
 from mirrorbits.encoding import format_go_duration, truncate_ns
 from mirrorbits.model import FileInfo, GeoRecord, Mirror, OutdatedRule
-from mirrorbits.selection.geo import origin_at
 from mirrorbits.selection.types import Candidate, Secure, SelectionOptions
 
 # Exclusion texts (shown in JSON ``ExcludeReason`` and on the mirrorlist page).
@@ -43,9 +45,8 @@ def same_asn(client_asn: int, mirror_asn: int) -> bool:
     return client_asn > 0 and client_asn == mirror_asn
 
 
-@lru_cache(maxsize=4096)
 def split_codes(codes: str) -> tuple[str, ...]:
-    """Whitespace-separated country codes as a tuple (cached: mirror records rarely change)."""
+    """Whitespace-separated country codes as a tuple."""
     return tuple(codes.split())
 
 
@@ -137,21 +138,45 @@ class _FileCheck:
         return ""
 
 
-def _check_client(mirror: Mirror, client: GeoRecord, valid: bool) -> str:
-    """Rules 4 to 7: restrictions by continent, country, AS and excluded countries."""
-    if mirror.continent_only and (not valid or client.continent_code != mirror.continent_code):
+def outside_continent(mirror: Mirror, continent: str) -> bool:
+    """Rule 4 for a located client: a continent-only mirror of another continent."""
+    return mirror.continent_only and continent != mirror.continent_code
+
+
+def outside_countries(mirror: Mirror, country: str) -> bool:
+    """Rule 5 for a located client: a country-only mirror that does not list the country."""
+    return mirror.country_only and country not in split_codes(mirror.country_codes)
+
+
+def outside_as(mirror: Mirror, asn: int) -> bool:
+    """Rule 6 for a located client: an AS-only mirror of another (or an unknown) AS."""
+    return mirror.as_only and not same_asn(asn, mirror.asnum)
+
+
+def bans_country(mirror: Mirror, country: str) -> bool:
+    """Rule 7 for a located client: the mirror excludes the client's country."""
+    return country in split_codes(mirror.excluded_country_codes)
+
+
+def client_reason(mirror: Mirror, client: GeoRecord) -> str:
+    """Rules 4 to 7: the first restriction ``mirror`` puts on ``client`` ("" if none).
+
+    A client without location passes no restriction of rules 4 to 6, and rule 7 never
+    excludes it.
+    """
+    if not client.is_valid:
+        if mirror.continent_only:
+            return CONTINENT_ONLY
+        if mirror.country_only:
+            return COUNTRY_ONLY
+        return AS_ONLY if mirror.as_only else ""
+    if outside_continent(mirror, client.continent_code):
         return CONTINENT_ONLY
-    if mirror.country_only and (
-        not valid or client.country_code not in split_codes(mirror.country_codes)
-    ):
+    if outside_countries(mirror, client.country_code):
         return COUNTRY_ONLY
-    if mirror.as_only and (not valid or not same_asn(client.as_num, mirror.asnum)):
+    if outside_as(mirror, client.as_num):
         return AS_ONLY
-    if (
-        valid
-        and mirror.excluded_country_codes
-        and client.country_code in split_codes(mirror.excluded_country_codes)
-    ):
+    if bans_country(mirror, client.country_code):
         return COUNTRY_RESTRICTION
     return ""
 
@@ -185,44 +210,3 @@ def prefilter(
                           or mirror.excluded_country_codes)
         result.append((mirror, mirror_file, candidate.absolute_url, reason, restricted))
     return Prefiltered(tuple(result))
-
-
-def filter_candidates(
-    local: FileInfo,
-    entries: Sequence[Entry],
-    client: GeoRecord,
-    secure: Secure,
-    opts: SelectionOptions,
-    pre: Prefiltered | None = None,
-) -> tuple[list[Candidate], list[Candidate], float, float]:
-    """Apply §9.2 to ``entries`` (mirror, its ``FILEINFO``) in the given order.
-
-    Returns ``(accepted, excluded, closest, farthest)``: both lists keep the input order,
-    excluded candidates carry their ``exclude_reason``; ``closest``/``farthest`` are the
-    extreme distances among accepted mirrors (0 when none).  ``local.mod_time_ns`` must be
-    known (:func:`select` returns an empty selection before calling this otherwise).
-    ``pre``, when given, is :func:`prefilter` of the same arguments, computed earlier.
-    """
-    if pre is None:
-        pre = prefilter(local, entries, secure, opts)
-    valid = client.is_valid
-    origin = origin_at(client.latitude, client.longitude) if valid else None
-    accepted: list[Candidate] = []
-    excluded: list[Candidate] = []
-    closest = farthest = 0.0
-    for mirror, mirror_file, url, static_reason, restricted in pre.entries:
-        distance = (
-            origin.distance_to(mirror.latitude, mirror.longitude) if origin is not None else 0.0
-        )
-        candidate = Candidate(mirror, mirror_file, distance, absolute_url=url)
-        reason = static_reason or (_check_client(mirror, client, valid) if restricted else "")
-        if reason:
-            candidate.exclude_reason = reason
-            excluded.append(candidate)
-            continue
-        if not accepted or distance < closest:
-            closest = distance
-        if distance > farthest:
-            farthest = distance
-        accepted.append(candidate)
-    return accepted, excluded, closest, farthest

@@ -20,6 +20,7 @@ from mirrorbits.selection import (
     Prefiltered,
     RedirectTable,
     Secure,
+    SelectionMemo,
     SelectionOptions,
     prefilter,
     redirect_table,
@@ -42,12 +43,12 @@ class FileMemo:
     __slots__ = ("headers", "info", "opts", "pre", "table", "version")
 
     def __init__(self, version: tuple[int, int], opts: SelectionOptions, info: FileInfo,
-                 pre: Prefiltered) -> None:
+                 pre: Prefiltered, memo: SelectionMemo) -> None:
         self.version = version
         self.opts = opts
         self.info = info
         self.pre = pre
-        self.table: RedirectTable = redirect_table(pre)
+        self.table: RedirectTable = redirect_table(pre, memo)
         self.headers = RedirectBytes(
             [(url if not reason else "", mirror.country_fields)
              for mirror, _, url, reason, _ in pre.entries], info.path)
@@ -69,6 +70,8 @@ class WebContext:
     # The text of a 503 for "/" (the embedded configuration explains itself), or None.
     root_page: Callable[[], Awaitable[str]] | None = None
     rng: random.Random = field(factory=random.Random)
+    # What the selection remembers between requests (distances of recent client locations).
+    selection_memo: SelectionMemo = field(factory=SelectionMemo)
     _policy_source: tuple[str, ...] | None = None
     _policy: ClientAddressPolicy = field(factory=ClientAddressPolicy)
     _options_source: Config | None = None
@@ -121,6 +124,7 @@ class WebContext:
                       secure: Secure, opts: SelectionOptions,
                       version: tuple[int, int]) -> FileMemo:
         """Compute the file's memo and keep it until the cache changes."""
-        memo = FileMemo(version, opts, info, prefilter(info, entries, secure, opts))
+        memo = FileMemo(version, opts, info, prefilter(info, entries, secure, opts),
+                        self.selection_memo)
         self._prefiltered.put((info.path, secure), memo)
         return memo

@@ -14,7 +14,6 @@ from mirrorbits.logs import Logger
 from mirrorbits.model import FileInfo, GeoRecord
 from mirrorbits.selection import (
     Candidate,
-    Prefiltered,
     Secure,
     SelectionOptions,
     fallback_candidates,
@@ -129,18 +128,19 @@ class Choice:
 
 
 def choose(ctx: WebContext, config: Config, info: FileInfo, is_file: bool, ip: str,
-           client: GeoRecord, secure: Secure, pre: Prefiltered | None, failed: bool,
+           client: GeoRecord, secure: Secure, memo: FileMemo | None, failed: bool,
            mirrorlist: bool) -> Choice:
-    """Select mirrors for ``info`` from its prefiltered mirrors; fallbacks when none qualifies.
+    """Select mirrors for ``info`` from its memo (prefiltered mirrors and redirect table);
+    fallbacks when none qualifies.
 
     ``failed``: its mirrors could not be read. The mirrorlist page keeps every mirror
     (mirrorlist mode of the selection). Draws from ``ctx.rng``.
     """
     mirrors: list[Candidate] = []
     excluded: list[Candidate] = []
-    if pre is not None:
+    if memo is not None:
         selection = select(info, (), client, secure, ctx.selection_options(config), ctx.rng,
-                           mirrorlist=mirrorlist, pre=pre)
+                           mirrorlist=mirrorlist, table=memo.table)
         mirrors, excluded = selection.mirrors, selection.excluded
     if not failed and mirrors:
         return Choice(ip, client, mirrors, excluded, False, None)

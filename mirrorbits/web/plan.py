@@ -164,7 +164,7 @@ class Planner:
                                 Download("REDIRECT", 302, info, ip, client,
                                          memo.pre.entries[first][0], distance, False))
         choice = choose(ctx, config, info, local.is_file, ip, client, secure,
-                        None if memo is None else memo.pre, failed, mirrorlist=False)
+                        memo, failed, mirrorlist=False)
         mirrors, excluded, fallback = choice.mirrors, choice.excluded, choice.fallback
         pretty = b"pretty" in head.args
         if not mirrors:

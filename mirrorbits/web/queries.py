@@ -66,7 +66,7 @@ async def mirrorlist(ctx: WebContext, head: RequestHead, config: Config, path: s
     if info.mod_time_ns is not None:
         memo, failed = await read_memo(ctx, info, secure, ctx.selection_options(config))
     choice = choose(ctx, config, info, local.is_file, ip, client, secure,
-                    None if memo is None else memo.pre, failed, mirrorlist=True)
+                    memo, failed, mirrorlist=True)
     body = await mirrorlist_page(config, info, choice.ip, choice.client, choice.mirrors,
                                  choice.excluded, choice.fallback, choice.cause)
     return Page(200 if choice.mirrors else 503, HTML, body, no_cache=True)

@@ -18,10 +18,10 @@ from mirrorbits.model import Fallback, FileInfo, GeoRecord, Mirror, OutdatedRule
 from mirrorbits.selection import (
     Candidate,
     Secure,
+    Selection,
     SelectionOptions,
     distance_km,
     fallback_candidates,
-    filter_candidates,
     rank_order,
     select,
 )
@@ -44,9 +44,15 @@ def reason_of(m: Mirror, file: FileInfo | None = None, *, local: FileInfo = LOCA
               opts: SelectionOptions = OPTS) -> tuple[str, str]:
     """(exclude reason, absolute URL) of one mirror; reason "" when accepted."""
     entry = (m, same_file() if file is None else file)
-    accepted, excluded, _, _ = filter_candidates(local, [entry], client, secure, opts)
-    cand = (accepted or excluded)[0]
+    sel = select(local, [entry], client, secure, opts, random.Random(1), mirrorlist=True)
+    cand = (sel.mirrors or sel.excluded)[0]
     return cand.exclude_reason, cand.absolute_url
+
+
+def page(entries: Sequence[tuple[Mirror, FileInfo | None]], client: GeoRecord) -> Selection:
+    """The mirrorlist selection: every mirror, accepted (by score) or excluded (entry order)."""
+    return select(LOCAL, entries, client, Secure.UNDEFINED, OPTS, random.Random(1),
+                  mirrorlist=True)
 
 
 # --- distance (§9.1) ---------------------------------------------------------------------------
@@ -127,9 +133,8 @@ def test_size_and_mtime_checks() -> None:
     assert reason_of(m, same_file(mtime=T0 - 10 * S))[0] == "Mod time mismatch (diff: 10s)"
     assert reason_of(m, same_file(mtime=None))[0] == ""  # unknown mirror mtime: never excluded
     # No FILEINFO at all: size 0, zero mtime.
-    accepted, excluded, _, _ = filter_candidates(
-        LOCAL, [(m, None)], FR_CLIENT, Secure.UNDEFINED, OPTS)
-    assert (accepted, excluded[0].exclude_reason) == ([], "File size mismatch")
+    sel = page([(m, None)], FR_CLIENT)
+    assert (sel.mirrors, sel.excluded[0].exclude_reason) == ([], "File size mismatch")
     empty = FileInfo(PATH, 0, T0)
     assert reason_of(m, FileInfo(PATH), local=empty)[0] == ""
 
@@ -198,7 +203,7 @@ def test_client_restrictions(changes: dict[str, object], client: GeoRecord, reas
     assert reason_of(mirror(**changes), client=client)[0] == reason
 
 
-def test_closest_farthest_and_order() -> None:
+def test_distances_and_entry_order_of_the_excluded() -> None:
     entries = [
         (mirror(1, latitude=52.52, longitude=13.405), same_file()),  # Berlin 974.8
         (mirror(2, enabled=False, latitude=45.764, longitude=4.8357), same_file()),  # 0 km
@@ -206,22 +211,20 @@ def test_closest_farthest_and_order() -> None:
         (mirror(4, latitude=40.7128, longitude=-74.006), same_file(size=1)),  # excluded
         (mirror(5, latitude=40.7128, longitude=-74.006), same_file()),  # New York 6146.1
     ]
-    accepted, excluded, closest, farthest = filter_candidates(
-        LOCAL, entries, FR_CLIENT, Secure.UNDEFINED, OPTS)
-    assert [c.mirror.id for c in accepted] == [1, 3, 5]
-    assert [(c.mirror.id, c.exclude_reason) for c in excluded] == [
+    sel = page(entries, FR_CLIENT)
+    assert [c.mirror.id for c in sel.mirrors] == [3, 1, 5]  # by score: nearest first
+    assert [(c.mirror.id, c.exclude_reason) for c in sel.excluded] == [
         (2, "Disabled"), (4, "File size mismatch")]
-    assert format_f32(excluded[0].distance) == "0"
-    assert (format_f32(closest), format_f32(farthest)) == ("392.14078", "6146.112")
-    assert all(c.computed_score == 0 and c.weight == 0 for c in accepted + excluded)
-    nothing = filter_candidates(LOCAL, [], FR_CLIENT, Secure.UNDEFINED, OPTS)
-    assert nothing == ([], [], 0.0, 0.0)
+    assert [format_f32(c.distance) for c in sel.mirrors + sel.excluded] == [
+        "392.14078", "974.80493", "6146.112", "0", "6146.112"]
+    assert all(c.computed_score == 0 and c.weight == 0 for c in sel.excluded)
+    assert page([], FR_CLIENT) == Selection([], [], 0)
 
 
 def test_invalid_client_gets_no_distance() -> None:
-    accepted, _, closest, farthest = filter_candidates(
-        LOCAL, [(mirror(), same_file())], NO_LOCATION, Secure.UNDEFINED, OPTS)
-    assert (accepted[0].distance, closest, farthest) == (0.0, 0.0, 0.0)
+    sel = page([(mirror(), same_file()), (mirror(2, enabled=False), same_file())], NO_LOCATION)
+    assert [(c.distance, c.computed_score) for c in sel.mirrors + sel.excluded] == [
+        (0.0, 0), (0.0, 0)]
 
 
 # --- scores, weights and draws (§9.3, §9.4) ---------------------------------------------------

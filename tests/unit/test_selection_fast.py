@@ -1,7 +1,8 @@
-"""The redirect fast path (``redirect_order``) gives exactly what ``select`` gives.
+"""The selection (``redirect_order`` and ``select``) gives exactly what the term-by-term
+reference of ``selection_reference.py`` gives.
 
-Same mirrors in the same order with the same distances, and the same calls to the random
-generator (checked through its state afterwards).
+Same mirrors in the same order with the same distances, scores, weights and exclusion
+reasons, and the same calls to the random generator (checked through its state afterwards).
 """
 
 from __future__ import annotations
@@ -9,19 +10,24 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mirrorbits.model import FileInfo, GeoRecord
 from mirrorbits.selection import (
+    RedirectTable,
     Secure,
+    SelectionMemo,
     SelectionOptions,
     prefilter,
     redirect_order,
     redirect_table,
     select,
 )
+from mirrorbits.selection import memo as memo_module
 from mirrorbits.selection.filter import Entry
+from tests.unit import selection_reference as reference
 from tests.unit.selection_support import S, mirror
 
 T0 = 1_687_249_800 * S
@@ -33,34 +39,48 @@ NO_LOCATION = GeoRecord(as_num=65211)
 PLACES = [(48.8582, 2.3387), (45.764, 4.8357), (52.52, 13.405), (40.4168, -3.7038),
           (51.5074, -0.1275), (-33.8688, 151.2093), (35.6762, 139.6503), (0.0, 0.0)]
 COUNTRIES = ["FR", "DE", "ES", "GB", "JP"]
+SHARED = SelectionMemo()  # one memo for every table, as the web context has
 
 
 def expected(entries: Sequence[Entry], client: GeoRecord, secure: Secure, wdr: float,
              seed: int, limit: int) -> tuple[list[tuple[int, float]], object]:
-    """``select``'s first ``limit`` mirrors as (entry index, distance), and the rng state."""
+    """The reference's first ``limit`` mirrors as (entry index, distance), and the rng state."""
     opts = SelectionOptions(weight_distribution_range=wdr)
-    pre = prefilter(LOCAL, entries, secure, opts)
     rng = random.Random(seed)
-    sel = select(LOCAL, (), client, secure, opts, rng, pre=pre)
-    position = {id(entry[0]): index for index, entry in enumerate(pre.entries)}
+    sel = reference.select(LOCAL, entries, client, secure, opts, rng)
+    position = {id(entry[0]): index for index, entry in enumerate(entries)}
     return [(position[id(c.mirror)], c.distance) for c in sel.mirrors[:limit]], rng.getstate()
 
 
-def fast(entries: Sequence[Entry], client: GeoRecord, secure: Secure, wdr: float, seed: int,
-         limit: int) -> tuple[list[tuple[int, float]], object]:
+def table_of(entries: Sequence[Entry], secure: Secure, wdr: float,
+             memo: SelectionMemo | None = SHARED) -> RedirectTable:
     opts = SelectionOptions(weight_distribution_range=wdr)
-    table = redirect_table(prefilter(LOCAL, entries, secure, opts))
+    return redirect_table(prefilter(LOCAL, entries, secure, opts), memo)
+
+
+def fast(table: RedirectTable, client: GeoRecord, wdr: float, seed: int,
+         limit: int) -> tuple[list[tuple[int, float]], object]:
     rng = random.Random(seed)
     return redirect_order(table, client, wdr, rng, limit), rng.getstate()
 
 
 def assert_same(entries: Sequence[Entry], client: GeoRecord, *, secure: Secure = Secure.UNDEFINED,
-                wdr: float = 1.5, seed: int = 1, limit: int = 11) -> list[tuple[int, float]]:
+                wdr: float = 1.5, seed: int = 1, limit: int = 11,
+                memo: SelectionMemo | None = SHARED) -> list[tuple[int, float]]:
+    """``redirect_order`` and ``select`` (answer and mirrorlist) against the reference."""
+    table = table_of(entries, secure, wdr, memo)
     want = expected(entries, client, secure, wdr, seed, limit)
-    got = fast(entries, client, secure, wdr, seed, limit)
+    got = fast(table, client, wdr, seed, limit)
     assert got[0] == want[0]
     assert [d.hex() for _, d in got[0]] == [d.hex() for _, d in want[0]]  # bit for bit
     assert got[1] == want[1]
+    opts = SelectionOptions(weight_distribution_range=wdr)
+    for mirrorlist in (False, True):
+        rng, reference_rng = random.Random(seed), random.Random(seed)
+        answer = select(LOCAL, (), client, secure, opts, rng, mirrorlist, table=table)
+        assert answer == reference.select(LOCAL, entries, client, secure, opts, reference_rng,
+                                          mirrorlist)
+        assert rng.getstate() == reference_rng.getstate()
     return got[0]
 
 
@@ -121,7 +141,7 @@ def clients(draw: st.DrawFn, entries: list[Entry]) -> GeoRecord:
 
 @settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
-def test_same_as_select(data: st.DataObject) -> None:
+def test_same_as_the_reference(data: st.DataObject) -> None:
     entries = data.draw(mirrors_and_files())
     client = data.draw(clients(entries))
     assert_same(
@@ -173,8 +193,7 @@ def test_no_weighted_mirror_keeps_score_order() -> None:
     got = assert_same(entries, client, wdr=0.0, limit=12)
     assert len(got) == 5
     rng = random.Random(1)
-    table = redirect_table(prefilter(LOCAL, entries, Secure.UNDEFINED, SelectionOptions()))
-    redirect_order(table, client, 0.0, rng, 3)
+    redirect_order(table_of(entries, Secure.UNDEFINED, 0.0), client, 0.0, rng, 3)
     assert rng.getstate() == random.Random(1).getstate()
 
 
@@ -195,3 +214,39 @@ def test_no_usable_mirror_gives_nothing() -> None:
     assert assert_same(entries, NO_LOCATION) == []
     only_de = [(mirror(1, country_only=True, country_codes="DE"), FileInfo(PATH, 100, T0))]
     assert assert_same(only_de, FR_CLIENT) == []
+
+
+def test_select_builds_its_own_table_when_given_none() -> None:
+    entries = [(mirror(i, latitude=lat, longitude=lon), FileInfo(PATH, 100, T0))
+               for i, (lat, lon) in enumerate(PLACES, start=1)]
+    opts = SelectionOptions()
+    pre = prefilter(LOCAL, entries, Secure.UNDEFINED, opts)
+    want = reference.select(LOCAL, entries, FR_CLIENT, Secure.UNDEFINED, opts,
+                            random.Random(3), mirrorlist=True)
+    assert select(LOCAL, entries, FR_CLIENT, Secure.UNDEFINED, opts, random.Random(3),
+                  mirrorlist=True) == want
+    assert select(LOCAL, (), FR_CLIENT, Secure.UNDEFINED, opts, random.Random(3),
+                  mirrorlist=True, pre=pre) == want
+    assert_same(entries, FR_CLIENT, memo=None)
+
+
+@pytest.mark.parametrize("limit", [1, 2])
+def test_memo_starting_over_never_mixes_locations(monkeypatch: pytest.MonkeyPatch,
+                                                  limit: int) -> None:
+    """With every memo map holding one or two items, old tables miss and recompute: the
+    answers stay those of the reference."""
+    for name in ("POINT_LIMIT", "ORIGIN_LIMIT", "DISTANCE_LIMIT", "LIMIT_LIMIT", "FACT_LIMIT"):
+        monkeypatch.setattr(memo_module, name, limit)
+    memo = SelectionMemo()
+    tables = []
+    for shift in range(4):
+        entries = [(mirror(i, latitude=lat + shift, longitude=lon, score=10 * (i % 3)),
+                    FileInfo(PATH, 100, T0))
+                   for i, (lat, lon) in enumerate(PLACES, start=1)]
+        tables.append((entries, table_of(entries, Secure.UNDEFINED, 1.5, memo)))
+    for round_ in range(3):
+        for entries, table in tables:
+            for lat, lon in PLACES[:4]:
+                client = GeoRecord("FR", "EU", "", "", lat + round_, lon, "", 16276)
+                want = expected(entries, client, Secure.UNDEFINED, 1.5, round_, 11)
+                assert fast(table, client, 1.5, round_, 11) == want
