@@ -597,6 +597,7 @@ def _add_http(
         get_client=redis.client,
         root_page=root_page,
     )
+    pubsub.on_message(keys.CHANNEL_FILE_UPDATE, context.paths.forget)
     site = RedirectorSite(RedirectResource(context), reactor=reactor,
                          read_timeout=lambda: holder.current.http_read_timeout)
     http = HeldListener(

@@ -150,9 +150,10 @@ class EvaluationMemo:
     A requested file is then resolved on disk at most once per ``ttl`` instead of on every
     request (four system calls each). Missing and forbidden paths are remembered too, so a
     flood of requests for them does not reach the disk either. A file added, removed or
-    re-linked in the repository is seen within ``ttl`` (5 s by default: far less than the
-    minutes a new file waits for the repository scan, or a removed one for mirrors to sync).
-    Memory is bounded by ``capacity`` paths (the memo starts over when full).
+    re-linked in the repository is seen within ``ttl`` (5 s by default), or at once when its
+    change is published (:meth:`forget`, fed by ``_mirrorbits_file_update``: the repository
+    watch publishes within a second). Memory is bounded by ``capacity`` paths (the memo
+    starts over when full).
     """
 
     __slots__ = ("_clock", "_memo", "capacity", "ttl")
@@ -161,21 +162,26 @@ class EvaluationMemo:
         self._clock = clock
         self.ttl = ttl
         self.capacity = capacity
-        self._memo: dict[tuple[str, str], _Outcome] = {}
+        self._memo: dict[str, tuple[str, _Outcome]] = {}  # path -> repository, outcome
 
     def evaluate(self, repository: str, path: str) -> LocalPath:
         """Like :func:`evaluate` (same result, same exceptions), from memory when fresh."""
         now = self._clock.seconds()
-        key = (repository, path)
-        outcome = self._memo.get(key)
-        if outcome is None or outcome[0] <= now:
+        known = self._memo.get(path)
+        if known is None or known[0] != repository or known[1][0] <= now:
             outcome = self._resolve(repository, path, now + self.ttl)
             if len(self._memo) >= self.capacity:
                 self._memo.clear()
-            self._memo[key] = outcome
+            self._memo[path] = (repository, outcome)
+        else:
+            outcome = known[1]
         if outcome[2] is not None:
             raise outcome[2](path)
         return outcome[1]  # type: ignore[return-value]
+
+    def forget(self, path: str) -> None:
+        """The repository's ``path`` changed (published): resolve it again when next asked."""
+        self._memo.pop(path, None)
 
     @staticmethod
     def _resolve(repository: str, path: str, expires: float) -> _Outcome:

@@ -107,9 +107,9 @@ def test_a_rewritten_file_is_sent_only_to_updated_mirrors_within_a_second(
         print(f"\nrename -> redirect to the updated mirror: {latency * 1000:.0f} ms")
 
         (repo / PATH.lstrip("/")).unlink()
-        # No mirror is chosen any more (a 503 until the web layer's 5-second memo of the
-        # file system says 404).
-        latency = wait_until(lambda: redirect(daemon, PATH)[0] in (404, 503), 1.0)
+        # Gone from the repository: a 404 (the published removal makes the web layer look at
+        # the file system again at once).
+        latency = wait_until(lambda: redirect(daemon, PATH)[0] == 404, 1.0)
         assert not redis_db.sismember(keys.FILES, PATH)
         print(f"delete -> no redirect: {latency * 1000:.0f} ms")
         log = daemon.log()

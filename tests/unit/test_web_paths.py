@@ -200,6 +200,24 @@ def test_evaluation_memo_reuses_answers_for_a_second_then_sees_the_disk(tmp_path
         memo.evaluate(str(root), "/leak.txt")
 
 
+def test_evaluation_memo_forgets_a_published_path_at_once(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "a.txt").write_bytes(b"a")
+    memo = EvaluationMemo(Clock(), ttl=5.0)
+    assert memo.evaluate(str(root), "/a.txt").is_file
+    with pytest.raises(NotFound):
+        memo.evaluate(str(root), "/b.txt")
+    (root / "a.txt").unlink()
+    (root / "b.txt").write_bytes(b"b")
+    memo.forget("/a.txt")  # _mirrorbits_file_update /a.txt
+    memo.forget("/b.txt")
+    memo.forget("/never-asked.txt")
+    with pytest.raises(NotFound):
+        memo.evaluate(str(root), "/a.txt")
+    assert memo.evaluate(str(root), "/b.txt").is_file
+
+
 def test_evaluation_memo_keys_on_the_repository_and_stays_bounded(tmp_path: Path) -> None:
     one, two = tmp_path / "one", tmp_path / "two"
     one.mkdir()
