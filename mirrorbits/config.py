@@ -23,6 +23,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from mirrorbits.config_example import EXAMPLE_CONFIG as EXAMPLE_CONFIG
 from mirrorbits.configcheck import file_system_warnings, shown, value_errors, value_warnings
 from mirrorbits.model import Fallback, OutdatedRule
+from mirrorbits.scan.bounds import DEFAULT_MAX_ENTRIES
 
 DEFAULT_CONFIG_PATH = "/etc/mirrorbits.conf"
 NO_CONFIG_MESSAGE = "Configuration could not be found.\n\tUse --config <path>"
@@ -53,6 +54,26 @@ class Hashes:
 
 
 @frozen
+class StatsRetention:
+    """How long daily and monthly download counters are kept (0: forever)."""
+
+    days: int = 0
+    months: int = 0
+
+
+@frozen
+class HttpScan:
+    """``HTTPScan``: how mirrors without rsync or FTP are scanned through their index pages:
+    requests at a time, seconds between two request starts, seconds per request, ``HEAD``
+    requests per scan (for sizes the pages round)."""
+
+    concurrency: int = 4
+    delay: float = 0.0
+    timeout: float = 30.0
+    max_head_requests: int = 10_000
+
+
+@frozen
 class Config:
     """Every setting of the file (snake_case of the YAML key), with the reference defaults."""
 
@@ -80,14 +101,24 @@ class Config:
     fix_timezone_offsets: bool = False
     hashes: Hashes = field(factory=Hashes)
     disallow_redirects: bool = False
+    allow_redirect_hosts: tuple[str, ...] = ()
+    max_scan_entries: int = DEFAULT_MAX_ENTRIES
     weight_distribution_range: float = 1.5
     disable_on_missing_file: bool = False
     allow_outdated_files: tuple[OutdatedRule, ...] = ()
     fallbacks: tuple[Fallback, ...] = ()
     rpc_listen_address: str = "localhost:3390"
     rpc_password: str = ""
+    rpc_tls_certificate: str = ""
+    rpc_tls_key: str = ""
+    rpc_tls_client_ca: str = ""
     trusted_proxies: tuple[str, ...] = ()
     http_read_timeout: float = DEFAULT_HTTP_READ_TIMEOUT
+    # ours (not in the reference)
+    stats_retention: StatsRetention = field(factory=StatsRetention)
+    rsync_options: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (mirror name or "*", options)
+    mirmon_export_file: str = ""
+    http_scan: HttpScan = field(factory=HttpScan)
 
 
 def default_config_path() -> str | None:
@@ -162,6 +193,8 @@ def _finish(config: Config) -> tuple[Config, list[str]]:
     normal = attrs.evolve(
         config,
         repository=os.path.abspath(config.repository),
+        mirmon_export_file=(os.path.abspath(config.mirmon_export_file)
+                            if config.mirmon_export_file else ""),
         geoip_database_path=geoip,
         repository_scan_interval=max(0, config.repository_scan_interval),
         fallbacks=tuple(_normal_fallback(fallback) for fallback in config.fallbacks),
@@ -346,6 +379,17 @@ def _record_of(make: Callable[..., object], fields: _Fields) -> _Convert:
     return convert
 
 
+def _mapping_of(item: _Convert) -> _Convert:
+    """A mapping of names to values, kept as (name, value) pairs in the file's order."""
+
+    def convert(parse: _Parse, key: str, node: Node) -> tuple[tuple[str, object], ...]:
+        entries = parse.mapping(key, node)
+        return tuple((name, item(parse, _join(key, name), value))
+                     for name, (_, value) in entries.items())
+
+    return convert
+
+
 def _sentinel_host(parse: _Parse, key: str, node: Node) -> str:
     return str(parse.record(key, node, {"Host": ("host", _str)}).get("host", ""))
 
@@ -355,7 +399,14 @@ _HASH_FIELDS: _Fields = {
     "SHA256": ("sha256", _bool),
     "MD5": ("md5", _bool),
 }
+_HTTP_SCAN_FIELDS: _Fields = {
+    "Concurrency": ("concurrency", _int),
+    "Delay": ("delay", _float),
+    "Timeout": ("timeout", _float),
+    "MaxHeadRequests": ("max_head_requests", _int),
+}
 _OUTDATED_FIELDS: _Fields = {"Prefix": ("prefix", _str), "Minutes": ("minutes", _int)}
+_RETENTION_FIELDS: _Fields = {"Days": ("days", _int), "Months": ("months", _int)}
 _FALLBACK_FIELDS: _Fields = {
     "URL": ("url", _str),
     "CountryCode": ("country_code", _str),
@@ -368,9 +419,11 @@ _PARENTS = {
     name.lower(): parent
     for parent, names in (
         ("Hashes", _HASH_FIELDS),
+        ("HTTPScan", _HTTP_SCAN_FIELDS),
         ("AllowOutdatedFiles", _OUTDATED_FIELDS),
         ("Fallbacks", _FALLBACK_FIELDS),
         ("RedisSentinels", ("Host",)),
+        ("StatsRetention", _RETENTION_FIELDS),
     )
     for name in names
 }
@@ -405,6 +458,8 @@ _FIELDS: _Fields = {
     "FixTimezoneOffsets": ("fix_timezone_offsets", _bool),
     "Hashes": ("hashes", _record_of(Hashes, _HASH_FIELDS)),
     "DisallowRedirects": ("disallow_redirects", _bool),
+    "AllowRedirectHosts": ("allow_redirect_hosts", _list_of(_str)),
+    "MaxScanEntries": ("max_scan_entries", _int),
     "WeightDistributionRange": ("weight_distribution_range", _float),
     "DisableOnMissingFile": ("disable_on_missing_file", _bool),
     "AllowOutdatedFiles": (
@@ -414,6 +469,13 @@ _FIELDS: _Fields = {
     "Fallbacks": ("fallbacks", _list_of(_record_of(_fallback, _FALLBACK_FIELDS))),
     "RPCListenAddress": ("rpc_listen_address", _str),
     "RPCPassword": ("rpc_password", _str),
+    "RPCTLSCertificate": ("rpc_tls_certificate", _str),
+    "RPCTLSKey": ("rpc_tls_key", _str),
+    "RPCTLSClientCA": ("rpc_tls_client_ca", _str),
     "TrustedProxies": ("trusted_proxies", _list_of(_str)),
     "HTTPReadTimeout": ("http_read_timeout", _float),
+    "StatsRetention": ("stats_retention", _record_of(StatsRetention, _RETENTION_FIELDS)),
+    "RsyncOptions": ("rsync_options", _mapping_of(_list_of(_str))),
+    "MirmonExportFile": ("mirmon_export_file", _str),
+    "HTTPScan": ("http_scan", _record_of(HttpScan, _HTTP_SCAN_FIELDS)),
 }

@@ -94,8 +94,18 @@ EXAMPLE_CONFIG = """\
 # Number of mirrors scanned at the same time (1 or more).
 #ConcurrentSync: 5
 
+# Mirrors with neither an rsync nor an FTP URL are scanned through their HTTP index pages
+# (nginx autoindex, HTML or JSON; Apache mod_autoindex): requests at a time, seconds between
+# two requests, seconds per request, HEAD requests per scan for sizes the pages round.
+#HTTPScan: {Concurrency: 4, Delay: 0, Timeout: 30, MaxHeadRequests: 10000}
+
 # Minutes between two automatic scans of a mirror; 0: again as soon as a scan ends.
 #ScanInterval: 30
+
+# Entries (files, directories, skipped lines) one mirror listing may have: past it the scan
+# is abandoned and the mirror keeps the files of its previous scan. About 250 bytes of memory
+# per file while a listing is read.
+#MaxScanEntries: 5000000
 
 # Minutes between two health checks of a mirror; 0: every second.
 #CheckInterval: 1
@@ -114,8 +124,25 @@ EXAMPLE_CONFIG = """\
 # whether they allow redirects).
 #DisallowRedirects: false
 
+# Hosts other than the mirror's own that a health check follows a redirect to: host names,
+# "*.example.org" for its subdomains, "*" for any host. Redirects to the mirror's own host
+# (and from http to https) need no entry; a redirect to a loopback, link-local or private
+# address is refused anyway unless the mirror itself is on such an address.
+#AllowRedirectHosts: []
+
 # Disable a mirror when the file requested by its health check is missing (404).
 #DisableOnMissingFile: false
+
+# Extra options of the rsync that lists a mirror, by mirror name; "*" is for every mirror
+# without its own entry (an empty list turns them off for one mirror). Only options that
+# change the listing are accepted: --copy-links (-L), --copy-unsafe-links, --safe-links,
+# --copy-dirlinks (-k), --no-links, --no-implied-dirs, --ipv4 (-4), --ipv6 (-6), and
+# --exclude=, --include=, --timeout=, --contimeout=, --bwlimit=, --address=, --protocol=
+# (with their value, as one item). Every node that scans needs the same entries. Example:
+#   RsyncOptions:
+#     "*": [--copy-unsafe-links]
+#     old-mirror: []
+#RsyncOptions: {}
 
 ## Mirror selection
 
@@ -140,6 +167,17 @@ EXAMPLE_CONFIG = """\
 #       ContinentCode: EU
 #Fallbacks: []
 
+## Statistics and exports
+
+# Days of daily download counters, and months of monthly ones, kept in Redis; older ones
+# are deleted a few hundred at a time. Yearly and total counters are always kept.
+# 0: keep forever.
+#StatsRetention: {Days: 0, Months: 0}
+
+# File the daemon keeps holding the Mirmon mirror list (the lines of
+# "mirrorbits-ctl export mirmon"), replaced at once whenever a mirror changes. Empty: none.
+#MirmonExportFile: ""
+
 ## Command-line client
 
 # Address the mirrorbits command-line client connects to (RPC).
@@ -148,4 +186,11 @@ EXAMPLE_CONFIG = """\
 # Password the command-line client must give; empty: none (then keep RPCListenAddress on
 # localhost or a UNIX socket).
 #RPCPassword: ""
+
+# TLS for remote administration over TCP: the daemon's certificate (PEM, chain after it),
+# its key (empty: in the certificate's file), and the CA whose certificates clients must
+# present (mirrorbits-ctl -tls-ca, -tls-cert, -tls-key). All empty: no TLS.
+#RPCTLSCertificate: ""
+#RPCTLSKey: ""
+#RPCTLSClientCA: ""
 """

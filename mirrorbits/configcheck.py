@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from mirrorbits.addresses import AddressError, parse_listen_address, split_host_port
+from mirrorbits.hostpatterns import host_pattern_problem
+from mirrorbits.scan.rsync_options import option_problem
 
 if TYPE_CHECKING:
     from mirrorbits.config import Config
@@ -72,6 +74,9 @@ def value_errors(config: Config) -> list[str]:
     if config.concurrent_sync < 1:
         add(f"ConcurrentSync must be >= 1 (mirrors scanned at the same time), "
             f"not {config.concurrent_sync}")
+    if config.max_scan_entries < 1:
+        add(f"MaxScanEntries must be >= 1 (entries of one mirror listing), "
+            f"not {config.max_scan_entries}")
     if config.redis_db < 0:
         add(f"RedisDB must be >= 0, not {config.redis_db}")
     for key, minutes in (("ScanInterval", config.scan_interval),
@@ -79,15 +84,68 @@ def value_errors(config: Config) -> list[str]:
         if minutes < 0:
             add(f"{key} must be a number of minutes >= 0, not {minutes}")
     errors += _address_errors(config)
+    errors += _control_tls_errors(config)
     if not 0 < config.http_read_timeout < math.inf:  # also refuses NaN
         add(f"HTTPReadTimeout must be a number of seconds > 0, "
             f"not {shown(config.http_read_timeout)}")
     for number, fallback in enumerate(config.fallbacks, 1):
         errors += _fallback_errors(number, fallback)
+    errors += _http_scan_errors(config)
     for text in config.trusted_proxies:
         if _network(text) is None:
             add(f"TrustedProxies: {shown(text)} is not an IP address or network (CIDR)")
+    for host in config.allow_redirect_hosts:
+        problem = host_pattern_problem(host)
+        if problem is not None:
+            add(f"AllowRedirectHosts: {shown(host)} {problem}")
+    for key, count in (("Days", config.stats_retention.days),
+                       ("Months", config.stats_retention.months)):
+        if count < 0:
+            add(f"StatsRetention.{key} must be >= 0 (0 keeps the counters forever), not {count}")
+    for name, options in config.rsync_options:
+        for option in options:
+            problem = option_problem(option)
+            if problem:
+                add(f"RsyncOptions.{name}: {shown(option)} is refused: {problem}")
+    if config.mirmon_export_file.endswith("/"):
+        add(f"MirmonExportFile {shown(config.mirmon_export_file)} names a directory: "
+            "it must name the file to write")
     return errors
+
+
+def _http_scan_errors(config: Config) -> list[str]:
+    scan = config.http_scan
+    errors: list[str] = []
+    if not 1 <= scan.concurrency <= 64:
+        errors.append(f"HTTPScan.Concurrency must be from 1 to 64 (requests at a time to one "
+                      f"mirror), not {scan.concurrency}")
+    if not 0 <= scan.delay <= 3600:  # also refuses NaN
+        errors.append(f"HTTPScan.Delay must be a number of seconds from 0 to 3600, "
+                      f"not {shown(scan.delay)}")
+    if not 0 < scan.timeout <= 3600:
+        errors.append(f"HTTPScan.Timeout must be a number of seconds > 0 and <= 3600, "
+                      f"not {shown(scan.timeout)}")
+    if scan.max_head_requests < 0:
+        errors.append(f"HTTPScan.MaxHeadRequests must be >= 0, not {scan.max_head_requests}")
+    return errors
+
+
+def _control_tls_errors(config: Config) -> list[str]:
+    """TLS of the control channel: a certificate needs the CA of the clients, and TCP."""
+    if not config.rpc_tls_certificate:
+        given = [key for key, value in (("RPCTLSKey", config.rpc_tls_key),
+                                        ("RPCTLSClientCA", config.rpc_tls_client_ca)) if value]
+        if given:
+            return [f"{' and '.join(given)} set without RPCTLSCertificate: set the daemon's "
+                    "certificate too, or remove them"]
+        return []
+    if not config.rpc_tls_client_ca:
+        return ["RPCTLSCertificate needs RPCTLSClientCA: the CA (PEM file) whose certificates "
+                "the clients must present"]
+    if config.rpc_listen_address.startswith("unix:"):
+        return ["RPCTLSCertificate applies to a TCP RPCListenAddress, not to the UNIX socket "
+                f"{shown(config.rpc_listen_address)} (its file mode protects it)"]
+    return []
 
 
 def _address_errors(config: Config) -> list[str]:
@@ -204,6 +262,10 @@ def value_warnings(config: Config) -> list[str]:
         add(f"RPCListenAddress {shown(config.rpc_listen_address)} accepts connections from "
             "other hosts and RPCPassword is empty: anyone who reaches it can control the "
             "daemon")
+    elif not config.rpc_tls_certificate and _reachable_from_others(config.rpc_listen_address):
+        add(f"RPCListenAddress {shown(config.rpc_listen_address)} accepts connections from "
+            "other hosts without TLS: the password crosses the network in clear (set "
+            "RPCTLSCertificate, RPCTLSKey and RPCTLSClientCA, or listen on loopback)")
     return warnings
 
 
@@ -265,6 +327,12 @@ def file_system_warnings(config: Config) -> list[str]:
         if problem:
             warnings.append(f"LogDir {shown(config.log_dir)} {problem}: no download log is "
                             "written until it can be")
+    if config.mirmon_export_file:
+        directory = os.path.dirname(os.path.abspath(config.mirmon_export_file))
+        problem = _directory_problem(directory, os.W_OK | os.X_OK)
+        if problem:
+            warnings.append(f"MirmonExportFile {shown(config.mirmon_export_file)}: its "
+                            f"directory {problem}: the file is not written until it can be")
     if config.templates:
         problem = _directory_problem(config.templates, os.R_OK | os.X_OK)
         if not problem and not any(

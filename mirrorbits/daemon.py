@@ -45,7 +45,9 @@ from mirrorbits.geo import GeoIP, MirrorLocation, locate_mirror
 from mirrorbits.health import HealthChecker
 from mirrorbits.listen import AdoptedListener, parse_listen_address
 from mirrorbits.logs import Logger, set_debug
+from mirrorbits.mirmon_export import MirmonExport
 from mirrorbits.reactors import IDaemonReactor
+from mirrorbits.retention import RetentionService
 from mirrorbits.scan.local import RepositoryScanner
 from mirrorbits.scan.scheduler import MirrorScanner
 from mirrorbits.stats import RangeDeduplicator, StatsService, stats_files, stats_mirror
@@ -281,6 +283,13 @@ def _warn_if_listen_address_changed(old: Config, new: Config) -> None:
     if (old.listen_address, old.rpc_listen_address) != (
             new.listen_address, new.rpc_listen_address):
         log.warn("ListenAddress/RPCListenAddress changed: restart the daemon to apply")
+    if _control_tls(old) != _control_tls(new):
+        log.warn("RPCTLSCertificate/RPCTLSKey/RPCTLSClientCA changed: restart the daemon to "
+                 "apply")
+
+
+def _control_tls(config: Config) -> tuple[str, str, str]:
+    return config.rpc_tls_certificate, config.rpc_tls_key, config.rpc_tls_client_ca
 
 
 def _add_embedded_redis(daemon: Daemon, config: Config, embedded: EmbeddedStart | None,
@@ -378,7 +387,8 @@ def _add_monitoring(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReacto
                     redis: RedisService,
                     pubsub: PubSubService, geo: GeoIP, monitor: bool) -> _Monitoring:
     """The local scan, the mirror store, and on a monitoring node the cluster, the mirror
-    scans and the health checks (the CLI's scan works on every node)."""
+    scans, the health checks, the statistics retention and the Mirmon export file (the
+    CLI's scan works on every node)."""
     scanner = RepositoryScanner(lambda: holder.current, redis.client, reactor)
     scanner.setName("repository-scan")
     monitors: list[IService] = []
@@ -407,7 +417,16 @@ def _add_monitoring(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReacto
             handles=cluster.handles,
         )
         health.setServiceParent(daemon)
-        monitors += [health, mirror_scanner, cluster]
+        retention = RetentionService(lambda: holder.current, redis.client, reactor,
+                                     lambda: redis.redis_version >= (4, 0, 0))
+        holder.subscribe(lambda old, new: retention.config_changed())
+        retention.setServiceParent(daemon)
+        mirmon = MirmonExport(lambda: holder.current, mirrors.all_mirrors, reactor)
+        pubsub.on_message(keys.CHANNEL_MIRROR_UPDATE, mirmon.mirror_changed)
+        pubsub.on_reconnect(mirmon.changed)
+        holder.subscribe(lambda old, new: mirmon.changed())
+        mirmon.setServiceParent(daemon)
+        monitors += [health, mirror_scanner, cluster, retention, mirmon]
     return _Monitoring(redis, scanner, mirrors, mirror_scanner, monitor, monitors)
 
 
@@ -450,9 +469,18 @@ def _add_control(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
         stats_mirror=mirror_downloads,
         refresh_progress=work.scanner.progress, scan_progress=work.mirror_scanner.progress,
     )
+    config = holder.current
+    amp_factory = control_factory(backend, reactor)
+    factory: object = amp_factory
+    if config.rpc_tls_certificate:  # TLSSetupError for files that cannot be used
+        from mirrorbits.control.tls import server_options, tls_factory
+
+        tls = server_options(config.rpc_tls_certificate, config.rpc_tls_key,
+                             config.rpc_tls_client_ca)
+        factory = tls_factory(tls, amp_factory)
     control = AdoptedListener(
-        parse_listen_address(holder.current.rpc_listen_address, unix_mode=CONTROL_SOCKET_MODE),
-        control_factory(backend),
+        parse_listen_address(config.rpc_listen_address, unix_mode=CONTROL_SOCKET_MODE),
+        factory,
         reactor,
         inherited_fd=activated.control,
         setting="RPCListenAddress",

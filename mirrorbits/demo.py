@@ -219,7 +219,7 @@ class DemoMirrors(Service):
         url = self.try_url()
         if not url.startswith("http://"):  # HTTP on a UNIX socket: nothing to try here
             return
-        agent = Agent(self.reactor, pool=QuietConnectionPool(self.reactor))
+        agent = Agent(self.reactor, pool=QuietConnectionPool(self.reactor, 64 * 1024))
         waited = 0.0
         while waited < UP_TIMEOUT:
             try:

@@ -14,6 +14,7 @@ the backlog, and an inherited socket's file.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import stat
@@ -47,6 +48,8 @@ __all__ = [
 ]
 
 BACKLOG = 1024
+# Names bound only to a loopback address whatever the resolver says (/etc/hosts may be odd).
+LOOPBACK_NAMES = ("localhost", "localhost.")
 
 
 def create_socket(address: ListenAddress, backlog: int = BACKLOG) -> socket.socket:
@@ -61,6 +64,11 @@ def create_socket(address: ListenAddress, backlog: int = BACKLOG) -> socket.sock
             raise ListenAddressError(
                 f"cannot listen on {address}: {host!r} does not resolve ({err.strerror})"
             ) from None
+        if host.lower() in LOOPBACK_NAMES:  # the default RPCListenAddress: loopback only
+            infos = [info for info in infos if _is_loopback(info[4][0])]
+            if not infos:
+                raise ListenAddressError(
+                    f"cannot listen on {address}: {host!r} resolves to no loopback address")
         family, _, _, _, sockaddr = infos[0]
         sock = socket.socket(family, socket.SOCK_STREAM)
         bind_to: tuple[object, ...] | str | bytes = sockaddr
@@ -79,6 +87,13 @@ def create_socket(address: ListenAddress, backlog: int = BACKLOG) -> socket.sock
         sock.close()
         raise ListenAddressError(f"cannot listen on {address}: {err.strerror}") from None
     return sock
+
+
+def _is_loopback(host: object) -> bool:
+    try:
+        return ipaddress.ip_address(str(host).split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
 
 
 def _unix_socket(address: ListenAddress, backlog: int) -> socket.socket:

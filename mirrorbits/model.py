@@ -19,6 +19,7 @@ REDIRECTS_DISALLOWED = 2
 # Values of Mirror.last_successful_sync_protocol and of scan log entries.
 PROTOCOL_RSYNC = 0
 PROTOCOL_FTP = 1
+PROTOCOL_HTTP = 2  # not in the reference: its scanners are rsync and FTP only
 
 
 @frozen

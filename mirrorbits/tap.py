@@ -103,24 +103,25 @@ def makeService(options: usage.Options, reactor: IDaemonReactor | None = None) -
     except ActivationError as err:
         raise SystemExit(f"mirrorbits: {err}") from None
     notifier = Notifier.from_value(os.environ.pop(NOTIFY_ENVIRONMENT, None))
+    from mirrorbits.control.tls import TLSSetupError
     from mirrorbits.daemon import build_daemon
     from mirrorbits.listen import ListenAddressError
 
-    daemon = build_daemon(
-        config=config,
-        config_path=path,
-        warnings=warnings,
-        reactor=reactor,
-        monitor=not options["no-monitor"],
-        debug=bool(options["debug"]),
-        embedded=embedded,
-        argv=list(sys.argv),
-        activated=activated,
-        notifier=notifier,
-        repository=options["repository"],
-    )
     try:
+        daemon = build_daemon(
+            config=config,
+            config_path=path,
+            warnings=warnings,
+            reactor=reactor,
+            monitor=not options["no-monitor"],
+            debug=bool(options["debug"]),
+            embedded=embedded,
+            argv=list(sys.argv),
+            activated=activated,
+            notifier=notifier,
+            repository=options["repository"],
+        )
         daemon.bind_listeners()
-    except ListenAddressError as err:
+    except (ListenAddressError, TLSSetupError) as err:
         raise SystemExit(f"mirrorbits: {err}") from None
     return daemon

@@ -45,6 +45,7 @@ class RedisServer:
     port: int = 0
     password: str = ""
     replica_of: RedisServer | None = None
+    extra_args: list[str] = attrs.field(factory=list)  # more redis-server options
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -71,6 +72,7 @@ class RedisServer:
             args += ["--requirepass", self.password, "--masterauth", self.password]
         if self.replica_of is not None:
             args += ["--replicaof", self.replica_of.host, str(self.replica_of.port)]
+        args += self.extra_args
         self.process = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.workdir
         )
@@ -285,6 +287,45 @@ class StaticHTTPServer:
              str(self.root), str(self.port)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env_without_proxies())
         wait_for_port(self.host, self.port)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+
+@attrs.define
+class HostileServer:
+    """``tests/hostile_<kind>.py`` in ``mode`` on ``host``: a mirror that misbehaves on purpose.
+
+    ``kind`` is ``http`` or ``ftp``."""
+
+    kind: str
+    mode: str
+    report: Path
+    host: str = "127.0.0.1"
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"{self.kind}://{self.host}:{self.port}"
+
+    def start(self) -> None:
+        if not self.port:
+            self.port = free_port(self.host)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", f"tests.hostile_{self.kind}", self.mode, self.host,
+             str(self.port), str(self.report)],
+            cwd=Path(__file__).parent.parent, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, env=env_without_proxies())
+        wait_for_port(self.host, self.port)
+        self.report.write_text("")  # the readiness probe's connection is not counted
+
+    def sent(self) -> list[int]:
+        """Bytes sent on each connection that is over (the readiness probe's excepted)."""
+        return [int(line) for line in self.report.read_text().split()]
 
     def stop(self) -> None:
         if self.process is not None:

@@ -52,6 +52,10 @@ class AccessDenied(ControlError):
     """The password does not match ``RPCPassword``."""
 
 
+class TooManyFailures(ControlError):
+    """Too many wrong passwords came from this source lately: refused without checking."""
+
+
 class NotAvailable(ControlError):
     """The daemon does not provide this operation (yet)."""
 
@@ -65,6 +69,7 @@ ERRORS: dict[type[Exception], bytes] = {
     NameTaken: b"NAME_TAKEN",
     InvalidArgument: b"INVALID_ARGUMENT",
     AccessDenied: b"ACCESS_DENIED",
+    TooManyFailures: b"TOO_MANY_FAILURES",
     NotAvailable: b"NOT_AVAILABLE",
     ServerError: b"SERVER_ERROR",
 }
@@ -258,7 +263,8 @@ class RefreshRepository(_Command):
 
 
 class ScanMirror(_Command):
-    """Scan one mirror now (``protocol``: ``all``, ``rsync`` or ``ftp``; timeout in seconds)."""
+    """Scan one mirror now (``protocol``: ``all``, ``rsync``, ``ftp`` or ``http``; timeout in
+    seconds)."""
 
     arguments = [
         *_password(),

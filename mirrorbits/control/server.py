@@ -1,20 +1,25 @@
 """The daemon side of the control channel: AMP responders over a :class:`ControlBackend`.
 
-Each responder checks the password, calls the backend and answers. Store errors become the
-matching declared errors; any other exception becomes :class:`ServerError` with its message
-(logged here), so a failing command never closes the connection.
+Each responder checks the password (in constant time; a source sending wrong ones is refused
+for a growing time, see :mod:`mirrorbits.control.throttle`), calls the backend and answers.
+Store errors become the matching declared errors; any other exception becomes
+:class:`ServerError` with its message (logged here), so a failing command never closes
+the connection.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, TypeVar
 
 import attrs
 from attrs import define
+from OpenSSL import SSL
 from twisted.internet.defer import Deferred, maybeDeferred
-from twisted.internet.interfaces import ITransport
+from twisted.internet.interfaces import IReactorTime, ITransport
 from twisted.internet.protocol import ServerFactory, connectionDone
 from twisted.protocols import amp
 from twisted.python.failure import Failure
@@ -22,6 +27,8 @@ from twisted.python.failure import Failure
 from mirrorbits.config import ConfigError
 from mirrorbits.control import commands as c
 from mirrorbits.control.mirror_yaml import FIELDS, yaml_diff
+from mirrorbits.control.throttle import FailedPasswords, source_of
+from mirrorbits.control.tls import tls_reason
 from mirrorbits.control.validate import (
     MirrorValidationError,
     check_http_url,
@@ -80,15 +87,18 @@ class _ControlFactory(ServerFactory):
 
     noisy = False  # no "Starting factory" / "Stopping factory" lines
 
-    def __init__(self, backend: ControlBackend) -> None:
+    def __init__(self, backend: ControlBackend, clock: IReactorTime) -> None:
         self.backend = backend
+        self.failures = FailedPasswords(clock)
 
     def logPrefix(self) -> str:
         """How Twisted's port lines name this listener (``Control starting on 3390``)."""
         return "Control"
 
     def buildProtocol(self, addr: object) -> amp.AMP:
-        protocol = _ControlProtocol(locator=ControlLocator(self.backend))
+        source = source_of(getattr(addr, "host", None))
+        protocol = _ControlProtocol(
+            locator=ControlLocator(self.backend, self.failures, source))
         protocol.factory = self
         return protocol
 
@@ -108,14 +118,17 @@ class _ControlProtocol(amp.AMP):
         locator = self.locator
         if isinstance(locator, ControlLocator):
             locator.cancel_running()
+            if reason.check(SSL.Error):  # no client certificate, another CA's, not TLS...
+                log.info("Control: TLS with {source} failed: {reason}", source=locator.source,
+                         reason=tls_reason(reason.value))
         log.debug("Control connection closed")
         amp.BinaryBoxProtocol.connectionLost(self, reason)
         self.transport = None
 
 
-def control_factory(backend: ControlBackend) -> ServerFactory:
-    """The AMP server factory of the control channel."""
-    return _ControlFactory(backend)
+def control_factory(backend: ControlBackend, clock: IReactorTime) -> ServerFactory:
+    """The AMP server factory of the control channel (wrong passwords timed on ``clock``)."""
+    return _ControlFactory(backend, clock)
 
 
 def _to_remote_error(failure: Failure, command: str = "") -> Failure:
@@ -150,10 +163,16 @@ async def _awaited(awaitable: Awaitable[T]) -> T:
 
 
 class ControlLocator(amp.CommandLocator):
-    """The responders of every control command."""
+    """The responders of every control command, for one connection from ``source``.
 
-    def __init__(self, backend: ControlBackend) -> None:
+    ``failures``: the wrong passwords of every source (None: not counted).
+    """
+
+    def __init__(self, backend: ControlBackend, failures: FailedPasswords | None = None,
+                 source: str = "local") -> None:
         self.backend = backend
+        self.failures = failures
+        self.source = source
         self._running: set[Deferred[ScanOutcome]] = set()
 
     def cancel_running(self) -> None:
@@ -175,10 +194,22 @@ class ControlLocator(amp.CommandLocator):
         return guarded
 
     def _check(self, password: str | None) -> None:
-        expected = self.backend.password().encode("utf-8")
-        given = (password or "").encode("utf-8")
-        if not hmac.compare_digest(expected, given):
+        failures = self.failures
+        if failures is not None:
+            wait = failures.refused_for(self.source)
+            if wait > 0:
+                raise c.TooManyFailures(
+                    f"too many wrong passwords from {self.source}: "
+                    f"try again in {math.ceil(wait)} s")
+        if not same_password(self.backend.password(), password or ""):
+            if failures is not None:
+                refused = failures.failed(self.source)
+                if refused:
+                    log.warn("Control: wrong password from {source}, refused for {seconds:g} s",
+                             source=self.source, seconds=refused)
             raise c.AccessDenied("access denied")
+        if failures is not None:
+            failures.succeeded(self.source)
 
     @c.Ping.responder
     def ping(self, password: str | None) -> Answer:
@@ -376,6 +407,14 @@ class ControlLocator(amp.CommandLocator):
         self._check(password)
         hits = await self.backend.mirrors.match(pattern)
         return {"mirrors": [[mirror_id, name] for mirror_id, name in hits]}
+
+
+def same_password(expected: str, given: str) -> bool:
+    """Whether ``given`` is ``expected``, in a time that depends on neither (not even lengths)."""
+    def digest(text: str) -> bytes:
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+
+    return hmac.compare_digest(digest(expected), digest(given))
 
 
 def _available(hook: _Hook | None, what: str) -> _Hook:

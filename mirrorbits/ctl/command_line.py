@@ -9,17 +9,24 @@ mirror's URL is fine, and an empty or closed standard input at a prompt means "n
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import os
+from collections.abc import Awaitable, Callable, Mapping
 
 from attrs import frozen
 
 from mirrorbits.ctl import flags as f
 from mirrorbits.ctl.exits import Exit
 from mirrorbits.ctl.output import PROGRAM
-from mirrorbits.ctl.session import Session
+from mirrorbits.ctl.session import Session, TLSFiles
 
 DEFAULT_HOST = "localhost"
 DEFAULT_PORT = 3390
+# The TLS flags, and the environment variables that stand for them when they are not given.
+TLS_FLAGS = {
+    "tls-ca": "MIRRORBITS_CTL_TLS_CA",
+    "tls-cert": "MIRRORBITS_CTL_TLS_CERT",
+    "tls-key": "MIRRORBITS_CTL_TLS_KEY",
+}
 
 USAGE_HEAD = f"""Usage: {PROGRAM} [OPTIONS] COMMAND [arg...]
 
@@ -119,6 +126,7 @@ class Invocation:
     command: CommandSpec
     options: f.Values
     args: list[str]
+    tls: TLSFiles | None = None
 
 
 def global_flags() -> f.FlagSet:
@@ -127,6 +135,12 @@ def global_flags() -> f.FlagSet:
     flags.add("p", f.PORT, DEFAULT_PORT, "Daemon control `port`")
     flags.add("P", f.STRING, "", "Control `password` (RPCPassword)")
     flags.add("a", f.BOOL, False, "Ask for the control password (masked)")
+    flags.add("tls-ca", f.STRING, "", "Connect with TLS; the daemon's certificate must come "
+              "from this CA `file` (PEM; $MIRRORBITS_CTL_TLS_CA)")
+    flags.add("tls-cert", f.STRING, "", "Client certificate `file` (PEM) for TLS "
+              "($MIRRORBITS_CTL_TLS_CERT)")
+    flags.add("tls-key", f.STRING, "", "Its private key `file` (PEM; default: in the "
+              "certificate's file; $MIRRORBITS_CTL_TLS_KEY)")
     flags.add("debug", f.BOOL, False, "Accepted for compatibility; no effect")
     flags.add("cpuprofile", f.STRING, "", "Accepted for compatibility; no effect")
     return flags
@@ -151,7 +165,8 @@ def flag_error(error: f.FlagError) -> Exit:
     return Exit(2, f"{error}\n")
 
 
-def parse_command_line(argv: list[str], table: dict[str, CommandSpec]) -> Invocation:
+def parse_command_line(argv: list[str], table: dict[str, CommandSpec],
+                       environ: Mapping[str, str] = os.environ) -> Invocation:
     """The invocation ``argv`` asks for; raises :class:`Exit` for help and usage errors.
 
     Global flags come before the command, as in the reference, or after it (except ``-h``).
@@ -191,12 +206,28 @@ def parse_command_line(argv: list[str], table: dict[str, CommandSpec]) -> Invoca
     options.update({key: values[key] for key in given if key not in command.flags.flags})
     if command.check is not None:
         command.check(command_options, args)
+    host = f.text(options, "h")
     return Invocation(
-        host=f.text(options, "h"),
+        host=host,
         port=f.number(options, "p"),
         password=f.text(options, "P"),
         ask_password=f.switch(options, "a"),
         command=command,
         options=command_options,
         args=args,
+        tls=_tls_files(options, environ, host),
     )
+
+
+def _tls_files(options: f.Values, environ: Mapping[str, str], host: str) -> TLSFiles | None:
+    """The TLS files of the flags, else of the environment; None: no TLS."""
+    files = {flag: f.text(options, flag) or environ.get(variable, "")
+             for flag, variable in TLS_FLAGS.items()}
+    if not any(files.values()):
+        return None
+    if not files["tls-ca"]:
+        raise Exit(2, "-tls-cert and -tls-key need -tls-ca: the CA of the daemon's "
+                      "certificate\n")
+    if host.startswith("unix:"):
+        raise Exit(2, "TLS is for a daemon reached over TCP, not on a UNIX socket\n")
+    return TLSFiles(files["tls-ca"], files["tls-cert"], files["tls-key"])

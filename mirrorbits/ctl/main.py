@@ -29,9 +29,9 @@ async def run(reactor: IConnectingReactor, invocation: Invocation) -> None:
     if not password and invocation.ask_password:
         password = ask_password()
     target = target_text(invocation.host, invocation.port)
-    protocol = await connect(reactor, invocation.host, invocation.port)
+    protocol = await connect(reactor, invocation.host, invocation.port, invocation.tls)
     try:
-        session = Session(reactor, protocol, password, target)
+        session = Session(reactor, protocol, password, target, tls=invocation.tls is not None)
         await session.call(c.Ping)
         await invocation.command.run(session, invocation)
     finally:

@@ -75,6 +75,8 @@ def list_table(mirrors: Iterable[Mirror], options: ListOptions) -> str:
         header += "\tLOCATION "
     if options.state:
         header += "\tSTATE\tSINCE"
+        if options.down:
+            header += "\tREASON"
     rows = [header + "\n"]
     rows.extend(_list_row(mirror, options) for mirror in select_mirrors(mirrors, options))
     return tabulate("".join(rows))
@@ -97,7 +99,22 @@ def _list_row(mirror: Mirror, options: ListOptions) -> str:
     if options.state:
         status = mirror.status_text if mirror.enabled else "disabled"
         row += f"\t{status} \t({since_text(mirror.state_since)})"
+        if options.down:
+            row += f"\t{down_reason(mirror)}"
     return row + "\n"
+
+
+def down_reason(mirror: Mirror) -> str:
+    """Why a mirror is down, from its last health checks (``list -down``'s ``REASON``).
+
+    A mirror serving both protocols (no scheme in its URL) that is down on both for
+    different reasons shows ``<HTTP reason> / <HTTPS reason>``, as the selection does.
+    """
+    http = mirror.http_down_reason if mirror.supports_http and not mirror.http_up else ""
+    https = mirror.https_down_reason if mirror.supports_https and not mirror.https_up else ""
+    if http and https and http != https:
+        return f"{http} / {https}"
+    return http or https
 
 
 def since_text(seconds: int | None) -> str:

@@ -14,6 +14,7 @@ from mirrorbits.ctl.prompt import out
 from mirrorbits.ctl.session import Session
 from mirrorbits.ctl.tabwriter import tabulate
 from mirrorbits.encoding import human_size
+from mirrorbits.mirmon import mirmon_list
 from mirrorbits.model import Mirror
 
 
@@ -88,28 +89,9 @@ def _check_stats(options: f.Values, args: list[str]) -> None:
 
 
 def mirmon_text(mirrors: Iterable[Mirror], options: f.Values) -> str:
-    """The Mirmon list (spec §16): ``<country>\\t<url>\\t<admin email>`` per URL.
-
-    A mirror without a country code is exported with ``--`` (the reference crashed).
-    """
-    rows: list[str] = []
-    for mirror in mirrors:
-        if not mirror.enabled and not options["disabled"]:
-            continue
-        countries = mirror.country_fields
-        country = countries[0] if countries else "--"  # the reference crashed here
-        urls: list[str] = []
-        if options["rsync"] and mirror.rsync_url:
-            urls.append(mirror.rsync_url)
-        if options["http"] and mirror.http_url:
-            if mirror.http_url.startswith(("http://", "https://")):
-                urls.append(mirror.http_url)
-            else:
-                urls += [f"http://{mirror.http_url}", f"https://{mirror.http_url}"]
-        if options["ftp"] and mirror.ftp_url:
-            urls.append(mirror.ftp_url)
-        rows.extend(f"{country}\t{url}\t{mirror.admin_email}\n" for url in urls)
-    return tabulate("".join(rows))
+    """The Mirmon list (spec §16) with ``export``'s flags."""
+    return mirmon_list(mirrors, rsync=f.switch(options, "rsync"), http=f.switch(options, "http"),
+                       ftp=f.switch(options, "ftp"), disabled=f.switch(options, "disabled"))
 
 
 async def _export(session: Session, invocation: Invocation) -> None:

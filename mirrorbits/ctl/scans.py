@@ -35,7 +35,8 @@ async def _scan(session: Session, invocation: Invocation) -> None:
         targets = [await session.resolve(invocation.args[0])]
     else:
         raise fail(_SCAN.usage().lstrip("\n"), code=2)
-    protocol = "rsync" if options["rsync"] else "ftp" if options["ftp"] else "all"
+    protocol = ("rsync" if options["rsync"] else "ftp" if options["ftp"]
+                else "http" if options["http"] else "all")
     failed = 0
     for mirror_id, name in targets:
         prefix = f"Scanning {name}... "
@@ -81,6 +82,7 @@ _SCAN = make_spec(
         ("enable", f.BOOL, False, "Enable the mirror automatically if the scan is successful"),
         ("all", f.BOOL, False, "Scan all mirrors at once"),
         ("ftp", f.BOOL, False, "Force a scan using FTP"),
+        ("http", f.BOOL, False, "Force a scan of the HTTP index pages"),
         ("rsync", f.BOOL, False, "Force a scan using rsync"),
         ("timeout", f.UINT, 0, "Timeout in seconds"),
     ),

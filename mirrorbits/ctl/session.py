@@ -6,9 +6,22 @@ import getpass
 from typing import Any
 
 from attrs import frozen
+from OpenSSL import SSL
+from service_identity import VerificationError
 from twisted.internet import defer
-from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint, connectProtocol
-from twisted.internet.error import ConnectError, ConnectionRefusedError, DNSLookupError
+from twisted.internet.endpoints import (
+    HostnameEndpoint,
+    UNIXClientEndpoint,
+    connectProtocol,
+    wrapClientTLS,
+)
+from twisted.internet.error import (
+    ConnectError,
+    ConnectionDone,
+    ConnectionLost,
+    ConnectionRefusedError,
+    DNSLookupError,
+)
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.protocols import amp
 
@@ -27,6 +40,15 @@ REMOVE_TIMEOUT = 60.0
 
 
 @frozen
+class TLSFiles:
+    """What ``mirrorbits-ctl`` needs for TLS: the daemon's CA, its own certificate and key."""
+
+    ca: str
+    certificate: str = ""
+    key: str = ""
+
+
+@frozen
 class Session:
     """An authenticated AMP connection to the daemon."""
 
@@ -34,6 +56,7 @@ class Session:
     protocol: amp.AMP
     password: str
     target: str
+    tls: bool = False
 
     async def call(
         self,
@@ -64,8 +87,13 @@ class Session:
             raise fail(f"rpc: {self.target} did not answer within {timeout:g} seconds") from None
         except (amp.UnknownRemoteError, amp.UnhandledCommand) as error:
             raise fail(f"rpc: the daemon refused the command: {error}") from None
+        except (SSL.Error, VerificationError) as error:
+            raise fail(f"rpc: TLS with {self.target} failed: {tls_failure(error)}") from None
         except Exception as error:
-            raise fail(f"rpc: connection to {self.target} lost: {error}") from None
+            hint = ""
+            if isinstance(error, ConnectionLost | ConnectionDone) and not self.tls:
+                hint = " (if the daemon uses TLS: give -tls-ca, -tls-cert and -tls-key)"
+            raise fail(f"rpc: connection to {self.target} lost: {error}{hint}") from None
         return result
 
     async def all_mirrors(self) -> list[Mirror]:
@@ -92,12 +120,38 @@ class Session:
             raise fail(str(error)) from None
 
 
+# What OpenSSL's reasons mean for the operator of mirrorbits-ctl.
+_TLS_REASONS = {
+    "certificate required": "the daemon requires a client certificate (-tls-cert, -tls-key)",
+    "unknown ca": "the daemon does not accept this client certificate (its CA is not the "
+                  "daemon's RPCTLSClientCA)",
+    "certificate verify failed": "the daemon's certificate does not come from the -tls-ca CA",
+    "wrong version number": "the daemon does not speak TLS on this port",
+    "packet length too long": "the daemon does not speak TLS on this port",
+}
+
+
+def tls_failure(error: Exception) -> str:
+    """Why a TLS connection failed, in one line."""
+    if isinstance(error, VerificationError):
+        return f"the daemon's certificate is not for this host name or address ({error})"
+    from mirrorbits.control.tls import tls_reason
+
+    reasons = tls_reason(error)
+    for known, meaning in _TLS_REASONS.items():
+        if known in reasons:
+            return meaning
+    return reasons
+
+
 def target_text(host: str, port: int) -> str:
     return host if host.startswith("unix:") else f"{host}:{port}"
 
 
-async def connect(reactor: IConnectingReactor, host: str, port: int) -> amp.AMP:
-    """An AMP connection to the daemon; :class:`Exit` with a clear message if impossible."""
+async def connect(reactor: IConnectingReactor, host: str, port: int,
+                  tls: TLSFiles | None = None) -> amp.AMP:
+    """An AMP connection to the daemon (over TLS with ``tls``); :class:`Exit` with a clear
+    message if impossible."""
     target = target_text(host, port)
     if host.startswith("unix:"):
         endpoint: IStreamClientEndpoint = UNIXClientEndpoint(
@@ -105,6 +159,14 @@ async def connect(reactor: IConnectingReactor, host: str, port: int) -> amp.AMP:
     else:
         bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
         endpoint = HostnameEndpoint(reactor, bare, port, timeout=CONNECT_TIMEOUT)
+        if tls is not None:
+            from mirrorbits.control.tls import TLSSetupError, client_options
+
+            try:
+                options = client_options(bare, tls.ca, tls.certificate, tls.key)
+            except TLSSetupError as error:
+                raise fail(str(error)) from None
+            endpoint = wrapClientTLS(options, endpoint)
     try:
         protocol: amp.AMP = await connectProtocol(endpoint, amp.AMP())
     except ConnectionRefusedError:

@@ -20,7 +20,6 @@ from twisted.internet.defer import (
 from twisted.internet.task import LoopingCall
 from twisted.logger import LogLevel
 from twisted.python.failure import Failure
-from twisted.web.iweb import IAgent
 
 from mirrorbits.config import Config
 from mirrorbits.health.outcome import (
@@ -71,7 +70,7 @@ class HealthChecker(Service):
     _semaphore: DeferredSemaphore = field(factory=lambda: DeferredSemaphore(WORKERS), init=False)
     _loop: LoopingCall | None = field(default=None, init=False)
     _loop_done: Deferred[LoopingCall] | None = field(default=None, init=False)
-    _agent: IAgent | None = field(default=None, init=False)
+    _agents: AgentFactory | None = field(default=None, init=False)
     _round: Deferred[None] | None = field(default=None, init=False)
     # What the last check of each (mirror, protocol) said: a repeated condition (a mirror
     # still up, still refusing connections) is logged at debug level only.
@@ -81,8 +80,7 @@ class HealthChecker(Service):
 
     def startService(self) -> None:
         super().startService()
-        factory = self._agent_factory or (lambda: make_agent(self._reactor))
-        self._agent = factory()
+        self._agents = self._agent_factory or (lambda admit: make_agent(self._reactor, admit))
         loop = LoopingCall(self.tick)
         loop.clock = self._reactor
         self._loop = loop
@@ -224,9 +222,10 @@ class HealthChecker(Service):
         fault: another file is tried once, then the mirror is left as it is.
         """
         for attempt in range(2):
-            assert self._agent is not None  # made at start
-            result = await probe(self._agent, self._reactor, file_url(base, target.path),
-                                 allowed, mirror.name, self._timeout)
+            assert self._agents is not None  # set at start
+            result = await probe(self._agents, self._reactor, file_url(base, target.path),
+                                 allowed, mirror.name, self._timeout,
+                                 self._get_config().allow_redirect_hosts)
             outcome = classify(result, target.path, target.size)
             if not outcome.missing_file:
                 return outcome

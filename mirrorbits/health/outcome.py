@@ -11,6 +11,7 @@ from mirrorbits.urls import encode_path, encode_url
 
 REASON_UNREACHABLE = "Unreachable"
 REASON_REDIRECT = "Unauthorized redirect"
+REASON_TOO_LARGE = "Answer too large"  # ours: the reference reads any answer
 PROTO_NAMES = {PROTO_HTTP: "HTTP", PROTO_HTTPS: "HTTPS"}
 
 
@@ -22,6 +23,7 @@ class ProbeResult:
     content_length: str | None = None
     error: str = ""
     redirect_refused: bool = False
+    too_large: bool = False
     elapsed_ms: int = 0
 
 
@@ -71,7 +73,8 @@ def log_prefix(name: str, proto: int, width: int) -> str:
 def classify(result: ProbeResult, path: str, local_size: int | None) -> Outcome:
     """The outcome of a probe of ``path`` whose local size is ``local_size``."""
     if result.status is None:
-        reason = REASON_REDIRECT if result.redirect_refused else REASON_UNREACHABLE
+        reason = (REASON_REDIRECT if result.redirect_refused
+                  else REASON_TOO_LARGE if result.too_large else REASON_UNREACHABLE)
         return Outcome(False, reason, LogLevel.error,
                        f"Error: {result.error} ({result.elapsed_ms}ms)",
                        condition=f"Error: {result.error}")

@@ -1,8 +1,11 @@
-"""One HEAD request to a mirror, following (or refusing) redirects, with an overall timeout."""
+"""One HEAD request to a mirror, following (or refusing) redirects, with an overall timeout.
+
+Which redirects are followed: :mod:`mirrorbits.health.redirects`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from urllib.parse import urljoin
 
 from twisted.internet._sslverify import IOpenSSLTrustRoot
@@ -15,16 +18,27 @@ from twisted.web.iweb import IAgent, IResponse
 
 from mirrorbits import version_string
 from mirrorbits.health.outcome import ProbeResult
-from mirrorbits.httppool import QuietConnectionPool
+from mirrorbits.health.redirects import AddressGuard, AddressRule, redirect_problem
+from mirrorbits.httppool import (
+    AddressRefused,
+    AnswerTooLarge,
+    QuietConnectionPool,
+    caused_by,
+    describe_error,
+)
 from mirrorbits.logs import Logger
 from mirrorbits.reactors import IConnectingReactor
 
 CONNECT_TIMEOUT = 20.0
 CHECK_TIMEOUT = 40.0
 MAX_REDIRECTS = 10
+#: Bytes of an answer to a check read at most: a HEAD answer is its status line and
+#: headers, no body is read (nothing of it is kept).
+MAX_ANSWER = 64 * 1024
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 
-AgentFactory = Callable[[], IAgent]
+#: Builds the agent of one request; its connections must obey the address rule.
+AgentFactory = Callable[[AddressRule], IAgent]
 
 log = Logger()
 
@@ -33,47 +47,73 @@ def user_agent() -> bytes:
     return f"Mirrorbits/{version_string()} PING CHECK".encode()
 
 
-def make_agent(reactor: IConnectingReactor,
+def make_agent(reactor: IConnectingReactor, admit: AddressRule | None = None,
                trust_root: IOpenSSLTrustRoot | None = None) -> IAgent:
     """An agent that closes every connection (``Connection: close``) and verifies TLS.
 
-    ``trust_root`` replaces the system's CA certificates (tests use their own CA).
+    ``admit`` is the address rule of its connections; ``trust_root`` replaces the system's
+    CA certificates (tests use their own CA).
     """
-    pool = QuietConnectionPool(reactor)
+    pool = QuietConnectionPool(reactor, MAX_ANSWER, admit)
     policy = BrowserLikePolicyForHTTPS(trust_root) if trust_root else BrowserLikePolicyForHTTPS()
     return Agent(reactor, contextFactory=policy, connectTimeout=CONNECT_TIMEOUT, pool=pool)
 
 
 class RedirectRefused(Exception):
-    """The mirror redirected while redirects are disallowed for it."""
+    """The mirror redirected while redirects are disallowed for it, or to a place the
+    redirect policy refuses (the text says which)."""
 
 
-async def head(agent: IAgent, url: str, allow_redirects: bool, name: str) -> IResponse:
-    """``HEAD url``; redirects are followed (at most 10) or refused."""
+async def head(agents: AgentFactory, url: str, allow_redirects: bool, name: str,
+               other_hosts: Sequence[str] = ()) -> IResponse:
+    """``HEAD url``; redirects are followed (at most 10, where the policy allows) or refused."""
     headers = Headers({b"User-Agent": [user_agent()]})
+    response = await follow(agents, b"HEAD", url, headers, allow_redirects, name, other_hosts)
+    response.deliverBody(_Discard())
+    return response
+
+
+async def follow(agents: AgentFactory, method: bytes, url: str, headers: Headers,
+                 allow_redirects: bool, name: str, other_hosts: Sequence[str]) -> IResponse:
+    """``method url``, following the redirects the policy allows (the bodies of the redirect
+    answers are dropped); the final answer's body is the caller's to read."""
     current = _ascii_url(url)
+    guard = AddressGuard()
     for hop in range(MAX_REDIRECTS + 1):
-        response: IResponse = await agent.request(b"HEAD", current.encode("ascii"), headers)
-        response.deliverBody(_Discard())
+        agent = agents(guard.first if hop == 0 else guard.redirected)
+        try:
+            response: IResponse = await agent.request(method, current.encode("ascii"), headers)
+        except AddressRefused as err:
+            # The check's own line says the problem (once while it lasts); this one, the URLs.
+            log.debug("Refused redirection for {name}: {target}: {problem}", name=name,
+                     target=current, problem=err)
+            raise RedirectRefused(str(err)) from None
         location = response.headers.getRawHeaders(b"location")
         if response.code not in REDIRECT_CODES or not location:
             return response
+        response.deliverBody(_Discard())
         target = urljoin(current, location[0].decode("latin-1"))
         if not allow_redirects:
             log.warn("Unauthorized redirection for {name}: {source} => {target}",
                      name=name, source=current, target=target)
             raise RedirectRefused("redirect not allowed")
+        problem = redirect_problem(current, target, url, other_hosts)
+        if problem is not None:
+            log.debug("Refused redirection for {name}: {source} => {target}: {problem}",
+                     name=name, source=current, target=target, problem=problem)
+            raise RedirectRefused(problem)
         if hop == MAX_REDIRECTS:
             break
         current = _ascii_url(target)
     raise OSError(f"stopped after {MAX_REDIRECTS} redirects")
 
 
-async def probe(agent: IAgent, reactor: IReactorTime, url: str, allow_redirects: bool, name: str,
-                timeout: float = CHECK_TIMEOUT) -> ProbeResult:
+async def probe(agents: AgentFactory, reactor: IReactorTime, url: str, allow_redirects: bool,
+                name: str, timeout: float = CHECK_TIMEOUT,
+                other_hosts: Sequence[str] = ()) -> ProbeResult:
     """Probe ``url``; never raises except on cancellation."""
     start = reactor.seconds()
-    request = Deferred.fromCoroutine(head(agent, url, allow_redirects, name))
+    request = Deferred.fromCoroutine(head(agents, url, allow_redirects, name, other_hosts))
     request.addTimeout(timeout, reactor)
     cancelled = False
 
@@ -93,7 +133,8 @@ async def probe(agent: IAgent, reactor: IReactorTime, url: str, allow_redirects:
     except Exception as err:  # any transport failure means "unreachable"
         if cancelled:
             raise CancelledError() from err
-        return ProbeResult(error=_describe(err), elapsed_ms=_ms(reactor, start))
+        return ProbeResult(error=describe_error(err), too_large=caused_by(err, AnswerTooLarge),
+                           elapsed_ms=_ms(reactor, start))
     length = response.headers.getRawHeaders(b"content-length")
     return ProbeResult(status=response.code,
                        content_length=length[0].decode("latin-1") if length else None,
@@ -107,13 +148,6 @@ def _ms(reactor: IReactorTime, start: float) -> int:
 def _ascii_url(url: str) -> str:
     """A redirect target made ASCII (non-ASCII characters percent-encoded)."""
     return "".join(c if ord(c) < 128 else "".join(f"%{b:02X}" for b in c.encode()) for c in url)
-
-
-def _describe(err: BaseException) -> str:
-    reasons = getattr(err, "reasons", None)  # ResponseNeverReceived and friends
-    if reasons:
-        return "; ".join(_describe(reason.value) for reason in reasons)
-    return str(err) or type(err).__name__
 
 
 class _Discard(Protocol):

@@ -10,6 +10,9 @@ from the reference, on purpose:
   scan leaves the mirror's known files untouched; a scan that lists **zero** files is logged
   as a warning and keeps the previous files (``MIRRORFILES_``, ``FILEMIRRORS_``,
   ``FILEINFO_``): the reference kept only ``MIRRORFILES_`` and dropped the rest (§20 item 10);
+* a listed name with control characters is kept only when the local repository holds the same
+  path; the others are dropped, counted and logged (a mirror cannot plant escape sequences or
+  line breaks in the database for names nobody serves);
 * ``lastSync`` (§20 item 24) is kept as the reference writes it: the time of the last
   *attempt*, written when a scan starts and again when it succeeds. The scheduler compares
   it with ``ScanInterval``, so a failing mirror is retried once per interval instead of every
@@ -28,11 +31,14 @@ from twisted.internet.interfaces import IReactorTime
 
 from mirrorbits.logs import Logger
 from mirrorbits.progress import Progress
+from mirrorbits.scan.bounds import has_control_characters
 from mirrorbits.scan.rsync import PRECISION_NS, ScanListing
+from mirrorbits.scan.rsync_listing import ListedFile
 from mirrorbits.scan.tzoffset import store_detected_offset
 from mirrorbits.store import scans
 from mirrorbits.store.client import RedisClient
 from mirrorbits.store.errors import MirrorNotFound
+from mirrorbits.store.files import indexed_paths
 from mirrorbits.store.mirrors import mirror_name
 from mirrorbits.store.scans import BATCH
 
@@ -78,7 +84,7 @@ async def commit_scan(
     With ``fix_timezone_offsets`` the mirror's timezone offset is detected (§6.5);
     ``progress`` counts the files written (phase ``indexing``).
     """
-    files = list({f.path: f for f in listing.files}.values())
+    files = await _vouched(client, name, list({f.path: f for f in listing.files}.values()))
     log.info("[{name}] Indexing the files...", name=name)
     if not files:
         log.warn("[{name}] The scan listed no files: the files of the previous scan are kept",
@@ -98,6 +104,19 @@ async def commit_scan(
     await scans.log_scan_completed(client, mirror_id, result.files, result.known,
                                    result.removed, result.tz_offset_ms, now_ns)
     return result
+
+
+async def _vouched(client: RedisClient, name: str, files: list[ListedFile]) -> list[ListedFile]:
+    """``files`` without the names with control characters that the repository does not hold."""
+    odd = [f.path for f in files if has_control_characters(f.path)]
+    if not odd:
+        return files
+    dropped = set(odd) - set(await indexed_paths(client, odd))
+    if dropped:
+        log.warn("[{name}] {count} names with control characters skipped (not in the local "
+                 "repository), such as {example!r}", name=name, count=len(dropped),
+                 example=min(dropped))
+    return [f for f in files if f.path not in dropped]
 
 
 async def scan_mirror(

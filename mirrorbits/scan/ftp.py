@@ -4,8 +4,10 @@ One control connection, passive data connections (``PASV`` only: Twisted has no 
 IPv6-only FTP mirror needs rsync, twisted#9085), directories walked with an explicit stack.
 Each directory is entered with ``CWD`` and listed without an argument (``MLSD`` when ``FEAT``
 advertises ``MLST``, else ``LIST -a``), so names with spaces or a leading ``-`` cannot be
-misread as options. Every step (connect, greeting, each command, each listing) is bounded by
-``timeout``. Names are kept as bytes on the wire and decoded with
+misread as options. The whole scan is bounded by ``timeout``; every step (connect, greeting,
+each command, each listing) fails after ``stall`` seconds without a byte received on the control
+or data connection, and the listing after ``max_entries`` lines in all
+(:class:`~mirrorbits.scan.bounds.ScanBounds`). Names are kept as bytes on the wire and decoded with
 :func:`~mirrorbits.scan.ftp_listing.decode_name` (UTF-8, latin-1 fallback).
 
 Differences from the reference, on purpose:
@@ -14,6 +16,8 @@ Differences from the reference, on purpose:
   or ``LIST``): one command per directory instead of one per file on MLSD servers;
 * a subdirectory the server refuses (5xx on ``CWD`` or the listing) is skipped with a warning
   instead of failing the whole scan; the top directory still fails it;
+* a name longer than 4096 bytes (with its directory) is skipped and counted
+  (:func:`~mirrorbits.scan.bounds.name_problem`), a directory so named not entered;
 * the walk is bounded: :data:`MAX_DEPTH` levels, :data:`MAX_DIRECTORIES` directories, and a
   directory whose listing (or MLSD ``unique`` fact) repeats one of its ancestors' is a loop
   (a symbolic link the server follows) and is not entered;
@@ -24,6 +28,7 @@ Differences from the reference, on purpose:
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from contextlib import suppress
 from typing import Any, Final, TypeVar
 
@@ -39,6 +44,7 @@ from mirrorbits.connect import connect_quietly
 from mirrorbits.logs import Logger
 from mirrorbits.progress import Progress
 from mirrorbits.reactors import IConnectingReactor
+from mirrorbits.scan.bounds import DEFAULT_BOUNDS, ScanBounds, SkipTally, name_problem
 from mirrorbits.scan.ftp_listing import (
     DIR,
     DirEntry,
@@ -51,7 +57,7 @@ from mirrorbits.scan.ftp_listing import (
     parse_mdtm,
     parse_mlsd_line,
 )
-from mirrorbits.scan.rsync import MAX_LOGGED_SKIPS, LineBuffer, ScanError, ScanListing
+from mirrorbits.scan.rsync import LineBuffer, ScanError, ScanListing
 from mirrorbits.scan.rsync_listing import ListedFile
 from mirrorbits.scan.walk import ScanAborted
 
@@ -60,6 +66,8 @@ __all__ = ["MAX_DEPTH", "MAX_DIRECTORIES", "MAX_LISTING_BYTES", "ftp_list"]
 log = Logger(namespace="mirrorbits.scan.ftp")
 
 MAX_DEPTH: Final = 64
+#: Lines of one control-connection reply kept (FEAT answers a few dozen).
+MAX_REPLY_LINES: Final = 10_000
 MAX_DIRECTORIES: Final = 500_000
 #: Largest listing of one directory read (bytes).
 MAX_LISTING_BYTES: Final = 256 * 1024 * 1024
@@ -77,10 +85,26 @@ class _Client(FTPClient):
     """``FTPClient`` whose login is driven by the scanner and whose data connections use the
     given reactor; ``greeted`` fires with the greeting (or fails if the connection does)."""
 
-    def __init__(self, reactor: IConnectingReactor) -> None:
+    def __init__(self, reactor: IConnectingReactor, activity: Callable[[], None],
+                 overflow: Callable[[], None]) -> None:
         self.greeted: Deferred[list[str]] = Deferred()
         super().__init__(passive=1)
         self.connectFactory = reactor.connectTCP  # type: ignore[method-assign]
+        self._activity = activity
+        self._overflow = overflow
+
+    def dataReceived(self, data: bytes) -> None:
+        self._activity()
+        super().dataReceived(data)
+
+    def lineReceived(self, line: bytes) -> None:
+        super().lineReceived(line)
+        if len(self.response) > MAX_REPLY_LINES:  # a reply without end: the scan ends
+            self.response = []
+            transport: Any = self.transport  # ITCPTransport (abortConnection)
+            if transport is not None:
+                transport.abortConnection()
+            self._overflow()
 
     def queueLogin(self, username: str, password: str) -> None:
         """Nothing: :func:`ftp_list` sends USER/PASS itself, one step at a time."""
@@ -104,24 +128,40 @@ class _Client(FTPClient):
 
 
 class _ListingReceiver(Protocol):
-    """Collects the lines of one data connection (capped in length and in total size)."""
+    """Collects the lines of one data connection (capped in length, in total size and in
+    number: past ``max_lines``, ``overflow`` is called once and nothing more is kept)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_lines: int, activity: Callable[[], None],
+                 overflow: Callable[[], None]) -> None:
         self.buffer = LineBuffer()
         self.lines: list[bytes] = []
         self.received = 0
         self.too_big = False
+        self.too_many = False
+        self._max_lines = max_lines
+        self._activity = activity
+        self._overflow = overflow
 
     def dataReceived(self, data: bytes) -> None:
-        if self.too_big:
+        self._activity()
+        if self.too_big or self.too_many:
             return
         self.received += len(data)
         if self.received > MAX_LISTING_BYTES:
             self.too_big = True
-            if self.transport is not None:
-                self.transport.loseConnection()
+            self.abort()
             return
         self.lines.extend(self.buffer.feed(data))
+        if len(self.lines) > self._max_lines:
+            self.too_many = True
+            del self.lines[self._max_lines + 1:]
+            self.abort()
+            self._overflow()
+
+    def abort(self) -> None:
+        transport: Any = self.transport  # ITCPTransport (abortConnection)
+        if transport is not None:
+            transport.abortConnection()
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self.lines.extend(self.buffer.flush())
@@ -163,20 +203,62 @@ class _Refused(Exception):
 
 
 class _Session:
-    """One logged-in control connection and the steps of a scan."""
+    """One logged-in control connection and the steps of a scan.
 
-    def __init__(self, reactor: IConnectingReactor, client: _Client, timeout: float) -> None:
+    ``timeout`` bounds the whole scan; a step also fails once nothing has been received for
+    ``bounds.stall`` seconds; the listings together may have ``bounds.max_entries`` lines.
+    """
+
+    def __init__(self, reactor: IConnectingReactor, timeout: float, bounds: ScanBounds) -> None:
         self.reactor = reactor
-        self.client = client
+        self.client = _Client(reactor, self.touch, lambda: self.give_up(
+            f"ftp error: a reply longer than {MAX_REPLY_LINES} lines, scan abandoned"))
         self.timeout = timeout
+        self.bounds = bounds
+        self.deadline = reactor.seconds() + timeout
+        self.last_activity = reactor.seconds()
+        self.entries = 0
+        self.receiver: _ListingReceiver | None = None
+        self._give_up: Callable[[str], None] = lambda why: None
+
+    def touch(self) -> None:
+        self.last_activity = self.reactor.seconds()
+
+    def give_up(self, why: str) -> None:
+        """End the running step with ``ScanError(why)``."""
+        self._give_up(why)
 
     async def step(self, what: str, deferred: Deferred[T]) -> T:
-        """Wait for ``deferred`` at most ``timeout`` seconds; errors become :class:`_Refused`
-        (error reply) or :class:`ScanError`."""
-        deferred.addTimeout(self.timeout, self.reactor)
+        """Wait for ``deferred`` (within the scan's time and the stall bound); errors become
+        :class:`_Refused` (error reply) or :class:`ScanError`."""
+        reasons: list[str] = []
+
+        def give_up(why: str) -> None:
+            if not deferred.called and not reasons:
+                reasons.append(why)
+                deferred.cancel()
+
+        self._give_up = give_up
+        self.touch()  # the silence is counted from the start of the step
+        remaining = self.deadline - self.reactor.seconds()
+        deadline = self.reactor.callLater(
+            max(remaining, 0.0), give_up,
+            f"ftp error {what}: no complete listing within {self.timeout:g} s")
+        calls = [deadline]
+
+        def check() -> None:
+            silent = self.reactor.seconds() - self.last_activity
+            if silent >= self.bounds.stall:
+                give_up(self.bounds.stalled(f"ftp error {what}"))
+            else:
+                calls.append(self.reactor.callLater(self.bounds.stall - silent, check))
+
+        calls.append(self.reactor.callLater(self.bounds.stall, check))
         try:
             return await deferred
         except CancelledError:
+            if reasons:
+                raise ScanError(reasons[0]) from None
             raise
         except Exception as err:  # every failure of a step ends the scan or is a refusal
             code = _reply_code(err)
@@ -184,6 +266,11 @@ class _Session:
             if code:
                 raise _Refused(what, detail, code) from err
             raise ScanError(f"ftp error {what}: {detail}") from err
+        finally:
+            self._give_up = lambda why: None
+            for call in calls:
+                if call.active():
+                    call.cancel()
 
     async def command(self, text: str, what: str = "") -> list[str]:
         """Send one command; ``what`` names it in errors (default: the command itself)."""
@@ -193,10 +280,19 @@ class _Session:
 
     async def listing(self, command: str) -> tuple[list[bytes], int]:
         """The lines of one listing and the number of over-long lines dropped."""
-        receiver = _ListingReceiver()
-        await self.step(command, self.client.receiveFromConnection([command], receiver))
+        too_many = self.bounds.too_many("ftp")
+        receiver = _ListingReceiver(self.bounds.max_entries - self.entries, self.touch,
+                                    lambda: self.give_up(too_many))
+        self.receiver = receiver
+        try:
+            await self.step(command, self.client.receiveFromConnection([command], receiver))
+        finally:
+            receiver.abort()  # whatever the server still sends is not read
         if receiver.too_big:
             raise ScanError(f"ftp error {command}: listing larger than {MAX_LISTING_BYTES} bytes")
+        if receiver.too_many:
+            raise ScanError(too_many)
+        self.entries += len(receiver.lines) + receiver.buffer.overlong
         return receiver.lines, receiver.buffer.overlong
 
 
@@ -215,11 +311,11 @@ def _fingerprint(entries: list[DirEntry]) -> bytes:
 
 async def ftp_list(
     reactor: IConnectingReactor, url: str, timeout: float, *, name: str = "",
-    progress: Progress | None = None,
+    progress: Progress | None = None, bounds: ScanBounds = DEFAULT_BOUNDS,
 ) -> ScanListing:
     """List the files under ``url`` (``ftp://[user[:pass]@]host[:port]/path/``).
 
-    ``progress`` counts the files listed.
+    ``progress`` counts the files listed; ``bounds`` limits the entries and the silence.
 
     Raises :class:`ScanError` (``ftp error ...``) on failure, :class:`ScanAborted` when
     cancelled; the control connection is closed in every case.
@@ -228,9 +324,10 @@ async def ftp_list(
         target = parse_ftp_url(url)
     except ValueError as err:
         raise ScanError(str(err)) from err
-    client = _Client(reactor)
-    endpoint = HostnameEndpoint(reactor, target.host, target.port, timeout=timeout)
-    session = _Session(reactor, client, timeout)
+    session = _Session(reactor, timeout, bounds)
+    client = session.client
+    endpoint = HostnameEndpoint(reactor, target.host, target.port,
+                                timeout=min(timeout, bounds.stall))
     where = f"{target.host}:{target.port}"
     try:
         await session.step(f"connecting to {where}", connect_quietly(endpoint, client))
@@ -243,6 +340,8 @@ async def ftp_list(
         transport: Any = client.transport  # ITCPTransport (abortConnection)
         if transport is not None:
             transport.abortConnection()
+        if session.receiver is not None:
+            session.receiver.abort()
 
 
 async def _scan(
@@ -266,15 +365,15 @@ async def _scan(
     log.info("[{name}] Requesting file list via ftp...", name=name)
     walker = _Walker(session, target, name, use_mlsd="MLST" in features,
                      use_mdtm="MDTM" in features, warnings=warnings, progress=progress)
-    files = await walker.walk()
-    if walker.skipped > MAX_LOGGED_SKIPS:
-        log.error("[{name}] {count} ftp listing lines skipped in all", name=name,
-                  count=walker.skipped)
+    try:
+        files = await walker.walk()
+    finally:
+        walker.skips.summarize()
     with suppress(ScanError, _Refused):
         await session.command("QUIT")
     precision = MS_NS if walker.sub_second else S_NS
     return ScanListing(files=tuple(files), precision_ns=precision, warnings=tuple(warnings),
-                       skipped_lines=walker.skipped)
+                       skipped_lines=walker.skips.total)
 
 
 class _Walker:
@@ -290,7 +389,7 @@ class _Walker:
         self.use_mdtm = use_mdtm
         self.list_command = "MLSD" if use_mlsd else "LIST -a"
         self.warnings = warnings
-        self.skipped = 0
+        self.skips = SkipTally(log, name, "ftp listing")
         self.sub_second = False
 
     async def walk(self) -> list[ListedFile]:
@@ -315,6 +414,10 @@ class _Walker:
             subdirs: list[tuple[bytes, int, tuple[bytes | str, ...]]] = []
             for entry in entries:
                 path = rel + b"/" + entry.name
+                problem = name_problem(decode_name(path))
+                if problem is not None:
+                    self._skip(entry.name, problem)
+                    continue
                 if entry.kind == DIR:
                     if entry.unique and entry.unique in here:
                         self._warn(f"directory loop at {decode_name(path)}, not entered")
@@ -374,10 +477,7 @@ class _Walker:
         return ListedFile(path=decode_name(path), size=entry.size, mod_time_ns=mod_time_ns)
 
     def _skip(self, line: bytes, reason: str) -> None:
-        self.skipped += 1
-        if self.skipped <= MAX_LOGGED_SKIPS:
-            log.error("[{name}] Skipping an ftp listing line ({reason}): {line!r}",
-                      name=self.name, reason=reason, line=line[:200])
+        self.skips.skip(line, reason)
 
     def _warn(self, warning: str) -> None:
         if len(self.warnings) < 1000:

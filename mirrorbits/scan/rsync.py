@@ -6,15 +6,17 @@ Differences from the reference, on purpose:
   before reading stderr, so a chatty stderr could block the child);
 * a line that is not a listing line is logged and skipped (§20 item 9), an over-long line too;
 * exit status 24 (files vanished during the listing) is, like 23, a success with warnings;
-* the whole run is bounded by ``timeout``; cancelling it (or the timeout) sends ``TERM``,
-  then ``KILL`` after :data:`KILL_GRACE` seconds.
+* the whole run is bounded by ``timeout``, and by :class:`~mirrorbits.scan.bounds.ScanBounds`:
+  more than ``max_entries`` lines, or no output for ``stall`` seconds, abandons the listing;
+  cancelling it (or any of these) sends ``TERM``, then ``KILL`` after :data:`KILL_GRACE`
+  seconds.
 """
 
 from __future__ import annotations
 
 import shutil
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from typing import Final
 from urllib.parse import unquote, urlsplit
@@ -29,12 +31,14 @@ from twisted.python.failure import Failure
 from mirrorbits.logs import Logger
 from mirrorbits.progress import Progress
 from mirrorbits.reactors import IProcessReactor
+from mirrorbits.scan.bounds import DEFAULT_BOUNDS, MAX_LOGGED_SKIPS, ScanBounds, SkipTally
 from mirrorbits.scan.rsync_listing import ListedFile, Skipped, parse_line
 from mirrorbits.scan.walk import ScanAborted
 
 __all__ = [
     "KILL_GRACE",
     "MAX_LINE",
+    "MAX_LOGGED_SKIPS",
     "PRECISION_NS",
     "LineBuffer",
     "RsyncCommand",
@@ -54,8 +58,6 @@ PRECISION_NS: Final = 1_000_000_000
 MAX_LINE: Final = 64 * 1024
 #: Seconds between ``TERM`` and ``KILL``.
 KILL_GRACE: Final = 5.0
-#: Skipped lines logged one by one before only counting them.
-MAX_LOGGED_SKIPS: Final = 20
 STDERR_TAIL: Final = 20
 
 _EXIT_MESSAGES: Final = {
@@ -99,10 +101,12 @@ class RsyncCommand:
     env: dict[str, str]
 
 
-def rsync_command(url: str) -> RsyncCommand:
+def rsync_command(url: str, options: Sequence[str] = ()) -> RsyncCommand:
     """The command line and environment for ``url`` (``rsync://`` or ``rsyncs://``).
 
     Credentials are removed from the URL and passed as ``USER`` / ``RSYNC_PASSWORD``.
+    ``options`` (checked by :mod:`~mirrorbits.scan.rsync_options`) come after the usual
+    ones, so that a ``--timeout=`` of theirs wins.
     """
     timeouts: tuple[str, ...]
     if url.startswith("rsync://"):
@@ -122,7 +126,7 @@ def rsync_command(url: str) -> RsyncCommand:
         if colon:
             env["RSYNC_PASSWORD"] = unquote(password)
         url = parts._replace(netloc=host).geturl()
-    args = ("-r", "--no-motd", "--exclude=.~tmp~/", *timeouts, url)
+    args = ("-r", "--no-motd", "--exclude=.~tmp~/", *timeouts, *options, url)
     return RsyncCommand(executable=executable, args=args, url=url, env=env)
 
 
@@ -173,16 +177,28 @@ class LineBuffer:
 class RsyncProtocol(ProcessProtocol):
     """Reads an rsync listing: files go to ``on_file``, bad lines to ``on_skip``.
 
-    ``ended`` fires with the exit code, or ``-signal`` when the child was killed.
+    ``ended`` fires with the exit code, or ``-signal`` when the child was killed. Past
+    ``max_entries`` lines, ``on_overflow`` is called once and the rest of the output is
+    dropped; ``last_output`` is when the child last wrote anything (by ``clock``).
     """
 
     def __init__(
         self,
         on_file: Callable[[ListedFile], None],
         on_skip: Callable[[bytes, str], None],
+        *,
+        max_entries: int | None = None,
+        on_overflow: Callable[[], None] = lambda: None,
+        clock: IReactorTime | None = None,
     ) -> None:
         self._on_file = on_file
         self._on_skip = on_skip
+        self._max_entries = max_entries
+        self._on_overflow = on_overflow
+        self._clock = clock
+        self.entries = 0
+        self.overflowed = False
+        self.last_output = clock.seconds() if clock is not None else 0.0
         self._out = LineBuffer()
         self._err = LineBuffer()
         self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL)
@@ -196,14 +212,29 @@ class RsyncProtocol(ProcessProtocol):
         self.transport.closeStdin()
 
     def outReceived(self, data: bytes) -> None:
+        self._touch()
+        if self.overflowed:
+            return
         for line in self._out.feed(data):
             self._stdout_line(line)
 
     def errReceived(self, data: bytes) -> None:
+        self._touch()
         for line in self._err.feed(data):
             self._stderr_line(line)
 
+    def _touch(self) -> None:
+        if self._clock is not None:
+            self.last_output = self._clock.seconds()
+
     def _stdout_line(self, line: bytes) -> None:
+        if self.overflowed:
+            return
+        self.entries += 1
+        if self._max_entries is not None and self.entries > self._max_entries:
+            self.overflowed = True
+            self._on_overflow()
+            return
         parsed = parse_line(line)
         if isinstance(parsed, Skipped):
             if not parsed.expected:
@@ -237,8 +268,15 @@ class RsyncProtocol(ProcessProtocol):
         self.ended.callback(code)
 
     def terminate(self, clock: IReactorTime, grace: float = KILL_GRACE) -> None:
-        """``TERM`` now, ``KILL`` after ``grace`` seconds if still running."""
+        """``TERM`` now, ``KILL`` after ``grace`` seconds if still running.
+
+        Our ends of its output pipes are closed too: a process the child started (rsync-ssl's
+        helpers) gets ``SIGPIPE`` at its next write instead of keeping the listing open.
+        """
         self._signal("TERM")
+        if self.transport is not None and not self.exited:
+            self.transport.closeStdout()
+            self.transport.closeStderr()
         if self._kill is None and not self.exited:
             self._kill = clock.callLater(grace, self._signal, "KILL")
 
@@ -257,25 +295,22 @@ async def rsync_list(
     name: str = "",
     executable: str | None = None,
     progress: Progress | None = None,
+    options: Sequence[str] = (),
+    bounds: ScanBounds = DEFAULT_BOUNDS,
 ) -> ScanListing:
     """Run rsync on ``url`` and return the files it lists (raises :class:`ScanError`).
 
     Cancelling the call stops rsync and raises :class:`ScanAborted`. ``executable`` overrides
-    the program found on ``PATH`` (tests); ``progress`` counts the files listed.
+    the program found on ``PATH`` (tests); ``progress`` counts the files listed; ``options``
+    are the mirror's extra ones (``RsyncOptions``); ``bounds`` limits the entries and the
+    silence (the whole run is limited by ``timeout``).
     """
-    command = rsync_command(url)
+    command = rsync_command(url, options)
     program = executable or shutil.which(command.executable)
     if program is None:
         raise ScanError(f"{command.executable}: command not found")
     files: list[ListedFile] = []
-    skipped = 0
-
-    def on_skip(line: bytes, reason: str) -> None:
-        nonlocal skipped
-        skipped += 1
-        if skipped <= MAX_LOGGED_SKIPS:
-            log.error("[{name}] Skipping an rsync line ({reason}): {line!r}",
-                      name=name, reason=reason, line=line[:200])
+    skips = SkipTally(log, name, "rsync")
 
     def on_file(listed: ListedFile) -> None:
         files.append(listed)
@@ -284,30 +319,37 @@ async def rsync_list(
 
     if progress is not None:
         progress.begin("listing")
-    protocol = RsyncProtocol(on_file, on_skip)
-    log.info("[{name}] Requesting file list via {cmd}...", name=name, cmd=command.executable)
+    abandoned = ""
+
+    def abandon(why: str) -> None:
+        nonlocal abandoned
+        if not abandoned:
+            abandoned = why
+            protocol.terminate(reactor)
+
+    protocol = RsyncProtocol(on_file, skips.skip, max_entries=bounds.max_entries,
+                             on_overflow=lambda: abandon(bounds.too_many("rsync")),
+                             clock=reactor)
+    shown = command.executable + "".join(f" {option}" for option in options)
+    log.info("[{name}] Requesting file list via {cmd}...", name=name, cmd=shown)
     try:
         reactor.spawnProcess(protocol, program, [program, *command.args], env=command.env)
     except OSError as err:
         raise ScanError(f"{command.executable}: {err}") from err
-    timed_out = False
-
-    def expire() -> None:
-        nonlocal timed_out
-        timed_out = True
-        protocol.terminate(reactor)
-
-    timer = reactor.callLater(timeout, expire)
+    timer = reactor.callLater(
+        timeout, abandon, f"rsync: no complete listing within {timeout:g} s")
+    watchdog = _Watchdog(reactor, protocol, bounds.stall,
+                         lambda: abandon(bounds.stalled("rsync")))
     try:
         code = await _wait(protocol, reactor)
     finally:
+        watchdog.stop()
         if timer.active():
             timer.cancel()
-    if skipped > MAX_LOGGED_SKIPS:
-        log.error("[{name}] {count} rsync lines skipped in all", name=name, count=skipped)
+    skips.summarize()
     tail = tuple(protocol.stderr_tail)
-    if timed_out:
-        raise ScanError(f"rsync: no complete listing within {timeout:g} s", tail)
+    if abandoned:
+        raise ScanError(abandoned, tail)
     if code < 0:
         raise ScanError(f"rsync: killed by signal {-code}", tail)
     message = exit_error(code)
@@ -320,7 +362,30 @@ async def rsync_list(
         warnings = [*protocol.opendir_errors, _PARTIAL_MESSAGES[code]]
         for warning in warnings:
             log.warn("[{name}] {warning}", name=name, warning=warning)
-    return ScanListing(files=tuple(files), warnings=tuple(warnings), skipped_lines=skipped)
+    return ScanListing(files=tuple(files), warnings=tuple(warnings), skipped_lines=skips.total)
+
+
+class _Watchdog:
+    """Calls ``stalled`` once the child has written nothing for ``stall`` seconds."""
+
+    def __init__(self, clock: IReactorTime, protocol: RsyncProtocol, stall: float,
+                 stalled: Callable[[], None]) -> None:
+        self._clock = clock
+        self._protocol = protocol
+        self._stall = stall
+        self._stalled = stalled
+        self._call = clock.callLater(stall, self._check)
+
+    def _check(self) -> None:
+        silent = self._clock.seconds() - self._protocol.last_output
+        if silent >= self._stall:
+            self._stalled()
+        else:
+            self._call = self._clock.callLater(self._stall - silent, self._check)
+
+    def stop(self) -> None:
+        if self._call.active():
+            self._call.cancel()
 
 
 async def _wait(protocol: RsyncProtocol, reactor: IReactorTime) -> int:

@@ -14,7 +14,8 @@ name after one space. Differences from the reference, on purpose:
   sequences are turned back into bytes and the name decoded as UTF-8, so ``guía.pdf`` is
   stored as ``/guía.pdf`` and matches the local ``FILE_/guía.pdf``; the reference stored the
   escaped text verbatim and never matched such files (conformance README §6.1 item 1).
-  A name that is not valid UTF-8 once unescaped is skipped, as the local scan does.
+  A name that is not valid UTF-8 once unescaped is skipped, as the local scan does;
+* a name longer than 4096 bytes is skipped (:func:`mirrorbits.scan.bounds.name_problem`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import re
 from typing import Final
 
 from attrs import frozen
+
+from mirrorbits.scan.bounds import name_problem
 
 __all__ = ["MAX_SIZE", "ListedFile", "Skipped", "parse_line", "unescape_name"]
 
@@ -83,6 +86,9 @@ def parse_line(line: bytes) -> ListedFile | Skipped:
     if "\x00" in name:
         return Skipped("name contains a NUL byte")
     path = name if name.startswith("/") else "/" + name
+    problem = name_problem(path)
+    if problem is not None:
+        return Skipped(problem)
     return ListedFile(path=path, size=size, mod_time_ns=seconds * NS_PER_S)
 
 

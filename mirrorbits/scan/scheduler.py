@@ -3,7 +3,9 @@
 Every second the monitor offers each enabled mirror whose last scan attempt is older than
 ``ScanInterval`` minutes to at most ``ConcurrentSync`` concurrent scans (a busy mirror, or a
 full set of workers, is retried on the next tick). A scan tries rsync, then FTP when rsync
-failed for any reason but an abort; the trace file is fetched alongside (spec §6.6).
+failed for any reason but an abort; the trace file is fetched alongside (spec §6.6). A mirror
+with neither an rsync nor an FTP URL is scanned through its HTTP index pages
+(:mod:`mirrorbits.scan.http`; the reference reported ``no suitable URL for the scan``).
 
 In a cluster (spec §15.1) the monitor only schedules the mirrors ``handles(mirror_id)``
 assigns to this node; the CLI's ``scan`` works on any mirror from any node.
@@ -23,11 +25,14 @@ from twisted.python.failure import Failure
 
 from mirrorbits.config import Config
 from mirrorbits.logs import Logger
-from mirrorbits.model import PROTOCOL_FTP, PROTOCOL_RSYNC, Mirror
+from mirrorbits.model import PROTOCOL_FTP, PROTOCOL_HTTP, PROTOCOL_RSYNC, Mirror
 from mirrorbits.progress import Progress, ProgressReport
 from mirrorbits.reactors import IConnectingReactor, IScanReactor
+from mirrorbits.scan.bounds import DEFAULT_BOUNDS, ScanBounds
 from mirrorbits.scan.commit import ScanResult, scan_mirror
+from mirrorbits.scan.http import HttpScanner, scan_url
 from mirrorbits.scan.rsync import ScanError, ScanListing, rsync_list
+from mirrorbits.scan.rsync_options import options_for
 from mirrorbits.scan.trace import fetch_trace
 from mirrorbits.scan.walk import ScanAborted
 from mirrorbits.store.client import RedisClient
@@ -63,7 +68,7 @@ DEFAULT_TIMEOUT: Final = 6 * 3600.0
 STOP_GRACE: Final = 10.0
 NO_URL: Final = "no suitable URL for the scan"
 NOT_INDEXED: Final = "local repository not yet indexed. You should run 'refresh' first!"
-PROTOCOLS: Final = ("ALL", "RSYNC", "FTP")
+PROTOCOLS: Final = ("ALL", "RSYNC", "FTP", "HTTP")
 
 
 class FailedPrecondition(Exception):
@@ -95,7 +100,11 @@ def is_due(mirror: Mirror, now: float, interval_minutes: int) -> bool:
 
 
 def scan_plan(mirror: Mirror, protocol: str) -> list[tuple[int, str]]:
-    """The (protocol, URL) attempts in order: rsync then FTP, or only the forced one."""
+    """The (protocol, URL) attempts in order: rsync then FTP, or only the forced one.
+
+    The HTTP index pages are scanned when forced, or (``ALL``) when the mirror has neither
+    an rsync nor an FTP URL.
+    """
     protocol = protocol.upper()
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown scan protocol {protocol!r}")
@@ -104,11 +113,16 @@ def scan_plan(mirror: Mirror, protocol: str) -> list[tuple[int, str]]:
         plan.append((PROTOCOL_RSYNC, mirror.rsync_url))
     if protocol in ("ALL", "FTP") and mirror.ftp_url:
         plan.append((PROTOCOL_FTP, mirror.ftp_url))
+    if mirror.http_url and (protocol == "HTTP" or (protocol == "ALL" and not plan)):
+        plan.append((PROTOCOL_HTTP, scan_url(mirror)))
     return plan
 
 
-def ftp_lister(reactor: IConnectingReactor) -> Lister:
-    """``mirrorbits.scan.ftp.ftp_list`` if it exists, else a lister that always fails."""
+def ftp_lister(reactor: IConnectingReactor,
+               bounds: Callable[[], ScanBounds] = lambda: DEFAULT_BOUNDS) -> Lister:
+    """``mirrorbits.scan.ftp.ftp_list`` if it exists, else a lister that always fails.
+
+    ``bounds()`` gives the limits of each listing (read when it starts)."""
     try:
         module = importlib.import_module("mirrorbits.scan.ftp")
         ftp_list: Callable[..., Awaitable[ScanListing]] | None = module.ftp_list
@@ -119,7 +133,7 @@ def ftp_lister(reactor: IConnectingReactor) -> Lister:
         if ftp_list is None:
             raise ScanError("ftp scanning not available")
         result: ScanListing = await ftp_list(reactor, url, timeout, name=name,
-                                             progress=progress)
+                                             progress=progress, bounds=bounds())
         return result
 
     return listing
@@ -158,16 +172,27 @@ class MirrorScanner(Service):
 
             async def rsync(url: str, timeout: float, name: str,
                             progress: Progress) -> ScanListing:
-                return await rsync_list(reactor, url, timeout, name=name, progress=progress)
+                options = options_for(self._get_config().rsync_options, name)
+                return await rsync_list(reactor, url, timeout, name=name, progress=progress,
+                                        options=options, bounds=self._bounds())
 
-            self._listers = {PROTOCOL_RSYNC: rsync, PROTOCOL_FTP: ftp_lister(reactor)}
+            http = HttpScanner(reactor, lambda: self._get_config().http_scan,
+                               max_entries=lambda: self._get_config().max_scan_entries)
+            self._listers = {PROTOCOL_RSYNC: rsync,
+                             PROTOCOL_FTP: ftp_lister(reactor, self._bounds),
+                             PROTOCOL_HTTP: http.list}
         if self._trace is None:
             reactor = self._reactor
 
             async def trace(client: RedisClient, mirror: Mirror, location: str) -> int | None:
-                return await fetch_trace(reactor, client, mirror, location)
+                return await fetch_trace(
+                    reactor, client, mirror, location,
+                    other_hosts=self._get_config().allow_redirect_hosts)
 
             self._trace = trace
+
+    def _bounds(self) -> ScanBounds:
+        return ScanBounds(max_entries=self._get_config().max_scan_entries)
 
     @property
     def scanning(self) -> frozenset[int]:

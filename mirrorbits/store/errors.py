@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import txredisapi
+from twisted.internet import error as net_error
+from twisted.internet.defer import CancelledError
+from twisted.internet.defer import TimeoutError as DeferredTimeout
+
 
 class StoreError(Exception):
     """Base class of every store error."""
@@ -21,3 +26,16 @@ class NameTaken(StoreError):
 
 class ScanInProgress(StoreError):
     """A scan of the same target already holds the lock."""
+
+
+#: What a failing or vanished Redis raises: background work says so in one line and retries.
+REDIS_FAILURES: tuple[type[BaseException], ...] = (
+    StoreError,
+    txredisapi.RedisError,
+    DeferredTimeout,
+    CancelledError,
+    net_error.ConnectError,
+    net_error.ConnectionClosed,
+    ConnectionError,
+    TimeoutError,
+)

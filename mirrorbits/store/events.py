@@ -36,6 +36,7 @@ PROTO_HTTPS = 2
 # Values of ``Typ`` in a SCANSTARTED event (the scanner used).
 SCANNER_RSYNC = 0
 SCANNER_FTP = 1
+SCANNER_HTTP = 2  # index pages (the reference has no such scanner)
 
 _FIXED_TEXT = {
     TYPE_ADDED: "Mirror added",
@@ -44,7 +45,7 @@ _FIXED_TEXT = {
     TYPE_DISABLED: "Mirror disabled",
 }
 _PROTO_SUBJECT = {PROTO_UNDEFINED: "Mirror", PROTO_HTTP: "HTTP mirror", PROTO_HTTPS: "HTTPS mirror"}
-_SCANNER_NAME = {SCANNER_RSYNC: "RSYNC", SCANNER_FTP: "FTP"}
+_SCANNER_NAME = {SCANNER_RSYNC: "RSYNC", SCANNER_FTP: "FTP", SCANNER_HTTP: "HTTP"}
 
 
 def _event(kind: int, mirror_id: int, now_ns: int, **extra: object) -> str:

@@ -14,6 +14,7 @@ from twisted.internet.defer import FirstError
 
 from mirrorbits.model import FileInfo
 from mirrorbits.store import keys
+from mirrorbits.store.bigsets import contained
 from mirrorbits.store.client import RedisClient
 from mirrorbits.store.records import (
     FILE_FIELDS,
@@ -26,6 +27,7 @@ __all__ = [
     "IndexedFile",
     "file_mirror_ids",
     "indexed_file",
+    "indexed_paths",
     "is_indexed",
     "random_handled_files",
     "read_file",
@@ -102,6 +104,11 @@ async def indexed_file(client: RedisClient, path: str) -> IndexedFile | None:
 async def is_indexed(client: RedisClient, path: str) -> bool:
     """Whether ``path`` is part of the local repository index."""
     return bool(int(await client.exists(keys.file(path))))
+
+
+async def indexed_paths(client: RedisClient, paths: Sequence[str]) -> list[str]:
+    """Those of ``paths`` that are part of the local repository (``FILES``), in batches."""
+    return await contained(client, keys.FILES, paths)
 
 
 async def repository_indexed(client: RedisClient) -> bool:

@@ -6,6 +6,8 @@ repository-relative and start with ``/``; they are not escaped.
 
 from __future__ import annotations
 
+import re
+
 DB_VERSION = "MIRRORBITS_DB_VERSION"
 CURRENT_DB_VERSION = 2
 LAST_MID = "LAST_MID"
@@ -101,6 +103,25 @@ def stats_batch(batch_id: str) -> str:
 def stats_suffixes(year: int, month: int, day: int) -> tuple[str, str, str, str]:
     """The day, month, year and total suffixes of the statistics keys."""
     return (f"_{year:04d}_{month:02d}_{day:02d}", f"_{year:04d}_{month:02d}", f"_{year:04d}", "")
+
+
+#: ``SCAN`` pattern of every statistics key (and of a few others, told apart by
+#: :func:`stats_key_period`).
+STATS_PATTERN = "STATS_*"
+_STATS_PERIOD_SUFFIX = re.compile(
+    r"STATS_(?:FILE|MIRROR|MIRROR_BYTES)_([0-9]{4})(?:_([0-9]{2}))?(?:_([0-9]{2}))?")
+
+
+def stats_key_period(key: str) -> tuple[int, int, int] | None:
+    """``(year, month, day)`` of a dated statistics key (``0`` for what a monthly or yearly
+    key has not); ``None`` for any other key (the totals, ``STATS_TOTAL``, other keys)."""
+    match = _STATS_PERIOD_SUFFIX.fullmatch(key)
+    if match is None:
+        return None
+    year, month, day = match.groups()
+    if day is not None and month is None:
+        return None
+    return int(year), int(month or 0), int(day or 0)
 
 
 def cluster_announce(redis_db: int, node_id: str) -> str:

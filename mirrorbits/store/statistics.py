@@ -51,14 +51,21 @@ def count(value: object) -> int:
 
 async def file_downloads(client: RedisClient, path: str, suffixes: Sequence[str]) -> list[int]:
     """The downloads of ``path`` in each period (``STATS_FILE<suffix>``), read concurrently."""
+    field = _path_field(path)
     replies = await gatherResults(
-        [client.hget(keys.STATS_FILE + suffix, path) for suffix in suffixes])
+        [client.hget(keys.STATS_FILE + suffix, field) for suffix in suffixes])
     return [count(reply) for reply in replies]
 
 
 async def file_downloads_in(client: RedisClient, path: str, suffix: str) -> int:
     """The downloads of ``path`` in one period."""
-    return count(await client.hget(keys.STATS_FILE + suffix, path))
+    return count(await client.hget(keys.STATS_FILE + suffix, _path_field(path)))
+
+
+def _path_field(path: str) -> bytes:
+    """A path as its hash field: the request's bytes, even when they are not UTF-8 (a
+    request path's undecodable bytes are kept as surrogates, and counted that way)."""
+    return path.encode("utf-8", "surrogateescape")
 
 
 async def downloads_per_file(

@@ -7,7 +7,9 @@ A recorded answer is ``{"status", "headers": [[name, value], ...], "body"}`` (gz
 from __future__ import annotations
 
 import gzip
+import ipaddress
 import json
+import random
 import re
 import time
 from pathlib import Path
@@ -138,20 +140,24 @@ def log_lines_of(daemon: DaemonProcess, requests: list[Request],
                  timeout: float = 15.0) -> list[LoggedAnswer]:
     """Send ``requests`` and return each answer with the download-log lines it wrote.
 
-    A marker request (HEAD, never counted, logged with ``ip:marker-N``) follows each
-    request, so the lines between two markers belong to the request between them.
+    A marker request (HEAD, never counted, from an address of this run's own IPv6 network)
+    follows each request, so the lines between two markers belong to the request between
+    them. (An X-Forwarded-For that is not an IP address is not logged: the peer is.)
     """
+    network = random.getrandbits(64) << 64 | 0xFD << 120
 
-    def marker(label: str) -> None:
-        request(daemon, "HEAD", "/ANNOUNCE.md", {"X-Forwarded-For": f"marker-{label}"})
+    def marker_address(number: int) -> str:
+        return str(ipaddress.IPv6Address(network | number))
 
-    run = f"{time.monotonic_ns()}"
-    marker(f"{run}-start")
+    def marker(number: int) -> None:
+        request(daemon, "HEAD", "/ANNOUNCE.md", {"X-Forwarded-For": marker_address(number)})
+
+    marker(0)
     answers = []
     for index, (method, path, headers) in enumerate(requests):
         answers.append(request(daemon, method, path, headers))
-        marker(f"{run}-{index}")
-    last = f" ip:marker-{run}-{len(requests) - 1} "
+        marker(index + 1)
+    last = f" ip:{marker_address(len(requests))} "
     log_path = download_log_path(daemon)
     deadline = time.monotonic() + timeout
     while not (log_path.exists() and last in log_path.read_text("utf-8")):
@@ -159,14 +165,13 @@ def log_lines_of(daemon: DaemonProcess, requests: list[Request],
         time.sleep(0.05)
     lines = [strip_log_prefix(line) for line in log_path.read_text("utf-8").splitlines()
              if not line.startswith("#")]
-    marker_re = re.compile(rf" ip:marker-{run}-(\S+) ")
+    markers = {f" ip:{marker_address(number)} ": number for number in range(len(requests) + 1)}
     per_request: list[list[str]] = [[] for _ in requests]
     current: int | None = None
     for line in lines:
-        found = marker_re.search(line)
-        if found:
-            label = found.group(1)
-            current = 0 if label == "start" else int(label) + 1
+        found = next((number for text, number in markers.items() if text in line), None)
+        if found is not None:
+            current = found
         elif current is not None and current < len(requests):
             per_request[current].append(line)
     return [(*answer, per_request[i]) for i, answer in enumerate(answers)]

@@ -97,7 +97,7 @@ async def rig(redis_db: redis.Redis, redis_server: RedisServer) -> AsyncIterator
         version=lambda: {"Version": "v9.9.9", "Build": "test", "PythonVersion": "3.11",
                          "OperatingSystem": "linux", "Architecture": "x86_64"},
     )
-    factory = control_factory(backend)
+    factory = control_factory(backend, reactor)
     listening = reactor.listenTCP(0, factory, interface="127.0.0.1")
     port: int = listening.getHost().port  # type: ignore[attr-defined]
     state["rig"] = Rig(port, service, store, listening, factory)

@@ -147,10 +147,10 @@ def test_every_failure_exits_non_zero(daemon: DaemonProcess, tmp_path: Path) -> 
          "Please set the server password with the -P option.\n"),
         (daemon.ctl("stats", "file", "(unclosed"), "",
          "invalid pattern '(unclosed': missing ), unterminated subpattern at position 0\n"),
-        (daemon.ctl("scan", "m1"), "Scanning m1... ",
+        (daemon.ctl("scan", "-rsync", "m1"), "Scanning m1... ",
          "\nscan error: no suitable URL for the scan\n"),
         # the reference printed both errors and exited 0
-        (daemon.ctl("scan", "-all"),
+        (daemon.ctl("scan", "-all", "-rsync"),
          "Scanning m1... scan error: no suitable URL for the scan\n"
          "Scanning m2... scan error: no suitable URL for the scan\n",
          "2 of 2 scans failed\n"),

@@ -283,7 +283,8 @@ async def test_server_that_never_answers_times_out(
     with pytest.raises(ScanError) as caught:
         await ftp_list(REACTOR, f"ftp://127.0.0.1:{port}/", 1.0)
     elapsed = REACTOR.seconds() - started
-    assert str(caught.value) == "ftp error waiting for the greeting: no reply within 1 s"
+    assert str(caught.value) == (
+        "ftp error waiting for the greeting: no complete listing within 1 s")
     assert 0.9 <= elapsed < 2.0
     assert len(losses) == 1
     await losses[0]  # the client closed its connection

@@ -108,7 +108,8 @@ async def add_mirror(store: MirrorStore, db: redis.Redis, name: str, url: str,
 def checker_for(service: RedisService, store: MirrorStore, clock: Any,
                 config: Config | None = None, timeout: float = 5.0) -> HealthChecker:
     return HealthChecker(lambda: config or Config(), service.client, store, clock,
-                         agent_factory=lambda: make_agent(reactor), timeout=timeout)
+                         agent_factory=lambda admit: make_agent(reactor, admit),
+                         timeout=timeout)
 
 
 def state(db: redis.Redis, mirror_id: int) -> dict[str, str]:
@@ -180,7 +181,8 @@ async def test_allowed_redirects_are_followed(
     moved = MirrorSite(301, location=base + "/pub/file.deb")
     mirror = await add_mirror(store, redis_db, "moved", serve(ports, moved, "127.0.0.7"),
                               allow_redirects=REDIRECTS_ALLOWED)
-    checker = checker_for(service, store, clock, Config(disallow_redirects=True))
+    config = Config(disallow_redirects=True, allow_redirect_hosts=("127.0.0.8",))
+    checker = checker_for(service, store, clock, config)
     await first_round(checker)
     checker.stopService()
     assert state(redis_db, mirror.id)["httpUp"] == "1"
@@ -354,8 +356,8 @@ async def test_https_is_verified_against_the_trust_roots(
     url = f"https://{host}:{cast(Any, port.getHost()).port}/"
     trusted = await add_mirror(store, redis_db, "trusted", url)
     checker = HealthChecker(Config, service.client, store, clock, timeout=5.0,
-                            agent_factory=lambda: make_agent(
-                                reactor, ssl.trustRootFromCertificates([ca])))
+                            agent_factory=lambda admit: make_agent(
+                                reactor, admit, ssl.trustRootFromCertificates([ca])))
     await first_round(checker)
     checker.stopService()
     assert state(redis_db, trusted.id)["httpsUp"] == "1"
@@ -389,7 +391,8 @@ async def test_a_recovering_mirror_is_rescanned_before_it_is_trusted(
             raise failure
 
     checker = HealthChecker(Config, service.client, store, clock, timeout=5.0,
-                            agent_factory=lambda: make_agent(reactor), rescan=rescan)
+                            agent_factory=lambda admit: make_agent(reactor, admit),
+                            rescan=rescan)
     site.status = 503
     await first_round(checker)
     assert state(redis_db, mirror.id)["httpUp"] == "0"

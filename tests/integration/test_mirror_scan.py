@@ -162,9 +162,12 @@ def test_scan_errors_are_clean(
     message = unknown.stderr.strip().removeprefix("scan error: ")
     assert message in daemon.ctl("logs", "m2").stdout
 
-    no_url = daemon.ctl("scan", "m3")
+    no_url = daemon.ctl("scan", "-rsync", "m3")
     assert no_url.returncode == 1
     assert no_url.stderr.strip() == "scan error: no suitable URL for the scan"
+    by_http = daemon.ctl("scan", "m3")  # HTTP only: its index pages (nothing listens there)
+    assert by_http.returncode == 1
+    assert by_http.stderr.strip().startswith("scan error: http error http://127.0.0.3/: ")
 
     forced = daemon.ctl("scan", "-ftp", "m2")
     assert forced.stderr.strip() == "scan error: no suitable URL for the scan"
@@ -174,6 +177,29 @@ def test_scan_errors_are_clean(
     assert locked.returncode == 1
     assert locked.stderr.strip() == "scan error: scan already in progress"
     assert daemon.ctl("list", "-disabled").returncode == 0
+
+
+def test_max_scan_entries_of_the_configuration_bounds_a_listing(
+    tmp_path: Path, own_redis: RedisServer, rsyncd: RsyncDaemon, db: redis.Redis
+) -> None:
+    repo = tmp_path / "repo"
+    write_tree(repo, FIXTURE["tree"][:2])
+    values = base_config(repo, own_redis.address, MaxScanEntries=5)
+    process = DaemonProcess(workdir=tmp_path / "run", values=values, args=["--no-monitor"])
+    process.start()
+    try:
+        assert process.ctl("add", "-rsync", rsyncd.url("full"), "-http", "http://127.0.0.2/",
+                           "m1").returncode == 0
+        assert process.ctl("refresh").returncode == 0
+        scanned = process.ctl("scan", "m1")
+        message = "rsync: more than 5 entries listed (MaxScanEntries), scan abandoned"
+        assert scanned.returncode == 1
+        assert scanned.stderr.strip() == f"scan error: {message}"
+        assert message in process.ctl("logs", "m1").stdout
+        assert not db.exists("MIRRORFILES_1")
+        assert "Traceback" not in process.log()
+    finally:
+        process.stop()
 
 
 def test_monitor_scans_an_enabled_mirror(
@@ -231,3 +257,28 @@ async def test_trace_file_only_a_200_answer_is_read(client: Any, redis_db: redis
             b" TRACE")
     finally:
         await port.stopListening()
+
+
+def test_http_only_mirror_is_scanned_through_its_index_pages(
+    daemon: DaemonProcess, rsyncd: RsyncDaemon, mirror_http: str, db: redis.Redis
+) -> None:
+    """The same tree by rsync (m1) and by Python's ``http.server`` listings (m2: plain lists,
+    so every size and time comes from a ``HEAD``): the same sizes and times; the HTTP server
+    follows the symbolic link that rsync lists as a link, so m2 has one file more."""
+    assert daemon.ctl("add", "-rsync", rsyncd.url("full"), "-http", mirror_http,
+                      "m1").returncode == 0
+    assert daemon.ctl("add", "-http", mirror_http, "m2").returncode == 0
+    assert daemon.ctl("refresh").returncode == 0
+    assert daemon.ctl("scan", "m1").returncode == 0
+    scanned = daemon.ctl("scan", "m2")
+    assert scanned.returncode == 0, scanned.stderr
+    assert scanned.stdout == "Scanning m2... 12 files indexed, 9 known and 0 removed\n"
+    by_rsync = db.smembers("MIRRORFILES_1")
+    assert db.smembers("MIRRORFILES_2") == by_rsync | {"/stable-amd64.deb"}
+    for path in by_rsync:
+        assert db.hgetall(f"FILEINFO_2_{path}") == db.hgetall(f"FILEINFO_1_{path}"), path
+    assert db.hget("MIRROR_2", "lastSuccessfulSyncProtocol") == "2"
+    assert "HTTP scan started" in daemon.ctl("logs", "m2").stdout
+    forced = daemon.ctl("scan", "-http", "m1")
+    assert forced.returncode == 0, forced.stderr
+    assert db.hget("MIRROR_1", "lastSuccessfulSyncProtocol") == "2"

@@ -19,6 +19,7 @@ from mirrorbits.ctl.output import (
     ListOptions,
     ResolveError,
     add_report,
+    down_reason,
     list_table,
     logs_text,
     resolve_match,
@@ -46,13 +47,15 @@ def _mirror(name: str, http: str, countries: str, continent: str, **extra: objec
 
 
 MIRRORS = [
-    _mirror("reykjavik", "http://127.0.0.38/", "IS", "EU", http_up=False, state_since=None),
+    _mirror("reykjavik", "http://127.0.0.38/", "IS", "EU", http_up=False, state_since=None,
+            http_down_reason="Unreachable"),
     _mirror("madrid", "127.0.0.31/", "ES", "EU"),
     _mirror("warsaw", "http://127.0.0.35/", "PL CZ SK", "EU", score=-30),
     _mirror("toronto", "https://127.0.0.33/", "CA", "NA", score=25, http_up=False),
     _mirror("oslo", "http://127.0.0.39/", "NO", "EU", enabled=False, http_up=False,
             state_since=None),
-    _mirror("valencia", "127.0.0.32/pub/", "ES", "EU", https_up=False),
+    _mirror("valencia", "127.0.0.32/pub/", "ES", "EU", https_up=False,
+            https_down_reason="Got status code 429"),
     _mirror("singapore", "http://127.0.0.34/", "SG", "AS"),
     _mirror("johannesburg", "http://127.0.0.36/", "ZA BW LS", "AF"),
     _mirror("saopaulo", "http://127.0.0.37/", "BR", "SA"),
@@ -104,13 +107,33 @@ def test_list_without_state() -> None:
 
 def test_list_filters() -> None:
     assert list_table(MIRRORS, ListOptions(down=True)) == (
-        f"Identifier \tSTATE\tSINCE\nvalencia \tup/down {UP}\nreykjavik \tdown \t{ZERO}\n"
+        f"Identifier \tSTATE\tSINCE\t\t\t\tREASON\n"
+        f"valencia \tup/down {UP}\tGot status code 429\n"
+        f"reykjavik \tdown \t{ZERO}\t\t\t\tUnreachable\n"
+    )
+    assert list_table(MIRRORS, ListOptions(down=True, state=False)) == (
+        "Identifier \nvalencia \nreykjavik \n"
     )
     assert list_table(MIRRORS, ListOptions(disabled=True)) == (
         f"Identifier \tSTATE\t\tSINCE\noslo \t\tdisabled \t{ZERO}\n"
     )
     enabled = list_table(MIRRORS, ListOptions(enabled=True))
     assert "oslo" not in enabled and enabled.endswith(f"reykjavik \tdown \t{ZERO}\n")
+
+
+def test_down_reason_names_the_protocol_that_is_down() -> None:
+    both = _mirror("both", "127.0.0.40/", "FR", "EU", http_up=False, https_up=False,
+                   http_down_reason="Unreachable", https_down_reason="Not HTTPS")
+    assert down_reason(both) == "Unreachable / Not HTTPS"
+    same = attrs.evolve(both, https_down_reason="Unreachable")
+    assert down_reason(same) == "Unreachable"
+    # an https:// mirror's HTTP state is not its own
+    tls = _mirror("tls", "https://127.0.0.41/", "FR", "EU", http_up=False, https_up=False,
+                  http_down_reason="stale", https_down_reason="Got status code 503")
+    assert down_reason(tls) == "Got status code 503"
+    assert down_reason(MIRRORS[1]) == ""  # up: no reason
+    never_checked = _mirror("new", "http://127.0.0.42/", "FR", "EU", http_up=False)
+    assert down_reason(never_checked) == ""
 
 
 def test_list_sorts_newest_state_change_first() -> None:

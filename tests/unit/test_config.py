@@ -16,6 +16,7 @@ from mirrorbits.config import (
     Config,
     ConfigError,
     Hashes,
+    HttpScan,
     default_config_path,
     load_config,
     parse_config,
@@ -187,6 +188,24 @@ def test_hashes_keep_defaults_for_missing_subkeys() -> None:
         False, False, False)
 
 
+def test_http_scan_settings() -> None:
+    assert parse(REPO).http_scan == HttpScan(concurrency=4, delay=0.0, timeout=30.0,
+                                             max_head_requests=10_000)
+    text = "HTTPScan: {Concurrency: 2, Delay: 0.5, Timeout: 10, MaxHeadRequests: 0}\n"
+    assert parse(REPO + text).http_scan == HttpScan(2, 0.5, 10.0, 0)
+    assert error_of(REPO + "HTTPScan: {Concurrency: 0}\n") == (
+        "HTTPScan.Concurrency must be from 1 to 64 (requests at a time to one mirror), not 0")
+    assert error_of(REPO + "HTTPScan: {Delay: -1}\n") == (
+        "HTTPScan.Delay must be a number of seconds from 0 to 3600, not -1")
+    assert error_of(REPO + "HTTPScan: {Timeout: .nan}\n") == (
+        "HTTPScan.Timeout must be a number of seconds > 0 and <= 3600, not nan")
+    assert error_of(REPO + "HTTPScan: {MaxHeadRequests: -5}\n") == (
+        "HTTPScan.MaxHeadRequests must be >= 0, not -5")
+    parse(REPO + "Concurrency: 3\n",
+          "unknown configuration key 'Concurrency' in test.conf (line 2); did you mean to "
+          "indent it under 'HTTPScan'?")
+
+
 def test_numbers() -> None:
     config = parse(REPO + "WeightDistributionRange: 3\nScanInterval: 0x10\n")
     assert config.weight_distribution_range == 3.0
@@ -308,6 +327,15 @@ def test_duplicate_key_is_an_error() -> None:
         ("RPCListenAddress: 'unix:'", "RPCListenAddress 'unix:' is invalid: "
                                       "empty UNIX socket path"),
         ("RedisAddress: nonsense", "RedisAddress 'nonsense' is invalid: expected host:port"),
+        ("RPCTLSCertificate: /etc/m/cert.pem",
+         "RPCTLSCertificate needs RPCTLSClientCA: the CA (PEM file) whose certificates the "
+         "clients must present"),
+        ("RPCTLSKey: /etc/m/key.pem\nRPCTLSClientCA: /etc/m/ca.pem",
+         "RPCTLSKey and RPCTLSClientCA set without RPCTLSCertificate: set the daemon's "
+         "certificate too, or remove them"),
+        ("RPCListenAddress: unix:/run/m.sock\nRPCTLSCertificate: /c.pem\nRPCTLSClientCA: /a.pem",
+         "RPCTLSCertificate applies to a TCP RPCListenAddress, not to the UNIX socket "
+         "'unix:/run/m.sock' (its file mode protects it)"),
         ("RedisAddress: '::1:6379'", "RedisAddress '::1:6379' is invalid: an IPv6 address "
                                      "must be written in brackets: [address]:port"),
         ("RedisSentinels: [{Host: '10.0.0.1:0'}]", "RedisSentinels.Host '10.0.0.1:0' is "
@@ -560,6 +588,10 @@ def test_a_misspelt_key_explains_the_error_it_causes() -> None:
         ("RPCListenAddress: '192.0.2.1:3390'",
          "RPCListenAddress '192.0.2.1:3390' accepts connections from other hosts and RPCPassword "
          "is empty: anyone who reaches it can control the daemon"),
+        ("RPCListenAddress: ':3390'\nRPCPassword: secret",
+         "RPCListenAddress ':3390' accepts connections from other hosts without TLS: the "
+         "password crosses the network in clear (set RPCTLSCertificate, RPCTLSKey and "
+         "RPCTLSClientCA, or listen on loopback)"),
     ],
 )
 def test_values_that_work_but_perhaps_not_as_meant_are_warnings(text: str, warning: str) -> None:
@@ -577,7 +609,8 @@ def test_values_that_work_but_perhaps_not_as_meant_are_warnings(text: str, warni
         "RPCListenAddress: '[::1]:3390'",
         "RPCListenAddress: 'localhost:3390'",
         "RPCListenAddress: 'unix:/run/mirrorbits.sock'",
-        "RPCListenAddress: ':3390'\nRPCPassword: secret",
+        "RPCListenAddress: ':3390'\nRPCPassword: secret\nRPCTLSCertificate: /etc/m/cert.pem\n"
+        "RPCTLSClientCA: /etc/m/clients.pem",
         "Fallbacks: [{URL: 'fb.example.org:8080/pub', CountryCode: 'fr de', ContinentCode: eu}]",
         "Fallbacks: [{URL: 'https://fb.example.org/fall back/'}]",  # sent percent-encoded
         "TrustedProxies: [10.0.0.0/8, 192.0.2.7]",
@@ -771,6 +804,28 @@ def test_example_config_shows_the_defaults() -> None:
 
 def test_example_config_examples_parse() -> None:
     blocks = re.findall(r"(?m)((?:^#   .*\n)+)", EXAMPLE_CONFIG)
-    assert len(blocks) == 3
+    assert len(blocks) == 4
     for block in blocks:
         parse(REPO + re.sub(r"(?m)^#   ", "", block))
+
+
+def test_allow_redirect_hosts() -> None:
+    config = parse(REPO + "AllowRedirectHosts: [cdn.example.org, '*.example.net', '::1']\n")
+    assert config.allow_redirect_hosts == ("cdn.example.org", "*.example.net", "::1")
+    assert parse(REPO).allow_redirect_hosts == ()
+
+
+@pytest.mark.parametrize("bad", ["http://cdn.example.org", "cdn.example.org:8080", "''",
+                                 "'a..b'", "'*example.org'", "-bad.example"])
+def test_bad_redirect_host_is_named(bad: str) -> None:
+    message = error_of(REPO + f"AllowRedirectHosts: [ok.example, {bad}]\n")
+    shown = bad.strip("'")
+    assert message == (f"AllowRedirectHosts: '{shown}' is not a host name, *.domain, an IP "
+                       "address or *")
+
+
+def test_max_scan_entries() -> None:
+    assert parse(REPO).max_scan_entries == 5_000_000
+    assert parse(REPO + "MaxScanEntries: 1000\n").max_scan_entries == 1000
+    assert error_of(REPO + "MaxScanEntries: 0\n") == (
+        "MaxScanEntries must be >= 1 (entries of one mirror listing), not 0")

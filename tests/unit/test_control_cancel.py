@@ -6,6 +6,7 @@ from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.error import ConnectionDone
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
@@ -24,7 +25,7 @@ def test_disconnect_cancels_the_running_scan() -> None:
 
     backend = ControlBackend(mirrors=None, locate=None, password=lambda: "pw",  # type: ignore[arg-type]
                              reload=None, version=dict, scan=scan)  # type: ignore[arg-type]
-    protocol: Any = control_factory(backend).buildProtocol(None)
+    protocol: Any = control_factory(backend, Clock()).buildProtocol(None)
     protocol.makeConnection(StringTransport())
     answer = Deferred.fromCoroutine(protocol.locator.scan_mirror(
         password="pw", id=1, auto_enable=False, protocol="all", scan_timeout=None))
@@ -45,7 +46,7 @@ def test_a_finished_scan_is_not_cancelled_later() -> None:
 
     backend = ControlBackend(mirrors=None, locate=None, password=lambda: "pw",  # type: ignore[arg-type]
                              reload=None, version=dict, scan=scan)  # type: ignore[arg-type]
-    protocol: Any = control_factory(backend).buildProtocol(None)
+    protocol: Any = control_factory(backend, Clock()).buildProtocol(None)
     protocol.makeConnection(StringTransport())
     results: list[Any] = []
     Deferred.fromCoroutine(protocol.locator.scan_mirror(

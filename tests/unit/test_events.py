@@ -79,6 +79,7 @@ def test_render_reference_log_of_madrid() -> None:
         (ev.state_changed_event(1, ev.PROTO_HTTP, False, "", NOW), "HTTP mirror is down"),
         (ev.state_changed_event(1, ev.PROTO_UNDEFINED, True, "", NOW), "Mirror is up"),
         (ev.scan_started_event(1, ev.SCANNER_FTP, NOW), "FTP scan started"),
+        (ev.scan_started_event(1, ev.SCANNER_HTTP, NOW), "HTTP scan started"),
         (ev.scan_completed_event(1, 5, 4, 2, 0, NOW),
          "Scan completed: 5 files (4 known), 2 removed"),
         (ev.scan_completed_event(1, 5, 4, 2, -3_600_000, NOW),

@@ -60,3 +60,6 @@ def test_outcomes() -> None:
     assert (error.up, error.reason, error.message) == (False, "Unreachable", "Error: refused (3ms)")
     refused = classify(ProbeResult(error="no", redirect_refused=True), "/f", 10)
     assert refused.reason == "Unauthorized redirect"
+    flood = classify(ProbeResult(error="answer larger than 64 KiB", too_large=True), "/f", 10)
+    assert (flood.reason, flood.message) == ("Answer too large",
+                                             "Error: answer larger than 64 KiB (0ms)")

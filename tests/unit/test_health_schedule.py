@@ -69,7 +69,7 @@ def make(mirrors: list[Mirror], config: Config | None = None,
 
     store = cast(MirrorStore, source)
     checker = RecordingChecker(lambda: config or Config(), get_client, store, clock,
-                               agent_factory=lambda: cast(Any, None))
+                               agent_factory=lambda _admit: cast(Any, None))
     return checker, clock, source
 
 

@@ -71,6 +71,22 @@ def test_escaped_nul_is_skipped() -> None:
     )
 
 
+def test_a_tab_is_kept() -> None:
+    parsed = parse_line(b"-rw-r--r-- 1 2023/06/06 08:30:00 tab\\#011here.txt")
+    assert isinstance(parsed, ListedFile) and parsed.path == "/tab\there.txt"
+
+
+def test_names_longer_than_4096_bytes_are_skipped() -> None:
+    longest = "d/" * 2047 + "f"  # 4095 bytes, 4096 with the leading /
+    assert isinstance(parse_line(b"-rw-r--r-- 1 2023/06/06 08:30:00 " + longest.encode()),
+                      ListedFile)
+    assert parse_line(b"-rw-r--r-- 1 2023/06/06 08:30:00 " + longest.encode() + b"x") == (
+        Skipped("name longer than 4096 bytes"))
+    accents = "\u00e9" * 2048  # 4096 bytes of UTF-8 after the /
+    assert parse_line(b"-rw-r--r-- 1 2023/06/06 08:30:00 " + accents.encode()) == (
+        Skipped("name longer than 4096 bytes"))
+
+
 def test_huge_sizes() -> None:
     ok = parse_line(b"-rw-r--r-- 9,223,372,036,854,775,807 2023/06/06 08:30:00 big")
     assert ok == ListedFile("/big", MAX_SIZE, T * NS)

@@ -17,7 +17,7 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
 from mirrorbits.config import Config
-from mirrorbits.model import PROTOCOL_FTP, PROTOCOL_RSYNC, Mirror
+from mirrorbits.model import PROTOCOL_FTP, PROTOCOL_HTTP, PROTOCOL_RSYNC, Mirror
 from mirrorbits.progress import Progress
 from mirrorbits.scan.commit import ScanResult
 from mirrorbits.scan.rsync import ScanError, ScanListing
@@ -67,7 +67,8 @@ class Harness:
         self.fix_tz: list[bool] = []  # fix_timezone_offsets of each scan
         self.scanner = MirrorScanner(
             lambda: self.config, self.client, self.store, self.clock,  # type: ignore[arg-type]
-            listers={PROTOCOL_RSYNC: self.lister("rsync"), PROTOCOL_FTP: self.lister("ftp")},
+            listers={PROTOCOL_RSYNC: self.lister("rsync"), PROTOCOL_FTP: self.lister("ftp"),
+                     PROTOCOL_HTTP: self.lister("http")},
             commit=self.commit, handles=handles,
         )
 
@@ -116,9 +117,15 @@ def test_scan_plan_orders_and_forces_protocols() -> None:
     assert scan_plan(both, "FTP") == [(PROTOCOL_FTP, "ftp://m1.example/x/")]
     assert scan_plan(both, "rsync") == [(PROTOCOL_RSYNC, "rsync://m1.example/x/")]
     assert scan_plan(mirror(1), "ftp") == []
-    assert scan_plan(mirror(1, rsync_url=""), "ALL") == []
+    # neither rsync nor FTP: the HTTP index pages (the reference had no URL to scan)
+    assert scan_plan(mirror(1, rsync_url=""), "ALL") == [(PROTOCOL_HTTP, "http://m.example/")]
+    assert scan_plan(mirror(1, rsync_url="", http_url=""), "ALL") == []
+    assert scan_plan(both, "http") == [(PROTOCOL_HTTP, "http://m.example/")]
+    assert scan_plan(mirror(1, rsync_url=""), "rsync") == []
+    assert scan_plan(mirror(1, http_url="m.example/a b", https_up=True), "HTTP") == [
+        (PROTOCOL_HTTP, "https://m.example/a%20b/")]
     with pytest.raises(ValueError):
-        scan_plan(both, "http")
+        scan_plan(both, "gopher")
 
 
 def test_only_due_enabled_mirrors_are_scanned_and_never_twice() -> None:
@@ -207,8 +214,17 @@ def test_abort_does_not_fall_back() -> None:
     h.scanner.stopService()
 
 
+def test_http_only_mirror_is_scanned_by_the_monitor() -> None:
+    h = Harness([mirror(1, rsync_url="", http_url="m1.example/pub")])
+    h.scanner.startService()
+    assert h.calls == [("http", "http://m1.example/pub/")]
+    h.finish("http://m1.example/pub/")
+    assert h.scanner.scanning == frozenset()
+    h.scanner.stopService()
+
+
 def test_no_url_starts_no_listing() -> None:
-    h = Harness([mirror(1, rsync_url="")])
+    h = Harness([mirror(1, rsync_url="", http_url="")])
     h.scanner.startService()
     assert h.calls == []
     assert h.scanner.scanning == frozenset()

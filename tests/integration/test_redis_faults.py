@@ -1,0 +1,150 @@
+"""The real daemon under a bounded load while its Redis fails in the usual ways.
+
+One daemon, one ``redis-server`` (real processes on loopback), a mirror holding the
+repository's files and a fallback. While threads download on keep-alive connections:
+
+* Redis is stopped for three seconds, then restarted with its data;
+* Redis answers nothing for two seconds (``DEBUG SLEEP``);
+* Redis is restarted empty (its data lost): the mirrors it no longer knows stop receiving
+  users within seconds — nothing stale stays in the daemon's memory.
+
+No answer may be a 5xx, scans must work again after each fault, and every download the load
+received must be counted exactly once in the Redis that kept its data.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import pytest
+import redis
+
+from tests.daemon import DaemonProcess, base_config, repo_file
+from tests.integration.test_daemon_redis import (
+    Load,
+    counted,
+    get_location,
+    hold_files,
+    make_repository,
+    serve_mirror,
+    wait_until,
+)
+from tests.servers import RedisServer
+
+pytestmark = pytest.mark.integration
+
+FALLBACK = "http://127.0.0.44/fallback/"
+
+
+@attrs.define
+class Site:
+    repo: Path
+    redis: RedisServer
+    madrid_url: str
+    daemon: DaemonProcess
+
+    def db(self) -> redis.Redis:
+        return self.redis.client()
+
+    def restart_redis(self, keep_data: bool, down_for: float) -> None:
+        """Stop Redis (after ``SAVE`` when its data must survive), wait, start it again."""
+        dump = self.redis.workdir / "dump.rdb"
+        dump.unlink(missing_ok=True)
+        if keep_data:
+            with self.db() as db:
+                db.save()
+        self.redis.stop()
+        time.sleep(down_for)
+        self.redis.start()
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    server = RedisServer(workdir=tmp_path / "redis", extra_args=["--enable-debug-command", "yes"])
+    server.start()
+    repo = tmp_path / "repo"
+    make_repository(repo)
+    madrid_url, stop_madrid = serve_mirror(repo, "127.0.0.43")
+    daemon = DaemonProcess(workdir=tmp_path / "run", values=base_config(repo, server.address),
+                           raw=f"Fallbacks:\n  - URL: {FALLBACK}\n")
+    try:
+        daemon.start()
+        with server.client() as db:
+            assert daemon.ctl("refresh").returncode == 0
+            assert daemon.ctl("add", "-http", madrid_url, "madrid").returncode == 0
+            hold_files(db, 1)
+            assert daemon.ctl("enable", "madrid").returncode == 0
+            wait_until(lambda: get_location(daemon) == (302, madrid_url + "a.txt"), 20,
+                       "redirect to madrid", daemon)
+        yield Site(repo, server, madrid_url, daemon)
+    finally:
+        daemon.stop()
+        stop_madrid()
+        server.stop()
+
+
+def assert_no_server_error(load: Load) -> None:
+    assert load.failures == [], load.failures[:5]
+    assert not [status for status in load.statuses if status != 302], dict(load.statuses)
+    assert load.redirects > 300  # the load ran throughout
+
+
+def test_stopped_and_slow_redis_lose_no_request_and_no_download(site: Site) -> None:
+    daemon = site.daemon
+    load = Load(*daemon.http)
+    load.start()
+    try:
+        time.sleep(1.5)
+        site.restart_redis(keep_data=True, down_for=3.0)
+        daemon.wait_log(f"Connected to redis master {site.redis.address}", timeout=15)
+        time.sleep(1.5)
+        with site.db() as db:
+            db.execute_command("DEBUG", "SLEEP", "2")
+        time.sleep(1.5)
+    finally:
+        load.stop()
+    assert_no_server_error(load)
+    # the daemon writes again: a new file is indexed, and every download arrives once
+    repo_file(site.repo, "/b.txt", b"bee\n", 1687249800)
+    refreshed = daemon.ctl("refresh")
+    assert refreshed.returncode == 0, refreshed.stderr
+    code = daemon.stop()
+    assert code in (0, -15), daemon.log()
+    with site.db() as db:
+        assert db.sismember("FILES", "/b.txt")
+        assert counted(db) == {"STATS_TOTAL": load.redirects, "STATS_FILE": load.redirects,
+                               "STATS_MIRROR": {"1": load.redirects}}, daemon.log()
+    assert "Traceback" not in daemon.log()
+
+
+def test_redis_restarted_empty_leaves_no_stale_mirror_in_memory(site: Site) -> None:
+    daemon = site.daemon
+    load = Load(*daemon.http)
+    load.start()
+    try:
+        time.sleep(1.0)
+        site.restart_redis(keep_data=False, down_for=1.0)
+        daemon.wait_log(f"Connected to redis master {site.redis.address}", timeout=15)
+        # madrid is unknown to the new Redis: within seconds nobody is sent there
+        wait_until(lambda: not get_location(daemon)[1].startswith(site.madrid_url), 10,
+                   "madrid forgotten", daemon)
+        time.sleep(1.0)
+        madrid_before = sum(n for location, n in load.locations.items()
+                            if location.startswith(site.madrid_url))
+        time.sleep(1.0)
+        madrid_after = sum(n for location, n in load.locations.items()
+                           if location.startswith(site.madrid_url))
+    finally:
+        load.stop()
+    assert load.failures == [], load.failures[:5]
+    assert madrid_after == madrid_before  # nothing stale served for the last second
+    assert set(load.statuses) == {302}, dict(load.statuses)  # madrid, then the fallback
+    assert any(location.startswith(FALLBACK) for location in load.locations)
+    # the repository can be indexed again, and the mirror added back
+    assert daemon.ctl("refresh").returncode == 0
+    with site.db() as db:
+        assert db.scard("FILES") > 0
+    assert "Traceback" not in daemon.log()
