@@ -27,6 +27,7 @@ from mirrorbits.selection import (
 from mirrorbits.stats import RangeDeduplicator, StatsService
 from mirrorbits.store.client import RedisClient
 from mirrorbits.web.clientip import ClientAddressPolicy
+from mirrorbits.web.digests import FileHeaders, digest_headers
 from mirrorbits.web.downloadlog import DownloadLog
 from mirrorbits.web.paths import EvaluationMemo
 from mirrorbits.web.render import RedirectBytes
@@ -36,10 +37,11 @@ class FileMemo:
     """What the answers for one file and protocol demand reuse until the cache changes.
 
     The client-independent selection (:func:`prefilter`), the redirect table and the encoded
-    ``Location``/``Link`` values of every usable mirror.
+    ``Location``/``Link`` values of every usable mirror; the headers about the file sent with
+    every redirect (its digests).
     """
 
-    __slots__ = ("headers", "info", "opts", "pre", "table", "version")
+    __slots__ = ("file_headers", "headers", "info", "opts", "pre", "table", "version")
 
     def __init__(self, version: tuple[int, int], opts: SelectionOptions, info: FileInfo,
                  pre: Prefiltered) -> None:
@@ -51,6 +53,7 @@ class FileMemo:
         self.headers = RedirectBytes(
             [(url if not reason else "", mirror.country_fields)
              for mirror, _, url, reason, _ in pre.entries], info.path)
+        self.file_headers: FileHeaders = digest_headers(info)
 
 
 @define(eq=False)

@@ -36,6 +36,7 @@ from mirrorbits.web.decision import (
     Pending,
     Redirect,
 )
+from mirrorbits.web.digests import digest_headers
 from mirrorbits.web.head import RequestHead
 from mirrorbits.web.lookup import (
     choose,
@@ -162,7 +163,8 @@ class Planner:
                 return Redirect(encoded.location(first),
                                 encoded.links(order, config.max_link_headers),
                                 Download("REDIRECT", 302, info, ip, client,
-                                         memo.pre.entries[first][0], distance, False))
+                                         memo.pre.entries[first][0], distance, False),
+                                memo.file_headers)
         choice = choose(ctx, config, info, local.is_file, ip, client, secure,
                         None if memo is None else memo.pre, failed, mirrorlist=False)
         mirrors, excluded, fallback = choice.mirrors, choice.excluded, choice.fallback
@@ -182,7 +184,8 @@ class Planner:
         return Redirect(redirect_url(first_mirror, info.path),
                         link_headers(mirrors, info.path, config.max_link_headers),
                         Download("REDIRECT", 302, info, ip, client, first_mirror.mirror,
-                                 first_mirror.distance, fallback))
+                                 first_mirror.distance, fallback),
+                        digest_headers(info) if memo is None else memo.file_headers)
 
 
 def _moved(cleaned: str, uri: bytes) -> Moved:
