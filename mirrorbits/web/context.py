@@ -27,7 +27,7 @@ from mirrorbits.selection import (
 from mirrorbits.stats import RangeDeduplicator, StatsService
 from mirrorbits.store.client import RedisClient
 from mirrorbits.web.clientip import ClientAddressPolicy
-from mirrorbits.web.digests import FileHeaders, digest_headers
+from mirrorbits.web.digests import FileHeaders, file_headers
 from mirrorbits.web.downloadlog import DownloadLog
 from mirrorbits.web.paths import EvaluationMemo
 from mirrorbits.web.render import RedirectBytes
@@ -38,7 +38,7 @@ class FileMemo:
 
     The client-independent selection (:func:`prefilter`), the redirect table and the encoded
     ``Location``/``Link`` values of every usable mirror; the headers about the file sent with
-    every redirect (its digests).
+    every redirect (its Metalink's ``Link``, its digests).
     """
 
     __slots__ = ("file_headers", "headers", "info", "opts", "pre", "table", "version")
@@ -53,7 +53,7 @@ class FileMemo:
         self.headers = RedirectBytes(
             [(url if not reason else "", mirror.country_fields)
              for mirror, _, url, reason, _ in pre.entries], info.path)
-        self.file_headers: FileHeaders = digest_headers(info)
+        self.file_headers: FileHeaders = file_headers(info)
 
 
 @define(eq=False)

@@ -40,7 +40,8 @@ class Redirect:
     """A 302 to ``location``, with the alternatives as ``Link`` values (§8.4).
 
     ``file_headers``: the headers about the file itself, the same for every redirect to it
-    (its digests, :mod:`mirrorbits.web.digests`), computed once per file.
+    (its Metalink's ``Link``, its digests: :mod:`mirrorbits.web.digests`), computed once per
+    file.
     """
 
     __slots__ = ("download", "file_headers", "links", "location")

@@ -4,7 +4,8 @@ RFC 9530 ``Repr-Digest`` (``sha-256=:<base64>:``; ``sha-512`` would join it, but
 computes it) and the older RFC 3230 ``Digest`` (``SHA-256=<base64>``, then ``SHA=`` and
 ``MD5=`` when those are known: RFC 9530 deprecates them, so they stay out of
 ``Repr-Digest``). Values are the base64 of the raw digest bytes; a hex string of the wrong
-length or with other characters is left out. Computed once per file (the per-file memo).
+length or with other characters is left out. Computed once per file (the per-file memo),
+with the redirect's ``Link`` to the file's Metalink (:func:`file_headers`).
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from base64 import b64encode
 from typing import Final
 
 from mirrorbits.model import FileInfo
+from mirrorbits.web.metalink import describedby_link
 
 REPR_DIGEST: Final = b"Repr-Digest"
 DIGEST: Final = b"Digest"
+LINK: Final = b"Link"
 
 FileHeaders = tuple[tuple[bytes, bytes], ...]
 
@@ -44,3 +47,9 @@ def digest_headers(info: FileInfo) -> FileHeaders:
     if legacy:
         headers.append((DIGEST, b",".join(legacy)))
     return tuple(headers)
+
+
+def file_headers(info: FileInfo) -> FileHeaders:
+    """Every header about the file on its redirects: the ``Link`` to its Metalink
+    (:func:`~mirrorbits.web.metalink.describedby_link`), then its digests."""
+    return ((LINK, describedby_link(info.path)), *digest_headers(info))

@@ -1,7 +1,7 @@
 """The answers to queries that ask for something else than the file itself (spec §8.8–§8.10):
 ``?mirrorlist`` (the page), ``?mirrorstats``, ``?stats[=period]`` and the checksums
-``?md5``, ``?sha1``, ``?sha256``. Each is a :data:`~mirrorbits.web.decision.Decision`;
-none is logged or counted as a download.
+``?md5``, ``?sha1``, ``?sha256``, and the Metalink ``?meta4``. Each is a
+:data:`~mirrorbits.web.decision.Decision`; none is logged or counted as a download.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from mirrorbits.web.context import WebContext
 from mirrorbits.web.decision import Decision, ErrorText, Page
 from mirrorbits.web.head import RequestHead
 from mirrorbits.web.lookup import choose, client_ip, evaluate, read_info, read_memo, secure_of
+from mirrorbits.web.metalink import CONTENT_TYPE as METALINK_TYPE
+from mirrorbits.web.metalink import metalink_document
 from mirrorbits.web.mirrorlist import fromip_override, mirrorlist_page
 from mirrorbits.web.mirrorstats import (
     MirrorListUnavailable,
@@ -30,7 +32,7 @@ log = Logger()
 
 CHECKSUMS: Final = (b"md5", b"sha1", b"sha256")
 # The query keys answered here, in the order they take precedence.
-QUERIES: Final = (b"mirrorlist", b"stats", b"mirrorstats", *CHECKSUMS)
+QUERIES: Final = (b"mirrorlist", b"stats", b"mirrorstats", *CHECKSUMS, b"meta4")
 
 
 def query_of(args: dict[bytes, list[bytes]]) -> bytes | None:
@@ -50,6 +52,8 @@ async def answer_query(ctx: WebContext, query: bytes, head: RequestHead, config:
         return await downloads(ctx, head, path)
     if query == b"mirrorstats":
         return await mirrorstats(ctx, config)
+    if query == b"meta4":
+        return await metalink(ctx, head, config, path)
     return await checksum(ctx, head, config, path)
 
 
@@ -70,6 +74,30 @@ async def mirrorlist(ctx: WebContext, head: RequestHead, config: Config, path: s
     body = await mirrorlist_page(config, info, choice.ip, choice.client, choice.mirrors,
                                  choice.excluded, choice.fallback, choice.cause)
     return Page(200 if choice.mirrors else 503, HTML, body, no_cache=True)
+
+
+async def metalink(ctx: WebContext, head: RequestHead, config: Config, path: str) -> Decision:
+    """The file's Metalink 4 (RFC 5854): its size, hashes and the mirrors a download would
+    choose from, in order; a 404 for a directory, a 503 without mirror nor fallback."""
+    local = evaluate(ctx, config, path)
+    if isinstance(local, ErrorText):
+        return local
+    if not local.is_file:
+        return ErrorText(404, "Not Found")
+    info = await read_info(ctx, local)
+    ip = client_ip(ctx, head, config)
+    client = ctx.geo.lookup(ip)
+    secure = secure_of(head, config)
+    memo, failed = None, False
+    if info.mod_time_ns is not None:
+        memo, failed = await read_memo(ctx, info, secure, ctx.selection_options(config))
+    choice = choose(ctx, config, info, True, ip, client, secure,
+                    None if memo is None else memo.pre, failed, mirrorlist=False)
+    if not choice.mirrors:
+        return ErrorText(503, "Service Unavailable")
+    generator = ctx.server_header.decode("ascii", "replace")
+    return Page(200, METALINK_TYPE, metalink_document(info, choice.mirrors, generator),
+                no_cache=True)
 
 
 async def checksum(ctx: WebContext, head: RequestHead, config: Config, path: str) -> Decision:
