@@ -69,6 +69,7 @@ from mirrorbits.upgrade import (
 from mirrorbits.web.downloadlog import DownloadLog
 from mirrorbits.web.resource import RedirectResource, WebContext
 from mirrorbits.web.site import RedirectorSite
+from mirrorbits.workers import WorkerPool, worker_count
 
 GEO_CHECK_INTERVAL = 5.0
 STARTUP_READY_TIMEOUT = 2.0  # seconds a fresh start waits for Redis before serving anyway
@@ -99,6 +100,8 @@ class Daemon(MultiService):
     notifier: Notifier = field(factory=lambda: Notifier(None))
     describe: Callable[[], str] = lambda: "Serving"  # the state, for systemd's STATUS=
     greeting: list[str] = field(factory=list)  # logged at start: what runs where
+    workers: WorkerPool | None = None  # the HTTP worker processes, with ``Workers`` > 1
+    says_warnings: bool = True  # a worker's are the daemon's, logged by the daemon
     _handing_over: bool = False
     _previous_handlers: dict[int, _Handler] = field(factory=dict)
 
@@ -109,7 +112,7 @@ class Daemon(MultiService):
         """Create every listening socket now, so that an address that cannot be listened on
         stops the start with one line (before twistd daemonizes); ListenAddressError."""
         for child in self:
-            if isinstance(child, AdoptedListener):
+            if isinstance(child, AdoptedListener | WorkerPool):
                 child.bind()
 
     def startService(self) -> None:
@@ -188,9 +191,11 @@ class Daemon(MultiService):
             self.notifier.reloaded(f"{self.describe()}; reload refused: {err}")
             raise
         log.info("SIGHUP Received: Reloading configuration...")
-        for warning in warnings:
+        for warning in warnings if self.says_warnings else ():
             log.warn("{warning}", warning=warning)
         self.reopen_logs(None)
+        if self.workers is not None:  # each reads the file again (and reopens its logs)
+            self.workers.signal_all(signal.SIGHUP)
         self.notifier.reloaded(self.describe())
         return warnings
 
@@ -199,6 +204,8 @@ class Daemon(MultiService):
             log.info(message)
         if self.download_log is not None:
             self.download_log.reopen()
+        if self.workers is not None and message is not None:  # a reload signals them itself
+            self.workers.signal_all(signal.SIGUSR1)
 
 
 def tune_garbage_collector() -> None:
@@ -259,8 +266,15 @@ def build_daemon(
         root_page = RootGuide(lambda: holder.current.repository, embedded.describe_redis(config),
                               ctl, embedded.demo, work.count_mirrors, reactor,
                               indexed=work.indexed).text
-    http = _add_http(daemon, holder, reactor, redis, pubsub, stats, download_log, geo,
-                     successor, activated.http, root_page)
+    workers = worker_count(config, from_file=config_path is not None, cores=os.cpu_count())
+    http: HeldListener | WorkerPool
+    if workers > 1:
+        http = _add_workers(daemon, holder, reactor, redis, successor, activated.http, workers,
+                            cwd=cwd, repository=repository, debug=debug)
+    else:
+        http = _add_http(daemon, holder, reactor, redis, pubsub, stats, download_log, geo,
+                         successor, activated.http, root_page,
+                         _serving(daemon, redis, successor))
     _add_first_steps(daemon, holder, reactor, redis, work, embedded, ctl,
                      show_hint=monitor and successor is None)
 
@@ -286,6 +300,8 @@ def _warn_if_listen_address_changed(old: Config, new: Config) -> None:
     if _control_tls(old) != _control_tls(new):
         log.warn("RPCTLSCertificate/RPCTLSKey/RPCTLSClientCA changed: restart the daemon to "
                  "apply")
+    if old.workers != new.workers:
+        log.warn("Workers changed: restart the daemon (or upgrade it) to apply")
 
 
 def _control_tls(config: Config) -> tuple[str, str, str]:
@@ -531,25 +547,17 @@ def _add_http(
     successor: Successor | None,
     activated_fd: int | None,
     root_page: Callable[[], Awaitable[str]] | None,
+    serving: Callable[[], None],
 ) -> HeldListener:
     """The redirect resource, its cache fed by pub/sub, and the HTTP listener (on the
     socket inherited from an upgrading parent, if any), accepting once Redis is ready.
 
     A fresh start waits at most :data:`STARTUP_READY_TIMEOUT` (the kernel queues the first
     connections meanwhile): answers from an empty cache would be fallbacks and 503s. A
-    successor waits longer, its parent answering meanwhile. Once serving, systemd is told
-    (a successor also tells it that it is the main process now).
+    successor waits longer, its parent answering meanwhile. Once serving, ``serving`` is
+    called.
     """
     ready_timeout = STARTUP_READY_TIMEOUT if successor is None else READY_TIMEOUT
-
-    def serving() -> None:
-        if successor is None:
-            daemon.serving()
-        else:
-            successor.serving()
-            daemon.serving(main_pid=os.getpid())
-        if not redis.ready:  # served after the wait: say so again once the database is up
-            redis.whenReady().addCallback(lambda _: daemon.notifier.status(daemon.describe()))
     cache = MirrorCache(redis.reading_client, reactor)  # a miss during a failover waits
     pubsub.on_message(keys.CHANNEL_FILE_UPDATE, cache.on_file_update)
     pubsub.on_message(keys.CHANNEL_MIRROR_UPDATE, cache.on_mirror_update)
@@ -599,6 +607,77 @@ def _add_http(
     http.setName("http")
     http.setServiceParent(daemon)
     return http
+
+
+def _serving(daemon: Daemon, redis: RedisService,
+             successor: Successor | None) -> Callable[[], None]:
+    """What HTTP's start of service does: systemd is told (a successor also tells it that it
+    is the main process now, and asks its parent to go)."""
+
+    def serving() -> None:
+        if successor is None:
+            daemon.serving()
+        else:
+            successor.serving()
+            daemon.serving(main_pid=os.getpid())
+        if not redis.ready:  # served after the wait: say so again once the database is up
+            redis.whenReady().addCallback(lambda _: daemon.notifier.status(daemon.describe()))
+
+    return serving
+
+
+def _add_workers(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
+                 redis: RedisService, successor: Successor | None, activated_fd: int | None,
+                 count: int, *, cwd: str, repository: str | None, debug: bool) -> WorkerPool:
+    """``count`` worker processes serving HTTP on this process' listening socket (bound
+    here, or inherited from systemd or an upgrading parent); this process does not accept.
+
+    A worker is told the configuration file (absolute: it starts in ``cwd``), the
+    ``--repository`` and ``--debug`` options.
+    """
+    path = holder.path
+    assert path is not None  # workers need a configuration file (worker_count)
+    arguments = ["--config", os.path.join(cwd, path)]
+    if repository is not None:
+        arguments += ["--repository", os.path.join(cwd, repository)]
+    if debug:
+        arguments.append("--debug")
+    listener = AdoptedListener(
+        parse_listen_address(holder.current.listen_address, unix_mode=HTTP_SOCKET_MODE),
+        None,
+        reactor,
+        inherited_fd=activated_fd if successor is None else successor.inherited.fd,
+        setting="ListenAddress",
+        foreign=successor is None and activated_fd is not None,
+    )
+    pool = WorkerPool(listener, count, reactor, arguments, cwd,
+                      on_serving=_serving(daemon, redis, successor))
+    pool.setName("http")
+    pool.setServiceParent(daemon)
+    daemon.workers = pool
+    return pool
+
+
+def build_worker(*, config: Config, config_path: str, repository: str | None,
+                 reactor: IDaemonReactor, debug: bool, listen_fd: int,
+                 serving: Callable[[], None]) -> tuple[Daemon, HeldListener]:
+    """The service tree of an HTTP worker process (:mod:`mirrorbits.workers`): Redis and
+    pub/sub, the counters and the download log, GeoIP, and the HTTP listener on the
+    inherited socket ``listen_fd``; nothing that runs once per node."""
+    set_debug(debug)
+    holder = ConfigHolder(current=config, path=config_path, repository=repository)
+    geo = GeoIP(config.geoip_database_path, reactor)
+    daemon = Daemon(holder=holder, reactor=reactor, geo=geo)
+    daemon.setName("mirrorbits-worker")
+    daemon.says_warnings = False
+    redis, pubsub = _add_redis(daemon, holder, reactor)
+    stats, download_log = _add_accounting(daemon, holder, reactor, redis)
+    geo.load_and_report()
+    holder.subscribe(lambda old, new: _reload_geo(geo, new))
+    http = _add_http(daemon, holder, reactor, redis, pubsub, stats, download_log, geo, None,
+                     listen_fd, None, serving)
+    http.shared = True  # the other workers accept on it too
+    return daemon, http
 
 
 def _day(text: str) -> datetime.datetime:
