@@ -79,6 +79,9 @@ class WebContext:
     # About 7 KB per file held by 27 mirrors: 50,000 files (the hot set) stay under 400 MB.
     _prefiltered: LRU[tuple[str, Secure], FileMemo] = field(factory=lambda: LRU(50_000))
     paths: EvaluationMemo = field(init=False)
+    # Recent answers of queries that read Redis and not the request (``?mirrors``): key ->
+    # (time computed, body); at most a few entries.
+    recent: dict[bytes, tuple[float, bytes]] = field(init=False, factory=dict)
 
     def __attrs_post_init__(self) -> None:
         self.paths = EvaluationMemo(self.clock)

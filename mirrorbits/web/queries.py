@@ -1,6 +1,6 @@
 """The answers to queries that ask for something else than the file itself (spec §8.8–§8.10):
 ``?mirrorlist`` (the page), ``?mirrorstats``, ``?stats[=period]`` and the checksums
-``?md5``, ``?sha1``, ``?sha256``, and the Metalink ``?meta4``. Each is a
+``?md5``, ``?sha1``, ``?sha256``, the Metalink ``?meta4`` and ``?mirrors``. Each is a
 :data:`~mirrorbits.web.decision.Decision`; none is logged or counted as a download.
 """
 
@@ -13,6 +13,7 @@ from mirrorbits.gojson import dumps
 from mirrorbits.logs import Logger
 from mirrorbits.stats import file_stats, utc_date
 from mirrorbits.store.errors import DatabaseNotReady, StoreError
+from mirrorbits.store.mirrors import mirror_file_counts, mirror_ids
 from mirrorbits.web.context import WebContext
 from mirrorbits.web.decision import Decision, ErrorText, Page
 from mirrorbits.web.head import RequestHead
@@ -20,19 +21,22 @@ from mirrorbits.web.lookup import choose, client_ip, evaluate, read_info, read_m
 from mirrorbits.web.metalink import CONTENT_TYPE as METALINK_TYPE
 from mirrorbits.web.metalink import metalink_document
 from mirrorbits.web.mirrorlist import fromip_override, mirrorlist_page
+from mirrorbits.web.mirrorsapi import mirrors_document
 from mirrorbits.web.mirrorstats import (
     MirrorListUnavailable,
     MirrorstatsError,
     mirrorstats_view,
     render_mirrorstats,
 )
-from mirrorbits.web.respond import HTML, TEXT
+from mirrorbits.web.respond import HTML, JSON, TEXT
 
 log = Logger()
 
 CHECKSUMS: Final = (b"md5", b"sha1", b"sha256")
 # The query keys answered here, in the order they take precedence.
-QUERIES: Final = (b"mirrorlist", b"stats", b"mirrorstats", *CHECKSUMS, b"meta4")
+QUERIES: Final = (b"mirrorlist", b"stats", b"mirrorstats", *CHECKSUMS, b"meta4", b"mirrors")
+# How long a ``?mirrors`` document is reused (it reads every mirror's file count).
+MIRRORS_REUSED_S: Final = 5.0
 
 
 def query_of(args: dict[bytes, list[bytes]]) -> bytes | None:
@@ -54,6 +58,8 @@ async def answer_query(ctx: WebContext, query: bytes, head: RequestHead, config:
         return await mirrorstats(ctx, config)
     if query == b"meta4":
         return await metalink(ctx, head, config, path)
+    if query == b"mirrors":
+        return await mirrors(ctx, b"pretty" in head.args)
     return await checksum(ctx, head, config, path)
 
 
@@ -98,6 +104,30 @@ async def metalink(ctx: WebContext, head: RequestHead, config: Config, path: str
     generator = ctx.server_header.decode("ascii", "replace")
     return Page(200, METALINK_TYPE, metalink_document(info, choice.mirrors, generator),
                 no_cache=True)
+
+
+async def mirrors(ctx: WebContext, pretty: bool) -> Decision:
+    """``?mirrors``: every enabled mirror as JSON (:mod:`mirrorbits.web.mirrorsapi`), computed
+    at most once per :data:`MIRRORS_REUSED_S` (two Redis round trips and the cache's records);
+    a database that is down or not ready is a 503, other Redis errors a 500."""
+    key = b"mirrors pretty" if pretty else b"mirrors"
+    now = ctx.clock.seconds()
+    recent = ctx.recent.get(key)
+    if recent is not None and 0 <= now - recent[0] < MIRRORS_REUSED_S:
+        return Page(200, JSON, recent[1], no_cache=True)
+    try:
+        client = ctx.get_client()
+        ids = await mirror_ids(client)
+        records = [await ctx.cache.mirror(mirror_id) for mirror_id in ids]
+        enabled = [mirror for mirror in records if mirror is not None and mirror.enabled]
+        counts = await mirror_file_counts(client, [mirror.id for mirror in enabled])
+    except DatabaseNotReady:
+        return ErrorText(503, "Service Unavailable")
+    except StoreError:
+        return ErrorText(500, str(MirrorListUnavailable()))
+    body = mirrors_document(enabled, counts, pretty)
+    ctx.recent[key] = (now, body)
+    return Page(200, JSON, body, no_cache=True)
 
 
 async def checksum(ctx: WebContext, head: RequestHead, config: Config, path: str) -> Decision:
