@@ -1,6 +1,6 @@
 """The answers to queries that ask for something else than the file itself (spec §8.8–§8.10):
 ``?mirrorlist`` (the page), ``?mirrorstats``, ``?stats[=period]`` and the checksums
-``?md5``, ``?sha1``, ``?sha256``, the Metalink ``?meta4`` and ``?mirrors``. Each is a
+``?md5``, ``?sha1``, ``?sha256``, the Metalink ``?meta4``, ``?mirrors`` and ``?trace``. Each is a
 :data:`~mirrorbits.web.decision.Decision`; none is logged or counted as a download.
 """
 
@@ -29,12 +29,14 @@ from mirrorbits.web.mirrorstats import (
     render_mirrorstats,
 )
 from mirrorbits.web.respond import HTML, JSON, TEXT
+from mirrorbits.web.trace import trace_document
 
 log = Logger()
 
 CHECKSUMS: Final = (b"md5", b"sha1", b"sha256")
 # The query keys answered here, in the order they take precedence.
-QUERIES: Final = (b"mirrorlist", b"stats", b"mirrorstats", *CHECKSUMS, b"meta4", b"mirrors")
+QUERIES: Final = (b"mirrorlist", b"stats", b"mirrorstats", *CHECKSUMS, b"meta4", b"mirrors",
+                   b"trace")
 # How long a ``?mirrors`` document is reused (it reads every mirror's file count).
 MIRRORS_REUSED_S: Final = 5.0
 
@@ -60,6 +62,8 @@ async def answer_query(ctx: WebContext, query: bytes, head: RequestHead, config:
         return await metalink(ctx, head, config, path)
     if query == b"mirrors":
         return await mirrors(ctx, b"pretty" in head.args)
+    if query == b"trace":
+        return await trace(ctx, head, config, path)
     return await checksum(ctx, head, config, path)
 
 
@@ -128,6 +132,27 @@ async def mirrors(ctx: WebContext, pretty: bool) -> Decision:
     body = mirrors_document(enabled, counts, pretty)
     ctx.recent[key] = (now, body)
     return Page(200, JSON, body, no_cache=True)
+
+
+async def trace(ctx: WebContext, head: RequestHead, config: Config, path: str) -> Decision:
+    """``?trace``: the choice of mirrors for this request explained (:mod:`.trace`); the same
+    reads as ``?mirrorlist`` (``fromip`` too), the same 403/404; never a download."""
+    local = evaluate(ctx, config, path)
+    if isinstance(local, ErrorText):
+        return local
+    info = await read_info(ctx, local)
+    ip = fromip_override(head.args, client_ip(ctx, head, config))
+    client = ctx.geo.lookup(ip)
+    secure = secure_of(head, config)
+    memo, failed = None, False
+    if info.mod_time_ns is not None:
+        memo, failed = await read_memo(ctx, info, secure, ctx.selection_options(config))
+    choice = choose(ctx, config, info, local.is_file, ip, client, secure,
+                    None if memo is None else memo.pre, failed, mirrorlist=True)
+    return Page(200, JSON, trace_document(info, choice.ip, choice.client, secure,
+                                          choice.mirrors, choice.excluded, choice.fallback,
+                                          choice.cause, b"pretty" in head.args),
+                no_cache=True)
 
 
 async def checksum(ctx: WebContext, head: RequestHead, config: Config, path: str) -> Decision:
