@@ -4,11 +4,13 @@ with its URLs, place, states and file count as Redis holds them, and nothing pri
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 from typing import Any
 
 import redis
 
-from tests.daemon import DaemonProcess
+from tests.daemon import DaemonProcess, base_config, put_a_txt_on_a_mirror, repo_file
 from tests.integration.conftest import header_values, request
 from tests.servers import RedisServer
 
@@ -64,3 +66,35 @@ def test_pretty_and_reused(conformance_daemon: DaemonProcess) -> None:
     _, _, pretty = request(conformance_daemon, "GET", "/any/path?mirrors&pretty", {})
     assert json.loads(compact) == json.loads(pretty)
     assert b"\n    " in pretty and b"\n    " not in compact
+
+
+def test_counts_read_at_most_every_five_seconds(tmp_path: Path, redis_server: RedisServer,
+                                                redis_db: redis.Redis) -> None:
+    """A loop of ``?mirrors`` costs Redis one read per 5 s: a new count shows after that."""
+    repo_file(tmp_path / "repo", "/a.txt", b"hello\n", 1687249800)
+    daemon = DaemonProcess(workdir=tmp_path / "run",
+                           values=base_config(tmp_path / "repo", redis_server.address),
+                           args=["--no-monitor"])
+    daemon.start()
+    try:
+        put_a_txt_on_a_mirror(daemon, redis_db)
+
+        def files() -> int:
+            status, _, body = request(daemon, "GET", "/?mirrors", {})
+            assert status == 200
+            (mirror,) = json.loads(body)["Mirrors"]
+            assert mirror["Name"] == "madrid"
+            count: int = mirror["Files"]
+            return count
+
+        assert files() == 0
+        first = time.monotonic()
+        redis_db.sadd("MIRRORFILES_1", "/a.txt")
+        assert files() == 0  # the same document, reused
+        deadline = first + 15
+        while files() != 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.25)
+        assert time.monotonic() - first >= 3.0  # not read again at once (5 s, less the request)
+    finally:
+        daemon.stop()
