@@ -128,9 +128,11 @@ def served_by(mirror: StaticMirror) -> int:
     return mirror.log.read_text().count('"GET /pool/big%20image.iso')
 
 
-def test_aria2c_downloads_from_two_mirrors_and_checks_the_hash(setup: Setup,
-                                                               tmp_path: Path) -> None:
-    result = aria2c(setup.url("?meta4"), tmp_path / "out")
+@pytest.mark.parametrize("query", ["?meta4", ""], ids=["meta4", "accept"])
+def test_aria2c_downloads_from_two_mirrors_and_checks_the_hash(setup: Setup, tmp_path: Path,
+                                                               query: str) -> None:
+    """``?meta4``, or the file's own URL: aria2c's ``Accept`` names the Metalink type."""
+    result = aria2c(setup.url(query), tmp_path / "out")
     assert result.returncode == 0, result.stdout + result.stderr
     got = (tmp_path / "out" / "big image.iso").read_bytes()
     assert hashlib.sha256(got).digest() == hashlib.sha256(setup.data).digest()
