@@ -8,10 +8,11 @@ so two concurrent adds can never create the same name twice.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import txredisapi
 from attrs import evolve
+from twisted.internet.defer import FirstError
 from twisted.internet.interfaces import IReactorTime
 
 from mirrorbits.encoding import decode_bool, encode_bool
@@ -98,6 +99,21 @@ async def mirror_ids(client: RedisClient) -> tuple[int, ...]:
     fields = await client.hkeys(keys.MIRRORS)
     return tuple(sorted({mid for mid in map(parse_mirror_id, map(str, fields or ()))
                          if mid is not None}))
+
+
+async def mirror_file_counts(client: RedisClient, ids: Sequence[int]) -> dict[int, int]:
+    """How many files each mirror's last successful scan found (``SCARD MIRRORFILES_<id>``),
+    in one pipelined round trip."""
+    if not ids:
+        return {}
+    pipe = await client.pipeline()
+    for mirror_id in ids:
+        pipe.scard(keys.mirror_files(mirror_id))
+    try:
+        counts: list[int] = await pipe.execute_pipeline()
+    except FirstError as err:
+        err.subFailure.raiseException()
+    return {mirror_id: int(count) for mirror_id, count in zip(ids, counts, strict=True)}
 
 
 def match_names(names: Mapping[str, str], pattern: str) -> list[tuple[int, str]]:

@@ -28,6 +28,7 @@ from mirrorbits.selection import (
 from mirrorbits.stats import RangeDeduplicator, StatsService
 from mirrorbits.store.client import RedisClient
 from mirrorbits.web.clientip import ClientAddressPolicy
+from mirrorbits.web.digests import FileHeaders, file_headers
 from mirrorbits.web.downloadlog import DownloadLog
 from mirrorbits.web.paths import EvaluationMemo
 from mirrorbits.web.render import RedirectBytes
@@ -37,10 +38,11 @@ class FileMemo:
     """What the answers for one file and protocol demand reuse until the cache changes.
 
     The client-independent selection (:func:`prefilter`), the redirect table and the encoded
-    ``Location``/``Link`` values of every usable mirror.
+    ``Location``/``Link`` values of every usable mirror; the headers about the file sent with
+    every redirect (its Metalink's ``Link``, its digests).
     """
 
-    __slots__ = ("headers", "info", "opts", "pre", "table", "version")
+    __slots__ = ("file_headers", "headers", "info", "opts", "pre", "table", "version")
 
     def __init__(self, version: tuple[int, int], opts: SelectionOptions, info: FileInfo,
                  pre: Prefiltered, memo: SelectionMemo) -> None:
@@ -52,6 +54,7 @@ class FileMemo:
         self.headers = RedirectBytes(
             [(url if not reason else "", mirror.country_fields)
              for mirror, _, url, reason, _ in pre.entries], info.path)
+        self.file_headers: FileHeaders = file_headers(info)
 
 
 @define(eq=False)
@@ -79,6 +82,9 @@ class WebContext:
     # About 7 KB per file held by 27 mirrors: 50,000 files (the hot set) stay under 400 MB.
     _prefiltered: LRU[tuple[str, Secure], FileMemo] = field(factory=lambda: LRU(50_000))
     paths: EvaluationMemo = field(init=False)
+    # Recent answers of queries that read Redis and not the request (``?mirrors``): key ->
+    # (time computed, body); at most a few entries.
+    recent: dict[bytes, tuple[float, bytes]] = field(init=False, factory=dict)
 
     def __attrs_post_init__(self) -> None:
         self.paths = EvaluationMemo(self.clock)

@@ -37,14 +37,21 @@ class Download:
 
 
 class Redirect:
-    """A 302 to ``location``, with the alternatives as ``Link`` values (§8.4)."""
+    """A 302 to ``location``, with the alternatives as ``Link`` values (§8.4).
 
-    __slots__ = ("download", "links", "location")
+    ``file_headers``: the headers about the file itself, the same for every redirect to it
+    (its Metalink's ``Link``, its digests: :mod:`mirrorbits.web.digests`), computed once per
+    file.
+    """
 
-    def __init__(self, location: bytes, links: list[bytes], download: Download) -> None:
+    __slots__ = ("download", "file_headers", "links", "location")
+
+    def __init__(self, location: bytes, links: list[bytes], download: Download,
+                 file_headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
         self.location = location
         self.links = links
         self.download = download
+        self.file_headers = file_headers
 
 
 @frozen

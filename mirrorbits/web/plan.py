@@ -6,7 +6,8 @@ Both ways a request arrives take this one path: the channel's quick parser
 
 1. the path is percent-decoded and cleaned (an unclean path is the router's 301);
 2. a query asking for something else (``?mirrorlist``, ``?stats``, ``?mirrorstats``,
-   checksums) is answered by :mod:`mirrorbits.web.queries`;
+   checksums, ``?meta4`` or ``Accept: application/metalink4+xml``) is answered by
+   :mod:`mirrorbits.web.queries`;
 3. the path is evaluated on disk (403, 404), the file's info read (``If-Modified-Since``
    may answer 304), its mirrors (the per-file memo) and the client located;
 4. the mirrors are chosen: a redirect, the JSON document, a fallback, or a 503.
@@ -36,6 +37,7 @@ from mirrorbits.web.decision import (
     Pending,
     Redirect,
 )
+from mirrorbits.web.digests import file_headers
 from mirrorbits.web.head import RequestHead
 from mirrorbits.web.lookup import (
     choose,
@@ -47,6 +49,7 @@ from mirrorbits.web.lookup import (
     secure_of,
     wants_json,
 )
+from mirrorbits.web.metalink import CONTENT_TYPE as METALINK
 from mirrorbits.web.paths import LocalPath, clean_path, decode_path
 from mirrorbits.web.queries import answer_query, query_of
 from mirrorbits.web.render import (
@@ -93,6 +96,9 @@ class Planner:
             query = query_of(head.args)
             if query is not None:
                 return Pending(partial(answer_query, ctx, query, head, config, path))
+        accept = head.getHeader(b"accept")
+        if accept is not None and accept.find(METALINK) >= 0:
+            return Pending(partial(answer_query, ctx, b"meta4", head, config, path))
         local = evaluate(ctx, config, path)
         if isinstance(local, ErrorText):
             return local
@@ -162,7 +168,8 @@ class Planner:
                 return Redirect(encoded.location(first),
                                 encoded.links(order, config.max_link_headers),
                                 Download("REDIRECT", 302, info, ip, client,
-                                         memo.pre.entries[first][0], distance, False))
+                                         memo.pre.entries[first][0], distance, False),
+                                memo.file_headers)
         choice = choose(ctx, config, info, local.is_file, ip, client, secure,
                         memo, failed, mirrorlist=False)
         mirrors, excluded, fallback = choice.mirrors, choice.excluded, choice.fallback
@@ -182,7 +189,9 @@ class Planner:
         return Redirect(redirect_url(first_mirror, info.path),
                         link_headers(mirrors, info.path, config.max_link_headers),
                         Download("REDIRECT", 302, info, ip, client, first_mirror.mirror,
-                                 first_mirror.distance, fallback))
+                                 first_mirror.distance, fallback),
+                        memo.file_headers if memo is not None
+                        else file_headers(info) if local.is_file else ())
 
 
 def _moved(cleaned: str, uri: bytes) -> Moved:

@@ -1,7 +1,7 @@
 """The answers to queries that ask for something else than the file itself (spec §8.8–§8.10):
 ``?mirrorlist`` (the page), ``?mirrorstats``, ``?stats[=period]`` and the checksums
-``?md5``, ``?sha1``, ``?sha256``. Each is a :data:`~mirrorbits.web.decision.Decision`;
-none is logged or counted as a download.
+``?md5``, ``?sha1``, ``?sha256``, the Metalink ``?meta4``, ``?mirrors`` and ``?trace``. Each is a
+:data:`~mirrorbits.web.decision.Decision`; none is logged or counted as a download.
 """
 
 from __future__ import annotations
@@ -13,24 +13,32 @@ from mirrorbits.gojson import dumps
 from mirrorbits.logs import Logger
 from mirrorbits.stats import file_stats, utc_date
 from mirrorbits.store.errors import DatabaseNotReady, StoreError
+from mirrorbits.store.mirrors import mirror_file_counts, mirror_ids
 from mirrorbits.web.context import WebContext
 from mirrorbits.web.decision import Decision, ErrorText, Page
 from mirrorbits.web.head import RequestHead
 from mirrorbits.web.lookup import choose, client_ip, evaluate, read_info, read_memo, secure_of
+from mirrorbits.web.metalink import CONTENT_TYPE as METALINK_TYPE
+from mirrorbits.web.metalink import metalink_document
 from mirrorbits.web.mirrorlist import fromip_override, mirrorlist_page
+from mirrorbits.web.mirrorsapi import mirrors_document
 from mirrorbits.web.mirrorstats import (
     MirrorListUnavailable,
     MirrorstatsError,
     mirrorstats_view,
     render_mirrorstats,
 )
-from mirrorbits.web.respond import HTML, TEXT
+from mirrorbits.web.respond import HTML, JSON, TEXT
+from mirrorbits.web.trace import trace_document
 
 log = Logger()
 
 CHECKSUMS: Final = (b"md5", b"sha1", b"sha256")
 # The query keys answered here, in the order they take precedence.
-QUERIES: Final = (b"mirrorlist", b"stats", b"mirrorstats", *CHECKSUMS)
+QUERIES: Final = (b"mirrorlist", b"stats", b"mirrorstats", *CHECKSUMS, b"meta4", b"mirrors",
+                   b"trace")
+# How long a ``?mirrors`` document is reused (it reads every mirror's file count).
+MIRRORS_REUSED_S: Final = 5.0
 
 
 def query_of(args: dict[bytes, list[bytes]]) -> bytes | None:
@@ -50,6 +58,12 @@ async def answer_query(ctx: WebContext, query: bytes, head: RequestHead, config:
         return await downloads(ctx, head, path)
     if query == b"mirrorstats":
         return await mirrorstats(ctx, config)
+    if query == b"meta4":
+        return await metalink(ctx, head, config, path)
+    if query == b"mirrors":
+        return await mirrors(ctx, b"pretty" in head.args)
+    if query == b"trace":
+        return await trace(ctx, head, config, path)
     return await checksum(ctx, head, config, path)
 
 
@@ -70,6 +84,75 @@ async def mirrorlist(ctx: WebContext, head: RequestHead, config: Config, path: s
     body = await mirrorlist_page(config, info, choice.ip, choice.client, choice.mirrors,
                                  choice.excluded, choice.fallback, choice.cause)
     return Page(200 if choice.mirrors else 503, HTML, body, no_cache=True)
+
+
+async def metalink(ctx: WebContext, head: RequestHead, config: Config, path: str) -> Decision:
+    """The file's Metalink 4 (RFC 5854): its size, hashes and the mirrors a download would
+    choose from, in order; a 404 for a directory, a 503 without mirror nor fallback."""
+    local = evaluate(ctx, config, path)
+    if isinstance(local, ErrorText):
+        return local
+    if not local.is_file:
+        return ErrorText(404, "Not Found")
+    info = await read_info(ctx, local)
+    ip = client_ip(ctx, head, config)
+    client = ctx.geo.lookup(ip)
+    secure = secure_of(head, config)
+    memo, failed = None, False
+    if info.mod_time_ns is not None:
+        memo, failed = await read_memo(ctx, info, secure, ctx.selection_options(config))
+    choice = choose(ctx, config, info, True, ip, client, secure,
+                    None if memo is None else memo.pre, failed, mirrorlist=False)
+    if not choice.mirrors:
+        return ErrorText(503, "Service Unavailable")
+    generator = ctx.server_header.decode("ascii", "replace")
+    return Page(200, METALINK_TYPE, metalink_document(info, choice.mirrors, generator),
+                no_cache=True)
+
+
+async def mirrors(ctx: WebContext, pretty: bool) -> Decision:
+    """``?mirrors``: every enabled mirror as JSON (:mod:`mirrorbits.web.mirrorsapi`), computed
+    at most once per :data:`MIRRORS_REUSED_S` (two Redis round trips and the cache's records);
+    a database that is down or not ready is a 503, other Redis errors a 500."""
+    key = b"mirrors pretty" if pretty else b"mirrors"
+    now = ctx.clock.seconds()
+    recent = ctx.recent.get(key)
+    if recent is not None and 0 <= now - recent[0] < MIRRORS_REUSED_S:
+        return Page(200, JSON, recent[1], no_cache=True)
+    try:
+        client = ctx.get_client()
+        ids = await mirror_ids(client)
+        records = [await ctx.cache.mirror(mirror_id) for mirror_id in ids]
+        enabled = [mirror for mirror in records if mirror is not None and mirror.enabled]
+        counts = await mirror_file_counts(client, [mirror.id for mirror in enabled])
+    except DatabaseNotReady:
+        return ErrorText(503, "Service Unavailable")
+    except StoreError:
+        return ErrorText(500, str(MirrorListUnavailable()))
+    body = mirrors_document(enabled, counts, pretty)
+    ctx.recent[key] = (now, body)
+    return Page(200, JSON, body, no_cache=True)
+
+
+async def trace(ctx: WebContext, head: RequestHead, config: Config, path: str) -> Decision:
+    """``?trace``: the choice of mirrors for this request explained (:mod:`.trace`); the same
+    reads as ``?mirrorlist`` (``fromip`` too), the same 403/404; never a download."""
+    local = evaluate(ctx, config, path)
+    if isinstance(local, ErrorText):
+        return local
+    info = await read_info(ctx, local)
+    ip = fromip_override(head.args, client_ip(ctx, head, config))
+    client = ctx.geo.lookup(ip)
+    secure = secure_of(head, config)
+    memo, failed = None, False
+    if info.mod_time_ns is not None:
+        memo, failed = await read_memo(ctx, info, secure, ctx.selection_options(config))
+    choice = choose(ctx, config, info, local.is_file, ip, client, secure,
+                    None if memo is None else memo.pre, failed, mirrorlist=True)
+    return Page(200, JSON, trace_document(info, choice.ip, choice.client, secure,
+                                          choice.mirrors, choice.excluded, choice.fallback,
+                                          choice.cause, b"pretty" in head.args),
+                no_cache=True)
 
 
 async def checksum(ctx: WebContext, head: RequestHead, config: Config, path: str) -> Decision:

@@ -74,6 +74,7 @@ def respond(decision: Decision, head: RequestHead, config: Config, server: bytes
                             (_CONTENT_TYPE, HTML), (_LOCATION, decision.location)]
         for link in decision.links:
             headers.append((_LINK, link))
+        headers += decision.file_headers
         if not config.gzip:
             return Response(302, headers, b"", head_only)
         return _body(302, headers, b"", head, config, head_only)

@@ -15,9 +15,10 @@ import re
 import shutil
 import subprocess
 import urllib.request
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urljoin
 
 import attrs
 import pytest
@@ -45,6 +46,7 @@ MIRRORS = {
     "accent": ("d\u00e9p\u00f4t", "d\u00e9p\u00f4t/", "d%C3%A9p%C3%B4t/"),
 }
 FALLBACK_DIR = "fall back"
+METALINK = "{urn:ietf:params:xml:ns:metalink}"
 
 
 @attrs.frozen
@@ -147,13 +149,22 @@ def test_every_link_alternative_and_the_request_forms_lead_to_the_file(setup: Se
             assert answer.code == 302, path
             location = answer.headers["Location"]
             links = answer.headers.get_all("Link") or []
-        assert len(links) == 1, (path, links)
+        assert len(links) == 2, (path, links)
         alternative = re.fullmatch(r"<([^>]*)>; rel=duplicate; pri=1; geo=", links[0])
         assert alternative is not None, links
         assert {location, alternative[1]} == {
             setup.mirror_url + sent + quote(path[1:], safe="/") for _, _, sent in MIRRORS.values()}
         for url in (location, alternative[1]):
             assert fetch(url)[0] == data, url
+        # The Metalink's link, relative to the request: the same file, the same mirrors.
+        described = re.fullmatch(
+            r'<([^>]*)>; rel=describedby; type="application/metalink4\+xml"', links[1])
+        assert described is not None, links
+        document = ET.fromstring(fetch(urljoin(setup.url(path), described[1]))[0])
+        (element,) = document.findall(METALINK + "file")
+        assert element.get("name") == path.rsplit("/", 1)[-1]
+        assert {u.text for u in element.findall(METALINK + "url")} == {
+            location, alternative[1]}
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

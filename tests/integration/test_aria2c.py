@@ -1,0 +1,156 @@
+"""A real Metalink client through the redirector: Debian's ``aria2c`` reads ``?meta4`` from the
+real daemon and downloads the file in pieces from several loopback mirrors (twisted.web static
+servers, ranges), checking the whole file's SHA-256 from the Metalink.
+
+A third mirror serves other bytes of the same size under the same name: when the Metalink
+lists it, aria2c must not end with a file it calls complete and whose bytes are wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import pytest
+import redis
+
+from tests.daemon import DaemonProcess, base_config, record_mirror_files, repo_file
+from tests.servers import RedisServer, env_without_proxies, free_port, wait_for_port
+
+MTIME = 1687249800  # 2023-06-20 08:30:00 UTC
+MOD_TIME = "2023-06-20 08:30:00 +0000 UTC"
+PATH = "/pool/big image.iso"
+SIZE = 3 * 1024 * 1024 + 12345  # four 1 MiB pieces: every mirror gets some
+GOOD = ("127.0.0.51", "127.0.0.52")
+BAD = "127.0.0.53"
+
+
+@attrs.define
+class StaticMirror:
+    """``twistd web --path`` on ``host``: static files with ranges, as a mirror serves them."""
+
+    root: Path
+    host: str
+    log: Path
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/"
+
+    def start(self) -> None:
+        self.port = free_port(self.host)
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "twistd"), "-n", "--pidfile=",
+             f"--logfile={self.log}", "web", "--path", str(self.root),
+             "--listen", f"tcp:{self.port}:interface={self.host}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env_without_proxies())
+        wait_for_port(self.host, self.port)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+
+@attrs.frozen
+class Setup:
+    daemon: DaemonProcess
+    db: redis.Redis
+    data: bytes
+    mirrors: dict[str, StaticMirror]
+
+    def url(self, query: str) -> str:
+        host, port = self.daemon.http
+        return f"http://{host}:{port}/pool/big%20image.iso{query}"
+
+    def hold(self, mirror_id: int) -> None:
+        record_mirror_files(self.db, mirror_id, {PATH: len(self.data)}, MOD_TIME)
+
+
+@pytest.fixture
+def setup(tmp_path: Path, redis_server: RedisServer,
+          redis_db: redis.Redis) -> Iterator[Setup]:
+    if shutil.which("aria2c") is None:
+        pytest.skip("aria2c is not installed (apt package aria2)")
+    data = os.urandom(SIZE)
+    repo_file(tmp_path / "repo", PATH, data, MTIME)
+    mirrors: dict[str, StaticMirror] = {}
+    for host in (*GOOD, BAD):
+        served = b"\0" * SIZE if host == BAD else data
+        repo_file(tmp_path / host, PATH, served, MTIME)
+        mirrors[host] = StaticMirror(tmp_path / host, host, tmp_path / f"{host}.log")
+    daemon = DaemonProcess(workdir=tmp_path / "run",
+                           values=base_config(tmp_path / "repo", redis_server.address),
+                           args=["--no-monitor"])
+    try:
+        for mirror in mirrors.values():
+            mirror.start()
+        daemon.start()
+        refreshed = daemon.ctl("refresh")
+        assert refreshed.returncode == 0, refreshed.stderr
+        for host, mirror in mirrors.items():
+            added = daemon.ctl("add", "-http", mirror.url, host.replace(".", "-"))
+            assert added.returncode == 0, added.stderr
+        for mirror_id, host in enumerate((*GOOD, BAD), start=1):
+            if host != BAD:
+                record_mirror_files(redis_db, mirror_id, {PATH: SIZE}, MOD_TIME)
+            assert daemon.ctl("enable", host.replace(".", "-")).returncode == 0
+        yield Setup(daemon, redis_db, data, mirrors)
+    finally:
+        daemon.stop()
+        for mirror in mirrors.values():
+            mirror.stop()
+
+
+def aria2c(url: str, out: Path) -> subprocess.CompletedProcess[str]:
+    """``aria2c`` following the Metalink at ``url`` in memory, into ``out``; its log at info."""
+    out.mkdir()
+    return subprocess.run(
+        ["aria2c", "--no-conf", "--follow-metalink=mem", "--dir", str(out),
+         "--split=4", "--min-split-size=1M", "--max-connection-per-server=1",
+         "--max-tries=1", "--retry-wait=0", "--connect-timeout=5", "--timeout=10",
+         "--console-log-level=warn", "--summary-interval=0", "--download-result=full",
+         f"--log={out.parent / (out.name + '.log')}", "--log-level=info", url],
+        capture_output=True, text=True, timeout=120, env=env_without_proxies())
+
+
+def served_by(mirror: StaticMirror) -> int:
+    """How many GETs of the file the mirror's access log shows."""
+    return mirror.log.read_text().count('"GET /pool/big%20image.iso')
+
+
+@pytest.mark.parametrize("query", ["?meta4", ""], ids=["meta4", "accept"])
+def test_aria2c_downloads_from_two_mirrors_and_checks_the_hash(setup: Setup, tmp_path: Path,
+                                                               query: str) -> None:
+    """``?meta4``, or the file's own URL: aria2c's ``Accept`` names the Metalink type."""
+    result = aria2c(setup.url(query), tmp_path / "out")
+    assert result.returncode == 0, result.stdout + result.stderr
+    got = (tmp_path / "out" / "big image.iso").read_bytes()
+    assert hashlib.sha256(got).digest() == hashlib.sha256(setup.data).digest()
+    assert not (tmp_path / "out" / "big image.iso.aria2").exists()
+    assert all(served_by(setup.mirrors[host]) >= 1 for host in GOOD), result.stdout
+    assert served_by(setup.mirrors[BAD]) == 0
+    log = (tmp_path / "out.log").read_text()
+    assert "Verification finished successfully" in log, log[-3000:]  # the Metalink's hash
+
+
+def test_aria2c_never_accepts_the_wrong_bytes(setup: Setup, tmp_path: Path) -> None:
+    setup.hold(3)  # the mirror serving other bytes now holds the file, as far as we know
+    result = aria2c(setup.url("?meta4"), tmp_path / "out")
+    target = tmp_path / "out" / "big image.iso"
+    assert served_by(setup.mirrors[BAD]) >= 1, result.stdout
+    if result.returncode == 0:  # it may have fetched every piece again elsewhere
+        assert target.read_bytes() == setup.data
+    else:  # 32: checksum validation failed; the download stays incomplete (control file)
+        assert result.returncode == 32, result.stdout + result.stderr
+        assert "checksum" in (result.stdout + result.stderr).lower()
+        assert (tmp_path / "out" / "big image.iso.aria2").exists()
