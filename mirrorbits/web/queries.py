@@ -102,7 +102,7 @@ async def metalink(ctx: WebContext, head: RequestHead, config: Config, path: str
     if info.mod_time_ns is not None:
         memo, failed = await read_memo(ctx, info, secure, ctx.selection_options(config))
     choice = choose(ctx, config, info, True, ip, client, secure,
-                    None if memo is None else memo.pre, failed, mirrorlist=False)
+                    memo, failed, mirrorlist=False)
     if not choice.mirrors:
         return ErrorText(503, "Service Unavailable")
     generator = ctx.server_header.decode("ascii", "replace")
@@ -148,7 +148,7 @@ async def trace(ctx: WebContext, head: RequestHead, config: Config, path: str) -
     if info.mod_time_ns is not None:
         memo, failed = await read_memo(ctx, info, secure, ctx.selection_options(config))
     choice = choose(ctx, config, info, local.is_file, ip, client, secure,
-                    None if memo is None else memo.pre, failed, mirrorlist=True)
+                    memo, failed, mirrorlist=True)
     return Page(200, JSON, trace_document(info, choice.ip, choice.client, secure,
                                           choice.mirrors, choice.excluded, choice.fallback,
                                           choice.cause, b"pretty" in head.args),

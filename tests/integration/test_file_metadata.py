@@ -9,6 +9,7 @@ import hashlib
 import json
 import xml.etree.ElementTree as ET
 from base64 import b64encode
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urljoin
@@ -16,12 +17,27 @@ from urllib.parse import quote, unquote, urljoin
 import pytest
 
 from tests.daemon import DaemonProcess
-from tests.integration.conftest import header_values, request
+from tests.integration.conftest import header_values, request, start_conformance_daemon
 from tests.scenario import content, scenario
+from tests.servers import RedisServer
 from tests.unit.test_metalink import NS, assert_valid
 
 LISBON = "100.96.1.10"
 FILES = [entry for entry in scenario()["repository"]["files"] if entry.get("sha256")]
+
+
+@pytest.fixture(scope="module")
+def conformance_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
+    """The recorded scenario on a daemon and Redis of this module's own: the GETs here count
+    downloads, which the shared daemon's ``?stats`` expectations must not see."""
+    server = RedisServer(workdir=Path(tmp_path_factory.mktemp("metadata-redis")))
+    server.start()
+    try:
+        daemon = start_conformance_daemon(Path(tmp_path_factory.mktemp("metadata")), server)
+        yield daemon
+        daemon.stop()
+    finally:
+        server.stop()
 
 
 @pytest.mark.parametrize("entry", FILES, ids=lambda e: e["path"])
