@@ -96,7 +96,7 @@ class Config:
     concurrent_sync: int = 5
     scan_interval: int = 30
     check_interval: int = 1
-    liveness_interval: int = 5
+    liveness_interval: int = 3
     repository_scan_interval: int = 5
     watch_repository: bool = True
     max_link_headers: int = 10

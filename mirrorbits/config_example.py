@@ -118,7 +118,7 @@ EXAMPLE_CONFIG = """\
 # Seconds between two liveness probes of an up mirror (a TCP connection, no request); after
 # 2 failures in a row the mirror is marked down at once, and it is back only once a health
 # check finds it up (it is rescanned first). 0: no liveness probes.
-#LivenessInterval: 5
+#LivenessInterval: 3
 
 # Minutes between two scans of the local repository; 0: only on request.
 #RepositoryScanInterval: 5

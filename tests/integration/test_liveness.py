@@ -149,4 +149,6 @@ def test_a_stopped_mirror_gets_no_user_within_seconds_and_returns_after_a_check(
             mirror.stop()
     assert log.count(f"north HTTP: down, {REASON}") == 1
     assert "south HTTP: down" not in log
+    after_down = log.partition(f"north HTTP: down, {REASON}")[2]
+    assert "[north] Requesting file list via http" in after_down.partition("north     HTTP  Up!")[2]
     assert "Traceback" not in log
