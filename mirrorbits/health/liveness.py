@@ -154,6 +154,8 @@ class LivenessProbes(Service):
                    if m.enabled and endpoints(m) and self._handles(m.id)}
         for key in [k for k in self._failures if k[0] not in watched]:
             del self._failures[key]
+        for mirror_id in set(self._turns) - set(watched):
+            del self._turns[mirror_id]
         now = self._reactor.seconds()
         for mirror_id in self._schedule.take_due(watched, now, interval):
             if mirror_id not in self._pending:
