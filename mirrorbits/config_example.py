@@ -115,6 +115,11 @@ EXAMPLE_CONFIG = """\
 # Minutes between two health checks of a mirror; 0: every second.
 #CheckInterval: 1
 
+# Seconds between two liveness probes of an up mirror (a TCP connection, no request); after
+# 2 failures in a row the mirror is marked down at once, and it is back only once a health
+# check finds it up (it is rescanned first). 0: no liveness probes.
+#LivenessInterval: 3
+
 # Minutes between two scans of the local repository; 0: only on request.
 #RepositoryScanInterval: 5
 

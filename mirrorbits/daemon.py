@@ -43,6 +43,7 @@ from mirrorbits.firststeps import (
 )
 from mirrorbits.geo import GeoIP, MirrorLocation, locate_mirror
 from mirrorbits.health import HealthChecker
+from mirrorbits.health.liveness import LivenessProbes
 from mirrorbits.listen import AdoptedListener, parse_listen_address
 from mirrorbits.logs import Logger, set_debug
 from mirrorbits.mirmon_export import MirmonExport
@@ -438,6 +439,9 @@ def _add_monitoring(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReacto
             handles=cluster.handles,
         )
         health.setServiceParent(daemon)
+        liveness = LivenessProbes(lambda: holder.current, redis.client, mirrors, reactor,
+                                  handles=cluster.handles)
+        liveness.setServiceParent(daemon)
         retention = RetentionService(lambda: holder.current, redis.client, reactor,
                                      lambda: redis.redis_version >= (4, 0, 0))
         holder.subscribe(lambda old, new: retention.config_changed())
@@ -447,7 +451,7 @@ def _add_monitoring(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReacto
         pubsub.on_reconnect(mirmon.changed)
         holder.subscribe(lambda old, new: mirmon.changed())
         mirmon.setServiceParent(daemon)
-        monitors += [health, mirror_scanner, cluster, retention, mirmon]
+        monitors += [health, liveness, mirror_scanner, cluster, retention, mirmon]
     return _Monitoring(redis, scanner, mirrors, mirror_scanner, monitor, monitors)
 
 

@@ -30,6 +30,9 @@ def base_config(repository: Path, redis_address: str, **extra: str) -> dict[str,
         "RedisAddress": redis_address,
         "GeoipDatabasePath": str(FIXTURES / "geo") + "/",
         "RepositoryScanInterval": "0",
+        # Many tests add mirrors at addresses where nothing listens: no liveness probes
+        # unless the test asks for them (tests/integration/test_liveness.py).
+        "LivenessInterval": "0",
     }
     values.update(extra)
     return values

@@ -317,6 +317,8 @@ def test_duplicate_key_is_an_error() -> None:
         ("RedisDB: -2", "RedisDB must be >= 0, not -2"),
         ("ScanInterval: -5", "ScanInterval must be a number of minutes >= 0, not -5"),
         ("CheckInterval: -1", "CheckInterval must be a number of minutes >= 0, not -1"),
+        ("LivenessInterval: -1", "LivenessInterval must be a number of seconds >= 0 (0: no "
+                                 "liveness probes), not -1"),
         ("RedisSentinels: [{Host: ''}]", "RedisSentinels.Host must not be empty (entry 1)"),
         ("Fallbacks: [{URL: fb.example.org}, {CountryCode: FR}]",
          "Fallbacks.URL must not be empty (entry 2)"),

@@ -1,0 +1,217 @@
+"""Liveness in seconds: a TCP connection to every up mirror every ``LivenessInterval``
+seconds; one that refuses or times out :data:`FAILURES_BEFORE_DOWN` times in a row is
+marked down at once (docs/freshness.md).
+
+The probe only ever marks a mirror down, with ``MirrorStore.set_state`` as the health
+check does (so pub/sub tells every node): it comes back when the regular health check
+finds it up, which rescans it first. A mirror is probed at most once per interval, the
+first probes spread over the interval; only the mirrors this node checks (cluster).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from urllib.parse import urlsplit
+
+from attrs import define, field
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, DeferredSemaphore, succeed
+from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import LoopingCall
+from twisted.python.failure import Failure
+
+from mirrorbits.config import Config
+from mirrorbits.health.outcome import PROTO_NAMES, check_urls
+from mirrorbits.logs import Logger
+from mirrorbits.model import Mirror
+from mirrorbits.reactors import IConnectingReactor
+from mirrorbits.store.client import RedisClient
+from mirrorbits.store.errors import DatabaseNotReady
+from mirrorbits.store.events import PROTO_HTTP
+from mirrorbits.store.mirrors import MirrorStore
+
+REASON = "Unreachable (liveness)"
+FAILURES_BEFORE_DOWN = 2
+CONNECT_TIMEOUT = 2.0  # seconds; never more than the interval
+CONCURRENCY = 20
+TICK = 1.0
+MIRRORS_TIMEOUT = 30.0
+
+log = Logger()
+
+
+@define
+class LivenessSchedule:
+    """When each mirror is next due (pure timing): never twice within ``interval``, and
+    mirrors first seen together spread evenly over one interval."""
+
+    _due: dict[int, float] = field(factory=dict)
+    _interval: float = 0.0
+
+    def take_due(self, mirror_ids: Iterable[int], now: float, interval: float) -> list[int]:
+        """The mirrors to probe now, in order; each is next due ``interval`` from now."""
+        ids = list(mirror_ids)
+        if interval != self._interval:
+            self._due.clear()
+            self._interval = interval
+        for gone in set(self._due) - set(ids):
+            del self._due[gone]
+        new = [mirror_id for mirror_id in ids if mirror_id not in self._due]
+        for index, mirror_id in enumerate(new):
+            self._due[mirror_id] = now + interval * index / len(new)
+        ready = [mirror_id for mirror_id in ids if self._due[mirror_id] <= now]
+        for mirror_id in ready:
+            self._due[mirror_id] = now + interval
+        return ready
+
+
+@define(frozen=True)
+class Endpoint:
+    """Where one protocol of a mirror accepts connections."""
+
+    proto: int
+    host: str
+    port: int
+
+
+def endpoints(mirror: Mirror) -> list[Endpoint]:
+    """The endpoints of the protocols a mirror is up on."""
+    found = []
+    for proto, base in check_urls(mirror.http_url):
+        if not (mirror.http_up if proto == PROTO_HTTP else mirror.https_up):
+            continue
+        try:
+            parts = urlsplit(base)
+            port = parts.port or (80 if proto == PROTO_HTTP else 443)
+        except ValueError:
+            continue
+        if parts.hostname:
+            found.append(Endpoint(proto, parts.hostname, port))
+    return found
+
+
+@define(eq=False)
+class LivenessProbes(Service):
+    """The probes of the up mirrors this node checks (``handles``), while
+    ``LivenessInterval`` is not 0."""
+
+    _get_config: Callable[[], Config]
+    _get_client: Callable[[], RedisClient]
+    _store: MirrorStore
+    _reactor: IConnectingReactor
+    _handles: Callable[[int], bool] = lambda _mirror_id: True
+    _schedule: LivenessSchedule = field(factory=LivenessSchedule, init=False)
+    _failures: dict[tuple[int, int], int] = field(factory=dict, init=False)
+    _turns: dict[int, int] = field(factory=dict, init=False)
+    _pending: dict[int, Deferred[None]] = field(factory=dict, init=False)
+    _semaphore: DeferredSemaphore = field(factory=lambda: DeferredSemaphore(CONCURRENCY),
+                                          init=False)
+    _loop: LoopingCall | None = field(default=None, init=False)
+    _reading: bool = field(default=False, init=False)
+
+    name = "liveness"
+
+    def startService(self) -> None:
+        super().startService()
+        loop = LoopingCall(self.tick)
+        loop.clock = self._reactor
+        self._loop = loop
+        loop.start(TICK, now=True).addErrback(
+            lambda f: log.failure("Liveness loop stopped", f))
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        loop, self._loop = self._loop, None
+        if loop is not None and loop.running:
+            loop.stop()
+        for pending in list(self._pending.values()):
+            pending.cancel()
+        return succeed(None)
+
+    def tick(self) -> Deferred[None]:
+        """One round: read the mirrors, start the probes that are due; never fails."""
+        if self._reading or self._get_config().liveness_interval <= 0:
+            return succeed(None)
+        self._reading = True
+        round_ = Deferred.fromCoroutine(self._round())
+
+        def done(result: object) -> None:
+            self._reading = False
+            if isinstance(result, Failure) and not result.check(DatabaseNotReady):
+                log.failure("Liveness round failed", result)
+
+        return round_.addBoth(done)
+
+    async def _round(self) -> None:
+        self._get_client()  # raises DatabaseNotReady: skip the round
+        reading = Deferred.fromCoroutine(self._store.all_mirrors())
+        mirrors: list[Mirror] = await reading.addTimeout(MIRRORS_TIMEOUT, self._reactor)
+        interval = float(self._get_config().liveness_interval)
+        if not self.running or interval <= 0:
+            return
+        watched = {m.id: m for m in mirrors
+                   if m.enabled and endpoints(m) and self._handles(m.id)}
+        for key in [k for k in self._failures if k[0] not in watched]:
+            del self._failures[key]
+        for mirror_id in set(self._turns) - set(watched):
+            del self._turns[mirror_id]
+        now = self._reactor.seconds()
+        for mirror_id in self._schedule.take_due(watched, now, interval):
+            if mirror_id not in self._pending:
+                self._start(watched[mirror_id], min(CONNECT_TIMEOUT, interval))
+
+    def _start(self, mirror: Mirror, timeout: float) -> None:
+        choices = endpoints(mirror)
+        turn = self._turns.get(mirror.id, 0)
+        self._turns[mirror.id] = turn + 1
+        endpoint = choices[turn % len(choices)]  # a mirror up on both: one each time
+
+        def run() -> Deferred[None]:
+            return Deferred.fromCoroutine(self._probe(mirror, endpoint, timeout))
+
+        pending: Deferred[None] = self._semaphore.run(run)
+        self._pending[mirror.id] = pending
+
+        def done(result: object) -> None:
+            self._pending.pop(mirror.id, None)
+            if isinstance(result, Failure) and not result.check(DatabaseNotReady):
+                if not self.running:
+                    return
+                log.failure("Liveness probe of {name} failed", result, name=mirror.name)
+
+        pending.addBoth(done)
+
+    async def _probe(self, mirror: Mirror, endpoint: Endpoint, timeout: float) -> None:
+        error = await connect_error(self._reactor, endpoint, timeout)
+        if not self.running:
+            return
+        key = (mirror.id, endpoint.proto)
+        if error is None:
+            self._failures.pop(key, None)
+            return
+        failures = self._failures.get(key, 0) + 1
+        self._failures[key] = failures
+        if failures < FAILURES_BEFORE_DOWN:
+            return
+        del self._failures[key]
+        if await self._store.set_state(mirror.id, endpoint.proto, False, REASON):
+            log.error("{name} {proto}: down, {reason}: {error} ({failures} connections in a "
+                      "row); back after a health check finds it up", name=mirror.name,
+                      proto=PROTO_NAMES.get(endpoint.proto, ""), reason=REASON, error=error,
+                      failures=failures)
+
+
+async def connect_error(reactor: IConnectingReactor, endpoint: Endpoint,
+                        timeout: float) -> str | None:
+    """Open and close one TCP connection; why it failed, or ``None``."""
+    connecting = HostnameEndpoint(reactor, endpoint.host, endpoint.port, timeout=timeout)
+    attempt = connecting.connect(Factory.forProtocol(Protocol))
+    attempt.addTimeout(timeout + 1.0, reactor)  # also bounds the name resolution
+    try:
+        protocol = await attempt
+    except Exception as err:
+        return str(err) or type(err).__name__
+    if isinstance(protocol, Protocol) and protocol.transport is not None:
+        protocol.transport.loseConnection()
+    return None

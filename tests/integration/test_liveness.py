@@ -1,0 +1,154 @@
+# mypy: disable-error-code="import-untyped"
+"""Liveness in seconds (docs/freshness.md): a real daemon, a real redis-server and two real
+HTTP mirrors on loopback; one mirror stops, and within seconds no redirect goes to it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import attrs
+import pytest
+import redis
+
+from mirrorbits.health.liveness import REASON
+from mirrorbits.store import keys
+from tests.daemon import DaemonProcess, base_config, record_mirror_files, repo_file
+from tests.integration.test_repository_watch import redirect
+from tests.servers import RedisServer, free_port
+
+pytestmark = pytest.mark.integration
+
+INTERVAL = 2
+
+
+@attrs.define
+class CountingMirror:
+    """A mirror's HTTP server that also counts connections closed without a request (the
+    liveness probes)."""
+
+    root: Path
+    host: str
+    port: int = 0
+    silent: int = 0
+    server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/"
+
+    def start(self) -> None:
+        mirror = self
+
+        class Handler(SimpleHTTPRequestHandler):
+            def handle(self) -> None:
+                self.raw_requestline = b""
+                self.handled = False
+                super().handle()
+                if not self.handled:
+                    mirror.silent += 1
+
+            def parse_request(self) -> bool:
+                self.handled = True
+                return super().parse_request()
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.port = self.port or free_port(self.host)
+        server = ThreadingHTTPServer((self.host, self.port),
+                                     partial(Handler, directory=str(self.root)))
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.server = server
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+
+def test_a_stopped_mirror_gets_no_user_within_seconds_and_returns_after_a_check(
+        tmp_path: Path, redis_server: RedisServer, redis_db: redis.Redis) -> None:
+    repo = tmp_path / "repo"
+    repo_file(repo, "/a.txt", b"hello\n", 1687249800)
+    mirrors = []
+    for name, host in (("north", "127.0.0.81"), ("south", "127.0.0.82")):
+        root = tmp_path / name
+        repo_file(root, "/a.txt", b"hello\n", 1687249800)
+        mirrors.append(CountingMirror(root, host))
+    north, south = mirrors
+    for mirror in mirrors:
+        mirror.start()
+    values = base_config(repo, redis_server.address, CheckInterval="1", ScanInterval="1000",
+                         LivenessInterval=str(INTERVAL))
+    daemon = DaemonProcess(workdir=tmp_path / "run", values=values)
+    daemon.start()
+    try:
+        daemon.wait_log("Indexed 1 files", timeout=30)
+        for mirror_id, (name, mirror) in enumerate((("north", north), ("south", south)), 1):
+            assert daemon.ctl("add", "-http", mirror.url, name).returncode == 0
+            record_mirror_files(redis_db, mirror_id, {"/a.txt": 6},
+                                "2023-06-20 08:30:00 +0000 UTC")
+            redis_db.sadd(keys.handled_files(mirror_id), "/a.txt")
+            redis_db.sadd(keys.mirror_files(mirror_id), "/a.txt")
+            assert daemon.ctl("enable", name).returncode == 0
+        daemon.wait_log("north", timeout=30)
+        deadline = time.monotonic() + 30
+        seen: set[str] = set()
+        while seen != {north.url + "a.txt", south.url + "a.txt"}:
+            assert time.monotonic() < deadline, seen
+            seen.add(redirect(daemon, "/a.txt")[1])
+
+        # At most one probe per interval (the first may come at once).
+        counted_from = north.silent
+        time.sleep(5 * INTERVAL)
+        probes = north.silent - counted_from
+        assert 3 <= probes <= 6, probes
+
+        north.stop()
+        stopped = time.monotonic()
+        last_to_north = stopped
+        for _ in range(2000):  # bounded: about 20 seconds
+            status, location = redirect(daemon, "/a.txt")
+            assert status == 302
+            if location.startswith(north.url):
+                last_to_north = time.monotonic()
+            elif time.monotonic() - last_to_north > 3:
+                break
+            time.sleep(0.01)
+        gone_after = last_to_north - stopped
+        print(f"\nlast redirect to the stopped mirror {gone_after:.2f} s after it stopped "
+              f"(LivenessInterval {INTERVAL})")
+        assert gone_after < 2 * INTERVAL + 2.5
+        assert redis_db.hget(keys.mirror(1), "httpUp") == "0"
+        assert redis_db.hget(keys.mirror(1), "httpDownReason") == REASON
+        assert all(redirect(daemon, "/a.txt")[1].startswith(south.url) for _ in range(50))
+
+        # Back: the liveness probe does not bring it back, ...
+        north.start()
+        time.sleep(3 * INTERVAL)
+        assert redis_db.hget(keys.mirror(1), "httpUp") == "0"
+    finally:
+        daemon.stop()
+    # ... the regular health check does (here the one at start), after a rescan.
+    daemon.start()
+    try:
+        deadline = time.monotonic() + 30
+        while redis_db.hget(keys.mirror(1), "httpUp") != "1":
+            assert time.monotonic() < deadline, daemon.log()
+            time.sleep(0.05)
+        log = daemon.log()  # both runs: the same file
+    finally:
+        daemon.stop()
+        for mirror in mirrors:
+            mirror.stop()
+    assert log.count(f"north HTTP: down, {REASON}") == 1
+    assert "south HTTP: down" not in log
+    after_down = log.partition(f"north HTTP: down, {REASON}")[2]
+    assert "[north] Requesting file list via http" in after_down.partition("north     HTTP  Up!")[2]
+    assert "Traceback" not in log
