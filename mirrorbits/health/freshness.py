@@ -100,7 +100,7 @@ class FreshnessChecker(Service):
 
     async def _plan(self, infos: list[FileInfo]) -> None:
         client = self._get_client()
-        if len(infos) > PATHS_PER_BURST:
+        if len(infos) > 1:  # the most downloaded first (asked first, kept when too many)
             downloads = await gatherResults(
                 [Deferred.fromCoroutine(file_downloads_in(client, info.path, ""))
                  for info in infos[:PATHS_PER_BURST * 10]])

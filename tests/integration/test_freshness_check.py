@@ -10,14 +10,28 @@ import time
 from pathlib import Path
 
 import pytest
+import pytest_twisted
 import redis
+from attrs import define, field
+from twisted.internet import reactor
+from twisted.internet.interfaces import IListeningPort
+from twisted.internet.task import deferLater
+from twisted.web.resource import Resource
+from twisted.web.server import Request
 
+from mirrorbits.config import Config
+from mirrorbits.health.freshness import FIRST_DELAY, FreshnessChecker
+from mirrorbits.model import FileInfo, Mirror
 from mirrorbits.store import keys
+from mirrorbits.store.mirrors import MirrorStore
+from mirrorbits.store.redis import RedisService
 from tests.daemon import DaemonProcess, base_config, record_mirror_files, repo_file
+from tests.integration.test_health import clock, ports, serve
 from tests.integration.test_repository_watch import T0, go_time, redirect, wait_until
 from tests.servers import RedisServer, StaticHTTPServer
 
 pytestmark = pytest.mark.integration
+__all__ = ["clock", "ports"]  # fixtures
 
 PATH = "/pool/tool.bin"
 T1_NS = (T0 + 3600) * 1_000_000_000 + 400_000_000  # a fraction of a second: HTTP shows seconds
@@ -83,3 +97,44 @@ def test_a_mirror_receives_users_once_it_holds_the_new_version_without_a_scan(
     # No scan recorded them: the mirror whose copy is stamped with its own time still shows
     # the old size (an HTTP index scan would have listed the new one).
     assert redis_db.hget(keys.file_info(2, PATH), "size") == "100"
+
+
+@define
+class AskedSite(Resource):
+    """A mirror that records the paths asked for and holds nothing yet (every answer 404)."""
+
+    asked: list[str] = field(factory=list)
+    isLeaf = True
+
+    def __attrs_post_init__(self) -> None:
+        Resource.__init__(self)
+
+    def render(self, request: Request) -> bytes:
+        self.asked.append(request.path.decode())
+        request.setResponseCode(404)
+        return b""
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_most_downloaded_files_are_asked_for_first_and_again_later(
+        service: RedisService, store: MirrorStore, redis_db: redis.Redis,
+        ports: list[IListeningPort]) -> None:
+    site = AskedSite()
+    mirror = await store.add_mirror(Mirror(name="m", http_url=serve(ports, site, "127.0.0.58")))
+    await store.set_enabled(mirror.id, True)
+    downloads = {"/rare.bin": 1, "/popular.bin": 50, "/middle.bin": 7}
+    for path, count in downloads.items():
+        redis_db.sadd(keys.file_mirrors(path), mirror.id)
+        redis_db.hset(keys.STATS_FILE, path, count)
+    checker = FreshnessChecker(Config, service.client, reactor)
+    checker.startService()
+    try:
+        checker.changed([FileInfo(path, 10, T1_NS) for path in downloads])
+        await deferLater(reactor, FIRST_DELAY + 0.5, lambda: None)
+        assert site.asked == ["/popular.bin", "/middle.bin", "/rare.bin"]
+        await deferLater(reactor, FIRST_DELAY * 2 + 0.5, lambda: None)
+        assert site.asked[3:] == ["/popular.bin", "/middle.bin", "/rare.bin"]  # backed off
+        assert checker.recorded == 0 and redis_db.hget(keys.file_info(mirror.id, "/rare.bin"),
+                                                       "size") is None
+    finally:
+        checker.stopService()
