@@ -43,6 +43,7 @@ from mirrorbits.firststeps import (
 )
 from mirrorbits.geo import GeoIP, MirrorLocation, locate_mirror
 from mirrorbits.health import HealthChecker
+from mirrorbits.health.freshness import FreshnessChecker
 from mirrorbits.health.liveness import LivenessProbes
 from mirrorbits.listen import AdoptedListener, parse_listen_address
 from mirrorbits.logs import Logger, set_debug
@@ -414,7 +415,12 @@ def _add_monitoring(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReacto
         monitors.append(scanner)
         scanner.setServiceParent(daemon)
         holder.subscribe(lambda old, new: scanner.config_changed())
-        watcher = RepositoryWatcher(lambda: holder.current, redis.client, reactor, scanner)
+        freshness = FreshnessChecker(lambda: holder.current, redis.client, reactor,
+                                     lambda mirror_id: cluster.handles(mirror_id))
+        freshness.setServiceParent(daemon)
+        monitors.append(freshness)
+        watcher = RepositoryWatcher(lambda: holder.current, redis.client, reactor, scanner,
+                                    freshness.changed)
         watcher.setServiceParent(daemon)
         monitors.append(watcher)
         holder.subscribe(lambda old, new: watcher.config_changed())

@@ -210,6 +210,7 @@ class RepositoryWatcher(Service):
     _get_client: Callable[[], RedisClient]
     _reactor: IWatchReactor
     _scanner: RepositoryScanner
+    _on_published: Callable[[Sequence[FileInfo]], None] = lambda infos: None  # changed files
     _notifier: _Notifier | None = field(default=None, init=False)
     _root: str = field(default="", init=False)
     _root_bytes: bytes = field(default=b"", init=False)
@@ -432,6 +433,8 @@ class RepositoryWatcher(Service):
         if infos or removed:
             log.info("[source] Published {changed} changed and {removed} removed files",
                      changed=len(infos), removed=removed)
+        if infos:
+            self._on_published(infos)
         if scan_running or self._scanner.busy:
             committed = [info.path for info in infos] + list(found.removed)
             if self._scanner.busy:

@@ -1,0 +1,185 @@
+"""The targeted freshness check: after the origin changed files, the mirrors that held them are
+asked (``HEAD``) until they hold the new version, which is then recorded at once, without
+waiting for their next scan (docs/freshness.md).
+
+Polite and bounded: at most :data:`PATHS_PER_BURST` paths of one published batch (the most
+downloaded first), at most :data:`PER_MIRROR` requests at a time to one mirror, each pair asked
+again after a doubling delay (:data:`FIRST_DELAY` up to :data:`MAX_DELAY`) for at most
+:data:`GIVE_UP_AFTER` seconds, then left to the next scan; at most :data:`MAX_WAITING` pairs
+wait at once.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from email.utils import parsedate_to_datetime
+
+from attrs import define, field
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
+from twisted.internet.interfaces import IDelayedCall
+from twisted.python.failure import Failure
+from twisted.web.iweb import IResponse
+
+from mirrorbits.config import Config
+from mirrorbits.health.outcome import check_urls, file_url, redirects_allowed
+from mirrorbits.health.probe import CHECK_TIMEOUT, AgentFactory, head, make_agent
+from mirrorbits.logs import Logger
+from mirrorbits.model import FileInfo
+from mirrorbits.reactors import IConnectingReactor
+from mirrorbits.store.client import RedisClient
+from mirrorbits.store.files import file_mirror_ids
+from mirrorbits.store.lostfiles import record_mirror_file
+from mirrorbits.store.mirrors import read_mirror
+from mirrorbits.store.statistics import file_downloads_in
+
+PATHS_PER_BURST = 100
+PER_MIRROR = 4
+FIRST_DELAY = 1.0
+MAX_DELAY = 30.0
+GIVE_UP_AFTER = 300.0
+MAX_WAITING = 5000
+_NS = 1_000_000_000
+
+log = Logger()
+
+
+def holds_version(info: FileInfo, status: int, content_length: str | None,
+                  last_modified: str | None) -> bool:
+    """Whether a mirror's answer to ``HEAD`` shows the origin's version ``info``: a 200 of
+    the same size whose ``Last-Modified`` is the origin's modification time to the second
+    (what a copy made with its time kept, ``rsync -t``, answers; a copy stamped with the time it
+    was made is left to the scan)."""
+    if status != 200 or content_length is None or last_modified is None:
+        return False
+    if content_length.strip() != str(info.size) or info.mod_time_ns is None:
+        return False
+    try:
+        seconds = int(parsedate_to_datetime(last_modified).timestamp())
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return seconds == info.mod_time_ns // _NS
+
+
+def next_delay(delay: float) -> float:
+    return min(delay * 2, MAX_DELAY)
+
+
+@define(eq=False)
+class FreshnessChecker(Service):
+    """Re-learns which mirrors hold a changed file (a service of the monitoring node; the
+    repository watcher calls :meth:`changed`)."""
+
+    _get_config: Callable[[], Config]
+    _get_client: Callable[[], RedisClient]
+    _reactor: IConnectingReactor
+    _handles: Callable[[int], bool] = lambda mirror_id: True
+    _agent_factory: AgentFactory | None = None
+    _current: dict[str, FileInfo] = field(factory=dict, init=False)  # path -> newest version
+    _waiting: dict[tuple[int, str], IDelayedCall] = field(factory=dict, init=False)
+    _per_path: Counter[str] = field(factory=Counter, init=False)
+    _limits: dict[int, DeferredSemaphore] = field(factory=dict, init=False)
+    recorded: int = field(default=0, init=False)
+
+    name = "freshness-check"
+
+    def stopService(self) -> None:
+        super().stopService()
+        for call in self._waiting.values():
+            if call.active():
+                call.cancel()
+        self._waiting.clear()
+        self._per_path.clear()
+        self._current.clear()
+
+    def changed(self, infos: Sequence[FileInfo]) -> None:
+        """The origin published these versions: look for them on the mirrors."""
+        if self.running and infos:
+            Deferred.fromCoroutine(self._plan(list(infos))).addErrback(self._failed)
+
+    async def _plan(self, infos: list[FileInfo]) -> None:
+        client = self._get_client()
+        if len(infos) > 1:  # the most downloaded first (asked first, kept when too many)
+            downloads = await gatherResults(
+                [Deferred.fromCoroutine(file_downloads_in(client, info.path, ""))
+                 for info in infos[:PATHS_PER_BURST * 10]])
+            ranked = sorted(zip(downloads, range(len(downloads)), strict=True), reverse=True)
+            infos = [infos[index] for _, index in ranked[:PATHS_PER_BURST]]
+        started = self._reactor.seconds()
+        for info in infos:
+            self._current[info.path] = info
+            for mirror_id in await file_mirror_ids(client, info.path):
+                if self._handles(mirror_id):
+                    self._schedule(mirror_id, info.path, FIRST_DELAY, started)
+            if not self._per_path[info.path]:
+                del self._current[info.path]
+
+    def _schedule(self, mirror_id: int, path: str, delay: float, started: float) -> None:
+        key = (mirror_id, path)
+        previous = self._waiting.pop(key, None)
+        if previous is not None:
+            previous.cancel()
+            self._per_path[path] -= 1
+        elif len(self._waiting) >= MAX_WAITING:
+            return
+        self._per_path[path] += 1
+        self._waiting[key] = self._reactor.callLater(delay, self._due, mirror_id, path, delay,
+                                                     started)
+
+    def _due(self, mirror_id: int, path: str, delay: float, started: float) -> None:
+        self._waiting.pop((mirror_id, path), None)
+        self._per_path[path] -= 1
+        checking = Deferred.fromCoroutine(self._check(mirror_id, path, delay, started))
+        checking.addErrback(self._failed)
+
+    async def _check(self, mirror_id: int, path: str, delay: float, started: float) -> None:
+        try:
+            info = self._current.get(path)
+            if info is None or not self.running:
+                return
+            mirror = await read_mirror(self._get_client(), mirror_id)
+            if mirror is None or not mirror.enabled or not mirror.http_url:
+                return
+            url = file_url(check_urls(mirror.http_url)[0][1], path)
+            allowed = redirects_allowed(mirror.allow_redirects,
+                                        self._get_config().disallow_redirects)
+            answer = await self._head(mirror_id, url, allowed, mirror.name)
+            if answer is not None and holds_version(info, *answer):
+                if self._current.get(path) is info:  # not replaced by a newer version meanwhile
+                    await record_mirror_file(self._get_client(), mirror_id, path, info.size,
+                                             info.mod_time_ns or 0)
+                    self.recorded += 1
+                    log.debug("[freshness] {name} holds the new {path}", name=mirror.name,
+                              path=path)
+                return
+            if self._reactor.seconds() - started + delay < GIVE_UP_AFTER and self.running:
+                self._schedule(mirror_id, path, next_delay(delay), started)
+        finally:
+            if not self._per_path[path]:
+                self._per_path.pop(path, None)
+                self._current.pop(path, None)
+
+    async def _head(self, mirror_id: int, url: str, allowed: bool,
+                    name: str) -> tuple[int, str | None, str | None] | None:
+        limit = self._limits.setdefault(mirror_id, DeferredSemaphore(PER_MIRROR))
+        agents = self._agent_factory or (lambda admit: make_agent(self._reactor, admit))
+
+        def request() -> Deferred[IResponse]:
+            asked = Deferred.fromCoroutine(head(agents, url, allowed, name))
+            asked.addTimeout(CHECK_TIMEOUT, self._reactor)
+            return asked
+
+        try:
+            response: IResponse = await limit.run(request)
+        except Exception:  # unreachable, refused, timed out: asked again later
+            return None
+        length = response.headers.getRawHeaders(b"content-length")
+        modified = response.headers.getRawHeaders(b"last-modified")
+        return (response.code, length[0].decode("latin-1") if length else None,
+                modified[0].decode("latin-1") if modified else None)
+
+    def _failed(self, failure: Failure) -> None:
+        if self.running:
+            log.warn("[freshness] Cannot check the mirrors for a changed file: {error}",
+                     error=failure.getErrorMessage())

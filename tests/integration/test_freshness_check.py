@@ -1,0 +1,140 @@
+# mypy: disable-error-code="untyped-decorator,import-untyped"
+"""The targeted freshness check (docs/freshness.md): after the origin publishes a new version,
+the mirrors that held the file are asked for it and receive users as soon as they hold it,
+without a scan."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+import pytest_twisted
+import redis
+from attrs import define, field
+from twisted.internet import reactor
+from twisted.internet.interfaces import IListeningPort
+from twisted.internet.task import deferLater
+from twisted.web.resource import Resource
+from twisted.web.server import Request
+
+from mirrorbits.config import Config
+from mirrorbits.health.freshness import FIRST_DELAY, FreshnessChecker
+from mirrorbits.model import FileInfo, Mirror
+from mirrorbits.store import keys
+from mirrorbits.store.mirrors import MirrorStore
+from mirrorbits.store.redis import RedisService
+from tests.daemon import DaemonProcess, base_config, record_mirror_files, repo_file
+from tests.integration.test_health import clock, ports, serve
+from tests.integration.test_repository_watch import T0, go_time, redirect, wait_until
+from tests.servers import RedisServer, StaticHTTPServer
+
+pytestmark = pytest.mark.integration
+__all__ = ["clock", "ports"]  # fixtures
+
+PATH = "/pool/tool.bin"
+T1_NS = (T0 + 3600) * 1_000_000_000 + 400_000_000  # a fraction of a second: HTTP shows seconds
+
+
+def install(root: Path, content: bytes, mtime_ns: int | None) -> None:
+    """Written aside, then renamed into place; ``mtime_ns`` kept (``rsync -t``) unless None."""
+    final = root / PATH.lstrip("/")
+    temporary = final.with_name(f".{final.name}.tmp")
+    temporary.write_bytes(content)
+    if mtime_ns is not None:
+        os.utime(temporary, ns=(mtime_ns, mtime_ns))
+    os.rename(temporary, final)
+
+
+def test_a_mirror_receives_users_once_it_holds_the_new_version_without_a_scan(
+        tmp_path: Path, redis_server: RedisServer, redis_db: redis.Redis) -> None:
+    old, new = b"o" * 100, b"n" * 200
+    repo = tmp_path / "repo"
+    repo_file(repo, PATH, old, T0)
+    repo_file(repo, "/keep.txt", b"kept", T0)
+    roots = {name: tmp_path / name for name in ("synced", "stamped", "lagging")}
+    servers = {}
+    for number, (name, root) in enumerate(roots.items()):
+        repo_file(root, PATH, old, T0)
+        servers[name] = StaticHTTPServer(root, host=f"127.0.0.{51 + number}")
+        servers[name].start()
+    daemon = DaemonProcess(workdir=tmp_path / "run", values=base_config(
+        repo, redis_server.address, ScanInterval="1000", CheckInterval="1000"))
+    daemon.start()
+    try:
+        daemon.wait_log("Watching 2 directories of the repository", timeout=30)
+        for number, (name, server) in enumerate(servers.items(), 1):
+            assert daemon.ctl("add", "-http", server.url, name).returncode == 0
+            record_mirror_files(redis_db, number, {PATH: len(old)}, go_time(T0))
+            assert daemon.ctl("enable", name).returncode == 0
+        wait_until(lambda: redirect(daemon, PATH)[0] == 302, 10)
+
+        install(repo, new, T1_NS)
+        wait_until(lambda: redis_db.hget(keys.file(PATH), "size") == "200", 5)
+        assert redirect(daemon, PATH)[0] != 302  # no mirror holds the new version yet
+        time.sleep(1.5)  # the mirrors sync a moment later
+        install(roots["synced"], new, T1_NS)  # its time kept: rsync -t
+        install(roots["stamped"], new, None)  # the time of the copy: left to the scan
+        published = time.monotonic()
+        latency = wait_until(
+            lambda: redirect(daemon, PATH) == (302, servers["synced"].url + PATH[1:]), 20)
+        assert all(redirect(daemon, PATH)[1].startswith(servers["synced"].url)
+                   for _ in range(20))
+        assert redis_db.hget(keys.file_info(1, PATH), "size") == "200"
+        assert redis_db.hget(keys.file_info(2, PATH), "size") == "100"  # not recorded
+        print(f"\nmirror copy -> redirect to it: {latency * 1000:.0f} ms")
+
+        install(roots["lagging"], new, T1_NS)  # later still: asked again with backoff
+        wait_until(lambda: redis_db.hget(keys.file_info(3, PATH), "size") == "200", 30)
+        print(f"late copy recorded after {time.monotonic() - published:.1f} s")
+        log = daemon.log()
+    finally:
+        daemon.stop()
+        for server in servers.values():
+            server.stop()
+    assert "Traceback" not in log
+    # No scan recorded them: the mirror whose copy is stamped with its own time still shows
+    # the old size (an HTTP index scan would have listed the new one).
+    assert redis_db.hget(keys.file_info(2, PATH), "size") == "100"
+
+
+@define
+class AskedSite(Resource):
+    """A mirror that records the paths asked for and holds nothing yet (every answer 404)."""
+
+    asked: list[str] = field(factory=list)
+    isLeaf = True
+
+    def __attrs_post_init__(self) -> None:
+        Resource.__init__(self)
+
+    def render(self, request: Request) -> bytes:
+        self.asked.append(request.path.decode())
+        request.setResponseCode(404)
+        return b""
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_most_downloaded_files_are_asked_for_first_and_again_later(
+        service: RedisService, store: MirrorStore, redis_db: redis.Redis,
+        ports: list[IListeningPort]) -> None:
+    site = AskedSite()
+    mirror = await store.add_mirror(Mirror(name="m", http_url=serve(ports, site, "127.0.0.58")))
+    await store.set_enabled(mirror.id, True)
+    downloads = {"/rare.bin": 1, "/popular.bin": 50, "/middle.bin": 7}
+    for path, count in downloads.items():
+        redis_db.sadd(keys.file_mirrors(path), mirror.id)
+        redis_db.hset(keys.STATS_FILE, path, count)
+    checker = FreshnessChecker(Config, service.client, reactor)
+    checker.startService()
+    try:
+        checker.changed([FileInfo(path, 10, T1_NS) for path in downloads])
+        await deferLater(reactor, FIRST_DELAY + 0.5, lambda: None)
+        assert site.asked == ["/popular.bin", "/middle.bin", "/rare.bin"]
+        await deferLater(reactor, FIRST_DELAY * 2 + 0.5, lambda: None)
+        assert site.asked[3:] == ["/popular.bin", "/middle.bin", "/rare.bin"]  # backed off
+        assert checker.recorded == 0 and redis_db.hget(keys.file_info(mirror.id, "/rare.bin"),
+                                                       "size") is None
+    finally:
+        checker.stopService()
