@@ -10,7 +10,7 @@ parser, which answers it as usual. Pure: bytes in, a :class:`SimpleRequest` out.
 from __future__ import annotations
 
 import re
-from typing import Any, Final
+from typing import Final
 
 from mirrorbits.web.paths import parse_query
 
@@ -26,28 +26,25 @@ _FRAMING: Final = frozenset((b"content-length", b"transfer-encoding", b"expect",
 
 
 class SimpleRequest:
-    """An ordinary request head, with what the redirect resource reads of a request."""
+    """An ordinary request head: a :class:`~mirrorbits.web.head.RequestHead`."""
 
-    __slots__ = ("_peer", "args", "headers", "method", "path", "uri")
+    __slots__ = ("args", "client_host", "headers", "method", "path", "uri")
 
     def __init__(self, method: bytes, uri: bytes, headers: dict[bytes, bytes],
-                 peer: Any) -> None:
+                 client_host: str) -> None:
         self.method = method
         self.uri = uri
         self.path = uri.partition(b"?")[0]
         self.args = parse_query(uri)
         self.headers = headers
-        self._peer = peer
+        self.client_host = client_host
 
     def getHeader(self, key: bytes) -> bytes | None:
         """The value of header ``key`` (lower-case name), or None."""
         return self.headers.get(key)
 
-    def getClientAddress(self) -> Any:
-        return self._peer
 
-
-def read_simple_request(data: bytes, peer: Any) -> SimpleRequest | None:
+def read_simple_request(data: bytes, client_host: str) -> SimpleRequest | None:
     """``data`` as a :class:`SimpleRequest` if it is exactly one ordinary request, else None."""
     if len(data) > MAX_SIZE or data.find(b"\r\n\r\n") != len(data) - 4:
         return None
@@ -68,4 +65,4 @@ def read_simple_request(data: bytes, peer: Any) -> SimpleRequest | None:
         if name == b"connection" and value.lower() != b"keep-alive":  # what browsers send
             return None
         headers[name] = value
-    return SimpleRequest(start[1], start[2], headers, peer)
+    return SimpleRequest(start[1], start[2], headers, client_host)

@@ -15,14 +15,13 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
-from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel, datetimeToString
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from mirrorbits.config import DEFAULT_HTTP_READ_TIMEOUT
 from mirrorbits.logs import Logger
-from mirrorbits.web.quickhttp import SimpleRequest, read_simple_request
+from mirrorbits.web.quickhttp import MAX_SIZE, SimpleRequest, read_simple_request
 
 _log = Logger()
 
@@ -46,49 +45,50 @@ class DateHeader:
 
 
 class RedirectorRequest(Request):
-    """A request that never parses uploaded form bodies (a redirector needs none).
-
-    Its root resource is a leaf, so :meth:`process` goes straight to it: no path traversal,
-    and a ``Date`` header formatted once per second rather than once per request. The
-    resource sets the ``Server`` header itself.
-    """
+    """A request that never parses uploaded form bodies (a redirector needs none), and that
+    its :class:`RedirectorChannel` knows of while it is answered."""
 
     def __init__(self, channel: HTTPChannel, *args: Any, **kwargs: Any) -> None:
         kwargs["parsePOSTFormSubmission"] = False
         super().__init__(channel, *args, **kwargs)
-
-    def process(self) -> None:
-        site = self.channel.site  # type: ignore[attr-defined]
-        resource = site.resource
-        if not isinstance(site, RedirectorSite) or self.path == b"*" or not resource.isLeaf:
-            super().process()
-            return
-        self.site = site
-        self.setHeader(b"date", site.date_header.value())
-        self.prepath = []
-        self.postpath = []
-        try:
-            self.render(resource)
-        except BaseException:
-            self.processingFailed(Failure())
+        if isinstance(channel, RedirectorChannel):
+            channel.request_started(self)
 
 
 class RedirectorChannel(HTTPChannel):
-    """An ``HTTPChannel`` that answers the commonest request without building a ``Request``.
+    """An ``HTTPChannel`` that answers ordinary requests from memory without a ``Request``.
 
-    When the connection is idle (no request in progress, nothing buffered) and one read holds
-    exactly one ordinary GET or HEAD (:func:`read_simple_request`), the resource is asked for
-    the complete answer from memory (``answer_head``). Anything else, and any request whose
-    answer needs more than memory, goes through twisted.web exactly as before; the answers
-    are the same bytes either way. Both ways share the timeouts of the module docstring.
+    When twisted.web holds nothing of the connection (no request being answered, no byte of
+    an unfinished one) and one read is exactly one ordinary GET or HEAD
+    (:func:`read_simple_request`), the site's resource plans it (``answer_head``) and, when
+    memory holds the answer, it is written at once. Otherwise the bytes go to twisted.web
+    (``HTTPChannel.dataReceived``), whose ``Request`` reaches the same plan and serializer
+    through the resource's ``render``: the answers are the same bytes either way.
+
+    What twisted.web holds is known from this class's own records, not from HTTPChannel's
+    state: the requests it is answering (:class:`RedirectorRequest` announces itself, and
+    :meth:`requestDone` ends it), and the bytes handed to it that do not yet form one
+    complete ordinary request (``_unframed``; None once they no longer can, such as
+    pipelined requests or a body: the connection then stays with twisted.web). Both ways
+    share the timeouts of the module docstring.
     """
 
     site: RedirectorSite
-    _peer: Any = None
+    _client_host: str | None = None
     closing = False  # every answer from now on says "Connection: close" and ends the connection
     read_timeout: float = DEFAULT_HTTP_READ_TIMEOUT  # set by the site for each connection
     idle_timeout: float = DEFAULT_HTTP_READ_TIMEOUT
     between_requests = False  # the timer runs as the idle timer, not a request's deadline
+    _unframed: bytes | None = b""  # bytes handed to twisted.web not yet a whole request
+    _replaying = False  # twisted.web is reading the bytes it kept during a request
+
+    def connectionMade(self) -> None:
+        self._answering: list[Request] = []  # requests twisted.web is answering
+        super().connectionMade()
+
+    def request_started(self, request: Request) -> None:
+        """Called by each :class:`RedirectorRequest` this channel creates."""
+        self._answering.append(request)
 
     def resetTimeout(self) -> None:
         """Do nothing: HTTPChannel calls this on every read, which would let a client that
@@ -106,31 +106,51 @@ class RedirectorChannel(HTTPChannel):
         self.loseConnection()
 
     def dataReceived(self, data: bytes) -> None:
-        transport = self.transport
-        if transport is not None and self._idle():
-            peer = self._peer
-            if peer is None:  # a connection's peer never changes
-                peer = self._peer = transport.getPeer()
-            head = read_simple_request(data, peer)
-            if head is not None:
-                try:
-                    answer = self.site.answer_head(head)
-                except Exception:  # twisted.web answers it instead (a 500 if it fails too)
-                    _log.failure("in-memory answer to {path!r} failed", path=head.uri)
-                    answer = None
-                if answer is not None:
-                    self.setTimeout(self.idle_timeout)
-                    self.between_requests = True
-                    if self.closing:
-                        transport.write(_connection_close(answer))
-                        transport.loseConnection()
-                    else:
-                        transport.write(answer)
-                    return
-            if self.between_requests:  # the first bytes of the next request: its deadline
-                self.between_requests = False
-                self.setTimeout(self.read_timeout)
+        # Bytes from the network (not twisted.web's kept ones) may be answered from memory.
+        if not self._replaying and self._answer_from_memory(data):
+            return
+        if self.between_requests:  # the first bytes of the next request: its deadline
+            self.between_requests = False
+            self.setTimeout(self.read_timeout)
         super().dataReceived(data)
+
+    def _answer_from_memory(self, data: bytes) -> bool:
+        """Answer ``data`` from memory if it is one ordinary request and twisted.web holds
+        nothing of this connection; whether it was answered. Else record what twisted.web
+        is about to hold."""
+        transport = self.transport
+        unframed = self._unframed
+        if transport is None or unframed is None:
+            return False
+        host = self._client_host
+        if host is None:  # a connection's peer never changes
+            host = self._client_host = getattr(transport.getPeer(), "host", "")
+        if unframed:  # the rest of a request twisted.web has the start of?
+            unframed += data
+            whole = read_simple_request(unframed, host) is not None
+            self._unframed = b"" if whole else (unframed if len(unframed) < MAX_SIZE else None)
+            return False
+        head = read_simple_request(data, host)
+        if head is None:
+            self._unframed = data
+            return False
+        if self._answering:
+            return False
+        try:
+            answer = self.site.answer_head(head)
+        except Exception:  # twisted.web answers it instead (a 500 if it fails too)
+            _log.failure("in-memory answer to {path!r} failed", path=head.uri)
+            answer = None
+        if answer is None:
+            return False
+        self.setTimeout(self.idle_timeout)
+        self.between_requests = True
+        if self.closing:
+            transport.write(_connection_close(answer))
+            transport.loseConnection()
+        else:
+            transport.write(answer)
+        return True
 
     def checkPersistence(self, request: Any, version: bytes) -> bool:
         if self.closing:
@@ -139,12 +159,19 @@ class RedirectorChannel(HTTPChannel):
         return bool(super().checkPersistence(request, version))
 
     def requestDone(self, request: Any) -> None:
+        if request in self._answering:
+            self._answering.remove(request)
         if self.closing:
             self.persistent = False  # an answer already on its way when closing began
-        if self.persistent:  # HTTPChannel restores this timeout, then reads what is buffered
-            self._savedTimeOut = self.idle_timeout
+        if self.persistent:
             self.between_requests = True
-        super().requestDone(request)
+        self._replaying = True
+        try:  # restores the request's timeout, then reads the bytes kept meanwhile
+            super().requestDone(request)
+        finally:
+            self._replaying = False
+        if self.between_requests and self.persistent:  # no new request began: idle timer
+            self.setTimeout(self.idle_timeout)
 
     def close_after_answer(self) -> None:
         """End this connection cleanly: each answer from now on, including one being prepared,
@@ -154,7 +181,7 @@ class RedirectorChannel(HTTPChannel):
         and closing under it would fail that request (see :meth:`close_if_idle`).
         """
         self.closing = True
-        for request in getattr(self, "requests", ()):
+        for request in self._answering:
             if not request.startedWriting:
                 request.responseHeaders.setRawHeaders(b"connection", [b"close"])
                 self.persistent = False
@@ -168,20 +195,15 @@ class RedirectorChannel(HTTPChannel):
         that have been silent for a while.
         """
         transport = self.transport
-        if transport is None or not self._idle() or _bytes_waiting(transport):
+        if transport is None or not self.idle() or _bytes_waiting(transport):
             return False
         transport.loseConnection()
         return True
 
-    def _idle(self) -> bool:
-        """Whether Twisted holds nothing of this connection: no request, no partial line.
-
-        These are HTTPChannel's and LineReceiver's own attributes; should a Twisted release
-        rename one, the answer is "not idle" and every request takes twisted.web's path.
-        """
-        return (not getattr(self, "requests", True) and getattr(self, "persistent", False)
-                and getattr(self, "line_mode", 0) == 1 and getattr(self, "_buffer", None) == b""
-                and getattr(self, "_waitingForTransport", True) is False)
+    def idle(self) -> bool:
+        """Whether twisted.web holds nothing of this connection, as far as this channel knows:
+        no request being answered, no byte of an unfinished one."""
+        return not getattr(self, "_answering", True) and self._unframed == b""
 
 
 def _connection_close(answer: bytes) -> bytes:

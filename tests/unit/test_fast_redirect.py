@@ -25,6 +25,7 @@ from twisted.web.server import Site
 
 from bench.redirect import dataset
 from bench.redirect.inprocess import daemon_site
+from mirrorbits.web import plan as plan_module
 from mirrorbits.web.downloadlog import DownloadLog
 
 _DATE = re.compile(rb"\r\ndate: [^\r]*", re.IGNORECASE)
@@ -122,26 +123,29 @@ def plan() -> dataset.Plan:
 
 
 def test_fast_and_general_paths_give_identical_answers(
-    plan: dataset.Plan, tmp_path: Path
+    plan: dataset.Plan, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = Clock()
     clock.advance(1_750_000_000)
     fast_site, slow_site = _twin_sites(tmp_path, plan, clock, seed=5)
     fast_resource: Any = fast_site.resource
-    taken = {"_fast_redirect": 0, "answer_head": 0}
+    taken = {"redirect_order": 0, "answer_head": 0}
+    original_answer = fast_resource.answer_head
 
-    def counting(name: str) -> None:
-        original = getattr(fast_resource, name)
+    def answer_head(*args: Any) -> bytes | None:  # the channel's answer without a Request
+        body = original_answer(*args)
+        taken["answer_head"] += body is not None
+        return body
 
-        def count(*args: Any) -> bytes | None:
-            body = original(*args)
-            taken[name] += body is not None
-            return body
+    fast_resource.answer_head = answer_head
+    original_order = plan_module.redirect_order
 
-        setattr(fast_resource, name, count)
+    def redirect_order(*args: Any) -> Any:  # a redirect drawn from the file's memo
+        order = original_order(*args)
+        taken["redirect_order"] += bool(order)
+        return order
 
-    counting("_fast_redirect")  # a Request answered from memory
-    counting("answer_head")  # the channel's answer without a Request
+    monkeypatch.setattr(plan_module, "redirect_order", redirect_order)
     fast, slow = _Client(fast_site), _Client(slow_site)
     paths = [entry.path for entry in plan.files]
     ips = [*plan.client_ips, "10.255.0.1", "2001:db8::1"]  # two unknown to GeoIP
@@ -157,7 +161,7 @@ def test_fast_and_general_paths_give_identical_answers(
         status = answer.split(b"\r\n", 1)[0]
         statuses[status] = statuses.get(status, 0) + 1
     assert taken["answer_head"] >= 1200  # most answers came from memory...
-    assert taken["_fast_redirect"] >= 600
+    assert taken["redirect_order"] >= taken["answer_head"] + 600  # and through twisted.web
     assert statuses[b"HTTP/1.1 200 OK"] >= 800  # checksums, pages and JSON
     assert statuses[b"HTTP/1.1 302 Found"] >= 2400  # ...and were redirects
     fast_ctx: Any = fast_resource.ctx
@@ -223,21 +227,35 @@ def test_unusual_traffic_gets_the_answers_twisted_gives(
     assert all(answer.startswith(b"HTTP/1.1 302 Found") for answer in answers[0][:len(paths)])
 
 
-def test_only_a_channel_known_to_be_idle_answers_by_itself() -> None:
-    from mirrorbits.web.site import RedirectorChannel
+def test_the_channel_answers_by_itself_only_when_twisted_holds_nothing(
+    plan: dataset.Plan, tmp_path: Path
+) -> None:
+    """The channel's own records say when twisted.web holds a request or part of one."""
+    site = _site(tmp_path / "fast", plan, Clock(), seed=1, fast=True)
+    resource: Any = site.resource
+    original = resource.answer_head
+    answered: list[bool] = []
 
-    channel = RedirectorChannel.__new__(RedirectorChannel)  # no request queue: unknown state
-    assert not channel._idle()
-    channel.requests = []
-    assert channel._idle()
-    for name, busy in (("requests", [object()]), ("_buffer", b"GET /a HT"),
-                       ("persistent", False), ("line_mode", 0), ("_waitingForTransport", True)):
-        setattr(channel, name, busy)
-        assert not channel._idle(), name
-        delattr(channel, name)
-        if name == "requests":
-            channel.requests = []
-    assert channel._idle()
+    def answer_head(*args: Any) -> bytes | None:
+        answer = original(*args)
+        answered.append(answer is not None)
+        return answer
+
+    resource.answer_head = answer_head
+    raw = _get(plan.files[0].path, plan.client_ips[0])
+    client = _Client(site)
+    channel: Any = client.channel
+    client.get(raw)  # the first request of a file reads through the cache: twisted.web
+    assert answered == [False] and channel.idle()
+    assert client.get(raw).startswith(b"HTTP/1.1 302 ") and answered[-1]  # from memory
+    client.get(raw, split=True)  # half a request, then the rest: twisted.web's
+    assert len(answered) == 2 and channel.idle()  # a whole request again: idle
+    client.get(raw)
+    assert len(answered) == 3 and answered[-1]
+    assert client.get(raw + raw).count(b"HTTP/1.1 302 ") == 2  # pipelined: twisted.web's
+    assert not channel.idle()  # for good: what it keeps is unknown
+    client.get(raw)
+    assert len(answered) == 3
 
 
 _ODDITIES: list[tuple[str, str]] = [
@@ -411,3 +429,39 @@ def test_an_idle_connection_closes_only_when_asked(plan: dataset.Plan, tmp_path:
     assert idle.transport.disconnecting
     assert not halfway.channel.close_if_idle()  # half a request: its answer ends it
     assert not halfway.transport.disconnecting
+
+
+def test_a_head_redirect_is_framed_alike_however_long_its_plan_waited(
+    plan: dataset.Plan, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A redirect whose mirrors had to be read (Redis) has the framing of one answered from
+    memory: no Content-Length for HEAD, "Content-Length: 0" for GET."""
+    from twisted.internet.defer import Deferred
+
+    from mirrorbits.cache import MirrorCache
+
+    site = _site(tmp_path / "fast", plan, Clock(), seed=1, fast=True)
+    read_candidates = MirrorCache.candidates
+    waiting: list[Deferred[None]] = []
+
+    async def slow_candidates(cache: MirrorCache, path: str) -> Any:
+        wait: Deferred[None] = Deferred()
+        waiting.append(wait)
+        await wait
+        return await read_candidates(cache, path)
+
+    monkeypatch.setattr(MirrorCache, "candidates", slow_candidates)
+    answers = []
+    for index, method in enumerate(("HEAD", "GET")):
+        path = plan.files[index].path
+        raw = f"{method} {_target(path)} HTTP/1.1\r\nX-Forwarded-For: 192.0.2.1\r\n\r\n".encode()
+        client = _Client(site)
+        assert client.get(raw) == b""  # the plan waits for the mirrors
+        waiting.pop().callback(None)
+        waited = _DATE.sub(b"", client.transport.value())
+        answers.append((waited, client.get(raw)))  # then from memory
+    for (waited, remembered), length in zip(answers, (None, b"0"), strict=True):
+        for answer in (waited, remembered):
+            assert answer.startswith(b"HTTP/1.1 302 Found\r\n")
+            found = re.search(rb"(?i)\r\ncontent-length: (\d+)", answer)
+            assert (found and found[1]) == length, answer

@@ -6,7 +6,7 @@ import pytest
 
 from mirrorbits.web.quickhttp import MAX_SIZE, read_simple_request
 
-PEER = object()
+PEER = "192.0.2.7"
 
 
 def test_an_ordinary_request_is_read_with_lower_case_names_and_trimmed_values() -> None:
@@ -21,7 +21,7 @@ def test_an_ordinary_request_is_read_with_lower_case_names_and_trimmed_values() 
     assert head.getHeader(b"x-forwarded-for") == b"1.2.3.4"
     assert head.getHeader(b"accept-encoding") == b""
     assert head.getHeader(b"range") is None
-    assert head.getClientAddress() is PEER
+    assert head.client_host == PEER
     head = read_simple_request(b"GET /a HTTP/1.1\r\nConnection: Keep-Alive\r\n\r\n", PEER)
     assert head is not None and head.getHeader(b"connection") == b"Keep-Alive"
     head = read_simple_request(b"HEAD / HTTP/1.1\r\n\r\n", PEER)

@@ -1,0 +1,127 @@
+"""The answers to queries that ask for something else than the file itself (spec §8.8–§8.10):
+``?mirrorlist`` (the page), ``?mirrorstats``, ``?stats[=period]`` and the checksums
+``?md5``, ``?sha1``, ``?sha256``. Each is a :data:`~mirrorbits.web.decision.Decision`;
+none is logged or counted as a download.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from mirrorbits.config import Config
+from mirrorbits.gojson import dumps
+from mirrorbits.logs import Logger
+from mirrorbits.stats import file_stats, utc_date
+from mirrorbits.store.errors import DatabaseNotReady, StoreError
+from mirrorbits.web.context import WebContext
+from mirrorbits.web.decision import Decision, ErrorText, Page
+from mirrorbits.web.head import RequestHead
+from mirrorbits.web.lookup import choose, client_ip, evaluate, read_info, read_memo, secure_of
+from mirrorbits.web.mirrorlist import fromip_override, mirrorlist_page
+from mirrorbits.web.mirrorstats import (
+    MirrorListUnavailable,
+    MirrorstatsError,
+    mirrorstats_view,
+    render_mirrorstats,
+)
+from mirrorbits.web.respond import HTML, TEXT
+
+log = Logger()
+
+CHECKSUMS: Final = (b"md5", b"sha1", b"sha256")
+# The query keys answered here, in the order they take precedence.
+QUERIES: Final = (b"mirrorlist", b"stats", b"mirrorstats", *CHECKSUMS)
+
+
+def query_of(args: dict[bytes, list[bytes]]) -> bytes | None:
+    """The query key of ``args`` answered here (the first in :data:`QUERIES`), or None."""
+    for key in QUERIES:
+        if key in args:
+            return key
+    return None
+
+
+async def answer_query(ctx: WebContext, query: bytes, head: RequestHead, config: Config,
+                       path: str) -> Decision:
+    """The answer to ``query`` (a key of :data:`QUERIES`) for the request path ``path``."""
+    if query == b"mirrorlist":
+        return await mirrorlist(ctx, head, config, path)
+    if query == b"stats":
+        return await downloads(ctx, head, path)
+    if query == b"mirrorstats":
+        return await mirrorstats(ctx, config)
+    return await checksum(ctx, head, config, path)
+
+
+async def mirrorlist(ctx: WebContext, head: RequestHead, config: Config, path: str) -> Decision:
+    """The ``?mirrorlist`` page (§8.8): never a 304 (§20 item 19); a 503 without mirrors."""
+    local = evaluate(ctx, config, path)
+    if isinstance(local, ErrorText):
+        return local
+    info = await read_info(ctx, local)
+    ip = fromip_override(head.args, client_ip(ctx, head, config))
+    client = ctx.geo.lookup(ip)
+    secure = secure_of(head, config)
+    memo, failed = None, False
+    if info.mod_time_ns is not None:
+        memo, failed = await read_memo(ctx, info, secure, ctx.selection_options(config))
+    choice = choose(ctx, config, info, local.is_file, ip, client, secure,
+                    None if memo is None else memo.pre, failed, mirrorlist=True)
+    body = await mirrorlist_page(config, info, choice.ip, choice.client, choice.mirrors,
+                                 choice.excluded, choice.fallback, choice.cause)
+    return Page(200 if choice.mirrors else 503, HTML, body, no_cache=True)
+
+
+async def checksum(ctx: WebContext, head: RequestHead, config: Config, path: str) -> Decision:
+    """``?md5``, ``?sha1``, ``?sha256``: ``<digest>  <file name>`` (§8.10)."""
+    local = evaluate(ctx, config, path)
+    if isinstance(local, ErrorText):
+        return local
+    try:
+        info = await ctx.cache.file_info(local.path) if local.is_file else None
+    except Exception:
+        log.failure("checksum lookup of {path} failed", path=local.path)
+        return ErrorText(503, "Service Unavailable")
+    digest = ""
+    if info is not None:
+        for name in CHECKSUMS:
+            if name in head.args:
+                digest = getattr(info, name.decode())
+                break
+    if not digest:
+        return ErrorText(404, "Hash type not supported")
+    basename = local.path.rsplit("/", 1)[-1]
+    return Page(200, b"text/plain; charset=UTF-8",
+                f"{digest}  {basename}".encode("utf-8", "surrogateescape"))
+
+
+async def mirrorstats(ctx: WebContext, config: Config) -> Decision:
+    """The ``?mirrorstats`` page (§8.9); Redis errors are plain-text 500s, and a database
+    that is down or not ready yet is a 503, as for downloads without fallback."""
+    try:
+        view = await mirrorstats_view(ctx.get_client(), ctx.clock.seconds())
+    except DatabaseNotReady:
+        return ErrorText(503, "Service Unavailable")
+    except MirrorstatsError as err:
+        return ErrorText(500, str(err))
+    except StoreError:
+        return ErrorText(500, str(MirrorListUnavailable()))
+    return Page(200, HTML, await render_mirrorstats(view, config.templates))
+
+
+async def downloads(ctx: WebContext, head: RequestHead, path: str) -> Decision:
+    """``?stats`` (§8.10): Redis errors are 500s with their text; a database that is down
+    or not ready yet is a 503, as for ``?mirrorstats``."""
+    values = head.args.get(b"stats") or [b""]
+    period = values[0].decode("utf-8", "replace")
+    try:
+        client = ctx.get_client()
+        today = utc_date(ctx.clock.seconds())
+        doc = await file_stats(client, path, period or None, today)
+    except ValueError:
+        return ErrorText(400, "Invalid period")
+    except DatabaseNotReady:
+        return ErrorText(503, "Service Unavailable")
+    except Exception as err:
+        return ErrorText(500, str(err))
+    return Page(200, TEXT, dumps(doc, pretty=True))
