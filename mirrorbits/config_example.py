@@ -178,6 +178,12 @@ EXAMPLE_CONFIG = """\
 # "mirrorbits-ctl export mirmon"), replaced at once whenever a mirror changes. Empty: none.
 #MirmonExportFile: ""
 
+## Metrics
+
+# Address of the Prometheus metrics (text exposition at /metrics): host:port or
+# unix:/path. Empty: none. Keep it on loopback or a private network (no password).
+#MetricsListenAddress: "127.0.0.1:9180"
+
 ## Command-line client
 
 # Address the mirrorbits command-line client connects to (RPC).

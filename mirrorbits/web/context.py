@@ -15,6 +15,7 @@ from twisted.internet.interfaces import IReactorTime
 from mirrorbits.cache import LRU, MISSING, MirrorCache
 from mirrorbits.config import Config
 from mirrorbits.geo import GeoIP
+from mirrorbits.metrics.counts import RequestCounts
 from mirrorbits.model import FileInfo, Mirror
 from mirrorbits.selection import (
     Prefiltered,
@@ -69,6 +70,7 @@ class WebContext:
     # The text of a 503 for "/" (the embedded configuration explains itself), or None.
     root_page: Callable[[], Awaitable[str]] | None = None
     rng: random.Random = field(factory=random.Random)
+    counts: RequestCounts = field(factory=RequestCounts)  # answers by outcome, for the metrics
     _policy_source: tuple[str, ...] | None = None
     _policy: ClientAddressPolicy = field(factory=ClientAddressPolicy)
     _options_source: Config | None = None
@@ -79,6 +81,10 @@ class WebContext:
 
     def __attrs_post_init__(self) -> None:
         self.paths = EvaluationMemo(self.clock)
+
+    def memo_count(self) -> int:
+        """Files whose memo (prefiltered mirrors, redirect table) is held."""
+        return len(self._prefiltered)
 
     def policy(self, config: Config) -> ClientAddressPolicy:
         if config.trusted_proxies != self._policy_source:
