@@ -36,6 +36,7 @@ from mirrorbits.encoding import format_go_duration, format_rfc1123_utc, human_si
 from mirrorbits.logs import Logger
 from mirrorbits.model import Mirror
 from mirrorbits.stats import utc_date
+from mirrorbits.store.client import RedisClient
 from mirrorbits.store.commands import gather
 from mirrorbits.store.mirrors import mirror_ids, read_mirror
 from mirrorbits.store.statistics import mirrors_downloads_on
@@ -230,7 +231,7 @@ def build_view(mirrors: Sequence[Mirror], downloads: Mapping[int, int],
 # --- Redis ------------------------------------------------------------------------------------
 
 
-async def _read_mirror(client: Any, mirror_id: int) -> Mirror | None:
+async def _read_mirror(client: RedisClient, mirror_id: int) -> Mirror | None:
     """One mirror, or None (logged) when its record is missing or unreadable."""
     try:
         mirror = await read_mirror(client, mirror_id)
@@ -242,7 +243,7 @@ async def _read_mirror(client: Any, mirror_id: int) -> Mirror | None:
     return mirror if mirror.id == mirror_id else evolve(mirror, id=mirror_id)
 
 
-async def mirrorstats_view(client: Any, now_s: float) -> MirrorstatsView:
+async def mirrorstats_view(client: RedisClient, now_s: float) -> MirrorstatsView:
     """Read the mirrors and today's (UTC) counters, then build the view.
 
     Raises :class:`MirrorListUnavailable` or :class:`StatsUnavailable`.

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
+from twisted.web import http
 from twisted.web.http import HTTPChannel, datetimeToString
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
@@ -152,13 +153,13 @@ class RedirectorChannel(HTTPChannel):
             transport.write(answer)
         return True
 
-    def checkPersistence(self, request: Any, version: bytes) -> bool:
+    def checkPersistence(self, request: Request, version: bytes) -> bool:
         if self.closing:
             request.responseHeaders.setRawHeaders(b"connection", [b"close"])
             return False
         return bool(super().checkPersistence(request, version))
 
-    def requestDone(self, request: Any) -> None:
+    def requestDone(self, request: Request) -> None:
         if request in self._answering:
             self._answering.remove(request)
         if self.closing:
@@ -213,10 +214,10 @@ def _connection_close(answer: bytes) -> bytes:
     return b"".join((status, b"\r\nConnection: close\r\n", rest))
 
 
-def _bytes_waiting(transport: Any) -> bool:
+def _bytes_waiting(transport: object) -> bool:
     """Whether the kernel holds bytes the client sent that the reactor has not read yet."""
     try:
-        handle = transport.getHandle()
+        handle = transport.getHandle()  # type: ignore[attr-defined]
         return bool(handle.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
     except BlockingIOError:
         return False
@@ -232,14 +233,16 @@ class RedirectorSite(Site):
     """
 
     displayTracebacks = False
-    protocol = RedirectorChannel  # type: ignore[assignment]  # HTTP/1.1: no HTTP/2 wrapper
+    # Plain HTTP/1.1: twisted.web offers HTTP/2 only over TLS (ALPN), which the daemon never
+    # terminates (docs/architecture.md, "The request path").
+    protocol = RedirectorChannel  # type: ignore[assignment]
     noisy = False  # no "Starting factory" / "Stopping factory" lines
 
     def logPrefix(self) -> str:
         """How Twisted's port lines name this listener (``HTTP starting on 8080``)."""
         return "HTTP"
 
-    def __init__(self, resource: Resource, reactor: Any = None,
+    def __init__(self, resource: Resource, reactor: IReactorTime | None = None,
                  read_timeout: Callable[[], float] = lambda: DEFAULT_HTTP_READ_TIMEOUT) -> None:
         super().__init__(resource, requestFactory=RedirectorRequest, reactor=reactor)
         self.read_timeout = read_timeout
@@ -252,7 +255,7 @@ class RedirectorSite(Site):
             channel.timeOut = channel.read_timeout = channel.idle_timeout = timeout
         return channel
 
-    def log(self, request: Any) -> None:
+    def log(self, request: http.Request) -> None:
         """No access log line per request (the download log covers what matters)."""
 
     def answer_head(self, head: SimpleRequest) -> bytes | None:
