@@ -180,9 +180,10 @@ EXAMPLE_CONFIG = """\
 
 ## Metrics
 
-# Address of the Prometheus metrics (text exposition at /metrics): host:port or
-# unix:/path. Empty: none. Keep it on loopback or a private network (no password).
-#MetricsListenAddress: "127.0.0.1:9180"
+# Address of the Prometheus metrics (text exposition at /metrics): host:port (e.g.
+# "127.0.0.1:9180") or unix:/path. Empty: none. Keep it on loopback or a private network
+# (it asks for no password). See docs/metrics.md.
+#MetricsListenAddress: ""
 
 ## Command-line client
 

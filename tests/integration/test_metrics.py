@@ -130,3 +130,25 @@ def test_empty_address_listens_nowhere(tmp_path: Path, redis_server: RedisServer
         assert "Prometheus metrics" not in process.log()
     finally:
         process.stop()
+
+
+def test_the_metrics_port_survives_an_upgrade(tmp_path: Path, redis_server: RedisServer,
+                                              redis_db: redis.Redis) -> None:
+    from tests.integration.test_upgrade import read_pid, running, serve_from_a_mirror, wait_until
+
+    metrics = f"127.0.0.1:{free_port()}"
+    with running(tmp_path, redis_server, ["--no-monitor"],
+                 MetricsListenAddress=metrics) as daemon:
+        serve_from_a_mirror(daemon, redis_db)
+        assert daemon.process is not None
+        old = daemon.process
+        assert requests_by_outcome(scrape(metrics))["redirect"] >= 1
+        upgraded = daemon.ctl("upgrade")
+        assert upgraded.returncode == 0, upgraded.stderr
+        old.wait(15)
+        wait_until(lambda: read_pid(daemon.pidfile) not in (None, old.pid), 10, "the new pid")
+        wait_for_port("127.0.0.1", int(metrics.rpartition(":")[2]))
+        assert get(daemon, "/a.txt") == 302
+        samples = scrape(metrics)  # the new process' own counts
+        assert requests_by_outcome(samples)["redirect"] == 1
+        assert samples["mirrorbits_redis_connected", ()] == 1
