@@ -120,6 +120,7 @@ class Config:
     rsync_options: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (mirror name or "*", options)
     mirmon_export_file: str = ""
     http_scan: HttpScan = field(factory=HttpScan)
+    workers: int | None = None  # HTTP worker processes; None: one per core
 
 
 def default_config_path() -> str | None:
@@ -480,4 +481,5 @@ _FIELDS: _Fields = {
     "RsyncOptions": ("rsync_options", _mapping_of(_list_of(_str))),
     "MirmonExportFile": ("mirmon_export_file", _str),
     "HTTPScan": ("http_scan", _record_of(HttpScan, _HTTP_SCAN_FIELDS)),
+    "Workers": ("workers", _int),
 }

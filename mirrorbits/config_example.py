@@ -58,6 +58,11 @@ EXAMPLE_CONFIG = """\
 # disconnected without an answer.
 #HTTPReadTimeout: 10
 
+# HTTP worker processes sharing the listening port (children of the daemon, restarted when
+# they die); scans, health checks and the control channel stay in the daemon. 1: the daemon
+# serves HTTP itself. Default: one per CPU core (1 on the embedded configuration).
+#Workers:
+
 ## Redis
 
 # host:port of the Redis server (used when no sentinel is configured or none answers).

@@ -83,6 +83,9 @@ def value_errors(config: Config) -> list[str]:
                          ("CheckInterval", config.check_interval)):
         if minutes < 0:
             add(f"{key} must be a number of minutes >= 0, not {minutes}")
+    if config.workers is not None and config.workers < 1:
+        add(f"Workers must be a number of HTTP processes >= 1 (1: this process serves "
+            f"alone), not {config.workers}")
     errors += _address_errors(config)
     errors += _control_tls_errors(config)
     if not 0 < config.http_read_timeout < math.inf:  # also refuses NaN

@@ -45,6 +45,7 @@ from mirrorbits.geo import GeoIP, MirrorLocation, locate_mirror
 from mirrorbits.health import HealthChecker
 from mirrorbits.listen import AdoptedListener, parse_listen_address
 from mirrorbits.logs import Logger, set_debug
+from mirrorbits.metrics.merge import CountsReport, report_of
 from mirrorbits.metrics.observed import Observations
 from mirrorbits.mirmon_export import MirmonExport
 from mirrorbits.reactors import IDaemonReactor
@@ -70,6 +71,7 @@ from mirrorbits.upgrade import (
 from mirrorbits.web.downloadlog import DownloadLog
 from mirrorbits.web.resource import RedirectResource, WebContext
 from mirrorbits.web.site import RedirectorSite
+from mirrorbits.workers import WorkerPool, worker_count
 
 GEO_CHECK_INTERVAL = 5.0
 STARTUP_READY_TIMEOUT = 2.0  # seconds a fresh start waits for Redis before serving anyway
@@ -100,6 +102,8 @@ class Daemon(MultiService):
     notifier: Notifier = field(factory=lambda: Notifier(None))
     describe: Callable[[], str] = lambda: "Serving"  # the state, for systemd's STATUS=
     greeting: list[str] = field(factory=list)  # logged at start: what runs where
+    workers: WorkerPool | None = None  # the HTTP worker processes, with ``Workers`` > 1
+    says_warnings: bool = True  # a worker's are the daemon's, logged by the daemon
     _handing_over: bool = False
     _previous_handlers: dict[int, _Handler] = field(factory=dict)
 
@@ -110,7 +114,7 @@ class Daemon(MultiService):
         """Create every listening socket now, so that an address that cannot be listened on
         stops the start with one line (before twistd daemonizes); ListenAddressError."""
         for child in self:
-            if isinstance(child, AdoptedListener):
+            if isinstance(child, AdoptedListener | WorkerPool):
                 child.bind()
 
     def startService(self) -> None:
@@ -189,9 +193,11 @@ class Daemon(MultiService):
             self.notifier.reloaded(f"{self.describe()}; reload refused: {err}")
             raise
         log.info("SIGHUP Received: Reloading configuration...")
-        for warning in warnings:
+        for warning in warnings if self.says_warnings else ():
             log.warn("{warning}", warning=warning)
         self.reopen_logs(None)
+        if self.workers is not None:  # each reads the file again (and reopens its logs)
+            self.workers.signal_all(signal.SIGHUP)
         self.notifier.reloaded(self.describe())
         return warnings
 
@@ -200,6 +206,8 @@ class Daemon(MultiService):
             log.info(message)
         if self.download_log is not None:
             self.download_log.reopen()
+        if self.workers is not None and message is not None:  # a reload signals them itself
+            self.workers.signal_all(signal.SIGUSR1)
 
 
 def tune_garbage_collector() -> None:
@@ -261,9 +269,19 @@ def build_daemon(
         root_page = RootGuide(lambda: holder.current.repository, embedded.describe_redis(config),
                               ctl, embedded.demo, work.count_mirrors, reactor,
                               indexed=work.indexed).text
-    http, context = _add_http(daemon, holder, reactor, redis, pubsub, stats, download_log, geo,
-                              successor, activated.http, root_page)
-    metrics = _add_metrics(daemon, holder, reactor, redis, work, context, observations,
+    workers = worker_count(config, from_file=config_path is not None, cores=os.cpu_count())
+    http: HeldListener | WorkerPool
+    counts: Callable[[], Awaitable[CountsReport]]
+    if workers > 1:
+        http = _add_workers(daemon, holder, reactor, redis, successor, activated.http, workers,
+                            cwd=cwd, repository=repository, debug=debug)
+        counts = http.counts
+    else:
+        http, context = _add_http(daemon, holder, reactor, redis, pubsub, stats, download_log,
+                                  geo, successor, activated.http, root_page,
+                                  _serving(daemon, redis, successor))
+        counts = local_counts(context)
+    metrics = _add_metrics(daemon, holder, reactor, redis, work, observations, counts,
                            activated.metrics)
     if activated.metrics is not None and refusal is None:
         refusal = ("not possible with a metrics socket passed by systemd: use systemctl "
@@ -295,6 +313,8 @@ def _warn_if_listen_address_changed(old: Config, new: Config) -> None:
     if _control_tls(old) != _control_tls(new):
         log.warn("RPCTLSCertificate/RPCTLSKey/RPCTLSClientCA changed: restart the daemon to "
                  "apply")
+    if old.workers != new.workers:
+        log.warn("Workers changed: restart the daemon (or upgrade it) to apply")
 
 
 def _control_tls(config: Config) -> tuple[str, str, str]:
@@ -541,25 +561,17 @@ def _add_http(
     successor: Successor | None,
     activated_fd: int | None,
     root_page: Callable[[], Awaitable[str]] | None,
+    serving: Callable[[], None],
 ) -> tuple[HeldListener, WebContext]:
     """The redirect resource, its cache fed by pub/sub, and the HTTP listener (on the
     socket inherited from an upgrading parent, if any), accepting once Redis is ready.
 
     A fresh start waits at most :data:`STARTUP_READY_TIMEOUT` (the kernel queues the first
     connections meanwhile): answers from an empty cache would be fallbacks and 503s. A
-    successor waits longer, its parent answering meanwhile. Once serving, systemd is told
-    (a successor also tells it that it is the main process now).
+    successor waits longer, its parent answering meanwhile. Once serving, ``serving`` is
+    called.
     """
     ready_timeout = STARTUP_READY_TIMEOUT if successor is None else READY_TIMEOUT
-
-    def serving() -> None:
-        if successor is None:
-            daemon.serving()
-        else:
-            successor.serving()
-            daemon.serving(main_pid=os.getpid())
-        if not redis.ready:  # served after the wait: say so again once the database is up
-            redis.whenReady().addCallback(lambda _: daemon.notifier.status(daemon.describe()))
     cache = MirrorCache(redis.reading_client, reactor)  # a miss during a failover waits
     pubsub.on_message(keys.CHANNEL_FILE_UPDATE, cache.on_file_update)
     pubsub.on_message(keys.CHANNEL_MIRROR_UPDATE, cache.on_mirror_update)
@@ -611,25 +623,29 @@ def _add_http(
     return http, context
 
 
+def local_counts(context: WebContext) -> Callable[[], Awaitable[CountsReport]]:
+    """This process' request counts and cache sizes, for the metrics."""
+
+    async def counts() -> CountsReport:
+        return report_of(context.counts, context.cache_sizes())
+
+    return counts
+
+
 def _add_metrics(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
-                 redis: RedisService, work: _Monitoring, context: WebContext,
-                 observations: Observations, activated_fd: int | None) -> AdoptedListener | None:
+                 redis: RedisService, work: _Monitoring, observations: Observations,
+                 counts: Callable[[], Awaitable[CountsReport]],
+                 activated_fd: int | None) -> AdoptedListener | None:
     """The Prometheus metrics listener (``MetricsListenAddress``; empty and no socket from
-    systemd: none). Added after HTTP: it stops first."""
+    systemd: none), showing ``counts`` (this process', or the workers' sum). Added after
+    HTTP: it stops first."""
     address = holder.current.metrics_listen_address
     if not address and activated_fd is None:
         return None
     from mirrorbits.metrics.endpoint import MetricsSource, metrics_site  # prometheus_client
 
-    cache = context.cache
-
-    def caches() -> dict[str, int]:
-        return {"files": len(cache.files), "file_mirrors": len(cache.file_mirrors),
-                "mirrors": len(cache.mirrors), "mirror_files": len(cache.mirror_files),
-                "file_memos": context.memo_count()}
-
-    source = MetricsSource(counts=context.counts, observations=observations,
-                           redis_connected=lambda: redis.ready, caches=caches,
+    source = MetricsSource(counts=counts, observations=observations,
+                           redis_connected=lambda: redis.ready,
                            read_mirrors=work.mirrors.all_mirrors, clock=reactor)
     listener = AdoptedListener(
         parse_listen_address(address or "127.0.0.1:0", unix_mode=HTTP_SOCKET_MODE),
@@ -644,6 +660,77 @@ def _add_metrics(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
     daemon.greeting.append(f"Prometheus metrics at http://{address}/metrics" if address else
                            "Prometheus metrics on the socket passed by systemd, at /metrics")
     return listener
+
+
+def _serving(daemon: Daemon, redis: RedisService,
+             successor: Successor | None) -> Callable[[], None]:
+    """What HTTP's start of service does: systemd is told (a successor also tells it that it
+    is the main process now, and asks its parent to go)."""
+
+    def serving() -> None:
+        if successor is None:
+            daemon.serving()
+        else:
+            successor.serving()
+            daemon.serving(main_pid=os.getpid())
+        if not redis.ready:  # served after the wait: say so again once the database is up
+            redis.whenReady().addCallback(lambda _: daemon.notifier.status(daemon.describe()))
+
+    return serving
+
+
+def _add_workers(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
+                 redis: RedisService, successor: Successor | None, activated_fd: int | None,
+                 count: int, *, cwd: str, repository: str | None, debug: bool) -> WorkerPool:
+    """``count`` worker processes serving HTTP on this process' listening socket (bound
+    here, or inherited from systemd or an upgrading parent); this process does not accept.
+
+    A worker is told the configuration file (absolute: it starts in ``cwd``), the
+    ``--repository`` and ``--debug`` options.
+    """
+    path = holder.path
+    assert path is not None  # workers need a configuration file (worker_count)
+    arguments = ["--config", os.path.join(cwd, path)]
+    if repository is not None:
+        arguments += ["--repository", os.path.join(cwd, repository)]
+    if debug:
+        arguments.append("--debug")
+    listener = AdoptedListener(
+        parse_listen_address(holder.current.listen_address, unix_mode=HTTP_SOCKET_MODE),
+        None,
+        reactor,
+        inherited_fd=activated_fd if successor is None else successor.inherited.fd,
+        setting="ListenAddress",
+        foreign=successor is None and activated_fd is not None,
+    )
+    pool = WorkerPool(listener, count, reactor, arguments, cwd,
+                      on_serving=_serving(daemon, redis, successor))
+    pool.setName("http")
+    pool.setServiceParent(daemon)
+    daemon.workers = pool
+    return pool
+
+
+def build_worker(*, config: Config, config_path: str, repository: str | None,
+                 reactor: IDaemonReactor, debug: bool, listen_fd: int,
+                 serving: Callable[[], None]) -> tuple[Daemon, HeldListener, WebContext]:
+    """The service tree of an HTTP worker process (:mod:`mirrorbits.workers`): Redis and
+    pub/sub, the counters and the download log, GeoIP, and the HTTP listener on the
+    inherited socket ``listen_fd``; nothing that runs once per node."""
+    set_debug(debug)
+    holder = ConfigHolder(current=config, path=config_path, repository=repository)
+    geo = GeoIP(config.geoip_database_path, reactor)
+    daemon = Daemon(holder=holder, reactor=reactor, geo=geo)
+    daemon.setName("mirrorbits-worker")
+    daemon.says_warnings = False
+    redis, pubsub = _add_redis(daemon, holder, reactor)
+    stats, download_log = _add_accounting(daemon, holder, reactor, redis)
+    geo.load_and_report()
+    holder.subscribe(lambda old, new: _reload_geo(geo, new))
+    http, context = _add_http(daemon, holder, reactor, redis, pubsub, stats, download_log, geo,
+                              None, listen_fd, None, serving)
+    http.shared = True  # the other workers accept on it too
+    return daemon, http, context
 
 
 def _day(text: str) -> datetime.datetime:

@@ -22,7 +22,7 @@ from typing import Any
 
 from attrs import define
 from twisted.application.service import Service
-from twisted.internet import unix
+from twisted.internet import tcp, unix
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IListeningPort, IReactorSocket
 from twisted.python.failure import Failure
@@ -154,10 +154,33 @@ def inherited_socket(fd: int) -> socket.socket:
     return sock
 
 
+class _SharedTCPPort(tcp.Port):
+    """Twisted's TCP port accepting one connection per wake-up (:func:`adopt`, ``shared``)."""
+
+    @property
+    def numberAccepts(self) -> int:
+        return 1
+
+    @numberAccepts.setter
+    def numberAccepts(self, value: int) -> None:
+        pass  # Twisted raises it to accept a burst at once: one process would take it all
+
+
 class _UNIXPort(unix.Port):
     """Twisted's UNIX port that can leave its socket file in place when it stops."""
 
     keep_file = False
+    one_accept = False
+
+    @property
+    def numberAccepts(self) -> int:
+        return 1 if self.one_accept else self._accepts
+
+    @numberAccepts.setter
+    def numberAccepts(self, value: int) -> None:
+        self._accepts = value
+
+    _accepts = 100  # Twisted's initial value
 
     def connectionLost(self, reason: Failure) -> None:
         if self.keep_file:
@@ -166,15 +189,25 @@ class _UNIXPort(unix.Port):
 
 
 def adopt(reactor: IReactorSocket, sock: socket.socket, factory: Any, *,
-          mode: int | None = None, foreign: bool = False) -> IListeningPort:
+          mode: int | None = None, foreign: bool = False,
+          shared: bool = False) -> IListeningPort:
     """Serve ``factory`` on the listening ``sock`` (this process keeps its own copy).
 
     A UNIX socket file gets ``mode`` (None: it keeps the mode it has). A ``foreign`` socket
     belongs to a process that outlives ours (systemd): its file stays at stop, and its
-    backlog is not lowered.
+    backlog is not lowered. A ``shared`` socket is accepted on by several processes at once
+    (HTTP workers): each takes one connection per wake-up, so that a burst of connections
+    is spread over the processes, a busy one taking fewer.
     """
     if sock.family != socket.AF_UNIX:
-        return reactor.adoptStreamPort(sock.fileno(), sock.family, factory)
+        if not shared:
+            return reactor.adoptStreamPort(sock.fileno(), sock.family, factory)
+        # What reactor.adoptStreamPort does, with the one-accept port.
+        tcp_port = _SharedTCPPort._fromListeningDescriptor(reactor, sock.fileno(), sock.family,
+                                                           factory)
+        tcp_port.startListening()
+        adopted: IListeningPort = tcp_port
+        return adopted
     # What reactor.adoptStreamPort does for AF_UNIX, with our mode, backlog and file.
     port = _UNIXPort._fromListeningDescriptor(reactor, sock.fileno(), factory)
     path = sock.getsockname()
@@ -186,6 +219,7 @@ def adopt(reactor: IReactorSocket, sock: socket.socket, factory: Any, *,
     port.backlog = socket.SOMAXCONN if foreign else BACKLOG
     port._shouldShutdown = False  # shutdown() would stop every process sharing the socket
     port.keep_file = foreign
+    port.one_accept = shared
     port.startListening()
     listening: IListeningPort = port
     return listening
@@ -206,6 +240,7 @@ class AdoptedListener(Service):
     inherited_fd: int | None = None
     setting: str = ""
     foreign: bool = False
+    shared: bool = False  # other processes accept on it at the same time (HTTP workers)
     port: IListeningPort | None = None
     _socket: socket.socket | None = None
     log = Logger()
@@ -236,12 +271,19 @@ class AdoptedListener(Service):
         super().startService()
         inherited = self.inherited_fd is not None
         self.port = adopt(self.reactor, self._socket, self.factory, foreign=self.foreign,
-                          mode=None if inherited else self.address.mode)
+                          mode=None if inherited else self.address.mode, shared=self.shared)
 
     def fileno(self) -> int:
         """The descriptor to hand to a successor process."""
         assert self._socket is not None
         return self._socket.fileno()
+
+    def socket_file(self) -> str | None:
+        """The path of a UNIX socket in the file system (None: TCP, abstract or unbound)."""
+        if self._socket is None or self._socket.family != socket.AF_UNIX:
+            return None
+        name = self._socket.getsockname()
+        return name if isinstance(name, str) and name[:1] not in ("", "\0") else None
 
     def describe(self) -> str:
         """Where this listener accepts: its bound address, else the configured one."""

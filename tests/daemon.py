@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -71,9 +72,13 @@ class DaemonProcess:
         return host, int(port)
 
     def write_config(self) -> None:
-        """Write ``config_text`` verbatim when given, else ``values`` plus ``raw``."""
+        """Write ``config_text`` verbatim when given, else ``values`` plus ``raw``; without
+        a ``Workers`` setting, ``Workers: 1`` is added (one process, as the tests expect; the
+        worker processes have their own tests)."""
         text = self.config_text if self.config_text is not None else render_config(
             self.values, self.raw)
+        if not re.search(r"(?m)^Workers:", text):
+            text = text.rstrip("\n") + "\nWorkers: 1\n"
         self.config_path.write_text(text)
 
     def start(self, wait_http: bool = True) -> None:

@@ -52,6 +52,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--networks", type=int, default=3_000, help="GeoIP networks")
     parser.add_argument("--clients", type=int, default=5_000, help="distinct client addresses")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="the daemon's Workers setting (HTTP worker processes)")
     parser.add_argument("--download-log", action="store_true",
                         help="also write the daemon's download log (LogDir)")
     parser.add_argument("--profile", metavar="FILE",
@@ -99,7 +101,8 @@ class Bench:
             f"{len(self.plan.client_ips)} client IPs, {commands} Redis writes")
 
     def start(self) -> None:
-        extra = {"GeoipDatabasePath": str(self.workdir / "geoip") + "/"}
+        extra = {"GeoipDatabasePath": str(self.workdir / "geoip") + "/",
+                 "Workers": str(self.args.workers)}
         if self.args.download_log:
             (self.workdir / "logs").mkdir(exist_ok=True)
             extra["LogDir"] = str(self.workdir / "logs")
@@ -176,9 +179,9 @@ class Bench:
                  MIRROR_LUA_PATTERN)):
             if self.args.warmup_seconds > 0:
                 self.measure(port, pattern, lua, self.args.warmup_seconds)
-            before = cpu_seconds(pid)
+            before = tree_cpu_seconds(pid)
             result = self.measure(port, pattern, lua, self.args.seconds)
-            after = cpu_seconds(pid)
+            after = tree_cpu_seconds(pid)
             if before is not None and after is not None and result.requests:
                 result = attrs.evolve(
                     result, server_cpu_us=(after - before) / result.requests * 1e6)
@@ -186,16 +189,18 @@ class Bench:
         return results[0], results[1]
 
     def daemon_rss_mib(self) -> float | None:
-        """The daemon's resident memory now (Linux)."""
+        """The resident memory of the daemon and its HTTP workers now (Linux)."""
         assert self.daemon is not None and self.daemon.process is not None
-        try:
-            with open(f"/proc/{self.daemon.process.pid}/status") as status:
-                for line in status:
-                    if line.startswith("VmRSS:"):
-                        return int(line.split()[1]) / 1024
-        except OSError:
-            pass
-        return None
+        total = None
+        for pid in [self.daemon.process.pid, *children(self.daemon.process.pid)]:
+            try:
+                with open(f"/proc/{pid}/status") as status:
+                    for line in status:
+                        if line.startswith("VmRSS:"):
+                            total = (total or 0.0) + int(line.split()[1]) / 1024
+            except OSError:
+                pass
+        return total
 
     def profile(self, target: str) -> str:
         """Record the daemon with py-spy while loading it; returns a message."""
@@ -224,6 +229,30 @@ def cpu_seconds(pid: int) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    """The running children of ``pid`` (the HTTP workers), from /proc."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == pid:
+            found.append(int(entry))
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float | None:
+    """:func:`cpu_seconds` of ``pid`` plus its running children's."""
+    total = cpu_seconds(pid)
+    if total is None:
+        return None
+    return total + sum(cpu_seconds(child) or 0.0 for child in children(pid))
 
 
 def fmt_ms(value: float | None) -> str:

@@ -7,7 +7,7 @@ process metrics of ``prometheus_client``. Nothing is logged per scrape.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 from attrs import define
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -23,8 +23,8 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from mirrorbits.logs import Logger
-from mirrorbits.metrics.counts import RequestCounts
 from mirrorbits.metrics.families import Snapshot, families
+from mirrorbits.metrics.merge import CountsReport
 from mirrorbits.metrics.observed import Observations
 from mirrorbits.model import Mirror
 
@@ -38,10 +38,9 @@ log = Logger()
 class MetricsSource:
     """Where a scrape's numbers come from."""
 
-    counts: RequestCounts
+    counts: Callable[[], Awaitable[CountsReport]]  # this process' or the workers' sum
     observations: Observations
     redis_connected: Callable[[], bool]
-    caches: Callable[[], Mapping[str, int]]
     read_mirrors: Callable[[], Awaitable[Sequence[Mirror]]]
     clock: IReactorTime
 
@@ -53,10 +52,10 @@ class MetricsSource:
                 mirrors = await reading.addTimeout(READ_TIMEOUT, self.clock)
             except Exception as err:
                 log.debug("metrics: mirrors not read: {error}", error=err)
-        counts = self.counts
-        return Snapshot(outcomes=dict(counts.outcomes), redirects=dict(counts.redirects),
+        counts = await self.counts()
+        return Snapshot(outcomes=counts.outcomes, redirects=counts.redirects,
                         mirrors=mirrors, observations=self.observations,
-                        redis_connected=self.redis_connected(), caches=self.caches())
+                        redis_connected=self.redis_connected(), caches=counts.caches)
 
     async def _read(self) -> Sequence[Mirror]:
         return await self.read_mirrors()

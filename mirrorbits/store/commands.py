@@ -35,8 +35,17 @@ async def transaction(client: RedisClient, commands: Sequence[Sequence[Value]]) 
     return await run_multi(tx, commands)
 
 
-async def run_multi(tx: RedisTransaction, commands: Sequence[Sequence[Value]]) -> list[Any]:
-    """Queue ``commands`` on a connection already in MULTI, then EXEC."""
+async def transaction_replies(client: RedisClient,
+                              commands: Sequence[Sequence[Value]]) -> list[Any]:
+    """Like :func:`transaction`, but a command failing inside EXEC gives its error (an
+    exception instance) as its reply instead of raising: for reads that can do without some
+    of their parts."""
+    tx = await client.multi()
+    return await _queue_and_commit(tx, commands)
+
+
+async def _queue_and_commit(tx: RedisTransaction,
+                            commands: Sequence[Sequence[Value]]) -> list[Any]:
     try:
         await gather(tx.execute_command(*cmd) for cmd in commands)
     except BaseException:
@@ -44,6 +53,12 @@ async def run_multi(tx: RedisTransaction, commands: Sequence[Sequence[Value]]) -
             await tx.discard()
         raise
     results: list[Any] = await tx.commit()
+    return results
+
+
+async def run_multi(tx: RedisTransaction, commands: Sequence[Sequence[Value]]) -> list[Any]:
+    """Queue ``commands`` on a connection already in MULTI, then EXEC."""
+    results = await _queue_and_commit(tx, commands)
     for result in results:
         if isinstance(result, Exception):
             raise result

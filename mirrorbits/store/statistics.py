@@ -11,14 +11,14 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from datetime import date
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IReactorTime
 
 from mirrorbits.store import keys
 from mirrorbits.store.client import RedisClient
-from mirrorbits.store.commands import transaction
+from mirrorbits.store.commands import transaction_replies
 
 __all__ = [
     "count",
@@ -27,7 +27,7 @@ __all__ = [
     "file_downloads",
     "file_downloads_in",
     "mirror_downloads",
-    "mirrors_downloads_on",
+    "mirrors_downloads_per_day",
     "seen_within",
 ]
 
@@ -94,18 +94,29 @@ async def mirror_downloads(
     return sum(map(count, requests)), sum(map(count, sizes))
 
 
-async def mirrors_downloads_on(
-    client: RedisClient, mirror_ids: Sequence[int], day: date
-) -> dict[int, tuple[int, int]]:
-    """(download requests, bytes) of each mirror on ``day``, both read in one MULTI."""
-    if not mirror_ids:
-        return {}
-    suffix = day_suffixes(day)[0]
+async def mirrors_downloads_per_day(
+    client: RedisClient, mirror_ids: Sequence[int], days: Sequence[date]
+) -> list[dict[int, tuple[int, int]] | None]:
+    """(download requests, bytes) of each mirror on each of ``days``, all read in one MULTI
+    (one round trip whatever the number of days); ``None`` for a day whose keys cannot be
+    read (not hashes)."""
+    if not mirror_ids or not days:
+        return [{} for _ in days]
     fields = [str(mirror_id) for mirror_id in mirror_ids]
-    counts, amounts = await transaction(client, [
-        ("HMGET", keys.STATS_MIRROR + suffix, *fields),
-        ("HMGET", keys.STATS_MIRROR_BYTES + suffix, *fields),
-    ])
+    commands: list[tuple[str, ...]] = []
+    for day in days:
+        suffix = day_suffixes(day)[0]
+        commands.append(("HMGET", keys.STATS_MIRROR + suffix, *fields))
+        commands.append(("HMGET", keys.STATS_MIRROR_BYTES + suffix, *fields))
+    replies = await transaction_replies(client, commands)
+    return [_day_counters(mirror_ids, counts, amounts)
+            for counts, amounts in zip(replies[0::2], replies[1::2], strict=True)]
+
+
+def _day_counters(mirror_ids: Sequence[int], counts: Any,
+                  amounts: Any) -> dict[int, tuple[int, int]] | None:
+    if isinstance(counts, Exception) or isinstance(amounts, Exception):
+        return None
     return {mirror_id: (count(requests), count(size))
             for mirror_id, requests, size in zip(mirror_ids, counts, amounts, strict=True)}
 

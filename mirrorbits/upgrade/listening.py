@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, cast
 
 from attrs import define
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
 from twisted.internet.defer import TimeoutError as DeferredTimeout
 from twisted.internet.interfaces import IAddress, IReactorTime, ITransport
 from twisted.internet.protocol import ServerFactory
@@ -119,6 +119,13 @@ class HeldListener(AdoptedListener):
                     connection.close_if_idle()
             await deferLater(clock, POLL_INTERVAL, lambda: None)
         return self.open_connections()
+
+    async def hand_over(self, clock: IReactorTime, timeout: float, idle_grace: float) -> int:
+        """Stop accepting (the socket stays usable by the process that takes over), then
+        :meth:`drain`; how many connections were still open after ``timeout``."""
+        keep_socket_file(self.port)
+        await maybeDeferred(self.stopService)
+        return await self.drain(clock, timeout, idle_grace)
 
     def startService(self) -> None:
         if self.hold is None:

@@ -8,11 +8,12 @@ import os
 import signal
 import subprocess
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Protocol
 
 from attrs import define, field
 from twisted.application.service import IService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
-from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
@@ -30,7 +31,7 @@ from mirrorbits.upgrade.handover import (
     twistd_successor_command,
     write_pid_file,
 )
-from mirrorbits.upgrade.listening import POLL_INTERVAL, HeldListener, keep_socket_file
+from mirrorbits.upgrade.listening import POLL_INTERVAL
 
 QUIT_DELAY = 0.1  # seconds between the successor's first accept and its SIGQUIT to the parent
 DRAIN_TIMEOUT = 5.0  # seconds open HTTP connections get before the old process stops
@@ -39,12 +40,26 @@ IDLE_GRACE = 1.0  # seconds a connection may stay silent during the drain before
 log = Logger()
 
 
+class HttpSide(Protocol):
+    """What serves HTTP in the old process: a :class:`HeldListener`, or the worker
+    processes (:class:`mirrorbits.workers.WorkerPool`)."""
+
+    def fileno(self) -> int:
+        """The listening socket to hand to the successor."""
+        ...
+
+    async def hand_over(self, clock: IReactorTime, timeout: float, idle_grace: float) -> int:
+        """Stop accepting, let open connections finish; how many were left after
+        ``timeout``."""
+        ...
+
+
 @define(eq=False)
 class Upgrader:
     """The old process' side: spawn the successor, then quit when it asks."""
 
     reactor: IDaemonReactor
-    http: HeldListener
+    http: HttpSide
     control: AdoptedListener
     argv: list[str]
     cwd: str
@@ -153,9 +168,7 @@ class Upgrader:
         for monitor in self.monitors:
             if monitor.parent is not None:
                 await maybeDeferred(monitor.disownServiceParent)
-        keep_socket_file(self.http.port)
-        await maybeDeferred(self.http.stopService)
-        left = await self.http.drain(self.reactor, DRAIN_TIMEOUT, IDLE_GRACE)
+        left = await self.http.hand_over(self.reactor, DRAIN_TIMEOUT, IDLE_GRACE)
         if left:
             log.warn("Closing {count} HTTP connections still open", count=left)
 

@@ -82,9 +82,12 @@ class WebContext:
     def __attrs_post_init__(self) -> None:
         self.paths = EvaluationMemo(self.clock)
 
-    def memo_count(self) -> int:
-        """Files whose memo (prefiltered mirrors, redirect table) is held."""
-        return len(self._prefiltered)
+    def cache_sizes(self) -> dict[str, int]:
+        """Entries of each in-memory cache, by name (the metrics)."""
+        cache = self.cache
+        return {"files": len(cache.files), "file_mirrors": len(cache.file_mirrors),
+                "mirrors": len(cache.mirrors), "mirror_files": len(cache.mirror_files),
+                "file_memos": len(self._prefiltered)}
 
     def policy(self, config: Config) -> ClientAddressPolicy:
         if config.trusted_proxies != self._policy_source:

@@ -1,11 +1,14 @@
-"""The ``?mirrorstats`` page (spec §8.9): today's downloads per mirror, sync age, health map.
+"""The ``?mirrorstats`` page (spec §8.9): today's downloads per mirror, sync age, health map,
+and (ours) the downloads of the last :data:`HISTORY_DAYS` days as a chart
+(:mod:`mirrorbits.web.history_chart`).
 
 :func:`mirrorstats_view` reads Redis and builds a pure view-model (:func:`build_view`);
 :func:`render_mirrorstats` flattens it through ``templates/mirrorstats.xhtml``, or through the
 ``mirrorstats.xhtml`` of the configured ``Templates`` directory, which may use the renderers of
 :class:`MirrorstatsElement` (slots of ``rows``: see :func:`_row_slots`; of ``points``: ``name``,
 ``health``, ``x``/``y`` where the dot is drawn and ``place_x``/``place_y`` the mirror's place, which
-differ when dots that would cover each other are moved apart).
+differ when dots that would cover each other are moved apart), and ``history`` (the chart's
+``<svg>``).
 
 Fixes of §20 item 15: bars are 0 % wide (not ``NaN%``) when nobody downloaded today, and each
 mirror's counters are looked up by its ID, so a mirror that cannot be read shifts nothing.
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from attrs import evolve, frozen
@@ -27,6 +30,7 @@ from twisted.web.template import (
     Element,
     Tag,
     XMLFile,
+    XMLString,
     flattenString,
     renderer,
     tags,
@@ -39,8 +43,8 @@ from mirrorbits.stats import utc_date
 from mirrorbits.store.client import RedisClient
 from mirrorbits.store.commands import gather
 from mirrorbits.store.mirrors import mirror_ids, read_mirror
-from mirrorbits.store.statistics import mirrors_downloads_on
-from mirrorbits.web import svgmap
+from mirrorbits.store.statistics import mirrors_downloads_per_day
+from mirrorbits.web import history_chart, svgmap
 from mirrorbits.web.mapspread import spread
 
 log = Logger()
@@ -49,6 +53,7 @@ TEMPLATE_NAME = "mirrorstats.xhtml"
 MAP_WIDTH = svgmap.WIDTH
 MAP_HEIGHT = svgmap.HEIGHT
 DOT_RADIUS = 5  # the stock template's dots
+HISTORY_DAYS = 30  # today included
 _HOUR = 3600
 _DAY = 24 * _HOUR
 _YEAR = 365 * _DAY
@@ -122,6 +127,7 @@ class MirrorstatsView:
     has_tz_adjustment: bool
     total_downloads: int
     total_bytes: int
+    history: history_chart.History
 
 
 # --- pure view-model --------------------------------------------------------------------------
@@ -203,9 +209,19 @@ def map_points(rows: Sequence[MirrorRow], mirrors: Sequence[Mirror]) -> tuple[Ma
     return tuple(sorted(points, key=lambda point: _DRAWING_ORDER.get(point.health, 1)))
 
 
+def history_days(day: date, count: int = HISTORY_DAYS) -> tuple[date, ...]:
+    """The ``count`` days ending with ``day``, oldest first."""
+    return tuple(day - timedelta(days=back) for back in range(count - 1, -1, -1))
+
+
 def build_view(mirrors: Sequence[Mirror], downloads: Mapping[int, int],
-               sizes: Mapping[int, int], now_s: float, day: date) -> MirrorstatsView:
-    """The page's data; rows sorted by today's downloads (most first), then by name."""
+               sizes: Mapping[int, int], now_s: float, day: date,
+               earlier: Sequence[Mapping[int, int]] = ()) -> MirrorstatsView:
+    """The page's data; rows sorted by today's downloads (most first), then by name.
+
+    ``earlier``: the downloads per mirror ID of the days before ``day``, oldest first (at
+    most ``HISTORY_DAYS - 1``; missing days count as none).
+    """
     top_downloads = max((downloads.get(m.id, 0) for m in mirrors), default=0)
     top_bytes = max((sizes.get(m.id, 0) for m in mirrors), default=0)
     rows = []
@@ -220,11 +236,16 @@ def build_view(mirrors: Sequence[Mirror], downloads: Mapping[int, int],
             enabled=mirror.enabled, states=protocol_states(mirror), health=health(mirror),
         ))
     rows.sort(key=lambda row: (-row.downloads, row.name, row.id))
+    before = list(earlier)[-(HISTORY_DAYS - 1):]
+    none: Mapping[int, int] = {}
+    per_day = [none] * (HISTORY_DAYS - 1 - len(before)) + before + [downloads]
+    names = {mirror.id: mirror.name for mirror in mirrors}
     return MirrorstatsView(
         day=day, rows=tuple(rows), points=map_points(rows, mirrors),
         has_tz_adjustment=any(mirror.tz_offset_ms != 0 for mirror in mirrors),
         total_downloads=sum(row.downloads for row in rows),
         total_bytes=sum(row.bytes for row in rows),
+        history=history_chart.group_series(history_days(day), names, per_day),
     )
 
 
@@ -255,13 +276,25 @@ async def mirrorstats_view(client: RedisClient, now_s: float) -> MirrorstatsView
     read = await gather(Deferred.fromCoroutine(_read_mirror(client, mid)) for mid in ids)
     mirrors = [mirror for mirror in read if mirror is not None]
     day = utc_date(now_s)
+    days = history_days(day)
     try:
-        counters = await mirrors_downloads_on(client, [mirror.id for mirror in mirrors], day)
+        counters = await mirrors_downloads_per_day(client, [mirror.id for mirror in mirrors],
+                                                   days)
     except Exception as err:
         raise StatsUnavailable() from err
-    downloads = {mirror_id: requests for mirror_id, (requests, _) in counters.items()}
-    sizes = {mirror_id: size for mirror_id, (_, size) in counters.items()}
-    return build_view(mirrors, downloads, sizes, now_s, day)
+    today = counters[-1]
+    if today is None:
+        raise StatsUnavailable()
+    unreadable = [d.isoformat() for d, day_counters in zip(days, counters, strict=True)
+                  if day_counters is None]
+    if unreadable:
+        log.warn("mirrorstats: cannot read the counters of {days}; charted as none",
+                 days=", ".join(unreadable))
+    earlier = [{mirror_id: requests for mirror_id, (requests, _) in (c or {}).items()}
+               for c in counters[:-1]]
+    downloads = {mirror_id: requests for mirror_id, (requests, _) in today.items()}
+    sizes = {mirror_id: size for mirror_id, (_, size) in today.items()}
+    return build_view(mirrors, downloads, sizes, now_s, day, earlier)
 
 
 # --- HTML -------------------------------------------------------------------------------------
@@ -315,6 +348,12 @@ class MirrorstatsElement(Element):
                                   place_x=f"{p.place_x:g}", place_y=f"{p.place_y:g}")
             for p in self.view.points
         ]
+
+    @renderer
+    def history(self, request: IRequest | None, tag: Tag) -> list[Any]:
+        """The chart's ``<svg>`` (its text, read back as template nodes)."""
+        nodes: list[Any] = XMLString(history_chart.render_svg(self.view.history)).load()
+        return nodes
 
     @renderer
     def rows(self, request: IRequest | None, tag: Tag) -> list[Tag]:

@@ -4,6 +4,7 @@ urllib and read with prometheus_client's own text parser."""
 from __future__ import annotations
 
 import http.client
+import os
 import signal
 import time
 import urllib.error
@@ -152,3 +153,30 @@ def test_the_metrics_port_survives_an_upgrade(tmp_path: Path, redis_server: Redi
         samples = scrape(metrics)  # the new process' own counts
         assert requests_by_outcome(samples)["redirect"] == 1
         assert samples["mirrorbits_redis_connected", ()] == 1
+
+
+def test_workers_counts_are_summed_and_kept_when_a_worker_stops(
+        tmp_path: Path, redis_server: RedisServer, redis_db: redis.Redis) -> None:
+    from tests.integration.test_upgrade import running, serve_from_a_mirror, wait_until
+    from tests.integration.test_workers import answers_alone, serving, two_workers, worker_pids
+
+    metrics = f"127.0.0.1:{free_port()}"
+    with running(tmp_path, redis_server, ["--no-monitor"], Workers="2",
+                 MetricsListenAddress=metrics) as daemon:
+        serve_from_a_mirror(serving(daemon), redis_db)
+        first, second = two_workers(daemon)
+        before = requests_by_outcome(scrape(metrics))["redirect"]
+        assert before >= 1
+        answers_alone(daemon, first, [second], 5)
+        answers_alone(daemon, second, [first], 7)
+        samples = scrape(metrics)
+        assert requests_by_outcome(samples)["redirect"] == before + 12
+        assert samples["mirrorbits_redirects_total", (("mirror", "madrid"),)] == before + 12
+        assert samples["mirrorbits_cache_entries", (("cache", "mirrors"),)] >= 2  # both workers
+        answers_alone(daemon, second, [first], 3)  # not scraped before the worker stops
+        os.kill(second, signal.SIGTERM)
+        assert daemon.process is not None
+        main = daemon.process.pid
+        wait_until(lambda: second not in worker_pids(main), 10, "the worker to stop")
+        assert requests_by_outcome(scrape(metrics))["redirect"] == before + 15
+        wait_until(lambda: len(worker_pids(main)) == 2, 10, "a new worker")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import html
 import http.client
 import math
+import re
 import time
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import html5lib  # type: ignore[import-untyped]
@@ -14,9 +16,17 @@ import pytest
 import redis
 
 from mirrorbits.store import keys
-from mirrorbits.web.mirrorstats import MAP_WIDTH, project
+from mirrorbits.web.history_chart import OTHERS_COLOUR, PALETTE
+from mirrorbits.web.mirrorstats import HISTORY_DAYS, MAP_WIDTH, project
 from tests.daemon import DaemonProcess, base_config, repo_file
-from tests.screenshots import decode_png, hex_colour, needs_chromium, screenshot
+from tests.screenshots import (
+    Colour,
+    Picture,
+    decode_png,
+    hex_colour,
+    needs_chromium,
+    screenshot,
+)
 from tests.servers import RedisServer
 from tests.unit.test_mirrorstats_page import parse
 
@@ -268,3 +278,132 @@ def test_the_map_in_a_browser(stack: tuple[DaemonProcess, redis.Redis], tmp_path
     down = dots[-1]
     assert picture.count_near(*at(float(down["cx"]), float(down["cy"])), round(7 * scale),
                               hex_colour("#5c0000"), 24) > 10  # its ring
+
+
+def day_suffix(days_ago: int) -> str:
+    day = datetime.now(UTC).date() - timedelta(days=days_ago)
+    return keys.stats_suffixes(day.year, day.month, day.day)[0]
+
+
+def chart_titles(page: str) -> list[str]:
+    """The hover texts of the history chart's bars and legend, unescaped."""
+    chart = page.split('<svg class="history"', 1)[1].split("</svg>", 1)[0]
+    return [html.unescape(t) for t in re.findall(r"<title>(.*?)</title>", chart, re.DOTALL)]
+
+
+def plant_history(client: redis.Redis, count: Callable[[int, int], int],
+                  mirrors: Sequence[int], days: int = HISTORY_DAYS + 1) -> None:
+    """``count(mirror, days_ago)`` downloads per mirror for the last ``days`` days."""
+    for days_ago in range(days):
+        mapping = {str(mid): count(mid, days_ago) for mid in mirrors}
+        client.hset(keys.STATS_MIRROR + day_suffix(days_ago), mapping=mapping)
+        client.hset(keys.STATS_MIRROR_BYTES + day_suffix(days_ago),
+                    mapping={mid: 1000 * n for mid, n in mapping.items()})
+
+
+def test_the_last_30_days_in_one_transaction(stack: tuple[DaemonProcess, redis.Redis]) -> None:
+    daemon, client = stack
+    client.flushdb()
+    client.set(keys.DB_VERSION, "2")
+    add_mirror(client, 1, "busy")
+    add_mirror(client, 2, '<img src=x onerror="alert(1)">')
+    plant_history(client, lambda mid, days_ago: (3 - mid) * (days_ago + 1), [1, 2])
+    client.delete(keys.STATS_MIRROR + day_suffix(10))  # a day without downloads
+    client.set(keys.STATS_MIRROR + day_suffix(20), "not a hash")  # an unreadable day
+    client.config_resetstat()
+
+    status, _, page = get(daemon, "/?mirrorstats")
+
+    assert status == 200, page
+    calls = {name[len("cmdstat_"):]: stats["calls"]
+             for name, stats in client.info("commandstats").items()}
+    # The 30 days of both counters: one MULTI of HMGETs, whatever the number of days.
+    assert (calls["multi"], calls["exec"], calls["hmget"]) == (1, 1, 2 * HISTORY_DAYS)
+    titles = chart_titles(page)
+    first = (datetime.now(UTC).date() - timedelta(days=HISTORY_DAYS - 1)).isoformat()
+    today = datetime.now(UTC).date().isoformat()
+    days = [t for t in titles if t[:4].isdigit()]
+    assert len(days) == HISTORY_DAYS - 2  # nothing on day 10, day 20 unreadable
+    assert days[0] == (f"{first}: 90 downloads\nbusy: 60\n"
+                       '<img src=x onerror="alert(1)">: 30')
+    assert days[-1] == f'{today}: 3 downloads\nbusy: 2\n<img src=x onerror="alert(1)">: 1'
+    assert "busy: 866 downloads" in titles  # the legend: 2 × (1 + … + 30) − 2 × 11 − 2 × 21
+    assert "<img" not in page
+    html5lib.HTMLParser(strict=True).parse(page)
+    damaged = (datetime.now(UTC).date() - timedelta(days=20)).isoformat()
+    assert f"mirrorstats: cannot read the counters of {damaged}; charted as none" in daemon.log()
+
+
+@needs_chromium
+def test_the_history_chart_in_a_browser(stack: tuple[DaemonProcess, redis.Redis],
+                                        tmp_path: Path) -> None:
+    """Headless Chromium draws the chart: one stacked bar a day, growing as planted, the six
+    busiest mirrors in their colours from the bottom up, then the others in grey, and the
+    legend's swatches under the bars."""
+    daemon, client = stack
+    client.flushdb()
+    client.set(keys.DB_VERSION, "2")
+    names = ["fr.mirror", "de.mirror", "us.mirror", "jp.mirror", "br.mirror", "za.mirror",
+             "small-1", "small-2"]
+    for mid, name in enumerate(names, 1):
+        add_mirror(client, mid, name)
+    # Mirror k: (9 - k) downloads times the day's number (1 thirty days ago, 30 today).
+    plant_history(client, lambda mid, days_ago: (9 - mid) * (HISTORY_DAYS - days_ago),
+                  range(1, 9))
+    host, port = daemon.http
+    picture = decode_png(screenshot(f"http://{host}:{port}/?mirrorstats", tmp_path, 1000, 1900))
+
+    series = [hex_colour(c) for c in (*PALETTE, OTHERS_COLOUR)]
+    left, top, right, _ = picture.box(series)  # from the legend's first swatch to today's bar
+    scale = (right + 1 - left) / 653.4  # chart units: 52 to 705.4 of 720
+    assert scale > 1, (left, top, right)
+
+    # Today's bar is the rightmost: from its foot up, each layer as tall as its downloads.
+    # The scale goes up to 1500 (the peak, 36 × 30, rounded up to a step of 500) on 200 units.
+    foot, layers = bar(picture, right - 3, series)
+    assert [colour for colour, _ in layers] == series, layers
+    for (colour, length), downloads in zip(layers, [8, 7, 6, 5, 4, 3, 2 + 1], strict=True):
+        assert length == pytest.approx(downloads * 30 * 200 / 1500 * scale, abs=2.5), colour
+    # Thirty days ago (the first slot's middle is 10.9 units right of the legend's edge):
+    # one thirtieth of today's bar, standing on the same line.
+    first_x = round(left + 10.9 * scale)
+    first_foot, _ = bar(picture, first_x, series, lowest=foot)
+    assert abs(first_foot - foot) <= 1
+    assert height(picture, first_x, first_foot) == pytest.approx(
+        height(picture, right - 3, foot) / 30, abs=1.5)
+    # The legend, under the date labels: a 12-unit swatch of each colour.
+    for colour in series:
+        assert count_below(picture, colour, foot + round(24 * scale)) > 100 * scale**2, colour
+
+
+def bar(picture: Picture, x: int, series: list[Colour],
+        lowest: int | None = None) -> tuple[int, list[tuple[Colour, int]]]:
+    """The foot (lowest y, at most ``lowest``) of the bar drawn at column ``x``, and its
+    layers, bottom first (runs of exact series colours; blended pixels where two layers meet
+    are skipped)."""
+    end = picture.height if lowest is None else lowest + 1
+    ys = [y for y in range(end) if picture.colour(x, y) in series]
+    assert ys, f"no bar at x={x}"
+    foot, layers = ys[-1], []
+    for y in range(foot, ys[0] - 1, -1):
+        colour = picture.colour(x, y)
+        if colour not in series:
+            continue
+        if layers and layers[-1][0] == colour:
+            layers[-1] = (colour, layers[-1][1] + 1)
+        else:
+            layers.append((colour, 1))
+    return foot, layers
+
+
+def height(picture: Picture, x: int, foot: int) -> int:
+    """How many pixels of column ``x`` are drawn (not the card's white) from ``foot`` up."""
+    y = foot
+    while y > 0 and picture.colour(x, y) != (255, 255, 255):
+        y -= 1
+    return foot - y
+
+
+def count_below(picture: Picture, colour: Colour, y0: int) -> int:
+    return sum(1 for y in range(y0, picture.height) for x in range(picture.width)
+               if picture.colour(x, y) == colour)

@@ -205,17 +205,20 @@ def test_reload_shows_warnings_and_refusals_and_the_log_has_them(
     daemon.start()
     conf = daemon.config_path
     try:
-        started = f"unknown configuration key 'Gzipp' in {conf} (line 8); did you mean 'Gzip'?"
+        good = daemon.config_path.read_text()
+        gzipp = good.splitlines().index("Gzipp: yes") + 1  # the lines after the harness's
+        started = f"unknown configuration key 'Gzipp' in {conf} (line {gzipp}); did you mean " \
+            "'Gzip'?"
         assert started in log_lines(daemon.log())  # at start: in the log, one line
 
-        good = daemon.config_path.read_text()
         conf.write_text(good + TYPOS)
+        typos = len(good.splitlines())  # the line before TYPOS
         warnings = [
-            f"unknown configuration key 'Gzipp' in {conf} (line 8); did you mean 'Gzip'?",
-            f"unknown configuration key 'Repositry' in {conf} (line 9); did you mean "
+            started,
+            f"unknown configuration key 'Repositry' in {conf} (line {typos + 1}); did you mean "
             "'Repository'?",
-            f"unknown configuration key 'Hashes.SHA265' in {conf} (line 11); did you mean "
-            "'SHA256'?",
+            f"unknown configuration key 'Hashes.SHA265' in {conf} (line {typos + 3}); did you "
+            "mean 'SHA256'?",
             "CheckInterval: 0 health-checks every mirror every second; it is a number of "
             "minutes, 1 by default",
         ]

@@ -33,6 +33,7 @@ from mirrorbits.stats import (
 from mirrorbits.store import keys
 from mirrorbits.store.errors import DatabaseNotReady
 from mirrorbits.store.redis import RedisService
+from mirrorbits.store.statistics import mirrors_downloads_per_day
 from tests.integration.store_support import eventually, started_service
 from tests.servers import RedisServer, ReplicatedRedis, free_port
 
@@ -720,5 +721,29 @@ async def test_cli_range_reading(redis_server: RedisServer, redis_db: redis.Redi
         assert await stats_files(conn, re.compile("."), end, end) == {"/a": 100}
         assert await stats_mirror(conn, 3, start, end) == (16, 1600)
         assert await stats_mirror(conn, 4, start, end) == (0, 0)
+    finally:
+        await conn.disconnect()
+
+
+@pytest_twisted.ensureDeferred
+async def test_mirror_counters_of_many_days_in_one_transaction(
+    redis_server: RedisServer, redis_db: redis.Redis,
+) -> None:
+    days = [date(2026, 11, 29), date(2026, 11, 30), date(2026, 12, 1), date(2026, 12, 2)]
+    redis_db.hset("STATS_MIRROR_2026_11_29", mapping={"1": 5, "2": "x"})
+    redis_db.hset("STATS_MIRROR_BYTES_2026_11_29", mapping={"1": 500})
+    redis_db.set("STATS_MIRROR_2026_11_30", "not a hash")
+    redis_db.hset("STATS_MIRROR_2026_12_02", mapping={"2": 7, "3": 1})
+    redis_db.hset("STATS_MIRROR_BYTES_2026_12_02", mapping={"2": 70})
+    redis_db.config_resetstat()
+    conn = await connect(redis_server)
+    try:
+        counters = await within(Deferred.fromCoroutine(
+            mirrors_downloads_per_day(conn, [1, 2], days)))
+        assert counters == [{1: (5, 500), 2: (0, 0)}, None, {1: (0, 0), 2: (0, 0)},
+                            {1: (0, 0), 2: (7, 70)}]
+        calls = {name: stats["calls"] for name, stats in redis_db.info("commandstats").items()}
+        assert (calls["cmdstat_multi"], calls["cmdstat_hmget"]) == (1, 8)
+        assert await mirrors_downloads_per_day(conn, [], days) == [{}, {}, {}, {}]
     finally:
         await conn.disconnect()

@@ -249,6 +249,28 @@ def test_ready_reload_and_stop_are_notified_on_the_inherited_socket(
     listener.close()
 
 
+def test_workers_serve_systemd_socket_and_only_the_daemon_notifies(
+        tmp_path: Path, redis_server: RedisServer, redis_db: redis.Redis,
+        notify: NotifySocket) -> None:
+    listener = tcp_listener()
+    address = listener.getsockname()
+    with activated(tmp_path, redis_server.address, notify, [listener], Workers="2") as daemon:
+        assert daemon.process is not None
+        ready = notify.wait_for("READY")
+        assert get(address, timeout=5)[0] == 503  # READY=1 once the workers answer
+        assert ready.pid == daemon.process.pid
+        assert ready.fields["STATUS"] == (
+            f"Serving HTTP on 127.0.0.1:{address[1]} (2 worker processes)")
+        assert "HTTP served by 2 worker processes" in daemon.log()
+        daemon.signal(signal.SIGTERM)
+        assert notify.wait_for("STOPPING").pid == daemon.process.pid
+        assert daemon.process.wait(20) in (0, -signal.SIGTERM)
+        assert {n.pid for n in notify.received} == {daemon.process.pid}  # no worker's
+        assert "Traceback" not in daemon.log(), daemon.log()
+    socket.create_connection(address, timeout=2).close()  # systemd's copy still accepts
+    listener.close()
+
+
 def test_ready_waits_for_serving_while_redis_is_down(
         tmp_path: Path, notify: NotifySocket) -> None:
     listener = tcp_listener()

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import redis
 
 from tests.daemon import DaemonProcess, base_config, repo_file
@@ -44,15 +45,16 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str) -> No
         time.sleep(0.02)
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
 def test_control_socket_is_private_and_http_socket_open_to_the_proxy(
-        tmp_path: Path, redis_server: RedisServer, redis_db: redis.Redis) -> None:
+        tmp_path: Path, redis_server: RedisServer, redis_db: redis.Redis, workers: str) -> None:
     control, http = tmp_path / "control.sock", tmp_path / "http.sock"
     repo = tmp_path / "repo"
     repo_file(repo, "/a.txt", b"hello\n", 1687249800)
     daemon = DaemonProcess(
         workdir=tmp_path / "run",
         values=base_config(repo, redis_server.address, ListenAddress=f"unix:{http}",
-                           RPCListenAddress=f"unix:{control}"),
+                           RPCListenAddress=f"unix:{control}", Workers=workers),
         args=["--no-monitor"], new_session=True)
     old_umask = os.umask(0o000)  # the most permissive umask the daemon could inherit
     try:
@@ -62,6 +64,8 @@ def test_control_socket_is_private_and_http_socket_open_to_the_proxy(
     assert daemon.process is not None
     group = daemon.process.pid
     try:
+        if workers != "1":  # the socket accepts before they serve
+            daemon.wait_log(f"HTTP served by {workers} worker processes", timeout=40)
         assert mode_of(control) == 0o600
         assert mode_of(http) == 0o666
         listed = daemon.ctl("list")

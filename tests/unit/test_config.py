@@ -453,6 +453,17 @@ def test_http_read_timeout() -> None:
         "HTTPReadTimeout must be a number, not 'soon'")
 
 
+def test_workers() -> None:
+    assert parse(REPO).workers is None  # one per core, decided by the daemon
+    assert parse(REPO + "Workers: 3\n").workers == 3
+    assert parse(REPO + "Workers: 1\n").workers == 1
+    for bad in ("0", "-2"):
+        assert error_of(REPO + f"Workers: {bad}\n") == (
+            "Workers must be a number of HTTP processes >= 1 (1: this process serves alone), "
+            f"not {bad}")
+    assert error_of(REPO + "Workers: many\n").startswith("Workers must be an integer")
+
+
 def test_trusted_proxies() -> None:
     config = parse(
         REPO + "TrustedProxies:\n  - 127.0.0.1\n  - 10.1.2.3/8\n  - '::1'\n  - 2001:db8::/32\n",

@@ -338,7 +338,8 @@ def test_mirror_names_are_escaped() -> None:
     cells = parse(page)
     assert cells.rows[0][0][1] == HOSTILE
     assert cells.rows[0][3][1] == 'HTTP down: <img src=x onerror="y">'
-    circle_titles = re.findall(r"<title>(.*?)</title>", page.split("<svg", 1)[1])
+    the_map = page.split("<svg", 1)[1].split("</svg>", 1)[0]
+    circle_titles = re.findall(r"<title>(.*?)</title>", the_map)
     assert circle_titles == ["&lt;script&gt;alert(\"x\")&lt;/script&gt; (down)"]
     html5lib.HTMLParser(strict=True).parse(page)
 
@@ -350,4 +351,27 @@ def test_a_custom_template_replaces_the_stock_one(tmp_path: Path) -> None:
         "</ul></body></html>")
     page = render(sample_view(), str(tmp_path))
     assert page.startswith("<!DOCTYPE html>\n<html><body><ul><li>paris: 12 downloads</li>")
-    assert render(sample_view(), str(tmp_path / "missing")).count("<svg") == 1
+    assert render(sample_view(), str(tmp_path / "missing")).count("<svg") == 2  # map, chart
+
+
+def test_the_history_chart_follows_the_table() -> None:
+    earlier = [{1: 3, 2: 1}] * 40  # more than fits: the last 29 days are kept
+    view = build_view([mirror(1, "a"), mirror(2, HOSTILE)], {1: 12}, {}, NOW, DAY, earlier)
+    assert view.history.days[0] == date(2023, 10, 16) and view.history.days[-1] == DAY
+    assert [(layer.name, layer.total) for layer in view.history.series] == [
+        ("a", 29 * 3 + 12), (HOSTILE, 29)]
+    page = render(view)
+    chart = page.split("</table>", 1)[1]
+    assert '<svg class="history" viewBox="0 0 720 ' in chart
+    assert "Downloads per day and mirror, 2023-10-16 to 2023-11-14 (UTC)" in chart
+    assert "<script" not in page
+    html5lib.HTMLParser(strict=True).parse(page)
+    short = build_view([mirror(1, "a")], {1: 1}, {}, NOW, DAY, [{1: 5}])
+    assert short.history.series[0].requests == (0,) * 28 + (5, 1)
+
+
+def test_names_xml_cannot_hold_still_give_the_page() -> None:
+    odd = "bell\x07\x00"
+    page = render(build_view([mirror(1, odd)], {1: 2}, {}, NOW, DAY))
+    chart = page.split('<svg class="history"', 1)[1]
+    assert "bell\ufffd\ufffd: 2" in chart
