@@ -11,13 +11,17 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.daemon import DaemonProcess, base_config, put_a_txt_on_a_mirror, repo_file
+from tests.integration.test_mirror_scan import db, mirror_http, own_redis, rsyncd
 from tests.servers import RedisServer, free_port, wait_for_port
+
+__all__ = ["db", "mirror_http", "own_redis", "rsyncd"]  # fixtures of the scan tests
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -180,3 +184,42 @@ def test_workers_counts_are_summed_and_kept_when_a_worker_stops(
         wait_until(lambda: second not in worker_pids(main), 10, "the worker to stop")
         assert requests_by_outcome(scrape(metrics))["redirect"] == before + 15
         wait_until(lambda: len(worker_pids(main)) == 2, 10, "a new worker")
+
+
+def test_scan_and_health_check_of_a_real_mirror(
+        tmp_path: Path, own_redis: RedisServer, rsyncd: Any, mirror_http: str,
+        db: redis.Redis) -> None:
+    """An rsync + HTTP mirror, scanned by the CLI and checked by the monitor (1 minute
+    interval: one check)."""
+    from tests.integration.test_mirror_scan import FIXTURE, write_tree
+
+    repo = tmp_path / "repo"
+    write_tree(repo, [f for f in FIXTURE["tree"]
+                      if f["path"] in set(FIXTURE["keys"]["FILES"]["value"])])
+    metrics = f"127.0.0.1:{free_port()}"
+    values = base_config(repo, own_redis.address, MetricsListenAddress=metrics,
+                         CheckInterval="1")
+    process = DaemonProcess(workdir=tmp_path / "run", values=values)
+    process.start()
+    try:
+        assert process.ctl("add", "-rsync", rsyncd.url("full"), "-http", mirror_http,
+                           "m1").returncode == 0
+        assert process.ctl("refresh").returncode == 0
+        scanned = process.ctl("scan", "-enable", "m1")
+        assert "11 files indexed" in scanned.stdout, scanned.stderr
+        samples = scrape(metrics)
+        assert samples["mirrorbits_scan_files", (("mirror", "m1"),)] == 11
+        assert 0 < samples["mirrorbits_scan_duration_seconds", (("mirror", "m1"),)] < 60
+        latency = ("mirrorbits_mirror_check_latency_seconds", (("mirror", "m1"),))
+        deadline = time.monotonic() + 20
+        while latency not in samples or samples[
+                "mirrorbits_mirror_up", (("mirror", "m1"), ("protocol", "http"))] != 1:
+            assert time.monotonic() < deadline, "no health check seen"
+            time.sleep(0.2)
+            samples = scrape(metrics)
+        assert 0 < samples[latency] < 10
+        assert samples["mirrorbits_mirror_enabled", (("mirror", "m1"),)] == 1
+        assert ("mirrorbits_mirror_excluded", (("mirror", "m1"), ("reason", "down"))) \
+            not in samples
+    finally:
+        process.stop()
