@@ -223,3 +223,25 @@ def test_scan_and_health_check_of_a_real_mirror(
             not in samples
     finally:
         process.stop()
+
+
+def test_a_failed_upgrade_serves_the_metrics_again(tmp_path: Path, redis_server: RedisServer,
+                                                   redis_db: redis.Redis) -> None:
+    from tests.integration.test_upgrade import running, wait_until
+
+    metrics = f"127.0.0.1:{free_port()}"
+    with running(tmp_path, redis_server, ["--no-monitor"],
+                 MetricsListenAddress=metrics) as daemon:
+        wait_for_port("127.0.0.1", int(metrics.rpartition(":")[2]))
+        get(daemon, "/missing.txt")
+        daemon.config_path.write_text("Repository: [unclosed\n")  # the new process cannot start
+        assert daemon.ctl("upgrade").returncode == 0
+        daemon.wait_log("upgrade aborted, still serving", timeout=15)
+
+        def scraped() -> bool:
+            try:
+                return requests_by_outcome(scrape(metrics))["4xx"] == 1  # the same process
+            except OSError:
+                return False
+
+        wait_until(scraped, 5, "the metrics again")
