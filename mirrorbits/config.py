@@ -110,6 +110,7 @@ class Config:
     allow_outdated_files: tuple[OutdatedRule, ...] = ()
     fallbacks: tuple[Fallback, ...] = ()
     rpc_listen_address: str = "localhost:3390"
+    metrics_listen_address: str = ""  # empty: no metrics listener
     rpc_password: str = ""
     rpc_tls_certificate: str = ""
     rpc_tls_key: str = ""
@@ -473,6 +474,7 @@ _FIELDS: _Fields = {
     ),
     "Fallbacks": ("fallbacks", _list_of(_record_of(_fallback, _FALLBACK_FIELDS))),
     "RPCListenAddress": ("rpc_listen_address", _str),
+    "MetricsListenAddress": ("metrics_listen_address", _str),
     "RPCPassword": ("rpc_password", _str),
     "RPCTLSCertificate": ("rpc_tls_certificate", _str),
     "RPCTLSKey": ("rpc_tls_key", _str),

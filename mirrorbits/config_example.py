@@ -193,6 +193,13 @@ EXAMPLE_CONFIG = """\
 # "mirrorbits-ctl export mirmon"), replaced at once whenever a mirror changes. Empty: none.
 #MirmonExportFile: ""
 
+## Metrics
+
+# Address of the Prometheus metrics (text exposition at /metrics): host:port (e.g.
+# "127.0.0.1:9180") or unix:/path. Empty: none. Keep it on loopback or a private network
+# (it asks for no password). See docs/metrics.md.
+#MetricsListenAddress: ""
+
 ## Command-line client
 
 # Address the mirrorbits command-line client connects to (RPC).

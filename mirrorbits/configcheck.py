@@ -160,6 +160,9 @@ def _address_errors(config: Config) -> list[str]:
         ("RPCListenAddress", config.rpc_listen_address, parse_listen_address),
         ("RedisAddress", config.redis_address, split_host_port),
     ]
+    if config.metrics_listen_address:
+        checks.append(("MetricsListenAddress", config.metrics_listen_address,
+                       parse_listen_address))
     errors = []
     for number, host in enumerate(config.redis_sentinels, 1):
         if not host:

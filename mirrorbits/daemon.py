@@ -47,6 +47,8 @@ from mirrorbits.health.freshness import FreshnessChecker
 from mirrorbits.health.liveness import LivenessProbes
 from mirrorbits.listen import AdoptedListener, parse_listen_address
 from mirrorbits.logs import Logger, set_debug
+from mirrorbits.metrics.merge import CountsReport, report_of
+from mirrorbits.metrics.observed import Observations
 from mirrorbits.mirmon_export import MirmonExport
 from mirrorbits.reactors import IDaemonReactor
 from mirrorbits.retention import RetentionService
@@ -260,7 +262,8 @@ def build_daemon(
     refusal = _add_embedded_redis(daemon, config, embedded, activated)
     redis, pubsub = _add_redis(daemon, holder, reactor)
     stats, download_log = _add_accounting(daemon, holder, reactor, redis)
-    work = _add_monitoring(daemon, holder, reactor, redis, pubsub, geo, monitor)
+    observations = Observations()
+    work = _add_monitoring(daemon, holder, reactor, redis, pubsub, geo, monitor, observations)
     backend, control = _add_control(daemon, holder, reactor, redis, geo, work, activated)
     ctl = ctl_command(ctl_program(cwd=cwd), config.rpc_listen_address,
                       bool(config.rpc_password))
@@ -271,13 +274,21 @@ def build_daemon(
                               indexed=work.indexed).text
     workers = worker_count(config, from_file=config_path is not None, cores=os.cpu_count())
     http: HeldListener | WorkerPool
+    counts: Callable[[], Awaitable[CountsReport]]
     if workers > 1:
         http = _add_workers(daemon, holder, reactor, redis, successor, activated.http, workers,
                             cwd=cwd, repository=repository, debug=debug)
+        counts = http.counts
     else:
-        http = _add_http(daemon, holder, reactor, redis, pubsub, stats, download_log, geo,
-                         successor, activated.http, root_page,
-                         _serving(daemon, redis, successor))
+        http, context = _add_http(daemon, holder, reactor, redis, pubsub, stats, download_log,
+                                  geo, successor, activated.http, root_page,
+                                  _serving(daemon, redis, successor))
+        counts = local_counts(context)
+    metrics = _add_metrics(daemon, holder, reactor, redis, work, observations, counts,
+                           activated.metrics)
+    if activated.metrics is not None and refusal is None:
+        refusal = ("not possible with a metrics socket passed by systemd: use systemctl "
+                   "restart (the socket units keep new connections waiting)")
     _add_first_steps(daemon, holder, reactor, redis, work, embedded, ctl,
                      show_hint=monitor and successor is None)
 
@@ -288,7 +299,7 @@ def build_daemon(
     daemon.describe = describe
     successor_notifier = daemon.notifier
     daemon.upgrader = Upgrader(
-        reactor=reactor, http=http, control=control, argv=list(argv), cwd=cwd,
+        reactor=reactor, http=http, control=control, metrics=metrics, argv=list(argv), cwd=cwd,
         executable=sys.executable, inherited=inherited, monitors=work.monitors, refusal=refusal,
         env=lambda: {**os.environ, **successor_notifier.environment()},
     )
@@ -300,6 +311,8 @@ def _warn_if_listen_address_changed(old: Config, new: Config) -> None:
     if (old.listen_address, old.rpc_listen_address) != (
             new.listen_address, new.rpc_listen_address):
         log.warn("ListenAddress/RPCListenAddress changed: restart the daemon to apply")
+    if old.metrics_listen_address != new.metrics_listen_address:
+        log.warn("MetricsListenAddress changed: restart the daemon to apply")
     if _control_tls(old) != _control_tls(new):
         log.warn("RPCTLSCertificate/RPCTLSKey/RPCTLSClientCA changed: restart the daemon to "
                  "apply")
@@ -404,7 +417,8 @@ class _Monitoring:
 
 def _add_monitoring(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
                     redis: RedisService,
-                    pubsub: PubSubService, geo: GeoIP, monitor: bool) -> _Monitoring:
+                    pubsub: PubSubService, geo: GeoIP, monitor: bool,
+                    observations: Observations) -> _Monitoring:
     """The local scan, the mirror store, and on a monitoring node the cluster, the mirror
     scans, the health checks, the statistics retention and the Mirmon export file (the
     CLI's scan works on every node)."""
@@ -434,7 +448,7 @@ def _add_monitoring(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReacto
     cluster = ClusterService(redis.client, lambda: holder.current.redis_db, reactor,
                              new_node_id(socket.gethostname(), random.Random()))
     mirror_scanner = MirrorScanner(lambda: holder.current, redis.client, mirrors, reactor,
-                                   handles=cluster.handles)
+                                   handles=cluster.handles, on_scanned=observations.scanned)
     if monitor:
         pubsub.on_message(keys.CHANNEL_CLUSTER, cluster.on_announce)
         cluster.setServiceParent(daemon)
@@ -442,7 +456,7 @@ def _add_monitoring(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReacto
         health = HealthChecker(
             lambda: holder.current, redis.client, mirrors, reactor,
             rescan=lambda mirror_id: mirror_scanner.scan(mirror_id, False, "all", None),
-            handles=cluster.handles,
+            handles=cluster.handles, observe=observations.checked,
         )
         health.setServiceParent(daemon)
         liveness = LivenessProbes(lambda: holder.current, redis.client, mirrors, reactor,
@@ -563,7 +577,7 @@ def _add_http(
     activated_fd: int | None,
     root_page: Callable[[], Awaitable[str]] | None,
     serving: Callable[[], None],
-) -> HeldListener:
+) -> tuple[HeldListener, WebContext]:
     """The redirect resource, its cache fed by pub/sub, and the HTTP listener (on the
     socket inherited from an upgrading parent, if any), accepting once Redis is ready.
 
@@ -622,7 +636,46 @@ def _add_http(
     )
     http.setName("http")
     http.setServiceParent(daemon)
-    return http
+    return http, context
+
+
+def local_counts(context: WebContext) -> Callable[[], Awaitable[CountsReport]]:
+    """This process' request counts and cache sizes, for the metrics."""
+
+    async def counts() -> CountsReport:
+        return report_of(context.counts, context.cache_sizes())
+
+    return counts
+
+
+def _add_metrics(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
+                 redis: RedisService, work: _Monitoring, observations: Observations,
+                 counts: Callable[[], Awaitable[CountsReport]],
+                 activated_fd: int | None) -> AdoptedListener | None:
+    """The Prometheus metrics listener (``MetricsListenAddress``; empty and no socket from
+    systemd: none), showing ``counts`` (this process', or the workers' sum). Added after
+    HTTP: it stops first."""
+    address = holder.current.metrics_listen_address
+    if not address and activated_fd is None:
+        return None
+    from mirrorbits.metrics.endpoint import MetricsSource, metrics_site  # prometheus_client
+
+    source = MetricsSource(counts=counts, observations=observations,
+                           redis_connected=lambda: redis.ready,
+                           read_mirrors=work.mirrors.all_mirrors, clock=reactor)
+    listener = AdoptedListener(
+        parse_listen_address(address or "127.0.0.1:0", unix_mode=HTTP_SOCKET_MODE),
+        metrics_site(source, reactor),
+        reactor,
+        inherited_fd=activated_fd,
+        setting="MetricsListenAddress",
+        foreign=activated_fd is not None,
+    )
+    listener.setName("metrics")
+    listener.setServiceParent(daemon)
+    daemon.greeting.append(f"Prometheus metrics at http://{address}/metrics" if address else
+                           "Prometheus metrics on the socket passed by systemd, at /metrics")
+    return listener
 
 
 def _serving(daemon: Daemon, redis: RedisService,
@@ -676,7 +729,7 @@ def _add_workers(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
 
 def build_worker(*, config: Config, config_path: str, repository: str | None,
                  reactor: IDaemonReactor, debug: bool, listen_fd: int,
-                 serving: Callable[[], None]) -> tuple[Daemon, HeldListener]:
+                 serving: Callable[[], None]) -> tuple[Daemon, HeldListener, WebContext]:
     """The service tree of an HTTP worker process (:mod:`mirrorbits.workers`): Redis and
     pub/sub, the counters and the download log, GeoIP, and the HTTP listener on the
     inherited socket ``listen_fd``; nothing that runs once per node."""
@@ -690,10 +743,10 @@ def build_worker(*, config: Config, config_path: str, repository: str | None,
     stats, download_log = _add_accounting(daemon, holder, reactor, redis)
     geo.load_and_report()
     holder.subscribe(lambda old, new: _reload_geo(geo, new))
-    http = _add_http(daemon, holder, reactor, redis, pubsub, stats, download_log, geo, None,
-                     listen_fd, None, serving)
+    http, context = _add_http(daemon, holder, reactor, redis, pubsub, stats, download_log, geo,
+                              None, listen_fd, None, serving)
     http.shared = True  # the other workers accept on it too
-    return daemon, http
+    return daemon, http, context
 
 
 def _day(text: str) -> datetime.datetime:

@@ -66,6 +66,8 @@ class HealthChecker(Service):
     _timeout: float = CHECK_TIMEOUT
     _handles: Callable[[int], bool] = lambda _mirror_id: True
     _rescan: Callable[[int], Awaitable[object]] | None = None
+    # Told (mirror id, seconds) after each finished check (the metrics' check latency).
+    _observe: Callable[[int, float], None] | None = None
     _last_check: dict[int, float] = field(factory=dict, init=False)
     _pending: dict[int, Deferred[None]] = field(factory=dict, init=False)
     _semaphore: DeferredSemaphore = field(factory=lambda: DeferredSemaphore(WORKERS), init=False)
@@ -168,8 +170,11 @@ class HealthChecker(Service):
 
     async def _check(self, mirror: Mirror, width: int) -> None:
         """Check every protocol of one mirror; remember when unless Redis was unusable."""
+        started = self._reactor.seconds()
         try:
             await self._check_protocols(mirror, width)
+            if self._observe is not None:
+                self._observe(mirror.id, self._reactor.seconds() - started)
         except DatabaseNotReady:
             return
         except CancelledError:

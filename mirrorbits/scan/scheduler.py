@@ -158,6 +158,8 @@ class MirrorScanner(Service):
     _trace: Callable[[RedisClient, Mirror, str], Awaitable[object]] | None = None
     _commit: Callable[..., Awaitable[ScanResult]] = scan_mirror
     _handles: Callable[[int], bool] = lambda _mirror_id: True
+    # Told (mirror id, seconds, files listed) after each successful scan (the metrics).
+    _on_scanned: Callable[[int, float, int], None] | None = None
     _running: dict[int, Deferred[ScanResult]] = field(factory=dict, init=False)
     _progress: dict[int, Progress] = field(factory=dict, init=False)
     _monitor_scans: set[int] = field(factory=set, init=False)
@@ -267,10 +269,13 @@ class MirrorScanner(Service):
     def _start(self, mirror: Mirror, protocol: str, timeout: float) -> Deferred[ScanResult]:
         progress = Progress(self._reactor)
         self._progress[mirror.id] = progress
+        started = self._reactor.seconds()
         scan = Deferred.fromCoroutine(self._scan_one(mirror, protocol, timeout, progress))
         self._running[mirror.id] = scan
 
         def finished(result: _T) -> _T:
+            if isinstance(result, ScanResult) and self._on_scanned is not None:
+                self._on_scanned(mirror.id, self._reactor.seconds() - started, result.files)
             self._running.pop(mirror.id, None)
             self._progress.pop(mirror.id, None)
             self._monitor_scans.discard(mirror.id)

@@ -2,8 +2,8 @@
 
 systemd passes ``LISTEN_FDS`` descriptors from 3 on, for the process ``LISTEN_PID``,
 named in ``LISTEN_FDNAMES`` by each socket unit's ``FileDescriptorName=``: ``http`` is the
-HTTP socket and ``control`` the control channel's. A single socket with another name (the
-default is the socket unit's name) is the HTTP socket.
+HTTP socket, ``control`` the control channel's, ``metrics`` the Prometheus metrics'. A single
+socket with another name (the default is the socket unit's name) is the HTTP socket.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from attrs import frozen
 FIRST_FD = 3
 HTTP_NAME = "http"
 CONTROL_NAME = "control"
+METRICS_NAME = "metrics"
 ENVIRONMENT = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
 
 
@@ -28,9 +29,10 @@ class ActivatedSockets:
 
     http: int | None = None
     control: int | None = None
+    metrics: int | None = None
 
     def __bool__(self) -> bool:
-        return self.http is not None or self.control is not None
+        return self.http is not None or self.control is not None or self.metrics is not None
 
 
 NOT_ACTIVATED = ActivatedSockets()
@@ -54,7 +56,7 @@ def activated_sockets(env: Mapping[str, str], pid: int) -> ActivatedSockets:
     found: dict[str, int] = {}
     others: list[str] = []
     for fd, name in enumerate(names, FIRST_FD):
-        if name in (HTTP_NAME, CONTROL_NAME):
+        if name in (HTTP_NAME, CONTROL_NAME, METRICS_NAME):
             if name in found:
                 raise ActivationError(f"systemd passed two sockets named {name!r}")
             found[name] = fd
@@ -67,7 +69,8 @@ def activated_sockets(env: Mapping[str, str], pid: int) -> ActivatedSockets:
                 f"systemd passed {count} sockets {described}: name them {HTTP_NAME!r} and "
                 f"{CONTROL_NAME!r} (FileDescriptorName=)")
         found[HTTP_NAME] = FIRST_FD
-    return ActivatedSockets(http=found.get(HTTP_NAME), control=found.get(CONTROL_NAME))
+    return ActivatedSockets(http=found.get(HTTP_NAME), control=found.get(CONTROL_NAME),
+                            metrics=found.get(METRICS_NAME))
 
 
 def take_activated_sockets(environ: MutableMapping[str, str], pid: int) -> ActivatedSockets:

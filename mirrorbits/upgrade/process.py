@@ -68,6 +68,8 @@ class Upgrader:
     monitors: list[IService] = field(factory=list)
     refusal: str | None = None  # why this process cannot upgrade, if it cannot
     env: Callable[[], Mapping[str, str]] = lambda: os.environ
+    # Closed with the control listener before the successor starts, which listens anew.
+    metrics: AdoptedListener | None = None
     _busy: bool = False
     _quitting: bool = False
     _child: subprocess.Popen[bytes] | None = None
@@ -84,6 +86,8 @@ class Upgrader:
         self._busy = True
         try:
             await maybeDeferred(self.control.stopService)
+            if self.metrics is not None:
+                await maybeDeferred(self.metrics.stopService)
             share_log_file(self.argv, self.cwd)
             command, pidfile = twistd_successor_command(self.executable, self.argv)
             if self.inherited is not None:  # we run with --pidfile=; the real one is here
@@ -137,14 +141,18 @@ class Upgrader:
             watch.stop()
 
     def _restore(self) -> None:
-        """Serve the control channel again after a failed upgrade."""
+        """Serve the control channel (and the metrics) again after a failed upgrade."""
         self._busy = False
-        if self._quitting or self.control.running:
+        if self._quitting:
             return
-        try:
-            self.control.startService()
-        except Exception as err:
-            log.critical("Cannot listen for control connections again: {error}", error=str(err))
+        for listener, what in ((self.control, "control connections"), (self.metrics, "metrics")):
+            if listener is None or listener.running:
+                continue
+            try:
+                listener.startService()
+            except Exception as err:
+                log.critical("Cannot listen for {what} again: {error}", what=what,
+                             error=str(err))
 
     def quit_from_signal(self) -> None:
         if self._quitting:

@@ -15,6 +15,7 @@ from twisted.internet.interfaces import IReactorTime
 from mirrorbits.cache import LRU, MISSING, MirrorCache
 from mirrorbits.config import Config
 from mirrorbits.geo import GeoIP
+from mirrorbits.metrics.counts import RequestCounts
 from mirrorbits.model import FileInfo, Mirror
 from mirrorbits.selection import (
     Prefiltered,
@@ -75,6 +76,7 @@ class WebContext:
     rng: random.Random = field(factory=random.Random)
     # What the selection remembers between requests (distances of recent client locations).
     selection_memo: SelectionMemo = field(factory=SelectionMemo)
+    counts: RequestCounts = field(factory=RequestCounts)  # answers by outcome, for the metrics
     _policy_source: tuple[str, ...] | None = None
     _policy: ClientAddressPolicy = field(factory=ClientAddressPolicy)
     _options_source: Config | None = None
@@ -88,6 +90,13 @@ class WebContext:
 
     def __attrs_post_init__(self) -> None:
         self.paths = EvaluationMemo(self.clock)
+
+    def cache_sizes(self) -> dict[str, int]:
+        """Entries of each in-memory cache, by name (the metrics)."""
+        cache = self.cache
+        return {"files": len(cache.files), "file_mirrors": len(cache.file_mirrors),
+                "mirrors": len(cache.mirrors), "mirror_files": len(cache.mirror_files),
+                "file_memos": len(self._prefiltered)}
 
     def policy(self, config: Config) -> ClientAddressPolicy:
         if config.trusted_proxies != self._policy_source:

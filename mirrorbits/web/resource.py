@@ -77,7 +77,9 @@ class RedirectResource(Resource):
         return wire(self._response(head, planned), date)
 
     def _response(self, head: RequestHead, decision: Decision) -> Response:
-        """Account for a served download, then serialize ``decision``."""
+        """Count the answer (metrics), account for a served download, then serialize
+        ``decision``."""
+        self.ctx.counts.count(decision)
         download = decision.download if isinstance(decision, Redirect | Json) else None
         if download is not None:
             record(self.ctx, head, download)

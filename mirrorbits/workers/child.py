@@ -7,21 +7,32 @@ import contextlib
 import os
 import signal
 import sys
+from collections.abc import Callable
 from types import FrameType
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 from attrs import define
 from twisted.application.service import IService
 from twisted.internet.defer import Deferred
+from twisted.internet.stdio import StandardIO
 from twisted.internet.task import LoopingCall
 from twisted.logger import ILogObserver, LogEvent, LogLevel, formatEvent, globalLogBeginner
+from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python import usage
 
 from mirrorbits.config import ConfigError
 from mirrorbits.logs import Logger
+from mirrorbits.metrics.merge import CountsReport, encode, report_of
 from mirrorbits.reactors import IDaemonReactor, default_reactor
 from mirrorbits.upgrade import DRAIN_TIMEOUT, IDLE_GRACE, HeldListener
-from mirrorbits.workers.wire import LISTEN_FD, REPORT_FD, SERVING, log_line
+from mirrorbits.workers.wire import (
+    ASK_COUNTS,
+    COMMAND_FD,
+    LISTEN_FD,
+    REPORT_FD,
+    SERVING,
+    log_line,
+)
 
 PARENT_CHECK_INTERVAL = 1.0  # seconds between two looks at whether the daemon still runs
 
@@ -52,6 +63,26 @@ def report_serving() -> None:
         os.write(REPORT_FD, SERVING)
 
 
+class CountsAnswers(LineOnlyReceiver):
+    """Answers the daemon's :data:`ASK_COUNTS` (on :data:`COMMAND_FD`) with this worker's
+    counts (on :data:`REPORT_FD`), for the metrics."""
+
+    delimiter = b"\n"
+
+    def __init__(self, counts: Callable[[], CountsReport]) -> None:
+        self.counts = counts
+
+    def lineReceived(self, line: bytes) -> None:
+        if line + b"\n" == ASK_COUNTS and self.transport is not None:
+            self.transport.write(encode(self.counts()))
+
+
+def report_counts(counts: CountsReport) -> None:
+    """Send the daemon this worker's last counts (as it stops)."""
+    with contextlib.suppress(OSError):
+        os.write(REPORT_FD, encode(counts))
+
+
 @define(eq=False)
 class WorkerRun:
     """The running worker: started, stopped on SIGTERM/SIGINT (after a drain) or when the
@@ -61,6 +92,7 @@ class WorkerRun:
     service: IService  # the worker's Daemon
     http: HeldListener
     parent: int
+    counts: Callable[[], CountsReport] | None = None  # this worker's, for the metrics
     _quitting: bool = False
     _watch: LoopingCall | None = None
 
@@ -75,6 +107,10 @@ class WorkerRun:
         # unit unless told --kill-whom=main: the daemon's to act upon, not a worker's.
         for signum in (signal.SIGUSR2, signal.SIGQUIT):
             signal.signal(signum, signal.SIG_IGN)
+        if self.counts is not None:
+            # POSIX StandardIO (its stubs are the Windows one's, without stdin/stdout)
+            cast(Any, StandardIO)(CountsAnswers(self.counts), stdin=COMMAND_FD,
+                                  stdout=REPORT_FD, reactor=self.reactor)
         self._watch = LoopingCall(self._check_parent)
         self._watch.clock = self.reactor
         self._watch.start(PARENT_CHECK_INTERVAL, now=False)
@@ -97,7 +133,12 @@ class WorkerRun:
         done = Deferred.fromCoroutine(self.http.hand_over(self.reactor, DRAIN_TIMEOUT,
                                                           IDLE_GRACE))
         done.addErrback(lambda failure: log.failure("Draining failed", failure))
-        done.addBoth(lambda _: self.reactor.stop())
+        done.addBoth(lambda _: self._stop())
+
+    def _stop(self) -> None:
+        if self.counts is not None:  # what was answered since the daemon last asked
+            report_counts(self.counts())
+        self.reactor.stop()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -117,13 +158,14 @@ def main(argv: list[str] | None = None) -> None:
     from mirrorbits.daemon import build_worker
     from mirrorbits.listen import ListenAddressError
 
-    daemon, http = build_worker(
+    daemon, http, context = build_worker(
         config=config, config_path=path, repository=options["repository"], reactor=reactor,
         debug=bool(options["debug"]), listen_fd=LISTEN_FD, serving=report_serving)
     try:
         daemon.bind_listeners()
     except ListenAddressError as err:
         raise SystemExit(f"mirrorbits worker: {err}") from None
-    run = WorkerRun(reactor, daemon, http, os.getppid())
+    run = WorkerRun(reactor, daemon, http, os.getppid(),
+                    counts=lambda: report_of(context.counts, context.cache_sizes()))
     reactor.callWhenRunning(run.start)
     reactor.run()

@@ -19,11 +19,14 @@ from twisted.python.failure import Failure
 
 from mirrorbits.listen import AdoptedListener
 from mirrorbits.logs import Logger
+from mirrorbits.metrics.merge import CountsReport, ProcessTotals, decode
 from mirrorbits.reactors import IProcessReactor
 from mirrorbits.systemd.notify import ENVIRONMENT as NOTIFY_ENVIRONMENT
 from mirrorbits.upgrade.handover import ENV_FD, ENV_NAME, ENV_PIDFILE, ENV_PPID
 from mirrorbits.upgrade.process import DRAIN_TIMEOUT
 from mirrorbits.workers.wire import (
+    ASK_COUNTS,
+    COMMAND_FD,
     LISTEN_FD,
     REPORT_FD,
     SERVING,
@@ -35,6 +38,7 @@ RESTART_DELAY = 0.5  # seconds before a worker that died is replaced
 MAX_RESTART_DELAY = 5.0  # the delay doubles while workers die young, up to this
 STABLE_AFTER = 10.0  # seconds after which a worker that dies was not dying young
 STOP_GRACE = 5.0  # seconds a worker gets beyond its drain before SIGKILL
+COUNTS_TIMEOUT = 1.0  # seconds a metrics scrape waits for a worker's counts
 # What a worker must not inherit: it is neither an upgrade's successor nor systemd's service.
 _NOT_INHERITED = (ENV_FD, ENV_NAME, ENV_PPID, ENV_PIDFILE, NOTIFY_ENVIRONMENT,
                   "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
@@ -67,27 +71,59 @@ class _Worker(ProcessProtocol):
         self.pid: int | None = None
         self.serving = False
         self._partial: dict[int, bytes] = {}
+        self._asked: list[Deferred[None]] = []
 
     def connectionMade(self) -> None:
         assert self.transport is not None
         self.pid = self.transport.pid
 
     def childDataReceived(self, childFD: int, data: bytes) -> None:
-        if childFD == REPORT_FD:
-            if SERVING in data and not self.serving:
-                self.serving = True
-                self.pool.worker_serving(self)
-            return
         lines = (self._partial.pop(childFD, b"") + data).split(b"\n")
         if lines[-1]:
             self._partial[childFD] = lines[-1]
         for line in lines[:-1]:
-            self.pool.worker_said(self, line.decode("utf-8", "replace"))
+            if childFD == REPORT_FD:
+                self._reported(line)
+            else:
+                self.pool.worker_said(self, line.decode("utf-8", "replace"))
+
+    def _reported(self, line: bytes) -> None:
+        if line + b"\n" == SERVING:
+            if not self.serving:
+                self.serving = True
+                self.pool.worker_serving(self)
+            return
+        report = decode(line)
+        if report is not None and self.pid is not None:
+            self.pool.totals.reported(self.pid, report)
+            self._answered()
+
+    def ask_counts(self, clock: IReactorTime) -> Deferred[None]:
+        """Ask for the worker's counts; fires once they came (or after a second)."""
+        asked: Deferred[None] = Deferred()
+        self._asked.append(asked)
+        if len(self._asked) == 1 and self.transport is not None:
+            with contextlib.suppress(OSError):
+                self.transport.writeToChild(COMMAND_FD, ASK_COUNTS)
+        asked.addTimeout(COUNTS_TIMEOUT, clock)
+        return asked.addErrback(lambda _: None)
+
+    def _answered(self) -> None:
+        asked, self._asked = self._asked, []
+        for waiting in asked:
+            if not waiting.called:
+                waiting.callback(None)
 
     def processEnded(self, reason: Failure) -> None:
-        for rest in self._partial.values():
-            self.pool.worker_said(self, rest.decode("utf-8", "replace"))
+        rest = self._partial.pop(REPORT_FD, None)
+        if rest:
+            self._reported(rest)
+        for part in self._partial.values():
+            self.pool.worker_said(self, part.decode("utf-8", "replace"))
         self._partial.clear()
+        self._answered()
+        if self.pid is not None:
+            self.pool.totals.worker_ended(self.pid)
         self.pool.worker_ended(self, reason)
 
     def signal(self, signum: int) -> None:
@@ -119,6 +155,7 @@ class WorkerPool(Service):
     _stopping: bool = False
     _announced: bool = False
     _handed_over: bool = False
+    totals: ProcessTotals = field(factory=ProcessTotals)  # the workers' request counts
 
     def bind(self) -> None:
         """Create (or take) the listening socket now; ListenAddressError."""
@@ -144,6 +181,15 @@ class WorkerPool(Service):
         for slot in range(self.count):
             self._spawn(slot)
 
+    async def counts(self) -> CountsReport:
+        """The request counts of every worker this process started, and the serving
+        workers' cache sizes (each serving worker is asked, for at most a second)."""
+        asked = [worker.ask_counts(self.reactor) for worker in list(self._workers.values())
+                 if worker.serving]
+        for answer in asked:
+            await answer
+        return self.totals.total()
+
     def signal_all(self, signum: int) -> None:
         """Send ``signum`` to every running worker (SIGHUP: reload, SIGUSR1: reopen logs)."""
         for worker in list(self._workers.values()):
@@ -162,7 +208,7 @@ class WorkerPool(Service):
                 worker, self.executable, command, env=worker_environment(self.env()),
                 path=self.cwd,
                 childFDs={0: null, 1: "r", 2: "r", LISTEN_FD: self.listener.fileno(),
-                          REPORT_FD: "r"})
+                          REPORT_FD: "r", COMMAND_FD: "w"})
         except Exception as err:
             del self._workers[slot]
             log.error("Cannot start an HTTP worker: {error}", error=str(err))

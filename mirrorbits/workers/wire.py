@@ -7,6 +7,8 @@ from twisted.logger import LogLevel
 LISTEN_FD = 3  # the worker's copy of the HTTP listening socket
 REPORT_FD = 4  # the worker writes SERVING here once it accepts connections
 SERVING = b"serving\n"
+COMMAND_FD = 5  # the daemon writes ASK_COUNTS here; the worker answers on REPORT_FD
+ASK_COUNTS = b"counts\n"  # answered with one mirrorbits.metrics.merge.encode line
 WORKER_MODULE = "mirrorbits.workers"  # ``python -m`` this to start a worker
 
 

@@ -75,7 +75,7 @@ def taken_port() -> Iterator[int]:
         yield sock.getsockname()[1]
 
 
-@pytest.mark.parametrize("key", ["ListenAddress", "RPCListenAddress"])
+@pytest.mark.parametrize("key", ["ListenAddress", "RPCListenAddress", "MetricsListenAddress"])
 def test_a_port_in_use_is_one_line(tmp_path: Path, taken_port: int, key: str) -> None:
     code, output, log = start_with(tmp_path, **{key: f"127.0.0.1:{taken_port}"})
     assert_one_line(code, output, log,

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -367,6 +368,29 @@ def test_http_and_control_sockets_are_told_apart_by_name(
         assert "control socket passed by systemd: use systemctl restart" in refused.stderr
     control.close()
     http_socket.close()
+
+
+def test_the_metrics_socket_is_told_apart_by_name(
+        tmp_path: Path, redis_server: RedisServer, notify: NotifySocket) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    http_socket, metrics_socket = tcp_listener(), tcp_listener()
+    port = metrics_socket.getsockname()[1]
+    with activated(tmp_path, redis_server.address, notify, [http_socket, metrics_socket],
+                   names="http:metrics") as daemon:
+        notify.wait_for("READY")
+        assert get(("127.0.0.1", http_socket.getsockname()[1]))[0] == 503  # no mirror
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+            text = answer.read().decode()
+        requests = {sample.labels["outcome"]: sample.value
+                    for family in text_string_to_metric_families(text)
+                    for sample in family.samples if sample.name == "mirrorbits_requests_total"}
+        assert requests["5xx"] == 1
+        refused = daemon.ctl("upgrade")
+        assert refused.returncode != 0
+        assert "metrics socket passed by systemd: use systemctl restart" in refused.stderr
+    http_socket.close()
+    metrics_socket.close()
 
 
 @pytest.mark.parametrize(

@@ -40,6 +40,7 @@ def env(fds: str, names: str | None = None, pid: int = PID) -> dict[str, str]:
         (env("1", "control"), ActivatedSockets(control=3)),
         (env("2", "control:http"), ActivatedSockets(http=4, control=3)),
         (env("2", "http:control"), ActivatedSockets(http=3, control=4)),
+        (env("3", "http:metrics:control"), ActivatedSockets(http=3, control=5, metrics=4)),
     ],
 )
 def test_sockets_by_name(environ: dict[str, str], expected: ActivatedSockets) -> None:
