@@ -23,11 +23,17 @@ from twisted.internet.interfaces import IReactorTime
 from mirrorbits.model import FileInfo, Mirror
 from mirrorbits.store.client import RedisClient
 from mirrorbits.store.files import file_mirror_ids, read_file, read_mirror_file
-from mirrorbits.store.mirrors import read_mirror
+from mirrorbits.store.mirrors import mirror_ids, read_mirror
+from mirrorbits.store.warmup import read_file_records, warm_order
 
 K = TypeVar("K")
 V = TypeVar("V")
 
+
+
+#: File-on-mirror records held per file of ``CacheFiles``: the default 200,000 files keep the
+#: 1,000,000 records the cache always held (every mirror of 37,000 files on 27 mirrors each).
+MIRROR_RECORDS_PER_FILE: Final = 5
 
 
 class _Missing(enum.Enum):
@@ -70,6 +76,16 @@ class LRU(Generic[K, V]):
     def clear(self) -> None:
         self._data.clear()
 
+    def resize(self, capacity: int) -> None:
+        """Hold at most ``capacity`` entries from now on (the least recently used go)."""
+        self.capacity = capacity
+        data = self._data
+        while len(data) > capacity:
+            data.popitem(last=False)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
     def __len__(self) -> int:
         return len(self._data)
 
@@ -91,6 +107,7 @@ class MirrorCache:
     mirrors: LRU[int, Mirror] = field(factory=lambda: LRU(10_000))
     mirror_files: LRU[tuple[int, str], FileInfo | None] = field(factory=lambda: LRU(1_000_000))
     mirror_listeners: list[Callable[[int], None]] = field(factory=list)
+    warmed: int = 0  # files whose records :meth:`warm` put in the cache
     generation: int = 0  # bumped by invalidations that may concern any path
     path_versions_limit: int = 100_000
     _path_versions: dict[str, int] = field(factory=dict)
@@ -187,6 +204,53 @@ class MirrorCache:
             return None
         self.mirrors.put(mirror_id, mirror)
         return mirror
+
+    # --- start-up ---------------------------------------------------------------------------
+
+    def resize(self, files: int) -> None:
+        """Bound the cache to ``files`` files (``CacheFiles``): their info and mirror IDs, and
+        five times as many file-on-mirror records."""
+        self.files.resize(files)
+        self.file_mirrors.resize(files)
+        self.mirror_files.resize(files * MIRROR_RECORDS_PER_FILE)
+
+    async def warm(self, batch: int = 500) -> int:
+        """Fill the cache from Redis before requests ask: every mirror, then the files most
+        downloaded first and the rest of the index, ``batch`` files per two pipelined round
+        trips, until the cache is full. Returns how many files were put in.
+
+        A record changed (pub/sub) while its batch was read is left out, as is a file whose
+        mirror records would not fit.
+        """
+        client = self.get_client()
+        generation = self.generation
+        found = [(mid, await read_mirror(client, mid)) for mid in await mirror_ids(client)]
+        if self.generation == generation:
+            for mirror_id, mirror in found:
+                if mirror is not None and mirror_id not in self.mirrors:
+                    self.mirrors.put(mirror_id, mirror)
+        limit = self.files.capacity
+        room = self.mirror_files.capacity
+        count = 0
+        async for paths in warm_order(client, limit, batch):
+            versions = [self.version(path) for path in paths]
+            records = await read_file_records(self.get_client(), paths)
+            for record, version in zip(records, versions, strict=True):
+                path = record.path
+                if (self.version(path) != version or path in self.files
+                        or len(self.mirror_files) + len(record.mirror_ids) > room):
+                    continue
+                self.files.put(path, (record.info, 0.0 if record.info is not None
+                                      else self.clock.seconds() + self.negative_ttl))
+                self.file_mirrors.put(path, record.mirror_ids)
+                for mirror_id, info in zip(record.mirror_ids, record.mirror_infos,
+                                           strict=True):
+                    self.mirror_files.put((mirror_id, path), info)
+                count += 1
+            if len(self.files) >= limit or len(self.mirror_files) >= room:
+                break
+        self.warmed += count
+        return count
 
     # --- invalidation (pub/sub) ------------------------------------------------------------
 

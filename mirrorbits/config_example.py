@@ -63,6 +63,12 @@ EXAMPLE_CONFIG = """\
 # serves HTTP itself. Default: one per CPU core (1 on the embedded configuration).
 #Workers:
 
+# Files whose records (local info, mirrors, info on each mirror) each HTTP process keeps in
+# memory, filled from Redis at start-up (most downloaded first) and kept fresh by pub/sub;
+# five file-on-mirror records per file. About 4 KB per file: 200,000 files ~ 800 MB per
+# process at most (docs/performance.md).
+#CacheFiles: 200000
+
 ## Redis
 
 # host:port of the Redis server (used when no sentinel is configured or none answers).

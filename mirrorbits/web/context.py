@@ -80,6 +80,10 @@ class WebContext:
     def __attrs_post_init__(self) -> None:
         self.paths = EvaluationMemo(self.clock)
 
+    def resize_memos(self, files: int) -> None:
+        """Keep at most ``files // 4`` file memos (``CacheFiles``: 50,000 by default)."""
+        self._prefiltered.resize(max(1, files // 4))
+
     def policy(self, config: Config) -> ClientAddressPolicy:
         if config.trusted_proxies != self._policy_source:
             self._policy = ClientAddressPolicy.from_config(config.trusted_proxies)

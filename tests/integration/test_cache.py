@@ -101,3 +101,34 @@ async def test_pubsub_messages_invalidate_and_reconnection_clears(
     finally:
         await pubsub.stopService()
         await service.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_warm_fills_the_most_downloaded_files_first_within_the_bound(
+    redis_server: RedisServer, redis_db: redis.Redis
+) -> None:
+    seed(redis_db)
+    for name in ("b", "c", "d"):
+        redis_db.hset(f"FILE_/{name}.txt", mapping={"size": "1", "modTime": MOD_TIME})
+        redis_db.sadd(f"FILEMIRRORS_/{name}.txt", 1)
+        redis_db.hset(f"FILEINFO_1_/{name}.txt", mapping={"size": "1", "modTime": MOD_TIME})
+    redis_db.sadd("FILES", "/a.txt", "/b.txt", "/c.txt", "/d.txt")
+    redis_db.hset("STATS_FILE", mapping={"/c.txt": "50", "/d.txt": "7", "/gone.txt": "99"})
+    service = await started_service(redis_server)
+    redis_db.hset("MIRRORS", mapping={"1": "one", "2": "two"})  # after the DB version check
+    try:
+        cache = MirrorCache(service.client, Clock())
+        cache.resize(2)
+        assert await cache.warm(batch=1) == 2
+        # /gone.txt is not indexed (remembered so), /c.txt the most downloaded of the others
+        assert cache.cached_file("/gone.txt") is None
+        assert [m.name for m, _ in cache.cached_candidates("/c.txt")] == ["one"]
+        assert cache.cached_file("/d.txt") is MISSING and cache.cached_file("/a.txt") is MISSING
+        cache.resize(10)
+        assert await cache.warm() == 3
+        pairs = cache.cached_candidates("/a.txt")
+        assert [m.name for m, _ in pairs] == ["one", "two"]
+        assert all(f is not None and f.size == 6 for _, f in pairs)
+        assert cache.cached_file("/d.txt") is not MISSING
+    finally:
+        await service.stopService()
