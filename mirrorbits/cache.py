@@ -214,10 +214,10 @@ class MirrorCache:
         self.file_mirrors.resize(files)
         self.mirror_files.resize(files * MIRROR_RECORDS_PER_FILE)
 
-    async def warm(self, batch: int = 500) -> int:
+    async def warm(self, batch: int = 200) -> int:
         """Fill the cache from Redis before requests ask: every mirror, then the files most
-        downloaded first and the rest of the index, ``batch`` files per two pipelined round
-        trips, until the cache is full. Returns how many files were put in.
+        downloaded first and the rest of the index, ``batch`` files per script (one round
+        trip), until the cache is full. Returns how many files were put in.
 
         A record changed (pub/sub) while its batch was read is left out, as is a file whose
         mirror records would not fit.

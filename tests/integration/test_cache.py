@@ -130,5 +130,10 @@ async def test_warm_fills_the_most_downloaded_files_first_within_the_bound(
         assert [m.name for m, _ in pairs] == ["one", "two"]
         assert all(f is not None and f.size == 6 for _, f in pairs)
         assert cache.cached_file("/d.txt") is not MISSING
+        # what the fill put is what reading through puts
+        through = MirrorCache(service.client, Clock())
+        for path in ("/a.txt", "/b.txt", "/c.txt", "/d.txt"):
+            assert await through.file_info(path) == cache.cached_file(path)
+            assert await through.candidates(path) == cache.cached_candidates(path)
     finally:
         await service.stopService()
