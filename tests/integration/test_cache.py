@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest_twisted
 import redis
 from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import Clock
 
 from mirrorbits.cache import MISSING, MirrorCache
@@ -135,5 +136,37 @@ async def test_warm_fills_the_most_downloaded_files_first_within_the_bound(
         for path in ("/a.txt", "/b.txt", "/c.txt", "/d.txt"):
             assert await through.file_info(path) == cache.cached_file(path)
             assert await through.candidates(path) == cache.cached_candidates(path)
+    finally:
+        await service.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_misses_waiting_for_a_read_go_together_in_the_next_one(
+    redis_server: RedisServer, redis_db: redis.Redis
+) -> None:
+    seed(redis_db)
+    for name in ("b", "c"):
+        redis_db.hset(f"FILE_/{name}.txt", mapping={"size": "1", "modTime": MOD_TIME})
+        redis_db.sadd(f"FILEMIRRORS_/{name}.txt", 2)
+        redis_db.hset(f"FILEINFO_2_/{name}.txt", mapping={"size": "1", "modTime": MOD_TIME})
+    service = await started_service(redis_server)
+    try:
+        cache = MirrorCache(service.client, Clock())
+        redis_db.config_resetstat()
+        wanted = ["/a.txt", "/b.txt", "/c.txt", "/b.txt", "/c.txt", "/a.txt", "/none.txt"]
+        found = await gatherResults([Deferred.fromCoroutine(cache.candidates(path))
+                                     for path in wanted])
+        # the first miss is read alone, every other waits for it and goes in a second read
+        stats = redis_db.info("commandstats")
+        assert stats["cmdstat_eval"]["calls"] == 2
+        # only the scripts' reads (FILE_ + FILEINFO_: 3 for /a.txt, 2 for /b and /c, 1 for
+        # /none.txt): nothing read through, nothing read twice
+        assert stats["cmdstat_hmget"]["calls"] == 8
+        assert [[m.name for m, _ in pairs] for pairs in found] == [
+            ["one", "two"], ["two"], ["two"], ["two"], ["two"], ["one", "two"], []]
+        through = MirrorCache(service.client, Clock(), batch_misses=False)
+        for path, pairs in zip(wanted, found, strict=True):
+            assert await through.candidates(path) == pairs
+        assert await cache.file_info("/none.txt") is None
     finally:
         await service.stopService()
