@@ -600,6 +600,7 @@ def _add_http(
         root_page=root_page,
     )
     context.resize_memos(holder.current.cache_files)
+    warmer.then = context.warm_memos
 
     def follow_cache_files(old: Config, new: Config) -> None:
         if old.cache_files != new.cache_files:
@@ -615,6 +616,7 @@ def _add_http(
         if redis.ready:
             warmer.start()
             await warmer.filled_within(WARM_HOLD if successor is None else READY_TIMEOUT)
+            tune_garbage_collector()  # the cache's objects are never scanned again either
 
     site = RedirectorSite(RedirectResource(context), reactor=reactor,
                          read_timeout=lambda: holder.current.http_read_timeout)

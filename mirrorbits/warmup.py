@@ -3,7 +3,7 @@ memory instead of each reading Redis (the warm-up stall of docs/performance.md).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from attrs import define, field
 from twisted.internet.defer import Deferred
@@ -25,6 +25,7 @@ class CacheWarmer:
     cache: MirrorCache
     ready: Callable[[], Deferred[None]]  # fires when Redis can be read
     clock: IReactorTime
+    then: Callable[[], Awaitable[int]] | None = None  # after a fill: the memos built (count)
     _waiters: list[Deferred[None]] = field(factory=list)
     _running: bool = False
     _again: bool = False
@@ -46,7 +47,14 @@ class CacheWarmer:
             except Exception:
                 log.failure("Filling the cache from the database failed; it fills on demand")
             else:
-                log.info("Cache filled with {count} files in {seconds:.1f}s", count=count,
+                memos = 0
+                if self.then is not None:
+                    try:
+                        memos = await self.then()
+                    except Exception:
+                        log.failure("Building the files' selections failed")
+                log.info("Cache filled with {count} files in {seconds:.1f}s ({memos} "
+                         "selections ready)", count=count, memos=memos,
                          seconds=self.clock.seconds() - started)
             if not self._again:
                 break
