@@ -113,8 +113,8 @@ _MISSING = "\0"
 
 async def read_file_records(client: RedisClient, paths: Sequence[str]) -> list[FileRecords]:
     """:class:`FileRecords` of each path, read by one script (``FILE_``, ``FILEMIRRORS_``
-    and each ``FILEINFO_``); keep batches to a few hundred files (the script blocks Redis
-    for about 10 us per file-on-mirror record)."""
+    and each ``FILEINFO_``); keep batches small (the script blocks Redis for 3 to 8 us per
+    file-on-mirror record: 50 files on 27 mirrors each, 4 to 11 ms)."""
     if not paths:
         return []
     info_prefix, info_sep, _ = keys.file_info("\0", "\0").split("\0")
@@ -126,11 +126,16 @@ async def read_file_records(client: RedisClient, paths: Sequence[str]) -> list[F
         file_part, *mirror_parts = row.split("\30")
         info = file_info_from_values(path, _values(file_part))
         found = []
+        # The copies of a file mostly agree: one FileInfo per distinct (size, modTime), shared
+        # (parsed once, held once).
+        parsed: dict[str, FileInfo | None] = {}
         for part in mirror_parts:
             mirror_id, _, values = part.partition("\31")
             if _is_int(mirror_id):
-                found.append((int(mirror_id), file_info_from_values(
-                    path, _values(values), MIRROR_FILE_FIELDS)))
+                if values not in parsed:
+                    parsed[values] = file_info_from_values(path, _values(values),
+                                                           MIRROR_FILE_FIELDS)
+                found.append((int(mirror_id), parsed[values]))
         found.sort(key=lambda pair: pair[0])
         records.append(FileRecords(path, info, tuple(i for i, _ in found),
                                    tuple(f for _, f in found)))
