@@ -12,7 +12,7 @@ from twisted.internet.interfaces import IReactorTime
 from mirrorbits.cache import MirrorCache
 from mirrorbits.logs import Logger
 
-WARM_HOLD = 15.0  # seconds a fresh start waits for its cache before accepting anyway
+WARM_HOLD = 60.0  # seconds a fresh start waits for its cache before accepting anyway
 
 log = Logger()
 
