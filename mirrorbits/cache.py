@@ -38,6 +38,8 @@ MIRROR_RECORDS_PER_FILE: Final = 5
 #: Files whose records one script reads (after misses, and at start-up): it blocks Redis for
 #: 3 to 8 us per file-on-mirror record, 4 to 11 ms for 50 files on 27 mirrors each.
 MISS_BATCH: Final = 50
+#: Batches of misses read at the same time (each on its own connection of the pool).
+MISS_READS: Final = 3
 
 
 class _Missing(enum.Enum):
@@ -118,7 +120,7 @@ class MirrorCache:
     batch_misses: bool = True
     _misses: dict[str, list[Deferred[None]]] = field(factory=dict)
     _in_flight: dict[str, list[Deferred[None]]] = field(factory=dict)
-    _reading: bool = False
+    _reading: int = 0  # batches being read
     generation: int = 0  # bumped by invalidations that may concern any path
     path_versions_limit: int = 100_000
     _path_versions: dict[str, int] = field(factory=dict)
@@ -176,7 +178,7 @@ class MirrorCache:
         cached = self.cached_file(path)
         if cached is not MISSING:
             return cached
-        if self.batch_misses:
+        if self.batch_misses and path not in self.file_mirrors:  # else only FILE_ is missing
             await self._read_records(path)
             cached = self.cached_file(path)
             if cached is not MISSING:
@@ -270,39 +272,41 @@ class MirrorCache:
     def _read_records(self, path: str) -> Deferred[None]:
         """Fires once ``path``'s records were read and put in the cache, or could not be
         (the caller then reads through). A miss of a path being read waits for that read;
-        others wait while a batch is read, and go together in the next one: no timer, one
-        batch in flight at a time."""
+        others wait while :data:`MISS_READS` batches are read, and go together in the next
+        one: no timer."""
         waiters = self._in_flight.get(path)
         if waiters is None:
             waiters = self._misses.setdefault(path, [])
         done: Deferred[None] = Deferred()
         waiters.append(done)
-        if not self._reading:
-            self._reading = True
-            Deferred.fromCoroutine(self._read_batches())
+        self._start_reads()
         return done
 
-    async def _read_batches(self) -> None:
+    def _start_reads(self) -> None:
+        while self._misses and self._reading < MISS_READS:
+            paths = list(itertools.islice(self._misses, MISS_BATCH))
+            waiting = {path: self._misses.pop(path) for path in paths}
+            self._in_flight.update(waiting)
+            self._reading += 1
+            Deferred.fromCoroutine(self._read_batch(waiting))
+
+    async def _read_batch(self, waiting: dict[str, list[Deferred[None]]]) -> None:
+        paths = list(waiting)
+        versions = [self.version(path) for path in paths]
         try:
-            while self._misses:
-                paths = list(itertools.islice(self._misses, MISS_BATCH))
-                waiting = {path: self._misses.pop(path) for path in paths}
-                self._in_flight = waiting
-                versions = [self.version(path) for path in paths]
-                try:
-                    records = await read_file_records(self.get_client(), paths)
-                except Exception:
-                    records = []  # each request reads through, and fails on its own
-                for record, version in zip(records, versions, strict=False):
-                    if self.version(record.path) == version:  # else read by the next miss
-                        self._put_records(record)
-                self._in_flight = {}
-                for waiters in waiting.values():
-                    for done in waiters:
-                        done.callback(None)
-        finally:
-            self._reading = False
-            self._in_flight = {}
+            records = await read_file_records(self.get_client(), paths)
+        except Exception:
+            records = []  # each request reads through, and fails on its own
+        for record, version in zip(records, versions, strict=False):
+            if self.version(record.path) == version:  # else read by the next miss
+                self._put_records(record)
+        for path in paths:
+            self._in_flight.pop(path, None)
+        self._reading -= 1
+        for waiters in waiting.values():
+            for done in waiters:
+                done.callback(None)
+        self._start_reads()
 
     def _put_records(self, record: FileRecords) -> None:
         path = record.path
