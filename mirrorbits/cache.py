@@ -69,6 +69,10 @@ class LRU(Generic[K, V]):
         data.move_to_end(key)
         return value
 
+    def peek(self, key: K) -> V | Missing:
+        """:meth:`get` without making ``key`` the most recently used."""
+        return self._data.get(key, MISSING)
+
     def put(self, key: K, value: V) -> None:
         data = self._data
         data[key] = value
@@ -121,6 +125,15 @@ class MirrorCache:
     _misses: dict[str, list[Deferred[None]]] = field(factory=dict)
     _in_flight: dict[str, list[Deferred[None]]] = field(factory=dict)
     _reading: int = 0  # batches being read
+    # A file's pub/sub message re-reads its records in the background (batched like misses)
+    # instead of dropping them: requests keep their answers meanwhile, and an invalidation
+    # storm costs no request a wait nor a rebuild of unchanged files.
+    refresh_in_background: bool = True
+    _stale: dict[str, None] = field(factory=dict)  # to read again, in order
+    _refreshing: set[str] = field(factory=set)
+    _again: set[str] = field(factory=set)  # changed again while being read
+    _refresh_reads: int = 0
+    _refresh_waiters: dict[str, list[Deferred[None]]] = field(factory=dict)
     generation: int = 0  # bumped by invalidations that may concern any path
     path_versions_limit: int = 100_000
     _path_versions: dict[str, int] = field(factory=dict)
@@ -175,6 +188,7 @@ class MirrorCache:
     # --- asynchronous reads ----------------------------------------------------------------
 
     async def file_info(self, path: str) -> FileInfo | None:
+        await self._refreshed(path)
         cached = self.cached_file(path)
         if cached is not MISSING:
             return cached
@@ -190,6 +204,7 @@ class MirrorCache:
 
     async def candidates(self, path: str) -> list[tuple[Mirror, FileInfo | None]]:
         """Every mirror holding ``path`` with its info for it, in ``FILEMIRRORS`` order."""
+        await self._refreshed(path)
         cached = self.cached_candidates(path)
         if cached is not MISSING:
             return cached
@@ -319,6 +334,9 @@ class MirrorCache:
     # --- invalidation (pub/sub) ------------------------------------------------------------
 
     def on_file_update(self, path: str) -> None:
+        if self.refresh_in_background and self._whole(path):
+            self._refresh(path)
+            return
         self.files.pop(path)
         self._bump(path)
 
@@ -335,6 +353,9 @@ class MirrorCache:
         mirror_id, sep, path = message.partition(" ")
         if not sep or not _is_int(mirror_id):
             return
+        if self.refresh_in_background and self._whole(path):
+            self._refresh(path)
+            return
         self.file_mirrors.pop(path)
         self.mirror_files.pop((int(mirror_id), path))
         self._bump(path)
@@ -346,6 +367,97 @@ class MirrorCache:
         self.file_mirrors.clear()
         self.mirrors.clear()
         self.mirror_files.clear()
+        self._stale.clear()
+        self._again.clear()
+        self._release_refresh_waiters(list(self._refresh_waiters))
+
+    # --- refresh in the background (pub/sub) -----------------------------------------------
+
+    def _whole(self, path: str) -> bool:
+        """Whether the cache holds ``path`` as a known file with its mirror IDs."""
+        entry = self.files.peek(path)
+        return entry is not MISSING and entry[0] is not None and path in self.file_mirrors
+
+    def _refresh(self, path: str) -> None:
+        """Read ``path``'s records again in the background; until they are back, the request
+        path answers from what it had (as it would had the message come a moment later)."""
+        if path in self._refreshing:
+            self._again.add(path)  # the read in flight may predate the change
+            return
+        self._stale[path] = None
+        self._start_refreshes()
+
+    def _start_refreshes(self) -> None:
+        while self._stale and self._refresh_reads < MISS_READS:
+            paths = list(itertools.islice(self._stale, MISS_BATCH))
+            for path in paths:
+                del self._stale[path]
+            self._refreshing.update(paths)
+            self._refresh_reads += 1
+            Deferred.fromCoroutine(self._refresh_batch(paths))
+
+    async def _refresh_batch(self, paths: list[str]) -> None:
+        generation = self.generation
+        records: list[FileRecords] | None
+        try:
+            records = await read_file_records(self.get_client(), paths)
+        except Exception:
+            records = None
+        self._refresh_reads -= 1
+        if generation == self.generation:  # else cleared meanwhile: nothing to replace
+            for record in records or ():
+                if record.path not in self._again:
+                    self._replace(record)
+            if records is None:
+                for path in paths:
+                    self._drop(path)  # the next request reads through
+        done = []
+        for path in paths:
+            self._refreshing.discard(path)
+            if path in self._again:
+                self._again.discard(path)
+                self._stale[path] = None
+            else:
+                done.append(path)
+        self._release_refresh_waiters(done)
+        self._start_refreshes()
+
+    def _replace(self, record: FileRecords) -> None:
+        """Put ``record`` in place of what the cache holds; the path's version moves only if
+        something differs (a rescan that changed nothing rebuilds nothing)."""
+        path = record.path
+        entry = self.files.peek(path)
+        old_ids = self.file_mirrors.peek(path)
+        old_infos = [self.mirror_files.peek((i, path)) for i in record.mirror_ids]
+        if (entry is not MISSING and entry[0] == record.info and old_ids == record.mirror_ids
+                and old_infos == list(record.mirror_infos)):
+            return
+        for mirror_id in () if old_ids is MISSING else old_ids:
+            if mirror_id not in record.mirror_ids:
+                self.mirror_files.pop((mirror_id, path))
+        self._put_records(record)
+        self._bump(path)
+
+    def _drop(self, path: str) -> None:
+        ids = self.file_mirrors.peek(path)
+        for mirror_id in () if ids is MISSING else ids:
+            self.mirror_files.pop((mirror_id, path))
+        self.files.pop(path)
+        self.file_mirrors.pop(path)
+        self._bump(path)
+
+    async def _refreshed(self, path: str) -> None:
+        """Wait until ``path`` is no longer being refreshed (the asynchronous reads see the
+        new records)."""
+        if path in self._stale or path in self._refreshing:
+            waiter: Deferred[None] = Deferred()
+            self._refresh_waiters.setdefault(path, []).append(waiter)
+            await waiter
+
+    def _release_refresh_waiters(self, paths: list[str]) -> None:
+        for path in paths:
+            for waiter in self._refresh_waiters.pop(path, ()):
+                waiter.callback(None)
 
 
 def _is_int(text: str) -> bool:

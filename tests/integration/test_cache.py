@@ -91,8 +91,15 @@ async def test_pubsub_messages_invalidate_and_reconnection_clears(
         await pubsub.whenReady()
         await cache.file_info("/a.txt")
         await cache.candidates("/a.txt")
+        redis_db.hset("FILE_/a.txt", "size", "7")
         redis_db.publish(keys.CHANNEL_FILE_UPDATE, "/a.txt")
-        await eventually(lambda: cache.cached_file("/a.txt") is MISSING)
+
+        def refreshed() -> bool:
+            info = cache.cached_file("/a.txt")
+            assert info is not MISSING  # read again in the background, never dropped
+            return info is not None and info.size == 7
+
+        await eventually(refreshed)
         redis_db.publish(keys.CHANNEL_MIRROR_UPDATE, "2")
         await eventually(lambda: cache.cached_candidates("/a.txt") is MISSING)
         await cache.candidates("/a.txt")
@@ -169,5 +176,30 @@ async def test_misses_are_read_in_a_few_batches_each_path_once(
         for path, pairs in zip(wanted, found, strict=True):
             assert await through.candidates(path) == pairs
         assert await cache.file_info("/none.txt") is None
+    finally:
+        await service.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_file_message_refreshes_in_the_background_and_moves_only_what_changed(
+    redis_server: RedisServer, redis_db: redis.Redis
+) -> None:
+    seed(redis_db)
+    service = await started_service(redis_server)
+    try:
+        cache = MirrorCache(service.client, Clock())
+        before = await cache.candidates("/a.txt")
+        await cache.file_info("/a.txt")
+        version = cache.version("/a.txt")
+        cache.on_mirror_file_update("1 /a.txt")  # nothing changed in Redis
+        assert cache.cached_candidates("/a.txt") == before  # answers meanwhile
+        assert await cache.candidates("/a.txt") == before  # an awaited read waits for it
+        assert cache.version("/a.txt") == version  # memos kept
+        redis_db.srem("FILEMIRRORS_/a.txt", 1)
+        cache.on_mirror_file_update("1 /a.txt")
+        cache.on_file_update("/a.txt")  # again while being read: read once more after
+        assert [m.name for m, _ in await cache.candidates("/a.txt")] == ["two"]
+        assert cache.version("/a.txt") != version
+        assert cache.mirror_files.peek((1, "/a.txt")) is MISSING
     finally:
         await service.stopService()
