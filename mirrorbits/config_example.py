@@ -65,8 +65,9 @@ EXAMPLE_CONFIG = """\
 
 # Files whose records (local info, mirrors, info on each mirror) each HTTP process keeps in
 # memory, filled from Redis at start-up (most downloaded first) and kept fresh by pub/sub;
-# five file-on-mirror records per file. About 4 KB per file: 200,000 files ~ 800 MB per
-# process at most (docs/performance.md).
+# at most five file-on-mirror records per file on average (1,000,000 by default). About 15 KiB
+# per file on 27 mirrors: the default holds ~36,000 such files, ~590 MiB per process
+# (docs/performance.md).
 #CacheFiles: 200000
 
 ## Redis
