@@ -20,6 +20,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from mirrorbits.config import Config
+from mirrorbits.health import freshness
 from mirrorbits.health.freshness import FIRST_DELAY, FreshnessChecker
 from mirrorbits.model import FileInfo, Mirror
 from mirrorbits.store import keys
@@ -118,7 +119,9 @@ class AskedSite(Resource):
 @pytest_twisted.ensureDeferred
 async def test_the_most_downloaded_files_are_asked_for_first_and_again_later(
         service: RedisService, store: MirrorStore, redis_db: redis.Redis,
-        ports: list[IListeningPort]) -> None:
+        ports: list[IListeningPort], monkeypatch: pytest.MonkeyPatch) -> None:
+    # one request at a time: with several, their arrival order is the connections' order
+    monkeypatch.setattr(freshness, "PER_MIRROR", 1)
     site = AskedSite()
     mirror = await store.add_mirror(Mirror(name="m", http_url=serve(ports, site, "127.0.0.58")))
     await store.set_enabled(mirror.id, True)
