@@ -1,6 +1,7 @@
 """The targeted freshness check: after the origin changed files, the mirrors that held them are
 asked (``HEAD``) until they hold the new version, which is then recorded at once, without
-waiting for their next scan (docs/freshness.md).
+waiting for their next scan (docs/freshness.md). A new file (no mirror held it) is asked of
+every mirror, for at most :data:`NEW_PATHS_PER_BURST` new files of one published batch.
 
 Polite and bounded: at most :data:`PATHS_PER_BURST` paths of one published batch (the most
 downloaded first), at most :data:`PER_MIRROR` requests at a time to one mirror, each pair asked
@@ -31,11 +32,13 @@ from mirrorbits.reactors import IConnectingReactor
 from mirrorbits.store.client import RedisClient
 from mirrorbits.store.files import file_mirror_ids
 from mirrorbits.store.lostfiles import record_mirror_file
-from mirrorbits.store.mirrors import read_mirror
+from mirrorbits.store.mirrors import mirror_ids, read_mirror
 from mirrorbits.store.statistics import file_downloads_in
 
 PATHS_PER_BURST = 100
 PER_MIRROR = 4
+#: New files (held by no mirror yet) of one published batch asked of every mirror.
+NEW_PATHS_PER_BURST = 20
 FIRST_DELAY = 1.0
 MAX_DELAY = 30.0
 GIVE_UP_AFTER = 300.0
@@ -107,9 +110,18 @@ class FreshnessChecker(Service):
             ranked = sorted(zip(downloads, range(len(downloads)), strict=True), reverse=True)
             infos = [infos[index] for _, index in ranked[:PATHS_PER_BURST]]
         started = self._reactor.seconds()
+        every_mirror: tuple[int, ...] | None = None
+        new_files = 0
         for info in infos:
             self._current[info.path] = info
-            for mirror_id in await file_mirror_ids(client, info.path):
+            holders = await file_mirror_ids(client, info.path)
+            if not holders and new_files < NEW_PATHS_PER_BURST:
+                # a new file: any mirror may receive it (asked as politely as the others)
+                new_files += 1
+                if every_mirror is None:
+                    every_mirror = await mirror_ids(client)
+                holders = every_mirror
+            for mirror_id in holders:
                 if self._handles(mirror_id):
                     self._schedule(mirror_id, info.path, FIRST_DELAY, started)
             if not self._per_path[info.path]:

@@ -141,3 +141,41 @@ async def test_the_most_downloaded_files_are_asked_for_first_and_again_later(
                                                        "size") is None
     finally:
         checker.stopService()
+
+
+def test_a_new_file_goes_to_the_mirrors_that_copied_it_without_a_scan(
+        tmp_path: Path, redis_server: RedisServer, redis_db: redis.Redis) -> None:
+    """A file no mirror held: every mirror is asked, and one that copied it gets its users."""
+    new_path = "/pool/notes #1 100%.txt"
+    repo = tmp_path / "repo"
+    repo_file(repo, "/keep.txt", b"kept", T0)
+    roots = {name: tmp_path / name for name in ("quick", "slow")}
+    servers = {}
+    for number, (name, root) in enumerate(roots.items()):
+        repo_file(root, "/keep.txt", b"kept", T0)
+        servers[name] = StaticHTTPServer(root, host=f"127.0.0.{56 + number}")
+        servers[name].start()
+    daemon = DaemonProcess(workdir=tmp_path / "run", values=base_config(
+        repo, redis_server.address, ScanInterval="1000", CheckInterval="1000"))
+    daemon.start()
+    try:
+        daemon.wait_log("Watching", timeout=30)
+        for number, (name, server) in enumerate(servers.items(), 1):
+            assert daemon.ctl("add", "-http", server.url, name).returncode == 0
+            record_mirror_files(redis_db, number, {"/keep.txt": 4}, go_time(T0))
+            assert daemon.ctl("enable", name).returncode == 0
+        wait_until(lambda: redirect(daemon, "/keep.txt")[0] == 302, 10)
+        repo_file(repo, new_path, b"new!", T0 + 60)
+        wait_until(lambda: redis_db.sismember(keys.FILES, new_path), 5)
+        repo_file(roots["quick"], new_path, b"new!", T0 + 60)  # its time kept: rsync -t
+        quoted = "/pool/notes%20%231%20100%25.txt"
+        latency = wait_until(lambda: redirect(daemon, quoted)[0] == 302, 20)
+        assert all(redirect(daemon, quoted)[1] == servers["quick"].url + quoted[1:]
+                   for _ in range(10))
+        print(f"\nnew file on a mirror -> redirect to it: {latency * 1000:.0f} ms")
+        log = daemon.log()
+    finally:
+        daemon.stop()
+        for server in servers.values():
+            server.stop()
+    assert "Traceback" not in log
