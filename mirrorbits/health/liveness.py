@@ -17,11 +17,12 @@ from attrs import define, field
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredSemaphore, succeed
 from twisted.internet.endpoints import HostnameEndpoint
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Protocol
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
 from mirrorbits.config import Config
+from mirrorbits.connect import connect_quietly
 from mirrorbits.health.outcome import PROTO_NAMES, check_urls
 from mirrorbits.logs import Logger
 from mirrorbits.model import Mirror
@@ -206,7 +207,7 @@ async def connect_error(reactor: IConnectingReactor, endpoint: Endpoint,
                         timeout: float) -> str | None:
     """Open and close one TCP connection; why it failed, or ``None``."""
     connecting = HostnameEndpoint(reactor, endpoint.host, endpoint.port, timeout=timeout)
-    attempt = connecting.connect(Factory.forProtocol(Protocol))
+    attempt = connect_quietly(connecting, Protocol())  # no factory lines per probe
     attempt.addTimeout(timeout + 1.0, reactor)  # also bounds the name resolution
     try:
         protocol = await attempt

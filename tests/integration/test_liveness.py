@@ -152,3 +152,4 @@ def test_a_stopped_mirror_gets_no_user_within_seconds_and_returns_after_a_check(
     after_down = log.partition(f"north HTTP: down, {REASON}")[2]
     assert "[north] Requesting file list via http" in after_down.partition("north     HTTP  Up!")[2]
     assert "Traceback" not in log
+    assert "Starting factory" not in log  # no line per probe
