@@ -243,7 +243,12 @@ class MirrorScanner(Service):
         config = self._get_config()
         now = self._reactor.seconds()
         mirrors = await self._mirrors.all_mirrors()
-        for mirror in _due(mirrors, now, config.scan_interval, self._running):
+        due = _due(mirrors, now, config.scan_interval, self._running)
+        if due and not await repository_indexed(self._get_client()):
+            # A scan now would find no file of the repository: HANDLEDFILES_<id> would stay
+            # empty until the next one, and health checks have nothing to ask for till then.
+            return
+        for mirror in due:
             if not self._handles(mirror.id):
                 continue
             if not scan_plan(mirror, "ALL"):

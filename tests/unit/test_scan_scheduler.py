@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 import pytest
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
@@ -35,6 +35,16 @@ def mirror(mid: int, **values: Any) -> Mirror:
     defaults.update(values)
     return Mirror(id=mid, **defaults)
 
+
+
+class _IndexedRepository:
+    """The one command the monitor sends itself: ``EXISTS FILES``."""
+
+    def __init__(self, indexed: bool) -> None:
+        self._indexed = indexed
+
+    def exists(self, key: str) -> Deferred[int]:
+        return succeed(int(self._indexed))
 
 class Store:
     """The part of MirrorStore the scheduler reads."""
@@ -63,6 +73,7 @@ class Harness:
         self.pending: dict[str, Deferred[ScanListing]] = {}
         self.locked: set[int] = set()
         self.ready = True
+        self.indexed = True  # FILES exists (the local repository was scanned)
         self.listing_errors: dict[str, Exception] = {}
         self.fix_tz: list[bool] = []  # fix_timezone_offsets of each scan
         self.scanner = MirrorScanner(
@@ -75,7 +86,7 @@ class Harness:
     def client(self) -> object:
         if not self.ready:
             raise DatabaseNotReady("database not ready")
-        return object()
+        return _IndexedRepository(self.indexed)
 
     def lister(self, proto: str) -> Callable[[str, float, str, Progress], Awaitable[ScanListing]]:
         async def listing(url: str, timeout: float, name: str, progress: Progress) -> ScanListing:
@@ -143,6 +154,18 @@ def test_only_due_enabled_mirrors_are_scanned_and_never_twice() -> None:
     assert len(h.calls) == 2  # still running: not started again
     h.finish("rsync://m1.example/x/")
     assert h.scanner.scanning == {3}
+    h.scanner.stopService()
+
+
+def test_no_mirror_is_scanned_before_the_repository_is_indexed() -> None:
+    h = Harness([mirror(1, last_sync=None)])
+    h.indexed = False  # a scan now would leave HANDLEDFILES_1 empty: never health-checked
+    h.scanner.startService()
+    h.clock.advance(1)
+    assert h.calls == []
+    h.indexed = True
+    h.clock.advance(1)
+    assert h.calls == [("rsync", "rsync://m1.example/x/")]
     h.scanner.stopService()
 
 
