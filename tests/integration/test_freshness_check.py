@@ -134,9 +134,10 @@ async def test_the_most_downloaded_files_are_asked_for_first_and_again_later(
     try:
         checker.changed([FileInfo(path, 10, T1_NS) for path in downloads])
         await deferLater(reactor, FIRST_DELAY + 0.5, lambda: None)
-        assert site.asked == ["/popular.bin", "/middle.bin", "/rare.bin"]
+        # the most downloaded first; the others follow as their mirror reads come back
+        assert site.asked[0] == "/popular.bin" and sorted(site.asked) == sorted(downloads)
         await deferLater(reactor, FIRST_DELAY * 2 + 0.5, lambda: None)
-        assert site.asked[3:] == ["/popular.bin", "/middle.bin", "/rare.bin"]  # backed off
+        assert sorted(site.asked[3:]) == sorted(downloads)  # asked again, backed off
         assert checker.recorded == 0 and redis_db.hget(keys.file_info(mirror.id, "/rare.bin"),
                                                        "size") is None
     finally:
