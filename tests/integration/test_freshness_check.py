@@ -87,7 +87,7 @@ def test_a_mirror_receives_users_once_it_holds_the_new_version_without_a_scan(
         print(f"\nmirror copy -> redirect to it: {latency * 1000:.0f} ms")
 
         install(roots["lagging"], new, T1_NS)  # later still: asked again with backoff
-        wait_until(lambda: redis_db.hget(keys.file_info(3, PATH), "size") == "200", 30)
+        wait_until(lambda: redis_db.hget(keys.file_info(3, PATH), "size") == "200", 60)
         print(f"late copy recorded after {time.monotonic() - published:.1f} s")
         log = daemon.log()
     finally:
