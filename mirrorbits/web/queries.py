@@ -11,13 +11,23 @@ from typing import Final
 from mirrorbits.config import Config
 from mirrorbits.gojson import dumps
 from mirrorbits.logs import Logger
+from mirrorbits.model import FileInfo
+from mirrorbits.selection import Secure
 from mirrorbits.stats import file_stats, utc_date
 from mirrorbits.store.errors import DatabaseNotReady, StoreError
 from mirrorbits.store.mirrors import mirror_file_counts, mirror_ids
 from mirrorbits.web.context import WebContext
 from mirrorbits.web.decision import Decision, ErrorText, Page
 from mirrorbits.web.head import RequestHead
-from mirrorbits.web.lookup import choose, client_ip, evaluate, read_info, read_memo, secure_of
+from mirrorbits.web.lookup import (
+    Choice,
+    choose,
+    client_ip,
+    evaluate,
+    read_info,
+    read_memo,
+    secure_of,
+)
 from mirrorbits.web.metalink import CONTENT_TYPE as METALINK_TYPE
 from mirrorbits.web.metalink import metalink_document
 from mirrorbits.web.mirrorlist import fromip_override, mirrorlist_page
@@ -28,6 +38,7 @@ from mirrorbits.web.mirrorstats import (
     mirrorstats_view,
     render_mirrorstats,
 )
+from mirrorbits.web.paths import LocalPath
 from mirrorbits.web.respond import HTML, JSON, TEXT
 from mirrorbits.web.trace import trace_document
 
@@ -67,20 +78,26 @@ async def answer_query(ctx: WebContext, query: bytes, head: RequestHead, config:
     return await checksum(ctx, head, config, path)
 
 
+async def choice_for(ctx: WebContext, head: RequestHead, config: Config, local: LocalPath,
+                     ip: str, *, mirrorlist: bool) -> tuple[FileInfo, Secure, Choice]:
+    """The file's record, the request's protocol and the mirrors chosen for client ``ip``
+    (the reads and the selection the mirrorlist, Metalink and trace answers share)."""
+    info = await read_info(ctx, local)
+    secure = secure_of(head, config)
+    memo, failed = None, False
+    if info.mod_time_ns is not None:
+        memo, failed = await read_memo(ctx, info, secure, ctx.selection_options(config))
+    return info, secure, choose(ctx, config, info, local.is_file, ip, ctx.geo.lookup(ip),
+                                secure, memo, failed, mirrorlist=mirrorlist)
+
+
 async def mirrorlist(ctx: WebContext, head: RequestHead, config: Config, path: str) -> Decision:
     """The ``?mirrorlist`` page (§8.8): never a 304 (§20 item 19); a 503 without mirrors."""
     local = evaluate(ctx, config, path)
     if isinstance(local, ErrorText):
         return local
-    info = await read_info(ctx, local)
     ip = fromip_override(head.args, client_ip(ctx, head, config))
-    client = ctx.geo.lookup(ip)
-    secure = secure_of(head, config)
-    memo, failed = None, False
-    if info.mod_time_ns is not None:
-        memo, failed = await read_memo(ctx, info, secure, ctx.selection_options(config))
-    choice = choose(ctx, config, info, local.is_file, ip, client, secure,
-                    memo, failed, mirrorlist=True)
+    info, _, choice = await choice_for(ctx, head, config, local, ip, mirrorlist=True)
     body = await mirrorlist_page(config, info, choice.ip, choice.client, choice.mirrors,
                                  choice.excluded, choice.fallback, choice.cause)
     return Page(200 if choice.mirrors else 503, HTML, body, no_cache=True)
@@ -94,15 +111,8 @@ async def metalink(ctx: WebContext, head: RequestHead, config: Config, path: str
         return local
     if not local.is_file:
         return ErrorText(404, "Not Found")
-    info = await read_info(ctx, local)
-    ip = client_ip(ctx, head, config)
-    client = ctx.geo.lookup(ip)
-    secure = secure_of(head, config)
-    memo, failed = None, False
-    if info.mod_time_ns is not None:
-        memo, failed = await read_memo(ctx, info, secure, ctx.selection_options(config))
-    choice = choose(ctx, config, info, True, ip, client, secure,
-                    memo, failed, mirrorlist=False)
+    info, _, choice = await choice_for(ctx, head, config, local, client_ip(ctx, head, config),
+                                       mirrorlist=False)
     if not choice.mirrors:
         return ErrorText(503, "Service Unavailable")
     generator = ctx.server_header.decode("ascii", "replace")
@@ -140,15 +150,8 @@ async def trace(ctx: WebContext, head: RequestHead, config: Config, path: str) -
     local = evaluate(ctx, config, path)
     if isinstance(local, ErrorText):
         return local
-    info = await read_info(ctx, local)
     ip = fromip_override(head.args, client_ip(ctx, head, config))
-    client = ctx.geo.lookup(ip)
-    secure = secure_of(head, config)
-    memo, failed = None, False
-    if info.mod_time_ns is not None:
-        memo, failed = await read_memo(ctx, info, secure, ctx.selection_options(config))
-    choice = choose(ctx, config, info, local.is_file, ip, client, secure,
-                    memo, failed, mirrorlist=True)
+    info, secure, choice = await choice_for(ctx, head, config, local, ip, mirrorlist=True)
     return Page(200, JSON, trace_document(info, choice.ip, choice.client, secure,
                                           choice.mirrors, choice.excluded, choice.fallback,
                                           choice.cause, b"pretty" in head.args),
