@@ -58,7 +58,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -68,6 +68,7 @@ if str(ROOT) not in sys.path:
 
 import attrs  # noqa: E402
 
+from bench.soak.run import rsync_daemon  # noqa: E402
 from tests.daemon import BIN, render_config  # noqa: E402
 from tests.servers import RedisServer, env_without_proxies, free_port, wait_for_port  # noqa: E402
 
@@ -155,29 +156,6 @@ class HTTPTree:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
-
-
-@contextlib.contextmanager
-def rsync_daemon(workdir: Path, modules: dict[str, Path]) -> Iterator[int]:
-    binary = shutil.which("rsync")
-    if binary is None:
-        raise SystemExit("rsync is not installed")
-    port = free_port()
-    conf = workdir / "rsyncd.conf"
-    lines = ["use chroot = no", f"uid = {os.getuid()}", f"gid = {os.getgid()}",
-             f"pid file = {workdir / 'rsyncd.pid'}", f"log file = {workdir / 'rsyncd.log'}"]
-    for name, path in modules.items():
-        lines += [f"[{name}]", f"path = {path}", "read only = yes"]
-    conf.write_text("\n".join(lines) + "\n")
-    process = subprocess.Popen([binary, "--daemon", "--no-detach", f"--config={conf}",
-                                f"--port={port}", "--address=127.0.0.1"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port("127.0.0.1", port)
-        yield port
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 @attrs.define
