@@ -313,9 +313,8 @@ def _warn_if_listen_address_changed(old: Config, new: Config) -> None:
         log.warn("ListenAddress/RPCListenAddress changed: restart the daemon to apply")
     if old.metrics_listen_address != new.metrics_listen_address:
         log.warn("MetricsListenAddress changed: restart the daemon to apply")
-    if _control_tls(old) != _control_tls(new):
-        log.warn("RPCTLSCertificate/RPCTLSKey/RPCTLSClientCA changed: restart the daemon to "
-                 "apply")
+    if bool(old.rpc_tls_certificate) != bool(new.rpc_tls_certificate):
+        log.warn("RPCTLSCertificate turned TLS on or off: restart the daemon to apply")
     if old.workers != new.workers:
         log.warn("Workers changed: restart the daemon (or upgrade it) to apply")
 
@@ -518,11 +517,16 @@ def _add_control(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
     amp_factory = control_factory(backend, reactor)
     factory: object = amp_factory
     if config.rpc_tls_certificate:  # TLSSetupError for files that cannot be used
-        from mirrorbits.control.tls import server_options, tls_factory
+        from mirrorbits.control.tls import ServerTLS, tls_factory
 
-        tls = server_options(config.rpc_tls_certificate, config.rpc_tls_key,
-                             config.rpc_tls_client_ca)
+        tls = ServerTLS(*_control_tls(config))
         factory = tls_factory(tls, amp_factory)
+
+        def reread_tls(old: Config, new: Config) -> None:  # a renewed certificate
+            if new.rpc_tls_certificate:  # else: warned, TLS stays on until a restart
+                tls.reload(*_control_tls(new))
+
+        holder.subscribe(reread_tls)
     control = AdoptedListener(
         parse_listen_address(config.rpc_listen_address, unix_mode=CONTROL_SOCKET_MODE),
         factory,
