@@ -514,7 +514,7 @@ def _add_control(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
         refresh_progress=work.scanner.progress, scan_progress=work.mirror_scanner.progress,
     )
     config = holder.current
-    amp_factory = control_factory(backend, reactor)
+    amp_factory = control_factory(backend, reactor, lambda: holder.current.rpc_idle_timeout)
     factory: object = amp_factory
     if config.rpc_tls_certificate:  # TLSSetupError for files that cannot be used
         from mirrorbits.control.tls import ServerTLS, tls_factory
