@@ -115,6 +115,7 @@ class Config:
     rpc_tls_certificate: str = ""
     rpc_tls_key: str = ""
     rpc_tls_client_ca: str = ""
+    rpc_idle_timeout: float = 300.0  # ours: seconds an authenticated control connection idles
     trusted_proxies: tuple[str, ...] = ()
     http_read_timeout: float = DEFAULT_HTTP_READ_TIMEOUT
     # ours (not in the reference)
@@ -479,6 +480,7 @@ _FIELDS: _Fields = {
     "RPCTLSCertificate": ("rpc_tls_certificate", _str),
     "RPCTLSKey": ("rpc_tls_key", _str),
     "RPCTLSClientCA": ("rpc_tls_client_ca", _str),
+    "RPCIdleTimeout": ("rpc_idle_timeout", _float),
     "TrustedProxies": ("trusted_proxies", _list_of(_str)),
     "HTTPReadTimeout": ("http_read_timeout", _float),
     "StatsRetention": ("stats_retention", _record_of(StatsRetention, _RETENTION_FIELDS)),

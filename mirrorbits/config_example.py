@@ -215,4 +215,8 @@ EXAMPLE_CONFIG = """\
 #RPCTLSCertificate: ""
 #RPCTLSKey: ""
 #RPCTLSClientCA: ""
+
+# Seconds a control connection may stay idle (no command running) once it gave the right
+# password; before that it has 10 seconds. mirrorbits-ctl connects again when it needs to.
+#RPCIdleTimeout: 300
 """

@@ -91,6 +91,9 @@ def value_errors(config: Config) -> list[str]:
             f"alone), not {config.workers}")
     errors += _address_errors(config)
     errors += _control_tls_errors(config)
+    if not 0 < config.rpc_idle_timeout < math.inf:
+        add(f"RPCIdleTimeout must be a number of seconds > 0, "
+            f"not {shown(config.rpc_idle_timeout)}")
     if not 0 < config.http_read_timeout < math.inf:  # also refuses NaN
         add(f"HTTPReadTimeout must be a number of seconds > 0, "
             f"not {shown(config.http_read_timeout)}")

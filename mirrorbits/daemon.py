@@ -285,7 +285,7 @@ def build_daemon(
                                   _serving(daemon, redis, successor))
         counts = local_counts(context)
     metrics = _add_metrics(daemon, holder, reactor, redis, work, observations, counts,
-                           activated.metrics)
+                           activated.metrics, successor)
     if activated.metrics is not None and refusal is None:
         refusal = ("not possible with a metrics socket passed by systemd: use systemctl "
                    "restart (the socket units keep new connections waiting)")
@@ -313,9 +313,8 @@ def _warn_if_listen_address_changed(old: Config, new: Config) -> None:
         log.warn("ListenAddress/RPCListenAddress changed: restart the daemon to apply")
     if old.metrics_listen_address != new.metrics_listen_address:
         log.warn("MetricsListenAddress changed: restart the daemon to apply")
-    if _control_tls(old) != _control_tls(new):
-        log.warn("RPCTLSCertificate/RPCTLSKey/RPCTLSClientCA changed: restart the daemon to "
-                 "apply")
+    if bool(old.rpc_tls_certificate) != bool(new.rpc_tls_certificate):
+        log.warn("RPCTLSCertificate turned TLS on or off: restart the daemon to apply")
     if old.workers != new.workers:
         log.warn("Workers changed: restart the daemon (or upgrade it) to apply")
 
@@ -515,14 +514,19 @@ def _add_control(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
         refresh_progress=work.scanner.progress, scan_progress=work.mirror_scanner.progress,
     )
     config = holder.current
-    amp_factory = control_factory(backend, reactor)
+    amp_factory = control_factory(backend, reactor, lambda: holder.current.rpc_idle_timeout)
     factory: object = amp_factory
     if config.rpc_tls_certificate:  # TLSSetupError for files that cannot be used
-        from mirrorbits.control.tls import server_options, tls_factory
+        from mirrorbits.control.tls import ServerTLS, tls_factory
 
-        tls = server_options(config.rpc_tls_certificate, config.rpc_tls_key,
-                             config.rpc_tls_client_ca)
+        tls = ServerTLS(*_control_tls(config))
         factory = tls_factory(tls, amp_factory)
+
+        def reread_tls(old: Config, new: Config) -> None:  # a renewed certificate
+            if new.rpc_tls_certificate:  # else: warned, TLS stays on until a restart
+                tls.reload(*_control_tls(new))
+
+        holder.subscribe(reread_tls)
     control = AdoptedListener(
         parse_listen_address(config.rpc_listen_address, unix_mode=CONTROL_SOCKET_MODE),
         factory,
@@ -651,25 +655,32 @@ def local_counts(context: WebContext) -> Callable[[], Awaitable[CountsReport]]:
 def _add_metrics(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
                  redis: RedisService, work: _Monitoring, observations: Observations,
                  counts: Callable[[], Awaitable[CountsReport]],
-                 activated_fd: int | None) -> AdoptedListener | None:
+                 activated_fd: int | None, successor: Successor | None) -> HeldListener | None:
     """The Prometheus metrics listener (``MetricsListenAddress``; empty and no socket from
     systemd: none), showing ``counts`` (this process', or the workers' sum). Added after
-    HTTP: it stops first."""
+    HTTP: it stops first. A successor serves on its parent's socket, once Redis is ready
+    (the parent answers meanwhile)."""
     address = holder.current.metrics_listen_address
+    inherited_fd = successor.inherited.metrics_fd if successor is not None else None
     if not address and activated_fd is None:
+        if inherited_fd is not None:  # the parent's, which the new configuration drops
+            with contextlib.suppress(OSError):
+                os.close(inherited_fd)
         return None
     from mirrorbits.metrics.endpoint import MetricsSource, metrics_site  # prometheus_client
 
     source = MetricsSource(counts=counts, observations=observations,
                            redis_connected=lambda: redis.ready,
                            read_mirrors=work.mirrors.all_mirrors, clock=reactor)
-    listener = AdoptedListener(
+    listener = HeldListener(
         parse_listen_address(address or "127.0.0.1:0", unix_mode=HTTP_SOCKET_MODE),
         metrics_site(source, reactor),
         reactor,
-        inherited_fd=activated_fd,
+        inherited_fd=activated_fd if inherited_fd is None else inherited_fd,
         setting="MetricsListenAddress",
         foreign=activated_fd is not None,
+        hold=None if inherited_fd is None else (
+            lambda: ready_within(redis.whenReady(), reactor, READY_TIMEOUT)),
     )
     listener.setName("metrics")
     listener.setServiceParent(daemon)

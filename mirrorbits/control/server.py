@@ -4,7 +4,7 @@ Each responder checks the password (in constant time; a source sending wrong one
 for a growing time, see :mod:`mirrorbits.control.throttle`), calls the backend and answers.
 Store errors become the matching declared errors; any other exception becomes
 :class:`ServerError` with its message (logged here), so a failing command never closes
-the connection.
+the connection. A connection that does nothing is closed (:mod:`mirrorbits.control.idle`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from twisted.python.failure import Failure
 
 from mirrorbits.config import ConfigError
 from mirrorbits.control import commands as c
+from mirrorbits.control.idle import IDLE_TIMEOUT, IdleTimeout
 from mirrorbits.control.mirror_yaml import FIELDS, yaml_diff
 from mirrorbits.control.throttle import FailedPasswords, source_of
 from mirrorbits.control.tls import tls_reason
@@ -87,8 +88,11 @@ class _ControlFactory(ServerFactory):
 
     noisy = False  # no "Starting factory" / "Stopping factory" lines
 
-    def __init__(self, backend: ControlBackend, clock: IReactorTime) -> None:
+    def __init__(self, backend: ControlBackend, clock: IReactorTime,
+                 idle_timeout: Callable[[], float]) -> None:
         self.backend = backend
+        self.clock = clock
+        self.idle_timeout = idle_timeout
         self.failures = FailedPasswords(clock)
 
     def logPrefix(self) -> str:
@@ -97,24 +101,45 @@ class _ControlFactory(ServerFactory):
 
     def buildProtocol(self, addr: object) -> amp.AMP:
         source = source_of(getattr(addr, "host", None))
-        protocol = _ControlProtocol(
-            locator=ControlLocator(self.backend, self.failures, source))
+        locator = ControlLocator(self.backend, self.failures, source)
+        protocol = _ControlProtocol(locator=locator)
+        locator.activity = protocol.idle = IdleTimeout(
+            self.clock, protocol.close_idle, protocol.abort, idle_timeout=self.idle_timeout())
         protocol.factory = self
         return protocol
 
 
 class _ControlProtocol(amp.AMP):
-    """An AMP connection whose long commands stop when the client goes away.
+    """An AMP connection whose long commands stop when the client goes away, and that is
+    closed when it does nothing (``idle``).
 
     Connections come and go with each ``mirrorbits-ctl`` command: they are logged at debug
     level only (AMP logs both ends of every connection at info level).
     """
 
+    idle: IdleTimeout | None = None
+
     def makeConnection(self, transport: ITransport) -> None:
         log.debug("Control connection from {peer}", peer=transport.getPeer())
         amp.BinaryBoxProtocol.makeConnection(self, transport)
+        if self.idle is not None:
+            self.idle.connected()
+
+    def close_idle(self) -> None:
+        transport = self.transport
+        if transport is not None:
+            log.debug("Control connection from {peer} closed: idle", peer=transport.getPeer())
+            transport.loseConnection()
+
+    def abort(self) -> None:
+        """Drop the connection without waiting for its last bytes to leave."""
+        abort = getattr(self.transport, "abortConnection", None)
+        if callable(abort):
+            abort()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self.idle is not None:
+            self.idle.disconnected()
         locator = self.locator
         if isinstance(locator, ControlLocator):
             locator.cancel_running()
@@ -126,9 +151,11 @@ class _ControlProtocol(amp.AMP):
         self.transport = None
 
 
-def control_factory(backend: ControlBackend, clock: IReactorTime) -> ServerFactory:
-    """The AMP server factory of the control channel (wrong passwords timed on ``clock``)."""
-    return _ControlFactory(backend, clock)
+def control_factory(backend: ControlBackend, clock: IReactorTime,
+                    idle_timeout: Callable[[], float] = lambda: IDLE_TIMEOUT) -> ServerFactory:
+    """The AMP server factory of the control channel (wrong passwords and idle connections
+    timed on ``clock``; ``idle_timeout`` is read for each new connection)."""
+    return _ControlFactory(backend, clock, idle_timeout)
 
 
 def _to_remote_error(failure: Failure, command: str = "") -> Failure:
@@ -158,6 +185,12 @@ def _to_remote_error(failure: Failure, command: str = "") -> Failure:
 T = TypeVar("T")
 
 
+def _after(result: T, call: Callable[[], None]) -> T:
+    """``result`` passed on, once ``call`` was made (a Deferred's callback and errback)."""
+    call()
+    return result
+
+
 async def _awaited(awaitable: Awaitable[T]) -> T:
     return await awaitable
 
@@ -173,6 +206,7 @@ class ControlLocator(amp.CommandLocator):
         self.backend = backend
         self.failures = failures
         self.source = source
+        self.activity: IdleTimeout | None = None  # told of commands and right passwords
         self._running: set[Deferred[ScanOutcome]] = set()
 
     def cancel_running(self) -> None:
@@ -188,8 +222,13 @@ class ControlLocator(amp.CommandLocator):
         command = name.decode("ascii", "replace")
 
         def guarded(box: amp.AmpBox) -> Deferred[amp.AmpBox]:
-            answer: Deferred[amp.AmpBox] = maybeDeferred(responder, box)
-            return answer.addErrback(_to_remote_error, command)
+            activity = self.activity
+            if activity is None:
+                answer: Deferred[amp.AmpBox] = maybeDeferred(responder, box)
+                return answer.addErrback(_to_remote_error, command)
+            activity.command_started()
+            answer = maybeDeferred(responder, box).addErrback(_to_remote_error, command)
+            return answer.addBoth(_after, activity.command_ended)
 
         return guarded
 
@@ -210,6 +249,8 @@ class ControlLocator(amp.CommandLocator):
             raise c.AccessDenied("access denied")
         if failures is not None:
             failures.succeeded(self.source)
+        if self.activity is not None:
+            self.activity.authenticated()
 
     @c.Ping.responder
     def ping(self, password: str | None) -> Answer:

@@ -6,7 +6,9 @@ still checked on top. ``mirrorbits-ctl -tls-ca`` checks the daemon's certificate
 given CA and the host name or IP address it connects to (service-identity).
 
 Every problem with the files is a :class:`TLSSetupError`: one line naming the setting (or
-flag), the file and the reason.
+flag), the file and the reason. The daemon reads its files again at each reload
+(:class:`ServerTLS`): a renewed certificate applies to the next connections, and files that
+cannot be used leave the running ones in place.
 """
 
 from __future__ import annotations
@@ -15,9 +17,17 @@ import re
 
 from OpenSSL import SSL, crypto
 from twisted.internet import ssl
-from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
+from twisted.internet.interfaces import (
+    IOpenSSLClientConnectionCreator,
+    IOpenSSLServerConnectionCreator,
+)
 from twisted.internet.protocol import ServerFactory
-from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
+from zope.interface import implementer
+
+from mirrorbits.logs import Logger
+
+log = Logger()
 
 # Larger than any sensible PEM file (a CA bundle is ~200 KiB).
 MAX_PEM_BYTES = 4 * 1024 * 1024
@@ -103,6 +113,28 @@ def _check_pair(options: ssl.CertificateOptions, key: str, certificate: str) -> 
                             f"{certificate}") from None
 
 
+@implementer(IOpenSSLServerConnectionCreator)
+class ServerTLS:
+    """The daemon's TLS settings from its files; each new connection uses the current ones."""
+
+    def __init__(self, certificate: str, key: str, client_ca: str) -> None:
+        self.options = server_options(certificate, key, client_ca)  # TLSSetupError
+
+    def reload(self, certificate: str, key: str, client_ca: str) -> None:
+        """Read the files again (a renewed certificate, a new CA); files that cannot be used
+        leave the current settings in place, with one line saying why."""
+        try:
+            self.options = server_options(certificate, key, client_ca)
+        except TLSSetupError as err:
+            log.error("Control TLS not reloaded, the current certificate stays: {error}",
+                      error=str(err))
+            return
+        log.info("Control TLS: certificate, key and client CA read again")
+
+    def serverConnectionForTLS(self, protocol: TLSMemoryBIOProtocol) -> SSL.Connection:
+        return SSL.Connection(self.options.getContext(), None)
+
+
 class _ControlTLSFactory(TLSMemoryBIOFactory):
     noisy = False
 
@@ -112,7 +144,7 @@ class _ControlTLSFactory(TLSMemoryBIOFactory):
         return prefix
 
 
-def tls_factory(options: ssl.CertificateOptions, factory: ServerFactory) -> TLSMemoryBIOFactory:
+def tls_factory(options: ServerTLS, factory: ServerFactory) -> TLSMemoryBIOFactory:
     """``factory`` behind TLS on the server side."""
     return _ControlTLSFactory(options, False, factory)
 

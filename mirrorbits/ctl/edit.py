@@ -89,6 +89,7 @@ async def edit_command(session: Session, invocation: Invocation) -> None:
         edited = edit_mirror_file(path, original, editor)
     finally:
         os.unlink(path)
+    await session.resume()
     if edited is None:
         out(UNMODIFIED)
         return
@@ -112,8 +113,10 @@ async def geoupdate_command(session: Session, invocation: Invocation) -> None:
         out("Geolocation is up to date, there is nothing to change.\n")
         return
     out(diff)
-    if not invocation.options["f"] and not confirm(f"Update mirror {name}? [y/N]"):
-        raise fail("Aborted")
+    if not invocation.options["f"]:
+        if not confirm(f"Update mirror {name}? [y/N]"):
+            raise fail("Aborted")
+        await session.resume()
     saved = await session.call(c.UpdateMirror, mirror=reply["mirror"])
     if saved["diff"] != diff:
         out(f"Unexpected diff, see below:\n{saved['diff']}")

@@ -30,13 +30,15 @@ async def run(reactor: IConnectingReactor, invocation: Invocation) -> None:
         password = ask_password()
     target = target_text(invocation.host, invocation.port)
     protocol = await connect(reactor, invocation.host, invocation.port, invocation.tls)
+    session = Session(reactor, protocol, password, target, tls=invocation.tls is not None,
+                      reconnect=lambda: connect(reactor, invocation.host, invocation.port,
+                                                invocation.tls))
     try:
-        session = Session(reactor, protocol, password, target, tls=invocation.tls is not None)
         await session.call(c.Ping)
         await invocation.command.run(session, invocation)
     finally:
-        if protocol.transport is not None:
-            protocol.transport.loseConnection()
+        if session.protocol.transport is not None:
+            session.protocol.transport.loseConnection()
 
 
 def _emit(error: Exit) -> None:

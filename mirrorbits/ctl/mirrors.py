@@ -64,8 +64,10 @@ async def _add(session: Session, invocation: Invocation) -> None:
 
 async def _remove(session: Session, invocation: Invocation) -> None:
     mirror_id, name = await session.resolve(invocation.args[0])
-    if not invocation.options["f"] and not confirm(f"Removing {name}, are you sure? [y/N]"):
-        raise fail("Aborted")
+    if not invocation.options["f"]:
+        if not confirm(f"Removing {name}, are you sure? [y/N]"):
+            raise fail("Aborted")
+        await session.resume()
     await session.call(c.RemoveMirror, timeout=REMOVE_TIMEOUT, id=mirror_id)
     out(f"Mirror '{name}' removed successfully\n")
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import getpass
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from attrs import frozen
+from attrs import define, frozen
 from OpenSSL import SSL
 from service_identity import VerificationError
 from twisted.internet import defer
@@ -23,7 +24,10 @@ from twisted.internet.error import (
     DNSLookupError,
 )
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
+from twisted.internet.protocol import connectionDone
+from twisted.internet.task import deferLater
 from twisted.protocols import amp
+from twisted.python.failure import Failure
 
 from mirrorbits.control import commands as c
 from mirrorbits.ctl.exits import EXIT_INTERRUPTED, Exit, fail
@@ -37,6 +41,8 @@ Reply = dict[str, Any]
 CONNECT_TIMEOUT = 10.0
 CALL_TIMEOUT = 10.0
 REMOVE_TIMEOUT = 60.0
+# Seconds :meth:`Session.resume` lets the reactor read what came while the operator was busy.
+RESUME_READ = 0.05
 
 
 @frozen
@@ -48,15 +54,25 @@ class TLSFiles:
     key: str = ""
 
 
-@frozen
+@define
 class Session:
-    """An authenticated AMP connection to the daemon."""
+    """An authenticated AMP connection to the daemon (``reconnect``: how to open another)."""
 
     reactor: IReactorTime
     protocol: amp.AMP
     password: str
     target: str
     tls: bool = False
+    reconnect: Callable[[], Awaitable[amp.AMP]] | None = None
+
+    async def resume(self) -> None:
+        """Call after waiting for the operator (an editor, a question): the daemon closes a
+        connection idle for ``RPCIdleTimeout`` seconds, so connect again if it did."""
+        await deferLater(self.reactor, RESUME_READ, lambda: None)  # a close is read meanwhile
+        if self.reconnect is None or not getattr(self.protocol, "lost", False):
+            return
+        self.protocol = await self.reconnect()
+        await self.call(c.Ping)
 
     async def call(
         self,
@@ -168,7 +184,7 @@ async def connect(reactor: IConnectingReactor, host: str, port: int,
                 raise fail(str(error)) from None
             endpoint = wrapClientTLS(options, endpoint)
     try:
-        protocol: amp.AMP = await connectProtocol(endpoint, amp.AMP())
+        protocol: amp.AMP = await connectProtocol(endpoint, _ClientAMP())
     except ConnectionRefusedError:
         raise fail(f"rpc: cannot connect to the daemon at {target}: connection refused") from None
     except DNSLookupError:
@@ -177,6 +193,16 @@ async def connect(reactor: IConnectingReactor, host: str, port: int,
         reason = getattr(error, "osError", None) or error
         raise fail(f"rpc: cannot connect to the daemon at {target}: {reason}") from None
     return protocol
+
+
+class _ClientAMP(amp.AMP):
+    """The client's AMP connection, which knows whether the daemon closed it."""
+
+    lost = False
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.lost = True
+        super().connectionLost(reason)
 
 
 def ask_password() -> str:

@@ -7,7 +7,9 @@ process metrics of ``prometheus_client``. Nothing is logged per scrape.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any
 
 from attrs import define
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -124,10 +126,49 @@ class MetricsResource(Resource):
         request.finish()
 
 
+class MetricsChannel(http.HTTPChannel):
+    """A metrics connection that an upgrade can end cleanly (it is ``Drainable``, see
+    :class:`mirrorbits.upgrade.HeldListener`): the scrape being answered finishes, the
+    connection closes after it."""
+
+    closing = False  # every answer from now on says "Connection: close"
+
+    def checkPersistence(self, request: Request, version: bytes) -> bool:
+        if self.closing:
+            request.responseHeaders.setRawHeaders(b"connection", [b"close"])
+            return False
+        return bool(super().checkPersistence(request, version))
+
+    def close_after_answer(self) -> None:
+        self.closing = True
+        for request in self.requests:
+            if not request.startedWriting:
+                request.responseHeaders.setRawHeaders(b"connection", [b"close"])
+                self.persistent = False
+
+    def close_if_idle(self) -> bool:
+        """Close the connection if no scrape is being answered or waits unread; whether it
+        was closed."""
+        transport = self.transport
+        if transport is None or self.requests or _bytes_waiting(transport):
+            return False
+        transport.loseConnection()
+        return True
+
+
+def _bytes_waiting(transport: Any) -> bool:
+    """Whether the kernel holds bytes the client sent that the reactor has not read yet."""
+    try:
+        return bool(transport.getHandle().recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+    except (BlockingIOError, AttributeError, OSError):
+        return False
+
+
 class MetricsSite(Site):
     """The metrics listener's site: no access log, no factory log lines."""
 
     noisy = False
+    protocol = MetricsChannel  # type: ignore[assignment]
 
     def log(self, request: http.Request) -> None:
         pass

@@ -1,9 +1,10 @@
 """Seamless binary upgrade: hand the HTTP socket to a fresh process, then quit.
 
 The old process closes its control listener, starts a successor with the same command line
-and gives it a duplicate of the HTTP listening socket (``OLD_FD``, ``OLD_PPID``). The
-successor serves on that socket and, 100 ms after start, sends ``SIGQUIT`` to its parent,
-which stops listening, lets open HTTP connections finish (up to 5 s) and stops normally.
+and gives it a duplicate of the HTTP listening socket (``OLD_FD``, ``OLD_PPID``) and of the
+metrics one (``MIRRORBITS_METRICS_FD``). The successor serves on those sockets and, 100 ms
+after start, sends ``SIGQUIT`` to its parent, which stops listening, lets open HTTP and
+metrics connections finish (up to 5 s) and stops normally.
 
 twistd's pid file: the successor runs with ``--pidfile=`` (twistd would refuse to start
 while the file names the live parent, and the parent's twistd deletes it at exit); its path
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from mirrorbits.upgrade.handover import (
     ENV_FD,
+    ENV_METRICS_FD,
     ENV_NAME,
     ENV_PIDFILE,
     ENV_PPID,
@@ -54,6 +56,7 @@ from mirrorbits.upgrade.process import (
 __all__ = [
     "DRAIN_TIMEOUT",
     "ENV_FD",
+    "ENV_METRICS_FD",
     "ENV_NAME",
     "ENV_PIDFILE",
     "ENV_PPID",

@@ -19,6 +19,8 @@ ENV_FD = "OLD_FD"
 ENV_NAME = "OLD_NAME"
 ENV_PPID = "OLD_PPID"
 ENV_PIDFILE = "MIRRORBITS_PIDFILE"
+# The metrics listening socket (ours, not the reference's: it has no metrics listener).
+ENV_METRICS_FD = "MIRRORBITS_METRICS_FD"
 TWISTD_DEFAULT_PIDFILE = "twistd.pid"
 
 log = Logger()
@@ -35,6 +37,7 @@ class Inheritance:
     fd: int
     ppid: int
     pidfile: str | None
+    metrics_fd: int | None = None  # the metrics listener's socket, if the parent had one
 
 
 def inheritance_from_env(env: Mapping[str, str], parent_pid: int) -> Inheritance | None:
@@ -50,7 +53,14 @@ def inheritance_from_env(env: Mapping[str, str], parent_pid: int) -> Inheritance
         return None
     if fd < 3 or ppid <= 1 or ppid != parent_pid:
         return None
-    return Inheritance(fd=fd, ppid=ppid, pidfile=env.get(ENV_PIDFILE) or None)
+    try:
+        metrics_fd: int | None = int(env[ENV_METRICS_FD])
+    except (KeyError, ValueError):
+        metrics_fd = None
+    if metrics_fd is not None and (metrics_fd < 3 or metrics_fd == fd):
+        metrics_fd = None
+    return Inheritance(fd=fd, ppid=ppid, pidfile=env.get(ENV_PIDFILE) or None,
+                       metrics_fd=metrics_fd)
 
 
 def successor_command(
@@ -144,7 +154,8 @@ def listener_name(fd: int) -> str:
 
 
 def successor_env(
-    base: Mapping[str, str], fd: int, name: str, pid: int, pidfile: str | None
+    base: Mapping[str, str], fd: int, name: str, pid: int, pidfile: str | None,
+    metrics_fd: int | None = None,
 ) -> dict[str, str]:
     """The successor's environment: ours plus the hand-over variables."""
     env = dict(base)
@@ -155,6 +166,10 @@ def successor_env(
         env[ENV_PIDFILE] = pidfile
     else:
         env.pop(ENV_PIDFILE, None)
+    if metrics_fd is not None:
+        env[ENV_METRICS_FD] = str(metrics_fd)
+    else:
+        env.pop(ENV_METRICS_FD, None)
     return env
 
 
@@ -207,12 +222,17 @@ def parent_gone(ppid: int, direct_child: bool) -> bool:
 
 
 def spawn_successor(command: list[str], cwd: str, env: Mapping[str, str],
-                    listener_fd: int, name: str, pidfile: str | None) -> subprocess.Popen[bytes]:
-    """Start the successor with a duplicate of ``listener_fd`` at the same number."""
-    duplicate = os.dup(listener_fd)
+                    listener_fd: int, name: str, pidfile: str | None,
+                    metrics_fd: int | None = None) -> subprocess.Popen[bytes]:
+    """Start the successor with duplicates of ``listener_fd`` (and of ``metrics_fd``, the
+    metrics listener's socket) at the same numbers."""
+    duplicates = [os.dup(fd) for fd in (listener_fd, metrics_fd) if fd is not None]
     try:
-        os.set_inheritable(duplicate, True)
-        child_env = successor_env(env, duplicate, name, os.getpid(), pidfile)
-        return subprocess.Popen(command, cwd=cwd, env=child_env, pass_fds=[duplicate])
+        for duplicate in duplicates:
+            os.set_inheritable(duplicate, True)
+        child_env = successor_env(env, duplicates[0], name, os.getpid(), pidfile,
+                                  duplicates[1] if len(duplicates) > 1 else None)
+        return subprocess.Popen(command, cwd=cwd, env=child_env, pass_fds=duplicates)
     finally:
-        os.close(duplicate)
+        for duplicate in duplicates:
+            os.close(duplicate)

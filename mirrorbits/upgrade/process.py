@@ -42,7 +42,8 @@ log = Logger()
 
 class HttpSide(Protocol):
     """What serves HTTP in the old process: a :class:`HeldListener`, or the worker
-    processes (:class:`mirrorbits.workers.WorkerPool`)."""
+    processes (:class:`mirrorbits.workers.WorkerPool`); also what serves the metrics (a
+    :class:`HeldListener`)."""
 
     def fileno(self) -> int:
         """The listening socket to hand to the successor."""
@@ -68,8 +69,8 @@ class Upgrader:
     monitors: list[IService] = field(factory=list)
     refusal: str | None = None  # why this process cannot upgrade, if it cannot
     env: Callable[[], Mapping[str, str]] = lambda: os.environ
-    # Closed with the control listener before the successor starts, which listens anew.
-    metrics: AdoptedListener | None = None
+    # Passed to the successor like the HTTP socket: both processes answer scrapes meanwhile.
+    metrics: HttpSide | None = None
     _busy: bool = False
     _quitting: bool = False
     _child: subprocess.Popen[bytes] | None = None
@@ -86,8 +87,6 @@ class Upgrader:
         self._busy = True
         try:
             await maybeDeferred(self.control.stopService)
-            if self.metrics is not None:
-                await maybeDeferred(self.metrics.stopService)
             share_log_file(self.argv, self.cwd)
             command, pidfile = twistd_successor_command(self.executable, self.argv)
             if self.inherited is not None:  # we run with --pidfile=; the real one is here
@@ -95,7 +94,9 @@ class Upgrader:
             if pidfile:
                 pidfile = os.path.join(self.cwd, pidfile)
             fd = self.http.fileno()
-            child = spawn_successor(command, self.cwd, self.env(), fd, listener_name(fd), pidfile)
+            metrics_fd = self.metrics.fileno() if self.metrics is not None else None
+            child = spawn_successor(command, self.cwd, self.env(), fd, listener_name(fd), pidfile,
+                                    metrics_fd)
         except Exception as err:
             self._restore()
             if isinstance(err, UpgradeError):
@@ -141,18 +142,15 @@ class Upgrader:
             watch.stop()
 
     def _restore(self) -> None:
-        """Serve the control channel (and the metrics) again after a failed upgrade."""
+        """Serve the control channel again after a failed upgrade."""
         self._busy = False
-        if self._quitting:
+        if self._quitting or self.control.running:
             return
-        for listener, what in ((self.control, "control connections"), (self.metrics, "metrics")):
-            if listener is None or listener.running:
-                continue
-            try:
-                listener.startService()
-            except Exception as err:
-                log.critical("Cannot listen for {what} again: {error}", what=what,
-                             error=str(err))
+        try:
+            self.control.startService()
+        except Exception as err:
+            log.critical("Cannot listen for control connections again: {error}",
+                         error=str(err))
 
     def quit_from_signal(self) -> None:
         if self._quitting:
@@ -168,9 +166,15 @@ class Upgrader:
         for monitor in self.monitors:
             if monitor.parent is not None:
                 await maybeDeferred(monitor.disownServiceParent)
+        metrics: Deferred[int] | None = None
+        if self.metrics is not None:  # its scrapes end meanwhile
+            metrics = Deferred.fromCoroutine(
+                self.metrics.hand_over(self.reactor, DRAIN_TIMEOUT, IDLE_GRACE))
         left = await self.http.hand_over(self.reactor, DRAIN_TIMEOUT, IDLE_GRACE)
         if left:
             log.warn("Closing {count} HTTP connections still open", count=left)
+        if metrics is not None:
+            await metrics
 
     def _stop_reactor(self) -> None:
         with contextlib.suppress(Exception):

@@ -7,6 +7,7 @@ a client with no certificate, or one from the other CA, is refused during the ha
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -146,3 +147,33 @@ def test_the_daemon_certificate_must_name_the_host_dialled(setup: Setup) -> None
         f"rpc: TLS with 127.1:{port} failed: the daemon's certificate is not for this host "
         "name or address ("), dialled.stderr
     assert dialled.stderr.count("\n") == 1
+
+
+def test_renewed_files_apply_at_reload_and_bad_ones_keep_the_running_ones(setup: Setup) -> None:
+    """Certificate renewal without restart: the files are read again at each reload (SIGHUP
+    or ``mirrorbits-ctl reload``); files that cannot be used leave the running ones."""
+    daemon = setup.daemon
+    cert, key = setup.client
+    server_cert = Path(daemon.values["RPCTLSCertificate"])
+    server_key = Path(daemon.values["RPCTLSKey"])
+    # Renewed in place, by another CA so that the client can tell which one it is served.
+    renewed_cert, renewed_key = setup.theirs.issue("daemon", server=True, hosts=("127.0.0.1",))
+    server_cert.write_bytes(renewed_cert.read_bytes())
+    server_key.write_bytes(renewed_key.read_bytes())
+    assert daemon.ctl("version", *tls(setup.ours.ca_path, cert, key)).returncode == 0  # not yet
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_log("SIGHUP Received: Reloading configuration")
+    renewed = daemon.ctl("version", *tls(setup.theirs.ca_path, cert, key))
+    assert (renewed.returncode, renewed.stderr) == (0, "")
+    assert "Control TLS: certificate, key and client CA read again" in daemon.log()
+    assert daemon.ctl("version", *tls(setup.ours.ca_path, cert, key)).returncode == 1
+
+    server_key.write_text("not a key\n")  # a renewal gone wrong
+    reloaded = daemon.ctl("reload", *tls(setup.theirs.ca_path, cert, key))
+    assert reloaded.returncode == 0, reloaded.stderr
+    daemon.wait_log(f"Control TLS not reloaded, the current certificate stays: RPCTLSKey "
+                    f"{server_key}: no usable PEM private key in it")
+    still = daemon.ctl("version", *tls(setup.theirs.ca_path, cert, key))
+    assert (still.returncode, still.stderr) == (0, "")
+    assert daemon.log().count("Control TLS not reloaded") == 1
+    assert "Traceback" not in daemon.log()

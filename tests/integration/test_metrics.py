@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import os
 import signal
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -137,26 +138,87 @@ def test_empty_address_listens_nowhere(tmp_path: Path, redis_server: RedisServer
         process.stop()
 
 
-def test_the_metrics_port_survives_an_upgrade(tmp_path: Path, redis_server: RedisServer,
-                                              redis_db: redis.Redis) -> None:
-    from tests.integration.test_upgrade import read_pid, running, serve_from_a_mirror, wait_until
+class Scraper(threading.Thread):
+    """GET /metrics until told to stop (bounded in count and time): on a new connection
+    each time, or on one kept-alive connection (reopened only after a ``Connection: close``
+    answer, as a client does)."""
+
+    def __init__(self, address: str, keep_alive: bool) -> None:
+        super().__init__(daemon=True)
+        host, _, port = address.rpartition(":")
+        self.host, self.port = host, int(port)
+        self.keep_alive = keep_alive
+        self.answered = 0
+        self.errors: list[str] = []
+        self.stop_after: float | None = None  # monotonic time
+
+    def run(self) -> None:
+        deadline = time.monotonic() + 40
+        connection: http.client.HTTPConnection | None = None
+        for _ in range(4000):
+            now = time.monotonic()
+            if now > deadline or (self.stop_after is not None and now > self.stop_after):
+                break
+            if connection is None:
+                connection = http.client.HTTPConnection(self.host, self.port, timeout=10)
+            try:
+                connection.request("GET", "/metrics")
+                answer = connection.getresponse()
+                body = answer.read()
+                if answer.status != 200 or b"mirrorbits_requests_total" not in body:
+                    self.errors.append(f"status {answer.status}")
+                else:
+                    self.answered += 1
+                if not self.keep_alive or answer.will_close:
+                    connection.close()
+                    connection = None
+            except (OSError, http.client.HTTPException) as err:
+                self.errors.append(repr(err))
+                connection.close()
+                connection = None
+                time.sleep(0.1)  # a refused connection is refused at once
+            time.sleep(0.01)
+        if connection is not None:
+            connection.close()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_scrapes_during_an_upgrade_are_all_answered(tmp_path: Path, redis_server: RedisServer,
+                                                    redis_db: redis.Redis, workers: str) -> None:
+    """The metrics socket passes to the new process like the HTTP one: no scrape is refused
+    or cut while the processes change, and the new process answers with its own counts."""
+    from tests.integration.test_upgrade import read_pid, running, wait_until
 
     metrics = f"127.0.0.1:{free_port()}"
-    with running(tmp_path, redis_server, ["--no-monitor"],
-                 MetricsListenAddress=metrics) as daemon:
-        serve_from_a_mirror(daemon, redis_db)
+    with running(tmp_path, redis_server, ["--no-monitor"], MetricsListenAddress=metrics,
+                 Workers=workers) as daemon:
+        if workers != "1":
+            daemon.wait_log(f"HTTP served by {workers} worker processes", timeout=40)
+        wait_for_port("127.0.0.1", int(metrics.rpartition(":")[2]))
+        get(daemon, "/missing.txt")  # counted by the old process only
+        assert requests_by_outcome(scrape(metrics))["4xx"] == 1
         assert daemon.process is not None
         old = daemon.process
-        assert requests_by_outcome(scrape(metrics))["redirect"] >= 1
+        scrapers = [Scraper(metrics, keep_alive=False), Scraper(metrics, keep_alive=True)]
+        for scraper in scrapers:
+            scraper.start()
+        wait_until(lambda: all(s.answered >= 3 or s.errors for s in scrapers), 10,
+                   "the first scrapes")
         upgraded = daemon.ctl("upgrade")
         assert upgraded.returncode == 0, upgraded.stderr
-        old.wait(15)
+        old.wait(20)
+        answered_by_then = [scraper.answered for scraper in scrapers]
         wait_until(lambda: read_pid(daemon.pidfile) not in (None, old.pid), 10, "the new pid")
-        wait_for_port("127.0.0.1", int(metrics.rpartition(":")[2]))
-        assert get(daemon, "/a.txt") == 302
-        samples = scrape(metrics)  # the new process' own counts
-        assert requests_by_outcome(samples)["redirect"] == 1
-        assert samples["mirrorbits_redis_connected", ()] == 1
+        wait_until(lambda: all(scraper.answered > count + 3 for scraper, count
+                               in zip(scrapers, answered_by_then, strict=True)),
+                   10, "scrapes answered by the new process")
+        for scraper in scrapers:
+            scraper.stop_after = time.monotonic()
+            scraper.join(15)
+            assert not scraper.is_alive()
+            assert scraper.errors == [], scraper.errors
+        assert requests_by_outcome(scrape(metrics))["4xx"] == 0  # the new process' counts
+        assert "Cannot listen" not in daemon.log()
 
 
 def test_workers_counts_are_summed_and_kept_when_a_worker_stops(

@@ -346,6 +346,7 @@ def test_duplicate_key_is_an_error() -> None:
         *[(f"HTTPReadTimeout: {bad}", f"HTTPReadTimeout must be a number of seconds > 0, "
            f"not {shown}")
           for bad, shown in (("0", "0"), ("-1", "-1"), (".nan", "nan"), (".inf", "inf"))],
+        ("RPCIdleTimeout: 0", "RPCIdleTimeout must be a number of seconds > 0, not 0"),
         ("Fallbacks: [{URL: 'ftp://fb.example.org/pub/'}]",
          "Fallbacks.URL 'ftp://fb.example.org/pub/' is invalid: it must start with http:// or "
          "https://, or have no scheme (then it serves both)"),
@@ -451,6 +452,8 @@ def test_http_read_timeout() -> None:
     assert parse(REPO).http_read_timeout == 10.0  # the reference's HTTP server has 10 s
     assert parse(REPO + "HTTPReadTimeout: 2.5\n").http_read_timeout == 2.5
     assert parse(REPO + "HTTPReadTimeout: 30\n").http_read_timeout == 30.0
+    assert parse(REPO).rpc_idle_timeout == 300.0
+    assert parse(REPO + "RPCIdleTimeout: 60\n").rpc_idle_timeout == 60.0
     assert error_of(REPO + "HTTPReadTimeout: soon\n").startswith(
         "HTTPReadTimeout must be a number, not 'soon'")
 

@@ -21,6 +21,7 @@ from twisted.web.resource import Resource
 from mirrorbits.listen import AdoptedListener, parse_listen_address
 from mirrorbits.upgrade import (
     ENV_FD,
+    ENV_METRICS_FD,
     ENV_NAME,
     ENV_PIDFILE,
     ENV_PPID,
@@ -83,6 +84,18 @@ def test_inherited_socket_is_honoured_only_from_the_real_parent() -> None:
     assert inheritance_from_env({ENV_FD: "5"}, 4242) is None
     assert inheritance_from_env({ENV_FD: "x", ENV_PPID: "4242"}, 4242) is None
     assert inheritance_from_env({ENV_FD: "1", ENV_PPID: "4242"}, 4242) is None  # stdio
+
+
+def test_the_metrics_socket_is_inherited_with_the_http_one() -> None:
+    env = {ENV_FD: "5", ENV_PPID: "4242", ENV_METRICS_FD: "6"}
+    assert inheritance_from_env(env, 4242) == Inheritance(fd=5, ppid=4242, pidfile=None,
+                                                          metrics_fd=6)
+    for odd in ("x", "2", "5"):  # not a number, stdio, the HTTP socket itself
+        inherited = inheritance_from_env({**env, ENV_METRICS_FD: odd}, 4242)
+        assert inherited is not None and inherited.metrics_fd is None
+    assert inheritance_from_env({ENV_METRICS_FD: "6", ENV_PPID: "4242"}, 4242) is None
+    assert successor_env({ENV_METRICS_FD: "9"}, 7, "n", 100, None, 8)[ENV_METRICS_FD] == "8"
+    assert ENV_METRICS_FD not in successor_env({ENV_METRICS_FD: "9"}, 7, "n", 100, None)
 
 
 def test_successor_env_adds_the_hand_over_variables() -> None:
