@@ -76,7 +76,7 @@ def test_a_mirror_with_new_packages_but_the_old_inrelease_gets_no_user_for_that_
         tmp_path: Path, redis_server: RedisServer, redis_db: redis.Redis,
         generations: bool) -> None:
     repo = tmp_path / "repo"
-    roots = {name: tmp_path / name for name in ("partial", "complete")}
+    roots = {name: tmp_path / name for name in ("partial", "complete", "reverse")}
     servers = {}
     for root in (repo, *roots.values()):
         for path, content in OLD.items():
@@ -84,7 +84,7 @@ def test_a_mirror_with_new_packages_but_the_old_inrelease_gets_no_user_for_that_
     for number, (name, root) in enumerate(roots.items()):
         servers[name] = StaticHTTPServer(root, host=f"127.0.0.{61 + number}")
         servers[name].start()
-    partial, complete = servers["partial"].url, servers["complete"].url
+    partial, complete, reverse = (servers[name].url for name in roots)
     extra = {"GenerationIndexes": '["dists/*/InRelease"]'} if generations else {}
     daemon = DaemonProcess(workdir=tmp_path / "run", values=base_config(
         repo, redis_server.address, ScanInterval="1000", CheckInterval="1000", **extra))
@@ -97,13 +97,13 @@ def test_a_mirror_with_new_packages_but_the_old_inrelease_gets_no_user_for_that_
             record_mirror_files(redis_db, number, {p: len(c) for p, c in OLD.items()},
                                 go_time(T0))
             assert daemon.ctl("enable", name).returncode == 0
-        wait_until(lambda: len(targets(daemon, TRANSLATION, 10)) == 2, 20)
+        wait_until(lambda: len(targets(daemon, TRANSLATION, 10)) == 3, 20)
 
         for path, content in NEW.items():  # the origin publishes a new dists/stable
             install(repo, path, content)
         wait_until(lambda: redirect(daemon, INRELEASE)[0] != 302, 10)
         # No mirror holds the new generation yet: the other files are chosen one by one.
-        assert targets(daemon, TRANSLATION) == {partial, complete}
+        assert targets(daemon, TRANSLATION) == {partial, complete, reverse}
         if generations:
             outcome = trace(daemon, TRANSLATION)["Generation"]
             assert (outcome["Indexes"], outcome["Applied"], outcome["CurrentMirrors"]) == (
@@ -113,31 +113,35 @@ def test_a_mirror_with_new_packages_but_the_old_inrelease_gets_no_user_for_that_
         install(roots["partial"], PACKAGES, NEW[PACKAGES])  # its InRelease stays old
         for path, content in NEW.items():
             install(roots["complete"], path, content)
+        install(roots["reverse"], INRELEASE, NEW[INRELEASE])  # its Packages stays old
         # the freshness check records what each copied
         wait_until(lambda: redis_db.hget(keys.file_info(1, PACKAGES), "size")
                    == str(len(NEW[PACKAGES])), 30)
-        wait_until(lambda: redis_db.hget(keys.file_info(2, INRELEASE), "size")
-                   == str(len(NEW[INRELEASE])), 30)
-        wait_until(lambda: redirect(daemon, INRELEASE) == (302, complete + INRELEASE[1:]), 10)
+        for number in (2, 3):
+            wait_until(lambda number=number: redis_db.hget(
+                keys.file_info(number, INRELEASE), "size") == str(len(NEW[INRELEASE])), 30)
+        wait_until(lambda: targets(daemon, INRELEASE, 10) == {complete, reverse}, 10)
         assert redis_db.hget(keys.file_info(1, INRELEASE), "size") == str(len(OLD[INRELEASE]))
+        assert redis_db.hget(keys.file_info(3, PACKAGES), "size") == str(len(OLD[PACKAGES]))
 
-        assert targets(daemon, DEB) == {partial, complete}  # outside dists/: per file
-        assert targets(daemon, INRELEASE) == {complete}  # per file already
+        assert targets(daemon, DEB, 40) == {partial, complete, reverse}  # outside dists/
+        assert targets(daemon, INRELEASE) == {complete, reverse}  # per file already
         if generations:
             assert targets(daemon, PACKAGES) == {complete}
-            assert targets(daemon, TRANSLATION) == {complete}
-            assert reasons(daemon, TRANSLATION) == {"complete": "", "partial": REASON}
+            assert targets(daemon, TRANSLATION) == {complete, reverse}
+            assert reasons(daemon, TRANSLATION) == {"complete": "", "reverse": "",
+                                                    "partial": REASON}
             outcome = trace(daemon, PACKAGES)["Generation"]
             assert (outcome["Applied"], outcome["CurrentMirrors"]) == (True, 1)
             assert trace(daemon, DEB)["Generation"] is None
 
             install(roots["partial"], INRELEASE, NEW[INRELEASE])  # it finishes its sync
-            wait_until(lambda: len(targets(daemon, TRANSLATION, 10)) == 2, 30)
+            wait_until(lambda: len(targets(daemon, TRANSLATION, 10)) == 3, 30)
             assert targets(daemon, PACKAGES) == {partial, complete}
         else:
             # Today's choice: every mirror whose copy of the file itself matches.
             assert targets(daemon, PACKAGES) == {partial, complete}
-            assert targets(daemon, TRANSLATION) == {partial, complete}
+            assert targets(daemon, TRANSLATION, 40) == {partial, complete, reverse}
             assert trace(daemon, TRANSLATION)["Generation"] is None
         log = daemon.log()
     finally:

@@ -35,7 +35,7 @@ def mirror(mirror_id: int, **values: object) -> Mirror:
     fields: dict[str, object] = {"enabled": True, "http_up": True,
                                  "last_successful_sync_precision": 1_000_000_000, **values}
     return Mirror(id=mirror_id, name=f"m{mirror_id}", http_url=f"http://m{mirror_id}/",
-                  **fields)  # type: ignore[arg-type]
+                  **fields)
 
 
 def test_the_indexes_covering_a_path_are_those_of_its_directories_innermost_first() -> None:
@@ -86,14 +86,14 @@ def test_mirrors_of_another_generation_are_excluded_when_one_holds_the_current()
     found, outcome = reasons(entries, index)
     assert found == ["", f"Not the current generation ({INRELEASE})",
                      f"Not the current generation ({INRELEASE})", "Down / Not HTTPS"]
-    assert outcome is not None and outcome.applied and outcome.current == 1  # type: ignore[attr-defined]
+    assert outcome is not None and outcome.applied and outcome.current == 1
 
 
 def test_same_size_but_another_time_is_another_generation_even_when_outdated_is_allowed(
         ) -> None:
     from mirrorbits.model import OutdatedRule
     opts = SelectionOptions(allow_outdated_files=(OutdatedRule("/dists/", 600),))
-    older = FileInfo(INRELEASE, 300, NEW_INDEX.mod_time_ns - 60_000_000_000)  # type: ignore[operator]
+    older = FileInfo(INRELEASE, 300, NEW_INDEX.mod_time_ns - 60_000_000_000)
     index = IndexCopies(INRELEASE, NEW_INDEX, {1: NEW_INDEX, 2: older})
     found, _ = reasons([(mirror(1), LOCAL), (mirror(2), LOCAL)], index, opts)
     assert found == ["", f"Not the current generation ({INRELEASE})"]
@@ -101,7 +101,7 @@ def test_same_size_but_another_time_is_another_generation_even_when_outdated_is_
 
 def test_sub_second_differences_follow_the_mirrors_precision() -> None:
     index = IndexCopies(INRELEASE, NEW_INDEX,
-                        {1: FileInfo(INRELEASE, 300, NEW_INDEX.mod_time_ns + 400_000_000)})  # type: ignore[operator]
+                        {1: FileInfo(INRELEASE, 300, NEW_INDEX.mod_time_ns + 400_000_000)})
     found, _ = reasons([(mirror(1), LOCAL)], index)
     assert found == [""]
 
@@ -112,10 +112,10 @@ def test_without_a_current_mirror_open_to_every_client_the_choice_is_per_file() 
     index = IndexCopies(INRELEASE, NEW_INDEX, {1: NEW_INDEX, 2: OLD_INDEX})
     found, outcome = reasons(entries, index)
     assert found == ["", ""]
-    assert outcome is not None and not outcome.applied  # type: ignore[attr-defined]
-    assert "chosen file by file" in outcome.text  # type: ignore[attr-defined]
+    assert outcome is not None and not outcome.applied
+    assert "chosen file by file" in outcome.text
     found, outcome = reasons([(mirror(2), LOCAL)], index)  # nobody holds it
-    assert found == [""] and outcome.current == 0  # type: ignore[attr-defined]
+    assert found == [""] and outcome.current == 0
 
 
 def test_an_index_missing_from_the_repository_defines_no_generation() -> None:
@@ -139,9 +139,9 @@ def context() -> WebContext:
     def no_redis() -> None:
         raise AssertionError("Redis is not needed here")
 
-    return WebContext(config=Config, cache=MirrorCache(no_redis, Clock()), geo=None,  # type: ignore[arg-type]
-                      stats=None, dedup=None, download_log=None, clock=Clock(),  # type: ignore[arg-type]
-                      server_header=b"x", get_client=no_redis)  # type: ignore[arg-type]
+    return WebContext(config=Config, cache=MirrorCache(no_redis, Clock()), geo=None,
+                      stats=None, dedup=None, download_log=None, clock=Clock(),
+                      server_header=b"x", get_client=no_redis)
 
 
 def test_a_files_memo_is_recomputed_once_its_index_changes_on_the_origin_or_a_mirror(
