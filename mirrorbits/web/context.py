@@ -20,7 +20,6 @@ from mirrorbits.model import FileInfo, Mirror
 from mirrorbits.selection import (
     GenerationIndexes,
     GenerationOutcome,
-    IndexCopies,
     Prefiltered,
     RedirectTable,
     Secure,
@@ -35,6 +34,7 @@ from mirrorbits.store.client import RedisClient
 from mirrorbits.web.clientip import ClientAddressPolicy
 from mirrorbits.web.digests import FileHeaders, file_headers
 from mirrorbits.web.downloadlog import DownloadLog
+from mirrorbits.web.generations import IndexView, indexes_in_memory
 from mirrorbits.web.paths import EvaluationMemo
 from mirrorbits.web.render import RedirectBytes
 
@@ -159,17 +159,24 @@ class WebContext:
         return self.remember_memo(info, entries, secure, opts, version).pre
 
     def remember_memo(self, info: FileInfo, entries: list[tuple[Mirror, FileInfo | None]],
-                      secure: Secure, opts: SelectionOptions,
-                      version: tuple[int, int], indexes: tuple[IndexCopies, ...] = (),
-                      index_versions: tuple[tuple[str, tuple[int, int]], ...] = ()
-                      ) -> FileMemo:
+                      secure: Secure, opts: SelectionOptions, version: tuple[int, int],
+                      generations: IndexView | None = None) -> FileMemo:
         """Compute the file's memo and keep it until the cache changes (its own entries, or
-        those of ``indexes``, the generation indexes covering it, read at ``index_versions``)."""
+        those of the generation indexes covering it: ``generations`` as read, else what the
+        cache holds of them; a memo whose indexes are not all in memory is not kept)."""
+        keep = True
+        if generations is None:
+            covering = self.generation_indexes(self.config()).covering(info.path)
+            generations = indexes_in_memory(self.cache, covering)
+            if generations is None:
+                keep, generations = False, ((), ())
+        indexes, index_versions = generations
         pre = prefilter(info, entries, secure, opts)
         generation = None
         if indexes:
             pre, generation = apply_generations(pre, indexes, opts)
         memo = FileMemo(version, opts, info, pre, self.selection_memo, generation,
                         index_versions)
-        self._prefiltered.put((info.path, secure), memo)
+        if keep:
+            self._prefiltered.put((info.path, secure), memo)
         return memo

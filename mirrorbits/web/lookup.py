@@ -75,14 +75,13 @@ async def read_memo(ctx: WebContext, info: FileInfo, secure: Secure,
     covering = ctx.generation_indexes(ctx.config()).covering(info.path)
     try:
         entries = await ctx.cache.candidates(info.path)
-        indexes, index_versions = await read_indexes(ctx.cache, covering)
+        generations = await read_indexes(ctx.cache, covering)
     except StoreError:
         return None, True
     except Exception:
         log.failure("reading the mirrors of {path} failed", path=info.path)
         return None, True
-    return ctx.remember_memo(info, entries, secure, options, version, indexes,
-                             index_versions), False
+    return ctx.remember_memo(info, entries, secure, options, version, generations), False
 
 
 def client_ip(ctx: WebContext, head: RequestHead, config: Config) -> str:

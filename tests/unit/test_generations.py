@@ -151,17 +151,43 @@ def test_a_files_memo_is_recomputed_once_its_index_changes_on_the_origin_or_a_mi
     cache = ctx.cache
     index = IndexCopies(INRELEASE, NEW_INDEX, {1: NEW_INDEX})
     memo = ctx.remember_memo(LOCAL, [(mirror(1), LOCAL), (mirror(2), LOCAL)],
-                             Secure.UNDEFINED, opts, cache.version(PACKAGES), (index,),
-                             ((INRELEASE, cache.version(INRELEASE)),))
+                             Secure.UNDEFINED, opts, cache.version(PACKAGES),
+                             ((index,), ((INRELEASE, cache.version(INRELEASE)),)))
     assert [entry[3] for entry in memo.pre.entries] == [
         "", f"Not the current generation ({INRELEASE})"]
     assert ctx.cached_memo(LOCAL, Secure.UNDEFINED, opts) is memo
     cache.on_mirror_file_update(f"2 {INRELEASE}")  # a mirror's copy of the index changed
     assert ctx.cached_memo(LOCAL, Secure.UNDEFINED, opts) is None
     memo = ctx.remember_memo(LOCAL, [(mirror(1), LOCAL)], Secure.UNDEFINED, opts,
-                             cache.version(PACKAGES), (index,),
-                             ((INRELEASE, cache.version(INRELEASE)),))
+                             cache.version(PACKAGES),
+                             ((index,), ((INRELEASE, cache.version(INRELEASE)),)))
     cache.on_file_update("/dists/stable/main/i18n/Translation-en")  # another file: kept
     assert ctx.cached_memo(LOCAL, Secure.UNDEFINED, opts) is memo
     cache.on_file_update(INRELEASE)  # the origin published a new index
+    assert ctx.cached_memo(LOCAL, Secure.UNDEFINED, opts) is None
+
+
+def test_a_memo_built_without_reading_its_indexes_takes_them_from_the_cache_or_is_not_kept(
+        ) -> None:
+    """Any caller (a cache warmer, say) gets the generations applied: from the cache when it
+    holds the index, else the memo is not kept and the next request reads the index."""
+    config = Config(repository="/srv", generation_indexes=("dists/*/InRelease",))
+    ctx = context()
+    ctx.config = lambda: config
+    opts = ctx.selection_options(config)
+    cache = ctx.cache
+    entries = [(mirror(1), LOCAL), (mirror(2), LOCAL)]
+    memo = ctx.remember_memo(LOCAL, entries, Secure.UNDEFINED, opts, cache.version(PACKAGES))
+    assert ctx.cached_memo(LOCAL, Secure.UNDEFINED, opts) is None  # InRelease not in memory
+    cache.files.put(INRELEASE, (NEW_INDEX, 0.0))
+    cache.file_mirrors.put(INRELEASE, (1, 2))
+    cache.mirrors.put(1, mirror(1))
+    cache.mirrors.put(2, mirror(2))
+    cache.mirror_files.put((1, INRELEASE), NEW_INDEX)
+    cache.mirror_files.put((2, INRELEASE), OLD_INDEX)
+    memo = ctx.remember_memo(LOCAL, entries, Secure.UNDEFINED, opts, cache.version(PACKAGES))
+    assert ctx.cached_memo(LOCAL, Secure.UNDEFINED, opts) is memo
+    assert [entry[3] for entry in memo.pre.entries] == [
+        "", f"Not the current generation ({INRELEASE})"]
+    cache.on_mirror_file_update(f"2 {INRELEASE}")
     assert ctx.cached_memo(LOCAL, Secure.UNDEFINED, opts) is None
