@@ -115,11 +115,9 @@ def test_a_mirror_with_new_packages_but_the_old_inrelease_gets_no_user_for_that_
             install(roots["complete"], path, content)
         install(roots["reverse"], INRELEASE, NEW[INRELEASE])  # its Packages stays old
         # the freshness check records what each copied
-        wait_until(lambda: redis_db.hget(keys.file_info(1, PACKAGES), "size")
-                   == str(len(NEW[PACKAGES])), 30)
-        for number in (2, 3):
-            wait_until(lambda number=number: redis_db.hget(
-                keys.file_info(number, INRELEASE), "size") == str(len(NEW[INRELEASE])), 30)
+        for number, path in ((1, PACKAGES), (2, PACKAGES), (2, INRELEASE), (3, INRELEASE)):
+            wait_until(lambda number=number, path=path: redis_db.hget(
+                keys.file_info(number, path), "size") == str(len(NEW[path])), 30)
         wait_until(lambda: targets(daemon, INRELEASE, 10) == {complete, reverse}, 10)
         assert redis_db.hget(keys.file_info(1, INRELEASE), "size") == str(len(OLD[INRELEASE]))
         assert redis_db.hget(keys.file_info(3, PACKAGES), "size") == str(len(OLD[PACKAGES]))
