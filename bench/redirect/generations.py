@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,6 +66,23 @@ def covered(site: Site, plan: dataset.Plan) -> int:
     return count
 
 
+def memo_check_ns(site: Site, plan: dataset.Plan, calls: int = 200_000) -> float:
+    """CPU nanoseconds of one memo look-up (``WebContext.cached_memo``, once per request)."""
+    resource = site.resource
+    assert isinstance(resource, RedirectResource)
+    ctx = resource.ctx
+    opts = ctx.selection_options(ctx.config())
+    infos = [ctx.cache.cached_file(entry.path) for entry in plan.files[:1000]]
+    files = [info for info in infos if isinstance(info, FileInfo)]
+    cached_memo, secure = ctx.cached_memo, Secure.UNDEFINED
+    rounds = max(1, calls // len(files))
+    started = time.process_time()
+    for _ in range(rounds):
+        for info in files:
+            cached_memo(info, secure, opts)
+    return (time.process_time() - started) / (rounds * len(files)) * 1e9
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=20_000)
@@ -94,7 +112,11 @@ def main(argv: list[str] | None = None) -> int:
                 seconds, redirects = drive(site, raw, clock)
                 failed = failed or redirects != len(raw)
                 results[name].append(seconds / len(raw) * 1e6)
+        lookups = {name: min(memo_check_ns(site, plan) for _ in range(args.rounds))
+                   for name, (site, _) in sites.items()}
     for name, costs in results.items():
+        print(f"memo look-up, generations {name:3}: {lookups[name]:6.0f} ns (best of "
+              f"{args.rounds})")
         print(f"generations {name:3}: {min(costs):6.1f} us/request (best of {args.rounds}; "
               + ", ".join(f"{cost:.1f}" for cost in costs) + ")")
     return 1 if failed else 0

@@ -49,8 +49,8 @@ class FileMemo:
     (``index_versions``: the memo is stale once one of them changes).
     """
 
-    __slots__ = ("file_headers", "generation", "headers", "index_versions", "info", "opts",
-                 "pre", "table", "version")
+    __slots__ = ("file_headers", "generation", "headers", "index_paths", "index_seen",
+                 "index_versions", "info", "opts", "pre", "table", "version")
 
     def __init__(self, version: tuple[int, int], opts: SelectionOptions, info: FileInfo,
                  pre: Prefiltered, memo: SelectionMemo,
@@ -62,6 +62,8 @@ class FileMemo:
         self.pre = pre
         self.generation = generation
         self.index_versions = index_versions
+        self.index_paths = tuple(path for path, _ in index_versions)
+        self.index_seen = tuple(seen for _, seen in index_versions)
         self.table: RedirectTable = redirect_table(pre, memo)
         self.headers = RedirectBytes(
             [(url if not reason else "", mirror.country_fields)
@@ -143,8 +145,7 @@ class WebContext:
         return None
 
     def _indexes_unchanged(self, memo: FileMemo) -> bool:
-        version = self.cache.version
-        return all(version(index) == seen for index, seen in memo.index_versions)
+        return tuple(map(self.cache.version, memo.index_paths)) == memo.index_seen
 
     def cached_prefilter(self, info: FileInfo, secure: Secure,
                          opts: SelectionOptions) -> Prefiltered | None:
