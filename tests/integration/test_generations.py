@@ -4,7 +4,8 @@ redis-server and two real HTTP mirrors on loopback: after the origin publishes a
 ``dists/stable`` (``Packages`` and ``InRelease``), the mirror that copied the new ``Packages``
 but still serves the old ``InRelease`` gets no user for any file of ``dists/stable/`` while
 the mirror holding the whole new generation does; with generations off, both get them, as
-before. The mirrors' copies are recorded by the targeted freshness check, as in production."""
+before, until a reload turns generations on. The mirrors' copies are recorded by the targeted
+freshness check, as in production."""
 
 from __future__ import annotations
 
@@ -141,6 +142,12 @@ def test_a_mirror_with_new_packages_but_the_old_inrelease_gets_no_user_for_that_
             assert targets(daemon, PACKAGES) == {partial, complete}
             assert targets(daemon, TRANSLATION, 40) == {partial, complete, reverse}
             assert trace(daemon, TRANSLATION)["Generation"] is None
+            # turned on by a reload: the memos follow at once
+            daemon.values["GenerationIndexes"] = '["dists/*/InRelease"]'
+            daemon.write_config()
+            assert daemon.ctl("reload").returncode == 0
+            assert targets(daemon, TRANSLATION) == {complete, reverse}
+            assert targets(daemon, PACKAGES) == {complete}
         log = daemon.log()
     finally:
         daemon.stop()
