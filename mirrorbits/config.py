@@ -108,6 +108,7 @@ class Config:
     weight_distribution_range: float = 1.5
     disable_on_missing_file: bool = False
     allow_outdated_files: tuple[OutdatedRule, ...] = ()
+    generation_indexes: tuple[str, ...] = ()  # ours: repository generations; empty: off
     fallbacks: tuple[Fallback, ...] = ()
     rpc_listen_address: str = "localhost:3390"
     metrics_listen_address: str = ""  # empty: no metrics listener
@@ -474,6 +475,7 @@ _FIELDS: _Fields = {
         _list_of(_record_of(OutdatedRule, _OUTDATED_FIELDS)),
     ),
     "Fallbacks": ("fallbacks", _list_of(_record_of(_fallback, _FALLBACK_FIELDS))),
+    "GenerationIndexes": ("generation_indexes", _list_of(_str)),
     "RPCListenAddress": ("rpc_listen_address", _str),
     "MetricsListenAddress": ("metrics_listen_address", _str),
     "RPCPassword": ("rpc_password", _str),

@@ -173,6 +173,15 @@ EXAMPLE_CONFIG = """\
 #       Minutes: 60
 #AllowOutdatedFiles: []
 
+# Repository generations: index files (glob patterns relative to the repository; '*' within
+# a directory name, '**' any number of directories; the last part is the file's own name).
+# A file under an index's directory is sent only to mirrors whose copy of that index is the
+# origin's (same size and time), when such a mirror serves every client: a client that got
+# InRelease from one mirror no longer gets Packages of another generation from another
+# ("Hash Sum mismatch"). Empty: off. See docs/freshness.md. Example:
+#   GenerationIndexes: ["dists/*/InRelease", "dists/*/Release", "**/repodata/repomd.xml"]
+#GenerationIndexes: []
+
 # Servers used when no mirror can serve a file. A URL without a scheme serves both
 # HTTP and HTTPS clients. CountryCode is two letters (ISO 3166-1; several separated by
 # spaces), ContinentCode one of AF, AN, AS, EU, NA, OC, SA. Example:

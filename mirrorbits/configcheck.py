@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from mirrorbits.addresses import AddressError, parse_listen_address, split_host_port
 from mirrorbits.hostpatterns import host_pattern_problem
 from mirrorbits.scan.rsync_options import option_problem
+from mirrorbits.selection.generations import pattern_problem
 
 if TYPE_CHECKING:
     from mirrorbits.config import Config
@@ -69,6 +70,10 @@ def value_errors(config: Config) -> list[str]:
             add(f"AllowOutdatedFiles.Prefix must start with '/', not {shown(rule.prefix)}")
         if rule.minutes < 0:
             add(f"AllowOutdatedFiles.Minutes must be >= 0, not {rule.minutes}")
+    for pattern in config.generation_indexes:
+        problem = pattern_problem(pattern)
+        if problem is not None:
+            add(f"GenerationIndexes: {shown(pattern)} {problem}")
     if config.max_link_headers < 0:
         add(f"MaxLinkHeaders must be >= 0, not {config.max_link_headers}")
     if config.concurrent_sync < 1:

@@ -15,6 +15,12 @@ from mirrorbits.selection.fast import (
     redirect_table,
 )
 from mirrorbits.selection.filter import Prefiltered, client_reason, prefilter, same_asn
+from mirrorbits.selection.generations import (
+    GenerationIndexes,
+    GenerationOutcome,
+    IndexCopies,
+    apply_generations,
+)
 from mirrorbits.selection.geo import distance_km
 from mirrorbits.selection.memo import SelectionMemo
 from mirrorbits.selection.rank import fallback_candidates, rank_order
@@ -25,12 +31,16 @@ __all__ = [
     "MAX_SELECTED",
     "Candidate",
     "FullView",
+    "GenerationIndexes",
+    "GenerationOutcome",
+    "IndexCopies",
     "Prefiltered",
     "RedirectTable",
     "Secure",
     "Selection",
     "SelectionMemo",
     "SelectionOptions",
+    "apply_generations",
     "client_reason",
     "distance_km",
     "fallback_candidates",

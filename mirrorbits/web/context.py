@@ -18,11 +18,14 @@ from mirrorbits.geo import GeoIP
 from mirrorbits.metrics.counts import RequestCounts
 from mirrorbits.model import FileInfo, Mirror
 from mirrorbits.selection import (
+    GenerationIndexes,
+    GenerationOutcome,
     Prefiltered,
     RedirectTable,
     Secure,
     SelectionMemo,
     SelectionOptions,
+    apply_generations,
     prefilter,
     redirect_table,
 )
@@ -31,6 +34,7 @@ from mirrorbits.store.client import RedisClient
 from mirrorbits.web.clientip import ClientAddressPolicy
 from mirrorbits.web.digests import FileHeaders, file_headers
 from mirrorbits.web.downloadlog import DownloadLog
+from mirrorbits.web.generations import IndexView, indexes_in_memory
 from mirrorbits.web.paths import EvaluationMemo
 from mirrorbits.web.render import RedirectBytes
 
@@ -40,17 +44,26 @@ class FileMemo:
 
     The client-independent selection (:func:`prefilter`), the redirect table and the encoded
     ``Location``/``Link`` values of every usable mirror; the headers about the file sent with
-    every redirect (its Metalink's ``Link``, its digests).
+    every redirect (its Metalink's ``Link``, its digests). With ``GenerationIndexes``, what
+    the generations did (``generation``) and the cache versions of the index files read
+    (``index_versions``: the memo is stale once one of them changes).
     """
 
-    __slots__ = ("file_headers", "headers", "info", "opts", "pre", "table", "version")
+    __slots__ = ("file_headers", "generation", "headers", "index_paths", "index_seen",
+                 "index_versions", "info", "opts", "pre", "table", "version")
 
     def __init__(self, version: tuple[int, int], opts: SelectionOptions, info: FileInfo,
-                 pre: Prefiltered, memo: SelectionMemo) -> None:
+                 pre: Prefiltered, memo: SelectionMemo,
+                 generation: GenerationOutcome | None = None,
+                 index_versions: tuple[tuple[str, tuple[int, int]], ...] = ()) -> None:
         self.version = version
         self.opts = opts
         self.info = info
         self.pre = pre
+        self.generation = generation
+        self.index_versions = index_versions
+        self.index_paths = tuple(path for path, _ in index_versions)
+        self.index_seen = tuple(seen for _, seen in index_versions)
         self.table: RedirectTable = redirect_table(pre, memo)
         self.headers = RedirectBytes(
             [(url if not reason else "", mirror.country_fields)
@@ -81,6 +94,7 @@ class WebContext:
     _policy: ClientAddressPolicy = field(factory=ClientAddressPolicy)
     _options_source: Config | None = None
     _options: SelectionOptions = field(factory=SelectionOptions)
+    _generations: GenerationIndexes = field(factory=GenerationIndexes)
     # About 7 KB per file held by 27 mirrors: 50,000 files (the hot set) stay under 400 MB.
     _prefiltered: LRU[tuple[str, Secure], FileMemo] = field(factory=lambda: LRU(50_000))
     paths: EvaluationMemo = field(init=False)
@@ -111,17 +125,27 @@ class WebContext:
                 allow_outdated_files=config.allow_outdated_files,
                 fix_timezone_offsets=config.fix_timezone_offsets,
             )
+            self._generations = GenerationIndexes(config.generation_indexes)
             self._options_source = config
         return self._options
+
+    def generation_indexes(self, config: Config) -> GenerationIndexes:
+        """``GenerationIndexes`` of ``config``, compiled (memos follow its selection options)."""
+        self.selection_options(config)
+        return self._generations
 
     def cached_memo(self, info: FileInfo, secure: Secure,
                     opts: SelectionOptions) -> FileMemo | None:
         """The file's memo, if still valid (no cache change since it was computed)."""
         memo = self._prefiltered.get((info.path, secure))
         if (memo is not MISSING and memo.version == self.cache.version(info.path)
-                and memo.opts is opts and memo.info is info):
+                and memo.opts is opts and memo.info is info
+                and (not memo.index_versions or self._indexes_unchanged(memo))):
             return memo
         return None
+
+    def _indexes_unchanged(self, memo: FileMemo) -> bool:
+        return tuple(map(self.cache.version, memo.index_paths)) == memo.index_seen
 
     def cached_prefilter(self, info: FileInfo, secure: Secure,
                          opts: SelectionOptions) -> Prefiltered | None:
@@ -136,10 +160,24 @@ class WebContext:
         return self.remember_memo(info, entries, secure, opts, version).pre
 
     def remember_memo(self, info: FileInfo, entries: list[tuple[Mirror, FileInfo | None]],
-                      secure: Secure, opts: SelectionOptions,
-                      version: tuple[int, int]) -> FileMemo:
-        """Compute the file's memo and keep it until the cache changes."""
-        memo = FileMemo(version, opts, info, prefilter(info, entries, secure, opts),
-                        self.selection_memo)
-        self._prefiltered.put((info.path, secure), memo)
+                      secure: Secure, opts: SelectionOptions, version: tuple[int, int],
+                      generations: IndexView | None = None) -> FileMemo:
+        """Compute the file's memo and keep it until the cache changes (its own entries, or
+        those of the generation indexes covering it: ``generations`` as read, else what the
+        cache holds of them; a memo whose indexes are not all in memory is not kept)."""
+        keep = True
+        if generations is None:
+            covering = self.generation_indexes(self.config()).covering(info.path)
+            generations = indexes_in_memory(self.cache, covering)
+            if generations is None:
+                keep, generations = False, ((), ())
+        indexes, index_versions = generations
+        pre = prefilter(info, entries, secure, opts)
+        generation = None
+        if indexes:
+            pre, generation = apply_generations(pre, indexes, opts)
+        memo = FileMemo(version, opts, info, pre, self.selection_memo, generation,
+                        index_versions)
+        if keep:
+            self._prefiltered.put((info.path, secure), memo)
         return memo

@@ -14,6 +14,7 @@ from mirrorbits.logs import Logger
 from mirrorbits.model import FileInfo, GeoRecord
 from mirrorbits.selection import (
     Candidate,
+    GenerationOutcome,
     Secure,
     SelectionOptions,
     fallback_candidates,
@@ -22,6 +23,7 @@ from mirrorbits.selection import (
 from mirrorbits.store.errors import StoreError
 from mirrorbits.web.context import FileMemo, WebContext
 from mirrorbits.web.decision import ErrorText
+from mirrorbits.web.generations import read_indexes
 from mirrorbits.web.head import RequestHead
 from mirrorbits.web.paths import Forbidden, LocalPath, NotFound
 from mirrorbits.web.unavailable import NoMirrorCause, no_mirror_cause
@@ -70,14 +72,16 @@ async def read_memo(ctx: WebContext, info: FileInfo, secure: Secure,
     if memo is not None:
         return memo, False
     version = ctx.cache.version(info.path)
+    covering = ctx.generation_indexes(ctx.config()).covering(info.path)
     try:
         entries = await ctx.cache.candidates(info.path)
+        generations = await read_indexes(ctx.cache, covering)
     except StoreError:
         return None, True
     except Exception:
         log.failure("reading the mirrors of {path} failed", path=info.path)
         return None, True
-    return ctx.remember_memo(info, entries, secure, options, version), False
+    return ctx.remember_memo(info, entries, secure, options, version, generations), False
 
 
 def client_ip(ctx: WebContext, head: RequestHead, config: Config) -> str:
@@ -117,6 +121,7 @@ class Choice:
 
     When no mirror qualifies, ``cause`` says why and ``mirrors`` holds the fallbacks
     (``fallback``), or nothing when none is configured (a download gets a 503).
+    ``generation``: what ``GenerationIndexes`` did to the choice (None: no index covers it).
     """
 
     ip: str
@@ -125,6 +130,7 @@ class Choice:
     excluded: list[Candidate]
     fallback: bool
     cause: NoMirrorCause | None
+    generation: GenerationOutcome | None = None
 
 
 def choose(ctx: WebContext, config: Config, info: FileInfo, is_file: bool, ip: str,
@@ -138,14 +144,15 @@ def choose(ctx: WebContext, config: Config, info: FileInfo, is_file: bool, ip: s
     """
     mirrors: list[Candidate] = []
     excluded: list[Candidate] = []
+    generation = None if memo is None else memo.generation
     if memo is not None:
         selection = select(info, (), client, secure, ctx.selection_options(config), ctx.rng,
                            mirrorlist=mirrorlist, table=memo.table)
         mirrors, excluded = selection.mirrors, selection.excluded
     if not failed and mirrors:
-        return Choice(ip, client, mirrors, excluded, False, None)
+        return Choice(ip, client, mirrors, excluded, False, None, generation)
     cause = no_mirror_cause(is_file, info.mod_time_ns is not None, failed, len(excluded))
     if not config.fallbacks:
-        return Choice(ip, client, [], excluded, False, cause)
+        return Choice(ip, client, [], excluded, False, cause, generation)
     return Choice(ip, client, fallback_candidates(config.fallbacks, client, secure, ctx.rng),
-                  excluded, True, cause)
+                  excluded, True, cause, generation)

@@ -154,7 +154,8 @@ async def trace(ctx: WebContext, head: RequestHead, config: Config, path: str) -
     info, secure, choice = await choice_for(ctx, head, config, local, ip, mirrorlist=True)
     return Page(200, JSON, trace_document(info, choice.ip, choice.client, secure,
                                           choice.mirrors, choice.excluded, choice.fallback,
-                                          choice.cause, b"pretty" in head.args),
+                                          choice.cause, b"pretty" in head.args,
+                                          choice.generation),
                 no_cache=True)
 
 

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from mirrorbits.gojson import F32, dumps
 from mirrorbits.model import FileInfo, GeoRecord
-from mirrorbits.selection import Candidate, Secure, same_asn
+from mirrorbits.selection import Candidate, GenerationOutcome, Secure, same_asn
 from mirrorbits.web.unavailable import NoMirrorCause
 
 PROTOCOLS: Final = {Secure.UNDEFINED: "any", Secure.WITH_TLS: "https",
@@ -45,9 +45,11 @@ def _candidate(candidate: Candidate, rank: int | None, client: GeoRecord) -> dic
 
 def trace_document(info: FileInfo, ip: str, client: GeoRecord, secure: Secure,
                    mirrors: list[Candidate], excluded: list[Candidate], fallback: bool,
-                   cause: NoMirrorCause | None, pretty: bool) -> bytes:
+                   cause: NoMirrorCause | None, pretty: bool,
+                   generation: GenerationOutcome | None = None) -> bytes:
     """The ``?trace`` JSON of one request: ranked candidates first (``Rank`` 1...), then the
-    excluded ones (``Rank`` null, ``ExcludeReason`` set)."""
+    excluded ones (``Rank`` null, ``ExcludeReason`` set); ``Generation`` what the generation
+    indexes covering the file did (null when none covers it)."""
     doc = {
         "Path": info.path,
         "Indexed": info.mod_time_ns is not None,
@@ -65,6 +67,12 @@ def trace_document(info: FileInfo, ip: str, client: GeoRecord, secure: Secure,
         },
         "Fallback": fallback,
         "Cause": None if cause is None else cause.value,
+        "Generation": None if generation is None else {
+            "Indexes": list(generation.indexes),
+            "Applied": generation.applied,
+            "CurrentMirrors": generation.current,
+            "Text": generation.text,
+        },
         "Candidates": [_candidate(c, rank, client) for rank, c in enumerate(mirrors, 1)]
         + [_candidate(c, None, client) for c in excluded],
     }

@@ -820,7 +820,7 @@ def test_example_config_shows_the_defaults() -> None:
 
 def test_example_config_examples_parse() -> None:
     blocks = re.findall(r"(?m)((?:^#   .*\n)+)", EXAMPLE_CONFIG)
-    assert len(blocks) == 4
+    assert len(blocks) == 5
     for block in blocks:
         parse(REPO + re.sub(r"(?m)^#   ", "", block))
 
