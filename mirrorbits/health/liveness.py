@@ -1,6 +1,8 @@
 """Liveness in seconds: a TCP connection to every up mirror every ``LivenessInterval``
 seconds; one that refuses or times out :data:`FAILURES_BEFORE_DOWN` times in a row is
-marked down at once (docs/freshness.md).
+marked down at once. Besides, one idle connection is held to each up mirror
+(:mod:`mirrorbits.health.held`): lost, then refused when opened again, the mirror is marked
+down within milliseconds (docs/freshness.md).
 
 The probe only ever marks a mirror down, with ``MirrorStore.set_state`` as the health
 check does (so pub/sub tells every node): it comes back when the regular health check
@@ -11,7 +13,6 @@ first probes spread over the interval; only the mirrors this node checks (cluste
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from urllib.parse import urlsplit
 
 from attrs import define, field
 from twisted.application.service import Service
@@ -23,13 +24,14 @@ from twisted.python.failure import Failure
 
 from mirrorbits.config import Config
 from mirrorbits.connect import connect_quietly
-from mirrorbits.health.outcome import PROTO_NAMES, check_urls
+from mirrorbits.health.endpoint import Endpoint, endpoints
+from mirrorbits.health.held import HeldConnections, Key
+from mirrorbits.health.outcome import PROTO_NAMES
 from mirrorbits.logs import Logger
 from mirrorbits.model import Mirror
 from mirrorbits.reactors import IConnectingReactor
 from mirrorbits.store.client import RedisClient
 from mirrorbits.store.errors import DatabaseNotReady
-from mirrorbits.store.events import PROTO_HTTP
 from mirrorbits.store.mirrors import MirrorStore
 
 REASON = "Unreachable (liveness)"
@@ -40,6 +42,8 @@ TICK = 1.0
 MIRRORS_TIMEOUT = 30.0
 
 log = Logger()
+
+__all__ = ["REASON", "Endpoint", "LivenessProbes", "LivenessSchedule", "endpoints"]
 
 
 @define
@@ -67,31 +71,6 @@ class LivenessSchedule:
         return ready
 
 
-@define(frozen=True)
-class Endpoint:
-    """Where one protocol of a mirror accepts connections."""
-
-    proto: int
-    host: str
-    port: int
-
-
-def endpoints(mirror: Mirror) -> list[Endpoint]:
-    """The endpoints of the protocols a mirror is up on."""
-    found = []
-    for proto, base in check_urls(mirror.http_url):
-        if not (mirror.http_up if proto == PROTO_HTTP else mirror.https_up):
-            continue
-        try:
-            parts = urlsplit(base)
-            port = parts.port or (80 if proto == PROTO_HTTP else 443)
-        except ValueError:
-            continue
-        if parts.hostname:
-            found.append(Endpoint(proto, parts.hostname, port))
-    return found
-
-
 @define(eq=False)
 class LivenessProbes(Service):
     """The probes of the up mirrors this node checks (``handles``), while
@@ -108,10 +87,16 @@ class LivenessProbes(Service):
     _pending: dict[int, Deferred[None]] = field(factory=dict, init=False)
     _semaphore: DeferredSemaphore = field(factory=lambda: DeferredSemaphore(CONCURRENCY),
                                           init=False)
+    _held: HeldConnections = field(init=False)
+    _names: dict[int, str] = field(factory=dict, init=False)
     _loop: LoopingCall | None = field(default=None, init=False)
     _reading: bool = field(default=False, init=False)
 
     name = "liveness"
+
+    def __attrs_post_init__(self) -> None:
+        self._held = HeldConnections(self._reactor, self._connection_refused,
+                                     self._connection_failed)
 
     def startService(self) -> None:
         super().startService()
@@ -128,10 +113,13 @@ class LivenessProbes(Service):
             loop.stop()
         for pending in list(self._pending.values()):
             pending.cancel()
+        self._held.close_all()
         return succeed(None)
 
     def tick(self) -> Deferred[None]:
         """One round: read the mirrors, start the probes that are due; never fails."""
+        if self._get_config().liveness_interval <= 0:
+            self._held.close_all()
         if self._reading or self._get_config().liveness_interval <= 0:
             return succeed(None)
         self._reading = True
@@ -153,6 +141,11 @@ class LivenessProbes(Service):
             return
         watched = {m.id: m for m in mirrors
                    if m.enabled and endpoints(m) and self._handles(m.id)}
+        self._names = {mirror_id: mirror.name for mirror_id, mirror in watched.items()}
+        timeout = min(CONNECT_TIMEOUT, interval)
+        self._held.follow({(mirror_id, endpoint.proto): endpoint
+                           for mirror_id, mirror in watched.items()
+                           for endpoint in endpoints(mirror)}, interval, timeout)
         for key in [k for k in self._failures if k[0] not in watched]:
             del self._failures[key]
         for mirror_id in set(self._turns) - set(watched):
@@ -160,7 +153,7 @@ class LivenessProbes(Service):
         now = self._reactor.seconds()
         for mirror_id in self._schedule.take_due(watched, now, interval):
             if mirror_id not in self._pending:
-                self._start(watched[mirror_id], min(CONNECT_TIMEOUT, interval))
+                self._start(watched[mirror_id], timeout)
 
     def _start(self, mirror: Mirror, timeout: float) -> None:
         choices = endpoints(mirror)
@@ -191,16 +184,43 @@ class LivenessProbes(Service):
         if error is None:
             self._failures.pop(key, None)
             return
+        await self._failure(key, error, at_once=False)
+
+    def _connection_refused(self, key: Key, error: str) -> None:
+        """A held connection was lost, then a new one refused: nothing listens any more."""
+        self._judge(key, error, at_once=True)
+
+    def _connection_failed(self, key: Key, error: str) -> None:
+        """A held connection was lost, then a new one failed otherwise (a timeout): one
+        failed probe."""
+        self._judge(key, error, at_once=False)
+
+    def _judge(self, key: Key, error: str, at_once: bool) -> None:
+        if not self.running:
+            return
+        judging = Deferred.fromCoroutine(self._failure(key, error, at_once))
+
+        def failed(failure: Failure) -> None:
+            if not failure.check(DatabaseNotReady):
+                log.failure("Liveness verdict for mirror {id} failed", failure, id=key[0])
+
+        judging.addErrback(failed)
+
+    async def _failure(self, key: Key, error: str, at_once: bool) -> None:
+        """One more failure for ``key``; down after :data:`FAILURES_BEFORE_DOWN` in a row,
+        or at once when a held connection was lost and a new one refused."""
         failures = self._failures.get(key, 0) + 1
         self._failures[key] = failures
-        if failures < FAILURES_BEFORE_DOWN:
+        if failures < FAILURES_BEFORE_DOWN and not at_once:
             return
         del self._failures[key]
-        if await self._store.set_state(mirror.id, endpoint.proto, False, REASON):
-            log.error("{name} {proto}: down, {reason}: {error} ({failures} connections in a "
-                      "row); back after a health check finds it up", name=mirror.name,
-                      proto=PROTO_NAMES.get(endpoint.proto, ""), reason=REASON, error=error,
-                      failures=failures)
+        mirror_id, proto = key
+        if await self._store.set_state(mirror_id, proto, False, REASON):
+            how = ("its connection lost, a new one refused" if at_once
+                   else f"{failures} connections in a row")
+            log.error("{name} {proto}: down, {reason}: {error} ({how}); back after a health "
+                      "check finds it up", name=self._names.get(mirror_id, mirror_id),
+                      proto=PROTO_NAMES.get(proto, ""), reason=REASON, error=error, how=how)
 
 
 async def connect_error(reactor: IConnectingReactor, endpoint: Endpoint,
