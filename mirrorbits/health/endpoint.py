@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
 from urllib.parse import urlsplit
 
 from attrs import define
+from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint
+from twisted.internet.interfaces import IStreamClientEndpoint
 
 from mirrorbits.health.outcome import check_urls
 from mirrorbits.model import Mirror
+from mirrorbits.reactors import IConnectingReactor
 from mirrorbits.store.events import PROTO_HTTP
 
 
@@ -34,3 +38,17 @@ def endpoints(mirror: Mirror) -> list[Endpoint]:
         if parts.hostname:
             found.append(Endpoint(proto, parts.hostname, port))
     return found
+
+
+def client_endpoint(reactor: IConnectingReactor, endpoint: Endpoint,
+                    timeout: float) -> IStreamClientEndpoint:
+    """How to connect to ``endpoint``: an address directly (``HostnameEndpoint`` reports a
+    refused connection only when its next attempt would start, 300 ms later), a name
+    through the resolver."""
+    try:
+        address = ipaddress.ip_address(endpoint.host)
+    except ValueError:
+        return HostnameEndpoint(reactor, endpoint.host, endpoint.port, timeout=timeout)
+    if address.version == 4:
+        return TCP4ClientEndpoint(reactor, endpoint.host, endpoint.port, timeout=timeout)
+    return TCP6ClientEndpoint(reactor, endpoint.host, endpoint.port, timeout=timeout)

@@ -3,11 +3,12 @@ whose server process stops or dies is seen at once, not at the next probes
 (docs/freshness.md).
 
 When a server process exits, its kernel closes every connection it held: ours is lost
-within milliseconds. It is then opened again at once (at most one opening per endpoint per
-``gap`` seconds, so a server that closes idle connections quickly costs no more than the
-probes): refused means nothing listens any more, and the owner marks the protocol down;
-made, it is held in turn (a server's idle timeout closes connections too); any other
-failure counts as one failed probe. No request is ever sent on a held connection.
+within milliseconds. It is then opened again at once (one opening per endpoint per ``gap``
+seconds on average, two in a row at most, so a server that closes idle connections quickly
+costs no more than the probes): refused means nothing listens any more, and the owner
+marks the protocol down; made, it is held in turn (a server's idle timeout closes
+connections too); any other failure counts as one failed probe. No request is ever sent on
+a held connection.
 """
 
 from __future__ import annotations
@@ -15,43 +16,49 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 
 from attrs import define, field
-from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 
 from mirrorbits.connect import connect_quietly
-from mirrorbits.health.endpoint import Endpoint
+from mirrorbits.health.endpoint import Endpoint, client_endpoint
 from mirrorbits.logs import Logger
 from mirrorbits.reactors import IConnectingReactor
 
 #: (mirror id, protocol): what one held connection is for.
 Key = tuple[int, int]
 
+#: Openings of one endpoint's connection allowed in a row (then one per gap).
+BURST = 2.0
+
 log = Logger()
 
 
 @define
 class OpeningGate:
-    """When each endpoint's connection may be opened again (pure timing): at most once
-    per ``gap`` seconds."""
+    """When each endpoint's connection may be opened again (pure timing): one opening per
+    ``gap`` seconds on average, a burst of two at most, so that a connection lost soon
+    after it was opened is still opened again at once (a token bucket per endpoint)."""
 
-    _opened: dict[Key, float] = field(factory=dict)
+    _tokens: dict[Key, tuple[float, float]] = field(factory=dict)  # (tokens, when)
+
+    def _available(self, key: Key, now: float, gap: float) -> float:
+        tokens, when = self._tokens.get(key, (BURST, now))
+        return min(BURST, tokens + max(0.0, now - when) / gap)
 
     def delay(self, key: Key, now: float, gap: float) -> float:
         """Seconds to wait before opening ``key``'s connection (0: now)."""
-        last = self._opened.get(key)
-        return 0.0 if last is None else max(0.0, last + gap - now)
+        return max(0.0, (1.0 - self._available(key, now, gap)) * gap)
 
-    def opening(self, key: Key, now: float) -> None:
-        self._opened[key] = now
+    def opening(self, key: Key, now: float, gap: float) -> None:
+        self._tokens[key] = (self._available(key, now, gap) - 1.0, now)
 
     def keep_only(self, keys: Iterable[Key]) -> None:
         """Forget the endpoints no longer followed."""
         kept = set(keys)
-        for key in set(self._opened) - kept:
-            del self._opened[key]
+        for key in set(self._tokens) - kept:
+            del self._tokens[key]
 
 
 class _Held(Protocol):
@@ -135,11 +142,10 @@ class HeldConnections:
         endpoint = self._where.get(key)
         if endpoint is None:
             return
-        self._gate.opening(key, self._reactor.seconds())
+        self._gate.opening(key, self._reactor.seconds(), self._gap)
         self._opening.add(key)
         held = _Held(lambda lost: self._lost(key, lost))
-        connecting = HostnameEndpoint(self._reactor, endpoint.host, endpoint.port,
-                                      timeout=self._timeout)
+        connecting = client_endpoint(self._reactor, endpoint, self._timeout)
         attempt = connect_quietly(connecting, held)  # no factory lines per connection
         attempt.addTimeout(self._timeout + 1.0, self._reactor)  # also bounds the resolution
 

@@ -17,14 +17,13 @@ from collections.abc import Callable, Iterable
 from attrs import define, field
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredSemaphore, succeed
-from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
 from mirrorbits.config import Config
 from mirrorbits.connect import connect_quietly
-from mirrorbits.health.endpoint import Endpoint, endpoints
+from mirrorbits.health.endpoint import Endpoint, client_endpoint, endpoints
 from mirrorbits.health.held import HeldConnections, Key
 from mirrorbits.health.outcome import PROTO_NAMES
 from mirrorbits.logs import Logger
@@ -226,7 +225,7 @@ class LivenessProbes(Service):
 async def connect_error(reactor: IConnectingReactor, endpoint: Endpoint,
                         timeout: float) -> str | None:
     """Open and close one TCP connection; why it failed, or ``None``."""
-    connecting = HostnameEndpoint(reactor, endpoint.host, endpoint.port, timeout=timeout)
+    connecting = client_endpoint(reactor, endpoint, timeout)
     attempt = connect_quietly(connecting, Protocol())  # no factory lines per probe
     attempt.addTimeout(timeout + 1.0, reactor)  # also bounds the name resolution
     try:
