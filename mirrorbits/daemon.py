@@ -430,7 +430,8 @@ def _add_monitoring(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReacto
         scanner.setServiceParent(daemon)
         holder.subscribe(lambda old, new: scanner.config_changed())
         freshness = FreshnessChecker(lambda: holder.current, redis.client, reactor,
-                                     lambda mirror_id: cluster.handles(mirror_id))
+                                     lambda mirror_id: cluster.handles(mirror_id),
+                                     lost=lambda mirror, path: health.file_lost(mirror, path))
         freshness.setServiceParent(daemon)
         monitors.append(freshness)
         watcher = RepositoryWatcher(lambda: holder.current, redis.client, reactor, scanner,
