@@ -461,7 +461,7 @@ def _add_monitoring(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReacto
         )
         health.setServiceParent(daemon)
         liveness = LivenessProbes(lambda: holder.current, redis.client, mirrors, reactor,
-                                  handles=cluster.handles)
+                                  handles=cluster.handles, check_soon=health.check_soon)
         liveness.setServiceParent(daemon)
         retention = RetentionService(lambda: holder.current, redis.client, reactor,
                                      lambda: redis.redis_version >= (4, 0, 0))

@@ -104,6 +104,10 @@ class HealthChecker(Service):
             pending.cancel()
         return succeed(None)
 
+    def check_soon(self, mirror_id: int) -> None:
+        """Check ``mirror_id`` at the next round (within a second), not at its interval."""
+        self._last_check.pop(mirror_id, None)
+
     def file_lost(self, mirror: Mirror, path: str) -> None:
         """Another check saw ``mirror`` answer 404 for ``path``, a file it held: forgotten
         there and the mirror rescanned, as when a health check finds it (unless the file

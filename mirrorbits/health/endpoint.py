@@ -24,11 +24,11 @@ class Endpoint:
     port: int
 
 
-def endpoints(mirror: Mirror) -> list[Endpoint]:
-    """The endpoints of the protocols a mirror is up on."""
+def endpoints(mirror: Mirror, down: bool = False) -> list[Endpoint]:
+    """The endpoints of the protocols a mirror is up on (``down``: is down on)."""
     found = []
     for proto, base in check_urls(mirror.http_url):
-        if not (mirror.http_up if proto == PROTO_HTTP else mirror.https_up):
+        if (mirror.http_up if proto == PROTO_HTTP else mirror.https_up) == down:
             continue
         try:
             parts = urlsplit(base)

@@ -39,6 +39,9 @@ CONNECT_TIMEOUT = 2.0  # seconds; never more than the interval
 CONCURRENCY = 20
 TICK = 1.0
 MIRRORS_TIMEOUT = 30.0
+#: Seconds a mirror marked down here is still probed: accepting connections again within
+#: them (a restart), it is health-checked at once rather than at its next check.
+RECOVERY_WINDOW = 60.0
 
 log = Logger()
 
@@ -80,6 +83,9 @@ class LivenessProbes(Service):
     _store: MirrorStore
     _reactor: IConnectingReactor
     _handles: Callable[[int], bool] = lambda _mirror_id: True
+    # Asks the health checker to check a mirror now (one marked down here that accepts
+    # connections again).
+    _check_soon: Callable[[int], None] = lambda _mirror_id: None
     _schedule: LivenessSchedule = field(factory=LivenessSchedule, init=False)
     _failures: dict[tuple[int, int], int] = field(factory=dict, init=False)
     _turns: dict[int, int] = field(factory=dict, init=False)
@@ -88,6 +94,7 @@ class LivenessProbes(Service):
                                           init=False)
     _held: HeldConnections = field(init=False)
     _names: dict[int, str] = field(factory=dict, init=False)
+    _downed: dict[tuple[int, int], float] = field(factory=dict, init=False)  # -> when
     _loop: LoopingCall | None = field(default=None, init=False)
     _reading: bool = field(default=False, init=False)
 
@@ -140,28 +147,39 @@ class LivenessProbes(Service):
             return
         watched = {m.id: m for m in mirrors
                    if m.enabled and endpoints(m) and self._handles(m.id)}
-        self._names = {mirror_id: mirror.name for mirror_id, mirror in watched.items()}
+        now = self._reactor.seconds()
+        self._downed = {key: when for key, when in self._downed.items()
+                        if now - when < RECOVERY_WINDOW}
+        recovering = {m.id: m for m in mirrors
+                      if m.enabled and self._handles(m.id) and self._recovering(m)}
+        self._names = {m.id: m.name for m in (*watched.values(), *recovering.values())}
         timeout = min(CONNECT_TIMEOUT, interval)
         self._held.follow({(mirror_id, endpoint.proto): endpoint
                            for mirror_id, mirror in watched.items()
                            for endpoint in endpoints(mirror)}, interval, timeout)
+        probed = {**recovering, **watched}
         for key in [k for k in self._failures if k[0] not in watched]:
             del self._failures[key]
-        for mirror_id in set(self._turns) - set(watched):
+        for mirror_id in set(self._turns) - set(probed):
             del self._turns[mirror_id]
-        now = self._reactor.seconds()
-        for mirror_id in self._schedule.take_due(watched, now, interval):
+        for mirror_id in self._schedule.take_due(probed, now, interval):
             if mirror_id not in self._pending:
-                self._start(watched[mirror_id], timeout)
+                self._start(probed[mirror_id], timeout, mirror_id not in watched)
 
-    def _start(self, mirror: Mirror, timeout: float) -> None:
-        choices = endpoints(mirror)
+    def _recovering(self, mirror: Mirror) -> list[Endpoint]:
+        """The endpoints of ``mirror`` marked down here within :data:`RECOVERY_WINDOW`
+        and still down."""
+        return [endpoint for endpoint in endpoints(mirror, down=True)
+                if (mirror.id, endpoint.proto) in self._downed]
+
+    def _start(self, mirror: Mirror, timeout: float, recovering: bool) -> None:
+        choices = self._recovering(mirror) if recovering else endpoints(mirror)
         turn = self._turns.get(mirror.id, 0)
         self._turns[mirror.id] = turn + 1
         endpoint = choices[turn % len(choices)]  # a mirror up on both: one each time
 
         def run() -> Deferred[None]:
-            return Deferred.fromCoroutine(self._probe(mirror, endpoint, timeout))
+            return Deferred.fromCoroutine(self._probe(mirror, endpoint, timeout, recovering))
 
         pending: Deferred[None] = self._semaphore.run(run)
         self._pending[mirror.id] = pending
@@ -175,11 +193,18 @@ class LivenessProbes(Service):
 
         pending.addBoth(done)
 
-    async def _probe(self, mirror: Mirror, endpoint: Endpoint, timeout: float) -> None:
+    async def _probe(self, mirror: Mirror, endpoint: Endpoint, timeout: float,
+                     recovering: bool) -> None:
         error = await connect_error(self._reactor, endpoint, timeout)
         if not self.running:
             return
         key = (mirror.id, endpoint.proto)
+        if recovering:
+            if error is None and self._downed.pop(key, None) is not None:
+                log.info("{name} {proto}: accepts connections again; health check now",
+                         name=mirror.name, proto=PROTO_NAMES.get(endpoint.proto, ""))
+                self._check_soon(mirror.id)
+            return
         if error is None:
             self._failures.pop(key, None)
             return
@@ -215,6 +240,7 @@ class LivenessProbes(Service):
         del self._failures[key]
         mirror_id, proto = key
         if await self._store.set_state(mirror_id, proto, False, REASON):
+            self._downed[key] = self._reactor.seconds()
             how = ("its connection lost, a new one refused" if at_once
                    else f"{failures} connections in a row")
             log.error("{name} {proto}: down, {reason}: {error} ({how}); back after a health "
