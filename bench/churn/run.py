@@ -187,9 +187,11 @@ class HTTPTree:
         """Stop as a server process does, all at once: refuse new connections, close the
         open ones (then let its thread end)."""
         if self.server is not None:
-            self.server.server_close()
+            with contextlib.suppress(OSError):  # stops listening now, even while polled
+                self.server.socket.shutdown(socket.SHUT_RDWR)
             self.server.close_connections()
             self.server.shutdown()
+            self.server.server_close()
             self.server = None
 
 
