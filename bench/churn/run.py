@@ -24,11 +24,14 @@ The client load: ``--rate`` requests per second (bounded: the timeline's length 
 rate), each a ``GET`` from a random client address (``X-Forwarded-For``, the daemon trusting
 127.0.0.1), following the 302 to the mirror and reading the bytes.
 
-**The rule.** An answer is right when the bytes read are those of the version the origin held
-when the redirect was answered (the version is read just after the 302 arrived). A version
-published between the redirect and the mirror's answer does not make the answer wrong; a
-version published before the redirect, even a few milliseconds before, does (the daemon had not
-yet seen it: that is the watch's latency, and it is counted).
+**The rule.** An answer is right when the bytes read are those of a version the origin held
+at some moment while the redirect was asked for: from the sending of the request to the
+arrival of the 302 (the versions are read then). A request that a publication overtook (sent
+before it, answered after it) may thus get either version; when it gets the older one it is
+counted right and reported as ``raced``. A version published after the 302 arrived does not
+make the answer wrong; a version published before the request was sent, even a few
+milliseconds before, does (the daemon had not yet seen it: that is the watch's latency, and it
+is counted).
 
 Causes of wrong answers: ``stale`` (the mirror answered 200 with other bytes), ``mirror_404``,
 ``mirror_down`` (connection refused or failed), ``mirror_other`` (another status),
@@ -260,7 +263,7 @@ class Timeline:
 @attrs.define
 class Outcome:
     phase: str
-    verdict: str  # "right", "fallback_right", "fallback_wrong", or a cause
+    verdict: str  # "right", "raced", "fallback_right", "fallback_wrong", or a cause
     at: float = 0.0  # seconds into the timeline, when the request was sent
     path: str = ""
     host: str = ""  # where it was sent
@@ -279,14 +282,20 @@ def fetch(url: str, headers: dict[str, str]) -> tuple[int, str, bytes]:
 
 
 def follow(daemon_url: str, origin: Origin, path: str, rng: random.Random) -> tuple[str, str]:
-    """The verdict of one download, and the host it was sent to ("" without a redirect)."""
+    """The verdict of one download, and the host it was sent to ("" without a redirect).
+
+    Right: the bytes of a version the origin held at some moment while the redirect was
+    asked for, from the request's sending to the 302's arrival (``raced`` when that is the
+    older one of a publication made meanwhile); for the fallback, which serves the origin
+    live, until its bytes arrived."""
     client = ".".join(str(rng.randrange(low, high)) for low, high in ((1, 224), (0, 256),
                                                                       (0, 256), (1, 255)))
+    asked = origin.version(path)
     try:
         status, location, _ = fetch(daemon_url + path.lstrip("/"), {"X-Forwarded-For": client})
     except OSError:
         return "redirector_5xx", ""
-    expected = content_of(path, origin.version(path))
+    answered = origin.version(path)
     if status >= 500:
         return "redirector_5xx", ""
     if status != 302:
@@ -298,13 +307,18 @@ def follow(daemon_url: str, origin: Origin, path: str, rng: random.Random) -> tu
     except OSError:
         return ("fallback_wrong" if fallback else "mirror_down"), host
     if fallback:
-        right = status == 200 and body == expected
+        held = range(asked, origin.version(path) + 1)
+        right = status == 200 and any(body == content_of(path, v) for v in held)
         return ("fallback_right" if right else "fallback_wrong"), host
     if status == 404:
         return "mirror_404", host
     if status != 200:
         return "mirror_other", host
-    return ("right" if body == expected else "stale"), host
+    if body == content_of(path, answered):
+        return "right", host
+    if any(body == content_of(path, v) for v in range(asked, answered)):
+        return "raced", host
+    return "stale", host
 
 
 @attrs.define
@@ -498,7 +512,7 @@ def report(args: argparse.Namespace, churn: Churn, outcomes: list[Outcome], time
     for phase in (*PHASES, "all"):
         verdicts = Counter(o.verdict for o in outcomes if phase in ("all", o.phase))
         requests = sum(verdicts.values())
-        right = verdicts["right"] + verdicts["fallback_right"]
+        right = verdicts["right"] + verdicts["raced"] + verdicts["fallback_right"]
         fallback = verdicts["fallback_right"] + verdicts["fallback_wrong"]
         phases[phase] = {
             "requests": requests,
@@ -506,6 +520,7 @@ def report(args: argparse.Namespace, churn: Churn, outcomes: list[Outcome], time
             "right_percent": share(right, requests),
             "fallback": fallback,
             "fallback_percent": share(fallback, requests),
+            "raced": verdicts["raced"],
             "wrong": {cause: verdicts[cause] for cause in (*CAUSES, "fallback_wrong")
                       if verdicts[cause]},
         }
@@ -519,7 +534,7 @@ def report(args: argparse.Namespace, churn: Churn, outcomes: list[Outcome], time
         "timeline": timeline.done[:2000],
         "phases": phases,
         "wrong_answers": [[o.at, o.verdict, o.host, o.path] for o in sorted(
-            (o for o in outcomes if o.verdict not in ("right", "fallback_right")),
+            (o for o in outcomes if o.verdict not in ("right", "fallback_right", "raced")),
             key=lambda o: o.at)][:500],
         "command": " ".join(sys.argv),
     }
@@ -528,7 +543,8 @@ def report(args: argparse.Namespace, churn: Churn, outcomes: list[Outcome], time
     for phase in (*PHASES, "all"):
         row = phases[phase]
         log(f"{phase:8} {row['requests']:6} requests  right bytes {row['right_percent']:7.3f} %"
-            f"  fallback {row['fallback_percent']:6.3f} %  wrong {row['wrong']}")
+            f"  fallback {row['fallback_percent']:6.3f} %  raced {row['raced']}"
+            f"  wrong {row['wrong']}")
     return figures
 
 
