@@ -30,7 +30,7 @@ from mirrorbits.logs import Logger
 from mirrorbits.model import Mirror
 from mirrorbits.reactors import IConnectingReactor
 from mirrorbits.store.client import RedisClient
-from mirrorbits.store.errors import DatabaseNotReady
+from mirrorbits.store.errors import REDIS_FAILURES, DatabaseNotReady
 from mirrorbits.store.mirrors import MirrorStore
 
 REASON = "Unreachable (liveness)"
@@ -225,7 +225,12 @@ class LivenessProbes(Service):
         judging = Deferred.fromCoroutine(self._failure(key, error, at_once))
 
         def failed(failure: Failure) -> None:
-            if not failure.check(DatabaseNotReady):
+            if not self.running or failure.check(DatabaseNotReady):
+                return  # stopping, or no database: the next failure says it again
+            if failure.check(*REDIS_FAILURES):
+                log.warn("Liveness verdict for mirror {id} not recorded: {error}", id=key[0],
+                         error=failure.getErrorMessage())
+            else:
                 log.failure("Liveness verdict for mirror {id} failed", failure, id=key[0])
 
         judging.addErrback(failed)
