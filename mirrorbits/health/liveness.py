@@ -5,9 +5,11 @@ marked down at once. Besides, one idle connection is held to each up mirror
 down within milliseconds (docs/freshness.md).
 
 The probe only ever marks a mirror down, with ``MirrorStore.set_state`` as the health
-check does (so pub/sub tells every node): it comes back when the regular health check
-finds it up, which rescans it first. A mirror is probed at most once per interval, the
-first probes spread over the interval; only the mirrors this node checks (cluster).
+check does (so pub/sub tells every node): it comes back when a health check finds it up,
+which rescans it first; one marked down here that accepts connections again within
+:data:`RECOVERY_WINDOW` is health-checked at once. A mirror is probed at most once per
+interval, the first probes spread over the interval; only the mirrors this node checks
+(cluster).
 """
 
 from __future__ import annotations
@@ -126,7 +128,8 @@ class LivenessProbes(Service):
         """One round: read the mirrors, start the probes that are due; never fails."""
         if self._get_config().liveness_interval <= 0:
             self._held.close_all()
-        if self._reading or self._get_config().liveness_interval <= 0:
+            return succeed(None)
+        if self._reading:
             return succeed(None)
         self._reading = True
         round_ = Deferred.fromCoroutine(self._round())
