@@ -116,8 +116,10 @@ EXAMPLE_CONFIG = """\
 #CheckInterval: 1
 
 # Seconds between two liveness probes of an up mirror (a TCP connection, no request); after
-# 2 failures in a row the mirror is marked down at once, and it is back only once a health
-# check finds it up (it is rescanned first). 0: no liveness probes.
+# 2 failures in a row the mirror is marked down at once. One idle connection is also held to
+# each up mirror: lost, and a new one refused, the mirror is marked down at once. It is back
+# only once a health check finds it up (it is rescanned first). 0: no liveness probes and no
+# held connections.
 #LivenessInterval: 3
 
 # Minutes between two scans of the local repository; 0: only on request.

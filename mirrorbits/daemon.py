@@ -429,7 +429,8 @@ def _add_monitoring(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReacto
         scanner.setServiceParent(daemon)
         holder.subscribe(lambda old, new: scanner.config_changed())
         freshness = FreshnessChecker(lambda: holder.current, redis.client, reactor,
-                                     lambda mirror_id: cluster.handles(mirror_id))
+                                     lambda mirror_id: cluster.handles(mirror_id),
+                                     lost=lambda mirror, path: health.file_lost(mirror, path))
         freshness.setServiceParent(daemon)
         monitors.append(freshness)
         watcher = RepositoryWatcher(lambda: holder.current, redis.client, reactor, scanner,
@@ -459,7 +460,7 @@ def _add_monitoring(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReacto
         )
         health.setServiceParent(daemon)
         liveness = LivenessProbes(lambda: holder.current, redis.client, mirrors, reactor,
-                                  handles=cluster.handles)
+                                  handles=cluster.handles, check_soon=health.check_soon)
         liveness.setServiceParent(daemon)
         retention = RetentionService(lambda: holder.current, redis.client, reactor,
                                      lambda: redis.redis_version >= (4, 0, 0))

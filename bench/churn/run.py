@@ -24,11 +24,14 @@ The client load: ``--rate`` requests per second (bounded: the timeline's length 
 rate), each a ``GET`` from a random client address (``X-Forwarded-For``, the daemon trusting
 127.0.0.1), following the 302 to the mirror and reading the bytes.
 
-**The rule.** An answer is right when the bytes read are those of the version the origin held
-when the redirect was answered (the version is read just after the 302 arrived). A version
-published between the redirect and the mirror's answer does not make the answer wrong; a
-version published before the redirect, even a few milliseconds before, does (the daemon had not
-yet seen it: that is the watch's latency, and it is counted).
+**The rule.** An answer is right when the bytes read are those of a version the origin held
+at some moment while the redirect was asked for: from the sending of the request to the
+arrival of the 302 (the versions are read then). A request that a publication overtook (sent
+before it, answered after it) may thus get either version; when it gets the older one it is
+counted right and reported as ``raced``. A version published after the 302 arrived does not
+make the answer wrong; a version published before the request was sent, even a few
+milliseconds before, does (the daemon had not yet seen it: that is the watch's latency, and it
+is counted).
 
 Causes of wrong answers: ``stale`` (the mirror answered 200 with other bytes), ``mirror_404``,
 ``mirror_down`` (connection refused or failed), ``mirror_other`` (another status),
@@ -51,7 +54,7 @@ import os
 import random
 import shutil
 import signal
-import socketserver
+import socket
 import subprocess
 import sys
 import tempfile
@@ -60,6 +63,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,6 +79,7 @@ from tests.servers import RedisServer, env_without_proxies, free_port, wait_for_
 MIRROR_HOSTS = tuple(f"127.0.0.{n}" for n in range(2, 8))
 FALLBACK_HOST = "127.0.0.8"
 START_MTIME = 1_700_000_000
+POLL = 0.05  # seconds: how soon a mirror's serving thread sees it was stopped
 PHASES = ("before", "churn", "settled")
 CAUSES = ("stale", "mirror_404", "mirror_down", "mirror_other", "redirector_5xx",
           "redirector_other")
@@ -127,9 +132,39 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+_Request = socket.socket | tuple[bytes, socket.socket]
+
+
 class _Server(http.server.ThreadingHTTPServer):
+    """Remembers its open connections, so that stopping it closes them as a stopped server
+    process does (its kernel closes every socket it held)."""
+
     daemon_threads = True
     allow_reuse_address = True
+
+    def server_activate(self) -> None:
+        self.open_connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+        super().server_activate()
+
+    def process_request(self, request: _Request, client_address: Any) -> None:
+        if isinstance(request, socket.socket):
+            with self.connections_lock:
+                self.open_connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: _Request) -> None:
+        if isinstance(request, socket.socket):
+            with self.connections_lock:
+                self.open_connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self.connections_lock:
+            connections, self.open_connections = self.open_connections, set()
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
 
 @attrs.define
@@ -139,7 +174,7 @@ class HTTPTree:
     root: Path
     host: str
     port: int = 0
-    server: socketserver.TCPServer | None = None
+    server: _Server | None = None
 
     @property
     def url(self) -> str:
@@ -149,10 +184,15 @@ class HTTPTree:
         handler = functools.partial(_Quiet, directory=str(self.root))
         self.server = _Server((self.host, self.port), handler)
         self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(POLL,), daemon=True).start()
 
     def stop(self) -> None:
+        """Stop as a server process does, all at once: refuse new connections, close the
+        open ones (then let its thread end)."""
         if self.server is not None:
+            with contextlib.suppress(OSError):  # stops listening now, even while polled
+                self.server.socket.shutdown(socket.SHUT_RDWR)
+            self.server.close_connections()
             self.server.shutdown()
             self.server.server_close()
             self.server = None
@@ -200,6 +240,7 @@ class Timeline:
 
     events: list[tuple[float, int, str, Callable[[], None]]] = attrs.field(factory=list)
     errors: list[str] = attrs.field(factory=list)
+    done: list[tuple[float, str]] = attrs.field(factory=list)  # (seconds in, what)
 
     def at(self, when: float, what: str, action: Callable[[], None]) -> None:
         heapq.heappush(self.events, (when, len(self.events), what, action))
@@ -212,6 +253,7 @@ class Timeline:
                 stop.wait(min(delay, 0.5))
                 continue
             heapq.heappop(self.events)
+            self.done.append((round(time.monotonic() - started, 3), what))
             try:
                 action()
             except OSError as error:
@@ -221,7 +263,10 @@ class Timeline:
 @attrs.define
 class Outcome:
     phase: str
-    verdict: str  # "right", "fallback_right", "fallback_wrong", or a cause
+    verdict: str  # "right", "raced", "fallback_right", "fallback_wrong", or a cause
+    at: float = 0.0  # seconds into the timeline, when the request was sent
+    path: str = ""
+    host: str = ""  # where it was sent
 
 
 def fetch(url: str, headers: dict[str, str]) -> tuple[int, str, bytes]:
@@ -236,31 +281,44 @@ def fetch(url: str, headers: dict[str, str]) -> tuple[int, str, bytes]:
         connection.close()
 
 
-def one_request(daemon_url: str, origin: Origin, path: str, rng: random.Random) -> str:
-    """Redirect, follow, compare: the verdict of one download."""
+def follow(daemon_url: str, origin: Origin, path: str, rng: random.Random) -> tuple[str, str]:
+    """The verdict of one download, and the host it was sent to ("" without a redirect).
+
+    Right: the bytes of a version the origin held at some moment while the redirect was
+    asked for, from the request's sending to the 302's arrival (``raced`` when that is the
+    older one of a publication made meanwhile); for the fallback, which serves the origin
+    live, until its bytes arrived."""
     client = ".".join(str(rng.randrange(low, high)) for low, high in ((1, 224), (0, 256),
                                                                       (0, 256), (1, 255)))
+    asked = origin.version(path)
     try:
         status, location, _ = fetch(daemon_url + path.lstrip("/"), {"X-Forwarded-For": client})
     except OSError:
-        return "redirector_5xx"
-    expected = content_of(path, origin.version(path))
+        return "redirector_5xx", ""
+    answered = origin.version(path)
     if status >= 500:
-        return "redirector_5xx"
+        return "redirector_5xx", ""
     if status != 302:
-        return "redirector_other"
-    fallback = urlsplit(location).hostname == FALLBACK_HOST
+        return "redirector_other", ""
+    host = urlsplit(location).hostname or ""
+    fallback = host == FALLBACK_HOST
     try:
         status, _, body = fetch(location, {})
     except OSError:
-        return "fallback_wrong" if fallback else "mirror_down"
+        return ("fallback_wrong" if fallback else "mirror_down"), host
     if fallback:
-        return "fallback_right" if status == 200 and body == expected else "fallback_wrong"
+        held = range(asked, origin.version(path) + 1)
+        right = status == 200 and any(body == content_of(path, v) for v in held)
+        return ("fallback_right" if right else "fallback_wrong"), host
     if status == 404:
-        return "mirror_404"
+        return "mirror_404", host
     if status != 200:
-        return "mirror_other"
-    return "right" if body == expected else "stale"
+        return "mirror_other", host
+    if body == content_of(path, answered):
+        return "right", host
+    if any(body == content_of(path, v) for v in range(asked, answered)):
+        return "raced", host
+    return "stale", host
 
 
 @attrs.define
@@ -392,9 +450,10 @@ class Churn:
                 if delay > 0:
                     time.sleep(delay)
                 phase = self.phase(index / self.args.rate)  # its planned time
-                verdict = one_request(self.daemon_url, self.origin, picks[index], own)
+                sent = time.monotonic() - started
+                verdict, host = follow(self.daemon_url, self.origin, picks[index], own)
                 with lock:
-                    outcomes.append(Outcome(phase, verdict))
+                    outcomes.append(Outcome(phase, verdict, round(sent, 3), picks[index], host))
 
         threads = [threading.Thread(target=client, args=(rng.random(),), daemon=True)
                    for _ in range(self.args.clients)]
@@ -453,7 +512,7 @@ def report(args: argparse.Namespace, churn: Churn, outcomes: list[Outcome], time
     for phase in (*PHASES, "all"):
         verdicts = Counter(o.verdict for o in outcomes if phase in ("all", o.phase))
         requests = sum(verdicts.values())
-        right = verdicts["right"] + verdicts["fallback_right"]
+        right = verdicts["right"] + verdicts["raced"] + verdicts["fallback_right"]
         fallback = verdicts["fallback_right"] + verdicts["fallback_wrong"]
         phases[phase] = {
             "requests": requests,
@@ -461,6 +520,7 @@ def report(args: argparse.Namespace, churn: Churn, outcomes: list[Outcome], time
             "right_percent": share(right, requests),
             "fallback": fallback,
             "fallback_percent": share(fallback, requests),
+            "raced": verdicts["raced"],
             "wrong": {cause: verdicts[cause] for cause in (*CAUSES, "fallback_wrong")
                       if verdicts[cause]},
         }
@@ -471,7 +531,11 @@ def report(args: argparse.Namespace, churn: Churn, outcomes: list[Outcome], time
         "rate": args.rate,
         "versions_published": churn.origin.published,
         "timeline_errors": timeline.errors[:10],
+        "timeline": timeline.done[:2000],
         "phases": phases,
+        "wrong_answers": [[o.at, o.verdict, o.host, o.path] for o in sorted(
+            (o for o in outcomes if o.verdict not in ("right", "fallback_right", "raced")),
+            key=lambda o: o.at)][:500],
         "command": " ".join(sys.argv),
     }
     log(f"{len(outcomes)} requests in {seconds:.0f} s; {churn.origin.published} versions "
@@ -479,7 +543,8 @@ def report(args: argparse.Namespace, churn: Churn, outcomes: list[Outcome], time
     for phase in (*PHASES, "all"):
         row = phases[phase]
         log(f"{phase:8} {row['requests']:6} requests  right bytes {row['right_percent']:7.3f} %"
-            f"  fallback {row['fallback_percent']:6.3f} %  wrong {row['wrong']}")
+            f"  fallback {row['fallback_percent']:6.3f} %  raced {row['raced']}"
+            f"  wrong {row['wrong']}")
     return figures
 
 

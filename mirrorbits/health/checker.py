@@ -104,6 +104,25 @@ class HealthChecker(Service):
             pending.cancel()
         return succeed(None)
 
+    def check_soon(self, mirror_id: int) -> None:
+        """Check ``mirror_id`` at the next round (within a second), not at its interval."""
+        self._last_check.pop(mirror_id, None)
+
+    def file_lost(self, mirror: Mirror, path: str) -> None:
+        """Another check saw ``mirror`` answer 404 for ``path``, a file it held: forgotten
+        there and the mirror rescanned, as when a health check finds it (unless the file
+        was removed locally meanwhile)."""
+        if not self.running:
+            return
+        forgetting = Deferred.fromCoroutine(self._forget(mirror, path))
+        forgetting.addErrback(lambda failure: None if failure.check(DatabaseNotReady) else
+                              log.failure("Forgetting a lost file failed", failure))
+
+    async def _forget(self, mirror: Mirror, path: str) -> None:
+        client = self._get_client()
+        if await still_exists(client, path):
+            await self._lost.forget(client, mirror, path, "404")
+
     @property
     def in_flight(self) -> frozenset[int]:
         """IDs of the mirrors being checked or waiting for a worker."""

@@ -27,7 +27,7 @@ from mirrorbits.config import Config
 from mirrorbits.health.outcome import check_urls, file_url, redirects_allowed
 from mirrorbits.health.probe import CHECK_TIMEOUT, AgentFactory, head, make_agent
 from mirrorbits.logs import Logger
-from mirrorbits.model import FileInfo
+from mirrorbits.model import FileInfo, Mirror
 from mirrorbits.reactors import IConnectingReactor
 from mirrorbits.store.client import RedisClient
 from mirrorbits.store.files import file_mirror_ids
@@ -79,6 +79,9 @@ class FreshnessChecker(Service):
     _reactor: IConnectingReactor
     _handles: Callable[[int], bool] = lambda mirror_id: True
     _agent_factory: AgentFactory | None = None
+    # Told (mirror, path) when a mirror that held a changed file answers 404 for it: it lost
+    # the file (the health checker forgets it there and rescans the mirror).
+    _lost: Callable[[Mirror, str], None] | None = None
     _current: dict[str, FileInfo] = field(factory=dict, init=False)  # path -> newest version
     _waiting: dict[tuple[int, str], IDelayedCall] = field(factory=dict, init=False)
     _per_path: Counter[str] = field(factory=Counter, init=False)
@@ -115,6 +118,7 @@ class FreshnessChecker(Service):
         for info in infos:
             self._current[info.path] = info
             holders = await file_mirror_ids(client, info.path)
+            held = bool(holders)
             if not holders and new_files < NEW_PATHS_PER_BURST:
                 # a new file: any mirror may receive it (asked as politely as the others)
                 new_files += 1
@@ -123,11 +127,12 @@ class FreshnessChecker(Service):
                 holders = every_mirror
             for mirror_id in holders:
                 if self._handles(mirror_id):
-                    self._schedule(mirror_id, info.path, FIRST_DELAY, started)
+                    self._schedule(mirror_id, info.path, FIRST_DELAY, started, held)
             if not self._per_path[info.path]:
                 del self._current[info.path]
 
-    def _schedule(self, mirror_id: int, path: str, delay: float, started: float) -> None:
+    def _schedule(self, mirror_id: int, path: str, delay: float, started: float,
+                  held: bool) -> None:
         key = (mirror_id, path)
         previous = self._waiting.pop(key, None)
         if previous is not None:
@@ -137,15 +142,17 @@ class FreshnessChecker(Service):
             return
         self._per_path[path] += 1
         self._waiting[key] = self._reactor.callLater(delay, self._due, mirror_id, path, delay,
-                                                     started)
+                                                     started, held)
 
-    def _due(self, mirror_id: int, path: str, delay: float, started: float) -> None:
+    def _due(self, mirror_id: int, path: str, delay: float, started: float,
+             held: bool) -> None:
         self._waiting.pop((mirror_id, path), None)
         self._per_path[path] -= 1
-        checking = Deferred.fromCoroutine(self._check(mirror_id, path, delay, started))
+        checking = Deferred.fromCoroutine(self._check(mirror_id, path, delay, started, held))
         checking.addErrback(self._failed)
 
-    async def _check(self, mirror_id: int, path: str, delay: float, started: float) -> None:
+    async def _check(self, mirror_id: int, path: str, delay: float, started: float,
+                     held: bool) -> None:
         try:
             info = self._current.get(path)
             if info is None or not self.running:
@@ -165,8 +172,11 @@ class FreshnessChecker(Service):
                     log.debug("[freshness] {name} holds the new {path}", name=mirror.name,
                               path=path)
                 return
+            if answer is not None and answer[0] == 404 and held and self._lost is not None:
+                held = False  # said once per pair
+                self._lost(mirror, path)
             if self._reactor.seconds() - started + delay < GIVE_UP_AFTER and self.running:
-                self._schedule(mirror_id, path, next_delay(delay), started)
+                self._schedule(mirror_id, path, next_delay(delay), started, held)
         finally:
             if not self._per_path[path]:
                 self._per_path.pop(path, None)

@@ -1,35 +1,38 @@
 """Liveness in seconds: a TCP connection to every up mirror every ``LivenessInterval``
 seconds; one that refuses or times out :data:`FAILURES_BEFORE_DOWN` times in a row is
-marked down at once (docs/freshness.md).
+marked down at once. Besides, one idle connection is held to each up mirror
+(:mod:`mirrorbits.health.held`): lost, then refused when opened again, the mirror is marked
+down within milliseconds (docs/freshness.md).
 
 The probe only ever marks a mirror down, with ``MirrorStore.set_state`` as the health
-check does (so pub/sub tells every node): it comes back when the regular health check
-finds it up, which rescans it first. A mirror is probed at most once per interval, the
-first probes spread over the interval; only the mirrors this node checks (cluster).
+check does (so pub/sub tells every node): it comes back when a health check finds it up,
+which rescans it first; one marked down here that accepts connections again within
+:data:`RECOVERY_WINDOW` is health-checked at once. A mirror is probed at most once per
+interval, the first probes spread over the interval; only the mirrors this node checks
+(cluster).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from urllib.parse import urlsplit
 
 from attrs import define, field
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredSemaphore, succeed
-from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
 from mirrorbits.config import Config
 from mirrorbits.connect import connect_quietly
-from mirrorbits.health.outcome import PROTO_NAMES, check_urls
+from mirrorbits.health.endpoint import Endpoint, client_endpoint, endpoints
+from mirrorbits.health.held import HeldConnections, Key
+from mirrorbits.health.outcome import PROTO_NAMES
 from mirrorbits.logs import Logger
 from mirrorbits.model import Mirror
 from mirrorbits.reactors import IConnectingReactor
 from mirrorbits.store.client import RedisClient
-from mirrorbits.store.errors import DatabaseNotReady
-from mirrorbits.store.events import PROTO_HTTP
+from mirrorbits.store.errors import REDIS_FAILURES, DatabaseNotReady
 from mirrorbits.store.mirrors import MirrorStore
 
 REASON = "Unreachable (liveness)"
@@ -38,8 +41,13 @@ CONNECT_TIMEOUT = 2.0  # seconds; never more than the interval
 CONCURRENCY = 20
 TICK = 1.0
 MIRRORS_TIMEOUT = 30.0
+#: Seconds a mirror marked down here is still probed: accepting connections again within
+#: them (a restart), it is health-checked at once rather than at its next check.
+RECOVERY_WINDOW = 60.0
 
 log = Logger()
+
+__all__ = ["REASON", "Endpoint", "LivenessProbes", "LivenessSchedule", "endpoints"]
 
 
 @define
@@ -67,31 +75,6 @@ class LivenessSchedule:
         return ready
 
 
-@define(frozen=True)
-class Endpoint:
-    """Where one protocol of a mirror accepts connections."""
-
-    proto: int
-    host: str
-    port: int
-
-
-def endpoints(mirror: Mirror) -> list[Endpoint]:
-    """The endpoints of the protocols a mirror is up on."""
-    found = []
-    for proto, base in check_urls(mirror.http_url):
-        if not (mirror.http_up if proto == PROTO_HTTP else mirror.https_up):
-            continue
-        try:
-            parts = urlsplit(base)
-            port = parts.port or (80 if proto == PROTO_HTTP else 443)
-        except ValueError:
-            continue
-        if parts.hostname:
-            found.append(Endpoint(proto, parts.hostname, port))
-    return found
-
-
 @define(eq=False)
 class LivenessProbes(Service):
     """The probes of the up mirrors this node checks (``handles``), while
@@ -102,16 +85,26 @@ class LivenessProbes(Service):
     _store: MirrorStore
     _reactor: IConnectingReactor
     _handles: Callable[[int], bool] = lambda _mirror_id: True
+    # Asks the health checker to check a mirror now (one marked down here that accepts
+    # connections again).
+    _check_soon: Callable[[int], None] = lambda _mirror_id: None
     _schedule: LivenessSchedule = field(factory=LivenessSchedule, init=False)
     _failures: dict[tuple[int, int], int] = field(factory=dict, init=False)
     _turns: dict[int, int] = field(factory=dict, init=False)
     _pending: dict[int, Deferred[None]] = field(factory=dict, init=False)
     _semaphore: DeferredSemaphore = field(factory=lambda: DeferredSemaphore(CONCURRENCY),
                                           init=False)
+    _held: HeldConnections = field(init=False)
+    _names: dict[int, str] = field(factory=dict, init=False)
+    _downed: dict[tuple[int, int], float] = field(factory=dict, init=False)  # -> when
     _loop: LoopingCall | None = field(default=None, init=False)
     _reading: bool = field(default=False, init=False)
 
     name = "liveness"
+
+    def __attrs_post_init__(self) -> None:
+        self._held = HeldConnections(self._reactor, self._connection_refused,
+                                     self._connection_failed)
 
     def startService(self) -> None:
         super().startService()
@@ -128,11 +121,15 @@ class LivenessProbes(Service):
             loop.stop()
         for pending in list(self._pending.values()):
             pending.cancel()
+        self._held.close_all()
         return succeed(None)
 
     def tick(self) -> Deferred[None]:
         """One round: read the mirrors, start the probes that are due; never fails."""
-        if self._reading or self._get_config().liveness_interval <= 0:
+        if self._get_config().liveness_interval <= 0:
+            self._held.close_all()
+            return succeed(None)
+        if self._reading:
             return succeed(None)
         self._reading = True
         round_ = Deferred.fromCoroutine(self._round())
@@ -153,23 +150,39 @@ class LivenessProbes(Service):
             return
         watched = {m.id: m for m in mirrors
                    if m.enabled and endpoints(m) and self._handles(m.id)}
+        now = self._reactor.seconds()
+        self._downed = {key: when for key, when in self._downed.items()
+                        if now - when < RECOVERY_WINDOW}
+        recovering = {m.id: m for m in mirrors
+                      if m.enabled and self._handles(m.id) and self._recovering(m)}
+        self._names = {m.id: m.name for m in (*watched.values(), *recovering.values())}
+        timeout = min(CONNECT_TIMEOUT, interval)
+        self._held.follow({(mirror_id, endpoint.proto): endpoint
+                           for mirror_id, mirror in watched.items()
+                           for endpoint in endpoints(mirror)}, interval, timeout)
+        probed = {**recovering, **watched}
         for key in [k for k in self._failures if k[0] not in watched]:
             del self._failures[key]
-        for mirror_id in set(self._turns) - set(watched):
+        for mirror_id in set(self._turns) - set(probed):
             del self._turns[mirror_id]
-        now = self._reactor.seconds()
-        for mirror_id in self._schedule.take_due(watched, now, interval):
+        for mirror_id in self._schedule.take_due(probed, now, interval):
             if mirror_id not in self._pending:
-                self._start(watched[mirror_id], min(CONNECT_TIMEOUT, interval))
+                self._start(probed[mirror_id], timeout, mirror_id not in watched)
 
-    def _start(self, mirror: Mirror, timeout: float) -> None:
-        choices = endpoints(mirror)
+    def _recovering(self, mirror: Mirror) -> list[Endpoint]:
+        """The endpoints of ``mirror`` marked down here within :data:`RECOVERY_WINDOW`
+        and still down."""
+        return [endpoint for endpoint in endpoints(mirror, down=True)
+                if (mirror.id, endpoint.proto) in self._downed]
+
+    def _start(self, mirror: Mirror, timeout: float, recovering: bool) -> None:
+        choices = self._recovering(mirror) if recovering else endpoints(mirror)
         turn = self._turns.get(mirror.id, 0)
         self._turns[mirror.id] = turn + 1
         endpoint = choices[turn % len(choices)]  # a mirror up on both: one each time
 
         def run() -> Deferred[None]:
-            return Deferred.fromCoroutine(self._probe(mirror, endpoint, timeout))
+            return Deferred.fromCoroutine(self._probe(mirror, endpoint, timeout, recovering))
 
         pending: Deferred[None] = self._semaphore.run(run)
         self._pending[mirror.id] = pending
@@ -183,30 +196,70 @@ class LivenessProbes(Service):
 
         pending.addBoth(done)
 
-    async def _probe(self, mirror: Mirror, endpoint: Endpoint, timeout: float) -> None:
+    async def _probe(self, mirror: Mirror, endpoint: Endpoint, timeout: float,
+                     recovering: bool) -> None:
         error = await connect_error(self._reactor, endpoint, timeout)
         if not self.running:
             return
         key = (mirror.id, endpoint.proto)
+        if recovering:
+            if error is None and self._downed.pop(key, None) is not None:
+                log.info("{name} {proto}: accepts connections again; health check now",
+                         name=mirror.name, proto=PROTO_NAMES.get(endpoint.proto, ""))
+                self._check_soon(mirror.id)
+            return
         if error is None:
             self._failures.pop(key, None)
             return
+        await self._failure(key, error, at_once=False)
+
+    def _connection_refused(self, key: Key, error: str) -> None:
+        """A held connection was lost, then a new one refused: nothing listens any more."""
+        self._judge(key, error, at_once=True)
+
+    def _connection_failed(self, key: Key, error: str) -> None:
+        """A held connection was lost, then a new one failed otherwise (a timeout): one
+        failed probe."""
+        self._judge(key, error, at_once=False)
+
+    def _judge(self, key: Key, error: str, at_once: bool) -> None:
+        if not self.running:
+            return
+        judging = Deferred.fromCoroutine(self._failure(key, error, at_once))
+
+        def failed(failure: Failure) -> None:
+            if not self.running or failure.check(DatabaseNotReady):
+                return  # stopping, or no database: the next failure says it again
+            if failure.check(*REDIS_FAILURES):
+                log.warn("Liveness verdict for mirror {id} not recorded: {error}", id=key[0],
+                         error=failure.getErrorMessage())
+            else:
+                log.failure("Liveness verdict for mirror {id} failed", failure, id=key[0])
+
+        judging.addErrback(failed)
+
+    async def _failure(self, key: Key, error: str, at_once: bool) -> None:
+        """One more failure for ``key``; down after :data:`FAILURES_BEFORE_DOWN` in a row,
+        or at once when a held connection was lost and a new one refused."""
         failures = self._failures.get(key, 0) + 1
         self._failures[key] = failures
-        if failures < FAILURES_BEFORE_DOWN:
+        if failures < FAILURES_BEFORE_DOWN and not at_once:
             return
         del self._failures[key]
-        if await self._store.set_state(mirror.id, endpoint.proto, False, REASON):
-            log.error("{name} {proto}: down, {reason}: {error} ({failures} connections in a "
-                      "row); back after a health check finds it up", name=mirror.name,
-                      proto=PROTO_NAMES.get(endpoint.proto, ""), reason=REASON, error=error,
-                      failures=failures)
+        mirror_id, proto = key
+        if await self._store.set_state(mirror_id, proto, False, REASON):
+            self._downed[key] = self._reactor.seconds()
+            how = ("its connection lost, a new one refused" if at_once
+                   else f"{failures} connections in a row")
+            log.error("{name} {proto}: down, {reason}: {error} ({how}); back after a health "
+                      "check finds it up", name=self._names.get(mirror_id, mirror_id),
+                      proto=PROTO_NAMES.get(proto, ""), reason=REASON, error=error, how=how)
 
 
 async def connect_error(reactor: IConnectingReactor, endpoint: Endpoint,
                         timeout: float) -> str | None:
     """Open and close one TCP connection; why it failed, or ``None``."""
-    connecting = HostnameEndpoint(reactor, endpoint.host, endpoint.port, timeout=timeout)
+    connecting = client_endpoint(reactor, endpoint, timeout)
     attempt = connect_quietly(connecting, Protocol())  # no factory lines per probe
     attempt.addTimeout(timeout + 1.0, reactor)  # also bounds the name resolution
     try:

@@ -56,7 +56,7 @@ __all__ = ["RepositoryWatcher", "inotify_available", "inspect_paths"]
 log = Logger(namespace="mirrorbits.scan.watch")
 
 #: Seconds between the first event of a burst and the look at its paths.
-DEBOUNCE: Final = 0.2
+DEBOUNCE: Final = 0.05
 #: Paths looked at (and committed) at once; more wait for the next batch, started at once.
 BATCH_PATHS: Final = 500
 #: More distinct paths waiting than this: a full scan is cheaper than one look each.

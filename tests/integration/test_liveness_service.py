@@ -69,7 +69,7 @@ async def test_only_up_mirrors_of_this_node_are_probed_and_two_failures_mark_dow
     probes.startService()
     try:
         await sleep(3.5)
-        assert 3 <= counters["mine"].connections <= 5
+        assert 3 <= counters["mine"].connections <= 6  # the probes, and the held one
         assert counters["other"].connections == counters["down"].connections == 0
 
         mine_port = cast(Any, ports["mine"].getHost()).port

@@ -1,0 +1,95 @@
+# mypy: disable-error-code="import-untyped"
+"""A mirror whose server process is killed gets no user within a second (docs/freshness.md):
+a real daemon holding one idle connection to each mirror, a real redis-server, and two real
+``python -m http.server`` mirrors on loopback, one of them killed with SIGKILL."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from mirrorbits.health.liveness import REASON
+from mirrorbits.store import keys
+from tests.daemon import DaemonProcess, base_config, record_mirror_files, repo_file
+from tests.integration.test_repository_watch import redirect
+from tests.servers import RedisServer, free_port, wait_for_port
+
+pytestmark = pytest.mark.integration
+
+
+def http_server(root: Path, host: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port(host)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "http.server", "--bind", host, "--directory", str(root),
+         str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port(host, port, timeout=20)
+    return process, f"http://{host}:{port}/"
+
+
+def test_a_killed_mirror_gets_no_user_within_a_second(
+        tmp_path: Path, redis_server: RedisServer, redis_db: redis.Redis) -> None:
+    repo = tmp_path / "repo"
+    repo_file(repo, "/a.txt", b"hello\n", 1687249800)
+    servers = {}
+    for name, host in (("east", "127.0.0.83"), ("west", "127.0.0.84")):
+        repo_file(tmp_path / name, "/a.txt", b"hello\n", 1687249800)
+        servers[name] = http_server(tmp_path / name, host)
+    (east, east_url), west_url = servers["east"], servers["west"][1]
+    # The default interval: the probes alone would take up to two of them (6 s).
+    values = base_config(repo, redis_server.address, CheckInterval="1", ScanInterval="1000",
+                         LivenessInterval="3")
+    daemon = DaemonProcess(workdir=tmp_path / "run", values=values)
+    daemon.start()
+    try:
+        daemon.wait_log("Indexed 1 files", timeout=30)
+        for mirror_id, (name, url) in enumerate((("east", east_url), ("west", west_url)), 1):
+            assert daemon.ctl("add", "-http", url, name).returncode == 0
+            record_mirror_files(redis_db, mirror_id, {"/a.txt": 6},
+                                "2023-06-20 08:30:00 +0000 UTC")
+            redis_db.sadd(keys.handled_files(mirror_id), "/a.txt")
+            redis_db.sadd(keys.mirror_files(mirror_id), "/a.txt")
+            assert daemon.ctl("enable", name).returncode == 0
+        deadline = time.monotonic() + 30
+        seen: set[str] = set()
+        while seen != {east_url + "a.txt", west_url + "a.txt"}:
+            assert time.monotonic() < deadline, seen
+            seen.add(redirect(daemon, "/a.txt")[1])
+        time.sleep(2.5)  # the connections are held (opened at the next round, every second)
+
+        east.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        east.wait(10)
+        last_to_east = killed
+        for _ in range(1000):  # bounded: about 10 seconds
+            status, location = redirect(daemon, "/a.txt")
+            assert status == 302
+            if location.startswith(east_url):
+                last_to_east = time.monotonic()
+            elif time.monotonic() - last_to_east > 2:
+                break
+            time.sleep(0.01)
+        gone_after = last_to_east - killed
+        print(f"\nlast redirect to the killed mirror {gone_after * 1000:.0f} ms after the kill "
+              f"(LivenessInterval 3)")
+        assert gone_after < 1.0
+        assert redis_db.hget(keys.mirror(1), "httpUp") == "0"
+        assert redis_db.hget(keys.mirror(1), "httpDownReason") == REASON
+        assert redis_db.hget(keys.mirror(2), "httpUp") == "1"
+        assert all(redirect(daemon, "/a.txt")[1].startswith(west_url) for _ in range(20))
+        log = daemon.log()
+    finally:
+        daemon.stop()
+        for process, _ in servers.values():
+            if process.poll() is None:
+                process.terminate()
+                process.wait(10)
+    assert log.count(f"east HTTP: down, {REASON}") == 1
+    assert "its connection lost, a new one refused" in log
+    assert "west HTTP: down" not in log
+    assert "Traceback" not in log
