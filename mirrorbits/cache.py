@@ -20,10 +20,11 @@ from typing import Final, Generic, Literal, TypeVar
 from attrs import define, field
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
 
 from mirrorbits.model import FileInfo, Mirror
 from mirrorbits.store.client import RedisClient
-from mirrorbits.store.files import file_mirror_ids, read_file, read_mirror_file
+from mirrorbits.store.files import read_file
 from mirrorbits.store.mirrors import mirror_ids, read_mirror
 from mirrorbits.store.warmup import FileRecords, read_file_records, warm_order
 
@@ -40,6 +41,9 @@ MIRROR_RECORDS_PER_FILE: Final = 5
 MISS_BATCH: Final = 50
 #: Batches of misses read at the same time (each on its own connection of the pool).
 MISS_READS: Final = 3
+#: Reads of a missing path before it is answered from one read that is not kept (its records
+#: changed during each).
+READ_TRIES: Final = 3
 
 
 class _Missing(enum.Enum):
@@ -137,6 +141,12 @@ class MirrorCache:
     generation: int = 0  # bumped by invalidations that may concern any path
     path_versions_limit: int = 100_000
     _path_versions: dict[str, int] = field(factory=dict)
+    # Bumped when the cache is cleared or the path counters restart: with a path's counter,
+    # what a read of the path's own records (FILE_, FILEMIRRORS_, FILEINFO_) may be checked
+    # against. A mirror's message moves ``generation`` but not this: it changes no file's
+    # records, and a file read meanwhile is still right.
+    _epoch: int = 0
+    _mirror_versions: dict[int, int] = field(factory=dict)  # messages seen, by mirror
 
     def version(self, path: str) -> tuple[int, int]:
         """What the cache knows of ``path``, as a value that changes whenever that may change.
@@ -150,9 +160,16 @@ class MirrorCache:
     def _bump(self, path: str) -> None:
         versions = self._path_versions
         if len(versions) >= self.path_versions_limit:
-            versions.clear()  # counters restart: the global bump keeps old versions stale
+            versions.clear()  # counters restart: the global bumps keep old versions stale
             self.generation += 1
+            self._epoch += 1
         versions[path] = versions.get(path, 0) + 1
+
+    def records_version(self, path: str) -> tuple[int, int]:
+        """What the cache knows of ``path``'s own records, as a value that changes whenever a
+        message about the path arrives (or the cache is cleared): a read of the records
+        started at one value may be put in the cache only if it is still current."""
+        return self._epoch, self._path_versions.get(path, 0)
 
     # --- synchronous fast path -------------------------------------------------------------
 
@@ -189,58 +206,93 @@ class MirrorCache:
 
     async def file_info(self, path: str) -> FileInfo | None:
         await self._refreshed(path)
-        cached = self.cached_file(path)
-        if cached is not MISSING:
-            return cached
-        if self.batch_misses and path not in self.file_mirrors:  # else only FILE_ is missing
-            await self._read_records(path)
+        for _ in range(READ_TRIES):
             cached = self.cached_file(path)
             if cached is not MISSING:
                 return cached
-        info = await read_file(self.get_client(), path)
-        expires = self.clock.seconds() + self.negative_ttl if info is None else 0.0
-        self.files.put(path, (info, expires))
-        return info
+            if path not in self.file_mirrors:
+                await self._read_records(path)
+                continue
+            # Only FILE_ is missing (a file message, or the unknown file's delay passed).
+            version = self.records_version(path)
+            info = await read_file(self.get_client(), path)
+            if self.records_version(path) == version:
+                expires = self.clock.seconds() + self.negative_ttl if info is None else 0.0
+                self.files.put(path, (info, expires))
+                return info
+        return (await read_file_records(self.get_client(), [path]))[0].info
 
     async def candidates(self, path: str) -> list[tuple[Mirror, FileInfo | None]]:
-        """Every mirror holding ``path`` with its info for it, in ``FILEMIRRORS`` order."""
+        """Every mirror holding ``path`` with its info for it, in ``FILEMIRRORS`` order.
+
+        Assembled from the cache at one moment, never from reads made at different ones: a
+        file's mirror list and its copies' records come from one read of them all (a copy
+        moved meanwhile would otherwise be asked of a mirror that no longer holds it, and
+        the mirror left out as holding the wrong size), and nothing read is kept if a
+        message about it arrived during the read.
+        """
         await self._refreshed(path)
-        cached = self.cached_candidates(path)
-        if cached is not MISSING:
-            return cached
-        if self.batch_misses and self.file_mirrors.get(path) is MISSING:
-            await self._read_records(path)
+        absent: set[int] = set()  # mirrors of the list that no longer exist
+        for _ in range(READ_TRIES):
+            assembled = self._assemble(path, absent)
+            if assembled is not MISSING:
+                return assembled
+            ids = self.file_mirrors.peek(path)
+            if ids is MISSING or any((i, path) not in self.mirror_files for i in ids):
+                await self._read_records(path)
+                continue
+            wanted = [i for i in ids if i not in self.mirrors and i not in absent]
+            found = await gatherResults([Deferred.fromCoroutine(self.mirror(i))
+                                         for i in wanted], consumeErrors=True)
+            absent.update(i for i, mirror in zip(wanted, found, strict=True) if mirror is None)
+        return await self._read_once(path)
+
+    def _assemble(self, path: str,
+                  absent: set[int]) -> list[tuple[Mirror, FileInfo | None]] | Missing:
+        """:meth:`cached_candidates`, leaving out the mirrors in ``absent``."""
+        if not absent:
+            return self.cached_candidates(path)
         ids = self.file_mirrors.get(path)
         if ids is MISSING:
-            ids = await file_mirror_ids(self.get_client(), path)
-            self.file_mirrors.put(path, ids)
-        pairs: list[Deferred[tuple[Mirror, FileInfo | None] | None]] = []
+            return MISSING
+        result: list[tuple[Mirror, FileInfo | None]] = []
         for mirror_id in ids:
-            pairs.append(Deferred.fromCoroutine(self._pair(mirror_id, path)))
-        results = await gatherResults(pairs, consumeErrors=True)
-        return [pair for pair in results if pair is not None]
+            if mirror_id in absent:
+                continue
+            mirror = self.mirrors.get(mirror_id)
+            info = self.mirror_files.get((mirror_id, path))
+            if mirror is MISSING or info is MISSING:
+                return MISSING
+            result.append((mirror, info))
+        return result
 
-    async def _pair(self, mirror_id: int, path: str) -> tuple[Mirror, FileInfo | None] | None:
-        mirror = await self.mirror(mirror_id)
-        if mirror is None:
-            return None
-        info = self.mirror_files.get((mirror_id, path))
-        if info is MISSING:
-            info = await read_mirror_file(self.get_client(), mirror_id, path)
-            self.mirror_files.put((mirror_id, path), info)
-        return mirror, info
+    async def _read_once(self, path: str) -> list[tuple[Mirror, FileInfo | None]]:
+        """``path``'s candidates from one read of its records, kept nowhere: for a file
+        whose records change faster than they can be read and kept."""
+        record = (await read_file_records(self.get_client(), [path]))[0]
+        mirrors = await gatherResults([Deferred.fromCoroutine(self.mirror(i))
+                                       for i in record.mirror_ids], consumeErrors=True)
+        return [(mirror, info) for mirror, info in zip(mirrors, record.mirror_infos, strict=True)
+                if mirror is not None]
 
     async def mirror(self, mirror_id: int) -> Mirror | None:
         cached = self.mirrors.get(mirror_id)
         if cached is not MISSING:
             return cached
+        version = self._mirror_version(mirror_id)
         mirror = await read_mirror(self.get_client(), mirror_id)
-        if mirror is None:
-            return None
-        self.mirrors.put(mirror_id, mirror)
+        if mirror is not None and self._mirror_version(mirror_id) == version:
+            self.mirrors.put(mirror_id, mirror)  # else changed meanwhile: read it next time
         return mirror
 
+    def _mirror_version(self, mirror_id: int) -> tuple[int, int]:
+        return self._epoch, self._mirror_versions.get(mirror_id, 0)
+
     # --- start-up ---------------------------------------------------------------------------
+
+    def holds_anything(self) -> bool:
+        return bool(len(self.files) or len(self.file_mirrors) or len(self.mirrors)
+                    or len(self.mirror_files))
 
     def resize(self, files: int) -> None:
         """Bound the cache to ``files`` files (``CacheFiles``): their info and mirror IDs, and
@@ -254,8 +306,11 @@ class MirrorCache:
         downloaded first and the rest of the index, ``batch`` files per script (one round
         trip), until the cache is full. Returns how many files were put in.
 
-        A record changed (pub/sub) while its batch was read is left out, as is a file whose
-        mirror records would not fit.
+        Call it only once subscribed to the invalidations (pub/sub): a change published
+        before would never correct what it read. A file changed (pub/sub) while its batch
+        was read is left out, as is a file no mirror holds (yet: its first request reads it,
+        rather than the fill remembering "no mirror" from a moment that may already be past)
+        and a file whose mirror records would not fit.
         """
         client = self.get_client()
         generation = self.generation
@@ -268,11 +323,12 @@ class MirrorCache:
         room = self.mirror_files.capacity
         count = 0
         async for paths in warm_order(client, limit, batch):
-            versions = [self.version(path) for path in paths]
+            versions = [self.records_version(path) for path in paths]
             records = await read_file_records(self.get_client(), paths)
             for record, version in zip(records, versions, strict=True):
                 path = record.path
-                if (self.version(path) != version or path in self.files
+                if (self.records_version(path) != version or path in self.files
+                        or not record.mirror_ids
                         or len(self.mirror_files) + len(record.mirror_ids) > room):
                     continue
                 self._put_records(record)
@@ -285,8 +341,9 @@ class MirrorCache:
     # --- batched misses ---------------------------------------------------------------------
 
     def _read_records(self, path: str) -> Deferred[None]:
-        """Fires once ``path``'s records were read and put in the cache, or could not be
-        (the caller then reads through). A miss of a path being read waits for that read;
+        """Fires once ``path``'s records were read and put in the cache, or not put (changed
+        during the read: the caller reads again); fails as the read did. A miss of a path
+        being read waits for that read;
         others wait while :data:`MISS_READS` batches are read, and go together in the next
         one: no timer."""
         waiters = self._in_flight.get(path)
@@ -299,7 +356,8 @@ class MirrorCache:
 
     def _start_reads(self) -> None:
         while self._misses and self._reading < MISS_READS:
-            paths = list(itertools.islice(self._misses, MISS_BATCH))
+            paths = list(itertools.islice(self._misses,
+                                          MISS_BATCH if self.batch_misses else 1))
             waiting = {path: self._misses.pop(path) for path in paths}
             self._in_flight.update(waiting)
             self._reading += 1
@@ -307,20 +365,24 @@ class MirrorCache:
 
     async def _read_batch(self, waiting: dict[str, list[Deferred[None]]]) -> None:
         paths = list(waiting)
-        versions = [self.version(path) for path in paths]
+        versions = [self.records_version(path) for path in paths]
+        failure: Failure | None = None
         try:
             records = await read_file_records(self.get_client(), paths)
         except Exception:
-            records = []  # each request reads through, and fails on its own
+            records, failure = [], Failure()  # each request fails on its own
         for record, version in zip(records, versions, strict=False):
-            if self.version(record.path) == version:  # else read by the next miss
+            if self.records_version(record.path) == version:  # else read by the next miss
                 self._put_records(record)
         for path in paths:
             self._in_flight.pop(path, None)
         self._reading -= 1
         for waiters in waiting.values():
             for done in waiters:
-                done.callback(None)
+                if failure is None:
+                    done.callback(None)
+                else:
+                    done.errback(failure)
         self._start_reads()
 
     def _put_records(self, record: FileRecords) -> None:
@@ -345,6 +407,7 @@ class MirrorCache:
             return
         mirror_id = int(message)
         self.mirrors.pop(mirror_id)
+        self._mirror_versions[mirror_id] = self._mirror_versions.get(mirror_id, 0) + 1
         self.generation += 1
         for listener in self.mirror_listeners:
             listener(mirror_id)
@@ -362,7 +425,9 @@ class MirrorCache:
 
     def clear(self) -> None:
         self.generation += 1
+        self._epoch += 1
         self._path_versions.clear()
+        self._mirror_versions.clear()
         self.files.clear()
         self.file_mirrors.clear()
         self.mirrors.clear()
@@ -397,14 +462,16 @@ class MirrorCache:
             Deferred.fromCoroutine(self._refresh_batch(paths))
 
     async def _refresh_batch(self, paths: list[str]) -> None:
-        generation = self.generation
+        epoch = self._epoch
         records: list[FileRecords] | None
         try:
             records = await read_file_records(self.get_client(), paths)
         except Exception:
             records = None
         self._refresh_reads -= 1
-        if generation == self.generation:  # else cleared meanwhile: nothing to replace
+        # Else cleared meanwhile: nothing to replace. A mirror's message meanwhile (its
+        # health, a scan's start) does not make the file's records read here stale.
+        if epoch == self._epoch:
             for record in records or ():
                 if record.path not in self._again:
                     self._replace(record)

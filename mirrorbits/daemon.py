@@ -590,7 +590,13 @@ def _add_http(
     ready_timeout = STARTUP_READY_TIMEOUT if successor is None else READY_TIMEOUT
     cache = MirrorCache(redis.reading_client, reactor)  # a miss during a failover waits
     cache.resize(holder.current.cache_files)
-    warmer = CacheWarmer(cache, redis.whenReady, reactor)
+
+    def listening_and_ready() -> Deferred[None]:
+        """Pub/sub subscribed, then Redis ready: a fill reads only what later messages
+        correct (one published before the subscription would be lost to it)."""
+        return pubsub.whenReady().addCallback(lambda _: redis.whenReady())
+
+    warmer = CacheWarmer(cache, listening_and_ready, reactor)
     pubsub.on_message(keys.CHANNEL_FILE_UPDATE, cache.on_file_update)
     pubsub.on_message(keys.CHANNEL_MIRROR_UPDATE, cache.on_mirror_update)
     pubsub.on_message(keys.CHANNEL_MIRROR_FILE_UPDATE, cache.on_mirror_file_update)

@@ -19,16 +19,18 @@ log = Logger()
 
 @define(eq=False)
 class CacheWarmer:
-    """Runs :meth:`MirrorCache.warm` once Redis is ready, again after each clearing of the
-    cache (a pub/sub reconnection), one fill at a time."""
+    """Runs :meth:`MirrorCache.warm` once Redis is ready and pub/sub subscribed (``ready``:
+    what the fill reads is then corrected by every later message), again after each clearing
+    of the cache (a pub/sub reconnection), one fill at a time."""
 
     cache: MirrorCache
-    ready: Callable[[], Deferred[None]]  # fires when Redis can be read
+    ready: Callable[[], Deferred[None]]  # fires when Redis can be read and pub/sub listens
     clock: IReactorTime
     then: Callable[[], Awaitable[int]] | None = None  # after a fill: the memos built (count)
     _waiters: list[Deferred[None]] = field(factory=list)
     _running: bool = False
     _again: bool = False
+    _filled_before: bool = False
 
     def start(self) -> None:
         """Fill the cache now, or after the fill that is running."""
@@ -42,6 +44,12 @@ class CacheWarmer:
         while True:
             self._again = False
             started = self.clock.seconds()
+            if not self._filled_before:
+                self._filled_before = True
+                if self.cache.holds_anything():
+                    # Requests read Redis before pub/sub was subscribed (the hold gave up
+                    # waiting): a change published then would never correct what they put.
+                    self.cache.clear()
             try:
                 count = await self.cache.warm()
             except Exception:

@@ -127,9 +127,10 @@ async def test_warm_fills_the_most_downloaded_files_first_within_the_bound(
     try:
         cache = MirrorCache(service.client, Clock())
         cache.resize(2)
-        assert await cache.warm(batch=1) == 2
-        # /gone.txt is not indexed (remembered so), /c.txt the most downloaded of the others
-        assert cache.cached_file("/gone.txt") is None
+        assert await cache.warm(batch=1) == 1
+        # /gone.txt is not indexed and held by no mirror: left to a request to read (the fill
+        # remembers no "no mirror"), /c.txt the most downloaded of the others
+        assert cache.cached_file("/gone.txt") is MISSING
         assert [m.name for m, _ in cache.cached_candidates("/c.txt")] == ["one"]
         assert cache.cached_file("/d.txt") is MISSING and cache.cached_file("/a.txt") is MISSING
         cache.resize(10)
@@ -201,5 +202,27 @@ async def test_a_file_message_refreshes_in_the_background_and_moves_only_what_ch
         assert [m.name for m, _ in await cache.candidates("/a.txt")] == ["two"]
         assert cache.version("/a.txt") != version
         assert cache.mirror_files.peek((1, "/a.txt")) is MISSING
+    finally:
+        await service.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_mirror_message_during_a_refresh_does_not_lose_the_files_change(
+    redis_server: RedisServer, redis_db: redis.Redis
+) -> None:
+    """A mirror's message (a health check, a scan's start) changes every path's version; the
+    refresh of a file read meanwhile must still land, or the file keeps its old mirrors."""
+    seed(redis_db)
+    service = await started_service(redis_server)
+    try:
+        cache = MirrorCache(service.client, Clock())
+        await cache.candidates("/a.txt")
+        await cache.file_info("/a.txt")
+        redis_db.srem("FILEMIRRORS_/a.txt", 1)
+        redis_db.delete("FILEINFO_1_/a.txt")
+        cache.on_mirror_file_update("1 /a.txt")  # the refresh's read is in flight...
+        cache.on_mirror_update("2")  # ...when another mirror changes
+        assert [m.name for m, _ in await cache.candidates("/a.txt")] == ["two"]
+        assert [m.name for m, _ in cache.cached_candidates("/a.txt")] == ["two"]
     finally:
         await service.stopService()
