@@ -26,6 +26,7 @@ from mirrorbits.model import FileInfo, Mirror
 from mirrorbits.store.client import RedisClient
 from mirrorbits.store.files import read_file
 from mirrorbits.store.mirrors import mirror_ids, read_mirror
+from mirrorbits.store.refresh import LOCAL, FileChange, read_file_changes
 from mirrorbits.store.warmup import FileRecords, read_file_records, warm_order
 
 K = TypeVar("K")
@@ -41,6 +42,11 @@ MIRROR_RECORDS_PER_FILE: Final = 5
 MISS_BATCH: Final = 50
 #: Batches of misses read at the same time (each on its own connection of the pool).
 MISS_READS: Final = 3
+#: Files whose changed records one script re-reads after pub/sub messages (a message names
+#: one or two records: 200 files block Redis about a millisecond).
+REFRESH_BATCH: Final = 200
+#: What a file's re-read asks besides :data:`LOCAL` and mirror IDs: all its records.
+WHOLE: Final = -1
 #: Reads of a missing path before it is answered from one read that is not kept (its records
 #: changed during each).
 READ_TRIES: Final = 3
@@ -133,9 +139,9 @@ class MirrorCache:
     # instead of dropping them: requests keep their answers meanwhile, and an invalidation
     # storm costs no request a wait nor a rebuild of unchanged files.
     refresh_in_background: bool = True
-    _stale: dict[str, None] = field(factory=dict)  # to read again, in order
+    _stale: dict[str, set[int]] = field(factory=dict)  # to read again (parts), in order
     _refreshing: set[str] = field(factory=set)
-    _again: set[str] = field(factory=set)  # changed again while being read
+    _again: dict[str, set[int]] = field(factory=dict)  # changed again while being read
     _refresh_reads: int = 0
     _refresh_waiters: dict[str, list[Deferred[None]]] = field(factory=dict)
     generation: int = 0  # bumped by invalidations that may concern any path
@@ -397,7 +403,7 @@ class MirrorCache:
 
     def on_file_update(self, path: str) -> None:
         if self.refresh_in_background and self._whole(path):
-            self._refresh(path)
+            self._refresh(path, LOCAL)
             return
         self.files.pop(path)
         self._bump(path)
@@ -417,7 +423,7 @@ class MirrorCache:
         if not sep or not _is_int(mirror_id):
             return
         if self.refresh_in_background and self._whole(path):
-            self._refresh(path)
+            self._refresh(path, int(mirror_id))
             return
         self.file_mirrors.pop(path)
         self.mirror_files.pop((int(mirror_id), path))
@@ -443,51 +449,96 @@ class MirrorCache:
         entry = self.files.peek(path)
         return entry is not MISSING and entry[0] is not None and path in self.file_mirrors
 
-    def _refresh(self, path: str) -> None:
-        """Read ``path``'s records again in the background; until they are back, the request
-        path answers from what it had (as it would had the message come a moment later)."""
+    def _refresh(self, path: str, part: int) -> None:
+        """Read ``part`` of ``path``'s records again in the background (:data:`LOCAL`, a
+        mirror's ID, or :data:`WHOLE`); until they are back, the request path answers from
+        what it had (as it would had the message come a moment later). Messages about a
+        path waiting for its read add to that read."""
         if path in self._refreshing:
-            self._again.add(path)  # the read in flight may predate the change
+            self._again.setdefault(path, set()).add(part)  # the read in flight may predate it
             return
-        self._stale[path] = None
+        self._stale.setdefault(path, set()).add(part)
         self._start_refreshes()
 
     def _start_refreshes(self) -> None:
         while self._stale and self._refresh_reads < MISS_READS:
-            paths = list(itertools.islice(self._stale, MISS_BATCH))
-            for path in paths:
-                del self._stale[path]
+            paths = list(itertools.islice(self._stale, REFRESH_BATCH))
+            asked = [(path, frozenset(self._stale.pop(path))) for path in paths]
             self._refreshing.update(paths)
             self._refresh_reads += 1
-            Deferred.fromCoroutine(self._refresh_batch(paths))
+            Deferred.fromCoroutine(self._refresh_batch(asked))
 
-    async def _refresh_batch(self, paths: list[str]) -> None:
+    async def _refresh_batch(self, asked: list[tuple[str, frozenset[int]]]) -> None:
         epoch = self._epoch
-        records: list[FileRecords] | None
+        whole = [path for path, parts in asked if WHOLE in parts]
+        some = [(path, parts) for path, parts in asked if WHOLE not in parts]
+        records: list[FileRecords] = []
+        changes: list[FileChange] = []
+        failed = False
         try:
-            records = await read_file_records(self.get_client(), paths)
+            if whole:
+                records = await read_file_records(self.get_client(), whole)
+            if some:
+                changes = await read_file_changes(self.get_client(), some)
         except Exception:
-            records = None
+            failed = True
         self._refresh_reads -= 1
         # Else cleared meanwhile: nothing to replace. A mirror's message meanwhile (its
-        # health, a scan's start) does not make the file's records read here stale.
+        # health, a scan's start) does not make the file's records read here stale. What
+        # was read is newer than what the cache holds, even for a path changed again
+        # meanwhile (read again after).
         if epoch == self._epoch:
-            for record in records or ():
-                if record.path not in self._again:
-                    self._replace(record)
-            if records is None:
-                for path in paths:
-                    self._drop(path)  # the next request reads through
+            if failed:
+                for path, _ in asked:
+                    self._drop(path)  # the next request reads it
+            for record in records:
+                self._replace(record)
+            for change in changes:
+                self._apply(change)
         done = []
-        for path in paths:
+        for path, _ in asked:
             self._refreshing.discard(path)
-            if path in self._again:
-                self._again.discard(path)
-                self._stale[path] = None
+            again = self._again.pop(path, None)
+            if again:
+                self._stale.setdefault(path, set()).update(again)
             else:
                 done.append(path)
         self._release_refresh_waiters(done)
         self._start_refreshes()
+
+    def _apply(self, change: FileChange) -> None:
+        """Put what was read of a file in place of what the cache holds; the path's version
+        moves only if something differs (a rescan that changed nothing rebuilds nothing).
+        A file whose mirror list names a mirror whose record the cache lacks (its own
+        message not read yet, or evicted) is read whole."""
+        path = change.path
+        if not self._whole(path):  # dropped meanwhile: the next request reads it
+            return
+        changed = False
+        if change.local_read:
+            entry = self.files.peek(path)
+            if entry is MISSING or entry[0] != change.info:
+                expires = 0.0 if change.info is not None else (
+                    self.clock.seconds() + self.negative_ttl)
+                self.files.put(path, (change.info, expires))
+                changed = True
+        ids = change.mirror_ids
+        if ids is not None:
+            for mirror_id, info in change.mirror_infos.items():
+                if self.mirror_files.peek((mirror_id, path)) != info:
+                    self.mirror_files.put((mirror_id, path), info)
+                    changed = True
+            old_ids = self.file_mirrors.peek(path)
+            if old_ids != ids:
+                for mirror_id in () if old_ids is MISSING else old_ids:
+                    if mirror_id not in ids:
+                        self.mirror_files.pop((mirror_id, path))
+                self.file_mirrors.put(path, ids)
+                changed = True
+            if any((mirror_id, path) not in self.mirror_files for mirror_id in ids):
+                self._refresh(path, WHOLE)
+        if changed:
+            self._bump(path)
 
     def _replace(self, record: FileRecords) -> None:
         """Put ``record`` in place of what the cache holds; the path's version moves only if

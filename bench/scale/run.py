@@ -142,6 +142,19 @@ def memory(daemon: DaemonProcess) -> dict[str, float]:
             "total_mib": rss_kib(main) / 1024 + sum(workers)}
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by ``pids`` (from /proc)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def storm(client: redis.Redis, paths: list[str], count: int, rate: float,
           mirror_ids: int) -> float:
     """Publish ``count`` invalidations as a scan would (half file updates, half file-on-mirror
@@ -207,15 +220,27 @@ def main(argv: list[str] | None = None) -> int:
                                    args.connections)
 
         load()  # every file's memo built (as far as the load reaches)
+        workers = children(daemon.process.pid) if daemon.process is not None else []
+        cpu_at = cpu_seconds(workers)
         before = load()
+        cpu_before = cpu_seconds(workers) - cpu_at
         loaded = memory(daemon)
         box: dict[str, float] = {}
         writer = threading.Thread(target=lambda: box.update(seconds=storm(
             client, paths, args.storm, args.storm_rate, args.mirrors)))
+        cpu_at = cpu_seconds(workers)
         writer.start()
         during = load()
         writer.join()
+        cpu_during = cpu_seconds(workers) - cpu_at
         after = memory(daemon)
+        # The storm alone (no load): what its messages cost the workers, per message each.
+        time.sleep(2.0)  # the last refreshes done
+        cpu_at = cpu_seconds(workers)
+        idle_seconds = storm(client, paths, args.storm, args.storm_rate, args.mirrors)
+        time.sleep(2.0)
+        storm_cpu = cpu_seconds(workers) - cpu_at
+        per_message_us = storm_cpu / max(len(workers), 1) / args.storm * 1e6
         cached_files = min(args.files, args.cache_files)
         per_worker = [w for w in loaded["workers_mib"]] or [loaded["daemon_mib"]]
         result = {
@@ -229,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
             "during": {"rps": during.rate, "p50_ms": during.p50_ms, "p99_ms": during.p99_ms,
                        "wrong": during.other_status + during.bad_location},
             "storm_messages": args.storm, "storm_seconds": box.get("seconds"),
+            "workers_cpu_s": {"before": cpu_before, "during": cpu_during,
+                              "storm_alone": storm_cpu, "storm_alone_seconds": idle_seconds},
+            "storm_us_per_message_per_worker": per_message_us,
         }
         ratio = (during.p99_ms or 0) / (before.p99_ms or 1)
         lines = [
@@ -249,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
             f"before storm {before.rate:.0f} req/s, p50 {before.p50_ms} ms, p99 {before.p99_ms} ms",
             f"during storm {during.rate:.0f} req/s, p50 {during.p50_ms} ms, p99 {during.p99_ms} ms"
             f"  ({args.storm} invalidations in {box.get('seconds', 0):.1f} s)",
+            f"workers CPU  {cpu_before:.1f} s before, {cpu_during:.1f} s during the storm "
+            f"(each {args.seconds:.0f} s of load); the storm alone: {storm_cpu:.1f} s in "
+            f"{idle_seconds:.1f} s = {per_message_us:.0f} us per message and worker",
             f"STORM P99    {ratio:.2f}x  ({'meets' if ratio < 2 else 'MISSES'} the target < 2x)",
             f"wrong        {before.other_status + before.bad_location} before, "
             f"{during.other_status + during.bad_location} during",

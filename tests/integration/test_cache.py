@@ -226,3 +226,52 @@ async def test_a_mirror_message_during_a_refresh_does_not_lose_the_files_change(
         assert [m.name for m, _ in cache.cached_candidates("/a.txt")] == ["two"]
     finally:
         await service.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_message_re_reads_only_the_records_it_names(
+    redis_server: RedisServer, redis_db: redis.Redis
+) -> None:
+    """An invalidation storm costs a record or two per message, not the file's every copy;
+    a mirror list naming a copy the cache has not read yet makes the whole file read."""
+    seed(redis_db)
+    for mirror_id in (3, 4):
+        redis_db.hset(f"MIRROR_{mirror_id}", mapping={"ID": str(mirror_id),
+                                                      "name": f"m{mirror_id}",
+                                                      "http": f"http://m{mirror_id}/"})
+    service = await started_service(redis_server)
+    try:
+        cache = MirrorCache(service.client, Clock())
+        await cache.file_info("/a.txt")
+        await cache.candidates("/a.txt")
+        redis_db.config_resetstat()
+        redis_db.hset("FILEINFO_2_/a.txt", "size", "7")
+        cache.on_mirror_file_update("2 /a.txt")
+        pairs = await cache.candidates("/a.txt")
+        assert [(m.id, f.size if f else None) for m, f in pairs] == [(1, 6), (2, 7)]
+        stats = redis_db.info("commandstats")
+        assert stats["cmdstat_hmget"]["calls"] == 1  # FILEINFO_2 alone
+        assert "cmdstat_hgetall" not in stats  # no mirror re-read either
+
+        redis_db.hset("FILE_/a.txt", "size", "7")
+        redis_db.config_resetstat()
+        cache.on_file_update("/a.txt")
+        info = await cache.file_info("/a.txt")
+        assert info is not None and info.size == 7
+        stats = redis_db.info("commandstats")
+        assert stats["cmdstat_hmget"]["calls"] == 1 and "cmdstat_smembers" not in stats
+
+        redis_db.sadd("FILEMIRRORS_/a.txt", 3, 4)
+        for mirror_id in (3, 4):
+            redis_db.hset(f"FILEINFO_{mirror_id}_/a.txt",
+                          mapping={"size": "6", "modTime": MOD_TIME})
+        cache.on_mirror_file_update("3 /a.txt")  # mirror 4's message is not there yet
+        pairs = await cache.candidates("/a.txt")
+        assert [m.id for m, _ in pairs] == [1, 2, 3, 4]
+        redis_db.srem("FILEMIRRORS_/a.txt", 1, 3)
+        cache.on_mirror_file_update("1 /a.txt")
+        cache.on_mirror_file_update("3 /a.txt")
+        assert [m.id for m, _ in await cache.candidates("/a.txt")] == [2, 4]
+        assert cache.mirror_files.peek((1, "/a.txt")) is MISSING
+    finally:
+        await service.stopService()
