@@ -310,13 +310,16 @@ class MirrorCache:
     async def warm(self, batch: int = MISS_BATCH) -> int:
         """Fill the cache from Redis before requests ask: every mirror, then the files most
         downloaded first and the rest of the index, ``batch`` files per script (one round
-        trip), until the cache is full. Returns how many files were put in.
+        trip), until the cache is full. Returns how many files were read and kept.
 
         Call it only once subscribed to the invalidations (pub/sub): a change published
         before would never correct what it read. A file changed (pub/sub) while its batch
-        was read is left out, as is a file no mirror holds (yet: its first request reads it,
-        rather than the fill remembering "no mirror" from a moment that may already be past)
-        and a file whose mirror records would not fit.
+        was read is left out (its message reads it again), as is a file no mirror holds (yet:
+        its first request reads it, rather than the fill remembering "no mirror" from a moment
+        that may already be past) and a file whose mirror records would not fit.
+
+        Files the cache already holds are replaced in place (see :meth:`suspect_all`):
+        requests are answered from them meanwhile; those the fill did not reach are dropped.
         """
         client = self.get_client()
         generation = self.generation
@@ -327,20 +330,32 @@ class MirrorCache:
                     self.mirrors.put(mirror_id, mirror)
         limit = self.files.capacity
         room = self.mirror_files.capacity
-        count = 0
+        held = {path: self.records_version(path)
+                for path in (*self.files.keys(), *self.file_mirrors.keys())}
+        seen: set[str] = set()
+        seen_records = count = 0
         async for paths in warm_order(client, limit, batch):
             versions = [self.records_version(path) for path in paths]
             records = await read_file_records(self.get_client(), paths)
             for record, version in zip(records, versions, strict=True):
                 path = record.path
-                if (self.records_version(path) != version or path in self.files
-                        or not record.mirror_ids
+                seen.add(path)
+                seen_records += len(record.mirror_ids)
+                if self.records_version(path) != version:
+                    continue
+                if path in self.files or path in self.file_mirrors:
+                    self._replace(record)
+                elif (not record.mirror_ids
                         or len(self.mirror_files) + len(record.mirror_ids) > room):
                     continue
-                self._put_records(record)
+                else:
+                    self._put_records(record)
                 count += 1
-            if len(self.files) >= limit or len(self.mirror_files) >= room:
+            if len(seen) >= limit or seen_records >= room:
                 break
+        for path, version in held.items():
+            if path not in seen and self.records_version(path) == version:
+                self._drop(path)  # perhaps changed while pub/sub was away: read on demand
         self.warmed += count
         return count
 
@@ -428,6 +443,17 @@ class MirrorCache:
         self.file_mirrors.pop(path)
         self.mirror_files.pop((int(mirror_id), path))
         self._bump(path)
+
+    def suspect_all(self) -> None:
+        """Pub/sub was away: messages may have been lost. The mirrors are read again (a few
+        records), reads in flight are not kept; the files' records stay, and are answered
+        from until :meth:`warm` replaces them in place (as if their messages came late),
+        rather than every request missing and reading Redis meanwhile."""
+        self.generation += 1
+        self._epoch += 1
+        self._path_versions.clear()
+        self.mirrors.clear()
+        self._release_refresh_waiters(list(self._refresh_waiters))
 
     def clear(self) -> None:
         self.generation += 1

@@ -602,13 +602,13 @@ def _add_http(
     pubsub.on_message(keys.CHANNEL_MIRROR_FILE_UPDATE, cache.on_mirror_file_update)
 
     def forget_after_reconnect() -> None:
-        """Messages may have been missed while pub/sub was away: drop the cache, once the
-        command connection can refill it (until then, answers come from what is known)."""
-        def clear(_: object) -> None:
-            cache.clear()
+        """Messages may have been missed while pub/sub was away: read the cache again in
+        place once the command connection can (answers come from what is known meanwhile)."""
+        def read_again(_: object) -> None:
+            cache.suspect_all()
             warmer.start()
 
-        redis.whenReady().addCallback(clear)
+        redis.whenReady().addCallback(read_again)
 
     pubsub.on_reconnect(forget_after_reconnect)
     dedup = RangeDeduplicator(

@@ -20,8 +20,9 @@ log = Logger()
 @define(eq=False)
 class CacheWarmer:
     """Runs :meth:`MirrorCache.warm` once Redis is ready and pub/sub subscribed (``ready``:
-    what the fill reads is then corrected by every later message), again after each clearing
-    of the cache (a pub/sub reconnection), one fill at a time."""
+    what the fill reads is then corrected by every later message), again after each pub/sub
+    reconnection (:meth:`MirrorCache.suspect_all`: read again in place), one fill at a
+    time."""
 
     cache: MirrorCache
     ready: Callable[[], Deferred[None]]  # fires when Redis can be read and pub/sub listens
@@ -49,7 +50,7 @@ class CacheWarmer:
                 if self.cache.holds_anything():
                     # Requests read Redis before pub/sub was subscribed (the hold gave up
                     # waiting): a change published then would never correct what they put.
-                    self.cache.clear()
+                    self.cache.suspect_all()
             try:
                 count = await self.cache.warm()
             except Exception:

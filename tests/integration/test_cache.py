@@ -9,6 +9,7 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import Clock
 
 from mirrorbits.cache import MISSING, MirrorCache
+from mirrorbits.model import FileInfo
 from mirrorbits.store import keys
 from mirrorbits.store.pubsub import PubSubService
 from tests.integration.store_support import eventually, started_service
@@ -134,7 +135,7 @@ async def test_warm_fills_the_most_downloaded_files_first_within_the_bound(
         assert [m.name for m, _ in cache.cached_candidates("/c.txt")] == ["one"]
         assert cache.cached_file("/d.txt") is MISSING and cache.cached_file("/a.txt") is MISSING
         cache.resize(10)
-        assert await cache.warm() == 3
+        assert await cache.warm() == 4  # /c.txt read again (in place), three more
         pairs = cache.cached_candidates("/a.txt")
         assert [m.name for m, _ in pairs] == ["one", "two"]
         assert all(f is not None and f.size == 6 for _, f in pairs)
@@ -273,5 +274,34 @@ async def test_a_message_re_reads_only_the_records_it_names(
         cache.on_mirror_file_update("3 /a.txt")
         assert [m.id for m, _ in await cache.candidates("/a.txt")] == [2, 4]
         assert cache.mirror_files.peek((1, "/a.txt")) is MISSING
+    finally:
+        await service.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_after_a_reconnection_the_fill_replaces_the_records_in_place(
+    redis_server: RedisServer, redis_db: redis.Redis
+) -> None:
+    """Messages may have been lost while pub/sub was away: the files are read again while
+    requests are answered from what was known, rather than every request missing."""
+    seed(redis_db)
+    redis_db.hset("FILE_/b.txt", mapping={"size": "1", "modTime": MOD_TIME})
+    redis_db.sadd("FILEMIRRORS_/b.txt", 1)
+    redis_db.hset("FILEINFO_1_/b.txt", mapping={"size": "1", "modTime": MOD_TIME})
+    redis_db.sadd("FILES", "/a.txt", "/b.txt")
+    service = await started_service(redis_server)
+    redis_db.hset("MIRRORS", mapping={"1": "one", "2": "two"})
+    try:
+        cache = MirrorCache(service.client, Clock())
+        assert await cache.warm() == 2
+        # while pub/sub was away: /a.txt left mirror 1, /b.txt left the index
+        redis_db.srem("FILEMIRRORS_/a.txt", 1)
+        redis_db.srem("FILES", "/b.txt")
+        cache.suspect_all()
+        assert isinstance(cache.cached_file("/a.txt"), FileInfo)  # still answered
+        assert cache.file_mirrors.peek("/a.txt") == (1, 2)
+        assert await cache.warm() == 1
+        assert [m.name for m, _ in await cache.candidates("/a.txt")] == ["two"]
+        assert cache.cached_file("/b.txt") is MISSING  # not reached: read on demand
     finally:
         await service.stopService()
