@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import random
+import re
 import shlex
 import shutil
 import subprocess
@@ -241,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(2.0)
         storm_cpu = cpu_seconds(workers) - cpu_at
         per_message_us = storm_cpu / max(len(workers), 1) / args.storm * 1e6
-        cached_files = min(args.files, args.cache_files)
+        held = [int(n) for n in re.findall(r"Cache filled with (\d+) files", daemon.log())]
+        cached_files = max(held) if held else min(args.files, args.cache_files)
         per_worker = [w for w in loaded["workers_mib"]] or [loaded["daemon_mib"]]
         result = {
             "command": shlex.join([sys.executable, *sys.argv]),
@@ -265,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
             f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
             f"data set     {args.files} files x {args.mirrors} mirrors, {args.copies[0]}-"
             f"{args.copies[1]} copies each: ~{records:,.0f} file-on-mirror records",
-            f"CacheFiles   {args.cache_files} ({cached_files} files held by each worker)",
+            f"CacheFiles   {args.cache_files} ({cached_files} files held by each worker after the "
+            f"fill: at most CacheFiles files and 5 x CacheFiles file-on-mirror records)",
             f"start-up     caches filled, serving after {fill_s:.1f} s",
             f"memory       filled: workers {', '.join(f'{w:.0f}' for w in filled['workers_mib'])}"
             f" MiB, daemon {filled['daemon_mib']:.0f} MiB, total {filled['total_mib']:.0f} MiB",
