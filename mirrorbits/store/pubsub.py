@@ -46,104 +46,15 @@ def _text(value: object) -> str:
     return str(value)
 
 
-_MESSAGE = b"*3\r\n$7\r\nmessage\r\n$"
-
-
-def frame_end(data: bytes, start: int) -> int | None:
-    """Where the RESP reply starting at ``start`` ends; ``None`` if incomplete."""
-    pos, items, size = start, 1, len(data)
-    while items:
-        eol = data.find(b"\r\n", pos)
-        if eol < 0:
-            return None
-        kind = data[pos]
-        items -= 1
-        if kind == 36:  # "$": a bulk string
-            length = int(data[pos + 1:eol])
-            pos = eol + 2 if length < 0 else eol + 4 + length
-            if pos > size:
-                return None
-        else:
-            if kind == 42:  # "*": an array of that many replies
-                items += max(0, int(data[pos + 1:eol]))
-            pos = eol + 2
-    return pos
-
-
-def message_at(data: bytes, start: int) -> tuple[int, bytes, bytes] | None:
-    """A complete ``message`` reply at ``start``: its end, channel and payload; else
-    ``None``."""
-    if not data.startswith(_MESSAGE, start):
-        return None
-    pos = start + len(_MESSAGE)
-    eol = data.find(b"\r\n", pos)
-    if eol < 0:
-        return None
-    channel_start = eol + 2
-    channel_end = channel_start + int(data[pos:eol])
-    if data[channel_end + 2:channel_end + 3] != b"$":
-        return None
-    pos = channel_end + 3
-    eol = data.find(b"\r\n", pos)
-    if eol < 0:
-        return None
-    payload_start = eol + 2
-    end = payload_start + int(data[pos:eol]) + 2
-    if end > len(data):
-        return None
-    return end, data[channel_start:channel_end], data[payload_start:end - 2]
-
-
 class _Subscriber(txredisapi.SubscriberProtocol):
-    """Hands every message to ``deliver(channel, message)``.
-
-    Messages are parsed here, whole replies at a time: txredisapi's parser pauses the
-    connection and waits a reactor turn after every string it reads, copying what follows
-    each time (an invalidation storm of 10,000 messages a second took a worker's reactor that
-    many turns and most of its time). Any other reply (subscriptions, PING, errors) goes to
-    txredisapi whole, and what follows waits until it is done with it.
-    """
+    """Hands every message to ``deliver(channel, message)``."""
 
     deliver: Callable[[str, str], None] | None = None
     received_bytes = 0  # read so far: any data after a PING shows the connection alive
-    _pending = b""
-    _in_parser = 0
 
     def dataReceived(self, data: bytes, unpause: bool = False) -> None:
-        if unpause or self._in_parser:  # txredisapi going on with a reply it was given
-            self._parse(data, unpause)
-        else:
-            self.received_bytes += len(data)
-            self._pending += data
-        if not self._in_parser:
-            self._drain()
-
-    def _parse(self, data: bytes, unpause: bool = False) -> None:
-        self._in_parser += 1
-        try:
-            super().dataReceived(data, unpause)
-        finally:
-            self._in_parser -= 1
-
-    def _drain(self) -> None:
-        data, start = self._pending, 0
-        try:
-            while start < len(data) and not self.paused and self.transport is not None:
-                message = message_at(data, start)
-                if message is not None:
-                    start, channel, payload = message
-                    self.messageReceived(None, channel, payload)
-                    continue
-                end = frame_end(data, start)
-                if end is None:
-                    break
-                reply, start = data[start:end], end
-                self._parse(reply)
-        except ValueError:  # not RESP: txredisapi says so and drops the connection
-            reply, start = data[start:], len(data)
-            self._parse(reply)
-        finally:
-            self._pending = data[start:] if start < len(data) else b""
+        self.received_bytes += len(data)
+        super().dataReceived(data, unpause)
 
     def messageReceived(self, pattern: object, channel: object, message: object) -> None:
         if self.deliver is not None:
