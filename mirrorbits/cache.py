@@ -12,6 +12,7 @@ remembered as unknown only for ``negative_ttl`` seconds.
 from __future__ import annotations
 
 import enum
+import itertools
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Final, Generic, Literal, TypeVar
@@ -19,15 +20,36 @@ from typing import Final, Generic, Literal, TypeVar
 from attrs import define, field
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
 
 from mirrorbits.model import FileInfo, Mirror
 from mirrorbits.store.client import RedisClient
-from mirrorbits.store.files import file_mirror_ids, read_file, read_mirror_file
-from mirrorbits.store.mirrors import read_mirror
+from mirrorbits.store.files import read_file
+from mirrorbits.store.mirrors import mirror_ids, read_mirror
+from mirrorbits.store.refresh import LOCAL, FileChange, read_file_changes
+from mirrorbits.store.warmup import FileRecords, read_file_records, warm_order
 
 K = TypeVar("K")
 V = TypeVar("V")
 
+
+
+#: File-on-mirror records held per file of ``CacheFiles``: the default 200,000 files keep the
+#: 1,000,000 records the cache always held (every mirror of 37,000 files on 27 mirrors each).
+MIRROR_RECORDS_PER_FILE: Final = 5
+#: Files whose records one script reads (after misses, and at start-up): it blocks Redis for
+#: 3 to 8 us per file-on-mirror record, 4 to 11 ms for 50 files on 27 mirrors each.
+MISS_BATCH: Final = 50
+#: Batches of misses read at the same time (each on its own connection of the pool).
+MISS_READS: Final = 3
+#: Files whose changed records one script re-reads after pub/sub messages (a message names
+#: one or two records: 200 files block Redis about a millisecond).
+REFRESH_BATCH: Final = 200
+#: What a file's re-read asks besides :data:`LOCAL` and mirror IDs: all its records.
+WHOLE: Final = -1
+#: Reads of a missing path before it is answered from one read that is not kept (its records
+#: changed during each).
+READ_TRIES: Final = 3
 
 
 class _Missing(enum.Enum):
@@ -57,6 +79,10 @@ class LRU(Generic[K, V]):
         data.move_to_end(key)
         return value
 
+    def peek(self, key: K) -> V | Missing:
+        """:meth:`get` without making ``key`` the most recently used."""
+        return self._data.get(key, MISSING)
+
     def put(self, key: K, value: V) -> None:
         data = self._data
         data[key] = value
@@ -69,6 +95,16 @@ class LRU(Generic[K, V]):
 
     def clear(self) -> None:
         self._data.clear()
+
+    def resize(self, capacity: int) -> None:
+        """Hold at most ``capacity`` entries from now on (the least recently used go)."""
+        self.capacity = capacity
+        data = self._data
+        while len(data) > capacity:
+            data.popitem(last=False)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
 
     def __len__(self) -> int:
         return len(self._data)
@@ -91,9 +127,32 @@ class MirrorCache:
     mirrors: LRU[int, Mirror] = field(factory=lambda: LRU(10_000))
     mirror_files: LRU[tuple[int, str], FileInfo | None] = field(factory=lambda: LRU(1_000_000))
     mirror_listeners: list[Callable[[int], None]] = field(factory=list)
+    warmed: int = 0  # files whose records :meth:`warm` put in the cache
+    # Misses read together (one script per MISS_BATCH files), each path
+    # once however many requests want it: an invalidation storm costs a few round trips per
+    # batch of files instead of one per record and request.
+    batch_misses: bool = True
+    _misses: dict[str, list[Deferred[None]]] = field(factory=dict)
+    _in_flight: dict[str, list[Deferred[None]]] = field(factory=dict)
+    _reading: int = 0  # batches being read
+    # A file's pub/sub message re-reads its records in the background (batched like misses)
+    # instead of dropping them: requests keep their answers meanwhile, and an invalidation
+    # storm costs no request a wait nor a rebuild of unchanged files.
+    refresh_in_background: bool = True
+    _stale: dict[str, set[int]] = field(factory=dict)  # to read again (parts), in order
+    _refreshing: set[str] = field(factory=set)
+    _again: dict[str, set[int]] = field(factory=dict)  # changed again while being read
+    _refresh_reads: int = 0
+    _refresh_waiters: dict[str, list[Deferred[None]]] = field(factory=dict)
     generation: int = 0  # bumped by invalidations that may concern any path
     path_versions_limit: int = 100_000
     _path_versions: dict[str, int] = field(factory=dict)
+    # Bumped when the cache is cleared or the path counters restart: with a path's counter,
+    # what a read of the path's own records (FILE_, FILEMIRRORS_, FILEINFO_) may be checked
+    # against. A mirror's message moves ``generation`` but not this: it changes no file's
+    # records, and a file read meanwhile is still right.
+    _epoch: int = 0
+    _mirror_versions: dict[int, int] = field(factory=dict)  # messages seen, by mirror
 
     def version(self, path: str) -> tuple[int, int]:
         """What the cache knows of ``path``, as a value that changes whenever that may change.
@@ -107,9 +166,16 @@ class MirrorCache:
     def _bump(self, path: str) -> None:
         versions = self._path_versions
         if len(versions) >= self.path_versions_limit:
-            versions.clear()  # counters restart: the global bump keeps old versions stale
+            versions.clear()  # counters restart: the global bumps keep old versions stale
             self.generation += 1
+            self._epoch += 1
         versions[path] = versions.get(path, 0) + 1
+
+    def records_version(self, path: str) -> tuple[int, int]:
+        """What the cache knows of ``path``'s own records, as a value that changes whenever a
+        message about the path arrives (or the cache is cleared): a read of the records
+        started at one value may be put in the cache only if it is still current."""
+        return self._epoch, self._path_versions.get(path, 0)
 
     # --- synchronous fast path -------------------------------------------------------------
 
@@ -145,52 +211,215 @@ class MirrorCache:
     # --- asynchronous reads ----------------------------------------------------------------
 
     async def file_info(self, path: str) -> FileInfo | None:
-        cached = self.cached_file(path)
-        if cached is not MISSING:
-            return cached
-        info = await read_file(self.get_client(), path)
-        expires = self.clock.seconds() + self.negative_ttl if info is None else 0.0
-        self.files.put(path, (info, expires))
-        return info
+        await self._refreshed(path)
+        for _ in range(READ_TRIES):
+            cached = self.cached_file(path)
+            if cached is not MISSING:
+                return cached
+            if path not in self.file_mirrors:
+                await self._read_records(path)
+                continue
+            # Only FILE_ is missing (a file message, or the unknown file's delay passed).
+            version = self.records_version(path)
+            info = await read_file(self.get_client(), path)
+            if self.records_version(path) == version:
+                expires = self.clock.seconds() + self.negative_ttl if info is None else 0.0
+                self.files.put(path, (info, expires))
+                return info
+        return (await read_file_records(self.get_client(), [path]))[0].info
 
     async def candidates(self, path: str) -> list[tuple[Mirror, FileInfo | None]]:
-        """Every mirror holding ``path`` with its info for it, in ``FILEMIRRORS`` order."""
-        cached = self.cached_candidates(path)
-        if cached is not MISSING:
-            return cached
+        """Every mirror holding ``path`` with its info for it, in ``FILEMIRRORS`` order.
+
+        Assembled from the cache at one moment, never from reads made at different ones: a
+        file's mirror list and its copies' records come from one read of them all (a copy
+        moved meanwhile would otherwise be asked of a mirror that no longer holds it, and
+        the mirror left out as holding the wrong size), and nothing read is kept if a
+        message about it arrived during the read.
+        """
+        await self._refreshed(path)
+        absent: set[int] = set()  # mirrors of the list that no longer exist
+        for _ in range(READ_TRIES):
+            assembled = self._assemble(path, absent)
+            if assembled is not MISSING:
+                return assembled
+            ids = self.file_mirrors.peek(path)
+            if ids is MISSING or any((i, path) not in self.mirror_files for i in ids):
+                await self._read_records(path)
+                continue
+            wanted = [i for i in ids if i not in self.mirrors and i not in absent]
+            found = await gatherResults([Deferred.fromCoroutine(self.mirror(i))
+                                         for i in wanted], consumeErrors=True)
+            absent.update(i for i, mirror in zip(wanted, found, strict=True) if mirror is None)
+        return await self._read_once(path)
+
+    def _assemble(self, path: str,
+                  absent: set[int]) -> list[tuple[Mirror, FileInfo | None]] | Missing:
+        """:meth:`cached_candidates`, leaving out the mirrors in ``absent``."""
+        if not absent:
+            return self.cached_candidates(path)
         ids = self.file_mirrors.get(path)
         if ids is MISSING:
-            ids = await file_mirror_ids(self.get_client(), path)
-            self.file_mirrors.put(path, ids)
-        pairs: list[Deferred[tuple[Mirror, FileInfo | None] | None]] = []
+            return MISSING
+        result: list[tuple[Mirror, FileInfo | None]] = []
         for mirror_id in ids:
-            pairs.append(Deferred.fromCoroutine(self._pair(mirror_id, path)))
-        results = await gatherResults(pairs, consumeErrors=True)
-        return [pair for pair in results if pair is not None]
+            if mirror_id in absent:
+                continue
+            mirror = self.mirrors.get(mirror_id)
+            info = self.mirror_files.get((mirror_id, path))
+            if mirror is MISSING or info is MISSING:
+                return MISSING
+            result.append((mirror, info))
+        return result
 
-    async def _pair(self, mirror_id: int, path: str) -> tuple[Mirror, FileInfo | None] | None:
-        mirror = await self.mirror(mirror_id)
-        if mirror is None:
-            return None
-        info = self.mirror_files.get((mirror_id, path))
-        if info is MISSING:
-            info = await read_mirror_file(self.get_client(), mirror_id, path)
-            self.mirror_files.put((mirror_id, path), info)
-        return mirror, info
+    async def _read_once(self, path: str) -> list[tuple[Mirror, FileInfo | None]]:
+        """``path``'s candidates from one read of its records, kept nowhere: for a file
+        whose records change faster than they can be read and kept."""
+        record = (await read_file_records(self.get_client(), [path]))[0]
+        mirrors = await gatherResults([Deferred.fromCoroutine(self.mirror(i))
+                                       for i in record.mirror_ids], consumeErrors=True)
+        return [(mirror, info) for mirror, info in zip(mirrors, record.mirror_infos, strict=True)
+                if mirror is not None]
 
     async def mirror(self, mirror_id: int) -> Mirror | None:
         cached = self.mirrors.get(mirror_id)
         if cached is not MISSING:
             return cached
+        version = self._mirror_version(mirror_id)
         mirror = await read_mirror(self.get_client(), mirror_id)
-        if mirror is None:
-            return None
-        self.mirrors.put(mirror_id, mirror)
+        if mirror is not None and self._mirror_version(mirror_id) == version:
+            self.mirrors.put(mirror_id, mirror)  # else changed meanwhile: read it next time
         return mirror
+
+    def _mirror_version(self, mirror_id: int) -> tuple[int, int]:
+        return self._epoch, self._mirror_versions.get(mirror_id, 0)
+
+    # --- start-up ---------------------------------------------------------------------------
+
+    def holds_anything(self) -> bool:
+        return bool(len(self.files) or len(self.file_mirrors) or len(self.mirrors)
+                    or len(self.mirror_files))
+
+    def resize(self, files: int) -> None:
+        """Bound the cache to ``files`` files (``CacheFiles``): their info and mirror IDs, and
+        five times as many file-on-mirror records."""
+        self.files.resize(files)
+        self.file_mirrors.resize(files)
+        self.mirror_files.resize(files * MIRROR_RECORDS_PER_FILE)
+
+    async def warm(self, batch: int = MISS_BATCH) -> int:
+        """Fill the cache from Redis before requests ask: every mirror, then the files most
+        downloaded first and the rest of the index, ``batch`` files per script (one round
+        trip), until the cache is full. Returns how many files were read and kept.
+
+        Call it only once subscribed to the invalidations (pub/sub): a change published
+        before would never correct what it read. A file changed (pub/sub) while its batch
+        was read is left out (its message reads it again), as is a file no mirror holds (yet:
+        its first request reads it, rather than the fill remembering "no mirror" from a moment
+        that may already be past) and a file whose mirror records would not fit.
+
+        Files the cache already holds are replaced in place (see :meth:`suspect_all`):
+        requests are answered from them meanwhile; those the fill did not reach are dropped.
+        """
+        client = self.get_client()
+        generation = self.generation
+        found = [(mid, await read_mirror(client, mid)) for mid in await mirror_ids(client)]
+        if self.generation == generation:
+            for mirror_id, mirror in found:
+                if mirror is not None and mirror_id not in self.mirrors:
+                    self.mirrors.put(mirror_id, mirror)
+        limit = self.files.capacity
+        room = self.mirror_files.capacity
+        held = {path: self.records_version(path)
+                for path in (*self.files.keys(), *self.file_mirrors.keys())}
+        seen: set[str] = set()
+        seen_records = count = 0
+        async for paths in warm_order(client, limit, batch):
+            versions = [self.records_version(path) for path in paths]
+            records = await read_file_records(self.get_client(), paths)
+            for record, version in zip(records, versions, strict=True):
+                path = record.path
+                seen.add(path)
+                seen_records += len(record.mirror_ids)
+                if self.records_version(path) != version:
+                    continue
+                if path in self.files or path in self.file_mirrors:
+                    self._replace(record)
+                elif (not record.mirror_ids
+                        or len(self.mirror_files) + len(record.mirror_ids) > room):
+                    continue
+                else:
+                    self._put_records(record)
+                count += 1
+            if len(seen) >= limit or seen_records >= room:
+                break
+        for path, version in held.items():
+            if path not in seen and self.records_version(path) == version:
+                self._drop(path)  # perhaps changed while pub/sub was away: read on demand
+        self.warmed += count
+        return count
+
+    # --- batched misses ---------------------------------------------------------------------
+
+    def _read_records(self, path: str) -> Deferred[None]:
+        """Fires once ``path``'s records were read and put in the cache, or not put (changed
+        during the read: the caller reads again); fails as the read did. A miss of a path
+        being read waits for that read;
+        others wait while :data:`MISS_READS` batches are read, and go together in the next
+        one: no timer."""
+        waiters = self._in_flight.get(path)
+        if waiters is None:
+            waiters = self._misses.setdefault(path, [])
+        done: Deferred[None] = Deferred()
+        waiters.append(done)
+        self._start_reads()
+        return done
+
+    def _start_reads(self) -> None:
+        while self._misses and self._reading < MISS_READS:
+            paths = list(itertools.islice(self._misses,
+                                          MISS_BATCH if self.batch_misses else 1))
+            waiting = {path: self._misses.pop(path) for path in paths}
+            self._in_flight.update(waiting)
+            self._reading += 1
+            Deferred.fromCoroutine(self._read_batch(waiting))
+
+    async def _read_batch(self, waiting: dict[str, list[Deferred[None]]]) -> None:
+        paths = list(waiting)
+        versions = [self.records_version(path) for path in paths]
+        failure: Failure | None = None
+        try:
+            records = await read_file_records(self.get_client(), paths)
+        except Exception:
+            records, failure = [], Failure()  # each request fails on its own
+        for record, version in zip(records, versions, strict=False):
+            if self.records_version(record.path) == version:  # else read by the next miss
+                self._put_records(record)
+        for path in paths:
+            self._in_flight.pop(path, None)
+        self._reading -= 1
+        for waiters in waiting.values():
+            for done in waiters:
+                if failure is None:
+                    done.callback(None)
+                else:
+                    done.errback(failure)
+        self._start_reads()
+
+    def _put_records(self, record: FileRecords) -> None:
+        path = record.path
+        self.files.put(path, (record.info, 0.0 if record.info is not None
+                              else self.clock.seconds() + self.negative_ttl))
+        self.file_mirrors.put(path, record.mirror_ids)
+        for mirror_id, info in zip(record.mirror_ids, record.mirror_infos, strict=True):
+            self.mirror_files.put((mirror_id, path), info)
 
     # --- invalidation (pub/sub) ------------------------------------------------------------
 
     def on_file_update(self, path: str) -> None:
+        if self.refresh_in_background and self._whole(path):
+            self._refresh(path, LOCAL)
+            return
         self.files.pop(path)
         self._bump(path)
 
@@ -199,6 +428,7 @@ class MirrorCache:
             return
         mirror_id = int(message)
         self.mirrors.pop(mirror_id)
+        self._mirror_versions[mirror_id] = self._mirror_versions.get(mirror_id, 0) + 1
         self.generation += 1
         for listener in self.mirror_listeners:
             listener(mirror_id)
@@ -207,17 +437,171 @@ class MirrorCache:
         mirror_id, sep, path = message.partition(" ")
         if not sep or not _is_int(mirror_id):
             return
+        if self.refresh_in_background and self._whole(path):
+            self._refresh(path, int(mirror_id))
+            return
         self.file_mirrors.pop(path)
         self.mirror_files.pop((int(mirror_id), path))
         self._bump(path)
 
+    def suspect_all(self) -> None:
+        """Pub/sub was away: messages may have been lost. The mirrors are read again (a few
+        records), reads in flight are not kept; the files' records stay, and are answered
+        from until :meth:`warm` replaces them in place (as if their messages came late),
+        rather than every request missing and reading Redis meanwhile."""
+        self.generation += 1
+        self._epoch += 1
+        self._path_versions.clear()
+        self.mirrors.clear()
+        self._release_refresh_waiters(list(self._refresh_waiters))
+
     def clear(self) -> None:
         self.generation += 1
+        self._epoch += 1
         self._path_versions.clear()
+        self._mirror_versions.clear()
         self.files.clear()
         self.file_mirrors.clear()
         self.mirrors.clear()
         self.mirror_files.clear()
+        self._stale.clear()
+        self._again.clear()
+        self._release_refresh_waiters(list(self._refresh_waiters))
+
+    # --- refresh in the background (pub/sub) -----------------------------------------------
+
+    def _whole(self, path: str) -> bool:
+        """Whether the cache holds ``path`` as a known file with its mirror IDs."""
+        entry = self.files.peek(path)
+        return entry is not MISSING and entry[0] is not None and path in self.file_mirrors
+
+    def _refresh(self, path: str, part: int) -> None:
+        """Read ``part`` of ``path``'s records again in the background (:data:`LOCAL`, a
+        mirror's ID, or :data:`WHOLE`); until they are back, the request path answers from
+        what it had (as it would had the message come a moment later). Messages about a
+        path waiting for its read add to that read."""
+        if path in self._refreshing:
+            self._again.setdefault(path, set()).add(part)  # the read in flight may predate it
+            return
+        self._stale.setdefault(path, set()).add(part)
+        self._start_refreshes()
+
+    def _start_refreshes(self) -> None:
+        while self._stale and self._refresh_reads < MISS_READS:
+            paths = list(itertools.islice(self._stale, REFRESH_BATCH))
+            asked = [(path, frozenset(self._stale.pop(path))) for path in paths]
+            self._refreshing.update(paths)
+            self._refresh_reads += 1
+            Deferred.fromCoroutine(self._refresh_batch(asked))
+
+    async def _refresh_batch(self, asked: list[tuple[str, frozenset[int]]]) -> None:
+        epoch = self._epoch
+        whole = [path for path, parts in asked if WHOLE in parts]
+        some = [(path, parts) for path, parts in asked if WHOLE not in parts]
+        records: list[FileRecords] = []
+        changes: list[FileChange] = []
+        failed = False
+        try:
+            if whole:
+                records = await read_file_records(self.get_client(), whole)
+            if some:
+                changes = await read_file_changes(self.get_client(), some)
+        except Exception:
+            failed = True
+        self._refresh_reads -= 1
+        # Else cleared meanwhile: nothing to replace. A mirror's message meanwhile (its
+        # health, a scan's start) does not make the file's records read here stale. What
+        # was read is newer than what the cache holds, even for a path changed again
+        # meanwhile (read again after).
+        if epoch == self._epoch:
+            if failed:
+                for path, _ in asked:
+                    self._drop(path)  # the next request reads it
+            for record in records:
+                self._replace(record)
+            for change in changes:
+                self._apply(change)
+        done = []
+        for path, _ in asked:
+            self._refreshing.discard(path)
+            again = self._again.pop(path, None)
+            if again:
+                self._stale.setdefault(path, set()).update(again)
+            else:
+                done.append(path)
+        self._release_refresh_waiters(done)
+        self._start_refreshes()
+
+    def _apply(self, change: FileChange) -> None:
+        """Put what was read of a file in place of what the cache holds; the path's version
+        moves only if something differs (a rescan that changed nothing rebuilds nothing).
+        A file whose mirror list names a mirror whose record the cache lacks (its own
+        message not read yet, or evicted) is read whole."""
+        path = change.path
+        if not self._whole(path):  # dropped meanwhile: the next request reads it
+            return
+        changed = False
+        if change.local_read:
+            entry = self.files.peek(path)
+            if entry is MISSING or entry[0] != change.info:
+                expires = 0.0 if change.info is not None else (
+                    self.clock.seconds() + self.negative_ttl)
+                self.files.put(path, (change.info, expires))
+                changed = True
+        ids = change.mirror_ids
+        if ids is not None:
+            for mirror_id, info in change.mirror_infos.items():
+                if self.mirror_files.peek((mirror_id, path)) != info:
+                    self.mirror_files.put((mirror_id, path), info)
+                    changed = True
+            old_ids = self.file_mirrors.peek(path)
+            if old_ids != ids:
+                for mirror_id in () if old_ids is MISSING else old_ids:
+                    if mirror_id not in ids:
+                        self.mirror_files.pop((mirror_id, path))
+                self.file_mirrors.put(path, ids)
+                changed = True
+            if any((mirror_id, path) not in self.mirror_files for mirror_id in ids):
+                self._refresh(path, WHOLE)
+        if changed:
+            self._bump(path)
+
+    def _replace(self, record: FileRecords) -> None:
+        """Put ``record`` in place of what the cache holds; the path's version moves only if
+        something differs (a rescan that changed nothing rebuilds nothing)."""
+        path = record.path
+        entry = self.files.peek(path)
+        old_ids = self.file_mirrors.peek(path)
+        old_infos = [self.mirror_files.peek((i, path)) for i in record.mirror_ids]
+        if (entry is not MISSING and entry[0] == record.info and old_ids == record.mirror_ids
+                and old_infos == list(record.mirror_infos)):
+            return
+        for mirror_id in () if old_ids is MISSING else old_ids:
+            if mirror_id not in record.mirror_ids:
+                self.mirror_files.pop((mirror_id, path))
+        self._put_records(record)
+        self._bump(path)
+
+    def _drop(self, path: str) -> None:
+        ids = self.file_mirrors.peek(path)
+        for mirror_id in () if ids is MISSING else ids:
+            self.mirror_files.pop((mirror_id, path))
+        self.files.pop(path)
+        self.file_mirrors.pop(path)
+        self._bump(path)
+
+    async def _refreshed(self, path: str) -> None:
+        """Wait until ``path`` is no longer being refreshed (the asynchronous reads see the
+        new records)."""
+        if path in self._stale or path in self._refreshing:
+            waiter: Deferred[None] = Deferred()
+            self._refresh_waiters.setdefault(path, []).append(waiter)
+            await waiter
+
+    def _release_refresh_waiters(self, paths: list[str]) -> None:
+        for path in paths:
+            for waiter in self._refresh_waiters.pop(path, ()):
+                waiter.callback(None)
 
 
 def _is_int(text: str) -> bool:

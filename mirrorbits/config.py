@@ -29,6 +29,7 @@ DEFAULT_CONFIG_PATH = "/etc/mirrorbits.conf"
 NO_CONFIG_MESSAGE = "Configuration could not be found.\n\tUse --config <path>"
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 DEFAULT_HTTP_READ_TIMEOUT = 10.0  # seconds, the reference's (built into its HTTP server)
+DEFAULT_CACHE_FILES = 200_000  # files held by each HTTP process' cache (docs/performance.md)
 INT_RANGE = (-(2**63), 2**63 - 1)  # the reference's ints
 SUGGESTION_CUTOFF = 0.7  # difflib similarity of an unknown key to the known one it suggests
 
@@ -125,6 +126,7 @@ class Config:
     mirmon_export_file: str = ""
     http_scan: HttpScan = field(factory=HttpScan)
     workers: int | None = None  # HTTP worker processes; None: one per core
+    cache_files: int = DEFAULT_CACHE_FILES  # files the request cache holds (per process)
 
 
 def default_config_path() -> str | None:
@@ -490,4 +492,5 @@ _FIELDS: _Fields = {
     "MirmonExportFile": ("mirmon_export_file", _str),
     "HTTPScan": ("http_scan", _record_of(HttpScan, _HTTP_SCAN_FIELDS)),
     "Workers": ("workers", _int),
+    "CacheFiles": ("cache_files", _int),
 }

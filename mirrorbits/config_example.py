@@ -63,6 +63,13 @@ EXAMPLE_CONFIG = """\
 # serves HTTP itself. Default: one per CPU core (1 on the embedded configuration).
 #Workers:
 
+# Files whose records (local info, mirrors, info on each mirror) each HTTP process keeps in
+# memory, filled from Redis at start-up (most downloaded first) and kept fresh by pub/sub;
+# at most five file-on-mirror records per file on average (1,000,000 by default). About 15 KiB
+# per file on 27 mirrors: the default holds ~36,000 such files, ~590 MiB per process
+# (docs/performance.md).
+#CacheFiles: 200000
+
 ## Redis
 
 # host:port of the Redis server (used when no sentinel is configured or none answers).

@@ -94,6 +94,9 @@ def value_errors(config: Config) -> list[str]:
     if config.workers is not None and config.workers < 1:
         add(f"Workers must be a number of HTTP processes >= 1 (1: this process serves "
             f"alone), not {config.workers}")
+    if config.cache_files < 1:
+        add(f"CacheFiles must be a number of files >= 1 (held in each HTTP process' cache), "
+            f"not {config.cache_files}")
     errors += _address_errors(config)
     errors += _control_tls_errors(config)
     if not 0 < config.rpc_idle_timeout < math.inf:

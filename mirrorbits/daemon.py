@@ -71,6 +71,7 @@ from mirrorbits.upgrade import (
     ready_within,
     upgrade_hook,
 )
+from mirrorbits.warmup import WARM_HOLD, CacheWarmer
 from mirrorbits.web.downloadlog import DownloadLog
 from mirrorbits.web.resource import RedirectResource, WebContext
 from mirrorbits.web.site import RedirectorSite
@@ -593,14 +594,26 @@ def _add_http(
     """
     ready_timeout = STARTUP_READY_TIMEOUT if successor is None else READY_TIMEOUT
     cache = MirrorCache(redis.reading_client, reactor)  # a miss during a failover waits
+    cache.resize(holder.current.cache_files)
+
+    def listening_and_ready() -> Deferred[None]:
+        """Pub/sub subscribed, then Redis ready: a fill reads only what later messages
+        correct (one published before the subscription would be lost to it)."""
+        return pubsub.whenReady().addCallback(lambda _: redis.whenReady())
+
+    warmer = CacheWarmer(cache, listening_and_ready, reactor)
     pubsub.on_message(keys.CHANNEL_FILE_UPDATE, cache.on_file_update)
     pubsub.on_message(keys.CHANNEL_MIRROR_UPDATE, cache.on_mirror_update)
     pubsub.on_message(keys.CHANNEL_MIRROR_FILE_UPDATE, cache.on_mirror_file_update)
 
     def forget_after_reconnect() -> None:
-        """Messages may have been missed while pub/sub was away: drop the cache, once the
-        command connection can refill it (until then, answers come from what is known)."""
-        redis.whenReady().addCallback(lambda _: cache.clear())
+        """Messages may have been missed while pub/sub was away: read the cache again in
+        place once the command connection can (answers come from what is known meanwhile)."""
+        def read_again(_: object) -> None:
+            cache.suspect_all()
+            warmer.start()
+
+        redis.whenReady().addCallback(read_again)
 
     pubsub.on_reconnect(forget_after_reconnect)
     dedup = RangeDeduplicator(
@@ -627,6 +640,25 @@ def _add_http(
         root_page=root_page,
     )
     pubsub.on_message(keys.CHANNEL_FILE_UPDATE, context.paths.forget)
+    context.resize_memos(holder.current.cache_files)
+    warmer.then = context.warm_memos
+
+    def follow_cache_files(old: Config, new: Config) -> None:
+        if old.cache_files != new.cache_files:
+            cache.resize(new.cache_files)
+            context.resize_memos(new.cache_files)
+
+    holder.subscribe(follow_cache_files)
+
+    async def hold() -> None:
+        """Redis ready (or late), then the cache filled (or late): the first requests are
+        answered from memory."""
+        await ready_within(redis.whenReady(), reactor, ready_timeout)
+        if redis.ready:
+            warmer.start()
+            await warmer.filled_within(WARM_HOLD if successor is None else READY_TIMEOUT)
+            tune_garbage_collector()  # the cache's objects are never scanned again either
+
     site = RedirectorSite(RedirectResource(context), reactor=reactor,
                          read_timeout=lambda: holder.current.http_read_timeout)
     http = HeldListener(
@@ -636,7 +668,7 @@ def _add_http(
         inherited_fd=activated_fd if successor is None else successor.inherited.fd,
         setting="ListenAddress",
         foreign=successor is None and activated_fd is not None,
-        hold=lambda: ready_within(redis.whenReady(), reactor, ready_timeout),
+        hold=lambda: Deferred.fromCoroutine(hold()),
         on_serving=serving,
     )
     http.setName("http")

@@ -1,10 +1,15 @@
 """The baseline: the cheapest twisted.web answer a redirector could give (a fixed 302).
 
-Usage: ``python -m bench.redirect.bare PORT`` (listens on 127.0.0.1 until terminated).
+Usage: ``python -m bench.redirect.bare PORT [PROCESSES]`` (listens on 127.0.0.1 until
+terminated). With PROCESSES > 1 the listening socket is made once and shared by that many
+processes (forked), as the daemon's ``Workers`` share theirs.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
 import sys
 
 from twisted.web.resource import Resource
@@ -29,11 +34,32 @@ class QuietSite(Site):
 
 
 def main(argv: list[str]) -> None:
+    port = int(argv[1])
+    processes = int(argv[2]) if len(argv) > 2 else 1
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(1024)
+    listener.setblocking(False)
+    children = []
+    for _ in range(processes - 1):
+        pid = os.fork()
+        if pid == 0:
+            children = []
+            break
+        children.append(pid)
+
+    def stop(signum: int, frame: object) -> None:
+        for child in children:
+            os.kill(child, signal.SIGTERM)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
     from twisted.internet import reactor
 
-    port = int(argv[1])
-    reactor.listenTCP(port, QuietSite(BareRedirect()), interface="127.0.0.1")  # type: ignore[arg-type]
-    reactor.run()
+    reactor.adoptStreamPort(  # type: ignore[attr-defined]
+        listener.fileno(), socket.AF_INET, QuietSite(BareRedirect()))
+    reactor.run(installSignalHandlers=False)  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":

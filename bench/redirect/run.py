@@ -31,7 +31,9 @@ from bench.redirect.loadgen import LoadResult, Response  # noqa: E402
 from tests.daemon import DaemonProcess, base_config  # noqa: E402
 from tests.servers import RedisServer, env_without_proxies, free_port, wait_for_port  # noqa: E402
 
-TARGET = 0.6
+TARGET = 0.8  # daemon req/s over the baseline's, both with --workers processes
+P99_TARGET = 2.0  # daemon p99 over the baseline's, at most
+REFERENCE_TARGET = 1.0  # daemon req/s over the reference (Go) Mirrorbits', at least
 MIRROR_PATTERN = r"^https?://mirror\.[a-z0-9]+\.example\.org/"
 MIRROR_LUA_PATTERN = "^https?://mirror%.[%w]+%.example%.org/"
 BARE_PATTERN, BARE_LUA_PATTERN = r"^http://x/$", "^http://x/$"
@@ -54,6 +56,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=1,
                         help="the daemon's Workers setting (HTTP worker processes)")
+    parser.add_argument("--cold-seconds", type=float, default=5.0,
+                        help="load the daemon this long as soon as it serves, before the "
+                             "verification pass (the warm-up window); 0: skip")
+    parser.add_argument("--reference", metavar="PATH",
+                        help="a Go Mirrorbits binary: served on the same Redis data with a "
+                             "configuration the bench writes, measured in each round")
     parser.add_argument("--download-log", action="store_true",
                         help="also write the daemon's download log (LogDir)")
     parser.add_argument("--profile", metavar="FILE",
@@ -80,6 +88,9 @@ class Bench:
         self.daemon: DaemonProcess | None = None
         self.bare: subprocess.Popen[bytes] | None = None
         self.bare_port = 0
+        self.reference: subprocess.Popen[bytes] | None = None
+        self.reference_port = 0
+        self.startup_seconds = 0.0
         self.paths_file = workdir / "paths.txt"
         self.ips_file = workdir / "ips.txt"
 
@@ -109,20 +120,59 @@ class Bench:
         values = base_config(self.workdir / "repository", self.redis.address, **extra)
         self.daemon = DaemonProcess(workdir=self.workdir / "daemon", values=values,
                                     args=["--no-monitor"])
+        started = time.monotonic()
         self.daemon.start()
+        self.wait_serving()
+        self.startup_seconds = time.monotonic() - started
+        log(f"daemon serves {self.startup_seconds:.1f} s after its start (cache filled)")
         self.bare_port = free_port()
         self.bare = subprocess.Popen(
-            [sys.executable, "-m", "bench.redirect.bare", str(self.bare_port)], cwd=ROOT,
-            env=env_without_proxies(),
+            [sys.executable, "-m", "bench.redirect.bare", str(self.bare_port),
+             str(self.args.workers)], cwd=ROOT, env=env_without_proxies(),
         )
         wait_for_port("127.0.0.1", self.bare_port, timeout=20)
+        if self.args.reference:
+            self.start_reference(Path(self.args.reference))
+
+    def wait_serving(self, timeout: float = 120.0) -> None:
+        """Until every HTTP process of the daemon has filled its cache (and so accepts)."""
+        assert self.daemon is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.daemon.log()
+            done = text.count("Cache filled with") + text.count("serving anyway")
+            if done >= self.args.workers:
+                return
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the daemon did not fill its cache in {timeout:.0f} s:\n{text}")
+            time.sleep(0.05)
+
+    def start_reference(self, binary: Path) -> None:
+        """The Go Mirrorbits daemon on the same Redis data, without its monitor."""
+        if not os.access(binary, os.X_OK):
+            raise SystemExit(f"--reference {binary}: not an executable file")
+        self.reference_port = free_port()
+        config = self.workdir / "reference.conf"
+        config.write_text(
+            f"Repository: {self.workdir / 'repository'}\n"
+            f"ListenAddress: 127.0.0.1:{self.reference_port}\n"
+            f"RPCListenAddress: 127.0.0.1:{free_port()}\n"
+            f"RedisAddress: {self.redis.address}\n"
+            f"GeoipDatabasePath: {self.workdir / 'geoip'}/\n"
+            "OutputMode: redirect\nGzip: false\nTrustedProxies: [127.0.0.1]\n")
+        self.reference = subprocess.Popen(
+            [str(binary), "daemon", "-config", str(config), "-monitor=false"],
+            cwd=self.workdir, env=env_without_proxies(), stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        wait_for_port("127.0.0.1", self.reference_port, timeout=30)
 
     def stop(self) -> None:
         if self.daemon is not None:
             self.daemon.stop()
-        if self.bare is not None:
-            self.bare.terminate()
-            self.bare.wait(10)
+        for process in (self.bare, self.reference):
+            if process is not None:
+                process.terminate()
+                process.wait(10)
         self.redis.stop()
 
     # --- verification and measurement -------------------------------------------------------
@@ -169,14 +219,26 @@ class Bench:
             raise SystemExit("--loadgen wrk: wrk is not installed (apt-get install wrk)")
         return loadgen.wrk_path() is not None
 
-    def round(self) -> tuple[LoadResult, LoadResult]:
+    def cold(self) -> LoadResult | None:
+        """The daemon loaded as soon as it serves: its first seconds (``--cold-seconds``)."""
+        assert self.daemon is not None
+        if self.args.cold_seconds <= 0:
+            return None
+        return self.measure(self.daemon.http[1], MIRROR_PATTERN, MIRROR_LUA_PATTERN,
+                            self.args.cold_seconds)
+
+    def round(self) -> list[LoadResult]:
+        """Baseline, daemon (and reference) measured one after the other."""
         assert self.daemon is not None and self.daemon.process is not None
         assert self.bare is not None
         results = []
-        for pid, port, pattern, lua in (
-                (self.bare.pid, self.bare_port, BARE_PATTERN, BARE_LUA_PATTERN),
-                (self.daemon.process.pid, self.daemon.http[1], MIRROR_PATTERN,
-                 MIRROR_LUA_PATTERN)):
+        servers = [(self.bare.pid, self.bare_port, BARE_PATTERN, BARE_LUA_PATTERN),
+                   (self.daemon.process.pid, self.daemon.http[1], MIRROR_PATTERN,
+                    MIRROR_LUA_PATTERN)]
+        if self.reference is not None:
+            servers.append((self.reference.pid, self.reference_port, MIRROR_PATTERN,
+                            MIRROR_LUA_PATTERN))
+        for pid, port, pattern, lua in servers:
             if self.args.warmup_seconds > 0:
                 self.measure(port, pattern, lua, self.args.warmup_seconds)
             before = tree_cpu_seconds(pid)
@@ -186,7 +248,7 @@ class Bench:
                 result = attrs.evolve(
                     result, server_cpu_us=(after - before) / result.requests * 1e6)
             results.append(result)
-        return results[0], results[1]
+        return results
 
     def daemon_rss_mib(self) -> float | None:
         """The resident memory of the daemon and its HTTP workers now (Linux)."""
@@ -275,50 +337,89 @@ def describe(name: str, result: LoadResult) -> list[str]:
     ]
 
 
-def report(args: argparse.Namespace, verify: dict[str, Any],
-           rounds: list[tuple[LoadResult, LoadResult]],
-           rss_mib: float | None = None) -> dict[str, object]:
-    ratios = [daemon.rate / bare.rate if bare.rate else 0.0 for bare, daemon in rounds]
+def report(args: argparse.Namespace, verify: dict[str, Any], rounds: list[list[LoadResult]],
+           rss_mib: float | None = None, cold: LoadResult | None = None,
+           startup_seconds: float = 0.0) -> dict[str, object]:
+    ratios = [pair[1].rate / pair[0].rate if pair[0].rate else 0.0 for pair in rounds]
     ratio = statistics.median(ratios)
-    bare, daemon = rounds[len(rounds) // 2] if len(rounds) % 2 else rounds[-1]
+    middle = rounds[len(rounds) // 2] if len(rounds) % 2 else rounds[-1]
+    bare, daemon = middle[0], middle[1]
+    reference = middle[2] if len(middle) > 2 else None
     problems = (int(verify["daemon_wrong"]) + int(verify["bare_wrong"])
-                + sum(r.other_status + r.bad_location for pair in rounds for r in pair))
+                + sum(r.other_status + r.bad_location for row in rounds for r in row)
+                + (cold.other_status + cold.bad_location if cold is not None else 0))
+    processes = f"{args.workers} process{'es' if args.workers > 1 else ''}"
     lines = [
         "",
         "=== mirrorbits redirect benchmark ===",
         f"command      {shlex.join([sys.executable, *sys.argv])}",
+        f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} (at the end)",
         f"data set     {args.mirrors} mirrors, {args.files} files, {args.networks} GeoIP "
         f"networks, {args.clients} client IPs (seed {args.seed})",
         f"load         {args.threads} threads, {args.connections} connections, "
-        f"{args.seconds:g} s per measurement, loopback, keep-alive",
+        f"{args.seconds:g} s per measurement, loopback, keep-alive; servers: {processes} each",
+        f"start-up     the daemon served {startup_seconds:.1f} s after its start (caches filled)",
         f"verification {verify['daemon_checked']}/{verify['expected']} redirects checked "
-        f"against the data set, {verify['daemon_wrong']} wrong (cold cache, 16 connections: "
+        f"against the data set, {verify['daemon_wrong']} wrong (16 connections: "
         f"{verify['daemon_cold_rps']} req/s); "
         f"baseline {verify['bare_checked']} checked, {verify['bare_wrong']} wrong",
     ]
-    for index, (b, d) in enumerate(rounds, start=1):
+    if cold is not None:
+        lines += describe(f"mirrorbits, first {args.cold_seconds:g} s after it serves", cold)
+    for index, row in enumerate(rounds, start=1):
         if len(rounds) > 1:
-            lines.append(f"-- round {index}: ratio {d.rate / b.rate if b.rate else 0:.3f}")
-        lines += describe("bare twisted.web 302 (baseline)", b)
-        lines += describe("mirrorbits full redirect path", d)
-    verdict = "meets" if ratio >= TARGET else "is BELOW"
+            lines.append(f"-- round {index}: ratio {ratios[index - 1]:.3f}")
+        lines += describe(f"bare twisted.web 302 (baseline, {processes})", row[0])
+        lines += describe("mirrorbits full redirect path", row[1])
+        if len(row) > 2:
+            lines += describe("reference (Go) Mirrorbits", row[2])
+    p99 = _ratio(daemon.p99_ms, bare.p99_ms)
+    cold_p99 = _ratio(cold.p99_ms if cold else None, bare.p99_ms)
+    ref = _ratio(daemon.rate, reference.rate) if reference is not None else None
     lines += [
         "",
         f"RATIO  {ratio:.3f}  (daemon req/s / baseline req/s"
-        + (f", median of {len(rounds)} rounds" if len(rounds) > 1 else "") + ")",
-        f"       {verdict} the target of {TARGET} for one process",
-        f"daemon RSS   {'n/a' if rss_mib is None else f'{rss_mib:.0f} MiB'} after the rounds",
+        + (f", median of {len(rounds)} rounds" if len(rounds) > 1 else "") + ")  "
+        + _verdict(ratio, TARGET, at_least=True),
+        f"P99    {_fmt_ratio(p99)}  (daemon p99 / baseline p99, the whole measurement)  "
+        + _verdict(p99, P99_TARGET, at_least=False),
+        f"COLD   {_fmt_ratio(cold_p99)}  (daemon p99 in its first {args.cold_seconds:g} s / "
+        f"baseline p99)  " + _verdict(cold_p99, P99_TARGET, at_least=False),
+        f"GO     {_fmt_ratio(ref)}  (daemon req/s / reference Mirrorbits req/s)  "
+        + (_verdict(ref, REFERENCE_TARGET, at_least=True) if args.reference
+           else "not available (--reference PATH)"),
+        f"daemon RSS   {'n/a' if rss_mib is None else f'{rss_mib:.0f} MiB'} after the rounds "
+        f"(daemon + workers)",
     ]
     if problems:
         lines.append(f"WARNING {problems} wrong answers: the ratio is meaningless")
     print("\n".join(lines), flush=True)
     return {
         "ratio": ratio, "ratios": ratios, "target": TARGET, "wrong_answers": problems,
+        "p99_ratio": p99, "cold_p99_ratio": cold_p99, "reference_ratio": ref,
         "baseline_rps": bare.rate, "daemon_rps": daemon.rate,
         "baseline": _result_json(bare), "daemon": _result_json(daemon),
+        "cold": _result_json(cold) if cold is not None else None,
+        "reference": _result_json(reference) if reference is not None else None,
+        "startup_seconds": startup_seconds, "load_average": os.getloadavg(),
         "verification": verify, "command": shlex.join([sys.executable, *sys.argv]),
         "daemon_rss_mib": rss_mib,
     }
+
+
+def _ratio(top: float | None, bottom: float | None) -> float | None:
+    return None if top is None or not bottom else top / bottom
+
+
+def _fmt_ratio(value: float | None) -> str:
+    return "  n/a" if value is None else f"{value:.3f}"
+
+
+def _verdict(value: float | None, target: float, *, at_least: bool) -> str:
+    if value is None:
+        return ""
+    met = value >= target if at_least else value <= target
+    return f"{'meets' if met else 'MISSES'} the target ({'>=' if at_least else '<='} {target})"
 
 
 def _result_json(result: LoadResult) -> dict[str, object]:
@@ -345,9 +446,11 @@ def main(argv: list[str] | None = None) -> int:
         bench.build()
         bench.start()
         log(f"load generator: {'wrk' if bench.use_wrk else 'python (wrk not found)'}")
+        cold = bench.cold()
         verify = bench.verify()
         rounds = [bench.round() for _ in range(max(1, args.rounds))]
-        summary = report(args, verify, rounds, bench.daemon_rss_mib())
+        summary = report(args, verify, rounds, bench.daemon_rss_mib(), cold,
+                         bench.startup_seconds)
         if args.profile:
             log(bench.profile(args.profile))
         if args.json:

@@ -131,6 +131,7 @@ class Subscriber(RedisConnection, Protocol):
     """A connection in subscriber mode: each message goes to ``deliver(channel, message)``."""
 
     deliver: Callable[[str, str], None] | None
+    received_bytes: int  # read so far
 
     def subscribe(self, channels: Sequence[str]) -> Deferred[object]: ...
 

@@ -28,6 +28,7 @@ from mirrorbits.store.connection import (
     close,
     connect_master,
     describe,
+    observe,
     timed,
 )
 from mirrorbits.store.loop import ReconnectLoop
@@ -49,6 +50,11 @@ class _Subscriber(txredisapi.SubscriberProtocol):
     """Hands every message to ``deliver(channel, message)``."""
 
     deliver: Callable[[str, str], None] | None = None
+    received_bytes = 0  # read so far: any data after a PING shows the connection alive
+
+    def dataReceived(self, data: bytes, unpause: bool = False) -> None:
+        self.received_bytes += len(data)
+        super().dataReceived(data, unpause)
 
     def messageReceived(self, pattern: object, channel: object, message: object) -> None:
         if self.deliver is not None:
@@ -212,11 +218,21 @@ class PubSubService(ReconnectLoop):
                     await timed(lost, CONNECT_TIMEOUT, self.reactor)
 
     async def _ping(self, conn: Subscriber) -> None:
+        received = conn.received_bytes
+        answer = conn.ping()  # never cancelled: its reply keeps its place in the queue
         try:
-            await timed(conn.ping(), self.ping_timeout, self.reactor)
+            await timed(observe(answer), self.ping_timeout, self.reactor)
+            return
         except Exception as exc:
-            log.warn("Pub/sub PING failed: {error}", error=describe(exc))
-            conn.transport.abortConnection()
+            error = describe(exc)
+        # A reactor kept busy (a cache fill, a storm of messages) may not have read the answer
+        # yet: one more turn first. The answer, or any message since the PING, shows the
+        # connection alive; dropping it would clear every cache for nothing.
+        await task.deferLater(self.reactor, 0, lambda: None)
+        if conn.received_bytes != received:
+            return
+        log.warn("Pub/sub PING failed: {error}", error=error)
+        conn.transport.abortConnection()
 
     def _came_up(self, where: str) -> None:
         self._connected_once()

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from attrs import define, field
 from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import deferLater
 
 from mirrorbits.cache import LRU, MISSING, MirrorCache
 from mirrorbits.config import Config
@@ -111,6 +112,31 @@ class WebContext:
         return {"files": len(cache.files), "file_mirrors": len(cache.file_mirrors),
                 "mirrors": len(cache.mirrors), "mirror_files": len(cache.mirror_files),
                 "file_memos": len(self._prefiltered)}
+
+    def resize_memos(self, files: int) -> None:
+        """Keep at most ``files // 4`` file memos (``CacheFiles``: 50,000 by default)."""
+        self._prefiltered.resize(max(1, files // 4))
+
+    async def warm_memos(self, secure: Secure = Secure.UNDEFINED, slice_size: int = 100) -> int:
+        """Build the memo of each file the cache holds whole (in the cache's order: the
+        start-up fill puts the most downloaded first), as many as the memos may hold, so that
+        a file's first request is answered from memory. Yields to the reactor between slices
+        of ``slice_size`` files; returns how many memos were built."""
+        options = self.selection_options(self.config())
+        cache = self.cache
+        built = 0
+        for path in cache.files.keys()[:self._prefiltered.capacity]:
+            info = cache.cached_file(path)
+            if not isinstance(info, FileInfo) or info.mod_time_ns is None:
+                continue
+            entries = cache.cached_candidates(path)
+            if entries is MISSING or self.cached_memo(info, secure, options) is not None:
+                continue
+            self.remember_memo(info, entries, secure, options, cache.version(path))
+            built += 1
+            if built % slice_size == 0:
+                await deferLater(self.clock, 0)
+        return built
 
     def policy(self, config: Config) -> ClientAddressPolicy:
         if config.trusted_proxies != self._policy_source:

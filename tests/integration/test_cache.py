@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest_twisted
 import redis
 from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import Clock
 
 from mirrorbits.cache import MISSING, MirrorCache
+from mirrorbits.model import FileInfo
 from mirrorbits.store import keys
 from mirrorbits.store.pubsub import PubSubService
 from tests.integration.store_support import eventually, started_service
@@ -90,8 +92,15 @@ async def test_pubsub_messages_invalidate_and_reconnection_clears(
         await pubsub.whenReady()
         await cache.file_info("/a.txt")
         await cache.candidates("/a.txt")
+        redis_db.hset("FILE_/a.txt", "size", "7")
         redis_db.publish(keys.CHANNEL_FILE_UPDATE, "/a.txt")
-        await eventually(lambda: cache.cached_file("/a.txt") is MISSING)
+
+        def refreshed() -> bool:
+            info = cache.cached_file("/a.txt")
+            assert info is not MISSING  # read again in the background, never dropped
+            return info is not None and info.size == 7
+
+        await eventually(refreshed)
         redis_db.publish(keys.CHANNEL_MIRROR_UPDATE, "2")
         await eventually(lambda: cache.cached_candidates("/a.txt") is MISSING)
         await cache.candidates("/a.txt")
@@ -100,4 +109,199 @@ async def test_pubsub_messages_invalidate_and_reconnection_clears(
         await eventually(lambda: len(cache.mirrors) == 0, seconds=15)
     finally:
         await pubsub.stopService()
+        await service.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_warm_fills_the_most_downloaded_files_first_within_the_bound(
+    redis_server: RedisServer, redis_db: redis.Redis
+) -> None:
+    seed(redis_db)
+    for name in ("b", "c", "d"):
+        redis_db.hset(f"FILE_/{name}.txt", mapping={"size": "1", "modTime": MOD_TIME})
+        redis_db.sadd(f"FILEMIRRORS_/{name}.txt", 1)
+        redis_db.hset(f"FILEINFO_1_/{name}.txt", mapping={"size": "1", "modTime": MOD_TIME})
+    redis_db.sadd("FILES", "/a.txt", "/b.txt", "/c.txt", "/d.txt")
+    redis_db.hset("STATS_FILE", mapping={"/c.txt": "50", "/d.txt": "7", "/gone.txt": "99"})
+    service = await started_service(redis_server)
+    redis_db.hset("MIRRORS", mapping={"1": "one", "2": "two"})  # after the DB version check
+    try:
+        cache = MirrorCache(service.client, Clock())
+        cache.resize(2)
+        assert await cache.warm(batch=1) == 1
+        # /gone.txt is not indexed and held by no mirror: left to a request to read (the fill
+        # remembers no "no mirror"), /c.txt the most downloaded of the others
+        assert cache.cached_file("/gone.txt") is MISSING
+        assert [m.name for m, _ in cache.cached_candidates("/c.txt")] == ["one"]
+        assert cache.cached_file("/d.txt") is MISSING and cache.cached_file("/a.txt") is MISSING
+        cache.resize(10)
+        assert await cache.warm() == 4  # /c.txt read again (in place), three more
+        pairs = cache.cached_candidates("/a.txt")
+        assert [m.name for m, _ in pairs] == ["one", "two"]
+        assert all(f is not None and f.size == 6 for _, f in pairs)
+        assert cache.cached_file("/d.txt") is not MISSING
+        # what the fill put is what reading through puts
+        through = MirrorCache(service.client, Clock())
+        for path in ("/a.txt", "/b.txt", "/c.txt", "/d.txt"):
+            assert await through.file_info(path) == cache.cached_file(path)
+            assert await through.candidates(path) == cache.cached_candidates(path)
+    finally:
+        await service.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_misses_are_read_in_a_few_batches_each_path_once(
+    redis_server: RedisServer, redis_db: redis.Redis
+) -> None:
+    seed(redis_db)
+    for name in ("b", "c"):
+        redis_db.hset(f"FILE_/{name}.txt", mapping={"size": "1", "modTime": MOD_TIME})
+        redis_db.sadd(f"FILEMIRRORS_/{name}.txt", 2)
+        redis_db.hset(f"FILEINFO_2_/{name}.txt", mapping={"size": "1", "modTime": MOD_TIME})
+    service = await started_service(redis_server)
+    try:
+        cache = MirrorCache(service.client, Clock())
+        redis_db.config_resetstat()
+        wanted = ["/a.txt", "/b.txt", "/c.txt", "/b.txt", "/c.txt", "/a.txt", "/none.txt"]
+        found = await gatherResults([Deferred.fromCoroutine(cache.candidates(path))
+                                     for path in wanted])
+        # the first three misses are read at once (MISS_READS), the repeated paths wait for
+        # those reads, /none.txt for a free one
+        stats = redis_db.info("commandstats")
+        assert stats["cmdstat_eval"]["calls"] == 4
+        # only the scripts' reads (FILE_ + FILEINFO_: 3 for /a.txt, 2 for /b and /c, 1 for
+        # /none.txt): nothing read through, nothing read twice
+        assert stats["cmdstat_hmget"]["calls"] == 8
+        assert [[m.name for m, _ in pairs] for pairs in found] == [
+            ["one", "two"], ["two"], ["two"], ["two"], ["two"], ["one", "two"], []]
+        through = MirrorCache(service.client, Clock(), batch_misses=False)
+        for path, pairs in zip(wanted, found, strict=True):
+            assert await through.candidates(path) == pairs
+        assert await cache.file_info("/none.txt") is None
+    finally:
+        await service.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_file_message_refreshes_in_the_background_and_moves_only_what_changed(
+    redis_server: RedisServer, redis_db: redis.Redis
+) -> None:
+    seed(redis_db)
+    service = await started_service(redis_server)
+    try:
+        cache = MirrorCache(service.client, Clock())
+        before = await cache.candidates("/a.txt")
+        await cache.file_info("/a.txt")
+        version = cache.version("/a.txt")
+        cache.on_mirror_file_update("1 /a.txt")  # nothing changed in Redis
+        assert cache.cached_candidates("/a.txt") == before  # answers meanwhile
+        assert await cache.candidates("/a.txt") == before  # an awaited read waits for it
+        assert cache.version("/a.txt") == version  # memos kept
+        redis_db.srem("FILEMIRRORS_/a.txt", 1)
+        cache.on_mirror_file_update("1 /a.txt")
+        cache.on_file_update("/a.txt")  # again while being read: read once more after
+        assert [m.name for m, _ in await cache.candidates("/a.txt")] == ["two"]
+        assert cache.version("/a.txt") != version
+        assert cache.mirror_files.peek((1, "/a.txt")) is MISSING
+    finally:
+        await service.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_mirror_message_during_a_refresh_does_not_lose_the_files_change(
+    redis_server: RedisServer, redis_db: redis.Redis
+) -> None:
+    """A mirror's message (a health check, a scan's start) changes every path's version; the
+    refresh of a file read meanwhile must still land, or the file keeps its old mirrors."""
+    seed(redis_db)
+    service = await started_service(redis_server)
+    try:
+        cache = MirrorCache(service.client, Clock())
+        await cache.candidates("/a.txt")
+        await cache.file_info("/a.txt")
+        redis_db.srem("FILEMIRRORS_/a.txt", 1)
+        redis_db.delete("FILEINFO_1_/a.txt")
+        cache.on_mirror_file_update("1 /a.txt")  # the refresh's read is in flight...
+        cache.on_mirror_update("2")  # ...when another mirror changes
+        assert [m.name for m, _ in await cache.candidates("/a.txt")] == ["two"]
+        assert [m.name for m, _ in cache.cached_candidates("/a.txt")] == ["two"]
+    finally:
+        await service.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_message_re_reads_only_the_records_it_names(
+    redis_server: RedisServer, redis_db: redis.Redis
+) -> None:
+    """An invalidation storm costs a record or two per message, not the file's every copy;
+    a mirror list naming a copy the cache has not read yet makes the whole file read."""
+    seed(redis_db)
+    for mirror_id in (3, 4):
+        redis_db.hset(f"MIRROR_{mirror_id}", mapping={"ID": str(mirror_id),
+                                                      "name": f"m{mirror_id}",
+                                                      "http": f"http://m{mirror_id}/"})
+    service = await started_service(redis_server)
+    try:
+        cache = MirrorCache(service.client, Clock())
+        await cache.file_info("/a.txt")
+        await cache.candidates("/a.txt")
+        redis_db.config_resetstat()
+        redis_db.hset("FILEINFO_2_/a.txt", "size", "7")
+        cache.on_mirror_file_update("2 /a.txt")
+        pairs = await cache.candidates("/a.txt")
+        assert [(m.id, f.size if f else None) for m, f in pairs] == [(1, 6), (2, 7)]
+        stats = redis_db.info("commandstats")
+        assert stats["cmdstat_hmget"]["calls"] == 1  # FILEINFO_2 alone
+        assert "cmdstat_hgetall" not in stats  # no mirror re-read either
+
+        redis_db.hset("FILE_/a.txt", "size", "7")
+        redis_db.config_resetstat()
+        cache.on_file_update("/a.txt")
+        info = await cache.file_info("/a.txt")
+        assert info is not None and info.size == 7
+        stats = redis_db.info("commandstats")
+        assert stats["cmdstat_hmget"]["calls"] == 1 and "cmdstat_smembers" not in stats
+
+        redis_db.sadd("FILEMIRRORS_/a.txt", 3, 4)
+        for mirror_id in (3, 4):
+            redis_db.hset(f"FILEINFO_{mirror_id}_/a.txt",
+                          mapping={"size": "6", "modTime": MOD_TIME})
+        cache.on_mirror_file_update("3 /a.txt")  # mirror 4's message is not there yet
+        pairs = await cache.candidates("/a.txt")
+        assert [m.id for m, _ in pairs] == [1, 2, 3, 4]
+        redis_db.srem("FILEMIRRORS_/a.txt", 1, 3)
+        cache.on_mirror_file_update("1 /a.txt")
+        cache.on_mirror_file_update("3 /a.txt")
+        assert [m.id for m, _ in await cache.candidates("/a.txt")] == [2, 4]
+        assert cache.mirror_files.peek((1, "/a.txt")) is MISSING
+    finally:
+        await service.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_after_a_reconnection_the_fill_replaces_the_records_in_place(
+    redis_server: RedisServer, redis_db: redis.Redis
+) -> None:
+    """Messages may have been lost while pub/sub was away: the files are read again while
+    requests are answered from what was known, rather than every request missing."""
+    seed(redis_db)
+    redis_db.hset("FILE_/b.txt", mapping={"size": "1", "modTime": MOD_TIME})
+    redis_db.sadd("FILEMIRRORS_/b.txt", 1)
+    redis_db.hset("FILEINFO_1_/b.txt", mapping={"size": "1", "modTime": MOD_TIME})
+    redis_db.sadd("FILES", "/a.txt", "/b.txt")
+    service = await started_service(redis_server)
+    redis_db.hset("MIRRORS", mapping={"1": "one", "2": "two"})
+    try:
+        cache = MirrorCache(service.client, Clock())
+        assert await cache.warm() == 2
+        # while pub/sub was away: /a.txt left mirror 1, /b.txt left the index
+        redis_db.srem("FILEMIRRORS_/a.txt", 1)
+        redis_db.srem("FILES", "/b.txt")
+        cache.suspect_all()
+        assert isinstance(cache.cached_file("/a.txt"), FileInfo)  # still answered
+        assert cache.file_mirrors.peek("/a.txt") == (1, 2)
+        assert await cache.warm() == 1
+        assert [m.name for m, _ in await cache.candidates("/a.txt")] == ["two"]
+        assert cache.cached_file("/b.txt") is MISSING  # not reached: read on demand
+    finally:
         await service.stopService()

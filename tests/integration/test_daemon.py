@@ -360,3 +360,40 @@ def test_repository_option_survives_a_reload(tmp_path: Path, redis_server: Redis
         assert redis_db.smembers("FILES") == {"/given.txt", "/later.txt"}
     finally:
         process.stop()
+
+
+def test_first_request_after_start_is_answered_from_the_filled_cache(
+    tmp_path: Path, redis_server: RedisServer, redis_db: redis.Redis
+) -> None:
+    repo = tmp_path / "repo"
+    repo_file(repo, "/a.txt", b"hello\n", 1687249800)
+    mod_time = "2023-06-20 08:30:00 +0000 UTC"
+    redis_db.set("MIRRORBITS_DB_VERSION", "2")
+    redis_db.hset("MIRRORS", "1", "one")
+    redis_db.hset("MIRROR_1", mapping={"ID": "1", "name": "one", "http": "http://127.0.0.31/",
+                                       "enabled": "1", "httpUp": "1", "httpsUp": "1"})
+    redis_db.sadd("FILES", "/a.txt")
+    redis_db.hset("FILE_/a.txt", mapping={"size": "6", "modTime": mod_time})
+    redis_db.sadd("FILEMIRRORS_/a.txt", "1")
+    redis_db.hset("FILEINFO_1_/a.txt", mapping={"size": "6", "modTime": mod_time})
+    process = DaemonProcess(workdir=tmp_path / "run",
+                            values=base_config(repo, redis_server.address),
+                            args=["--no-monitor"])
+    process.start()
+    try:
+        process.wait_log("Cache filled with 1 files")
+        assert "(1 selections ready)" in process.log()
+        redis_db.config_resetstat()
+        host, port = process.http
+        request = urllib.request.Request(f"http://{host}:{port}/a.txt",
+                                         headers={"X-Forwarded-For": "100.96.2.10"})
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.build_opener(NoRedirect()).open(request, timeout=5)
+        assert answer.value.code == 302
+        assert answer.value.headers["Location"] == "http://127.0.0.31/a.txt"
+        reads = {name for name in redis_db.info("commandstats")
+                 if name in ("cmdstat_hmget", "cmdstat_smembers", "cmdstat_eval",
+                             "cmdstat_hgetall")}
+        assert reads == set()  # nothing read from Redis for it
+    finally:
+        process.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,13 @@ from twisted.internet.defer import Deferred
 
 from mirrorbits.store import keys
 from mirrorbits.store.pubsub import PubSubService, publish
-from tests.integration.store_support import captured_log, eventually, started_service, within
+from tests.integration.store_support import (
+    captured_log,
+    eventually,
+    sleep,
+    started_service,
+    within,
+)
 from tests.servers import RedisServer, free_port
 
 pytestmark = pytest.mark.integration
@@ -101,6 +108,32 @@ async def test_unanswered_ping_drops_a_silent_connection(private_server: RedisSe
             sync_client(private_server).execute_command("CLIENT", "PAUSE", "1500", "ALL")
             await eventually(lambda: any("PING failed" in m for m in messages), 5)
             await eventually(lambda: len(reconnects) == 1, 10)
+        finally:
+            await within(service.stopService())
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_busy_reactor_is_not_a_dead_connection(private_server: RedisServer) -> None:
+    """The answer to a PING waits unread while the process is busy (here each message takes
+    0.5 s to handle, as a storm of them or a cache fill might): the connection, and every
+    cache it keeps, must not be dropped for that."""
+    service = PubSubService(private_server.address, "pw", reactor,
+                            ping_interval=0.2, ping_timeout=0.3)
+    reconnects: list[None] = []
+    handled: list[str] = []
+    service.on_reconnect(lambda: reconnects.append(None))
+    service.on_message(keys.CHANNEL_FILE_UPDATE, lambda m: (handled.append(m), time.sleep(0.5)))
+    with captured_log() as messages:
+        service.startService()
+        try:
+            await within(service.whenReady())
+            client = sync_client(private_server)
+            for n in range(6):
+                client.publish(keys.CHANNEL_FILE_UPDATE, f"/f{n}")
+                await sleep(0.1)
+            await eventually(lambda: len(handled) == 6, 10)
+            await sleep(0.5)
+            assert reconnects == [] and not any("PING failed" in m for m in messages)
         finally:
             await within(service.stopService())
 

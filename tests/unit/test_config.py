@@ -469,6 +469,13 @@ def test_workers() -> None:
     assert error_of(REPO + "Workers: many\n").startswith("Workers must be an integer")
 
 
+def test_cache_files() -> None:
+    assert parse(REPO).cache_files == 200_000
+    assert parse(REPO + "CacheFiles: 5000\n").cache_files == 5000
+    assert error_of(REPO + "CacheFiles: 0\n") == (
+        "CacheFiles must be a number of files >= 1 (held in each HTTP process' cache), not 0")
+
+
 def test_trusted_proxies() -> None:
     config = parse(
         REPO + "TrustedProxies:\n  - 127.0.0.1\n  - 10.1.2.3/8\n  - '::1'\n  - 2001:db8::/32\n",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from mirrorbits.cache import MirrorCache
@@ -76,3 +77,28 @@ def test_per_file_versions_stay_bounded_without_reviving_old_memos() -> None:
         ctx.cache.on_file_update(f"/other/{index}")
     assert len(ctx.cache._path_versions) <= 10
     assert ctx.cached_prefilter(LOCAL, Secure.UNDEFINED, opts) is None
+
+
+def test_warm_memos_builds_each_whole_file_once_up_to_the_bound() -> None:
+    ctx = context()
+    ctx.resize_memos(8)  # two memos
+    cache = ctx.cache
+    cache.mirrors.put(1, UP)
+    for name in ("a", "b", "c"):
+        info = FileInfo(path=f"/{name}.txt", size=6, mod_time_ns=LOCAL.mod_time_ns)
+        cache.files.put(info.path, (info, 0.0))
+        cache.file_mirrors.put(info.path, (1,))
+        cache.mirror_files.put((1, info.path), info)
+    cache.files.put("/unknown.txt", (None, 10.0))
+    cache.files.put("/partial.txt", (FileInfo(path="/partial.txt", mod_time_ns=1), 0.0))
+    cache.file_mirrors.put("/partial.txt", (1,))  # its record on mirror 1 is not cached
+    config = Config()
+    ctx.config = lambda: config
+    opts = ctx.selection_options(config)
+    built = Deferred.fromCoroutine(ctx.warm_memos(slice_size=1))
+    ctx.clock.advance(0)  # type: ignore[attr-defined]
+    assert built.result == 2  # type: ignore[attr-defined]
+    a, b = (cache.cached_file(f"/{n}.txt") for n in "ab")
+    assert isinstance(a, FileInfo) and isinstance(b, FileInfo)
+    assert ctx.cached_memo(a, Secure.UNDEFINED, opts) is not None
+    assert ctx.cached_memo(b, Secure.UNDEFINED, opts) is not None

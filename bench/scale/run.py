@@ -1,0 +1,303 @@
+"""Scale benchmark: the memory of a daemon holding many files on many mirrors, bounded by
+``CacheFiles``, and the request latency while a scan-like writer invalidates 100,000 files.
+
+Run from the repository root: ``.venv/bin/python bench/scale/run.py --files 100000
+--mirrors 100``. See bench/README.md (``bench/scale``) and docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import redis  # noqa: E402
+
+from bench.redirect import dataset, loadgen  # noqa: E402
+from bench.redirect.run import MIRROR_LUA_PATTERN, children  # noqa: E402
+from mirrorbits.encoding import format_go_time  # noqa: E402
+from mirrorbits.store import keys  # noqa: E402
+from tests.daemon import DaemonProcess, base_config  # noqa: E402
+from tests.servers import RedisServer  # noqa: E402
+
+NS = 1_000_000_000
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--files", type=int, default=100_000)
+    parser.add_argument("--mirrors", type=int, default=100)
+    parser.add_argument("--copies", type=int, nargs=2, default=(15, 40), metavar=("LOW", "HIGH"),
+                        help="each file is on LOW to HIGH mirrors")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--cache-files", type=int, default=200_000, help="CacheFiles")
+    parser.add_argument("--seconds", type=float, default=10.0, help="each latency measurement")
+    parser.add_argument("--storm", type=int, default=100_000,
+                        help="files invalidated by the scan-like writer")
+    parser.add_argument("--storm-rate", type=float, default=10_000.0,
+                        help="invalidations per second (a mirror scan commits ~9,000 files/s)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", metavar="FILE")
+    parser.add_argument("--workdir", metavar="DIR")
+    return parser.parse_args(argv)
+
+
+def log(message: str) -> None:
+    print(f"[scale] {message}", file=sys.stderr, flush=True)
+
+
+def resp(*args: str) -> bytes:
+    """One command in the Redis protocol (for ``redis-cli --pipe``)."""
+    parts = [f"*{len(args)}\r\n".encode()]
+    for arg in args:
+        data = arg.encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+def write_data(args: argparse.Namespace, workdir: Path, server: RedisServer) -> list[str]:
+    """Mirrors, files and their copies, through ``redis-cli --pipe``; returns the paths."""
+    rng = random.Random(args.seed)
+    mirrors = dataset.plan_mirrors(args.mirrors, rng)
+    ids = [m.mirror.id for m in mirrors]
+    networks = dataset.plan_networks(300, rng, [m.mirror.asnum for m in mirrors])
+    dataset.write_geoip(workdir / "geoip", networks)
+    clients = dataset.plan_clients(2_000, networks, rng)
+    (workdir / "ips.txt").write_text("".join(ip + "\n" for ip in clients))
+    repository = workdir / "repository"
+    out = workdir / "data.resp"
+    paths = []
+    mtime = dataset.EPOCH - 86_400
+    go_time = format_go_time(mtime * NS)
+    per_mirror: dict[int, list[str]] = {i: [] for i in ids}
+    with open(out, "wb") as sink:
+        sink.write(resp("SET", keys.DB_VERSION, str(keys.CURRENT_DB_VERSION)))
+        sink.write(resp("SET", keys.LAST_MID, str(len(mirrors))))
+        for bench in mirrors:
+            fields = dataset.mirror_hash(bench.mirror)
+            sink.write(resp("HSET", keys.mirror(bench.mirror.id),
+                            *[x for pair in fields.items() for x in pair]))
+            sink.write(resp("HSET", keys.MIRRORS, str(bench.mirror.id), bench.mirror.name))
+        for n in range(args.files):
+            path = f"/pool/{n // 1000:04d}/file-{n}.bin"
+            paths.append(path)
+            target = repository / path[1:]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "wb") as handle:
+                handle.truncate(1000 + n)
+            os.utime(target, (mtime, mtime))
+            size = str(1000 + n)
+            sink.write(resp("SADD", keys.FILES, path))
+            sink.write(resp("HSET", keys.file(path), "size", size, "modTime", go_time,
+                            "sha1", "", "sha256", "", "md5", ""))
+            held = rng.sample(ids, rng.randint(*args.copies))
+            sink.write(resp("SADD", keys.file_mirrors(path), *map(str, held)))
+            for mirror_id in held:
+                sink.write(resp("HSET", keys.file_info(mirror_id, path), "size", size,
+                                "modTime", go_time))
+                per_mirror[mirror_id].append(path)
+        for mirror_id, held_paths in per_mirror.items():
+            for start in range(0, len(held_paths), 1000):
+                sink.write(resp("SADD", keys.mirror_files(mirror_id),
+                                *held_paths[start:start + 1000]))
+    with open(out, "rb") as source:
+        subprocess.run(["redis-cli", "-h", server.host, "-p", str(server.port), "--pipe"],
+                       stdin=source, check=True, stdout=subprocess.DEVNULL)
+    out.unlink()
+    (workdir / "paths.txt").write_text("".join(p + "\n" for p in paths))
+    return paths
+
+
+def rss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def memory(daemon: DaemonProcess) -> dict[str, float]:
+    assert daemon.process is not None
+    main = daemon.process.pid
+    workers = [rss_kib(pid) / 1024 for pid in children(main)]
+    return {"daemon_mib": rss_kib(main) / 1024, "workers_mib": workers,
+            "total_mib": rss_kib(main) / 1024 + sum(workers)}
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by ``pids`` (from /proc)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def storm(client: redis.Redis, paths: list[str], count: int, rate: float,
+          mirror_ids: int) -> float:
+    """Publish ``count`` invalidations as a scan would (half file updates, half file-on-mirror
+    updates), ``rate`` per second in batches of 1,000; returns the seconds taken."""
+    started = time.monotonic()
+    rng = random.Random(7)
+    sent = 0
+    while sent < count:
+        pipe = client.pipeline(transaction=False)
+        for _ in range(min(1000, count - sent)):
+            path = paths[sent % len(paths)]
+            if sent % 2:
+                pipe.publish(keys.CHANNEL_MIRROR_FILE_UPDATE,
+                             keys.mirror_file_update(rng.randint(1, mirror_ids), path))
+            else:
+                pipe.publish(keys.CHANNEL_FILE_UPDATE, path)
+            sent += 1
+        pipe.execute()
+        ahead = started + sent / rate - time.monotonic()
+        if ahead > 0:
+            time.sleep(ahead)
+    return time.monotonic() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    os.chdir(ROOT)
+    workdir = Path(args.workdir).resolve() if args.workdir else Path(
+        tempfile.mkdtemp(prefix="mb-scale-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    server = RedisServer(workdir=workdir / "redis")
+    daemon = None
+    try:
+        server.start()
+        started = time.monotonic()
+        paths = write_data(args, workdir, server)
+        client = redis.Redis(host=server.host, port=server.port, decode_responses=True)
+        records = sum(int(client.scard(keys.file_mirrors(p))) for p in paths[:1000]) / min(
+            1000, len(paths)) * len(paths)
+        log(f"data set written in {time.monotonic() - started:.0f} s: {args.files} files on "
+            f"{args.mirrors} mirrors, ~{records:,.0f} file-on-mirror records")
+        values = base_config(workdir / "repository", server.address,
+                             GeoipDatabasePath=str(workdir / "geoip") + "/",
+                             Workers=str(args.workers), CacheFiles=str(args.cache_files),
+                             TrustedProxies="[127.0.0.1]")
+        daemon = DaemonProcess(workdir=workdir / "daemon", values=values, args=["--no-monitor"])
+        started = time.monotonic()
+        daemon.start()
+        deadline = time.monotonic() + 600
+        while (daemon.log().count("Cache filled with") + daemon.log().count("serving anyway")
+               < args.workers):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"no cache filled:\n{daemon.log()}")
+            time.sleep(0.1)
+        fill_s = time.monotonic() - started
+        filled = memory(daemon)
+        log(f"served after {fill_s:.1f} s (caches filled): {filled}")
+        url = f"http://{daemon.http[0]}:{daemon.http[1]}"
+
+        def load() -> loadgen.LoadResult:
+            return loadgen.run_wrk(url, workdir / "paths.txt", workdir / "ips.txt",
+                                   MIRROR_LUA_PATTERN, args.seconds, args.threads,
+                                   args.connections)
+
+        load()  # every file's memo built (as far as the load reaches)
+        workers = children(daemon.process.pid) if daemon.process is not None else []
+        cpu_at = cpu_seconds(workers)
+        before = load()
+        cpu_before = cpu_seconds(workers) - cpu_at
+        loaded = memory(daemon)
+        box: dict[str, float] = {}
+        writer = threading.Thread(target=lambda: box.update(seconds=storm(
+            client, paths, args.storm, args.storm_rate, args.mirrors)))
+        cpu_at = cpu_seconds(workers)
+        writer.start()
+        during = load()
+        writer.join()
+        cpu_during = cpu_seconds(workers) - cpu_at
+        after = memory(daemon)
+        # The storm alone (no load): what its messages cost the workers, per message each.
+        time.sleep(2.0)  # the last refreshes done
+        cpu_at = cpu_seconds(workers)
+        idle_seconds = storm(client, paths, args.storm, args.storm_rate, args.mirrors)
+        time.sleep(2.0)
+        storm_cpu = cpu_seconds(workers) - cpu_at
+        per_message_us = storm_cpu / max(len(workers), 1) / args.storm * 1e6
+        held = [int(n) for n in re.findall(r"Cache filled with (\d+) files", daemon.log())]
+        cached_files = max(held) if held else min(args.files, args.cache_files)
+        per_worker = [w for w in loaded["workers_mib"]] or [loaded["daemon_mib"]]
+        result = {
+            "command": shlex.join([sys.executable, *sys.argv]),
+            "load_average": os.getloadavg(), "files": args.files, "mirrors": args.mirrors,
+            "records": records, "cache_files": args.cache_files, "workers": args.workers,
+            "fill_seconds": fill_s, "memory_filled": filled, "memory_loaded": loaded,
+            "memory_after_storm": after,
+            "before": {"rps": before.rate, "p50_ms": before.p50_ms, "p99_ms": before.p99_ms,
+                       "wrong": before.other_status + before.bad_location},
+            "during": {"rps": during.rate, "p50_ms": during.p50_ms, "p99_ms": during.p99_ms,
+                       "wrong": during.other_status + during.bad_location},
+            "storm_messages": args.storm, "storm_seconds": box.get("seconds"),
+            "workers_cpu_s": {"before": cpu_before, "during": cpu_during,
+                              "storm_alone": storm_cpu, "storm_alone_seconds": idle_seconds},
+            "storm_us_per_message_per_worker": per_message_us,
+        }
+        ratio = (during.p99_ms or 0) / (before.p99_ms or 1)
+        lines = [
+            "", "=== mirrorbits scale benchmark ===",
+            f"command      {result['command']}",
+            f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+            f"data set     {args.files} files x {args.mirrors} mirrors, {args.copies[0]}-"
+            f"{args.copies[1]} copies each: ~{records:,.0f} file-on-mirror records",
+            f"CacheFiles   {args.cache_files} ({cached_files} files held by each worker after the "
+            f"fill: at most CacheFiles files and 5 x CacheFiles file-on-mirror records)",
+            f"start-up     caches filled, serving after {fill_s:.1f} s",
+            f"memory       filled: workers {', '.join(f'{w:.0f}' for w in filled['workers_mib'])}"
+            f" MiB, daemon {filled['daemon_mib']:.0f} MiB, total {filled['total_mib']:.0f} MiB",
+            f"             after load (memos built): workers "
+            f"{', '.join(f'{w:.0f}' for w in loaded['workers_mib'])} MiB, total "
+            f"{loaded['total_mib']:.0f} MiB",
+            f"             per worker and file held: "
+            f"{max(per_worker) * 1024 / max(cached_files, 1):.2f} KiB (whole process)",
+            f"before storm {before.rate:.0f} req/s, p50 {before.p50_ms} ms, p99 {before.p99_ms} ms",
+            f"during storm {during.rate:.0f} req/s, p50 {during.p50_ms} ms, p99 {during.p99_ms} ms"
+            f"  ({args.storm} invalidations in {box.get('seconds', 0):.1f} s)",
+            f"workers CPU  {cpu_before:.1f} s before, {cpu_during:.1f} s during the storm "
+            f"(each {args.seconds:.0f} s of load); the storm alone: {storm_cpu:.1f} s in "
+            f"{idle_seconds:.1f} s = {per_message_us:.0f} us per message and worker",
+            f"STORM P99    {ratio:.2f}x  ({'meets' if ratio < 2 else 'MISSES'} the target < 2x)",
+            f"wrong        {before.other_status + before.bad_location} before, "
+            f"{during.other_status + during.bad_location} during",
+        ]
+        print("\n".join(lines), flush=True)
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    finally:
+        if daemon is not None:
+            daemon.stop()
+        server.stop()
+        if not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
