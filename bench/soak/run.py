@@ -6,7 +6,7 @@ One daemon (monitoring on: repository scans, mirror scans over rsync, health che
 private ``redis-server``, two HTTP mirrors on 127.0.0.2 and 127.0.0.3 and an ``rsync
 --daemon`` serving the same trees. While ``wrk`` (or the Python load generator) keeps the
 redirect path busy, files are published and removed in the repository and on the mirrors,
-the configuration is reloaded, scans are asked for, and at half time the daemon upgrades
+the configuration is reloaded, scans are asked for, and a third of the way in the daemon upgrades
 itself (``mirrorbits-ctl upgrade``). The daemon's resident memory and open descriptors are
 sampled every few seconds; the report gives them after the warm-up and at the end, and every
 answer that was not a 302 to a mirror or the origin (a socket error counts too).
@@ -305,6 +305,7 @@ def measure(soak: Soak, args: argparse.Namespace, paths_file: Path,
     rng = random.Random(7)
     samples: list[Sample] = []
     upgraded = args.no_upgrade
+    successor = False
     next_churn = started + args.churn_every
     next_sample = started + args.warmup_seconds
     turn = 0
@@ -320,7 +321,7 @@ def measure(soak: Soak, args: argparse.Namespace, paths_file: Path,
             soak.churn(turn, rng)
             turn += 1
             next_churn = time.monotonic() + args.churn_every
-        if not upgraded and now >= started + args.seconds / 2:
+        if not upgraded and now >= started + args.seconds / 3:
             before = soak.pid()
             soak.ctl("upgrade")
             wait = time.monotonic() + 30
@@ -328,15 +329,16 @@ def measure(soak: Soak, args: argparse.Namespace, paths_file: Path,
                 time.sleep(0.1)
             log(f"upgraded: pid {before} -> {soak.pid()}")
             upgraded = True
+            successor = soak.pid() not in (None, before)
         time.sleep(0.2)
     loader.join(60)
     if not result:
         raise SystemExit("the load generator did not report")
-    return report(soak, args, result[0], samples)
+    return report(soak, args, result[0], samples, successor)
 
 
 def report(soak: Soak, args: argparse.Namespace, load: loadgen.LoadResult,
-           samples: list[Sample]) -> dict[str, object]:
+           samples: list[Sample], successor: bool) -> dict[str, object]:
     # compare the first and the last sample of the process that served at the end (an upgrade
     # replaces the process: its own growth is what a leak would show)
     last = samples[-1] if samples else None
@@ -351,6 +353,7 @@ def report(soak: Soak, args: argparse.Namespace, load: loadgen.LoadResult,
         "ok_302": load.ok_302,
         "failed": failed,
         "first_bad": load.first_bad,
+        "upgraded": successor,
         "control_commands": soak.commands,
         "control_failures": soak.ctl_failures,
         "samples": [attrs.asdict(s) for s in samples],
