@@ -1,11 +1,11 @@
 """Two real daemons on one real redis-server share the checks and scans of real mirrors (§15.1).
 
-Each mirror is a ``python -m http.server`` process on its own 127.0.0.x address (killing it
-makes the mirror unreachable) and a module of one ``rsync --daemon``. ``CheckInterval: 0``
-makes every handled mirror due on each one-second tick, so "one check interval" is about a
-second here. Which node checked or scanned which mirror is read from each node's own log
-(the ``<name> HTTP Up!`` and ``[<name>] Indexed`` lines; the nodes run with ``--debug``, since
-a check whose outcome did not change is logged at debug level).
+Each mirror is a ``python -m http.server`` process (``StaticHTTPServer``) on its own 127.0.0.x
+address (stopping it makes the mirror unreachable) and a module of one ``rsync --daemon``.
+``CheckInterval: 0`` makes every handled mirror due on each one-second tick, so "one check
+interval" is about a second here. Which node checked or scanned which mirror is read from each
+node's own log (the ``<name> HTTP Up!`` and ``[<name>] Indexed`` lines; the nodes run with
+``--debug``, since a check whose outcome did not change is logged at debug level).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,7 +26,7 @@ import redis
 
 from mirrorbits.cluster import partition
 from tests.daemon import DaemonProcess, base_config, repo_file
-from tests.servers import RedisServer, env_without_proxies, free_port, wait_for_port
+from tests.servers import RedisServer, StaticHTTPServer, free_port, wait_for_port
 
 pytestmark = pytest.mark.integration
 
@@ -44,41 +43,12 @@ JOINED = re.compile(r"-> Node (\S+) joined the cluster")
 
 
 @attrs.define
-class MirrorServer:
-    """``python -m http.server`` serving ``/a.txt`` on one loopback address."""
-
-    root: Path
-    host: str
-    port: int = 0
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}/"
-
-    def start(self) -> None:
-        repo_file(self.root, "/a.txt", CONTENT, MTIME)
-        self.port = free_port(self.host)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "http.server", str(self.port), "--bind", self.host,
-             "--directory", str(self.root)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env_without_proxies())
-        wait_for_port(self.host, self.port)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(10)
-            self.process = None
-
-
-@attrs.define
 class Cluster:
     """Two monitoring daemons, their mirrors and a redis-py client on their database."""
 
     db: redis.Redis
     nodes: list[DaemonProcess]
-    mirrors: dict[int, MirrorServer]  # mirror ID -> its server; mirror N is named mN
+    mirrors: dict[int, StaticHTTPServer]  # mirror ID -> its server; mirror N is named mN
 
     def node_id(self, node: int) -> str:
         """The ID of ``nodes[node]``, as its peer logged it when it joined."""
@@ -178,8 +148,10 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
                            decode_responses=True)
     repo = tmp_path / "repo"
     repo_file(repo, "/a.txt", CONTENT, MTIME)
-    mirrors = {m: MirrorServer(tmp_path / f"mirror{m}", f"127.0.0.{40 + m}")
+    mirrors = {m: StaticHTTPServer(tmp_path / f"mirror{m}", f"127.0.0.{40 + m}")
                for m in range(1, MIRRORS + 1)}
+    for server in mirrors.values():
+        repo_file(server.root, "/a.txt", CONTENT, MTIME)
     rsyncd = RsyncDaemon(tmp_path / "rsyncd", {f"m{m}": s.root for m, s in mirrors.items()})
     extra = {"CheckInterval": "0", "ScanInterval": "720"}
     nodes = [DaemonProcess(workdir=tmp_path / f"node{n}",
