@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import attrs
@@ -266,17 +267,24 @@ def env_without_proxies() -> dict[str, str]:
     return env
 
 
-def start_server_process(command: list[str], host: str, port: int,
-                         cwd: Path | None = None) -> subprocess.Popen[bytes]:
-    """Start ``command`` (a server, quiet, without proxies); return once ``host:port`` accepts."""
+def start_server_process(command: list[str], host: str, port: int, cwd: Path | None = None,
+                         wait: bool = True) -> subprocess.Popen[bytes]:
+    """Start ``command`` (a server, quiet, without proxies); unless told not to ``wait``,
+    return once ``host:port`` accepts."""
     process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, env=env_without_proxies())
+    if wait:
+        wait_for_server_process(process, host, port)
+    return process
+
+
+def wait_for_server_process(process: subprocess.Popen[bytes], host: str, port: int) -> None:
+    """Return once ``host:port`` accepts; stop ``process`` if it never does."""
     try:
         wait_for_port(host, port)
     except TimeoutError:
         stop_server_process(process)
         raise
-    return process
 
 
 def stop_server_process(process: subprocess.Popen[bytes] | None) -> None:
@@ -301,7 +309,9 @@ class StaticHTTPServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/"
 
-    def start(self) -> None:
+    def start(self, wait: bool = True) -> None:
+        """Start the server; unless told not to ``wait``, return once it accepts
+        (:meth:`wait_ready`)."""
         if not self.port:
             self.port = free_port(self.host)
         if self.access_log is None:
@@ -311,11 +321,24 @@ class StaticHTTPServer:
             command = [str(Path(sys.executable).parent / "twistd"), "-n", "--pidfile=",
                        f"--logfile={self.access_log}", "web", "--path", str(self.root),
                        "--listen", f"tcp:{self.port}:interface={self.host}"]
-        self.process = start_server_process(command, self.host, self.port)
+        self.process = start_server_process(command, self.host, self.port, wait=wait)
+
+    def wait_ready(self) -> None:
+        assert self.process is not None
+        wait_for_server_process(self.process, self.host, self.port)
 
     def stop(self) -> None:
         stop_server_process(self.process)
         self.process = None
+
+
+def start_mirrors(servers: Iterable[StaticHTTPServer]) -> None:
+    """Start every server at once (their start-ups overlap); return once all accept."""
+    started = list(servers)
+    for server in started:
+        server.start(wait=False)
+    for server in started:
+        server.wait_ready()
 
 
 @attrs.define

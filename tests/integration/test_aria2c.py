@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from tests.daemon import DaemonProcess, base_config, record_mirror_files, repo_file
-from tests.servers import RedisServer, StaticHTTPServer, env_without_proxies
+from tests.servers import RedisServer, StaticHTTPServer, env_without_proxies, start_mirrors
 
 MTIME = 1687249800  # 2023-06-20 08:30:00 UTC
 MOD_TIME = "2023-06-20 08:30:00 +0000 UTC"
@@ -65,8 +65,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory,
     db = redis_server.client()
     db.flushall()
     try:
-        for mirror in mirrors.values():
-            mirror.start()
+        start_mirrors(mirrors.values())
         daemon.start()
         refreshed = daemon.ctl("refresh")
         assert refreshed.returncode == 0, refreshed.stderr

@@ -30,7 +30,7 @@ from mirrorbits.store.redis import RedisService
 from tests.daemon import DaemonProcess, base_config, record_mirror_files, repo_file
 from tests.integration.test_health import clock, ports, serve
 from tests.integration.test_repository_watch import T0, go_time, redirect, wait_until
-from tests.servers import RedisServer, StaticHTTPServer
+from tests.servers import RedisServer, StaticHTTPServer, start_mirrors
 
 pytestmark = pytest.mark.integration
 __all__ = ["clock", "ports"]  # fixtures
@@ -92,8 +92,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         repo, redis_server.address, ScanInterval="1000", CheckInterval="1000"))
     db = redis_server.client()
     try:
-        for server in servers.values():
-            server.start()
+        start_mirrors(servers.values())
         daemon.start()
         daemon.wait_log("Watching 2 directories of the repository", timeout=30)
         for number, (name, server) in enumerate(servers.items(), 1):
