@@ -13,6 +13,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import pytest
 import redis
 
 from tests.daemon import DaemonProcess, base_config, record_mirror_files, repo_file
+from tests.integration.test_repository_watch import wait_until
 from tests.servers import RedisServer, StaticHTTPServer, env_without_proxies, start_mirrors
 
 MTIME = 1687249800  # 2023-06-20 08:30:00 UTC
@@ -96,6 +98,12 @@ def aria2c(url: str, out: Path) -> subprocess.CompletedProcess[str]:
         capture_output=True, text=True, timeout=120, env=env_without_proxies())
 
 
+def metalink(setup: Setup) -> str:
+    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
+            setup.url("?meta4"), timeout=10) as answer:
+        return str(answer.read().decode())
+
+
 def served_by(mirror: StaticHTTPServer) -> int:
     """How many GETs of the file the mirror's access log shows."""
     assert mirror.access_log is not None
@@ -127,14 +135,17 @@ def test_aria2c_downloads_from_two_mirrors_and_checks_the_hash(setup: Setup, tmp
 
 def test_aria2c_never_accepts_the_wrong_bytes(setup: Setup, tmp_path: Path) -> None:
     before = served_by(setup.mirrors[BAD])
-    # the mirror serving other bytes now holds the file, as far as we know
+    # the mirror serving other bytes now holds the file, as far as we know (once the daemon
+    # heard it: the earlier tests' answers are in its cache)
     record_mirror_files(setup.db, 3, {PATH: len(setup.data)}, MOD_TIME)
     try:
+        wait_until(lambda: BAD in metalink(setup), 10)
         result = aria2c(setup.url("?meta4"), tmp_path / "out")
     finally:  # for the other tests of the module
         setup.db.srem(f"FILEMIRRORS_{PATH}", 3)
         setup.db.delete(f"FILEINFO_3_{PATH}")
         setup.db.publish("_mirrorbits_mirror_file_update", f"3 {PATH}")
+        wait_until(lambda: BAD not in metalink(setup), 10)
     target = tmp_path / "out" / "big image.iso"
     assert served_by(setup.mirrors[BAD]) > before, result.stdout
     if result.returncode == 0:  # it may have fetched every piece again elsewhere
