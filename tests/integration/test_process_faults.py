@@ -33,7 +33,7 @@ from tests.servers import env_without_proxies, free_port, wait_for_port
 
 pytestmark = pytest.mark.integration
 
-FILE_COUNT = 12_000
+FILE_COUNT = 6_000  # a commit of several batches: the kill lands inside it
 OLD_MTIME = 1_600_000_000
 NEW_MTIME = 1_700_000_000
 LOCK_TTL = 10
