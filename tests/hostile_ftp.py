@@ -9,18 +9,18 @@ It logs anyone in, advertises MLST and MDTM, and answers ``MLSD`` of any directo
 * ``chatty``: a greeting whose continuation lines never end (stopped after
   :data:`ENDLESS_SECONDS`).
 
-After each listing, the bytes it managed to send are appended to ``REPORT`` (one line).
+After each listing, the bytes it managed to send are appended to ``REPORT`` (one line;
+``tests/hostile.py``).
 """
 
 from __future__ import annotations
 
 import socket
 import socketserver
-import sys
-import threading
 import time
 from collections.abc import Iterator
-from typing import ClassVar
+
+from tests.hostile import Reporting, serve
 
 ENDLESS_SECONDS = 60.0
 STALL_SECONDS = 120.0
@@ -29,10 +29,7 @@ NAMES = [b"ok.txt", b"esc\x1b[31mred.txt", b"bell\x07.txt", b"c1\xc2\x9b.txt",
          b"tab\there.txt", b"x" * 5000, b"last.txt"]
 
 
-class _Control(socketserver.StreamRequestHandler):
-    mode: ClassVar[str] = ""
-    report: ClassVar[str] = ""
-    lock: ClassVar[threading.Lock] = threading.Lock()
+class _Control(Reporting, socketserver.StreamRequestHandler):
 
     def handle(self) -> None:
         self.connection.settimeout(STALL_SECONDS + 30)
@@ -70,8 +67,7 @@ class _Control(socketserver.StreamRequestHandler):
                 sent += len(piece)
         except OSError:
             pass
-        with self.lock, open(self.report, "a") as report:
-            report.write(f"{sent}\n")
+        self.record_sent(sent)
 
     def say(self, line: bytes) -> None:
         self.wfile.write(line + b"\r\n")
@@ -97,8 +93,7 @@ class _Control(socketserver.StreamRequestHandler):
                 sent += len(piece)
         except OSError:
             pass  # the client gave up
-        with self.lock, open(self.report, "a") as report:
-            report.write(f"{sent}\n")
+        self.record_sent(sent)
         if self.mode == "stall":
             time.sleep(STALL_SECONDS)
         data.close()
@@ -118,17 +113,5 @@ class _Control(socketserver.StreamRequestHandler):
                                                                                count)))
 
 
-class _Server(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-def main() -> None:
-    mode, host, port, report = sys.argv[1:5]
-    _Control.mode, _Control.report = mode, report
-    with _Server((host, int(port)), _Control) as server:
-        server.serve_forever()
-
-
 if __name__ == "__main__":
-    main()
+    serve(_Control)

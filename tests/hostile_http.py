@@ -4,26 +4,22 @@ REPORT``.
 Modes: ``huge`` answers every request (HEAD included) with a 200 MiB body, streamed;
 ``headers`` sends header lines without end; ``redirect=<url>`` answers ``302`` to ``<url>``.
 After each connection, the number of bytes it managed to send is appended to ``REPORT``
-(one line), so a test can tell how much the client read before giving up.
+(one line; ``tests/hostile.py``).
 """
 
 from __future__ import annotations
 
 import socket
 import socketserver
-import sys
-import threading
-from typing import ClassVar
+
+from tests.hostile import Reporting, serve
 
 HUGE = 200 * 1024 * 1024
 CHUNK = 64 * 1024
 MAX_REQUEST = 64 * 1024
 
 
-class _Hostile(socketserver.BaseRequestHandler):
-    mode: ClassVar[str] = ""
-    report: ClassVar[str] = ""
-    lock: ClassVar[threading.Lock] = threading.Lock()
+class _Hostile(Reporting, socketserver.BaseRequestHandler):
 
     def handle(self) -> None:
         sock: socket.socket = self.request
@@ -41,8 +37,7 @@ class _Hostile(socketserver.BaseRequestHandler):
                 sent += len(piece)
         except OSError:
             pass  # the client gave up: what it took is what counts
-        with self.lock, open(self.report, "a") as report:
-            report.write(f"{sent}\n")
+        self.record_sent(sent)
 
     def _answer(self) -> object:
         if self.mode.startswith("redirect="):
@@ -63,17 +58,5 @@ class _Hostile(socketserver.BaseRequestHandler):
             yield chunk
 
 
-class _Server(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-def main() -> None:
-    mode, host, port, report = sys.argv[1:5]
-    _Hostile.mode, _Hostile.report = mode, report
-    with _Server((host, int(port)), _Hostile) as server:
-        server.serve_forever()
-
-
 if __name__ == "__main__":
-    main()
+    serve(_Hostile)

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import attrs
@@ -266,33 +267,78 @@ def env_without_proxies() -> dict[str, str]:
     return env
 
 
+def start_server_process(command: list[str], host: str, port: int, cwd: Path | None = None,
+                         wait: bool = True) -> subprocess.Popen[bytes]:
+    """Start ``command`` (a server, quiet, without proxies); unless told not to ``wait``,
+    return once ``host:port`` accepts."""
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, env=env_without_proxies())
+    if wait:
+        wait_for_server_process(process, host, port)
+    return process
+
+
+def wait_for_server_process(process: subprocess.Popen[bytes], host: str, port: int) -> None:
+    """Return once ``host:port`` accepts; stop ``process`` if it never does."""
+    try:
+        wait_for_port(host, port)
+    except TimeoutError:
+        stop_server_process(process)
+        raise
+
+
+def stop_server_process(process: subprocess.Popen[bytes] | None) -> None:
+    if process is not None:
+        process.terminate()
+        process.wait(10)
+
+
 @attrs.define
 class StaticHTTPServer:
-    """``python -m http.server`` serving ``root`` on ``host`` (a mirror for redirect tests)."""
+    """A mirror serving the files under ``root`` on ``host``: ``python -m http.server``, or,
+    with an ``access_log``, ``twistd web`` (byte ranges, as a real mirror serves them, and a
+    line in ``access_log`` for each request)."""
 
     root: Path
     host: str = "127.0.0.1"
     port: int = 0
+    access_log: Path | None = None
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/"
 
-    def start(self) -> None:
+    def start(self, wait: bool = True) -> None:
+        """Start the server; unless told not to ``wait``, return once it accepts
+        (:meth:`wait_ready`)."""
         if not self.port:
             self.port = free_port(self.host)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "http.server", "--bind", self.host, "--directory",
-             str(self.root), str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env_without_proxies())
-        wait_for_port(self.host, self.port)
+        if self.access_log is None:
+            command = [sys.executable, "-m", "http.server", "--bind", self.host, "--directory",
+                       str(self.root), str(self.port)]
+        else:
+            command = [str(Path(sys.executable).parent / "twistd"), "-n", "--pidfile=",
+                       f"--logfile={self.access_log}", "web", "--path", str(self.root),
+                       "--listen", f"tcp:{self.port}:interface={self.host}"]
+        self.process = start_server_process(command, self.host, self.port, wait=wait)
+
+    def wait_ready(self) -> None:
+        assert self.process is not None
+        wait_for_server_process(self.process, self.host, self.port)
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(10)
-            self.process = None
+        stop_server_process(self.process)
+        self.process = None
+
+
+def start_mirrors(servers: Iterable[StaticHTTPServer]) -> None:
+    """Start every server at once (their start-ups overlap); return once all accept."""
+    started = list(servers)
+    for server in started:
+        server.start(wait=False)
+    for server in started:
+        server.wait_ready()
 
 
 @attrs.define
@@ -315,12 +361,10 @@ class HostileServer:
     def start(self) -> None:
         if not self.port:
             self.port = free_port(self.host)
-        self.process = subprocess.Popen(
+        self.process = start_server_process(
             [sys.executable, "-m", f"tests.hostile_{self.kind}", self.mode, self.host,
-             str(self.port), str(self.report)],
-            cwd=Path(__file__).parent.parent, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, env=env_without_proxies())
-        wait_for_port(self.host, self.port)
+             str(self.port), str(self.report)], self.host, self.port,
+            cwd=Path(__file__).parent.parent)
         self.report.write_text("")  # the readiness probe's connection is not counted
 
     def sent(self) -> list[int]:
@@ -328,7 +372,5 @@ class HostileServer:
         return [int(line) for line in self.report.read_text().split()]
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(10)
-            self.process = None
+        stop_server_process(self.process)
+        self.process = None

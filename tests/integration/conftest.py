@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import http.client
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -22,7 +22,7 @@ from mirrorbits.store.redis import RedisService
 from tests.daemon import DaemonProcess
 from tests.integration.store_support import started_service, within
 from tests.scenario import build_repository, conformance_config, load_redis
-from tests.servers import RedisServer, free_port
+from tests.servers import HostileServer, RedisServer, free_port
 
 CONFORMANCE_RPC_PASSWORD = "conformance-rpc"
 # A checksum answer proves Redis is connected and the snapshot readable (the daemon waits
@@ -125,3 +125,22 @@ async def service(redis_server: RedisServer, redis_db: redis.Redis) -> AsyncIter
 def store(service: RedisService, clock: Clock) -> MirrorStore:
     """A MirrorStore on :func:`service`; each test module provides its ``clock``."""
     return MirrorStore(service, clock)
+
+
+StartHostile = Callable[[str, str, str], HostileServer]
+
+
+@pytest.fixture
+def hostile(tmp_path: Path) -> Iterator[StartHostile]:
+    """``hostile(kind, mode, host)`` starts a :class:`HostileServer`; all stop after the test."""
+    started: list[HostileServer] = []
+
+    def start(kind: str, mode: str, host: str) -> HostileServer:
+        server = HostileServer(kind, mode, tmp_path / f"{kind}-{mode}-{host}.sent", host)
+        server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

@@ -43,9 +43,11 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def group(tmp_path: Path) -> Iterator[ReplicatedRedis]:
-    servers = ReplicatedRedis.start(tmp_path / "redis")
+@pytest.fixture(scope="module")
+def group(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReplicatedRedis]:
+    """Shared by the failover tests: each starts from an empty master that its sentinels
+    know with an online replica (the test that kills the master comes last)."""
+    servers = ReplicatedRedis.start(tmp_path_factory.mktemp("redis"))
     yield servers
     servers.stop()
 
@@ -274,8 +276,12 @@ def site(tmp_path: Path, group: ReplicatedRedis) -> Iterator[SentinelSite]:
     values = base_config(repo, f"127.0.0.1:{free_port()}",  # nothing there: Sentinel only
                          RedisSentinelMasterName="mymaster", RedisSentinels=sentinels)
     daemon = DaemonProcess(workdir=tmp_path / "run", values=values)
+    master = group.current_master()
+    group.wait_replicated(master, timeout=20)
+    group.wait_sentinels_know_the_replica(timeout=30)
     try:
-        with group.current_master().client() as db:
+        with master.client() as db:
+            db.flushall()  # what an earlier test left
             daemon.start()
             wait_until(lambda: db.scard("FILES") == len(FILES), 20, "repository scan", daemon)
             assert daemon.ctl("add", "-http", madrid_url, "madrid").returncode == 0
@@ -357,7 +363,8 @@ def test_master_crash_under_load_loses_no_request_and_no_download(
     caches are cleared, and a cache miss waits for the command connection instead of
     failing. Before that wait: about 170 of 7,700 answers were 503s."""
     load = Load(*site.daemon.http)
-    old, new = group.current_master(), group.replica
+    old = group.current_master()
+    new = group.replica if old is group.master else group.master
     assert old.process is not None
     load.start()
     try:

@@ -9,8 +9,6 @@ managed to send before the client gave up, which shows how much the client read.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,9 +28,9 @@ from mirrorbits.scan.trace import fetch_trace
 from mirrorbits.store import keys
 from mirrorbits.store.mirrors import MirrorStore
 from mirrorbits.store.redis import RedisService
+from tests.integration.conftest import StartHostile
 from tests.integration.store_support import captured_log, eventually, within
 from tests.integration.test_rsync_scan import client
-from tests.servers import HostileServer
 
 pytestmark = pytest.mark.integration
 
@@ -51,27 +49,11 @@ def clock() -> Clock:
     return clock
 
 
-@pytest.fixture
-def hostile(tmp_path: Path) -> Iterator[list[HostileServer]]:
-    started: list[HostileServer] = []
-    yield started
-    for server in started:
-        server.stop()
-
-
-def start(started: list[HostileServer], tmp_path: Path, mode: str,
-          host: str) -> HostileServer:
-    server = HostileServer("http", mode, tmp_path / f"{host}.sent", host)
-    server.start()
-    started.append(server)
-    return server
-
-
 @pytest_twisted.ensureDeferred
 async def test_a_huge_trace_file_is_abandoned_and_the_known_stamp_kept(
-    client: Any, redis_db: redis.Redis, hostile: list[HostileServer], tmp_path: Path,
+    client: Any, redis_db: redis.Redis, hostile: StartHostile,
 ) -> None:
-    server = start(hostile, tmp_path, "huge", "127.0.0.2")
+    server = hostile("http", "huge", "127.0.0.2")
     redis_db.hset(keys.mirror(1), "lastModTime", "1600000000")  # known good
     mirror = Mirror(id=1, name="m1", http_url=server.url + "/")
     began = time.monotonic()
@@ -98,9 +80,9 @@ async def test_a_huge_trace_file_is_abandoned_and_the_known_stamp_kept(
 @pytest_twisted.ensureDeferred
 async def test_a_health_check_reads_no_more_than_64_kib(
     mode: str, said: list[str], store: MirrorStore, service: RedisService, redis_db: redis.Redis,
-    clock: Clock, hostile: list[HostileServer], tmp_path: Path,
+    clock: Clock, hostile: StartHostile,
 ) -> None:
-    server = start(hostile, tmp_path, mode, "127.0.0.3")
+    server = hostile("http", mode, "127.0.0.3")
     mirror = await store.add_mirror(Mirror(name="flood", http_url=server.url))
     await store.set_enabled(mirror.id, True)
     redis_db.hset(keys.file(PATH), mapping={"size": "10"})

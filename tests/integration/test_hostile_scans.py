@@ -22,6 +22,7 @@ from mirrorbits.scan.ftp import ftp_list
 from mirrorbits.scan.rsync import ScanError, ScanListing, rsync_list
 from mirrorbits.store import events, keys
 from mirrorbits.store.events import SCANNER_RSYNC
+from tests.integration.conftest import StartHostile
 from tests.integration.store_support import captured_log, eventually
 from tests.integration.test_rsync_scan import (
     REACTOR,
@@ -31,7 +32,7 @@ from tests.integration.test_rsync_scan import (
     entries,
     fake_rsync,
 )
-from tests.servers import HostileServer, free_port, wait_for_port
+from tests.servers import free_port, wait_for_port
 
 pytestmark = pytest.mark.integration
 
@@ -179,27 +180,10 @@ async def test_an_rsync_daemon_stalling_mid_listing_is_abandoned() -> None:
         await port.stopListening()
 
 
-@pytest.fixture
-def ftp_servers(tmp_path: Path) -> Iterator[list[HostileServer]]:
-    started: list[HostileServer] = []
-    yield started
-    for server in started:
-        server.stop()
-
-
-def hostile_ftp(started: list[HostileServer], tmp_path: Path, mode: str,
-                host: str) -> HostileServer:
-    server = HostileServer("ftp", mode, tmp_path / f"{mode}.sent", host)
-    server.start()
-    started.append(server)
-    return server
-
-
 @ensure_deferred
 async def test_an_endless_ftp_listing_stops_at_max_entries(
-    ftp_servers: list[HostileServer], tmp_path: Path,
-) -> None:
-    server = hostile_ftp(ftp_servers, tmp_path, "endless", "127.0.0.54")
+        hostile: StartHostile) -> None:
+    server = hostile("ftp", "endless", "127.0.0.54")
     started = REACTOR.seconds()
     with pytest.raises(ScanError) as raised:
         await ftp_list(REACTOR, server.url + "/", 60, name="m1",
@@ -213,9 +197,8 @@ async def test_an_endless_ftp_listing_stops_at_max_entries(
 
 @ensure_deferred
 async def test_an_ftp_listing_that_stalls_is_abandoned(
-    ftp_servers: list[HostileServer], tmp_path: Path,
-) -> None:
-    server = hostile_ftp(ftp_servers, tmp_path, "stall", "127.0.0.55")
+        hostile: StartHostile) -> None:
+    server = hostile("ftp", "stall", "127.0.0.55")
     started = REACTOR.seconds()
     with pytest.raises(ScanError) as raised:
         await ftp_list(REACTOR, server.url + "/", 60, name="m1", bounds=ScanBounds(stall=1.0))
@@ -225,9 +208,8 @@ async def test_an_ftp_listing_that_stalls_is_abandoned(
 
 @ensure_deferred
 async def test_ftp_names_too_long_are_skipped(
-    ftp_servers: list[HostileServer], tmp_path: Path,
-) -> None:
-    server = hostile_ftp(ftp_servers, tmp_path, "names", "127.0.0.56")
+        hostile: StartHostile) -> None:
+    server = hostile("ftp", "names", "127.0.0.56")
     with captured_log("mirrorbits.scan") as lines:
         listing = await ftp_list(REACTOR, server.url + "/", 30, name="m1")
     assert [f.path for f in listing.files] == [
@@ -239,9 +221,8 @@ async def test_ftp_names_too_long_are_skipped(
 
 @ensure_deferred
 async def test_an_ftp_reply_without_end_is_abandoned(
-    ftp_servers: list[HostileServer], tmp_path: Path,
-) -> None:
-    server = hostile_ftp(ftp_servers, tmp_path, "chatty", "127.0.0.63")
+        hostile: StartHostile) -> None:
+    server = hostile("ftp", "chatty", "127.0.0.63")
     started = REACTOR.seconds()
     with pytest.raises(ScanError) as raised:
         await ftp_list(REACTOR, server.url + "/", 60, name="m1")

@@ -40,11 +40,11 @@ def test_list_down_shows_why_each_mirror_is_down(tmp_path: Path, redis_server: R
             redis_db.sadd(keys.handled_files(number), "/a.txt")
             assert daemon.ctl("enable", name).returncode == 0
         deadline = time.monotonic() + 30
-        while True:
-            listed = daemon.ctl("list", "-down")
-            if listed.stdout.count("\n") == 3 or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+        while not all(redis_db.hget(keys.mirror(number), "httpUp") == "0"
+                      for number in (2, 3)):  # checked (polled here: the CLI starts slowly)
+            assert time.monotonic() < deadline, redis_db.hgetall(keys.mirror(2))
+            time.sleep(0.05)
+        listed = daemon.ctl("list", "-down")
     finally:
         daemon.stop()
         serving.stop()

@@ -22,7 +22,6 @@ from urllib.parse import quote, unquote, urljoin
 
 import attrs
 import pytest
-import redis
 
 from tests.daemon import DaemonProcess, base_config, record_mirror_files, repo_file
 from tests.mirrorlist_html import read_page
@@ -64,9 +63,13 @@ def content_of(index: int, name: str) -> bytes:
     return f"{index}:{name}\n".encode() + os.urandom(1000 + 37 * index)
 
 
-@pytest.fixture
-def setup(tmp_path: Path, redis_server: RedisServer,
-          redis_db: redis.Redis) -> Iterator[Setup]:
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory,
+          redis_server: RedisServer) -> Iterator[Setup]:
+    """One daemon and mirror for the module: the tests only download."""
+    tmp_path = tmp_path_factory.mktemp("odd-names")
+    redis_db = redis_server.client()
+    redis_db.flushall()
     repo, served = tmp_path / "repo", tmp_path / "served"
     contents = {"/" + name: content_of(i, name) for i, name in enumerate(ODD_NAMES)}
     for path, data in contents.items():
@@ -96,6 +99,7 @@ def setup(tmp_path: Path, redis_server: RedisServer,
     finally:
         daemon.stop()
         mirror.stop()
+        redis_db.close()
 
 
 def curl(url: str, out: Path) -> tuple[str, str]:

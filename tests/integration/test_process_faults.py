@@ -33,7 +33,7 @@ from tests.servers import env_without_proxies, free_port, wait_for_port
 
 pytestmark = pytest.mark.integration
 
-FILE_COUNT = 12_000
+FILE_COUNT = 6_000  # a commit of several batches: the kill lands inside it
 OLD_MTIME = 1_600_000_000
 NEW_MTIME = 1_700_000_000
 LOCK_TTL = 10
@@ -44,6 +44,7 @@ def tree_paths(count: int, offset: int = 0) -> list[str]:
 
 
 OLD_PATHS = tree_paths(FILE_COUNT)
+OLD_SET = set(OLD_PATHS)
 # the new version: the first 1,000 files are gone, 1,000 are added, the first half of the
 # rest is rewritten (a new size and mtime); the other files stay as they were
 NEW_PATHS = tree_paths(FILE_COUNT, offset=1_000)
@@ -56,7 +57,7 @@ def write_version(root: Path, new: bool) -> None:
         for path in OLD_PATHS[:1_000]:
             (root / path.lstrip("/")).unlink()
     for path in NEW_PATHS if new else OLD_PATHS:
-        changed = new and (path in CHANGED or path not in set(OLD_PATHS))
+        changed = new and (path in CHANGED or path not in OLD_SET)
         content = b"new version\n" if changed else b"old\n"
         repo_file(root, path, content, NEW_MTIME if changed else OLD_MTIME)
 
