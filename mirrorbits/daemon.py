@@ -248,7 +248,6 @@ def build_daemon(
     for warning in warnings:
         log.warn("{warning}", warning=warning)
     holder = ConfigHolder(current=config, path=config_path, repository=repository)
-    holder.subscribe(_warn_if_listen_address_changed)
     geo = GeoIP(config.geoip_database_path, reactor)
     daemon = Daemon(holder=holder, reactor=reactor, geo=geo)
     if notifier is not None:
@@ -305,18 +304,6 @@ def build_daemon(
     )
     backend.upgrade = upgrade_hook(daemon.upgrader)
     return daemon
-
-
-def _warn_if_listen_address_changed(old: Config, new: Config) -> None:
-    if (old.listen_address, old.rpc_listen_address) != (
-            new.listen_address, new.rpc_listen_address):
-        log.warn("ListenAddress/RPCListenAddress changed: restart the daemon to apply")
-    if old.metrics_listen_address != new.metrics_listen_address:
-        log.warn("MetricsListenAddress changed: restart the daemon to apply")
-    if bool(old.rpc_tls_certificate) != bool(new.rpc_tls_certificate):
-        log.warn("RPCTLSCertificate turned TLS on or off: restart the daemon to apply")
-    if old.workers != new.workers:
-        log.warn("Workers changed: restart the daemon (or upgrade it) to apply")
 
 
 def _control_tls(config: Config) -> tuple[str, str, str]:

@@ -242,6 +242,15 @@ def test_reload_shows_warnings_and_refusals_and_the_log_has_them(
 
         conf.write_text(good.replace("Gzipp: yes\n", ""))
         assert ctl_reload(daemon) == (0, "", "")
+
+        # what only a restart applies is said by the reload, not only in the log
+        moved = good.replace("Gzipp: yes\n", "").replace(
+            f"ListenAddress: {daemon.values['ListenAddress']}", "ListenAddress: 127.0.0.1:1")
+        assert "ListenAddress: 127.0.0.1:1\n" in moved
+        conf.write_text(moved)
+        notice = "ListenAddress/RPCListenAddress changed: restart the daemon to apply"
+        assert ctl_reload(daemon) == (0, "", f"warning: {notice}\n")
+        daemon.wait_log(notice)
         assert "Traceback" not in daemon.log(), daemon.log()
     finally:
         daemon.stop()
