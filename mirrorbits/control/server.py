@@ -161,8 +161,9 @@ def control_factory(backend: ControlBackend, clock: IReactorTime,
 def _to_remote_error(failure: Failure, command: str = "") -> Failure:
     """Any failure of a responder as a declared AMP error (the connection stays up).
 
-    What the client sent wrong (a bad pattern, a host that does not resolve) is one log
-    line; only an unexpected error is logged with its traceback.
+    What the client sent wrong (a bad pattern, a host that does not resolve) and a file system
+    error (a repository gone) are one log line; only an unexpected error is logged with its
+    traceback.
     """
     if failure.check(amp.RemoteAmpError):
         return failure
@@ -176,6 +177,9 @@ def _to_remote_error(failure: Failure, command: str = "") -> Failure:
         return Failure(amp.RemoteAmpError(c.ERRORS[c.InvalidArgument], message))
     if isinstance(error, ValueError | MirrorLookupError):
         log.info("Control command {command} refused: {message}", command=command,
+                 message=message)
+    elif isinstance(error, OSError):  # the repository missing or unreadable: the path and why
+        log.warn("Control command {command} failed: {message}", command=command,
                  message=message)
     elif not isinstance(error, store_errors.StoreError | ConfigError):  # those say it all
         log.failure("control command {command} failed", failure, command=command)
