@@ -26,7 +26,7 @@ from twisted.internet.defer import Deferred, maybeDeferred
 from mirrorbits import version_info, version_string
 from mirrorbits.cache import MirrorCache
 from mirrorbits.cluster import ClusterService, new_node_id
-from mirrorbits.config import Config, ConfigError
+from mirrorbits.config import Config, ConfigError, load_config
 from mirrorbits.confighold import ConfigHolder
 from mirrorbits.control.server import ControlBackend, control_factory
 from mirrorbits.embedded import DEMO_SUBDIRECTORY, EmbeddedStart
@@ -66,6 +66,7 @@ from mirrorbits.upgrade import (
     READY_TIMEOUT,
     HeldListener,
     Successor,
+    UpgradeError,
     Upgrader,
     inheritance_from_env,
     ready_within,
@@ -301,9 +302,21 @@ def build_daemon(
         reactor=reactor, http=http, control=control, metrics=metrics, argv=list(argv), cwd=cwd,
         executable=sys.executable, inherited=inherited, monitors=work.monitors, refusal=refusal,
         env=lambda: {**os.environ, **successor_notifier.environment()},
+        preflight=lambda: _successor_would_start(holder),
     )
     backend.upgrade = upgrade_hook(daemon.upgrader)
     return daemon
+
+
+def _successor_would_start(holder: ConfigHolder) -> None:
+    """Raise :class:`UpgradeError` when the configuration file, as it is on disk now, would
+    stop the new process at its start: said before spawning it, with the reason."""
+    if holder.path is None:
+        return
+    try:
+        load_config(holder.path)
+    except ConfigError as err:
+        raise UpgradeError(f"the new process would not start: {err}") from None
 
 
 def _control_tls(config: Config) -> tuple[str, str, str]:

@@ -44,6 +44,7 @@ from mirrorbits.store import errors as store_errors
 from mirrorbits.store.commands import gather
 from mirrorbits.store.mirrors import MirrorStore
 from mirrorbits.store.records import normalize_url, sanitize_location_codes
+from mirrorbits.upgrade.handover import UpgradeError
 
 log = Logger()
 
@@ -178,6 +179,8 @@ def _to_remote_error(failure: Failure, command: str = "") -> Failure:
     if isinstance(error, ValueError | MirrorLookupError):
         log.info("Control command {command} refused: {message}", command=command,
                  message=message)
+    elif isinstance(error, UpgradeError):  # why this process cannot upgrade now: still serving
+        log.warn("Upgrade refused: {message}", message=message)
     elif isinstance(error, OSError):  # the repository missing or unreadable: the path and why
         log.warn("Control command {command} failed: {message}", command=command,
                  message=message)
