@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, TypeVar
 
@@ -187,6 +188,24 @@ def _to_remote_error(failure: Failure, command: str = "") -> Failure:
     elif not isinstance(error, store_errors.StoreError | ConfigError):  # those say it all
         log.failure("control command {command} failed", failure, command=command)
     return Failure(amp.RemoteAmpError(c.ERRORS[c.ServerError], message or type(error).__name__))
+
+
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\U0010ffff]")
+_RSYNC_ROLE = re.compile(r"^rsync: (?:\[\w+\] )?")
+
+
+def scan_failure(error: Exception) -> str:
+    """A failed scan's message for ``mirrorbits-ctl``, with the scanner's own first complaint
+    when its exit status alone says little: rsync's "Error in socket I/O" becomes
+    ``rsync: Error in socket I/O: failed to connect to HOST (HOST): Connection refused (111)``.
+    The mirror's log keeps the message alone (the reference's)."""
+    message = str(error)
+    for line in getattr(error, "stderr_tail", ()):
+        if line.startswith("rsync error:") or not line.strip():
+            continue  # rsync's own summary of its exit status: the message already
+        cause = _UNPRINTABLE.sub("?", _RSYNC_ROLE.sub("", line.strip()))[:300]
+        return f"{message}: {cause}"
+    return message
 
 
 T = TypeVar("T")
@@ -402,7 +421,7 @@ class ControlLocator(amp.CommandLocator):
         try:
             outcome = await running
         except EXPECTED_FAILURES as err:  # the message says it all: no traceback logged
-            raise amp.RemoteAmpError(c.ERRORS[c.ServerError], str(err)) from None
+            raise amp.RemoteAmpError(c.ERRORS[c.ServerError], scan_failure(err)) from None
         finally:
             self._running.discard(running)
         return attrs.asdict(outcome)
