@@ -752,7 +752,7 @@ def build_worker(*, config: Config, config_path: str, repository: str | None,
     daemon.says_warnings = False
     redis, pubsub = _add_redis(daemon, holder, reactor)
     stats, download_log = _add_accounting(daemon, holder, reactor, redis)
-    geo.load_and_report()
+    geo.load_and_report(quiet=True)  # the daemon says what it found, once for the node
     holder.subscribe(lambda old, new: _reload_geo(geo, new))
     http, context = _add_http(daemon, holder, reactor, redis, pubsub, stats, download_log, geo,
                               None, listen_fd, None, serving)
