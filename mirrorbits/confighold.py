@@ -35,7 +35,8 @@ class ConfigHolder:
     def reload(self) -> list[str]:
         """Re-read the file; on any error keep the running config and raise ConfigError.
 
-        Returns the warnings of the new file (unknown keys...).
+        Returns the warnings of the new file (unknown keys...), then what the reload
+        cannot apply (:func:`restart_notices`).
         """
         if self.path is None:
             raise ConfigError("no configuration file to reload (started on the embedded default)")
@@ -48,4 +49,20 @@ class ConfigHolder:
                 callback(old, new)
             except Exception:
                 self.log.failure("applying the reloaded configuration failed")
-        return warnings
+        return warnings + restart_notices(old, new)
+
+
+def restart_notices(old: Config, new: Config) -> list[str]:
+    """The changed settings that only a restart (or an upgrade) applies, one line each:
+    returned with a reload's warnings, so that ``mirrorbits-ctl reload`` says so too."""
+    notices = []
+    if (old.listen_address, old.rpc_listen_address) != (
+            new.listen_address, new.rpc_listen_address):
+        notices.append("ListenAddress/RPCListenAddress changed: restart the daemon to apply")
+    if old.metrics_listen_address != new.metrics_listen_address:
+        notices.append("MetricsListenAddress changed: restart the daemon to apply")
+    if bool(old.rpc_tls_certificate) != bool(new.rpc_tls_certificate):
+        notices.append("RPCTLSCertificate turned TLS on or off: restart the daemon to apply")
+    if old.workers != new.workers:
+        notices.append("Workers changed: restart the daemon (or upgrade it) to apply")
+    return notices

@@ -26,7 +26,7 @@ from twisted.internet.defer import Deferred, maybeDeferred
 from mirrorbits import version_info, version_string
 from mirrorbits.cache import MirrorCache
 from mirrorbits.cluster import ClusterService, new_node_id
-from mirrorbits.config import Config, ConfigError
+from mirrorbits.config import Config, ConfigError, load_config
 from mirrorbits.confighold import ConfigHolder
 from mirrorbits.control.server import ControlBackend, control_factory
 from mirrorbits.embedded import DEMO_SUBDIRECTORY, EmbeddedStart
@@ -66,6 +66,7 @@ from mirrorbits.upgrade import (
     READY_TIMEOUT,
     HeldListener,
     Successor,
+    UpgradeError,
     Upgrader,
     inheritance_from_env,
     ready_within,
@@ -249,7 +250,6 @@ def build_daemon(
     for warning in warnings:
         log.warn("{warning}", warning=warning)
     holder = ConfigHolder(current=config, path=config_path, repository=repository)
-    holder.subscribe(_warn_if_listen_address_changed)
     geo = GeoIP(config.geoip_database_path, reactor)
     daemon = Daemon(holder=holder, reactor=reactor, geo=geo)
     if notifier is not None:
@@ -303,21 +303,21 @@ def build_daemon(
         reactor=reactor, http=http, control=control, metrics=metrics, argv=list(argv), cwd=cwd,
         executable=sys.executable, inherited=inherited, monitors=work.monitors, refusal=refusal,
         env=lambda: {**os.environ, **successor_notifier.environment()},
+        preflight=lambda: _successor_would_start(holder),
     )
     backend.upgrade = upgrade_hook(daemon.upgrader)
     return daemon
 
 
-def _warn_if_listen_address_changed(old: Config, new: Config) -> None:
-    if (old.listen_address, old.rpc_listen_address) != (
-            new.listen_address, new.rpc_listen_address):
-        log.warn("ListenAddress/RPCListenAddress changed: restart the daemon to apply")
-    if old.metrics_listen_address != new.metrics_listen_address:
-        log.warn("MetricsListenAddress changed: restart the daemon to apply")
-    if bool(old.rpc_tls_certificate) != bool(new.rpc_tls_certificate):
-        log.warn("RPCTLSCertificate turned TLS on or off: restart the daemon to apply")
-    if old.workers != new.workers:
-        log.warn("Workers changed: restart the daemon (or upgrade it) to apply")
+def _successor_would_start(holder: ConfigHolder) -> None:
+    """Raise :class:`UpgradeError` when the configuration file, as it is on disk now, would
+    stop the new process at its start: said before spawning it, with the reason."""
+    if holder.path is None:
+        return
+    try:
+        load_config(holder.path)
+    except ConfigError as err:
+        raise UpgradeError(f"the new process would not start: {err}") from None
 
 
 def _control_tls(config: Config) -> tuple[str, str, str]:
@@ -785,7 +785,7 @@ def build_worker(*, config: Config, config_path: str, repository: str | None,
     daemon.says_warnings = False
     redis, pubsub = _add_redis(daemon, holder, reactor)
     stats, download_log = _add_accounting(daemon, holder, reactor, redis)
-    geo.load_and_report()
+    geo.load_and_report(quiet=True)  # the daemon says what it found, once for the node
     holder.subscribe(lambda old, new: _reload_geo(geo, new))
     http, context = _add_http(daemon, holder, reactor, redis, pubsub, stats, download_log, geo,
                               None, listen_fd, None, serving)

@@ -3,10 +3,11 @@
 Each demo mirror serves the repository directory itself on a loopback address of its own
 (127.0.0.2 and 127.0.0.3): over HTTP from this process (downloads and health checks), and
 over rsync from an ``rsync --daemon`` child (scans), with its files under
-``<data-dir>/demo/rsync``. At start the demo waits for the database and the repository's
-index, adds the mirrors (or updates their URLs: the ports are chosen anew at each start),
-scans them and enables them, as ``mirrorbits-ctl add`` and ``scan -enable`` would; the
-monitor's health check then marks them up, and the demo says so with a command to try.
+``<data-dir>/demo/rsync``. At start the demo waits for the database, adds the mirrors (or
+points those of the last run at this start's ports, disabled until scanned: nothing listens
+on the old ones, which a health check must not try), waits for the repository's index, scans
+them and enables them, as ``mirrorbits-ctl add`` and ``scan -enable`` would; the monitor's
+health check then marks them up, and the demo says so with a command to try.
 """
 
 from __future__ import annotations
@@ -170,10 +171,12 @@ class DemoMirrors(Service):
 
     async def _register_all(self) -> None:
         await self.ready()
+        # This start's ports first: mirrors kept from the last run name the old ones, where
+        # nothing listens now, and a health check there marked them down for a CheckInterval.
+        registered = [await self._register(demo) for demo in self.served]
         await self.refresh()
-        for demo in self.served:
+        for demo, mirror in zip(self.served, registered, strict=True):
             await self._accepting(demo.host, demo.rsync_port)
-            mirror = await self._register(demo)
             try:
                 await self.scan(mirror.id)
             except ScanInProgress:  # the monitor got there first
@@ -210,8 +213,10 @@ class DemoMirrors(Service):
         current = await self.mirrors.get_mirror(hits[0])
         if (current.http_url, current.rsync_url) == (demo.http_url, demo.rsync_url):
             return current
+        # disabled in the same write: no health check until its scan enables it again
         return await self.mirrors.update_mirror(attrs.evolve(
-            current, http_url=demo.http_url, rsync_url=demo.rsync_url, ftp_url=""))
+            current, http_url=demo.http_url, rsync_url=demo.rsync_url, ftp_url="",
+            enabled=False))
 
     async def _wait_up(self) -> None:
         """Say so once the redirector answers the try URL with a redirect (the health check

@@ -120,18 +120,26 @@ class GeoIP:
             raise GeoIPUnavailable("; ".join(messages))
         return messages
 
-    def load_and_report(self) -> None:
+    def load_and_report(self, quiet: bool = False) -> None:
         """(Re)open both databases and log it: each database loaded (info), a replaced file
         that cannot be read while the previous one stays in use (warning), and what is
-        missing (one warning, :meth:`missing_warning`, not repeated while it is the same)."""
+        missing (one warning, :meth:`missing_warning`, not repeated while it is the same).
+
+        ``quiet``: log nothing this time, what is missing counting as said (an HTTP worker's
+        first load: the daemon, reading the same files, has just said it).
+        """
         swapped = False
         for database in (self._city, self._asn):
             changed, message, failed = self._open(database, force=False)
             swapped = swapped or changed
-            self._log_outcome(database, message, failed)
+            if not quiet:
+                self._log_outcome(database, message, failed)
         if swapped:
             self._cached.cache_clear()
-        self._report_missing()
+        if quiet:
+            self._reported = self.missing_warning()
+        else:
+            self._report_missing()
 
     def _log_outcome(self, database: _Database, message: str, failed: bool) -> None:
         if not message:

@@ -96,6 +96,8 @@ def makeService(options: usage.Options, reactor: IDaemonReactor | None = None) -
         raise SystemExit(f"{explained}mirrorbits: {err}") from None
     except PrivateRedisError as err:
         raise SystemExit(f"mirrorbits: {err}") from None
+    if not _log_reaches_the_terminal(options):  # else the log shows them right away
+        sys.stderr.write("".join(f"mirrorbits: warning: {warning}\n" for warning in warnings))
     # Before mirrorbits.daemon is imported: twisted.internet.endpoints, which it imports,
     # takes LISTEN_PID and LISTEN_FDS out of the environment.
     try:
@@ -125,3 +127,14 @@ def makeService(options: usage.Options, reactor: IDaemonReactor | None = None) -
     except (ListenAddressError, TLSSetupError) as err:
         raise SystemExit(f"mirrorbits: {err}") from None
     return daemon
+
+
+def _log_reaches_the_terminal(options: usage.Options) -> bool:
+    """Whether twistd logs to the terminal it was started from (``-n`` without
+    ``--logfile``), so that the log's first lines are seen there. A background start (or
+    ``--logfile``) writes them to a file only: its warnings go to stderr too, like its errors.
+    Not started by twistd (a ``.tac``, tests): no parent options, nothing more is written."""
+    twistd = getattr(options, "parent", None)
+    if twistd is None:
+        return True
+    return bool(twistd.get("nodaemon")) and twistd.get("logfile") in (None, "", "-")

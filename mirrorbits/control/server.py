@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, TypeVar
 
@@ -44,6 +45,7 @@ from mirrorbits.store import errors as store_errors
 from mirrorbits.store.commands import gather
 from mirrorbits.store.mirrors import MirrorStore
 from mirrorbits.store.records import normalize_url, sanitize_location_codes
+from mirrorbits.upgrade.handover import UpgradeError
 
 log = Logger()
 
@@ -161,8 +163,9 @@ def control_factory(backend: ControlBackend, clock: IReactorTime,
 def _to_remote_error(failure: Failure, command: str = "") -> Failure:
     """Any failure of a responder as a declared AMP error (the connection stays up).
 
-    What the client sent wrong (a bad pattern, a host that does not resolve) is one log
-    line; only an unexpected error is logged with its traceback.
+    What the client sent wrong (a bad pattern, a host that does not resolve) and a file system
+    error (a repository gone) are one log line; only an unexpected error is logged with its
+    traceback.
     """
     if failure.check(amp.RemoteAmpError):
         return failure
@@ -177,9 +180,32 @@ def _to_remote_error(failure: Failure, command: str = "") -> Failure:
     if isinstance(error, ValueError | MirrorLookupError):
         log.info("Control command {command} refused: {message}", command=command,
                  message=message)
+    elif isinstance(error, UpgradeError):  # why this process cannot upgrade now: still serving
+        log.warn("Upgrade refused: {message}", message=message)
+    elif isinstance(error, OSError):  # the repository missing or unreadable: the path and why
+        log.warn("Control command {command} failed: {message}", command=command,
+                 message=message)
     elif not isinstance(error, store_errors.StoreError | ConfigError):  # those say it all
         log.failure("control command {command} failed", failure, command=command)
     return Failure(amp.RemoteAmpError(c.ERRORS[c.ServerError], message or type(error).__name__))
+
+
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\U0010ffff]")
+_RSYNC_ROLE = re.compile(r"^rsync: (?:\[\w+\] )?")
+
+
+def scan_failure(error: Exception) -> str:
+    """A failed scan's message for ``mirrorbits-ctl``, with the scanner's own first complaint
+    when its exit status alone says little: rsync's "Error in socket I/O" becomes
+    ``rsync: Error in socket I/O: failed to connect to HOST (HOST): Connection refused (111)``.
+    The mirror's log keeps the message alone (the reference's)."""
+    message = str(error)
+    for line in getattr(error, "stderr_tail", ()):
+        if line.startswith("rsync error:") or not line.strip():
+            continue  # rsync's own summary of its exit status: the message already
+        cause = _UNPRINTABLE.sub("?", _RSYNC_ROLE.sub("", line.strip()))[:300]
+        return f"{message}: {cause}"
+    return message
 
 
 T = TypeVar("T")
@@ -395,7 +421,7 @@ class ControlLocator(amp.CommandLocator):
         try:
             outcome = await running
         except EXPECTED_FAILURES as err:  # the message says it all: no traceback logged
-            raise amp.RemoteAmpError(c.ERRORS[c.ServerError], str(err)) from None
+            raise amp.RemoteAmpError(c.ERRORS[c.ServerError], scan_failure(err)) from None
         finally:
             self._running.discard(running)
         return attrs.asdict(outcome)

@@ -182,6 +182,8 @@ def parse_command_line(argv: list[str], table: dict[str, CommandSpec],
     except f.HelpRequested:
         raise Exit(0, stdout=usage_text()) from None
     except f.FlagError as error:
+        if argv[-1:] == ["-h"]:  # "mirrorbits-ctl -h", asking for help as most tools take it
+            raise Exit(2, f"{error} (the daemon's host; --help shows the usage)\n") from None
         raise flag_error(error) from None
     if not rest:
         raise Exit(2, usage_text())

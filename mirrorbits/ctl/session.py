@@ -43,6 +43,15 @@ CALL_TIMEOUT = 10.0
 REMOVE_TIMEOUT = 60.0
 # Seconds :meth:`Session.resume` lets the reactor read what came while the operator was busy.
 RESUME_READ = 0.05
+#: What the daemon answers while it cannot use Redis, and what the operator can do about it.
+DATABASE_NOT_READY = "database not ready"
+DATABASE_HINT = (": the daemon cannot use its Redis now (down, unreachable or not a master); "
+                 "its log says why (\"Database is down: ...\")")
+
+
+def _explained(message: str) -> str:
+    """The daemon's error message, with what to look at when it alone would puzzle."""
+    return message + DATABASE_HINT if message == DATABASE_NOT_READY else message
 
 
 @frozen
@@ -98,7 +107,7 @@ class Session:
                 raise fail("Password refused") from None
             raise fail("Please set the server password with the -P option.") from None
         except c.ControlError as error:
-            raise fail(error.message or type(error).__name__) from None
+            raise fail(_explained(error.message or type(error).__name__)) from None
         except defer.TimeoutError:
             raise fail(f"rpc: {self.target} did not answer within {timeout:g} seconds") from None
         except (amp.UnknownRemoteError, amp.UnhandledCommand) as error:

@@ -71,6 +71,8 @@ class Upgrader:
     env: Callable[[], Mapping[str, str]] = lambda: os.environ
     # Passed to the successor like the HTTP socket: both processes answer scrapes meanwhile.
     metrics: HttpSide | None = None
+    # Raises UpgradeError when the successor would refuse to start (its configuration file).
+    preflight: Callable[[], None] = lambda: None
     _busy: bool = False
     _quitting: bool = False
     _child: subprocess.Popen[bytes] | None = None
@@ -84,6 +86,7 @@ class Upgrader:
             raise UpgradeError("an upgrade is already in progress")
         if self.refusal:
             raise UpgradeError(self.refusal)
+        self.preflight()  # a child that exits at once would only say its exit status
         self._busy = True
         try:
             await maybeDeferred(self.control.stopService)

@@ -106,6 +106,21 @@ class RedirectorChannel(HTTPChannel):
             self._abortingCall = self.callLater(self.abortTimeout, self.forceAbortClient)
         self.loseConnection()
 
+    def lineLengthExceeded(self, line: bytes) -> None:
+        """A request line or header line longer than ``MAX_LENGTH`` (16 KiB): say so and
+        close, rather than LineReceiver's silent close (the client saw an empty reply)."""
+        transport = self.transport
+        if transport is None:
+            return
+        first = not getattr(self, "_receivedHeaderSize", 0)  # no line of this request yet
+        status, what = ((b"414 URI Too Long", b"request line") if first else
+                        (b"431 Request Header Fields Too Large", b"header line"))
+        body = b"%s: a %s is limited to %d bytes\n" % (status[4:], what, self.MAX_LENGTH)
+        transport.write(b"HTTP/1.1 %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                        b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+                        % (status, len(body), body))
+        transport.loseConnection()
+
     def dataReceived(self, data: bytes) -> None:
         # Bytes from the network (not twisted.web's kept ones) may be answered from memory.
         if not self._replaying and self._answer_from_memory(data):

@@ -297,6 +297,19 @@ async def test_passwords(rig: Rig) -> None:
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_daemon_without_its_redis_says_where_to_look(rig: Rig) -> None:
+    """It said only "database not ready", which does not say that Redis is the problem."""
+    await within(rig.redis.stopService())
+    try:
+        assert await ctl(rig, "list") == (
+            "", "database not ready: the daemon cannot use its Redis now (down, unreachable or "
+            "not a master); its log says why (\"Database is down: ...\")\n", 1)
+    finally:
+        rig.redis.startService()
+        await within(rig.redis.whenReady())
+
+
+@pytest_twisted.ensureDeferred
 async def test_no_daemon_listening() -> None:
     port = free_port()
     out, err, code = await ctl("127.0.0.1", "-p", str(port), "list")

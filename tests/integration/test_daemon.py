@@ -273,6 +273,26 @@ def test_refresh_indexes_new_files_and_rehash_recomputes(
     assert redis_db.hget("FILE_/new/b.bin", "sha256").startswith("e3b0c442")
 
 
+def test_refresh_of_a_vanished_repository_is_one_line_and_keeps_the_index(
+    daemon: DaemonProcess, redis_db: redis.Redis
+) -> None:
+    """The repository's mount gone (or a reload naming a directory that does not exist): the
+    refresh used to log a traceback ("control command RefreshRepository failed")."""
+    assert daemon.ctl("refresh").returncode == 0
+    repo = Path(daemon.values["Repository"])
+    repo.rename(repo.with_name("moved"))
+    try:
+        result = daemon.ctl("refresh")
+        assert result.returncode == 1
+        assert result.stderr.splitlines()[-1] == f"{repo}: No such file or directory"
+        daemon.wait_log(f"Control command RefreshRepository failed: {repo}: No such file")
+        assert "Traceback" not in daemon.log(), daemon.log()
+        assert redis_db.smembers("FILES") == {"/a.txt"}  # the index is kept
+    finally:
+        repo.with_name("moved").rename(repo)
+    assert daemon.ctl("refresh").returncode == 0
+
+
 def test_reload_moves_to_another_redis(tmp_path: Path, redis_server: RedisServer,
                                        redis_db: redis.Redis) -> None:
     other = RedisServer(workdir=tmp_path / "other-redis")

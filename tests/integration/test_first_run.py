@@ -312,6 +312,39 @@ def test_demo_redirects_at_once(fresh: Path) -> None:
     assert [line for line in log.splitlines() if any(n in line for n in NOISE)] == []
 
 
+def test_a_second_demo_run_checks_its_mirrors_on_the_new_ports(fresh: Path) -> None:
+    """The mirrors kept from the first run named that run's ports, where nothing listens
+    any more: a health check there marked one down until the next CheckInterval (1 min)."""
+    bulk = fresh / "docs" / "bulk"  # indexing and scans long enough for a health check round
+    bulk.mkdir()
+    for number in range(4000):
+        (bulk / f"{number}.txt").write_text(f"{number}\n")
+    first = EmbeddedDaemon(fresh, ["--demo"])
+    first.start()
+    try:
+        first.wait_log("Demo: downloads are redirected to the demo mirrors now", timeout=60)
+    finally:
+        first.stop()
+    before = len(first.log())
+    second = EmbeddedDaemon(fresh, ["--demo"])
+    second.start()
+    try:
+        deadline = time.monotonic() + 60
+        while "Demo: downloads are redirected" not in second.log()[before:]:
+            assert time.monotonic() < deadline, second.log()[before:]
+            time.sleep(0.1)
+        ctl = f"{BIN / 'mirrorbits-ctl'} -h 127.0.0.1 -p {second.rpc_port} list"
+        deadline = time.monotonic() + 10
+        while not re.search(r"demo-a\s+up.*\n.*demo-b\s+up|demo-b\s+up.*\n.*demo-a\s+up",
+                            listed := second.run(ctl).stdout):
+            assert time.monotonic() < deadline, listed + second.log()[before:]
+            time.sleep(0.2)
+        log = second.log()[before:]
+    finally:
+        second.stop()
+    assert " HTTP  Error" not in log, log
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--demo", "--no-monitor"], "mirrorbits: --demo needs the scans and health checks: "
                                  "drop --no-monitor"),

@@ -159,8 +159,11 @@ def test_scan_errors_are_clean(
     assert unknown.stderr.startswith("\nscan error: rsync: ") or unknown.stderr.startswith(
         "scan error: rsync: "), unknown.stderr
     assert "Traceback" not in unknown.stderr + daemon.log()
+    # what rsync said, not only its exit status ("Error starting client-server protocol")
+    assert unknown.stderr.strip().endswith(": @ERROR: Unknown module 'nope'"), unknown.stderr
     message = unknown.stderr.strip().removeprefix("scan error: ")
-    assert message in daemon.ctl("logs", "m2").stdout
+    assert message.removesuffix(": @ERROR: Unknown module 'nope'") in daemon.ctl(
+        "logs", "m2").stdout
 
     no_url = daemon.ctl("scan", "-rsync", "m3")
     assert no_url.returncode == 1

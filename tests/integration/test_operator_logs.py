@@ -98,6 +98,22 @@ def test_missing_repository_and_geoip_are_said_once(tmp_path: Path,
     assert noise(daemon.log()) == []
 
 
+def test_missing_geoip_is_said_by_the_daemon_not_by_each_worker(
+        tmp_path: Path, redis_server: RedisServer) -> None:
+    repo = tmp_path / "repo"
+    repo_file(repo, "/a.txt", b"hello\n", 1687249800)
+    values = base_config(repo, redis_server.address, GeoipDatabasePath=f"{tmp_path}/geo/",
+                         Workers="2")
+    daemon = DaemonProcess(workdir=tmp_path / "run", values=values, args=["--no-monitor"])
+    daemon.start()
+    try:
+        daemon.wait_log("HTTP served by 2 worker processes", timeout=30)
+        log = daemon.log()
+    finally:
+        daemon.stop()
+    assert count(log, "GeoIP: cannot load") == 1, log  # the daemon's, not three times
+
+
 def test_a_mirror_going_down_is_said_once(tmp_path: Path, redis_server: RedisServer,
                                           redis_db: redis.Redis) -> None:
     repo = tmp_path / "repo"

@@ -7,6 +7,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -242,6 +243,42 @@ def test_reload_shows_warnings_and_refusals_and_the_log_has_them(
 
         conf.write_text(good.replace("Gzipp: yes\n", ""))
         assert ctl_reload(daemon) == (0, "", "")
+
+        # what only a restart applies is said by the reload, not only in the log
+        moved = good.replace("Gzipp: yes\n", "").replace(
+            f"ListenAddress: {daemon.values['ListenAddress']}", "ListenAddress: 127.0.0.1:1")
+        assert "ListenAddress: 127.0.0.1:1\n" in moved
+        conf.write_text(moved)
+        notice = "ListenAddress/RPCListenAddress changed: restart the daemon to apply"
+        assert ctl_reload(daemon) == (0, "", f"warning: {notice}\n")
+        daemon.wait_log(notice)
         assert "Traceback" not in daemon.log(), daemon.log()
     finally:
         daemon.stop()
+
+
+def test_a_background_start_shows_the_files_warnings_on_the_terminal(tmp_path: Path) -> None:
+    """twistd without -n (or with --logfile) wrote a misspelt key's warning to the log file
+    only: the start looked clean and the key silently kept its default."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    config = tmp_path / "mirrorbits.conf"
+    config.write_text(render_config(base_config(repo, "127.0.0.1:1"), "CheckIntervl: 5\n"))
+    warning = (f"mirrorbits: warning: unknown configuration key 'CheckIntervl' in {config} "
+               f"(line 9); did you mean 'CheckInterval'?")
+    pidfile = tmp_path / "m.pid"
+    log = tmp_path / "twistd.log"
+    result = run_twistd("--pidfile", str(pidfile), "--logfile", str(log), "mirrorbits",
+                        "--config", str(config), "--no-monitor", cwd=tmp_path)
+    try:
+        assert result.returncode == 0, result.stderr
+        assert result.stderr.splitlines() == [warning]
+    finally:
+        deadline = time.monotonic() + 20
+        while not pidfile.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if pidfile.exists():
+            os.kill(int(pidfile.read_text()), signal.SIGTERM)
+        while pidfile.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert "CheckIntervl" in log.read_text()  # the log has it too

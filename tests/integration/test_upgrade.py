@@ -236,13 +236,19 @@ def test_ctl_upgrade_answers_then_hands_over(daemon: Upgradable) -> None:
     assert daemon.ctl("list").returncode == 0
 
 
-def test_failed_spawn_keeps_serving(daemon: Upgradable) -> None:
-    daemon.config_path.write_text("Repository: [unclosed\n")  # the new process cannot start
+def test_a_configuration_the_new_process_would_refuse_is_said_and_nothing_spawned(
+        daemon: Upgradable) -> None:
+    """It used to spawn the new process anyway: 'mirrorbits-ctl upgrade' exited 0 and the
+    log said only 'The new process exited with status 1' (the reason went to its stderr)."""
+    daemon.config_path.write_text(daemon.config_path.read_text() + "CheckInterval: -1\n")
     failed = daemon.ctl("upgrade")
-    assert failed.returncode == 0  # spawned; its failure is noticed afterwards
-    daemon.wait_log("upgrade aborted, still serving", timeout=15)
+    reason = "the new process would not start: CheckInterval must be a number of minutes >= 0"
+    assert failed.returncode == 1 and failed.stderr.startswith(reason), failed.stderr
+    daemon.wait_log(f"Upgrade refused: {reason}")
+    log = daemon.log()
+    assert "Traceback" not in log and "Spawned child" not in log, log
     assert daemon.process is not None and daemon.process.poll() is None
-    wait_until(lambda: daemon.ctl("list").returncode == 0, 5, "the control channel")
+    assert daemon.ctl("list").returncode == 0
     assert read_pid(daemon.pidfile) == daemon.process.pid
 
 

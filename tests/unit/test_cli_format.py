@@ -393,6 +393,17 @@ def test_global_flags_after_the_command() -> None:
     assert invocation.host == "h1" and invocation.options["h"] is False
 
 
+def test_a_lone_h_says_it_names_the_host_and_where_help_is() -> None:
+    """``mirrorbits-ctl -h`` (help, for most tools) said only "flag needs an argument: -h"."""
+    with pytest.raises(Exit) as caught:
+        parse_command_line(["-h"], COMMANDS)
+    assert (caught.value.code, caught.value.stderr) == (
+        2, "flag needs an argument: -h (the daemon's host; --help shows the usage)\n")
+    with pytest.raises(Exit) as caught:
+        parse_command_line(["-p"], COMMANDS)
+    assert (caught.value.code, caught.value.stderr) == (2, "flag needs an argument: -p\n")
+
+
 def test_reference_command_lines_keep_their_meaning() -> None:
     """Read with Go's rule first: an argument that looks like a flag stays an argument."""
     invocation = parse_command_line(["stats", "file", "-h"], COMMANDS)
