@@ -251,6 +251,7 @@ def test_memo_starting_over_never_mixes_locations(monkeypatch: pytest.MonkeyPatc
                 client = GeoRecord("FR", "EU", "", "", lat + round_, lon, "", 16276)
                 want = expected(entries, client, Secure.UNDEFINED, 1.5, round_, 11)
                 assert fast(table, client, 1.5, round_, 11) == want
+                assert len(memo.rankings) <= limit
 
 
 def test_a_remembered_ranking_draws_what_a_fresh_one_draws() -> None:
