@@ -217,8 +217,13 @@ class Daemon(MultiService):
 
 def tune_garbage_collector() -> None:
     """Fewer, cheaper collections: objects alive after start-up are never scanned again,
-    and the young generation is collected less often (request garbage is short-lived)."""
-    gc.collect()
+    and the young generation is collected less often (request garbage is short-lived).
+
+    Only the young generations are collected before the freeze: a full collection after the
+    cache fill scans every cached record (1.6 s for 850,000 objects, 10,000 files on 27
+    mirrors each), a stall before the process accepts. What the fill left in the old
+    generation is frozen with the cache (the garbage among it, if any, stays: once)."""
+    gc.collect(1)
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
 

@@ -77,14 +77,19 @@ def daemon_site(workdir: Path, plan: dataset.Plan, clock: Clock) -> Site:
     return RedirectorSite(RedirectResource(context), reactor=clock)
 
 
-def requests_for(plan: dataset.Plan, count: int) -> list[bytes]:
+def requests_for(plan: dataset.Plan, count: int, start: int = 0,
+                 new_pairs: bool = False) -> list[bytes]:
+    """Requests ``start`` to ``start + count``: every path in turn, each from a client
+    address; with ``new_pairs`` a path's client changes on each pass over the paths (so a
+    file is rarely asked twice from the same place), else it stays the same (as wrk's)."""
     paths = [f.path for f in plan.files]
     ips = plan.client_ips
     return [
         b"GET " + paths[i % len(paths)].encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        b"X-Forwarded-For: " + ips[(i * 7) % len(ips)].encode()
+        b"X-Forwarded-For: "
+        + ips[(i * 7 + (i // len(paths)) * 131 * new_pairs) % len(ips)].encode()
         + b"\r\nUser-Agent: mirrorbits-bench\r\n\r\n"
-        for i in range(count)
+        for i in range(start, start + count)
     ]
 
 
@@ -113,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--new-pairs", action="store_true",
+                        help="a path's client address changes on every pass over the paths "
+                             "(measured requests never repeat a warm-up's file and client)")
     parser.add_argument("--profile", nargs="?", const="-", metavar="FILE",
                         help="cProfile the daemon's requests (top 30 to stdout, or pstats FILE)")
     args = parser.parse_args(argv)
@@ -121,9 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="mb-inproc-") as tmp:
         site = daemon_site(Path(tmp), plan, clock)
         bare_site = QuietSite(BareRedirect(), reactor=clock)
-        raw = requests_for(plan, args.requests)
+        warm_up = requests_for(plan, len(plan.files))
+        raw = requests_for(plan, args.requests, len(plan.files) * 2 * args.new_pairs,
+                           args.new_pairs)
         # Warm-up: every path twice (the first fills the cache, the second the redirect memo).
-        drive(site, raw[: len(plan.files)] * 2, clock)
+        drive(site, warm_up * 2, clock)
         drive(bare_site, raw[:2_000], clock)
         bare_s, bare_ok = drive(bare_site, raw, clock)
         if args.profile:

@@ -135,13 +135,14 @@ class Bench:
             self.start_reference(Path(self.args.reference))
 
     def wait_serving(self, timeout: float = 120.0) -> None:
-        """Until every HTTP process of the daemon has filled its cache (and so accepts)."""
+        """Until every HTTP process of the daemon has filled its cache and accepts (its
+        ``HTTP starting on`` line, which follows the fill and the collector's set-up)."""
         assert self.daemon is not None
         deadline = time.monotonic() + timeout
         while True:
             text = self.daemon.log()
-            done = text.count("Cache filled with") + text.count("serving anyway")
-            if done >= self.args.workers:
+            filled = text.count("Cache filled with") + text.count("serving anyway")
+            if filled >= self.args.workers and text.count("HTTP starting on") >= self.args.workers:
                 return
             if time.monotonic() > deadline:
                 raise SystemExit(f"the daemon did not fill its cache in {timeout:.0f} s:\n{text}")

@@ -20,13 +20,13 @@ from __future__ import annotations
 import random
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Collection, Mapping, Sequence
-from itertools import compress
+from itertools import compress, count
 from operator import itemgetter
 from struct import Struct
 from sys import maxsize
 from typing import Any
 
-from attrs import frozen
+from attrs import field, frozen
 
 from mirrorbits.float32 import f32
 from mirrorbits.model import GeoRecord, Mirror
@@ -48,6 +48,7 @@ _EXCLUDED = -1.0  # distance placed on excluded slots: sorts before every real d
 _FLOAT32 = Struct("<f")
 _PACK, _UNPACK = _FLOAT32.pack, _FLOAT32.unpack
 _HUNDRED = f32(100)
+_SERIALS = count()  # tables' serial numbers: never reused, so a ranking is never misattributed
 
 Getter = Callable[[Any], tuple[Any, ...]]
 
@@ -96,6 +97,8 @@ class RedirectTable:
     excluded_by_asn: Mapping[int, frozenset[int]]
     as_default: frozenset[int]
     unlocated: tuple[int, ...]  # entry indices accepted for a client without location
+    # Names this table among the rankings its memo remembers (:func:`redirect_order`).
+    serial: int = field(factory=lambda: next(_SERIALS), eq=False)
 
 
 def _restrictions(mirrors: Sequence[Mirror], codes: Sequence[tuple[str, ...]]
@@ -305,6 +308,39 @@ def _shuffled(table: RedirectTable, rng: random.Random) -> list[int]:
     return accepted
 
 
+class _Draw:
+    """The weighted mirrors of an answer, in the order the draw walks them: ``(entry index,
+    distance)`` and weight of each, and the total weight."""
+
+    __slots__ = ("entries", "total", "weights")
+
+    def __init__(self, entries: tuple[tuple[int, float], ...], weights: tuple[int, ...]) -> None:
+        self.entries = entries
+        self.weights = weights
+        self.total = sum(weights)
+
+
+# What :func:`redirect_order` knows of one client location before drawing: the weighted pool,
+# or the answer itself (no draw).
+_Ranking = _Draw | tuple[tuple[int, float], ...]
+
+
+def _ranking(table: RedirectTable, client: GeoRecord, weight_distribution_range: float,
+             limit: int) -> _Ranking:
+    """The scores of every mirror for ``client`` (located), as the draw or answer they give."""
+    distances, excluded, keys, base = _scores(table, client, weight_distribution_range)
+    if keys is None:
+        return ()
+    indices = table.indices
+    pool = sorted([pair for pair in keys if pair[0] <= 0])
+    if len(pool) >= 2:
+        return _Draw(tuple((indices[slot], distances[slot]) for _, slot in pool),
+                     tuple(1 - key for key, _ in pool))
+    order = _keys(table, distances, excluded, keys, base)
+    ranked = sorted(range(len(order)), key=order.__getitem__)[:limit]
+    return tuple((indices[slot], distances[slot]) for slot in ranked if slot not in excluded)
+
+
 def redirect_order(
     table: RedirectTable,
     client: GeoRecord,
@@ -319,37 +355,42 @@ def redirect_order(
     replacement, each with probability weight / remaining weight (a uniform pick against the
     cumulative weights of the rest, in order of score).  Otherwise every accepted mirror by
     score.  A client without location: five accepted mirrors at random.
+
+    What comes before the draw depends only on the table and on the client's location,
+    country, continent and AS: it is remembered in the table's memo (``rankings``), so the
+    next client of the same place asking for the same file only draws.
     """
     if not client.country_code:  # not client.is_valid
         return [(index, 0.0) for index in _shuffled(table, rng)[: min(limit, MAX_SELECTED)]]
     if not table.indices:
         return []
-    distances, excluded, keys, base = _scores(table, client, weight_distribution_range)
-    if keys is None:
-        return []
-    indices = table.indices
-    pool = sorted([pair for pair in keys if pair[0] <= 0])
-    if len(pool) >= 2:
-        slots = [slot for _, slot in pool]
-        weights = [1 - key for key, _ in pool]
-        remaining = sum(weights)
-        randrange = rng.randrange
-        drawn: list[tuple[int, float]] = []
-        for _ in range(min(MAX_SELECTED, len(pool))):
-            pick = randrange(remaining)
-            position = 0
-            for weight in weights:  # the first whose cumulative weight exceeds the pick
-                if pick < weight:
-                    break
-                pick -= weight
-                position += 1
-            remaining -= weights.pop(position)
-            slot = slots.pop(position)
-            drawn.append((indices[slot], distances[slot]))
-        return drawn[:limit]
-    order = _keys(table, distances, excluded, keys, base)
-    ranked = sorted(range(len(order)), key=order.__getitem__)[:limit]
-    return [(indices[slot], distances[slot]) for slot in ranked if slot not in excluded]
+    key = (table.serial, client.latitude, client.longitude, client.country_code,
+           client.continent_code, client.as_num, weight_distribution_range, limit)
+    rankings = table.memo.rankings
+    ranking = rankings.get(key)
+    if ranking is None:
+        ranking = _ranking(table, client, weight_distribution_range, limit)
+        table.memo.remember_ranking(key, ranking)
+    else:
+        rankings.move_to_end(key)
+    if not isinstance(ranking, _Draw):
+        return list(ranking)
+    entries = list(ranking.entries)
+    weights = list(ranking.weights)
+    remaining = ranking.total
+    randrange = rng.randrange
+    drawn: list[tuple[int, float]] = []
+    for _ in range(min(MAX_SELECTED, len(weights))):
+        pick = randrange(remaining)
+        position = 0
+        for weight in weights:  # the first whose cumulative weight exceeds the pick
+            if pick < weight:
+                break
+            pick -= weight
+            position += 1
+        remaining -= weights.pop(position)
+        drawn.append(entries.pop(position))
+    return drawn[:limit]
 
 
 @frozen

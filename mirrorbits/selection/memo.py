@@ -9,8 +9,10 @@ misses (and recomputes), it never reads another location's distance.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from itertools import count
+from typing import Any
 
 from mirrorbits.model import Mirror
 from mirrorbits.selection.filter import split_codes
@@ -21,6 +23,7 @@ ORIGIN_LIMIT = 4096  # client locations whose distances are remembered
 DISTANCE_LIMIT = 4096  # distances one client location remembers
 LIMIT_LIMIT = 65_536  # remembered (base, ratio set) -> weighted-distance limits
 FACT_LIMIT = 8192  # mirrors whose scoring details are shared by the tables
+RANKING_LIMIT = 65_536  # remembered (table, client location) rankings, least recent out first
 
 # A mirror's location, then (first country code or "", country codes, ASN, mirror.score / 100).
 MirrorFacts = tuple[tuple[float, float], tuple[str, tuple[str, ...], int, float]]
@@ -50,17 +53,29 @@ class SelectionMemo:
 
     ``origins`` maps a client location to its :class:`Origin` and the distances it already
     computed (interned location id -> km, exactly ``Origin.distance_to``); ``limits`` maps
-    ``(base, ratio set id)`` to the distance limits of :func:`weighted_below`.
+    ``(base, ratio set id)`` to the distance limits of :func:`weighted_below`; ``rankings``
+    maps a table and everything of a client the scores depend on to what
+    :func:`~mirrorbits.selection.fast.redirect_order` computed before its random draw (at most
+    :data:`RANKING_LIMIT`, the least recently used dropped first: one at a time, so that no
+    request pays for clearing a large map).
     """
 
-    __slots__ = ("_facts", "limits", "origins", "point_id", "ratio_set_id")
+    __slots__ = ("_facts", "limits", "origins", "point_id", "rankings", "ratio_set_id")
 
     def __init__(self) -> None:
         self.point_id = Interner()  # (latitude, longitude) -> id
         self.ratio_set_id = Interner()  # the distinct positive ratios of a table -> id
         self.origins: dict[tuple[float, float], tuple[Origin, dict[int, float]]] = {}
         self.limits: dict[tuple[int, int], tuple[float, ...]] = {}
+        self.rankings: OrderedDict[Hashable, Any] = OrderedDict()
         self._facts: dict[Mirror, MirrorFacts] = {}
+
+    def remember_ranking(self, key: Hashable, ranking: Any) -> None:
+        """Keep ``ranking`` under ``key``, dropping the least recently used when full."""
+        rankings = self.rankings
+        rankings[key] = ranking
+        if len(rankings) > RANKING_LIMIT:
+            rankings.popitem(last=False)
 
     def mirror_facts(self, mirror: Mirror) -> MirrorFacts:
         """A mirror's location and scoring details, shared by the tables of every file it

@@ -13,13 +13,14 @@ from twisted.internet.defer import Deferred
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from mirrorbits.config import Config
 from mirrorbits.logs import Logger
 from mirrorbits.web.accounting import record
 from mirrorbits.web.context import FileMemo, WebContext
-from mirrorbits.web.decision import Decision, ErrorText, Json, Pending, Redirect
+from mirrorbits.web.decision import Decision, Download, ErrorText, Json, Pending, Redirect
 from mirrorbits.web.head import RequestHead, TwistedHead
 from mirrorbits.web.plan import Planner
-from mirrorbits.web.respond import Response, respond, send, wire
+from mirrorbits.web.respond import RedirectWire, Response, respond, send, wire
 
 __all__ = ["FileMemo", "RedirectResource", "WebContext"]
 
@@ -38,6 +39,9 @@ class RedirectResource(Resource):
         self.ctx = ctx
         self.planner = Planner(ctx)
         self._in_memory = True
+        # The redirect's pieces, GET then HEAD, for the configuration they were cut for.
+        self._wire_config: Config | None = None
+        self._wires: tuple[RedirectWire, RedirectWire] | None = None
 
     @property
     def fast_redirects(self) -> bool:
@@ -74,15 +78,33 @@ class RedirectResource(Resource):
         planned = self.planner.plan(head)
         if isinstance(planned, Pending):
             return None  # nothing happened yet: twisted.web plans it again
+        if type(planned) is Redirect:  # the commonest answer, from its precut pieces
+            config = self.ctx.config()
+            if not config.gzip:
+                self._account(head, planned, planned.download)
+                return self._redirect_wire(config)[head.method == b"HEAD"].answer(planned, date)
         return wire(self._response(head, planned), date)
+
+    def _redirect_wire(self, config: Config) -> tuple[RedirectWire, RedirectWire]:
+        wires = self._wires
+        if wires is None or config is not self._wire_config:
+            server = self.ctx.server_header
+            wires = self._wires = (RedirectWire(config, server, False),
+                                   RedirectWire(config, server, True))
+            self._wire_config = config
+        return wires
+
+    def _account(self, head: RequestHead, decision: Decision, download: Download | None) -> None:
+        """Count the answer (metrics) and account for a served download."""
+        self.ctx.counts.count(decision)
+        if download is not None:
+            record(self.ctx, head, download)
 
     def _response(self, head: RequestHead, decision: Decision) -> Response:
         """Count the answer (metrics), account for a served download, then serialize
         ``decision``."""
-        self.ctx.counts.count(decision)
         download = decision.download if isinstance(decision, Redirect | Json) else None
-        if download is not None:
-            record(self.ctx, head, download)
+        self._account(head, decision, download)
         return respond(decision, head, self.ctx.config(), self.ctx.server_header)
 
     async def _settle(self, head: RequestHead, pending: Pending) -> Decision:

@@ -12,7 +12,7 @@ A new header of every answer, or of one kind of answer, is added in :func:`respo
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, cast
 
 from twisted.web.http import RESPONSES
 from twisted.web.iweb import IRequest
@@ -22,6 +22,7 @@ from mirrorbits.encoding import format_http_date
 from mirrorbits.web.compression import gzipped
 from mirrorbits.web.decision import (
     Decision,
+    Download,
     ErrorText,
     Json,
     Moved,
@@ -132,6 +133,66 @@ def wire(response: Response, date: bytes) -> bytes:
     if response.send_body:
         parts.append(response.body)
     return b"".join(parts)
+
+
+class RedirectWire:
+    """:func:`wire` of :func:`respond`'s redirect, cut around what changes from one redirect
+    to the next (the ``Date``, ``Location``, ``Link`` and file header values): the channel
+    joins the pieces instead of building a :class:`Response` for every redirect.
+
+    The pieces are cut from the bytes :func:`respond` and :func:`wire` give for a redirect
+    whose variable values are markers, so the headers stay chosen in :func:`respond` only.
+    Valid for one configuration and server header, without gzip (its answer depends on the
+    request's ``Accept-Encoding``).
+    """
+
+    __slots__ = ("_before_date", "_before_location", "_header", "_link", "_separator", "_tail")
+
+    def __init__(self, config: Config, server: bytes, head_only: bool) -> None:
+        assert not config.gzip
+        redirect = Redirect(_MARK_LOCATION, [_MARK_LINK], cast(Download, None),
+                            ((_MARK_NAME, _MARK_VALUE),))
+        whole = wire(respond(redirect, _MarkerHead(b"HEAD" if head_only else b"GET"), config,
+                             server), _MARK_DATE)
+        self._before_date, rest = whole.split(_MARK_DATE)
+        self._before_location, rest = rest.split(_MARK_LOCATION)
+        self._link, rest = rest.split(_MARK_LINK)
+        self._header, rest = rest.split(_MARK_NAME)
+        self._separator, self._tail = rest.split(_MARK_VALUE)
+
+    def answer(self, redirect: Redirect, date: bytes) -> bytes:
+        """The same bytes as ``wire(respond(redirect, ...), date)``."""
+        parts = [self._before_date, date, self._before_location, redirect.location]
+        link = self._link
+        for value in redirect.links:
+            parts += (link, value)
+        header, separator = self._header, self._separator
+        for name, value in redirect.file_headers:
+            parts += (header, name, separator, value)
+        parts.append(self._tail)
+        return b"".join(parts)
+
+
+_MARK_DATE: Final = b"\0date\0"
+_MARK_LOCATION: Final = b"\0location\0"
+_MARK_LINK: Final = b"\0link\0"
+_MARK_NAME: Final = b"\0name\0"
+_MARK_VALUE: Final = b"\0value\0"
+
+
+class _MarkerHead:
+    """A request with no header: what :class:`RedirectWire` answers."""
+
+    __slots__ = ("args", "client_host", "method", "path", "uri")
+
+    def __init__(self, method: bytes) -> None:
+        self.method = method
+        self.uri = self.path = b"/"
+        self.args: dict[bytes, list[bytes]] = {}
+        self.client_host = ""
+
+    def getHeader(self, key: bytes) -> bytes | None:
+        return None
 
 
 def send(request: IRequest, response: Response) -> None:

@@ -14,7 +14,8 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet import tcp
+from twisted.internet.interfaces import IReactorTime, ITransport
 from twisted.web import http
 from twisted.web.http import HTTPChannel, datetimeToString
 from twisted.web.resource import Resource
@@ -165,7 +166,7 @@ class RedirectorChannel(HTTPChannel):
             transport.write(_connection_close(answer))
             transport.loseConnection()
         else:
-            transport.write(answer)
+            send_now(transport, answer)
         return True
 
     def checkPersistence(self, request: Request, version: bytes) -> bool:
@@ -227,6 +228,32 @@ def _connection_close(answer: bytes) -> bytes:
     it when :meth:`RedirectorChannel.checkPersistence` asks for it (first after the status)."""
     status, _, rest = answer.partition(b"\r\n")
     return b"".join((status, b"\r\nConnection: close\r\n", rest))
+
+
+def send_now(transport: ITransport, data: bytes) -> None:
+    """Write ``data`` on ``transport``: straight to its socket when nothing waits in its
+    buffers, the rest (what the kernel did not take) through the transport as usual.
+
+    ``transport.write`` only buffers: the reactor then watches the socket for writing, wakes
+    up, sends and stops watching (two ``epoll_ctl`` calls and one more turn of the loop per
+    answer). Sending at once skips all that when the kernel takes the whole answer, the
+    usual case for a redirect. Anything unusual (TLS, bytes already waiting, a connection
+    closing, an error) goes through ``transport.write``, which reports errors as always.
+    """
+    if (type(transport) is not tcp.Server or transport.TLS or not transport.connected
+            or transport.disconnecting or transport._tempDataBuffer
+            or len(transport.dataBuffer) > transport.offset):
+        transport.write(data)
+        return
+    try:
+        sent = transport.socket.send(data)
+    except BlockingIOError:
+        sent = 0
+    except OSError:  # the connection is broken: the transport finds out and closes it
+        transport.write(data)
+        return
+    if sent < len(data):
+        transport.write(data[sent:])
 
 
 def _bytes_waiting(transport: object) -> bool:

@@ -235,7 +235,8 @@ def test_memo_starting_over_never_mixes_locations(monkeypatch: pytest.MonkeyPatc
                                                   limit: int) -> None:
     """With every memo map holding one or two items, old tables miss and recompute: the
     answers stay those of the reference."""
-    for name in ("POINT_LIMIT", "ORIGIN_LIMIT", "DISTANCE_LIMIT", "LIMIT_LIMIT", "FACT_LIMIT"):
+    for name in ("POINT_LIMIT", "ORIGIN_LIMIT", "DISTANCE_LIMIT", "LIMIT_LIMIT", "FACT_LIMIT",
+                 "RANKING_LIMIT"):
         monkeypatch.setattr(memo_module, name, limit)
     memo = SelectionMemo()
     tables = []
@@ -250,3 +251,26 @@ def test_memo_starting_over_never_mixes_locations(monkeypatch: pytest.MonkeyPatc
                 client = GeoRecord("FR", "EU", "", "", lat + round_, lon, "", 16276)
                 want = expected(entries, client, Secure.UNDEFINED, 1.5, round_, 11)
                 assert fast(table, client, 1.5, round_, 11) == want
+                assert len(memo.rankings) <= limit
+
+
+def test_a_remembered_ranking_draws_what_a_fresh_one_draws() -> None:
+    """The second client of a place asking for a file draws from the ranking the first one
+    left in the memo: the same mirrors, distances and random calls as the reference, with a
+    weighted draw and without one; another place or AS is ranked on its own."""
+    weighted = [(mirror(i, latitude=48.8582 + i / 100, country_codes="FR", score=10 * (i % 3)),
+                 FileInfo(PATH, 100, T0)) for i in range(1, 8)]
+    weighted += plain(3, latitude=-33.8688, longitude=151.2093, country_codes="JP")
+    far = [(mirror(i, latitude=lat, longitude=lon, country_codes="JP", asnum=0),
+            FileInfo(PATH, 100, T0)) for i, (lat, lon) in enumerate(PLACES[:5], start=1)]
+    memo = SelectionMemo()
+    for entries, wdr in ((weighted, 1.5), (far, 0.0)):
+        table = table_of(entries, Secure.UNDEFINED, wdr, memo)
+        clients = [FR_CLIENT, GeoRecord("FR", "EU", "Lyon", "France", 45.764, 4.8357, "", 0),
+                   GeoRecord("GB", "EU", "", "", 60.0, 20.0, "", 0)]
+        for seed in range(6):
+            for client in clients:
+                want = expected(entries, client, Secure.UNDEFINED, wdr, seed, 11)
+                assert fast(table, client, wdr, seed, 11) == want
+                assert fast(table, client, wdr, seed, 11) == want
+    assert len(memo.rankings) == 6
