@@ -153,6 +153,10 @@ class FreshnessChecker(Service):
 
     async def _check(self, mirror_id: int, path: str, delay: float, started: float,
                      held: bool) -> None:
+        # the mirror's turn is taken before anything is read, so that its requests leave in the
+        # order they came due (most downloaded first), whatever order Redis answers in
+        limit = self._limits.setdefault(mirror_id, DeferredSemaphore(PER_MIRROR))
+        await limit.acquire()
         try:
             info = self._current.get(path)
             if info is None or not self.running:
@@ -163,7 +167,7 @@ class FreshnessChecker(Service):
             url = file_url(check_urls(mirror.http_url)[0][1], path)
             allowed = redirects_allowed(mirror.allow_redirects,
                                         self._get_config().disallow_redirects)
-            answer = await self._head(mirror_id, url, allowed, mirror.name)
+            answer = await self._head(url, allowed, mirror.name)
             if answer is not None and holds_version(info, *answer):
                 if self._current.get(path) is info:  # not replaced by a newer version meanwhile
                     await record_mirror_file(self._get_client(), mirror_id, path, info.size,
@@ -178,13 +182,13 @@ class FreshnessChecker(Service):
             if self._reactor.seconds() - started + delay < GIVE_UP_AFTER and self.running:
                 self._schedule(mirror_id, path, next_delay(delay), started, held)
         finally:
+            limit.release()
             if not self._per_path[path]:
                 self._per_path.pop(path, None)
                 self._current.pop(path, None)
 
-    async def _head(self, mirror_id: int, url: str, allowed: bool,
+    async def _head(self, url: str, allowed: bool,
                     name: str) -> tuple[int, str | None, str | None] | None:
-        limit = self._limits.setdefault(mirror_id, DeferredSemaphore(PER_MIRROR))
         agents = self._agent_factory or (lambda admit: make_agent(self._reactor, admit))
 
         def request() -> Deferred[IResponse]:
@@ -193,7 +197,7 @@ class FreshnessChecker(Service):
             return asked
 
         try:
-            response: IResponse = await limit.run(request)
+            response: IResponse = await request()
         except Exception:  # unreachable, refused, timed out: asked again later
             return None
         length = response.headers.getRawHeaders(b"content-length")
