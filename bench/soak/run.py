@@ -208,12 +208,27 @@ class Soak:
         wait_for_port("127.0.0.1", self.http_port, timeout=30)
         return process
 
+    def set_up(self, *argv: str) -> None:
+        """A set-up command, repeated while the daemon is still starting (its Redis not ready,
+        the repository not indexed yet): only the soak's own commands are counted."""
+        deadline = time.monotonic() + 60
+        while True:
+            done = subprocess.run(
+                [str(BIN / "mirrorbits-ctl"), "-h", "127.0.0.1", "-p", str(self.rpc_port),
+                 "-P", "soak", *argv], capture_output=True, text=True, timeout=120,
+                env=env_without_proxies())
+            if done.returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                raise SystemExit(f"mirrorbits-ctl {' '.join(argv)}: {done.stderr.strip()}")
+            time.sleep(0.5)
+
     def register_mirrors(self, urls: dict[str, str], rsync_port: int) -> None:
-        self.ctl("refresh")
+        self.set_up("refresh")
         for name, url in urls.items():
-            self.ctl("add", "-http", url, "-rsync", f"rsync://127.0.0.1:{rsync_port}/{name}/",
-                     name)
-            self.ctl("scan", "-enable", name)
+            self.set_up("add", "-http", url, "-rsync", f"rsync://127.0.0.1:{rsync_port}/{name}/",
+                        name)
+            self.set_up("scan", "-enable", name)
         deadline = time.monotonic() + 60
         while self.redirect(self.paths[0]) is None:  # health checks passed
             if time.monotonic() > deadline:
