@@ -37,7 +37,7 @@ from mirrorbits.store import keys
 from mirrorbits.store.client import RedisClient
 from mirrorbits.store.errors import DatabaseNotReady
 from mirrorbits.store.events import PROTO_HTTP
-from mirrorbits.store.files import file_mirror_ids, read_mirror_file
+from mirrorbits.store.files import file_mirror_ids, read_file, read_mirror_file
 from mirrorbits.store.mirrors import MirrorStore
 from mirrorbits.store.statistics import count, day_suffixes
 
@@ -169,6 +169,10 @@ class FileVerifier(Service):
                              mirror.name, TIMEOUT, config.allow_redirect_hosts)
         self.verified += 1
         why = lost_because(result, recorded.size)
+        if why and result.status == 200:
+            origin = await read_file(self._get_client(), path)
+            if origin is not None and not lost_because(result, origin.size):
+                return  # the origin's new version, copied: the freshness check records it
         if why and self.running:
             self._rotation.forget(mirror.id, path)
             self._lost(mirror, path, why)
