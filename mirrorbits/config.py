@@ -98,6 +98,7 @@ class Config:
     scan_interval: int = 30
     check_interval: int = 1
     liveness_interval: int = 3
+    verify_interval: int = 3
     repository_scan_interval: int = 5
     watch_repository: bool = True
     max_link_headers: int = 10
@@ -462,6 +463,7 @@ _FIELDS: _Fields = {
     "ScanInterval": ("scan_interval", _int),
     "CheckInterval": ("check_interval", _int),
     "LivenessInterval": ("liveness_interval", _int),
+    "VerifyInterval": ("verify_interval", _int),
     "RepositoryScanInterval": ("repository_scan_interval", _int),
     "WatchLocalFiles": ("watch_repository", _bool),
     "MaxLinkHeaders": ("max_link_headers", _int),

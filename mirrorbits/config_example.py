@@ -129,6 +129,12 @@ EXAMPLE_CONFIG = """\
 # held connections.
 #LivenessInterval: 3
 
+# Seconds between two verifications of an up mirror: one HEAD for one file it is believed to
+# hold, its most downloaded files most often (the top one about every 10 s, the tenth every
+# 3 minutes with 3 s). A 404 or another size drops that file there at once and rescans the
+# mirror. 0: no verification.
+#VerifyInterval: 3
+
 # Minutes between two scans of the local repository; 0: only on request.
 #RepositoryScanInterval: 5
 

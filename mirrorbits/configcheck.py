@@ -91,6 +91,9 @@ def value_errors(config: Config) -> list[str]:
     if config.liveness_interval < 0:
         add(f"LivenessInterval must be a number of seconds >= 0 (0: no liveness probes), "
             f"not {config.liveness_interval}")
+    if config.verify_interval < 0:
+        add(f"VerifyInterval must be a number of seconds >= 0 (0: no file verification), "
+            f"not {config.verify_interval}")
     if config.workers is not None and config.workers < 1:
         add(f"Workers must be a number of HTTP processes >= 1 (1: this process serves "
             f"alone), not {config.workers}")

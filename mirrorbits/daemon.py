@@ -45,6 +45,7 @@ from mirrorbits.geo import GeoIP, MirrorLocation, locate_mirror
 from mirrorbits.health import HealthChecker
 from mirrorbits.health.freshness import FreshnessChecker
 from mirrorbits.health.liveness import LivenessProbes
+from mirrorbits.health.verify import FileVerifier
 from mirrorbits.listen import AdoptedListener, parse_listen_address
 from mirrorbits.logs import Logger, set_debug
 from mirrorbits.metrics.merge import CountsReport, report_of
@@ -468,6 +469,9 @@ def _add_monitoring(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReacto
         liveness = LivenessProbes(lambda: holder.current, redis.client, mirrors, reactor,
                                   handles=cluster.handles, check_soon=health.check_soon)
         liveness.setServiceParent(daemon)
+        verifier = FileVerifier(lambda: holder.current, redis.client, mirrors, reactor,
+                                health.file_lost, handles=cluster.handles)
+        verifier.setServiceParent(daemon)
         retention = RetentionService(lambda: holder.current, redis.client, reactor,
                                      lambda: redis.redis_version >= (4, 0, 0))
         holder.subscribe(lambda old, new: retention.config_changed())
@@ -477,7 +481,7 @@ def _add_monitoring(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReacto
         pubsub.on_reconnect(mirmon.changed)
         holder.subscribe(lambda old, new: mirmon.changed())
         mirmon.setServiceParent(daemon)
-        monitors += [health, liveness, mirror_scanner, cluster, retention, mirmon]
+        monitors += [health, liveness, verifier, mirror_scanner, cluster, retention, mirmon]
     return _Monitoring(redis, scanner, mirrors, mirror_scanner, monitor, monitors)
 
 

@@ -33,6 +33,9 @@ def base_config(repository: Path, redis_address: str, **extra: str) -> dict[str,
         # Many tests add mirrors at addresses where nothing listens: no liveness probes
         # unless the test asks for them (tests/integration/test_liveness.py).
         "LivenessInterval": "0",
+        # Nor file verification (tests/integration/test_verify_files.py): many tests record
+        # files their mirrors do not serve.
+        "VerifyInterval": "0",
     }
     values.update(extra)
     return values

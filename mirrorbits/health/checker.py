@@ -108,20 +108,20 @@ class HealthChecker(Service):
         """Check ``mirror_id`` at the next round (within a second), not at its interval."""
         self._last_check.pop(mirror_id, None)
 
-    def file_lost(self, mirror: Mirror, path: str) -> None:
+    def file_lost(self, mirror: Mirror, path: str, why: str = "404") -> None:
         """Another check saw ``mirror`` answer 404 for ``path``, a file it held: forgotten
         there and the mirror rescanned, as when a health check finds it (unless the file
         was removed locally meanwhile)."""
         if not self.running:
             return
-        forgetting = Deferred.fromCoroutine(self._forget(mirror, path))
+        forgetting = Deferred.fromCoroutine(self._forget(mirror, path, why))
         forgetting.addErrback(lambda failure: None if failure.check(DatabaseNotReady) else
                               log.failure("Forgetting a lost file failed", failure))
 
-    async def _forget(self, mirror: Mirror, path: str) -> None:
+    async def _forget(self, mirror: Mirror, path: str, why: str) -> None:
         client = self._get_client()
         if await still_exists(client, path):
-            await self._lost.forget(client, mirror, path, "404")
+            await self._lost.forget(client, mirror, path, why)
 
     @property
     def in_flight(self) -> frozenset[int]:

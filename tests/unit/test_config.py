@@ -319,6 +319,8 @@ def test_duplicate_key_is_an_error() -> None:
         ("CheckInterval: -1", "CheckInterval must be a number of minutes >= 0, not -1"),
         ("LivenessInterval: -1", "LivenessInterval must be a number of seconds >= 0 (0: no "
                                  "liveness probes), not -1"),
+        ("VerifyInterval: -2", "VerifyInterval must be a number of seconds >= 0 (0: no file "
+                               "verification), not -2"),
         ("RedisSentinels: [{Host: ''}]", "RedisSentinels.Host must not be empty (entry 1)"),
         ("Fallbacks: [{URL: fb.example.org}, {CountryCode: FR}]",
          "Fallbacks.URL must not be empty (entry 2)"),

@@ -1,0 +1,186 @@
+"""Verifying what the mirrors are believed to hold, the popular files first.
+
+Every ``VerifyInterval`` seconds each up mirror this node checks is sent one ``HEAD`` for one
+file it is believed to hold, chosen by :class:`~mirrorbits.health.rotation.Rotation` (its most
+downloaded files often, the long tail slowly). A 404, or a 200 of another size than the one
+recorded for that mirror, means the mirror lost the file: it is forgotten there at once and the
+mirror rescanned (``HealthChecker.file_lost``): a wrong answer costs one file, not the mirror.
+
+Popularity is today's download counters (``STATS_FILE_<date>``, written by every HTTP process,
+workers included), read every :data:`POPULARITY_EVERY` seconds on the monitoring node, never on
+the request path; with the mirrors holding each of the most downloaded files
+(``FILEMIRRORS_<path>``, at most :data:`~mirrorbits.health.rotation.MAX_RANKED` files). See
+docs/freshness.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from attrs import define, field
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, gatherResults, succeed
+from twisted.internet.task import LoopingCall
+from twisted.python.failure import Failure
+
+from mirrorbits.config import Config
+from mirrorbits.health.liveness import LivenessSchedule
+from mirrorbits.health.lost import lost_because
+from mirrorbits.health.outcome import check_urls, file_url, redirects_allowed
+from mirrorbits.health.probe import AgentFactory, make_agent, probe
+from mirrorbits.health.rotation import Rotation, ranked
+from mirrorbits.logs import Logger
+from mirrorbits.model import Mirror
+from mirrorbits.reactors import IConnectingReactor
+from mirrorbits.stats import utc_date
+from mirrorbits.store import keys
+from mirrorbits.store.client import RedisClient
+from mirrorbits.store.errors import REDIS_FAILURES
+from mirrorbits.store.events import PROTO_HTTP
+from mirrorbits.store.files import file_mirror_ids, read_file, read_mirror_file
+from mirrorbits.store.mirrors import MirrorStore
+from mirrorbits.store.statistics import count, day_suffixes
+
+#: Seconds between two reads of the download counters and of the popular files' holders
+#: (every tick while nothing was downloaded yet today).
+POPULARITY_EVERY = 30.0
+TICK = 1.0
+#: Seconds one verification may take (a slow mirror is the liveness probes' business).
+TIMEOUT = 10.0
+MIRRORS_TIMEOUT = 30.0
+
+log = Logger()
+
+__all__ = ["POPULARITY_EVERY", "FileVerifier"]
+
+
+@define(eq=False)
+class FileVerifier(Service):
+    """The verification of the up mirrors this node checks (``handles``), while
+    ``VerifyInterval`` is not 0. ``lost(mirror, path, why)`` forgets a lost file."""
+
+    _get_config: Callable[[], Config]
+    _get_client: Callable[[], RedisClient]
+    _store: MirrorStore
+    _reactor: IConnectingReactor
+    _lost: Callable[[Mirror, str, str], None]
+    _handles: Callable[[int], bool] = lambda _mirror_id: True
+    _agent_factory: AgentFactory | None = None
+    _rotation: Rotation = field(factory=Rotation, init=False)
+    _schedule: LivenessSchedule = field(factory=LivenessSchedule, init=False)
+    _read_at: float | None = field(default=None, init=False)
+    _pending: dict[int, Deferred[None]] = field(factory=dict, init=False)
+    _loop: LoopingCall | None = field(default=None, init=False)
+    _busy: bool = field(default=False, init=False)
+    verified: int = field(default=0, init=False)
+
+    name = "file-verification"
+
+    def startService(self) -> None:
+        super().startService()
+        loop = LoopingCall(self.tick)
+        loop.clock = self._reactor
+        self._loop = loop
+        loop.start(TICK, now=True).addErrback(
+            lambda f: log.failure("File verification loop stopped", f))
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        loop, self._loop = self._loop, None
+        if loop is not None and loop.running:
+            loop.stop()
+        for pending in list(self._pending.values()):
+            pending.cancel()
+        return succeed(None)
+
+    def tick(self) -> Deferred[None]:
+        """One round: refresh popularity when due, start the verifications due; never
+        fails."""
+        if self._get_config().verify_interval <= 0 or self._busy:
+            return succeed(None)
+        self._busy = True
+        round_ = Deferred.fromCoroutine(self._round())
+
+        def done(result: object) -> None:
+            self._busy = False
+            if isinstance(result, Failure) and self.running:
+                if result.check(*REDIS_FAILURES):  # the database went away: next round
+                    log.debug("File verification round skipped: {error}",
+                              error=result.getErrorMessage())
+                else:
+                    log.failure("File verification round failed", result)
+
+        return round_.addBoth(done)
+
+    async def _round(self) -> None:
+        client = self._get_client()  # raises DatabaseNotReady: skip the round
+        now = self._reactor.seconds()
+        if self._read_at is None or now - self._read_at >= POPULARITY_EVERY:
+            await self._read_popularity(client, now)
+        reading = Deferred.fromCoroutine(self._store.all_mirrors())
+        mirrors: list[Mirror] = await reading.addTimeout(MIRRORS_TIMEOUT, self._reactor)
+        interval = float(self._get_config().verify_interval)
+        if not self.running or interval <= 0:
+            return
+        up = {m.id: m for m in mirrors
+              if m.enabled and (m.http_up or m.https_up) and self._handles(m.id)}
+        now = self._reactor.seconds()
+        for mirror_id in self._schedule.take_due(sorted(up), now, interval):
+            if mirror_id in self._pending:
+                continue
+            path = self._rotation.choose(mirror_id, now)
+            if path is None:
+                continue
+            self._rotation.verified(mirror_id, path, now)  # asked: not chosen again at once
+            self._start(up[mirror_id], path)
+
+    async def _read_popularity(self, client: RedisClient, now: float) -> None:
+        today = day_suffixes(utc_date(self._reactor.seconds()))[0]
+        counters = await client.hgetall(keys.STATS_FILE + today) or {}
+        popular = ranked({_text(path): count(value) for path, value in counters.items()})
+        holders = await gatherResults(
+            [Deferred.fromCoroutine(file_mirror_ids(client, path)) for path in popular])
+        self._rotation.set_held(dict(zip(popular, holders, strict=True)), popular, now)
+        if popular:
+            self._read_at = now
+
+    def _start(self, mirror: Mirror, path: str) -> None:
+        pending = Deferred.fromCoroutine(self._verify(mirror, path))
+        self._pending[mirror.id] = pending
+
+        def done(result: object) -> None:
+            self._pending.pop(mirror.id, None)
+            if (isinstance(result, Failure) and not result.check(*REDIS_FAILURES)
+                    and self.running):
+                log.failure("Verifying {path} on {name} failed", result, path=path,
+                            name=mirror.name)
+
+        pending.addBoth(done)
+
+    async def _verify(self, mirror: Mirror, path: str) -> None:
+        recorded = await read_mirror_file(self._get_client(), mirror.id, path)
+        if recorded is None:  # no longer held (a scan or a check dropped it meanwhile)
+            self._rotation.forget(mirror.id, path)
+            return
+        bases = [base for proto, base in check_urls(mirror.http_url)
+                 if (mirror.http_up if proto == PROTO_HTTP else mirror.https_up)]
+        if not bases:
+            return
+        config = self._get_config()
+        agents = self._agent_factory or (lambda admit: make_agent(self._reactor, admit))
+        result = await probe(agents, self._reactor, file_url(bases[0], path),
+                             redirects_allowed(mirror.allow_redirects, config.disallow_redirects),
+                             mirror.name, TIMEOUT, config.allow_redirect_hosts)
+        self.verified += 1
+        why = lost_because(result, recorded.size)
+        if why and result.status == 200:
+            origin = await read_file(self._get_client(), path)
+            if origin is not None and not lost_because(result, origin.size):
+                return  # the origin's new version, copied: the freshness check records it
+        if why and self.running:
+            self._rotation.forget(mirror.id, path)
+            self._lost(mirror, path, why)
+
+
+def _text(value: object) -> str:
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else str(value)

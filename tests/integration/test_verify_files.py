@@ -1,0 +1,80 @@
+"""A mirror that silently deletes (or truncates) a popular file stops receiving users for it
+within seconds (mirrorbits/health/verify.py, docs/freshness.md): a real daemon, a real
+redis-server, two ``python -m http.server`` mirrors on loopback, no scan and no health check
+to help."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from mirrorbits.store import keys
+from tests.daemon import DaemonProcess, base_config, record_mirror_files, repo_file
+from tests.integration.test_repository_watch import redirect
+from tests.servers import RedisServer, StaticHTTPServer
+
+pytestmark = pytest.mark.integration
+
+FILES = ("/popular.bin", "/other.bin", "/rare.bin")
+MTIME = 1687249800
+
+
+def test_a_silently_deleted_popular_file_is_no_longer_sent_to_that_mirror(
+        tmp_path: Path, redis_server: RedisServer, redis_db: redis.Redis) -> None:
+    repo, lossy_root, full_root = tmp_path / "repo", tmp_path / "lossy", tmp_path / "full"
+    for root in (repo, lossy_root, full_root):
+        for path in FILES:
+            repo_file(root, path, b"hello\n", MTIME)
+    lossy = StaticHTTPServer(lossy_root, host="127.0.0.71")
+    full = StaticHTTPServer(full_root, host="127.0.0.72")
+    lossy.start()
+    full.start()
+    # No scan (ScanInterval 1000 minutes, an rsync URL nobody answers) and one health check
+    # per mirror, at its start: only the verification can find the deletion.
+    daemon = DaemonProcess(workdir=tmp_path / "run", values=base_config(
+        repo, redis_server.address, CheckInterval="60", ScanInterval="1000",
+        VerifyInterval="1"))
+    daemon.start()
+    try:
+        daemon.wait_log("Indexed 3 files", timeout=30)
+        for name, mirror in (("lossy", lossy), ("full", full)):
+            assert daemon.ctl("add", "-http", mirror.url, "-rsync", "rsync://127.0.0.1:9/pub/",
+                              name).returncode == 0
+        for mirror_id in (1, 2):
+            record_mirror_files(redis_db, mirror_id, dict.fromkeys(FILES, 6),
+                                "2023-06-20 08:30:00 +0000 UTC")
+            redis_db.sadd(keys.handled_files(mirror_id), *FILES)
+            redis_db.sadd(keys.mirror_files(mirror_id), *FILES)
+        assert daemon.ctl("enable", "lossy").returncode == 0
+        assert daemon.ctl("enable", "full").returncode == 0
+        # downloads make /popular.bin the most requested file (counted into today's stats)
+        before = {redirect(daemon, "/popular.bin") for _ in range(40)}
+        assert (302, lossy.url + "popular.bin") in before
+        redirect(daemon, "/other.bin")
+        time.sleep(3)  # the stats flushed and read by the verification
+        deleted = time.monotonic()
+        (lossy_root / "popular.bin").unlink()
+        daemon.wait_log("lossy: /popular.bin is missing there (404)", timeout=30)
+        found = time.monotonic() - deleted
+        # a truncated copy is a loss too: that file only, on that mirror only
+        (full_root / "other.bin").write_bytes(b"hel")
+        daemon.wait_log("full: /other.bin is missing there (3 bytes instead of 6)", timeout=30)
+        time.sleep(0.2)  # the pub/sub message reaches the cache
+        popular = {redirect(daemon, "/popular.bin") for _ in range(30)}
+        other = {redirect(daemon, "/other.bin") for _ in range(30)}
+        log = daemon.log()
+    finally:
+        daemon.stop()
+        lossy.stop()
+        full.stop()
+    print(f"\ndeletion -> dropped on that mirror: {found:.1f} s")
+    assert found < 10
+    assert popular == {(302, full.url + "popular.bin")}
+    assert other == {(302, lossy.url + "other.bin")}  # the mirror still gets other files
+    assert redis_db.hget(keys.mirror(1), "httpUp") == "1"
+    assert redis_db.hget(keys.mirror(2), "httpUp") == "1"
+    assert redis_db.smembers(keys.file_mirrors("/other.bin")) == {"1"}
+    assert "Traceback" not in log
