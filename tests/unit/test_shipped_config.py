@@ -25,7 +25,8 @@ def test_the_sample_is_the_example_config() -> None:
 def test_as_shipped_it_asks_for_the_repository() -> None:
     with pytest.raises(ConfigError) as raised:
         load_config(str(SAMPLE))
-    assert str(raised.value) == "Path to local repository not configured (see mirrorbits.conf)"
+    assert str(raised.value) == (
+        f"Path to local repository not configured (see mirrorbits.conf) (not set in {SAMPLE})")
     assert raised.value.warnings == []
 
 
@@ -40,5 +41,5 @@ def test_with_its_repository_set_it_loads_the_defaults(tmp_path: Path) -> None:
     assert config == Config(repository=str(repository))
     geoip = [] if os.path.isdir(config.geoip_database_path) else [
         "GeoipDatabasePath '/usr/share/GeoIP/' does not exist: clients cannot be located "
-        "until it can be read"]
+        f"until it can be read (not set in {copy})"]
     assert warnings == geoip
