@@ -394,7 +394,8 @@ def file_system_warnings(config: Config) -> list[Finding]:
     """The directories *config* names that are missing or unusable right now.
 
     Warnings, not errors: a repository may be mounted, a log directory created, after the
-    daemon starts.
+    daemon starts. Not ``GeoipDatabasePath``: :class:`~mirrorbits.geo.GeoIP` says what it
+    cannot load, with why and what follows, once at start and once per change.
     """
     warnings: list[Finding] = []
     repository = _directory_problem(config.repository, os.R_OK | os.X_OK)
@@ -402,11 +403,6 @@ def file_system_warnings(config: Config) -> list[Finding]:
         warnings.append(Finding(("Repository",), f"Repository {shown(config.repository)} "
                                 f"{repository}: nothing can be served or scanned from it "
                                 "until it can be read"))
-    geoip = config.geoip_database_path
-    problem = _directory_problem(geoip, os.R_OK | os.X_OK) if geoip else ""
-    if problem:
-        warnings.append(Finding(("GeoipDatabasePath",), f"GeoipDatabasePath {shown(geoip)} "
-                                f"{problem}: clients cannot be located until it can be read"))
     if config.log_dir:
         problem = _directory_problem(config.log_dir, os.W_OK | os.X_OK)
         if problem:

@@ -270,6 +270,26 @@ def test_reload_shows_warnings_and_refusals_and_the_log_has_them(
         daemon.stop()
 
 
+def start_in_background(tmp_path: Path, config: Path) -> tuple[list[str], str]:
+    """Start twistd in the background on *config*, then stop it: its terminal's lines, and
+    its log."""
+    pidfile = tmp_path / "m.pid"
+    log = tmp_path / "twistd.log"
+    result = run_twistd("--pidfile", str(pidfile), "--logfile", str(log), "mirrorbits",
+                        "--config", str(config), "--no-monitor", cwd=tmp_path)
+    try:
+        assert result.returncode == 0, result.stderr
+    finally:
+        deadline = time.monotonic() + 20
+        while not pidfile.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if pidfile.exists():
+            os.kill(int(pidfile.read_text()), signal.SIGTERM)
+        while pidfile.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    return result.stderr.splitlines(), log.read_text()
+
+
 def test_a_background_start_shows_the_files_warnings_on_the_terminal(tmp_path: Path) -> None:
     """twistd without -n (or with --logfile) wrote a misspelt key's warning to the log file
     only: the start looked clean and the key silently kept its default."""
@@ -279,19 +299,26 @@ def test_a_background_start_shows_the_files_warnings_on_the_terminal(tmp_path: P
     config.write_text(render_config(base_config(repo, "127.0.0.1:1"), "CheckIntervl: 5\n"))
     warning = ("mirrorbits: warning: unknown configuration key 'CheckIntervl'; did you mean "
                f"'CheckInterval'? (line 9 in {config})")
-    pidfile = tmp_path / "m.pid"
-    log = tmp_path / "twistd.log"
-    result = run_twistd("--pidfile", str(pidfile), "--logfile", str(log), "mirrorbits",
-                        "--config", str(config), "--no-monitor", cwd=tmp_path)
-    try:
-        assert result.returncode == 0, result.stderr
-        assert result.stderr.splitlines() == [warning]
-    finally:
-        deadline = time.monotonic() + 20
-        while not pidfile.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if pidfile.exists():
-            os.kill(int(pidfile.read_text()), signal.SIGTERM)
-        while pidfile.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-    assert "CheckIntervl" in log.read_text()  # the log has it too
+    terminal, log = start_in_background(tmp_path, config)
+    assert terminal == [warning]
+    assert "CheckIntervl" in log  # the log has it too
+
+
+def test_missing_geoip_databases_are_one_line_on_the_terminal_and_in_the_log(
+        tmp_path: Path) -> None:
+    """The configuration check (GeoipDatabasePath does not exist) and the GeoIP loader
+    (cannot load) both said it: one line now, the loader's, which says why and what
+    follows."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    config = tmp_path / "mirrorbits.conf"
+    geo = tmp_path / "geo"
+    config.write_text(render_config(base_config(repo, "127.0.0.1:1",
+                                                GeoipDatabasePath=f"{geo}/")))
+    terminal, log = start_in_background(tmp_path, config)
+    assert len(terminal) == 1, terminal
+    assert terminal[0].startswith(
+        f"mirrorbits: warning: GeoIP: cannot load GeoLite2-City.mmdb and GeoLite2-ASN.mmdb "
+        f"from {geo}/ (No such file or directory): clients are not located")
+    assert log.count("GeoIP: cannot load") == 1, log
+    assert "GeoipDatabasePath" not in log
