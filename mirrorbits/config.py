@@ -21,7 +21,14 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from mirrorbits.config_example import EXAMPLE_CONFIG as EXAMPLE_CONFIG
-from mirrorbits.configcheck import file_system_warnings, shown, value_errors, value_warnings
+from mirrorbits.configcheck import (
+    Finding,
+    KeyPath,
+    file_system_warnings,
+    shown,
+    value_errors,
+    value_warnings,
+)
 from mirrorbits.model import Fallback, OutdatedRule
 from mirrorbits.scan.bounds import DEFAULT_MAX_ENTRIES
 
@@ -151,12 +158,18 @@ def load_config(path: str) -> tuple[Config, list[str]]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise ConfigError(f"invalid UTF-8 at byte {err.start} in {path}") from None
-    config, warnings = parse_config(text, path)
-    return config, warnings + file_system_warnings(config)
+    config, warnings, parse = _parse_config(text, path)
+    return config, warnings + [parse.place(found) for found in file_system_warnings(config)]
 
 
 def parse_config(text: str, source: str = "<string>") -> tuple[Config, list[str]]:
     """Parse and validate configuration *text*; *source* names it in messages."""
+    config, warnings, _ = _parse_config(text, source)
+    return config, warnings
+
+
+def _parse_config(text: str, source: str) -> tuple[Config, list[str], _Parse]:
+    """:func:`parse_config`, and the parse that knows the line of each key."""
     parse = _Parse(source)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -165,12 +178,12 @@ def parse_config(text: str, source: str = "<string>") -> tuple[Config, list[str]
     except RecursionError:
         raise ConfigError(f"yaml: nesting too deep in {source}") from None
     try:
-        values = {} if root is None or _is_null(root) else parse.record("", root, _FIELDS)
-        config, warnings = _finish(attrs.evolve(Config(), **values))
+        values = {} if root is None or _is_null(root) else parse.record((), root, _FIELDS)
+        config, warnings = _finish(attrs.evolve(Config(), **values), parse.place)
     except ConfigError as err:
         err.warnings[:0] = parse.warnings
         raise
-    return config, parse.warnings + warnings
+    return config, parse.warnings + warnings, parse
 
 
 def with_repository(config: Config, path: str) -> Config:
@@ -186,16 +199,17 @@ def with_changes(config: Config, **changes: Any) -> Config:
 # --- validation and normalisation -------------------------------------------------------
 
 
-def _finish(config: Config) -> tuple[Config, list[str]]:
+def _finish(config: Config, place: Callable[[Finding], str] = str) -> tuple[Config, list[str]]:
     """Check *config* (:mod:`mirrorbits.configcheck`) and normalise it (idempotent).
 
-    Returns the normalised configuration and its warnings; the first unusable value raises
-    :class:`ConfigError` (the reference's checks come first), carrying the warnings.
+    Returns the normalised configuration and its warnings, each message made by *place*
+    (which adds where the key is); the first unusable value raises :class:`ConfigError` (the
+    reference's checks come first), carrying the warnings.
     """
-    warnings = value_warnings(config)
+    warnings = [place(found) for found in value_warnings(config)]
     errors = value_errors(config)
     if errors:
-        raise ConfigError(errors[0], warnings)
+        raise ConfigError(place(errors[0]), warnings)
     geoip = config.geoip_database_path
     if geoip and not geoip.endswith("/"):
         geoip += "/"
@@ -236,29 +250,43 @@ _CONSTRUCTOR = SafeConstructor()
 
 @define
 class _Parse:
-    """State of one parse: where the text comes from, and the warnings so far."""
+    """State of one parse: where the text comes from, the line of each key and list item
+    seen, and the warnings so far."""
 
     source: str
+    lines: dict[KeyPath, int] = field(factory=dict)
     warnings: list[str] = field(factory=list)
 
-    def wrong(self, key: str, node: Node, expected: str) -> ConfigError:
-        name = key or "The configuration"
-        line = node.start_mark.line + 1
-        return ConfigError(
-            f"{name} must be {expected}, not {_describe(node)} (line {line} in {self.source})"
-        )
+    def at(self, path: KeyPath, node: Node) -> str:
+        """`` (line N in F)``: where *node* starts; remembered as the line of *path*."""
+        line = self.lines.setdefault(path, node.start_mark.line + 1)
+        return f" (line {line} in {self.source})"
 
-    def mapping(self, key: str, node: Node) -> dict[str, tuple[Node, Node]]:
+    def place(self, found: Finding) -> str:
+        """*found*'s message, ending with the line of its key (or of the nearest enclosing
+        one), or with ``(not set in F)`` when the file does not set it."""
+        for end in range(len(found.key), 0, -1):
+            line = self.lines.get(found.key[:end])
+            if line is not None:
+                return f"{found.text} (line {line} in {self.source})"
+        return f"{found.text} (not set in {self.source})"
+
+    def wrong(self, path: KeyPath, node: Node, expected: str) -> ConfigError:
+        name = _dotted(path) or "The configuration"
+        return ConfigError(f"{name} must be {expected}, not {_describe(node)}"
+                           + self.at(path, node))
+
+    def mapping(self, path: KeyPath, node: Node) -> dict[str, tuple[Node, Node]]:
         """The entries of a mapping node by key name; duplicate keys are an error."""
         if not isinstance(node, MappingNode):
-            raise self.wrong(key, node, "a mapping of names to values")
+            raise self.wrong(path, node, "a mapping of names to values")
         seen: dict[str, int] = {}
         for key_node, _ in node.value:
             name = _key_name(key_node)
             line = key_node.start_mark.line + 1
             if name in seen and name != "<<":
                 raise ConfigError(
-                    f"{_join(key, name)} is set twice (lines {seen[name]} and {line}"
+                    f"{_dotted((*path, name))} is set twice (lines {seen[name]} and {line}"
                     f" in {self.source})"
                 )
             seen[name] = line
@@ -266,25 +294,27 @@ class _Parse:
             _CONSTRUCTOR.flatten_mapping(node)  # YAML merge keys (<<: *anchor)
         except yaml.YAMLError as err:
             raise ConfigError(_yaml_message(err, self.source)) from None
-        return {_key_name(key_node): (key_node, value) for key_node, value in node.value}
+        entries = {_key_name(key_node): (key_node, value) for key_node, value in node.value}
+        for name, (key_node, _) in entries.items():
+            self.at((*path, name), key_node)
+        return entries
 
-    def record(self, key: str, node: Node, fields: _Fields) -> dict[str, Any]:
+    def record(self, path: KeyPath, node: Node, fields: _Fields) -> dict[str, Any]:
         """Attribute values of a mapping; unknown keys are warnings, nulls keep defaults."""
         values: dict[str, Any] = {}
-        for name, (key_node, value) in self.mapping(key, node).items():
-            path = _join(key, name)
+        for name, (key_node, value) in self.mapping(path, node).items():
             if name not in fields:
-                self.unknown(path, key_node, fields)
+                self.unknown((*path, name), key_node, fields)
             elif not _is_null(value):
                 attribute, convert = fields[name]
-                values[attribute] = convert(self, path, value)
+                values[attribute] = convert(self, (*path, name), value)
         return values
 
-    def unknown(self, path: str, node: Node, known: Collection[str]) -> None:
-        name = path.rpartition(".")[2]
-        line = node.start_mark.line + 1
-        message = f"unknown configuration key {shown(path)} in {self.source} (line {line})"
-        self.warnings.append(message + _suggestion(name, known, top_level=name == path))
+    def unknown(self, path: KeyPath, node: Node, known: Collection[str]) -> None:
+        dotted, name = _dotted(path), _dotted(path[-1:])
+        hint = _suggestion(name, known, top_level=name == dotted)
+        self.warnings.append(f"unknown configuration key {shown(dotted)}{hint}"
+                             + self.at(path, node))
 
 
 def _suggestion(name: str, known: Collection[str], top_level: bool) -> str:
@@ -302,7 +332,7 @@ def _suggestion(name: str, known: Collection[str], top_level: bool) -> str:
     return ""
 
 
-_Convert = Callable[[_Parse, str, Node], object]
+_Convert = Callable[[_Parse, KeyPath, Node], object]
 _Fields = dict[str, tuple[str, _Convert]]
 
 
@@ -314,8 +344,9 @@ def _key_name(node: Node) -> str:
     return node.value if isinstance(node, ScalarNode) else "<complex key>"
 
 
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
+def _dotted(path: KeyPath) -> str:
+    """*path* as messages name a key: ``Fallbacks.URL`` (list positions left out)."""
+    return ".".join(part for part in path if isinstance(part, str))
 
 
 def _describe(node: Node) -> str:
@@ -337,23 +368,23 @@ def _yaml_message(err: yaml.YAMLError, source: str) -> str:
     return f"yaml: {first_line} in {source}"
 
 
-def _str(parse: _Parse, key: str, node: Node) -> str:
+def _str(parse: _Parse, path: KeyPath, node: Node) -> str:
     # Like the reference, any scalar is taken as written: ``RPCPassword: 1234`` is "1234".
     if isinstance(node, ScalarNode) and node.tag != _NULL:
         return str(node.value)
-    raise parse.wrong(key, node, "a string")
+    raise parse.wrong(path, node, "a string")
 
 
-def _int(parse: _Parse, key: str, node: Node) -> int:
+def _int(parse: _Parse, path: KeyPath, node: Node) -> int:
     if isinstance(node, ScalarNode) and node.tag == _INT:
         value: int = _CONSTRUCTOR.construct_yaml_int(node)
         if INT_RANGE[0] <= value <= INT_RANGE[1]:
             return value
-        raise parse.wrong(key, node, "a 64-bit integer")
-    raise parse.wrong(key, node, "an integer")
+        raise parse.wrong(path, node, "a 64-bit integer")
+    raise parse.wrong(path, node, "an integer")
 
 
-def _float(parse: _Parse, key: str, node: Node) -> float:
+def _float(parse: _Parse, path: KeyPath, node: Node) -> float:
     if isinstance(node, ScalarNode):
         if node.tag == _INT:
             return float(_CONSTRUCTOR.construct_yaml_int(node))
@@ -361,29 +392,32 @@ def _float(parse: _Parse, key: str, node: Node) -> float:
             return _CONSTRUCTOR.construct_yaml_float(node)
         if node.tag == _STR and node.style is None and _EXPONENT_FLOAT.fullmatch(node.value):
             return float(node.value)
-    raise parse.wrong(key, node, "a number")
+    raise parse.wrong(path, node, "a number")
 
 
-def _bool(parse: _Parse, key: str, node: Node) -> bool:
+def _bool(parse: _Parse, path: KeyPath, node: Node) -> bool:
     if isinstance(node, ScalarNode) and node.tag in (_BOOL, _STR):
         value = _BOOL_WORDS.get(node.value)
         if value is not None:
             return value
-    raise parse.wrong(key, node, "a boolean (true/false, yes/no, on/off)")
+    raise parse.wrong(path, node, "a boolean (true/false, yes/no, on/off)")
 
 
 def _list_of(item: _Convert) -> _Convert:
-    def convert(parse: _Parse, key: str, node: Node) -> tuple[object, ...]:
+    def convert(parse: _Parse, path: KeyPath, node: Node) -> tuple[object, ...]:
         if not isinstance(node, SequenceNode):
-            raise parse.wrong(key, node, "a list")
-        return tuple(item(parse, key, child) for child in node.value)
+            raise parse.wrong(path, node, "a list")
+        for number, child in enumerate(node.value):
+            parse.at((*path, number), child)
+        return tuple(item(parse, (*path, number), child)
+                     for number, child in enumerate(node.value))
 
     return convert
 
 
 def _record_of(make: Callable[..., object], fields: _Fields) -> _Convert:
-    def convert(parse: _Parse, key: str, node: Node) -> object:
-        return make(**parse.record(key, node, fields))
+    def convert(parse: _Parse, path: KeyPath, node: Node) -> object:
+        return make(**parse.record(path, node, fields))
 
     return convert
 
@@ -391,16 +425,16 @@ def _record_of(make: Callable[..., object], fields: _Fields) -> _Convert:
 def _mapping_of(item: _Convert) -> _Convert:
     """A mapping of names to values, kept as (name, value) pairs in the file's order."""
 
-    def convert(parse: _Parse, key: str, node: Node) -> tuple[tuple[str, object], ...]:
-        entries = parse.mapping(key, node)
-        return tuple((name, item(parse, _join(key, name), value))
+    def convert(parse: _Parse, path: KeyPath, node: Node) -> tuple[tuple[str, object], ...]:
+        entries = parse.mapping(path, node)
+        return tuple((name, item(parse, (*path, name), value))
                      for name, (_, value) in entries.items())
 
     return convert
 
 
-def _sentinel_host(parse: _Parse, key: str, node: Node) -> str:
-    return str(parse.record(key, node, {"Host": ("host", _str)}).get("host", ""))
+def _sentinel_host(parse: _Parse, path: KeyPath, node: Node) -> str:
+    return str(parse.record(path, node, {"Host": ("host", _str)}).get("host", ""))
 
 
 _HASH_FIELDS: _Fields = {

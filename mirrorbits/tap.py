@@ -126,6 +126,9 @@ def makeService(options: usage.Options, reactor: IDaemonReactor | None = None) -
         daemon.bind_listeners()
     except (ListenAddressError, TLSSetupError) as err:
         raise SystemExit(f"mirrorbits: {err}") from None
+    geo_warning = daemon.geo.missing_warning()
+    if geo_warning is not None and not _log_reaches_the_terminal(options):
+        sys.stderr.write(f"mirrorbits: warning: {geo_warning}\n")  # as logged
     return daemon
 
 

@@ -476,8 +476,8 @@ async def nothing() -> list[str]:
     return []
 
 
-TYPO = ("unknown configuration key 'Repositry' in /etc/mirrorbits.conf (line 1); "
-        "did you mean 'Repository'?")
+TYPO = ("unknown configuration key 'Repositry'; did you mean 'Repository'? "
+        "(line 1 in /etc/mirrorbits.conf)")
 ZERO_CHECKS = ("CheckInterval: 0 health-checks every mirror every second; it is a number of "
                "minutes, 1 by default")
 

@@ -76,7 +76,10 @@ def test_missing_repository_and_geoip_are_said_once(tmp_path: Path,
         time.sleep(4)  # the first scan is retried every second
         daemon.signal(signal.SIGHUP)
         daemon.wait_log("SIGHUP Received: Reloading configuration...")
+        reloaded = daemon.ctl("reload")
+        assert reloaded.returncode == 0 and "GeoIP" not in reloaded.stderr, reloaded.stderr
         log = daemon.log()
+        assert "GeoipDatabasePath" not in log  # the GeoIP line below is the only one
         assert count(log, "[source] Scanning the filesystem...") == 1
         assert count(log, f"[source] Repository scan failed: {repo}: No such file") == 1
         warning = (f"[mirrorbits.geo#warn] GeoIP: cannot load GeoLite2-City.mmdb and "

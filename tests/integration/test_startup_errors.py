@@ -153,19 +153,29 @@ BAD_SETTINGS = [
     ({"OutputMode": "JSON"}, "Config: outputMode can only be set to 'auto', 'json' or "
                              "'redirect', not 'JSON'"),
     ({"MaxLinkHeaders": "-1"}, "MaxLinkHeaders must be >= 0, not -1"),
-    ({"ScanInterval": "[1, 2]"}, "ScanInterval must be an integer, not a list (line "),
+    ({"ScanInterval": "[1, 2]"}, "ScanInterval must be an integer, not a list"),
     ({"Fallbacks": "[{URL: 'ftp://fb.example.org/'}]"},
-     "Fallbacks.URL 'ftp://fb.example.org/' is invalid: it must start with http:// or https://"),
+     "Fallbacks.URL 'ftp://fb.example.org/' is invalid: it must start with http:// or https://, "
+     "or have no scheme (then it serves both)"),
     ({"Fallbacks": "[{URL: fb.example.org, ContinentCode: Europe}]"},
      "Fallbacks.ContinentCode 'Europe' is invalid: it must be one of AF, AN, AS, EU, NA, OC, SA"),
 ]
 
 
+def line_of(config: Path, key: str) -> int:
+    """The line of *config* that sets the top-level *key*."""
+    return [line.split(":")[0] for line in config.read_text().splitlines()].index(key) + 1
+
+
 @pytest.mark.parametrize(("values", "message"), BAD_SETTINGS)
-def test_a_value_that_makes_no_sense_is_one_line_naming_key_and_value(
+def test_a_value_that_makes_no_sense_is_one_line_naming_key_value_and_line(
         tmp_path: Path, values: dict[str, str], message: str) -> None:
     code, output, log = start_with(tmp_path, **values)
-    assert_one_line(code, output, log, f"mirrorbits: {message}")
+    config = tmp_path / "mirrorbits.conf"
+    line = line_of(config, next(iter(values)))
+    assert line > 1  # not the first line: the line is that of the key
+    assert_one_line(code, output, log)
+    assert output.strip() == f"mirrorbits: {message} (line {line} in {config})"
 
 
 def test_a_misspelt_required_key_is_explained_before_the_error(tmp_path: Path) -> None:
@@ -176,11 +186,12 @@ def test_a_misspelt_required_key_is_explained_before_the_error(tmp_path: Path) -
     assert result.returncode != 0
     assert "Traceback" not in result.stderr + result.stdout
     assert result.stderr.splitlines() == [
-        f"mirrorbits: warning: unknown configuration key 'repository' in {config} (line 1); "
-        "did you mean 'Repository'? (keys are case-sensitive)",
-        f"mirrorbits: warning: unknown configuration key 'RPCPasword' in {config} (line 2); "
-        "did you mean 'RPCPassword'?",
-        "mirrorbits: Path to local repository not configured (see mirrorbits.conf)",
+        "mirrorbits: warning: unknown configuration key 'repository'; did you mean "
+        f"'Repository'? (keys are case-sensitive) (line 1 in {config})",
+        "mirrorbits: warning: unknown configuration key 'RPCPasword'; did you mean "
+        f"'RPCPassword'? (line 2 in {config})",
+        "mirrorbits: Path to local repository not configured (see mirrorbits.conf) "
+        f"(not set in {config})",
     ]
 
 
@@ -208,20 +219,20 @@ def test_reload_shows_warnings_and_refusals_and_the_log_has_them(
     try:
         good = daemon.config_path.read_text()
         gzipp = good.splitlines().index("Gzipp: yes") + 1  # the lines after the harness's
-        started = f"unknown configuration key 'Gzipp' in {conf} (line {gzipp}); did you mean " \
-            "'Gzip'?"
+        started = ("unknown configuration key 'Gzipp'; did you mean 'Gzip'? "
+                   f"(line {gzipp} in {conf})")
         assert started in log_lines(daemon.log())  # at start: in the log, one line
 
         conf.write_text(good + TYPOS)
         typos = len(good.splitlines())  # the line before TYPOS
         warnings = [
             started,
-            f"unknown configuration key 'Repositry' in {conf} (line {typos + 1}); did you mean "
-            "'Repository'?",
-            f"unknown configuration key 'Hashes.SHA265' in {conf} (line {typos + 3}); did you "
-            "mean 'SHA256'?",
+            "unknown configuration key 'Repositry'; did you mean 'Repository'? "
+            f"(line {typos + 1} in {conf})",
+            "unknown configuration key 'Hashes.SHA265'; did you mean 'SHA256'? "
+            f"(line {typos + 3} in {conf})",
             "CheckInterval: 0 health-checks every mirror every second; it is a number of "
-            "minutes, 1 by default",
+            f"minutes, 1 by default (line {typos + 2} in {conf})",
         ]
         assert ctl_reload(daemon) == (0, "", "".join(f"warning: {w}\n" for w in warnings))
         daemon.wait_log("SIGHUP Received: Reloading configuration...")
@@ -230,7 +241,9 @@ def test_reload_shows_warnings_and_refusals_and_the_log_has_them(
         assert logged[start + 1:start + 1 + len(warnings)] == warnings
 
         conf.write_text(good + TYPOS + "ScanInterval: -5\n")
-        error = "ScanInterval must be a number of minutes >= 0, not -5"
+        # the line of the bad value, in the refusal and in the log
+        error = ("ScanInterval must be a number of minutes >= 0, not -5 "
+                 f"(line {typos + 4} in {conf})")
         code, out, err = ctl_reload(daemon)
         assert (code, out) == (1, "")
         assert err == "".join(f"warning: {w}\n" for w in warnings) + (
@@ -257,22 +270,15 @@ def test_reload_shows_warnings_and_refusals_and_the_log_has_them(
         daemon.stop()
 
 
-def test_a_background_start_shows_the_files_warnings_on_the_terminal(tmp_path: Path) -> None:
-    """twistd without -n (or with --logfile) wrote a misspelt key's warning to the log file
-    only: the start looked clean and the key silently kept its default."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    config = tmp_path / "mirrorbits.conf"
-    config.write_text(render_config(base_config(repo, "127.0.0.1:1"), "CheckIntervl: 5\n"))
-    warning = (f"mirrorbits: warning: unknown configuration key 'CheckIntervl' in {config} "
-               f"(line 9); did you mean 'CheckInterval'?")
+def start_in_background(tmp_path: Path, config: Path) -> tuple[list[str], str]:
+    """Start twistd in the background on *config*, then stop it: its terminal's lines, and
+    its log."""
     pidfile = tmp_path / "m.pid"
     log = tmp_path / "twistd.log"
     result = run_twistd("--pidfile", str(pidfile), "--logfile", str(log), "mirrorbits",
                         "--config", str(config), "--no-monitor", cwd=tmp_path)
     try:
         assert result.returncode == 0, result.stderr
-        assert result.stderr.splitlines() == [warning]
     finally:
         deadline = time.monotonic() + 20
         while not pidfile.exists() and time.monotonic() < deadline:
@@ -281,4 +287,38 @@ def test_a_background_start_shows_the_files_warnings_on_the_terminal(tmp_path: P
             os.kill(int(pidfile.read_text()), signal.SIGTERM)
         while pidfile.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-    assert "CheckIntervl" in log.read_text()  # the log has it too
+    return result.stderr.splitlines(), log.read_text()
+
+
+def test_a_background_start_shows_the_files_warnings_on_the_terminal(tmp_path: Path) -> None:
+    """twistd without -n (or with --logfile) wrote a misspelt key's warning to the log file
+    only: the start looked clean and the key silently kept its default."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    config = tmp_path / "mirrorbits.conf"
+    config.write_text(render_config(base_config(repo, "127.0.0.1:1"), "CheckIntervl: 5\n"))
+    warning = ("mirrorbits: warning: unknown configuration key 'CheckIntervl'; did you mean "
+               f"'CheckInterval'? (line 9 in {config})")
+    terminal, log = start_in_background(tmp_path, config)
+    assert terminal == [warning]
+    assert "CheckIntervl" in log  # the log has it too
+
+
+def test_missing_geoip_databases_are_one_line_on_the_terminal_and_in_the_log(
+        tmp_path: Path) -> None:
+    """The configuration check (GeoipDatabasePath does not exist) and the GeoIP loader
+    (cannot load) both said it: one line now, the loader's, which says why and what
+    follows."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    config = tmp_path / "mirrorbits.conf"
+    geo = tmp_path / "geo"
+    config.write_text(render_config(base_config(repo, "127.0.0.1:1",
+                                                GeoipDatabasePath=f"{geo}/")))
+    terminal, log = start_in_background(tmp_path, config)
+    assert len(terminal) == 1, terminal
+    assert terminal[0].startswith(
+        f"mirrorbits: warning: GeoIP: cannot load GeoLite2-City.mmdb and GeoLite2-ASN.mmdb "
+        f"from {geo}/ (No such file or directory): clients are not located")
+    assert log.count("GeoIP: cannot load") == 1, log
+    assert "GeoipDatabasePath" not in log

@@ -73,9 +73,22 @@ Fallbacks:
 """
 
 
+# Where a message says the key it is about is: its line, or that the file does not set it.
+PLACE = re.compile(r"(?P<text>.*) \((?:line (?P<line>\d+)|not set) in (?P<source>[^()]+)\)")
+
+
+def placed(message: str, source: str = "test.conf") -> tuple[str, int | None]:
+    """*message* as what it says and the line of *source* it names (None: "not set in");
+    fails unless it ends with where the key is."""
+    match = PLACE.fullmatch(message)
+    assert match is not None and match["source"] == source, message
+    return match["text"], int(match["line"]) if match["line"] else None
+
+
 def parse(text: str, *expected_warnings: str) -> Config:
+    """The configuration of *text*, checking its warnings (each naming where it is)."""
     config, warnings = parse_config(text, "test.conf")
-    assert warnings == list(expected_warnings)
+    assert [placed(warning)[0] for warning in warnings] == list(expected_warnings)
     return config
 
 
@@ -89,6 +102,11 @@ def error_of(text: str) -> str:
     with pytest.raises(ConfigError) as info:
         parse_config(text, "test.conf")
     return str(info.value)
+
+
+def error_at(text: str) -> tuple[str, int | None]:
+    """The error of *text*: what it says, and the line it names."""
+    return placed(error_of(text))
 
 
 # --- defaults and values ------------------------------------------------------------------
@@ -115,7 +133,8 @@ def test_only_repository_gives_reference_defaults() -> None:
 
 @pytest.mark.parametrize("text", ["", "# nothing but a comment\n\n", "---\n", "~\n"])
 def test_empty_file_means_defaults_and_so_no_repository(text: str) -> None:
-    assert error_of(text) == "Path to local repository not configured (see mirrorbits.conf)"
+    assert error_at(text) == (
+        "Path to local repository not configured (see mirrorbits.conf)", None)
 
 
 def test_conformance_configuration() -> None:
@@ -193,17 +212,16 @@ def test_http_scan_settings() -> None:
                                              max_head_requests=10_000)
     text = "HTTPScan: {Concurrency: 2, Delay: 0.5, Timeout: 10, MaxHeadRequests: 0}\n"
     assert parse(REPO + text).http_scan == HttpScan(2, 0.5, 10.0, 0)
-    assert error_of(REPO + "HTTPScan: {Concurrency: 0}\n") == (
-        "HTTPScan.Concurrency must be from 1 to 64 (requests at a time to one mirror), not 0")
-    assert error_of(REPO + "HTTPScan: {Delay: -1}\n") == (
-        "HTTPScan.Delay must be a number of seconds from 0 to 3600, not -1")
-    assert error_of(REPO + "HTTPScan: {Timeout: .nan}\n") == (
-        "HTTPScan.Timeout must be a number of seconds > 0 and <= 3600, not nan")
-    assert error_of(REPO + "HTTPScan: {MaxHeadRequests: -5}\n") == (
-        "HTTPScan.MaxHeadRequests must be >= 0, not -5")
+    assert error_at(REPO + "HTTPScan: {Concurrency: 0}\n") == (
+        "HTTPScan.Concurrency must be from 1 to 64 (requests at a time to one mirror), not 0", 2)
+    assert error_at(REPO + "HTTPScan: {Delay: -1}\n") == (
+        "HTTPScan.Delay must be a number of seconds from 0 to 3600, not -1", 2)
+    assert error_at(REPO + "HTTPScan:\n  Delay: 1\n  Timeout: .nan\n") == (
+        "HTTPScan.Timeout must be a number of seconds > 0 and <= 3600, not nan", 4)
+    assert error_at(REPO + "HTTPScan: {MaxHeadRequests: -5}\n") == (
+        "HTTPScan.MaxHeadRequests must be >= 0, not -5", 2)
     parse(REPO + "Concurrency: 3\n",
-          "unknown configuration key 'Concurrency' in test.conf (line 2); did you mean to "
-          "indent it under 'HTTPScan'?")
+          "unknown configuration key 'Concurrency'; did you mean to indent it under 'HTTPScan'?")
 
 
 def test_numbers() -> None:
@@ -337,7 +355,7 @@ def test_duplicate_key_is_an_error() -> None:
         ("RPCTLSKey: /etc/m/key.pem\nRPCTLSClientCA: /etc/m/ca.pem",
          "RPCTLSKey and RPCTLSClientCA set without RPCTLSCertificate: set the daemon's "
          "certificate too, or remove them"),
-        ("RPCListenAddress: unix:/run/m.sock\nRPCTLSCertificate: /c.pem\nRPCTLSClientCA: /a.pem",
+        ("RPCTLSCertificate: /c.pem\nRPCListenAddress: unix:/run/m.sock\nRPCTLSClientCA: /a.pem",
          "RPCTLSCertificate applies to a TCP RPCListenAddress, not to the UNIX socket "
          "'unix:/run/m.sock' (its file mode protects it)"),
         ("RedisAddress: '::1:6379'", "RedisAddress '::1:6379' is invalid: an IPv6 address "
@@ -383,28 +401,26 @@ def test_duplicate_key_is_an_error() -> None:
          "Fallbacks.ContinentCode 'EA' is invalid: it must be one of AF, AN, AS, EU, NA, OC, "
          "SA"),
         ("ScanInterval: 99999999999999999999",
-         "ScanInterval must be a 64-bit integer, not '99999999999999999999' (line 2 in "
-         "test.conf)"),
+         "ScanInterval must be a 64-bit integer, not '99999999999999999999'"),
     ],
 )
 def test_validation_messages(text: str, message: str) -> None:
-    assert error_of(REPO + text + "\n") == message
+    assert error_at(REPO + text + "\n") == (message, 2)  # the line of the key in question
 
 
 def test_missing_repository() -> None:
-    assert error_of("Gzip: true\n") == (
-        "Path to local repository not configured (see mirrorbits.conf)"
-    )
+    assert error_at("Gzip: true\n") == (
+        "Path to local repository not configured (see mirrorbits.conf)", None)
+    assert error_at("Gzip: true\nRepository: ''\n") == (
+        "Path to local repository not configured (see mirrorbits.conf)", 2)
 
 
 def test_reference_checks_come_first() -> None:
     # Several problems: the message is the one the reference would give.
-    assert error_of("OutputMode: x\nWeightDistributionRange: 0\n") == (
-        "WeightDistributionRange must be > 0, not 0"
-    )
-    assert error_of("OutputMode: x\n") == (
-        "Config: outputMode can only be set to 'auto', 'json' or 'redirect', not 'x'"
-    )
+    assert error_at("OutputMode: x\nWeightDistributionRange: 0\n") == (
+        "WeightDistributionRange must be > 0, not 0", 2)
+    assert error_at("OutputMode: x\n") == (
+        "Config: outputMode can only be set to 'auto', 'json' or 'redirect', not 'x'", 1)
 
 
 def test_outdated_rules_accept_empty_prefix_and_zero_minutes() -> None:
@@ -465,17 +481,17 @@ def test_workers() -> None:
     assert parse(REPO + "Workers: 3\n").workers == 3
     assert parse(REPO + "Workers: 1\n").workers == 1
     for bad in ("0", "-2"):
-        assert error_of(REPO + f"Workers: {bad}\n") == (
+        assert error_at(REPO + f"Workers: {bad}\n") == (
             "Workers must be a number of HTTP processes >= 1 (1: this process serves alone), "
-            f"not {bad}")
+            f"not {bad}", 2)
     assert error_of(REPO + "Workers: many\n").startswith("Workers must be an integer")
 
 
 def test_cache_files() -> None:
     assert parse(REPO).cache_files == 200_000
     assert parse(REPO + "CacheFiles: 5000\n").cache_files == 5000
-    assert error_of(REPO + "CacheFiles: 0\n") == (
-        "CacheFiles must be a number of files >= 1 (held in each HTTP process' cache), not 0")
+    assert error_at(REPO + "CacheFiles: 0\n") == (
+        "CacheFiles must be a number of files >= 1 (held in each HTTP process' cache), not 0", 2)
 
 
 def test_trusted_proxies() -> None:
@@ -488,9 +504,10 @@ def test_trusted_proxies() -> None:
 
 @pytest.mark.parametrize("bad", ["proxy.example.org", "10.0.0.0/33", "300.1.1.1", "''"])
 def test_bad_trusted_proxy_is_named(bad: str) -> None:
-    message = error_of(REPO + f"TrustedProxies: [127.0.0.1, {bad}]\n")
+    message, line = error_at(REPO + f"TrustedProxies:\n  - 127.0.0.1\n  - {bad}\n")
     shown = "" if bad == "''" else bad
     assert message == f"TrustedProxies: '{shown}' is not an IP address or network (CIDR)"
+    assert line == 4  # the line of the entry, not of the key
 
 
 def test_with_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -515,23 +532,29 @@ def test_unknown_keys_are_warnings() -> None:
     config, warnings = parse_config(REPO + "Foo: 1\nHashes: {CRC32: yes}\n", "my.conf")
     assert config == Config(repository="/srv/repo")
     assert warnings == [
-        "unknown configuration key 'Foo' in my.conf (line 2)",
-        "unknown configuration key 'Hashes.CRC32' in my.conf (line 3)",
+        "unknown configuration key 'Foo' (line 2 in my.conf)",
+        "unknown configuration key 'Hashes.CRC32' (line 3 in my.conf)",
     ]
 
 
 def test_wrong_case_key_is_a_warning_with_a_hint_and_kept_on_error() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config("repository: /srv/repo\n", "my.conf")
-    assert str(info.value) == "Path to local repository not configured (see mirrorbits.conf)"
+    assert str(info.value) == (
+        "Path to local repository not configured (see mirrorbits.conf) (not set in my.conf)")
     assert info.value.warnings == [
-        "unknown configuration key 'repository' in my.conf (line 1);"
-        " did you mean 'Repository'? (keys are case-sensitive)"
+        "unknown configuration key 'repository'; did you mean 'Repository'? (keys are "
+        "case-sensitive) (line 1 in my.conf)"
     ]
 
 
 def warnings_of(text: str) -> list[str]:
     return parse_config(REPO + text, "my.conf")[1]
+
+
+def warnings_at(text: str) -> list[tuple[str, int | None]]:
+    """The warnings of *text* after ``Repository``: what each says, and the line it names."""
+    return [placed(warning, "my.conf") for warning in warnings_of(text)]
 
 
 @pytest.mark.parametrize(
@@ -557,13 +580,13 @@ def test_unknown_key_suggests_the_closest_known_one(text: str, hint: str) -> Non
     except ConfigError as err:  # the misspelt key left a required value empty
         warnings = err.warnings
     with_hint = [warning for warning in warnings if "unknown configuration key" in warning]
-    assert len(with_hint) == 1 and with_hint[0].endswith("; " + hint), with_hint
+    assert len(with_hint) == 1 and placed(with_hint[0], "my.conf")[0].endswith("; " + hint)
 
 
 def test_unknown_key_far_from_any_known_one_gets_no_hint() -> None:
     assert warnings_of("Foo: 1\ncommon: 2\n") == [
-        "unknown configuration key 'Foo' in my.conf (line 2)",
-        "unknown configuration key 'common' in my.conf (line 3)",
+        "unknown configuration key 'Foo' (line 2 in my.conf)",
+        "unknown configuration key 'common' (line 3 in my.conf)",
     ]
 
 
@@ -571,11 +594,11 @@ def test_a_misspelt_key_explains_the_error_it_causes() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config("Repositry: /srv/repo\nScanInterval: 0\nWeightDistributionRange: -1\n",
                      "my.conf")
-    assert str(info.value) == "WeightDistributionRange must be > 0, not -1"
+    assert str(info.value) == "WeightDistributionRange must be > 0, not -1 (line 3 in my.conf)"
     assert info.value.warnings == [
-        "unknown configuration key 'Repositry' in my.conf (line 1); did you mean 'Repository'?",
+        "unknown configuration key 'Repositry'; did you mean 'Repository'? (line 1 in my.conf)",
         "ScanInterval: 0 rescans every mirror as soon as its previous scan ends "
-        "(ConcurrentSync at a time); it is a number of minutes, 30 by default",
+        "(ConcurrentSync at a time); it is a number of minutes, 30 by default (line 2 in my.conf)",
     ]
 
 
@@ -620,7 +643,7 @@ def test_a_misspelt_key_explains_the_error_it_causes() -> None:
     ],
 )
 def test_values_that_work_but_perhaps_not_as_meant_are_warnings(text: str, warning: str) -> None:
-    assert warnings_of(text + "\n") == [warning]
+    assert warnings_at(text + "\n") == [(warning, 2)]
 
 
 @pytest.mark.parametrize(
@@ -667,16 +690,20 @@ def test_file_system_warnings(tmp_path: Path) -> None:
     config_path = tmp_path / "mirrorbits.conf"
 
     def load(**paths: Path) -> list[str]:
+        """The warnings for *paths*, one key a line in that order, without their line."""
         lines = "".join(f"{key}: {path}\n" for key, path in paths.items())
         config_path.write_text(lines)
-        return load_config(str(config_path))[1]
+        warnings = [placed(warning, str(config_path)) for warning in
+                    load_config(str(config_path))[1]]
+        assert [line for _, line in warnings] == [
+            list(paths).index(warning.split()[0]) + 1 for warning, _ in warnings]
+        return [warning for warning, _ in warnings]
 
     repo, geo, logs, templates = (tmp_path / name for name in ("repo", "geo", "logs", "tpl"))
+    # Not the GeoIP directory: the GeoIP loader says what it cannot load, once per change.
     assert load(Repository=repo, GeoipDatabasePath=geo, LogDir=logs, Templates=templates) == [
         f"Repository '{repo}' does not exist: nothing can be served or scanned from it until "
         "it can be read",
-        f"GeoipDatabasePath '{geo}/' does not exist: clients cannot be located until it can be "
-        "read",
         f"LogDir '{logs}' does not exist: no download log is written until it can be",
         f"Templates '{templates}' does not exist: the shipped templates are used",
     ]
@@ -704,7 +731,7 @@ def test_a_log_dir_that_cannot_be_written_is_a_warning(tmp_path: Path) -> None:
     config_path.write_text(f"Repository: {tmp_path}\nLogDir: {logs}\n")
     assert load_config(str(config_path))[1] == [
         f"LogDir '{logs}' is not writable by this process: no download log is written until "
-        "it can be"
+        f"it can be (line 2 in {config_path})"
     ]
 
 
@@ -723,7 +750,7 @@ def test_yaml_merge_keys() -> None:
         "common: &c {SHA1: yes, MD5: yes}\n" + REPO + "Hashes: {<<: *c, MD5: no}\n"
     )
     assert config.hashes == Hashes(sha1=True, sha256=True, md5=False)
-    assert warnings == ["unknown configuration key 'common' in <string> (line 1)"]
+    assert warnings == ["unknown configuration key 'common' (line 1 in <string>)"]
 
 
 # --- files --------------------------------------------------------------------------------
@@ -734,15 +761,14 @@ def test_load_config_reads_the_file(tmp_path: Path) -> None:
     path.write_text(CONFORMANCE_CONFIG + "Extra: 1\n", encoding="utf-8")
     config, warnings = load_config(str(path))
     assert config == parse(CONFORMANCE_CONFIG)
-    assert warnings == [
-        f"unknown configuration key 'Extra' in {path} (line 43)",
+    assert [placed(warning, str(path)) for warning in warnings] == [
+        ("unknown configuration key 'Extra'", 43),
         # The directories it names do not exist here.
-        "Repository '/ROOT/repo' does not exist: nothing can be served or scanned from it "
-        "until it can be read",
-        "GeoipDatabasePath '/ROOT/geo/' does not exist: clients cannot be located until it can "
-        "be read",
-        "LogDir '/ROOT/logs' does not exist: no download log is written until it can be",
-        "Templates '/path/to/reference/templates' does not exist: the shipped templates are used",
+        ("Repository '/ROOT/repo' does not exist: nothing can be served or scanned from it "
+         "until it can be read", 1),
+        ("LogDir '/ROOT/logs' does not exist: no download log is written until it can be", 3),
+        ("Templates '/path/to/reference/templates' does not exist: the shipped templates are "
+         "used", 2),
     ]
 
 
@@ -814,9 +840,8 @@ def _uncomment_settings(text: str) -> str:
 
 
 def test_example_config_as_shipped_has_no_repository() -> None:
-    assert error_of(EXAMPLE_CONFIG) == (
-        "Path to local repository not configured (see mirrorbits.conf)"
-    )
+    assert error_at(EXAMPLE_CONFIG) == (
+        "Path to local repository not configured (see mirrorbits.conf)", None)
 
 
 def test_example_config_shows_the_defaults() -> None:
@@ -843,14 +868,14 @@ def test_allow_redirect_hosts() -> None:
 @pytest.mark.parametrize("bad", ["http://cdn.example.org", "cdn.example.org:8080", "''",
                                  "'a..b'", "'*example.org'", "-bad.example"])
 def test_bad_redirect_host_is_named(bad: str) -> None:
-    message = error_of(REPO + f"AllowRedirectHosts: [ok.example, {bad}]\n")
+    message = error_at(REPO + f"AllowRedirectHosts: [ok.example, {bad}]\n")
     shown = bad.strip("'")
     assert message == (f"AllowRedirectHosts: '{shown}' is not a host name, *.domain, an IP "
-                       "address or *")
+                       "address or *", 2)
 
 
 def test_max_scan_entries() -> None:
     assert parse(REPO).max_scan_entries == 5_000_000
     assert parse(REPO + "MaxScanEntries: 1000\n").max_scan_entries == 1000
-    assert error_of(REPO + "MaxScanEntries: 0\n") == (
-        "MaxScanEntries must be >= 1 (entries of one mirror listing), not 0")
+    assert error_at(REPO + "MaxScanEntries: 0\n") == (
+        "MaxScanEntries must be >= 1 (entries of one mirror listing), not 0", 2)

@@ -17,21 +17,29 @@ def error_of(text: str) -> str:
     return str(info.value)
 
 
+def error_at(text: str) -> tuple[str, int]:
+    """The error of ``Repository`` then *text*: what it says, and the line it names."""
+    message, _, where = error_of(text).rpartition(" (line ")
+    line, _, source = where.removesuffix(")").partition(" in ")
+    assert source == "test.conf", where
+    return message, int(line)
+
+
 def test_stats_retention() -> None:
     config, warnings = parse_config(REPO + "StatsRetention: {Days: 30, Months: 12}\n")
     assert (config.stats_retention, warnings) == (StatsRetention(days=30, months=12), [])
     assert parse_config(REPO)[0].stats_retention == StatsRetention(0, 0)  # forever
     assert parse_config(REPO + "StatsRetention: {Months: 6}\n")[0].stats_retention == (
         StatsRetention(0, 6))
-    assert error_of("StatsRetention: {Days: -1}\n") == (
-        "StatsRetention.Days must be >= 0 (0 keeps the counters forever), not -1")
-    assert error_of("StatsRetention: {Months: -2}\n") == (
-        "StatsRetention.Months must be >= 0 (0 keeps the counters forever), not -2")
+    assert error_at("StatsRetention: {Days: -1}\n") == (
+        "StatsRetention.Days must be >= 0 (0 keeps the counters forever), not -1", 2)
+    assert error_at("StatsRetention:\n  Days: 1\n  Months: -2\n") == (
+        "StatsRetention.Months must be >= 0 (0 keeps the counters forever), not -2", 4)
     assert error_of("StatsRetention: 30\n") == (
         "StatsRetention must be a mapping of names to values, not '30' (line 2 in test.conf)")
     assert parse_config(REPO + "Days: 3\n", "test.conf")[1] == [
-        "unknown configuration key 'Days' in test.conf (line 2); did you mean to indent it "
-        "under 'StatsRetention'?"]
+        "unknown configuration key 'Days'; did you mean to indent it under 'StatsRetention'? "
+        "(line 2 in test.conf)"]
 
 
 def test_rsync_options() -> None:
@@ -81,5 +89,6 @@ def test_mirmon_export_file() -> None:
     assert config.mirmon_export_file.endswith("/mirmon/mirrors.list")
     assert config.mirmon_export_file.startswith("/")
     assert parse_config(REPO)[0].mirmon_export_file == ""
-    assert error_of("MirmonExportFile: /var/lib/mirmon/\n") == (
-        "MirmonExportFile '/var/lib/mirmon/' names a directory: it must name the file to write")
+    assert error_at("MirmonExportFile: /var/lib/mirmon/\n") == (
+        "MirmonExportFile '/var/lib/mirmon/' names a directory: it must name the file to write",
+        2)

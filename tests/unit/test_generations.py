@@ -68,8 +68,9 @@ def test_pattern_problems(pattern: str, problem: str | None) -> None:
 
 def test_a_bad_pattern_is_one_configuration_error_naming_it() -> None:
     errors = value_errors(Config(repository="/srv", generation_indexes=("dists/*/*",)))
-    assert errors == ["GenerationIndexes: 'dists/*/*' must end with the index file's own "
-                      "name (no '*', '?' or '['), e.g. 'dists/*/InRelease'"]
+    assert [(error.key, error.text) for error in errors] == [
+        (("GenerationIndexes", 0), "GenerationIndexes: 'dists/*/*' must end with the index "
+         "file's own name (no '*', '?' or '['), e.g. 'dists/*/InRelease'")]
 
 
 def reasons(entries: list[tuple[Mirror, FileInfo | None]], index: IndexCopies,

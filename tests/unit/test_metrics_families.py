@@ -77,7 +77,8 @@ def test_odd_mirror_names_survive_the_exposition() -> None:
 
 
 def test_a_bad_address_is_one_line() -> None:
-    errors = value_errors(Config(repository="/srv", metrics_listen_address="127.0.0.1:http"))
+    errors = [error.text for error in value_errors(
+        Config(repository="/srv", metrics_listen_address="127.0.0.1:http"))]
     assert [e for e in errors if e.startswith("MetricsListenAddress")] == [
         e for e in errors if "MetricsListenAddress" in e]
     assert len([e for e in errors if "MetricsListenAddress" in e]) == 1
