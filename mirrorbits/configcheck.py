@@ -120,7 +120,8 @@ def value_errors(config: Config) -> list[Finding]:
             f"LivenessInterval must be a number of seconds >= 0 (0: no liveness probes), "
             f"not {config.liveness_interval}")
     if config.verify_interval < 0:
-        add(f"VerifyInterval must be a number of seconds >= 0 (0: no file verification), "
+        add(("VerifyInterval",),
+            f"VerifyInterval must be a number of seconds >= 0 (0: no file verification), "
             f"not {config.verify_interval}")
     if config.workers is not None and config.workers < 1:
         add(("Workers",),

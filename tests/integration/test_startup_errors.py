@@ -297,8 +297,9 @@ def test_a_background_start_shows_the_files_warnings_on_the_terminal(tmp_path: P
     repo.mkdir()
     config = tmp_path / "mirrorbits.conf"
     config.write_text(render_config(base_config(repo, "127.0.0.1:1"), "CheckIntervl: 5\n"))
+    line = config.read_text().splitlines().index("CheckIntervl: 5") + 1
     warning = ("mirrorbits: warning: unknown configuration key 'CheckIntervl'; did you mean "
-               f"'CheckInterval'? (line 9 in {config})")
+               f"'CheckInterval'? (line {line} in {config})")
     terminal, log = start_in_background(tmp_path, config)
     assert terminal == [warning]
     assert "CheckIntervl" in log  # the log has it too
