@@ -57,7 +57,7 @@ from mirrorbits.scan.local import RepositoryScanner
 from mirrorbits.scan.scheduler import MirrorScanner
 from mirrorbits.scan.watch import RepositoryWatcher
 from mirrorbits.stats import RangeDeduplicator, StatsService, stats_files, stats_mirror
-from mirrorbits.store import keys
+from mirrorbits.store import keys, outage
 from mirrorbits.store.mirrors import MirrorStore, mirror_ids
 from mirrorbits.store.pubsub import PubSubService
 from mirrorbits.store.redis import RedisService
@@ -142,6 +142,7 @@ class Daemon(MultiService):
         self.notifier.ready(self.describe(), main_pid)
 
     def stopService(self) -> Deferred[None] | None:
+        outage.stopping()
         if not self._handing_over:  # a successor is the service now: systemd must not stop
             self.notifier.stopping()
         self.geo.stop_watching()

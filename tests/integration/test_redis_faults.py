@@ -8,6 +8,10 @@ repository's files and a fallback. While threads download on keep-alive connecti
 * Redis is restarted empty (its data lost): the mirrors it no longer knows stop receiving
   users within seconds — nothing stale stays in the daemon's memory.
 
+With its background services running (health checks, liveness, verification, scans) against
+two mirrors, Redis is stopped and restarted, made read-only, then stopped while the daemon is
+stopped: each service says so in one line at most per outage, never with a traceback.
+
 No answer may be a 5xx, scans must work again after each fault, and every download the load
 received must be counted exactly once in the Redis that kept its data.
 """
@@ -32,7 +36,7 @@ from tests.integration.test_daemon_redis import (
     serve_mirror,
     wait_until,
 )
-from tests.servers import RedisServer
+from tests.servers import RedisServer, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -148,3 +152,77 @@ def test_redis_restarted_empty_leaves_no_stale_mirror_in_memory(site: Site) -> N
     with site.db() as db:
         assert db.scard("FILES") > 0
     assert "Traceback" not in daemon.log()
+
+
+@pytest.fixture
+def monitored(tmp_path: Path) -> Iterator[Site]:
+    """Two mirrors, every background service on its shortest interval."""
+    server = RedisServer(workdir=tmp_path / "redis")
+    server.start()
+    repo = tmp_path / "repo"
+    make_repository(repo)
+    madrid_url, stop_madrid = serve_mirror(repo, "127.0.0.43")
+    lisbon_url, stop_lisbon = serve_mirror(repo, "127.0.0.45")
+    values = base_config(repo, server.address, CheckInterval="1", LivenessInterval="1",
+                         VerifyInterval="1", ScanInterval="1", RepositoryScanInterval="1")
+    daemon = DaemonProcess(workdir=tmp_path / "run", values=values,
+                           raw=f"Fallbacks:\n  - URL: {FALLBACK}\n")
+    try:
+        daemon.start()
+        assert daemon.ctl("refresh").returncode == 0
+        for name, url in (("madrid", madrid_url), ("lisbon", lisbon_url)):
+            assert daemon.ctl("add", "-http", url, name).returncode == 0
+            assert daemon.ctl("scan", name).returncode == 0
+            assert daemon.ctl("enable", name).returncode == 0
+        wait_until(lambda: get_location(daemon)[1].startswith((madrid_url, lisbon_url)), 20,
+                   "redirect to a mirror", daemon)
+        yield Site(repo, server, madrid_url, daemon)
+    finally:
+        daemon.stop()
+        stop_madrid()
+        stop_lisbon()
+        server.stop()
+
+
+def answers_during(daemon: DaemonProcess, seconds: float) -> set[int]:
+    """The statuses of requests made every 0.1 s for ``seconds``."""
+    statuses = set()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        statuses.add(get_location(daemon)[0])
+        time.sleep(0.1)
+    return statuses
+
+
+def test_background_services_report_redis_faults_in_one_line(monitored: Site) -> None:
+    site, daemon = monitored, monitored.daemon
+    time.sleep(2.5)  # a few rounds of every service
+    # (a) stopped for a few seconds, then restarted with its data
+    with site.db() as db:
+        db.save()
+    site.redis.stop()
+    down = answers_during(daemon, 4.0)
+    site.redis.start()
+    daemon.wait_log(f"Connected to redis master {site.redis.address}", timeout=15)
+    time.sleep(2.5)
+    # (b) read-only: a replica of an address where nothing listens
+    with site.db() as db:
+        db.execute_command("REPLICAOF", "127.0.0.1", str(free_port()))
+    read_only = answers_during(daemon, 4.0)
+    with site.db() as db:
+        db.execute_command("REPLICAOF", "NO", "ONE")
+    wait_until(lambda: get_location(daemon)[0] == 302, 15, "served again", daemon)
+    time.sleep(2.5)
+    recovered = get_location(daemon)
+    # (c) stopped, then the daemon stopped
+    site.redis.stop()
+    time.sleep(2.0)
+    code = daemon.stop()
+    log = daemon.log()
+    assert code in (0, -15), log
+    assert "Traceback" not in log, log
+    assert down <= {302, 503} and read_only <= {302, 503}, (down, read_only, log)
+    assert recovered[0] == 302, (recovered, log)
+    # at most one line per service and outage: three outages, a handful of services
+    lost = [line for line in log.splitlines() if "Lost connection" in line]
+    assert len(lost) <= 3 * 8, "\n".join(lost)
