@@ -126,6 +126,7 @@ class Daemon(MultiService):
     def startService(self) -> None:
         for line in self.greeting:
             log.info("{line}", line=line)
+        outage.stopping(False)
         super().startService()
         self.geo.start_watching(GEO_CHECK_INTERVAL)  # replaced databases are picked up
         self.reactor.callWhenRunning(tune_garbage_collector)
@@ -142,7 +143,7 @@ class Daemon(MultiService):
         self.notifier.ready(self.describe(), main_pid)
 
     def stopService(self) -> Deferred[None] | None:
-        outage.stopping()
+        outage.stopping(True)
         if not self._handing_over:  # a successor is the service now: systemd must not stop
             self.notifier.stopping()
         self.geo.stop_watching()

@@ -39,10 +39,10 @@ def connected() -> None:
     _outage += 1
 
 
-def stopping() -> None:
-    """The daemon is stopping: operations cut short by it are not reported."""
+def stopping(now: bool) -> None:
+    """Whether the daemon is stopping: operations it cuts short are then not reported."""
     global _stopping
-    _stopping = True
+    _stopping = now
 
 
 def report(log: Logger, service: str, failure: Failure, what: str, **fields: object) -> None:
