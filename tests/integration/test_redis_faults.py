@@ -18,6 +18,8 @@ received must be counted exactly once in the Redis that kept its data.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -158,7 +160,7 @@ def test_redis_restarted_empty_leaves_no_stale_mirror_in_memory(site: Site) -> N
 @pytest.fixture
 def monitored(tmp_path: Path) -> Iterator[Site]:
     """Two mirrors, every background service on its shortest interval."""
-    server = RedisServer(workdir=tmp_path / "redis")
+    server = RedisServer(workdir=tmp_path / "redis", extra_args=["--enable-debug-command", "yes"])
     server.start()
     repo = tmp_path / "repo"
     make_repository(repo)
@@ -185,6 +187,23 @@ def monitored(tmp_path: Path) -> Iterator[Site]:
         server.stop()
 
 
+def kill_while_asleep(server: RedisServer) -> None:
+    """Make Redis sleep for two seconds (every service's next command waits for an answer),
+    then kill it: each of them loses a command in flight."""
+    def sleep() -> None:
+        with contextlib.suppress(redis.RedisError), server.client() as db:
+            db.execute_command("DEBUG", "SLEEP", "2")
+
+    sleeper = threading.Thread(target=sleep, daemon=True)
+    sleeper.start()
+    time.sleep(1.5)
+    assert server.process is not None
+    server.process.kill()
+    server.process.wait(10)
+    server.process = None
+    sleeper.join(10)
+
+
 def answers_during(daemon: DaemonProcess, seconds: float) -> set[int]:
     """The statuses of requests made every 0.1 s for ``seconds``."""
     statuses = set()
@@ -198,11 +217,11 @@ def answers_during(daemon: DaemonProcess, seconds: float) -> set[int]:
 def test_background_services_report_redis_faults_in_one_line(monitored: Site) -> None:
     site, daemon = monitored, monitored.daemon
     time.sleep(2.5)  # a few rounds of every service
-    # (a) stopped for a few seconds, then restarted with its data
+    # (a) killed while every service waits for an answer, then restarted with its data
     with site.db() as db:
         db.save()
-    site.redis.stop()
-    down = answers_during(daemon, 4.0)
+    kill_while_asleep(site.redis)
+    down = answers_during(daemon, 3.0)
     site.redis.start()
     daemon.wait_log(f"Connected to redis master {site.redis.address}", timeout=15)
     time.sleep(2.5)
@@ -228,3 +247,5 @@ def test_background_services_report_redis_faults_in_one_line(monitored: Site) ->
     said = Counter(line.split("] ", 1)[1].split(": Redis unavailable")[0]
                    for line in log.splitlines() if ": Redis unavailable (" in line)
     assert all(n <= 3 for n in said.values()), said
+    # the three services that used to log tracebacks lost a command at (a), and said so
+    assert {"Health check", "Liveness", "Scan scheduling"} <= set(said), log
