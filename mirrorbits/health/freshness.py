@@ -210,7 +210,7 @@ class FreshnessChecker(Service):
         if not self.running:
             return
         if outage.redis_cause(failure) is not None:
-            outage.report(log, "[freshness]", failure, "")
+            outage.report(log, "Freshness check", failure, "")
         else:
             log.warn("[freshness] Cannot check the mirrors for a changed file: {error}",
                      error=failure.getErrorMessage())

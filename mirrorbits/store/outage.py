@@ -3,9 +3,9 @@
 A background service (health checks, liveness, verification, scans, stats flush...) whose
 Redis vanishes, turns read-only or restarts mid-operation gets a connection or response
 error. :func:`report` turns such a failure into one warning naming the service and the
-problem, said once per outage (the next "Connected to redis master" starts a new one), and
-into nothing at all once the daemon is stopping. Any other failure is a bug: logged with its
-traceback as before.
+problem, said once per outage (the next "Connected to redis master" starts a new one). Any
+other failure is a bug: logged with its traceback as before. Once the daemon is stopping,
+nothing is logged: whatever an operation it cut short raised is the stop, not news.
 """
 
 from __future__ import annotations
