@@ -9,8 +9,9 @@ repository's files and a fallback. While threads download on keep-alive connecti
   users within seconds — nothing stale stays in the daemon's memory.
 
 With its background services running (health checks, liveness, verification, scans) against
-two mirrors, Redis is stopped and restarted, made read-only, then stopped while the daemon is
-stopped: each service says so in one line at most per outage, never with a traceback.
+two mirrors, Redis is killed while each of them waits on it and restarted, made read-only,
+then killed while the daemon stops: each service says so in one line at most per outage,
+never with a traceback.
 
 No answer may be a 5xx, scans must work again after each fault, and every download the load
 received must be counted exactly once in the Redis that kept its data.
@@ -19,10 +20,11 @@ received must be counted exactly once in the Redis that kept its data.
 from __future__ import annotations
 
 import contextlib
+import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import attrs
@@ -187,9 +189,9 @@ def monitored(tmp_path: Path) -> Iterator[Site]:
         server.stop()
 
 
-def kill_while_asleep(server: RedisServer) -> None:
+def kill_while_asleep(server: RedisServer, meanwhile: Callable[[], None] = lambda: None) -> None:
     """Make Redis sleep for two seconds (every service's next command waits for an answer),
-    then kill it: each of them loses a command in flight."""
+    do ``meanwhile``, then kill Redis: each service loses a command in flight."""
     def sleep() -> None:
         with contextlib.suppress(redis.RedisError), server.client() as db:
             db.execute_command("DEBUG", "SLEEP", "2")
@@ -197,6 +199,7 @@ def kill_while_asleep(server: RedisServer) -> None:
     sleeper = threading.Thread(target=sleep, daemon=True)
     sleeper.start()
     time.sleep(1.5)
+    meanwhile()
     assert server.process is not None
     server.process.kill()
     server.process.wait(10)
@@ -234,9 +237,12 @@ def test_background_services_report_redis_faults_in_one_line(monitored: Site) ->
     wait_until(lambda: get_location(daemon)[0] == 302, 15, "served again", daemon)
     time.sleep(2.5)
     recovered = get_location(daemon)
-    # (c) stopped, then the daemon stopped
-    site.redis.stop()
-    time.sleep(2.0)
+    # (c) the daemon stopped while its commands wait on Redis, which dies at the same time
+    def stop_daemon() -> None:
+        daemon.signal(signal.SIGTERM)
+        time.sleep(0.3)  # stopping, its commands still waiting
+
+    kill_while_asleep(site.redis, stop_daemon)
     code = daemon.stop()
     log = daemon.log()
     assert code in (0, -15), log
@@ -249,3 +255,5 @@ def test_background_services_report_redis_faults_in_one_line(monitored: Site) ->
     assert all(n <= 3 for n in said.values()), said
     # the three services that used to log tracebacks lost a command at (a), and said so
     assert {"Health check", "Liveness", "Scan scheduling"} <= set(said), log
+    stopping = log[log.index("Received SIGTERM"):]
+    assert "Redis unavailable" not in stopping, stopping  # nothing said once stopping
