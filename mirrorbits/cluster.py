@@ -27,7 +27,7 @@ from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
 from mirrorbits.logs import Logger
-from mirrorbits.store import keys
+from mirrorbits.store import keys, outage
 from mirrorbits.store.client import RedisClient
 from mirrorbits.store.connection import COMMAND_TIMEOUT, describe
 from mirrorbits.store.errors import DatabaseNotReady, StoreError
@@ -254,4 +254,4 @@ class ClusterService(Service):
                 log.warn("Cluster announce failed ({error}): this node checks and scans every "
                          "mirror until it works again", error=_reason(failure))
             return
-        log.failure("Unexpected error in the cluster announce", failure)
+        outage.report(log, "Cluster announce", failure, "Unexpected error in the cluster announce")

@@ -57,7 +57,7 @@ from mirrorbits.scan.local import RepositoryScanner
 from mirrorbits.scan.scheduler import MirrorScanner
 from mirrorbits.scan.watch import RepositoryWatcher
 from mirrorbits.stats import RangeDeduplicator, StatsService, stats_files, stats_mirror
-from mirrorbits.store import keys
+from mirrorbits.store import keys, outage
 from mirrorbits.store.mirrors import MirrorStore, mirror_ids
 from mirrorbits.store.pubsub import PubSubService
 from mirrorbits.store.redis import RedisService
@@ -126,6 +126,7 @@ class Daemon(MultiService):
     def startService(self) -> None:
         for line in self.greeting:
             log.info("{line}", line=line)
+        outage.stopping(False)
         super().startService()
         self.geo.start_watching(GEO_CHECK_INTERVAL)  # replaced databases are picked up
         self.reactor.callWhenRunning(tune_garbage_collector)
@@ -142,6 +143,7 @@ class Daemon(MultiService):
         self.notifier.ready(self.describe(), main_pid)
 
     def stopService(self) -> Deferred[None] | None:
+        outage.stopping(True)
         if not self._handing_over:  # a successor is the service now: systemd must not stop
             self.notifier.stopping()
         self.geo.stop_watching()

@@ -22,7 +22,7 @@ from twisted.python.failure import Failure
 from mirrorbits.config import Config, StatsRetention
 from mirrorbits.logs import Logger
 from mirrorbits.stats import utc_date
-from mirrorbits.store import keys
+from mirrorbits.store import keys, outage
 from mirrorbits.store.client import RedisClient
 from mirrorbits.store.errors import REDIS_FAILURES, DatabaseNotReady
 from mirrorbits.store.retention import delete_expired_stats
@@ -125,7 +125,8 @@ class RetentionService(Service):
                              type(failure.value).__name__, delay=RETRY_INTERVAL)
                 self._failing = True
             else:
-                log.failure("Deleting old statistics failed", failure)
+                outage.report(log, "Statistics retention", failure,
+                              "Deleting old statistics failed")
             self._cursor = None
             self._next_pass = self._clock.seconds() + RETRY_INTERVAL
 

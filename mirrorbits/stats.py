@@ -42,6 +42,7 @@ from twisted.internet.task import LoopingCall, deferLater
 from twisted.python.failure import Failure
 
 from mirrorbits.logs import Logger
+from mirrorbits.store import outage
 from mirrorbits.store.client import RedisClient
 from mirrorbits.store.redis import MasterSession
 from mirrorbits.store.statistics import (
@@ -230,7 +231,7 @@ class StatsService(Service):
                 return
             self._start_flush()
         except Exception:
-            log.failure("Statistics flush failed")
+            outage.report(log, "Statistics flush", Failure(), "Statistics flush failed")
 
     def _start_flush(self) -> Deferred[None] | None:
         """Write what waits, replay what a new master may lack; on failure everything stays

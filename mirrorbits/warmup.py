@@ -8,9 +8,11 @@ from collections.abc import Awaitable, Callable
 from attrs import define, field
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
 
 from mirrorbits.cache import MirrorCache
 from mirrorbits.logs import Logger
+from mirrorbits.store import outage
 
 WARM_HOLD = 60.0  # seconds a fresh start waits for its cache before accepting anyway
 
@@ -54,14 +56,16 @@ class CacheWarmer:
             try:
                 count = await self.cache.warm()
             except Exception:
-                log.failure("Filling the cache from the database failed; it fills on demand")
+                outage.report(log, "Cache warm-up", Failure(),
+                              "Filling the cache from the database failed; it fills on demand")
             else:
                 memos = 0
                 if self.then is not None:
                     try:
                         memos = await self.then()
                     except Exception:
-                        log.failure("Building the files' selections failed")
+                        outage.report(log, "Cache warm-up", Failure(),
+                                      "Building the files' selections failed")
                 log.info("Cache filled with {count} files in {seconds:.1f}s ({memos} "
                          "selections ready)", count=count, memos=memos,
                          seconds=self.clock.seconds() - started)

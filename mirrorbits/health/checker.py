@@ -36,6 +36,7 @@ from mirrorbits.health.target import Target, pick_target, still_exists
 from mirrorbits.logs import Logger
 from mirrorbits.model import Mirror
 from mirrorbits.reactors import IConnectingReactor
+from mirrorbits.store import outage
 from mirrorbits.store.client import RedisClient
 from mirrorbits.store.errors import DatabaseNotReady
 from mirrorbits.store.events import PROTO_HTTP
@@ -116,7 +117,8 @@ class HealthChecker(Service):
             return
         forgetting = Deferred.fromCoroutine(self._forget(mirror, path, why))
         forgetting.addErrback(lambda failure: None if failure.check(DatabaseNotReady) else
-                              log.failure("Forgetting a lost file failed", failure))
+                              outage.report(log, "Health check", failure,
+                                            "Forgetting a lost file failed"))
 
     async def _forget(self, mirror: Mirror, path: str, why: str) -> None:
         client = self._get_client()
@@ -148,7 +150,7 @@ class HealthChecker(Service):
         except DatabaseNotReady:
             return
         except Exception:
-            log.failure("Health-check round failed")
+            outage.report(log, "Health check", Failure(), "Health-check round failed")
 
     async def _schedule(self) -> None:
         self._get_client()  # raises DatabaseNotReady: skip the whole round
@@ -183,7 +185,8 @@ class HealthChecker(Service):
         def done(result: Failure | None) -> None:
             self._pending.pop(mirror.id, None)
             if isinstance(result, Failure) and not result.check(CancelledError):
-                log.failure("Health check of {name} failed", result, name=mirror.name)
+                outage.report(log, "Health check", result, "Health check of {name} failed",
+                              name=mirror.name)
 
         pending.addBoth(done)
 
@@ -199,7 +202,11 @@ class HealthChecker(Service):
         except CancelledError:
             raise
         except Exception:
-            log.failure("Health check of {name} failed", name=mirror.name)
+            failure = Failure()
+            outage.report(log, "Health check", failure, "Health check of {name} failed",
+                          name=mirror.name)
+            if outage.redis_cause(failure) is not None:
+                return  # not checked: again once Redis is back
         self._last_check[mirror.id] = self._reactor.seconds()
 
     async def _check_protocols(self, mirror: Mirror, width: int) -> None:

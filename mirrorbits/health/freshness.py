@@ -29,6 +29,7 @@ from mirrorbits.health.probe import CHECK_TIMEOUT, AgentFactory, head, make_agen
 from mirrorbits.logs import Logger
 from mirrorbits.model import FileInfo, Mirror
 from mirrorbits.reactors import IConnectingReactor
+from mirrorbits.store import outage
 from mirrorbits.store.client import RedisClient
 from mirrorbits.store.files import file_mirror_ids
 from mirrorbits.store.lostfiles import record_mirror_file
@@ -206,6 +207,10 @@ class FreshnessChecker(Service):
                 modified[0].decode("latin-1") if modified else None)
 
     def _failed(self, failure: Failure) -> None:
-        if self.running:
+        if not self.running:
+            return
+        if outage.redis_cause(failure) is not None:
+            outage.report(log, "Freshness check", failure, "")
+        else:
             log.warn("[freshness] Cannot check the mirrors for a changed file: {error}",
                      error=failure.getErrorMessage())

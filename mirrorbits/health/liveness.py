@@ -31,8 +31,9 @@ from mirrorbits.health.outcome import PROTO_NAMES
 from mirrorbits.logs import Logger
 from mirrorbits.model import Mirror
 from mirrorbits.reactors import IConnectingReactor
+from mirrorbits.store import outage
 from mirrorbits.store.client import RedisClient
-from mirrorbits.store.errors import REDIS_FAILURES, DatabaseNotReady
+from mirrorbits.store.errors import DatabaseNotReady
 from mirrorbits.store.mirrors import MirrorStore
 
 REASON = "Unreachable (liveness)"
@@ -137,7 +138,7 @@ class LivenessProbes(Service):
         def done(result: object) -> None:
             self._reading = False
             if isinstance(result, Failure) and not result.check(DatabaseNotReady):
-                log.failure("Liveness round failed", result)
+                outage.report(log, "Liveness", result, "Liveness round failed")
 
         return round_.addBoth(done)
 
@@ -192,7 +193,8 @@ class LivenessProbes(Service):
             if isinstance(result, Failure) and not result.check(DatabaseNotReady):
                 if not self.running:
                     return
-                log.failure("Liveness probe of {name} failed", result, name=mirror.name)
+                outage.report(log, "Liveness", result, "Liveness probe of {name} failed",
+                              name=mirror.name)
 
         pending.addBoth(done)
 
@@ -230,11 +232,8 @@ class LivenessProbes(Service):
         def failed(failure: Failure) -> None:
             if not self.running or failure.check(DatabaseNotReady):
                 return  # stopping, or no database: the next failure says it again
-            if failure.check(*REDIS_FAILURES):
-                log.warn("Liveness verdict for mirror {id} not recorded: {error}", id=key[0],
-                         error=failure.getErrorMessage())
-            else:
-                log.failure("Liveness verdict for mirror {id} failed", failure, id=key[0])
+            outage.report(log, "Liveness", failure, "Liveness verdict for mirror {id} failed",
+                          id=key[0])
 
         judging.addErrback(failed)
 

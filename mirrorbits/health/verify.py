@@ -33,9 +33,9 @@ from mirrorbits.logs import Logger
 from mirrorbits.model import Mirror
 from mirrorbits.reactors import IConnectingReactor
 from mirrorbits.stats import utc_date
-from mirrorbits.store import keys
+from mirrorbits.store import keys, outage
 from mirrorbits.store.client import RedisClient
-from mirrorbits.store.errors import REDIS_FAILURES
+from mirrorbits.store.errors import DatabaseNotReady
 from mirrorbits.store.events import PROTO_HTTP
 from mirrorbits.store.files import file_mirror_ids, read_file, read_mirror_file
 from mirrorbits.store.mirrors import MirrorStore
@@ -103,12 +103,8 @@ class FileVerifier(Service):
 
         def done(result: object) -> None:
             self._busy = False
-            if isinstance(result, Failure) and self.running:
-                if result.check(*REDIS_FAILURES):  # the database went away: next round
-                    log.debug("File verification round skipped: {error}",
-                              error=result.getErrorMessage())
-                else:
-                    log.failure("File verification round failed", result)
+            if isinstance(result, Failure) and self.running and not result.check(DatabaseNotReady):
+                outage.report(log, "File verification", result, "File verification round failed")
 
         return round_.addBoth(done)
 
@@ -150,10 +146,9 @@ class FileVerifier(Service):
 
         def done(result: object) -> None:
             self._pending.pop(mirror.id, None)
-            if (isinstance(result, Failure) and not result.check(*REDIS_FAILURES)
-                    and self.running):
-                log.failure("Verifying {path} on {name} failed", result, path=path,
-                            name=mirror.name)
+            if isinstance(result, Failure) and self.running:
+                outage.report(log, "File verification", result,
+                              "Verifying {path} on {name} failed", path=path, name=mirror.name)
 
         pending.addBoth(done)
 

@@ -20,6 +20,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector, CollectorRegistry
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
 from twisted.web import http
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
@@ -29,6 +30,7 @@ from mirrorbits.metrics.families import Snapshot, families
 from mirrorbits.metrics.merge import CountsReport
 from mirrorbits.metrics.observed import Observations
 from mirrorbits.model import Mirror
+from mirrorbits.store import outage
 
 PATH = b"/metrics"
 READ_TIMEOUT = 2.0
@@ -112,7 +114,7 @@ class MetricsResource(Resource):
             finally:
                 self._collector.current = None
         except Exception:
-            log.failure("metrics scrape failed")
+            outage.report(log, "Metrics", Failure(), "metrics scrape failed")
             request.setResponseCode(500)
             body = b"Internal Server Error\n"
             content_type = "text/plain; charset=utf-8"

@@ -36,6 +36,7 @@ from mirrorbits.scan.walk import (
     needs_hashing,
     walk_repository,
 )
+from mirrorbits.store import outage
 from mirrorbits.store.client import RedisClient
 from mirrorbits.store.commands import batches
 from mirrorbits.store.errors import DatabaseNotReady, StoreError
@@ -308,7 +309,8 @@ class RepositoryScanner(Service):
             self._repository_failing = isinstance(err, OSError)
             return False
         except Exception:
-            log.failure("[source] Repository scan failed")
+            outage.report(log, "[source] Repository scan", Failure(),
+                          "[source] Repository scan failed")
             self._last_error = ""
             return False
         self._last_error = ""

@@ -35,6 +35,7 @@ from mirrorbits.scan.rsync import ScanError, ScanListing, rsync_list
 from mirrorbits.scan.rsync_options import options_for
 from mirrorbits.scan.trace import fetch_trace
 from mirrorbits.scan.walk import ScanAborted
+from mirrorbits.store import outage
 from mirrorbits.store.client import RedisClient
 from mirrorbits.store.errors import DatabaseNotReady, ScanInProgress, StoreError
 from mirrorbits.store.files import repository_indexed
@@ -231,7 +232,8 @@ class MirrorScanner(Service):
 
     def _tick(self) -> Deferred[None]:
         ticking = Deferred.fromCoroutine(self._schedule())
-        ticking.addErrback(lambda failure: log.failure("Mirror scan scheduling failed", failure))
+        ticking.addErrback(lambda failure: outage.report(log, "Scan scheduling", failure,
+                                                         "Mirror scan scheduling failed"))
         return ticking
 
     async def _schedule(self) -> None:
@@ -269,7 +271,8 @@ class MirrorScanner(Service):
         elif failure.check(ScanError, ScanAborted, CancelledError, StoreError):
             pass  # already logged and recorded by scan_mirror
         else:
-            log.failure("[{name}] Scan failed", failure, name=mirror.name)
+            outage.report(log, "Scan scheduling", failure, "[{name}] Scan failed",
+                          name=mirror.name)
 
     def _start(self, mirror: Mirror, protocol: str, timeout: float) -> Deferred[ScanResult]:
         progress = Progress(self._reactor)

@@ -25,6 +25,7 @@ from twisted.internet.endpoints import HostnameEndpoint
 
 from mirrorbits.logs import Logger
 from mirrorbits.reactors import IConnectingReactor
+from mirrorbits.store import outage
 from mirrorbits.store.client import RedisClient, RedisConnection, RedisPool
 from mirrorbits.store.connection import (
     CONNECT_TIMEOUT,
@@ -280,6 +281,7 @@ class RedisService(ReconnectLoop):
         conn.whenDisconnected().addCallback(lambda _: self._wake())  # notice at once
         self._state, self._last_error = "up", ""
         self._connected_once()
+        outage.connected()
         log.info("Connected to redis master {host}:{port} (version {version})",
                  host=host, port=port, version=status.version)
         for callback in list(self._master_listeners):

@@ -20,6 +20,7 @@ from mirrorbits.selection import (
     fallback_candidates,
     select,
 )
+from mirrorbits.store import outage
 from mirrorbits.store.errors import StoreError
 from mirrorbits.web.context import FileMemo, WebContext
 from mirrorbits.web.decision import ErrorText
@@ -78,7 +79,9 @@ async def read_memo(ctx: WebContext, info: FileInfo, secure: Secure,
         generations = await read_indexes(ctx.cache, covering)
     except StoreError:
         return None, True
-    except Exception:
+    except Exception as err:
+        if outage.redis_cause(err) is not None:
+            return None, True
         log.failure("reading the mirrors of {path} failed", path=info.path)
         return None, True
     return ctx.remember_memo(info, entries, secure, options, version, generations), False

@@ -14,7 +14,8 @@ from mirrorbits.logs import Logger
 from mirrorbits.model import FileInfo
 from mirrorbits.selection import Secure
 from mirrorbits.stats import file_stats, utc_date
-from mirrorbits.store.errors import DatabaseNotReady, StoreError
+from mirrorbits.store import outage
+from mirrorbits.store.errors import REDIS_FAILURES, DatabaseNotReady, StoreError
 from mirrorbits.store.mirrors import mirror_file_counts, mirror_ids
 from mirrorbits.web.context import WebContext
 from mirrorbits.web.decision import Decision, ErrorText, Page
@@ -137,7 +138,7 @@ async def mirrors(ctx: WebContext, pretty: bool) -> Decision:
         counts = await mirror_file_counts(client, [mirror.id for mirror in enabled])
     except DatabaseNotReady:
         return ErrorText(503, "Service Unavailable")
-    except StoreError:
+    except REDIS_FAILURES:  # lost or refused mid-read: no traceback, nothing per request
         return ErrorText(500, str(MirrorListUnavailable()))
     body = mirrors_document(enabled, counts, pretty)
     ctx.recent[key] = (now, body)
@@ -166,8 +167,9 @@ async def checksum(ctx: WebContext, head: RequestHead, config: Config, path: str
         return local
     try:
         info = await ctx.cache.file_info(local.path) if local.is_file else None
-    except Exception:
-        log.failure("checksum lookup of {path} failed", path=local.path)
+    except Exception as err:
+        if outage.redis_cause(err) is None:  # Redis down: the Redis service says so
+            log.failure("checksum lookup of {path} failed", path=local.path)
         return ErrorText(503, "Service Unavailable")
     digest = ""
     if info is not None:

@@ -8,14 +8,23 @@ repository's files and a fallback. While threads download on keep-alive connecti
 * Redis is restarted empty (its data lost): the mirrors it no longer knows stop receiving
   users within seconds — nothing stale stays in the daemon's memory.
 
+With its background services running (health checks, liveness, verification, scans) against
+two mirrors, Redis is killed while each of them waits on it and restarted, made read-only,
+then killed while the daemon stops: each service says so in one line at most per outage,
+never with a traceback.
+
 No answer may be a 5xx, scans must work again after each fault, and every download the load
 received must be counted exactly once in the Redis that kept its data.
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import attrs
@@ -32,7 +41,7 @@ from tests.integration.test_daemon_redis import (
     serve_mirror,
     wait_until,
 )
-from tests.servers import RedisServer
+from tests.servers import RedisServer, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -148,3 +157,103 @@ def test_redis_restarted_empty_leaves_no_stale_mirror_in_memory(site: Site) -> N
     with site.db() as db:
         assert db.scard("FILES") > 0
     assert "Traceback" not in daemon.log()
+
+
+@pytest.fixture
+def monitored(tmp_path: Path) -> Iterator[Site]:
+    """Two mirrors, every background service on its shortest interval."""
+    server = RedisServer(workdir=tmp_path / "redis", extra_args=["--enable-debug-command", "yes"])
+    server.start()
+    repo = tmp_path / "repo"
+    make_repository(repo)
+    madrid_url, stop_madrid = serve_mirror(repo, "127.0.0.43")
+    lisbon_url, stop_lisbon = serve_mirror(repo, "127.0.0.45")
+    values = base_config(repo, server.address, CheckInterval="1", LivenessInterval="1",
+                         VerifyInterval="1", ScanInterval="1", RepositoryScanInterval="1")
+    daemon = DaemonProcess(workdir=tmp_path / "run", values=values,
+                           raw=f"Fallbacks:\n  - URL: {FALLBACK}\n")
+    try:
+        daemon.start()
+        assert daemon.ctl("refresh").returncode == 0
+        for name, url in (("madrid", madrid_url), ("lisbon", lisbon_url)):
+            assert daemon.ctl("add", "-http", url, name).returncode == 0
+            assert daemon.ctl("scan", name).returncode == 0
+            assert daemon.ctl("enable", name).returncode == 0
+        wait_until(lambda: get_location(daemon)[1].startswith((madrid_url, lisbon_url)), 20,
+                   "redirect to a mirror", daemon)
+        yield Site(repo, server, madrid_url, daemon)
+    finally:
+        daemon.stop()
+        stop_madrid()
+        stop_lisbon()
+        server.stop()
+
+
+def kill_while_asleep(server: RedisServer, meanwhile: Callable[[], None] = lambda: None) -> None:
+    """Make Redis sleep for two seconds (every service's next command waits for an answer),
+    do ``meanwhile``, then kill Redis: each service loses a command in flight."""
+    def sleep() -> None:
+        with contextlib.suppress(redis.RedisError), server.client() as db:
+            db.execute_command("DEBUG", "SLEEP", "2")
+
+    sleeper = threading.Thread(target=sleep, daemon=True)
+    sleeper.start()
+    time.sleep(1.5)
+    meanwhile()
+    assert server.process is not None
+    server.process.kill()
+    server.process.wait(10)
+    server.process = None
+    sleeper.join(10)
+
+
+def answers_during(daemon: DaemonProcess, seconds: float) -> set[int]:
+    """The statuses of requests made every 0.1 s for ``seconds``."""
+    statuses = set()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        statuses.add(get_location(daemon)[0])
+        time.sleep(0.1)
+    return statuses
+
+
+def test_background_services_report_redis_faults_in_one_line(monitored: Site) -> None:
+    site, daemon = monitored, monitored.daemon
+    time.sleep(2.5)  # a few rounds of every service
+    # (a) killed while every service waits for an answer, then restarted with its data
+    with site.db() as db:
+        db.save()
+    kill_while_asleep(site.redis)
+    down = answers_during(daemon, 3.0)
+    site.redis.start()
+    daemon.wait_log(f"Connected to redis master {site.redis.address}", timeout=15)
+    time.sleep(2.5)
+    # (b) read-only: a replica of an address where nothing listens
+    with site.db() as db:
+        db.execute_command("REPLICAOF", "127.0.0.1", str(free_port()))
+    read_only = answers_during(daemon, 4.0)
+    with site.db() as db:
+        db.execute_command("REPLICAOF", "NO", "ONE")
+    wait_until(lambda: get_location(daemon)[0] == 302, 15, "served again", daemon)
+    time.sleep(2.5)
+    recovered = get_location(daemon)
+    # (c) the daemon stopped while its commands wait on Redis, which dies at the same time
+    def stop_daemon() -> None:
+        daemon.signal(signal.SIGTERM)
+        time.sleep(0.3)  # stopping, its commands still waiting
+
+    kill_while_asleep(site.redis, stop_daemon)
+    code = daemon.stop()
+    log = daemon.log()
+    assert code in (0, -15), log
+    assert "Traceback" not in log, log
+    assert down <= {302, 503} and read_only <= {302, 503}, (down, read_only, log)
+    assert recovered[0] == 302, (recovered, log)
+    # at most one line per service and outage (three outages)
+    said = Counter(line.split("] ", 1)[1].split(": Redis unavailable")[0]
+                   for line in log.splitlines() if ": Redis unavailable (" in line)
+    assert all(n <= 3 for n in said.values()), said
+    # the three services that used to log tracebacks lost a command at (a), and said so
+    assert {"Health check", "Liveness", "Scan scheduling"} <= set(said), log
+    stopping = log[log.index("Received SIGTERM"):]
+    assert "Redis unavailable" not in stopping, stopping  # nothing said once stopping

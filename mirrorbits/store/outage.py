@@ -1,0 +1,60 @@
+"""One line per Redis outage and background service, never a traceback.
+
+A background service (health checks, liveness, verification, scans, stats flush...) whose
+Redis vanishes, turns read-only or restarts mid-operation gets a connection or response
+error. :func:`report` turns such a failure into one warning naming the service and the
+problem, said once per outage (the next "Connected to redis master" starts a new one). Any
+other failure is a bug: logged with its traceback as before. Once the daemon is stopping,
+nothing is logged: whatever an operation it cut short raised is the stop, not news.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.defer import FirstError
+from twisted.logger import Logger, LogLevel
+from twisted.python.failure import Failure
+
+from mirrorbits.store.errors import REDIS_FAILURES
+
+_outage = 0  # bumped at each connection to a master: a new outage may then be reported
+_said: dict[str, int] = {}  # service -> the outage it reported
+_stopping = False
+
+
+def redis_cause(failure: Failure | BaseException) -> BaseException | None:
+    """The Redis failure behind ``failure`` (looking inside ``gatherResults``' FirstError),
+    or None when it is something else."""
+    error = failure.value if isinstance(failure, Failure) else failure
+    while isinstance(error, FirstError):
+        inner = error.subFailure.value
+        if not isinstance(inner, BaseException):
+            return None
+        error = inner
+    return error if isinstance(error, REDIS_FAILURES) else None
+
+
+def connected() -> None:
+    """Redis is reachable again: each service may report the next outage."""
+    global _outage
+    _outage += 1
+
+
+def stopping(now: bool) -> None:
+    """Whether the daemon is stopping: operations it cuts short are then not reported."""
+    global _stopping
+    _stopping = now
+
+
+def report(log: Logger, service: str, failure: Failure, what: str, **fields: object) -> None:
+    """Log ``failure`` of ``service``: one line per outage when Redis is the cause, nothing
+    while stopping, otherwise ``what`` with its traceback."""
+    cause = redis_cause(failure)
+    if cause is None:
+        if not _stopping:
+            log.failure(what, failure, LogLevel.critical, **fields)
+        return
+    if _stopping or _said.get(service) == _outage:
+        return
+    _said[service] = _outage
+    log.warn("{service}: Redis unavailable ({error}); retried once it is back",
+             service=service, error=str(cause) or type(cause).__name__)

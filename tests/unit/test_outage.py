@@ -1,0 +1,60 @@
+"""mirrorbits.store.outage: one line per service and Redis outage, nothing while stopping."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import txredisapi
+from twisted.internet.defer import FirstError
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from mirrorbits.store import outage
+from mirrorbits.store.errors import DatabaseNotReady
+from tests.logcapture import captured_log
+
+log = Logger(namespace="mirrorbits.test_outage")
+
+
+@pytest.fixture(autouse=True)
+def running() -> Iterator[None]:
+    outage.stopping(False)
+    outage.connected()
+    yield
+    outage.stopping(False)
+
+
+def lost() -> Failure:
+    return Failure(txredisapi.ConnectionError("Lost connection"))
+
+
+def test_one_line_per_service_and_outage() -> None:
+    with captured_log("mirrorbits.test_outage") as said:
+        for _ in range(3):
+            outage.report(log, "Liveness", lost(), "round failed")
+            outage.report(log, "Health check", lost(), "round failed")
+        outage.connected()
+        outage.report(log, "Liveness", lost(), "round failed")
+    assert said == ["Liveness: Redis unavailable (Lost connection); retried once it is back",
+                    "Health check: Redis unavailable (Lost connection); retried once it is back",
+                    "Liveness: Redis unavailable (Lost connection); retried once it is back"]
+
+
+def test_redis_failure_inside_gather_results_is_an_outage() -> None:
+    inner = Failure(DatabaseNotReady("database not ready"))
+    assert outage.redis_cause(FirstError(inner, 0)) is inner.value
+    assert outage.redis_cause(ValueError("bug")) is None
+
+
+def test_other_failures_keep_their_traceback_and_stopping_is_silent() -> None:
+    try:
+        raise ValueError("a bug")
+    except ValueError:
+        bug = Failure()
+    with captured_log("mirrorbits.test_outage") as said:
+        outage.report(log, "Liveness", bug, "round failed")
+        outage.stopping(True)
+        outage.report(log, "Liveness", bug, "round failed")
+        outage.report(log, "Scan scheduling", lost(), "round failed")
+    assert len(said) == 1 and said[0].startswith("round failed")
