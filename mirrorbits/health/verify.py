@@ -33,13 +33,13 @@ from mirrorbits.logs import Logger
 from mirrorbits.model import Mirror
 from mirrorbits.reactors import IConnectingReactor
 from mirrorbits.stats import utc_date
-from mirrorbits.store import keys, outage
+from mirrorbits.store import outage
 from mirrorbits.store.client import RedisClient
 from mirrorbits.store.errors import DatabaseNotReady
 from mirrorbits.store.events import PROTO_HTTP
 from mirrorbits.store.files import file_mirror_ids, read_file, read_mirror_file
 from mirrorbits.store.mirrors import MirrorStore
-from mirrorbits.store.statistics import count, day_suffixes
+from mirrorbits.store.statistics import day_suffixes, files_downloads_in
 
 #: Seconds between two reads of the download counters and of the popular files' holders
 #: (every tick while nothing was downloaded yet today).
@@ -132,8 +132,7 @@ class FileVerifier(Service):
 
     async def _read_popularity(self, client: RedisClient, now: float) -> None:
         today = day_suffixes(utc_date(self._reactor.seconds()))[0]
-        counters = await client.hgetall(keys.STATS_FILE + today) or {}
-        popular = ranked({_text(path): count(value) for path, value in counters.items()})
+        popular = ranked(await files_downloads_in(client, today))
         holders = await gatherResults(
             [Deferred.fromCoroutine(file_mirror_ids(client, path)) for path in popular])
         self._rotation.set_held(dict(zip(popular, holders, strict=True)), popular, now)
@@ -175,7 +174,3 @@ class FileVerifier(Service):
         if why and self.running:
             self._rotation.forget(mirror.id, path)
             self._lost(mirror, path, why)
-
-
-def _text(value: object) -> str:
-    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else str(value)

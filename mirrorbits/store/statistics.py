@@ -26,6 +26,7 @@ __all__ = [
     "downloads_per_file",
     "file_downloads",
     "file_downloads_in",
+    "files_downloads_in",
     "mirror_downloads",
     "mirrors_downloads_per_day",
     "seen_within",
@@ -60,6 +61,19 @@ async def file_downloads(client: RedisClient, path: str, suffixes: Sequence[str]
 async def file_downloads_in(client: RedisClient, path: str, suffix: str) -> int:
     """The downloads of ``path`` in one period."""
     return count(await client.hget(keys.STATS_FILE + suffix, _path_field(path)))
+
+
+async def files_downloads_in(client: RedisClient, suffix: str) -> dict[str, int]:
+    """The downloads of every file counted in one period (paths decoded as requests are)."""
+    counters = await client.hgetall(keys.STATS_FILE + suffix) or {}
+    return {_field_path(field): count(value) for field, value in counters.items()}
+
+
+def _field_path(field: object) -> str:
+    """A hash field back as the path it counts (the inverse of :func:`_path_field`)."""
+    if isinstance(field, bytes):
+        return field.decode("utf-8", "surrogateescape")
+    return str(field)
 
 
 def _path_field(path: str) -> bytes:

@@ -140,17 +140,23 @@ def test_aria2c_never_accepts_the_wrong_bytes(setup: Setup, tmp_path: Path) -> N
     record_mirror_files(setup.db, 3, {PATH: len(setup.data)}, MOD_TIME)
     try:
         wait_until(lambda: BAD in metalink(setup), 10)
-        result = aria2c(setup.url("?meta4"), tmp_path / "out")
+        # a loaded machine may let the good mirrors' connections fetch every piece before the
+        # bad one is asked: try again (at most three downloads) until it was
+        for attempt in range(3):
+            out = tmp_path / f"out{attempt}"
+            result = aria2c(setup.url("?meta4"), out)
+            if served_by(setup.mirrors[BAD]) > before:
+                break
     finally:  # for the other tests of the module
         setup.db.srem(f"FILEMIRRORS_{PATH}", 3)
         setup.db.delete(f"FILEINFO_3_{PATH}")
         setup.db.publish("_mirrorbits_mirror_file_update", f"3 {PATH}")
         wait_until(lambda: BAD not in metalink(setup), 10)
-    target = tmp_path / "out" / "big image.iso"
+    target = out / "big image.iso"
     assert served_by(setup.mirrors[BAD]) > before, result.stdout
     if result.returncode == 0:  # it may have fetched every piece again elsewhere
         assert target.read_bytes() == setup.data
     else:  # 32: checksum validation failed; the download stays incomplete (control file)
         assert result.returncode == 32, result.stdout + result.stderr
         assert "checksum" in (result.stdout + result.stderr).lower()
-        assert (tmp_path / "out" / "big image.iso.aria2").exists()
+        assert (out / "big image.iso.aria2").exists()
