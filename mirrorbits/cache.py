@@ -19,7 +19,7 @@ from typing import Final, Generic, Literal, TypeVar
 
 from attrs import define, field
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
 from mirrorbits.model import FileInfo, Mirror
@@ -45,6 +45,15 @@ MISS_READS: Final = 3
 #: Files whose changed records one script re-reads after pub/sub messages (a message names
 #: one or two records: 200 files block Redis about a millisecond).
 REFRESH_BATCH: Final = 200
+#: Re-reads after pub/sub messages in flight at a time: one, so that an invalidation storm
+#: takes at most one of Redis' turns at a time from the requests' misses (which have
+#: :data:`MISS_READS`); the messages arriving meanwhile join the next one.
+REFRESH_READS: Final = 1
+#: Seconds at least between the starts of two re-read scripts of a worker in the daemon: at
+#: most 100 scripts of :data:`REFRESH_BATCH` files a second (20,000 files, twice what a scan
+#: commits); messages arriving meanwhile wait and join the next script, a path named again
+#: only once. A storm then costs Redis a bounded number of scripts, however fast it comes.
+REFRESH_INTERVAL: Final = 0.01
 #: What a file's re-read asks besides :data:`LOCAL` and mirror IDs: all its records.
 WHOLE: Final = -1
 #: Reads of a missing path before it is answered from one read that is not kept (its records
@@ -144,6 +153,11 @@ class MirrorCache:
     _again: dict[str, set[int]] = field(factory=dict)  # changed again while being read
     _refresh_reads: int = 0
     _refresh_waiters: dict[str, list[Deferred[None]]] = field(factory=dict)
+    # Seconds at least between the starts of two re-read scripts (REFRESH_INTERVAL in the
+    # daemon; 0: at once, for tests on a clock that does not move by itself).
+    refresh_interval: float = 0.0
+    _next_refresh: float = 0.0  # when the next re-read script may start
+    _refresh_call: IDelayedCall | None = None
     generation: int = 0  # bumped by invalidations that may concern any path
     path_versions_limit: int = 100_000
     _path_versions: dict[str, int] = field(factory=dict)
@@ -487,12 +501,26 @@ class MirrorCache:
         self._start_refreshes()
 
     def _start_refreshes(self) -> None:
-        while self._stale and self._refresh_reads < MISS_READS:
+        """Start a re-read of the paths waiting, no sooner than :attr:`refresh_interval`
+        after the last one started."""
+        while self._stale and self._refresh_reads < REFRESH_READS:
+            if self.refresh_interval > 0:
+                now = self.clock.seconds()
+                if now < self._next_refresh:
+                    if self._refresh_call is None:
+                        self._refresh_call = self.clock.callLater(
+                            self._next_refresh - now, self._paced_refresh)
+                    return
+                self._next_refresh = now + self.refresh_interval
             paths = list(itertools.islice(self._stale, REFRESH_BATCH))
             asked = [(path, frozenset(self._stale.pop(path))) for path in paths]
             self._refreshing.update(paths)
             self._refresh_reads += 1
             Deferred.fromCoroutine(self._refresh_batch(asked))
+
+    def _paced_refresh(self) -> None:
+        self._refresh_call = None
+        self._start_refreshes()
 
     async def _refresh_batch(self, asked: list[tuple[str, frozenset[int]]]) -> None:
         epoch = self._epoch
