@@ -167,6 +167,7 @@ class MirrorCache:
     # records, and a file read meanwhile is still right.
     _epoch: int = 0
     _mirror_versions: dict[int, int] = field(factory=dict)  # messages seen, by mirror
+    _clears: int = 0  # :meth:`clear` calls: a re-read started before one is not kept
 
     def version(self, path: str) -> tuple[int, int]:
         """What the cache knows of ``path``, as a value that changes whenever that may change.
@@ -470,6 +471,7 @@ class MirrorCache:
         self._release_refresh_waiters(list(self._refresh_waiters))
 
     def clear(self) -> None:
+        self._clears += 1
         self.generation += 1
         self._epoch += 1
         self._path_versions.clear()
@@ -523,7 +525,7 @@ class MirrorCache:
         self._start_refreshes()
 
     async def _refresh_batch(self, asked: list[tuple[str, frozenset[int]]]) -> None:
-        epoch = self._epoch
+        clears = self._clears
         whole = [path for path, parts in asked if WHOLE in parts]
         some = [(path, parts) for path, parts in asked if WHOLE not in parts]
         records: list[FileRecords] = []
@@ -538,10 +540,11 @@ class MirrorCache:
             failed = True
         self._refresh_reads -= 1
         # Else cleared meanwhile: nothing to replace. A mirror's message meanwhile (its
-        # health, a scan's start) does not make the file's records read here stale. What
-        # was read is newer than what the cache holds, even for a path changed again
-        # meanwhile (read again after).
-        if epoch == self._epoch:
+        # health, a scan's start) does not make the file's records read here stale, nor do
+        # the path counters restarting (a storm naming many paths): what was read is newer
+        # than what the cache holds, even for a path changed again meanwhile (read again
+        # after).
+        if clears == self._clears:
             if failed:
                 for path, _ in asked:
                     self._drop(path)  # the next request reads it

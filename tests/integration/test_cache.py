@@ -270,6 +270,31 @@ async def test_a_storms_re_reads_are_paced_and_coalesced(
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_re_read_lands_when_a_storm_restarts_the_path_counters(
+    redis_server: RedisServer, redis_db: redis.Redis
+) -> None:
+    """Messages naming more paths than ``path_versions_limit`` restart the counters while a
+    file's re-read is in flight: what it read is still kept (it was lost, the file's old
+    records answered until its next message)."""
+    seed(redis_db)
+    service = await started_service(redis_server)
+    try:
+        cache = MirrorCache(service.client, Clock(), path_versions_limit=2)
+        await cache.candidates("/a.txt")
+        await cache.file_info("/a.txt")
+        redis_db.hset("FILE_/a.txt", "size", "9")
+        cache.on_file_update("/a.txt")  # its re-read in flight...
+        for path in ("/x", "/y", "/z"):
+            cache.on_file_update(path)  # ...when files not held restart the counters
+        info = await cache.file_info("/a.txt")
+        assert info is not None and info.size == 9
+        held = cache.cached_file("/a.txt")
+        assert isinstance(held, FileInfo) and held.size == 9
+    finally:
+        await service.stopService()
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_message_re_reads_only_the_records_it_names(
     redis_server: RedisServer, redis_db: redis.Redis
 ) -> None:
