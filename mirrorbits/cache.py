@@ -19,7 +19,7 @@ from typing import Final, Generic, Literal, TypeVar
 
 from attrs import define, field
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
 from mirrorbits.model import FileInfo, Mirror
@@ -45,6 +45,15 @@ MISS_READS: Final = 3
 #: Files whose changed records one script re-reads after pub/sub messages (a message names
 #: one or two records: 200 files block Redis about a millisecond).
 REFRESH_BATCH: Final = 200
+#: Re-reads after pub/sub messages in flight at a time: one, so that an invalidation storm
+#: takes at most one of Redis' turns at a time from the requests' misses (which have
+#: :data:`MISS_READS`); the messages arriving meanwhile join the next one.
+REFRESH_READS: Final = 1
+#: Seconds at least between the starts of two re-read scripts of a worker in the daemon: at
+#: most 100 scripts of :data:`REFRESH_BATCH` files a second (20,000 files, twice what a scan
+#: commits); messages arriving meanwhile wait and join the next script, a path named again
+#: only once. A storm then costs Redis a bounded number of scripts, however fast it comes.
+REFRESH_INTERVAL: Final = 0.01
 #: What a file's re-read asks besides :data:`LOCAL` and mirror IDs: all its records.
 WHOLE: Final = -1
 #: Reads of a missing path before it is answered from one read that is not kept (its records
@@ -144,6 +153,11 @@ class MirrorCache:
     _again: dict[str, set[int]] = field(factory=dict)  # changed again while being read
     _refresh_reads: int = 0
     _refresh_waiters: dict[str, list[Deferred[None]]] = field(factory=dict)
+    # Seconds at least between the starts of two re-read scripts (REFRESH_INTERVAL in the
+    # daemon; 0: at once, for tests on a clock that does not move by itself).
+    refresh_interval: float = 0.0
+    _next_refresh: float = 0.0  # when the next re-read script may start
+    _refresh_call: IDelayedCall | None = None
     generation: int = 0  # bumped by invalidations that may concern any path
     path_versions_limit: int = 100_000
     _path_versions: dict[str, int] = field(factory=dict)
@@ -153,6 +167,7 @@ class MirrorCache:
     # records, and a file read meanwhile is still right.
     _epoch: int = 0
     _mirror_versions: dict[int, int] = field(factory=dict)  # messages seen, by mirror
+    _clears: int = 0  # :meth:`clear` calls: a re-read started before one is not kept
 
     def version(self, path: str) -> tuple[int, int]:
         """What the cache knows of ``path``, as a value that changes whenever that may change.
@@ -456,6 +471,7 @@ class MirrorCache:
         self._release_refresh_waiters(list(self._refresh_waiters))
 
     def clear(self) -> None:
+        self._clears += 1
         self.generation += 1
         self._epoch += 1
         self._path_versions.clear()
@@ -487,15 +503,29 @@ class MirrorCache:
         self._start_refreshes()
 
     def _start_refreshes(self) -> None:
-        while self._stale and self._refresh_reads < MISS_READS:
+        """Start a re-read of the paths waiting, no sooner than :attr:`refresh_interval`
+        after the last one started."""
+        while self._stale and self._refresh_reads < REFRESH_READS:
+            if self.refresh_interval > 0:
+                now = self.clock.seconds()
+                if now < self._next_refresh:
+                    if self._refresh_call is None:
+                        self._refresh_call = self.clock.callLater(
+                            self._next_refresh - now, self._paced_refresh)
+                    return
+                self._next_refresh = now + self.refresh_interval
             paths = list(itertools.islice(self._stale, REFRESH_BATCH))
             asked = [(path, frozenset(self._stale.pop(path))) for path in paths]
             self._refreshing.update(paths)
             self._refresh_reads += 1
             Deferred.fromCoroutine(self._refresh_batch(asked))
 
+    def _paced_refresh(self) -> None:
+        self._refresh_call = None
+        self._start_refreshes()
+
     async def _refresh_batch(self, asked: list[tuple[str, frozenset[int]]]) -> None:
-        epoch = self._epoch
+        clears = self._clears
         whole = [path for path, parts in asked if WHOLE in parts]
         some = [(path, parts) for path, parts in asked if WHOLE not in parts]
         records: list[FileRecords] = []
@@ -510,10 +540,11 @@ class MirrorCache:
             failed = True
         self._refresh_reads -= 1
         # Else cleared meanwhile: nothing to replace. A mirror's message meanwhile (its
-        # health, a scan's start) does not make the file's records read here stale. What
-        # was read is newer than what the cache holds, even for a path changed again
-        # meanwhile (read again after).
-        if epoch == self._epoch:
+        # health, a scan's start) does not make the file's records read here stale, nor do
+        # the path counters restarting (a storm naming many paths): what was read is newer
+        # than what the cache holds, even for a path changed again meanwhile (read again
+        # after).
+        if clears == self._clears:
             if failed:
                 for path, _ in asked:
                     self._drop(path)  # the next request reads it

@@ -24,7 +24,7 @@ from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
 
 from mirrorbits import version_info, version_string
-from mirrorbits.cache import MirrorCache
+from mirrorbits.cache import REFRESH_INTERVAL, MirrorCache
 from mirrorbits.cluster import ClusterService, new_node_id
 from mirrorbits.config import Config, ConfigError, load_config
 from mirrorbits.confighold import ConfigHolder
@@ -604,7 +604,8 @@ def _add_http(
     called.
     """
     ready_timeout = STARTUP_READY_TIMEOUT if successor is None else READY_TIMEOUT
-    cache = MirrorCache(redis.reading_client, reactor)  # a miss during a failover waits
+    cache = MirrorCache(redis.reading_client, reactor,  # a miss during a failover waits
+                        refresh_interval=REFRESH_INTERVAL)
     cache.resize(holder.current.cache_files)
 
     def listening_and_ready() -> Deferred[None]:

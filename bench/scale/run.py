@@ -8,6 +8,7 @@ Run from the repository root: ``.venv/bin/python bench/scale/run.py --files 1000
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -20,6 +21,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
@@ -35,6 +37,7 @@ from tests.daemon import DaemonProcess, base_config  # noqa: E402
 from tests.servers import RedisServer  # noqa: E402
 
 NS = 1_000_000_000
+DISTRIBUTIONS = ("zipf", "uniform")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -52,6 +55,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="invalidations per second (a mirror scan commits ~9,000 files/s)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--distribution", nargs="+", choices=DISTRIBUTIONS,
+                        default=list(DISTRIBUTIONS),
+                        help="which files the requests ask, each measured in turn: 'zipf' "
+                        "(popularity, as download traffic; the storm target is claimed for it)"
+                        " or 'uniform' (every file in turn: the worst case for a bounded cache)")
+    parser.add_argument("--zipf-s", type=float, default=1.0,
+                        help="exponent of the popularity law: the file of rank r is asked in "
+                        "proportion to 1 / r^s")
+    parser.add_argument("--requests", type=int, default=200_000,
+                        help="requests drawn for the 'zipf' request list")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", metavar="FILE")
     parser.add_argument("--workdir", metavar="DIR")
@@ -71,8 +84,33 @@ def resp(*args: str) -> bytes:
     return b"".join(parts)
 
 
+def popularity(files: int, s: float, seed: int) -> list[int]:
+    """File numbers from the most to the least popular (a seeded shuffle: popularity has
+    nothing to do with the order in which files were written nor with the storm's)."""
+    ranked = list(range(files))
+    random.Random(seed + 1).shuffle(ranked)
+    return ranked
+
+
+def zipf_requests(paths: list[str], ranked: list[int], s: float, count: int,
+                  seed: int) -> list[str]:
+    """``count`` request paths drawn so that the file of rank r is asked in proportion to
+    1 / r^s (download traffic: a few files take most requests)."""
+    weights = itertools.accumulate(1.0 / (rank + 1) ** s for rank in range(len(ranked)))
+    drawn = random.Random(seed + 2).choices(ranked, cum_weights=list(weights), k=count)
+    return [paths[n] for n in drawn]
+
+
+def held_share(files: int, held: int, s: float) -> float:
+    """The share of zipf requests asking one of the ``held`` most popular files."""
+    total = sum(1.0 / (rank + 1) ** s for rank in range(files))
+    return sum(1.0 / (rank + 1) ** s for rank in range(min(held, files))) / total
+
+
 def write_data(args: argparse.Namespace, workdir: Path, server: RedisServer) -> list[str]:
-    """Mirrors, files and their copies, through ``redis-cli --pipe``; returns the paths."""
+    """Mirrors, files and their copies, and download counts following the popularity law
+    (``STATS_FILE``: what a running daemon has counted, from which the fill takes the most
+    downloaded files first), through ``redis-cli --pipe``; returns the paths."""
     rng = random.Random(args.seed)
     mirrors = dataset.plan_mirrors(args.mirrors, rng)
     ids = [m.mirror.id for m in mirrors]
@@ -116,11 +154,22 @@ def write_data(args: argparse.Namespace, workdir: Path, server: RedisServer) -> 
             for start in range(0, len(held_paths), 1000):
                 sink.write(resp("SADD", keys.mirror_files(mirror_id),
                                 *held_paths[start:start + 1000]))
+        ranked = popularity(args.files, args.zipf_s, args.seed)
+        for start in range(0, len(ranked), 1000):
+            counts = []
+            for rank in range(start, min(start + 1000, len(ranked))):
+                count = int(1_000_000 / (rank + 1) ** args.zipf_s)
+                if count:
+                    counts += [paths[ranked[rank]], str(count)]
+            if counts:
+                sink.write(resp("HSET", keys.STATS_FILE, *counts))
     with open(out, "rb") as source:
         subprocess.run(["redis-cli", "-h", server.host, "-p", str(server.port), "--pipe"],
                        stdin=source, check=True, stdout=subprocess.DEVNULL)
     out.unlink()
-    (workdir / "paths.txt").write_text("".join(p + "\n" for p in paths))
+    (workdir / "uniform.txt").write_text("".join(p + "\n" for p in paths))
+    asked = zipf_requests(paths, ranked, args.zipf_s, args.requests, args.seed)
+    (workdir / "zipf.txt").write_text("".join(p + "\n" for p in asked))
     return paths
 
 
@@ -180,6 +229,11 @@ def storm(client: redis.Redis, paths: list[str], count: int, rate: float,
     return time.monotonic() - started
 
 
+def timed_storm(box: dict[str, float], client: redis.Redis, paths: list[str],
+                args: argparse.Namespace) -> None:
+    box["seconds"] = storm(client, paths, args.storm, args.storm_rate, args.mirrors)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     os.chdir(ROOT)
@@ -205,8 +259,9 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         daemon.start()
         deadline = time.monotonic() + 600
-        while (daemon.log().count("Cache filled with") + daemon.log().count("serving anyway")
-               < args.workers):
+        # Every worker's fill done (a worker serves after at most 60 s, filling on): the
+        # memory and the files held are read once the caches are full.
+        while daemon.log().count("Cache filled with") < args.workers:
             if time.monotonic() > deadline:
                 raise SystemExit(f"no cache filled:\n{daemon.log()}")
             time.sleep(0.1)
@@ -215,52 +270,62 @@ def main(argv: list[str] | None = None) -> int:
         log(f"served after {fill_s:.1f} s (caches filled): {filled}")
         url = f"http://{daemon.http[0]}:{daemon.http[1]}"
 
-        def load() -> loadgen.LoadResult:
-            return loadgen.run_wrk(url, workdir / "paths.txt", workdir / "ips.txt",
+        def load(requests: str) -> loadgen.LoadResult:
+            return loadgen.run_wrk(url, workdir / f"{requests}.txt", workdir / "ips.txt",
                                    MIRROR_LUA_PATTERN, args.seconds, args.threads,
                                    args.connections)
 
-        load()  # every file's memo built (as far as the load reaches)
         workers = children(daemon.process.pid) if daemon.process is not None else []
-        cpu_at = cpu_seconds(workers)
-        before = load()
-        cpu_before = cpu_seconds(workers) - cpu_at
-        loaded = memory(daemon)
-        box: dict[str, float] = {}
-        writer = threading.Thread(target=lambda: box.update(seconds=storm(
-            client, paths, args.storm, args.storm_rate, args.mirrors)))
-        cpu_at = cpu_seconds(workers)
-        writer.start()
-        during = load()
-        writer.join()
-        cpu_during = cpu_seconds(workers) - cpu_at
+        held = [int(n) for n in re.findall(r"Cache filled with (\d+) files", daemon.log())]
+        cached_files = max(held) if held else min(args.files, args.cache_files)
+        runs: dict[str, dict[str, Any]] = {}
+        loaded = filled
+        for requests in args.distribution:
+            load(requests)  # the files' memos built (as far as the load reaches)
+            cpu_at = cpu_seconds(workers)
+            before = load(requests)
+            cpu_before = cpu_seconds(workers) - cpu_at
+            loaded = memory(daemon)
+            box: dict[str, float] = {}
+            writer = threading.Thread(target=timed_storm, args=(box, client, paths, args))
+            cpu_at = cpu_seconds(workers)
+            writer.start()
+            during = load(requests)
+            writer.join()
+            cpu_during = cpu_seconds(workers) - cpu_at
+            time.sleep(2.0)  # the last refreshes done
+            runs[requests] = {
+                "before": {"rps": before.rate, "p50_ms": before.p50_ms,
+                           "p99_ms": before.p99_ms,
+                           "wrong": before.other_status + before.bad_location},
+                "during": {"rps": during.rate, "p50_ms": during.p50_ms,
+                           "p99_ms": during.p99_ms,
+                           "wrong": during.other_status + during.bad_location},
+                "storm_seconds": box.get("seconds"), "memory_loaded": loaded,
+                "workers_cpu_s": {"before": cpu_before, "during": cpu_during},
+                "ratio": (during.p99_ms or 0) / (before.p99_ms or 1),
+                "held_share": (held_share(args.files, cached_files, args.zipf_s)
+                               if requests == "zipf" else min(cached_files / args.files, 1.0)),
+            }
+            log(f"{requests}: {runs[requests]}")
         after = memory(daemon)
         # The storm alone (no load): what its messages cost the workers, per message each.
-        time.sleep(2.0)  # the last refreshes done
         cpu_at = cpu_seconds(workers)
         idle_seconds = storm(client, paths, args.storm, args.storm_rate, args.mirrors)
         time.sleep(2.0)
         storm_cpu = cpu_seconds(workers) - cpu_at
         per_message_us = storm_cpu / max(len(workers), 1) / args.storm * 1e6
-        held = [int(n) for n in re.findall(r"Cache filled with (\d+) files", daemon.log())]
-        cached_files = max(held) if held else min(args.files, args.cache_files)
         per_worker = [w for w in loaded["workers_mib"]] or [loaded["daemon_mib"]]
         result = {
             "command": shlex.join([sys.executable, *sys.argv]),
             "load_average": os.getloadavg(), "files": args.files, "mirrors": args.mirrors,
             "records": records, "cache_files": args.cache_files, "workers": args.workers,
-            "fill_seconds": fill_s, "memory_filled": filled, "memory_loaded": loaded,
-            "memory_after_storm": after,
-            "before": {"rps": before.rate, "p50_ms": before.p50_ms, "p99_ms": before.p99_ms,
-                       "wrong": before.other_status + before.bad_location},
-            "during": {"rps": during.rate, "p50_ms": during.p50_ms, "p99_ms": during.p99_ms,
-                       "wrong": during.other_status + during.bad_location},
-            "storm_messages": args.storm, "storm_seconds": box.get("seconds"),
-            "workers_cpu_s": {"before": cpu_before, "during": cpu_during,
-                              "storm_alone": storm_cpu, "storm_alone_seconds": idle_seconds},
+            "files_held": cached_files, "zipf_s": args.zipf_s,
+            "fill_seconds": fill_s, "memory_filled": filled, "memory_after_storm": after,
+            "runs": runs, "storm_messages": args.storm,
+            "storm_alone": {"cpu_s": storm_cpu, "seconds": idle_seconds},
             "storm_us_per_message_per_worker": per_message_us,
         }
-        ratio = (during.p99_ms or 0) / (before.p99_ms or 1)
         lines = [
             "", "=== mirrorbits scale benchmark ===",
             f"command      {result['command']}",
@@ -274,19 +339,31 @@ def main(argv: list[str] | None = None) -> int:
             f" MiB, daemon {filled['daemon_mib']:.0f} MiB, total {filled['total_mib']:.0f} MiB",
             f"             after load (memos built): workers "
             f"{', '.join(f'{w:.0f}' for w in loaded['workers_mib'])} MiB, total "
-            f"{loaded['total_mib']:.0f} MiB",
+            f"{loaded['total_mib']:.0f} MiB; after the storms: total "
+            f"{after['total_mib']:.0f} MiB",
             f"             per worker and file held: "
             f"{max(per_worker) * 1024 / max(cached_files, 1):.2f} KiB (whole process)",
-            f"before storm {before.rate:.0f} req/s, p50 {before.p50_ms} ms, p99 {before.p99_ms} ms",
-            f"during storm {during.rate:.0f} req/s, p50 {during.p50_ms} ms, p99 {during.p99_ms} ms"
-            f"  ({args.storm} invalidations in {box.get('seconds', 0):.1f} s)",
-            f"workers CPU  {cpu_before:.1f} s before, {cpu_during:.1f} s during the storm "
-            f"(each {args.seconds:.0f} s of load); the storm alone: {storm_cpu:.1f} s in "
-            f"{idle_seconds:.1f} s = {per_message_us:.0f} us per message and worker",
-            f"STORM P99    {ratio:.2f}x  ({'meets' if ratio < 2 else 'MISSES'} the target < 2x)",
-            f"wrong        {before.other_status + before.bad_location} before, "
-            f"{during.other_status + during.bad_location} during",
         ]
+        for requests, run in runs.items():
+            before_r, during_r = run["before"], run["during"]
+            ratio = float(run["ratio"])
+            share = float(run["held_share"])
+            law = f"zipf s={args.zipf_s:g}" if requests == "zipf" else "uniform, in turn"
+            lines += [
+                f"--- requests: {requests} ({law}; {share:.0%} of requests ask a file the "
+                f"fill put in the cache)",
+                f"before storm {before_r['rps']:.0f} req/s, p50 {before_r['p50_ms']} ms, "
+                f"p99 {before_r['p99_ms']} ms",
+                f"during storm {during_r['rps']:.0f} req/s, p50 {during_r['p50_ms']} ms, "
+                f"p99 {during_r['p99_ms']} ms  ({args.storm} invalidations in "
+                f"{float(run['storm_seconds'] or 0):.1f} s)",
+                f"STORM P99    {ratio:.2f}x  ({'meets' if ratio < 2 else 'MISSES'} the target "
+                f"< 2x{'' if requests == 'zipf' else '; claimed for zipf requests only'})",
+                f"wrong        {before_r['wrong']} before, {during_r['wrong']} during",
+            ]
+        lines.append(
+            f"workers CPU  the storm alone: {storm_cpu:.1f} s in {idle_seconds:.1f} s = "
+            f"{per_message_us:.0f} us per message and worker")
         print("\n".join(lines), flush=True)
         if args.json:
             Path(args.json).write_text(json.dumps(result, indent=2) + "\n")

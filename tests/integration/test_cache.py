@@ -230,6 +230,71 @@ async def test_a_mirror_message_during_a_refresh_does_not_lose_the_files_change(
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_storms_re_reads_are_paced_and_coalesced(
+    redis_server: RedisServer, redis_db: redis.Redis
+) -> None:
+    """One re-read in flight, started at most every ``refresh_interval``: the messages that
+    arrive meanwhile (a path named twice once) go in one script, and what it reads lands."""
+    seed(redis_db)
+    for name in ("b", "c"):
+        redis_db.hset(f"FILE_/{name}.txt", mapping={"size": "1", "modTime": MOD_TIME})
+        redis_db.sadd(f"FILEMIRRORS_/{name}.txt", 2)
+        redis_db.hset(f"FILEINFO_2_/{name}.txt", mapping={"size": "1", "modTime": MOD_TIME})
+    service = await started_service(redis_server)
+    try:
+        clock = Clock()
+        cache = MirrorCache(service.client, clock, refresh_interval=0.5)
+        for path in ("/a.txt", "/b.txt", "/c.txt"):
+            await cache.candidates(path)
+            await cache.file_info(path)
+        redis_db.config_resetstat()
+        for name in ("a", "b", "c"):
+            redis_db.hset(f"FILE_/{name}.txt", "size", "9")
+        cache.on_file_update("/a.txt")  # read at once
+        for path in ("/b.txt", "/c.txt", "/b.txt"):
+            cache.on_file_update(path)  # wait for the interval, together
+        info = await cache.file_info("/a.txt")
+        assert info is not None and info.size == 9
+        assert redis_db.info("commandstats")["cmdstat_eval"]["calls"] == 1
+        held = cache.cached_file("/b.txt")
+        assert isinstance(held, FileInfo) and held.size == 1  # answered from meanwhile
+        clock.advance(0.5)
+        for path in ("/b.txt", "/c.txt"):
+            info = await cache.file_info(path)
+            assert info is not None and info.size == 9
+        stats = redis_db.info("commandstats")
+        assert stats["cmdstat_eval"]["calls"] == 2  # /b and /c in one script
+        assert stats["cmdstat_hmget"]["calls"] == 3  # each FILE_ once
+    finally:
+        await service.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_re_read_lands_when_a_storm_restarts_the_path_counters(
+    redis_server: RedisServer, redis_db: redis.Redis
+) -> None:
+    """Messages naming more paths than ``path_versions_limit`` restart the counters while a
+    file's re-read is in flight: what it read is still kept (it was lost, the file's old
+    records answered until its next message)."""
+    seed(redis_db)
+    service = await started_service(redis_server)
+    try:
+        cache = MirrorCache(service.client, Clock(), path_versions_limit=2)
+        await cache.candidates("/a.txt")
+        await cache.file_info("/a.txt")
+        redis_db.hset("FILE_/a.txt", "size", "9")
+        cache.on_file_update("/a.txt")  # its re-read in flight...
+        for path in ("/x", "/y", "/z"):
+            cache.on_file_update(path)  # ...when files not held restart the counters
+        info = await cache.file_info("/a.txt")
+        assert info is not None and info.size == 9
+        held = cache.cached_file("/a.txt")
+        assert isinstance(held, FileInfo) and held.size == 9
+    finally:
+        await service.stopService()
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_message_re_reads_only_the_records_it_names(
     redis_server: RedisServer, redis_db: redis.Redis
 ) -> None:
