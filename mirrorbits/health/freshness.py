@@ -148,7 +148,8 @@ class FreshnessChecker(Service):
     def _due(self, mirror_id: int, path: str, delay: float, started: float,
              held: bool) -> None:
         self._waiting.pop((mirror_id, path), None)
-        self._per_path[path] -= 1
+        # the path stays counted until this check ends: another mirror's check ending first
+        # must not forget the version this one may still ask again for
         checking = Deferred.fromCoroutine(self._check(mirror_id, path, delay, started, held))
         checking.addErrback(self._failed)
 
@@ -184,9 +185,11 @@ class FreshnessChecker(Service):
                 self._schedule(mirror_id, path, next_delay(delay), started, held)
         finally:
             limit.release()
-            if not self._per_path[path]:
-                self._per_path.pop(path, None)
-                self._current.pop(path, None)
+            if path in self._per_path:  # not cleared by a stop meanwhile
+                self._per_path[path] -= 1
+                if not self._per_path[path]:
+                    self._per_path.pop(path, None)
+                    self._current.pop(path, None)
 
     async def _head(self, url: str, allowed: bool,
                     name: str) -> tuple[int, str | None, str | None] | None:

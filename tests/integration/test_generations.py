@@ -99,6 +99,8 @@ def test_a_mirror_with_new_packages_but_the_old_inrelease_gets_no_user_for_that_
                                 go_time(T0))
             assert daemon.ctl("enable", name).returncode == 0
         wait_until(lambda: len(targets(daemon, TRANSLATION, 10)) == 3, 20)
+        for name in servers:  # the scans that enabling starts end before the origin publishes
+            daemon.wait_log(f"[{name}] Indexed", timeout=30)
 
         for path, content in NEW.items():  # the origin publishes a new dists/stable
             install(repo, path, content)
