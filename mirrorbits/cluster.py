@@ -33,6 +33,7 @@ from mirrorbits.store.connection import COMMAND_TIMEOUT, describe
 from mirrorbits.store.errors import DatabaseNotReady, StoreError
 from mirrorbits.store.mirrors import mirror_ids
 from mirrorbits.store.pubsub import announce_node
+from mirrorbits.ticking import start_loop, stop_loop
 
 log = Logger()
 
@@ -177,15 +178,11 @@ class ClusterService(Service):
     def startService(self) -> None:
         super().startService()
         log.info("Cluster node ID: {node}", node=self.node_id)
-        loop = LoopingCall(self._tick)
-        loop.clock = self._clock
-        self._loop = loop
-        loop.start(self.announce_interval, now=True)
+        self._loop = start_loop(self._tick, self._clock, self.announce_interval, now=True)
 
     def stopService(self) -> None:
         super().stopService()
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
+        stop_loop(self._loop)
         self._loop = None
         if self._inflight is not None:
             self._inflight.cancel()

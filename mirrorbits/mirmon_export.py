@@ -24,6 +24,7 @@ from mirrorbits.mirmon import mirmon_list, replace_file
 from mirrorbits.model import Mirror
 from mirrorbits.reactors import IThreadReactor
 from mirrorbits.store.errors import REDIS_FAILURES, DatabaseNotReady
+from mirrorbits.ticking import start_loop, stop_loop
 
 __all__ = ["DEBOUNCE", "REFRESH_INTERVAL", "MirmonExport"]
 
@@ -55,15 +56,11 @@ class MirmonExport(Service):
 
     def startService(self) -> None:
         super().startService()
-        loop = LoopingCall(self.changed)
-        loop.clock = self._reactor
-        self._loop = loop
-        loop.start(REFRESH_INTERVAL, now=True)
+        self._loop = start_loop(self.changed, self._reactor, REFRESH_INTERVAL, now=True)
 
     def stopService(self) -> None:
         super().stopService()
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
+        stop_loop(self._loop)
         self._loop = None
         if self._pending is not None and self._pending.active():
             self._pending.cancel()

@@ -26,6 +26,7 @@ from mirrorbits.store import keys, outage
 from mirrorbits.store.client import RedisClient
 from mirrorbits.store.errors import REDIS_FAILURES, DatabaseNotReady
 from mirrorbits.store.retention import delete_expired_stats
+from mirrorbits.ticking import start_loop, stop_loop
 
 __all__ = ["PASS_INTERVAL", "RETRY_INTERVAL", "TICK", "RetentionService", "expired_stats"]
 
@@ -96,16 +97,12 @@ class RetentionService(Service):
 
     def startService(self) -> None:
         super().startService()
-        loop = LoopingCall(self.step)
-        loop.clock = self._clock
-        self._loop = loop
-        loop.start(TICK, now=False).addErrback(
-            lambda failure: log.failure("The statistics retention stopped", failure))
+        self._loop = start_loop(self.step, self._clock, TICK, now=False, log=log,
+                                stopped="The statistics retention stopped")
 
     def stopService(self) -> None:
         super().stopService()
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
+        stop_loop(self._loop)
         self._loop = None
 
     def config_changed(self) -> None:

@@ -61,6 +61,7 @@ from mirrorbits.store.statsflush import (
     script_arguments,
     write_batch,
 )
+from mirrorbits.ticking import start_loop, stop_loop
 
 log = Logger()
 
@@ -209,15 +210,11 @@ class StatsService(Service):
 
     def startService(self) -> None:
         super().startService()
-        loop = LoopingCall(self._tick)
-        loop.clock = self._clock
-        self._loop = loop
-        loop.start(self._flush_interval, now=False)
+        self._loop = start_loop(self._tick, self._clock, self._flush_interval, now=False)
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
+        stop_loop(self._loop)
         self._loop = None
         return Deferred.fromCoroutine(self._final_flush())
 

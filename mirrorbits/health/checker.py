@@ -41,6 +41,7 @@ from mirrorbits.store.client import RedisClient
 from mirrorbits.store.errors import DatabaseNotReady
 from mirrorbits.store.events import PROTO_HTTP
 from mirrorbits.store.mirrors import MirrorStore
+from mirrorbits.ticking import cancel_all, start_loop, stop_loop
 
 WORKERS = 10
 QUEUE = 50
@@ -73,7 +74,6 @@ class HealthChecker(Service):
     _pending: dict[int, Deferred[None]] = field(factory=dict, init=False)
     _semaphore: DeferredSemaphore = field(factory=lambda: DeferredSemaphore(WORKERS), init=False)
     _loop: LoopingCall | None = field(default=None, init=False)
-    _loop_done: Deferred[LoopingCall] | None = field(default=None, init=False)
     _agents: AgentFactory | None = field(default=None, init=False)
     _round: Deferred[None] | None = field(default=None, init=False)
     # What the last check of each (mirror, protocol) said: a repeated condition (a mirror
@@ -89,20 +89,15 @@ class HealthChecker(Service):
     def startService(self) -> None:
         super().startService()
         self._agents = self._agent_factory or (lambda admit: make_agent(self._reactor, admit))
-        loop = LoopingCall(self.tick)
-        loop.clock = self._reactor
-        self._loop = loop
-        self._loop_done = loop.start(TICK, now=True)
-        self._loop_done.addErrback(lambda f: log.failure("Health-check loop stopped", f))
+        self._loop = start_loop(self.tick, self._reactor, TICK, now=True, log=log,
+                                stopped="Health-check loop stopped")
 
     def stopService(self) -> Deferred[None]:
         """Stop scheduling and cancel the checks in flight."""
         super().stopService()
-        loop, self._loop = self._loop, None
-        if loop is not None and loop.running:
-            loop.stop()
-        for pending in list(self._pending.values()):
-            pending.cancel()
+        stop_loop(self._loop)
+        self._loop = None
+        cancel_all(self._pending.values())
         return succeed(None)
 
     def check_soon(self, mirror_id: int) -> None:

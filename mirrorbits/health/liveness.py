@@ -35,6 +35,7 @@ from mirrorbits.store import outage
 from mirrorbits.store.client import RedisClient
 from mirrorbits.store.errors import DatabaseNotReady
 from mirrorbits.store.mirrors import MirrorStore
+from mirrorbits.ticking import cancel_all, start_loop, stop_loop
 
 REASON = "Unreachable (liveness)"
 FAILURES_BEFORE_DOWN = 2
@@ -109,19 +110,14 @@ class LivenessProbes(Service):
 
     def startService(self) -> None:
         super().startService()
-        loop = LoopingCall(self.tick)
-        loop.clock = self._reactor
-        self._loop = loop
-        loop.start(TICK, now=True).addErrback(
-            lambda f: log.failure("Liveness loop stopped", f))
+        self._loop = start_loop(self.tick, self._reactor, TICK, now=True, log=log,
+                                stopped="Liveness loop stopped")
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
-        loop, self._loop = self._loop, None
-        if loop is not None and loop.running:
-            loop.stop()
-        for pending in list(self._pending.values()):
-            pending.cancel()
+        stop_loop(self._loop)
+        self._loop = None
+        cancel_all(self._pending.values())
         self._held.close_all()
         return succeed(None)
 

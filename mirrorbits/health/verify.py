@@ -40,6 +40,7 @@ from mirrorbits.store.events import PROTO_HTTP
 from mirrorbits.store.files import file_mirror_ids, read_file, read_mirror_file
 from mirrorbits.store.mirrors import MirrorStore
 from mirrorbits.store.statistics import day_suffixes, files_downloads_in
+from mirrorbits.ticking import cancel_all, start_loop, stop_loop
 
 #: Seconds between two reads of the download counters and of the popular files' holders
 #: (every tick while nothing was downloaded yet today).
@@ -78,19 +79,14 @@ class FileVerifier(Service):
 
     def startService(self) -> None:
         super().startService()
-        loop = LoopingCall(self.tick)
-        loop.clock = self._reactor
-        self._loop = loop
-        loop.start(TICK, now=True).addErrback(
-            lambda f: log.failure("File verification loop stopped", f))
+        self._loop = start_loop(self.tick, self._reactor, TICK, now=True, log=log,
+                                stopped="File verification loop stopped")
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
-        loop, self._loop = self._loop, None
-        if loop is not None and loop.running:
-            loop.stop()
-        for pending in list(self._pending.values()):
-            pending.cancel()
+        stop_loop(self._loop)
+        self._loop = None
+        cancel_all(self._pending.values())
         return succeed(None)
 
     def tick(self) -> Deferred[None]:

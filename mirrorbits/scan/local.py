@@ -42,6 +42,7 @@ from mirrorbits.store.commands import batches
 from mirrorbits.store.errors import DatabaseNotReady, StoreError
 from mirrorbits.store.files import read_files
 from mirrorbits.store.repository import BATCH, commit_repository_scan
+from mirrorbits.ticking import start_loop, stop_loop
 
 __all__ = ["Abort", "RepositoryScanner", "ScanAborted", "ScanSummary", "hash_local_file",
            "scan_repository"]
@@ -321,14 +322,10 @@ class RepositoryScanner(Service):
         self._loop_minutes = max(0, self._get_config().repository_scan_interval)
         if not self.running or self._loop_minutes == 0:
             return
-        loop = LoopingCall(lambda: Deferred.fromCoroutine(self._scan_logged()))
-        loop.clock = self._reactor
-        self._loop = loop
-        loop.start(self._loop_minutes * 60, now=False).addErrback(
-            lambda failure: log.failure("[source] Periodic scan stopped", failure)
-        )
+        self._loop = start_loop(lambda: Deferred.fromCoroutine(self._scan_logged()),
+                                self._reactor, self._loop_minutes * 60, now=False, log=log,
+                                stopped="[source] Periodic scan stopped")
 
     def _stop_loop(self) -> None:
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
+        stop_loop(self._loop)
         self._loop = None

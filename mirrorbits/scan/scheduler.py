@@ -40,6 +40,7 @@ from mirrorbits.store.client import RedisClient
 from mirrorbits.store.errors import DatabaseNotReady, ScanInProgress, StoreError
 from mirrorbits.store.files import repository_indexed
 from mirrorbits.store.mirrors import MirrorStore
+from mirrorbits.ticking import start_loop, stop_loop
 
 __all__ = [
     "EXPECTED_FAILURES",
@@ -209,17 +210,13 @@ class MirrorScanner(Service):
 
     def startService(self) -> None:
         super().startService()
-        loop = LoopingCall(self._tick)
-        loop.clock = self._reactor
-        self._loop = loop
-        loop.start(TICK, now=True).addErrback(
-            lambda failure: log.failure("The mirror scan monitor stopped", failure))
+        self._loop = start_loop(self._tick, self._reactor, TICK, now=True, log=log,
+                                stopped="The mirror scan monitor stopped")
 
     def stopService(self) -> Deferred[None]:
         """Stop scheduling and abort the running scans (their rsync is killed)."""
         super().stopService()
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
+        stop_loop(self._loop)
         self._loop = None
         running = list(self._running.values())
         if not running:

@@ -25,6 +25,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 
 from mirrorbits.logs import Logger
+from mirrorbits.ticking import start_loop, stop_loop
 
 log = Logger()
 
@@ -159,15 +160,11 @@ class DownloadLog(Service):
         if not self.log_dir:
             return
         self._open()
-        loop = LoopingCall(self._tick)
-        loop.clock = self._clock
-        self._loop = loop
-        loop.start(FLUSH_INTERVAL, now=False)
+        self._loop = start_loop(self._tick, self._clock, FLUSH_INTERVAL, now=False)
 
     def stopService(self) -> None:
         super().stopService()
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
+        stop_loop(self._loop)
         self._loop = None
         self.flush()
         self._close()
