@@ -11,9 +11,8 @@ from collections.abc import Mapping, Sequence
 from attrs import frozen
 
 from mirrorbits.model import FileInfo
-from mirrorbits.store import keys
 from mirrorbits.store.client import RedisClient
-from mirrorbits.store.records import FILE_FIELDS, MIRROR_FILE_FIELDS, file_info_from_values
+from mirrorbits.store.filescript import eval_file_script, local_info, mirror_info
 
 __all__ = ["LOCAL", "FileChange", "read_file_changes"]
 
@@ -21,20 +20,11 @@ __all__ = ["LOCAL", "FileChange", "read_file_changes"]
 LOCAL = 0
 
 _NOT_READ = "\1"
-_MISSING = "\0"
 
 # One reply string per file: FILE_'s fields (or \1: not asked), then the file's mirror IDs
 # (or \1), then "id, size, modTime" of each asked mirror that holds it.
+# (After filescript.SCRIPT_HEAD.)
 _READ_CHANGES = """
-local file_prefix, mirrors_prefix, info_prefix, info_sep = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local file_fields, info_fields = {}, {}
-for name in string.gmatch(ARGV[5], '%S+') do file_fields[#file_fields + 1] = name end
-for name in string.gmatch(ARGV[6], '%S+') do info_fields[#info_fields + 1] = name end
-local function joined(values, count)
-  local parts = {}
-  for i = 1, count do parts[i] = values[i] or '\0' end
-  return table.concat(parts, '\31')
-end
 local out = {}
 for i = 7, #ARGV - 1, 2 do
   local path, local_part, asked = ARGV[i], '\1', {}
@@ -83,18 +73,15 @@ async def read_file_changes(client: RedisClient,
     file's mirror IDs with the records of the mirrors (IDs) in ``parts``; one script."""
     if not asked:
         return []
-    info_prefix, info_sep, _ = keys.file_info("\0", "\0").split("\0")
     args: list[str] = []
     for path, parts in asked:
         args += [path, " ".join(map(str, sorted(parts)))]
-    rows: list[str] = await client.execute_command(
-        "EVAL", _READ_CHANGES, "0", keys.file(""), keys.file_mirrors(""), info_prefix,
-        info_sep, " ".join(FILE_FIELDS), " ".join(MIRROR_FILE_FIELDS), *args)
+    rows = await eval_file_script(client, _READ_CHANGES, args)
     changes = []
     for (path, _), row in zip(asked, rows, strict=True):
         local_part, ids_part, *copies = row.split("\30")
         local_read = local_part != _NOT_READ
-        info = file_info_from_values(path, _values(local_part)) if local_read else None
+        info = local_info(path, local_part) if local_read else None
         mirror_ids = None
         if ids_part != _NOT_READ:
             mirror_ids = tuple(sorted(int(i) for i in ids_part.split() if i.isdigit()))
@@ -102,11 +89,7 @@ async def read_file_changes(client: RedisClient,
         for copy in copies:
             mirror_id, _, values = copy.partition("\31")
             if mirror_id.isdigit():
-                infos[int(mirror_id)] = file_info_from_values(path, _values(values),
-                                                              MIRROR_FILE_FIELDS)
+                infos[int(mirror_id)] = mirror_info(path, values)
         changes.append(FileChange(path, local_read, info, mirror_ids, infos))
     return changes
 
-
-def _values(text: str) -> list[str | None]:
-    return [None if value == _MISSING else value for value in text.split("\31")]

@@ -12,7 +12,7 @@ from attrs import frozen
 from mirrorbits.model import FileInfo
 from mirrorbits.store import keys
 from mirrorbits.store.client import RedisClient
-from mirrorbits.store.records import FILE_FIELDS, MIRROR_FILE_FIELDS, file_info_from_values
+from mirrorbits.store.filescript import eval_file_script, local_info, mirror_info
 
 __all__ = ["FileRecords", "popular_paths", "read_file_records", "warm_order"]
 
@@ -83,17 +83,8 @@ async def warm_order(client: RedisClient, limit: int,
 
 # One file per reply string: its FILE_ fields, then one "id, size, modTime" per mirror, so
 # that a batch of files with their 27 mirrors each is parsed as a few hundred strings and
-# split in C, rather than as tens of thousands of bulk replies.
+# split in C, rather than as tens of thousands of bulk replies (after filescript.SCRIPT_HEAD).
 _READ_RECORDS = """
-local file_prefix, mirrors_prefix, info_prefix, info_sep = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local file_fields, info_fields = {}, {}
-for name in string.gmatch(ARGV[5], '%S+') do file_fields[#file_fields + 1] = name end
-for name in string.gmatch(ARGV[6], '%S+') do info_fields[#info_fields + 1] = name end
-local function joined(values, count)
-  local parts = {}
-  for i = 1, count do parts[i] = values[i] or '\0' end
-  return table.concat(parts, '\31')
-end
 local out = {}
 for i = 7, #ARGV do
   local path = ARGV[i]
@@ -108,7 +99,6 @@ for i = 7, #ARGV do
 end
 return out
 """
-_MISSING = "\0"
 
 
 async def read_file_records(client: RedisClient, paths: Sequence[str]) -> list[FileRecords]:
@@ -117,14 +107,11 @@ async def read_file_records(client: RedisClient, paths: Sequence[str]) -> list[F
     file-on-mirror record: 50 files on 27 mirrors each, 4 to 11 ms)."""
     if not paths:
         return []
-    info_prefix, info_sep, _ = keys.file_info("\0", "\0").split("\0")
-    rows: list[str] = await client.execute_command(
-        "EVAL", _READ_RECORDS, "0", keys.file(""), keys.file_mirrors(""), info_prefix,
-        info_sep, " ".join(FILE_FIELDS), " ".join(MIRROR_FILE_FIELDS), *paths)
+    rows = await eval_file_script(client, _READ_RECORDS, paths)
     records = []
     for path, row in zip(paths, rows, strict=True):
         file_part, *mirror_parts = row.split("\30")
-        info = file_info_from_values(path, _values(file_part))
+        info = local_info(path, file_part)
         found = []
         # The copies of a file mostly agree: one FileInfo per distinct (size, modTime), shared
         # (parsed once, held once).
@@ -133,17 +120,12 @@ async def read_file_records(client: RedisClient, paths: Sequence[str]) -> list[F
             mirror_id, _, values = part.partition("\31")
             if _is_int(mirror_id):
                 if values not in parsed:
-                    parsed[values] = file_info_from_values(path, _values(values),
-                                                           MIRROR_FILE_FIELDS)
+                    parsed[values] = mirror_info(path, values)
                 found.append((int(mirror_id), parsed[values]))
         found.sort(key=lambda pair: pair[0])
         records.append(FileRecords(path, info, tuple(i for i, _ in found),
                                    tuple(f for _, f in found)))
     return records
-
-
-def _values(text: str) -> list[str | None]:
-    return [None if value == _MISSING else value for value in text.split("\31")]
 
 
 def _is_int(text: object) -> bool:
