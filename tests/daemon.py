@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import signal
@@ -9,11 +10,13 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from mirrorbits.store import keys
 from tests.servers import env_without_proxies, free_port, wait_for_port
 
 BIN = Path(sys.executable).parent
@@ -219,3 +222,54 @@ def put_a_txt_on_a_mirror(daemon: DaemonProcess, db: Any) -> None:
     assert daemon.ctl("add", "-http", "http://127.0.0.31/", "madrid").returncode == 0
     record_mirror_files(db, 1, {"/a.txt": 6}, "2023-06-20 08:30:00 +0000 UTC")
     assert daemon.ctl("enable", "madrid").returncode == 0
+
+
+MOD_TIME = "2023-06-20 08:30:00 +0000 UTC"
+#: An rsync URL nobody answers: a mirror's scans fail, so they change none of its records.
+UNANSWERED_RSYNC = "rsync://127.0.0.1:9/pub/"
+
+
+def add_mirrors_holding(daemon: DaemonProcess, db: Any, mirrors: Sequence[tuple[str, str]],
+                        files: dict[str, int], rsync: str | None = None) -> None:
+    """Add each ``(name, http_url)`` with ``mirrorbits-ctl add`` (IDs 1, 2, ... in order), with
+    ``rsync`` as its rsync URL if given; record it holding ``files`` (path -> size, modified
+    :data:`MOD_TIME`) as its scan would, in ``MIRRORFILES`` and ``HANDLEDFILES`` too; then
+    enable each. ``db`` is a redis-py client."""
+    for mirror_id, (name, url) in enumerate(mirrors, 1):
+        rsync_args = ("-rsync", rsync) if rsync else ()
+        assert daemon.ctl("add", "-http", url, *rsync_args, name).returncode == 0
+        record_mirror_files(db, mirror_id, files, MOD_TIME)
+        db.sadd(keys.handled_files(mirror_id), *files)
+        db.sadd(keys.mirror_files(mirror_id), *files)
+    for name, _ in mirrors:
+        assert daemon.ctl("enable", name).returncode == 0
+
+
+def redirect(daemon: DaemonProcess, path: str) -> tuple[int, str]:
+    """One ``GET path`` of the daemon: its status and ``Location``."""
+    host, port = daemon.http
+    connection = http.client.HTTPConnection(host, port, timeout=5)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        response.read()
+        return response.status, response.getheader("Location") or ""
+    finally:
+        connection.close()
+
+
+def last_redirect_to(daemon: DaemonProcess, path: str, url: str, since: float, quiet: float,
+                     rounds: int) -> float:
+    """Ask for ``path`` every 10 ms (each answer a 302) until none went to ``url`` for
+    ``quiet`` seconds, at most ``rounds`` times; when the last one to ``url`` went (``since``
+    if none did)."""
+    last = since
+    for _ in range(rounds):
+        status, location = redirect(daemon, path)
+        assert status == 302
+        if location.startswith(url):
+            last = time.monotonic()
+        elif time.monotonic() - last > quiet:
+            break
+        time.sleep(0.01)
+    return last

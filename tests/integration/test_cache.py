@@ -12,7 +12,8 @@ from mirrorbits.cache import MISSING, MirrorCache
 from mirrorbits.model import FileInfo
 from mirrorbits.store import keys
 from mirrorbits.store.pubsub import PubSubService
-from tests.integration.store_support import eventually, started_service
+from mirrorbits.store.redis import RedisService
+from tests.integration.store_support import eventually
 from tests.servers import RedisServer
 
 MOD_TIME = "2023-06-20 08:30:00 +0000 UTC"
@@ -27,61 +28,60 @@ def seed(db: redis.Redis) -> None:
         db.hset(f"FILEINFO_{mirror_id}_/a.txt", mapping={"size": "6", "modTime": MOD_TIME})
 
 
+def add_files(db: redis.Redis, mirror_id: int, *names: str) -> None:
+    """``/<name>.txt`` for each name: indexed with 1 byte and held by ``mirror_id``."""
+    for name in names:
+        db.hset(f"FILE_/{name}.txt", mapping={"size": "1", "modTime": MOD_TIME})
+        db.sadd(f"FILEMIRRORS_/{name}.txt", mirror_id)
+        db.hset(f"FILEINFO_{mirror_id}_/{name}.txt", mapping={"size": "1", "modTime": MOD_TIME})
+
+
 @pytest_twisted.ensureDeferred
 async def test_reads_through_then_answers_from_memory(
-    redis_server: RedisServer, redis_db: redis.Redis
+    service: RedisService, redis_db: redis.Redis
 ) -> None:
     seed(redis_db)
-    service = await started_service(redis_server)
-    try:
-        cache = MirrorCache(service.client, Clock())
-        assert cache.cached_candidates("/a.txt") is MISSING
-        info = await cache.file_info("/a.txt")
-        assert info is not None and info.size == 6 and info.sha256 == "ab"
-        pairs = await cache.candidates("/a.txt")
-        assert [m.name for m, _ in pairs] == ["one", "two"]
-        assert all(f is not None and f.size == 6 for _, f in pairs)
-        redis_db.hset("MIRROR_1", "name", "renamed")
-        assert [m.name for m, _ in cache.cached_candidates("/a.txt")] == ["one", "two"]
-        cache.on_mirror_update("1")
-        assert cache.cached_candidates("/a.txt") is MISSING
-        assert [m.name for m, _ in await cache.candidates("/a.txt")] == ["renamed", "two"]
-        redis_db.srem("FILEMIRRORS_/a.txt", 2)
-        cache.on_mirror_file_update("2 /a.txt")
-        assert [m.name for m, _ in await cache.candidates("/a.txt")] == ["renamed"]
-        cache.on_mirror_file_update("garbage")
-        cache.on_mirror_update("not-a-number")
-    finally:
-        await service.stopService()
+    cache = MirrorCache(service.client, Clock())
+    assert cache.cached_candidates("/a.txt") is MISSING
+    info = await cache.file_info("/a.txt")
+    assert info is not None and info.size == 6 and info.sha256 == "ab"
+    pairs = await cache.candidates("/a.txt")
+    assert [m.name for m, _ in pairs] == ["one", "two"]
+    assert all(f is not None and f.size == 6 for _, f in pairs)
+    redis_db.hset("MIRROR_1", "name", "renamed")
+    assert [m.name for m, _ in cache.cached_candidates("/a.txt")] == ["one", "two"]
+    cache.on_mirror_update("1")
+    assert cache.cached_candidates("/a.txt") is MISSING
+    assert [m.name for m, _ in await cache.candidates("/a.txt")] == ["renamed", "two"]
+    redis_db.srem("FILEMIRRORS_/a.txt", 2)
+    cache.on_mirror_file_update("2 /a.txt")
+    assert [m.name for m, _ in await cache.candidates("/a.txt")] == ["renamed"]
+    cache.on_mirror_file_update("garbage")
+    cache.on_mirror_update("not-a-number")
 
 
 @pytest_twisted.ensureDeferred
 async def test_unknown_file_is_forgotten_after_the_negative_ttl(
-    redis_server: RedisServer, redis_db: redis.Redis
+    service: RedisService, redis_db: redis.Redis
 ) -> None:
-    service = await started_service(redis_server)
     clock = Clock()
-    try:
-        cache = MirrorCache(service.client, clock, negative_ttl=2.0)
-        assert await cache.file_info("/new.txt") is None
-        assert cache.cached_file("/new.txt") is None
-        redis_db.hset("FILE_/new.txt", mapping={"size": "1", "modTime": MOD_TIME})
-        clock.advance(1.0)
-        assert cache.cached_file("/new.txt") is None
-        clock.advance(1.5)
-        assert cache.cached_file("/new.txt") is MISSING
-        info = await cache.file_info("/new.txt")
-        assert info is not None and info.size == 1
-    finally:
-        await service.stopService()
+    cache = MirrorCache(service.client, clock, negative_ttl=2.0)
+    assert await cache.file_info("/new.txt") is None
+    assert cache.cached_file("/new.txt") is None
+    redis_db.hset("FILE_/new.txt", mapping={"size": "1", "modTime": MOD_TIME})
+    clock.advance(1.0)
+    assert cache.cached_file("/new.txt") is None
+    clock.advance(1.5)
+    assert cache.cached_file("/new.txt") is MISSING
+    info = await cache.file_info("/new.txt")
+    assert info is not None and info.size == 1
 
 
 @pytest_twisted.ensureDeferred
 async def test_pubsub_messages_invalidate_and_reconnection_clears(
-    redis_server: RedisServer, redis_db: redis.Redis
+    redis_server: RedisServer, service: RedisService, redis_db: redis.Redis
 ) -> None:
     seed(redis_db)
-    service = await started_service(redis_server)
     pubsub = PubSubService(redis_server.address, "", reactor)
     cache = MirrorCache(service.client, Clock())
     pubsub.on_message(keys.CHANNEL_FILE_UPDATE, cache.on_file_update)
@@ -109,194 +109,160 @@ async def test_pubsub_messages_invalidate_and_reconnection_clears(
         await eventually(lambda: len(cache.mirrors) == 0, seconds=15)
     finally:
         await pubsub.stopService()
-        await service.stopService()
 
 
 @pytest_twisted.ensureDeferred
 async def test_warm_fills_the_most_downloaded_files_first_within_the_bound(
-    redis_server: RedisServer, redis_db: redis.Redis
+    service: RedisService, redis_db: redis.Redis
 ) -> None:
     seed(redis_db)
-    for name in ("b", "c", "d"):
-        redis_db.hset(f"FILE_/{name}.txt", mapping={"size": "1", "modTime": MOD_TIME})
-        redis_db.sadd(f"FILEMIRRORS_/{name}.txt", 1)
-        redis_db.hset(f"FILEINFO_1_/{name}.txt", mapping={"size": "1", "modTime": MOD_TIME})
+    add_files(redis_db, 1, "b", "c", "d")
     redis_db.sadd("FILES", "/a.txt", "/b.txt", "/c.txt", "/d.txt")
     redis_db.hset("STATS_FILE", mapping={"/c.txt": "50", "/d.txt": "7", "/gone.txt": "99"})
-    service = await started_service(redis_server)
     redis_db.hset("MIRRORS", mapping={"1": "one", "2": "two"})  # after the DB version check
-    try:
-        cache = MirrorCache(service.client, Clock())
-        cache.resize(2)
-        assert await cache.warm(batch=1) == 1
-        # /gone.txt is not indexed and held by no mirror: left to a request to read (the fill
-        # remembers no "no mirror"), /c.txt the most downloaded of the others
-        assert cache.cached_file("/gone.txt") is MISSING
-        assert [m.name for m, _ in cache.cached_candidates("/c.txt")] == ["one"]
-        assert cache.cached_file("/d.txt") is MISSING and cache.cached_file("/a.txt") is MISSING
-        cache.resize(10)
-        assert await cache.warm() == 4  # /c.txt read again (in place), three more
-        pairs = cache.cached_candidates("/a.txt")
-        assert [m.name for m, _ in pairs] == ["one", "two"]
-        assert all(f is not None and f.size == 6 for _, f in pairs)
-        assert cache.cached_file("/d.txt") is not MISSING
-        # what the fill put is what reading through puts
-        through = MirrorCache(service.client, Clock())
-        for path in ("/a.txt", "/b.txt", "/c.txt", "/d.txt"):
-            assert await through.file_info(path) == cache.cached_file(path)
-            assert await through.candidates(path) == cache.cached_candidates(path)
-    finally:
-        await service.stopService()
+    cache = MirrorCache(service.client, Clock())
+    cache.resize(2)
+    assert await cache.warm(batch=1) == 1
+    # /gone.txt is not indexed and held by no mirror: left to a request to read (the fill
+    # remembers no "no mirror"), /c.txt the most downloaded of the others
+    assert cache.cached_file("/gone.txt") is MISSING
+    assert [m.name for m, _ in cache.cached_candidates("/c.txt")] == ["one"]
+    assert cache.cached_file("/d.txt") is MISSING and cache.cached_file("/a.txt") is MISSING
+    cache.resize(10)
+    assert await cache.warm() == 4  # /c.txt read again (in place), three more
+    pairs = cache.cached_candidates("/a.txt")
+    assert [m.name for m, _ in pairs] == ["one", "two"]
+    assert all(f is not None and f.size == 6 for _, f in pairs)
+    assert cache.cached_file("/d.txt") is not MISSING
+    # what the fill put is what reading through puts
+    through = MirrorCache(service.client, Clock())
+    for path in ("/a.txt", "/b.txt", "/c.txt", "/d.txt"):
+        assert await through.file_info(path) == cache.cached_file(path)
+        assert await through.candidates(path) == cache.cached_candidates(path)
 
 
 @pytest_twisted.ensureDeferred
 async def test_misses_are_read_in_a_few_batches_each_path_once(
-    redis_server: RedisServer, redis_db: redis.Redis
+    service: RedisService, redis_db: redis.Redis
 ) -> None:
     seed(redis_db)
-    for name in ("b", "c"):
-        redis_db.hset(f"FILE_/{name}.txt", mapping={"size": "1", "modTime": MOD_TIME})
-        redis_db.sadd(f"FILEMIRRORS_/{name}.txt", 2)
-        redis_db.hset(f"FILEINFO_2_/{name}.txt", mapping={"size": "1", "modTime": MOD_TIME})
-    service = await started_service(redis_server)
-    try:
-        cache = MirrorCache(service.client, Clock())
-        redis_db.config_resetstat()
-        wanted = ["/a.txt", "/b.txt", "/c.txt", "/b.txt", "/c.txt", "/a.txt", "/none.txt"]
-        found = await gatherResults([Deferred.fromCoroutine(cache.candidates(path))
-                                     for path in wanted])
-        # the first three misses are read at once (MISS_READS), the repeated paths wait for
-        # those reads, /none.txt for a free one
-        stats = redis_db.info("commandstats")
-        assert stats["cmdstat_eval"]["calls"] == 4
-        # only the scripts' reads (FILE_ + FILEINFO_: 3 for /a.txt, 2 for /b and /c, 1 for
-        # /none.txt): nothing read through, nothing read twice
-        assert stats["cmdstat_hmget"]["calls"] == 8
-        assert [[m.name for m, _ in pairs] for pairs in found] == [
-            ["one", "two"], ["two"], ["two"], ["two"], ["two"], ["one", "two"], []]
-        through = MirrorCache(service.client, Clock(), batch_misses=False)
-        for path, pairs in zip(wanted, found, strict=True):
-            assert await through.candidates(path) == pairs
-        assert await cache.file_info("/none.txt") is None
-    finally:
-        await service.stopService()
+    add_files(redis_db, 2, "b", "c")
+    cache = MirrorCache(service.client, Clock())
+    redis_db.config_resetstat()
+    wanted = ["/a.txt", "/b.txt", "/c.txt", "/b.txt", "/c.txt", "/a.txt", "/none.txt"]
+    found = await gatherResults([Deferred.fromCoroutine(cache.candidates(path))
+                                 for path in wanted])
+    # the first three misses are read at once (MISS_READS), the repeated paths wait for
+    # those reads, /none.txt for a free one
+    stats = redis_db.info("commandstats")
+    assert stats["cmdstat_eval"]["calls"] == 4
+    # only the scripts' reads (FILE_ + FILEINFO_: 3 for /a.txt, 2 for /b and /c, 1 for
+    # /none.txt): nothing read through, nothing read twice
+    assert stats["cmdstat_hmget"]["calls"] == 8
+    assert [[m.name for m, _ in pairs] for pairs in found] == [
+        ["one", "two"], ["two"], ["two"], ["two"], ["two"], ["one", "two"], []]
+    through = MirrorCache(service.client, Clock(), batch_misses=False)
+    for path, pairs in zip(wanted, found, strict=True):
+        assert await through.candidates(path) == pairs
+    assert await cache.file_info("/none.txt") is None
 
 
 @pytest_twisted.ensureDeferred
 async def test_a_file_message_refreshes_in_the_background_and_moves_only_what_changed(
-    redis_server: RedisServer, redis_db: redis.Redis
+    service: RedisService, redis_db: redis.Redis
 ) -> None:
     seed(redis_db)
-    service = await started_service(redis_server)
-    try:
-        cache = MirrorCache(service.client, Clock())
-        before = await cache.candidates("/a.txt")
-        await cache.file_info("/a.txt")
-        version = cache.version("/a.txt")
-        cache.on_mirror_file_update("1 /a.txt")  # nothing changed in Redis
-        assert cache.cached_candidates("/a.txt") == before  # answers meanwhile
-        assert await cache.candidates("/a.txt") == before  # an awaited read waits for it
-        assert cache.version("/a.txt") == version  # memos kept
-        redis_db.srem("FILEMIRRORS_/a.txt", 1)
-        cache.on_mirror_file_update("1 /a.txt")
-        cache.on_file_update("/a.txt")  # again while being read: read once more after
-        assert [m.name for m, _ in await cache.candidates("/a.txt")] == ["two"]
-        assert cache.version("/a.txt") != version
-        assert cache.mirror_files.peek((1, "/a.txt")) is MISSING
-    finally:
-        await service.stopService()
+    cache = MirrorCache(service.client, Clock())
+    before = await cache.candidates("/a.txt")
+    await cache.file_info("/a.txt")
+    version = cache.version("/a.txt")
+    cache.on_mirror_file_update("1 /a.txt")  # nothing changed in Redis
+    assert cache.cached_candidates("/a.txt") == before  # answers meanwhile
+    assert await cache.candidates("/a.txt") == before  # an awaited read waits for it
+    assert cache.version("/a.txt") == version  # memos kept
+    redis_db.srem("FILEMIRRORS_/a.txt", 1)
+    cache.on_mirror_file_update("1 /a.txt")
+    cache.on_file_update("/a.txt")  # again while being read: read once more after
+    assert [m.name for m, _ in await cache.candidates("/a.txt")] == ["two"]
+    assert cache.version("/a.txt") != version
+    assert cache.mirror_files.peek((1, "/a.txt")) is MISSING
 
 
 @pytest_twisted.ensureDeferred
 async def test_a_mirror_message_during_a_refresh_does_not_lose_the_files_change(
-    redis_server: RedisServer, redis_db: redis.Redis
+    service: RedisService, redis_db: redis.Redis
 ) -> None:
     """A mirror's message (a health check, a scan's start) changes every path's version; the
     refresh of a file read meanwhile must still land, or the file keeps its old mirrors."""
     seed(redis_db)
-    service = await started_service(redis_server)
-    try:
-        cache = MirrorCache(service.client, Clock())
-        await cache.candidates("/a.txt")
-        await cache.file_info("/a.txt")
-        redis_db.srem("FILEMIRRORS_/a.txt", 1)
-        redis_db.delete("FILEINFO_1_/a.txt")
-        cache.on_mirror_file_update("1 /a.txt")  # the refresh's read is in flight...
-        cache.on_mirror_update("2")  # ...when another mirror changes
-        assert [m.name for m, _ in await cache.candidates("/a.txt")] == ["two"]
-        assert [m.name for m, _ in cache.cached_candidates("/a.txt")] == ["two"]
-    finally:
-        await service.stopService()
+    cache = MirrorCache(service.client, Clock())
+    await cache.candidates("/a.txt")
+    await cache.file_info("/a.txt")
+    redis_db.srem("FILEMIRRORS_/a.txt", 1)
+    redis_db.delete("FILEINFO_1_/a.txt")
+    cache.on_mirror_file_update("1 /a.txt")  # the refresh's read is in flight...
+    cache.on_mirror_update("2")  # ...when another mirror changes
+    assert [m.name for m, _ in await cache.candidates("/a.txt")] == ["two"]
+    assert [m.name for m, _ in cache.cached_candidates("/a.txt")] == ["two"]
 
 
 @pytest_twisted.ensureDeferred
 async def test_a_storms_re_reads_are_paced_and_coalesced(
-    redis_server: RedisServer, redis_db: redis.Redis
+    service: RedisService, redis_db: redis.Redis
 ) -> None:
     """One re-read in flight, started at most every ``refresh_interval``: the messages that
     arrive meanwhile (a path named twice once) go in one script, and what it reads lands."""
     seed(redis_db)
-    for name in ("b", "c"):
-        redis_db.hset(f"FILE_/{name}.txt", mapping={"size": "1", "modTime": MOD_TIME})
-        redis_db.sadd(f"FILEMIRRORS_/{name}.txt", 2)
-        redis_db.hset(f"FILEINFO_2_/{name}.txt", mapping={"size": "1", "modTime": MOD_TIME})
-    service = await started_service(redis_server)
-    try:
-        clock = Clock()
-        cache = MirrorCache(service.client, clock, refresh_interval=0.5)
-        for path in ("/a.txt", "/b.txt", "/c.txt"):
-            await cache.candidates(path)
-            await cache.file_info(path)
-        redis_db.config_resetstat()
-        for name in ("a", "b", "c"):
-            redis_db.hset(f"FILE_/{name}.txt", "size", "9")
-        cache.on_file_update("/a.txt")  # read at once
-        for path in ("/b.txt", "/c.txt", "/b.txt"):
-            cache.on_file_update(path)  # wait for the interval, together
-        info = await cache.file_info("/a.txt")
+    add_files(redis_db, 2, "b", "c")
+    clock = Clock()
+    cache = MirrorCache(service.client, clock, refresh_interval=0.5)
+    for path in ("/a.txt", "/b.txt", "/c.txt"):
+        await cache.candidates(path)
+        await cache.file_info(path)
+    redis_db.config_resetstat()
+    for name in ("a", "b", "c"):
+        redis_db.hset(f"FILE_/{name}.txt", "size", "9")
+    cache.on_file_update("/a.txt")  # read at once
+    for path in ("/b.txt", "/c.txt", "/b.txt"):
+        cache.on_file_update(path)  # wait for the interval, together
+    info = await cache.file_info("/a.txt")
+    assert info is not None and info.size == 9
+    assert redis_db.info("commandstats")["cmdstat_eval"]["calls"] == 1
+    held = cache.cached_file("/b.txt")
+    assert isinstance(held, FileInfo) and held.size == 1  # answered from meanwhile
+    clock.advance(0.5)
+    for path in ("/b.txt", "/c.txt"):
+        info = await cache.file_info(path)
         assert info is not None and info.size == 9
-        assert redis_db.info("commandstats")["cmdstat_eval"]["calls"] == 1
-        held = cache.cached_file("/b.txt")
-        assert isinstance(held, FileInfo) and held.size == 1  # answered from meanwhile
-        clock.advance(0.5)
-        for path in ("/b.txt", "/c.txt"):
-            info = await cache.file_info(path)
-            assert info is not None and info.size == 9
-        stats = redis_db.info("commandstats")
-        assert stats["cmdstat_eval"]["calls"] == 2  # /b and /c in one script
-        assert stats["cmdstat_hmget"]["calls"] == 3  # each FILE_ once
-    finally:
-        await service.stopService()
+    stats = redis_db.info("commandstats")
+    assert stats["cmdstat_eval"]["calls"] == 2  # /b and /c in one script
+    assert stats["cmdstat_hmget"]["calls"] == 3  # each FILE_ once
 
 
 @pytest_twisted.ensureDeferred
 async def test_a_re_read_lands_when_a_storm_restarts_the_path_counters(
-    redis_server: RedisServer, redis_db: redis.Redis
+    service: RedisService, redis_db: redis.Redis
 ) -> None:
     """Messages naming more paths than ``path_versions_limit`` restart the counters while a
     file's re-read is in flight: what it read is still kept (it was lost, the file's old
     records answered until its next message)."""
     seed(redis_db)
-    service = await started_service(redis_server)
-    try:
-        cache = MirrorCache(service.client, Clock(), path_versions_limit=2)
-        await cache.candidates("/a.txt")
-        await cache.file_info("/a.txt")
-        redis_db.hset("FILE_/a.txt", "size", "9")
-        cache.on_file_update("/a.txt")  # its re-read in flight...
-        for path in ("/x", "/y", "/z"):
-            cache.on_file_update(path)  # ...when files not held restart the counters
-        info = await cache.file_info("/a.txt")
-        assert info is not None and info.size == 9
-        held = cache.cached_file("/a.txt")
-        assert isinstance(held, FileInfo) and held.size == 9
-    finally:
-        await service.stopService()
+    cache = MirrorCache(service.client, Clock(), path_versions_limit=2)
+    await cache.candidates("/a.txt")
+    await cache.file_info("/a.txt")
+    redis_db.hset("FILE_/a.txt", "size", "9")
+    cache.on_file_update("/a.txt")  # its re-read in flight...
+    for path in ("/x", "/y", "/z"):
+        cache.on_file_update(path)  # ...when files not held restart the counters
+    info = await cache.file_info("/a.txt")
+    assert info is not None and info.size == 9
+    held = cache.cached_file("/a.txt")
+    assert isinstance(held, FileInfo) and held.size == 9
 
 
 @pytest_twisted.ensureDeferred
 async def test_a_message_re_reads_only_the_records_it_names(
-    redis_server: RedisServer, redis_db: redis.Redis
+    service: RedisService, redis_db: redis.Redis
 ) -> None:
     """An invalidation storm costs a record or two per message, not the file's every copy;
     a mirror list naming a copy the cache has not read yet makes the whole file read."""
@@ -305,68 +271,58 @@ async def test_a_message_re_reads_only_the_records_it_names(
         redis_db.hset(f"MIRROR_{mirror_id}", mapping={"ID": str(mirror_id),
                                                       "name": f"m{mirror_id}",
                                                       "http": f"http://m{mirror_id}/"})
-    service = await started_service(redis_server)
-    try:
-        cache = MirrorCache(service.client, Clock())
-        await cache.file_info("/a.txt")
-        await cache.candidates("/a.txt")
-        redis_db.config_resetstat()
-        redis_db.hset("FILEINFO_2_/a.txt", "size", "7")
-        cache.on_mirror_file_update("2 /a.txt")
-        pairs = await cache.candidates("/a.txt")
-        assert [(m.id, f.size if f else None) for m, f in pairs] == [(1, 6), (2, 7)]
-        stats = redis_db.info("commandstats")
-        assert stats["cmdstat_hmget"]["calls"] == 1  # FILEINFO_2 alone
-        assert "cmdstat_hgetall" not in stats  # no mirror re-read either
+    cache = MirrorCache(service.client, Clock())
+    await cache.file_info("/a.txt")
+    await cache.candidates("/a.txt")
+    redis_db.config_resetstat()
+    redis_db.hset("FILEINFO_2_/a.txt", "size", "7")
+    cache.on_mirror_file_update("2 /a.txt")
+    pairs = await cache.candidates("/a.txt")
+    assert [(m.id, f.size if f else None) for m, f in pairs] == [(1, 6), (2, 7)]
+    stats = redis_db.info("commandstats")
+    assert stats["cmdstat_hmget"]["calls"] == 1  # FILEINFO_2 alone
+    assert "cmdstat_hgetall" not in stats  # no mirror re-read either
 
-        redis_db.hset("FILE_/a.txt", "size", "7")
-        redis_db.config_resetstat()
-        cache.on_file_update("/a.txt")
-        info = await cache.file_info("/a.txt")
-        assert info is not None and info.size == 7
-        stats = redis_db.info("commandstats")
-        assert stats["cmdstat_hmget"]["calls"] == 1 and "cmdstat_smembers" not in stats
+    redis_db.hset("FILE_/a.txt", "size", "7")
+    redis_db.config_resetstat()
+    cache.on_file_update("/a.txt")
+    info = await cache.file_info("/a.txt")
+    assert info is not None and info.size == 7
+    stats = redis_db.info("commandstats")
+    assert stats["cmdstat_hmget"]["calls"] == 1 and "cmdstat_smembers" not in stats
 
-        redis_db.sadd("FILEMIRRORS_/a.txt", 3, 4)
-        for mirror_id in (3, 4):
-            redis_db.hset(f"FILEINFO_{mirror_id}_/a.txt",
-                          mapping={"size": "6", "modTime": MOD_TIME})
-        cache.on_mirror_file_update("3 /a.txt")  # mirror 4's message is not there yet
-        pairs = await cache.candidates("/a.txt")
-        assert [m.id for m, _ in pairs] == [1, 2, 3, 4]
-        redis_db.srem("FILEMIRRORS_/a.txt", 1, 3)
-        cache.on_mirror_file_update("1 /a.txt")
-        cache.on_mirror_file_update("3 /a.txt")
-        assert [m.id for m, _ in await cache.candidates("/a.txt")] == [2, 4]
-        assert cache.mirror_files.peek((1, "/a.txt")) is MISSING
-    finally:
-        await service.stopService()
+    redis_db.sadd("FILEMIRRORS_/a.txt", 3, 4)
+    for mirror_id in (3, 4):
+        redis_db.hset(f"FILEINFO_{mirror_id}_/a.txt",
+                      mapping={"size": "6", "modTime": MOD_TIME})
+    cache.on_mirror_file_update("3 /a.txt")  # mirror 4's message is not there yet
+    pairs = await cache.candidates("/a.txt")
+    assert [m.id for m, _ in pairs] == [1, 2, 3, 4]
+    redis_db.srem("FILEMIRRORS_/a.txt", 1, 3)
+    cache.on_mirror_file_update("1 /a.txt")
+    cache.on_mirror_file_update("3 /a.txt")
+    assert [m.id for m, _ in await cache.candidates("/a.txt")] == [2, 4]
+    assert cache.mirror_files.peek((1, "/a.txt")) is MISSING
 
 
 @pytest_twisted.ensureDeferred
 async def test_after_a_reconnection_the_fill_replaces_the_records_in_place(
-    redis_server: RedisServer, redis_db: redis.Redis
+    service: RedisService, redis_db: redis.Redis
 ) -> None:
     """Messages may have been lost while pub/sub was away: the files are read again while
     requests are answered from what was known, rather than every request missing."""
     seed(redis_db)
-    redis_db.hset("FILE_/b.txt", mapping={"size": "1", "modTime": MOD_TIME})
-    redis_db.sadd("FILEMIRRORS_/b.txt", 1)
-    redis_db.hset("FILEINFO_1_/b.txt", mapping={"size": "1", "modTime": MOD_TIME})
+    add_files(redis_db, 1, "b")
     redis_db.sadd("FILES", "/a.txt", "/b.txt")
-    service = await started_service(redis_server)
     redis_db.hset("MIRRORS", mapping={"1": "one", "2": "two"})
-    try:
-        cache = MirrorCache(service.client, Clock())
-        assert await cache.warm() == 2
-        # while pub/sub was away: /a.txt left mirror 1, /b.txt left the index
-        redis_db.srem("FILEMIRRORS_/a.txt", 1)
-        redis_db.srem("FILES", "/b.txt")
-        cache.suspect_all()
-        assert isinstance(cache.cached_file("/a.txt"), FileInfo)  # still answered
-        assert cache.file_mirrors.peek("/a.txt") == (1, 2)
-        assert await cache.warm() == 1
-        assert [m.name for m, _ in await cache.candidates("/a.txt")] == ["two"]
-        assert cache.cached_file("/b.txt") is MISSING  # not reached: read on demand
-    finally:
-        await service.stopService()
+    cache = MirrorCache(service.client, Clock())
+    assert await cache.warm() == 2
+    # while pub/sub was away: /a.txt left mirror 1, /b.txt left the index
+    redis_db.srem("FILEMIRRORS_/a.txt", 1)
+    redis_db.srem("FILES", "/b.txt")
+    cache.suspect_all()
+    assert isinstance(cache.cached_file("/a.txt"), FileInfo)  # still answered
+    assert cache.file_mirrors.peek("/a.txt") == (1, 2)
+    assert await cache.warm() == 1
+    assert [m.name for m, _ in await cache.candidates("/a.txt")] == ["two"]
+    assert cache.cached_file("/b.txt") is MISSING  # not reached: read on demand

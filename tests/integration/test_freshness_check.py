@@ -27,9 +27,9 @@ from mirrorbits.model import FileInfo, Mirror
 from mirrorbits.store import keys
 from mirrorbits.store.mirrors import MirrorStore
 from mirrorbits.store.redis import RedisService
-from tests.daemon import DaemonProcess, base_config, record_mirror_files, repo_file
+from tests.daemon import DaemonProcess, base_config, record_mirror_files, redirect, repo_file
 from tests.integration.test_health import clock, ports, serve
-from tests.integration.test_repository_watch import T0, go_time, redirect, wait_until
+from tests.integration.test_repository_watch import T0, go_time, wait_until
 from tests.servers import RedisServer, StaticHTTPServer, start_mirrors
 
 pytestmark = pytest.mark.integration

@@ -14,23 +14,22 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.internet.task import Clock, deferLater
 
 from mirrorbits.config import Config
-from mirrorbits.health import HealthChecker
 from mirrorbits.health.freshness import FIRST_DELAY, FreshnessChecker
-from mirrorbits.health.probe import make_agent
 from mirrorbits.model import FileInfo
 from mirrorbits.store import keys
 from mirrorbits.store.mirrors import MirrorStore
 from mirrorbits.store.redis import RedisService
-from tests.integration.store_support import captured_log, eventually
-from tests.integration.test_health import clock, ports, serve
-from tests.integration.test_lost_files import (
+from tests.integration.lost_support import (
     GONE,
     HELD,
     FileSite,
     Rescans,
     holds,
+    loopback_checker,
     mirror_holding_everything,
 )
+from tests.integration.store_support import captured_log, eventually
+from tests.integration.test_health import clock, ports, serve
 
 pytestmark = pytest.mark.integration
 __all__ = ["clock", "ports"]  # fixtures
@@ -46,9 +45,7 @@ async def test_a_404_for_a_changed_file_the_mirror_held_drops_it_and_rescans(
     site = FileSite({"/b.bin": 200, "/c.bin": 300})  # /a.bin went missing
     mirror = await mirror_holding_everything(store, redis_db, serve(ports, site, "127.0.0.92"))
     rescans = Rescans(service, site)
-    health = HealthChecker(lambda: Config(), service.client, store, clock,
-                           agent_factory=lambda admit: make_agent(reactor, admit), timeout=5.0,
-                           rescan=rescans)
+    health = loopback_checker(store, service, clock, rescans)
     health.running = True  # its scheduling loop (on ``clock``) is not needed here
     freshness = FreshnessChecker(Config, service.client, reactor,
                                  lost=health.file_lost)

@@ -19,8 +19,8 @@ import pytest
 import redis
 
 from mirrorbits.store import keys
-from tests.daemon import DaemonProcess, base_config, record_mirror_files, repo_file
-from tests.integration.test_repository_watch import T0, go_time, redirect, wait_until
+from tests.daemon import DaemonProcess, base_config, record_mirror_files, redirect, repo_file
+from tests.integration.test_repository_watch import T0, go_time, wait_until
 from tests.servers import RedisServer, StaticHTTPServer
 
 pytestmark = pytest.mark.integration

@@ -17,8 +17,14 @@ import redis
 
 from mirrorbits.health.liveness import REASON
 from mirrorbits.store import keys
-from tests.daemon import DaemonProcess, base_config, record_mirror_files, repo_file
-from tests.integration.test_repository_watch import redirect
+from tests.daemon import (
+    DaemonProcess,
+    add_mirrors_holding,
+    base_config,
+    last_redirect_to,
+    redirect,
+    repo_file,
+)
 from tests.servers import RedisServer, free_port
 
 pytestmark = pytest.mark.integration
@@ -91,13 +97,8 @@ def test_a_stopped_mirror_gets_no_user_within_seconds_and_returns_after_a_check(
     daemon.start()
     try:
         daemon.wait_log("Indexed 1 files", timeout=30)
-        for mirror_id, (name, mirror) in enumerate((("north", north), ("south", south)), 1):
-            assert daemon.ctl("add", "-http", mirror.url, name).returncode == 0
-            record_mirror_files(redis_db, mirror_id, {"/a.txt": 6},
-                                "2023-06-20 08:30:00 +0000 UTC")
-            redis_db.sadd(keys.handled_files(mirror_id), "/a.txt")
-            redis_db.sadd(keys.mirror_files(mirror_id), "/a.txt")
-            assert daemon.ctl("enable", name).returncode == 0
+        add_mirrors_holding(daemon, redis_db, [("north", north.url), ("south", south.url)],
+                            {"/a.txt": 6})
         daemon.wait_log("north", timeout=30)
         deadline = time.monotonic() + 30
         seen: set[str] = set()
@@ -113,16 +114,8 @@ def test_a_stopped_mirror_gets_no_user_within_seconds_and_returns_after_a_check(
 
         north.stop()
         stopped = time.monotonic()
-        last_to_north = stopped
-        for _ in range(2000):  # bounded: about 20 seconds
-            status, location = redirect(daemon, "/a.txt")
-            assert status == 302
-            if location.startswith(north.url):
-                last_to_north = time.monotonic()
-            elif time.monotonic() - last_to_north > 3:
-                break
-            time.sleep(0.01)
-        gone_after = last_to_north - stopped
+        gone_after = last_redirect_to(daemon, "/a.txt", north.url, stopped, quiet=3,
+                                      rounds=2000) - stopped  # bounded: about 20 seconds
         print(f"\nlast redirect to the stopped mirror {gone_after:.2f} s after it stopped "
               f"(LivenessInterval {INTERVAL})")
         assert gone_after < 2 * INTERVAL + 2.5

@@ -11,118 +11,38 @@ from pathlib import Path
 import pytest
 import pytest_twisted
 import redis
-from attrs import define, field
-from twisted.internet import reactor
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.task import Clock
-from twisted.web.resource import Resource
-from twisted.web.server import Request
 
-from mirrorbits.config import Config
-from mirrorbits.health import HealthChecker
 from mirrorbits.health.lost import RESCAN_AT_MOST_EVERY, LostFiles
-from mirrorbits.health.probe import make_agent
-from mirrorbits.model import PROTOCOL_RSYNC, Mirror
-from mirrorbits.scan.commit import scan_mirror
-from mirrorbits.scan.rsync import ScanListing
-from mirrorbits.scan.rsync_listing import ListedFile
 from mirrorbits.store import keys
 from mirrorbits.store.mirrors import MirrorStore
 from mirrorbits.store.redis import RedisService
-from tests.daemon import DaemonProcess, base_config, record_mirror_files, repo_file
+from tests.daemon import (
+    UNANSWERED_RSYNC,
+    DaemonProcess,
+    add_mirrors_holding,
+    base_config,
+    redirect,
+    repo_file,
+)
+from tests.integration.lost_support import (
+    GONE,
+    HELD,
+    SIZES,
+    FileSite,
+    Rescans,
+    check_until_probed,
+    holds,
+    loopback_checker,
+    mirror_holding_everything,
+)
 from tests.integration.store_support import captured_log, eventually, received, subscribe, within
 from tests.integration.test_health import clock, ports, serve, state, state_changes
-from tests.integration.test_repository_watch import redirect
 from tests.servers import RedisServer, StaticHTTPServer
 
 pytestmark = pytest.mark.integration
 __all__ = ["clock", "ports"]  # fixtures
-
-MTIME_NS = 1_687_249_800 * 1_000_000_000
-SIZES = {"/a.bin": 100, "/b.bin": 200, "/c.bin": 300}
-
-
-@define
-class FileSite(Resource):
-    """A mirror serving ``files`` (path -> size); anything else is a 404."""
-
-    files: dict[str, int]
-    seen: list[str] = field(factory=list)
-    isLeaf = True
-
-    def __attrs_post_init__(self) -> None:
-        Resource.__init__(self)
-
-    def render(self, request: Request) -> bytes:
-        path = request.path.decode()
-        self.seen.append(path)
-        if path not in self.files:
-            request.setResponseCode(404)
-            return b""
-        return b"x" * self.files[path]
-
-
-async def mirror_holding_everything(store: MirrorStore, db: redis.Redis, url: str) -> Mirror:
-    """The local repository holds :data:`SIZES`; an enabled mirror was scanned holding it all."""
-    for path, size in SIZES.items():
-        db.hset(keys.file(path), mapping={"size": str(size), "modTime": "2023-06-20 08:30:00 "
-                                          "+0000 UTC"})
-        db.sadd(keys.FILES, path)
-    mirror = await store.add_mirror(Mirror(name="lossy", http_url=url, rsync_url="rsync://x/"))
-    await store.set_enabled(mirror.id, True)
-    for path, size in SIZES.items():
-        db.sadd(keys.file_mirrors(path), mirror.id)
-        db.hset(keys.file_info(mirror.id, path),
-                mapping={"size": str(size), "modTime": "2023-06-20 08:30:00 +0000 UTC"})
-        db.sadd(keys.mirror_files(mirror.id), path)
-        db.sadd(keys.handled_files(mirror.id), path)
-    return mirror
-
-
-def holds(db: redis.Redis, mirror_id: int, path: str) -> dict[str, bool]:
-    return {
-        "FILEMIRRORS": bool(db.sismember(keys.file_mirrors(path), mirror_id)),
-        "FILEINFO": bool(db.exists(keys.file_info(mirror_id, path))),
-        "MIRRORFILES": bool(db.sismember(keys.mirror_files(mirror_id), path)),
-        "HANDLEDFILES": bool(db.sismember(keys.handled_files(mirror_id), path)),
-    }
-
-
-HELD = dict.fromkeys(("FILEMIRRORS", "FILEINFO", "MIRRORFILES", "HANDLEDFILES"), True)
-GONE = dict.fromkeys(HELD, False)
-
-
-@define
-class Rescans:
-    """The rescan the checker asks for: the real commit of what ``site`` serves now."""
-
-    service: RedisService
-    site: FileSite
-    asked: list[int] = field(factory=list)
-    finished: int = 0
-
-    async def __call__(self, mirror_id: int) -> None:
-        self.asked.append(mirror_id)
-
-        async def listing(name: str) -> ScanListing:
-            return ScanListing(tuple(ListedFile(path, size, MTIME_NS)
-                                     for path, size in sorted(self.site.files.items())))
-
-        await scan_mirror(self.service.client(), reactor, mirror_id, PROTOCOL_RSYNC, listing)
-        self.finished += 1
-
-
-async def check_until_probed(checker: HealthChecker, clock: Clock, site: FileSite,
-                             path: str) -> None:
-    """Health-check rounds until ``path`` was asked for (the file is drawn at random)."""
-    checker.startService()
-    for _ in range(60):
-        await within(checker.when_idle())
-        if path in site.seen:
-            return
-        clock.advance(Config().check_interval * 60 + 1)
-        checker.tick()
-    raise AssertionError(f"{path} never checked: {site.seen}")
 
 
 @pytest_twisted.ensureDeferred
@@ -133,9 +53,7 @@ async def test_a_404_drops_that_file_rescans_and_keeps_the_mirror_up(
     site = FileSite({"/b.bin": 200, "/c.bin": 300})  # /a.bin went missing
     mirror = await mirror_holding_everything(store, redis_db, serve(ports, site, "127.0.0.51"))
     rescans = Rescans(service, site)
-    checker = HealthChecker(lambda: Config(), service.client, store, clock,
-                            agent_factory=lambda admit: make_agent(reactor, admit), timeout=5.0,
-                            rescan=rescans)
+    checker = loopback_checker(store, service, clock, rescans)
     messages = subscribe(redis_db, keys.CHANNEL_MIRROR_FILE_UPDATE)
     try:
         with captured_log("mirrorbits.health") as said:
@@ -167,8 +85,7 @@ async def test_a_mirror_missing_every_file_tried_is_down(
 ) -> None:
     site = FileSite({})
     mirror = await mirror_holding_everything(store, redis_db, serve(ports, site, "127.0.0.52"))
-    checker = HealthChecker(lambda: Config(), service.client, store, clock,
-                            agent_factory=lambda admit: make_agent(reactor, admit), timeout=5.0)
+    checker = loopback_checker(store, service, clock)
     checker.startService()
     await within(checker.when_idle())
     checker.stopService()
@@ -185,8 +102,7 @@ async def test_a_wrong_size_drops_that_file_and_keeps_the_mirror_up(
 ) -> None:
     site = FileSite({"/a.bin": 99, "/b.bin": 200, "/c.bin": 300})  # /a.bin is truncated
     mirror = await mirror_holding_everything(store, redis_db, serve(ports, site, "127.0.0.53"))
-    checker = HealthChecker(lambda: Config(), service.client, store, clock,
-                            agent_factory=lambda admit: make_agent(reactor, admit), timeout=5.0)
+    checker = loopback_checker(store, service, clock)
     with captured_log("mirrorbits.health") as said:
         await check_until_probed(checker, clock, site, "/a.bin")
     checker.stopService()
@@ -214,18 +130,10 @@ def test_a_daemon_stops_sending_a_missing_file_to_that_mirror_only(
     daemon.start()
     try:
         daemon.wait_log("Indexed 2 files", timeout=30)
-        for name, mirror in (("lossy", lossy), ("full", full)):
-            # An rsync URL nobody answers: the scan that enabling starts fails, so only the
-            # health check can find /b.txt missing (an HTTP index scan would drop it first).
-            assert daemon.ctl("add", "-http", mirror.url, "-rsync", "rsync://127.0.0.1:9/pub/",
-                              name).returncode == 0
-        for mirror_id in (1, 2):
-            record_mirror_files(redis_db, mirror_id, {"/a.txt": 6, "/b.txt": 6},
-                                "2023-06-20 08:30:00 +0000 UTC")
-            redis_db.sadd(keys.handled_files(mirror_id), "/a.txt", "/b.txt")
-            redis_db.sadd(keys.mirror_files(mirror_id), "/a.txt", "/b.txt")
-        assert daemon.ctl("enable", "lossy").returncode == 0
-        assert daemon.ctl("enable", "full").returncode == 0
+        # An rsync URL nobody answers: the scan that enabling starts fails, so only the
+        # health check can find /b.txt missing (an HTTP index scan would drop it first).
+        add_mirrors_holding(daemon, redis_db, [("lossy", lossy.url), ("full", full.url)],
+                            {"/a.txt": 6, "/b.txt": 6}, rsync=UNANSWERED_RSYNC)
         daemon.wait_log("lossy: /b.txt is missing there (404)", timeout=30)
         time.sleep(0.2)  # the pub/sub message reaches the cache
         b_targets = {redirect(daemon, "/b.txt") for _ in range(30)}

@@ -5,7 +5,6 @@ daemons and real HTTP mirrors on loopback: changes are published within a second
 from __future__ import annotations
 
 import hashlib
-import http.client
 import os
 import time
 from collections.abc import AsyncIterator, Callable
@@ -23,7 +22,7 @@ from mirrorbits.config import Config, Hashes
 from mirrorbits.scan.local import RepositoryScanner
 from mirrorbits.scan.watch import MAX_PENDING, RepositoryWatcher, inotify_available
 from mirrorbits.store import keys
-from tests.daemon import DaemonProcess, base_config, record_mirror_files, repo_file
+from tests.daemon import DaemonProcess, base_config, record_mirror_files, redirect, repo_file
 from tests.integration.store_support import captured_log
 from tests.servers import RedisServer, StaticHTTPServer
 
@@ -40,18 +39,6 @@ PATH = "/pool/tool.bin"
 
 def go_time(seconds: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(seconds))
-
-
-def redirect(daemon: DaemonProcess, path: str) -> tuple[int, str]:
-    host, port = daemon.http
-    connection = http.client.HTTPConnection(host, port, timeout=5)
-    try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        response.read()
-        return response.status, response.getheader("Location") or ""
-    finally:
-        connection.close()
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, step: float = 0.01) -> float:

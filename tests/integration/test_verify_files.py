@@ -12,8 +12,14 @@ import pytest
 import redis
 
 from mirrorbits.store import keys
-from tests.daemon import DaemonProcess, base_config, record_mirror_files, repo_file
-from tests.integration.test_repository_watch import redirect
+from tests.daemon import (
+    UNANSWERED_RSYNC,
+    DaemonProcess,
+    add_mirrors_holding,
+    base_config,
+    redirect,
+    repo_file,
+)
 from tests.servers import RedisServer, StaticHTTPServer
 
 pytestmark = pytest.mark.integration
@@ -40,16 +46,8 @@ def test_a_silently_deleted_popular_file_is_no_longer_sent_to_that_mirror(
     daemon.start()
     try:
         daemon.wait_log("Indexed 3 files", timeout=30)
-        for name, mirror in (("lossy", lossy), ("full", full)):
-            assert daemon.ctl("add", "-http", mirror.url, "-rsync", "rsync://127.0.0.1:9/pub/",
-                              name).returncode == 0
-        for mirror_id in (1, 2):
-            record_mirror_files(redis_db, mirror_id, dict.fromkeys(FILES, 6),
-                                "2023-06-20 08:30:00 +0000 UTC")
-            redis_db.sadd(keys.handled_files(mirror_id), *FILES)
-            redis_db.sadd(keys.mirror_files(mirror_id), *FILES)
-        assert daemon.ctl("enable", "lossy").returncode == 0
-        assert daemon.ctl("enable", "full").returncode == 0
+        add_mirrors_holding(daemon, redis_db, [("lossy", lossy.url), ("full", full.url)],
+                            dict.fromkeys(FILES, 6), rsync=UNANSWERED_RSYNC)
         # downloads make /popular.bin the most requested file (counted into today's stats)
         before = {redirect(daemon, "/popular.bin") for _ in range(40)}
         assert (302, lossy.url + "popular.bin") in before
