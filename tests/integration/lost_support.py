@@ -1,11 +1,13 @@
 # mypy: disable-error-code="untyped-decorator,import-untyped"
 """What the lost-file tests share: a mirror site on loopback serving some of the files, a
 mirror recorded as holding them all, a look at what Redis says it holds, the real rescan,
-and a health checker probing over loopback."""
+a health checker probing over loopback, and a daemon sending users to a lossy mirror."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from pathlib import Path
 
 import redis
 from attrs import define, field
@@ -24,7 +26,15 @@ from mirrorbits.scan.rsync_listing import ListedFile
 from mirrorbits.store import keys
 from mirrorbits.store.mirrors import MirrorStore
 from mirrorbits.store.redis import RedisService
+from tests.daemon import (
+    UNANSWERED_RSYNC,
+    DaemonProcess,
+    add_mirrors_holding,
+    base_config,
+    repo_file,
+)
 from tests.integration.store_support import within
+from tests.servers import RedisServer, StaticHTTPServer
 
 MTIME_NS = 1_687_249_800 * 1_000_000_000
 SIZES = {"/a.bin": 100, "/b.bin": 200, "/c.bin": 300}
@@ -120,3 +130,36 @@ def loopback_checker(store: MirrorStore, service: RedisService, clock: Clock,
     return HealthChecker(lambda: Config(), service.client, store, clock,
                          agent_factory=lambda admit: make_agent(reactor, admit), timeout=5.0,
                          rescan=rescan)
+
+
+@contextlib.contextmanager
+def lossy_and_full(tmp_path: Path, redis_server: RedisServer, db: redis.Redis,
+                   files: Sequence[str], hosts: tuple[str, str], lossy_lacks: Sequence[str] = (),
+                   **config: str) -> Iterator[tuple[DaemonProcess, StaticHTTPServer,
+                                                    StaticHTTPServer]]:
+    """A daemon (``config`` its settings) indexing ``files`` (6 bytes each), and two enabled
+    HTTP mirrors on ``hosts`` recorded as holding them all: ``lossy``, which lacks
+    ``lossy_lacks``, and ``full`` (mirror IDs 1 and 2). Their rsync URL answers nothing, so
+    no scan corrects the records. Everything is stopped after the block."""
+    repo, lossy_root, full_root = tmp_path / "repo", tmp_path / "lossy", tmp_path / "full"
+    for path in files:
+        repo_file(repo, path, b"hello\n", 1687249800)
+        repo_file(full_root, path, b"hello\n", 1687249800)
+        if path not in lossy_lacks:
+            repo_file(lossy_root, path, b"hello\n", 1687249800)
+    lossy = StaticHTTPServer(lossy_root, host=hosts[0])
+    full = StaticHTTPServer(full_root, host=hosts[1])
+    lossy.start()
+    full.start()
+    daemon = DaemonProcess(workdir=tmp_path / "run",
+                           values=base_config(repo, redis_server.address, **config))
+    daemon.start()
+    try:
+        daemon.wait_log(f"Indexed {len(files)} files", timeout=30)
+        add_mirrors_holding(daemon, db, [("lossy", lossy.url), ("full", full.url)],
+                            dict.fromkeys(files, 6), rsync=UNANSWERED_RSYNC)
+        yield daemon, lossy, full
+    finally:
+        daemon.stop()
+        lossy.stop()
+        full.stop()

@@ -19,12 +19,7 @@ from mirrorbits.store import keys
 from mirrorbits.store.mirrors import MirrorStore
 from mirrorbits.store.redis import RedisService
 from tests.daemon import (
-    UNANSWERED_RSYNC,
-    DaemonProcess,
-    add_mirrors_holding,
-    base_config,
     redirect,
-    repo_file,
 )
 from tests.integration.lost_support import (
     GONE,
@@ -35,11 +30,12 @@ from tests.integration.lost_support import (
     check_until_probed,
     holds,
     loopback_checker,
+    lossy_and_full,
     mirror_holding_everything,
 )
 from tests.integration.store_support import captured_log, eventually, received, subscribe, within
 from tests.integration.test_health import clock, ports, serve, state, state_changes
-from tests.servers import RedisServer, StaticHTTPServer
+from tests.servers import RedisServer
 
 pytestmark = pytest.mark.integration
 __all__ = ["clock", "ports"]  # fixtures
@@ -114,35 +110,16 @@ async def test_a_wrong_size_drops_that_file_and_keeps_the_mirror_up(
 
 def test_a_daemon_stops_sending_a_missing_file_to_that_mirror_only(
         tmp_path: Path, redis_server: RedisServer, redis_db: redis.Redis) -> None:
-    repo = tmp_path / "repo"
-    for path in ("/a.txt", "/b.txt"):
-        repo_file(repo, path, b"hello\n", 1687249800)
-    lossy_root, full_root = tmp_path / "lossy", tmp_path / "full"
-    repo_file(lossy_root, "/a.txt", b"hello\n", 1687249800)  # /b.txt went missing there
-    for path in ("/a.txt", "/b.txt"):
-        repo_file(full_root, path, b"hello\n", 1687249800)
-    lossy = StaticHTTPServer(lossy_root, host="127.0.0.61")
-    full = StaticHTTPServer(full_root, host="127.0.0.62")
-    lossy.start()
-    full.start()
-    daemon = DaemonProcess(workdir=tmp_path / "run", values=base_config(
-        repo, redis_server.address, CheckInterval="0", ScanInterval="1000"))
-    daemon.start()
-    try:
-        daemon.wait_log("Indexed 2 files", timeout=30)
-        # An rsync URL nobody answers: the scan that enabling starts fails, so only the
-        # health check can find /b.txt missing (an HTTP index scan would drop it first).
-        add_mirrors_holding(daemon, redis_db, [("lossy", lossy.url), ("full", full.url)],
-                            {"/a.txt": 6, "/b.txt": 6}, rsync=UNANSWERED_RSYNC)
+    # /b.txt went missing on "lossy". The scan that enabling starts fails (no rsync answers),
+    # so only the health check can find it missing (an HTTP index scan would drop it first).
+    with lossy_and_full(tmp_path, redis_server, redis_db, ("/a.txt", "/b.txt"),
+                        ("127.0.0.61", "127.0.0.62"), lossy_lacks=["/b.txt"],
+                        CheckInterval="0", ScanInterval="1000") as (daemon, lossy, full):
         daemon.wait_log("lossy: /b.txt is missing there (404)", timeout=30)
         time.sleep(0.2)  # the pub/sub message reaches the cache
         b_targets = {redirect(daemon, "/b.txt") for _ in range(30)}
         a_targets = {redirect(daemon, "/a.txt") for _ in range(60)}
         log = daemon.log()
-    finally:
-        daemon.stop()
-        lossy.stop()
-        full.stop()
     assert b_targets == {(302, full.url + "b.txt")}
     assert (302, lossy.url + "a.txt") in a_targets  # the mirror itself is still trusted
     assert redis_db.hget(keys.mirror(1), "httpUp") == "1"

@@ -13,41 +13,24 @@ import redis
 
 from mirrorbits.store import keys
 from tests.daemon import (
-    UNANSWERED_RSYNC,
-    DaemonProcess,
-    add_mirrors_holding,
-    base_config,
     redirect,
-    repo_file,
 )
-from tests.servers import RedisServer, StaticHTTPServer
+from tests.integration.lost_support import lossy_and_full
+from tests.servers import RedisServer
 
 pytestmark = pytest.mark.integration
 
 FILES = ("/popular.bin", "/other.bin", "/rare.bin")
-MTIME = 1687249800
 
 
 def test_a_silently_deleted_popular_file_is_no_longer_sent_to_that_mirror(
         tmp_path: Path, redis_server: RedisServer, redis_db: redis.Redis) -> None:
-    repo, lossy_root, full_root = tmp_path / "repo", tmp_path / "lossy", tmp_path / "full"
-    for root in (repo, lossy_root, full_root):
-        for path in FILES:
-            repo_file(root, path, b"hello\n", MTIME)
-    lossy = StaticHTTPServer(lossy_root, host="127.0.0.71")
-    full = StaticHTTPServer(full_root, host="127.0.0.72")
-    lossy.start()
-    full.start()
     # No scan (ScanInterval 1000 minutes, an rsync URL nobody answers) and one health check
     # per mirror, at its start: only the verification can find the deletion.
-    daemon = DaemonProcess(workdir=tmp_path / "run", values=base_config(
-        repo, redis_server.address, CheckInterval="60", ScanInterval="1000",
-        VerifyInterval="1"))
-    daemon.start()
-    try:
-        daemon.wait_log("Indexed 3 files", timeout=30)
-        add_mirrors_holding(daemon, redis_db, [("lossy", lossy.url), ("full", full.url)],
-                            dict.fromkeys(FILES, 6), rsync=UNANSWERED_RSYNC)
+    with lossy_and_full(tmp_path, redis_server, redis_db, FILES, ("127.0.0.71", "127.0.0.72"),
+                        CheckInterval="60", ScanInterval="1000",
+                        VerifyInterval="1") as (daemon, lossy, full):
+        lossy_root, full_root = lossy.root, full.root
         # downloads make /popular.bin the most requested file (counted into today's stats)
         before = {redirect(daemon, "/popular.bin") for _ in range(40)}
         assert (302, lossy.url + "popular.bin") in before
@@ -64,10 +47,6 @@ def test_a_silently_deleted_popular_file_is_no_longer_sent_to_that_mirror(
         popular = {redirect(daemon, "/popular.bin") for _ in range(30)}
         other = {redirect(daemon, "/other.bin") for _ in range(30)}
         log = daemon.log()
-    finally:
-        daemon.stop()
-        lossy.stop()
-        full.stop()
     print(f"\ndeletion -> dropped on that mirror: {found:.1f} s")
     assert found < 10
     assert popular == {(302, full.url + "popular.bin")}
