@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import http.server
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import attrs
@@ -374,3 +377,78 @@ class HostileServer:
     def stop(self) -> None:
         stop_server_process(self.process)
         self.process = None
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def http_tree(tree: Path, host: str = "127.0.0.1") -> Iterator[str]:
+    """A mirror serving the files under ``tree`` on ``host`` from a thread of this process
+    (no request logged): its base URL while the block runs."""
+    handler = functools.partial(_QuietHandler, directory=str(tree))
+    server = http.server.ThreadingHTTPServer((host, 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{host}:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+@attrs.define
+class RsyncServer:
+    """``rsync --daemon`` on ``host`` serving each module (name -> tree) read-only; its
+    configuration, pid and log files in ``workdir``. ``settings`` (lines) are appended to the
+    configuration: after the last module, so that they apply to it."""
+
+    workdir: Path
+    modules: dict[str, Path]
+    host: str = "127.0.0.1"
+    settings: Sequence[str] = ()
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+
+    def url(self, module: str) -> str:
+        return f"rsync://{self.host}:{self.port}/{module}/"
+
+    def start(self) -> None:
+        """Start it and return once it accepts; ``RuntimeError`` without rsync."""
+        binary = shutil.which("rsync")
+        if binary is None:
+            raise RuntimeError("rsync is not installed")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = self.port or free_port(self.host)
+        conf = self.workdir / "rsyncd.conf"
+        lines = ["use chroot = no", f"uid = {os.getuid()}", f"gid = {os.getgid()}",
+                 f"pid file = {self.workdir / 'rsyncd.pid'}",
+                 f"log file = {self.workdir / 'rsyncd.log'}"]
+        for name, path in self.modules.items():
+            lines += [f"[{name}]", f"path = {path}", "read only = yes"]
+        conf.write_text("\n".join([*lines, *self.settings]) + "\n")
+        self.process = subprocess.Popen(
+            [binary, "--daemon", "--no-detach", f"--config={conf}", f"--port={self.port}",
+             f"--address={self.host}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.host, self.port)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+
+@contextlib.contextmanager
+def rsync_daemon(workdir: Path, modules: dict[str, Path], host: str = "127.0.0.1",
+                 settings: Sequence[str] = ()) -> Iterator[RsyncServer]:
+    """A started :class:`RsyncServer` while the block runs."""
+    server = RsyncServer(workdir, modules, host, settings)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()

@@ -49,7 +49,6 @@ import functools
 import heapq
 import http.client
 import http.server
-import json
 import os
 import random
 import shutil
@@ -57,7 +56,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -72,9 +70,15 @@ if str(ROOT) not in sys.path:
 
 import attrs  # noqa: E402
 
-from bench.soak.run import rsync_daemon  # noqa: E402
+from bench.harness import work_directory, write_json  # noqa: E402
 from tests.daemon import BIN, render_config  # noqa: E402
-from tests.servers import RedisServer, env_without_proxies, free_port, wait_for_port  # noqa: E402
+from tests.servers import (  # noqa: E402
+    RedisServer,
+    env_without_proxies,
+    free_port,
+    rsync_daemon,
+    wait_for_port,
+)
 
 MIRROR_HOSTS = tuple(f"127.0.0.{n}" for n in range(2, 8))
 FALLBACK_HOST = "127.0.0.8"
@@ -478,7 +482,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
                 tree.start()
                 stack.callback(tree.stop)
             rsync_port = stack.enter_context(
-                rsync_daemon(workdir, {name: tree.root for name, tree in churn.trees.items()}))
+                rsync_daemon(workdir, {name: tree.root for name, tree in churn.trees.items()})).port
             daemon = churn.start_daemon(redis.address)
             churn.register_mirrors(rsync_port)
             log("six mirrors receive users; the timeline starts")
@@ -553,14 +557,9 @@ def report(args: argparse.Namespace, churn: Churn, outcomes: list[Outcome], time
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    if args.workdir is not None:
-        args.workdir.mkdir(parents=True, exist_ok=True)
-        figures = run(args, args.workdir)
-    else:
-        with tempfile.TemporaryDirectory(prefix="mirrorbits-churn-") as tmp:
-            figures = run(args, Path(tmp))
-    if args.json is not None:
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    with work_directory(args.workdir, "mirrorbits-churn-") as workdir:
+        figures = run(args, workdir)
+    write_json(args.json, figures)
     return 0
 
 

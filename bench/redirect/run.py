@@ -7,14 +7,11 @@ See bench/README.md for what is measured and how to read the report.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shlex
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +23,7 @@ if str(ROOT) not in sys.path:
 import attrs  # noqa: E402
 import redis  # noqa: E402
 
+from bench.harness import command_line, report_head, work_directory, write_json  # noqa: E402
 from bench.redirect import dataset, loadgen  # noqa: E402
 from bench.redirect.loadgen import LoadResult, Response  # noqa: E402
 from tests.daemon import DaemonProcess, base_config  # noqa: E402
@@ -351,10 +349,7 @@ def report(args: argparse.Namespace, verify: dict[str, Any], rounds: list[list[L
                 + (cold.other_status + cold.bad_location if cold is not None else 0))
     processes = f"{args.workers} process{'es' if args.workers > 1 else ''}"
     lines = [
-        "",
-        "=== mirrorbits redirect benchmark ===",
-        f"command      {shlex.join([sys.executable, *sys.argv])}",
-        f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} (at the end)",
+        *report_head("redirect", " (at the end)"),
         f"data set     {args.mirrors} mirrors, {args.files} files, {args.networks} GeoIP "
         f"networks, {args.clients} client IPs (seed {args.seed})",
         f"load         {args.threads} threads, {args.connections} connections, "
@@ -403,7 +398,7 @@ def report(args: argparse.Namespace, verify: dict[str, Any], rounds: list[list[L
         "cold": _result_json(cold) if cold is not None else None,
         "reference": _result_json(reference) if reference is not None else None,
         "startup_seconds": startup_seconds, "load_average": os.getloadavg(),
-        "verification": verify, "command": shlex.join([sys.executable, *sys.argv]),
+        "verification": verify, "command": command_line(),
         "daemon_rss_mib": rss_mib,
     }
 
@@ -440,8 +435,12 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, name):
             setattr(args, name, os.path.abspath(getattr(args, name)))
     os.chdir(ROOT)
-    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="mb-bench-"))
-    workdir.mkdir(parents=True, exist_ok=True)
+    with work_directory(Path(args.workdir) if args.workdir else None, "mb-bench-") as workdir:
+        run(args, workdir)
+    return 0
+
+
+def run(args: argparse.Namespace, workdir: Path) -> None:
     bench = Bench(args, workdir)
     try:
         bench.build()
@@ -454,13 +453,9 @@ def main(argv: list[str] | None = None) -> int:
                          bench.startup_seconds)
         if args.profile:
             log(bench.profile(args.profile))
-        if args.json:
-            Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
+        write_json(args.json, summary)
     finally:
         bench.stop()
-        if not args.workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
-    return 0
 
 
 if __name__ == "__main__":

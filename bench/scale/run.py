@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import random
 import re
-import shlex
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -29,6 +25,7 @@ if str(ROOT) not in sys.path:
 
 import redis  # noqa: E402
 
+from bench.harness import command_line, report_head, work_directory, write_json  # noqa: E402
 from bench.redirect import dataset, loadgen  # noqa: E402
 from bench.redirect.run import MIRROR_LUA_PATTERN, children  # noqa: E402
 from mirrorbits.encoding import format_go_time  # noqa: E402
@@ -237,9 +234,13 @@ def timed_storm(box: dict[str, float], client: redis.Redis, paths: list[str],
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     os.chdir(ROOT)
-    workdir = Path(args.workdir).resolve() if args.workdir else Path(
-        tempfile.mkdtemp(prefix="mb-scale-"))
-    workdir.mkdir(parents=True, exist_ok=True)
+    with work_directory(Path(args.workdir).resolve() if args.workdir else None,
+                        "mb-scale-") as workdir:
+        run(args, workdir)
+    return 0
+
+
+def run(args: argparse.Namespace, workdir: Path) -> None:
     server = RedisServer(workdir=workdir / "redis")
     daemon = None
     try:
@@ -317,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         per_message_us = storm_cpu / max(len(workers), 1) / args.storm * 1e6
         per_worker = [w for w in loaded["workers_mib"]] or [loaded["daemon_mib"]]
         result = {
-            "command": shlex.join([sys.executable, *sys.argv]),
+            "command": command_line(),
             "load_average": os.getloadavg(), "files": args.files, "mirrors": args.mirrors,
             "records": records, "cache_files": args.cache_files, "workers": args.workers,
             "files_held": cached_files, "zipf_s": args.zipf_s,
@@ -327,9 +328,7 @@ def main(argv: list[str] | None = None) -> int:
             "storm_us_per_message_per_worker": per_message_us,
         }
         lines = [
-            "", "=== mirrorbits scale benchmark ===",
-            f"command      {result['command']}",
-            f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+            *report_head("scale"),
             f"data set     {args.files} files x {args.mirrors} mirrors, {args.copies[0]}-"
             f"{args.copies[1]} copies each: ~{records:,.0f} file-on-mirror records",
             f"CacheFiles   {args.cache_files} ({cached_files} files held by each worker after the "
@@ -365,15 +364,11 @@ def main(argv: list[str] | None = None) -> int:
             f"workers CPU  the storm alone: {storm_cpu:.1f} s in {idle_seconds:.1f} s = "
             f"{per_message_us:.0f} us per message and worker")
         print("\n".join(lines), flush=True)
-        if args.json:
-            Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.json, result)
     finally:
         if daemon is not None:
             daemon.stop()
         server.stop()
-        if not args.workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
-    return 0
 
 
 if __name__ == "__main__":

@@ -19,20 +19,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import http.client
 import http.server
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,9 +37,17 @@ if str(ROOT) not in sys.path:
 
 import attrs  # noqa: E402
 
+from bench.harness import work_directory, write_json  # noqa: E402
 from bench.redirect import loadgen  # noqa: E402
 from tests.daemon import BIN, render_config  # noqa: E402
-from tests.servers import RedisServer, env_without_proxies, free_port, wait_for_port  # noqa: E402
+from tests.servers import (  # noqa: E402
+    RedisServer,
+    env_without_proxies,
+    free_port,
+    http_tree,
+    rsync_daemon,
+    wait_for_port,
+)
 
 MTIME = 1_700_000_000
 MIRROR_HOSTS = ("127.0.0.2", "127.0.0.3")
@@ -68,47 +72,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def log(message: str) -> None:
     print(f"[soak {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def http_mirror(tree: Path, host: str) -> Iterator[str]:
-    handler = functools.partial(_Quiet, directory=str(tree))
-    server = http.server.ThreadingHTTPServer((host, 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://{host}:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-@contextlib.contextmanager
-def rsync_daemon(workdir: Path, modules: dict[str, Path]) -> Iterator[int]:
-    binary = shutil.which("rsync")
-    if binary is None:
-        raise SystemExit("rsync is not installed")
-    port = free_port()
-    conf = workdir / "rsyncd.conf"
-    lines = ["use chroot = no", f"uid = {os.getuid()}", f"gid = {os.getgid()}",
-             f"pid file = {workdir / 'rsyncd.pid'}", f"log file = {workdir / 'rsyncd.log'}"]
-    for name, path in modules.items():
-        lines += [f"[{name}]", f"path = {path}", "read only = yes"]
-    conf.write_text("\n".join(lines) + "\n")
-    process = subprocess.Popen([binary, "--daemon", "--no-detach", f"--config={conf}",
-                                f"--port={port}", "--address=127.0.0.1"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port("127.0.0.1", port)
-        yield port
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 def write_file(root: Path, path: str, content: bytes) -> None:
@@ -278,9 +241,9 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
     daemon: subprocess.Popen[bytes] | None = None
     try:
         with contextlib.ExitStack() as stack:
-            urls = {name: stack.enter_context(http_mirror(tree, host))
+            urls = {name: stack.enter_context(http_tree(tree, host))
                     for (name, tree), host in zip(soak.trees.items(), MIRROR_HOSTS, strict=True)}
-            rsync_port = stack.enter_context(rsync_daemon(workdir, soak.trees))
+            rsync_port = stack.enter_context(rsync_daemon(workdir, soak.trees)).port
             daemon = soak.start_daemon(redis.address)
             soak.register_mirrors(urls, rsync_port)
             log("mirrors registered; load starts")
@@ -389,14 +352,9 @@ def report(soak: Soak, args: argparse.Namespace, load: loadgen.LoadResult,
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    if args.workdir is not None:
-        args.workdir.mkdir(parents=True, exist_ok=True)
-        figures = run(args, args.workdir)
-    else:
-        with tempfile.TemporaryDirectory(prefix="mirrorbits-soak-") as tmp:
-            figures = run(args, Path(tmp))
-    if args.json is not None:
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    with work_directory(args.workdir, "mirrorbits-soak-") as workdir:
+        figures = run(args, workdir)
+    write_json(args.json, figures)
     first, last = figures["first_sample"], figures["last_sample"]
     grew = (int(last["fds"]) - int(first["fds"])
             if isinstance(first, dict) and isinstance(last, dict) else 0)

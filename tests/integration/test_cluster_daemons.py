@@ -11,14 +11,10 @@ node's own log (the ``<name> HTTP Up!`` and ``[<name>] Indexed`` lines; the node
 from __future__ import annotations
 
 import http.client
-import os
 import re
-import shutil
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import attrs
 import pytest
@@ -26,7 +22,12 @@ import redis
 
 from mirrorbits.cluster import partition
 from tests.daemon import DaemonProcess, base_config, repo_file
-from tests.servers import RedisServer, StaticHTTPServer, free_port, start_mirrors, wait_for_port
+from tests.servers import (
+    RedisServer,
+    RsyncServer,
+    StaticHTTPServer,
+    start_mirrors,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -79,42 +80,6 @@ def scanned(node: DaemonProcess, since: int) -> set[int]:
     return {int(name[1:]) for name in SCAN_LINE.findall(node.log()[since:])}
 
 
-@attrs.define
-class RsyncDaemon:
-    """``rsync --daemon`` with one module ``m<id>`` per mirror, on 127.0.0.1."""
-
-    workdir: Path
-    modules: dict[str, Path]
-    port: int = 0
-    process: subprocess.Popen[bytes] | None = None
-
-    def url(self, module: str) -> str:
-        return f"rsync://127.0.0.1:{self.port}/{module}/"
-
-    def start(self) -> None:
-        binary = shutil.which("rsync")
-        if binary is None:
-            pytest.skip("rsync is not installed")
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        lines = ["use chroot = no", f"uid = {os.getuid()}", f"gid = {os.getgid()}",
-                 f"pid file = {self.workdir / 'rsyncd.pid'}"]
-        for module, path in self.modules.items():
-            lines += [f"[{module}]", f"path = {path}", "read only = yes"]
-        conf = self.workdir / "rsyncd.conf"
-        conf.write_text("\n".join(lines) + "\n")
-        self.process = subprocess.Popen(
-            [binary, "--daemon", "--no-detach", f"--config={conf}", f"--port={self.port}",
-             "--address=127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for_port("127.0.0.1", self.port)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(10)
-            self.process = None
-
-
 def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> float:
     """Poll ``predicate`` until true; the seconds it took (fails after ``timeout``)."""
     start = time.monotonic()
@@ -154,7 +119,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                for m in range(1, MIRRORS + 1)}
     for server in mirrors.values():
         repo_file(server.root, "/a.txt", CONTENT, MTIME)
-    rsyncd = RsyncDaemon(tmp_path / "rsyncd", {f"m{m}": s.root for m, s in mirrors.items()})
+    rsyncd = RsyncServer(tmp_path / "rsyncd", {f"m{m}": s.root for m, s in mirrors.items()})
     extra = {"CheckInterval": "0", "ScanInterval": "720"}
     nodes = [DaemonProcess(workdir=tmp_path / f"node{n}",
                            values=base_config(repo, redis_server.address, **extra),

@@ -13,7 +13,7 @@ every download it counted must reach the new master exactly once.
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import http.client
 import http.server
 import threading
@@ -27,7 +27,7 @@ import pytest
 import redis
 
 from tests.daemon import DaemonProcess, base_config, repo_file
-from tests.servers import RedisServer, ReplicatedRedis, free_port
+from tests.servers import RedisServer, ReplicatedRedis, free_port, http_tree
 
 pytestmark = pytest.mark.integration
 
@@ -38,11 +38,6 @@ LOAD_MAX_SECONDS = 40.0
 PAUSE = 0.002  # between two requests of a thread: a steady load, not a flood
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def group(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReplicatedRedis]:
     """Shared by the failover tests: each starts from an empty master that its sentinels
@@ -50,21 +45,6 @@ def group(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReplicatedRedis]
     servers = ReplicatedRedis.start(tmp_path_factory.mktemp("redis"))
     yield servers
     servers.stop()
-
-
-def serve_mirror(tree: Path, host: str) -> tuple[str, Callable[[], None]]:
-    """An HTTP mirror of ``tree`` on ``host``: its base URL and how to stop it."""
-    handler = functools.partial(_QuietHandler, directory=str(tree))
-    server = http.server.ThreadingHTTPServer((host, 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-
-    def stop() -> None:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
-
-    return f"http://{host}:{server.server_address[1]}/", stop
 
 
 FILES = ["/a.txt", *(f"/f/{n:03d}.bin" for n in range(60))]  # cache misses after a clear
@@ -270,8 +250,9 @@ class SentinelSite:
 def site(tmp_path: Path, group: ReplicatedRedis) -> Iterator[SentinelSite]:
     repo = tmp_path / "repo"
     make_repository(repo)
-    madrid_url, stop_madrid = serve_mirror(repo, "127.0.0.41")
-    lisbon_url, stop_lisbon = serve_mirror(repo, "127.0.0.42")
+    mirrors = contextlib.ExitStack()
+    madrid_url = mirrors.enter_context(http_tree(repo, "127.0.0.41"))
+    lisbon_url = mirrors.enter_context(http_tree(repo, "127.0.0.42"))
     sentinels = "".join(f"\n  - Host: {s.address}" for s in group.sentinels)
     values = base_config(repo, f"127.0.0.1:{free_port()}",  # nothing there: Sentinel only
                          RedisSentinelMasterName="mymaster", RedisSentinels=sentinels)
@@ -293,8 +274,7 @@ def site(tmp_path: Path, group: ReplicatedRedis) -> Iterator[SentinelSite]:
         yield SentinelSite(repo, madrid_url, lisbon_url, daemon)
     finally:
         daemon.stop()
-        stop_madrid()
-        stop_lisbon()
+        mirrors.close()
 
 
 def assert_counted_once(site: SentinelSite, load: Load, master: RedisServer) -> None:

@@ -26,8 +26,8 @@ import pytest
 
 from mirrorbits.embedded_redis import answers
 from tests.daemon import BIN, run_twistd, wait_for_address
-from tests.integration.test_cluster_daemons import RsyncDaemon, wait_until
-from tests.servers import RedisServer, StaticHTTPServer, env_without_proxies, free_port
+from tests.integration.test_cluster_daemons import wait_until
+from tests.servers import RedisServer, RsyncServer, StaticHTTPServer, env_without_proxies, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -157,7 +157,7 @@ def test_readme_command_runs_a_private_redis_and_says_what_to_do_next(
     daemon = EmbeddedDaemon(fresh)
     daemon.start()
     mirror_http = StaticHTTPServer(fresh / "docs", host="127.0.0.7")
-    rsyncd = RsyncDaemon(tmp_path / "rsyncd", {"docs": fresh / "docs"})
+    rsyncd = RsyncServer(tmp_path / "rsyncd", {"docs": fresh / "docs"})
     try:
         daemon.wait_log("No mirror is registered yet")
         port = private_redis_port(fresh)

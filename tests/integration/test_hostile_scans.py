@@ -4,9 +4,7 @@ silence and time; an abandoned scan keeps the mirror's known files and logs one 
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,7 +30,7 @@ from tests.integration.test_rsync_scan import (
     entries,
     fake_rsync,
 )
-from tests.servers import free_port, wait_for_port
+from tests.servers import rsync_daemon
 
 pytestmark = pytest.mark.integration
 
@@ -55,21 +53,8 @@ def start_rsyncd(tmp_path: Path, tree: Path, host: str = "127.0.0.51") -> Iterat
     binary = shutil.which("rsync")
     if binary is None:
         pytest.skip("rsync is not installed")
-    port = free_port(host)
-    conf = tmp_path / "rsyncd.conf"
-    conf.write_text("\n".join([
-        "use chroot = no", f"uid = {os.getuid()}", f"gid = {os.getgid()}",
-        f"pid file = {tmp_path / 'rsyncd.pid'}", "[m]", f"path = {tree}", "read only = yes",
-    ]) + "\n")
-    process = subprocess.Popen(
-        [binary, "--daemon", "--no-detach", f"--config={conf}", f"--port={port}",
-         f"--address={host}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(host, port)
-        yield f"rsync://{host}:{port}/m/"
-    finally:
-        process.terminate()
-        process.wait(10)
+    with rsync_daemon(tmp_path, {"m": tree}, host) as server:
+        yield server.url("m")
 
 
 @pytest.fixture

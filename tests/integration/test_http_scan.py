@@ -37,7 +37,7 @@ from mirrorbits.store.events import SCANNER_HTTP, SCANNER_RSYNC
 from tests.indexserver import IndexServer
 from tests.integration.test_rsync_scan import async_yield_fixture, client, ensure_deferred
 from tests.integration.tls_support import tls_pair
-from tests.servers import free_port, wait_for_port
+from tests.servers import free_port, rsync_daemon, wait_for_port
 
 pytestmark = pytest.mark.integration
 
@@ -88,21 +88,8 @@ def rsync_url(tmp_path: Path, tree: Path) -> Iterator[str]:
     binary = shutil.which("rsync")
     if binary is None:
         pytest.skip("rsync is not installed")
-    port = free_port()
-    conf = tmp_path / "rsyncd.conf"
-    conf.write_text("\n".join([
-        "use chroot = no", f"uid = {os.getuid()}", f"gid = {os.getgid()}",
-        f"pid file = {tmp_path / 'rsyncd.pid'}", f"log file = {tmp_path / 'rsyncd.log'}",
-        "[tree]", f"path = {tree}", "read only = yes", ""]))
-    process = subprocess.Popen(
-        [binary, "--daemon", "--no-detach", f"--config={conf}", f"--port={port}",
-         "--address=127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port("127.0.0.1", port)
-        yield f"rsync://127.0.0.1:{port}/tree/"
-    finally:
-        process.terminate()
-        process.wait(10)
+    with rsync_daemon(tmp_path, {"tree": tree}) as server:
+        yield server.url("tree")
 
 
 @async_yield_fixture

@@ -3,9 +3,6 @@ mirror serving the trace file (spec §6.1, §6.6, §14.3)."""
 
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -30,7 +27,7 @@ from tests.integration.test_rsync_scan import (
     rsyncd,
     write_tree,
 )
-from tests.servers import RedisServer
+from tests.servers import RedisServer, http_tree
 
 pytestmark = pytest.mark.integration
 
@@ -60,19 +57,8 @@ def mirror_http(rsyncd: RsyncDaemon) -> Iterator[str]:
     """The ``full`` module's tree over HTTP, its trace file holding :data:`TRACE_STAMP`."""
     tree = rsyncd.tree("full")
     (tree / ".mirror-trace").write_text(TRACE_STAMP + "\n")
-    handler = functools.partial(_QuietHandler, directory=str(tree))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
-    thread.join(10)
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+    with http_tree(tree) as url:
+        yield url
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import http.client
-import os
 import random
 import shutil
 import signal
@@ -29,7 +28,7 @@ import pytest
 import redis
 
 from tests.daemon import BIN, DaemonProcess, base_config, put_a_txt_on_a_mirror, repo_file
-from tests.servers import env_without_proxies, free_port, wait_for_port
+from tests.servers import env_without_proxies, rsync_daemon
 
 pytestmark = pytest.mark.integration
 
@@ -148,21 +147,8 @@ def rsync_module(tmp_path: Path) -> Iterator[tuple[Path, str]]:
         pytest.skip("rsync is not installed")
     tree = tmp_path / "mirror"
     tree.mkdir()
-    port = free_port()
-    conf = tmp_path / "rsyncd.conf"
-    conf.write_text("\n".join([
-        "use chroot = no", f"uid = {os.getuid()}", f"gid = {os.getgid()}",
-        f"pid file = {tmp_path / 'rsyncd.pid'}", f"log file = {tmp_path / 'rsyncd.log'}",
-        "[pub]", f"path = {tree}", "read only = yes"]) + "\n")
-    process = subprocess.Popen(
-        [binary, "--daemon", "--no-detach", f"--config={conf}", f"--port={port}",
-         "--address=127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port("127.0.0.1", port)
-        yield tree, f"rsync://127.0.0.1:{port}/pub/"
-    finally:
-        process.terminate()
-        process.wait(10)
+    with rsync_daemon(tmp_path, {"pub": tree}) as server:
+        yield tree, server.url("pub")
 
 
 def mirror_view(db: redis.Redis, mirror_id: int) -> set[str]:

@@ -5,7 +5,6 @@ link that leaves the module is listed as the file it points to only with
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ import redis
 from mirrorbits.scan.rsync import rsync_command
 from mirrorbits.store import keys
 from tests.daemon import BIN, DaemonProcess, base_config, repo_file
-from tests.servers import RedisServer, free_port, wait_for_port
+from tests.servers import RedisServer, rsync_daemon
 
 pytestmark = pytest.mark.integration
 
@@ -36,21 +35,8 @@ def module_with_unsafe_link(tmp_path: Path) -> Iterator[str]:
     repo_file(tmp_path / "outside", "/big.iso", b"iso image\n", MTIME)
     (module / "pool" / "big.iso").symlink_to("../../../outside/big.iso")
     (module / "pool" / "safe.txt").symlink_to("a.txt")
-    port = free_port()
-    conf = tmp_path / "rsyncd.conf"
-    conf.write_text("\n".join([
-        "use chroot = no", f"uid = {os.getuid()}", f"gid = {os.getgid()}",
-        f"pid file = {tmp_path / 'rsyncd.pid'}", f"log file = {tmp_path / 'rsyncd.log'}",
-        "[pub]", f"path = {module}", "read only = yes"]) + "\n")
-    process = subprocess.Popen(
-        [binary, "--daemon", "--no-detach", f"--config={conf}", f"--port={port}",
-         "--address=127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port("127.0.0.1", port)
-        yield f"rsync://127.0.0.1:{port}/pub/"
-    finally:
-        process.terminate()
-        process.wait(10)
+    with rsync_daemon(tmp_path, {"pub": module}) as server:
+        yield server.url("pub")
 
 
 def test_copy_unsafe_links_lists_what_a_link_outside_the_module_points_to(

@@ -28,7 +28,7 @@ from mirrorbits.store import keys
 from mirrorbits.store.errors import ScanInProgress
 from mirrorbits.store.events import SCANNER_RSYNC
 from mirrorbits.store.scans import acquire_scan_lock
-from tests.servers import RedisServer, free_port, wait_for_port
+from tests.servers import RedisServer, rsync_daemon
 
 pytestmark = pytest.mark.integration
 
@@ -87,27 +87,12 @@ def rsyncd(tmp_path: Path) -> Iterator[RsyncDaemon]:
     secrets = tmp_path / "rsyncd.secrets"
     secrets.write_text(f"scanuser:{PASSWORD}\n")
     secrets.chmod(0o600)
-    port = free_port()
-    conf = tmp_path / "rsyncd.conf"
-    lines = [
-        "use chroot = no", f"uid = {os.getuid()}", f"gid = {os.getgid()}",
-        f"pid file = {tmp_path / 'rsyncd.pid'}", f"log file = {tmp_path / 'rsyncd.log'}",
-    ]
-    for module in ("full", "partial", "empty", "secret"):
-        lines += [f"[{module}]", f"path = {root / module}", "read only = yes"]
-    lines += ["auth users = scanuser", f"secrets file = {secrets}"]
-    conf.write_text("\n".join(lines) + "\n")
-    process = subprocess.Popen(
-        [binary, "--daemon", "--no-detach", f"--config={conf}", f"--port={port}",
-         "--address=127.0.0.1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port("127.0.0.1", port)
-        yield RsyncDaemon(root=root, port=port, process=process)
-    finally:
-        process.terminate()
-        process.wait(10)
+    modules = {module: root / module for module in ("full", "partial", "empty", "secret")}
+    # the last module, "secret", asks for a password
+    with rsync_daemon(tmp_path, modules,
+                      settings=["auth users = scanuser", f"secrets file = {secrets}"]) as server:
+        assert server.process is not None
+        yield RsyncDaemon(root=root, port=server.port, process=server.process)
 
 
 @async_yield_fixture
