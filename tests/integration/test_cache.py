@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import pytest_twisted
 import redis
 from twisted.internet import reactor
@@ -36,12 +37,17 @@ def add_files(db: redis.Redis, mirror_id: int, *names: str) -> None:
         db.hset(f"FILEINFO_{mirror_id}_/{name}.txt", mapping={"size": "1", "modTime": MOD_TIME})
 
 
+@pytest.fixture
+def cache(service: RedisService, redis_db: redis.Redis) -> MirrorCache:
+    """A cache (on a ``Clock``) on the test Redis, which holds :func:`seed`'s records."""
+    seed(redis_db)
+    return MirrorCache(service.client, Clock())
+
+
 @pytest_twisted.ensureDeferred
 async def test_reads_through_then_answers_from_memory(
-    service: RedisService, redis_db: redis.Redis
+    cache: MirrorCache, redis_db: redis.Redis
 ) -> None:
-    seed(redis_db)
-    cache = MirrorCache(service.client, Clock())
     assert cache.cached_candidates("/a.txt") is MISSING
     info = await cache.file_info("/a.txt")
     assert info is not None and info.size == 6 and info.sha256 == "ab"
@@ -79,11 +85,9 @@ async def test_unknown_file_is_forgotten_after_the_negative_ttl(
 
 @pytest_twisted.ensureDeferred
 async def test_pubsub_messages_invalidate_and_reconnection_clears(
-    redis_server: RedisServer, service: RedisService, redis_db: redis.Redis
+    redis_server: RedisServer, cache: MirrorCache, redis_db: redis.Redis
 ) -> None:
-    seed(redis_db)
     pubsub = PubSubService(redis_server.address, "", reactor)
-    cache = MirrorCache(service.client, Clock())
     pubsub.on_message(keys.CHANNEL_FILE_UPDATE, cache.on_file_update)
     pubsub.on_message(keys.CHANNEL_MIRROR_UPDATE, cache.on_mirror_update)
     pubsub.on_reconnect(cache.clear)
@@ -113,14 +117,12 @@ async def test_pubsub_messages_invalidate_and_reconnection_clears(
 
 @pytest_twisted.ensureDeferred
 async def test_warm_fills_the_most_downloaded_files_first_within_the_bound(
-    service: RedisService, redis_db: redis.Redis
+    cache: MirrorCache, service: RedisService, redis_db: redis.Redis
 ) -> None:
-    seed(redis_db)
     add_files(redis_db, 1, "b", "c", "d")
     redis_db.sadd("FILES", "/a.txt", "/b.txt", "/c.txt", "/d.txt")
     redis_db.hset("STATS_FILE", mapping={"/c.txt": "50", "/d.txt": "7", "/gone.txt": "99"})
     redis_db.hset("MIRRORS", mapping={"1": "one", "2": "two"})  # after the DB version check
-    cache = MirrorCache(service.client, Clock())
     cache.resize(2)
     assert await cache.warm(batch=1) == 1
     # /gone.txt is not indexed and held by no mirror: left to a request to read (the fill
@@ -143,11 +145,9 @@ async def test_warm_fills_the_most_downloaded_files_first_within_the_bound(
 
 @pytest_twisted.ensureDeferred
 async def test_misses_are_read_in_a_few_batches_each_path_once(
-    service: RedisService, redis_db: redis.Redis
+    cache: MirrorCache, service: RedisService, redis_db: redis.Redis
 ) -> None:
-    seed(redis_db)
     add_files(redis_db, 2, "b", "c")
-    cache = MirrorCache(service.client, Clock())
     redis_db.config_resetstat()
     wanted = ["/a.txt", "/b.txt", "/c.txt", "/b.txt", "/c.txt", "/a.txt", "/none.txt"]
     found = await gatherResults([Deferred.fromCoroutine(cache.candidates(path))
@@ -169,10 +169,8 @@ async def test_misses_are_read_in_a_few_batches_each_path_once(
 
 @pytest_twisted.ensureDeferred
 async def test_a_file_message_refreshes_in_the_background_and_moves_only_what_changed(
-    service: RedisService, redis_db: redis.Redis
+    cache: MirrorCache, redis_db: redis.Redis
 ) -> None:
-    seed(redis_db)
-    cache = MirrorCache(service.client, Clock())
     before = await cache.candidates("/a.txt")
     await cache.file_info("/a.txt")
     version = cache.version("/a.txt")
@@ -190,12 +188,10 @@ async def test_a_file_message_refreshes_in_the_background_and_moves_only_what_ch
 
 @pytest_twisted.ensureDeferred
 async def test_a_mirror_message_during_a_refresh_does_not_lose_the_files_change(
-    service: RedisService, redis_db: redis.Redis
+    cache: MirrorCache, redis_db: redis.Redis
 ) -> None:
     """A mirror's message (a health check, a scan's start) changes every path's version; the
     refresh of a file read meanwhile must still land, or the file keeps its old mirrors."""
-    seed(redis_db)
-    cache = MirrorCache(service.client, Clock())
     await cache.candidates("/a.txt")
     await cache.file_info("/a.txt")
     redis_db.srem("FILEMIRRORS_/a.txt", 1)
@@ -262,16 +258,14 @@ async def test_a_re_read_lands_when_a_storm_restarts_the_path_counters(
 
 @pytest_twisted.ensureDeferred
 async def test_a_message_re_reads_only_the_records_it_names(
-    service: RedisService, redis_db: redis.Redis
+    cache: MirrorCache, redis_db: redis.Redis
 ) -> None:
     """An invalidation storm costs a record or two per message, not the file's every copy;
     a mirror list naming a copy the cache has not read yet makes the whole file read."""
-    seed(redis_db)
     for mirror_id in (3, 4):
         redis_db.hset(f"MIRROR_{mirror_id}", mapping={"ID": str(mirror_id),
                                                       "name": f"m{mirror_id}",
                                                       "http": f"http://m{mirror_id}/"})
-    cache = MirrorCache(service.client, Clock())
     await cache.file_info("/a.txt")
     await cache.candidates("/a.txt")
     redis_db.config_resetstat()
@@ -307,15 +301,13 @@ async def test_a_message_re_reads_only_the_records_it_names(
 
 @pytest_twisted.ensureDeferred
 async def test_after_a_reconnection_the_fill_replaces_the_records_in_place(
-    service: RedisService, redis_db: redis.Redis
+    cache: MirrorCache, redis_db: redis.Redis
 ) -> None:
     """Messages may have been lost while pub/sub was away: the files are read again while
     requests are answered from what was known, rather than every request missing."""
-    seed(redis_db)
     add_files(redis_db, 1, "b")
     redis_db.sadd("FILES", "/a.txt", "/b.txt")
     redis_db.hset("MIRRORS", mapping={"1": "one", "2": "two"})
-    cache = MirrorCache(service.client, Clock())
     assert await cache.warm() == 2
     # while pub/sub was away: /a.txt left mirror 1, /b.txt left the index
     redis_db.srem("FILEMIRRORS_/a.txt", 1)
