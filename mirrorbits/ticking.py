@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 
 from mirrorbits.logs import Logger
 
-__all__ = ["cancel_all", "start_loop", "stop_loop"]
+__all__ = ["cancel_all", "start_loop", "stop_loop", "stop_ticking"]
 
 
 def start_loop(call: Callable[[], object], clock: IReactorTime, interval: float, *,
@@ -38,3 +38,11 @@ def cancel_all(pending: Iterable[Deferred[None]]) -> None:
     """Cancel every operation in ``pending`` (a copy is taken: cancelling may remove them)."""
     for operation in list(pending):
         operation.cancel()
+
+
+def stop_ticking(loop: LoopingCall | None, pending: Iterable[Deferred[None]]) -> Deferred[None]:
+    """:func:`stop_loop` and :func:`cancel_all`: a service stopped at once (what its
+    ``stopService`` returns)."""
+    stop_loop(loop)
+    cancel_all(pending)
+    return succeed(None)

@@ -15,7 +15,6 @@ from twisted.internet.defer import (
     CancelledError,
     Deferred,
     DeferredSemaphore,
-    succeed,
 )
 from twisted.internet.task import LoopingCall
 from twisted.logger import LogLevel
@@ -41,7 +40,7 @@ from mirrorbits.store.client import RedisClient
 from mirrorbits.store.errors import DatabaseNotReady
 from mirrorbits.store.events import PROTO_HTTP
 from mirrorbits.store.mirrors import MirrorStore
-from mirrorbits.ticking import cancel_all, start_loop, stop_loop
+from mirrorbits.ticking import start_loop, stop_ticking
 
 WORKERS = 10
 QUEUE = 50
@@ -95,10 +94,7 @@ class HealthChecker(Service):
     def stopService(self) -> Deferred[None]:
         """Stop scheduling and cancel the checks in flight."""
         super().stopService()
-        stop_loop(self._loop)
-        self._loop = None
-        cancel_all(self._pending.values())
-        return succeed(None)
+        return stop_ticking(self._loop, self._pending.values())
 
     def check_soon(self, mirror_id: int) -> None:
         """Check ``mirror_id`` at the next round (within a second), not at its interval."""

@@ -35,7 +35,7 @@ from mirrorbits.store import outage
 from mirrorbits.store.client import RedisClient
 from mirrorbits.store.errors import DatabaseNotReady
 from mirrorbits.store.mirrors import MirrorStore
-from mirrorbits.ticking import cancel_all, start_loop, stop_loop
+from mirrorbits.ticking import start_loop, stop_ticking
 
 REASON = "Unreachable (liveness)"
 FAILURES_BEFORE_DOWN = 2
@@ -115,11 +115,9 @@ class LivenessProbes(Service):
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
-        stop_loop(self._loop)
-        self._loop = None
-        cancel_all(self._pending.values())
+        stopped = stop_ticking(self._loop, self._pending.values())
         self._held.close_all()
-        return succeed(None)
+        return stopped
 
     def tick(self) -> Deferred[None]:
         """One round: read the mirrors, start the probes that are due; never fails."""

@@ -40,7 +40,7 @@ from mirrorbits.store.events import PROTO_HTTP
 from mirrorbits.store.files import file_mirror_ids, read_file, read_mirror_file
 from mirrorbits.store.mirrors import MirrorStore
 from mirrorbits.store.statistics import day_suffixes, files_downloads_in
-from mirrorbits.ticking import cancel_all, start_loop, stop_loop
+from mirrorbits.ticking import start_loop, stop_ticking
 
 #: Seconds between two reads of the download counters and of the popular files' holders
 #: (every tick while nothing was downloaded yet today).
@@ -84,10 +84,7 @@ class FileVerifier(Service):
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
-        stop_loop(self._loop)
-        self._loop = None
-        cancel_all(self._pending.values())
-        return succeed(None)
+        return stop_ticking(self._loop, self._pending.values())
 
     def tick(self) -> Deferred[None]:
         """One round: refresh popularity when due, start the verifications due; never
