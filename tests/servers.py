@@ -430,16 +430,13 @@ class RsyncServer:
         for name, path in self.modules.items():
             lines += [f"[{name}]", f"path = {path}", "read only = yes"]
         conf.write_text("\n".join([*lines, *self.settings]) + "\n")
-        self.process = subprocess.Popen(
+        self.process = start_server_process(
             [binary, "--daemon", "--no-detach", f"--config={conf}", f"--port={self.port}",
-             f"--address={self.host}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for_port(self.host, self.port)
+             f"--address={self.host}"], self.host, self.port)
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(10)
-            self.process = None
+        stop_server_process(self.process)
+        self.process = None
 
 
 @contextlib.contextmanager
