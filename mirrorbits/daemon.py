@@ -203,17 +203,17 @@ class Daemon(MultiService):
         log.info("SIGHUP Received: Reloading configuration...")
         for warning in warnings if self.says_warnings else ():
             log.warn("{warning}", warning=warning)
-        self.reopen_logs(None)
+        self.reopen_logs(None, config_checked=True)
         if self.workers is not None:  # each reads the file again (and reopens its logs)
             self.workers.signal_all(signal.SIGHUP)
         self.notifier.reloaded(self.describe())
         return warnings
 
-    def reopen_logs(self, message: str | None) -> None:
+    def reopen_logs(self, message: str | None, config_checked: bool = False) -> None:
         if message:
             log.info(message)
         if self.download_log is not None:
-            self.download_log.reopen()
+            self.download_log.reopen(config_checked)
         if self.workers is not None and message is not None:  # a reload signals them itself
             self.workers.signal_all(signal.SIGUSR1)
 
@@ -797,6 +797,7 @@ def build_worker(*, config: Config, config_path: str, repository: str | None,
     daemon.says_warnings = False
     redis, pubsub = _add_redis(daemon, holder, reactor)
     stats, download_log = _add_accounting(daemon, holder, reactor, redis)
+    download_log.says_open_failures = False  # the daemon opens the same file and says so
     geo.load_and_report(quiet=True)  # the daemon says what it found, once for the node
     holder.subscribe(lambda old, new: _reload_geo(geo, new))
     http, context = _add_http(daemon, holder, reactor, redis, pubsub, stats, download_log, geo,

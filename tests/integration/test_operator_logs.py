@@ -200,3 +200,51 @@ def test_redis_killed_and_restarted_is_said_once_by_each_process(tmp_path: Path)
     # at start, then once back
     assert process_lines(log, "Connected to redis master") == dict.fromkeys(processes, 2), log
     assert process_lines(log, "Pub/sub connection lost") == dict.fromkeys(processes, 1), log
+
+
+def test_each_configuration_note_is_said_once_per_start_and_reload(
+        tmp_path: Path, redis_server: RedisServer) -> None:
+    """With worker processes, an unknown key, a key that is not used, a missing LogDir and
+    MirmonExportFile directory: each note once at start and once per reload, said by the
+    configuration check alone (not again by the download log of each process, nor by the
+    export)."""
+    repo = tmp_path / "repo"
+    repo_file(repo, "/a.txt", b"hello\n", 1687249800)
+    logs, export = tmp_path / "logs", tmp_path / "mirmon" / "list"
+    values = base_config(repo, redis_server.address, Workers="2", Bogus="1",
+                         RedisSentinelMasterName="main", LogDir=str(logs),
+                         MirmonExportFile=str(export))
+    daemon = DaemonProcess(workdir=tmp_path / "run", values=values)
+    notes = ("unknown configuration key 'Bogus'",
+             "RedisSentinelMasterName 'main' is not used without RedisSentinels",
+             f"LogDir '{logs}' does not exist", f"MirmonExportFile '{export}': its directory")
+    try:
+        daemon.start()
+        daemon.wait_log("HTTP served by 2 worker processes", timeout=30)
+        time.sleep(2)  # the export's first attempt, the download logs' retries
+        reloaded = daemon.ctl("reload")
+        assert reloaded.returncode == 0, reloaded.stderr
+        said = reloaded.stdout + reloaded.stderr
+        assert [said.count(note) for note in notes] == [1] * len(notes), said
+        time.sleep(1)
+        daemon.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while count(daemon.log(), "Reloading configuration") < 3 * 2:  # each process, twice
+            assert time.monotonic() < deadline, daemon.log()
+            time.sleep(0.1)
+        time.sleep(2)
+        logs.mkdir()  # then written, without a word
+        export.parent.mkdir()
+        daemon.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while not export.exists() or not (logs / "downloads.log").exists():
+            assert time.monotonic() < deadline, daemon.log()
+            time.sleep(0.1)
+    finally:
+        daemon.stop()
+    log = daemon.log()
+    # at start and at the three reloads (the directories exist at the third)
+    assert [count(log, note) for note in notes] == [4, 4, 3, 3], log
+    assert count(log, "Cannot open the download log") == 0, log
+    assert count(log, "not updated") == 0, log
+    assert count(log, "Traceback") == 0, log
