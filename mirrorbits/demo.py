@@ -28,7 +28,7 @@ from twisted.internet.protocol import ProcessProtocol, Protocol
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from twisted.web.client import Agent
-from twisted.web.http import Request
+from twisted.web.http import HTTPChannel, Request
 from twisted.web.server import Site
 from twisted.web.static import File
 
@@ -50,10 +50,21 @@ POLL_INTERVAL = 0.2
 log = Logger()
 
 
+class _QuietChannel(HTTPChannel):
+    """An HTTP channel that closes an idle connection without a line: the health checks keep
+    theirs open, and Twisted's "Timing out client" every half minute is not news."""
+
+    def timeoutConnection(self) -> None:
+        if self.abortTimeout is not None:
+            self._abortingCall = self.callLater(self.abortTimeout, self.forceAbortClient)
+        self.loseConnection()
+
+
 class _QuietSite(Site):
-    """A static-file site without access log or factory lines."""
+    """A static-file site without access log, factory or idle-connection lines."""
 
     noisy = False
+    protocol = _QuietChannel  # type: ignore[assignment]  # HTTP/1.1 only, as the main site
 
     def log(self, request: Request) -> None:
         """No line per request."""
