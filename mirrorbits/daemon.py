@@ -570,7 +570,7 @@ def _add_first_steps(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReact
         mirror_scanner = work.mirror_scanner
         DemoMirrors(
             config.repository, os.path.join(embedded.data_dir, DEMO_SUBDIRECTORY, "rsync"),
-            reactor, work.mirrors, redis.whenReady, refresh=lambda: work.scanner.refresh(),
+            reactor, work.mirrors, redis.whenReady, indexed=work.scanner.when_indexed,
             scan=lambda mirror_id: mirror_scanner.scan(mirror_id, True, "RSYNC", SCAN_TIMEOUT),
             try_url=try_url,
         ).setServiceParent(daemon)

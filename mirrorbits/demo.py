@@ -122,7 +122,8 @@ class DemoMirror:
 class DemoMirrors(Service):
     """Serves, registers, scans and enables the demo mirrors (see the module docstring).
 
-    ``ready()`` fires when the database is; ``refresh()`` indexes the repository;
+    ``ready()`` fires when the database is; ``indexed()`` when the repository scan that the
+    start runs anyway has indexed it (the mirrors' scans need it; no second scan);
     ``scan(mirror_id)`` scans one mirror over rsync and enables it; ``try_url()``: the
     ``http://`` URL of a file, redirected once the mirrors are up.
     """
@@ -132,7 +133,7 @@ class DemoMirrors(Service):
     reactor: IDaemonReactor
     mirrors: MirrorStore
     ready: Callable[[], Deferred[None]]
-    refresh: Callable[[], Awaitable[object]]
+    indexed: Callable[[], Awaitable[object]]
     scan: Callable[[int], Awaitable[object]]
     try_url: Callable[[], str]
     served: list[DemoMirror] = field(factory=list, init=False)
@@ -185,7 +186,7 @@ class DemoMirrors(Service):
         # This start's ports first: mirrors kept from the last run name the old ones, where
         # nothing listens now, and a health check there marked them down for a CheckInterval.
         registered = [await self._register(demo) for demo in self.served]
-        await self.refresh()
+        await self.indexed()
         for demo, mirror in zip(self.served, registered, strict=True):
             await self._accepting(demo.host, demo.rsync_port)
             try:
