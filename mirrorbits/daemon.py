@@ -508,8 +508,9 @@ def _add_control(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
         try:
             regex = re.compile(pattern)
         except re.error as err:
-            raise ValueError(f"invalid pattern {pattern!r}: {err} (a regular expression, "
-                             "not a glob: '\\.iso$' for the files ending in .iso)") from None
+            glob = pattern.startswith(("*", "?", "+"))  # as a shell pattern ("*.iso") is
+            hint = " (a regular expression, not a glob: '\\.iso$' for the files ending in .iso)"
+            raise ValueError(f"invalid pattern {pattern!r}: {err}{hint if glob else ''}") from None
         return await stats_files(redis.client(), regex, _day(first), _day(last))
 
     async def mirror_downloads(mirror_id: int, first: str, last: str) -> tuple[int, int]:
