@@ -402,26 +402,25 @@ def file_system_warnings(config: Config) -> list[Finding]:
     cannot load, with why and what follows, once at start and once per change.
     """
     warnings: list[Finding] = []
-    repository = _directory_problem(config.repository, os.R_OK | os.X_OK)
+    repository = directory_problem(config.repository, os.R_OK | os.X_OK)
     if repository:
         warnings.append(Finding(("Repository",), f"Repository {shown(config.repository)} "
                                 f"{repository}: nothing can be served or scanned from it "
                                 "until it can be read"))
     if config.log_dir:
-        problem = _directory_problem(config.log_dir, os.W_OK | os.X_OK)
+        problem = log_dir_problem(config.log_dir)
         if problem:
             warnings.append(Finding(("LogDir",), f"LogDir {shown(config.log_dir)} {problem}: "
                                     "no download log is written until it can be"))
     if config.mirmon_export_file:
-        directory = os.path.dirname(os.path.abspath(config.mirmon_export_file))
-        problem = _directory_problem(directory, os.W_OK | os.X_OK)
+        problem = export_dir_problem(config.mirmon_export_file)
         if problem:
             warnings.append(Finding(("MirmonExportFile",),
                                     f"MirmonExportFile {shown(config.mirmon_export_file)}: "
                                     f"its directory {problem}: the file is not written until "
                                     "it can be"))
     if config.templates:
-        problem = _directory_problem(config.templates, os.R_OK | os.X_OK)
+        problem = directory_problem(config.templates, os.R_OK | os.X_OK)
         if not problem and not any(
                 os.path.isfile(os.path.join(config.templates, name)) for name in TEMPLATE_FILES):
             problem = "holds none of " + ", ".join(TEMPLATE_FILES)
@@ -431,7 +430,19 @@ def file_system_warnings(config: Config) -> list[Finding]:
     return warnings
 
 
-def _directory_problem(path: str, access: int) -> str:
+def log_dir_problem(log_dir: str) -> str:
+    """What keeps ``downloads.log`` from being written in *log_dir* ("" if nothing): said
+    by the configuration check, so the download log does not say it again."""
+    return directory_problem(log_dir, os.W_OK | os.X_OK)
+
+
+def export_dir_problem(path: str) -> str:
+    """What keeps the ``MirmonExportFile`` *path* from being written in its directory ("" if
+    nothing): said by the configuration check, so the export does not say it again."""
+    return directory_problem(os.path.dirname(os.path.abspath(path)), os.W_OK | os.X_OK)
+
+
+def directory_problem(path: str, access: int) -> str:
     """What is wrong with *path* as a directory used with *access* ("" if nothing)."""
     if not os.path.exists(path):
         return "does not exist"

@@ -203,17 +203,17 @@ class Daemon(MultiService):
         log.info("SIGHUP Received: Reloading configuration...")
         for warning in warnings if self.says_warnings else ():
             log.warn("{warning}", warning=warning)
-        self.reopen_logs(None)
+        self.reopen_logs(None, config_checked=True)
         if self.workers is not None:  # each reads the file again (and reopens its logs)
             self.workers.signal_all(signal.SIGHUP)
         self.notifier.reloaded(self.describe())
         return warnings
 
-    def reopen_logs(self, message: str | None) -> None:
+    def reopen_logs(self, message: str | None, config_checked: bool = False) -> None:
         if message:
             log.info(message)
         if self.download_log is not None:
-            self.download_log.reopen()
+            self.download_log.reopen(config_checked)
         if self.workers is not None and message is not None:  # a reload signals them itself
             self.workers.signal_all(signal.SIGUSR1)
 
@@ -508,7 +508,9 @@ def _add_control(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
         try:
             regex = re.compile(pattern)
         except re.error as err:
-            raise ValueError(f"invalid pattern {pattern!r}: {err}") from None
+            glob = pattern.startswith(("*", "?", "+"))  # as a shell pattern ("*.iso") is
+            hint = " (a regular expression, not a glob: '\\.iso$' for the files ending in .iso)"
+            raise ValueError(f"invalid pattern {pattern!r}: {err}{hint if glob else ''}") from None
         return await stats_files(redis.client(), regex, _day(first), _day(last))
 
     async def mirror_downloads(mirror_id: int, first: str, last: str) -> tuple[int, int]:
@@ -569,7 +571,7 @@ def _add_first_steps(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReact
         mirror_scanner = work.mirror_scanner
         DemoMirrors(
             config.repository, os.path.join(embedded.data_dir, DEMO_SUBDIRECTORY, "rsync"),
-            reactor, work.mirrors, redis.whenReady, refresh=lambda: work.scanner.refresh(),
+            reactor, work.mirrors, redis.whenReady, indexed=work.scanner.when_indexed,
             scan=lambda mirror_id: mirror_scanner.scan(mirror_id, True, "RSYNC", SCAN_TIMEOUT),
             try_url=try_url,
         ).setServiceParent(daemon)
@@ -797,6 +799,7 @@ def build_worker(*, config: Config, config_path: str, repository: str | None,
     daemon.says_warnings = False
     redis, pubsub = _add_redis(daemon, holder, reactor)
     stats, download_log = _add_accounting(daemon, holder, reactor, redis)
+    download_log.says_open_failures = False  # the daemon opens the same file and says so
     geo.load_and_report(quiet=True)  # the daemon says what it found, once for the node
     holder.subscribe(lambda old, new: _reload_geo(geo, new))
     http, context = _add_http(daemon, holder, reactor, redis, pubsub, stats, download_log, geo,

@@ -28,7 +28,7 @@ from twisted.internet.protocol import ProcessProtocol, Protocol
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from twisted.web.client import Agent
-from twisted.web.http import Request
+from twisted.web.http import HTTPChannel, Request
 from twisted.web.server import Site
 from twisted.web.static import File
 
@@ -50,10 +50,21 @@ POLL_INTERVAL = 0.2
 log = Logger()
 
 
+class _QuietChannel(HTTPChannel):
+    """An HTTP channel that closes an idle connection without a line: the health checks keep
+    theirs open, and Twisted's "Timing out client" every half minute is not news."""
+
+    def timeoutConnection(self) -> None:
+        if self.abortTimeout is not None:
+            self._abortingCall = self.callLater(self.abortTimeout, self.forceAbortClient)
+        self.loseConnection()
+
+
 class _QuietSite(Site):
-    """A static-file site without access log or factory lines."""
+    """A static-file site without access log, factory or idle-connection lines."""
 
     noisy = False
+    protocol = _QuietChannel  # type: ignore[assignment]  # HTTP/1.1 only, as the main site
 
     def log(self, request: Request) -> None:
         """No line per request."""
@@ -111,7 +122,8 @@ class DemoMirror:
 class DemoMirrors(Service):
     """Serves, registers, scans and enables the demo mirrors (see the module docstring).
 
-    ``ready()`` fires when the database is; ``refresh()`` indexes the repository;
+    ``ready()`` fires when the database is; ``indexed()`` when the repository scan that the
+    start runs anyway has indexed it (the mirrors' scans need it; no second scan);
     ``scan(mirror_id)`` scans one mirror over rsync and enables it; ``try_url()``: the
     ``http://`` URL of a file, redirected once the mirrors are up.
     """
@@ -121,7 +133,7 @@ class DemoMirrors(Service):
     reactor: IDaemonReactor
     mirrors: MirrorStore
     ready: Callable[[], Deferred[None]]
-    refresh: Callable[[], Awaitable[object]]
+    indexed: Callable[[], Awaitable[object]]
     scan: Callable[[int], Awaitable[object]]
     try_url: Callable[[], str]
     served: list[DemoMirror] = field(factory=list, init=False)
@@ -174,7 +186,7 @@ class DemoMirrors(Service):
         # This start's ports first: mirrors kept from the last run name the old ones, where
         # nothing listens now, and a health check there marked them down for a CheckInterval.
         registered = [await self._register(demo) for demo in self.served]
-        await self.refresh()
+        await self.indexed()
         for demo, mirror in zip(self.served, registered, strict=True):
             await self._accepting(demo.host, demo.rsync_port)
             try:

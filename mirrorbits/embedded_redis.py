@@ -269,9 +269,16 @@ class EmbeddedRedis(Service):
             self._delay = self.restart_delay  # it ran: a new failure, not the same one
             self._last_failure = ""
         code = getattr(reason.value, "exitCode", None)
-        status = "" if reason.check(ProcessDone) or code is None else f" (exit code {code})"
-        detail = explain(list(proto.output))
-        failure = f"The private redis-server stopped{status}" + (f": {detail}" if detail else "")
+        killed_by = getattr(reason.value, "signal", None)
+        if killed_by is not None and not reason.check(ProcessDone):
+            # Killed: its last line is whatever it was doing ("Ready to accept connections")
+            failure = (f"The private redis-server was killed (signal {killed_by}): changes since "
+                       "its last snapshot (at most a minute) are lost")
+        else:
+            status = "" if reason.check(ProcessDone) or code is None else f" (exit code {code})"
+            detail = explain(list(proto.output))
+            failure = f"The private redis-server stopped{status}" + (
+                f": {detail}" if detail else "")
         if failure != self._last_failure:
             self.log.warn("{failure}; restarting it in {delay:g} s", failure=failure,
                           delay=self._delay)

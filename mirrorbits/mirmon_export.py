@@ -19,6 +19,7 @@ from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 
 from mirrorbits.config import Config
+from mirrorbits.configcheck import export_dir_problem
 from mirrorbits.logs import Logger
 from mirrorbits.mirmon import mirmon_list, replace_file
 from mirrorbits.model import Mirror
@@ -34,6 +35,10 @@ log = Logger(namespace="mirrorbits.mirmon")
 DEBOUNCE: Final = 1.0
 #: Seconds between two looks without any change announced.
 REFRESH_INTERVAL: Final = 60.0
+
+
+# What stands for the failure to write into a directory the configuration check named.
+SAID_BY_CHECK: Final = "the directory, said by the configuration check"
 
 
 @define(eq=False)
@@ -110,6 +115,10 @@ class MirmonExport(Service):
             self._again = True  # looked at again in a moment
             return
         except OSError as err:  # the temporary file's name left out: it changes every time
+            if (self._written is None and self._failure in ("", SAID_BY_CHECK)
+                    and export_dir_problem(path)):
+                self._failure = SAID_BY_CHECK  # at start, by the configuration check
+                return
             self._report(f"MirmonExportFile {path!r} not updated: {err.strerror or err}")
             return
         except REDIS_FAILURES as err:

@@ -165,6 +165,17 @@ def flag_error(error: f.FlagError) -> Exit:
     return Exit(2, f"{error}\n")
 
 
+def argument_count_error(command: CommandSpec, args: list[str]) -> str:
+    """One line naming what is wrong with the number of arguments (the usage follows)."""
+    low, high = command.min_args, command.max_args
+    expected = (f"{low}" if low == high else f"at most {high}" if low == 0
+                else f"{low} to {high}")
+    plural = "" if expected.endswith(" 1") or expected == "1" else "s"
+    given = f": {' '.join(args)}" if args else ""
+    return (f"Error: {command.name} takes {expected} argument{plural}, "
+            f"{len(args) or 'none'} given{given}\n")
+
+
 def parse_command_line(argv: list[str], table: dict[str, CommandSpec],
                        environ: Mapping[str, str] = os.environ) -> Invocation:
     """The invocation ``argv`` asks for; raises :class:`Exit` for help and usage errors.
@@ -203,7 +214,7 @@ def parse_command_line(argv: list[str], table: dict[str, CommandSpec],
     except f.FlagError as error:
         raise flag_error(error) from None
     if not command.min_args <= len(args) <= command.max_args:
-        raise Exit(2, command.usage().lstrip("\n"))
+        raise Exit(2, argument_count_error(command, args) + command.usage())
     command_options = {key: values[key] for key in command.flags.flags}
     options.update({key: values[key] for key in given if key not in command.flags.flags})
     if command.check is not None:

@@ -21,6 +21,7 @@ from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 
 from mirrorbits.config import Config
+from mirrorbits.health.liveness import REASON as LIVENESS_REASON
 from mirrorbits.health.lost import MISSING_BEFORE_DOWN, LostFiles, lost_because
 from mirrorbits.health.outcome import (
     Outcome,
@@ -216,7 +217,9 @@ class HealthChecker(Service):
                 raise CancelledError()  # stopped meanwhile: the aborted request means nothing
             if outcome is None:
                 continue
-            repeated = self._said.get((mirror.id, proto)) == outcome.condition
+            said = self._said.get((mirror.id, proto))  # None: not checked by this process yet
+            repeated = said == outcome.condition or (
+                said is not None and said_by_liveness(mirror, proto, outcome.up))
             self._said[mirror.id, proto] = outcome.condition
             log.emit(LogLevel.debug if repeated else outcome.level, "{prefix} {message}",
                      prefix=prefix, message=outcome.message)
@@ -312,3 +315,14 @@ def _watch(deferreds: list[Deferred[None]]) -> Deferred[None]:
     for deferred in deferreds:
         deferred.addBoth(one_done)
     return waiter
+
+
+def said_by_liveness(mirror: Mirror, proto: int, up: bool) -> bool:
+    """Whether a check finding ``mirror`` down in ``proto`` finds what the liveness check
+    already said ("down, Unreachable (liveness) ...; back after a health check finds it up"):
+    its first failing check is then not said again."""
+    if up:
+        return False
+    if proto == PROTO_HTTP:
+        return not mirror.http_up and mirror.http_down_reason == LIVENESS_REASON
+    return not mirror.https_up and mirror.https_down_reason == LIVENESS_REASON

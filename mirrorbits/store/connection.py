@@ -19,6 +19,7 @@ from mirrorbits.addresses import AddressError, split_host_port
 from mirrorbits.reactors import IConnectingReactor
 from mirrorbits.store.client import RedisConnection, RedisPool
 from mirrorbits.store.errors import StoreError
+from mirrorbits.store.retrylog import quiet_pool_retries
 
 MIN_REDIS_VERSION = "3.2.0"
 DEFAULT_PORT = 6379
@@ -106,8 +107,10 @@ def redis_factory(
 ) -> RedisPool:
     """A txredisapi factory: UTF-8 text replies, numbers never converted.
 
-    ``lazy=False`` only keeps txredisapi from logging failures we report ourselves.
+    ``lazy=False`` only keeps txredisapi from logging failures we report ourselves; its
+    per-connection retry lines are dropped too (:mod:`mirrorbits.store.retrylog`).
     """
+    quiet_pool_retries()
     pool: RedisPool = txredisapi.RedisFactory(
         f"{host}:{port}", db, poolsize, isLazy=lazy, charset="utf-8",
         password=password or None, replyTimeout=REPLY_TIMEOUT, convertNumbers=False,

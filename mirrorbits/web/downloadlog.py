@@ -24,6 +24,7 @@ from twisted.application.service import Service
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 
+from mirrorbits.configcheck import log_dir_problem
 from mirrorbits.logs import Logger
 from mirrorbits.ticking import start_loop, stop_loop
 
@@ -138,6 +139,8 @@ class DownloadLog(Service):
     _loop: LoopingCall | None = field(init=False, default=None)
     _dropped: int = field(init=False, default=0)
     _open_failed: bool = field(init=False, default=False)
+    #: False in a worker: the daemon opens the same file and says when it cannot.
+    says_open_failures: bool = field(default=True, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
         self.name = "downloadlog"
@@ -159,7 +162,7 @@ class DownloadLog(Service):
         super().startService()
         if not self.log_dir:
             return
-        self._open()
+        self._open(config_checked=True)
         self._loop = start_loop(self._tick, self._clock, FLUSH_INTERVAL, now=False)
 
     def stopService(self) -> None:
@@ -169,14 +172,15 @@ class DownloadLog(Service):
         self.flush()
         self._close()
 
-    def reopen(self) -> None:
-        """Flush, close the current file and open ``downloads.log`` again."""
+    def reopen(self, config_checked: bool = False) -> None:
+        """Flush, close the current file and open ``downloads.log`` again
+        (``config_checked``: at a reload, whose configuration check looked at ``LogDir``)."""
         if not self.log_dir:
             return
         self.flush()
         self._close()
         self._open_failed = False
-        self._open()
+        self._open(config_checked)
 
     def flush(self) -> None:
         """Append the buffered lines to the file now."""
@@ -200,12 +204,17 @@ class DownloadLog(Service):
         except Exception:
             log.failure("Download log flush failed")
 
-    def _open(self) -> None:
+    def _open(self, config_checked: bool = False) -> None:
+        """Open the file; a failure is said once (then retried every second, quietly), not
+        when the configuration check has just said what is wrong with ``LogDir``."""
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o664)
         except OSError as err:
-            if not self._open_failed:  # then retried every second, quietly
+            if not self._open_failed:
                 self._open_failed = True
+                if not self.says_open_failures or (config_checked
+                                                   and log_dir_problem(self.log_dir)):
+                    return
                 log.error("Cannot open the download log {path}: {error}", path=self.path,
                           error=err)
             return

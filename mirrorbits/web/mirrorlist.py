@@ -10,7 +10,10 @@ to a custom ``mirrorlist.xhtml``: ``fallback_warning``, ``client`` (slots ``ip``
 ``ranked_table``, ``ranked`` (one row: ``row_class``, ``mirror``, ``rank``, ``name``, ``url``,
 ``country``, ``continent``, ``distance``, ``selection``), ``no_mirrors``,
 ``excluded_section``, ``excluded`` (one row: as ``ranked`` with ``reason``), ``no_mirror``
-(shown when no mirror qualifies; slots ``cause``, ``outcome``: why, and what a download gets).
+(shown when no mirror qualifies; slots ``cause``, ``outcome``: why, and what a download gets),
+``generation`` (shown when a ``GenerationIndexes`` index covers the file; slot ``text``: the
+``?trace`` ``Generation.Text``, whether only mirrors of the current generation were kept or
+the choice fell back to file by file).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from mirrorbits import version_string
 from mirrorbits.config import Config
 from mirrorbits.encoding import format_rfc1123_utc, human_size
 from mirrorbits.model import FileInfo, GeoRecord
+from mirrorbits.selection import GenerationOutcome
 from mirrorbits.selection.types import Candidate
 from mirrorbits.urls import encode_path, encode_url
 from mirrorbits.web.pages import TEMPLATES, BasePage, display_text, render_page
@@ -89,6 +93,14 @@ class NoMirrorView:
 
 
 @frozen
+class GenerationView:
+    """What the generation indexes covering the file did (as ``?trace`` says it)."""
+
+    applied: bool  # False: no mirror open to every client holds it, chosen file by file
+    text: str
+
+
+@frozen
 class MirrorlistView:
     path: str
     client: ClientView
@@ -99,6 +111,7 @@ class MirrorlistView:
     version: str
     hostname: str
     no_mirror: NoMirrorView | None = None
+    generation: GenerationView | None = None
 
 
 def fromip_override(args: Mapping[bytes, Sequence[bytes]], ip: str) -> str:
@@ -172,10 +185,12 @@ def _row(rank: int, cand: Candidate, path: str | None) -> MirrorRow:
 
 def build_view(info: FileInfo, ip: str, client: GeoRecord, mirrors: Sequence[Candidate],
                excluded: Sequence[Candidate], fallback: bool, *, version: str,
-               hostname: str, cause: NoMirrorCause | None = None) -> MirrorlistView:
+               hostname: str, cause: NoMirrorCause | None = None,
+               generation: GenerationOutcome | None = None) -> MirrorlistView:
     """What the page shows; the excluded mirrors sorted by reason (byte order).
 
     ``cause`` is set when no mirror qualifies: ``mirrors`` are then the fallbacks (or none).
+    ``generation``: what the generation indexes covering the file did (None: none covers it).
     """
     path = display_text(info.path)
     scanned = bool(info.mod_time_ns)
@@ -208,6 +223,8 @@ def build_view(info: FileInfo, ip: str, client: GeoRecord, mirrors: Sequence[Can
         hostname=hostname,
         no_mirror=None if cause is None else _no_mirror_view(
             info, located, mirrors if fallback else (), excluded, cause),
+        generation=None if generation is None else GenerationView(
+            generation.applied, display_text(generation.text)),
     )
 
 
@@ -236,6 +253,14 @@ class MirrorlistElement(Element):
     def no_mirror(self, request: object, tag: Tag) -> Tag | str:
         shown = self.view.no_mirror
         return "" if shown is None else tag.fillSlots(cause=shown.cause, outcome=shown.outcome)
+
+    @renderer
+    def generation(self, request: object, tag: Tag) -> Tag | str:
+        shown = self.view.generation
+        if shown is None:
+            return ""
+        tag.attributes["class"] = "applied" if shown.applied else "file-by-file"
+        return tag.fillSlots(text=shown.text)
 
     @renderer
     def client(self, request: object, tag: Tag) -> Tag:
@@ -351,8 +376,10 @@ async def render_mirrorlist(view: MirrorlistView, templates: str = "") -> bytes:
 
 async def mirrorlist_page(config: Config, info: FileInfo, ip: str, client: GeoRecord,
                           mirrors: Sequence[Candidate], excluded: Sequence[Candidate],
-                          fallback: bool, cause: NoMirrorCause | None = None) -> bytes:
+                          fallback: bool, cause: NoMirrorCause | None = None,
+                          generation: GenerationOutcome | None = None) -> bytes:
     """The page for one request (the edge: reads the host name and the version)."""
     view = build_view(info, ip, client, mirrors, excluded, fallback,
-                      version=version_string(), hostname=socket.gethostname(), cause=cause)
+                      version=version_string(), hostname=socket.gethostname(), cause=cause,
+                      generation=generation)
     return await render_mirrorlist(view, config.templates)

@@ -100,7 +100,8 @@ async def mirrorlist(ctx: WebContext, head: RequestHead, config: Config, path: s
     ip = fromip_override(head.args, client_ip(ctx, head, config))
     info, _, choice = await choice_for(ctx, head, config, local, ip, mirrorlist=True)
     body = await mirrorlist_page(config, info, choice.ip, choice.client, choice.mirrors,
-                                 choice.excluded, choice.fallback, choice.cause)
+                                 choice.excluded, choice.fallback, choice.cause,
+                                 choice.generation)
     return Page(200 if choice.mirrors else 503, HTML, body, no_cache=True)
 
 

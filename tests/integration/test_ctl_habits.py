@@ -147,6 +147,9 @@ def test_every_failure_exits_non_zero(daemon: DaemonProcess, tmp_path: Path) -> 
          "Please set the server password with the -P option.\n"),
         (daemon.ctl("stats", "file", "(unclosed"), "",
          "invalid pattern '(unclosed': missing ), unterminated subpattern at position 0\n"),
+        (daemon.ctl("stats", "file", "*.iso"), "",
+         "invalid pattern '*.iso': nothing to repeat at position 0 (a regular expression, not a "
+         "glob: '\\.iso$' for the files ending in .iso)\n"),
         (daemon.ctl("scan", "-rsync", "m1"), "Scanning m1... ",
          "\nscan error: no suitable URL for the scan\n"),
         # the reference printed both errors and exited 0

@@ -89,6 +89,27 @@ async def test_a_failing_server_is_restarted_less_often_and_said_once(tmp_path: 
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_killed_server_is_said_killed_and_restarted(tmp_path: Path) -> None:
+    port = free_port()
+    service = EmbeddedRedis("127.0.0.1", port, str(tmp_path / "redis"), reactor,
+                            restart_delay=0.1)
+    service.startService()
+    try:
+        pid_file = tmp_path / "redis" / "redis.pid"
+        await wait_for(lambda: answers("127.0.0.1", port) and pid_file.exists()
+                       and pid_file.read_text().strip().isdigit(), timeout=30)
+        with captured_log("mirrorbits.embedded_redis") as lines:
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+            await wait_for(lambda: bool(lines) and answers("127.0.0.1", port), timeout=30)
+    finally:
+        stopping = service.stopService()
+        if stopping is not None:
+            await stopping
+    assert lines == ["The private redis-server was killed (signal 9): changes since its last "
+                     "snapshot (at most a minute) are lost; restarting it in 0.1 s"], lines
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_server_that_cannot_save_does_not_hold_the_stop(tmp_path: Path) -> None:
     """Its data directory removed, redis-server refuses to exit on SIGTERM: killed, said."""
     port = free_port()

@@ -310,6 +310,7 @@ def test_demo_redirects_at_once(fresh: Path) -> None:
     assert not any(answers(host, port) for host, port in zip(("127.0.0.2", "127.0.0.3"),
                                                              rsync_ports, strict=True))
     assert [line for line in log.splitlines() if any(n in line for n in NOISE)] == []
+    assert log.count("[source] Scanning the filesystem...") == 1  # the demo waits for it
 
 
 def test_a_second_demo_run_checks_its_mirrors_on_the_new_ports(fresh: Path) -> None:

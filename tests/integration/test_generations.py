@@ -21,6 +21,7 @@ import redis
 from mirrorbits.store import keys
 from tests.daemon import DaemonProcess, base_config, record_mirror_files, redirect, repo_file
 from tests.integration.test_repository_watch import T0, go_time, wait_until
+from tests.mirrorlist_html import parse_tree
 from tests.servers import RedisServer, StaticHTTPServer
 
 pytestmark = pytest.mark.integration
@@ -68,6 +69,22 @@ def trace(daemon: DaemonProcess, path: str) -> dict[str, Any]:
         connection.close()
 
 
+def mirrorlist_generation(daemon: DaemonProcess, path: str) -> tuple[str, str] | None:
+    """The class and text of the mirror list page's one generation line (None: not shown)."""
+    host, port = daemon.http
+    connection = http.client.HTTPConnection(host, port, timeout=5)
+    try:
+        connection.request("GET", path + "?mirrorlist")
+        response = connection.getresponse()
+        assert response.status == 200
+        page = parse_tree(response.read().decode())
+    finally:
+        connection.close()
+    shown = page.find_all(id="generation")
+    assert len(shown) <= 1
+    return (shown[0].attrs["class"], " ".join(shown[0].text().split())) if shown else None
+
+
 def reasons(daemon: DaemonProcess, path: str) -> dict[str, str]:
     return {c["Name"]: c["ExcludeReason"] for c in trace(daemon, path)["Candidates"]}
 
@@ -112,6 +129,8 @@ def test_a_mirror_with_new_packages_but_the_old_inrelease_gets_no_user_for_that_
             assert (outcome["Indexes"], outcome["Applied"], outcome["CurrentMirrors"]) == (
                 [INRELEASE], False, 0)
             assert "chosen file by file" in outcome["Text"]
+            assert mirrorlist_generation(daemon, TRANSLATION) == (
+                "file-by-file", f"Repository generation: {outcome['Text']}.")
 
         install(roots["partial"], PACKAGES, NEW[PACKAGES])  # its InRelease stays old
         for path, content in NEW.items():
@@ -134,7 +153,10 @@ def test_a_mirror_with_new_packages_but_the_old_inrelease_gets_no_user_for_that_
                                                     "partial": REASON}
             outcome = trace(daemon, PACKAGES)["Generation"]
             assert (outcome["Applied"], outcome["CurrentMirrors"]) == (True, 1)
+            assert mirrorlist_generation(daemon, PACKAGES) == (
+                "applied", f"Repository generation: {outcome['Text']}.")
             assert trace(daemon, DEB)["Generation"] is None
+            assert mirrorlist_generation(daemon, DEB) is None
 
             install(roots["partial"], INRELEASE, NEW[INRELEASE])  # it finishes its sync
             wait_until(lambda: len(targets(daemon, TRANSLATION, 10)) == 3, 30)
@@ -144,6 +166,7 @@ def test_a_mirror_with_new_packages_but_the_old_inrelease_gets_no_user_for_that_
             assert targets(daemon, PACKAGES) == {partial, complete}
             assert targets(daemon, TRANSLATION, 40) == {partial, complete, reverse}
             assert trace(daemon, TRANSLATION)["Generation"] is None
+            assert mirrorlist_generation(daemon, TRANSLATION) is None
             # turned on by a reload: the memos follow at once
             daemon.values["GenerationIndexes"] = '["dists/*/InRelease"]'
             daemon.write_config()

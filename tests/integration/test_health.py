@@ -27,6 +27,7 @@ from twisted.web.server import Request, Site
 from mirrorbits import version_string
 from mirrorbits.config import Config
 from mirrorbits.health import HealthChecker
+from mirrorbits.health.liveness import REASON as LIVENESS_REASON
 from mirrorbits.health.probe import make_agent
 from mirrorbits.model import REDIRECTS_ALLOWED, REDIRECTS_DISALLOWED, GeoRecord, Mirror
 from mirrorbits.store import events, keys
@@ -221,6 +222,32 @@ async def test_a_mirror_going_down_and_up_again(
         {"Proto": 1, "Up": False, "Reason": "Got status code 503"},
         {"Proto": 1, "Up": True, "Reason": ""},
     ]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_mirror_the_liveness_check_found_down_is_not_said_down_again(
+    store: MirrorStore, service: RedisService, redis_db: redis.Redis, clock: Clock,
+    ports: list[IListeningPort],
+) -> None:
+    site = MirrorSite()
+    mirror = await add_mirror(store, redis_db, "gone", serve(ports, site, "127.0.0.9"))
+    checker = checker_for(service, store, clock)
+    with captured_log("mirrorbits.health") as lines:
+        await first_round(checker)
+        site.status = 503
+        # the liveness check lost it and said so ("gone HTTP: down, Unreachable (liveness)")
+        await store.set_state(mirror.id, events.PROTO_HTTP, False, LIVENESS_REASON)
+        clock.advance(61)
+        await within(checker.when_idle())
+        site.status = 200
+        clock.advance(61)
+        await within(checker.when_idle())
+        site.status = 503  # down again, found by a check this time: said
+        clock.advance(61)
+        await within(checker.when_idle())
+    checker.stopService()
+    said = [line.split("HTTP  ")[1].split(" (")[0] for line in lines]
+    assert said == ["Up!", "Up!", "Down! Status: 503"], lines
 
 
 @pytest_twisted.ensureDeferred

@@ -7,10 +7,12 @@ databases and a mirror that goes down are each said once, and again only when it
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
 import time
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -145,3 +147,104 @@ def test_a_mirror_going_down_is_said_once(tmp_path: Path, redis_server: RedisSer
     assert count(log, "HTTP  Up!") == 1
     assert count(log, "HTTP  Error:") == 1
     assert noise(log) == []
+
+
+def process_lines(log: str, text: str) -> Counter[str]:
+    """How many lines say ``text``, by process (the daemon is "", a worker "worker PID")."""
+    said: Counter[str] = Counter()
+    for line in log.splitlines():
+        if text in line:
+            before = line.split("] ", 1)[1].split(text)[0]
+            said[before.split(":")[0] if before.startswith("worker ") else ""] += 1
+    return said
+
+
+def test_redis_killed_and_restarted_is_said_once_by_each_process(tmp_path: Path) -> None:
+    """Each process says once that Redis is lost and once that it is back: none of the
+    pool's per-connection "Scheduling retry" lines."""
+    server = RedisServer(workdir=tmp_path / "redis")
+    server.start()
+    repo = tmp_path / "repo"
+    repo_file(repo, "/a.txt", b"hello\n", 1687249800)
+    values = base_config(repo, server.address, Workers="2", CheckInterval="1")
+    daemon = DaemonProcess(workdir=tmp_path / "run", values=values)
+    try:
+        daemon.start()
+        daemon.wait_log("HTTP served by 2 worker processes", timeout=30)
+        time.sleep(1)
+        assert server.process is not None
+        server.process.kill()
+        server.process.wait(10)
+        server.process = None
+        deadline = time.monotonic() + 20
+        while len(process_lines(daemon.log(), "Database is down")) < 3:
+            assert time.monotonic() < deadline, daemon.log()
+            time.sleep(0.1)
+        time.sleep(5)  # the pool's connections retry several times meanwhile
+        server.start()
+        deadline = time.monotonic() + 30
+        while sum(process_lines(daemon.log(), "Connected to redis master").values()) < 6:
+            assert time.monotonic() < deadline, daemon.log()
+            time.sleep(0.1)
+        time.sleep(2)
+    finally:
+        daemon.stop()
+        server.stop()
+    log = daemon.log()
+    assert count(log, "Scheduling retry") == 0, log
+    assert count(log, "Traceback") == 0 and count(log, "#critical") == 0, log
+    processes = {"", *(f"worker {pid}" for pid in re.findall(r"worker (\d+): HTTP starting",
+                                                             log))}
+    assert len(processes) == 3, log
+    assert process_lines(log, "Database is down") == dict.fromkeys(processes, 1), log
+    # at start, then once back
+    assert process_lines(log, "Connected to redis master") == dict.fromkeys(processes, 2), log
+    assert process_lines(log, "Pub/sub connection lost") == dict.fromkeys(processes, 1), log
+
+
+def test_each_configuration_note_is_said_once_per_start_and_reload(
+        tmp_path: Path, redis_server: RedisServer) -> None:
+    """With worker processes, an unknown key, a key that is not used, a missing LogDir and
+    MirmonExportFile directory: each note once at start and once per reload, said by the
+    configuration check alone (not again by the download log of each process, nor by the
+    export)."""
+    repo = tmp_path / "repo"
+    repo_file(repo, "/a.txt", b"hello\n", 1687249800)
+    logs, export = tmp_path / "logs", tmp_path / "mirmon" / "list"
+    values = base_config(repo, redis_server.address, Workers="2", Bogus="1",
+                         RedisSentinelMasterName="main", LogDir=str(logs),
+                         MirmonExportFile=str(export))
+    daemon = DaemonProcess(workdir=tmp_path / "run", values=values)
+    notes = ("unknown configuration key 'Bogus'",
+             "RedisSentinelMasterName 'main' is not used without RedisSentinels",
+             f"LogDir '{logs}' does not exist", f"MirmonExportFile '{export}': its directory")
+    try:
+        daemon.start()
+        daemon.wait_log("HTTP served by 2 worker processes", timeout=30)
+        time.sleep(2)  # the export's first attempt, the download logs' retries
+        reloaded = daemon.ctl("reload")
+        assert reloaded.returncode == 0, reloaded.stderr
+        said = reloaded.stdout + reloaded.stderr
+        assert [said.count(note) for note in notes] == [1] * len(notes), said
+        time.sleep(1)
+        daemon.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while count(daemon.log(), "Reloading configuration") < 3 * 2:  # each process, twice
+            assert time.monotonic() < deadline, daemon.log()
+            time.sleep(0.1)
+        time.sleep(2)
+        logs.mkdir()  # then written, without a word
+        export.parent.mkdir()
+        daemon.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while not export.exists() or not (logs / "downloads.log").exists():
+            assert time.monotonic() < deadline, daemon.log()
+            time.sleep(0.1)
+    finally:
+        daemon.stop()
+    log = daemon.log()
+    # at start and at the three reloads (the directories exist at the third)
+    assert [count(log, note) for note in notes] == [4, 4, 3, 3], log
+    assert count(log, "Cannot open the download log") == 0, log
+    assert count(log, "not updated") == 0, log
+    assert count(log, "Traceback") == 0, log

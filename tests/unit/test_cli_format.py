@@ -319,8 +319,12 @@ def test_command_line_parsing() -> None:
         ([], 2, "Usage: mirrorbits-ctl [OPTIONS] COMMAND"),
         (["frobnicate"], 2, "Error: Command not found: frobnicate\nUsage:"),
         (["-x", "list"], 2, "flag provided but not defined: -x\n"),
-        (["show"], 2, "Usage: mirrorbits-ctl show IDENTIFIER\n\nPrint a mirror configuration"),
-        (["list", "extra"], 2, "Usage: mirrorbits-ctl list [OPTIONS]"),
+        (["show"], 2, "Error: show takes 1 argument, none given\n\n"
+                      "Usage: mirrorbits-ctl show IDENTIFIER\n\nPrint a mirror configuration"),
+        (["list", "extra"], 2, "Error: list takes 0 arguments, 1 given: extra\n\n"
+                               "Usage: mirrorbits-ctl list [OPTIONS]"),
+        (["add", "-http", "http://h/", "my", "mirror"], 2,
+         "Error: add takes 1 argument, 2 given: my mirror\n\nUsage: mirrorbits-ctl add"),
         (["logs", "-l", "x", "m"], 2, 'invalid value "x" for flag -l: parse error\n'),
         (["logs", "m", "-l", "x"], 2, 'invalid value "x" for flag -l: parse error\n'),
         (["-p", "abc", "list"], 2, 'invalid value "abc" for flag -p: parse error\n'),
