@@ -13,6 +13,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -223,8 +224,22 @@ class Bench:
         assert self.daemon is not None
         if self.args.cold_seconds <= 0:
             return None
-        return self.measure(self.daemon.http[1], MIRROR_PATTERN, MIRROR_LUA_PATTERN,
-                            self.args.cold_seconds)
+        port = self.daemon.http[1]
+        return self.measured_cpu(
+            self.daemon.process.pid if self.daemon.process is not None else None,
+            lambda: self.measure(port, MIRROR_PATTERN, MIRROR_LUA_PATTERN,
+                                 self.args.cold_seconds))
+
+    @staticmethod
+    def measured_cpu(pid: int | None, load: Callable[[], LoadResult]) -> LoadResult:
+        """``load()``'s result with the CPU per request of ``pid`` and its children meanwhile
+        (the figure a shared machine moves least)."""
+        before = tree_cpu_seconds(pid) if pid is not None else None
+        result = load()
+        after = tree_cpu_seconds(pid) if pid is not None else None
+        if before is not None and after is not None and result.requests:
+            result = attrs.evolve(result, server_cpu_us=(after - before) / result.requests * 1e6)
+        return result
 
     def round(self) -> list[LoadResult]:
         """Baseline, daemon (and reference) measured one after the other."""
@@ -240,13 +255,9 @@ class Bench:
         for pid, port, pattern, lua in servers:
             if self.args.warmup_seconds > 0:
                 self.measure(port, pattern, lua, self.args.warmup_seconds)
-            before = tree_cpu_seconds(pid)
-            result = self.measure(port, pattern, lua, self.args.seconds)
-            after = tree_cpu_seconds(pid)
-            if before is not None and after is not None and result.requests:
-                result = attrs.evolve(
-                    result, server_cpu_us=(after - before) / result.requests * 1e6)
-            results.append(result)
+            results.append(self.measured_cpu(
+                pid, lambda port=port, pattern=pattern, lua=lua: self.measure(
+                    port, pattern, lua, self.args.seconds)))
         return results
 
     def daemon_rss_mib(self) -> float | None:

@@ -119,22 +119,28 @@ class WebContext:
 
     async def warm_memos(self, secure: Secure = Secure.UNDEFINED, slice_size: int = 100) -> int:
         """Build the memo of each file the cache holds whole (in the cache's order: the
-        start-up fill puts the most downloaded first), as many as the memos may hold, so that
-        a file's first request is answered from memory. Yields to the reactor between slices
-        of ``slice_size`` files; returns how many memos were built."""
-        options = self.selection_options(self.config())
+        start-up fill puts the most downloaded first), as many as the memos may hold, and
+        resolve its path in the repository (:attr:`paths`), so that a file's first request
+        is answered from memory without touching the disk. Yields to the reactor between
+        slices of ``slice_size`` files; returns how many memos were built."""
+        config = self.config()
+        options = self.selection_options(config)
         cache = self.cache
-        built = 0
+        paths = self.paths
+        built = done = 0
         for path in cache.files.keys()[:self._prefiltered.capacity]:
             info = cache.cached_file(path)
             if not isinstance(info, FileInfo) or info.mod_time_ns is None:
                 continue
             entries = cache.cached_candidates(path)
-            if entries is MISSING or self.cached_memo(info, secure, options) is not None:
+            if entries is MISSING:
                 continue
-            self.remember_memo(info, entries, secure, options, cache.version(path))
-            built += 1
-            if built % slice_size == 0:
+            paths.resolve_ahead(config.repository, path)
+            if self.cached_memo(info, secure, options) is None:
+                self.remember_memo(info, entries, secure, options, cache.version(path))
+                built += 1
+            done += 1
+            if done % slice_size == 0:
                 await deferLater(self.clock, 0)
         return built
 

@@ -6,6 +6,7 @@ Pure functions, apart from :func:`evaluate` which resolves symlinks on disk (and
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import re
@@ -178,6 +179,13 @@ class EvaluationMemo:
         if outcome[2] is not None:
             raise outcome[2](path)
         return outcome[1]  # type: ignore[return-value]
+
+    def resolve_ahead(self, repository: str, path: str) -> None:
+        """Resolve ``path`` now unless a fresh answer is remembered: a file the first
+        requests are expected to ask for, resolved before they come (missing or forbidden
+        paths are remembered as such, as :meth:`evaluate` does)."""
+        with contextlib.suppress(Forbidden, NotFound):
+            self.evaluate(repository, path)
 
     def forget(self, path: str) -> None:
         """The repository's ``path`` changed (published): resolve it again when next asked."""

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from mirrorbits.cache import MirrorCache
-from mirrorbits.config import Config
+from mirrorbits.config import Config, with_repository
 from mirrorbits.model import FileInfo, Mirror
 from mirrorbits.selection import Secure, SelectionOptions
+from mirrorbits.web.paths import LocalPath, NotFound
 from mirrorbits.web.resource import WebContext
 
 LOCAL = FileInfo(path="/a.txt", size=6, mod_time_ns=1_687_249_800_000_000_000)
@@ -102,3 +106,30 @@ def test_warm_memos_builds_each_whole_file_once_up_to_the_bound() -> None:
     assert isinstance(a, FileInfo) and isinstance(b, FileInfo)
     assert ctx.cached_memo(a, Secure.UNDEFINED, opts) is not None
     assert ctx.cached_memo(b, Secure.UNDEFINED, opts) is not None
+
+
+def test_warm_memos_resolves_each_warmed_file_on_disk_before_its_first_request(
+        tmp_path: Path) -> None:
+    """The start-up warm-up leaves a file's first requests nothing to read from the disk:
+    its path is resolved (and remembered for the memo's time to live) with its memo."""
+    ctx = context()
+    cache = ctx.cache
+    cache.mirrors.put(1, UP)
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.txt").write_bytes(b"abcdef")
+        info = FileInfo(path=f"/{name}.txt", size=6, mod_time_ns=LOCAL.mod_time_ns)
+        cache.files.put(info.path, (info, 0.0))
+        cache.file_mirrors.put(info.path, (1,))
+        cache.mirror_files.put((1, info.path), info)
+    config = with_repository(Config(), str(tmp_path))
+    ctx.config = lambda: config
+    built = Deferred.fromCoroutine(ctx.warm_memos(slice_size=1))
+    ctx.clock.advance(0)  # type: ignore[attr-defined]
+    assert built.result == 2  # type: ignore[attr-defined]
+    for name in ("a", "b"):  # gone from the disk: only a remembered answer can say "a file"
+        (tmp_path / f"{name}.txt").unlink()
+        assert ctx.paths.evaluate(config.repository, f"/{name}.txt") == LocalPath(
+            f"/{name}.txt", True)
+    ctx.clock.advance(ctx.paths.ttl)  # type: ignore[attr-defined]
+    with pytest.raises(NotFound):  # the time to live is that of any other answer
+        ctx.paths.evaluate(config.repository, "/a.txt")
