@@ -9,10 +9,9 @@ import socket
 from pathlib import Path
 
 import pytest_twisted
+import redis
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
-
-import redis
 
 from mirrorbits.embedded_aof import has_append_only_file
 from mirrorbits.embedded_redis import EmbeddedRedis, answers, plan_private_redis
