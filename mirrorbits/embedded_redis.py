@@ -2,10 +2,11 @@
 
 Without a configuration file and without ``--redis-address``, the daemon never touches a
 Redis it did not start: it runs its own ``redis-server`` on 127.0.0.1, on a port chosen once
-and recorded under the data directory (``<data-dir>/redis/port``), with its snapshot
-(``dump.rdb``) and pid file there. A restart from the same directory finds the same port and
-the same data; a private server left running by an earlier process (killed without its
-children) is used as it is rather than started twice on one data directory.
+and recorded under the data directory (``<data-dir>/redis/port``), with its append-only file
+(:mod:`mirrorbits.embedded_aof`), snapshot (``dump.rdb``) and pid file there. A restart from
+the same directory finds the same port and the same data; a private server left running by
+an earlier process (killed without its children) is used as it is rather than started twice
+on one data directory.
 """
 
 from __future__ import annotations
@@ -20,14 +21,23 @@ from collections import deque
 
 from attrs import define, field, frozen
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
 from twisted.internet.error import ProcessDone
 from twisted.internet.interfaces import IReactorProcess, IReactorTime
 from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 
+from mirrorbits.embedded_aof import (
+    APPEND_FILE,
+    POLL_INTERVAL,
+    NotReady,
+    has_append_only_file,
+    turn_on_append_only,
+)
 from mirrorbits.logs import Logger
-from mirrorbits.reactors import IProcessReactor
+from mirrorbits.reactors import IScanReactor
+from mirrorbits.store.connection import describe
 
 HOST = "127.0.0.1"
 PORT_FILE = "port"
@@ -181,16 +191,30 @@ def explain(output: list[str]) -> str:
 _OWN_PROCESS_GROUP = "import os, sys; os.setpgid(0, 0); os.execv(sys.argv[1], sys.argv[1:])"
 
 
-def redis_arguments(binary: str, host: str, port: int, data_dir: str) -> list[str]:
-    """The command line of the private server: loopback only, snapshots in ``data_dir``,
-    in its own process group."""
+def redis_arguments(binary: str, host: str, port: int, data_dir: str,
+                    append_only: bool) -> list[str]:
+    """The command line of the private server: loopback only, data in ``data_dir``, in its
+    own process group.
+
+    ``append_only``: whether it starts with its append-only file (only when ``data_dir``
+    has one: see :mod:`mirrorbits.embedded_aof`). The snapshots go on beside it: an older
+    version of this daemon, which loads ``dump.rdb`` only, finds recent data there.
+    """
     return [
         sys.executable, "-c", _OWN_PROCESS_GROUP,
         binary, "--bind", host, "--port", str(port), "--dir", data_dir,
-        "--pidfile", os.path.join(data_dir, PID_FILE),
-        "--save", "60 1", "--appendonly", "no", "--daemonize", "no",
+        "--pidfile", os.path.join(data_dir, PID_FILE), "--save", "60 1",
+        "--appendonly", "yes" if append_only else "no", "--appendfsync", "everysec",
+        "--appendfilename", APPEND_FILE, "--daemonize", "no",
         "--protected-mode", "yes", "--logfile", "",
     ]
+
+
+def lost_to_a_kill(data_dir: str) -> str:
+    """What a kill of the private server loses, by what its restart will load."""
+    if has_append_only_file(data_dir):
+        return "changes of its last second at most are lost"
+    return "changes since its last snapshot (at most a minute) are lost"
 
 
 class _RedisProcess(ProcessProtocol):
@@ -217,14 +241,15 @@ class _RedisProcess(ProcessProtocol):
 class EmbeddedRedis(Service):
     """Runs ``redis-server`` on ``host:port`` and restarts it if it dies.
 
-    A server that keeps failing is restarted less and less often (up to every
-    :data:`MAX_RESTART_DELAY` seconds), and the same failure is logged once.
+    A server started without its append-only file (none yet in ``data_dir``) is told to
+    start one once it answers. A server that keeps failing is restarted less and less often
+    (up to every :data:`MAX_RESTART_DELAY` seconds), and the same failure is logged once.
     """
 
     host: str
     port: int
     data_dir: str
-    reactor: IProcessReactor
+    reactor: IScanReactor
     restart_delay: float = RESTART_DELAY
     stop_timeout: float = STOP_TIMEOUT
     _process: _RedisProcess | None = field(default=None, init=False)
@@ -232,6 +257,7 @@ class EmbeddedRedis(Service):
     _delay: float = field(default=0.0, init=False)
     _started_at: float = field(default=0.0, init=False)
     _last_failure: str = field(default="", init=False)
+    _switching: Deferred[None] | None = field(default=None, init=False)
     log = Logger()
 
     def startService(self) -> None:
@@ -248,8 +274,9 @@ class EmbeddedRedis(Service):
         os.makedirs(self.data_dir, mode=0o700, exist_ok=True)
         proto = _RedisProcess(self)
         reactor: IReactorProcess = self.reactor
-        arguments = redis_arguments(binary, self.host, self.port, self.data_dir)
-        reactor.spawnProcess(
+        append_only = has_append_only_file(self.data_dir)
+        arguments = redis_arguments(binary, self.host, self.port, self.data_dir, append_only)
+        transport = reactor.spawnProcess(
             proto, arguments[0], arguments,
             env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, path=self.data_dir,
         )
@@ -258,6 +285,32 @@ class EmbeddedRedis(Service):
         self._started_at = clock.seconds()
         self.log.debug("Started redis-server on {host}:{port} (data in {dir})",
                        host=self.host, port=self.port, dir=self.data_dir)
+        if not append_only and transport.pid is not None:
+            self._switching = ensureDeferred(self._start_append_only(proto, transport.pid))
+
+    async def _start_append_only(self, proto: _RedisProcess, pid: int) -> None:
+        """Turn the append-only file on once the server started without it answers."""
+        clock: IReactorTime = self.reactor
+        while proto is self._process and not self._stopping:
+            try:
+                if await turn_on_append_only(self.reactor, self.host, self.port, pid):
+                    self.log.debug("The private redis-server writes its append-only file")
+                return
+            except NotReady:
+                pass
+            except CancelledError:
+                return
+            except Exception as err:
+                if proto is self._process and not self._stopping:
+                    self.log.warn(
+                        "The private redis-server could not start its append-only file ({why}):"
+                        " if it is killed, changes since its last snapshot (at most a minute)"
+                        " are lost", why=describe(err))
+                return
+            try:
+                await deferLater(clock, POLL_INTERVAL, lambda: None)
+            except CancelledError:
+                return
 
     def process_ended(self, proto: _RedisProcess, reason: Failure) -> None:
         if proto is self._process:
@@ -272,8 +325,8 @@ class EmbeddedRedis(Service):
         killed_by = getattr(reason.value, "signal", None)
         if killed_by is not None and not reason.check(ProcessDone):
             # Killed: its last line is whatever it was doing ("Ready to accept connections")
-            failure = (f"The private redis-server was killed (signal {killed_by}): changes since "
-                       "its last snapshot (at most a minute) are lost")
+            failure = (f"The private redis-server was killed (signal {killed_by}): "
+                       f"{lost_to_a_kill(self.data_dir)}")
         else:
             status = "" if reason.check(ProcessDone) or code is None else f" (exit code {code})"
             detail = explain(list(proto.output))
@@ -293,6 +346,9 @@ class EmbeddedRedis(Service):
     def stopService(self) -> Deferred[None] | None:
         super().stopService()
         self._stopping = True
+        if self._switching is not None:
+            self._switching.cancel()
+            self._switching = None
         proto = self._process
         if proto is None or proto.transport is None:
             return None
@@ -310,8 +366,8 @@ class EmbeddedRedis(Service):
     def _kill(self, proto: _RedisProcess) -> None:
         detail = explain(list(proto.output))
         self.log.warn("The private redis-server did not stop within {timeout:g} s{detail}: "
-                      "killing it (changes since its last snapshot are lost)",
-                      timeout=self.stop_timeout, detail=f" ({detail})" if detail else "")
+                      "killing it; {lost}", timeout=self.stop_timeout,
+                      detail=f" ({detail})" if detail else "", lost=lost_to_a_kill(self.data_dir))
         if proto.transport is not None:
             with contextlib.suppress(Exception):
                 proto.transport.signalProcess("KILL")

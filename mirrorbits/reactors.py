@@ -41,7 +41,8 @@ class ICommandReactor(IReactorCore, IConnectingReactor):
 
 
 class IScanReactor(IConnectingReactor, IProcessReactor):
-    """Lists mirrors: rsync children, FTP and HTTP connections."""
+    """Runs children and connects: lists mirrors (rsync children, FTP and HTTP connections),
+    runs the private redis-server and configures it."""
 
 
 class IDaemonReactor(IReactorCore, IScanReactor, IWatchReactor, IReactorSocket):

@@ -9,12 +9,14 @@ import socket
 from pathlib import Path
 
 import pytest_twisted
+import redis
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
+from mirrorbits.embedded_aof import has_append_only_file
 from mirrorbits.embedded_redis import EmbeddedRedis, answers, plan_private_redis
 from tests.logcapture import captured_log
-from tests.servers import free_port
+from tests.servers import RedisServer, free_port
 
 
 async def wait_for(predicate: object, timeout: float = 10.0) -> None:
@@ -98,6 +100,7 @@ async def test_a_killed_server_is_said_killed_and_restarted(tmp_path: Path) -> N
         pid_file = tmp_path / "redis" / "redis.pid"
         await wait_for(lambda: answers("127.0.0.1", port) and pid_file.exists()
                        and pid_file.read_text().strip().isdigit(), timeout=30)
+        await wait_for(lambda: has_append_only_file(str(tmp_path / "redis")), timeout=30)
         with captured_log("mirrorbits.embedded_redis") as lines:
             os.kill(int(pid_file.read_text()), signal.SIGKILL)
             await wait_for(lambda: bool(lines) and answers("127.0.0.1", port), timeout=30)
@@ -105,8 +108,8 @@ async def test_a_killed_server_is_said_killed_and_restarted(tmp_path: Path) -> N
         stopping = service.stopService()
         if stopping is not None:
             await stopping
-    assert lines == ["The private redis-server was killed (signal 9): changes since its last "
-                     "snapshot (at most a minute) are lost; restarting it in 0.1 s"], lines
+    assert lines == ["The private redis-server was killed (signal 9): changes of its last "
+                     "second at most are lost; restarting it in 0.1 s"], lines
 
 
 @pytest_twisted.ensureDeferred
@@ -125,4 +128,83 @@ async def test_a_server_that_cannot_save_does_not_hold_the_stop(tmp_path: Path) 
     assert not answers("127.0.0.1", port)
     assert len(lines) == 1 and lines[0].startswith(
         "The private redis-server did not stop within 1 s ("), lines
-    assert lines[0].endswith(": killing it (changes since its last snapshot are lost)")
+    assert lines[0].endswith(": killing it; changes since its last snapshot (at most a minute)"
+                             " are lost"), lines
+
+
+def private_client(port: int) -> redis.Redis:
+    return redis.Redis(host="127.0.0.1", port=port, decode_responses=True, socket_timeout=10)
+
+
+async def stop(service: EmbeddedRedis) -> None:
+    stopping = service.stopService()
+    if stopping is not None:
+        await stopping
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_write_a_second_before_a_kill_survives_it(tmp_path: Path) -> None:
+    """The append-only file, synced every second, keeps what the minute's snapshot has not."""
+    port = free_port()
+    directory = tmp_path / "redis"
+    service = EmbeddedRedis("127.0.0.1", port, str(directory), reactor, restart_delay=0.1)
+    service.startService()
+    try:
+        await wait_for(lambda: has_append_only_file(str(directory)), timeout=30)
+        with private_client(port) as client:
+            client.hset("STATS_FILE_2026_12_05", "/a.iso", 1)
+            client.incr("downloads")
+        await deferLater(reactor, 1.5, lambda: None)
+        assert not (directory / "dump.rdb").exists()  # no snapshot holds the writes
+        process = service._process
+        assert process is not None and process.transport is not None
+        os.kill(process.transport.pid, signal.SIGKILL)
+        await wait_for(lambda: service._process not in (None, process), timeout=30)
+        await wait_for(lambda: answers("127.0.0.1", port), timeout=30)
+        with private_client(port) as client:
+            await wait_for(lambda: client.ping(), timeout=30)
+            assert client.hget("STATS_FILE_2026_12_05", "/a.iso") == "1"
+            assert client.get("downloads") == "1"
+            assert client.config_get("appendonly") == {"appendonly": "yes"}
+    finally:
+        await stop(service)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_snapshot_of_an_earlier_version_is_kept_and_gets_an_append_only_file(
+        tmp_path: Path) -> None:
+    """A directory holding only ``dump.rdb`` (``--appendonly no`` before): its data is loaded,
+    then written to an append-only file, which the next start loads."""
+    directory = tmp_path / "redis"
+    earlier = RedisServer(directory, extra_args=["--save", "60 1"])
+    earlier.start()
+    try:
+        with earlier.client() as client:
+            client.hset("MIRRORS_KEY", "m1", "1")
+            client.set("downloads", "41")
+            client.save()
+    finally:
+        earlier.stop()
+    assert sorted(os.listdir(directory)) == ["dump.rdb"]
+    port = free_port()
+    service = EmbeddedRedis("127.0.0.1", port, str(directory), reactor)
+    service.startService()
+    try:
+        await wait_for(lambda: has_append_only_file(str(directory)), timeout=30)
+        with private_client(port) as client:
+            assert client.get("downloads") == "41"
+            client.incr("downloads")
+    finally:
+        await stop(service)
+    (directory / "dump.rdb").unlink()  # the next start loads the append-only file
+    service = EmbeddedRedis("127.0.0.1", port, str(directory), reactor)
+    service.startService()
+    try:
+        await wait_for(lambda: answers("127.0.0.1", port), timeout=30)
+        with private_client(port) as client:
+            await wait_for(lambda: client.ping(), timeout=30)
+            assert client.hget("MIRRORS_KEY", "m1") == "1"
+            assert client.get("downloads") == "42"
+            assert client.config_get("appendonly") == {"appendonly": "yes"}
+    finally:
+        await stop(service)

@@ -346,6 +346,42 @@ def test_a_second_demo_run_checks_its_mirrors_on_the_new_ports(fresh: Path) -> N
     assert " HTTP  Error" not in log, log
 
 
+def test_a_demo_keeps_its_mirrors_when_its_redis_server_is_killed(fresh: Path) -> None:
+    """Registered a second and a half before a SIGKILL of the private redis-server (the
+    OOM killer's), the demo mirrors are still there, on this run's ports, after its restart."""
+    daemon = EmbeddedDaemon(fresh, ["--demo"])
+    daemon.start()
+    try:
+        daemon.wait_log("Demo: downloads are redirected to the demo mirrors now", timeout=60)
+        time.sleep(1.5)
+        directory = fresh / "mirrorbits-data" / "demo" / "redis"
+        assert not (directory / "dump.rdb").exists()  # no snapshot yet: the AOF keeps them
+        os.kill(int((directory / "redis.pid").read_text()), signal.SIGKILL)
+        daemon.wait_log("The private redis-server was killed (signal 9): changes of its last "
+                        "second at most are lost; restarting it in 1 s")
+        rsync_urls = set(re.findall(r"rsync://127\.0\.0\.[23]:\d+/\S*/", daemon.log()))
+        assert len(rsync_urls) == 2, daemon.log()
+        port = private_redis_port(fresh, "demo")
+        wait_until(lambda: answers("127.0.0.1", port), 15, "the private redis-server restarts")
+        with RedisServer(directory, port=port).client() as client:
+            wait_until(lambda: bool(client.hgetall("MIRRORS")), 15, "the data loaded")
+            kept = {url for ident in client.hkeys("MIRRORS")
+                    for url in client.hgetall(f"MIRROR_{ident}").values()}
+        assert rsync_urls <= kept, (rsync_urls, kept)
+        url = daemon.base + "/architecture.md"
+        deadline = time.monotonic() + 30
+        while not (response := curl("-i", url).stdout).startswith("HTTP/1.1 302"):
+            assert time.monotonic() < deadline, response + daemon.log()
+            time.sleep(0.2)
+        location = header(response, "location")
+        assert curl(location).stdout == (fresh / "docs" / "architecture.md").read_text()
+        listed = daemon.run(f"{BIN / 'mirrorbits-ctl'} -h 127.0.0.1 -p {daemon.rpc_port} list")
+        assert re.search(r"demo-a\s+up", listed.stdout) and re.search(r"demo-b\s+up",
+                                                                       listed.stdout), listed
+    finally:
+        daemon.stop()
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--demo", "--no-monitor"], "mirrorbits: --demo needs the scans and health checks: "
                                  "drop --no-monitor"),
