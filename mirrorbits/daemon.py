@@ -51,6 +51,7 @@ from mirrorbits.logs import Logger, set_debug
 from mirrorbits.metrics.merge import CountsReport, report_of
 from mirrorbits.metrics.observed import Observations
 from mirrorbits.mirmon_export import MirmonExport
+from mirrorbits.model import Mirror
 from mirrorbits.reactors import IDaemonReactor
 from mirrorbits.retention import RetentionService
 from mirrorbits.scan.changing import ChangingPaths
@@ -442,7 +443,7 @@ def _add_monitoring(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReacto
         holder.subscribe(lambda old, new: scanner.config_changed())
         freshness = FreshnessChecker(lambda: holder.current, redis.client, reactor,
                                      lambda mirror_id: cluster.handles(mirror_id),
-                                     lost=lambda mirror, path: health.file_lost(mirror, path))
+                                     lost=lambda mirror, path: freshness_lost(mirror, path))
         freshness.setServiceParent(daemon)
         monitors.append(freshness)
         watcher = RepositoryWatcher(lambda: holder.current, redis.client, reactor, scanner,
@@ -471,12 +472,19 @@ def _add_monitoring(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReacto
             handles=cluster.handles, observe=observations.checked,
         )
         health.setServiceParent(daemon)
-        liveness = LivenessProbes(lambda: holder.current, redis.client, mirrors, reactor,
-                                  handles=cluster.handles, check_soon=health.check_soon)
-        liveness.setServiceParent(daemon)
         verifier = FileVerifier(lambda: holder.current, redis.client, mirrors, reactor,
                                 health.file_lost, handles=cluster.handles)
+        liveness = LivenessProbes(lambda: holder.current, redis.client, mirrors, reactor,
+                                  handles=cluster.handles, check_soon=health.check_soon,
+                                  answered=verifier.answered_within)
+        liveness.setServiceParent(daemon)
         verifier.setServiceParent(daemon)
+
+        def freshness_lost(mirror: Mirror, path: str) -> None:
+            """A mirror answered 404 for a changed file it held: forget it there, rescan,
+            and verify that mirror more often for a while (files go in batches)."""
+            health.file_lost(mirror, path)
+            verifier.boost(mirror.id)
         retention = RetentionService(lambda: holder.current, redis.client, reactor,
                                      lambda: redis.redis_version >= (4, 0, 0))
         holder.subscribe(lambda old, new: retention.config_changed())
