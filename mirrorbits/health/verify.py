@@ -166,10 +166,12 @@ class FileVerifier(Service):
 
     async def _read_popularity(self, client: RedisClient, now: float) -> None:
         today = day_suffixes(utc_date(self._reactor.seconds()))[0]
-        popular = ranked(await files_downloads_in(client, today))
+        downloads = await files_downloads_in(client, today)
+        popular = ranked(downloads)
         holders = await gatherResults(
             [Deferred.fromCoroutine(file_mirror_ids(client, path)) for path in popular])
-        self._rotation.set_held(dict(zip(popular, holders, strict=True)), popular, now)
+        self._rotation.set_held(dict(zip(popular, holders, strict=True)), popular, now,
+                                downloads)
         if popular:
             self._read_at = now
 
