@@ -362,6 +362,8 @@ class RepositoryWatcher(Service):
             self._changing.mark(path)
         if len(self._pending) > MAX_PENDING:
             self._pending.clear()
+            if self._changing is not None:  # the scan publishes them: nothing waits for it
+                self._changing.release_all()
             self._full_scan(f"more than {MAX_PENDING} paths changed at once")
             return
         if self._timer is None and not self._busy:
