@@ -621,6 +621,15 @@ class MirrorCache:
         self.file_mirrors.pop(path)
         self._bump(path)
 
+    async def reread(self, paths: list[str]) -> None:
+        """Read ``paths`` again now, as their pub/sub messages would have them read, and
+        return once the cache holds what Redis holds (the repository watch, in this process,
+        before it releases the requests waiting for them)."""
+        for path in paths:
+            self.on_file_update(path)
+        for path in paths:
+            await self._refreshed(path)
+
     async def _refreshed(self, path: str) -> None:
         """Wait until ``path`` is no longer being refreshed (the asynchronous reads see the
         new records)."""

@@ -105,7 +105,7 @@ class Config:
     scan_interval: int = 30
     check_interval: int = 1
     liveness_interval: int = 3
-    verify_interval: int = 3
+    verify_interval: int = 2
     repository_scan_interval: int = 5
     watch_repository: bool = True
     max_link_headers: int = 10

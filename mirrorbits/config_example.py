@@ -130,10 +130,11 @@ EXAMPLE_CONFIG = """\
 #LivenessInterval: 3
 
 # Seconds between two verifications of an up mirror: one HEAD for one file it is believed to
-# hold, its most downloaded files most often (the top one about every 10 s, the tenth every
-# 3 minutes with 3 s). A 404 or another size drops that file there at once and rescans the
-# mirror. 0: no verification.
-#VerifyInterval: 3
+# hold, its most downloaded files most often (the top one about every 8 s, the tenth every
+# 2 minutes with 2 s). A 404 or another size drops that file there at once, rescans the
+# mirror and verifies it every second for 20 s. A mirror that answered one within
+# LivenessInterval gets no liveness probe. 0: no verification.
+#VerifyInterval: 2
 
 # Minutes between two scans of the local repository; 0: only on request.
 #RepositoryScanInterval: 5

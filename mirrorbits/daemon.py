@@ -51,8 +51,10 @@ from mirrorbits.logs import Logger, set_debug
 from mirrorbits.metrics.merge import CountsReport, report_of
 from mirrorbits.metrics.observed import Observations
 from mirrorbits.mirmon_export import MirmonExport
+from mirrorbits.model import Mirror
 from mirrorbits.reactors import IDaemonReactor
 from mirrorbits.retention import RetentionService
+from mirrorbits.scan.changing import ChangingPaths
 from mirrorbits.scan.local import RepositoryScanner
 from mirrorbits.scan.scheduler import MirrorScanner
 from mirrorbits.scan.watch import RepositoryWatcher
@@ -291,7 +293,7 @@ def build_daemon(
     else:
         http, context = _add_http(daemon, holder, reactor, redis, pubsub, stats, download_log,
                                   geo, successor, activated.http, root_page,
-                                  _serving(daemon, redis, successor))
+                                  _serving(daemon, redis, successor), work.changing)
         counts = local_counts(context)
     metrics = _add_metrics(daemon, holder, reactor, redis, work, observations, counts,
                            activated.metrics, successor)
@@ -414,6 +416,7 @@ class _Monitoring:
     mirror_scanner: MirrorScanner
     monitor: bool
     monitors: list[IService]  # what an upgrade stops before the successor takes over
+    changing: ChangingPaths  # what the repository watch saw change, not yet published
 
     async def count_mirrors(self) -> int:
         return len(await mirror_ids(self.redis.client()))
@@ -433,17 +436,18 @@ def _add_monitoring(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReacto
     scanner = RepositoryScanner(lambda: holder.current, redis.client, reactor)
     scanner.setName("repository-scan")
     monitors: list[IService] = []
+    changing = ChangingPaths(reactor)
     if monitor:
         monitors.append(scanner)
         scanner.setServiceParent(daemon)
         holder.subscribe(lambda old, new: scanner.config_changed())
         freshness = FreshnessChecker(lambda: holder.current, redis.client, reactor,
                                      lambda mirror_id: cluster.handles(mirror_id),
-                                     lost=lambda mirror, path: health.file_lost(mirror, path))
+                                     lost=lambda mirror, path: freshness_lost(mirror, path))
         freshness.setServiceParent(daemon)
         monitors.append(freshness)
         watcher = RepositoryWatcher(lambda: holder.current, redis.client, reactor, scanner,
-                                    freshness.changed)
+                                    freshness.changed, changing)
         watcher.setServiceParent(daemon)
         monitors.append(watcher)
         holder.subscribe(lambda old, new: watcher.config_changed())
@@ -468,12 +472,19 @@ def _add_monitoring(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReacto
             handles=cluster.handles, observe=observations.checked,
         )
         health.setServiceParent(daemon)
-        liveness = LivenessProbes(lambda: holder.current, redis.client, mirrors, reactor,
-                                  handles=cluster.handles, check_soon=health.check_soon)
-        liveness.setServiceParent(daemon)
         verifier = FileVerifier(lambda: holder.current, redis.client, mirrors, reactor,
                                 health.file_lost, handles=cluster.handles)
+        liveness = LivenessProbes(lambda: holder.current, redis.client, mirrors, reactor,
+                                  handles=cluster.handles, check_soon=health.check_soon,
+                                  answered=verifier.answered_within)
+        liveness.setServiceParent(daemon)
         verifier.setServiceParent(daemon)
+
+        def freshness_lost(mirror: Mirror, path: str) -> None:
+            """A mirror answered 404 for a changed file it held: forget it there, rescan,
+            and verify that mirror more often for a while (files go in batches)."""
+            health.file_lost(mirror, path)
+            verifier.boost(mirror.id)
         retention = RetentionService(lambda: holder.current, redis.client, reactor,
                                      lambda: redis.redis_version >= (4, 0, 0))
         holder.subscribe(lambda old, new: retention.config_changed())
@@ -484,7 +495,7 @@ def _add_monitoring(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReacto
         holder.subscribe(lambda old, new: mirmon.changed())
         mirmon.setServiceParent(daemon)
         monitors += [health, liveness, verifier, mirror_scanner, cluster, retention, mirmon]
-    return _Monitoring(redis, scanner, mirrors, mirror_scanner, monitor, monitors)
+    return _Monitoring(redis, scanner, mirrors, mirror_scanner, monitor, monitors, changing)
 
 
 def _add_control(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
@@ -596,6 +607,7 @@ def _add_http(
     activated_fd: int | None,
     root_page: Callable[[], Awaitable[str]] | None,
     serving: Callable[[], None],
+    changing: ChangingPaths | None = None,
 ) -> tuple[HeldListener, WebContext]:
     """The redirect resource, its cache fed by pub/sub, and the HTTP listener (on the
     socket inherited from an upgrading parent, if any), accepting once Redis is ready.
@@ -652,8 +664,16 @@ def _add_http(
         server_header=f"Mirrorbits/{version_string()}".encode(),
         get_client=redis.client,
         root_page=root_page,
+        changing=changing,
     )
     pubsub.on_message(keys.CHANNEL_FILE_UPDATE, context.paths.forget)
+    if changing is not None:  # the repository watch of this process: requests wait for it
+        async def reread(paths: list[str]) -> None:
+            for path in paths:
+                context.paths.forget(path)
+            await cache.reread(paths)
+
+        changing.reread = reread
     context.resize_memos(holder.current.cache_files)
     warmer.then = context.warm_memos
 

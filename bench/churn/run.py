@@ -106,7 +106,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--down-seconds", type=float, default=30.0,
                         help="how long mirror 6 is down in the middle of the churn")
     parser.add_argument("--seed", type=int, default=16)
-    parser.add_argument("--verify-interval", type=int, default=3,
+    parser.add_argument("--verify-interval", type=int, default=2,
                         help="the daemon's VerifyInterval (seconds; 0: no file verification)")
     parser.add_argument("--json", type=Path, help="also write the report here")
     parser.add_argument("--workdir", type=Path, help="keep everything here (default: a temp dir)")

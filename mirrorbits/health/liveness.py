@@ -90,6 +90,9 @@ class LivenessProbes(Service):
     # Asks the health checker to check a mirror now (one marked down here that accepts
     # connections again).
     _check_soon: Callable[[int], None] = lambda _mirror_id: None
+    # Whether another request (the file verification's HEAD) had an answer from (mirror,
+    # protocol) within so many seconds: it proves as much as a connection, which is spared.
+    _answered: Callable[[int, int, float], bool] = lambda _mirror_id, _proto, _seconds: False
     _schedule: LivenessSchedule = field(factory=LivenessSchedule, init=False)
     _failures: dict[tuple[int, int], int] = field(factory=dict, init=False)
     _turns: dict[int, int] = field(factory=dict, init=False)
@@ -101,6 +104,7 @@ class LivenessProbes(Service):
     _downed: dict[tuple[int, int], float] = field(factory=dict, init=False)  # -> when
     _loop: LoopingCall | None = field(default=None, init=False)
     _reading: bool = field(default=False, init=False)
+    spared: int = field(default=0, init=False)  # probes not sent: a verification answered
 
     name = "liveness"
 
@@ -162,7 +166,7 @@ class LivenessProbes(Service):
             del self._turns[mirror_id]
         for mirror_id in self._schedule.take_due(probed, now, interval):
             if mirror_id not in self._pending:
-                self._start(probed[mirror_id], timeout, mirror_id not in watched)
+                self._start(probed[mirror_id], timeout, mirror_id not in watched, interval)
 
     def _recovering(self, mirror: Mirror) -> list[Endpoint]:
         """The endpoints of ``mirror`` marked down here within :data:`RECOVERY_WINDOW`
@@ -170,11 +174,15 @@ class LivenessProbes(Service):
         return [endpoint for endpoint in endpoints(mirror, down=True)
                 if (mirror.id, endpoint.proto) in self._downed]
 
-    def _start(self, mirror: Mirror, timeout: float, recovering: bool) -> None:
+    def _start(self, mirror: Mirror, timeout: float, recovering: bool, interval: float) -> None:
         choices = self._recovering(mirror) if recovering else endpoints(mirror)
         turn = self._turns.get(mirror.id, 0)
         self._turns[mirror.id] = turn + 1
         endpoint = choices[turn % len(choices)]  # a mirror up on both: one each time
+        if not recovering and self._answered(mirror.id, endpoint.proto, interval):
+            self._failures.pop((mirror.id, endpoint.proto), None)  # it answered: alive
+            self.spared += 1
+            return
 
         def run() -> Deferred[None]:
             return Deferred.fromCoroutine(self._probe(mirror, endpoint, timeout, recovering))

@@ -1,17 +1,21 @@
-"""Which file of a mirror to verify next (pure): the popular ones often, the long tail slowly.
+"""Which file of a mirror to verify next (pure): the popular ones more often, the long tail
+less, in the proportion that finds a lost file at the least cost in users.
 
-A mirror's held files are ranked by downloads (most downloaded first). The file of rank ``r``
-(0-based) has the weight ``1 / (1 + r / SPREAD)²``; each turn verifies the held file whose
+A mirror's held files are ranked by downloads (most downloaded first). A file downloaded ``d``
+times has the weight ``√d`` (:func:`download_weight`); each turn verifies the held file whose
 ``age × weight`` is largest, ``age`` being the seconds since it was last verified (since it was
 first seen, plus :data:`NEVER_VERIFIED_AGE`, when never). Over many turns each file gets a
-share of the turns proportional to its weight: with ``SPREAD = 3`` the most downloaded file
-gets 28 % of them, the second 16 %, the third 10 %, the tenth 1.6 %, the hundredth 0.02 %
-(docs/freshness.md). Memory is bounded: at most :data:`MAX_RANKED` paths are ranked, and only
-their pairs are remembered.
+share of the turns proportional to its weight. A lost file costs its downloads until it is
+found, and it is found after about ``1 / share`` turns: the expected cost ``Σ dᵢ / shareᵢ`` is
+least when the shares go as ``√dᵢ`` (a file four times as popular is verified twice as often;
+docs/freshness.md compares this with steeper rules). Without download counts the rank's weight
+``1 / (1 + r / SPREAD)²`` is used (:func:`weight`). Memory is bounded: at most
+:data:`MAX_RANKED` paths are ranked, and only their pairs are remembered.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 
 from attrs import define, field
@@ -24,12 +28,18 @@ SPREAD = 3.0
 #: of a mirror go first after a start.
 NEVER_VERIFIED_AGE = 60.0
 
-__all__ = ["MAX_RANKED", "NEVER_VERIFIED_AGE", "SPREAD", "Rotation", "ranked", "weight"]
+__all__ = ["MAX_RANKED", "NEVER_VERIFIED_AGE", "SPREAD", "Rotation", "download_weight",
+           "ranked", "weight"]
 
 
 def weight(rank: int) -> float:
     """The share of turns (unnormalised) of the file of ``rank`` among a mirror's files."""
     return 1.0 / (1.0 + rank / SPREAD) ** 2
+
+
+def download_weight(downloads: int) -> float:
+    """The share of turns (unnormalised) of a file downloaded ``downloads`` times."""
+    return math.sqrt(max(downloads, 1))
 
 
 def ranked(downloads: Mapping[str, int], limit: int = MAX_RANKED) -> list[str]:
@@ -45,13 +55,18 @@ class Rotation:
 
     # mirror id -> its held paths, most downloaded first
     _held: dict[int, list[str]] = field(factory=dict)
+    _weights: dict[str, float] = field(factory=dict)  # path -> weight, when downloads are known
     # (mirror id, path) -> seconds of the last verification (or first sight - NEVER...)
     _last: dict[tuple[int, str], float] = field(factory=dict)
 
     def set_held(self, holders: Mapping[str, Iterable[int]], popular: Sequence[str],
-                 now: float) -> None:
+                 now: float, downloads: Mapping[str, int] | None = None) -> None:
         """The popular paths (most downloaded first) and the mirrors holding each; pairs no
-        longer there are forgotten."""
+        longer there are forgotten. ``downloads``: each path's count (its weight is then
+        :func:`download_weight`; else its rank's)."""
+        self._weights = ({} if downloads is None else
+                         {path: download_weight(downloads.get(path, 0))
+                          for path in popular[:MAX_RANKED]})
         held: dict[int, list[str]] = {}
         for path in popular[:MAX_RANKED]:
             for mirror_id in holders.get(path, ()):
@@ -64,8 +79,10 @@ class Rotation:
         """The file of ``mirror_id`` to verify now; ``None`` when it holds no popular file."""
         best: str | None = None
         best_score = -1.0
+        weights = self._weights
         for rank, path in enumerate(self._held.get(mirror_id, ())):
-            score = (now - self._last[mirror_id, path]) * weight(rank)
+            score = (now - self._last[mirror_id, path]) * (
+                weights[path] if weights else weight(rank))
             if score > best_score:
                 best, best_score = path, score
         return best

@@ -49,10 +49,17 @@ TICK = 1.0
 #: Seconds one verification may take (a slow mirror is the liveness probes' business).
 TIMEOUT = 10.0
 MIRRORS_TIMEOUT = 30.0
+#: After a lost file is found on a mirror (files are usually lost in batches), that mirror is
+#: verified every :data:`BOOST_EVERY` seconds for :data:`BOOST_FOR` seconds, besides its
+#: rescan; at most once per :data:`BOOST_AT_MOST_EVERY` seconds per mirror.
+BOOST_EVERY = 1.0
+BOOST_FOR = 20.0
+BOOST_AT_MOST_EVERY = 300.0
 
 log = Logger()
 
-__all__ = ["POPULARITY_EVERY", "FileVerifier"]
+__all__ = ["BOOST_AT_MOST_EVERY", "BOOST_EVERY", "BOOST_FOR", "POPULARITY_EVERY",
+           "FileVerifier"]
 
 
 @define(eq=False)
@@ -73,6 +80,10 @@ class FileVerifier(Service):
     _pending: dict[int, Deferred[None]] = field(factory=dict, init=False)
     _loop: LoopingCall | None = field(default=None, init=False)
     _busy: bool = field(default=False, init=False)
+    _started: dict[int, float] = field(factory=dict, init=False)  # mirror -> last request
+    _boosts: dict[int, tuple[float, float]] = field(factory=dict, init=False)  # -> from, until
+    # (mirror, protocol) -> when a verification last had an HTTP answer from it
+    _answered: dict[tuple[int, int], float] = field(factory=dict, init=False)
     verified: int = field(default=0, init=False)
 
     name = "file-verification"
@@ -114,21 +125,46 @@ class FileVerifier(Service):
         up = {m.id: m for m in mirrors
               if m.enabled and (m.http_up or m.https_up) and self._handles(m.id)}
         now = self._reactor.seconds()
-        for mirror_id in self._schedule.take_due(sorted(up), now, interval):
+        # half a tick early rather than a whole tick late: the rounds keep the interval
+        due = self._schedule.take_due(sorted(up), now + TICK / 2, interval)
+        boosted = [mirror_id for mirror_id, (_, until) in self._boosts.items()
+                   if now < until and mirror_id in up and mirror_id not in due
+                   and now - self._started.get(mirror_id, 0.0) >= BOOST_EVERY - 0.01]
+        for mirror_id in (*due, *boosted):
             if mirror_id in self._pending:
                 continue
             path = self._rotation.choose(mirror_id, now)
             if path is None:
                 continue
             self._rotation.verified(mirror_id, path, now)  # asked: not chosen again at once
+            self._started[mirror_id] = now
             self._start(up[mirror_id], path)
+
+    def boost(self, mirror_id: int) -> None:
+        """``mirror_id`` lost a file: verify it every :data:`BOOST_EVERY` seconds for a
+        while (unless it was boosted within :data:`BOOST_AT_MOST_EVERY` seconds)."""
+        now = self._reactor.seconds()
+        since, _ = self._boosts.get(mirror_id, (None, 0.0))
+        if since is not None and now - since < BOOST_AT_MOST_EVERY:
+            return
+        self._boosts = {key: value for key, value in self._boosts.items()
+                        if now - value[0] < BOOST_AT_MOST_EVERY}
+        self._boosts[mirror_id] = (now, now + BOOST_FOR)
+
+    def answered_within(self, mirror_id: int, proto: int, seconds: float) -> bool:
+        """Whether a verification had an HTTP answer from ``mirror_id`` over ``proto``
+        within ``seconds`` (the liveness probe then needs no connection of its own)."""
+        when = self._answered.get((mirror_id, proto))
+        return when is not None and self._reactor.seconds() - when <= seconds
 
     async def _read_popularity(self, client: RedisClient, now: float) -> None:
         today = day_suffixes(utc_date(self._reactor.seconds()))[0]
-        popular = ranked(await files_downloads_in(client, today))
+        downloads = await files_downloads_in(client, today)
+        popular = ranked(downloads)
         holders = await gatherResults(
             [Deferred.fromCoroutine(file_mirror_ids(client, path)) for path in popular])
-        self._rotation.set_held(dict(zip(popular, holders, strict=True)), popular, now)
+        self._rotation.set_held(dict(zip(popular, holders, strict=True)), popular, now,
+                                downloads)
         if popular:
             self._read_at = now
 
@@ -149,16 +185,19 @@ class FileVerifier(Service):
         if recorded is None:  # no longer held (a scan or a check dropped it meanwhile)
             self._rotation.forget(mirror.id, path)
             return
-        bases = [base for proto, base in check_urls(mirror.http_url)
+        bases = [(proto, base) for proto, base in check_urls(mirror.http_url)
                  if (mirror.http_up if proto == PROTO_HTTP else mirror.https_up)]
         if not bases:
             return
+        proto, base = bases[0]
         config = self._get_config()
         agents = self._agent_factory or (lambda admit: make_agent(self._reactor, admit))
-        result = await probe(agents, self._reactor, file_url(bases[0], path),
+        result = await probe(agents, self._reactor, file_url(base, path),
                              redirects_allowed(mirror.allow_redirects, config.disallow_redirects),
                              mirror.name, TIMEOUT, config.allow_redirect_hosts)
         self.verified += 1
+        if result.status is not None:
+            self._answered[mirror.id, proto] = self._reactor.seconds()
         why = lost_because(result, recorded.size)
         if why and result.status == 200:
             origin = await read_file(self._get_client(), path)
@@ -166,4 +205,5 @@ class FileVerifier(Service):
                 return  # the origin's new version, copied: the freshness check records it
         if why and self.running:
             self._rotation.forget(mirror.id, path)
+            self.boost(mirror.id)
             self._lost(mirror, path, why)

@@ -45,6 +45,7 @@ from mirrorbits.logs import Logger
 from mirrorbits.model import FileInfo
 from mirrorbits.reactors import IThreadReactor, IWatchReactor
 from mirrorbits.scan.abort import Abort
+from mirrorbits.scan.changing import ChangingPaths
 from mirrorbits.scan.local import RepositoryScanner, hash_local_file
 from mirrorbits.scan.walk import ALGORITHMS, LocalFile, fs_path, indexed, needs_hashing
 from mirrorbits.store.client import RedisClient
@@ -211,6 +212,8 @@ class RepositoryWatcher(Service):
     _reactor: IWatchReactor
     _scanner: RepositoryScanner
     _on_published: Callable[[Sequence[FileInfo]], None] = lambda infos: None  # changed files
+    # Requests of this process wait for the paths marked here until they are published.
+    _changing: ChangingPaths | None = None
     _notifier: _Notifier | None = field(default=None, init=False)
     _root: str = field(default="", init=False)
     _root_bytes: bytes = field(default=b"", init=False)
@@ -310,6 +313,8 @@ class RepositoryWatcher(Service):
         self._timer = None
         self._pending.clear()
         self._writing.clear()
+        if self._changing is not None:
+            self._changing.release_all()
 
     # Events: cheap, on the reactor; the work happens in batches.
 
@@ -353,8 +358,12 @@ class RepositoryWatcher(Service):
 
     def _queue(self, path: str, is_directory: bool) -> None:
         self._pending[path] = self._pending.get(path, False) or is_directory
+        if not is_directory and self._changing is not None:
+            self._changing.mark(path)
         if len(self._pending) > MAX_PENDING:
             self._pending.clear()
+            if self._changing is not None:  # the scan publishes them: nothing waits for it
+                self._changing.release_all()
             self._full_scan(f"more than {MAX_PENDING} paths changed at once")
             return
         if self._timer is None and not self._busy:
@@ -388,7 +397,8 @@ class RepositoryWatcher(Service):
         for path, _ in taken:
             del self._pending[path]
         self._busy = True
-        running = Deferred.fromCoroutine(self._publish(dict(taken)))
+        marks = {} if self._changing is None else self._changing.taken(p for p, _ in taken)
+        running = Deferred.fromCoroutine(self._publish(dict(taken), marks))
         running.addBoth(self._batch_done)
 
     def _batch_done(self, result: object) -> None:
@@ -397,7 +407,7 @@ class RepositoryWatcher(Service):
             delay = RETRY_DELAY if self._failing else 0
             self._timer = self._reactor.callLater(delay, self._run_batch)
 
-    async def _publish(self, batch: dict[str, bool]) -> None:
+    async def _publish(self, batch: dict[str, bool], marks: dict[str, int]) -> None:
         root = self._root
         paths = [p for p, is_dir in batch.items() if not is_dir and p not in self._writing]
         directories = [p for p, is_dir in batch.items() if is_dir]
@@ -435,6 +445,9 @@ class RepositoryWatcher(Service):
                      changed=len(infos), removed=removed)
         if infos:
             self._on_published(infos)
+        if self._changing is not None:  # the requests waiting for these paths go on
+            await self._changing.release(
+                marks, [info.path for info in infos] + list(found.removed))
         if scan_running or self._scanner.busy:
             committed = [info.path for info in infos] + list(found.removed)
             if self._scanner.busy:

@@ -18,6 +18,7 @@ from mirrorbits.config import Config
 from mirrorbits.geo import GeoIP
 from mirrorbits.metrics.counts import RequestCounts
 from mirrorbits.model import FileInfo, Mirror
+from mirrorbits.scan.changing import ChangingPaths
 from mirrorbits.selection import (
     GenerationIndexes,
     GenerationOutcome,
@@ -87,6 +88,8 @@ class WebContext:
     get_client: Callable[[], RedisClient]
     # The text of a 503 for "/" (the embedded configuration explains itself), or None.
     root_page: Callable[[], Awaitable[str]] | None = None
+    # The paths the repository watch of this process saw change, not yet published.
+    changing: ChangingPaths | None = None
     rng: random.Random = field(factory=random.Random)
     # What the selection remembers between requests (distances of recent client locations).
     selection_memo: SelectionMemo = field(factory=SelectionMemo)

@@ -84,8 +84,9 @@ class Planner:
         self.ctx = ctx
         self.redirect_tables = True
 
-    def plan(self, head: RequestHead) -> Decision | Pending:
-        """The decision for ``head``, or what it must wait for first."""
+    def plan(self, head: RequestHead, hold: bool = True) -> Decision | Pending:
+        """The decision for ``head``, or what it must wait for first (``hold``: the
+        publication of its path when the repository watch just saw it change)."""
         path = decode_path(head.path)
         cleaned = clean_path(path)
         if cleaned != path:
@@ -99,13 +100,25 @@ class Planner:
         accept = head.getHeader(b"accept")
         if accept is not None and accept.find(METALINK) >= 0:
             return Pending(partial(answer_query, ctx, b"meta4", head, config, path))
+        changing = ctx.changing
+        if hold and changing and path in changing:
+            return Pending(partial(self._after_change, head, path))
         local = evaluate(ctx, config, path)
         if isinstance(local, ErrorText):
             return local
+        if hold and changing and local.path in changing:
+            return Pending(partial(self._after_change, head, local.path))
         info = memory_info(ctx, local)
         if info is None:
             return Pending(partial(self._after_info, head, config, local))
         return self._with_info(head, config, local, info)
+
+    async def _after_change(self, head: RequestHead, path: str) -> Decision:
+        """Once ``path``'s change is published here (or after a bound), plan again."""
+        changing = self.ctx.changing
+        if changing is not None:
+            await changing.wait(path)
+        return await settle(self.plan(head, hold=False))
 
     async def _after_info(self, head: RequestHead, config: Config,
                           local: LocalPath) -> Decision:

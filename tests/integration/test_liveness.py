@@ -41,6 +41,7 @@ class CountingMirror:
     host: str
     port: int = 0
     silent: int = 0
+    requests: int = 0
     server: ThreadingHTTPServer | None = None
 
     @property
@@ -60,6 +61,7 @@ class CountingMirror:
 
             def parse_request(self) -> bool:
                 self.handled = True
+                mirror.requests += 1
                 return super().parse_request()
 
             def log_message(self, format: str, *args: object) -> None:
@@ -144,3 +146,48 @@ def test_a_stopped_mirror_gets_no_user_within_seconds_and_returns_after_a_check(
     assert "[north] Requesting file list via http" in back  # rescanned before it is up
     assert "Traceback" not in log
     assert "Starting factory" not in log  # no line per probe
+
+
+def test_a_mirror_that_answered_a_verification_gets_no_liveness_probe(
+        tmp_path: Path, redis_server: RedisServer, redis_db: redis.Redis) -> None:
+    """The file verification's HEAD proves what the TCP probe would: while the mirror
+    answers them, no connection of its own is opened (the budget is the verification's)."""
+    repo = tmp_path / "repo"
+    repo_file(repo, "/a.txt", b"hello\n", 1687249800)
+    root = tmp_path / "east"
+    repo_file(root, "/a.txt", b"hello\n", 1687249800)
+    east = CountingMirror(root, "127.0.0.83")
+    east.start()
+    values = base_config(repo, redis_server.address, CheckInterval="60", ScanInterval="1000",
+                         LivenessInterval=str(INTERVAL), VerifyInterval="1")
+    daemon = DaemonProcess(workdir=tmp_path / "run", values=values)
+    daemon.start()
+    try:
+        daemon.wait_log("Indexed 1 files", timeout=30)
+        assert daemon.ctl("add", "-http", east.url, "east").returncode == 0
+        record_mirror_files(redis_db, 1, {"/a.txt": 6}, "2023-06-20 08:30:00 +0000 UTC")
+        redis_db.sadd(keys.handled_files(1), "/a.txt")
+        redis_db.sadd(keys.mirror_files(1), "/a.txt")
+        assert daemon.ctl("enable", "east").returncode == 0
+        deadline = time.monotonic() + 30
+        while redirect(daemon, "/a.txt") != (302, east.url + "a.txt"):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        for _ in range(10):  # downloaded: a popular file, verified every second
+            redirect(daemon, "/a.txt")
+        deadline = time.monotonic() + 40
+        while east.requests < 5:  # verifications started (popularity read)
+            assert time.monotonic() < deadline, east.requests
+            time.sleep(0.2)
+        silent, asked = east.silent, east.requests
+        time.sleep(5 * INTERVAL)
+        probes, verifications = east.silent - silent, east.requests - asked
+        log = daemon.log()
+    finally:
+        daemon.stop()
+        east.stop()
+    print(f"\nin {5 * INTERVAL} s: {verifications} HEAD, {probes} bare connections")
+    assert verifications >= 2 * INTERVAL  # one a second, fewer when answers are slow
+    assert probes <= 1, probes  # else one every LivenessInterval: 5
+    assert redis_db.hget(keys.mirror(1), "httpUp") == "1"
+    assert "Traceback" not in log

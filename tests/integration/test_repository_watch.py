@@ -108,6 +108,56 @@ def test_a_rewritten_file_is_sent_only_to_updated_mirrors_within_a_second(
     assert "Full scan" not in log  # each change was published alone
 
 
+def test_a_request_right_after_a_change_waits_for_its_publication(
+        tmp_path: Path, redis_server: RedisServer, redis_db: redis.Redis) -> None:
+    """With HTTP served by the watching process (``Workers: 1``), a request sent right after
+    the rename is held until the change is published: never a redirect to the old copy."""
+    old, new = b"o" * 100, b"n" * 200
+    repo = tmp_path / "repo"
+    repo_file(repo, PATH, old, T0)
+    repo_file(repo, "/keep.txt", b"kept", T0)
+    new_root, old_root = tmp_path / "new", tmp_path / "old"
+    repo_file(new_root, PATH, new, T1)
+    repo_file(old_root, PATH, old, T0)
+    holds_new = StaticHTTPServer(new_root, host="127.0.0.43")
+    holds_old = StaticHTTPServer(old_root, host="127.0.0.44")
+    holds_new.start()
+    holds_old.start()
+    daemon = DaemonProcess(workdir=tmp_path / "run", values=base_config(
+        repo, redis_server.address, ScanInterval="1000", CheckInterval="1000", Workers="1"))
+    daemon.start()
+    try:
+        daemon.wait_log("Watching 2 directories of the repository", timeout=30)
+        assert daemon.ctl("add", "-http", holds_new.url, "new").returncode == 0
+        assert daemon.ctl("add", "-http", holds_old.url, "old").returncode == 0
+        record_mirror_files(redis_db, 1, {PATH: len(new)}, go_time(T1))
+        record_mirror_files(redis_db, 2, {PATH: len(old)}, go_time(T0))
+        assert daemon.ctl("enable", "new").returncode == 0
+        assert daemon.ctl("enable", "old").returncode == 0
+        wait_until(lambda: redirect(daemon, PATH) == (302, holds_old.url + PATH[1:]), 10)
+        waits = []
+        for turn in range(6):  # back and forth: each first request after a rename is right
+            content, mtime, holder = (new, T1, holds_new) if turn % 2 == 0 else (
+                old, T0, holds_old)
+            publish_atomically(repo, PATH, content, mtime)
+            sent = time.monotonic()
+            assert redirect(daemon, PATH) == (302, holder.url + PATH[1:]), turn
+            waits.append(time.monotonic() - sent)
+            assert all(redirect(daemon, PATH)[1].startswith(holder.url) for _ in range(5))
+        (repo / PATH.lstrip("/")).unlink()
+        sent = time.monotonic()
+        assert redirect(daemon, PATH)[0] == 404  # at once, not after the watch's latency
+        waits.append(time.monotonic() - sent)
+        print(f"\nfirst request after the change answered in {max(waits) * 1000:.0f} ms "
+              f"at most ({', '.join(f'{w * 1000:.0f}' for w in waits)} ms)")
+        log = daemon.log()
+    finally:
+        daemon.stop()
+        holds_new.stop()
+        holds_old.stop()
+    assert "Traceback" not in log
+
+
 # The service on the test's reactor, against a real redis-server.
 
 @pytest_twisted.async_yield_fixture

@@ -94,3 +94,29 @@ def test_weights_fall_with_rank() -> None:
     assert weight(0) == 1.0
     assert weight(3) == 0.25
     assert sum(weight(rank) for rank in range(MAX_RANKED)) < 4
+
+
+def test_with_download_counts_the_shares_go_as_their_square_roots() -> None:
+    rotation = Rotation()
+    popular = paths(300)
+    downloads = {path: 3600 // (1 + rank) for rank, path in enumerate(popular)}  # Zipf
+    rotation.set_held({path: [1] for path in popular}, popular, now=0.0, downloads=downloads)
+    hour = int(3600 / INTERVAL)
+    run(rotation, 1, 0.0, hour)
+    chosen = Counter(run(rotation, 1, 3600.0, 4 * hour))
+    # four times the downloads, twice the turns (rank 0 against 3, 1 against 7)
+    assert 1.7 <= chosen["/f0000"] / chosen["/f0003"] <= 2.3
+    assert 1.7 <= chosen["/f0001"] / chosen["/f0007"] <= 2.3
+    # the tail is not left out: the 300th file, 300 times less downloaded, gets 1/17
+    assert chosen[popular[-1]] >= chosen["/f0000"] / 25
+    # the expected users sent to a lost file before it is found (its downloads times the
+    # turns between its verifications), summed over the files, is far below the rank rule's
+    ranks = Rotation()
+    ranks.set_held({path: [1] for path in popular}, popular, now=0.0)
+    run(ranks, 1, 0.0, hour)
+    by_rank = Counter(run(ranks, 1, 3600.0, 4 * hour))
+
+    def cost(turns: Counter[str]) -> float:
+        return sum(downloads[path] / max(turns[path], 0.5) for path in popular)
+
+    assert cost(chosen) < cost(by_rank) / 3
