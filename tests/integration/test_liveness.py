@@ -164,11 +164,7 @@ def test_a_mirror_that_answered_a_verification_gets_no_liveness_probe(
     daemon.start()
     try:
         daemon.wait_log("Indexed 1 files", timeout=30)
-        assert daemon.ctl("add", "-http", east.url, "east").returncode == 0
-        record_mirror_files(redis_db, 1, {"/a.txt": 6}, "2023-06-20 08:30:00 +0000 UTC")
-        redis_db.sadd(keys.handled_files(1), "/a.txt")
-        redis_db.sadd(keys.mirror_files(1), "/a.txt")
-        assert daemon.ctl("enable", "east").returncode == 0
+        add_mirrors_holding(daemon, redis_db, [("east", east.url)], {"/a.txt": 6})
         deadline = time.monotonic() + 30
         while redirect(daemon, "/a.txt") != (302, east.url + "a.txt"):
             assert time.monotonic() < deadline

@@ -61,45 +61,20 @@ def test_after_a_lost_file_that_mirror_is_verified_every_second_for_a_while(
         tmp_path: Path, redis_server: RedisServer, redis_db: redis.Redis) -> None:
     """Files go in batches: after the first loss found, the mirror's other lost files are
     found within seconds, though its turns are 10 s apart and no rescan can help."""
-    repo, lossy_root, full_root = tmp_path / "repo", tmp_path / "lossy", tmp_path / "full"
-    for root in (repo, lossy_root, full_root):
-        for path in FILES:
-            repo_file(root, path, b"hello\n", MTIME)
-    lossy = StaticHTTPServer(lossy_root, host="127.0.0.73")
-    full = StaticHTTPServer(full_root, host="127.0.0.74")
-    lossy.start()
-    full.start()
-    daemon = DaemonProcess(workdir=tmp_path / "run", values=base_config(
-        repo, redis_server.address, CheckInterval="60", ScanInterval="1000",
-        VerifyInterval="10"))
-    daemon.start()
-    try:
-        daemon.wait_log("Indexed 3 files", timeout=30)
-        for name, mirror in (("lossy", lossy), ("full", full)):
-            assert daemon.ctl("add", "-http", mirror.url, "-rsync", "rsync://127.0.0.1:9/pub/",
-                              name).returncode == 0
-        for mirror_id in (1, 2):
-            record_mirror_files(redis_db, mirror_id, dict.fromkeys(FILES, 6),
-                                "2023-06-20 08:30:00 +0000 UTC")
-            redis_db.sadd(keys.handled_files(mirror_id), *FILES)
-            redis_db.sadd(keys.mirror_files(mirror_id), *FILES)
-        assert daemon.ctl("enable", "lossy").returncode == 0
-        assert daemon.ctl("enable", "full").returncode == 0
+    with lossy_and_full(tmp_path, redis_server, redis_db, FILES, ("127.0.0.73", "127.0.0.74"),
+                        CheckInterval="60", ScanInterval="1000",
+                        VerifyInterval="10") as (daemon, lossy, _full):
         for path, count in (("/popular.bin", 40), ("/other.bin", 20), ("/rare.bin", 10)):
             for _ in range(count):
                 redirect(daemon, path)
         time.sleep(3)  # the stats flushed and read by the verification
         for path in FILES:  # a batch: every file of the mirror at once
-            (lossy_root / path.lstrip("/")).unlink()
+            (lossy.root / path.lstrip("/")).unlink()
         found = []
         for path in FILES:
             daemon.wait_log(f"lossy: {path} is missing there (404)", timeout=40)
             found.append(time.monotonic())
         log = daemon.log()
-    finally:
-        daemon.stop()
-        lossy.stop()
-        full.stop()
     after_first = [round(when - found[0], 1) for when in found[1:]]
     print(f"\nthe other lost files found {after_first} s after the first")
     assert max(after_first) < 6  # without the boost: one every 10 s at best
