@@ -19,7 +19,7 @@ from twisted.internet.defer import CancelledError, Deferred, succeed
 
 from mirrorbits.logs import Logger
 from mirrorbits.reactors import IConnectingReactor
-from mirrorbits.store import keys
+from mirrorbits.store import keys, resp
 from mirrorbits.store.client import RedisClient, Subscriber
 from mirrorbits.store.connection import (
     COMMAND_TIMEOUT,
@@ -47,14 +47,42 @@ def _text(value: object) -> str:
 
 
 class _Subscriber(txredisapi.SubscriberProtocol):
-    """Hands every message to ``deliver(channel, message)``."""
+    """Hands every message to ``deliver(channel, message)``.
+
+    Replies are read here (:mod:`mirrorbits.store.resp`), all those complete in what was
+    received at once: a message goes straight to ``deliver``, any other reply
+    (subscriptions, PING, errors) to txredisapi's queue of replies to commands.
+    """
 
     deliver: Callable[[str, str], None] | None = None
     received_bytes = 0  # read so far: any data after a PING shows the connection alive
+    _unread = b""  # the start of a reply not wholly received yet
 
     def dataReceived(self, data: bytes, unpause: bool = False) -> None:
         self.received_bytes += len(data)
-        super().dataReceived(data, unpause)
+        buffer = self._unread + data if self._unread else data
+        pos, size = 0, len(buffer)
+        try:
+            while pos < size:
+                if buffer.startswith(resp.MESSAGE, pos):
+                    message = resp.read_message(buffer, pos)
+                    if message is None:
+                        break
+                    channel, payload, pos = message
+                    if self.deliver is not None:
+                        self.deliver(channel, payload)
+                    continue
+                reply = resp.read_reply(buffer, pos)
+                if reply is None:
+                    break
+                value, pos = reply
+                self.replyReceived(value)
+        except resp.ProtocolError as exc:
+            log.warn("Pub/sub reply unreadable: {error}", error=str(exc))
+            self._unread = b""
+            self.transport.abortConnection()
+            return
+        self._unread = buffer[pos:] if pos < size else b""
 
     def messageReceived(self, pattern: object, channel: object, message: object) -> None:
         if self.deliver is not None:

@@ -23,8 +23,12 @@ LOCAL = 0
 _NOT_READ = "\1"
 _MISSING = "\0"
 
-# One reply string per file: FILE_'s fields (or \1: not asked), then the file's mirror IDs
-# (or \1), then "id, size, modTime" of each asked mirror that holds it.
+# Asked: one argument, each path and its parts ("0 12 31") ended by a NUL. Replied: one
+# string, a row per file, rows separated by \35: FILE_'s fields (or \1: not asked), then the
+# file's mirror IDs (or \1), then "id, size, modTime" of each asked mirror that holds it.
+# One argument and one string, not arrays of them: txredisapi encodes each argument on its
+# own, and its parser takes a reactor turn and a copy of the rest of the reply for every
+# string of an array.
 _READ_CHANGES = """
 local file_prefix, mirrors_prefix, info_prefix, info_sep = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local file_fields, info_fields = {}, {}
@@ -35,10 +39,11 @@ local function joined(values, count)
   for i = 1, count do parts[i] = values[i] or '\0' end
   return table.concat(parts, '\31')
 end
-local out = {}
-for i = 7, #ARGV - 1, 2 do
-  local path, local_part, asked = ARGV[i], '\1', {}
-  for token in string.gmatch(ARGV[i + 1], '%S+') do
+local items, out = {}, {}
+for item in string.gmatch(ARGV[7], '([^%z]*)%z') do items[#items + 1] = item end
+for i = 1, #items - 1, 2 do
+  local path, local_part, asked = items[i], '\1', {}
+  for token in string.gmatch(items[i + 1], '%S+') do
     if token == '0' then
       local_part = joined(redis.call('HMGET', file_prefix .. path, unpack(file_fields)),
                           #file_fields)
@@ -60,7 +65,7 @@ for i = 7, #ARGV - 1, 2 do
   end
   out[#out + 1] = table.concat(row, '\30')
 end
-return out
+return table.concat(out, '\35')
 """
 
 
@@ -84,20 +89,23 @@ async def read_file_changes(client: RedisClient,
     if not asked:
         return []
     info_prefix, info_sep, _ = keys.file_info("\0", "\0").split("\0")
-    args: list[str] = []
-    for path, parts in asked:
-        args += [path, " ".join(map(str, sorted(parts)))]
-    rows: list[str] = await client.execute_command(
+    if any("\0" in path for path, _ in asked):
+        raise ValueError("a path with a NUL")
+    args = "".join(f"{path}\0{' '.join(map(str, sorted(parts)))}\0" for path, parts in asked)
+    reply: str = await client.execute_command(
         "EVAL", _READ_CHANGES, "0", keys.file(""), keys.file_mirrors(""), info_prefix,
-        info_sep, " ".join(FILE_FIELDS), " ".join(MIRROR_FILE_FIELDS), *args)
+        info_sep, " ".join(FILE_FIELDS), " ".join(MIRROR_FILE_FIELDS), args)
     changes = []
+    rows = reply.split("\35")
+    if len(rows) != len(asked):
+        raise ValueError(f"{len(rows)} rows read for {len(asked)} files")
     for (path, _), row in zip(asked, rows, strict=True):
         local_part, ids_part, *copies = row.split("\30")
         local_read = local_part != _NOT_READ
         info = file_info_from_values(path, _values(local_part)) if local_read else None
         mirror_ids = None
         if ids_part != _NOT_READ:
-            mirror_ids = tuple(sorted(int(i) for i in ids_part.split() if i.isdigit()))
+            mirror_ids = _ids(ids_part)
         infos: dict[int, FileInfo | None] = {}
         for copy in copies:
             mirror_id, _, values = copy.partition("\31")
@@ -106,6 +114,13 @@ async def read_file_changes(client: RedisClient,
                                                               MIRROR_FILE_FIELDS)
         changes.append(FileChange(path, local_read, info, mirror_ids, infos))
     return changes
+
+
+def _ids(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(sorted(map(int, text.split())))
+    except ValueError:  # not only IDs: those that are
+        return tuple(sorted(int(i) for i in text.split() if i.isdigit()))
 
 
 def _values(text: str) -> list[str | None]:
