@@ -6,14 +6,16 @@ every copy."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 
 from attrs import frozen
 
+from mirrorbits.encoding import decode_int, parse_go_time
 from mirrorbits.model import FileInfo
 from mirrorbits.store import keys
 from mirrorbits.store.client import RedisClient
-from mirrorbits.store.records import FILE_FIELDS, MIRROR_FILE_FIELDS, file_info_from_values
+from mirrorbits.store.records import FILE_FIELDS, MIRROR_FILE_FIELDS
 
 __all__ = ["LOCAL", "FileChange", "read_file_changes"]
 
@@ -91,7 +93,7 @@ async def read_file_changes(client: RedisClient,
     info_prefix, info_sep, _ = keys.file_info("\0", "\0").split("\0")
     if any("\0" in path for path, _ in asked):
         raise ValueError("a path with a NUL")
-    args = "".join(f"{path}\0{' '.join(map(str, sorted(parts)))}\0" for path, parts in asked)
+    args = "".join(f"{path}\0{' '.join(map(str, parts))}\0" for path, parts in asked)
     reply: str = await client.execute_command(
         "EVAL", _READ_CHANGES, "0", keys.file(""), keys.file_mirrors(""), info_prefix,
         info_sep, " ".join(FILE_FIELDS), " ".join(MIRROR_FILE_FIELDS), args)
@@ -102,7 +104,7 @@ async def read_file_changes(client: RedisClient,
     for (path, _), row in zip(asked, rows, strict=True):
         local_part, ids_part, *copies = row.split("\30")
         local_read = local_part != _NOT_READ
-        info = file_info_from_values(path, _values(local_part)) if local_read else None
+        info = _file_info(path, local_part) if local_read else None
         mirror_ids = None
         if ids_part != _NOT_READ:
             mirror_ids = _ids(ids_part)
@@ -110,10 +112,26 @@ async def read_file_changes(client: RedisClient,
         for copy in copies:
             mirror_id, _, values = copy.partition("\31")
             if mirror_id.isdigit():
-                infos[int(mirror_id)] = file_info_from_values(path, _values(values),
-                                                              MIRROR_FILE_FIELDS)
+                infos[int(mirror_id)] = _file_info(path, values)
         changes.append(FileChange(path, local_read, info, mirror_ids, infos))
     return changes
+
+
+def _file_info(path: str, text: str) -> FileInfo | None:
+    """The record whose fields (those of ``FILE_``, or the first two for a copy) ``text``
+    joins; ``None`` if none is stored. Read as :func:`file_info_from_values` reads them."""
+    values: list[str | None] = [None if value == _MISSING else value
+                                for value in text.split("\31")]
+    if all(value is None for value in values):
+        return None
+    values += [None] * (len(FILE_FIELDS) - len(values))
+    size, mod_time, sha1, sha256, md5 = values[:len(FILE_FIELDS)]
+    return FileInfo(path, decode_int(size), _go_time(mod_time), sha1 or "", sha256 or "",
+                    md5 or "")
+
+
+#: A file's copies, and the files of a release, mostly share their time: parsed once.
+_go_time = functools.lru_cache(maxsize=1024)(parse_go_time)
 
 
 def _ids(text: str) -> tuple[int, ...]:
@@ -122,6 +140,3 @@ def _ids(text: str) -> tuple[int, ...]:
     except ValueError:  # not only IDs: those that are
         return tuple(sorted(int(i) for i in text.split() if i.isdigit()))
 
-
-def _values(text: str) -> list[str | None]:
-    return [None if value == _MISSING else value for value in text.split("\31")]

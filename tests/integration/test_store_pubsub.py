@@ -139,6 +139,40 @@ async def test_a_busy_reactor_is_not_a_dead_connection(private_server: RedisServ
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_storm_of_messages_arrives_whole_in_order_and_pings_are_answered(
+    private_server: RedisServer,
+) -> None:
+    """The subscriber reads the replies itself, many in one read: 20,000 messages published
+    in pipelines (as a scan commits) each arrive once, whole and in order, among the answers
+    to its PINGs (none missed: the connection is kept)."""
+    service = PubSubService(private_server.address, "pw", reactor,
+                            ping_interval=0.05, ping_timeout=1.0)
+    reconnects: list[None] = []
+    got: list[str] = []
+    service.on_reconnect(lambda: reconnects.append(None))
+    service.on_message(keys.CHANNEL_FILE_UPDATE, got.append)
+    sent = [f"/dir {n}/fíle-{n}.\u00e9\r\n{'x' * (n % 300)}" for n in range(20_000)]
+    with captured_log() as messages:
+        service.startService()
+        try:
+            await within(service.whenReady())
+            client = sync_client(private_server)
+            for start in range(0, len(sent), 1000):
+                pipe = client.pipeline(transaction=False)
+                for path in sent[start:start + 1000]:
+                    pipe.publish(keys.CHANNEL_FILE_UPDATE, path)
+                pipe.execute()
+                await sleep(0.02)
+            await eventually(lambda: len(got) == len(sent), 20)
+            await sleep(0.3)  # a few more PINGs
+            assert got == sent
+            assert reconnects == [] and not any("PING" in m for m in messages)
+            assert service.subscribed
+        finally:
+            await within(service.stopService())
+
+
+@pytest_twisted.ensureDeferred
 async def test_wrong_password_keeps_retrying_until_reconfigured(
     private_server: RedisServer,
 ) -> None:
