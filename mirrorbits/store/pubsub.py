@@ -101,7 +101,7 @@ async def announce_node(client: RedisClient, redis_db: int, node_id: str) -> Non
 
 @define(eq=False)
 class PubSubService(ReconnectLoop):
-    """Subscribes to :data:`keys.ALL_CHANNELS` and dispatches messages to callbacks."""
+    """Subscribes to :attr:`channels` (all four) and dispatches messages to callbacks."""
 
     address: str
     password: str
@@ -110,6 +110,9 @@ class PubSubService(ReconnectLoop):
     master_name: str = ""
     ping_interval: float = PING_INTERVAL
     ping_timeout: float = PING_TIMEOUT
+    #: What it subscribes to: a process whose HTTP workers keep the caches leaves out the
+    #: files' channels (an invalidation storm is theirs to read, 10,000 messages a second).
+    channels: tuple[str, ...] = keys.ALL_CHANNELS
     _settings: RedisSettings = field(init=False)
     _handlers: dict[str, list[Callable[[str], None]]] = field(init=False, factory=dict)
     _reconnect_handlers: list[Callable[[], None]] = field(init=False, factory=list)
@@ -223,7 +226,7 @@ class PubSubService(ReconnectLoop):
         keepalive.clock = self.reactor
         try:
             conn.deliver = self._deliver
-            await timed(conn.subscribe(list(keys.ALL_CHANNELS)), COMMAND_TIMEOUT, self.reactor)
+            await timed(conn.subscribe(list(self.channels)), COMMAND_TIMEOUT, self.reactor)
             if not conn.connected:
                 return "connection lost while subscribing"
             self._conn = conn
