@@ -10,6 +10,8 @@ is a :class:`txredisapi.ResponseError`, as txredisapi hands it on.
 
 from __future__ import annotations
 
+import re
+
 import txredisapi
 
 __all__ = ["MESSAGE", "ProtocolError", "read_message", "read_reply"]
@@ -33,23 +35,41 @@ def _length(data: bytes, start: int, end: int) -> int:
 def read_message(data: bytes, pos: int) -> tuple[str, str, int] | None:
     """The ``message`` reply at ``pos`` (``data`` starts with :data:`MESSAGE` there): its
     channel, its payload and where it ends; ``None`` if not all of it is in ``data``."""
-    pos += len(MESSAGE)
-    strings = []
-    for _ in range(2):
-        eol = data.find(_CRLF, pos)
-        if eol < 0:
-            return None
-        if data[pos:pos + 1] != b"$":
-            raise ProtocolError("a message's part is not a string")
-        start = eol + 2
-        end = start + _length(data, pos + 1, eol)
-        if end + 2 > len(data):
-            return None
-        if data[end:end + 2] != _CRLF or end < start:
-            raise ProtocolError("a message's string is not ended by CRLF")
-        strings.append(data[start:end].decode("utf-8", "replace"))
-        pos = end + 2
-    return strings[0], strings[1], pos
+    head = _HEAD(data, pos)
+    if head is None:
+        _refuse_ended(data, pos + len(MESSAGE))
+        return None
+    start = head.end()
+    end = start + int(head.group(1))
+    tail = _TAIL(data, end)
+    if tail is None:
+        _refuse_ended(data, end + 2)
+        return None
+    payload = tail.end()
+    stop = payload + int(tail.group(1))
+    if stop + 2 > len(data):
+        return None
+    if data[stop:stop + 2] != _CRLF:
+        raise ProtocolError("a message's string is not ended by CRLF")
+    channel = data[start:end]
+    name = _CHANNELS.get(channel)
+    if name is None:
+        name = channel.decode("utf-8", "replace")
+        if len(_CHANNELS) < 64:
+            _CHANNELS[channel] = name
+    return name, data[payload:stop].decode("utf-8", "replace"), stop + 2
+
+
+_HEAD = re.compile(re.escape(MESSAGE) + rb"\$(\d{1,10})\r\n").match
+_TAIL = re.compile(rb"\r\n\$(\d{1,10})\r\n").match
+_CHANNELS: dict[bytes, str] = {}  # the channels' names, decoded once
+
+
+def _refuse_ended(data: bytes, pos: int) -> None:
+    """:class:`ProtocolError` if the line at ``pos``, which was not what was expected there,
+    is whole (else it may still become it)."""
+    if data.find(_CRLF, pos) >= 0:
+        raise ProtocolError("a message's part is not a string")
 
 
 def read_reply(data: bytes, pos: int) -> tuple[object, int] | None:
