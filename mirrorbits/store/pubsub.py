@@ -35,6 +35,8 @@ from mirrorbits.store.loop import ReconnectLoop
 
 PING_INTERVAL = 5.0  # seconds
 PING_TIMEOUT = 3.0  # seconds
+#: Messages handed on per reactor turn (about a millisecond of a storm's work).
+MESSAGES_PER_TURN = 200
 RETRY_MIN, RETRY_MAX = 0.05, 2.0  # reconnection back-off bounds (seconds)
 
 log = Logger()
@@ -56,19 +58,40 @@ class _Subscriber(txredisapi.SubscriberProtocol):
 
     deliver: Callable[[str, str], None] | None = None
     received_bytes = 0  # read so far: any data after a PING shows the connection alive
-    _unread = b""  # the start of a reply not wholly received yet
+    _unread = b""  # received, not read yet (the rest of a read, a reply not whole yet)
+    _resuming = False  # reading paused until the next reactor turn
 
     def dataReceived(self, data: bytes, unpause: bool = False) -> None:
         self.received_bytes += len(data)
-        buffer = self._unread + data if self._unread else data
-        pos, size = 0, len(buffer)
+        self._unread = self._unread + data if self._unread else data
+        if not self._resuming:
+            self._read()
+
+    def _resume(self) -> None:
+        self._resuming = False
+        if self.transport is not None and self.connected:
+            self.transport.resumeProducing()
+            self._read()
+
+    def _read(self) -> None:
+        """Hand on what was received, at most :data:`MESSAGES_PER_TURN` messages; the rest
+        on the next reactor turn (reading paused meanwhile): the requests are answered
+        between, as with a storm of them nothing else would run for milliseconds."""
+        buffer = self._unread
+        pos, size, budget = 0, len(buffer), MESSAGES_PER_TURN
         try:
             while pos < size:
                 if buffer.startswith(resp.MESSAGE, pos):
+                    if not budget:
+                        self._resuming = True
+                        self.transport.pauseProducing()
+                        self.callLater(0, self._resume)
+                        break
                     message = resp.read_message(buffer, pos)
                     if message is None:
                         break
                     channel, payload, pos = message
+                    budget -= 1
                     if self.deliver is not None:
                         self.deliver(channel, payload)
                     continue
