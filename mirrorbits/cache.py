@@ -432,7 +432,7 @@ class MirrorCache:
     # --- invalidation (pub/sub) ------------------------------------------------------------
 
     def on_file_update(self, path: str) -> None:
-        if self.refresh_in_background and self._whole(path):
+        if self.refresh_in_background and "\0" not in path and self._whole(path):
             self._refresh(path, LOCAL)
             return
         self.files.pop(path)
@@ -452,7 +452,7 @@ class MirrorCache:
         mirror_id, sep, path = message.partition(" ")
         if not sep or not _is_int(mirror_id):
             return
-        if self.refresh_in_background and self._whole(path):
+        if self.refresh_in_background and "\0" not in path and self._whole(path):
             self._refresh(path, int(mirror_id))
             return
         self.file_mirrors.pop(path)
@@ -592,8 +592,9 @@ class MirrorCache:
                         self.mirror_files.pop((mirror_id, path))
                 self.file_mirrors.put(path, ids)
                 changed = True
-            if any((mirror_id, path) not in self.mirror_files for mirror_id in ids):
-                self._refresh(path, WHOLE)
+                # A record evicted from an unchanged list is read by the next request.
+                if any((mirror_id, path) not in self.mirror_files for mirror_id in ids):
+                    self._refresh(path, WHOLE)
         if changed:
             self._bump(path)
 

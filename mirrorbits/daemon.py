@@ -289,6 +289,9 @@ def build_daemon(
     if workers > 1:
         http = _add_workers(daemon, holder, reactor, redis, successor, activated.http, workers,
                             cwd=cwd, repository=repository, debug=debug)
+        # The caches are the workers': no file messages here (a storm would cost this
+        # process as much as a worker, for nothing).
+        pubsub.channels = (keys.CHANNEL_MIRROR_UPDATE, keys.CHANNEL_CLUSTER)
         counts = http.counts
     else:
         http, context = _add_http(daemon, holder, reactor, redis, pubsub, stats, download_log,

@@ -19,7 +19,7 @@ from twisted.internet.defer import CancelledError, Deferred, succeed
 
 from mirrorbits.logs import Logger
 from mirrorbits.reactors import IConnectingReactor
-from mirrorbits.store import keys
+from mirrorbits.store import keys, resp
 from mirrorbits.store.client import RedisClient, Subscriber
 from mirrorbits.store.connection import (
     COMMAND_TIMEOUT,
@@ -35,6 +35,8 @@ from mirrorbits.store.loop import ReconnectLoop
 
 PING_INTERVAL = 5.0  # seconds
 PING_TIMEOUT = 3.0  # seconds
+#: Messages handed on per reactor turn (about a millisecond of a storm's work).
+MESSAGES_PER_TURN = 200
 RETRY_MIN, RETRY_MAX = 0.05, 2.0  # reconnection back-off bounds (seconds)
 
 log = Logger()
@@ -47,14 +49,63 @@ def _text(value: object) -> str:
 
 
 class _Subscriber(txredisapi.SubscriberProtocol):
-    """Hands every message to ``deliver(channel, message)``."""
+    """Hands every message to ``deliver(channel, message)``.
+
+    Replies are read here (:mod:`mirrorbits.store.resp`), all those complete in what was
+    received at once: a message goes straight to ``deliver``, any other reply
+    (subscriptions, PING, errors) to txredisapi's queue of replies to commands.
+    """
 
     deliver: Callable[[str, str], None] | None = None
     received_bytes = 0  # read so far: any data after a PING shows the connection alive
+    _unread = b""  # received, not read yet (the rest of a read, a reply not whole yet)
+    _resuming = False  # reading paused until the next reactor turn
 
     def dataReceived(self, data: bytes, unpause: bool = False) -> None:
         self.received_bytes += len(data)
-        super().dataReceived(data, unpause)
+        self._unread = self._unread + data if self._unread else data
+        if not self._resuming:
+            self._read()
+
+    def _resume(self) -> None:
+        self._resuming = False
+        if self.transport is not None and self.connected:
+            self.transport.resumeProducing()
+            self._read()
+
+    def _read(self) -> None:
+        """Hand on what was received, at most :data:`MESSAGES_PER_TURN` messages; the rest
+        on the next reactor turn (reading paused meanwhile): the requests are answered
+        between, as with a storm of them nothing else would run for milliseconds."""
+        buffer = self._unread
+        pos, size, budget = 0, len(buffer), MESSAGES_PER_TURN
+        try:
+            while pos < size:
+                if buffer.startswith(resp.MESSAGE, pos):
+                    if not budget:
+                        self._resuming = True
+                        self.transport.pauseProducing()
+                        self.callLater(0, self._resume)
+                        break
+                    message = resp.read_message(buffer, pos)
+                    if message is None:
+                        break
+                    channel, payload, pos = message
+                    budget -= 1
+                    if self.deliver is not None:
+                        self.deliver(channel, payload)
+                    continue
+                reply = resp.read_reply(buffer, pos)
+                if reply is None:
+                    break
+                value, pos = reply
+                self.replyReceived(value)
+        except resp.ProtocolError as exc:
+            log.warn("Pub/sub reply unreadable: {error}", error=str(exc))
+            self._unread = b""
+            self.transport.abortConnection()
+            return
+        self._unread = buffer[pos:] if pos < size else b""
 
     def messageReceived(self, pattern: object, channel: object, message: object) -> None:
         if self.deliver is not None:
@@ -73,7 +124,7 @@ async def announce_node(client: RedisClient, redis_db: int, node_id: str) -> Non
 
 @define(eq=False)
 class PubSubService(ReconnectLoop):
-    """Subscribes to :data:`keys.ALL_CHANNELS` and dispatches messages to callbacks."""
+    """Subscribes to :attr:`channels` (all four) and dispatches messages to callbacks."""
 
     address: str
     password: str
@@ -82,6 +133,9 @@ class PubSubService(ReconnectLoop):
     master_name: str = ""
     ping_interval: float = PING_INTERVAL
     ping_timeout: float = PING_TIMEOUT
+    #: What it subscribes to: a process whose HTTP workers keep the caches leaves out the
+    #: files' channels (an invalidation storm is theirs to read, 10,000 messages a second).
+    channels: tuple[str, ...] = keys.ALL_CHANNELS
     _settings: RedisSettings = field(init=False)
     _handlers: dict[str, list[Callable[[str], None]]] = field(init=False, factory=dict)
     _reconnect_handlers: list[Callable[[], None]] = field(init=False, factory=list)
@@ -195,7 +249,7 @@ class PubSubService(ReconnectLoop):
         keepalive.clock = self.reactor
         try:
             conn.deliver = self._deliver
-            await timed(conn.subscribe(list(keys.ALL_CHANNELS)), COMMAND_TIMEOUT, self.reactor)
+            await timed(conn.subscribe(list(self.channels)), COMMAND_TIMEOUT, self.reactor)
             if not conn.connected:
                 return "connection lost while subscribing"
             self._conn = conn

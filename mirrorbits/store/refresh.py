@@ -6,13 +6,16 @@ every copy."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 
 from attrs import frozen
 
+from mirrorbits.encoding import decode_int, parse_go_time
 from mirrorbits.model import FileInfo
+from mirrorbits.store import keys
 from mirrorbits.store.client import RedisClient
-from mirrorbits.store.filescript import eval_file_script, local_info, mirror_info
+from mirrorbits.store.records import FILE_FIELDS, MIRROR_FILE_FIELDS
 
 __all__ = ["LOCAL", "FileChange", "read_file_changes"]
 
@@ -20,15 +23,29 @@ __all__ = ["LOCAL", "FileChange", "read_file_changes"]
 LOCAL = 0
 
 _NOT_READ = "\1"
+_MISSING = "\0"
 
-# One reply string per file: FILE_'s fields (or \1: not asked), then the file's mirror IDs
-# (or \1), then "id, size, modTime" of each asked mirror that holds it.
-# (After filescript.SCRIPT_HEAD.)
+# Asked: one argument, each path and its parts ("0 12 31") ended by a NUL. Replied: one
+# string, a row per file, rows separated by \35: FILE_'s fields (or \1: not asked), then the
+# file's mirror IDs (or \1), then "id, size, modTime" of each asked mirror that holds it.
+# One argument and one string, not arrays of them: txredisapi encodes each argument on its
+# own, and its parser takes a reactor turn and a copy of the rest of the reply for every
+# string of an array.
 _READ_CHANGES = """
-local out = {}
-for i = 7, #ARGV - 1, 2 do
-  local path, local_part, asked = ARGV[i], '\1', {}
-  for token in string.gmatch(ARGV[i + 1], '%S+') do
+local file_prefix, mirrors_prefix, info_prefix, info_sep = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local file_fields, info_fields = {}, {}
+for name in string.gmatch(ARGV[5], '%S+') do file_fields[#file_fields + 1] = name end
+for name in string.gmatch(ARGV[6], '%S+') do info_fields[#info_fields + 1] = name end
+local function joined(values, count)
+  local parts = {}
+  for i = 1, count do parts[i] = values[i] or '\0' end
+  return table.concat(parts, '\31')
+end
+local items, out = {}, {}
+for item in string.gmatch(ARGV[7], '([^%z]*)%z') do items[#items + 1] = item end
+for i = 1, #items - 1, 2 do
+  local path, local_part, asked = items[i], '\1', {}
+  for token in string.gmatch(items[i + 1], '%S+') do
     if token == '0' then
       local_part = joined(redis.call('HMGET', file_prefix .. path, unpack(file_fields)),
                           #file_fields)
@@ -50,7 +67,7 @@ for i = 7, #ARGV - 1, 2 do
   end
   out[#out + 1] = table.concat(row, '\30')
 end
-return out
+return table.concat(out, '\35')
 """
 
 
@@ -73,23 +90,53 @@ async def read_file_changes(client: RedisClient,
     file's mirror IDs with the records of the mirrors (IDs) in ``parts``; one script."""
     if not asked:
         return []
-    args: list[str] = []
-    for path, parts in asked:
-        args += [path, " ".join(map(str, sorted(parts)))]
-    rows = await eval_file_script(client, _READ_CHANGES, args)
+    info_prefix, info_sep, _ = keys.file_info("\0", "\0").split("\0")
+    if any("\0" in path for path, _ in asked):
+        raise ValueError("a path with a NUL")
+    args = "".join(f"{path}\0{' '.join(map(str, parts))}\0" for path, parts in asked)
+    reply: str = await client.execute_command(
+        "EVAL", _READ_CHANGES, "0", keys.file(""), keys.file_mirrors(""), info_prefix,
+        info_sep, " ".join(FILE_FIELDS), " ".join(MIRROR_FILE_FIELDS), args)
     changes = []
+    rows = reply.split("\35")
+    if len(rows) != len(asked):
+        raise ValueError(f"{len(rows)} rows read for {len(asked)} files")
     for (path, _), row in zip(asked, rows, strict=True):
         local_part, ids_part, *copies = row.split("\30")
         local_read = local_part != _NOT_READ
-        info = local_info(path, local_part) if local_read else None
+        info = _file_info(path, local_part) if local_read else None
         mirror_ids = None
         if ids_part != _NOT_READ:
-            mirror_ids = tuple(sorted(int(i) for i in ids_part.split() if i.isdigit()))
+            mirror_ids = _ids(ids_part)
         infos: dict[int, FileInfo | None] = {}
         for copy in copies:
             mirror_id, _, values = copy.partition("\31")
             if mirror_id.isdigit():
-                infos[int(mirror_id)] = mirror_info(path, values)
+                infos[int(mirror_id)] = _file_info(path, values)
         changes.append(FileChange(path, local_read, info, mirror_ids, infos))
     return changes
+
+
+def _file_info(path: str, text: str) -> FileInfo | None:
+    """The record whose fields (those of ``FILE_``, or the first two for a copy) ``text``
+    joins; ``None`` if none is stored. Read as :func:`file_info_from_values` reads them."""
+    values: list[str | None] = [None if value == _MISSING else value
+                                for value in text.split("\31")]
+    if all(value is None for value in values):
+        return None
+    values += [None] * (len(FILE_FIELDS) - len(values))
+    size, mod_time, sha1, sha256, md5 = values[:len(FILE_FIELDS)]
+    return FileInfo(path, decode_int(size), _go_time(mod_time), sha1 or "", sha256 or "",
+                    md5 or "")
+
+
+#: A file's copies, and the files of a release, mostly share their time: parsed once.
+_go_time = functools.lru_cache(maxsize=1024)(parse_go_time)
+
+
+def _ids(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(sorted(map(int, text.split())))
+    except ValueError:  # not only IDs: those that are
+        return tuple(sorted(int(i) for i in text.split() if i.isdigit()))
 

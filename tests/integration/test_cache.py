@@ -318,3 +318,39 @@ async def test_after_a_reconnection_the_fill_replaces_the_records_in_place(
     assert await cache.warm() == 1
     assert [m.name for m, _ in await cache.candidates("/a.txt")] == ["two"]
     assert cache.cached_file("/b.txt") is MISSING  # not reached: read on demand
+
+
+@pytest_twisted.ensureDeferred
+async def test_re_reads_of_odd_paths_land_in_one_script(
+    service: RedisService, redis_db: redis.Redis
+) -> None:
+    """The paths a re-read asks go in one argument (each ended by a NUL) and the rows come
+    back in one string: paths with spaces, separators of the reply or any UTF-8 read right;
+    a path with a NUL, which no file has, is dropped (read by its next request) instead."""
+    seed(redis_db)
+    odd = ["/a b.txt", "/é\u00e8/ü.iso", "/x\x1dy\x1ez\x1f\x01.bin", "/n\nl", "/a\x00b"]
+    for path in odd:
+        redis_db.hset(f"FILE_{path}", mapping={"size": "1", "modTime": MOD_TIME})
+        redis_db.sadd(f"FILEMIRRORS_{path}", 2)
+        redis_db.hset(f"FILEINFO_2_{path}", mapping={"size": "1", "modTime": MOD_TIME})
+    cache = MirrorCache(service.client, Clock(), refresh_interval=0.5)
+    for path in ("/a.txt", *odd):
+        await cache.candidates(path)
+        await cache.file_info(path)
+    cache.on_file_update("/a.txt")  # the first re-read, at once; the others wait for it
+    await cache.file_info("/a.txt")
+    redis_db.config_resetstat()
+    for size, path in enumerate(odd, 10):
+        redis_db.hset(f"FILE_{path}", "size", str(size))
+        redis_db.hset(f"FILEINFO_2_{path}", "size", str(size))
+        cache.on_file_update(path)
+        cache.on_mirror_file_update(f"2 {path}")
+    assert cache.cached_file("/a\x00b") is MISSING  # dropped at once
+    cache.clock.advance(0.5)  # type: ignore[attr-defined]
+    for size, path in enumerate(odd, 10):
+        info = await cache.file_info(path)
+        assert info is not None and info.size == size, path
+        pairs = await cache.candidates(path)
+        assert [(m.id, f.size if f else None) for m, f in pairs] == [(2, size)], path
+    stats = redis_db.info("commandstats")
+    assert stats["cmdstat_eval"]["calls"] == 1 + 1  # the re-read; the NUL path's miss

@@ -13,7 +13,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 
 from mirrorbits.store import keys
-from mirrorbits.store.pubsub import PubSubService, publish
+from mirrorbits.store.pubsub import MESSAGES_PER_TURN, PubSubService, publish
 from tests.integration.store_support import (
     captured_log,
     eventually,
@@ -136,6 +136,77 @@ async def test_a_busy_reactor_is_not_a_dead_connection(private_server: RedisServ
             assert reconnects == [] and not any("PING failed" in m for m in messages)
         finally:
             await within(service.stopService())
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_storm_of_messages_arrives_whole_in_order_and_pings_are_answered(
+    private_server: RedisServer,
+) -> None:
+    """The subscriber reads the replies itself, many in one read: 20,000 messages published
+    in pipelines (as a scan commits) each arrive once, whole and in order, among the answers
+    to its PINGs (none missed: the connection is kept)."""
+    service = PubSubService(private_server.address, "pw", reactor,
+                            ping_interval=0.05, ping_timeout=1.0)
+    reconnects: list[None] = []
+    got: list[str] = []
+    service.on_reconnect(lambda: reconnects.append(None))
+    service.on_message(keys.CHANNEL_FILE_UPDATE, got.append)
+    sent = [f"/dir {n}/fíle-{n}.\u00e9\r\n{'x' * (n % 300)}" for n in range(20_000)]
+    with captured_log() as messages:
+        service.startService()
+        try:
+            await within(service.whenReady())
+            client = sync_client(private_server)
+            for start in range(0, len(sent), 1000):
+                pipe = client.pipeline(transaction=False)
+                for path in sent[start:start + 1000]:
+                    pipe.publish(keys.CHANNEL_FILE_UPDATE, path)
+                pipe.execute()
+                await sleep(0.02)
+            await eventually(lambda: len(got) == len(sent), 20)
+            await sleep(0.3)  # a few more PINGs
+            assert got == sent
+            assert reconnects == [] and not any("PING" in m for m in messages)
+            assert service.subscribed
+        finally:
+            await within(service.stopService())
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_storm_is_handed_on_a_few_hundred_messages_per_reactor_turn(
+    private_server: RedisServer,
+) -> None:
+    """A read holding a thousand messages is not handed on in one go: the requests of the
+    process are answered between (each turn here is marked by a call at the next one)."""
+    service = PubSubService(private_server.address, "pw", reactor)
+    turns: list[int] = []
+    turn = [0]
+    marked = [False]
+
+    def next_turn() -> None:
+        turn[0] += 1
+        marked[0] = False
+
+    def handle(_: str) -> None:
+        turns.append(turn[0])
+        if not marked[0]:
+            marked[0] = True
+            reactor.callLater(0, next_turn)
+
+    service.on_message(keys.CHANNEL_FILE_UPDATE, handle)
+    service.startService()
+    try:
+        await within(service.whenReady())
+        pipe = sync_client(private_server).pipeline(transaction=False)
+        for n in range(3000):
+            pipe.publish(keys.CHANNEL_FILE_UPDATE, f"/{n}")
+        pipe.execute()
+        await eventually(lambda: len(turns) == 3000, 10)
+    finally:
+        await within(service.stopService())
+    per_turn = [turns.count(value) for value in set(turns)]
+    assert max(per_turn) <= 2 * MESSAGES_PER_TURN  # a tie of the two calls may join two
+    assert len(per_turn) >= 3000 // (2 * MESSAGES_PER_TURN)
 
 
 @pytest_twisted.ensureDeferred

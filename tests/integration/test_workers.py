@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from mirrorbits.store import keys
 from tests.daemon import record_mirror_files
 from tests.integration.test_upgrade import (
     CLIENT,
@@ -149,6 +150,24 @@ def test_each_worker_serves_and_a_killed_one_is_replaced(workers: Upgradable) ->
     workers.wait_log(f"HTTP worker {first} was killed by SIGKILL: starting another in")
     workers.wait_log(f"HTTP worker {replacement} serves")
     answers_alone(workers, replacement, [second], 5)
+
+
+def test_the_files_messages_go_to_the_workers_alone(workers: Upgradable,
+                                                    redis_db: redis.Redis) -> None:
+    """The workers' caches read the files' messages; the daemon itself, which keeps no
+    cache, is not subscribed to them (an invalidation storm would cost it as much CPU as a
+    worker, for nothing), but still to the mirrors' and the cluster's."""
+    two_workers(workers)
+    expected = {keys.CHANNEL_FILE_UPDATE: 2, keys.CHANNEL_MIRROR_FILE_UPDATE: 2,
+                keys.CHANNEL_MIRROR_UPDATE: 3, keys.CHANNEL_CLUSTER: 3}
+
+    def subscribers() -> dict[str, int]:
+        return {str(channel): int(count)
+                for channel, count in redis_db.pubsub_numsub(*keys.ALL_CHANNELS)}
+
+    wait_until(lambda: subscribers() == expected, 20, "the workers subscribed")
+    time.sleep(0.5)
+    assert subscribers() == expected
 
 
 def today_downloads(db: redis.Redis) -> tuple[int, int]:
