@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import http.client
 import os
 import re
@@ -10,17 +11,18 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
 from mirrorbits.store import keys
-from tests.servers import env_without_proxies, free_port, wait_for_port
+from tests.servers import env_without_proxies, free_port
 
 BIN = Path(sys.executable).parent
 FIXTURES = Path(__file__).parent / "fixtures"
+START_TIMEOUT = 60.0  # seconds for a daemon to listen and start its services
 
 
 def base_config(repository: Path, redis_address: str, **extra: str) -> dict[str, str]:
@@ -102,21 +104,33 @@ class DaemonProcess:
             cwd=self.workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             start_new_session=self.new_session,
         )
+        # Up to a minute, for a machine loaded by a parallel test run (a start takes about a
+        # second alone); a daemon that exits stops the wait at once.
+        deadline = time.monotonic() + START_TIMEOUT
+        addresses = [self.values["RPCListenAddress"]]
+        if wait_http:
+            addresses.append(self.values["ListenAddress"])
         try:
-            wait_for_address(self.values["RPCListenAddress"], timeout=20)
-            if wait_http:
-                wait_for_address(self.values["ListenAddress"], timeout=20)
+            for address in addresses:
+                self._wait_until(functools.partial(accepts, address), deadline)
             # The sockets accept before the reactor runs: wait until the services started
             # (the signal handlers are installed right after), or a signal sent at once kills
             # the process with the default action.
-            deadline = time.monotonic() + 20
-            while "Control starting on" not in self.log():
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise TimeoutError
-                time.sleep(0.02)
+            self._wait_until(lambda: "Control starting on" in self.log(), deadline)
         except TimeoutError:
-            self.stop()
-            raise AssertionError(f"daemon did not start:\n{self.log()}") from None
+            process = self.process
+            output = process.stdout.read().decode(errors="replace") if (
+                process.poll() is not None and process.stdout is not None) else ""
+            code = self.stop()
+            raise AssertionError(f"daemon did not start (exit {code}):\n{output}"
+                                 f"{self.log()}") from None
+
+    def _wait_until(self, started: Callable[[], bool], deadline: float) -> None:
+        assert self.process is not None
+        while not started():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise TimeoutError
+            time.sleep(0.02)
 
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
@@ -169,20 +183,28 @@ class DaemonProcess:
 
 def wait_for_address(address: str, timeout: float) -> None:
     """Return once ``host:port`` or ``unix:/path`` accepts connections."""
-    if not address.startswith("unix:"):
-        host, _, port = address.rpartition(":")
-        wait_for_port(host, int(port), timeout=timeout)
-        return
     deadline = time.monotonic() + timeout
-    while True:
+    while not accepts(address):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"nothing listens on {address}")
+        time.sleep(0.02)
+
+
+def accepts(address: str) -> bool:
+    """Whether ``host:port`` or ``unix:/path`` accepts a connection now."""
+    if address.startswith("unix:"):
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             try:
                 sock.connect(address[len("unix:"):])
-                return
             except OSError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"nothing listens on {address}") from None
-        time.sleep(0.02)
+                return False
+            return True
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def run_twistd(*args: str, cwd: Path | None = None,

@@ -197,7 +197,8 @@ def test_tac_file_runs_the_same_service(tmp_path: Path, redis_server: RedisServe
         host, _, port = values["ListenAddress"].rpartition(":")
         wait_for_port(host, int(port), timeout=20)
         with pytest.raises(urllib.error.HTTPError) as answer:
-            urllib.request.urlopen(f"http://{host}:{port}/missing", timeout=5)
+            # the port accepts before the reactor runs: the answer comes once it does
+            urllib.request.urlopen(f"http://{host}:{port}/missing", timeout=30)
         assert answer.value.code == 404
     finally:
         process.terminate()

@@ -265,7 +265,10 @@ def site(tmp_path: Path, group: ReplicatedRedis) -> Iterator[SentinelSite]:
             db.flushall()  # what an earlier test left
             daemon.start()
             wait_until(lambda: db.scard("FILES") == len(FILES), 20, "repository scan", daemon)
-            assert daemon.ctl("add", "-http", madrid_url, "madrid").returncode == 0
+            # the control channel may refuse until the daemon has its Sentinel's answer (slow
+            # on a loaded machine): asked again until it accepts
+            wait_until(lambda: daemon.ctl("add", "-http", madrid_url, "madrid").returncode == 0,
+                       30, "the daemon to accept a mirror", daemon)
             hold_files(db, 1)
             assert daemon.ctl("enable", "madrid").returncode == 0
             wait_until(lambda: get_location(daemon) == (302, madrid_url + "a.txt"), 20,

@@ -116,7 +116,9 @@ def test_a_mirror_receives_users_once_it_holds_the_new_version_without_a_scan(
     since = len(daemon.log())
     install(site.repo, NEW, T1_NS)
     wait_until(lambda: db.hget(keys.file(PATH), "size") == "200", 5)
-    assert redirect(daemon, PATH)[0] != 302  # no mirror holds the new version yet
+    # no mirror holds the new version yet: once the daemon has read the new size (a moment
+    # after Redis has it), it redirects nobody
+    wait_until(lambda: redirect(daemon, PATH)[0] != 302, 5)
     time.sleep(1.5)  # the mirrors sync a moment later
     install(site.root("synced"), NEW, T1_NS)  # its time kept: rsync -t
     install(site.root("stamped"), NEW, None)  # the time of the copy: left to the scan

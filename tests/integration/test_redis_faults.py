@@ -88,6 +88,9 @@ def site(tmp_path: Path) -> Iterator[Site]:
             assert daemon.ctl("enable", "madrid").returncode == 0
             wait_until(lambda: get_location(daemon) == (302, madrid_url + "a.txt"), 20,
                        "redirect to madrid", daemon)
+            # and its first health check and scan are over: the faults hit a daemon at rest
+            # (on a loaded machine they came seconds later, during the first fault)
+            daemon.wait_log("[madrid] Indexed ", timeout=30)
         yield Site(repo, server, madrid_url, daemon)
     finally:
         daemon.stop()

@@ -16,7 +16,7 @@ from mirrorbits.store import keys
 from mirrorbits.store.errors import DatabaseNotReady
 from mirrorbits.store.loop import STARTUP_GRACE
 from mirrorbits.store.pubsub import PubSubService
-from mirrorbits.store.redis import RedisService
+from mirrorbits.store.redis import RETRY_MAX, RedisService
 from tests.integration.store_support import captured_log, eventually, sleep, within
 from tests.servers import RedisServer, ReplicatedRedis, SentinelServer, free_port
 
@@ -91,7 +91,11 @@ async def test_redis_down_at_start_then_up_then_down_then_up(
         try:
             await sleep(1.0)  # several attempts fail meanwhile, quietly at first
             assert not any(m.startswith("Database is down: ") for m in messages), messages
-            await sleep(STARTUP_GRACE + 0.5 - 1.0)  # then it is said, once
+            # then it is said at the first attempt after the grace (the back-off puts one
+            # near STARTUP_GRACE + 0.5 s: awaited, not slept, so a slow machine passes), once
+            await eventually(lambda: any(m.startswith("Database is down: ") for m in messages),
+                             STARTUP_GRACE + 2 * RETRY_MAX + 2.0)
+            await sleep(2 * RETRY_MAX + 0.5)  # two more attempts fail meanwhile
             down = [m for m in messages if m.startswith("Database is down: ")]
             assert len(down) == 1, messages
             assert private_server.address in down[0]
