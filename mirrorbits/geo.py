@@ -37,6 +37,7 @@ CITY_DATABASE = "GeoLite2-City.mmdb"
 ASN_DATABASE = "GeoLite2-ASN.mmdb"
 UPDATED_SUFFIX = ".updated"
 CACHE_SIZE = 65536
+NETWORK_LIMIT = 65536  # networks whose answer is remembered (then it starts over)
 
 WARNING_SEVERAL_ADDRESSES = (
     "Warning: the hostname returned more than one address. "
@@ -77,6 +78,11 @@ class _Database:
 class GeoIP:
     """The City + ASN readers of ``directory``, with a bounded lookup cache.
 
+    Besides the answer per address, the answer per network is remembered: the readers give
+    the prefix of the network each record covers, and every address of the smaller of the
+    two networks has the same City and ASN records, so a new address in a network already
+    seen costs no database read and no record building.
+
     ``clock`` drives :meth:`start_watching` (the global reactor when ``None``).
     """
 
@@ -88,9 +94,19 @@ class GeoIP:
     _watcher: LoopingCall | None = field(init=False, default=None)
     _log: Logger = field(init=False, factory=Logger)
     _reported: str | None = field(init=False, default=None)  # the last warning logged
+    # (IP version, prefix length, address >> host bits) -> the answer for that network
+    _networks: dict[tuple[int, int, int], GeoRecord] = field(init=False, factory=dict)
+    _prefixes: dict[int, list[int]] = field(init=False, factory=lambda: {4: [], 6: []})
 
     def __attrs_post_init__(self) -> None:
         self._cached = functools.lru_cache(maxsize=CACHE_SIZE)(self._lookup_uncached)
+
+    def _forget(self) -> None:
+        """Drop every remembered answer (a reader changed)."""
+        self._cached.cache_clear()
+        self._networks.clear()
+        for lengths in self._prefixes.values():
+            lengths.clear()
 
     @property
     def city_available(self) -> bool:
@@ -115,7 +131,7 @@ class GeoIP:
             if message:
                 messages.append(message)
         if swapped:
-            self._cached.cache_clear()
+            self._forget()
         if not (self.city_available or self.asn_available):
             raise GeoIPUnavailable("; ".join(messages))
         return messages
@@ -135,7 +151,7 @@ class GeoIP:
             if not quiet:
                 self._log_outcome(database, message, failed)
         if swapped:
-            self._cached.cache_clear()
+            self._forget()
         if quiet:
             self._reported = self.missing_warning()
         else:
@@ -187,7 +203,7 @@ class GeoIP:
             swapped = swapped or changed
             self._log_outcome(database, message, failed)
         if swapped:
-            self._cached.cache_clear()
+            self._forget()
         self._report_missing()
         return swapped
 
@@ -214,7 +230,7 @@ class GeoIP:
             if database.reader is not None:
                 database.reader.close()
             database.reader = database.epoch = database.stamp = None
-        self._cached.cache_clear()
+        self._forget()
 
     def lookup(self, ip: str) -> GeoRecord:
         """What the databases know about ``ip`` (empty record if invalid or unknown).
@@ -227,13 +243,34 @@ class GeoIP:
         address = parse_ip(ip)
         if address is None:
             return _EMPTY
+        number = int(address)
+        version = address.version
+        bits = address.max_prefixlen
+        networks = self._networks
+        lengths = self._prefixes[version]
+        for position, length in enumerate(lengths):
+            known = networks.get((version, length, number >> (bits - length)))
+            if known is not None:
+                if position:  # the lengths that answer most drift to the front
+                    lengths[position - 1], lengths[position] = length, lengths[position - 1]
+                return known
         city_reader, asn_reader = self._city.reader, self._asn.reader
         try:
-            city = city_reader.get(address) if city_reader is not None else None
-            asn = asn_reader.get(address) if asn_reader is not None else None
+            city, city_length = (city_reader.get_with_prefix_len(address)
+                                 if city_reader is not None else (None, 0))
+            asn, asn_length = (asn_reader.get_with_prefix_len(address)
+                               if asn_reader is not None else (None, 0))
         except (InvalidDatabaseError, ValueError):
             return _EMPTY
-        return _record(city, asn)
+        record = _record(city, asn)
+        length = max(city_length, asn_length)
+        if 0 < length <= bits:
+            if len(networks) >= NETWORK_LIMIT:
+                networks.clear()
+            networks[(version, length, number >> (bits - length))] = record
+            if length not in lengths:
+                lengths.append(length)
+        return record
 
     def _path_of(self, name: str) -> str:
         path = os.path.join(self.directory, name)
