@@ -18,7 +18,7 @@ import ipaddress
 import os
 import shutil
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import BinaryIO
 from urllib.parse import urlsplit
@@ -323,37 +323,32 @@ def parse_ip(text: str) -> _IPAddress | None:
 
 
 def _record(city: object, asn: object) -> GeoRecord:
-    """Map the raw City and ASN dicts to a GeoRecord (missing parts stay empty)."""
-    if not isinstance(city, Mapping):
-        city = {}
-    if not isinstance(asn, Mapping):
-        asn = {}
-    number = asn.get("autonomous_system_number")
-    return GeoRecord(
-        country_code=_text(city, "country", "iso_code"),
-        continent_code=_text(city, "continent", "code"),
-        city=_text(city, "city", "names", "en"),
-        country=_text(city, "country", "names", "en"),
-        latitude=_coordinate(city, "latitude"),
-        longitude=_coordinate(city, "longitude"),
-        as_name=_text(asn, "autonomous_system_organization"),
-        as_num=number if isinstance(number, int) and number >= 0 else 0,
+    """Map the raw City and ASN records (dicts, as the readers decode them) to a GeoRecord,
+    reading only the fields it holds (missing or malformed parts stay empty)."""
+    country = _part(city, "country")
+    location = _part(city, "location")
+    latitude = _part(location, "latitude")
+    longitude = _part(location, "longitude")
+    number = _part(asn, "autonomous_system_number")
+    return GeoRecord(  # by position (cheaper): the fields' order
+        _text(_part(country, "iso_code")),
+        _text(_part(_part(city, "continent"), "code")),
+        _text(_part(_part(_part(city, "city"), "names"), "en")),
+        _text(_part(_part(country, "names"), "en")),
+        f32(latitude) if isinstance(latitude, int | float) else 0.0,
+        f32(longitude) if isinstance(longitude, int | float) else 0.0,
+        _text(_part(asn, "autonomous_system_organization")),
+        number if isinstance(number, int) and number >= 0 else 0,
     )
 
 
-def _text(data: Mapping[str, object], *keys: str) -> str:
-    value: object = data
-    for key in keys:
-        if not isinstance(value, Mapping):
-            return ""
-        value = value.get(key)
+def _part(data: object, key: str) -> object:
+    """``data[key]`` when ``data`` is a dict holding it, else None."""
+    return data.get(key) if isinstance(data, dict) else None
+
+
+def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
-
-
-def _coordinate(city: Mapping[str, object], key: str) -> float:
-    location = city.get("location")
-    value = location.get(key) if isinstance(location, Mapping) else None
-    return f32(value) if isinstance(value, int | float) else 0.0
 
 
 def _stat(path: str) -> _FileStamp | None:
