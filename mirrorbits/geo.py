@@ -18,7 +18,7 @@ import ipaddress
 import os
 import shutil
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import BinaryIO
 from urllib.parse import urlsplit
@@ -37,6 +37,8 @@ CITY_DATABASE = "GeoLite2-City.mmdb"
 ASN_DATABASE = "GeoLite2-ASN.mmdb"
 UPDATED_SUFFIX = ".updated"
 CACHE_SIZE = 65536
+NETWORK_LIMIT = 65536  # networks whose answer is remembered (then it starts over)
+PROBED_LENGTHS = 4  # prefix lengths tried before reading the databases (the most answering)
 
 WARNING_SEVERAL_ADDRESSES = (
     "Warning: the hostname returned more than one address. "
@@ -77,6 +79,11 @@ class _Database:
 class GeoIP:
     """The City + ASN readers of ``directory``, with a bounded lookup cache.
 
+    Besides the answer per address, the answer per network is remembered: the readers give
+    the prefix of the network each record covers, and every address of the smaller of the
+    two networks has the same City and ASN records, so a new address in a network already
+    seen costs no database read and no record building.
+
     ``clock`` drives :meth:`start_watching` (the global reactor when ``None``).
     """
 
@@ -88,9 +95,19 @@ class GeoIP:
     _watcher: LoopingCall | None = field(init=False, default=None)
     _log: Logger = field(init=False, factory=Logger)
     _reported: str | None = field(init=False, default=None)  # the last warning logged
+    # (IP version, prefix length, address >> host bits) -> the answer for that network
+    _networks: dict[tuple[int, int, int], GeoRecord] = field(init=False, factory=dict)
+    _prefixes: dict[int, list[int]] = field(init=False, factory=lambda: {4: [], 6: []})
 
     def __attrs_post_init__(self) -> None:
         self._cached = functools.lru_cache(maxsize=CACHE_SIZE)(self._lookup_uncached)
+
+    def _forget(self) -> None:
+        """Drop every remembered answer (a reader changed)."""
+        self._cached.cache_clear()
+        self._networks.clear()
+        for lengths in self._prefixes.values():
+            lengths.clear()
 
     @property
     def city_available(self) -> bool:
@@ -115,7 +132,7 @@ class GeoIP:
             if message:
                 messages.append(message)
         if swapped:
-            self._cached.cache_clear()
+            self._forget()
         if not (self.city_available or self.asn_available):
             raise GeoIPUnavailable("; ".join(messages))
         return messages
@@ -135,7 +152,7 @@ class GeoIP:
             if not quiet:
                 self._log_outcome(database, message, failed)
         if swapped:
-            self._cached.cache_clear()
+            self._forget()
         if quiet:
             self._reported = self.missing_warning()
         else:
@@ -187,7 +204,7 @@ class GeoIP:
             swapped = swapped or changed
             self._log_outcome(database, message, failed)
         if swapped:
-            self._cached.cache_clear()
+            self._forget()
         self._report_missing()
         return swapped
 
@@ -214,7 +231,7 @@ class GeoIP:
             if database.reader is not None:
                 database.reader.close()
             database.reader = database.epoch = database.stamp = None
-        self._cached.cache_clear()
+        self._forget()
 
     def lookup(self, ip: str) -> GeoRecord:
         """What the databases know about ``ip`` (empty record if invalid or unknown).
@@ -227,13 +244,36 @@ class GeoIP:
         address = parse_ip(ip)
         if address is None:
             return _EMPTY
+        number = int(address)
+        version = address.version
+        bits = address.max_prefixlen
+        networks = self._networks
+        lengths = self._prefixes[version]
+        for position, length in enumerate(lengths):
+            if position == PROBED_LENGTHS:  # a rarer length: the readers are as quick
+                break
+            known = networks.get((version, length, number >> (bits - length)))
+            if known is not None:
+                if position:  # the lengths that answer most drift to the front
+                    lengths[position - 1], lengths[position] = length, lengths[position - 1]
+                return known
         city_reader, asn_reader = self._city.reader, self._asn.reader
         try:
-            city = city_reader.get(address) if city_reader is not None else None
-            asn = asn_reader.get(address) if asn_reader is not None else None
+            city, city_length = (city_reader.get_with_prefix_len(address)
+                                 if city_reader is not None else (None, 0))
+            asn, asn_length = (asn_reader.get_with_prefix_len(address)
+                               if asn_reader is not None else (None, 0))
         except (InvalidDatabaseError, ValueError):
             return _EMPTY
-        return _record(city, asn)
+        record = _record(city, asn)
+        length = max(city_length, asn_length)
+        if 0 < length <= bits:
+            if len(networks) >= NETWORK_LIMIT:
+                networks.clear()
+            networks[(version, length, number >> (bits - length))] = record
+            if length not in lengths:
+                lengths.append(length)
+        return record
 
     def _path_of(self, name: str) -> str:
         path = os.path.join(self.directory, name)
@@ -286,37 +326,32 @@ def parse_ip(text: str) -> _IPAddress | None:
 
 
 def _record(city: object, asn: object) -> GeoRecord:
-    """Map the raw City and ASN dicts to a GeoRecord (missing parts stay empty)."""
-    if not isinstance(city, Mapping):
-        city = {}
-    if not isinstance(asn, Mapping):
-        asn = {}
-    number = asn.get("autonomous_system_number")
-    return GeoRecord(
-        country_code=_text(city, "country", "iso_code"),
-        continent_code=_text(city, "continent", "code"),
-        city=_text(city, "city", "names", "en"),
-        country=_text(city, "country", "names", "en"),
-        latitude=_coordinate(city, "latitude"),
-        longitude=_coordinate(city, "longitude"),
-        as_name=_text(asn, "autonomous_system_organization"),
-        as_num=number if isinstance(number, int) and number >= 0 else 0,
+    """Map the raw City and ASN records (dicts, as the readers decode them) to a GeoRecord,
+    reading only the fields it holds (missing or malformed parts stay empty)."""
+    country = _part(city, "country")
+    location = _part(city, "location")
+    latitude = _part(location, "latitude")
+    longitude = _part(location, "longitude")
+    number = _part(asn, "autonomous_system_number")
+    return GeoRecord(  # by position (cheaper): the fields' order
+        _text(_part(country, "iso_code")),
+        _text(_part(_part(city, "continent"), "code")),
+        _text(_part(_part(_part(city, "city"), "names"), "en")),
+        _text(_part(_part(country, "names"), "en")),
+        f32(latitude) if isinstance(latitude, int | float) else 0.0,
+        f32(longitude) if isinstance(longitude, int | float) else 0.0,
+        _text(_part(asn, "autonomous_system_organization")),
+        number if isinstance(number, int) and number >= 0 else 0,
     )
 
 
-def _text(data: Mapping[str, object], *keys: str) -> str:
-    value: object = data
-    for key in keys:
-        if not isinstance(value, Mapping):
-            return ""
-        value = value.get(key)
+def _part(data: object, key: str) -> object:
+    """``data[key]`` when ``data`` is a dict holding it, else None."""
+    return data.get(key) if isinstance(data, dict) else None
+
+
+def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
-
-
-def _coordinate(city: Mapping[str, object], key: str) -> float:
-    location = city.get("location")
-    value = location.get(key) if isinstance(location, Mapping) else None
-    return f32(value) if isinstance(value, int | float) else 0.0
 
 
 def _stat(path: str) -> _FileStamp | None:

@@ -332,13 +332,14 @@ def _ranking(table: RedirectTable, client: GeoRecord, weight_distribution_range:
     if keys is None:
         return ()
     indices = table.indices
-    pool = sorted([pair for pair in keys if pair[0] <= 0])
+    pool = [pair for pair in keys if pair[0] <= 0]
     if len(pool) >= 2:
-        return _Draw(tuple((indices[slot], distances[slot]) for _, slot in pool),
-                     tuple(1 - key for key, _ in pool))
+        pool.sort()
+        return _Draw(tuple([(indices[slot], distances[slot]) for _, slot in pool]),
+                     tuple([1 - key for key, _ in pool]))
     order = _keys(table, distances, excluded, keys, base)
     ranked = sorted(range(len(order)), key=order.__getitem__)[:limit]
-    return tuple((indices[slot], distances[slot]) for slot in ranked if slot not in excluded)
+    return tuple([(indices[slot], distances[slot]) for slot in ranked if slot not in excluded])
 
 
 def redirect_order(

@@ -16,7 +16,7 @@ from typing import Any
 
 from mirrorbits.model import Mirror
 from mirrorbits.selection.filter import split_codes
-from mirrorbits.selection.geo import Origin
+from mirrorbits.selection.geo import Origin, Point
 
 POINT_LIMIT = 65_536  # interned mirror locations and ratio sets
 ORIGIN_LIMIT = 4096  # client locations whose distances are remembered
@@ -60,7 +60,8 @@ class SelectionMemo:
     request pays for clearing a large map).
     """
 
-    __slots__ = ("_facts", "limits", "origins", "point_id", "rankings", "ratio_set_id")
+    __slots__ = ("_facts", "_points", "limits", "origins", "point_id", "rankings",
+                 "ratio_set_id")
 
     def __init__(self) -> None:
         self.point_id = Interner()  # (latitude, longitude) -> id
@@ -69,6 +70,7 @@ class SelectionMemo:
         self.limits: dict[tuple[int, int], tuple[float, ...]] = {}
         self.rankings: OrderedDict[Hashable, Any] = OrderedDict()
         self._facts: dict[Mirror, MirrorFacts] = {}
+        self._points: dict[int, Point] = {}  # interned location id -> its side of the formula
 
     def remember_ranking(self, key: Hashable, ranking: Any) -> None:
         """Keep ``ranking`` under ``key``, dropping the least recently used when full."""
@@ -102,10 +104,20 @@ class SelectionMemo:
         origin, memo = known
         if len(memo) >= DISTANCE_LIMIT:
             memo.clear()
-        distance_to = origin.distance_to
-        for point, (lat, lon) in zip(points, coordinates, strict=True):
-            if point not in memo:
-                memo[point] = distance_to(lat, lon)
+        new = [(point, coordinate) for point, coordinate in zip(points, coordinates, strict=True)
+               if point not in memo]
+        if new:
+            known_points = self._points
+            if len(known_points) >= POINT_LIMIT:
+                known_points.clear()
+            located = []
+            for point, (lat, lon) in new:
+                part = known_points.get(point)
+                if part is None:
+                    part = known_points[point] = Point(lat, lon)
+                located.append(part)
+            memo.update(zip([point for point, _ in new], origin.distances_to(located),
+                            strict=True))
         return memo
 
     def weighted_below(self, base: int, ratio_set: int,

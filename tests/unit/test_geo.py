@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import time
@@ -147,6 +148,24 @@ def _sample_addresses() -> list[str]:
     return [*addresses, "100.96.1.255", "100.96.0.255", "2001:db8:caff::1", "::1", "8.8.8.8"]
 
 
+def test_addresses_of_a_network_already_seen_get_what_the_databases_say(geo: GeoIP) -> None:
+    """The answer remembered per network is the one each address alone gets."""
+    table = conformance_records()
+    addresses = _sample_addresses()
+    for network in [r.network for r in table.city] + [r.network for r in table.asn]:
+        hosts = ipaddress.ip_network(network)
+        addresses += [str(hosts[0]), str(hosts[-1]), str(hosts[hosts.num_addresses // 2])]
+        addresses += [str(hosts.network_address - 1), str(hosts.broadcast_address + 1)]
+    addresses += ["::ffff:100.96.1.9", "100.96.1.300"]
+    for address in [*addresses, *reversed(addresses)]:
+        alone = GeoIP(geo.directory)
+        alone.load()
+        try:
+            assert geo.lookup(address) == alone.lookup(address), address
+        finally:
+            alone.close()
+
+
 def test_generated_databases_agree_with_conformance_ones(tmp_path: Path) -> None:
     write_test_databases(tmp_path)
     for name in (CITY_DATABASE, ASN_DATABASE):
@@ -194,7 +213,7 @@ def _replace_city(directory: Path, record: CityRecord, epoch: int) -> None:
 def test_replaced_file_is_picked_up_without_reload(tmp_path: Path) -> None:
     write_test_databases(tmp_path, build_epoch=EPOCH)
     geo = _open(tmp_path)
-    assert geo.lookup("100.96.1.10").city == "Lisbon"  # now cached
+    assert geo.lookup("100.96.1.10").city == "Lisbon"  # now cached, and its /24 network
     assert geo.reload_if_changed() is False
     # Same build epoch on purpose: a replaced file is reopened whatever its epoch.
     _replace_city(tmp_path, PORTO, EPOCH)
@@ -203,6 +222,7 @@ def test_replaced_file_is_picked_up_without_reload(tmp_path: Path) -> None:
     assert (porto.city, porto.latitude, porto.as_num) == ("Porto (test replacement)",
                                                           f32(41.1579), 65201)  # fmt: skip
     assert geo.lookup("100.96.3.10").city == ""  # not in the new City database
+    assert geo.lookup("100.96.1.77").city == "Porto (test replacement)"  # the network forgotten
     assert geo.reload_if_changed() is False
     geo.close()
 

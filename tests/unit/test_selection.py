@@ -7,6 +7,7 @@ The conformance tables at the end copy numbers recorded from the reference
 from __future__ import annotations
 
 import random
+import struct
 from collections import Counter
 from collections.abc import Sequence
 
@@ -25,6 +26,7 @@ from mirrorbits.selection import (
     rank_order,
     select,
 )
+from mirrorbits.selection.geo import Origin, Point
 from tests.unit.selection_support import S, mirror
 
 T0 = 1_687_249_800 * S  # 2023-06-20 08:30:00 UTC
@@ -75,6 +77,18 @@ def test_distance_reference_test_values() -> None:
     assert int(distance_km(*paris, 51.5074, 0.1275)) == 334  # "London" at +0.1275
     assert int(distance_km(*paris, 40.7127, 74.0059)) == 5514
     assert distance_km(*paris, *paris) == 0
+
+
+def test_distances_to_many_points_gives_the_bits_of_one_at_a_time() -> None:
+    rng = random.Random(13)
+    corners = [(0.0, 0.0), (90.0, 180.0), (-90.0, -180.0), (-0.0, 1e-45), (45.764, 4.8357)]
+    for _ in range(300):
+        origin = Origin(rng.uniform(-90, 90), rng.uniform(-180, 180))
+        places = [*corners, (origin.lat, origin.lon)]
+        places += [(rng.uniform(-90, 90), rng.uniform(-180, 180)) for _ in range(60)]
+        together = origin.distances_to([Point(lat, lon) for lat, lon in places])
+        alone = [origin.distance_to(lat, lon) for lat, lon in places]
+        assert [struct.pack("<d", d) for d in together] == [struct.pack("<d", d) for d in alone]
 
 
 # --- filter rules (§9.2; the reference's selection_test.go matrix) ----------------------------
