@@ -33,11 +33,9 @@ from mirrorbits.embedded_aof import (
     POLL_INTERVAL,
     NotReady,
     has_append_only_file,
-    turn_on_append_only,
 )
 from mirrorbits.logs import Logger
 from mirrorbits.reactors import IScanReactor
-from mirrorbits.store.connection import describe
 
 HOST = "127.0.0.1"
 PORT_FILE = "port"
@@ -290,6 +288,12 @@ class EmbeddedRedis(Service):
 
     async def _start_append_only(self, proto: _RedisProcess, pid: int) -> None:
         """Turn the append-only file on once the server started without it answers."""
+        # Imported here: the Redis client imports twisted.internet.endpoints, which takes
+        # systemd's LISTEN_FDS out of the environment, and this module is imported before
+        # mirrorbits.tap reads them.
+        from mirrorbits.store.appendonly import turn_on_append_only
+        from mirrorbits.store.connection import describe
+
         clock: IReactorTime = self.reactor
         while proto is self._process and not self._stopping:
             try:

@@ -38,10 +38,9 @@ from tests.integration.test_daemon_redis import (
     get_location,
     hold_files,
     make_repository,
-    serve_mirror,
     wait_until,
 )
-from tests.servers import RedisServer, free_port
+from tests.servers import RedisServer, free_port, http_tree
 
 pytestmark = pytest.mark.integration
 
@@ -76,7 +75,8 @@ def site(tmp_path: Path) -> Iterator[Site]:
     server.start()
     repo = tmp_path / "repo"
     make_repository(repo)
-    madrid_url, stop_madrid = serve_mirror(repo, "127.0.0.43")
+    mirrors = contextlib.ExitStack()
+    madrid_url = mirrors.enter_context(http_tree(repo, "127.0.0.43"))
     daemon = DaemonProcess(workdir=tmp_path / "run", values=base_config(repo, server.address),
                            raw=f"Fallbacks:\n  - URL: {FALLBACK}\n")
     try:
@@ -94,7 +94,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
         yield Site(repo, server, madrid_url, daemon)
     finally:
         daemon.stop()
-        stop_madrid()
+        mirrors.close()
         server.stop()
 
 
@@ -169,8 +169,9 @@ def monitored(tmp_path: Path) -> Iterator[Site]:
     server.start()
     repo = tmp_path / "repo"
     make_repository(repo)
-    madrid_url, stop_madrid = serve_mirror(repo, "127.0.0.43")
-    lisbon_url, stop_lisbon = serve_mirror(repo, "127.0.0.45")
+    mirrors = contextlib.ExitStack()
+    madrid_url = mirrors.enter_context(http_tree(repo, "127.0.0.43"))
+    lisbon_url = mirrors.enter_context(http_tree(repo, "127.0.0.45"))
     values = base_config(repo, server.address, CheckInterval="1", LivenessInterval="1",
                          VerifyInterval="1", ScanInterval="1", RepositoryScanInterval="1")
     daemon = DaemonProcess(workdir=tmp_path / "run", values=values,
@@ -187,8 +188,7 @@ def monitored(tmp_path: Path) -> Iterator[Site]:
         yield Site(repo, server, madrid_url, daemon)
     finally:
         daemon.stop()
-        stop_madrid()
-        stop_lisbon()
+        mirrors.close()
         server.stop()
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from mirrorbits.systemd.activation import (
@@ -153,3 +156,14 @@ def test_send_errors_never_stop_the_daemon() -> None:
     notifier = Notifier("/run/gone", send=refuse)
     notifier.ready("Serving")
     notifier.stopping()
+
+
+def test_the_plugin_reads_the_sockets_before_anything_takes_them_from_the_environment() -> None:
+    """twisted.internet.endpoints removes LISTEN_PID/LISTEN_FDS from the environment when it
+    is imported: mirrorbits.tap, which reads them, must not import it (through the Redis
+    client, say) before it has."""
+    code = ("import sys, mirrorbits.tap; "
+            "print('twisted.internet.endpoints' in sys.modules, 'txredisapi' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["False", "False"]
