@@ -80,6 +80,7 @@ from mirrorbits.web.downloadlog import DownloadLog
 from mirrorbits.web.resource import RedirectResource, WebContext
 from mirrorbits.web.site import RedirectorSite
 from mirrorbits.workers import WorkerPool, worker_count
+from mirrorbits.workers.wire import changing_line
 
 GEO_CHECK_INTERVAL = 5.0
 STARTUP_READY_TIMEOUT = 2.0  # seconds a fresh start waits for Redis before serving anyway
@@ -293,6 +294,10 @@ def build_daemon(
         # process as much as a worker, for nothing).
         pubsub.channels = (keys.CHANNEL_MIRROR_UPDATE, keys.CHANNEL_CLUSTER)
         counts = http.counts
+        pool = http
+        # The workers hold requests for what the watch saw change, as this process would.
+        work.changing.forward = lambda kind, argument: pool.tell_all(
+            changing_line(kind, argument))
     else:
         http, context = _add_http(daemon, holder, reactor, redis, pubsub, stats, download_log,
                                   geo, successor, activated.http, root_page,
@@ -826,7 +831,7 @@ def build_worker(*, config: Config, config_path: str, repository: str | None,
     geo.load_and_report(quiet=True)  # the daemon says what it found, once for the node
     holder.subscribe(lambda old, new: _reload_geo(geo, new))
     http, context = _add_http(daemon, holder, reactor, redis, pubsub, stats, download_log, geo,
-                              None, listen_fd, None, serving)
+                              None, listen_fd, None, serving, ChangingPaths(reactor))
     http.shared = True  # the other workers accept on it too
     return daemon, http, context
 

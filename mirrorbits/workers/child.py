@@ -32,6 +32,7 @@ from mirrorbits.workers.wire import (
     REPORT_FD,
     SERVING,
     log_line,
+    parse_changing,
 )
 
 PARENT_CHECK_INTERVAL = 1.0  # seconds between two looks at whether the daemon still runs
@@ -69,12 +70,18 @@ class CountsAnswers(LineOnlyReceiver):
 
     delimiter = b"\n"
 
-    def __init__(self, counts: Callable[[], CountsReport]) -> None:
+    def __init__(self, counts: Callable[[], CountsReport],
+                 changing: Callable[[str, Any], None] | None = None) -> None:
         self.counts = counts
+        self.changing = changing
 
     def lineReceived(self, line: bytes) -> None:
         if line + b"\n" == ASK_COUNTS and self.transport is not None:
             self.transport.write(encode(self.counts()))
+            return
+        told = parse_changing(line)
+        if told is not None and self.changing is not None:
+            self.changing(*told)
 
 
 def report_counts(counts: CountsReport) -> None:
@@ -93,6 +100,7 @@ class WorkerRun:
     http: HeldListener
     parent: int
     counts: Callable[[], CountsReport] | None = None  # this worker's, for the metrics
+    changing: Callable[[str, Any], None] | None = None  # follows the daemon's watch
     _quitting: bool = False
     _watch: LoopingCall | None = None
 
@@ -109,7 +117,7 @@ class WorkerRun:
             signal.signal(signum, signal.SIG_IGN)
         if self.counts is not None:
             # POSIX StandardIO (its stubs are the Windows one's, without stdin/stdout)
-            cast(Any, StandardIO)(CountsAnswers(self.counts), stdin=COMMAND_FD,
+            cast(Any, StandardIO)(CountsAnswers(self.counts, self.changing), stdin=COMMAND_FD,
                                   stdout=REPORT_FD, reactor=self.reactor)
         self._watch = LoopingCall(self._check_parent)
         self._watch.clock = self.reactor
@@ -166,6 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     except ListenAddressError as err:
         raise SystemExit(f"mirrorbits worker: {err}") from None
     run = WorkerRun(reactor, daemon, http, os.getppid(),
-                    counts=lambda: report_of(context.counts, context.cache_sizes()))
+                    counts=lambda: report_of(context.counts, context.cache_sizes()),
+                    changing=context.changing.follow if context.changing is not None else None)
     reactor.callWhenRunning(run.start)
     reactor.run()

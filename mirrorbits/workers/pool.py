@@ -190,6 +190,13 @@ class WorkerPool(Service):
             await answer
         return self.totals.total()
 
+    def tell_all(self, line: bytes) -> None:
+        """Write ``line`` on every running worker's command pipe."""
+        for worker in list(self._workers.values()):
+            if worker.transport is not None:
+                with contextlib.suppress(OSError):
+                    worker.transport.writeToChild(COMMAND_FD, line)
+
     def signal_all(self, signum: int) -> None:
         """Send ``signum`` to every running worker (SIGHUP: reload, SIGUSR1: reopen logs)."""
         for worker in list(self._workers.values()):

@@ -108,10 +108,15 @@ def test_a_rewritten_file_is_sent_only_to_updated_mirrors_within_a_second(
     assert "Full scan" not in log  # each change was published alone
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
 def test_a_request_right_after_a_change_waits_for_its_publication(
-        tmp_path: Path, redis_server: RedisServer, redis_db: redis.Redis) -> None:
-    """With HTTP served by the watching process (``Workers: 1``), a request sent right after
-    the rename is held until the change is published: never a redirect to the old copy."""
+        tmp_path: Path, redis_server: RedisServer, redis_db: redis.Redis, workers: str) -> None:
+    """Served by the watching process (``Workers: 1``), a request sent right after the rename
+    is held until the change is published: never a redirect to the old copy. HTTP workers
+    (``Workers: 2``) are told what the watch saw by the daemon, over their command pipe: a
+    request that reaches a worker a few milliseconds after the rename is held the same way
+    (one sent at the same instant may still beat the daemon's message)."""
+    told = 0.0 if workers == "1" else 0.02
     old, new = b"o" * 100, b"n" * 200
     repo = tmp_path / "repo"
     repo_file(repo, PATH, old, T0)
@@ -124,7 +129,7 @@ def test_a_request_right_after_a_change_waits_for_its_publication(
     holds_new.start()
     holds_old.start()
     daemon = DaemonProcess(workdir=tmp_path / "run", values=base_config(
-        repo, redis_server.address, ScanInterval="1000", CheckInterval="1000", Workers="1"))
+        repo, redis_server.address, ScanInterval="1000", CheckInterval="1000", Workers=workers))
     daemon.start()
     try:
         daemon.wait_log("Watching 2 directories of the repository", timeout=30)
@@ -140,11 +145,13 @@ def test_a_request_right_after_a_change_waits_for_its_publication(
             content, mtime, holder = (new, T1, holds_new) if turn % 2 == 0 else (
                 old, T0, holds_old)
             publish_atomically(repo, PATH, content, mtime)
+            time.sleep(told)
             sent = time.monotonic()
             assert redirect(daemon, PATH) == (302, holder.url + PATH[1:]), turn
             waits.append(time.monotonic() - sent)
             assert all(redirect(daemon, PATH)[1].startswith(holder.url) for _ in range(5))
         (repo / PATH.lstrip("/")).unlink()
+        time.sleep(told)
         sent = time.monotonic()
         assert redirect(daemon, PATH)[0] == 404  # at once, not after the watch's latency
         waits.append(time.monotonic() - sent)

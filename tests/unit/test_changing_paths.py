@@ -7,6 +7,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from mirrorbits.scan.changing import HOLD_AT_MOST, ChangingPaths
+from mirrorbits.workers.wire import changing_line, parse_changing
 
 
 def fired(deferred: Deferred[None]) -> bool:
@@ -72,3 +73,40 @@ def test_a_wait_is_bounded_and_a_stop_releases_everything() -> None:
     changing.release_all()
     assert fired(second) and not changing
     assert not clock.getDelayedCalls()
+
+
+def test_a_worker_follows_the_daemons_marks_and_releases_through_the_pipe_lines() -> None:
+    """What the daemon's watch marks and releases reaches a worker as command lines (any
+    path: a newline, bytes that are not UTF-8), and the worker holds and releases alike,
+    reading the published paths in its own cache first."""
+    daemon, worker = ChangingPaths(Clock()), ChangingPaths(Clock())
+    odd = "/n\nl \udcff.bin"
+    reread: list[list[str]] = []
+
+    async def read_again(paths: list[str]) -> None:
+        reread.append(paths)
+
+    worker.reread = read_again
+    lines: list[bytes] = []
+    daemon.forward = lambda kind, argument: lines.append(changing_line(kind, argument))
+
+    def deliver() -> None:
+        for line in lines:
+            assert line.endswith(b"\n") and line.count(b"\n") == 1
+            told = parse_changing(line[:-1])
+            assert told is not None
+            worker.follow(*told)
+        lines.clear()
+
+    daemon.mark(odd)
+    deliver()
+    assert odd in worker
+    waiting = worker.wait(odd)
+    Deferred.fromCoroutine(daemon.release(daemon.taken([odd]), [odd]))
+    deliver()
+    assert fired(waiting) and not worker and reread == [[odd]]
+    daemon.mark("/a")
+    daemon.release_all()
+    deliver()
+    assert not worker
+    assert parse_changing(b"counts") is None and parse_changing(b"changing {") is None
