@@ -7,6 +7,7 @@ that a batch is parsed as a few strings split in C rather than as many bulk repl
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from mirrorbits.model import FileInfo
 from mirrorbits.store import keys
@@ -32,14 +33,13 @@ end
 _MISSING = "\0"
 
 
-async def eval_file_script(client: RedisClient, body: str, args: Sequence[str]) -> list[str]:
+async def eval_file_script(client: RedisClient, body: str, args: Sequence[str]) -> Any:
     """Run :data:`SCRIPT_HEAD` followed by ``body``, ``args`` from ``ARGV[7]`` on; its reply
-    strings."""
+    (what ``body`` returns: a list of strings, or one string)."""
     info_prefix, info_sep, _ = keys.file_info("\0", "\0").split("\0")
-    rows: list[str] = await client.execute_command(
+    return await client.execute_command(
         "EVAL", SCRIPT_HEAD + body, "0", keys.file(""), keys.file_mirrors(""), info_prefix,
         info_sep, " ".join(FILE_FIELDS), " ".join(MIRROR_FILE_FIELDS), *args)
-    return rows
 
 
 def local_info(path: str, joined: str) -> FileInfo | None:

@@ -13,9 +13,9 @@ from attrs import frozen
 
 from mirrorbits.encoding import decode_int, parse_go_time
 from mirrorbits.model import FileInfo
-from mirrorbits.store import keys
 from mirrorbits.store.client import RedisClient
-from mirrorbits.store.records import FILE_FIELDS, MIRROR_FILE_FIELDS
+from mirrorbits.store.filescript import eval_file_script
+from mirrorbits.store.records import FILE_FIELDS
 
 __all__ = ["LOCAL", "FileChange", "read_file_changes"]
 
@@ -31,16 +31,8 @@ _MISSING = "\0"
 # One argument and one string, not arrays of them: txredisapi encodes each argument on its
 # own, and its parser takes a reactor turn and a copy of the rest of the reply for every
 # string of an array.
+# (After filescript.SCRIPT_HEAD.)
 _READ_CHANGES = """
-local file_prefix, mirrors_prefix, info_prefix, info_sep = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local file_fields, info_fields = {}, {}
-for name in string.gmatch(ARGV[5], '%S+') do file_fields[#file_fields + 1] = name end
-for name in string.gmatch(ARGV[6], '%S+') do info_fields[#info_fields + 1] = name end
-local function joined(values, count)
-  local parts = {}
-  for i = 1, count do parts[i] = values[i] or '\0' end
-  return table.concat(parts, '\31')
-end
 local items, out = {}, {}
 for item in string.gmatch(ARGV[7], '([^%z]*)%z') do items[#items + 1] = item end
 for i = 1, #items - 1, 2 do
@@ -90,13 +82,10 @@ async def read_file_changes(client: RedisClient,
     file's mirror IDs with the records of the mirrors (IDs) in ``parts``; one script."""
     if not asked:
         return []
-    info_prefix, info_sep, _ = keys.file_info("\0", "\0").split("\0")
     if any("\0" in path for path, _ in asked):
         raise ValueError("a path with a NUL")
     args = "".join(f"{path}\0{' '.join(map(str, parts))}\0" for path, parts in asked)
-    reply: str = await client.execute_command(
-        "EVAL", _READ_CHANGES, "0", keys.file(""), keys.file_mirrors(""), info_prefix,
-        info_sep, " ".join(FILE_FIELDS), " ".join(MIRROR_FILE_FIELDS), args)
+    reply: str = await eval_file_script(client, _READ_CHANGES, [args])
     changes = []
     rows = reply.split("\35")
     if len(rows) != len(asked):
