@@ -61,15 +61,18 @@ class ChangingPaths:
 
     async def release(self, taken: Mapping[str, int], published: list[str]) -> None:
         """A batch ended: ``published`` (changed or removed) are read again in the cache,
-        then the paths of ``taken`` not marked again meanwhile are released."""
+        then the paths of ``taken`` not marked again meanwhile are released (also when the
+        re-read fails: a path left marked would hold each of its requests until the bound)."""
         if self.forward is not None:
             self.forward("release", {"taken": dict(taken), "published": list(published)})
-        if published and self.reread is not None:
-            await self.reread(published)
-        for path, count in taken.items():
-            if self._marks.get(path) == count:
-                del self._marks[path]
-                self._wake(path)
+        try:
+            if published and self.reread is not None:
+                await self.reread(published)
+        finally:
+            for path, count in taken.items():
+                if self._marks.get(path) == count:
+                    del self._marks[path]
+                    self._wake(path)
 
     def release_all(self) -> None:
         """The watch stopped: nothing is held any more."""

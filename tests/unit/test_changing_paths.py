@@ -110,3 +110,19 @@ def test_a_worker_follows_the_daemons_marks_and_releases_through_the_pipe_lines(
     deliver()
     assert not worker
     assert parse_changing(b"counts") is None and parse_changing(b"changing {") is None
+
+
+def test_a_failed_re_read_still_releases_its_paths() -> None:
+    """Redis gone during the re-read: the path is released all the same, so its later
+    requests are not each held until the bound."""
+    changing = ChangingPaths(Clock())
+
+    async def fails(paths: list[str]) -> None:
+        raise ConnectionError("Redis is gone")
+
+    changing.reread = fails
+    changing.mark("/a")
+    waiting = changing.wait("/a")
+    released = Deferred.fromCoroutine(changing.release(changing.taken(["/a"]), ["/a"]))
+    released.addErrback(lambda _: None)
+    assert fired(waiting) and "/a" not in changing
