@@ -155,6 +155,100 @@ async def test_flush_writes_four_levels_of_files_mirrors_and_bytes(
         await within(service.stopService())
 
 
+class TurnClock(Clock):
+    """A ``Clock`` whose :meth:`advance` is one reactor turn: it runs the calls due when it
+    starts, and a call made meanwhile (``callLater(0)``) waits for the next turn, as in the
+    reactor (``Clock`` itself would run it in the same ``advance``)."""
+
+    def advance(self, amount: float) -> None:
+        self.rightNow += amount
+        self._sortCalls()
+        for call in [call for call in self.calls if call.getTime() <= self.seconds()]:
+            if call in self.calls:  # not cancelled by an earlier one
+                self.calls.remove(call)
+                call.called = 1
+                call.func(*call.args, **call.kw)
+
+
+def due_now(clock: Clock) -> int:
+    """Calls waiting for the next turn of ``clock`` (the flush loop's own is 0.5 s ahead)."""
+    return sum(call.getTime() <= clock.seconds() for call in clock.getDelayedCalls())
+
+
+async def sealing_started(clock: Clock, seconds: float = 10.0) -> None:
+    """Wait (real reactor, bounded) until the flush has a slice waiting for ``clock``."""
+    deadline = reactor.seconds() + seconds
+    while not due_now(clock):
+        assert reactor.seconds() < deadline, "the flush never started encoding"
+        await deferLater(reactor, 0.01, lambda: None)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_large_batch_is_encoded_a_slice_per_reactor_turn_then_written_whole(
+    redis_service: RedisService, redis_db: redis.Redis
+) -> None:
+    """A flush of thousands of files does not hold the reactor for one long turn (the
+    worker's requests wait behind it: the p99): at most ``encode_slice`` counters a turn."""
+    clock = TurnClock()
+    clock.advance(at(2026, 11, 25, 12))
+    service = StatsService(redis_service.session, clock, encode_slice=1000)
+    service.startService()
+    try:
+        for n in range(2500):  # 2,500 file counters + 1 mirror + 1 bytes: three slices
+            service.count_download(7, f"/f/{n}.iso", 10)
+        clock.advance(0.5)
+        await sealing_started(clock)
+        turns = 0
+        while not stats_keys(redis_db):  # nothing is sent before the batch is encoded
+            assert turns < 2, "more turns than slices"
+            clock.advance(0)
+            turns += 1
+            await deferLater(reactor, 0.05, lambda: None)
+        assert turns == 2
+        await within(service.when_idle())
+        day = date(2026, 11, 25)
+        assert stats_keys(redis_db) == {
+            **levels("STATS_FILE", day, {f"/f/{n}.iso": "1" for n in range(2500)}),
+            **levels("STATS_MIRROR", day, {"7": "2500"}),
+            **levels("STATS_MIRROR_BYTES", day, {"7": "25000"}),
+            "STATS_TOTAL": "2500",
+        }
+        assert service.pending_downloads() == 0
+    finally:
+        await within(service.stopService())
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_batch_stopped_while_encoded_is_committed_by_the_final_flush(
+    redis_service: RedisService, redis_db: redis.Redis
+) -> None:
+    """Stopping between two slices loses nothing: the batch is kept from its sealing on."""
+    clock = TurnClock()
+    clock.advance(at(2026, 11, 25, 12))
+    service = StatsService(redis_service.session, clock, encode_slice=100)
+    service.startService()
+    stopped = False
+    try:
+        for n in range(250):
+            service.count_download(7, f"/f/{n}.iso", 10)
+        clock.advance(0.5)
+        await sealing_started(clock)
+        assert service.pending_downloads() == 250
+        stopping = service.stopService()
+        stopped = True
+        for _ in range(5):
+            clock.advance(0)
+            await deferLater(reactor, 0.05, lambda: None)
+        await within(stopping)
+        written = stats_keys(redis_db)
+        assert written["STATS_TOTAL"] == "250"
+        assert len(written["STATS_FILE_2026_11_25"]) == 250
+        assert service.pending_downloads() == 0
+    finally:
+        if not stopped:
+            await within(service.stopService())
+
+
 @pytest_twisted.ensureDeferred
 async def test_odd_file_names_are_counted_under_their_exact_bytes(
     redis_service: RedisService, redis_server: RedisServer
