@@ -4,8 +4,8 @@ Usage: ``python -m bench.redirect.bare PORT [PROCESSES]`` (listens on 127.0.0.1 
 terminated). With PROCESSES > 1 the listening socket is made once and shared by that many
 processes (forked), as the daemon's ``Workers`` share theirs: each process accepts one
 connection per wake-up, as a worker does. (With Twisted's burst of up to 100 accepts per
-wake-up, the first process awake took 47 to 50 of the bench's 50 connections: the baseline
-ran as one busy process against the daemon's two.)
+wake-up, the first process awake took 41 to 50 of the bench's 50 connections: the baseline
+ran mostly as one busy process against the daemon's two.)
 """
 
 from __future__ import annotations
