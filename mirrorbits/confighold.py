@@ -13,6 +13,9 @@ from attrs import define, field
 from mirrorbits.config import Config, ConfigError, load_config, with_repository
 from mirrorbits.logs import Logger
 
+#: What a refused reload says, in the daemon's log and in ``mirrorbits-ctl reload``'s output.
+RELOAD_REFUSED = "Reload refused, the daemon keeps its running configuration"
+
 
 @define(eq=False)
 class ConfigHolder:

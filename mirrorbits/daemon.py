@@ -27,7 +27,7 @@ from mirrorbits import version_info, version_string
 from mirrorbits.cache import REFRESH_INTERVAL, MirrorCache
 from mirrorbits.cluster import ClusterService, new_node_id
 from mirrorbits.config import Config, ConfigError, load_config
-from mirrorbits.confighold import ConfigHolder
+from mirrorbits.confighold import RELOAD_REFUSED, ConfigHolder
 from mirrorbits.control.server import ControlBackend, control_factory
 from mirrorbits.embedded import DEMO_SUBDIRECTORY, EmbeddedStart
 from mirrorbits.embedded_redis import EmbeddedRedis
@@ -198,7 +198,8 @@ class Daemon(MultiService):
         try:
             warnings = self.holder.reload()
         except ConfigError as err:
-            log.warn("SIGHUP Received: {error}", error=str(err))
+            log.warn("SIGHUP Received: {refused}: {error}", refused=RELOAD_REFUSED,
+                     error=str(err))
             for warning in err.warnings:
                 log.warn("{warning}", warning=warning)
             self.notifier.reloaded(f"{self.describe()}; reload refused: {err}")
