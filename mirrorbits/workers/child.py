@@ -25,6 +25,7 @@ from mirrorbits.logs import Logger
 from mirrorbits.metrics.merge import CountsReport, encode, report_of
 from mirrorbits.reactors import IDaemonReactor, default_reactor
 from mirrorbits.upgrade import DRAIN_TIMEOUT, IDLE_GRACE, HeldListener
+from mirrorbits.workers.echo import ECHOED_NAMESPACES
 from mirrorbits.workers.wire import (
     ASK_COUNTS,
     COMMAND_FD,
@@ -50,8 +51,11 @@ def log_observer(stream: BinaryIO) -> ILogObserver:
             text = f"{text}\n{failure.getTraceback()}"
         level = event.get("log_level", LogLevel.info)
         lines = text.splitlines() or [""]
+        # one line about Redis (never a traceback, whose lines must all be seen)
+        shared = len(lines) == 1 and str(event.get("log_namespace", "")).startswith(
+            ECHOED_NAMESPACES)
         with contextlib.suppress(OSError, ValueError):  # the daemon is gone: nobody reads
-            stream.write("".join(log_line(level, line) for line in lines).encode(
+            stream.write("".join(log_line(level, line, shared) for line in lines).encode(
                 "utf-8", "backslashreplace"))
             stream.flush()
 

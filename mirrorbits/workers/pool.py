@@ -15,6 +15,7 @@ from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import deferLater
+from twisted.logger import LogLevel, globalLogPublisher
 from twisted.python.failure import Failure
 
 from mirrorbits.listen import AdoptedListener
@@ -24,6 +25,7 @@ from mirrorbits.reactors import IProcessReactor
 from mirrorbits.systemd.notify import ENVIRONMENT as NOTIFY_ENVIRONMENT
 from mirrorbits.upgrade.handover import ENV_FD, ENV_METRICS_FD, ENV_NAME, ENV_PIDFILE, ENV_PPID
 from mirrorbits.upgrade.process import DRAIN_TIMEOUT
+from mirrorbits.workers.echo import ECHO_HOLD, DaemonEchoes
 from mirrorbits.workers.wire import (
     ASK_COUNTS,
     COMMAND_FD,
@@ -31,7 +33,7 @@ from mirrorbits.workers.wire import (
     REPORT_FD,
     SERVING,
     WORKER_MODULE,
-    parse_log_line,
+    parse_worker_line,
 )
 
 RESTART_DELAY = 0.5  # seconds before a worker that died is replaced
@@ -156,6 +158,10 @@ class WorkerPool(Service):
     _announced: bool = False
     _handed_over: bool = False
     totals: ProcessTotals = field(factory=ProcessTotals)  # the workers' request counts
+    _echoes: DaemonEchoes | None = None
+    # lines about Redis waiting ECHO_HOLD for the daemon to say them: call, pid, level, text
+    _held: dict[int, tuple[IDelayedCall, int | None, LogLevel, str]] = field(factory=dict)
+    _next_held: int = 0
 
     def bind(self) -> None:
         """Create (or take) the listening socket now; ListenAddressError."""
@@ -178,6 +184,8 @@ class WorkerPool(Service):
     def startService(self) -> None:
         self.bind()
         super().startService()
+        self._echoes = DaemonEchoes(self.reactor)
+        globalLogPublisher.addObserver(self._echoes)
         for slot in range(self.count):
             self._spawn(slot)
 
@@ -237,8 +245,29 @@ class WorkerPool(Service):
             self.on_serving()
 
     def worker_said(self, worker: _Worker, line: str) -> None:
-        level, text = parse_log_line(line)
+        level, shared, text = parse_worker_line(line)
+        if shared and self._echoes is not None:
+            if self._echoes.repeats(text):
+                level = LogLevel.debug  # said just now: the same Redis event
+            else:  # the daemon may say it in a moment
+                self._next_held += 1
+                key = self._next_held
+                call = self.reactor.callLater(ECHO_HOLD, self._relay_held, key)
+                self._held[key] = (call, worker.pid, level, text)
+                return
         log.emit(level, "worker {pid}: {text}", pid=worker.pid, text=text)
+
+    def _relay_held(self, key: int) -> None:
+        _, pid, level, text = self._held.pop(key)
+        self._relay(pid, level, text)
+
+    def _relay(self, pid: int | None, level: LogLevel, text: str) -> None:
+        if self._echoes is not None:
+            if self._echoes.repeats(text):
+                level = LogLevel.debug
+            else:
+                self._echoes.said(text)
+        log.emit(level, "worker {pid}: {text}", pid=pid, text=text)
 
     def worker_ended(self, worker: _Worker, reason: Failure) -> None:
         if self._workers.get(worker.slot) is worker:
@@ -283,6 +312,13 @@ class WorkerPool(Service):
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
+        for key in sorted(self._held):  # said now rather than never
+            call, pid, level, text = self._held.pop(key)
+            if call.active():
+                call.cancel()
+            self._relay(pid, level, text)
+        if self._echoes is not None:
+            globalLogPublisher.removeObserver(self._echoes)
 
         async def stop() -> None:
             await self._stop_workers(self.reactor, DRAIN_TIMEOUT + STOP_GRACE)

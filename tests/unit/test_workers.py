@@ -10,14 +10,17 @@ from typing import Any, cast
 from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import LogLevel
+from twisted.logger import Logger as TwistedLogger
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 
 from mirrorbits.config import Config
 from mirrorbits.listen import adopt, create_socket, parse_listen_address
+from mirrorbits.logs import set_debug
 from mirrorbits.workers import worker_count
-from mirrorbits.workers.pool import describe_end, worker_environment
-from mirrorbits.workers.wire import log_line, parse_log_line
+from mirrorbits.workers.echo import DaemonEchoes
+from mirrorbits.workers.pool import WorkerPool, _Worker, describe_end, worker_environment
+from mirrorbits.workers.wire import log_line, parse_log_line, parse_worker_line
 
 
 def test_worker_count_is_the_setting_else_one_per_core() -> None:
@@ -78,3 +81,63 @@ def test_a_shared_socket_is_accepted_one_connection_per_wake_up() -> None:
         for client in clients:
             client.close()
         sock.close()
+
+
+def test_one_redis_event_is_one_line_however_many_processes_saw_it() -> None:
+    # One Redis outage was said by the daemon and again by every worker ("worker 12700:
+    # Database is down: ..."): 4 more lines per worker for a restart of Redis.
+    clock = MemoryReactorClock()
+    echoes = DaemonEchoes(clock)
+    pool = WorkerPool(cast(Any, None), 2, clock, [], ".", echoes=echoes)
+    first, second = _Worker(pool, 0, 0.0), _Worker(pool, 1, 0.0)
+    first.pid, second.pid = 12700, 12701
+    relayed: list[tuple[LogLevel, str]] = []
+
+    def said(worker: _Worker, level: LogLevel, text: str, shared: bool = True) -> None:
+        # as the pipe's lines come: unterminated; ``shared``: from a store module
+        pool.worker_said(worker, log_line(level, text, shared).rstrip("\n"))
+
+    def observe(event: dict[str, Any]) -> None:
+        if event.get("log_namespace") == "mirrorbits.workers.pool":
+            relayed.append((event["log_level"], formatEvent(event)))
+
+    down = "Database is down: 127.0.0.1:6379: Not connected"
+    back = "Connected to redis master 127.0.0.1:6379 (version 7.0.15)"
+    store = TwistedLogger(namespace="mirrorbits.store.redis", observer=echoes)
+    globalLogPublisher.addObserver(observe)
+    set_debug(True)
+    try:
+        store.error(down)  # the daemon first: each worker's line is its echo
+        clock.advance(0.1)
+        said(first, LogLevel.error, down)
+        said(second, LogLevel.error, down)
+        said(first, LogLevel.info, "SIGHUP Received: Reloading...", shared=False)
+        clock.advance(8)
+        said(first, LogLevel.info, back)  # the workers first: held for the daemon's line
+        said(second, LogLevel.info, back)
+        clock.advance(0.5)
+        store.info(back)
+        clock.advance(2)
+        clock.advance(10)
+        said(second, LogLevel.error, down)  # this worker alone: said, a moment later
+        assert len(relayed) == 5  # held
+        clock.advance(2)
+    finally:
+        set_debug(False)
+        globalLogPublisher.removeObserver(observe)
+    assert relayed == [
+        (LogLevel.debug, f"worker 12700: {down}"),
+        (LogLevel.debug, f"worker 12701: {down}"),
+        (LogLevel.info, "worker 12700: SIGHUP Received: Reloading..."),
+        (LogLevel.debug, f"worker 12700: {back}"),
+        (LogLevel.debug, f"worker 12701: {back}"),
+        (LogLevel.error, f"worker 12701: {down}"),
+    ]
+
+
+def test_a_line_about_redis_is_marked_as_shared() -> None:
+    assert parse_worker_line(log_line(LogLevel.warn, "Pub/sub lost", True)[:-1]) == (
+        LogLevel.warn, True, "Pub/sub lost")
+    assert parse_worker_line(log_line(LogLevel.warn, "Pub/sub lost")[:-1]) == (
+        LogLevel.warn, False, "Pub/sub lost")
+    assert parse_worker_line("warn* ") == (LogLevel.warn, True, "")
