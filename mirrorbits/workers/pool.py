@@ -23,7 +23,14 @@ from mirrorbits.logs import Logger
 from mirrorbits.metrics.merge import CountsReport, ProcessTotals, decode
 from mirrorbits.reactors import IProcessReactor
 from mirrorbits.systemd.notify import ENVIRONMENT as NOTIFY_ENVIRONMENT
-from mirrorbits.upgrade.handover import ENV_FD, ENV_METRICS_FD, ENV_NAME, ENV_PIDFILE, ENV_PPID
+from mirrorbits.upgrade.handover import (
+    ENV_FD,
+    ENV_METRICS_FD,
+    ENV_NAME,
+    ENV_NODE_ID,
+    ENV_PIDFILE,
+    ENV_PPID,
+)
 from mirrorbits.upgrade.process import DRAIN_TIMEOUT
 from mirrorbits.workers.echo import ECHO_HOLD, DaemonEchoes
 from mirrorbits.workers.wire import (
@@ -42,7 +49,8 @@ STABLE_AFTER = 10.0  # seconds after which a worker that dies was not dying youn
 STOP_GRACE = 5.0  # seconds a worker gets beyond its drain before SIGKILL
 COUNTS_TIMEOUT = 1.0  # seconds a metrics scrape waits for a worker's counts
 # What a worker must not inherit: it is neither an upgrade's successor nor systemd's service.
-_NOT_INHERITED = (ENV_FD, ENV_NAME, ENV_PPID, ENV_PIDFILE, ENV_METRICS_FD, NOTIFY_ENVIRONMENT,
+_NOT_INHERITED = (ENV_FD, ENV_NAME, ENV_PPID, ENV_PIDFILE, ENV_METRICS_FD, ENV_NODE_ID,
+                  NOTIFY_ENVIRONMENT,
                   "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
 
 log = Logger()
