@@ -32,6 +32,7 @@ from mirrorbits.workers.wire import (
     LISTEN_FD,
     REPORT_FD,
     SERVING,
+    cannot_start,
     log_line,
     parse_changing,
 )
@@ -161,9 +162,9 @@ def main(argv: list[str] | None = None) -> None:
         options.parseOptions(sys.argv[1:] if argv is None else argv)
         config, path, _ = load_startup_config(options)  # the daemon logged the warnings
     except (usage.UsageError, ConfigError) as err:
-        raise SystemExit(f"mirrorbits worker: {err}") from None
+        raise SystemExit(cannot_start(err)) from None
     if path is None:
-        raise SystemExit("mirrorbits worker: --config is needed")
+        raise SystemExit(cannot_start("--config is needed"))
     reactor = default_reactor()
     globalLogBeginner.beginLoggingTo([log_observer(sys.stdout.buffer)],
                                      discardBuffer=True, redirectStandardIO=False)
@@ -176,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         daemon.bind_listeners()
     except ListenAddressError as err:
-        raise SystemExit(f"mirrorbits worker: {err}") from None
+        raise SystemExit(cannot_start(err)) from None
     run = WorkerRun(reactor, daemon, http, os.getppid(),
                     counts=lambda: report_of(context.counts, context.cache_sizes()),
                     changing=context.changing.follow if context.changing is not None else None)

@@ -35,6 +35,7 @@ from mirrorbits.upgrade.process import DRAIN_TIMEOUT
 from mirrorbits.workers.echo import ECHO_HOLD, DaemonEchoes
 from mirrorbits.workers.wire import (
     ASK_COUNTS,
+    CANNOT_START,
     COMMAND_FD,
     LISTEN_FD,
     REPORT_FD,
@@ -80,6 +81,7 @@ class _Worker(ProcessProtocol):
         self.started = started
         self.pid: int | None = None
         self.serving = False
+        self.failed_as_before = False  # could not start, for the reason said last time
         self._partial: dict[int, bytes] = {}
         self._asked: list[Deferred[None]] = []
 
@@ -170,6 +172,7 @@ class WorkerPool(Service):
     # lines about Redis waiting ECHO_HOLD for the daemon to say them: call, pid, level, text
     _held: dict[int, tuple[IDelayedCall, int | None, LogLevel, str]] = field(factory=dict)
     _next_held: int = 0
+    _start_failure: str = ""  # why the last worker could not start, said once
 
     def bind(self) -> None:
         """Create (or take) the listening socket now; ListenAddressError."""
@@ -240,6 +243,7 @@ class WorkerPool(Service):
             os.close(null)
 
     def worker_serving(self, worker: _Worker) -> None:
+        self._start_failure = ""  # a later failure is news again
         if self._announced:
             log.info("HTTP worker {pid} serves", pid=worker.pid)
             return
@@ -254,6 +258,11 @@ class WorkerPool(Service):
 
     def worker_said(self, worker: _Worker, line: str) -> None:
         level, shared, text = parse_worker_line(line)
+        if text.startswith(CANNOT_START) and not worker.serving:
+            if text == self._start_failure:  # each replacement would say it again
+                worker.failed_as_before = True
+                level = LogLevel.debug
+            self._start_failure = text
         if shared and self._echoes is not None:
             if self._echoes.repeats(text):
                 level = LogLevel.debug  # said just now: the same Redis event
@@ -284,7 +293,9 @@ class WorkerPool(Service):
             return
         young = self.reactor.seconds() - worker.started < STABLE_AFTER
         delay = self._restart_later(worker.slot, young=young)
-        log.warn("HTTP worker {pid} {how}: starting another in {delay} s", pid=worker.pid,
+        again = worker.failed_as_before and not worker.serving
+        log.emit(LogLevel.debug if again else LogLevel.warn,
+                 "HTTP worker {pid} {how}: starting another in {delay} s", pid=worker.pid,
                  how=describe_end(reason), delay=delay)
 
     def _restart_later(self, slot: int, *, young: bool) -> float:

@@ -42,6 +42,16 @@ def parse_worker_line(line: str) -> tuple[LogLevel, bool, str]:
         return LogLevel.info, False, line
 
 
+#: How a worker's line saying why it cannot start begins (an error, on its stderr).
+CANNOT_START = "mirrorbits worker cannot start: "
+
+
+def cannot_start(why: object) -> str:
+    """The line (without its newline) saying why a worker cannot start: an error for the
+    daemon, which says it once however many replacements fail the same way."""
+    return log_line(LogLevel.error, f"{CANNOT_START}{why}").rstrip("\n")
+
+
 def changing_line(kind: str, argument: Any) -> bytes:
     """The command line telling the workers what the repository watch marked or released."""
     return CHANGING + json.dumps([kind, argument]).encode("ascii") + b"\n"

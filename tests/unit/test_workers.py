@@ -20,7 +20,7 @@ from mirrorbits.logs import set_debug
 from mirrorbits.workers import worker_count
 from mirrorbits.workers.echo import DaemonEchoes
 from mirrorbits.workers.pool import WorkerPool, _Worker, describe_end, worker_environment
-from mirrorbits.workers.wire import log_line, parse_log_line, parse_worker_line
+from mirrorbits.workers.wire import cannot_start, log_line, parse_log_line, parse_worker_line
 
 
 def test_worker_count_is_the_setting_else_one_per_core() -> None:
@@ -141,3 +141,45 @@ def test_a_line_about_redis_is_marked_as_shared() -> None:
     assert parse_worker_line(log_line(LogLevel.warn, "Pub/sub lost")[:-1]) == (
         LogLevel.warn, False, "Pub/sub lost")
     assert parse_worker_line("warn* ") == (LogLevel.warn, True, "")
+
+
+def test_why_a_replacement_cannot_start_is_said_once_until_one_serves() -> None:
+    # While the configuration file is invalid every replacement (0.5 s, then up to every
+    # 5 s) said the same two lines, the reason at info level: 1,400 lines an hour.
+    clock = MemoryReactorClock()
+    pool = WorkerPool(cast(Any, None), 1, clock, [], ".")
+    pool.running = True
+    relayed: list[tuple[LogLevel, str]] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        if event.get("log_namespace") == "mirrorbits.workers.pool":
+            relayed.append((event["log_level"], formatEvent(event)))
+
+    def failing(pid: int, why: str) -> None:
+        worker = _Worker(pool, 0, clock.seconds())
+        worker.pid = pid
+        pool.worker_said(worker, cannot_start(why))
+        pool.worker_ended(worker, Failure(ProcessTerminated(exitCode=1)))
+
+    bad = "CheckInterval must be a number of minutes >= 0, not -3 (line 10 in m.conf)"
+    globalLogPublisher.addObserver(observe)
+    set_debug(True)
+    try:
+        failing(1, bad)
+        failing(2, bad)
+        failing(3, "Workers must be an integer, not 'x' (line 7 in m.conf)")  # news
+        serving = _Worker(pool, 0, clock.seconds())
+        serving.pid = 4
+        pool.worker_serving(serving)
+        failing(5, bad)  # after one served, news again
+    finally:
+        set_debug(False)
+        globalLogPublisher.removeObserver(observe)
+    levels = [(level, text.split(":")[0]) for level, text in relayed]
+    assert levels == [
+        (LogLevel.error, "worker 1"), (LogLevel.warn, "HTTP worker 1 exited with status 1"),
+        (LogLevel.debug, "worker 2"), (LogLevel.debug, "HTTP worker 2 exited with status 1"),
+        (LogLevel.error, "worker 3"), (LogLevel.warn, "HTTP worker 3 exited with status 1"),
+        (LogLevel.error, "worker 5"), (LogLevel.warn, "HTTP worker 5 exited with status 1"),
+    ], relayed
+    assert relayed[0][1] == f"worker 1: mirrorbits worker cannot start: {bad}"
