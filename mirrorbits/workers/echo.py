@@ -4,9 +4,10 @@ Every process holds its own Redis connections, so one outage was said by each of
 ``Database is down``, ``Pub/sub connection lost``, ``Connected to redis master``, ``Pub/sub
 subscribed again``, once by the daemon and once more by every worker. A worker marks its lines
 of the store modules (:data:`mirrorbits.workers.wire.SHARED`); the daemon relays such a line
-at debug level when it, or another worker, said the same within :data:`ECHO_WINDOW`, and holds
-it :data:`ECHO_HOLD` first, since the daemon may see the same event a moment later. A worker
-alone losing its connection is still said, that much later.
+at debug level when it, or another worker, said the same within :data:`ECHO_WINDOW`; a serving
+worker's is held :data:`ECHO_HOLD` first, since the daemon may see the same event a moment
+later (a starting worker's own connection is said at once, in order). A worker alone losing
+its connection is still said, that much later.
 """
 
 from __future__ import annotations

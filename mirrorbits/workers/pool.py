@@ -266,7 +266,9 @@ class WorkerPool(Service):
         if shared and self._echoes is not None:
             if self._echoes.repeats(text):
                 level = LogLevel.debug  # said just now: the same Redis event
-            else:  # the daemon may say it in a moment
+            elif not worker.serving:  # a starting worker's own connection: said in order
+                self._echoes.said(text)
+            else:  # an event the daemon may say in a moment
                 self._next_held += 1
                 key = self._next_held
                 call = self.reactor.callLater(ECHO_HOLD, self._relay_held, key)

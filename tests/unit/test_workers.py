@@ -91,6 +91,7 @@ def test_one_redis_event_is_one_line_however_many_processes_saw_it() -> None:
     pool = WorkerPool(cast(Any, None), 2, clock, [], ".", echoes=echoes)
     first, second = _Worker(pool, 0, 0.0), _Worker(pool, 1, 0.0)
     first.pid, second.pid = 12700, 12701
+    first.serving = second.serving = True
     relayed: list[tuple[LogLevel, str]] = []
 
     def said(worker: _Worker, level: LogLevel, text: str, shared: bool = True) -> None:
@@ -122,6 +123,12 @@ def test_one_redis_event_is_one_line_however_many_processes_saw_it() -> None:
         said(second, LogLevel.error, down)  # this worker alone: said, a moment later
         assert len(relayed) == 5  # held
         clock.advance(2)
+        starting = _Worker(pool, 1, 0.0)
+        starting.pid = 12702
+        said(starting, LogLevel.info, "Connected to redis master 127.0.0.1:6380 (x)")  # now
+        assert relayed[-1] == (LogLevel.info,
+                               "worker 12702: Connected to redis master 127.0.0.1:6380 (x)")
+        relayed.pop()
     finally:
         set_debug(False)
         globalLogPublisher.removeObserver(observe)
