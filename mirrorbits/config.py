@@ -360,7 +360,15 @@ def _describe(node: Node) -> str:
 def _yaml_message(err: yaml.YAMLError, source: str) -> str:
     """One line in the style ``<yaml error> in <file>``."""
     if isinstance(err, yaml.MarkedYAMLError):
-        mark = err.problem_mark or err.context_mark
+        begun, found = err.context_mark, err.problem_mark
+        if (begun and found and err.context and err.problem and begun.line != found.line
+                and any(opened in err.context for opened in ("flow", "quoted"))):
+            # an unclosed bracket or quote: the line that opened it, not where the parser
+            # gave up (often one past the file's last line, at its end)
+            return (f"yaml: line {begun.line + 1}, column {begun.column + 1}: {err.context} "
+                    f"(unfinished at line {found.line + 1}, column {found.column + 1}: "
+                    f"{err.problem}) in {source}")
+        mark = found or begun
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         what = ", ".join(part for part in (err.context, err.problem) if part)
         return f"yaml: {where}{what} in {source}"
