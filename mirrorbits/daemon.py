@@ -268,7 +268,9 @@ def build_daemon(
     os.environ.pop(ENV_NODE_ID, None)
     for warning in warnings:
         log.warn("{warning}", warning=warning)
-    holder = ConfigHolder(current=config, path=config_path, repository=repository)
+    # read again on reload, after twistd moved to its --rundir
+    held_path = os.path.join(cwd, config_path) if config_path is not None else None
+    holder = ConfigHolder(current=config, path=held_path, repository=repository)
     geo = GeoIP(config.geoip_database_path, reactor)
     daemon = Daemon(holder=holder, reactor=reactor, geo=geo)
     if notifier is not None:
