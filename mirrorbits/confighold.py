@@ -28,6 +28,7 @@ class ConfigHolder:
     current: Config
     path: str | None = None
     repository: str | None = None
+    base: str | None = None  # where relative paths start (the daemon's start directory)
     _subscribers: list[Callable[[Config, Config], None]] = field(factory=list)
     log = Logger()
 
@@ -43,7 +44,7 @@ class ConfigHolder:
         """
         if self.path is None:
             raise ConfigError("no configuration file to reload (started on the embedded default)")
-        new, warnings = load_config(self.path)
+        new, warnings = load_config(self.path, self.base)
         if self.repository is not None:
             new = with_repository(new, self.repository)
         old, self.current = self.current, new

@@ -270,7 +270,8 @@ def build_daemon(
         log.warn("{warning}", warning=warning)
     # read again on reload, after twistd moved to its --rundir
     held_path = os.path.join(cwd, config_path) if config_path is not None else None
-    holder = ConfigHolder(current=config, path=held_path, repository=repository)
+    holder = ConfigHolder(current=config, path=held_path, base=cwd,
+                          repository=os.path.join(cwd, repository) if repository else None)
     geo = GeoIP(config.geoip_database_path, reactor)
     daemon = Daemon(holder=holder, reactor=reactor, geo=geo)
     if notifier is not None:
