@@ -223,6 +223,21 @@ class MirrorCache:
             result.append((mirror, info))
         return result
 
+    def held_candidates(self, path: str) -> list[tuple[Mirror, FileInfo | None]] | Missing:
+        """What the cache holds of ``path``'s candidates, leaving out the mirrors whose
+        records are not in memory (a message made it forget them and Redis cannot be read
+        now); ``MISSING`` without the file's mirror list."""
+        ids = self.file_mirrors.get(path)
+        if ids is MISSING:
+            return MISSING
+        result: list[tuple[Mirror, FileInfo | None]] = []
+        for mirror_id in ids:
+            mirror = self.mirrors.get(mirror_id)
+            info = self.mirror_files.get((mirror_id, path))
+            if mirror is not MISSING and info is not MISSING:
+                result.append((mirror, info))
+        return result
+
     # --- asynchronous reads ----------------------------------------------------------------
 
     async def file_info(self, path: str) -> FileInfo | None:

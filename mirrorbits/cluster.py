@@ -73,7 +73,8 @@ def partition(mirror_ids: Iterable[int], nodes: int, index: int) -> frozenset[in
     return frozenset(ids[start:end])
 
 
-def _valid_node_id(node_id: str) -> bool:
+def valid_node_id(node_id: str) -> bool:
+    """Whether ``node_id`` can be announced (printable, without spaces)."""
     return bool(node_id) and node_id.isprintable() and not any(c.isspace() for c in node_id)
 
 
@@ -166,7 +167,7 @@ class ClusterService(Service):
         now = self._clock.seconds()
         self._prune(now)
         node_id = message[len(prefix):]
-        if node_id == self.node_id or not _valid_node_id(node_id):
+        if node_id == self.node_id or not valid_node_id(node_id):
             return
         if node_id not in self._peers:
             log.info("-> Node {node} joined the cluster", node=node_id)

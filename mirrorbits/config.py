@@ -142,8 +142,11 @@ def default_config_path() -> str | None:
     return DEFAULT_CONFIG_PATH if os.path.exists(DEFAULT_CONFIG_PATH) else None
 
 
-def load_config(path: str) -> tuple[Config, list[str]]:
-    """Read, parse and validate the file at *path*; returns the config and warnings."""
+def load_config(path: str, base: str | None = None) -> tuple[Config, list[str]]:
+    """Read, parse and validate the file at *path*; returns the config and warnings.
+
+    *base*: the directory relative paths of the file are taken from (the current one by
+    default; the daemon's start directory on reload, after twistd moved to its --rundir)."""
     try:
         with open(path, "rb") as stream:
             data = stream.read(MAX_CONFIG_BYTES + 1)
@@ -158,7 +161,7 @@ def load_config(path: str) -> tuple[Config, list[str]]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise ConfigError(f"invalid UTF-8 at byte {err.start} in {path}") from None
-    config, warnings, parse = _parse_config(text, path)
+    config, warnings, parse = _parse_config(text, path, base)
     return config, warnings + [parse.place(found) for found in file_system_warnings(config)]
 
 
@@ -168,7 +171,8 @@ def parse_config(text: str, source: str = "<string>") -> tuple[Config, list[str]
     return config, warnings
 
 
-def _parse_config(text: str, source: str) -> tuple[Config, list[str], _Parse]:
+def _parse_config(text: str, source: str,
+                  base: str | None = None) -> tuple[Config, list[str], _Parse]:
     """:func:`parse_config`, and the parse that knows the line of each key."""
     parse = _Parse(source)
     try:
@@ -179,7 +183,7 @@ def _parse_config(text: str, source: str) -> tuple[Config, list[str], _Parse]:
         raise ConfigError(f"yaml: nesting too deep in {source}") from None
     try:
         values = {} if root is None or _is_null(root) else parse.record((), root, _FIELDS)
-        config, warnings = _finish(attrs.evolve(Config(), **values), parse.place)
+        config, warnings = _finish(attrs.evolve(Config(), **values), parse.place, base)
     except ConfigError as err:
         err.warnings[:0] = parse.warnings
         raise
@@ -199,7 +203,12 @@ def with_changes(config: Config, **changes: Any) -> Config:
 # --- validation and normalisation -------------------------------------------------------
 
 
-def _finish(config: Config, place: Callable[[Finding], str] = str) -> tuple[Config, list[str]]:
+def _absolute(path: str, base: str | None) -> str:
+    return os.path.abspath(os.path.join(base, path) if base is not None else path)
+
+
+def _finish(config: Config, place: Callable[[Finding], str] = str,
+            base: str | None = None) -> tuple[Config, list[str]]:
     """Check *config* (:mod:`mirrorbits.configcheck`) and normalise it (idempotent).
 
     Returns the normalised configuration and its warnings, each message made by *place*
@@ -215,8 +224,8 @@ def _finish(config: Config, place: Callable[[Finding], str] = str) -> tuple[Conf
         geoip += "/"
     normal = attrs.evolve(
         config,
-        repository=os.path.abspath(config.repository),
-        mirmon_export_file=(os.path.abspath(config.mirmon_export_file)
+        repository=_absolute(config.repository, base),
+        mirmon_export_file=(_absolute(config.mirmon_export_file, base)
                             if config.mirmon_export_file else ""),
         geoip_database_path=geoip,
         repository_scan_interval=max(0, config.repository_scan_interval),
@@ -360,7 +369,15 @@ def _describe(node: Node) -> str:
 def _yaml_message(err: yaml.YAMLError, source: str) -> str:
     """One line in the style ``<yaml error> in <file>``."""
     if isinstance(err, yaml.MarkedYAMLError):
-        mark = err.problem_mark or err.context_mark
+        begun, found = err.context_mark, err.problem_mark
+        if (begun and found and err.context and err.problem and begun.line != found.line
+                and any(opened in err.context for opened in ("flow", "quoted"))):
+            # an unclosed bracket or quote: the line that opened it, not where the parser
+            # gave up (often one past the file's last line, at its end)
+            return (f"yaml: line {begun.line + 1}, column {begun.column + 1}: {err.context} "
+                    f"(unfinished at line {found.line + 1}, column {found.column + 1}: "
+                    f"{err.problem}) in {source}")
+        mark = found or begun
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         what = ", ".join(part for part in (err.context, err.problem) if part)
         return f"yaml: {where}{what} in {source}"

@@ -13,6 +13,9 @@ from attrs import define, field
 from mirrorbits.config import Config, ConfigError, load_config, with_repository
 from mirrorbits.logs import Logger
 
+#: What a refused reload says, in the daemon's log and in ``mirrorbits-ctl reload``'s output.
+RELOAD_REFUSED = "Reload refused, the daemon keeps its running configuration"
+
 
 @define(eq=False)
 class ConfigHolder:
@@ -25,6 +28,7 @@ class ConfigHolder:
     current: Config
     path: str | None = None
     repository: str | None = None
+    base: str | None = None  # where relative paths start (the daemon's start directory)
     _subscribers: list[Callable[[Config, Config], None]] = field(factory=list)
     log = Logger()
 
@@ -40,7 +44,7 @@ class ConfigHolder:
         """
         if self.path is None:
             raise ConfigError("no configuration file to reload (started on the embedded default)")
-        new, warnings = load_config(self.path)
+        new, warnings = load_config(self.path, self.base)
         if self.repository is not None:
             new = with_repository(new, self.repository)
         old, self.current = self.current, new

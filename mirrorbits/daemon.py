@@ -25,9 +25,9 @@ from twisted.internet.defer import Deferred, maybeDeferred
 
 from mirrorbits import version_info, version_string
 from mirrorbits.cache import REFRESH_INTERVAL, MirrorCache
-from mirrorbits.cluster import ClusterService, new_node_id
+from mirrorbits.cluster import ClusterService, new_node_id, valid_node_id
 from mirrorbits.config import Config, ConfigError, load_config
-from mirrorbits.confighold import ConfigHolder
+from mirrorbits.confighold import RELOAD_REFUSED, ConfigHolder
 from mirrorbits.control.server import ControlBackend, control_factory
 from mirrorbits.embedded import DEMO_SUBDIRECTORY, EmbeddedStart
 from mirrorbits.embedded_redis import EmbeddedRedis
@@ -66,6 +66,7 @@ from mirrorbits.store.redis import RedisService
 from mirrorbits.systemd.activation import NOT_ACTIVATED, ActivatedSockets
 from mirrorbits.systemd.notify import Notifier
 from mirrorbits.upgrade import (
+    ENV_NODE_ID,
     READY_TIMEOUT,
     HeldListener,
     Successor,
@@ -198,7 +199,8 @@ class Daemon(MultiService):
         try:
             warnings = self.holder.reload()
         except ConfigError as err:
-            log.warn("SIGHUP Received: {error}", error=str(err))
+            log.warn("SIGHUP Received: {refused}: {error}", refused=RELOAD_REFUSED,
+                     error=str(err))
             for warning in err.warnings:
                 log.warn("{warning}", warning=warning)
             self.notifier.reloaded(f"{self.describe()}; reload refused: {err}")
@@ -258,9 +260,18 @@ def build_daemon(
     set_debug(debug)
     cwd = os.getcwd()  # before twistd moves to --rundir: the successor starts here
     inherited = inheritance_from_env(os.environ, os.getppid())
+    # An upgrade's successor is the same cluster node: its peers see no node leave and
+    # join, and the mirrors of its share are not left unchecked until the parent times out.
+    node_id = (inherited.node_id if inherited is not None and inherited.node_id
+               and valid_node_id(inherited.node_id)
+               else new_node_id(socket.gethostname(), random.Random()))
+    os.environ.pop(ENV_NODE_ID, None)
     for warning in warnings:
         log.warn("{warning}", warning=warning)
-    holder = ConfigHolder(current=config, path=config_path, repository=repository)
+    # read again on reload, after twistd moved to its --rundir
+    held_path = os.path.join(cwd, config_path) if config_path is not None else None
+    holder = ConfigHolder(current=config, path=held_path, base=cwd,
+                          repository=os.path.join(cwd, repository) if repository else None)
     geo = GeoIP(config.geoip_database_path, reactor)
     daemon = Daemon(holder=holder, reactor=reactor, geo=geo)
     if notifier is not None:
@@ -275,7 +286,8 @@ def build_daemon(
     redis, pubsub = _add_redis(daemon, holder, reactor)
     stats, download_log = _add_accounting(daemon, holder, reactor, redis)
     observations = Observations()
-    work = _add_monitoring(daemon, holder, reactor, redis, pubsub, geo, monitor, observations)
+    work = _add_monitoring(daemon, holder, reactor, redis, pubsub, geo, monitor, observations,
+                           node_id)
     backend, control = _add_control(daemon, holder, reactor, redis, geo, work, activated)
     ctl = ctl_command(ctl_program(cwd=cwd), config.rpc_listen_address,
                       bool(config.rpc_password))
@@ -320,7 +332,7 @@ def build_daemon(
     daemon.upgrader = Upgrader(
         reactor=reactor, http=http, control=control, metrics=metrics, argv=list(argv), cwd=cwd,
         executable=sys.executable, inherited=inherited, monitors=work.monitors, refusal=refusal,
-        env=lambda: {**os.environ, **successor_notifier.environment()},
+        env=lambda: {**os.environ, **successor_notifier.environment(), ENV_NODE_ID: node_id},
         preflight=lambda: _successor_would_start(holder),
     )
     backend.upgrade = upgrade_hook(daemon.upgrader)
@@ -437,7 +449,7 @@ class _Monitoring:
 def _add_monitoring(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
                     redis: RedisService,
                     pubsub: PubSubService, geo: GeoIP, monitor: bool,
-                    observations: Observations) -> _Monitoring:
+                    observations: Observations, node_id: str) -> _Monitoring:
     """The local scan, the mirror store, and on a monitoring node the cluster, the mirror
     scans, the health checks, the statistics retention and the Mirmon export file (the
     CLI's scan works on every node)."""
@@ -466,8 +478,7 @@ def _add_monitoring(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReacto
     mirrors = MirrorStore(redis, reactor)
     # Only monitoring nodes join the cluster: a node that neither scans nor checks must not
     # be given a share of the mirrors.
-    cluster = ClusterService(redis.client, lambda: holder.current.redis_db, reactor,
-                             new_node_id(socket.gethostname(), random.Random()))
+    cluster = ClusterService(redis.client, lambda: holder.current.redis_db, reactor, node_id)
     mirror_scanner = MirrorScanner(lambda: holder.current, redis.client, mirrors, reactor,
                                    handles=cluster.handles, on_scanned=observations.scanned)
     if monitor:

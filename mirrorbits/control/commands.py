@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import attrs
 from twisted.protocols import amp
 
+from mirrorbits.confighold import RELOAD_REFUSED
 from mirrorbits.model import Mirror
 
 # Largest chunk of one Json value; AMP's limit is 0xFFFF bytes per value.
@@ -182,7 +183,7 @@ def reload_refusal(error: str, warnings: Sequence[str]) -> str:
     while kept and sum(len(warning) for warning in kept) > MAX_REFUSAL_CHARACTERS:
         kept.pop()
     shown = warning_lines(warnings, len(kept))
-    return f"{shown}Reload refused, the daemon keeps its running configuration: {error}"
+    return f"{shown}{RELOAD_REFUSED}: {error}"
 
 
 class Upgrade(_Command):

@@ -8,6 +8,7 @@ checkable file (empty ``HANDLEDFILES``) is simply checked again at the next inte
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Final
 
 from attrs import define, field
 from twisted.application.service import Service
@@ -47,6 +48,8 @@ WORKERS = 10
 QUEUE = 50
 TICK = 1.0
 MIRRORS_TIMEOUT = 30.0  # bound on reading the mirror list in one tick
+#: What the liveness probes said of a mirror this checker last found up (down).
+LIVENESS_SAID: Final = "down (liveness)"
 
 log = Logger()
 
@@ -218,6 +221,8 @@ class HealthChecker(Service):
             if outcome is None:
                 continue
             said = self._said.get((mirror.id, proto))  # None: not checked by this process yet
+            if said is not None and said_by_liveness(mirror, proto, False):
+                said = LIVENESS_SAID  # down since, by the probes: its recovery is news
             repeated = said == outcome.condition or (
                 said is not None and said_by_liveness(mirror, proto, outcome.up))
             self._said[mirror.id, proto] = outcome.condition

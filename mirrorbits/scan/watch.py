@@ -98,8 +98,12 @@ def inspect_paths(root: str, paths: Sequence[str], directories: Sequence[str]) -
     files: list[LocalFile] = []
     removed: list[str] = []
     found_directories: list[str] = []
+    looked: set[str] = set()
 
     def look(path: str, is_listed: bool) -> None:
+        if path in looked:
+            return  # a new file is both reported itself and listed with its new directory
+        looked.add(path)
         try:
             info = os.lstat(fs_path(root, path))
         except (FileNotFoundError, NotADirectoryError):

@@ -44,7 +44,26 @@ def pattern_problem(pattern: str) -> str | None:
     if _GLOB & set(name) or name == "**":
         return ("must end with the index file's own name (no '*', '?' or '['), "
                 "e.g. 'dists/*/InRelease'")
+    if any(_unclosed_bracket(segment) for segment in segments):
+        return "has a '[' without its ']' (a typo? '[' starts a set of characters, e.g. [ab])"
     return None
+
+
+def _unclosed_bracket(segment: str) -> bool:
+    """Whether a ``[`` of ``segment`` has no ``]`` closing it, as ``fnmatch`` reads a set
+    (``[!...]``, a ``]`` first is a member); it would then match a ``[`` literally."""
+    start = segment.find("[")
+    while start != -1:
+        end = start + 1
+        if segment[end:end + 1] == "!":
+            end += 1
+        if segment[end:end + 1] == "]":
+            end += 1
+        close = segment.find("]", end)
+        if close == -1:
+            return True
+        start = segment.find("[", close + 1)
+    return False
 
 
 def _matches(pattern: Sequence[str], segments: Sequence[str]) -> bool:

@@ -21,6 +21,8 @@ ENV_PPID = "OLD_PPID"
 ENV_PIDFILE = "MIRRORBITS_PIDFILE"
 # The metrics listening socket (ours, not the reference's: it has no metrics listener).
 ENV_METRICS_FD = "MIRRORBITS_METRICS_FD"
+# The cluster node ID, kept by the successor: the node stays one node through an upgrade.
+ENV_NODE_ID = "MIRRORBITS_NODE_ID"
 TWISTD_DEFAULT_PIDFILE = "twistd.pid"
 
 log = Logger()
@@ -38,6 +40,7 @@ class Inheritance:
     ppid: int
     pidfile: str | None
     metrics_fd: int | None = None  # the metrics listener's socket, if the parent had one
+    node_id: str | None = None  # the parent's cluster node ID
 
 
 def inheritance_from_env(env: Mapping[str, str], parent_pid: int) -> Inheritance | None:
@@ -60,7 +63,7 @@ def inheritance_from_env(env: Mapping[str, str], parent_pid: int) -> Inheritance
     if metrics_fd is not None and (metrics_fd < 3 or metrics_fd == fd):
         metrics_fd = None
     return Inheritance(fd=fd, ppid=ppid, pidfile=env.get(ENV_PIDFILE) or None,
-                       metrics_fd=metrics_fd)
+                       metrics_fd=metrics_fd, node_id=env.get(ENV_NODE_ID) or None)
 
 
 def successor_command(

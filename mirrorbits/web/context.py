@@ -196,11 +196,11 @@ class WebContext:
 
     def remember_memo(self, info: FileInfo, entries: list[tuple[Mirror, FileInfo | None]],
                       secure: Secure, opts: SelectionOptions, version: tuple[int, int],
-                      generations: IndexView | None = None) -> FileMemo:
-        """Compute the file's memo and keep it until the cache changes (its own entries, or
-        those of the generation indexes covering it: ``generations`` as read, else what the
-        cache holds of them; a memo whose indexes are not all in memory is not kept)."""
-        keep = True
+                      generations: IndexView | None = None, keep: bool = True) -> FileMemo:
+        """Compute the file's memo and keep it (unless not ``keep``) until the cache changes
+        (its own entries, or those of the generation indexes covering it: ``generations`` as
+        read, else what the cache holds of them; a memo whose indexes are not all in memory
+        is not kept)."""
         if generations is None:
             covering = self.generation_indexes(self.config()).covering(info.path)
             generations = indexes_in_memory(self.cache, covering)

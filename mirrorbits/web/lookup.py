@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from attrs import frozen
 
+from mirrorbits.cache import MISSING
 from mirrorbits.config import Config
 from mirrorbits.logs import Logger
 from mirrorbits.model import FileInfo, GeoRecord
@@ -81,10 +82,22 @@ async def read_memo(ctx: WebContext, info: FileInfo, secure: Secure,
         return None, True
     except Exception as err:
         if outage.redis_cause(err) is not None:
-            return None, True
+            return memo_in_memory(ctx, info, secure, options)
         log.failure("reading the mirrors of {path} failed", path=info.path)
         return None, True
     return ctx.remember_memo(info, entries, secure, options, version, generations), False
+
+
+def memo_in_memory(ctx: WebContext, info: FileInfo, secure: Secure,
+                   options: SelectionOptions) -> tuple[FileMemo | None, bool]:
+    """While Redis cannot be read: the memo of what the cache holds, not kept. A mirror whose
+    record a message made the cache forget just before is left out, and the others still
+    serve (each download for a file it holds got a 503 for the whole outage)."""
+    entries = ctx.cache.held_candidates(info.path)
+    if entries is MISSING:
+        return None, True
+    return ctx.remember_memo(info, entries, secure, options, ctx.cache.version(info.path),
+                             keep=False), False
 
 
 def client_ip(ctx: WebContext, head: RequestHead, config: Config) -> str:

@@ -25,12 +25,14 @@ from mirrorbits.logs import Logger
 from mirrorbits.metrics.merge import CountsReport, encode, report_of
 from mirrorbits.reactors import IDaemonReactor, default_reactor
 from mirrorbits.upgrade import DRAIN_TIMEOUT, IDLE_GRACE, HeldListener
+from mirrorbits.workers.echo import ECHOED_NAMESPACES
 from mirrorbits.workers.wire import (
     ASK_COUNTS,
     COMMAND_FD,
     LISTEN_FD,
     REPORT_FD,
     SERVING,
+    cannot_start,
     log_line,
     parse_changing,
 )
@@ -50,8 +52,11 @@ def log_observer(stream: BinaryIO) -> ILogObserver:
             text = f"{text}\n{failure.getTraceback()}"
         level = event.get("log_level", LogLevel.info)
         lines = text.splitlines() or [""]
+        # one line about Redis (never a traceback, whose lines must all be seen)
+        shared = len(lines) == 1 and str(event.get("log_namespace", "")).startswith(
+            ECHOED_NAMESPACES)
         with contextlib.suppress(OSError, ValueError):  # the daemon is gone: nobody reads
-            stream.write("".join(log_line(level, line) for line in lines).encode(
+            stream.write("".join(log_line(level, line, shared) for line in lines).encode(
                 "utf-8", "backslashreplace"))
             stream.flush()
 
@@ -157,9 +162,9 @@ def main(argv: list[str] | None = None) -> None:
         options.parseOptions(sys.argv[1:] if argv is None else argv)
         config, path, _ = load_startup_config(options)  # the daemon logged the warnings
     except (usage.UsageError, ConfigError) as err:
-        raise SystemExit(f"mirrorbits worker: {err}") from None
+        raise SystemExit(cannot_start(err)) from None
     if path is None:
-        raise SystemExit("mirrorbits worker: --config is needed")
+        raise SystemExit(cannot_start("--config is needed"))
     reactor = default_reactor()
     globalLogBeginner.beginLoggingTo([log_observer(sys.stdout.buffer)],
                                      discardBuffer=True, redirectStandardIO=False)
@@ -172,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         daemon.bind_listeners()
     except ListenAddressError as err:
-        raise SystemExit(f"mirrorbits worker: {err}") from None
+        raise SystemExit(cannot_start(err)) from None
     run = WorkerRun(reactor, daemon, http, os.getppid(),
                     counts=lambda: report_of(context.counts, context.cache_sizes()),
                     changing=context.changing.follow if context.changing is not None else None)

@@ -15,6 +15,7 @@ from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import deferLater
+from twisted.logger import LogLevel, globalLogPublisher
 from twisted.python.failure import Failure
 
 from mirrorbits.listen import AdoptedListener
@@ -22,16 +23,25 @@ from mirrorbits.logs import Logger
 from mirrorbits.metrics.merge import CountsReport, ProcessTotals, decode
 from mirrorbits.reactors import IProcessReactor
 from mirrorbits.systemd.notify import ENVIRONMENT as NOTIFY_ENVIRONMENT
-from mirrorbits.upgrade.handover import ENV_FD, ENV_METRICS_FD, ENV_NAME, ENV_PIDFILE, ENV_PPID
+from mirrorbits.upgrade.handover import (
+    ENV_FD,
+    ENV_METRICS_FD,
+    ENV_NAME,
+    ENV_NODE_ID,
+    ENV_PIDFILE,
+    ENV_PPID,
+)
 from mirrorbits.upgrade.process import DRAIN_TIMEOUT
+from mirrorbits.workers.echo import ECHO_HOLD, DaemonEchoes
 from mirrorbits.workers.wire import (
     ASK_COUNTS,
+    CANNOT_START,
     COMMAND_FD,
     LISTEN_FD,
     REPORT_FD,
     SERVING,
     WORKER_MODULE,
-    parse_log_line,
+    parse_worker_line,
 )
 
 RESTART_DELAY = 0.5  # seconds before a worker that died is replaced
@@ -40,7 +50,8 @@ STABLE_AFTER = 10.0  # seconds after which a worker that dies was not dying youn
 STOP_GRACE = 5.0  # seconds a worker gets beyond its drain before SIGKILL
 COUNTS_TIMEOUT = 1.0  # seconds a metrics scrape waits for a worker's counts
 # What a worker must not inherit: it is neither an upgrade's successor nor systemd's service.
-_NOT_INHERITED = (ENV_FD, ENV_NAME, ENV_PPID, ENV_PIDFILE, ENV_METRICS_FD, NOTIFY_ENVIRONMENT,
+_NOT_INHERITED = (ENV_FD, ENV_NAME, ENV_PPID, ENV_PIDFILE, ENV_METRICS_FD, ENV_NODE_ID,
+                  NOTIFY_ENVIRONMENT,
                   "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
 
 log = Logger()
@@ -70,6 +81,7 @@ class _Worker(ProcessProtocol):
         self.started = started
         self.pid: int | None = None
         self.serving = False
+        self.failed_as_before = False  # could not start, for the reason said last time
         self._partial: dict[int, bytes] = {}
         self._asked: list[Deferred[None]] = []
 
@@ -156,6 +168,11 @@ class WorkerPool(Service):
     _announced: bool = False
     _handed_over: bool = False
     totals: ProcessTotals = field(factory=ProcessTotals)  # the workers' request counts
+    _echoes: DaemonEchoes | None = None
+    # lines about Redis waiting ECHO_HOLD for the daemon to say them: call, pid, level, text
+    _held: dict[int, tuple[IDelayedCall, int | None, LogLevel, str]] = field(factory=dict)
+    _next_held: int = 0
+    _start_failure: str = ""  # why the last worker could not start, said once
 
     def bind(self) -> None:
         """Create (or take) the listening socket now; ListenAddressError."""
@@ -178,6 +195,8 @@ class WorkerPool(Service):
     def startService(self) -> None:
         self.bind()
         super().startService()
+        self._echoes = DaemonEchoes(self.reactor)
+        globalLogPublisher.addObserver(self._echoes)
         for slot in range(self.count):
             self._spawn(slot)
 
@@ -224,6 +243,7 @@ class WorkerPool(Service):
             os.close(null)
 
     def worker_serving(self, worker: _Worker) -> None:
+        self._start_failure = ""  # a later failure is news again
         if self._announced:
             log.info("HTTP worker {pid} serves", pid=worker.pid)
             return
@@ -237,8 +257,36 @@ class WorkerPool(Service):
             self.on_serving()
 
     def worker_said(self, worker: _Worker, line: str) -> None:
-        level, text = parse_log_line(line)
+        level, shared, text = parse_worker_line(line)
+        if text.startswith(CANNOT_START) and not worker.serving:
+            if text == self._start_failure:  # each replacement would say it again
+                worker.failed_as_before = True
+                level = LogLevel.debug
+            self._start_failure = text
+        if shared and self._echoes is not None:
+            if self._echoes.repeats(text):
+                level = LogLevel.debug  # said just now: the same Redis event
+            elif not worker.serving:  # a starting worker's own connection: said in order
+                self._echoes.said(text)
+            else:  # an event the daemon may say in a moment
+                self._next_held += 1
+                key = self._next_held
+                call = self.reactor.callLater(ECHO_HOLD, self._relay_held, key)
+                self._held[key] = (call, worker.pid, level, text)
+                return
         log.emit(level, "worker {pid}: {text}", pid=worker.pid, text=text)
+
+    def _relay_held(self, key: int) -> None:
+        _, pid, level, text = self._held.pop(key)
+        self._relay(pid, level, text)
+
+    def _relay(self, pid: int | None, level: LogLevel, text: str) -> None:
+        if self._echoes is not None:
+            if self._echoes.repeats(text):
+                level = LogLevel.debug
+            else:
+                self._echoes.said(text)
+        log.emit(level, "worker {pid}: {text}", pid=pid, text=text)
 
     def worker_ended(self, worker: _Worker, reason: Failure) -> None:
         if self._workers.get(worker.slot) is worker:
@@ -247,7 +295,9 @@ class WorkerPool(Service):
             return
         young = self.reactor.seconds() - worker.started < STABLE_AFTER
         delay = self._restart_later(worker.slot, young=young)
-        log.warn("HTTP worker {pid} {how}: starting another in {delay} s", pid=worker.pid,
+        again = worker.failed_as_before and not worker.serving
+        log.emit(LogLevel.debug if again else LogLevel.warn,
+                 "HTTP worker {pid} {how}: starting another in {delay} s", pid=worker.pid,
                  how=describe_end(reason), delay=delay)
 
     def _restart_later(self, slot: int, *, young: bool) -> float:
@@ -283,6 +333,13 @@ class WorkerPool(Service):
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
+        for key in sorted(self._held):  # said now rather than never
+            call, pid, level, text = self._held.pop(key)
+            if call.active():
+                call.cancel()
+            self._relay(pid, level, text)
+        if self._echoes is not None:
+            globalLogPublisher.removeObserver(self._echoes)
 
         async def stop() -> None:
             await self._stop_workers(self.reactor, DRAIN_TIMEOUT + STOP_GRACE)

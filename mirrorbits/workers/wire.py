@@ -16,18 +16,40 @@ CHANGING = b"changing "  # + JSON [kind, argument]: a ChangingPaths.forward, for
 WORKER_MODULE = "mirrorbits.workers"  # ``python -m`` this to start a worker
 
 
-def log_line(level: LogLevel, text: str) -> str:
+#: After a log line's level: the line is about what every process shares (Redis), so the
+#: daemon and the other workers may say the same (see :mod:`mirrorbits.workers.echo`).
+SHARED = "*"
+
+
+def log_line(level: LogLevel, text: str, shared: bool = False) -> str:
     """One line of a worker's log as it writes it on its standard output."""
-    return f"{level.name} {text}\n"
+    return f"{level.name}{SHARED if shared else ''} {text}\n"
 
 
 def parse_log_line(line: str) -> tuple[LogLevel, str]:
     """The level and text of a line written by :func:`log_line` (info when unmarked)."""
+    level, _, text = parse_worker_line(line)
+    return level, text
+
+
+def parse_worker_line(line: str) -> tuple[LogLevel, bool, str]:
+    """The level, whether it is about what every process shares, and the text of a line
+    written by :func:`log_line` (info, not shared, when unmarked)."""
     name, _, text = line.partition(" ")
     try:
-        return LogLevel.levelWithName(name), text
+        return LogLevel.levelWithName(name.removesuffix(SHARED)), name.endswith(SHARED), text
     except Exception:  # InvalidLogLevelError: a line the worker did not write through us
-        return LogLevel.info, line
+        return LogLevel.info, False, line
+
+
+#: How a worker's line saying why it cannot start begins (an error, on its stderr).
+CANNOT_START = "mirrorbits worker cannot start: "
+
+
+def cannot_start(why: object) -> str:
+    """The line (without its newline) saying why a worker cannot start: an error for the
+    daemon, which says it once however many replacements fail the same way."""
+    return log_line(LogLevel.error, f"{CANNOT_START}{why}").rstrip("\n")
 
 
 def changing_line(kind: str, argument: Any) -> bytes:

@@ -116,14 +116,16 @@ def test_reload_keeps_running_config_on_error(daemon: DaemonProcess) -> None:
     good = daemon.config_path.read_text()
     daemon.config_path.write_text(good + "WeightDistributionRange: 0\n")
     daemon.signal(signal.SIGHUP)
-    daemon.wait_log("WeightDistributionRange must be > 0")
+    # one line saying the file was refused and the running configuration kept, and why
+    daemon.wait_log("SIGHUP Received: Reload refused, the daemon keeps its running "
+                    "configuration: WeightDistributionRange must be > 0")
     assert daemon.ctl("list").returncode == 0
 
     failed = daemon.ctl("reload")
     assert failed.returncode != 0
     assert "WeightDistributionRange must be > 0" in failed.stderr
-    daemon.wait_log("SIGHUP Received: WeightDistributionRange",
-                    timeout=30)
+    daemon.wait_log("SIGHUP Received: Reload refused, the daemon keeps its running "
+                    "configuration: WeightDistributionRange", timeout=30)
     assert "Traceback" not in daemon.log()  # an operator's mistake, not a crash
 
     daemon.config_path.unlink()

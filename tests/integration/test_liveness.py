@@ -5,6 +5,7 @@ it; listening again, it is health-checked at once and back."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from functools import partial
@@ -144,6 +145,9 @@ def test_a_stopped_mirror_gets_no_user_within_seconds_and_returns_after_a_check(
     after_down = log.partition(f"north HTTP: down, {REASON}")[2]
     back = after_down.partition("north HTTP: accepts connections again; health check now")[2]
     assert "[north] Requesting file list via http" in back  # rescanned before it is up
+    # its recovery is said, though this checker's last word was "Up!" before the probes
+    # marked it down (it was logged at debug level only: down, then never up again)
+    assert re.search(r"north +HTTP +Up!", back), back
     assert "Traceback" not in log
     assert "Starting factory" not in log  # no line per probe
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from mirrorbits.confighold import RELOAD_REFUSED
 from tests.daemon import BIN, DaemonProcess, base_config, render_config, run_twistd
 from tests.servers import RedisServer
 
@@ -248,9 +249,10 @@ def test_reload_shows_warnings_and_refusals_and_the_log_has_them(
         assert (code, out) == (1, "")
         assert err == "".join(f"warning: {w}\n" for w in warnings) + (
             f"Reload refused, the daemon keeps its running configuration: {error}\n")
-        daemon.wait_log(f"SIGHUP Received: {error}")
+        refused = f"SIGHUP Received: {RELOAD_REFUSED}: {error}"
+        daemon.wait_log(refused)
         logged = log_lines(daemon.log())
-        start = logged.index(f"SIGHUP Received: {error}")
+        start = logged.index(refused)
         assert logged[start + 1:start + 1 + len(warnings)] == warnings
         assert daemon.ctl("list").returncode == 0  # still serving, on the running config
 

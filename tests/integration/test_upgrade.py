@@ -266,6 +266,13 @@ def test_monitoring_node_hands_over(tmp_path: Path, redis_server: RedisServer,
         assert "Traceback" not in log, log
         for problem in ("Upgrade failed", "Quitting failed", "upgrade aborted", "Closing "):
             assert problem not in log, log
+        # The new process is the same cluster node: the parent was not seen as another node
+        # joining (whose share of the mirrors nobody checked for 5 s after it left).
+        wait_until(lambda: daemon.log().count("Cluster node ID: ") == 2, 10, "the new node ID")
+        ids = re.findall(r"Cluster node ID: (\S+)", daemon.log())
+        assert ids[0] == ids[1], ids
+        time.sleep(1.5)  # a few announces of the new process
+        assert "joined the cluster" not in daemon.log(), daemon.log()
 
 
 def test_unix_socket_listener_is_handed_over(tmp_path: Path, redis_server: RedisServer,

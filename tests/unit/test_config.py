@@ -745,6 +745,20 @@ def test_invalid_yaml_message_is_one_line_ending_with_the_source() -> None:
     assert message.endswith(" in test.conf")
 
 
+def test_an_unclosed_bracket_or_quote_is_located_where_it_opens(tmp_path: Path) -> None:
+    # The parser gives up where the file ends: "line 3" of a file of two lines.
+    path = tmp_path / "m.conf"
+    path.write_text(REPO + "MaxLinkHeaders: [oops\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(str(path))
+    assert str(info.value) == (
+        "yaml: line 2, column 17: while parsing a flow sequence (unfinished at line 3, "
+        f"column 1: expected ',' or ']', but got '<stream end>') in {path}")
+    path.write_text(REPO + 'RPCPassword: "abc\nCheckInterval: 2\n')
+    with pytest.raises(ConfigError, match=r"^yaml: line 2, column 14: while scanning a quoted"):
+        load_config(str(path))
+
+
 def test_yaml_merge_keys() -> None:
     config, warnings = parse_config(
         "common: &c {SHA1: yes, MD5: yes}\n" + REPO + "Hashes: {<<: *c, MD5: no}\n"

@@ -60,6 +60,13 @@ def test_the_indexes_covering_a_path_are_those_of_its_directories_innermost_firs
     ("dists//InRelease", "has an empty, '.' or '..' segment"),
     ("../InRelease", "has an empty, '.' or '..' segment"),
     ("/", "names no file"),
+    ("dists/[sb]*/InRelease", None),
+    ("dists/[!x]/InRelease", None),
+    ("dists/[]]/InRelease", None),
+    # an unclosed set matched a literal '[': a typo accepted silently, never matching
+    ("dists/[stable/InRelease", "has a '[' without its ']'"),
+    ("dists/[ab][c/InRelease", "has a '[' without its ']'"),
+    ("[!]/InRelease", "has a '[' without its ']'"),
 ])
 def test_pattern_problems(pattern: str, problem: str | None) -> None:
     found = pattern_problem(pattern)

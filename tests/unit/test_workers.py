@@ -10,14 +10,17 @@ from typing import Any, cast
 from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import LogLevel
+from twisted.logger import Logger as TwistedLogger
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 
 from mirrorbits.config import Config
 from mirrorbits.listen import adopt, create_socket, parse_listen_address
+from mirrorbits.logs import set_debug
 from mirrorbits.workers import worker_count
-from mirrorbits.workers.pool import describe_end, worker_environment
-from mirrorbits.workers.wire import log_line, parse_log_line
+from mirrorbits.workers.echo import DaemonEchoes
+from mirrorbits.workers.pool import WorkerPool, _Worker, describe_end, worker_environment
+from mirrorbits.workers.wire import cannot_start, log_line, parse_log_line, parse_worker_line
 
 
 def test_worker_count_is_the_setting_else_one_per_core() -> None:
@@ -78,3 +81,112 @@ def test_a_shared_socket_is_accepted_one_connection_per_wake_up() -> None:
         for client in clients:
             client.close()
         sock.close()
+
+
+def test_one_redis_event_is_one_line_however_many_processes_saw_it() -> None:
+    # One Redis outage was said by the daemon and again by every worker ("worker 12700:
+    # Database is down: ..."): 4 more lines per worker for a restart of Redis.
+    clock = MemoryReactorClock()
+    echoes = DaemonEchoes(clock)
+    pool = WorkerPool(cast(Any, None), 2, clock, [], ".", echoes=echoes)
+    first, second = _Worker(pool, 0, 0.0), _Worker(pool, 1, 0.0)
+    first.pid, second.pid = 12700, 12701
+    first.serving = second.serving = True
+    relayed: list[tuple[LogLevel, str]] = []
+
+    def said(worker: _Worker, level: LogLevel, text: str, shared: bool = True) -> None:
+        # as the pipe's lines come: unterminated; ``shared``: from a store module
+        pool.worker_said(worker, log_line(level, text, shared).rstrip("\n"))
+
+    def observe(event: dict[str, Any]) -> None:
+        if event.get("log_namespace") == "mirrorbits.workers.pool":
+            relayed.append((event["log_level"], formatEvent(event)))
+
+    down = "Database is down: 127.0.0.1:6379: Not connected"
+    back = "Connected to redis master 127.0.0.1:6379 (version 7.0.15)"
+    store = TwistedLogger(namespace="mirrorbits.store.redis", observer=echoes)
+    globalLogPublisher.addObserver(observe)
+    set_debug(True)
+    try:
+        store.error(down)  # the daemon first: each worker's line is its echo
+        clock.advance(0.1)
+        said(first, LogLevel.error, down)
+        said(second, LogLevel.error, down)
+        said(first, LogLevel.info, "SIGHUP Received: Reloading...", shared=False)
+        clock.advance(8)
+        said(first, LogLevel.info, back)  # the workers first: held for the daemon's line
+        said(second, LogLevel.info, back)
+        clock.advance(0.5)
+        store.info(back)
+        clock.advance(2)
+        clock.advance(10)
+        said(second, LogLevel.error, down)  # this worker alone: said, a moment later
+        assert len(relayed) == 5  # held
+        clock.advance(2)
+        starting = _Worker(pool, 1, 0.0)
+        starting.pid = 12702
+        said(starting, LogLevel.info, "Connected to redis master 127.0.0.1:6380 (x)")  # now
+        assert relayed[-1] == (LogLevel.info,
+                               "worker 12702: Connected to redis master 127.0.0.1:6380 (x)")
+        relayed.pop()
+    finally:
+        set_debug(False)
+        globalLogPublisher.removeObserver(observe)
+    assert relayed == [
+        (LogLevel.debug, f"worker 12700: {down}"),
+        (LogLevel.debug, f"worker 12701: {down}"),
+        (LogLevel.info, "worker 12700: SIGHUP Received: Reloading..."),
+        (LogLevel.debug, f"worker 12700: {back}"),
+        (LogLevel.debug, f"worker 12701: {back}"),
+        (LogLevel.error, f"worker 12701: {down}"),
+    ]
+
+
+def test_a_line_about_redis_is_marked_as_shared() -> None:
+    assert parse_worker_line(log_line(LogLevel.warn, "Pub/sub lost", True)[:-1]) == (
+        LogLevel.warn, True, "Pub/sub lost")
+    assert parse_worker_line(log_line(LogLevel.warn, "Pub/sub lost")[:-1]) == (
+        LogLevel.warn, False, "Pub/sub lost")
+    assert parse_worker_line("warn* ") == (LogLevel.warn, True, "")
+
+
+def test_why_a_replacement_cannot_start_is_said_once_until_one_serves() -> None:
+    # While the configuration file is invalid every replacement (0.5 s, then up to every
+    # 5 s) said the same two lines, the reason at info level: 1,400 lines an hour.
+    clock = MemoryReactorClock()
+    pool = WorkerPool(cast(Any, None), 1, clock, [], ".")
+    pool.running = True
+    relayed: list[tuple[LogLevel, str]] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        if event.get("log_namespace") == "mirrorbits.workers.pool":
+            relayed.append((event["log_level"], formatEvent(event)))
+
+    def failing(pid: int, why: str) -> None:
+        worker = _Worker(pool, 0, clock.seconds())
+        worker.pid = pid
+        pool.worker_said(worker, cannot_start(why))
+        pool.worker_ended(worker, Failure(ProcessTerminated(exitCode=1)))
+
+    bad = "CheckInterval must be a number of minutes >= 0, not -3 (line 10 in m.conf)"
+    globalLogPublisher.addObserver(observe)
+    set_debug(True)
+    try:
+        failing(1, bad)
+        failing(2, bad)
+        failing(3, "Workers must be an integer, not 'x' (line 7 in m.conf)")  # news
+        serving = _Worker(pool, 0, clock.seconds())
+        serving.pid = 4
+        pool.worker_serving(serving)
+        failing(5, bad)  # after one served, news again
+    finally:
+        set_debug(False)
+        globalLogPublisher.removeObserver(observe)
+    levels = [(level, text.split(":")[0]) for level, text in relayed]
+    assert levels == [
+        (LogLevel.error, "worker 1"), (LogLevel.warn, "HTTP worker 1 exited with status 1"),
+        (LogLevel.debug, "worker 2"), (LogLevel.debug, "HTTP worker 2 exited with status 1"),
+        (LogLevel.error, "worker 3"), (LogLevel.warn, "HTTP worker 3 exited with status 1"),
+        (LogLevel.error, "worker 5"), (LogLevel.warn, "HTTP worker 5 exited with status 1"),
+    ], relayed
+    assert relayed[0][1] == f"worker 1: mirrorbits worker cannot start: {bad}"

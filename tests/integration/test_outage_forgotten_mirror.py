@@ -1,0 +1,55 @@
+"""A Redis outage right after a message made the cache forget one mirror's record: the
+other mirrors still serve that mirror's files (a real daemon, a real redis-server stopped)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from mirrorbits.store import keys
+from tests.daemon import DaemonProcess, add_mirrors_holding, base_config, redirect, repo_file
+from tests.servers import RedisServer, http_tree
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_mirror_forgotten_just_before_an_outage_leaves_the_others_serving(
+        tmp_path: Path) -> None:
+    server = RedisServer(workdir=tmp_path / "redis")
+    server.start()
+    db = server.client()
+    repo = tmp_path / "repo"
+    repo_file(repo, "/a.txt", b"hello\n", 1687249800)
+    for name in ("north", "south"):
+        repo_file(tmp_path / name, "/a.txt", b"hello\n", 1687249800)
+    daemon: DaemonProcess | None = None
+    try:
+        with http_tree(tmp_path / "north", "127.0.0.85") as north, \
+                http_tree(tmp_path / "south", "127.0.0.86") as south:
+            values = base_config(repo, server.address, Workers="1", ScanInterval="1000")
+            daemon = DaemonProcess(workdir=tmp_path / "run", values=values)
+            daemon.start()
+            daemon.wait_log("Indexed 1 files", timeout=30)
+            add_mirrors_holding(daemon, db, [("north", north), ("south", south)],
+                                {"/a.txt": 6})
+            seen: set[str] = set()
+            deadline = time.monotonic() + 30
+            while seen != {north + "a.txt", south + "a.txt"}:
+                assert time.monotonic() < deadline, seen
+                seen.add(redirect(daemon, "/a.txt")[1])
+            # north changed (its health check, an edit): every cache forgets its record
+            db.publish(keys.CHANNEL_MIRROR_UPDATE, "1")
+            time.sleep(0.5)
+            server.stop()  # ... and Redis is gone before a request read it again
+            answers = [redirect(daemon, "/a.txt") for _ in range(4)]
+            log = daemon.log()
+    finally:
+        if daemon is not None:
+            daemon.stop()
+        server.stop()
+        db.close()
+    # Each download got a 503 (after a 2 s wait) for the whole outage.
+    assert answers == [(302, south + "a.txt")] * 4, answers
+    assert "Traceback" not in log

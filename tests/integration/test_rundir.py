@@ -1,0 +1,50 @@
+"""``twistd --rundir DIR mirrorbits --config FILE`` with a relative FILE: twistd moves to DIR
+after the configuration was read, and a reload must still find the file."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.daemon import BIN, DaemonProcess, base_config, repo_file
+from tests.servers import RedisServer, env_without_proxies
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_relative_config_file_is_reloaded_after_twistd_moved_to_its_rundir(
+        tmp_path: Path, redis_server: RedisServer) -> None:
+    run = tmp_path / "run"
+    repo_file(run / "repo", "/a.txt", b"hello\n", 1687249800)
+    values = base_config(run / "repo", redis_server.address, Workers="1")
+    # relative, as --config: from where the daemon was started, at start and on reload
+    values["Repository"] = "repo"
+    daemon = DaemonProcess(workdir=run, values=values)
+    daemon.workdir.mkdir(parents=True, exist_ok=True)
+    daemon.write_config()
+    rundir = tmp_path / "rundir"
+    rundir.mkdir()
+    daemon.process = subprocess.Popen(
+        [str(BIN / "twistd"), "-n", "--pidfile=", "--logfile", str(daemon.log_path),
+         "--rundir", str(rundir), "mirrorbits", "--config", daemon.config_path.name],
+        cwd=daemon.workdir, env=env_without_proxies(), stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while "Indexed 1 files" not in daemon.log():
+            assert time.monotonic() < deadline and daemon.process.poll() is None, daemon.log()
+            time.sleep(0.05)
+        reload = daemon.ctl("reload")
+        refresh = daemon.ctl("refresh")
+        log = daemon.log()
+    finally:
+        daemon.stop()
+    # It was: "Configuration could not be read from mirrorbits.conf: No such file or
+    # directory", every reload refused for the daemon's whole life; then the reloaded
+    # Repository was taken from the --rundir ("... does not exist").
+    assert (reload.returncode, reload.stderr) == (0, ""), reload.stderr
+    assert refresh.returncode == 0, refresh.stderr
+    assert log.count("Indexed 1 files, 0 removed") == 2, log
