@@ -131,16 +131,16 @@ class SelectionMemo:
         key = (base, ratio_set)
         limits = self.limits.get(key)
         if limits is None:
+            # With s >= 1 and ratio > 0 the score is over 1.5: the max() never applies, and
+            # int(x) > base exactly when x >= base + 1.  Start from the real-number answer
+            # and step to the first s the float formula weights (one or two evaluations).
+            b1 = base + 1
             found = []
             for ratio in ratios:
-
-                def weighted(s: int, ratio: float = ratio) -> bool:
-                    return int(max(s + s * ratio + 0.5, 1.0)) > base
-
-                s = max(1, min(base + 1, int((base + 0.5) / (1 + ratio))))
-                while s > 1 and weighted(s - 1):
+                s = max(1, min(b1, int((base + 0.5) / (1 + ratio))))
+                while s > 1 and (s - 1) + (s - 1) * ratio + 0.5 >= b1:
                     s -= 1
-                while not weighted(s):
+                while s + s * ratio + 0.5 < b1:
                     s += 1
                 found.append(float(base + 2 - s))
             if len(self.limits) >= LIMIT_LIMIT:
