@@ -83,9 +83,8 @@ class RedirectTable:
     ratios: tuple[float, ...]  # slot -> mirror.score / 100
     by_country: Mapping[str, tuple[int, ...]]  # country code -> slots listing it
     asns: tuple[int, ...]  # slot -> ASN
-    asn_set: frozenset[int]  # the positive ASNs of ``asns``
     positive: tuple[int, ...]  # slots with a positive mirror score
-    positive_ratio: tuple[tuple[int, float], ...]  # (slot, mirror.score / 100) of ``positive``
+    positive_ratio: tuple[float, ...]  # mirror.score / 100 of each ``positive`` slot
     positive_distances: Getter  # distances by slot -> those of ``positive``
     positive_ratios: tuple[float, ...]  # the distinct positive ratios (sorted)
     positive_set: int  # interned id of ``positive_ratios``
@@ -171,9 +170,8 @@ def redirect_table(pre: Prefiltered, memo: SelectionMemo | None = None) -> Redir
         ratios=tuple(detail[3] for detail in details),
         by_country={code: tuple(slots) for code, slots in by_country.items()},
         asns=tuple(detail[2] for detail in details),
-        asn_set=frozenset(detail[2] for detail in details if detail[2] > 0),
         positive=positive,
-        positive_ratio=tuple((slot, mirrors[slot].score / 100) for slot in positive),
+        positive_ratio=tuple(details[slot][3] for slot in positive),
         positive_distances=_getter(positive),
         positive_ratios=ratio_set,
         positive_set=memo.ratio_set_id(ratio_set),
@@ -313,10 +311,10 @@ def _shuffled(table: RedirectTable, rng: random.Random) -> list[int]:
     return accepted
 
 
-class _Draw(tuple[list[tuple[int, float]], list[int], int]):
+class _Draw(tuple[tuple[tuple[int, float], ...], tuple[int, ...], int]):
     """The weighted mirrors of an answer, in the order the draw walks them: ``(entry index,
     distance)`` and weight of each, and the total weight (a tuple: built in C, read by
-    position; the lists are copied before each draw)."""
+    position)."""
 
     __slots__ = ()
 
@@ -387,13 +385,13 @@ def _ranking(table: RedirectTable, client: GeoRecord, weight_distribution_range:
     by_country = table.by_country.get(country)
     if by_country:
         rich.update(by_country)
-    if asn > 0 and asn in table.asn_set:
+    if asn > 0 and asn in table.asns:
         rich.update(slot for slot, mirror_asn in enumerate(table.asns) if mirror_asn == asn)
     b1 = base + 1
     # A positive mirror score lifts a bonus-less mirror over the base when its score
     # s + s * ratio + 0.5 (s = base + 1 - int(d) >= 1, ratio > 0: over 1.5) reaches base + 1:
     # what :meth:`SelectionMemo.weighted_below` finds as a distance limit.
-    for slot, ratio in table.positive_ratio:
+    for slot, ratio in zip(table.positive, table.positive_ratio):
         s = b1 - int(distances[slot])
         if s + s * ratio + 0.5 >= b1:
             rich.add(slot)
@@ -426,8 +424,8 @@ def _ranking(table: RedirectTable, client: GeoRecord, weight_distribution_range:
     indices = table.indices
     if len(pool) >= 2:
         pool.sort()
-        weights = [1 - key for key, _ in pool]
-        return _Draw(([(indices[slot], marked[slot]) for _, slot in pool], weights,
+        weights = tuple([1 - key for key, _ in pool])
+        return _Draw((tuple([(indices[slot], marked[slot]) for _, slot in pool]), weights,
                       sum(weights)))
     order = _keys(table, distances, excluded, keys, base)
     ranked = sorted(range(len(order)), key=order.__getitem__)[:limit]
@@ -468,8 +466,8 @@ def redirect_order(
         rankings.move_to_end(key)
     if not isinstance(ranking, _Draw):
         return list(ranking)
-    entries = ranking[0][:]
-    weights = ranking[1][:]
+    entries = list(ranking[0])
+    weights = list(ranking[1])
     remaining = ranking[2]
     randrange = rng.randrange
     drawn: list[tuple[int, float]] = []
