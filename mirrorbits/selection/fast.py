@@ -84,7 +84,6 @@ class RedirectTable:
     by_country: Mapping[str, tuple[int, ...]]  # country code -> slots listing it
     asns: tuple[int, ...]  # slot -> ASN
     positive: tuple[int, ...]  # slots with a positive mirror score
-    positive_ratio: tuple[float, ...]  # mirror.score / 100 of each ``positive`` slot
     positive_distances: Getter  # distances by slot -> those of ``positive``
     positive_ratios: tuple[float, ...]  # the distinct positive ratios (sorted)
     positive_set: int  # interned id of ``positive_ratios``
@@ -171,7 +170,6 @@ def redirect_table(pre: Prefiltered, memo: SelectionMemo | None = None) -> Redir
         by_country={code: tuple(slots) for code, slots in by_country.items()},
         asns=tuple(detail[2] for detail in details),
         positive=positive,
-        positive_ratio=tuple(details[slot][3] for slot in positive),
         positive_distances=_getter(positive),
         positive_ratios=ratio_set,
         positive_set=memo.ratio_set_id(ratio_set),
@@ -387,17 +385,16 @@ def _ranking(table: RedirectTable, client: GeoRecord, weight_distribution_range:
         rich.update(by_country)
     if asn > 0 and asn in table.asns:
         rich.update(slot for slot, mirror_asn in enumerate(table.asns) if mirror_asn == asn)
-    b1 = base + 1
-    # A positive mirror score lifts a bonus-less mirror over the base when its score
-    # s + s * ratio + 0.5 (s = base + 1 - int(d) >= 1, ratio > 0: over 1.5) reaches base + 1:
-    # what :meth:`SelectionMemo.weighted_below` finds as a distance limit.
-    for slot, ratio in zip(table.positive, table.positive_ratio):
-        s = b1 - int(distances[slot])
-        if s + s * ratio + 0.5 >= b1:
-            rich.add(slot)
+    if table.positive:  # excluded ones are taken out below
+        limits = memo.limits.get((base, table.positive_set))
+        if limits is None:
+            limits = memo.weighted_below(base, table.positive_set, table.positive_ratios)
+        rich.update(compress(table.positive, map(float.__gt__, table.positive_limits(limits),
+                                                 table.positive_distances(distances))))
     if excluded:
         rich.difference_update(excluded)
     base_f = float(base)  # f32(base): base <= 20016 km, exact in float32
+    b1 = base + 1
     details = table.details
     keys: list[tuple[int, int]] = []  # (base + 1 - computed score, slot)
     pool: list[tuple[int, int]] = []  # those of weighted slots (key <= 0)

@@ -132,16 +132,20 @@ class SelectionMemo:
         limits = self.limits.get(key)
         if limits is None:
             # With s >= 1 and ratio > 0 the score is over 1.5: the max() never applies, and
-            # int(x) > base exactly when x >= base + 1.  Start from the real-number answer
-            # and step to the first s the float formula weights (one or two evaluations).
+            # int(x) > base exactly when x >= base + 1.  The real-number answer is the least
+            # s >= (base + 0.5) / (1 + ratio); the float formula is checked there and one
+            # below, and stepped from it in the rare case it disagrees.
             b1 = base + 1
             found = []
             for ratio in ratios:
-                s = max(1, min(b1, int((base + 0.5) / (1 + ratio))))
-                while s > 1 and (s - 1) + (s - 1) * ratio + 0.5 >= b1:
-                    s -= 1
-                while s + s * ratio + 0.5 < b1:
+                s = min(b1, max(1, -int(-(base + 0.5) // (1 + ratio))))
+                if s + s * ratio + 0.5 >= b1:
+                    while s > 1 and (s - 1) + (s - 1) * ratio + 0.5 >= b1:
+                        s -= 1
+                else:
                     s += 1
+                    while s + s * ratio + 0.5 < b1:
+                        s += 1
                 found.append(float(base + 2 - s))
             if len(self.limits) >= LIMIT_LIMIT:
                 self.limits.clear()

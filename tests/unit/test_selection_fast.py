@@ -353,8 +353,8 @@ def test_a_new_ranking_is_what_the_scores_give() -> None:
 
 def test_a_positive_score_at_its_exact_limit_is_weighted_as_the_scores_say() -> None:
     """Mirror scores whose bonus-less score lands exactly on, just under and just over the
-    base (s + s * ratio + 0.5 == base + 1 for ratio 0.5): the limits of the rewritten ranking
-    are those of ``_scores``, at the boundary."""
+    base (s + s * ratio + 0.5 == base + 1 for ratio 0.5): the ranking weights them as
+    ``_scores`` and the term-by-term reference do, at the boundary."""
     client = GeoRecord("GB", "EU", "", "", 0.0, 0.0, "", 0)
     memo = SelectionMemo()
 
@@ -383,4 +383,25 @@ def test_a_positive_score_at_its_exact_limit_is_weighted_as_the_scores_say() -> 
         want = ranking_from_scores(table, client, 0.0, 11)
         assert ranking_now(table, client, 0.0, 11) == want
         kinds.append(want[0])
+        for seed in range(3):  # and what the term-by-term reference draws
+            assert fast(table, client, 0.0, seed, 11) == expected(
+                entries, client, Secure.UNDEFINED, 0.0, seed, 11)
     assert kinds == ["order", "draw", "draw"]  # weighted from the limit on
+
+
+def test_weighted_distance_limits_are_where_the_score_passes_the_base() -> None:
+    """For every base up to 20,016 km (one in 7, and all up to 400) and mirror scores from 1 to
+    300: a bonus-less mirror is weighted exactly when its distance is under the limit."""
+    memo = SelectionMemo()
+    ratios = (0.01, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 2.0, 3.0)
+
+    def weighted(s: int, ratio: float, base: int) -> bool:
+        return int(max(s + s * ratio + 0.5, 1.0)) > base
+
+    for base in [*range(401), *range(401, 20_017, 7)]:
+        limits = memo.weighted_below(base, base, ratios)
+        for ratio, limit in zip(ratios, limits, strict=True):
+            s_min = base + 2 - int(limit)  # the least s weighted
+            assert 1 <= s_min <= base + 1
+            assert weighted(s_min, ratio, base)
+            assert s_min == 1 or not weighted(s_min - 1, ratio, base), (base, ratio)
