@@ -45,7 +45,6 @@ from mirrorbits.selection.memo import SelectionMemo
 MAX_SELECTED = 5  # mirrors returned by a redirect/JSON answer that draws or shuffles
 SMALLEST_FLOAT32 = 2.0**-149  # the closest distance used when the closest mirror is at 0 km
 _EXCLUDED = -1.0  # distance placed on excluded slots: sorts before every real distance
-_FAR = float("inf")  # the same in :func:`_ranking`: sorts after every real distance
 _FLOAT32 = Struct("<f")
 _PACK, _UNPACK = _FLOAT32.pack, _FLOAT32.unpack
 _HUNDRED = f32(100)
@@ -309,12 +308,16 @@ def _shuffled(table: RedirectTable, rng: random.Random) -> list[int]:
     return accepted
 
 
-class _Draw(tuple[tuple[tuple[int, float], ...], tuple[int, ...], int]):
+class _Draw:
     """The weighted mirrors of an answer, in the order the draw walks them: ``(entry index,
-    distance)`` and weight of each, and the total weight (a tuple: built in C, read by
-    position)."""
+    distance)`` and weight of each, and the total weight."""
 
-    __slots__ = ()
+    __slots__ = ("entries", "total", "weights")
+
+    def __init__(self, entries: tuple[tuple[int, float], ...], weights: tuple[int, ...]) -> None:
+        self.entries = entries
+        self.weights = weights
+        self.total = sum(weights)
 
 
 # What :func:`redirect_order` knows of one client location before drawing: the weighted pool,
@@ -324,106 +327,16 @@ _Ranking = _Draw | tuple[tuple[int, float], ...]
 
 def _ranking(table: RedirectTable, client: GeoRecord, weight_distribution_range: float,
              limit: int) -> _Ranking:
-    """The scores of every mirror for ``client`` (located), as the draw or answer they give.
-
-    The arithmetic of :func:`_scores` and :func:`_keys`, with less around it: excluded slots
-    are marked with an infinite distance (they sort last and are under no limit), the
-    weighted-distance limits come from the memo, and only the rich slots (those
-    :func:`_scores` scores) get the float32 formula.  For the draw (at least two weighted),
-    nothing else is computed.
-    """
-    memo = table.memo
-    known = memo.origins.get((client.latitude, client.longitude))
-    try:
-        distances: Sequence[float] = table.fetch(known[1])  # type: ignore[index]
-    except (KeyError, TypeError):
-        distances = table.fetch(memo.distances(client.latitude, client.longitude,
-                                               table.points, table.coordinates))
-    country = client.country_code
-    asn = client.as_num
-    excluded: Collection[int] = ()
-    if table.restricted:  # rules 4 to 7
-        excluded = table.excluded_by_country.get(country, table.country_default)
-        if table.continent_default:
-            more = table.excluded_by_continent.get(client.continent_code,
-                                                   table.continent_default)
-            if more:
-                excluded = excluded | more if excluded else more
-        if table.as_default:
-            more = table.excluded_by_asn.get(asn, table.as_default)
-            if more:
-                excluded = excluded | more if excluded else more
-    if excluded:
-        accepted = len(distances) - len(excluded)
-        if not accepted:
-            return ()
-        marked = list(distances)
-        for slot in excluded:
-            marked[slot] = _FAR
-        ascending = sorted(marked)
-        base = int(ascending[accepted - 1])
-    else:
-        marked = distances  # type: ignore[assignment]
-        ascending = sorted(distances)
-        base = int(ascending[-1])
-    closest = ascending[0]
-    pack, unpack = _PACK, _UNPACK
-    if closest < 1:  # a bonus-less mirror under 1 km scores base + 1: weighted
-        if closest == 0:
-            closest = SMALLEST_FLOAT32
-        radius = unpack(pack(closest * unpack(pack(weight_distribution_range))[0]))[0]
-        special = max(bisect_right(ascending, radius), bisect_left(ascending, 1.0))
-    else:
-        radius = unpack(pack(closest * unpack(pack(weight_distribution_range))[0]))[0]
-        special = bisect_right(ascending, radius)
-    index = marked.index
-    rich = {index(distance) for distance in ascending[:special]}
-    if len(rich) < special:  # equal distances: each of their slots
-        rich = {slot for slot, distance in enumerate(marked) if distance <= ascending[special - 1]}
-    by_country = table.by_country.get(country)
-    if by_country:
-        rich.update(by_country)
-    if asn > 0 and asn in table.asns:
-        rich.update(slot for slot, mirror_asn in enumerate(table.asns) if mirror_asn == asn)
-    if table.positive:  # excluded ones are taken out below
-        limits = memo.limits.get((base, table.positive_set))
-        if limits is None:
-            limits = memo.weighted_below(base, table.positive_set, table.positive_ratios)
-        rich.update(compress(table.positive, map(float.__gt__, table.positive_limits(limits),
-                                                 table.positive_distances(distances))))
-    if excluded:
-        rich.difference_update(excluded)
-    base_f = float(base)  # f32(base): base <= 20016 km, exact in float32
-    b1 = base + 1
-    details = table.details
-    keys: list[tuple[int, int]] = []  # (base + 1 - computed score, slot)
-    pool: list[tuple[int, int]] = []  # those of weighted slots (key <= 0)
-    for slot in rich:
-        d = marked[slot]
-        s = b1 - int(d)
-        first_code, codes, mirror_asn, ratio = details[slot]
-        if d <= radius:
-            if first_code == country:
-                s += int(unpack(pack(base_f - d))[0])
-            else:
-                s += int(unpack(pack(unpack(pack(base_f - d))[0] / 2))[0])
-        elif first_code == country:
-            s += int(unpack(pack(base_f - unpack(pack(d * 5))[0]))[0])
-        elif country in codes:  # listed, not first: a secondary country
-            s += int(unpack(pack(base_f - closest))[0])
-        if asn == mirror_asn and asn > 0:
-            s += base // 2
-        score = s + s * ratio + 0.5
-        key = b1 - int(score) if score >= 1.0 else base
-        if key <= 0:
-            pool.append((key, slot))
-        keys.append((key, slot))
+    """The scores of every mirror for ``client`` (located), as the draw or answer they give."""
+    distances, excluded, keys, base = _scores(table, client, weight_distribution_range)
+    if keys is None:
+        return ()
     indices = table.indices
+    pool = [pair for pair in keys if pair[0] <= 0]
     if len(pool) >= 2:
         pool.sort()
-        weights = tuple([1 - key for key, _ in pool])
-        return _Draw((tuple([(indices[slot], marked[slot]) for _, slot in pool]), weights,
-                      sum(weights)))
+        return _Draw(tuple([(indices[slot], distances[slot]) for _, slot in pool]),
+                     tuple([1 - key for key, _ in pool]))
     order = _keys(table, distances, excluded, keys, base)
     ranked = sorted(range(len(order)), key=order.__getitem__)[:limit]
     return tuple([(indices[slot], distances[slot]) for slot in ranked if slot not in excluded])
@@ -463,9 +376,9 @@ def redirect_order(
         rankings.move_to_end(key)
     if not isinstance(ranking, _Draw):
         return list(ranking)
-    entries = list(ranking[0])
-    weights = list(ranking[1])
-    remaining = ranking[2]
+    entries = list(ranking.entries)
+    weights = list(ranking.weights)
+    remaining = ranking.total
     randrange = rng.randrange
     drawn: list[tuple[int, float]] = []
     for _ in range(min(MAX_SELECTED, len(weights))):

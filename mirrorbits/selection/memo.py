@@ -131,21 +131,17 @@ class SelectionMemo:
         key = (base, ratio_set)
         limits = self.limits.get(key)
         if limits is None:
-            # With s >= 1 and ratio > 0 the score is over 1.5: the max() never applies, and
-            # int(x) > base exactly when x >= base + 1.  The real-number answer is the least
-            # s >= (base + 0.5) / (1 + ratio); the float formula is checked there and one
-            # below, and stepped from it in the rare case it disagrees.
-            b1 = base + 1
             found = []
             for ratio in ratios:
-                s = min(b1, max(1, -int(-(base + 0.5) // (1 + ratio))))
-                if s + s * ratio + 0.5 >= b1:
-                    while s > 1 and (s - 1) + (s - 1) * ratio + 0.5 >= b1:
-                        s -= 1
-                else:
+
+                def weighted(s: int, ratio: float = ratio) -> bool:
+                    return int(max(s + s * ratio + 0.5, 1.0)) > base
+
+                s = max(1, min(base + 1, int((base + 0.5) / (1 + ratio))))
+                while s > 1 and weighted(s - 1):
+                    s -= 1
+                while not weighted(s):
                     s += 1
-                    while s + s * ratio + 0.5 < b1:
-                        s += 1
                 found.append(float(base + 2 - s))
             if len(self.limits) >= LIMIT_LIMIT:
                 self.limits.clear()

@@ -282,9 +282,10 @@ def test_a_remembered_ranking_draws_what_a_fresh_one_draws() -> None:
 
 def ranking_from_scores(table: RedirectTable, client: GeoRecord, wdr: float,
                         limit: int) -> tuple[str, list[tuple[int, str]], list[int]]:
-    """What ``_ranking`` gave before it was rewritten for speed: ``_scores`` and ``_keys`` (the
-    full view's own arithmetic), the pool sorted by (key, slot), else the first ``limit``
-    accepted slots by key; distances as hex (bit for bit)."""
+    """The ranking spelled out from ``_scores`` and ``_keys`` (the full view's own arithmetic):
+    the pool sorted by (key, slot), else the first ``limit`` accepted slots by key; distances
+    as hex (bit for bit).  What any faster ``_ranking`` must give (one rewrite was tried:
+    docs/performance.md, "The first seconds after the fill")."""
     distances, excluded, keys, base = fast_module._scores(table, client, wdr)
     if keys is None:
         return "order", [], []
@@ -303,9 +304,8 @@ def ranking_now(table: RedirectTable, client: GeoRecord, wdr: float,
                 limit: int) -> tuple[str, list[tuple[int, str]], list[int]]:
     ranking = fast_module._ranking(table, client, wdr, limit)
     if isinstance(ranking, fast_module._Draw):
-        entries, weights, total = ranking
-        assert total == sum(weights)
-        return "draw", [(index, d.hex()) for index, d in entries], list(weights)
+        assert ranking.total == sum(ranking.weights)
+        return "draw", [(index, d.hex()) for index, d in ranking.entries], list(ranking.weights)
     return "order", [(index, d.hex()) for index, d in ranking], []
 
 
@@ -314,7 +314,8 @@ def test_a_new_ranking_is_what_the_scores_give() -> None:
     restrictions, every kind of mirror score) and places (at a mirror, within a few hundred
     metres, anywhere; every country, continent and AS the mirrors name): the ranking a
     redirect computes for a new (file, place) is, bit for bit, what ``_scores`` and ``_keys``
-    give, and the draw from it takes the same random numbers as the reference's."""
+    give, and the draw from it takes the same random numbers as the reference's (a guard for
+    rewriting ``_ranking`` for speed)."""
     rng = random.Random(20261205)
     memo = SelectionMemo()
     cities = [*PLACES, *((rng.uniform(-80, 80), rng.uniform(-180, 180)) for _ in range(12))]
@@ -354,7 +355,8 @@ def test_a_new_ranking_is_what_the_scores_give() -> None:
 def test_a_positive_score_at_its_exact_limit_is_weighted_as_the_scores_say() -> None:
     """Mirror scores whose bonus-less score lands exactly on, just under and just over the
     base (s + s * ratio + 0.5 == base + 1 for ratio 0.5): the ranking weights them as
-    ``_scores`` and the term-by-term reference do, at the boundary."""
+    ``_scores`` and the term-by-term reference do, at the boundary (the distance limits of
+    ``SelectionMemo.weighted_below`` are exact there)."""
     client = GeoRecord("GB", "EU", "", "", 0.0, 0.0, "", 0)
     memo = SelectionMemo()
 
