@@ -25,8 +25,10 @@ from mirrorbits.selection import (
     redirect_table,
     select,
 )
+from mirrorbits.selection import fast as fast_module
 from mirrorbits.selection import memo as memo_module
 from mirrorbits.selection.filter import Entry
+from mirrorbits.selection.geo import Origin
 from tests.unit import selection_reference as reference
 from tests.unit.selection_support import S, mirror
 
@@ -274,3 +276,134 @@ def test_a_remembered_ranking_draws_what_a_fresh_one_draws() -> None:
                 assert fast(table, client, wdr, seed, 11) == want
                 assert fast(table, client, wdr, seed, 11) == want
     assert len(memo.rankings) == 6
+
+
+# --- the ranking of a new (file, place) against the scores it is made of ------------------------
+
+def ranking_from_scores(table: RedirectTable, client: GeoRecord, wdr: float,
+                        limit: int) -> tuple[str, list[tuple[int, str]], list[int]]:
+    """The ranking spelled out from ``_scores`` and ``_keys`` (the full view's own arithmetic):
+    the pool sorted by (key, slot), else the first ``limit`` accepted slots by key; distances
+    as hex (bit for bit).  What any faster ``_ranking`` must give (one rewrite was tried:
+    docs/performance.md, "The first seconds after the fill")."""
+    distances, excluded, keys, base = fast_module._scores(table, client, wdr)
+    if keys is None:
+        return "order", [], []
+    indices = table.indices
+    pool = sorted(pair for pair in keys if pair[0] <= 0)
+    if len(pool) >= 2:
+        return ("draw", [(indices[slot], distances[slot].hex()) for _, slot in pool],
+                [1 - key for key, _ in pool])
+    order = fast_module._keys(table, distances, excluded, keys, base)
+    ranked = sorted(range(len(order)), key=order.__getitem__)[:limit]
+    return "order", [(indices[slot], distances[slot].hex()) for slot in ranked
+                     if slot not in excluded], []
+
+
+def ranking_now(table: RedirectTable, client: GeoRecord, wdr: float,
+                limit: int) -> tuple[str, list[tuple[int, str]], list[int]]:
+    ranking = fast_module._ranking(table, client, wdr, limit)
+    if isinstance(ranking, fast_module._Draw):
+        assert ranking.total == sum(ranking.weights)
+        return "draw", [(index, d.hex()) for index, d in ranking.entries], list(ranking.weights)
+    return "order", [(index, d.hex()) for index, d in ranking], []
+
+
+def test_a_new_ranking_is_what_the_scores_give() -> None:
+    """Thousands of random files (1 to 60 mirrors: shared and near-identical locations,
+    restrictions, every kind of mirror score) and places (at a mirror, within a few hundred
+    metres, anywhere; every country, continent and AS the mirrors name): the ranking a
+    redirect computes for a new (file, place) is, bit for bit, what ``_scores`` and ``_keys``
+    give, and the draw from it takes the same random numbers as the reference's (a guard for
+    rewriting ``_ranking`` for speed)."""
+    rng = random.Random(20261205)
+    memo = SelectionMemo()
+    cities = [*PLACES, *((rng.uniform(-80, 80), rng.uniform(-180, 180)) for _ in range(12))]
+    checked = {"draw": 0, "order": 0}
+    for case in range(1500):
+        entries = []
+        for ident in range(1, rng.randint(1, 60) + 1):
+            lat, lon = rng.choice(cities)
+            if rng.random() < 0.3:
+                lat += rng.choice([0.001, 0.004, 0.008, 0.02, 0.3])
+            entries.append(random_mirror(ident, rng.getrandbits(32), lat, lon))
+        wdr = rng.choice([1.5, 1.5, 1.5, 1.0, 2.0, 0.0, 0.5, 10.0])
+        secure = rng.choice(list(Secure))
+        table = table_of(entries, secure, wdr, memo)
+        if not table.indices:
+            continue
+        for _ in range(4):
+            if rng.random() < 0.4:
+                m = rng.choice(entries)[0]
+                lat, lon = m.latitude, m.longitude
+            else:
+                lat, lon = rng.choice(cities)
+                lat += rng.choice([0.0, 0.0, 0.002, 0.05])
+            client = GeoRecord(rng.choice(COUNTRIES), rng.choice(["EU", "AS", ""]), "", "",
+                               lat, lon, "", rng.choice([0, 100, 200, 16276, 1001, 1002]))
+            limit = rng.choice([1, 2, 5, 11, 12, 60])
+            want = ranking_from_scores(table, client, wdr, limit)
+            assert ranking_now(table, client, wdr, limit) == want, (case, client)
+            checked[want[0]] += 1
+            if case % 10 == 0:  # the draw itself, against the term-by-term reference
+                seed = rng.getrandbits(32)
+                assert fast(table, client, wdr, seed, limit) == expected(
+                    entries, client, secure, wdr, seed, limit)
+    assert checked["draw"] > 1000 and checked["order"] > 1000, checked
+
+
+def test_a_positive_score_at_its_exact_limit_is_weighted_as_the_scores_say() -> None:
+    """Mirror scores whose bonus-less score lands exactly on, just under and just over the
+    base (s + s * ratio + 0.5 == base + 1 for ratio 0.5): the ranking weights them as
+    ``_scores`` and the term-by-term reference do, at the boundary (the distance limits of
+    ``SelectionMemo.weighted_below`` are exact there)."""
+    client = GeoRecord("GB", "EU", "", "", 0.0, 0.0, "", 0)
+    memo = SelectionMemo()
+
+    def distance_at(lat: float) -> float:
+        return Origin(0.0, 0.0).distance_to(lat, 0.0)
+
+    far_lon = 60.0
+    while (2 * (int(Origin(0.0, 0.0).distance_to(0.0, far_lon)) + 1) - 1) % 3:
+        far_lon += 0.01
+    b1 = int(Origin(0.0, 0.0).distance_to(0.0, far_lon)) + 1
+    s_exact = (2 * b1 - 1) // 3  # s + 0.5 * s + 0.5 == b1
+    kinds = []
+    for s in (s_exact - 1, s_exact, s_exact + 1):
+        low, high = 0.0, far_lon  # the latitude where int(distance) becomes b1 - s
+        for _ in range(60):
+            middle = (low + high) / 2
+            low, high = (middle, high) if distance_at(middle) < b1 - s else (low, middle)
+        entries = [(mirror(1, latitude=0.0, longitude=far_lon, country_codes="JP", asnum=0),
+                    FileInfo(PATH, 100, T0)),
+                   (mirror(2, latitude=high, longitude=0.0, country_codes="JP", asnum=0,
+                           score=50), FileInfo(PATH, 100, T0)),
+                   (mirror(3, latitude=0.0, longitude=0.0, country_codes="JP", asnum=0),
+                    FileInfo(PATH, 100, T0))]  # at the client: weighted
+        table = table_of(entries, Secure.UNDEFINED, 0.0, memo)
+        assert int(distance_at(high)) == b1 - s
+        want = ranking_from_scores(table, client, 0.0, 11)
+        assert ranking_now(table, client, 0.0, 11) == want
+        kinds.append(want[0])
+        for seed in range(3):  # and what the term-by-term reference draws
+            assert fast(table, client, 0.0, seed, 11) == expected(
+                entries, client, Secure.UNDEFINED, 0.0, seed, 11)
+    assert kinds == ["order", "draw", "draw"]  # weighted from the limit on
+
+
+def test_weighted_distance_limits_are_where_the_score_passes_the_base() -> None:
+    """For every base up to 20,016 km (one in 7, and all up to 400) and mirror scores from 1 to
+    300: a bonus-less mirror is weighted exactly when its distance is under the limit."""
+    memo = SelectionMemo()
+    ratios = (0.01, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 2.0, 3.0)
+
+    def weighted(s: int, ratio: float, base: int) -> bool:
+        return int(max(s + s * ratio + 0.5, 1.0)) > base
+
+    for base in [*range(401), *range(401, 20_017, 7)]:
+        limits = memo.weighted_below(base, base, ratios)
+        for ratio, limit in zip(ratios, limits, strict=True):
+            s_min = base + 2 - int(limit)  # the least s weighted
+            assert 1 <= s_min <= base + 1
+            assert weighted(s_min, ratio, base)
+            assert s_min == 1 or not weighted(s_min - 1, ratio, base), (base, ratio)
