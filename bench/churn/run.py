@@ -571,6 +571,8 @@ def report(args: argparse.Namespace, churn: Churn, outcomes: list[Outcome], time
         "timeline": timeline.done[:2000],
         "phases": phases,
         "heads_per_hour": heads,
+        "heads_at": {name: [round(when - started, 2) for when in tree.heads]
+                     for name, tree in sorted(churn.trees.items())},
         "wrong_answers": [[o.at, o.verdict, o.host, o.path] for o in sorted(
             (o for o in outcomes if o.verdict not in ("right", "fallback_right", "raced")),
             key=lambda o: o.at)][:500],
