@@ -143,7 +143,7 @@ class FileVerifier(Service):
         now = self._reactor.seconds()
         # half a tick early rather than a whole tick late: the rounds keep the interval (the
         # next turn is due an interval after this one, not after this one's half tick: that
-        # made every other turn a tick late, 2.5 s apart on average at 2 s)
+        # made every other turn a tick late, 2.6 s apart on average at 2 s)
         due = self._schedule.take_due(sorted(up), now, interval, early=TICK / 2)
         boosted = [mirror_id for mirror_id, (_, until) in self._boosts.items()
                    if now < until and mirror_id in up and mirror_id not in due

@@ -71,7 +71,7 @@ def test_rounds_taken_early_keep_the_interval_despite_jitter() -> None:
     """The verification's turns: a round every second, each a few milliseconds late or
     early; a mirror due within half a tick is taken, and the next turn is due an interval
     after this one: 2 s apart on average (taking it half a tick early and counting the
-    interval from there made every other turn a tick late: 2.5 s on average)."""
+    interval from there made every other turn a tick late: 2.6 s on average)."""
     rng = random.Random(7)
     schedule, taken = LivenessSchedule(), []
     for tick in range(600):
