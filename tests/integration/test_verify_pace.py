@@ -22,6 +22,7 @@ from mirrorbits.config import Config
 from mirrorbits.health.kept import KeptConnections
 from mirrorbits.health.pace import MAX_PER_TURN
 from mirrorbits.health.verify import POPULARITY_EVERY, FileVerifier
+from mirrorbits.httppool import AddressRefused
 from mirrorbits.model import Mirror
 from mirrorbits.stats import utc_date
 from mirrorbits.store import keys
@@ -156,3 +157,34 @@ async def test_a_flooded_mirror_gets_the_cap_and_distinct_files(
     assert verifier.turns[mirror.id][-5:] == [MAX_PER_TURN] * 5
     last = max(when for when, _, _ in site.seen)
     assert len([when for when, _, _ in site.seen if when == last]) == MAX_PER_TURN
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_kept_connection_is_judged_by_each_requests_address_rule(
+    clock: Clock, ports: list[IListeningPort],
+) -> None:
+    """A connection kept from one request is not a way around the next one's rule (the
+    redirect policy's): refused, the request fails and the connection is closed."""
+    site = CountingSite(clock)
+    url = serve(ports, site, "127.0.0.94") + "/f1.bin"
+    connections = KeptConnections(reactor)
+    admitted: list[str] = []
+
+    def admit(peer: object) -> str | None:
+        admitted.append(getattr(peer, "host", ""))
+        return None
+
+    try:
+        first = await connections.agent(admit).request(b"HEAD", url.encode())
+        assert first.code == 200
+        await eventually(lambda: connections.open == 1)
+        second = await connections.agent(admit).request(b"HEAD", url.encode())
+        assert second.code == 200
+        assert admitted[-1] == "127.0.0.94" and len(admitted) >= 2  # the kept one judged too
+        await eventually(lambda: connections.open == 1)
+        with pytest.raises(AddressRefused):
+            await connections.agent(lambda _peer: "not that one").request(b"HEAD", url.encode())
+    finally:
+        await connections.close()
+    assert len({port for _, _, port in site.seen}) == 1  # both answered over one connection
+    assert len(site.seen) == 2  # the refused one never sent
