@@ -134,6 +134,16 @@ def install(target: Path, content: bytes, mtime: float) -> None:
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
+    """Logs nothing; notes when each ``HEAD`` (the daemon's checks) arrived in ``heads``."""
+
+    def __init__(self, *args: Any, heads: list[float], **kwargs: Any) -> None:
+        self.heads = heads  # before the request is handled, in the base class' __init__
+        super().__init__(*args, **kwargs)
+
+    def do_HEAD(self) -> None:
+        self.heads.append(time.monotonic())
+        super().do_HEAD()
+
     def log_message(self, format: str, *args: object) -> None:
         pass
 
@@ -181,13 +191,14 @@ class HTTPTree:
     host: str
     port: int = 0
     server: _Server | None = None
+    heads: list[float] = attrs.field(factory=list)  # when each HEAD arrived (monotonic)
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/"
 
     def start(self) -> None:
-        handler = functools.partial(_Quiet, directory=str(self.root))
+        handler = functools.partial(_Quiet, directory=str(self.root), heads=self.heads)
         self.server = _Server((self.host, self.port), handler)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, args=(POLL,), daemon=True).start()
@@ -496,7 +507,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
             churn.load(started, outcomes, rng)
             stop.set()
             runner.join(10)
-            return report(args, churn, outcomes, timeline, time.monotonic() - started)
+            return report(args, churn, outcomes, timeline, started)
     finally:
         stop.set()
         if daemon is not None:
@@ -513,8 +524,27 @@ def share(part: int, whole: int) -> float:
     return round(100.0 * part / whole, 3) if whole else 0.0
 
 
+def heads_per_hour(args: argparse.Namespace, churn: Churn,
+                   started: float) -> dict[str, dict[str, int]]:
+    """Per phase, the ``HEAD``s each mirror received (verification, health and freshness
+    checks), per hour."""
+    ends = {"before": args.before, "churn": args.before + args.churn,
+            "settled": args.before + args.churn + args.settled}
+    begins = {"before": 0.0, "churn": ends["before"], "settled": ends["churn"]}
+    rates: dict[str, dict[str, int]] = {}
+    for phase in PHASES:
+        length = ends[phase] - begins[phase]
+        rates[phase] = {
+            name: round(sum(begins[phase] <= when - started < ends[phase]
+                            for when in tree.heads) * 3600 / length) if length > 0 else 0
+            for name, tree in sorted(churn.trees.items())}
+    return rates
+
+
 def report(args: argparse.Namespace, churn: Churn, outcomes: list[Outcome], timeline: Timeline,
-           seconds: float) -> dict[str, object]:
+           started: float) -> dict[str, object]:
+    seconds = time.monotonic() - started
+    heads = heads_per_hour(args, churn, started)
     phases: dict[str, dict[str, object]] = {}
     for phase in (*PHASES, "all"):
         verdicts = Counter(o.verdict for o in outcomes if phase in ("all", o.phase))
@@ -540,6 +570,9 @@ def report(args: argparse.Namespace, churn: Churn, outcomes: list[Outcome], time
         "timeline_errors": timeline.errors[:10],
         "timeline": timeline.done[:2000],
         "phases": phases,
+        "heads_per_hour": heads,
+        "heads_at": {name: [round(when - started, 2) for when in tree.heads]
+                     for name, tree in sorted(churn.trees.items())},
         "wrong_answers": [[o.at, o.verdict, o.host, o.path] for o in sorted(
             (o for o in outcomes if o.verdict not in ("right", "fallback_right", "raced")),
             key=lambda o: o.at)][:500],
@@ -552,6 +585,9 @@ def report(args: argparse.Namespace, churn: Churn, outcomes: list[Outcome], time
         log(f"{phase:8} {row['requests']:6} requests  right bytes {row['right_percent']:7.3f} %"
             f"  fallback {row['fallback_percent']:6.3f} %  raced {row['raced']}"
             f"  wrong {row['wrong']}")
+    for phase, rates in heads.items():
+        log(f"{phase:8} HEADs per mirror per hour: "
+            + "  ".join(f"{name} {rate}" for name, rate in rates.items()))
     return figures
 
 

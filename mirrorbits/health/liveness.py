@@ -60,8 +60,11 @@ class LivenessSchedule:
     _due: dict[int, float] = field(factory=dict)
     _interval: float = 0.0
 
-    def take_due(self, mirror_ids: Iterable[int], now: float, interval: float) -> list[int]:
-        """The mirrors to probe now, in order; each is next due ``interval`` from now."""
+    def take_due(self, mirror_ids: Iterable[int], now: float, interval: float,
+                 early: float = 0.0) -> list[int]:
+        """The mirrors to probe now, in order (those due within ``early`` seconds too: rounds
+        that come every tick, a little late or early, then keep the interval); each is next
+        due ``interval`` from now."""
         ids = list(mirror_ids)
         if interval != self._interval:
             self._due.clear()
@@ -71,7 +74,7 @@ class LivenessSchedule:
         new = [mirror_id for mirror_id in ids if mirror_id not in self._due]
         for index, mirror_id in enumerate(new):
             self._due[mirror_id] = now + interval * index / len(new)
-        ready = [mirror_id for mirror_id in ids if self._due[mirror_id] <= now]
+        ready = [mirror_id for mirror_id in ids if self._due[mirror_id] <= now + early]
         for mirror_id in ready:
             self._due[mirror_id] = now + interval
         return ready

@@ -1,14 +1,18 @@
 """Verifying what the mirrors are believed to hold, the popular files first.
 
-Every ``VerifyInterval`` seconds each up mirror this node checks is sent one ``HEAD`` for one
-file it is believed to hold, chosen by :class:`~mirrorbits.health.rotation.Rotation` (its most
-downloaded files often, the long tail slowly). A 404, or a 200 of another size than the one
+Every ``VerifyInterval`` seconds (a turn) each up mirror this node checks is sent ``HEAD``s for
+files it is believed to hold, each chosen by :class:`~mirrorbits.health.rotation.Rotation`
+(its most downloaded files often, the long tail slowly): one for an idle mirror, more for a
+mirror users are sent to (:mod:`mirrorbits.health.pace`: one per two users, at most
+:data:`~mirrorbits.health.pace.MAX_PER_TURN`), one after the other over one kept connection
+(:mod:`mirrorbits.health.kept`). A 404, or a 200 of another size than the one
 recorded for that mirror, means the mirror lost the file: it is forgotten there at once and the
 mirror rescanned (``HealthChecker.file_lost``): a wrong answer costs one file, not the mirror.
 
 Popularity is today's download counters (``STATS_FILE_<date>``, written by every HTTP process,
 workers included), read every :data:`POPULARITY_EVERY` seconds on the monitoring node, never on
-the request path; with the mirrors holding each of the most downloaded files
+the request path; with each mirror's download counter (``STATS_MIRROR_<date>``), whose growth
+gives the users sent there per second; with the mirrors holding each of the most downloaded files
 (``FILEMIRRORS_<path>``, at most :data:`~mirrorbits.health.rotation.MAX_RANKED` files). See
 docs/freshness.md.
 """
@@ -24,10 +28,12 @@ from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
 from mirrorbits.config import Config
+from mirrorbits.health.kept import KeptConnections
 from mirrorbits.health.liveness import LivenessSchedule
 from mirrorbits.health.lost import lost_because
 from mirrorbits.health.outcome import check_urls, file_url, redirects_allowed
-from mirrorbits.health.probe import AgentFactory, make_agent, probe
+from mirrorbits.health.pace import Pace
+from mirrorbits.health.probe import probe
 from mirrorbits.health.rotation import Rotation, ranked
 from mirrorbits.logs import Logger
 from mirrorbits.model import Mirror
@@ -39,7 +45,7 @@ from mirrorbits.store.errors import DatabaseNotReady
 from mirrorbits.store.events import PROTO_HTTP
 from mirrorbits.store.files import file_mirror_ids, read_file, read_mirror_file
 from mirrorbits.store.mirrors import MirrorStore
-from mirrorbits.store.statistics import day_suffixes, files_downloads_in
+from mirrorbits.store.statistics import day_suffixes, files_downloads_in, mirrors_downloads_in
 from mirrorbits.ticking import start_loop, stop_ticking
 
 #: Seconds between two reads of the download counters and of the popular files' holders
@@ -73,7 +79,10 @@ class FileVerifier(Service):
     _reactor: IConnectingReactor
     _lost: Callable[[Mirror, str, str], None]
     _handles: Callable[[int], bool] = lambda _mirror_id: True
-    _agent_factory: AgentFactory | None = None
+    # the connections the requests go over (tests give one on the real reactor while the
+    # turns follow a fake clock)
+    _connections: KeptConnections | None = None
+    _pace: Pace = field(factory=Pace, init=False)
     _rotation: Rotation = field(factory=Rotation, init=False)
     _schedule: LivenessSchedule = field(factory=LivenessSchedule, init=False)
     _read_at: float | None = field(default=None, init=False)
@@ -85,17 +94,24 @@ class FileVerifier(Service):
     # (mirror, protocol) -> when a verification last had an HTTP answer from it
     _answered: dict[tuple[int, int], float] = field(factory=dict, init=False)
     verified: int = field(default=0, init=False)
+    # mirror id -> the HEADs of each of its turns, the last 100 (for tests and docs)
+    turns: dict[int, list[int]] = field(factory=dict, init=False)
 
     name = "file-verification"
 
     def startService(self) -> None:
         super().startService()
+        if self._connections is None:
+            self._connections = KeptConnections(self._reactor)
         self._loop = start_loop(self.tick, self._reactor, TICK, now=True, log=log,
                                 stopped="File verification loop stopped")
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
-        return stop_ticking(self._loop, self._pending.values())
+        stopped = stop_ticking(self._loop, self._pending.values())
+        if self._connections is not None:
+            self._connections.close()
+        return stopped
 
     def tick(self) -> Deferred[None]:
         """One round: refresh popularity when due, start the verifications due; never
@@ -125,20 +141,41 @@ class FileVerifier(Service):
         up = {m.id: m for m in mirrors
               if m.enabled and (m.http_up or m.https_up) and self._handles(m.id)}
         now = self._reactor.seconds()
-        # half a tick early rather than a whole tick late: the rounds keep the interval
-        due = self._schedule.take_due(sorted(up), now + TICK / 2, interval)
+        # half a tick early rather than a whole tick late: the rounds keep the interval (the
+        # next turn is due an interval after this one, not after this one's half tick: that
+        # made every other turn a tick late, 2.6 s apart on average at 2 s)
+        due = self._schedule.take_due(sorted(up), now, interval, early=TICK / 2)
         boosted = [mirror_id for mirror_id, (_, until) in self._boosts.items()
                    if now < until and mirror_id in up and mirror_id not in due
                    and now - self._started.get(mirror_id, 0.0) >= BOOST_EVERY - 0.01]
+        self._pace.forget_others(set(up))
         for mirror_id in (*due, *boosted):
             if mirror_id in self._pending:
                 continue
-            path = self._rotation.choose(mirror_id, now)
-            if path is None:
+            heads = self._pace.turn(mirror_id, interval) if mirror_id in due else 1
+            paths = self._choose(mirror_id, now, heads)
+            if not paths:
                 continue
-            self._rotation.verified(mirror_id, path, now)  # asked: not chosen again at once
             self._started[mirror_id] = now
-            self._start(up[mirror_id], path)
+            if mirror_id in due:
+                self.turns[mirror_id] = [*self.turns.get(mirror_id, [])[-99:], len(paths)]
+            self._start(up[mirror_id], paths)
+
+    def _choose(self, mirror_id: int, now: float, heads: int) -> list[str]:
+        """Up to ``heads`` distinct files of ``mirror_id`` to verify now."""
+        paths: list[str] = []
+        for _ in range(heads):
+            path = self._rotation.choose(mirror_id, now)
+            if path is None or path in paths:
+                break
+            self._rotation.verified(mirror_id, path, now)  # asked: not chosen again at once
+            paths.append(path)
+        return paths
+
+    @property
+    def busy(self) -> bool:
+        """Whether a round or a verification is under way."""
+        return self._busy or bool(self._pending)
 
     def boost(self, mirror_id: int) -> None:
         """``mirror_id`` lost a file: verify it every :data:`BOOST_EVERY` seconds for a
@@ -160,6 +197,7 @@ class FileVerifier(Service):
     async def _read_popularity(self, client: RedisClient, now: float) -> None:
         today = day_suffixes(utc_date(self._reactor.seconds()))[0]
         downloads = await files_downloads_in(client, today)
+        self._pace.users.read(await mirrors_downloads_in(client, today), now)
         popular = ranked(downloads)
         holders = await gatherResults(
             [Deferred.fromCoroutine(file_mirror_ids(client, path)) for path in popular])
@@ -168,17 +206,25 @@ class FileVerifier(Service):
         if popular:
             self._read_at = now
 
-    def _start(self, mirror: Mirror, path: str) -> None:
-        pending = Deferred.fromCoroutine(self._verify(mirror, path))
+    def _start(self, mirror: Mirror, paths: list[str]) -> None:
+        pending = Deferred.fromCoroutine(self._verify_all(mirror, paths))
         self._pending[mirror.id] = pending
 
         def done(result: object) -> None:
             self._pending.pop(mirror.id, None)
             if isinstance(result, Failure) and self.running:
                 outage.report(log, "File verification", result,
-                              "Verifying {path} on {name} failed", path=path, name=mirror.name)
+                              "Verifying {paths} on {name} failed", paths=" ".join(paths),
+                              name=mirror.name)
 
         pending.addBoth(done)
+
+    async def _verify_all(self, mirror: Mirror, paths: list[str]) -> None:
+        """The ``HEAD``s of one turn, one after the other (over one kept connection)."""
+        for path in paths:
+            if not self.running:
+                return
+            await self._verify(mirror, path)
 
     async def _verify(self, mirror: Mirror, path: str) -> None:
         recorded = await read_mirror_file(self._get_client(), mirror.id, path)
@@ -191,8 +237,8 @@ class FileVerifier(Service):
             return
         proto, base = bases[0]
         config = self._get_config()
-        agents = self._agent_factory or (lambda admit: make_agent(self._reactor, admit))
-        result = await probe(agents, self._reactor, file_url(base, path),
+        connections = self._connections or KeptConnections(self._reactor)
+        result = await probe(connections.agent, self._reactor, file_url(base, path),
                              redirects_allowed(mirror.allow_redirects, config.disallow_redirects),
                              mirror.name, TIMEOUT, config.allow_redirect_hosts)
         self.verified += 1

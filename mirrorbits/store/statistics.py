@@ -28,6 +28,7 @@ __all__ = [
     "file_downloads_in",
     "files_downloads_in",
     "mirror_downloads",
+    "mirrors_downloads_in",
     "mirrors_downloads_per_day",
     "seen_within",
 ]
@@ -106,6 +107,17 @@ async def mirror_downloads(
     sizes = await gatherResults(
         [client.hget(keys.STATS_MIRROR_BYTES + s, field_name) for s in suffixes])
     return sum(map(count, requests)), sum(map(count, sizes))
+
+
+async def mirrors_downloads_in(client: RedisClient, suffix: str) -> dict[int, int]:
+    """The downloads of every mirror counted in one period (``STATS_MIRROR<suffix>``: mirror
+    id -> count); fields that are not mirror ids are skipped."""
+    counters = await client.hgetall(keys.STATS_MIRROR + suffix) or {}
+    counts: dict[int, int] = {}
+    for name, value in counters.items():
+        if name.isdigit():
+            counts[int(name)] = count(value)
+    return counts
 
 
 async def mirrors_downloads_per_day(

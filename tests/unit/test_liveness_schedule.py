@@ -3,6 +3,7 @@ first probes spread over the interval."""
 
 from __future__ import annotations
 
+import random
 from itertools import pairwise
 
 from twisted.internet.task import Clock
@@ -64,3 +65,23 @@ def test_endpoints_are_the_up_protocols() -> None:
     tls = Mirror(name="t", http_url="https://[::1]/x/", http_up=False, https_up=True)
     assert [(e.proto, e.host, e.port) for e in endpoints(tls)] == [(PROTO_HTTPS, "::1", 443)]
     assert endpoints(Mirror(name="d", http_url="http://down.example/")) == []
+
+
+def test_rounds_taken_early_keep_the_interval_despite_jitter() -> None:
+    """The verification's turns: a round every second, each a few milliseconds late or
+    early; a mirror due within half a tick is taken, and the next turn is due an interval
+    after this one: 2 s apart on average (taking it half a tick early and counting the
+    interval from there made every other turn a tick late: 2.6 s on average)."""
+    rng = random.Random(7)
+    schedule, taken = LivenessSchedule(), []
+    for tick in range(600):
+        now = tick + rng.uniform(0.0, 0.05)  # each round's own delay
+        if schedule.take_due([1], now, 2.0, early=0.5):
+            taken.append(now)
+    gaps = [later - earlier for earlier, later in pairwise(taken)]
+    assert min(gaps) >= 1.9 and max(gaps) <= 2.1
+    assert len(taken) >= 299
+    late = LivenessSchedule()
+    before = [tick for tick in range(600)
+              if late.take_due([1], tick + rng.uniform(0.0, 0.05) + 0.5, 2.0)]
+    assert len(before) < 260  # the former call: turns 2.3 s apart or more on average
