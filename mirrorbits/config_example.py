@@ -129,9 +129,9 @@ EXAMPLE_CONFIG = """\
 # held connections.
 #LivenessInterval: 3
 
-# Seconds between two verifications of an up mirror: one HEAD for one file it is believed to
-# hold, its most downloaded files most often (the top one about every 8 s, the tenth every
-# 2 minutes with 2 s). A 404 or another size drops that file there at once, rescans the
+# Seconds between two verification turns of an up mirror: one HEAD for one file it is believed
+# to hold, or one per two users sent to it (at most 4 a turn, over one connection), its most
+# downloaded files most often. A 404 or another size drops that file there at once, rescans the
 # mirror and verifies it every second for 20 s. A mirror that answered one within
 # LivenessInterval gets no liveness probe. 0: no verification.
 #VerifyInterval: 2
