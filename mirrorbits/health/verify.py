@@ -187,6 +187,9 @@ class FileVerifier(Service):
         self._boosts = {key: value for key, value in self._boosts.items()
                         if now - value[0] < BOOST_AT_MOST_EVERY}
         self._boosts[mirror_id] = (now, now + BOOST_FOR)
+        # the next round reads what is downloaded now: files first asked since the last read
+        # (up to POPULARITY_EVERY ago) are not in the rotation, and the boost would miss them
+        self._read_at = None
 
     def answered_within(self, mirror_id: int, proto: int, seconds: float) -> bool:
         """Whether a verification had an HTTP answer from ``mirror_id`` over ``proto``

@@ -48,6 +48,7 @@ class CountingSite(Resource):
 
     clock: Clock
     seen: list[tuple[float, str, int]] = field(factory=list)
+    paths: list[str] = field(factory=list)  # the paths asked, in order
     isLeaf = True
 
     def __attrs_post_init__(self) -> None:
@@ -56,6 +57,7 @@ class CountingSite(Resource):
     def render(self, request: Request) -> bytes:
         port = getattr(request.getClientAddress(), "port", 0)
         self.seen.append((self.clock.seconds(), request.method.decode(), port))
+        self.paths.append(request.path.decode())
         size = FILES.get(request.path.decode())
         if size is None:
             request.setResponseCode(404)
@@ -188,3 +190,31 @@ async def test_a_kept_connection_is_judged_by_each_requests_address_rule(
         await connections.close()
     assert len({port for _, _, port in site.seen}) == 1  # both answered over one connection
     assert len(site.seen) == 2  # the refused one never sent
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_boost_verifies_the_files_downloaded_since_the_last_popularity_read(
+    store: MirrorStore, service: RedisService, redis_db: redis.Redis, clock: Clock,
+    ports: list[IListeningPort],
+) -> None:
+    for path, size in FILES.items():
+        redis_db.hset(keys.file(path), mapping={"size": str(size), "modTime": MODIFIED})
+        redis_db.sadd(keys.FILES, path)
+    site = CountingSite(clock)
+    mirror = await up_mirror_holding_all(store, redis_db, "m", serve(ports, site, "127.0.0.93"))
+    today = day_suffixes(utc_date(clock.seconds()))[0]
+    redis_db.hset(keys.STATS_FILE + today, "/f0.bin", 50)
+    verifier = FileVerifier(lambda: Config(verify_interval=10), service.client, store, clock,
+                            lambda *_: None, connections=KeptConnections(reactor))
+    verifier.startService()
+    try:
+        await eventually(lambda: not verifier.busy)  # popularity read: /f0.bin alone
+        redis_db.hset(keys.STATS_FILE + today, "/f7.bin", 20)  # first asked since
+        verifier.boost(mirror.id)  # a lost file was found there
+        for _ in range(3):
+            clock.advance(1)
+            await eventually(lambda: not verifier.busy)
+    finally:
+        await verifier.stopService()
+    # without the fresh read, /f7.bin waits for the next one, POPULARITY_EVERY later
+    assert "/f7.bin" in site.paths, site.paths
