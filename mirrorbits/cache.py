@@ -23,6 +23,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
 from mirrorbits.model import FileInfo, Mirror
+from mirrorbits.store import outage
 from mirrorbits.store.client import RedisClient
 from mirrorbits.store.files import read_file
 from mirrorbits.store.mirrors import mirror_ids, read_mirror
@@ -121,6 +122,9 @@ class LRU(Generic[K, V]):
     def keys(self) -> list[K]:
         return list(self._data)
 
+    def items(self) -> list[tuple[K, V]]:
+        return list(self._data.items())
+
 
 
 
@@ -136,6 +140,9 @@ class MirrorCache:
     mirrors: LRU[int, Mirror] = field(factory=lambda: LRU(10_000))
     mirror_files: LRU[tuple[int, str], FileInfo | None] = field(factory=lambda: LRU(1_000_000))
     mirror_listeners: list[Callable[[int], None]] = field(factory=list)
+    # The mirror records :meth:`suspect_all` put aside (pub/sub lost, nothing known to have
+    # changed): answered from only while Redis cannot be read (:meth:`held_candidates`).
+    _suspected: dict[int, Mirror] = field(factory=dict)
     warmed: int = 0  # files whose records :meth:`warm` put in the cache
     # Misses read together (one script per MISS_BATCH files), each path
     # once however many requests want it: an invalidation storm costs a few round trips per
@@ -226,13 +233,16 @@ class MirrorCache:
     def held_candidates(self, path: str) -> list[tuple[Mirror, FileInfo | None]] | Missing:
         """What the cache holds of ``path``'s candidates, leaving out the mirrors whose
         records are not in memory (a message made it forget them and Redis cannot be read
-        now); ``MISSING`` without the file's mirror list."""
+        now), those a lost pub/sub connection put aside included; ``MISSING`` without the
+        file's mirror list."""
         ids = self.file_mirrors.get(path)
         if ids is MISSING:
             return MISSING
         result: list[tuple[Mirror, FileInfo | None]] = []
         for mirror_id in ids:
             mirror = self.mirrors.get(mirror_id)
+            if mirror is MISSING:
+                mirror = self._suspected.get(mirror_id, MISSING)
             info = self.mirror_files.get((mirror_id, path))
             if mirror is not MISSING and info is not MISSING:
                 result.append((mirror, info))
@@ -458,6 +468,7 @@ class MirrorCache:
             return
         mirror_id = int(message)
         self.mirrors.pop(mirror_id)
+        self._suspected.pop(mirror_id, None)  # changed: not answered from in an outage
         self._mirror_versions[mirror_id] = self._mirror_versions.get(mirror_id, 0) + 1
         self.generation += 1
         for listener in self.mirror_listeners:
@@ -482,6 +493,7 @@ class MirrorCache:
         self.generation += 1
         self._epoch += 1
         self._path_versions.clear()
+        self._suspected.update(self.mirrors.items())
         self.mirrors.clear()
         self._release_refresh_waiters(list(self._refresh_waiters))
 
@@ -494,6 +506,7 @@ class MirrorCache:
         self.files.clear()
         self.file_mirrors.clear()
         self.mirrors.clear()
+        self._suspected.clear()
         self.mirror_files.clear()
         self._stale.clear()
         self._again.clear()
@@ -551,8 +564,11 @@ class MirrorCache:
                 records = await read_file_records(self.get_client(), whole)
             if some:
                 changes = await read_file_changes(self.get_client(), some)
-        except Exception:
-            failed = True
+        except Exception as err:
+            # Redis unreachable: what the cache holds is kept (its reconnection re-reads
+            # every held file in place); dropped, each request for these files got a 503
+            # for the whole outage. Anything else: dropped, the next request reads it.
+            failed = outage.redis_cause(err) is None
         self._refresh_reads -= 1
         # Else cleared meanwhile: nothing to replace. A mirror's message meanwhile (its
         # health, a scan's start) does not make the file's records read here stale, nor do

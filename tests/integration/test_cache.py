@@ -10,8 +10,10 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import Clock
 
 from mirrorbits.cache import MISSING, MirrorCache
-from mirrorbits.model import FileInfo
+from mirrorbits.model import FileInfo, Mirror
 from mirrorbits.store import keys
+from mirrorbits.store.client import RedisClient
+from mirrorbits.store.errors import DatabaseNotReady
 from mirrorbits.store.pubsub import PubSubService
 from mirrorbits.store.redis import RedisService
 from tests.integration.store_support import eventually
@@ -354,3 +356,51 @@ async def test_re_reads_of_odd_paths_land_in_one_script(
         assert [(m.id, f.size if f else None) for m, f in pairs] == [(2, size)], path
     stats = redis_db.info("commandstats")
     assert stats["cmdstat_eval"]["calls"] == 1 + 1  # the re-read; the NUL path's miss
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_re_read_redis_cannot_answer_keeps_what_the_cache_held(
+    service: RedisService, redis_db: redis.Redis
+) -> None:
+    """A scan's message just before Redis went down: the file's re-read fails, and its
+    requests are answered from the records held (a 503 each for the whole outage, when the
+    records were dropped); the reconnection's fill re-reads them in place."""
+    seed(redis_db)
+    down = False
+
+    def client() -> RedisClient:
+        if down:  # what the real service raises once it saw the link lost
+            raise DatabaseNotReady("Redis is down")
+        return service.client()
+
+    cache = MirrorCache(client, Clock())
+    before = await cache.candidates("/a.txt")
+    await cache.file_info("/a.txt")
+    down = True
+    cache.on_mirror_file_update("1 /a.txt")
+    cache.on_file_update("/a.txt")
+    await eventually(lambda: not cache._refreshing)
+    assert cache.cached_candidates("/a.txt") == before
+    assert isinstance(cache.cached_file("/a.txt"), FileInfo)
+
+
+@pytest_twisted.ensureDeferred
+async def test_while_redis_is_down_the_mirrors_put_aside_by_a_lost_pubsub_still_serve(
+    cache: MirrorCache
+) -> None:
+    """Redis going down also drops pub/sub, which makes the cache read every mirror again:
+    until Redis answers, the records it held serve, except a mirror known to have changed
+    (every download of a file whose memo was rebuilt got a 503 for the whole outage)."""
+    await cache.candidates("/a.txt")
+    cache.suspect_all()  # pub/sub lost
+    assert sorted(m.name for m, _ in held(cache)) == ["one", "two"]
+    cache.on_mirror_update("1")  # a message read before the loss: it changed
+    assert [m.name for m, _ in held(cache)] == ["two"]
+    cache.clear()
+    assert cache.held_candidates("/a.txt") is MISSING
+
+
+def held(cache: MirrorCache) -> list[tuple[Mirror, FileInfo | None]]:
+    entries = cache.held_candidates("/a.txt")
+    assert entries is not MISSING
+    return entries
