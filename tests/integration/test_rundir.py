@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.daemon import BIN, DaemonProcess, base_config, repo_file
 from tests.servers import RedisServer, env_without_proxies
@@ -16,7 +17,9 @@ pytestmark = pytest.mark.integration
 
 
 def test_a_relative_config_file_is_reloaded_after_twistd_moved_to_its_rundir(
-        tmp_path: Path, redis_server: RedisServer) -> None:
+        tmp_path: Path, redis_server: RedisServer, redis_db: redis.Redis) -> None:
+    """(``redis_db``: the session's Redis emptied first; another test's data there made the
+    database check refuse to start.)"""
     run = tmp_path / "run"
     repo_file(run / "repo", "/a.txt", b"hello\n", 1687249800)
     values = base_config(run / "repo", redis_server.address, Workers="1")
