@@ -66,6 +66,13 @@ class CountingSite(Resource):
         return b""
 
 
+def index_files(db: redis.Redis) -> None:
+    """:data:`FILES` indexed in the repository."""
+    for path, size in FILES.items():
+        db.hset(keys.file(path), mapping={"size": str(size), "modTime": MODIFIED})
+        db.sadd(keys.FILES, path)
+
+
 async def up_mirror_holding_all(store: MirrorStore, db: redis.Redis, name: str,
                                 url: str) -> Mirror:
     mirror = await store.add_mirror(Mirror(name=name, http_url=url, rsync_url="rsync://x/"))
@@ -83,9 +90,7 @@ async def test_a_mirror_receiving_users_is_verified_more_never_past_the_cap(
     store: MirrorStore, service: RedisService, redis_db: redis.Redis, clock: Clock,
     ports: list[IListeningPort],
 ) -> None:
-    for path, size in FILES.items():
-        redis_db.hset(keys.file(path), mapping={"size": str(size), "modTime": MODIFIED})
-        redis_db.sadd(keys.FILES, path)
+    index_files(redis_db)
     busy_site, idle_site = CountingSite(clock), CountingSite(clock)
     busy = await up_mirror_holding_all(store, redis_db, "busy",
                                        serve(ports, busy_site, "127.0.0.91"))
@@ -136,9 +141,7 @@ async def test_a_flooded_mirror_gets_the_cap_and_distinct_files(
     store: MirrorStore, service: RedisService, redis_db: redis.Redis, clock: Clock,
     ports: list[IListeningPort],
 ) -> None:
-    for path, size in FILES.items():
-        redis_db.hset(keys.file(path), mapping={"size": str(size), "modTime": MODIFIED})
-        redis_db.sadd(keys.FILES, path)
+    index_files(redis_db)
     site = CountingSite(clock)
     mirror = await up_mirror_holding_all(store, redis_db, "flooded",
                                          serve(ports, site, "127.0.0.93"))
@@ -197,9 +200,7 @@ async def test_a_boost_verifies_the_files_downloaded_since_the_last_popularity_r
     store: MirrorStore, service: RedisService, redis_db: redis.Redis, clock: Clock,
     ports: list[IListeningPort],
 ) -> None:
-    for path, size in FILES.items():
-        redis_db.hset(keys.file(path), mapping={"size": str(size), "modTime": MODIFIED})
-        redis_db.sadd(keys.FILES, path)
+    index_files(redis_db)
     site = CountingSite(clock)
     mirror = await up_mirror_holding_all(store, redis_db, "m", serve(ports, site, "127.0.0.93"))
     today = day_suffixes(utc_date(clock.seconds()))[0]
