@@ -106,6 +106,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--down-seconds", type=float, default=30.0,
                         help="how long mirror 6 is down in the middle of the churn")
     parser.add_argument("--seed", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="the daemon's Workers setting (HTTP worker processes)")
     parser.add_argument("--verify-interval", type=int, default=2,
                         help="the daemon's VerifyInterval (seconds; 0: no file verification)")
     parser.add_argument("--json", type=Path, help="also write the report here")
@@ -387,7 +389,7 @@ class Churn:
             "CheckInterval": "1",
             "WatchLocalFiles": "true",
             "OutputMode": "redirect",
-            "Workers": "1",
+            "Workers": str(self.args.workers),
             "VerifyInterval": str(self.args.verify_interval),
         }, f"TrustedProxies:\n  - 127.0.0.1\nFallbacks:\n  - URL: {self.fallback.url}\n"))
         env = env_without_proxies()
