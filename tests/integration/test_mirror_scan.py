@@ -209,6 +209,8 @@ def test_monitor_scans_an_enabled_mirror(
         assert not db.exists("MIRRORFILES_1")  # disabled mirrors are not scanned
         assert process.ctl("enable", "m1").returncode == 0
         wait_until(lambda: db.scard("MIRRORFILES_1") == 2)
+        # the commit's later steps may land a moment after MIRRORFILES (seen under load)
+        wait_until(lambda: db.scard("HANDLEDFILES_1") == 2)
         assert db.smembers("HANDLEDFILES_1") == {f["path"] for f in FIXTURE["tree"][:2]}
         wait_until(lambda: db.hget("MIRROR_1", "lastModTime") == TRACE_STAMP)
         first = db.hget("MIRROR_1", "lastSync")
