@@ -264,16 +264,16 @@ class WorkerPool(Service):
                 level = LogLevel.debug
             self._start_failure = text
         if shared and self._echoes is not None:
-            if self._echoes.repeats(text):
-                level = LogLevel.debug  # said just now: the same Redis event
-            elif not worker.serving:  # a starting worker's own connection: said in order
-                self._echoes.said(text)
-            else:  # an event the daemon may say in a moment
+            if worker.serving and not self._echoes.repeats(text):
+                # an event the daemon may say in a moment (a starting worker's own connection
+                # is said at once, in order)
                 self._next_held += 1
                 key = self._next_held
                 call = self.reactor.callLater(ECHO_HOLD, self._relay_held, key)
                 self._held[key] = (call, worker.pid, level, text)
                 return
+            self._relay(worker.pid, level, text)
+            return
         log.emit(level, "worker {pid}: {text}", pid=worker.pid, text=text)
 
     def _relay_held(self, key: int) -> None:
