@@ -140,9 +140,11 @@ class MirrorCache:
     mirrors: LRU[int, Mirror] = field(factory=lambda: LRU(10_000))
     mirror_files: LRU[tuple[int, str], FileInfo | None] = field(factory=lambda: LRU(1_000_000))
     mirror_listeners: list[Callable[[int], None]] = field(factory=list)
-    # The mirror records :meth:`suspect_all` put aside (pub/sub lost, nothing known to have
-    # changed): answered from only while Redis cannot be read (:meth:`held_candidates`).
-    _suspected: dict[int, Mirror] = field(factory=dict)
+    # Mirror records put aside, answered from only while Redis cannot be read
+    # (:meth:`held_candidates`): those :meth:`suspect_all` made the cache read again (pub/sub
+    # lost) and those a mirror's message made it forget, each until a read of its mirror
+    # succeeds (what that read said replaces it).
+    _aside: dict[int, Mirror] = field(factory=dict)
     warmed: int = 0  # files whose records :meth:`warm` put in the cache
     # Misses read together (one script per MISS_BATCH files), each path
     # once however many requests want it: an invalidation storm costs a few round trips per
@@ -231,10 +233,10 @@ class MirrorCache:
         return result
 
     def held_candidates(self, path: str) -> list[tuple[Mirror, FileInfo | None]] | Missing:
-        """What the cache holds of ``path``'s candidates, leaving out the mirrors whose
-        records are not in memory (a message made it forget them and Redis cannot be read
-        now), those a lost pub/sub connection put aside included; ``MISSING`` without the
-        file's mirror list."""
+        """What the cache holds of ``path``'s candidates while Redis cannot be read: the
+        mirror records put aside (forgotten by a message or a lost pub/sub connection, not
+        read again since) serve like the others; a mirror whose record is nowhere in memory is
+        left out. ``MISSING`` without the file's mirror list."""
         ids = self.file_mirrors.get(path)
         if ids is MISSING:
             return MISSING
@@ -242,7 +244,7 @@ class MirrorCache:
         for mirror_id in ids:
             mirror = self.mirrors.get(mirror_id)
             if mirror is MISSING:
-                mirror = self._suspected.get(mirror_id, MISSING)
+                mirror = self._aside.get(mirror_id, MISSING)
             info = self.mirror_files.get((mirror_id, path))
             if mirror is not MISSING and info is not MISSING:
                 result.append((mirror, info))
@@ -327,9 +329,20 @@ class MirrorCache:
             return cached
         version = self._mirror_version(mirror_id)
         mirror = await read_mirror(self.get_client(), mirror_id)
-        if mirror is not None and self._mirror_version(mirror_id) == version:
-            self.mirrors.put(mirror_id, mirror)  # else changed meanwhile: read it next time
+        self._mirror_read(mirror_id, mirror, self._mirror_version(mirror_id) == version)
         return mirror
+
+    def _mirror_read(self, mirror_id: int, mirror: Mirror | None, current: bool) -> None:
+        """A read of a mirror's record succeeded: what it found is kept if no message about
+        the mirror came meanwhile (``current``; else it is read again next time), and
+        replaces the record put aside either way (none: the mirror is gone)."""
+        if mirror is None:
+            self._aside.pop(mirror_id, None)
+        elif current:
+            self.mirrors.put(mirror_id, mirror)
+            self._aside.pop(mirror_id, None)
+        else:
+            self._aside[mirror_id] = mirror
 
     def _mirror_version(self, mirror_id: int) -> tuple[int, int]:
         return self._epoch, self._mirror_versions.get(mirror_id, 0)
@@ -364,10 +377,10 @@ class MirrorCache:
         client = self.get_client()
         generation = self.generation
         found = [(mid, await read_mirror(client, mid)) for mid in await mirror_ids(client)]
-        if self.generation == generation:
-            for mirror_id, mirror in found:
-                if mirror is not None and mirror_id not in self.mirrors:
-                    self.mirrors.put(mirror_id, mirror)
+        current = self.generation == generation
+        for mirror_id, mirror in found:
+            if mirror_id not in self.mirrors:
+                self._mirror_read(mirror_id, mirror, current)
         limit = self.files.capacity
         room = self.mirror_files.capacity
         held = {path: self.records_version(path)
@@ -467,8 +480,10 @@ class MirrorCache:
         if not _is_int(message):
             return
         mirror_id = int(message)
+        held = self.mirrors.peek(mirror_id)
+        if held is not MISSING:  # answered from until read again, if Redis cannot be read
+            self._aside[mirror_id] = held
         self.mirrors.pop(mirror_id)
-        self._suspected.pop(mirror_id, None)  # changed: not answered from in an outage
         self._mirror_versions[mirror_id] = self._mirror_versions.get(mirror_id, 0) + 1
         self.generation += 1
         for listener in self.mirror_listeners:
@@ -493,7 +508,7 @@ class MirrorCache:
         self.generation += 1
         self._epoch += 1
         self._path_versions.clear()
-        self._suspected.update(self.mirrors.items())
+        self._aside.update(self.mirrors.items())
         self.mirrors.clear()
         self._release_refresh_waiters(list(self._refresh_waiters))
 
@@ -506,7 +521,7 @@ class MirrorCache:
         self.files.clear()
         self.file_mirrors.clear()
         self.mirrors.clear()
-        self._suspected.clear()
+        self._aside.clear()
         self.mirror_files.clear()
         self._stale.clear()
         self._again.clear()

@@ -90,9 +90,9 @@ async def read_memo(ctx: WebContext, info: FileInfo, secure: Secure,
 
 def memo_in_memory(ctx: WebContext, info: FileInfo, secure: Secure,
                    options: SelectionOptions) -> tuple[FileMemo | None, bool]:
-    """While Redis cannot be read: the memo of what the cache holds, not kept. A mirror whose
-    record a message made the cache forget just before is left out, and the others still
-    serve (each download for a file it holds got a 503 for the whole outage)."""
+    """While Redis cannot be read: the memo of what the cache holds, not kept, the mirror
+    records a message made it forget and no read replaced yet included (before, each
+    download of a file whose mirrors were all forgotten got a 503 for the whole outage)."""
     entries = ctx.cache.held_candidates(info.path)
     if entries is MISSING:
         return None, True

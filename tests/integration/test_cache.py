@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import pytest_twisted
 import redis
@@ -11,12 +13,12 @@ from twisted.internet.task import Clock
 
 from mirrorbits.cache import MISSING, MirrorCache
 from mirrorbits.model import FileInfo, Mirror
-from mirrorbits.store import keys
+from mirrorbits.store import keys, outage
 from mirrorbits.store.client import RedisClient
 from mirrorbits.store.errors import DatabaseNotReady
 from mirrorbits.store.pubsub import PubSubService
 from mirrorbits.store.redis import RedisService
-from tests.integration.store_support import eventually
+from tests.integration.store_support import eventually, started_service, within
 from tests.servers import RedisServer
 
 MOD_TIME = "2023-06-20 08:30:00 +0000 UTC"
@@ -389,15 +391,58 @@ async def test_while_redis_is_down_the_mirrors_put_aside_by_a_lost_pubsub_still_
     cache: MirrorCache
 ) -> None:
     """Redis going down also drops pub/sub, which makes the cache read every mirror again:
-    until Redis answers, the records it held serve, except a mirror known to have changed
-    (every download of a file whose memo was rebuilt got a 503 for the whole outage)."""
+    until Redis answers, the records it held serve, a mirror whose message came before the
+    loss included (every download of a file whose memo was rebuilt got a 503 for the whole
+    outage)."""
     await cache.candidates("/a.txt")
     cache.suspect_all()  # pub/sub lost
     assert sorted(m.name for m, _ in held(cache)) == ["one", "two"]
-    cache.on_mirror_update("1")  # a message read before the loss: it changed
-    assert [m.name for m, _ in held(cache)] == ["two"]
+    cache.on_mirror_update("1")  # a message read before the loss
+    assert sorted(m.name for m, _ in held(cache)) == ["one", "two"]
     cache.clear()
     assert cache.held_candidates("/a.txt") is MISSING
+
+
+@pytest_twisted.ensureDeferred
+async def test_mirrors_a_message_made_the_cache_forget_serve_until_redis_answers(
+    tmp_path: Path,
+) -> None:
+    """A routine message (a health check, a scan) made the cache forget every mirror of a
+    file and Redis stopped before a request read them again: the records held before the
+    message serve while Redis cannot answer (before: left out, every download of the file
+    got a 503 for the whole outage); once a read succeeds, what it said replaces them."""
+    server = RedisServer(workdir=tmp_path / "redis")
+    server.start()
+    db = server.client()
+    service: RedisService | None = None
+    try:
+        seed(db)
+        service = await started_service(server)
+        cache = MirrorCache(service.client, Clock())
+        await cache.candidates("/a.txt")
+        cache.on_mirror_update("1")
+        cache.on_mirror_update("2")
+        assert cache.cached_candidates("/a.txt") is MISSING
+        server.stop()
+        await eventually(lambda: service is not None and not service.ready)
+        with pytest.raises(Exception) as raised:  # whichever Redis failure
+            await cache.candidates("/a.txt")
+        assert outage.redis_cause(raised.value) is not None
+        assert [m.name for m, _ in held(cache)] == ["one", "two"]
+        server.start()  # empty: seeded again, mirror 1 renamed, mirror 2 gone
+        seed(db)
+        db.hset("MIRROR_1", "name", "renamed")
+        db.delete("MIRROR_2")
+        await within(service.whenReady(), 15)
+        assert [m.name for m, _ in await cache.candidates("/a.txt")] == ["renamed"]
+        cache.on_mirror_update("1")
+        server.stop()
+        assert [m.name for m, _ in held(cache)] == ["renamed"]  # never "one", nor "two"
+    finally:
+        if service is not None:
+            await within(service.stopService())
+        server.stop()
+        db.close()
 
 
 def held(cache: MirrorCache) -> list[tuple[Mirror, FileInfo | None]]:
