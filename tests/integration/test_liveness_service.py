@@ -4,6 +4,8 @@ loopback and a real redis-server: which mirrors are probed, and the verdict."""
 
 from __future__ import annotations
 
+import random
+from itertools import pairwise
 from typing import Any, cast
 
 import attrs
@@ -14,6 +16,7 @@ from twisted.internet import reactor
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
 
 from mirrorbits.config import Config
 from mirrorbits.health.liveness import REASON, LivenessProbes
@@ -87,3 +90,35 @@ async def test_only_up_mirrors_of_this_node_are_probed_and_two_failures_mark_dow
         await probes.stopService()
         for port in ports.values():
             await port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_probe_turns_keep_the_interval_despite_the_rounds_jitter(
+        store: MirrorStore, service: RedisService) -> None:
+    """A round every second on a clock (each a few ms late, as the reactor's and the mirrors'
+    read make them): a mirror's turns come every 2 s at 2 s. Before, a round a little less
+    late than the one two ticks before found the mirror not yet due and it waited a whole
+    tick: 2.6 s apart on average (2.64 measured on the real reactor)."""
+    clock = MemoryReactorClock()
+    mirror = await store.add_mirror(Mirror(name="m", http_url="http://127.0.0.86:9/"))
+    await store.set_enabled(mirror.id, True)
+    await store.set_state(mirror.id, 1, True, "")
+    turns: list[float] = []
+
+    def answered(_mirror_id: int, _proto: int, _seconds: float) -> bool:
+        turns.append(clock.seconds())
+        return True  # a verification answered: no connection (none is needed here)
+
+    config = attrs.evolve(Config(), liveness_interval=2)
+    probes = LivenessProbes(lambda: config, service.client, store, clock, answered=answered)
+    rng = random.Random(7)
+    probes.startService()
+    try:
+        for tick in range(1, 61):
+            await eventually(lambda: not probes._reading)  # the round read the mirrors
+            clock.advance(tick + rng.uniform(0.0, 0.05) - clock.seconds())
+        await eventually(lambda: not probes._reading)
+    finally:
+        await probes.stopService()
+    gaps = [later - earlier for earlier, later in pairwise(turns)]
+    assert len(turns) >= 30 and min(gaps) >= 1.9 and max(gaps) <= 2.1, gaps
