@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable
@@ -38,12 +39,24 @@ from mirrorbits.workers.wire import (
 )
 
 PARENT_CHECK_INTERVAL = 1.0  # seconds between two looks at whether the daemon still runs
+#: Twisted's line for a listening port closed (``log.msg``, namespace ``log_legacy``).
+_PORT_CLOSED = re.compile(r"\((?:TCP |UNIX |UDP )?Port .* Closed\)")
 
 log = Logger()
 
 
+def stop_line(event: LogEvent, text: str) -> bool:
+    """Whether ``event`` is one of Twisted's lines of a process that stops (its listening
+    port closed, its main loop ended): said by each worker, they told nothing the daemon's
+    own lines do not (``SIGQUIT Received: handing over to the new process``, its own stop)."""
+    namespace = event.get("log_namespace")
+    return ((namespace == "twisted.internet.base" and text == "Main loop terminated.")
+            or (namespace == "log_legacy" and _PORT_CLOSED.fullmatch(text) is not None))
+
+
 def log_observer(stream: BinaryIO) -> ILogObserver:
-    """Write each event as :func:`log_line` lines (a failure with its traceback)."""
+    """Write each event as :func:`log_line` lines (a failure with its traceback); the
+    worker's :func:`stop_line` at debug level."""
 
     def observe(event: LogEvent) -> None:
         text = formatEvent(event)
@@ -51,6 +64,8 @@ def log_observer(stream: BinaryIO) -> ILogObserver:
         if failure is not None:
             text = f"{text}\n{failure.getTraceback()}"
         level = event.get("log_level", LogLevel.info)
+        if stop_line(event, text):
+            level = LogLevel.debug
         lines = text.splitlines() or [""]
         # one line about Redis (never a traceback, whose lines must all be seen)
         shared = len(lines) == 1 and str(event.get("log_namespace", "")).startswith(

@@ -284,7 +284,14 @@ def test_upgrade_hands_over_to_the_new_process_workers(
         assert len(new) == 2 and not set(new) & set(old)
         answers_alone(daemon, new[0], [new[1]], 3)
         answers_alone(daemon, new[1], [new[0]], 3)
-        assert "Asking parent to quit" in daemon.log()
+        log = daemon.log()
+        assert "Asking parent to quit" in log
+        # The old node says once that it hands over; its workers' stops (each said "(TCP
+        # Port N Closed)" and "Main loop terminated.") are debug lines.
+        assert log.count("SIGQUIT Received: handing over to the new process") == 1
+        handover = log[log.index("SIGQUIT Received"):]
+        assert not [line for line in handover.splitlines()
+                    if any(f"worker {pid}:" in line for pid in old)], handover
 
 
 class CountingMirror(http.server.BaseHTTPRequestHandler):
