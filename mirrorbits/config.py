@@ -227,6 +227,8 @@ def _finish(config: Config, place: Callable[[Finding], str] = str,
         repository=_absolute(config.repository, base),
         mirmon_export_file=(_absolute(config.mirmon_export_file, base)
                             if config.mirmon_export_file else ""),
+        log_dir=_absolute(config.log_dir, base) if config.log_dir else "",
+        templates=_absolute(config.templates, base) if config.templates else "",
         geoip_database_path=geoip,
         repository_scan_interval=max(0, config.repository_scan_interval),
         fallbacks=tuple(_normal_fallback(fallback) for fallback in config.fallbacks),
