@@ -204,7 +204,14 @@ def with_changes(config: Config, **changes: Any) -> Config:
 
 
 def _absolute(path: str, base: str | None) -> str:
+    """``path`` from ``base`` (the current directory when None), made absolute: a daemon
+    that twistd moves to its ``--rundir`` still means the same file (docs/differences.md)."""
     return os.path.abspath(os.path.join(base, path) if base is not None else path)
+
+
+def _absolute_if_set(path: str, base: str | None) -> str:
+    """:func:`_absolute`, an empty setting left empty (off, or the default)."""
+    return _absolute(path, base) if path else ""
 
 
 def _finish(config: Config, place: Callable[[Finding], str] = str,
@@ -219,16 +226,18 @@ def _finish(config: Config, place: Callable[[Finding], str] = str,
     errors = value_errors(config)
     if errors:
         raise ConfigError(place(errors[0]), warnings)
-    geoip = config.geoip_database_path
+    geoip = _absolute_if_set(config.geoip_database_path, base)
     if geoip and not geoip.endswith("/"):
         geoip += "/"
     normal = attrs.evolve(
         config,
         repository=_absolute(config.repository, base),
-        mirmon_export_file=(_absolute(config.mirmon_export_file, base)
-                            if config.mirmon_export_file else ""),
-        log_dir=_absolute(config.log_dir, base) if config.log_dir else "",
-        templates=_absolute(config.templates, base) if config.templates else "",
+        mirmon_export_file=_absolute_if_set(config.mirmon_export_file, base),
+        log_dir=_absolute_if_set(config.log_dir, base),
+        templates=_absolute_if_set(config.templates, base),
+        rpc_tls_certificate=_absolute_if_set(config.rpc_tls_certificate, base),
+        rpc_tls_key=_absolute_if_set(config.rpc_tls_key, base),
+        rpc_tls_client_ca=_absolute_if_set(config.rpc_tls_client_ca, base),
         geoip_database_path=geoip,
         repository_scan_interval=max(0, config.repository_scan_interval),
         fallbacks=tuple(_normal_fallback(fallback) for fallback in config.fallbacks),
