@@ -204,6 +204,9 @@ def test_downloads_are_counted_once_and_sigterm_stops_every_worker(
     assert today_downloads(redis_db) == (before + 37, before + 37)
     lines = (Path(workers.values["LogDir"]) / "downloads.log").read_text().splitlines()
     assert sum("/a.txt" in line for line in lines) == before + 37
+    stop = workers.log().partition("Received SIGTERM")[2]
+    assert "Main loop terminated." in stop  # the daemon's; each worker's is a debug line
+    assert "worker" not in stop, stop
 
 
 def test_sighup_and_ctl_reload_reach_every_worker(workers: Upgradable) -> None:
