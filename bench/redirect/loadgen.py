@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import re
+import resource
 import selectors
 import shutil
 import socket
@@ -41,6 +43,8 @@ class LoadResult:
     first_bad: str
     command: str
     server_cpu_us: float | None = None  # the server's CPU (user + system) per request
+    loadgen_cpu_us: float | None = None  # the load generator's, per request (wrk only)
+    checked: bool = True  # each answer's status and Location checked (else only counted)
 
     @property
     def rate(self) -> float:
@@ -55,8 +59,9 @@ def wrk_path() -> str | None:
 
 
 def run_wrk(url: str, paths_file: Path, ips_file: Path, pattern: str, seconds: float,
-            threads: int, connections: int) -> LoadResult:
-    """One ``wrk`` run of ``seconds`` with ``rotate.lua``."""
+            threads: int, connections: int, check: bool = True) -> LoadResult:
+    """One ``wrk`` run of ``seconds`` with ``rotate.lua``; ``check``: each answer's status and
+    ``Location`` checked in Lua (else only counted, 4xx/5xx apart: see ``rotate.lua``)."""
     binary = wrk_path()
     if binary is None:
         raise RuntimeError("wrk is not installed")
@@ -65,7 +70,11 @@ def run_wrk(url: str, paths_file: Path, ips_file: Path, pattern: str, seconds: f
         "--latency", "--timeout", "5s", "-s", str(LUA_SCRIPT), url,
         "--", str(paths_file), str(ips_file), pattern,
     ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    env = dict(os.environ, MIRRORBITS_BENCH_COUNT_ONLY="0" if check else "1")
+    before = _children_cpu_seconds()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60,
+                          env=env)
+    loadgen_cpu = _children_cpu_seconds() - before
     for line in done.stdout.splitlines():
         if line.startswith("BENCH_RESULT "):
             data = json.loads(line.removeprefix("BENCH_RESULT "))
@@ -73,9 +82,18 @@ def run_wrk(url: str, paths_file: Path, ips_file: Path, pattern: str, seconds: f
             return LoadResult(
                 data["requests"], data["duration_s"], data["ok_302"], data["other_status"],
                 data["bad_location"], data["socket_errors"], latency["p50"], latency["p90"],
-                latency["p99"], data["first_bad"], _quote(command),
+                latency["p99"], data["first_bad"],
+                ("" if check else "MIRRORBITS_BENCH_COUNT_ONLY=1 ") + _quote(command),
+                loadgen_cpu_us=loadgen_cpu / data["requests"] * 1e6 if data["requests"] else None,
+                checked=check,
             )
     raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+
+
+def _children_cpu_seconds() -> float:
+    """CPU time (user + system) of this process' finished children so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _quote(command: list[str]) -> str:

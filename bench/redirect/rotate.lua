@@ -2,6 +2,11 @@
 -- (X-Forwarded-For) and checks every answer is a 302 whose Location matches a Lua pattern.
 -- Arguments (after "--"): PATHS_FILE IPS_FILE LOCATION_PATTERN
 -- Prints one line "BENCH_RESULT {json}" when done.
+-- With MIRRORBITS_BENCH_COUNT_ONLY=1 in the environment, answers are only counted: wrk then
+-- neither keeps their headers nor calls Lua for each (its own count of 4xx/5xx answers is
+-- reported as other_status), so the load generator costs the same per answer whatever the
+-- answer's size. The caller checks the answers another way (bench/redirect/run.py: a
+-- verification pass before and after the measurements).
 
 local threads = {}
 local next_index = 0
@@ -40,7 +45,9 @@ local function note(text)
   end
 end
 
-function response(status, headers, body)
+local count_only = os.getenv("MIRRORBITS_BENCH_COUNT_ONLY") == "1"
+
+local function check(status, headers, body)
   if status ~= 302 then
     other_status = other_status + 1
     note("status " .. status)
@@ -55,15 +62,22 @@ function response(status, headers, body)
   end
 end
 
+-- wrk keeps each answer's headers and calls Lua only when the script defines `response`.
+if not count_only then response = check end
+
 function done(summary, latency, requests)
-  local ok, other, bad, sample = 0, 0, 0, ""
-  for _, thread in ipairs(threads) do
-    ok = ok + thread:get("ok_302")
-    other = other + thread:get("other_status")
-    bad = bad + thread:get("bad_location")
-    if sample == "" then sample = thread:get("first_bad") end
-  end
   local e = summary.errors
+  local ok, other, bad, sample = 0, 0, 0, ""
+  if count_only then
+    ok, other = summary.requests - e.status, e.status
+  else
+    for _, thread in ipairs(threads) do
+      ok = ok + thread:get("ok_302")
+      other = other + thread:get("other_status")
+      bad = bad + thread:get("bad_location")
+      if sample == "" then sample = thread:get("first_bad") end
+    end
+  end
   io.write(string.format(
     'BENCH_RESULT {"requests": %d, "duration_s": %.6f, "ok_302": %d, "other_status": %d, ' ..
     '"bad_location": %d, "first_bad": "%s", "socket_errors": %d, ' ..
