@@ -231,3 +231,69 @@ def test_evaluation_memo_keys_on_the_repository_and_stays_bounded(tmp_path: Path
         with pytest.raises(NotFound):
             memo.evaluate(str(one), name)
     assert len(memo._memo) <= 3
+
+
+def _outcome(resolve: object, path: str) -> object:
+    try:
+        return resolve(path)  # type: ignore[operator]
+    except (Forbidden, NotFound) as error:
+        return type(error)
+
+
+def test_evaluation_memo_answers_what_evaluate_answers(repo: Path) -> None:
+    memo = EvaluationMemo(Clock())
+    paths = ["/a.txt", "/link.txt", "/latest/b.bin", "/dir/b.bin", "/dir/", "/dir", "/",
+             "/leak.txt", "/broken", "/nothing", "/nothing/x", "/a.txt/x", "/a\x00b",
+             "/a\x00b/c", "/../secret.txt", "/latest", "/broken/x"]
+    for _ in range(2):  # resolved, then remembered
+        for path in paths:
+            assert _outcome(lambda p: memo.evaluate(str(repo), p), path) == _outcome(
+                lambda p: evaluate(str(repo), p), path), path
+
+
+def test_evaluation_memo_resolves_a_folder_once_for_its_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "repo"
+    (root / "pool").mkdir(parents=True)
+    for name in ("a", "b", "c"):
+        (root / "pool" / name).write_bytes(b"x")
+    os.symlink("a", root / "pool" / "link")
+    resolved: list[str] = []
+    whole = paths_module._resolve
+
+    def counting(absolute: str) -> tuple[str, bool]:
+        resolved.append(absolute[len(str(root)):])
+        return whole(absolute)
+
+    monkeypatch.setattr(paths_module, "_resolve", counting)
+    memo = EvaluationMemo(Clock())
+    for name, real in (("a", "a"), ("b", "b"), ("c", "c"), ("link", "a")):
+        assert memo.evaluate(str(root), f"/pool/{name}").path == f"/pool/{real}"
+    # The folder once; then one lstat per plain file; a symlink is resolved whole.
+    assert resolved == ["/pool", "/pool/link"]
+
+
+def test_evaluation_memo_sees_a_relinked_folder_within_the_ttl_or_when_published(
+        tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    for version in ("v1", "v2"):
+        (root / version).mkdir(parents=True)
+        for name in ("f.bin", "g.bin"):
+            (root / version / name).write_bytes(b"x")
+    os.symlink("v1", root / "latest")
+    clock = Clock()
+    memo = EvaluationMemo(clock, ttl=1.0)
+    assert memo.evaluate(str(root), "/latest/f.bin").path == "/v1/f.bin"
+    (root / "latest").unlink()
+    os.symlink("v2", root / "latest")
+    clock.advance(0.5)
+    memo.evaluate(str(root), "/latest/g.bin")  # made from what the folder was at 0
+    clock.advance(0.5)  # the folder's answer expired: so did the file's made from it
+    assert memo.evaluate(str(root), "/latest/g.bin").path == "/v2/g.bin"
+    assert memo.evaluate(str(root), "/latest/f.bin").path == "/v2/f.bin"
+    (root / "latest").unlink()
+    os.symlink("v1", root / "latest")
+    memo.forget("/latest/f.bin")  # published: the path and its folder are resolved again
+    assert memo.evaluate(str(root), "/latest/f.bin").path == "/v1/f.bin"
+    (root / "v1" / "h.bin").write_bytes(b"x")
+    assert memo.evaluate(str(root), "/latest/h.bin").path == "/v1/h.bin"  # a new name: lstat
