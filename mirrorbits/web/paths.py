@@ -115,22 +115,13 @@ def _resolve(absolute: str) -> tuple[str, bool]:
     return resolved, os.path.isfile(resolved)
 
 
-def _resolve_in(real_folder: str, name: str, absolute: str) -> tuple[str, bool]:
-    """:func:`_resolve` of ``absolute``, the entry ``name`` of a folder whose real path is
-    ``real_folder``: one ``lstat`` when ``name`` is no symlink (else the whole resolution)."""
-    mode = os.lstat(real_folder + "/" + name).st_mode
-    if stat.S_ISLNK(mode):
-        return _resolve(absolute)
-    return real_folder.rstrip("/") + "/" + name, stat.S_ISREG(mode)
-
-
 def evaluate(repository: str, path: str,
-             resolve: Callable[[str], tuple[str, bool]] = _resolve) -> LocalPath:
+             resolve: Callable[[str], tuple[str, bool]] | None = None) -> LocalPath:
     """Map a clean request path to the repository (spec §8.2); symlinks are resolved.
 
     Raises :class:`Forbidden` for a path outside the repository (also through a
     symlink) and :class:`NotFound` for a missing or dangling one. ``resolve``: how the
-    absolute path is resolved (:func:`_resolve`, or the same from a memo of its folder).
+    absolute path is resolved (:func:`_resolve`; the memo's records what it finds).
     """
     root = repository.rstrip("/") or "/"
     absolute = posixpath.normpath(root + "/" + path.lstrip("/"))
@@ -138,7 +129,7 @@ def evaluate(repository: str, path: str,
     if absolute != root and not absolute.startswith(prefix):
         raise Forbidden(path)
     try:
-        resolved, is_file = resolve(absolute)
+        resolved, is_file = (resolve or _resolve)(absolute)
     except (OSError, ValueError):
         raise NotFound(path) from None
     if resolved != absolute:
@@ -155,8 +146,9 @@ def evaluate(repository: str, path: str,
 
 
 _Outcome = tuple[float, LocalPath | None, type[Exception] | None]
-# A folder's absolute path, when its memo expires, and its real path (None: unresolvable).
-_Folder = tuple[str, float, str | None]
+# A folder's memo: the repository, when it expires, the folder's real path and its path in
+# the repository (both None unless it is a directory of the repository, resolved).
+_Folder = tuple[str, float, str | None, str | None]
 
 
 class EvaluationMemo:
@@ -170,11 +162,11 @@ class EvaluationMemo:
     within a second). Memory is bounded by ``capacity`` paths (the memo starts over when
     full).
 
-    The real path of each folder is remembered the same way (and for the same ``ttl``), so
-    that resolving a file is one ``lstat`` of its name in that real folder (four system calls
-    for the whole path otherwise) unless the name is a symlink. A file's answer never
-    outlives the folder's it was made from: a change anywhere on the path is still seen
-    within ``ttl``.
+    Each folder's answer is remembered the same way (and for the same ``ttl``) with its real
+    path, so that evaluating a file is one ``lstat`` of its name in that real folder (four
+    system calls for the whole path otherwise) unless the name is a symlink: the file is the
+    folder's path and its name. A file's answer never outlives the folder's it was made
+    from, so a change anywhere on the path is still seen within ``ttl``.
     """
 
     __slots__ = ("_clock", "_folders", "_memo", "capacity", "ttl")
@@ -216,37 +208,41 @@ class EvaluationMemo:
 
     def _outcome(self, repository: str, path: str, now: float) -> _Outcome:
         """What :func:`evaluate` answers for ``path`` now, and until when it holds."""
-        expires = now + self.ttl
-        resolve = _resolve
         folder_path, _, name = path.rpartition("/")
-        if name and path.startswith("/"):  # an entry of a folder: looked up in its real path
-            folder = self._folder(repository, folder_path, now)
-            absolute_folder, expires, real_folder = folder[0], min(expires, folder[1]), folder[2]
-
-            def resolve(absolute: str) -> tuple[str, bool]:
-                if absolute != absolute_folder + "/" + name:  # not the folder's entry
-                    return _resolve(absolute)
-                if real_folder is None:
-                    raise FileNotFoundError(absolute)
-                return _resolve_in(real_folder, name, absolute)
-
+        if name and path.startswith("/") and "//" not in path and "/." not in path:
+            # A clean path: an entry of its folder, whose own answer may be remembered.
+            _, expires, real, relative = self._folder(repository, folder_path, now)
+            if real is not None and relative is not None:  # expires no later than the folder
+                try:
+                    mode = os.lstat(real + "/" + name).st_mode
+                except (OSError, ValueError):
+                    return expires, None, NotFound
+                if not stat.S_ISLNK(mode):
+                    return expires, LocalPath(relative + "/" + name, stat.S_ISREG(mode)), None
         try:
-            return expires, evaluate(repository, path, resolve), None
+            return now + self.ttl, evaluate(repository, path), None
         except (Forbidden, NotFound) as error:
-            return expires, None, type(error)
+            return now + self.ttl, None, type(error)
 
     def _folder(self, repository: str, folder_path: str, now: float) -> _Folder:
-        """The folder ``folder_path`` (as in a request path) of ``repository``, from memory
-        when fresh."""
-        absolute = (repository.rstrip("/") or "/") + folder_path
+        """The memo of the folder ``folder_path`` (a clean request path, "" for the root)."""
         known = self._folders.get(folder_path)
-        if known is not None and known[0] == absolute and known[1] > now:
+        if known is not None and known[0] == repository and known[1] > now:
             return known
-        try:
-            real: str | None = _resolve(absolute)[0]
-        except (OSError, ValueError):
-            real = None
+        real = relative = None
+        if repository.rstrip("/"):  # below "/", the paths the memo's answers are made of
+            found: list[str] = []
+
+            def resolve(absolute: str) -> tuple[str, bool]:
+                resolved = _resolve(absolute)
+                found.append(resolved[0])
+                return resolved
+
+            with contextlib.suppress(Forbidden, NotFound):
+                local = evaluate(repository, folder_path or "/", resolve)
+                if not local.is_file:
+                    real, relative = found[0], local.path
         if len(self._folders) >= self.capacity:
             self._folders.clear()
-        folder = self._folders[folder_path] = (absolute, now + self.ttl, real)
+        folder = self._folders[folder_path] = (repository, now + self.ttl, real, relative)
         return folder

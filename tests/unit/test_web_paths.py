@@ -240,15 +240,24 @@ def _outcome(resolve: object, path: str) -> object:
         return type(error)
 
 
-def test_evaluation_memo_answers_what_evaluate_answers(repo: Path) -> None:
+@pytest.mark.parametrize("form", ["plain", "trailing slash", "through a symlink", "root"])
+def test_evaluation_memo_answers_what_evaluate_answers(repo: Path, form: str) -> None:
+    os.symlink(".", repo / "up")
+    os.symlink("..", repo / "outside")  # its entry "repo" is the repository itself
+    os.symlink(repo, repo.parent / "alias")
+    repository, base = {"plain": (str(repo), ""), "trailing slash": (str(repo) + "/", ""),
+                        "through a symlink": (str(repo.parent / "alias"), ""),
+                        "root": ("/", str(repo))}[form]
     memo = EvaluationMemo(Clock())
     paths = ["/a.txt", "/link.txt", "/latest/b.bin", "/dir/b.bin", "/dir/", "/dir", "/",
              "/leak.txt", "/broken", "/nothing", "/nothing/x", "/a.txt/x", "/a\x00b",
-             "/a\x00b/c", "/../secret.txt", "/latest", "/broken/x"]
+             "/a\x00b/c", "/../secret.txt", "/latest", "/broken/x", "/up/a.txt",
+             "/up/latest/b.bin", "/outside/repo", "/outside/secret.txt", "/up/up/dir"]
+    top = "/" + str(repo).split("/")[1]  # an entry of "/", the root form's repository
     for _ in range(2):  # resolved, then remembered
-        for path in paths:
-            assert _outcome(lambda p: memo.evaluate(str(repo), p), path) == _outcome(
-                lambda p: evaluate(str(repo), p), path), path
+        for path in [base + path for path in paths] + [top]:
+            assert _outcome(lambda p: memo.evaluate(repository, p), path) == _outcome(
+                lambda p: evaluate(repository, p), path), path
 
 
 def test_evaluation_memo_resolves_a_folder_once_for_its_files(
