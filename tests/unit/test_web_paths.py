@@ -171,6 +171,13 @@ def test_precomputed_redirect_bytes_equal_the_per_request_rendering() -> None:
         assert encoded.links(order, max_links) == expected
         assert encoded.link_lines(order, max_links) == b"".join(
             b"Link: " + value + b"\r\n" for value in expected)
+    # Up to the formatted priorities, and beyond.
+    many = [Candidate(Mirror(country_codes="FR"), absolute_url=f"http://m{i}/")
+            for i in range(80)]
+    encoded = RedirectBytes([(c.absolute_url, ["FR"]) for c in many], path)
+    order = [(i, 0.0) for i in range(80)]
+    for max_links in (62, 63, 64, 65, 79):
+        assert encoded.links(order, max_links) == link_headers(many, path, max_links)
 
 
 def test_evaluation_memo_reuses_answers_for_a_second_then_sees_the_disk(tmp_path: Path) -> None:
