@@ -11,6 +11,7 @@ import os
 import posixpath
 import re
 import stat
+from collections.abc import Callable
 from urllib.parse import unquote_to_bytes
 
 from attrs import frozen
@@ -114,11 +115,13 @@ def _resolve(absolute: str) -> tuple[str, bool]:
     return resolved, os.path.isfile(resolved)
 
 
-def evaluate(repository: str, path: str) -> LocalPath:
+def evaluate(repository: str, path: str,
+             resolve: Callable[[str], tuple[str, bool]] | None = None) -> LocalPath:
     """Map a clean request path to the repository (spec §8.2); symlinks are resolved.
 
     Raises :class:`Forbidden` for a path outside the repository (also through a
-    symlink) and :class:`NotFound` for a missing or dangling one.
+    symlink) and :class:`NotFound` for a missing or dangling one. ``resolve``: how the
+    absolute path is resolved (:func:`_resolve`; the memo's records what it finds).
     """
     root = repository.rstrip("/") or "/"
     absolute = posixpath.normpath(root + "/" + path.lstrip("/"))
@@ -126,7 +129,7 @@ def evaluate(repository: str, path: str) -> LocalPath:
     if absolute != root and not absolute.startswith(prefix):
         raise Forbidden(path)
     try:
-        resolved, is_file = _resolve(absolute)
+        resolved, is_file = (resolve or _resolve)(absolute)
     except (OSError, ValueError):
         raise NotFound(path) from None
     if resolved != absolute:
@@ -143,34 +146,44 @@ def evaluate(repository: str, path: str) -> LocalPath:
 
 
 _Outcome = tuple[float, LocalPath | None, type[Exception] | None]
+# A folder's memo: the repository, when it expires, the folder's real path and its path in
+# the repository (both None unless it is a directory of the repository, resolved).
+_Folder = tuple[str, float, str | None, str | None]
 
 
 class EvaluationMemo:
     """:func:`evaluate` answers reused for ``ttl`` seconds of the injected clock.
 
     A requested file is then resolved on disk at most once per ``ttl`` instead of on every
-    request (four system calls each). Missing and forbidden paths are remembered too, so a
-    flood of requests for them does not reach the disk either. A file added, removed or
-    re-linked in the repository is seen within ``ttl`` (5 s by default), or at once when its
-    change is published (:meth:`forget`, fed by ``_mirrorbits_file_update``: the repository
-    watch publishes within a second). Memory is bounded by ``capacity`` paths (the memo
-    starts over when full).
+    request. Missing and forbidden paths are remembered too, so a flood of requests for them
+    does not reach the disk either. A file added, removed or re-linked in the repository is
+    seen within ``ttl`` (5 s by default), or at once when its change is published
+    (:meth:`forget`, fed by ``_mirrorbits_file_update``: the repository watch publishes
+    within a second). Memory is bounded by ``capacity`` paths (the memo starts over when
+    full).
+
+    Each folder's answer is remembered the same way (and for the same ``ttl``) with its real
+    path, so that evaluating a file is one ``lstat`` of its name in that real folder (four
+    system calls for the whole path otherwise) unless the name is a symlink: the file is the
+    folder's path and its name. A file's answer never outlives the folder's it was made
+    from, so a change anywhere on the path is still seen within ``ttl``.
     """
 
-    __slots__ = ("_clock", "_memo", "capacity", "ttl")
+    __slots__ = ("_clock", "_folders", "_memo", "capacity", "ttl")
 
     def __init__(self, clock: IReactorTime, ttl: float = 5.0, capacity: int = 100_000) -> None:
         self._clock = clock
         self.ttl = ttl
         self.capacity = capacity
         self._memo: dict[str, tuple[str, _Outcome]] = {}  # path -> repository, outcome
+        self._folders: dict[str, _Folder] = {}  # a path's folder (as in the path) -> folder
 
     def evaluate(self, repository: str, path: str) -> LocalPath:
         """Like :func:`evaluate` (same result, same exceptions), from memory when fresh."""
         now = self._clock.seconds()
         known = self._memo.get(path)
         if known is None or known[0] != repository or known[1][0] <= now:
-            outcome = self._resolve(repository, path, now + self.ttl)
+            outcome = self._outcome(repository, path, now)
             if len(self._memo) >= self.capacity:
                 self._memo.clear()
             self._memo[path] = (repository, outcome)
@@ -188,12 +201,48 @@ class EvaluationMemo:
             self.evaluate(repository, path)
 
     def forget(self, path: str) -> None:
-        """The repository's ``path`` changed (published): resolve it again when next asked."""
+        """The repository's ``path`` changed (published): resolve it again when next asked,
+        its folder too."""
         self._memo.pop(path, None)
+        self._folders.pop(path.rpartition("/")[0], None)
 
-    @staticmethod
-    def _resolve(repository: str, path: str, expires: float) -> _Outcome:
+    def _outcome(self, repository: str, path: str, now: float) -> _Outcome:
+        """What :func:`evaluate` answers for ``path`` now, and until when it holds."""
+        folder_path, _, name = path.rpartition("/")
+        if name and path.startswith("/") and "//" not in path and "/." not in path:
+            # A clean path: an entry of its folder, whose own answer may be remembered.
+            _, expires, real, relative = self._folder(repository, folder_path, now)
+            if real is not None and relative is not None:  # expires no later than the folder
+                try:
+                    mode = os.lstat(real + "/" + name).st_mode
+                except (OSError, ValueError):
+                    return expires, None, NotFound
+                if not stat.S_ISLNK(mode):
+                    return expires, LocalPath(relative + "/" + name, stat.S_ISREG(mode)), None
         try:
-            return expires, evaluate(repository, path), None
+            return now + self.ttl, evaluate(repository, path), None
         except (Forbidden, NotFound) as error:
-            return expires, None, type(error)
+            return now + self.ttl, None, type(error)
+
+    def _folder(self, repository: str, folder_path: str, now: float) -> _Folder:
+        """The memo of the folder ``folder_path`` (a clean request path, "" for the root)."""
+        known = self._folders.get(folder_path)
+        if known is not None and known[0] == repository and known[1] > now:
+            return known
+        real = relative = None
+        if repository.rstrip("/"):  # below "/", the paths the memo's answers are made of
+            found: list[str] = []
+
+            def resolve(absolute: str) -> tuple[str, bool]:
+                resolved = _resolve(absolute)
+                found.append(resolved[0])
+                return resolved
+
+            with contextlib.suppress(Forbidden, NotFound):
+                local = evaluate(repository, folder_path or "/", resolve)
+                if not local.is_file:
+                    real, relative = found[0], local.path
+        if len(self._folders) >= self.capacity:
+            self._folders.clear()
+        folder = self._folders[folder_path] = (repository, now + self.ttl, real, relative)
+        return folder

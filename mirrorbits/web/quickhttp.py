@@ -17,9 +17,11 @@ from mirrorbits.web.paths import parse_query
 MAX_SIZE: Final = 8192
 MAX_HEADERS: Final = 64
 
-_REQUEST_LINE: Final = re.compile(rb"(GET|HEAD) (/[\x21-\x7e]*) HTTP/1\.1")
-_HEADER: Final = re.compile(
-    rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([\x20-\x7e\t\x80-\xff]*?)[ \t]*")
+# The request line, then header lines of a token, a colon and visible characters (spaces
+# and tabs allowed), then the empty line ending the request: one match checks it all.
+_REQUEST: Final = re.compile(
+    rb"(GET|HEAD) (/[\x21-\x7e]*) HTTP/1\.1\r\n"
+    rb"((?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\x20-\x7e\t\x80-\xff]*\r\n)*)\r\n")
 # Headers that change how the request is framed or the connection is handled.
 _FRAMING: Final = frozenset((b"content-length", b"transfer-encoding", b"expect", b"upgrade",
                              b"te", b"trailer", b"http2-settings"))
@@ -34,8 +36,9 @@ class SimpleRequest:
                  client_host: str) -> None:
         self.method = method
         self.uri = uri
-        self.path = uri.partition(b"?")[0]
-        self.args = parse_query(uri)
+        path, query, _ = uri.partition(b"?")
+        self.path = path
+        self.args = parse_query(uri) if query else {}
         self.headers = headers
         self.client_host = client_host
 
@@ -46,23 +49,23 @@ class SimpleRequest:
 
 def read_simple_request(data: bytes, client_host: str) -> SimpleRequest | None:
     """``data`` as a :class:`SimpleRequest` if it is exactly one ordinary request, else None."""
-    if len(data) > MAX_SIZE or data.find(b"\r\n\r\n") != len(data) - 4:
+    if len(data) > MAX_SIZE:
         return None
-    lines = data[:-4].split(b"\r\n")
-    if len(lines) > MAX_HEADERS + 1:
+    request = _REQUEST.fullmatch(data)
+    if request is None:
         return None
-    start = _REQUEST_LINE.fullmatch(lines[0])
-    if start is None:
+    lines = request[3].split(b"\r\n")
+    lines.pop()  # the header block ends with a line end
+    if len(lines) > MAX_HEADERS:
         return None
     headers: dict[bytes, bytes] = {}
-    for line in lines[1:]:
-        match = _HEADER.fullmatch(line)
-        if match is None:
-            return None
-        name, value = match[1].lower(), match[2]
+    for line in lines:
+        name, _, value = line.partition(b":")  # the name holds no colon: a token
+        name = name.lower()
         if name in headers or name in _FRAMING:
             return None
+        value = value.strip(b" \t")
         if name == b"connection" and value.lower() != b"keep-alive":  # what browsers send
             return None
         headers[name] = value
-    return SimpleRequest(start[1], start[2], headers, client_host)
+    return SimpleRequest(request[1], request[2], headers, client_host)

@@ -43,6 +43,8 @@ def _encoded_base(base: str, country: str) -> tuple[bytes, bytes, bytes]:
 
 
 _EXCLUDED_BASE = (b"", b"", b"")
+# The ``pri=`` values of the usual number of ``Link`` headers, formatted once.
+_PRIORITIES = tuple(b"%d" % priority for priority in range(64))
 
 
 class RedirectBytes:
@@ -70,8 +72,15 @@ class RedirectBytes:
     def links(self, order: Sequence[tuple[int, float]], max_links: int) -> list[bytes]:
         """The ``Link`` values for the alternatives of the first mirror of ``order``."""
         bases, path = self._bases, self._link_path
-        return [b"%s%s%d%s" % (bases[index][1], path, priority, bases[index][2])
-                for priority, (index, _) in enumerate(order[1 : 1 + max(0, max_links)], 1)]
+        alternatives = order[1 : 1 + max(0, max_links)]
+        if len(alternatives) >= len(_PRIORITIES):
+            return [b"%s%s%d%s" % (bases[index][1], path, priority, bases[index][2])
+                    for priority, (index, _) in enumerate(alternatives, 1)]
+        values = []
+        for priority, (index, _) in enumerate(alternatives, 1):
+            _, link, geo = bases[index]
+            values.append(b"".join((link, path, _PRIORITIES[priority], geo)))
+        return values
 
     def link_lines(self, order: Sequence[tuple[int, float]], max_links: int) -> bytes:
         """The same values as :meth:`links`, as ``Link:`` header lines of a response."""

@@ -163,9 +163,9 @@ class RedirectWire:
     def answer(self, redirect: Redirect, date: bytes) -> bytes:
         """The same bytes as ``wire(respond(redirect, ...), date)``."""
         parts = [self._before_date, date, self._before_location, redirect.location]
-        link = self._link
-        for value in redirect.links:
-            parts += (link, value)
+        if redirect.links:
+            link = self._link
+            parts += (link, link.join(redirect.links))
         header, separator = self._header, self._separator
         for name, value in redirect.file_headers:
             parts += (header, name, separator, value)

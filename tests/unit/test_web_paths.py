@@ -171,6 +171,13 @@ def test_precomputed_redirect_bytes_equal_the_per_request_rendering() -> None:
         assert encoded.links(order, max_links) == expected
         assert encoded.link_lines(order, max_links) == b"".join(
             b"Link: " + value + b"\r\n" for value in expected)
+    # Up to the formatted priorities, and beyond.
+    many = [Candidate(Mirror(country_codes="FR"), absolute_url=f"http://m{i}/")
+            for i in range(80)]
+    encoded = RedirectBytes([(c.absolute_url, ["FR"]) for c in many], path)
+    order = [(i, 0.0) for i in range(80)]
+    for max_links in (62, 63, 64, 65, 79):
+        assert encoded.links(order, max_links) == link_headers(many, path, max_links)
 
 
 def test_evaluation_memo_reuses_answers_for_a_second_then_sees_the_disk(tmp_path: Path) -> None:
@@ -231,3 +238,78 @@ def test_evaluation_memo_keys_on_the_repository_and_stays_bounded(tmp_path: Path
         with pytest.raises(NotFound):
             memo.evaluate(str(one), name)
     assert len(memo._memo) <= 3
+
+
+def _outcome(resolve: object, path: str) -> object:
+    try:
+        return resolve(path)  # type: ignore[operator]
+    except (Forbidden, NotFound) as error:
+        return type(error)
+
+
+@pytest.mark.parametrize("form", ["plain", "trailing slash", "through a symlink", "root"])
+def test_evaluation_memo_answers_what_evaluate_answers(repo: Path, form: str) -> None:
+    os.symlink(".", repo / "up")
+    os.symlink("..", repo / "outside")  # its entry "repo" is the repository itself
+    os.symlink(repo, repo.parent / "alias")
+    repository, base = {"plain": (str(repo), ""), "trailing slash": (str(repo) + "/", ""),
+                        "through a symlink": (str(repo.parent / "alias"), ""),
+                        "root": ("/", str(repo))}[form]
+    memo = EvaluationMemo(Clock())
+    paths = ["/a.txt", "/link.txt", "/latest/b.bin", "/dir/b.bin", "/dir/", "/dir", "/",
+             "/leak.txt", "/broken", "/nothing", "/nothing/x", "/a.txt/x", "/a\x00b",
+             "/a\x00b/c", "/../secret.txt", "/latest", "/broken/x", "/up/a.txt",
+             "/up/latest/b.bin", "/outside/repo", "/outside/secret.txt", "/up/up/dir"]
+    top = "/" + str(repo).split("/")[1]  # an entry of "/", the root form's repository
+    for _ in range(2):  # resolved, then remembered
+        for path in [base + path for path in paths] + [top]:
+            assert _outcome(lambda p: memo.evaluate(repository, p), path) == _outcome(
+                lambda p: evaluate(repository, p), path), path
+
+
+def test_evaluation_memo_resolves_a_folder_once_for_its_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "repo"
+    (root / "pool").mkdir(parents=True)
+    for name in ("a", "b", "c"):
+        (root / "pool" / name).write_bytes(b"x")
+    os.symlink("a", root / "pool" / "link")
+    resolved: list[str] = []
+    whole = paths_module._resolve
+
+    def counting(absolute: str) -> tuple[str, bool]:
+        resolved.append(absolute[len(str(root)):])
+        return whole(absolute)
+
+    monkeypatch.setattr(paths_module, "_resolve", counting)
+    memo = EvaluationMemo(Clock())
+    for name, real in (("a", "a"), ("b", "b"), ("c", "c"), ("link", "a")):
+        assert memo.evaluate(str(root), f"/pool/{name}").path == f"/pool/{real}"
+    # The folder once; then one lstat per plain file; a symlink is resolved whole.
+    assert resolved == ["/pool", "/pool/link"]
+
+
+def test_evaluation_memo_sees_a_relinked_folder_within_the_ttl_or_when_published(
+        tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    for version in ("v1", "v2"):
+        (root / version).mkdir(parents=True)
+        for name in ("f.bin", "g.bin"):
+            (root / version / name).write_bytes(b"x")
+    os.symlink("v1", root / "latest")
+    clock = Clock()
+    memo = EvaluationMemo(clock, ttl=1.0)
+    assert memo.evaluate(str(root), "/latest/f.bin").path == "/v1/f.bin"
+    (root / "latest").unlink()
+    os.symlink("v2", root / "latest")
+    clock.advance(0.5)
+    memo.evaluate(str(root), "/latest/g.bin")  # made from what the folder was at 0
+    clock.advance(0.5)  # the folder's answer expired: so did the file's made from it
+    assert memo.evaluate(str(root), "/latest/g.bin").path == "/v2/g.bin"
+    assert memo.evaluate(str(root), "/latest/f.bin").path == "/v2/f.bin"
+    (root / "latest").unlink()
+    os.symlink("v1", root / "latest")
+    memo.forget("/latest/f.bin")  # published: the path and its folder are resolved again
+    assert memo.evaluate(str(root), "/latest/f.bin").path == "/v1/f.bin"
+    (root / "v1" / "h.bin").write_bytes(b"x")
+    assert memo.evaluate(str(root), "/latest/h.bin").path == "/v1/h.bin"  # a new name: lstat
