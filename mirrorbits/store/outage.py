@@ -10,11 +10,19 @@ nothing is logged: whatever an operation it cut short raised is the stop, not ne
 
 from __future__ import annotations
 
+import txredisapi
 from twisted.internet.defer import FirstError
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from mirrorbits.store.errors import REDIS_FAILURES
+
+#: The first word of Redis' answer to a write it refuses while it still reads: a replica,
+#: ``min-replicas-to-write`` unmet, ``maxmemory`` reached, a failed snapshot.
+WRITE_REFUSALS = frozenset({"READONLY", "NOREPLICAS", "OOM", "MISCONF"})
+#: What a service's unrecorded findings mean for the users meanwhile, said with its line.
+_MEANWHILE = {"Liveness": "a mirror it finds down keeps receiving users",
+              "Health check": "a mirror it finds down keeps receiving users"}
 
 _outage = 0  # bumped at each connection to a master: a new outage may then be reported
 _said: dict[str, int] = {}  # service -> the outage it reported
@@ -31,6 +39,12 @@ def redis_cause(failure: Failure | BaseException) -> BaseException | None:
             return None
         error = inner
     return error if isinstance(error, REDIS_FAILURES) else None
+
+
+def refuses_writes(error: BaseException) -> bool:
+    """Whether ``error`` is Redis refusing a write (it is reachable and reads work)."""
+    return (isinstance(error, txredisapi.ResponseError)
+            and str(error).split(" ", 1)[0] in WRITE_REFUSALS)
 
 
 def connected() -> None:
@@ -56,5 +70,11 @@ def report(log: Logger, service: str, failure: Failure, what: str, **fields: obj
     if _stopping or _said.get(service) == _outage:
         return
     _said[service] = _outage
+    if refuses_writes(cause):
+        meanwhile = _MEANWHILE.get(service)
+        log.warn("{service}: Redis refuses writes ({error}); retried once it accepts them"
+                 + ("; meanwhile {meanwhile}" if meanwhile else ""),
+                 service=service, error=str(cause), meanwhile=meanwhile)
+        return
     log.warn("{service}: Redis unavailable ({error}); retried once it is back",
              service=service, error=str(cause) or type(cause).__name__)

@@ -58,3 +58,21 @@ def test_other_failures_keep_their_traceback_and_stopping_is_silent() -> None:
         outage.report(log, "Liveness", bug, "round failed")
         outage.report(log, "Scan scheduling", lost(), "round failed")
     assert len(said) == 1 and said[0].startswith("round failed")
+
+
+def test_a_refused_write_says_so_and_what_follows_for_the_users() -> None:
+    """Redis read-only (a replica, NOREPLICAS...) is reachable: "unavailable" sent the
+    operator looking at a Redis that answered; the health services' findings are not
+    recorded meanwhile, so a dead mirror keeps its users (docs/reliability.md)."""
+    refused = txredisapi.ResponseError("NOREPLICAS Not enough good replicas to write.")
+    with captured_log("mirrorbits.test_outage") as said:
+        outage.report(log, "Liveness", Failure(refused), "round failed")
+        outage.report(log, "File verification",
+                      Failure(txredisapi.ResponseError("READONLY You can't write against a "
+                                                       "read only replica.")), "round failed")
+        outage.report(log, "Liveness", Failure(refused), "round failed")
+    assert said == [
+        "Liveness: Redis refuses writes (NOREPLICAS Not enough good replicas to write.); "
+        "retried once it accepts them; meanwhile a mirror it finds down keeps receiving users",
+        "File verification: Redis refuses writes (READONLY You can't write against a read only "
+        "replica.); retried once it accepts them"]
