@@ -259,6 +259,19 @@ def test_a_mirror_already_up_is_not_said_up_again_by_the_next_process(
     repo_file(repo, "/a.txt", b"hello\n", 1687249800)
     mirror = StaticHTTPServer(repo, host="127.0.0.32")
     mirror.start()
+    try:
+        log = checked_by_two_processes(tmp_path, repo, mirror, redis_server, redis_db)
+    finally:
+        mirror.stop()
+    said_up = [line for line in log.splitlines() if "HTTP  Up!" in line]
+    assert said_up and all("#debug]" in line for line in said_up), said_up
+    assert count(log, "#error] madrid") == 1, log
+
+
+def checked_by_two_processes(tmp_path: Path, repo: Path, mirror: StaticHTTPServer,
+                             redis_server: RedisServer, redis_db: redis.Redis) -> str:
+    """The second daemon's log (``--debug``): the first enabled ``mirror`` and saw it up,
+    the second checked it, then saw it stop."""
     values = base_config(repo, redis_server.address, CheckInterval="0", ScanInterval="1000")
     first = DaemonProcess(workdir=tmp_path / "first", values=values)
     first.start()
@@ -277,10 +290,6 @@ def test_a_mirror_already_up_is_not_said_up_again_by_the_next_process(
         second.wait_log("HTTP  Up!")  # checked, quietly
         mirror.stop()
         second.wait_log("HTTP  Error:")  # a change is still said
-        log = second.log()
+        return second.log()
     finally:
         second.stop()
-        mirror.stop()
-    said_up = [line for line in log.splitlines() if "HTTP  Up!" in line]
-    assert said_up and all("#debug]" in line for line in said_up), said_up
-    assert count(log, "#error] madrid") == 1, log
