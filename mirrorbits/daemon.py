@@ -131,6 +131,7 @@ class Daemon(MultiService):
         for line in self.greeting:
             log.info("{line}", line=line)
         outage.stopping(False)
+        outage.use_clock(self.reactor.seconds)
         super().startService()
         self.geo.start_watching(GEO_CHECK_INTERVAL)  # replaced databases are picked up
         self.reactor.callWhenRunning(tune_garbage_collector)

@@ -25,6 +25,7 @@ from mirrorbits.config import Config
 from mirrorbits.health.liveness import REASON as LIVENESS_REASON
 from mirrorbits.health.lost import MISSING_BEFORE_DOWN, LostFiles, lost_because
 from mirrorbits.health.outcome import (
+    UP,
     Outcome,
     check_urls,
     classify,
@@ -221,6 +222,8 @@ class HealthChecker(Service):
             if outcome is None:
                 continue
             said = self._said.get((mirror.id, proto))  # None: not checked by this process yet
+            if said is None and outcome.condition == UP and recorded_up(mirror, proto):
+                said = UP  # a restart, an upgrade, a share taken over: Redis knew; no news
             if said is not None and said_by_liveness(mirror, proto, False):
                 said = LIVENESS_SAID  # down since, by the probes: its recovery is news
             repeated = said == outcome.condition or (
@@ -320,6 +323,11 @@ def _watch(deferreds: list[Deferred[None]]) -> Deferred[None]:
     for deferred in deferreds:
         deferred.addBoth(one_done)
     return waiter
+
+
+def recorded_up(mirror: Mirror, proto: int) -> bool:
+    """Whether Redis records ``mirror`` up in ``proto``."""
+    return mirror.http_up if proto == PROTO_HTTP else mirror.https_up
 
 
 def said_by_liveness(mirror: Mirror, proto: int, up: bool) -> bool:

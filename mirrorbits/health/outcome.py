@@ -65,6 +65,10 @@ def redirects_allowed(allow_redirects: int, disallow_by_default: bool) -> bool:
     return not disallow_by_default
 
 
+#: The condition of a check that found the mirror up, its file of the right size.
+UP = "Up!"
+
+
 def log_prefix(name: str, proto: int, width: int) -> str:
     """``<name padded/truncated to width> <PROTO padded to 5>`` as in the reference's logs."""
     return f"{name[:width]:<{width}} {PROTO_NAMES.get(proto, ''):<5}"
@@ -83,7 +87,7 @@ def classify(result: ProbeResult, path: str, local_size: int | None) -> Outcome:
         if remote is not None and local_size is not None and remote != local_size:
             message = f"File size mismatch! [{path}]"
             return Outcome(True, "", LogLevel.warn, message, condition=message)
-        return Outcome(True, "", LogLevel.info, f"Up! ({result.elapsed_ms}ms)", condition="Up!")
+        return Outcome(True, "", LogLevel.info, f"Up! ({result.elapsed_ms}ms)", condition=UP)
     if result.status == 404:
         reason = f"File not found {path} (error 404)"
         return Outcome(False, reason, LogLevel.warn, "Down! Status: 404", missing_file=True,

@@ -3,22 +3,46 @@
 A background service (health checks, liveness, verification, scans, stats flush...) whose
 Redis vanishes, turns read-only or restarts mid-operation gets a connection or response
 error. :func:`report` turns such a failure into one warning naming the service and the
-problem, said once per outage (the next "Connected to redis master" starts a new one). Any
+problem, said once per outage (the next "Connected to redis master" starts a new one, and so
+does a failure after :data:`QUIET` seconds without one: a Redis that refused writes, accepted
+them again and refuses them anew never reconnected in between). Any
 other failure is a bug: logged with its traceback as before. Once the daemon is stopping,
 nothing is logged: whatever an operation it cut short raised is the stop, not news.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
+import txredisapi
 from twisted.internet.defer import FirstError
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from mirrorbits.store.errors import REDIS_FAILURES
 
+#: The first word of Redis' answer to a write it refuses while it still reads: a replica,
+#: ``min-replicas-to-write`` unmet, ``maxmemory`` reached, a failed snapshot.
+WRITE_REFUSALS = frozenset({"READONLY", "NOREPLICAS", "OOM", "MISCONF"})
+#: What a service's unrecorded findings mean for the users meanwhile, said with its line.
+_MEANWHILE = {"Liveness": "a mirror it finds down keeps receiving users",
+              "Health check": "a mirror it finds down keeps receiving users"}
+
+#: Seconds without a Redis failure of a service after which its next one is said again.
+QUIET = 60.0
+
 _outage = 0  # bumped at each connection to a master: a new outage may then be reported
 _said: dict[str, int] = {}  # service -> the outage it reported
 _stopping = False
+_failed: dict[str, float] = {}  # service -> when it last failed on Redis
+_seconds: Callable[[], float] = time.monotonic
+
+
+def use_clock(seconds: Callable[[], float]) -> None:
+    """Read the time from ``seconds`` (the daemon's reactor) from now on."""
+    global _seconds
+    _seconds = seconds
 
 
 def redis_cause(failure: Failure | BaseException) -> BaseException | None:
@@ -31,6 +55,12 @@ def redis_cause(failure: Failure | BaseException) -> BaseException | None:
             return None
         error = inner
     return error if isinstance(error, REDIS_FAILURES) else None
+
+
+def refuses_writes(error: BaseException) -> bool:
+    """Whether ``error`` is Redis refusing a write (it is reachable and reads work)."""
+    return (isinstance(error, txredisapi.ResponseError)
+            and str(error).split(" ", 1)[0] in WRITE_REFUSALS)
 
 
 def connected() -> None:
@@ -53,8 +83,18 @@ def report(log: Logger, service: str, failure: Failure, what: str, **fields: obj
         if not _stopping:
             log.failure(what, failure, LogLevel.critical, **fields)
         return
-    if _stopping or _said.get(service) == _outage:
+    now = _seconds()
+    previous = _failed.get(service)
+    _failed[service] = now
+    quiet = previous is None or now - previous >= QUIET
+    if _stopping or (_said.get(service) == _outage and not quiet):
         return
     _said[service] = _outage
+    if refuses_writes(cause):
+        meanwhile = _MEANWHILE.get(service)
+        log.warn("{service}: Redis refuses writes ({error}); retried once it accepts them"
+                 + ("; meanwhile {meanwhile}" if meanwhile else ""),
+                 service=service, error=str(cause), meanwhile=meanwhile)
+        return
     log.warn("{service}: Redis unavailable ({error}); retried once it is back",
              service=service, error=str(cause) or type(cause).__name__)

@@ -133,6 +133,7 @@ def test_a_mirror_going_down_is_said_once(tmp_path: Path, redis_server: RedisSer
         assert daemon.ctl("add", "-http", mirror.url, "madrid").returncode == 0
         record_mirror_files(redis_db, 1, {"/a.txt": 6}, "2023-06-20 08:30:00 +0000 UTC")
         redis_db.sadd(keys.handled_files(1), "/a.txt")
+        redis_db.hset("MIRROR_1", "httpUp", "0")  # down, as a new mirror is: its "Up!" is news
         assert daemon.ctl("enable", "madrid").returncode == 0
         daemon.wait_log("HTTP  Up!")
         time.sleep(3)  # checked every second: still up
@@ -247,3 +248,48 @@ def test_each_configuration_note_is_said_once_per_start_and_reload(
     assert count(log, "Cannot open the download log") == 0, log
     assert count(log, "not updated") == 0, log
     assert count(log, "Traceback") == 0, log
+
+
+def test_a_mirror_already_up_is_not_said_up_again_by_the_next_process(
+        tmp_path: Path, redis_server: RedisServer, redis_db: redis.Redis) -> None:
+    """A restart, an upgrade or a node taking over another's share checks mirrors Redis
+    already records up: "Up!" would read as a mirror coming back (the walk of 2026-12-05
+    saw "m2 HTTP Up!" right after "<- Node ... left the cluster"). Only at debug level."""
+    repo = tmp_path / "repo"
+    repo_file(repo, "/a.txt", b"hello\n", 1687249800)
+    mirror = StaticHTTPServer(repo, host="127.0.0.32")
+    mirror.start()
+    try:
+        log = checked_by_two_processes(tmp_path, repo, mirror, redis_server, redis_db)
+    finally:
+        mirror.stop()
+    said_up = [line for line in log.splitlines() if "HTTP  Up!" in line]
+    assert said_up and all("#debug]" in line for line in said_up), said_up
+    assert count(log, "#error] madrid") == 1, log
+
+
+def checked_by_two_processes(tmp_path: Path, repo: Path, mirror: StaticHTTPServer,
+                             redis_server: RedisServer, redis_db: redis.Redis) -> str:
+    """The second daemon's log (``--debug``): the first enabled ``mirror`` and saw it up,
+    the second checked it, then saw it stop."""
+    values = base_config(repo, redis_server.address, CheckInterval="0", ScanInterval="1000")
+    first = DaemonProcess(workdir=tmp_path / "first", values=values)
+    first.start()
+    try:
+        assert first.ctl("add", "-http", mirror.url, "madrid").returncode == 0
+        record_mirror_files(redis_db, 1, {"/a.txt": 6}, "2023-06-20 08:30:00 +0000 UTC")
+        redis_db.sadd(keys.handled_files(1), "/a.txt")
+        redis_db.hset("MIRROR_1", "httpUp", "0")  # down, as a new mirror is
+        assert first.ctl("enable", "madrid").returncode == 0
+        first.wait_log("HTTP  Up!")  # recorded down: news
+    finally:
+        first.stop()
+    second = DaemonProcess(workdir=tmp_path / "second", values=values, args=["--debug"])
+    second.start()
+    try:
+        second.wait_log("HTTP  Up!")  # checked, quietly
+        mirror.stop()
+        second.wait_log("HTTP  Error:")  # a change is still said
+        return second.log()
+    finally:
+        second.stop()
