@@ -212,7 +212,7 @@ def keep_data(workdir: Path, args: argparse.Namespace, client: redis.Redis) -> N
     without persistence) and mark the data set as complete."""
     kwargs = client.connection_pool.connection_kwargs
     saving = redis.Redis(host=kwargs["host"], port=kwargs["port"], socket_timeout=None,
-                         retry=Retry(NoBackoff(), 0))  # saving 7 GB takes a minute; never sent twice
+                         retry=Retry(NoBackoff(), 0))  # a minute for 7 GB: never sent twice
     try:
         saving.save()
     finally:
