@@ -73,6 +73,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=1,
                         help="before/during pairs measured per distribution (the median "
                         "ratio is STORM P99)")
+    parser.add_argument("--control", action="store_true",
+                        help="after each storm, measure the load once more without one "
+                        "(its p99 over the p99 before: what the host alone moves it by)")
     parser.add_argument("--workdir", metavar="DIR")
     parser.add_argument("--keep-data", action="store_true",
                         help="with --workdir: save the data set written (Redis' dump.rdb, the "
@@ -456,9 +459,14 @@ def storm_round(args: argparse.Namespace, requests: str,
 
     during = window(stormy, client, redis_pid, workers)
     settled = settle(workers)  # the last re-reads done before the next load
-    return {"before": before, "during": during, "storm_seconds": box.get("seconds"),
-            "settled_seconds": settled, "memory_loaded": loaded,
-            "ratio": (during["p99_ms"] or 0) / (before["p99_ms"] or 1)}
+    figures = {"before": before, "during": during, "storm_seconds": box.get("seconds"),
+               "settled_seconds": settled, "memory_loaded": loaded,
+               "ratio": (during["p99_ms"] or 0) / (before["p99_ms"] or 1)}
+    if args.control:
+        again = window(lambda: load(requests), client, redis_pid, workers)
+        figures["again"] = again
+        figures["control_ratio"] = (again["p99_ms"] or 0) / (before["p99_ms"] or 1)
+    return figures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -595,10 +603,16 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
                     f"workers busy {float(one['settled_seconds']):.1f} s more",
                     f"  before     {window_line(before_r)}",
                     f"  during     {window_line(during_r)}",
+                    *([f"  again      {window_line(one['again'])} (no storm: "
+                       f"{one['control_ratio']:.2f}x the p99 before)"] if "again" in one else []),
                     f"  redis before {redis_line(before_r['redis'])}",
                     f"  redis during {redis_line(during_r['redis'])}",
                 ]
             median = f" (median of {len(run['rounds'])})" if len(run["rounds"]) > 1 else ""
+            if args.control:
+                controls = [float(one["control_ratio"]) for one in run["rounds"]]
+                lines.append("CONTROL      p99 without a storm over the p99 before: "
+                             + ", ".join(f"{c:.2f}x" for c in controls))
             lines.append(
                 f"STORM P99    {ratio:.2f}x{median}"
                 f"  ({'meets' if ratio < 2 else 'MISSES'} the target "
