@@ -264,10 +264,10 @@ def script_kind(args: list[Any]) -> str:
     name = str(args[0]).upper() if args else "?"
     if name != "EVAL":
         return name.lower()
-    if len(args) == 10:
-        return "re-read"
+    if len(args) == 10 and "\0" in str(args[9]):
+        return "re-read"  # its paths and parts in one argument, each ended by a NUL
     more = re.search(r"\((\d+) more arguments\)", str(args[-1]))
-    files = len(args) - 9 + (int(more.group(1)) if more else 0)
+    files = len(args) - 9 + (int(more.group(1)) - 1 if more else 0)
     tens = files // 10 * 10
     return f"read of {tens or 1}-{tens + 9} files"
 
