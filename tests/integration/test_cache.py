@@ -238,20 +238,20 @@ async def test_a_storms_re_reads_are_paced_and_coalesced(
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_re_read_lands_when_a_storm_restarts_the_path_counters(
+async def test_a_re_read_lands_when_other_paths_move_its_counter(
     service: RedisService, redis_db: redis.Redis
 ) -> None:
-    """Messages naming more paths than ``path_versions_limit`` restart the counters while a
-    file's re-read is in flight: what it read is still kept (it was lost, the file's old
-    records answered until its next message)."""
+    """Messages about other paths sharing the file's counter arrive while its re-read is in
+    flight: what it read is still kept (the file would keep its old records until its next
+    message)."""
     seed(redis_db)
-    cache = MirrorCache(service.client, Clock(), path_versions_limit=2)
+    cache = MirrorCache(service.client, Clock(), path_buckets=1)  # every path shares it
     await cache.candidates("/a.txt")
     await cache.file_info("/a.txt")
     redis_db.hset("FILE_/a.txt", "size", "9")
     cache.on_file_update("/a.txt")  # its re-read in flight...
     for path in ("/x", "/y", "/z"):
-        cache.on_file_update(path)  # ...when files not held restart the counters
+        cache.on_file_update(path)  # ...when files not held move its counter
     info = await cache.file_info("/a.txt")
     assert info is not None and info.size == 9
     held = cache.cached_file("/a.txt")
