@@ -259,6 +259,24 @@ async def test_a_re_read_lands_when_other_paths_move_its_counter(
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_miss_read_is_kept_while_a_storm_names_many_other_paths(
+    cache: MirrorCache, redis_db: redis.Redis
+) -> None:
+    """150,000 other paths are named while a miss is read (a large scan): the read is kept
+    (the per-path counters restarted at 100,000 paths, which discarded every read in flight:
+    each read again)."""
+    redis_db.config_resetstat()
+    reading = Deferred.fromCoroutine(cache.candidates("/a.txt"))  # its script in flight...
+    shared = cache.path_bucket("/a.txt")
+    for index in range(150_000):
+        path = f"/pool/{index}.bin"
+        if cache.path_bucket(path) != shared:  # ...while files not held are named
+            cache.on_file_update(path)
+    assert [m.name for m, _ in await reading] == ["one", "two"]
+    assert redis_db.info("commandstats")["cmdstat_eval"]["calls"] == 1  # read once, kept
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_message_re_reads_only_the_records_it_names(
     cache: MirrorCache, redis_db: redis.Redis
 ) -> None:
