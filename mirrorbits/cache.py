@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import itertools
+from array import array
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Final, Generic, Literal, TypeVar
@@ -55,6 +56,12 @@ REFRESH_READS: Final = 1
 #: commits); messages arriving meanwhile wait and join the next script, a path named again
 #: only once. A storm then costs Redis a bounded number of scripts, however fast it comes.
 REFRESH_INTERVAL: Final = 0.01
+#: Counters of the messages about paths (8 bytes each, 8 MiB): a path's version is its
+#: bucket's, so that a storm naming any number of paths leaves the others' memos (a table
+#: of 100,000 paths restarted when full made every memo of the worker stale at once, once
+#: per 100,000 paths named); two paths sharing a bucket (a storm of 100,000 paths moves
+#: ~9 % of them) only have their memos rebuilt.
+PATH_BUCKETS: Final = 1 << 20
 #: What a file's re-read asks besides :data:`LOCAL` and mirror IDs: all its records.
 WHOLE: Final = -1
 #: Reads of a missing path before it is answered from one read that is not kept (its records
@@ -168,38 +175,47 @@ class MirrorCache:
     _next_refresh: float = 0.0  # when the next re-read script may start
     _refresh_call: IDelayedCall | None = None
     generation: int = 0  # bumped by invalidations that may concern any path
-    path_versions_limit: int = 100_000
-    _path_versions: dict[str, int] = field(factory=dict)
-    # Bumped when the cache is cleared or the path counters restart: with a path's counter,
-    # what a read of the path's own records (FILE_, FILEMIRRORS_, FILEINFO_) may be checked
-    # against. A mirror's message moves ``generation`` but not this: it changes no file's
-    # records, and a file read meanwhile is still right.
+    # Counters of the messages about paths, one per bucket of the paths' hashes (a power of
+    # two; see PATH_BUCKETS): a fixed table, never restarted.
+    path_buckets: int = field(default=PATH_BUCKETS, kw_only=True)
+    _path_counts: array[int] = field(init=False)
+    _path_mask: int = field(init=False)
+    # Bumped when the cache is cleared: with a path's counter, what a read of the path's own
+    # records (FILE_, FILEMIRRORS_, FILEINFO_) may be checked against. A mirror's message
+    # moves ``generation`` but not this: it changes no file's records, and a file read
+    # meanwhile is still right.
     _epoch: int = 0
     _mirror_versions: dict[int, int] = field(factory=dict)  # messages seen, by mirror
     _clears: int = 0  # :meth:`clear` calls: a re-read started before one is not kept
+
+    def __attrs_post_init__(self) -> None:
+        if self.path_buckets < 1 or self.path_buckets & (self.path_buckets - 1):
+            raise ValueError(f"path_buckets {self.path_buckets} is not a power of two")
+        self._path_counts = array("Q", bytes(8 * self.path_buckets))
+        self._path_mask = self.path_buckets - 1
 
     def version(self, path: str) -> tuple[int, int]:
         """What the cache knows of ``path``, as a value that changes whenever that may change.
 
         Results derived from cached data (a file's prefiltered mirrors...) are valid while
         the version they were computed at is current. A file's own messages only change its
-        version; a mirror's change or a reconnection changes every path's.
+        version (and those of the few paths sharing its counter: their results are computed
+        again, never revived); a mirror's change or a reconnection changes every path's.
         """
-        return self.generation, self._path_versions.get(path, 0)
+        return self.generation, self._path_counts[hash(path) & self._path_mask]
+
+    def path_bucket(self, path: str) -> int:
+        """The counter ``path``'s messages move (shared with other paths)."""
+        return hash(path) & self._path_mask
 
     def _bump(self, path: str) -> None:
-        versions = self._path_versions
-        if len(versions) >= self.path_versions_limit:
-            versions.clear()  # counters restart: the global bumps keep old versions stale
-            self.generation += 1
-            self._epoch += 1
-        versions[path] = versions.get(path, 0) + 1
+        self._path_counts[hash(path) & self._path_mask] += 1
 
     def records_version(self, path: str) -> tuple[int, int]:
         """What the cache knows of ``path``'s own records, as a value that changes whenever a
         message about the path arrives (or the cache is cleared): a read of the records
         started at one value may be put in the cache only if it is still current."""
-        return self._epoch, self._path_versions.get(path, 0)
+        return self._epoch, self._path_counts[hash(path) & self._path_mask]
 
     # --- synchronous fast path -------------------------------------------------------------
 
@@ -507,7 +523,6 @@ class MirrorCache:
         rather than every request missing and reading Redis meanwhile."""
         self.generation += 1
         self._epoch += 1
-        self._path_versions.clear()
         self._aside.update(self.mirrors.items())
         self.mirrors.clear()
         self._release_refresh_waiters(list(self._refresh_waiters))
@@ -516,7 +531,6 @@ class MirrorCache:
         self._clears += 1
         self.generation += 1
         self._epoch += 1
-        self._path_versions.clear()
         self._mirror_versions.clear()
         self.files.clear()
         self.file_mirrors.clear()
@@ -587,7 +601,7 @@ class MirrorCache:
         self._refresh_reads -= 1
         # Else cleared meanwhile: nothing to replace. A mirror's message meanwhile (its
         # health, a scan's start) does not make the file's records read here stale, nor do
-        # the path counters restarting (a storm naming many paths): what was read is newer
+        # messages about other paths sharing its counter: what was read is newer
         # than what the cache holds, even for a path changed again meanwhile (read again
         # after).
         if clears == self._clears:

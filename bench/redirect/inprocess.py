@@ -121,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--new-pairs", action="store_true",
                         help="a path's client address changes on every pass over the paths "
                              "(measured requests never repeat a warm-up's file and client)")
+    parser.add_argument("--stale-memos", action="store_true",
+                        help="make every file's memo stale before the measured requests (as "
+                             "a cache's counters restarting did): what rebuilding them costs")
     parser.add_argument("--profile", nargs="?", const="-", metavar="FILE",
                         help="cProfile the daemon's requests (top 30 to stdout, or pstats FILE)")
     args = parser.parse_args(argv)
@@ -136,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         drive(site, warm_up * 2, clock)
         drive(bare_site, raw[:2_000], clock)
         bare_s, bare_ok = drive(bare_site, raw, clock)
+        if args.stale_memos:
+            site.resource.ctx.cache.generation += 1
         if args.profile:
             profiler = cProfile.Profile()
             profiler.enable()

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import random
 import re
+import shutil
+import statistics
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +28,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
+from redis.backoff import NoBackoff  # noqa: E402
+from redis.retry import Retry  # noqa: E402
 
 from bench.harness import command_line, report_head, work_directory, write_json  # noqa: E402
 from bench.redirect import dataset, loadgen  # noqa: E402
@@ -64,7 +70,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="requests drawn for the 'zipf' request list")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", metavar="FILE")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="before/during pairs measured per distribution (the median "
+                        "ratio is STORM P99)")
+    parser.add_argument("--control", action="store_true",
+                        help="after each storm, measure the load once more without one "
+                        "(its p99 over the p99 before: what the host alone moves it by)")
     parser.add_argument("--workdir", metavar="DIR")
+    parser.add_argument("--keep-data", action="store_true",
+                        help="with --workdir: save the data set written (Redis' dump.rdb, the "
+                        "repository, the request lists) there, and reuse it in a later run "
+                        "with the same data-set options instead of writing it again")
     return parser.parse_args(argv)
 
 
@@ -104,6 +120,11 @@ def held_share(files: int, held: int, s: float) -> float:
     return sum(1.0 / (rank + 1) ** s for rank in range(min(held, files))) / total
 
 
+def dataset_path(n: int) -> str:
+    """The path of file number ``n`` of the data set."""
+    return f"/pool/{n // 1000:04d}/file-{n}.bin"
+
+
 def write_data(args: argparse.Namespace, workdir: Path, server: RedisServer) -> list[str]:
     """Mirrors, files and their copies, and download counts following the popularity law
     (``STATS_FILE``: what a running daemon has counted, from which the fill takes the most
@@ -130,7 +151,7 @@ def write_data(args: argparse.Namespace, workdir: Path, server: RedisServer) -> 
                             *[x for pair in fields.items() for x in pair]))
             sink.write(resp("HSET", keys.MIRRORS, str(bench.mirror.id), bench.mirror.name))
         for n in range(args.files):
-            path = f"/pool/{n // 1000:04d}/file-{n}.bin"
+            path = dataset_path(n)
             paths.append(path)
             target = repository / path[1:]
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -168,6 +189,183 @@ def write_data(args: argparse.Namespace, workdir: Path, server: RedisServer) -> 
     asked = zipf_requests(paths, ranked, args.zipf_s, args.requests, args.seed)
     (workdir / "zipf.txt").write_text("".join(p + "\n" for p in asked))
     return paths
+
+
+def dataset_key(args: argparse.Namespace) -> dict[str, Any]:
+    """The options the data set written depends on: a kept one is reused only if they match."""
+    return {"files": args.files, "mirrors": args.mirrors, "copies": list(args.copies),
+            "zipf_s": args.zipf_s, "requests": args.requests, "seed": args.seed,
+            "db_version": keys.CURRENT_DB_VERSION}
+
+
+def kept_data(workdir: Path, args: argparse.Namespace) -> bool:
+    """Whether ``workdir`` holds a data set saved by ``--keep-data`` for these options
+    (its marker is written last, once everything else was)."""
+    marker = workdir / "dataset.json"
+    try:
+        return bool(json.loads(marker.read_text()) == dataset_key(args)
+                    and (workdir / "redis" / "dump.rdb").is_file())
+    except (OSError, ValueError):
+        return False
+
+
+def keep_data(workdir: Path, args: argparse.Namespace, client: redis.Redis) -> None:
+    """Save what Redis holds to ``dump.rdb`` (loaded by the next ``redis-server`` started
+    in the same directory; the daemon's own writes of this run are never saved: Redis runs
+    without persistence) and mark the data set as complete."""
+    kwargs = client.connection_pool.connection_kwargs
+    saving = redis.Redis(host=kwargs["host"], port=kwargs["port"], socket_timeout=None,
+                         retry=Retry(NoBackoff(), 0))  # a minute for 7 GB: never sent twice
+    try:
+        saving.save()
+    finally:
+        saving.close()
+    (workdir / "dataset.json").write_text(json.dumps(dataset_key(args)))
+
+
+def drop_kept_data(workdir: Path) -> None:
+    """Forget a kept data set before writing another (a run stopped half-way leaves no
+    marker, so nothing half-written is reused)."""
+    (workdir / "dataset.json").unlink(missing_ok=True)
+    (workdir / "redis" / "dump.rdb").unlink(missing_ok=True)
+
+
+def wait_loaded(client: redis.Redis, limit: float = 900.0) -> None:
+    """Wait until Redis has loaded its ``dump.rdb`` (it answers ``LOADING`` meanwhile)."""
+    deadline = time.monotonic() + limit
+    while True:
+        try:
+            client.ping()
+            return
+        except redis.exceptions.BusyLoadingError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+#: Redis' slow log threshold while the bench watches it (microseconds).
+SLOW_US = 2000
+
+
+def redis_watch(client: redis.Redis) -> None:
+    """Start a window of Redis figures: its command statistics, slow log (commands over
+    :data:`SLOW_US`) and latency monitor (events over 5 ms) reset."""
+    client.config_set("latency-monitor-threshold", 5)
+    client.config_set("slowlog-log-slower-than", SLOW_US)
+    client.config_set("slowlog-max-len", 10_000)
+    client.execute_command("LATENCY", "RESET")
+    client.slowlog_reset()
+    client.config_resetstat()
+
+
+def script_kind(args: list[Any]) -> str:
+    """What a slow command was: a miss read (``EVAL`` with one argument per file), a
+    re-read (one argument for every file), or the command's name."""
+    name = str(args[0]).upper() if args else "?"
+    if name != "EVAL":
+        return name.lower()
+    if len(args) == 10 and "\0" in str(args[9]):
+        return "re-read"  # its paths and parts in one argument, each ended by a NUL
+    more = re.search(r"\((\d+) more arguments\)", str(args[-1]))
+    files = len(args) - 9 + (int(more.group(1)) - 1 if more else 0)
+    tens = files // 10 * 10
+    return f"read of {tens or 1}-{tens + 9} files"
+
+
+def redis_report(client: redis.Redis, redis_pid: int, cpu_at: float) -> dict[str, Any]:
+    """What Redis did since :func:`redis_watch`: its CPU, the busiest commands (calls,
+    microseconds each), the slow commands by kind (count, longest and summed ms) and the
+    latency monitor's worst event."""
+    stats = client.info("commandstats")
+    commands = {name.removeprefix("cmdstat_"): {"calls": int(v["calls"]),
+                                                "usec": int(v["usec"]),
+                                                "usec_per_call": float(v["usec_per_call"])}
+                for name, v in stats.items()}
+    busiest = dict(sorted(commands.items(), key=lambda kv: -kv[1]["usec"])[:4])
+    slow: dict[str, dict[str, float]] = {}
+    raw = redis.Connection(host=client.connection_pool.connection_kwargs["host"],
+                           port=client.connection_pool.connection_kwargs["port"])
+    try:
+        raw.send_command("SLOWLOG", "GET", "10000")
+        entries = raw.read_response()
+    finally:
+        raw.disconnect()
+    for entry in entries:  # [id, time, microseconds, arguments, ...]
+        kind = script_kind([a.decode(errors="replace") for a in entry[3]])
+        got = slow.setdefault(kind, {"count": 0, "max_ms": 0.0, "sum_ms": 0.0})
+        got["count"] += 1
+        got["max_ms"] = max(got["max_ms"], entry[2] / 1000)
+        got["sum_ms"] += entry[2] / 1000
+    latest = client.execute_command("LATENCY", "LATEST")
+    worst = max((int(event[3]) for event in latest), default=0)
+    return {"cpu_s": cpu_seconds([redis_pid]) - cpu_at, "busiest": busiest, "slow": slow,
+            "latency_max_ms": worst}
+
+
+def redis_line(figures: dict[str, Any]) -> str:
+    busiest = ", ".join(f"{name} {v['calls']} x {v['usec_per_call']:.0f} us"
+                        for name, v in figures["busiest"].items())
+    slow = ", ".join(f"{kind} {v['count']:.0f} (max {v['max_ms']:.1f}, sum {v['sum_ms']:.0f} ms)"
+                     for kind, v in sorted(figures["slow"].items(),
+                                           key=lambda kv: -kv[1]["sum_ms"]))
+    return (f"CPU {figures['cpu_s']:.1f} s; {busiest}; over {SLOW_US / 1000:g} ms: "
+            f"{slow or 'none'}; latency max {figures['latency_max_ms']} ms")
+
+
+def runqueue_ms(pids: list[int]) -> float:
+    """Milliseconds the threads of ``pids`` have waited so far for a CPU, ready to run
+    (``/proc/PID/task/TID/schedstat``): how much the host's other work delayed them."""
+    total = 0
+    for pid in pids:
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{task}/schedstat") as stat:
+                    total += int(stat.read().split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    return total / 1e6
+
+
+def host_busy() -> tuple[float, float]:
+    """The CPU seconds of every core so far: (busy, all), from ``/proc/stat``."""
+    with open("/proc/stat") as stat:
+        fields = [int(x) for x in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (sum(fields[:8]) - idle) / ticks, sum(fields[:8]) / ticks
+
+
+def window(work: Callable[[], loadgen.LoadResult], client: redis.Redis, redis_pid: int,
+           workers: list[int]) -> dict[str, Any]:
+    """One load measured: its latencies, the workers' CPU, Redis' figures, how long Redis
+    and the workers waited for a CPU, and the CPU of this process (the storm's writer)."""
+    redis_watch(client)
+    cpu_at, redis_at = cpu_seconds(workers), cpu_seconds([redis_pid])
+    waited_at = (runqueue_ms([redis_pid]), runqueue_ms(workers))
+    own_at, host_at = time.process_time(), host_busy()
+    result = work()
+    host = host_busy()
+    figures = redis_report(client, redis_pid, redis_at)
+    return {"rps": result.rate, "p50_ms": result.p50_ms, "p99_ms": result.p99_ms,
+            "wrong": result.other_status + result.bad_location,
+            "workers_cpu_s": cpu_seconds(workers) - cpu_at, "redis": figures,
+            "redis_runqueue_ms": runqueue_ms([redis_pid]) - waited_at[0],
+            "workers_runqueue_ms": runqueue_ms(workers) - waited_at[1],
+            "writer_cpu_s": time.process_time() - own_at,
+            "host_busy_s": host[0] - host_at[0], "host_s": host[1] - host_at[1]}
+
+
+def window_line(one: dict[str, Any]) -> str:
+    return (f"{one['rps']:.0f} req/s, p50 {one['p50_ms']} ms, p99 {one['p99_ms']} ms, "
+            f"wrong {one['wrong']}; CPU: workers {one['workers_cpu_s']:.1f} s, Redis "
+            f"{one['redis']['cpu_s']:.1f} s, writer {one['writer_cpu_s']:.1f} s; waited for "
+            f"a CPU: Redis {one['redis_runqueue_ms']:.0f} ms, workers "
+            f"{one['workers_runqueue_ms']:.0f} ms; host {one['host_busy_s']:.1f} of "
+            f"{one['host_s']:.1f} CPU s busy")
 
 
 def rss_kib(pid: int) -> int:
@@ -243,8 +441,38 @@ def timed_storm(box: dict[str, float], client: redis.Redis, paths: list[str],
     box["seconds"] = storm(client, paths, args.storm, args.storm_rate, args.mirrors)
 
 
+def storm_round(args: argparse.Namespace, requests: str,
+                load: Callable[[str], loadgen.LoadResult], client: redis.Redis,
+                paths: list[str], redis_pid: int, workers: list[int],
+                daemon: DaemonProcess) -> dict[str, Any]:
+    """One load before the storm, then one while it is published; the workers' wait after."""
+    before = window(lambda: load(requests), client, redis_pid, workers)
+    loaded = memory(daemon)
+    box: dict[str, float] = {}
+    writer = threading.Thread(target=timed_storm, args=(box, client, paths, args))
+
+    def stormy() -> loadgen.LoadResult:
+        writer.start()
+        result = load(requests)
+        writer.join()
+        return result
+
+    during = window(stormy, client, redis_pid, workers)
+    settled = settle(workers)  # the last re-reads done before the next load
+    figures = {"before": before, "during": during, "storm_seconds": box.get("seconds"),
+               "settled_seconds": settled, "memory_loaded": loaded,
+               "ratio": (during["p99_ms"] or 0) / (before["p99_ms"] or 1)}
+    if args.control:
+        again = window(lambda: load(requests), client, redis_pid, workers)
+        figures["again"] = again
+        figures["control_ratio"] = (again["p99_ms"] or 0) / (before["p99_ms"] or 1)
+    return figures
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.keep_data and not args.workdir:
+        raise SystemExit("--keep-data needs --workdir (where the data set is kept)")
     os.chdir(ROOT)
     with work_directory(Path(args.workdir).resolve() if args.workdir else None,
                         "mb-scale-") as workdir:
@@ -253,21 +481,33 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace, workdir: Path) -> None:
+    reuse = args.keep_data and kept_data(workdir, args)
+    if args.keep_data and not reuse:
+        drop_kept_data(workdir)
     server = RedisServer(workdir=workdir / "redis")
     daemon = None
     try:
         server.start()
         started = time.monotonic()
-        paths = write_data(args, workdir, server)
         client = redis.Redis(host=server.host, port=server.port, decode_responses=True)
+        if reuse:
+            wait_loaded(client)
+            paths = [dataset_path(n) for n in range(args.files)]
+        else:
+            paths = write_data(args, workdir, server)
+            if args.keep_data:
+                keep_data(workdir, args, client)
         records = sum(int(client.scard(keys.file_mirrors(p))) for p in paths[:1000]) / min(
             1000, len(paths)) * len(paths)
-        log(f"data set written in {time.monotonic() - started:.0f} s: {args.files} files on "
-            f"{args.mirrors} mirrors, ~{records:,.0f} file-on-mirror records")
+        log(f"data set {'loaded' if reuse else 'written'} in {time.monotonic() - started:.0f}"
+            f" s: {args.files} files on {args.mirrors} mirrors, ~{records:,.0f} file-on-mirror"
+            " records")
         values = base_config(workdir / "repository", server.address,
                              GeoipDatabasePath=str(workdir / "geoip") + "/",
                              Workers=str(args.workers), CacheFiles=str(args.cache_files),
                              TrustedProxies="[127.0.0.1]")
+        # A fresh directory: the log of a run before (a kept --workdir) would count as filled.
+        shutil.rmtree(workdir / "daemon", ignore_errors=True)
         daemon = DaemonProcess(workdir=workdir / "daemon", values=values, args=["--no-monitor"])
         started = time.monotonic()
         daemon.start()
@@ -289,35 +529,26 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
                                    args.connections)
 
         workers = children(daemon.process.pid) if daemon.process is not None else []
+        assert server.process is not None
+        redis_pid = server.process.pid
         held = [int(n) for n in re.findall(r"Cache filled with (\d+) files", daemon.log())]
         cached_files = max(held) if held else min(args.files, args.cache_files)
         runs: dict[str, dict[str, Any]] = {}
         loaded = filled
         for requests in args.distribution:
             load(requests)  # the files' memos built (as far as the load reaches)
-            cpu_at = cpu_seconds(workers)
-            before = load(requests)
-            cpu_before = cpu_seconds(workers) - cpu_at
-            loaded = memory(daemon)
-            box: dict[str, float] = {}
-            writer = threading.Thread(target=timed_storm, args=(box, client, paths, args))
-            cpu_at = cpu_seconds(workers)
-            writer.start()
-            during = load(requests)
-            writer.join()
-            cpu_during = cpu_seconds(workers) - cpu_at
-            settled = settle(workers)  # the last re-reads done before the next load
+            rounds: list[dict[str, Any]] = []
+            for _ in range(args.rounds):
+                rounds.append(storm_round(args, requests, load, client, paths, redis_pid,
+                                          workers, daemon))
+                loaded = rounds[-1]["memory_loaded"]
+            first = rounds[0]
             runs[requests] = {
-                "before": {"rps": before.rate, "p50_ms": before.p50_ms,
-                           "p99_ms": before.p99_ms,
-                           "wrong": before.other_status + before.bad_location},
-                "during": {"rps": during.rate, "p50_ms": during.p50_ms,
-                           "p99_ms": during.p99_ms,
-                           "wrong": during.other_status + during.bad_location},
-                "storm_seconds": box.get("seconds"), "settled_seconds": settled,
-                "memory_loaded": loaded,
-                "workers_cpu_s": {"before": cpu_before, "during": cpu_during},
-                "ratio": (during.p99_ms or 0) / (before.p99_ms or 1),
+                **first, "rounds": rounds, "memory_loaded": loaded,
+                "ratios": [r["ratio"] for r in rounds],
+                "ratio": statistics.median(float(r["ratio"]) for r in rounds),
+                "workers_cpu_s": {"before": first["before"]["workers_cpu_s"],
+                                  "during": first["during"]["workers_cpu_s"]},
                 "held_share": (held_share(args.files, cached_files, args.zipf_s)
                                if requests == "zipf" else min(cached_files / args.files, 1.0)),
             }
@@ -359,23 +590,33 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
             f"{max(per_worker) * 1024 / max(cached_files, 1):.2f} KiB (whole process)",
         ]
         for requests, run in runs.items():
-            before_r, during_r = run["before"], run["during"]
             ratio = float(run["ratio"])
             share = float(run["held_share"])
             law = f"zipf s={args.zipf_s:g}" if requests == "zipf" else "uniform, in turn"
-            lines += [
-                f"--- requests: {requests} ({law}; {share:.0%} of requests ask a file the "
-                f"fill put in the cache)",
-                f"before storm {before_r['rps']:.0f} req/s, p50 {before_r['p50_ms']} ms, "
-                f"p99 {before_r['p99_ms']} ms",
-                f"during storm {during_r['rps']:.0f} req/s, p50 {during_r['p50_ms']} ms, "
-                f"p99 {during_r['p99_ms']} ms  ({args.storm} invalidations in "
-                f"{float(run['storm_seconds'] or 0):.1f} s; workers busy "
-                f"{float(run['settled_seconds']):.1f} s more)",
-                f"STORM P99    {ratio:.2f}x  ({'meets' if ratio < 2 else 'MISSES'} the target "
-                f"< 2x{'' if requests == 'zipf' else '; claimed for zipf requests only'})",
-                f"wrong        {before_r['wrong']} before, {during_r['wrong']} during",
-            ]
+            lines.append(f"--- requests: {requests} ({law}; {share:.0%} of requests ask a file "
+                         "the fill put in the cache)")
+            for number, one in enumerate(run["rounds"], 1):
+                before_r, during_r = one["before"], one["during"]
+                lines += [
+                    f"round {number}      storm p99 {one['ratio']:.2f}x; "
+                    f"{args.storm} invalidations in {float(one['storm_seconds'] or 0):.1f} s; "
+                    f"workers busy {float(one['settled_seconds']):.1f} s more",
+                    f"  before     {window_line(before_r)}",
+                    f"  during     {window_line(during_r)}",
+                    *([f"  again      {window_line(one['again'])} (no storm: "
+                       f"{one['control_ratio']:.2f}x the p99 before)"] if "again" in one else []),
+                    f"  redis before {redis_line(before_r['redis'])}",
+                    f"  redis during {redis_line(during_r['redis'])}",
+                ]
+            median = f" (median of {len(run['rounds'])})" if len(run["rounds"]) > 1 else ""
+            if args.control:
+                controls = [float(one["control_ratio"]) for one in run["rounds"]]
+                lines.append("CONTROL      p99 without a storm over the p99 before: "
+                             + ", ".join(f"{c:.2f}x" for c in controls))
+            lines.append(
+                f"STORM P99    {ratio:.2f}x{median}"
+                f"  ({'meets' if ratio < 2 else 'MISSES'} the target "
+                f"< 2x{'' if requests == 'zipf' else '; claimed for zipf requests only'})")
         lines.append(
             f"workers CPU  the storm alone: {storm_cpu:.1f} s = {per_message_us:.0f} us per "
             f"message and worker ({cpu_in_storm:.1f} s while it was sent, in "

@@ -240,24 +240,42 @@ async def test_a_storms_re_reads_are_paced_and_coalesced(
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_re_read_lands_when_a_storm_restarts_the_path_counters(
+async def test_a_re_read_lands_when_other_paths_move_its_counter(
     service: RedisService, redis_db: redis.Redis
 ) -> None:
-    """Messages naming more paths than ``path_versions_limit`` restart the counters while a
-    file's re-read is in flight: what it read is still kept (it was lost, the file's old
-    records answered until its next message)."""
+    """Messages about other paths sharing the file's counter arrive while its re-read is in
+    flight: what it read is still kept (the file would keep its old records until its next
+    message)."""
     seed(redis_db)
-    cache = MirrorCache(service.client, Clock(), path_versions_limit=2)
+    cache = MirrorCache(service.client, Clock(), path_buckets=1)  # every path shares it
     await cache.candidates("/a.txt")
     await cache.file_info("/a.txt")
     redis_db.hset("FILE_/a.txt", "size", "9")
     cache.on_file_update("/a.txt")  # its re-read in flight...
     for path in ("/x", "/y", "/z"):
-        cache.on_file_update(path)  # ...when files not held restart the counters
+        cache.on_file_update(path)  # ...when files not held move its counter
     info = await cache.file_info("/a.txt")
     assert info is not None and info.size == 9
     held = cache.cached_file("/a.txt")
     assert isinstance(held, FileInfo) and held.size == 9
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_miss_read_is_kept_while_a_storm_names_many_other_paths(
+    cache: MirrorCache, redis_db: redis.Redis
+) -> None:
+    """150,000 other paths are named while a miss is read (a large scan): the read is kept
+    (the per-path counters restarted at 100,000 paths, which discarded every read in flight:
+    each read again)."""
+    redis_db.config_resetstat()
+    reading = Deferred.fromCoroutine(cache.candidates("/a.txt"))  # its script in flight...
+    shared = cache.path_bucket("/a.txt")
+    for index in range(150_000):
+        path = f"/pool/{index}.bin"
+        if cache.path_bucket(path) != shared:  # ...while files not held are named
+            cache.on_file_update(path)
+    assert [m.name for m, _ in await reading] == ["one", "two"]
+    assert redis_db.info("commandstats")["cmdstat_eval"]["calls"] == 1  # read once, kept
 
 
 @pytest_twisted.ensureDeferred

@@ -72,14 +72,36 @@ def test_messages_about_other_files_keep_the_memo() -> None:
 
 def test_per_file_versions_stay_bounded_without_reviving_old_memos() -> None:
     ctx = context()
-    ctx.cache.path_versions_limit = 10
+    ctx.cache = MirrorCache(ctx.cache.get_client, Clock(), path_buckets=4)
     opts = SelectionOptions()
-    ctx.cache.on_file_update("/a.txt")
     ctx.remember_prefilter(LOCAL, [(UP, LOCAL)], Secure.UNDEFINED, opts,
                            ctx.cache.version(LOCAL.path))
-    for index in range(25):  # fills the table twice over: it starts over each time
+    ctx.cache.on_file_update("/a.txt")
+    for index in range(25):  # every counter moved several times: none goes back
         ctx.cache.on_file_update(f"/other/{index}")
-    assert len(ctx.cache._path_versions) <= 10
+    assert len(ctx.cache._path_counts) == 4
+    assert ctx.cached_prefilter(LOCAL, Secure.UNDEFINED, opts) is None
+
+
+def test_a_storm_naming_more_paths_than_ever_counted_keeps_the_other_memos() -> None:
+    """150,000 files not held are named (a scan of a large mirror): the memos of the others
+    stay (the per-path counters restarted every 100,000 paths, each time making every
+    memo of the worker stale: all rebuilt, as after the fill)."""
+    ctx = context()
+    opts = SelectionOptions()
+    pre = ctx.remember_prefilter(LOCAL, [(UP, LOCAL)], Secure.UNDEFINED, opts,
+                                 ctx.cache.version(LOCAL.path))
+    shared = ctx.cache.path_bucket(LOCAL.path)
+    named = 0
+    for index in range(150_000):
+        path = f"/pool/{index}.bin"
+        if ctx.cache.path_bucket(path) != shared:  # a path sharing its counter would move it
+            ctx.cache.on_file_update(path)
+            ctx.cache.on_mirror_file_update(f"1 {path}")
+            named += 1
+    assert named > 149_000
+    assert ctx.cached_prefilter(LOCAL, Secure.UNDEFINED, opts) is pre
+    ctx.cache.on_file_update(LOCAL.path)
     assert ctx.cached_prefilter(LOCAL, Secure.UNDEFINED, opts) is None
 
 
