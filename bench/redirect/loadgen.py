@@ -44,6 +44,7 @@ class LoadResult:
     command: str
     server_cpu_us: float | None = None  # the server's CPU (user + system) per request
     loadgen_cpu_us: float | None = None  # the load generator's, per request (wrk only)
+    redis_cpu_us: float | None = None  # the bench's redis-server's, per request
     checked: bool = True  # each answer's status and Location checked (else only counted)
 
     @property

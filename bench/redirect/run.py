@@ -238,16 +238,18 @@ class Bench:
             lambda: self.measure(port, MIRROR_PATTERN, MIRROR_LUA_PATTERN,
                                  self.args.cold_seconds))
 
-    @staticmethod
-    def measured_cpu(pid: int | None, load: Callable[[], LoadResult]) -> LoadResult:
+    def measured_cpu(self, pid: int | None, load: Callable[[], LoadResult]) -> LoadResult:
         """``load()``'s result with the CPU per request of ``pid`` and its children meanwhile
-        (the figure a shared machine moves least)."""
-        before = tree_cpu_seconds(pid) if pid is not None else None
+        (the figure a shared machine moves least), and Redis' (the daemon's statistics)."""
+        redis_pid = self.redis.process.pid if self.redis.process is not None else None
+        pids = (pid, redis_pid)
+        before = [tree_cpu_seconds(p) if p is not None else None for p in pids]
         result = load()
-        after = tree_cpu_seconds(pid) if pid is not None else None
-        if before is not None and after is not None and result.requests:
-            result = attrs.evolve(result, server_cpu_us=(after - before) / result.requests * 1e6)
-        return result
+        after = [tree_cpu_seconds(p) if p is not None else None for p in pids]
+        per_request = [(b - a) / result.requests * 1e6
+                       if a is not None and b is not None and result.requests else None
+                       for a, b in zip(before, after, strict=True)]
+        return attrs.evolve(result, server_cpu_us=per_request[0], redis_cpu_us=per_request[1])
 
     def round(self) -> list[LoadResult]:
         """Baseline, daemon (and reference) measured one after the other."""
@@ -358,6 +360,9 @@ def describe(name: str, result: LoadResult) -> list[str]:
         answers,
         f"  server CPU     {cpu} per request (user + system)",
     ]
+    if result.redis_cpu_us is not None:
+        lines.append(f"  Redis CPU      {result.redis_cpu_us:.1f} us per request (the bench's "
+                     "redis-server: the daemon's statistics, same cores)")
     if result.loadgen_cpu_us is not None:
         lines.append(f"  load gen CPU   {result.loadgen_cpu_us:.1f} us per request (wrk, same "
                      "cores)")
@@ -459,6 +464,7 @@ def _verdict(value: float | None, target: float, *, at_least: bool) -> str:
 def _result_json(result: LoadResult) -> dict[str, object]:
     return {"rps": result.rate, "requests": result.requests, "seconds": result.seconds,
             "server_cpu_us": result.server_cpu_us, "loadgen_cpu_us": result.loadgen_cpu_us,
+            "redis_cpu_us": result.redis_cpu_us,
             "checked_each_answer": result.checked,
             "ok_302": result.ok_302, "non_302": result.other_status,
             "bad_location": result.bad_location, "socket_errors": result.socket_errors,
