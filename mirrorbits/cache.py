@@ -135,9 +135,15 @@ class LRU(Generic[K, V]):
 
 
 
-@define(eq=False)
+@define(eq=False, repr=False)
 class MirrorCache:
-    """Read-through cache in front of Redis for the request path."""
+    """Read-through cache in front of Redis for the request path.
+
+    Its ``repr`` is a summary: the services holding the cache are in the ``repr`` of their
+    bound methods, which Twisted formats at each ``spawnProcess`` (a signal handler checked
+    against :class:`signal.Handlers`); a ``repr`` of every record and of the message
+    counters (8 MiB) made each rsync scan cost seconds and held up a stop.
+    """
 
     get_client: Callable[[], RedisClient]
     clock: IReactorTime
@@ -187,6 +193,10 @@ class MirrorCache:
     _epoch: int = 0
     _mirror_versions: dict[int, int] = field(factory=dict)  # messages seen, by mirror
     _clears: int = 0  # :meth:`clear` calls: a re-read started before one is not kept
+
+    def __repr__(self) -> str:
+        return (f"<MirrorCache: {len(self.files)} files, {len(self.mirrors)} mirrors, "
+                f"{len(self.mirror_files)} file-on-mirror records>")
 
     def __attrs_post_init__(self) -> None:
         if self.path_buckets < 1 or self.path_buckets & (self.path_buckets - 1):

@@ -100,9 +100,13 @@ _Handler = Callable[[int, FrameType | None], object] | int | signal.Handlers | N
 
 
 
-@define(eq=False)
+@define(eq=False, repr=False)
 class Daemon(MultiService):
-    """The root service: owns the configuration and reacts to signals."""
+    """The root service: owns the configuration and reacts to signals.
+
+    No attrs ``repr``: its signal handlers are bound methods, whose ``repr`` Twisted formats
+    at each ``spawnProcess``; the default one names the object without walking every service.
+    """
 
     holder: ConfigHolder
     reactor: IDaemonReactor
