@@ -35,6 +35,8 @@ from mirrorbits.health.outcome import (
 )
 from mirrorbits.health.probe import CHECK_TIMEOUT, AgentFactory, make_agent, probe
 from mirrorbits.health.target import Target, pick_target, still_exists
+from mirrorbits.health.unrecorded import record_state
+from mirrorbits.helddown import HeldDown
 from mirrorbits.logs import Logger
 from mirrorbits.model import Mirror
 from mirrorbits.reactors import IConnectingReactor
@@ -74,6 +76,8 @@ class HealthChecker(Service):
     _rescan: Callable[[int], Awaitable[object]] | None = None
     # Told (mirror id, seconds) after each finished check (the metrics' check latency).
     _observe: Callable[[int, float], None] | None = None
+    # Where a mirror found down is held while Redis will not record it (this node's HTTP).
+    _held_down: HeldDown | None = None
     _last_check: dict[int, float] = field(factory=dict, init=False)
     _pending: dict[int, Deferred[None]] = field(factory=dict, init=False)
     _semaphore: DeferredSemaphore = field(factory=lambda: DeferredSemaphore(WORKERS), init=False)
@@ -233,7 +237,8 @@ class HealthChecker(Service):
                      prefix=prefix, message=outcome.message)
             if outcome.up and needs_rescan(mirror, proto) and not await self._rescanned(mirror):
                 continue
-            await self._store.set_state(mirror.id, proto, outcome.up, outcome.reason)
+            await record_state(self._store, self._held_down, self._reactor, mirror.id, proto,
+                               outcome.up, outcome.reason, mirror.name)
             if outcome.missing_file and config.disable_on_missing_file and not disabled:
                 disabled = True
                 await self._store.set_enabled(mirror.id, False)

@@ -29,6 +29,8 @@ from mirrorbits.connect import connect_quietly
 from mirrorbits.health.endpoint import Endpoint, client_endpoint, endpoints
 from mirrorbits.health.held import HeldConnections, Key
 from mirrorbits.health.outcome import PROTO_NAMES
+from mirrorbits.health.unrecorded import record_state
+from mirrorbits.helddown import HeldDown
 from mirrorbits.logs import Logger
 from mirrorbits.model import Mirror
 from mirrorbits.reactors import IConnectingReactor
@@ -97,6 +99,8 @@ class LivenessProbes(Service):
     # Whether another request (the file verification's HEAD) had an answer from (mirror,
     # protocol) within so many seconds: it proves as much as a connection, which is spared.
     _answered: Callable[[int, int, float], bool] = lambda _mirror_id, _proto, _seconds: False
+    # Where a mirror found down is held while Redis will not record it (this node's HTTP).
+    _held_down: HeldDown | None = None
     _schedule: LivenessSchedule = field(factory=LivenessSchedule, init=False)
     _failures: dict[tuple[int, int], int] = field(factory=dict, init=False)
     _turns: dict[int, int] = field(factory=dict, init=False)
@@ -255,7 +259,8 @@ class LivenessProbes(Service):
             return
         del self._failures[key]
         mirror_id, proto = key
-        if await self._store.set_state(mirror_id, proto, False, REASON):
+        if await record_state(self._store, self._held_down, self._reactor, mirror_id, proto,
+                              False, REASON, self._names.get(mirror_id, "")):
             self._downed[key] = self._reactor.seconds()
             how = ("its connection lost, a new one refused" if at_once
                    else f"{failures} connections in a row")
