@@ -3,6 +3,11 @@
 ``last_check`` lives in memory, so every enabled mirror is checked right after start.
 At most 10 checks run at once and at most 50 more wait for a slot. A mirror without a
 checkable file (empty ``HANDLEDFILES``) is simply checked again at the next interval.
+
+While Redis cannot be read (down, a replica), the checks go on from the mirror list and
+the files last read: a mirror found down is held down in memory (:mod:`.unrecorded`); a
+verdict Redis would change but cannot record is tried again at the next round, one it
+already holds waits for the next interval.
 """
 
 from __future__ import annotations
@@ -51,6 +56,9 @@ WORKERS = 10
 QUEUE = 50
 TICK = 1.0
 MIRRORS_TIMEOUT = 30.0  # bound on reading the mirror list in one tick
+#: Files picked per round for mirrors another node checks: should this node lose sight of
+#: Redis and of the other nodes, it checks those too, asking for that file.
+SPARE_TARGETS = 5
 #: What the liveness probes said of a mirror this checker last found up (down).
 LIVENESS_SAID: Final = "down (liveness)"
 
@@ -88,6 +96,10 @@ class HealthChecker(Service):
     # still up, still refusing connections) is logged at debug level only.
     _said: dict[tuple[int, int], str] = field(factory=dict, init=False)
     _lost: LostFiles = field(init=False)
+    _known: list[Mirror] | None = field(default=None, init=False)  # the mirror list last read
+    _targets: dict[int, Target] = field(factory=dict, init=False)  # the file last picked
+    # mirrors whose new state (up, or down) could not be recorded: checked again at once
+    _unrecorded: set[int] = field(factory=set, init=False)
 
     name = "health"
 
@@ -152,10 +164,31 @@ class HealthChecker(Service):
         except Exception:
             outage.report(log, "Health check", Failure(), "Health-check round failed")
 
+    async def _mirrors(self) -> tuple[list[Mirror], bool]:
+        """The mirrors, and whether they were read now; while Redis cannot be read, those
+        last read (none: the round is skipped, as the failure says)."""
+        try:
+            self._get_client()  # raises DatabaseNotReady
+            reading = Deferred.fromCoroutine(self._store.all_mirrors())
+            mirrors: list[Mirror] = await reading.addTimeout(MIRRORS_TIMEOUT, self._reactor)
+        except Exception as err:
+            if self._known is None or outage.redis_cause(err) is None:
+                raise
+            return self._known, False
+        self._known = mirrors
+        return mirrors, True
+
+    async def _spare_targets(self, mirrors: list[Mirror]) -> None:
+        """Pick a file for a few enabled mirrors that have none yet (another node's)."""
+        missing = [m for m in mirrors if m.enabled and m.id not in self._targets]
+        for mirror in missing[:SPARE_TARGETS]:
+            try:
+                await self._pick_target(mirror)
+            except Exception:
+                return  # Redis again: the next round
+
     async def _schedule(self) -> None:
-        self._get_client()  # raises DatabaseNotReady: skip the whole round
-        reading = Deferred.fromCoroutine(self._store.all_mirrors())
-        mirrors: list[Mirror] = await reading.addTimeout(MIRRORS_TIMEOUT, self._reactor)
+        mirrors, fresh = await self._mirrors()
         if not self.running:
             return
         now = self._reactor.seconds()
@@ -164,6 +197,8 @@ class HealthChecker(Service):
         known = {m.id for m in mirrors}
         for gone in set(self._last_check) - known:
             del self._last_check[gone]
+        for gone in set(self._targets) - known:
+            del self._targets[gone]
         for mirror in mirrors:
             if not mirror.enabled or mirror.id in self._pending or not self._handles(mirror.id):
                 continue
@@ -174,6 +209,8 @@ class HealthChecker(Service):
                 log.debug("Health-check queue full")
                 return
             self._enqueue(mirror, width)
+        if fresh:
+            await self._spare_targets(mirrors)
 
     def _enqueue(self, mirror: Mirror, width: int) -> None:
         def run() -> Deferred[None]:
@@ -193,25 +230,38 @@ class HealthChecker(Service):
     async def _check(self, mirror: Mirror, width: int) -> None:
         """Check every protocol of one mirror; remember when unless Redis was unusable."""
         started = self._reactor.seconds()
+        self._unrecorded.discard(mirror.id)
         try:
             await self._check_protocols(mirror, width)
             if self._observe is not None:
                 self._observe(mirror.id, self._reactor.seconds() - started)
         except DatabaseNotReady:
-            return
+            if mirror.id in self._unrecorded:
+                return  # again at the next round, until Redis records it
         except CancelledError:
             raise
         except Exception:
             failure = Failure()
             outage.report(log, "Health check", failure, "Health check of {name} failed",
                           name=mirror.name)
-            if outage.redis_cause(failure) is not None:
-                return  # not checked: again once Redis is back
+            if outage.redis_cause(failure) is not None and mirror.id in self._unrecorded:
+                return  # again at the next round, until Redis records it
         self._last_check[mirror.id] = self._reactor.seconds()
 
+    async def _pick_target(self, mirror: Mirror) -> Target | None:
+        """A file to ask ``mirror`` for; while Redis cannot be read, the one last picked."""
+        try:
+            target = await pick_target(self._get_client(), mirror.id)
+        except Exception as err:
+            if outage.redis_cause(err) is None:
+                raise
+            return self._targets.get(mirror.id)
+        if target is not None:
+            self._targets[mirror.id] = target
+        return target
+
     async def _check_protocols(self, mirror: Mirror, width: int) -> None:
-        client = self._get_client()
-        target = await pick_target(client, mirror.id)
+        target = await self._pick_target(mirror)
         if target is None:
             log.debug("{name}: no file to check yet (not scanned?)", name=mirror.name)
             return
@@ -237,8 +287,13 @@ class HealthChecker(Service):
                      prefix=prefix, message=outcome.message)
             if outcome.up and needs_rescan(mirror, proto) and not await self._rescanned(mirror):
                 continue
-            await record_state(self._store, self._held_down, self._reactor, mirror.id, proto,
-                               outcome.up, outcome.reason, mirror.name)
+            try:
+                await record_state(self._store, self._held_down, self._reactor, mirror.id,
+                                   proto, outcome.up, outcome.reason, mirror.name)
+            except Exception:
+                if outcome.up != recorded_up(mirror, proto):
+                    self._unrecorded.add(mirror.id)
+                raise
             if outcome.missing_file and config.disable_on_missing_file and not disabled:
                 disabled = True
                 await self._store.set_enabled(mirror.id, False)

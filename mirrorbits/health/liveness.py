@@ -112,6 +112,7 @@ class LivenessProbes(Service):
     _downed: dict[tuple[int, int], float] = field(factory=dict, init=False)  # -> when
     _loop: LoopingCall | None = field(default=None, init=False)
     _reading: bool = field(default=False, init=False)
+    _known: list[Mirror] | None = field(default=None, init=False)  # the mirror list last read
     spared: int = field(default=0, init=False)  # probes not sent: a verification answered
 
     name = "liveness"
@@ -148,10 +149,22 @@ class LivenessProbes(Service):
 
         return round_.addBoth(done)
 
+    async def _mirrors(self) -> list[Mirror]:
+        """The mirrors; while Redis cannot be read, those last read (a mirror found down
+        meanwhile is held down in memory): none, the round is skipped."""
+        try:
+            self._get_client()  # raises DatabaseNotReady
+            reading = Deferred.fromCoroutine(self._store.all_mirrors())
+            mirrors: list[Mirror] = await reading.addTimeout(MIRRORS_TIMEOUT, self._reactor)
+        except Exception as err:
+            if self._known is None or outage.redis_cause(err) is None:
+                raise
+            return self._known
+        self._known = mirrors
+        return mirrors
+
     async def _round(self) -> None:
-        self._get_client()  # raises DatabaseNotReady: skip the round
-        reading = Deferred.fromCoroutine(self._store.all_mirrors())
-        mirrors: list[Mirror] = await reading.addTimeout(MIRRORS_TIMEOUT, self._reactor)
+        mirrors = await self._mirrors()
         interval = float(self._get_config().liveness_interval)
         if not self.running or interval <= 0:
             return

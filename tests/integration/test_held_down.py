@@ -115,3 +115,71 @@ def test_a_mirror_found_down_while_redis_refuses_writes_gets_no_user(
     assert log.count(HELD) == 1, log  # said once, however many failed writes
     assert "Traceback" not in log
 
+
+
+def test_nodes_that_lose_their_redis_and_each_other_still_check_every_mirror(
+        tmp_path: Path, own_redis: RedisServer) -> None:
+    """Redis made a replica of a dead address: the nodes no longer see each other (``left
+    the cluster``) nor read Redis; each goes on checking every mirror from the list it last
+    read, the other node's share too, and holds down the one killed. Before, neither checked
+    anything until Redis was back: the node whose share the mirror was not never saw it."""
+    db = redis.Redis(host=own_redis.host, port=own_redis.port, decode_responses=True)
+    repo = tmp_path / "repo"
+    repo_file(repo, "/a.txt", b"hello\n", 1687249800)
+    servers = {}
+    for name, host in (("east", "127.0.0.95"), ("west", "127.0.0.96")):
+        repo_file(tmp_path / name, "/a.txt", b"hello\n", 1687249800)
+        servers[name] = http_server(tmp_path / name, host)
+    (east, east_url), west_url = servers["east"], servers["west"][1]
+    nodes = [DaemonProcess(workdir=tmp_path / f"node{index}", values=base_config(
+        repo, own_redis.address, CheckInterval="1", ScanInterval="1000",
+        LivenessInterval="1"))
+        for index in (1, 2)]
+    try:
+        for node in nodes:
+            node.start()
+        nodes[0].wait_log("Indexed 1 files", timeout=30)
+        for node in nodes:
+            node.wait_log("joined the cluster", timeout=15)
+        add_mirrors_holding(nodes[0], db, [("east", east_url), ("west", west_url)],
+                            {"/a.txt": 6})
+        for node in nodes:
+            deadline = time.monotonic() + 30
+            seen: set[str] = set()
+            while seen != {east_url + "a.txt", west_url + "a.txt"}:
+                assert time.monotonic() < deadline, seen
+                seen.add(redirect(node, "/a.txt")[1])
+        time.sleep(2.5)  # each node checked its share, and read the mirror list
+
+        refuse_writes(db, "replica")
+        for node in nodes:
+            node.wait_log("left the cluster", timeout=20)
+        time.sleep(2.5)  # each node's probes take every mirror (its connections held)
+        east.send_signal(signal.SIGKILL)
+        east.wait(10)
+        for node in nodes:
+            node.wait_log(HELD, timeout=20)
+        time.sleep(0.3)
+        during = [redirect(node, "/a.txt") for node in nodes for _ in range(15)]
+        assert db.hget(keys.mirror(1), "httpUp") == "1"
+
+        accept_writes(db, "replica")
+        wait_for(lambda: db.hget(keys.mirror(1), "httpUp") == "0", 20,
+                 "east recorded down", nodes[0])
+        for node in nodes:
+            node.wait_log(RELEASED, timeout=15)
+        logs = [node.log() for node in nodes]
+    finally:
+        for node in nodes:
+            node.stop()
+        for process, _ in servers.values():
+            if process.poll() is None:
+                process.terminate()
+                process.wait(10)
+        db.close()
+    assert [status for status, _ in during] == [302] * len(during), during
+    to_east = sum(location.startswith(east_url) for _, location in during)
+    print(f"\n{to_east} of {len(during)} redirects to the killed mirror (two nodes)")
+    assert to_east == 0, logs
+    for log in logs:
+        assert "Traceback" not in log
