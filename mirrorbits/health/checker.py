@@ -174,6 +174,8 @@ class HealthChecker(Service):
         except Exception as err:
             if self._known is None or outage.redis_cause(err) is None:
                 raise
+            if not isinstance(err, DatabaseNotReady):  # the Redis service says that one
+                outage.report(log, "Health check", Failure(), "Health-check round failed")
             return self._known, False
         self._known = mirrors
         return mirrors, True

@@ -159,6 +159,8 @@ class LivenessProbes(Service):
         except Exception as err:
             if self._known is None or outage.redis_cause(err) is None:
                 raise
+            if not isinstance(err, DatabaseNotReady):  # the Redis service says that one
+                outage.report(log, "Liveness", Failure(), "Liveness round failed")
             return self._known
         self._known = mirrors
         return mirrors
