@@ -6,6 +6,8 @@ address), and two real ``python -m http.server`` mirrors on loopback, one killed
 
 from __future__ import annotations
 
+import os
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -17,6 +19,7 @@ import redis
 from mirrorbits.store import keys
 from tests.daemon import DaemonProcess, add_mirrors_holding, base_config, redirect, repo_file
 from tests.integration.test_liveness_killed import http_server
+from tests.integration.test_workers import worker_pids
 from tests.servers import RedisServer, free_port
 
 pytestmark = pytest.mark.integration
@@ -90,6 +93,13 @@ def test_a_mirror_found_down_while_redis_refuses_writes_gets_no_user(
         daemon.wait_log(HELD, timeout=15)
         time.sleep(0.3)  # the workers read the daemon's line
         during = [redirect(daemon, "/a.txt") for _ in range(30)]
+        if how == "min-replicas":  # new workers are told the set when they start
+            assert daemon.process is not None
+            for pid in worker_pids(daemon.process.pid):
+                os.kill(pid, signal.SIGKILL)
+            wait_for(lambda: len(re.findall(r"HTTP worker \d+ serves", daemon.log())) >= 2,
+                     30, "both workers replaced", daemon)
+            during += [redirect(daemon, "/a.txt") for _ in range(30)]
         assert db.hget(keys.mirror(1), "httpUp") == "1"  # Redis did not record it
         held_log = daemon.log()
 
