@@ -183,9 +183,12 @@ class MirrorCache:
     held_down: HeldDown = field(factory=HeldDown)
 
     def __attrs_post_init__(self) -> None:
+        self.held_down.until_read = True  # released once this cache read the record again
         self.held_down.listeners.append(self._held_down_changed)
 
-    def _held_down_changed(self) -> None:
+    def _held_down_changed(self, released: frozenset[int]) -> None:
+        for mirror_id in released:  # read again at the next request: Redis holds the truth
+            self.on_mirror_update(str(mirror_id))
         self.generation += 1  # what was derived from the records handed out is stale
 
     def version(self, path: str) -> tuple[int, int]:
@@ -351,12 +354,15 @@ class MirrorCache:
     def _mirror_read(self, mirror_id: int, mirror: Mirror | None, current: bool) -> None:
         """A read of a mirror's record succeeded: what it found is kept if no message about
         the mirror came meanwhile (``current``; else it is read again next time), and
-        replaces the record put aside either way (none: the mirror is gone)."""
+        replaces the record put aside either way (none: the mirror is gone); a mirror held
+        down and since released is no longer held (what Redis says holds)."""
         if mirror is None:
             self._aside.pop(mirror_id, None)
+            self.held_down.read(mirror_id)
         elif current:
             self.mirrors.put(mirror_id, mirror)
             self._aside.pop(mirror_id, None)
+            self.held_down.read(mirror_id)
         else:
             self._aside[mirror_id] = mirror
 

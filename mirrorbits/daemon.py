@@ -322,7 +322,7 @@ def build_daemon(
         def held_down_line() -> bytes:
             return changing_line(HELD_DOWN, held_down.snapshot())
 
-        held_down.listeners.append(lambda: pool.tell_all(held_down_line()))
+        held_down.listeners.append(lambda _released: pool.tell_all(held_down_line()))
         pool.greeting = lambda: [held_down_line()] if held_down else []
     else:
         http, context = _add_http(daemon, holder, reactor, redis, pubsub, stats, download_log,

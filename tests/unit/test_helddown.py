@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from twisted.internet.task import Clock
 
-from mirrorbits.cache import MirrorCache
+from mirrorbits.cache import MISSING, MirrorCache
 from mirrorbits.health.unrecorded import release_on_message
 from mirrorbits.helddown import HeldDown
 from mirrorbits.model import FileInfo, Mirror
@@ -44,15 +44,28 @@ def test_released_by_protocol_by_mirror_or_by_a_message_about_it() -> None:
 
 def test_a_worker_follows_the_daemons_snapshot_and_skips_what_it_cannot_read() -> None:
     daemon, worker = HeldDown(), HeldDown()
-    changes: list[None] = []
-    worker.listeners.append(lambda: changes.append(None))
+    changes: list[frozenset[int]] = []
+    worker.listeners.append(changes.append)
     daemon.hold(2, PROTO_HTTP, "Connection refused", 3.0)
     worker.follow([*daemon.snapshot(), ["x", 1, "", 0], [1, 2]])
     assert worker.snapshot() == daemon.snapshot() and len(changes) == 1
     worker.follow(daemon.snapshot())  # the same: no change, no listener call
     assert len(changes) == 1
     worker.follow([])
-    assert not worker and len(changes) == 2
+    assert not worker and changes[-1] == frozenset({2})  # its record is to be read again
+
+
+def test_with_a_cache_a_released_mirror_stays_down_until_its_record_is_read() -> None:
+    held = HeldDown(until_read=True)
+    held.follow([[2, PROTO_HTTP, "Connection refused", 3.0]])
+    held.follow([])  # the daemon released it: this process' record is from before
+    assert held.snapshot() == [] and not held.apply(OTHER).http_up
+    held.hold(2, PROTO_HTTP, "again", 4.0)
+    held.release(2, PROTO_HTTP)
+    held.read(1)  # another mirror's record
+    assert not held.apply(OTHER).http_up
+    held.read(2)
+    assert held.apply(OTHER) is OTHER and not held
 
 
 def test_the_cache_hands_held_mirrors_out_down_and_moves_its_version() -> None:
@@ -73,5 +86,9 @@ def test_the_cache_hands_held_mirrors_out_down_and_moves_its_version() -> None:
         assert candidates[0] == (BOTH, INFO)
         assert not candidates[1][0].http_up
         assert candidates[1][0].http_down_reason == "Connection refused"
-    cache.held_down.release(2, PROTO_HTTP)
+    cache.held_down.release(2, PROTO_HTTP)  # read again at the next request
+    assert cache.cached_candidates("/a.txt") is MISSING
+    assert not cache.held_candidates("/a.txt")[1][0].http_up  # Redis unreadable: still down
+    cache._mirror_read(2, OTHER, current=True)  # what Redis says now
     assert cache.cached_candidates("/a.txt") == [(BOTH, INFO), (OTHER, INFO)]
+    assert not cache.held_down
