@@ -98,6 +98,7 @@ class HealthChecker(Service):
     _lost: LostFiles = field(init=False)
     _known: list[Mirror] | None = field(default=None, init=False)  # the mirror list last read
     _targets: dict[int, Target] = field(factory=dict, init=False)  # the file last picked
+    _untargeted: dict[int, float] = field(factory=dict, init=False)  # no file to pick: when
     # mirrors whose new state (up, or down) could not be recorded: checked again at once
     _unrecorded: set[int] = field(factory=set, init=False)
 
@@ -180,14 +181,17 @@ class HealthChecker(Service):
         self._known = mirrors
         return mirrors, True
 
-    async def _spare_targets(self, mirrors: list[Mirror]) -> None:
-        """Pick a file for a few enabled mirrors that have none yet (another node's)."""
-        missing = [m for m in mirrors if m.enabled and m.id not in self._targets]
+    async def _spare_targets(self, mirrors: list[Mirror], now: float, interval: float) -> None:
+        """Pick a file for a few enabled mirrors that have none yet (another node's); one
+        without any is asked again after a check interval."""
+        missing = [m for m in mirrors if m.enabled and m.id not in self._targets
+                   and now - self._untargeted.get(m.id, now - interval) >= interval]
         for mirror in missing[:SPARE_TARGETS]:
             try:
-                await self._pick_target(mirror)
+                if await self._pick_target(mirror) is None:
+                    self._untargeted[mirror.id] = now
             except Exception:
-                return  # Redis again: the next round
+                return  # the next round
 
     async def _schedule(self) -> None:
         mirrors, fresh = await self._mirrors()
@@ -201,6 +205,8 @@ class HealthChecker(Service):
             del self._last_check[gone]
         for gone in set(self._targets) - known:
             del self._targets[gone]
+        for gone in set(self._untargeted) - known:
+            del self._untargeted[gone]
         for mirror in mirrors:
             if not mirror.enabled or mirror.id in self._pending or not self._handles(mirror.id):
                 continue
@@ -212,7 +218,7 @@ class HealthChecker(Service):
                 return
             self._enqueue(mirror, width)
         if fresh:
-            await self._spare_targets(mirrors)
+            await self._spare_targets(mirrors, now, interval)
 
     def _enqueue(self, mirror: Mirror, width: int) -> None:
         def run() -> Deferred[None]:
