@@ -236,7 +236,8 @@ class HealthChecker(Service):
         pending.addBoth(done)
 
     async def _check(self, mirror: Mirror, width: int) -> None:
-        """Check every protocol of one mirror; remember when unless Redis was unusable."""
+        """Check every protocol of one mirror; remember when, unless a new state Redis could
+        not record waits (then again at the next round)."""
         started = self._reactor.seconds()
         self._unrecorded.discard(mirror.id)
         try:

@@ -5,7 +5,9 @@ marked down at once. Besides, one idle connection is held to each up mirror
 down within milliseconds (docs/freshness.md).
 
 The probe only ever marks a mirror down, with ``MirrorStore.set_state`` as the health
-check does (so pub/sub tells every node): it comes back when a health check finds it up,
+check does (so pub/sub tells every node; while Redis will not take it, the mirror is held
+down in this node's memory, :mod:`.unrecorded`, and the rounds go on from the mirror list
+last read): it comes back when a health check finds it up,
 which rescans it first; one marked down here that accepts connections again within
 :data:`RECOVERY_WINDOW` is health-checked at once. A mirror is probed once per interval (a
 round may take it up to half a tick early, so that the rounds' jitter makes no turn a tick
