@@ -243,7 +243,7 @@ class MirrorCache:
             if info is MISSING:
                 return MISSING
             result.append((mirror, info))
-        return self._as_held(result) if self.held_down else result
+        return self._as_held(result) if self.held_down.active else result
 
     def _as_held(self, entries: list[tuple[Mirror, FileInfo | None]],
                  ) -> list[tuple[Mirror, FileInfo | None]]:

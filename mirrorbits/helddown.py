@@ -42,11 +42,13 @@ class HeldDown:
     #: Released entries stay down until :meth:`read` (set by the cache that reads them).
     until_read: bool = False
     _leaving: dict[Key, tuple[str, float]] = field(factory=dict, init=False)
+    #: Whether any mirror is held (an attribute: read on the request path).
+    active: bool = field(default=False, init=False)
     # mirror id -> (the record, the record as held down): one copy per record handed out
     _applied: dict[int, tuple[Mirror, Mirror]] = field(factory=dict, init=False)
 
     def __bool__(self) -> bool:
-        return bool(self._held or self._leaving)
+        return self.active
 
     def __contains__(self, key: object) -> bool:
         return key in self._held
@@ -139,6 +141,7 @@ class HeldDown:
         return self._held.get(key) or self._leaving.get(key)
 
     def _changed(self, released: frozenset[int]) -> None:
+        self.active = bool(self._held or self._leaving)
         self._applied.clear()
         for listener in list(self.listeners):
             listener(released)
