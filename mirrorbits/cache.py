@@ -23,6 +23,7 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
+from mirrorbits.helddown import HeldDown
 from mirrorbits.model import FileInfo, Mirror
 from mirrorbits.store import outage
 from mirrorbits.store.client import RedisClient
@@ -193,6 +194,18 @@ class MirrorCache:
     _epoch: int = 0
     _mirror_versions: dict[int, int] = field(factory=dict)  # messages seen, by mirror
     _clears: int = 0  # :meth:`clear` calls: a re-read started before one is not kept
+    # Mirror protocols this node found down while Redis would not record it: the records
+    # handed out say them down (mirrorbits.helddown); a change moves ``generation``.
+    held_down: HeldDown = field(factory=HeldDown)
+
+    def __attrs_post_init__(self) -> None:
+        self.held_down.until_read = True  # released once this cache read the record again
+        self.held_down.listeners.append(self._held_down_changed)
+
+    def _held_down_changed(self, released: frozenset[int]) -> None:
+        for mirror_id in released:  # read again at the next request: Redis holds the truth
+            self.on_mirror_update(str(mirror_id))
+        self.generation += 1  # what was derived from the records handed out is stale
 
     def __repr__(self) -> str:
         return (f"<MirrorCache: {len(self.files)} files, {len(self.mirrors)} mirrors, "
@@ -256,7 +269,12 @@ class MirrorCache:
             if info is MISSING:
                 return MISSING
             result.append((mirror, info))
-        return result
+        return self._as_held(result) if self.held_down.active else result
+
+    def _as_held(self, entries: list[tuple[Mirror, FileInfo | None]],
+                 ) -> list[tuple[Mirror, FileInfo | None]]:
+        apply = self.held_down.apply
+        return [(apply(mirror), info) for mirror, info in entries]
 
     def held_candidates(self, path: str) -> list[tuple[Mirror, FileInfo | None]] | Missing:
         """What the cache holds of ``path``'s candidates while Redis cannot be read: the
@@ -274,7 +292,7 @@ class MirrorCache:
             info = self.mirror_files.get((mirror_id, path))
             if mirror is not MISSING and info is not MISSING:
                 result.append((mirror, info))
-        return result
+        return self._as_held(result)
 
     # --- asynchronous reads ----------------------------------------------------------------
 
@@ -338,7 +356,7 @@ class MirrorCache:
             if mirror is MISSING or info is MISSING:
                 return MISSING
             result.append((mirror, info))
-        return result
+        return self._as_held(result)
 
     async def _read_once(self, path: str) -> list[tuple[Mirror, FileInfo | None]]:
         """``path``'s candidates from one read of its records, kept nowhere: for a file
@@ -350,23 +368,27 @@ class MirrorCache:
                 if mirror is not None]
 
     async def mirror(self, mirror_id: int) -> Mirror | None:
+        """A mirror's record (None: no such mirror), as this node sees it (held down)."""
         cached = self.mirrors.get(mirror_id)
         if cached is not MISSING:
-            return cached
+            return self.held_down.apply(cached)
         version = self._mirror_version(mirror_id)
         mirror = await read_mirror(self.get_client(), mirror_id)
         self._mirror_read(mirror_id, mirror, self._mirror_version(mirror_id) == version)
-        return mirror
+        return None if mirror is None else self.held_down.apply(mirror)
 
     def _mirror_read(self, mirror_id: int, mirror: Mirror | None, current: bool) -> None:
         """A read of a mirror's record succeeded: what it found is kept if no message about
         the mirror came meanwhile (``current``; else it is read again next time), and
-        replaces the record put aside either way (none: the mirror is gone)."""
+        replaces the record put aside either way (none: the mirror is gone); a mirror held
+        down and since released is no longer held (what Redis says holds)."""
         if mirror is None:
             self._aside.pop(mirror_id, None)
+            self.held_down.read(mirror_id)
         elif current:
             self.mirrors.put(mirror_id, mirror)
             self._aside.pop(mirror_id, None)
+            self.held_down.read(mirror_id)
         else:
             self._aside[mirror_id] = mirror
 

@@ -45,7 +45,9 @@ from mirrorbits.geo import GeoIP, MirrorLocation, locate_mirror
 from mirrorbits.health import HealthChecker
 from mirrorbits.health.freshness import FreshnessChecker
 from mirrorbits.health.liveness import LivenessProbes
+from mirrorbits.health.unrecorded import release_on_message
 from mirrorbits.health.verify import FileVerifier
+from mirrorbits.helddown import HeldDown
 from mirrorbits.listen import AdoptedListener, parse_listen_address
 from mirrorbits.logs import Logger, set_debug
 from mirrorbits.metrics.merge import CountsReport, report_of
@@ -81,7 +83,7 @@ from mirrorbits.web.downloadlog import DownloadLog
 from mirrorbits.web.resource import RedirectResource, WebContext
 from mirrorbits.web.site import RedirectorSite
 from mirrorbits.workers import WorkerPool, worker_count
-from mirrorbits.workers.wire import changing_line
+from mirrorbits.workers.wire import HELD_DOWN, changing_line
 
 GEO_CHECK_INTERVAL = 5.0
 STARTUP_READY_TIMEOUT = 2.0  # seconds a fresh start waits for Redis before serving anyway
@@ -291,8 +293,13 @@ def build_daemon(
     redis, pubsub = _add_redis(daemon, holder, reactor)
     stats, download_log = _add_accounting(daemon, holder, reactor, redis)
     observations = Observations()
+    # What this node's checks found down and Redis would not record (mirrorbits.helddown):
+    # owned here, followed by the HTTP side (this process' cache, or the workers').
+    held_down = HeldDown()
+    pubsub.on_message(keys.CHANNEL_MIRROR_UPDATE,
+                      lambda message: release_on_message(held_down, message))
     work = _add_monitoring(daemon, holder, reactor, redis, pubsub, geo, monitor, observations,
-                           node_id)
+                           node_id, held_down)
     backend, control = _add_control(daemon, holder, reactor, redis, geo, work, activated)
     ctl = ctl_command(ctl_program(cwd=cwd), config.rpc_listen_address,
                       bool(config.rpc_password))
@@ -315,10 +322,17 @@ def build_daemon(
         # The workers hold requests for what the watch saw change, as this process would.
         work.changing.forward = lambda kind, argument: pool.tell_all(
             changing_line(kind, argument))
+
+        def held_down_line() -> bytes:
+            return changing_line(HELD_DOWN, held_down.snapshot())
+
+        held_down.listeners.append(lambda _released: pool.tell_all(held_down_line()))
+        pool.greeting = lambda: [held_down_line()] if held_down else []
     else:
         http, context = _add_http(daemon, holder, reactor, redis, pubsub, stats, download_log,
                                   geo, successor, activated.http, root_page,
-                                  _serving(daemon, redis, successor), work.changing)
+                                  _serving(daemon, redis, successor), work.changing,
+                                  held_down)
         counts = local_counts(context)
     metrics = _add_metrics(daemon, holder, reactor, redis, work, observations, counts,
                            activated.metrics, successor)
@@ -454,7 +468,8 @@ class _Monitoring:
 def _add_monitoring(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
                     redis: RedisService,
                     pubsub: PubSubService, geo: GeoIP, monitor: bool,
-                    observations: Observations, node_id: str) -> _Monitoring:
+                    observations: Observations, node_id: str,
+                    held_down: HeldDown) -> _Monitoring:
     """The local scan, the mirror store, and on a monitoring node the cluster, the mirror
     scans, the health checks, the statistics retention and the Mirmon export file (the
     CLI's scan works on every node)."""
@@ -493,14 +508,14 @@ def _add_monitoring(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReacto
         health = HealthChecker(
             lambda: holder.current, redis.client, mirrors, reactor,
             rescan=lambda mirror_id: mirror_scanner.scan(mirror_id, False, "all", None),
-            handles=cluster.handles, observe=observations.checked,
+            handles=cluster.handles, observe=observations.checked, held_down=held_down,
         )
         health.setServiceParent(daemon)
         verifier = FileVerifier(lambda: holder.current, redis.client, mirrors, reactor,
                                 health.file_lost, handles=cluster.handles)
         liveness = LivenessProbes(lambda: holder.current, redis.client, mirrors, reactor,
                                   handles=cluster.handles, check_soon=health.check_soon,
-                                  answered=verifier.answered_within)
+                                  answered=verifier.answered_within, held_down=held_down)
         liveness.setServiceParent(daemon)
         verifier.setServiceParent(daemon)
 
@@ -632,6 +647,7 @@ def _add_http(
     root_page: Callable[[], Awaitable[str]] | None,
     serving: Callable[[], None],
     changing: ChangingPaths | None = None,
+    held_down: HeldDown | None = None,
 ) -> tuple[HeldListener, WebContext]:
     """The redirect resource, its cache fed by pub/sub, and the HTTP listener (on the
     socket inherited from an upgrading parent, if any), accepting once Redis is ready.
@@ -643,7 +659,8 @@ def _add_http(
     """
     ready_timeout = STARTUP_READY_TIMEOUT if successor is None else READY_TIMEOUT
     cache = MirrorCache(redis.reading_client, reactor,  # a miss during a failover waits
-                        refresh_interval=REFRESH_INTERVAL)
+                        refresh_interval=REFRESH_INTERVAL,
+                        held_down=held_down if held_down is not None else HeldDown())
     cache.resize(holder.current.cache_files)
 
     def listening_and_ready() -> Deferred[None]:

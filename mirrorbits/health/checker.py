@@ -3,6 +3,11 @@
 ``last_check`` lives in memory, so every enabled mirror is checked right after start.
 At most 10 checks run at once and at most 50 more wait for a slot. A mirror without a
 checkable file (empty ``HANDLEDFILES``) is simply checked again at the next interval.
+
+While Redis cannot be read (down, a replica), the checks go on from the mirror list and
+the files last read: a mirror found down is held down in memory (:mod:`.unrecorded`); a
+verdict Redis would change but cannot record is tried again at the next round, one it
+already holds waits for the next interval.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ from mirrorbits.health.outcome import (
 )
 from mirrorbits.health.probe import CHECK_TIMEOUT, AgentFactory, make_agent, probe
 from mirrorbits.health.target import Target, pick_target, still_exists
+from mirrorbits.health.unrecorded import record_state
+from mirrorbits.helddown import HeldDown
 from mirrorbits.logs import Logger
 from mirrorbits.model import Mirror
 from mirrorbits.reactors import IConnectingReactor
@@ -49,6 +56,9 @@ WORKERS = 10
 QUEUE = 50
 TICK = 1.0
 MIRRORS_TIMEOUT = 30.0  # bound on reading the mirror list in one tick
+#: Files picked per round for mirrors another node checks: should this node lose sight of
+#: Redis and of the other nodes, it checks those too, asking for that file.
+SPARE_TARGETS = 5
 #: What the liveness probes said of a mirror this checker last found up (down).
 LIVENESS_SAID: Final = "down (liveness)"
 
@@ -74,6 +84,8 @@ class HealthChecker(Service):
     _rescan: Callable[[int], Awaitable[object]] | None = None
     # Told (mirror id, seconds) after each finished check (the metrics' check latency).
     _observe: Callable[[int, float], None] | None = None
+    # Where a mirror found down is held while Redis will not record it (this node's HTTP).
+    _held_down: HeldDown | None = None
     _last_check: dict[int, float] = field(factory=dict, init=False)
     _pending: dict[int, Deferred[None]] = field(factory=dict, init=False)
     _semaphore: DeferredSemaphore = field(factory=lambda: DeferredSemaphore(WORKERS), init=False)
@@ -84,6 +96,11 @@ class HealthChecker(Service):
     # still up, still refusing connections) is logged at debug level only.
     _said: dict[tuple[int, int], str] = field(factory=dict, init=False)
     _lost: LostFiles = field(init=False)
+    _known: list[Mirror] | None = field(default=None, init=False)  # the mirror list last read
+    _targets: dict[int, Target] = field(factory=dict, init=False)  # the file last picked
+    _untargeted: dict[int, float] = field(factory=dict, init=False)  # no file to pick: when
+    # mirrors whose new state (up, or down) could not be recorded: checked again at once
+    _unrecorded: set[int] = field(factory=set, init=False)
 
     name = "health"
 
@@ -148,10 +165,36 @@ class HealthChecker(Service):
         except Exception:
             outage.report(log, "Health check", Failure(), "Health-check round failed")
 
+    async def _mirrors(self) -> tuple[list[Mirror], bool]:
+        """The mirrors, and whether they were read now; while Redis cannot be read, those
+        last read (none: the round is skipped, as the failure says)."""
+        try:
+            self._get_client()  # raises DatabaseNotReady
+            reading = Deferred.fromCoroutine(self._store.all_mirrors())
+            mirrors: list[Mirror] = await reading.addTimeout(MIRRORS_TIMEOUT, self._reactor)
+        except Exception as err:
+            if self._known is None or outage.redis_cause(err) is None:
+                raise
+            if not isinstance(err, DatabaseNotReady):  # the Redis service says that one
+                outage.report(log, "Health check", Failure(), "Health-check round failed")
+            return self._known, False
+        self._known = mirrors
+        return mirrors, True
+
+    async def _spare_targets(self, mirrors: list[Mirror], now: float, interval: float) -> None:
+        """Pick a file for a few enabled mirrors that have none yet (another node's); one
+        without any is asked again after a check interval."""
+        missing = [m for m in mirrors if m.enabled and m.id not in self._targets
+                   and now - self._untargeted.get(m.id, now - interval) >= interval]
+        for mirror in missing[:SPARE_TARGETS]:
+            try:
+                if await self._pick_target(mirror) is None:
+                    self._untargeted[mirror.id] = now
+            except Exception:
+                return  # the next round
+
     async def _schedule(self) -> None:
-        self._get_client()  # raises DatabaseNotReady: skip the whole round
-        reading = Deferred.fromCoroutine(self._store.all_mirrors())
-        mirrors: list[Mirror] = await reading.addTimeout(MIRRORS_TIMEOUT, self._reactor)
+        mirrors, fresh = await self._mirrors()
         if not self.running:
             return
         now = self._reactor.seconds()
@@ -160,6 +203,10 @@ class HealthChecker(Service):
         known = {m.id for m in mirrors}
         for gone in set(self._last_check) - known:
             del self._last_check[gone]
+        for gone in set(self._targets) - known:
+            del self._targets[gone]
+        for gone in set(self._untargeted) - known:
+            del self._untargeted[gone]
         for mirror in mirrors:
             if not mirror.enabled or mirror.id in self._pending or not self._handles(mirror.id):
                 continue
@@ -170,6 +217,8 @@ class HealthChecker(Service):
                 log.debug("Health-check queue full")
                 return
             self._enqueue(mirror, width)
+        if fresh:
+            await self._spare_targets(mirrors, now, interval)
 
     def _enqueue(self, mirror: Mirror, width: int) -> None:
         def run() -> Deferred[None]:
@@ -187,27 +236,41 @@ class HealthChecker(Service):
         pending.addBoth(done)
 
     async def _check(self, mirror: Mirror, width: int) -> None:
-        """Check every protocol of one mirror; remember when unless Redis was unusable."""
+        """Check every protocol of one mirror; remember when, unless a new state Redis could
+        not record waits (then again at the next round)."""
         started = self._reactor.seconds()
+        self._unrecorded.discard(mirror.id)
         try:
             await self._check_protocols(mirror, width)
             if self._observe is not None:
                 self._observe(mirror.id, self._reactor.seconds() - started)
         except DatabaseNotReady:
-            return
+            if mirror.id in self._unrecorded:
+                return  # again at the next round, until Redis records it
         except CancelledError:
             raise
         except Exception:
             failure = Failure()
             outage.report(log, "Health check", failure, "Health check of {name} failed",
                           name=mirror.name)
-            if outage.redis_cause(failure) is not None:
-                return  # not checked: again once Redis is back
+            if outage.redis_cause(failure) is not None and mirror.id in self._unrecorded:
+                return  # again at the next round, until Redis records it
         self._last_check[mirror.id] = self._reactor.seconds()
 
+    async def _pick_target(self, mirror: Mirror) -> Target | None:
+        """A file to ask ``mirror`` for; while Redis cannot be read, the one last picked."""
+        try:
+            target = await pick_target(self._get_client(), mirror.id)
+        except Exception as err:
+            if outage.redis_cause(err) is None:
+                raise
+            return self._targets.get(mirror.id)
+        if target is not None:
+            self._targets[mirror.id] = target
+        return target
+
     async def _check_protocols(self, mirror: Mirror, width: int) -> None:
-        client = self._get_client()
-        target = await pick_target(client, mirror.id)
+        target = await self._pick_target(mirror)
         if target is None:
             log.debug("{name}: no file to check yet (not scanned?)", name=mirror.name)
             return
@@ -233,7 +296,13 @@ class HealthChecker(Service):
                      prefix=prefix, message=outcome.message)
             if outcome.up and needs_rescan(mirror, proto) and not await self._rescanned(mirror):
                 continue
-            await self._store.set_state(mirror.id, proto, outcome.up, outcome.reason)
+            try:
+                await record_state(self._store, self._held_down, self._reactor, mirror.id,
+                                   proto, outcome.up, outcome.reason, mirror.name)
+            except Exception:
+                if outcome.up != recorded_up(mirror, proto):
+                    self._unrecorded.add(mirror.id)
+                raise
             if outcome.missing_file and config.disable_on_missing_file and not disabled:
                 disabled = True
                 await self._store.set_enabled(mirror.id, False)

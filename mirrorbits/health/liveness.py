@@ -5,7 +5,9 @@ marked down at once. Besides, one idle connection is held to each up mirror
 down within milliseconds (docs/freshness.md).
 
 The probe only ever marks a mirror down, with ``MirrorStore.set_state`` as the health
-check does (so pub/sub tells every node): it comes back when a health check finds it up,
+check does (so pub/sub tells every node; while Redis will not take it, the mirror is held
+down in this node's memory, :mod:`.unrecorded`, and the rounds go on from the mirror list
+last read): it comes back when a health check finds it up,
 which rescans it first; one marked down here that accepts connections again within
 :data:`RECOVERY_WINDOW` is health-checked at once. A mirror is probed once per interval (a
 round may take it up to half a tick early, so that the rounds' jitter makes no turn a tick
@@ -29,6 +31,8 @@ from mirrorbits.connect import connect_quietly
 from mirrorbits.health.endpoint import Endpoint, client_endpoint, endpoints
 from mirrorbits.health.held import HeldConnections, Key
 from mirrorbits.health.outcome import PROTO_NAMES
+from mirrorbits.health.unrecorded import record_state
+from mirrorbits.helddown import HeldDown
 from mirrorbits.logs import Logger
 from mirrorbits.model import Mirror
 from mirrorbits.reactors import IConnectingReactor
@@ -97,6 +101,8 @@ class LivenessProbes(Service):
     # Whether another request (the file verification's HEAD) had an answer from (mirror,
     # protocol) within so many seconds: it proves as much as a connection, which is spared.
     _answered: Callable[[int, int, float], bool] = lambda _mirror_id, _proto, _seconds: False
+    # Where a mirror found down is held while Redis will not record it (this node's HTTP).
+    _held_down: HeldDown | None = None
     _schedule: LivenessSchedule = field(factory=LivenessSchedule, init=False)
     _failures: dict[tuple[int, int], int] = field(factory=dict, init=False)
     _turns: dict[int, int] = field(factory=dict, init=False)
@@ -108,6 +114,7 @@ class LivenessProbes(Service):
     _downed: dict[tuple[int, int], float] = field(factory=dict, init=False)  # -> when
     _loop: LoopingCall | None = field(default=None, init=False)
     _reading: bool = field(default=False, init=False)
+    _known: list[Mirror] | None = field(default=None, init=False)  # the mirror list last read
     spared: int = field(default=0, init=False)  # probes not sent: a verification answered
 
     name = "liveness"
@@ -144,10 +151,24 @@ class LivenessProbes(Service):
 
         return round_.addBoth(done)
 
+    async def _mirrors(self) -> list[Mirror]:
+        """The mirrors; while Redis cannot be read, those last read (a mirror found down
+        meanwhile is held down in memory): none, the round is skipped."""
+        try:
+            self._get_client()  # raises DatabaseNotReady
+            reading = Deferred.fromCoroutine(self._store.all_mirrors())
+            mirrors: list[Mirror] = await reading.addTimeout(MIRRORS_TIMEOUT, self._reactor)
+        except Exception as err:
+            if self._known is None or outage.redis_cause(err) is None:
+                raise
+            if not isinstance(err, DatabaseNotReady):  # the Redis service says that one
+                outage.report(log, "Liveness", Failure(), "Liveness round failed")
+            return self._known
+        self._known = mirrors
+        return mirrors
+
     async def _round(self) -> None:
-        self._get_client()  # raises DatabaseNotReady: skip the round
-        reading = Deferred.fromCoroutine(self._store.all_mirrors())
-        mirrors: list[Mirror] = await reading.addTimeout(MIRRORS_TIMEOUT, self._reactor)
+        mirrors = await self._mirrors()
         interval = float(self._get_config().liveness_interval)
         if not self.running or interval <= 0:
             return
@@ -255,7 +276,8 @@ class LivenessProbes(Service):
             return
         del self._failures[key]
         mirror_id, proto = key
-        if await self._store.set_state(mirror_id, proto, False, REASON):
+        if await record_state(self._store, self._held_down, self._reactor, mirror_id, proto,
+                              False, REASON, self._names.get(mirror_id, "")):
             self._downed[key] = self._reactor.seconds()
             how = ("its connection lost, a new one refused" if at_once
                    else f"{failures} connections in a row")

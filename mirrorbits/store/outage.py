@@ -26,8 +26,8 @@ from mirrorbits.store.errors import REDIS_FAILURES
 #: ``min-replicas-to-write`` unmet, ``maxmemory`` reached, a failed snapshot.
 WRITE_REFUSALS = frozenset({"READONLY", "NOREPLICAS", "OOM", "MISCONF"})
 #: What a service's unrecorded findings mean for the users meanwhile, said with its line.
-_MEANWHILE = {"Liveness": "a mirror it finds down keeps receiving users",
-              "Health check": "a mirror it finds down keeps receiving users"}
+_HELD = "a mirror it finds down is held down in memory: this node sends no user there"
+_MEANWHILE = {"Liveness": _HELD, "Health check": _HELD}
 
 #: Seconds without a Redis failure of a service after which its next one is said again.
 QUIET = 60.0

@@ -30,6 +30,7 @@ from mirrorbits.workers.echo import ECHOED_NAMESPACES
 from mirrorbits.workers.wire import (
     ASK_COUNTS,
     COMMAND_FD,
+    HELD_DOWN,
     LISTEN_FD,
     REPORT_FD,
     SERVING,
@@ -193,8 +194,18 @@ def main(argv: list[str] | None = None) -> None:
         daemon.bind_listeners()
     except ListenAddressError as err:
         raise SystemExit(cannot_start(err)) from None
+    changing = context.changing
+
+    def told(kind: str, argument: Any) -> None:
+        """A command line from the daemon: its held-down set, or a repository watch's mark."""
+        if kind == HELD_DOWN:
+            if isinstance(argument, list):
+                context.cache.held_down.follow(argument)
+        elif changing is not None:
+            changing.follow(kind, argument)
+
     run = WorkerRun(reactor, daemon, http, os.getppid(),
                     counts=lambda: report_of(context.counts, context.cache_sizes()),
-                    changing=context.changing.follow if context.changing is not None else None)
+                    changing=told)
     reactor.callWhenRunning(run.start)
     reactor.run()

@@ -161,6 +161,8 @@ class WorkerPool(Service):
     env: Callable[[], Mapping[str, str]] = lambda: os.environ
     executable: str = sys.executable
     on_serving: Callable[[], None] | None = None
+    #: Command lines each new worker is told first (what the daemon's state is now).
+    greeting: Callable[[], list[bytes]] = lambda: []
     _workers: dict[int, _Worker] = field(factory=dict)
     _restarts: dict[int, IDelayedCall] = field(factory=dict)
     _delays: dict[int, float] = field(factory=dict)
@@ -239,6 +241,11 @@ class WorkerPool(Service):
             del self._workers[slot]
             log.error("Cannot start an HTTP worker: {error}", error=str(err))
             self._restart_later(slot, young=True)
+        else:
+            for line in self.greeting():
+                if worker.transport is not None:
+                    with contextlib.suppress(OSError):
+                        worker.transport.writeToChild(COMMAND_FD, line)
         finally:
             os.close(null)
 

@@ -13,6 +13,9 @@ SERVING = b"serving\n"
 COMMAND_FD = 5  # the daemon writes ASK_COUNTS here; the worker answers on REPORT_FD
 ASK_COUNTS = b"counts\n"  # answered with one mirrorbits.metrics.merge.encode line
 CHANGING = b"changing "  # + JSON [kind, argument]: a ChangingPaths.forward, for the workers
+#: The kind of a CHANGING line carrying the daemon's held-down set (mirrorbits.helddown),
+#: sent at each change and to each new worker.
+HELD_DOWN = "held_down"
 WORKER_MODULE = "mirrorbits.workers"  # ``python -m`` this to start a worker
 
 

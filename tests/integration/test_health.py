@@ -29,8 +29,10 @@ from mirrorbits.config import Config
 from mirrorbits.health import HealthChecker
 from mirrorbits.health.liveness import REASON as LIVENESS_REASON
 from mirrorbits.health.probe import make_agent
+from mirrorbits.helddown import HeldDown
 from mirrorbits.model import REDIRECTS_ALLOWED, REDIRECTS_DISALLOWED, GeoRecord, Mirror
 from mirrorbits.store import events, keys
+from mirrorbits.store.errors import DatabaseNotReady
 from mirrorbits.store.mirrors import MirrorStore
 from mirrorbits.store.redis import RedisService
 from tests.integration.store_support import captured_log, eventually, within
@@ -513,3 +515,74 @@ async def test_a_wrong_content_length_is_reported_but_keeps_the_mirror_up(
     checker.stopService()
     assert any(line.endswith(f"File size mismatch! [{PATH}]") for line in lines), lines
     assert state(redis_db, mirror.id)["httpUp"] == "1"
+
+
+@define
+class Switch:
+    """Stands for the RedisService: its client, or ``DatabaseNotReady`` once ``off``."""
+
+    service: RedisService
+    off: bool = False
+
+    def client(self) -> Any:
+        if self.off:
+            raise DatabaseNotReady("database not ready")
+        return self.service.client()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_mirror_found_down_while_redis_refuses_writes_is_held_down_and_checked_again(
+    store: MirrorStore, service: RedisService, redis_db: redis.Redis, clock: Clock,
+    ports: list[IListeningPort],
+) -> None:
+    """``NOREPLICAS``: the verdict that would change Redis is held in memory and tried again
+    at each round until Redis takes it; one Redis already holds waits for its interval."""
+    flaky, steady = MirrorSite(), MirrorSite()
+    mirror = await add_mirror(store, redis_db, "flaky", serve(ports, flaky, "127.0.0.9"))
+    await add_mirror(store, redis_db, "steady", serve(ports, steady, "127.0.0.10"))
+    held = HeldDown()
+    checker = attrs.evolve(checker_for(service, store, clock), held_down=held)
+    await first_round(checker)
+    try:
+        redis_db.config_set("min-replicas-to-write", 1)
+        flaky.status = 503
+        clock.advance(61)
+        await within(checker.when_idle())
+        assert (mirror.id, events.PROTO_HTTP) in held
+        assert state(redis_db, mirror.id)["httpUp"] == "1"
+        clock.advance(1)
+        await within(checker.when_idle())
+        assert (len(flaky.seen), len(steady.seen)) == (3, 2)  # flaky again, steady not
+        redis_db.config_set("min-replicas-to-write", 0)
+        clock.advance(1)
+        await within(checker.when_idle())
+    finally:
+        redis_db.config_set("min-replicas-to-write", 0)
+        checker.stopService()
+    assert state(redis_db, mirror.id)["httpUp"] == "0"
+    assert not held
+
+
+@pytest_twisted.ensureDeferred
+async def test_while_redis_cannot_be_read_the_checks_go_on_from_what_was_read(
+    service: RedisService, redis_db: redis.Redis, clock: Clock,
+    ports: list[IListeningPort],
+) -> None:
+    """Redis a replica, or gone: the mirror list and the file last read are checked still
+    (before, every round was skipped), and a mirror found down is held down."""
+    switch = Switch(service)
+    store = MirrorStore(cast(RedisService, switch), clock)
+    site = MirrorSite()
+    mirror = await add_mirror(store, redis_db, "flaky", serve(ports, site, "127.0.0.9"))
+    held = HeldDown()
+    checker = HealthChecker(lambda: Config(), switch.client, store, clock,
+                            agent_factory=lambda admit: make_agent(reactor, admit),
+                            timeout=5.0, held_down=held)
+    await first_round(checker)
+    switch.off = True
+    site.status = 503
+    clock.advance(61)
+    await within(checker.when_idle())
+    checker.stopService()
+    assert len(site.seen) == 2
+    assert held.snapshot()[0][:3] == [mirror.id, events.PROTO_HTTP, "Got status code 503"]

@@ -75,7 +75,8 @@ def test_a_refused_write_says_so_and_what_follows_for_the_users() -> None:
         outage.report(log, "Liveness", Failure(refused), "round failed")
     assert said == [
         "Liveness: Redis refuses writes (NOREPLICAS Not enough good replicas to write.); "
-        "retried once it accepts them; meanwhile a mirror it finds down keeps receiving users",
+        "retried once it accepts them; meanwhile a mirror it finds down is held down in "
+        "memory: this node sends no user there",
         "File verification: Redis refuses writes (READONLY You can't write against a read only "
         "replica.); retried once it accepts them"]
 
