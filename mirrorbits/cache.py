@@ -198,10 +198,6 @@ class MirrorCache:
     # handed out say them down (mirrorbits.helddown); a change moves ``generation``.
     held_down: HeldDown = field(factory=HeldDown)
 
-    def __attrs_post_init__(self) -> None:
-        self.held_down.until_read = True  # released once this cache read the record again
-        self.held_down.listeners.append(self._held_down_changed)
-
     def _held_down_changed(self, released: frozenset[int]) -> None:
         for mirror_id in released:  # read again at the next request: Redis holds the truth
             self.on_mirror_update(str(mirror_id))
@@ -216,6 +212,8 @@ class MirrorCache:
             raise ValueError(f"path_buckets {self.path_buckets} is not a power of two")
         self._path_counts = array("Q", bytes(8 * self.path_buckets))
         self._path_mask = self.path_buckets - 1
+        self.held_down.until_read = True  # released once this cache read the record again
+        self.held_down.listeners.append(self._held_down_changed)
 
     def version(self, path: str) -> tuple[int, int]:
         """What the cache knows of ``path``, as a value that changes whenever that may change.
