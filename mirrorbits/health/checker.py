@@ -27,6 +27,7 @@ from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 
 from mirrorbits.config import Config
+from mirrorbits.health.lastread import LastReadMirrors
 from mirrorbits.health.liveness import REASON as LIVENESS_REASON
 from mirrorbits.health.lost import MISSING_BEFORE_DOWN, LostFiles, lost_because
 from mirrorbits.health.outcome import (
@@ -55,7 +56,6 @@ from mirrorbits.ticking import start_loop, stop_ticking
 WORKERS = 10
 QUEUE = 50
 TICK = 1.0
-MIRRORS_TIMEOUT = 30.0  # bound on reading the mirror list in one tick
 #: Files picked per round for mirrors another node checks: should this node lose sight of
 #: Redis and of the other nodes, it checks those too, asking for that file.
 SPARE_TARGETS = 5
@@ -96,7 +96,7 @@ class HealthChecker(Service):
     # still up, still refusing connections) is logged at debug level only.
     _said: dict[tuple[int, int], str] = field(factory=dict, init=False)
     _lost: LostFiles = field(init=False)
-    _known: list[Mirror] | None = field(default=None, init=False)  # the mirror list last read
+    _mirror_list: LastReadMirrors = field(init=False)
     _targets: dict[int, Target] = field(factory=dict, init=False)  # the file last picked
     _untargeted: dict[int, float] = field(factory=dict, init=False)  # no file to pick: when
     # mirrors whose new state (up, or down) could not be recorded: checked again at once
@@ -106,6 +106,8 @@ class HealthChecker(Service):
 
     def __attrs_post_init__(self) -> None:
         self._lost = LostFiles(self._rescan, self._reactor)
+        self._mirror_list = LastReadMirrors(self._get_client, self._store, self._reactor, log,
+                                            "Health check", "Health-check round failed")
 
     def startService(self) -> None:
         super().startService()
@@ -165,22 +167,6 @@ class HealthChecker(Service):
         except Exception:
             outage.report(log, "Health check", Failure(), "Health-check round failed")
 
-    async def _mirrors(self) -> tuple[list[Mirror], bool]:
-        """The mirrors, and whether they were read now; while Redis cannot be read, those
-        last read (none: the round is skipped, as the failure says)."""
-        try:
-            self._get_client()  # raises DatabaseNotReady
-            reading = Deferred.fromCoroutine(self._store.all_mirrors())
-            mirrors: list[Mirror] = await reading.addTimeout(MIRRORS_TIMEOUT, self._reactor)
-        except Exception as err:
-            if self._known is None or outage.redis_cause(err) is None:
-                raise
-            if not isinstance(err, DatabaseNotReady):  # the Redis service says that one
-                outage.report(log, "Health check", Failure(), "Health-check round failed")
-            return self._known, False
-        self._known = mirrors
-        return mirrors, True
-
     async def _spare_targets(self, mirrors: list[Mirror], now: float, interval: float) -> None:
         """Pick a file for a few enabled mirrors that have none yet (another node's); one
         without any is asked again after a check interval."""
@@ -194,7 +180,7 @@ class HealthChecker(Service):
                 return  # the next round
 
     async def _schedule(self) -> None:
-        mirrors, fresh = await self._mirrors()
+        mirrors, fresh = await self._mirror_list.read()
         if not self.running:
             return
         now = self._reactor.seconds()

@@ -30,6 +30,7 @@ from mirrorbits.config import Config
 from mirrorbits.connect import connect_quietly
 from mirrorbits.health.endpoint import Endpoint, client_endpoint, endpoints
 from mirrorbits.health.held import HeldConnections, Key
+from mirrorbits.health.lastread import LastReadMirrors
 from mirrorbits.health.outcome import PROTO_NAMES
 from mirrorbits.health.unrecorded import record_state
 from mirrorbits.helddown import HeldDown
@@ -47,7 +48,6 @@ FAILURES_BEFORE_DOWN = 2
 CONNECT_TIMEOUT = 2.0  # seconds; never more than the interval
 CONCURRENCY = 20
 TICK = 1.0
-MIRRORS_TIMEOUT = 30.0
 #: Seconds a mirror marked down here is still probed: accepting connections again within
 #: them (a restart), it is health-checked at once rather than at its next check.
 RECOVERY_WINDOW = 60.0
@@ -114,7 +114,7 @@ class LivenessProbes(Service):
     _downed: dict[tuple[int, int], float] = field(factory=dict, init=False)  # -> when
     _loop: LoopingCall | None = field(default=None, init=False)
     _reading: bool = field(default=False, init=False)
-    _known: list[Mirror] | None = field(default=None, init=False)  # the mirror list last read
+    _mirror_list: LastReadMirrors = field(init=False)
     spared: int = field(default=0, init=False)  # probes not sent: a verification answered
 
     name = "liveness"
@@ -122,6 +122,9 @@ class LivenessProbes(Service):
     def __attrs_post_init__(self) -> None:
         self._held = HeldConnections(self._reactor, self._connection_refused,
                                      self._connection_failed)
+        # a mirror found down while Redis cannot be read is held down in memory
+        self._mirror_list = LastReadMirrors(self._get_client, self._store, self._reactor, log,
+                                            "Liveness", "Liveness round failed")
 
     def startService(self) -> None:
         super().startService()
@@ -151,24 +154,8 @@ class LivenessProbes(Service):
 
         return round_.addBoth(done)
 
-    async def _mirrors(self) -> list[Mirror]:
-        """The mirrors; while Redis cannot be read, those last read (a mirror found down
-        meanwhile is held down in memory): none, the round is skipped."""
-        try:
-            self._get_client()  # raises DatabaseNotReady
-            reading = Deferred.fromCoroutine(self._store.all_mirrors())
-            mirrors: list[Mirror] = await reading.addTimeout(MIRRORS_TIMEOUT, self._reactor)
-        except Exception as err:
-            if self._known is None or outage.redis_cause(err) is None:
-                raise
-            if not isinstance(err, DatabaseNotReady):  # the Redis service says that one
-                outage.report(log, "Liveness", Failure(), "Liveness round failed")
-            return self._known
-        self._known = mirrors
-        return mirrors
-
     async def _round(self) -> None:
-        mirrors = await self._mirrors()
+        mirrors = (await self._mirror_list.read())[0]
         interval = float(self._get_config().liveness_interval)
         if not self.running or interval <= 0:
             return
