@@ -17,8 +17,9 @@ import pytest
 import redis
 
 from mirrorbits.store import keys
-from tests.daemon import DaemonProcess, add_mirrors_holding, base_config, redirect, repo_file
-from tests.integration.test_liveness_killed import http_server
+from tests.daemon import DaemonProcess, add_mirrors_holding, base_config, redirect
+from tests.integration.test_daemon_redis import wait_until
+from tests.integration.test_liveness_killed import east_and_west
 from tests.integration.test_workers import worker_pids
 from tests.servers import RedisServer, free_port
 
@@ -42,13 +43,6 @@ def accept_writes(db: redis.Redis, how: str) -> None:
         db.execute_command("REPLICAOF", "NO", "ONE")
 
 
-def wait_for(predicate: object, timeout: float, what: str, daemon: DaemonProcess) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"{what}:\n{daemon.log()}"
-        time.sleep(0.05)
-
-
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server = RedisServer(workdir=tmp_path / "redis")
@@ -63,12 +57,7 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
 def test_a_mirror_found_down_while_redis_refuses_writes_gets_no_user(
         tmp_path: Path, own_redis: RedisServer, how: str) -> None:
     db = redis.Redis(host=own_redis.host, port=own_redis.port, decode_responses=True)
-    repo = tmp_path / "repo"
-    repo_file(repo, "/a.txt", b"hello\n", 1687249800)
-    servers = {}
-    for name, host in (("east", "127.0.0.93"), ("west", "127.0.0.94")):
-        repo_file(tmp_path / name, "/a.txt", b"hello\n", 1687249800)
-        servers[name] = http_server(tmp_path / name, host)
+    repo, servers = east_and_west(tmp_path, ("127.0.0.93", "127.0.0.94"))
     (east, east_url), west_url = servers["east"], servers["west"][1]
     values = base_config(repo, own_redis.address, CheckInterval="1", ScanInterval="1000",
                          LivenessInterval="3", Workers="2")
@@ -97,7 +86,7 @@ def test_a_mirror_found_down_while_redis_refuses_writes_gets_no_user(
             assert daemon.process is not None
             for pid in worker_pids(daemon.process.pid):
                 os.kill(pid, signal.SIGKILL)
-            wait_for(lambda: len(re.findall(r"HTTP worker \d+ serves", daemon.log())) >= 2,
+            wait_until(lambda: len(re.findall(r"HTTP worker \d+ serves", daemon.log())) >= 2,
                      30, "both workers replaced", daemon)
             during += [redirect(daemon, "/a.txt") for _ in range(30)]
         assert db.hget(keys.mirror(1), "httpUp") == "1"  # Redis did not record it
@@ -138,12 +127,7 @@ def test_nodes_that_lose_their_redis_and_each_other_still_check_every_mirror(
     read, the other node's share too, and holds down the one killed. Before, neither checked
     anything until Redis was back: the node whose share the mirror was not never saw it."""
     db = redis.Redis(host=own_redis.host, port=own_redis.port, decode_responses=True)
-    repo = tmp_path / "repo"
-    repo_file(repo, "/a.txt", b"hello\n", 1687249800)
-    servers = {}
-    for name, host in (("east", "127.0.0.95"), ("west", "127.0.0.96")):
-        repo_file(tmp_path / name, "/a.txt", b"hello\n", 1687249800)
-        servers[name] = http_server(tmp_path / name, host)
+    repo, servers = east_and_west(tmp_path, ("127.0.0.95", "127.0.0.96"))
     (east, east_url), west_url = servers["east"], servers["west"][1]
     nodes = [DaemonProcess(workdir=tmp_path / f"node{index}", values=base_config(
         repo, own_redis.address, CheckInterval="1", ScanInterval="1000",
@@ -178,7 +162,7 @@ def test_nodes_that_lose_their_redis_and_each_other_still_check_every_mirror(
         assert db.hget(keys.mirror(1), "httpUp") == "1"
 
         accept_writes(db, "replica")
-        wait_for(lambda: db.hget(keys.mirror(1), "httpUp") == "0", 20,
+        wait_until(lambda: db.hget(keys.mirror(1), "httpUp") == "0", 20,
                  "east recorded down", nodes[0])
         for node in nodes:
             node.wait_log(RELEASED, timeout=15)

@@ -38,14 +38,24 @@ def http_server(root: Path, host: str) -> tuple[subprocess.Popen[bytes], str]:
     return process, f"http://{host}:{port}/"
 
 
-def test_a_killed_mirror_gets_no_user_within_a_second(
-        tmp_path: Path, redis_server: RedisServer, redis_db: redis.Redis) -> None:
+Servers = dict[str, tuple[subprocess.Popen[bytes], str]]
+
+
+def east_and_west(tmp_path: Path, hosts: tuple[str, str]) -> tuple[Path, Servers]:
+    """The repository with ``/a.txt``, and two mirrors serving it over HTTP on ``hosts``:
+    ``east`` and ``west`` -> (process, URL)."""
     repo = tmp_path / "repo"
     repo_file(repo, "/a.txt", b"hello\n", 1687249800)
     servers = {}
-    for name, host in (("east", "127.0.0.83"), ("west", "127.0.0.84")):
+    for name, host in zip(("east", "west"), hosts, strict=True):
         repo_file(tmp_path / name, "/a.txt", b"hello\n", 1687249800)
         servers[name] = http_server(tmp_path / name, host)
+    return repo, servers
+
+
+def test_a_killed_mirror_gets_no_user_within_a_second(
+        tmp_path: Path, redis_server: RedisServer, redis_db: redis.Redis) -> None:
+    repo, servers = east_and_west(tmp_path, ("127.0.0.83", "127.0.0.84"))
     (east, east_url), west_url = servers["east"], servers["west"][1]
     # The default interval: the probes alone would take up to two of them (6 s).
     values = base_config(repo, redis_server.address, CheckInterval="1", ScanInterval="1000",
