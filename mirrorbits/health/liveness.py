@@ -122,7 +122,8 @@ class LivenessProbes(Service):
     def __attrs_post_init__(self) -> None:
         self._held = HeldConnections(self._reactor, self._connection_refused,
                                      self._connection_failed)
-        # a mirror found down while Redis cannot be read is held down in memory
+        # while Redis cannot be read, the rounds probe the mirrors last read (one found down
+        # meanwhile is held down in memory)
         self._mirror_list = LastReadMirrors(self._get_client, self._store, self._reactor, log,
                                             "Liveness", "Liveness round failed")
 
