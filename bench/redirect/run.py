@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -154,7 +155,8 @@ class Bench:
             time.sleep(0.05)
 
     def start_reference(self, binary: Path) -> None:
-        """The Go Mirrorbits daemon on the same Redis data, without its monitor."""
+        """The Go Mirrorbits daemon on the same Redis data, without its monitor; its output
+        goes to ``reference.log`` in the work directory."""
         if not os.access(binary, os.X_OK):
             raise SystemExit(f"--reference {binary}: not an executable file")
         self.reference_port = free_port()
@@ -166,11 +168,14 @@ class Bench:
             f"RedisAddress: {self.redis.address}\n"
             f"GeoipDatabasePath: {self.workdir / 'geoip'}/\n"
             "OutputMode: redirect\nGzip: false\nTrustedProxies: [127.0.0.1]\n")
-        self.reference = subprocess.Popen(
-            [str(binary), "daemon", "-config", str(config), "-monitor=false"],
-            cwd=self.workdir, env=env_without_proxies(), stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
-        wait_for_port("127.0.0.1", self.reference_port, timeout=30)
+        log_path = self.workdir / "reference.log"
+        with open(log_path, "wb") as output:
+            self.reference = subprocess.Popen(
+                [str(binary), "daemon", "-config", str(config), "-monitor=false",
+                 "-p", str(self.workdir / "reference.pid")],
+                cwd=self.workdir, env=env_without_proxies(), stdout=output,
+                stderr=subprocess.STDOUT)
+        wait_listening(self.reference, self.reference_port, log_path, f"--reference {binary}")
 
     def stop(self) -> None:
         if self.daemon is not None:
@@ -204,10 +209,22 @@ class Bench:
         bare = loadgen.verify_pass(
             "127.0.0.1", self.bare_port, requests[:200],
             lambda path, r: r.status == 302 and r.location == "http://x/")
-        return {"daemon_checked": daemon.checked, "daemon_wrong": daemon.wrong,
-                "daemon_cold_rps": round(daemon.checked / max(daemon.seconds, 1e-9)),
-                "daemon_examples": list(daemon.examples), "expected": len(requests),
-                "bare_checked": bare.checked, "bare_wrong": bare.wrong}
+        result: dict[str, Any] = {
+            "daemon_checked": daemon.checked, "daemon_wrong": daemon.wrong,
+            "daemon_cold_rps": round(daemon.checked / max(daemon.seconds, 1e-9)),
+            "daemon_examples": list(daemon.examples), "expected": len(requests),
+            "bare_checked": bare.checked, "bare_wrong": bare.wrong}
+        if self.reference is not None:
+            # The same check (and, the first time, the same cache warm-up) for the reference:
+            # wrk only counts its 4xx/5xx, not a redirect to a wrong mirror.
+            reference = loadgen.verify_pass("127.0.0.1", self.reference_port, requests, ok)
+            log(f"{when}, reference: {reference.checked} requests in "
+                f"{reference.seconds:.1f} s, {reference.wrong} wrong")
+            for example in reference.examples:
+                log(f"  wrong reference answer: {example}")
+            result.update(reference_checked=reference.checked,
+                          reference_wrong=reference.wrong)
+        return result
 
     def measure(self, port: int, pattern: str, lua_pattern: str, seconds: float) -> LoadResult:
         args = self.args
@@ -382,6 +399,7 @@ def report(args: argparse.Namespace, verify: dict[str, Any], rounds: list[list[L
                              "bare_wrong": 0, "expected": 0}
     problems = (int(verify["daemon_wrong"]) + int(verify["bare_wrong"])
                 + int(after["daemon_wrong"]) + int(after["bare_wrong"])
+                + int(verify.get("reference_wrong", 0)) + int(after.get("reference_wrong", 0))
                 + sum(r.other_status + r.bad_location for row in rounds for r in row)
                 + (cold.other_status + cold.bad_location if cold is not None else 0))
     processes = f"{args.workers} process{'es' if args.workers > 1 else ''}"
@@ -395,13 +413,15 @@ def report(args: argparse.Namespace, verify: dict[str, Any], rounds: list[list[L
         f"verification {verify['daemon_checked']}/{verify['expected']} redirects checked "
         f"against the data set, {verify['daemon_wrong']} wrong (16 connections: "
         f"{verify['daemon_cold_rps']} req/s); "
-        f"baseline {verify['bare_checked']} checked, {verify['bare_wrong']} wrong",
+        f"baseline {verify['bare_checked']} checked, {verify['bare_wrong']} wrong"
+        + _reference_checks(verify),
     ]
     if verify_after is not None:
         lines.append(
             f"after rounds {after['daemon_checked']}/{after['expected']} redirects checked "
             f"again after the measurements, {after['daemon_wrong']} wrong; baseline "
-            f"{after['bare_checked']} checked, {after['bare_wrong']} wrong")
+            f"{after['bare_checked']} checked, {after['bare_wrong']} wrong"
+            + _reference_checks(after))
     if cold is not None:
         lines += describe(f"mirrorbits, first {args.cold_seconds:g} s after it serves", cold)
     for index, row in enumerate(rounds, start=1):
@@ -452,6 +472,45 @@ def report(args: argparse.Namespace, verify: dict[str, Any], rounds: list[list[L
         "command": command_line(),
         "daemon_rss_mib": rss_mib,
     }
+
+
+def _reference_checks(verify: dict[str, Any]) -> str:
+    """The reference's part of a verification line (empty without ``--reference``)."""
+    if "reference_checked" not in verify:
+        return ""
+    return (f"; reference {verify['reference_checked']} checked, "
+            f"{verify['reference_wrong']} wrong")
+
+
+def wait_listening(process: subprocess.Popen[bytes], port: int, log_path: Path, name: str,
+                   timeout: float = 30.0) -> None:
+    """Until ``process`` accepts on 127.0.0.1:``port``; if it exits first or never listens,
+    a one-line SystemExit with the last line of its log."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = process.poll()
+        if status is not None:
+            raise SystemExit(f"{name}: exited with status {status}: {_last_line(log_path)}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            process.terminate()
+            process.wait(10)
+            raise SystemExit(f"{name}: not listening on port {port} after {timeout:g} s: "
+                             f"{_last_line(log_path)}")
+        time.sleep(0.05)
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    lines = [line.strip() for line in lines if line.strip()]
+    return lines[-1] if lines else "(no output)"
 
 
 def _median(values: list[float | None]) -> float | None:
