@@ -23,6 +23,7 @@ from mirrorbits.store import events, keys
 from mirrorbits.store.client import RedisClient
 from mirrorbits.store.commands import gather, run_multi, transaction
 from mirrorbits.store.errors import MirrorNotFound, NameTaken, StoreError
+from mirrorbits.store.eventlog import append_event
 from mirrorbits.store.pubsub import publish
 from mirrorbits.store.records import (
     MirrorField,
@@ -207,7 +208,7 @@ class MirrorStore:
         client = self._client()
         await publish(client, keys.CHANNEL_MIRROR_UPDATE, str(mirror_id))
         if event is not None:
-            await client.rpush(keys.mirror_logs(mirror_id), event)
+            await append_event(client, mirror_id, event)
 
     async def _require(self, client: RedisClient, mirror_id: int) -> str:
         name = await mirror_name(client, mirror_id)

@@ -36,6 +36,7 @@ from mirrorbits.store.bigsets import contained, fill, members, replace
 from mirrorbits.store.client import RedisClient
 from mirrorbits.store.commands import batches, transaction
 from mirrorbits.store.errors import ScanInProgress
+from mirrorbits.store.eventlog import append_event
 from mirrorbits.store.events import error_event, scan_completed_event, scan_started_event
 from mirrorbits.store.pubsub import publish
 from mirrorbits.store.records import FileField, MirrorField
@@ -133,13 +134,13 @@ async def mark_scan_started(
     await transaction(client, [("HSET", keys.mirror(mirror_id), MirrorField.LAST_SYNC,
                                 str(now_s))])
     await publish(client, keys.CHANNEL_MIRROR_UPDATE, str(mirror_id))
-    await client.rpush(keys.mirror_logs(mirror_id), scan_started_event(mirror_id, protocol, now_ns))
+    await append_event(client, mirror_id, scan_started_event(mirror_id, protocol, now_ns))
 
 
 async def record_scan_failure(client: RedisClient, mirror_id: int, error: str, now_ns: int) -> None:
     """Drop the scratch set and push an ERROR entry (step 5)."""
     await client.delete(keys.mirror_files_tmp(mirror_id))
-    await client.rpush(keys.mirror_logs(mirror_id), error_event(mirror_id, error, now_ns))
+    await append_event(client, mirror_id, error_event(mirror_id, error, now_ns))
 
 
 def _file_commands(mirror_id: int, files: Sequence[ListedEntry]) -> list[tuple[str, ...]]:
@@ -258,7 +259,7 @@ async def log_scan_completed(
     now_ns: int,
 ) -> None:
     """The SCANCOMPLETED entry of the mirror's event log (step 12)."""
-    await client.rpush(keys.mirror_logs(mirror_id), scan_completed_event(
+    await append_event(client, mirror_id, scan_completed_event(
         mirror_id, files, known, removed, tz_offset_ms, now_ns))
 
 

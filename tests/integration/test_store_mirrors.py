@@ -18,9 +18,11 @@ from twisted.internet.task import Clock
 from mirrorbits.model import Mirror
 from mirrorbits.store import events, keys
 from mirrorbits.store.errors import DatabaseNotReady, MirrorNotFound, NameTaken, StoreError
+from mirrorbits.store.eventlog import MAX_ENTRIES
 from mirrorbits.store.mirrors import MirrorStore, mirror_ids
 from mirrorbits.store.records import mirror_from_hash
 from mirrorbits.store.redis import RedisService
+from mirrorbits.store.scans import record_scan_failure
 from tests.integration.store_support import received, subscribe, within
 
 pytestmark = pytest.mark.integration
@@ -300,6 +302,24 @@ async def test_logs_are_rendered_and_bad_entries_skipped(
     assert len(everything) == 601  # the unparsable entry is skipped
     assert everything[0] == "2026-11-25 01:54:40 UTC: Mirror added"
     assert await store.logs(2, 10) == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_event_log_keeps_its_last_entries_only(
+    store: MirrorStore, service: RedisService, redis_db: redis.Redis
+) -> None:
+    """The reference RPUSHes forever (spec §20.23); here a log stops at MAX_ENTRIES."""
+    await store.add_mirror(Mirror(name="m", http_url="http://m/"))
+    key = keys.mirror_logs(1)
+    redis_db.rpush(key, *[f"old {n}" for n in range(MAX_ENTRIES)])  # "Mirror added" + these
+    assert await store.set_state(1, events.PROTO_HTTP, True, "") is True
+    assert redis_db.llen(key) == MAX_ENTRIES
+    assert redis_db.lindex(key, 0) == "old 1"  # "Mirror added" and "old 0" are gone
+    assert json.loads(redis_db.lindex(key, -1))["Up"] is True
+    await record_scan_failure(service.client(), 1, "rsync: exit status 10", 0)
+    assert redis_db.llen(key) == MAX_ENTRIES
+    assert redis_db.lindex(key, 0) == "old 2"
+    assert (await store.logs(1, 1))[0].endswith("Error: rsync: exit status 10")
 
 
 def test_operations_need_a_ready_database(clock: Clock) -> None:

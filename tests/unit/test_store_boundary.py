@@ -24,7 +24,7 @@ STORE = PACKAGE / "store"
 CLIENT_COMMANDS = frozenset({
     "execute_command", "hget", "hgetall", "hmget", "hmset", "hset", "hdel", "hkeys",
     "hincrby", "smembers", "sscan", "sadd", "srem", "sdiff", "sismember", "srandmember",
-    "rpush", "lrange", "multi", "pipeline", "execute_pipeline", "rename", "expire",
+    "rpush", "lrange", "ltrim", "multi", "pipeline", "execute_pipeline", "rename", "expire",
     "publish", "incr", "unwatch",
 })
 COMMAND_NAMES = frozenset({
