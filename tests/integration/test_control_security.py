@@ -67,6 +67,16 @@ def test_wrong_passwords_in_a_row_are_refused_not_checked(daemon: DaemonProcess)
         == "ACCESS_DENIED"
 
 
+def test_a_command_without_password_is_refused_cleanly(daemon: DaemonProcess) -> None:
+    """Spec §20.6: the reference's daemon crashes on a call without password metadata.
+    Here a missing ``password`` counts as empty: refused, and the daemon keeps serving."""
+    for command in ("Ping", "List"):
+        answer = call(daemon.rpc, command, source="127.0.0.4")
+        assert error_code(answer) == "ACCESS_DENIED", answer
+    assert daemon.ctl("list", password=PASSWORD).returncode == 0
+    assert "Traceback" not in daemon.log()
+
+
 def test_the_block_grows_and_the_client_says_why(daemon: DaemonProcess) -> None:
     for number in range(FREE_FAILURES + 1):
         call(daemon.rpc, "Ping", password=f"guess-{number}")
