@@ -120,7 +120,8 @@ class GeoIP:
     def load(self) -> list[str]:
         """(Re)open both databases; return the messages to log.
 
-        A database whose build epoch did not change keeps its current reader (no message). A
+        A loaded database whose file did not change (path, inode, size, mtime) is not read
+        again; one whose build epoch did not change keeps its current reader (no message). A
         database that fails to open keeps the reader it had, if any. Raises
         :class:`GeoIPUnavailable` when neither database is usable afterwards.
         """
@@ -283,6 +284,8 @@ class GeoIP:
     def _open(self, database: _Database, force: bool) -> tuple[bool, str, bool]:
         """Try to (re)open ``database``: (reader swapped, message, failed)."""
         path = self._path_of(database.name)
+        if not force and database.reader is not None and _stat(path) == database.stamp:
+            return False, "", False  # the same file: not copied again (a reload stays quick)
         try:
             reader, stamp = _open_private(path)
         except (OSError, ValueError, InvalidDatabaseError) as error:
