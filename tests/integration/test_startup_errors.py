@@ -16,6 +16,7 @@ import redis
 
 from mirrorbits.confighold import RELOAD_REFUSED
 from tests.daemon import BIN, DaemonProcess, base_config, render_config, run_twistd
+from tests.integration.conftest import request
 from tests.servers import RedisServer
 
 BAD_VALUES = ["127.0.0.1:99999", "nonsense", "127.0.0.1:http", "::1:8080", "[::1:8080",
@@ -267,6 +268,9 @@ def test_reload_shows_warnings_and_refusals_and_the_log_has_them(
         notice = "ListenAddress/RPCListenAddress changed: restart the daemon to apply"
         assert ctl_reload(daemon) == (0, "", f"warning: {notice}\n")
         daemon.wait_log(notice)
+        # spec §20.5: the reference's listener broke here; this one still answers
+        status, _, _ = request(daemon, "GET", "/a.txt", {})
+        assert status == 404
         assert "Traceback" not in daemon.log(), daemon.log()
     finally:
         daemon.stop()
