@@ -8,7 +8,8 @@ and (ours) the downloads of the last :data:`HISTORY_DAYS` days as a chart
 :class:`MirrorstatsElement` (slots of ``rows``: see :func:`_row_slots`; of ``points``: ``name``,
 ``health``, ``x``/``y`` where the dot is drawn and ``place_x``/``place_y`` the mirror's place, which
 differ when dots that would cover each other are moved apart), and ``history`` (the chart's
-``<svg>``).
+``<svg>``). A broken override falls back to the packaged template
+(:class:`mirrorbits.web.pages.TemplateStore`).
 
 Fixes of §20 item 15: bars are 0 % wide (not ``NaN%``) when nobody downloaded today, and each
 mirror's counters are looked up by its ID, so a mirror that cannot be read shifts nothing.
@@ -16,7 +17,6 @@ mirror's counters are looked up by its ID, so a mirror that cannot be read shift
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
@@ -24,7 +24,7 @@ from typing import Any
 from attrs import evolve, frozen
 from twisted.internet.defer import Deferred
 from twisted.python.filepath import FilePath
-from twisted.web.iweb import IRequest
+from twisted.web.iweb import IRequest, ITemplateLoader
 from twisted.web.template import (
     Comment,
     Element,
@@ -46,6 +46,7 @@ from mirrorbits.store.mirrors import mirror_ids, read_mirror
 from mirrorbits.store.statistics import mirrors_downloads_per_day
 from mirrorbits.web import history_chart, svgmap
 from mirrorbits.web.mapspread import spread
+from mirrorbits.web.pages import TEMPLATES
 
 log = Logger()
 
@@ -313,7 +314,7 @@ class MirrorstatsElement(Element):
 
     loader = XMLFile(FilePath(__file__).sibling("templates").child(TEMPLATE_NAME))
 
-    def __init__(self, view: MirrorstatsView, loader: XMLFile | None = None) -> None:
+    def __init__(self, view: MirrorstatsView, loader: ITemplateLoader | None = None) -> None:
         super().__init__(loader)
         self.view = view
 
@@ -392,27 +393,8 @@ def _row_slots(row: MirrorRow) -> dict[str, Any]:
     }
 
 
-_custom: dict[str, tuple[tuple[int, int], XMLFile]] = {}
-
-
-def _loader(templates_dir: str) -> XMLFile | None:
-    """The configured directory's ``mirrorstats.xhtml`` (re-read when it changes), if any."""
-    if not templates_dir:
-        return None
-    path = os.path.join(templates_dir, TEMPLATE_NAME)
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    stamp = (info.st_mtime_ns, info.st_size)
-    known = _custom.get(path)
-    if known is None or known[0] != stamp:
-        known = (stamp, XMLFile(FilePath(path)))
-        _custom[path] = known
-    return known[1]
-
-
 async def render_mirrorstats(view: MirrorstatsView, templates_dir: str = "") -> bytes:
     """The whole HTML document."""
-    body: bytes = await flattenString(None, MirrorstatsElement(view, _loader(templates_dir)))
+    loader = TEMPLATES.loader(TEMPLATE_NAME, templates_dir)
+    body: bytes = await flattenString(None, MirrorstatsElement(view, loader))
     return b"<!DOCTYPE html>\n" + body

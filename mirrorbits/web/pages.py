@@ -24,19 +24,27 @@ PACKAGED = FilePath(os.path.dirname(os.path.abspath(__file__))).child("templates
 
 @define(eq=False)
 class TemplateStore:
-    """Parsed templates, re-read when the file changes; a broken override falls back."""
+    """Parsed templates, re-read when the file changes; a broken override falls back to the
+    packaged template, said in one line once per version of the file (not per request)."""
 
     _loaded: dict[str, tuple[int, ITemplateLoader]] = field(factory=dict)
+    _unusable: dict[str, int] = field(factory=dict)  # override path -> mtime said unusable
 
     def loader(self, name: str, directory: str = "") -> ITemplateLoader:
         """The template ``name`` from ``directory`` when it holds one, else the packaged one."""
         if directory:
             path = os.path.join(directory, name)
-            if os.path.isfile(path):
+            try:
+                stamp: int | None = os.stat(path).st_mtime_ns if os.path.isfile(path) else None
+            except OSError:
+                stamp = None
+            if stamp is not None and self._unusable.get(path) != stamp:
                 try:
                     return self._load(path)
-                except Exception:
-                    log.failure("template {path} is unusable, using the packaged one", path=path)
+                except Exception as err:
+                    self._unusable[path] = stamp
+                    log.warn("Template {path} is unusable, the packaged one is used: {error}",
+                             path=path, error=str(err) or type(err).__name__)
         return self._load(PACKAGED.child(name).path)
 
     def _load(self, path: str) -> ITemplateLoader:

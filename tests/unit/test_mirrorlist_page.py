@@ -9,6 +9,7 @@ from typing import Any
 import html5lib  # type: ignore[import-untyped]
 import pytest
 from twisted.internet.defer import Deferred
+from twisted.logger import formatEvent, globalLogPublisher
 
 from mirrorbits.model import FileInfo, GeoRecord, Mirror
 from mirrorbits.selection.types import Candidate
@@ -428,9 +429,21 @@ def test_templates_directory_overrides_the_page(tmp_path: Path) -> None:
 
 def test_broken_or_absent_override_falls_back_to_the_packaged_page(tmp_path: Path) -> None:
     (tmp_path / "mirrorlist.xhtml").write_text("<div><p>not closed</div>")
-    for directory in (str(tmp_path), str(tmp_path / "missing"), ""):
-        data = read_page(render(view_of(info(), LYON, three_mirrors()), directory))
-        assert [r["mirror"] for r in data["ranked"]] == ["paris", "berlin", "newyork"]
+    events: list[dict[str, Any]] = []
+    observer = events.append
+    globalLogPublisher.addObserver(observer)
+    try:
+        for directory in (str(tmp_path), str(tmp_path), str(tmp_path / "missing"), ""):
+            data = read_page(render(view_of(info(), LYON, three_mirrors()), directory))
+            assert [r["mirror"] for r in data["ranked"]] == ["paris", "berlin", "newyork"]
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    # An operator's mistake: one line, once (not a traceback at each request).
+    said = [e for e in events if str(e.get("log_namespace", "")).startswith("mirrorbits")]
+    assert [formatEvent(e) for e in said] == [
+        f"Template {tmp_path}/mirrorlist.xhtml is unusable, the packaged one is used: "
+        f"{tmp_path}/mirrorlist.xhtml:1:20: mismatched tag"]
+    assert "log_failure" not in said[0]
 
 
 def test_template_store_rereads_a_changed_file(tmp_path: Path) -> None:
