@@ -139,6 +139,7 @@ class DownloadLog(Service):
     _loop: LoopingCall | None = field(init=False, default=None)
     _dropped: int = field(init=False, default=0)
     _open_failed: bool = field(init=False, default=False)
+    _write_error: str | None = field(init=False, default=None)  # said until a write works
     #: False in a worker: the daemon opens the same file and says when it cannot.
     says_open_failures: bool = field(default=True, kw_only=True)
 
@@ -194,7 +195,21 @@ class DownloadLog(Service):
             self._file.write(_encode("".join(line + "\n" for line in lines)))
             self._file.flush()
         except OSError as err:
-            log.error("Cannot write the download log {path}: {error}", path=self.path, error=err)
+            self._write_failed(err)
+        else:
+            self._write_worked()
+
+    def _write_failed(self, err: OSError) -> None:
+        """Say a write error once while it lasts (a full disk fails every second)."""
+        if str(err) != self._write_error:
+            self._write_error = str(err)
+            log.error("Cannot write the download log {path}: {error} (lines may be lost until "
+                      "it works again)", path=self.path, error=err)
+
+    def _write_worked(self) -> None:
+        if self._write_error is not None:
+            self._write_error = None
+            log.info("Download log {path} written again", path=self.path)
 
     def _tick(self) -> None:
         try:
@@ -225,8 +240,9 @@ class DownloadLog(Service):
                 header = header_lines(self._clock.seconds(), self.hostname, self.binary_text)
                 handle.write(_encode("".join(line + "\n" for line in header)))
                 handle.flush()
+                self._write_worked()
         except OSError as err:
-            log.error("Cannot write the download log {path}: {error}", path=self.path, error=err)
+            self._write_failed(err)
         self._file = handle
 
     def _close(self) -> None:
@@ -234,5 +250,5 @@ class DownloadLog(Service):
         if handle is not None:
             try:
                 handle.close()
-            except OSError as err:
-                log.error("Cannot close the download log: {error}", error=err)
+            except OSError as err:  # unwritten lines: the write error said
+                self._write_failed(err)

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from twisted.internet.task import Clock
 
 from mirrorbits.web.downloadlog import DownloadLog, format_download_line, header_lines
+from tests.logcapture import captured_log
 
 BINARY = "Built with CPython 3.11.7 for linux/x86_64"
 
@@ -249,6 +250,26 @@ def test_reopen_after_rotation_closes_the_old_file(tmp_path: Path) -> None:
     writer.stopService()
     assert log_file.read_text() == HEADER + "after\n"
     assert rotated.read_text() == HEADER + "before\n"
+
+
+@pytest.mark.usefixtures("tz_utc")
+def test_a_full_disk_is_said_once_then_when_it_works_again(tmp_path: Path) -> None:
+    """/dev/full answers every write with ENOSPC: one line while it lasts, not one a second."""
+    (tmp_path / "downloads.log").symlink_to("/dev/full")
+    with captured_log("mirrorbits.web.downloadlog") as said:
+        writer, clock = started(tmp_path)
+        for second in range(3):
+            writer.write_line(f"lost {second}")
+            clock.advance(1)
+        assert said == [f"Cannot write the download log {tmp_path}/downloads.log: [Errno 28] "
+                        "No space left on device (lines may be lost until it works again)"]
+        (tmp_path / "downloads.log").unlink()
+        writer.reopen()
+        writer.write_line("kept")
+        clock.advance(1)
+        writer.stopService()
+    assert said[1:] == [f"Download log {tmp_path}/downloads.log written again"]
+    assert (tmp_path / "downloads.log").read_text().endswith("\nkept\n")
 
 
 @pytest.mark.usefixtures("tz_utc")
