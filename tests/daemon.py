@@ -51,6 +51,10 @@ def render_config(values: dict[str, str], raw: str = "") -> str:
     return "\n".join(lines) + "\n" + raw
 
 
+#: How Twisted logs an error nobody handled.
+UNHANDLED = ("Unhandled error in Deferred", "Unhandled Error")
+
+
 @attrs.define
 class DaemonProcess:
     """``twistd -n mirrorbits --config FILE`` in a work directory."""
@@ -160,7 +164,17 @@ class DaemonProcess:
         if self.process.stdout is not None:
             self.process.stdout.close()
         self.process = None
+        self.assert_no_unhandled_error()
         return code
+
+    def assert_no_unhandled_error(self) -> None:
+        """Twisted's lines for an error nobody handled (a Deferred garbage-collected with a
+        failure, an exception in a timed call): a lost error, whatever the test checks."""
+        lines = self.log().splitlines()
+        for index, line in enumerate(lines):
+            if any(mark in line for mark in UNHANDLED):
+                excerpt = "\n".join(lines[index:index + 30])
+                raise AssertionError(f"unhandled error in the daemon's log:\n{excerpt}")
 
     def ctl(self, *args: str, password: str | None = None,
             stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
