@@ -13,7 +13,7 @@ from mirrorbits.control.validate import (
     check_scan_urls,
 )
 from mirrorbits.ctl import flags as f
-from mirrorbits.ctl.command_line import CommandSpec, Invocation, Runner, flag_set
+from mirrorbits.ctl.command_line import CommandSpec, Invocation, Runner, flag_set, target_flags
 from mirrorbits.ctl.command_line import make_spec as _spec
 from mirrorbits.ctl.exits import Exit, fail
 from mirrorbits.ctl.output import ListOptions, add_report, list_table, logs_text
@@ -65,7 +65,7 @@ async def _add(session: Session, invocation: Invocation) -> None:
         messages={c.NameTaken: f"Mirror {name} already exists!"},
     )
     location = reply if reply["located"] else None
-    out(add_report(reply["name"], reply["warnings"], location))
+    out(add_report(reply["name"], reply["warnings"], location, target_flags(invocation)))
 
 
 async def _remove(session: Session, invocation: Invocation) -> None:

@@ -149,8 +149,10 @@ def add_report(
     name: str,
     warnings: Sequence[str],
     location: Mapping[str, object] | None,
+    target: str = "",
 ) -> str:
-    """What ``add`` prints after the daemon accepted the mirror."""
+    """What ``add`` prints after the daemon accepted the mirror; ``target``: the global flags
+    that reached the daemon (``-p 13390 ``), so that the hint can be run as printed."""
     out = ""
     if warnings:
         out += "".join(f"{warning}\n" for warning in warnings) + "\n"
@@ -167,7 +169,7 @@ def add_report(
     out += (
         f"Mirror '{name}' added successfully\n"
         "Enable this mirror using\n"
-        f"  $ {PROGRAM} enable {name}\n"
+        f"  $ {PROGRAM} {target}enable {name}\n"
     )
     return out
 

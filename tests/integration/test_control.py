@@ -51,7 +51,7 @@ MADRID_ADDED = (
     "Mirror location:\nLatitude:  40.4168\nLongitude: -3.7038\nContinent: EU\n"
     "Country:   Spain\nASN:       Madrid Mirror Net (65101)\n\n"
     "Mirror 'madrid' added successfully\nEnable this mirror using\n"
-    "  $ mirrorbits-ctl enable madrid\n"
+    "  $ mirrorbits-ctl -h 127.0.0.1 -p {port} enable madrid\n"
 )
 
 
@@ -142,7 +142,7 @@ async def add_madrid(rig: Rig) -> None:
         "-sponsor-name", "Madrid Sponsor S.L.", "-score", "-5", "-comment", "first mirror",
         "madrid",
     )
-    assert (out, err, code) == (MADRID_ADDED, "", 0)
+    assert (out, err, code) == (MADRID_ADDED.format(port=rig.port), "", 0)
 
 
 @pytest_twisted.ensureDeferred
@@ -190,7 +190,7 @@ async def test_duplicate_name_and_unlocatable_mirror(rig: Rig, redis_db: redis.R
     assert out == (
         "Warning: unable to guess the geographic location of this mirror\n\n"
         "Mirror 'nowhere' added successfully\nEnable this mirror using\n"
-        "  $ mirrorbits-ctl enable nowhere\n"
+        f"  $ mirrorbits-ctl -h 127.0.0.1 -p {rig.port} enable nowhere\n"
     )
     assert redis_db.hget(keys.mirror(2), "httpUp") == "0"
 

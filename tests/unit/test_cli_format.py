@@ -13,7 +13,7 @@ import attrs
 import pytest
 
 from mirrorbits.ctl import flags as f
-from mirrorbits.ctl.command_line import parse_command_line, usage_text
+from mirrorbits.ctl.command_line import parse_command_line, target_flags, usage_text
 from mirrorbits.ctl.exits import Exit
 from mirrorbits.ctl.output import (
     ListOptions,
@@ -159,6 +159,19 @@ def test_add_report_like_reference() -> None:
     )
     valencia = dict(reply, as_name="", as_num=0)
     assert "ASN:        (0)\n" in add_report("valencia", [], valencia)
+
+
+def test_the_enable_hint_names_the_daemon_it_was_added_to() -> None:
+    """Run as printed, the hint reaches the same daemon (not the default port's)."""
+    def hint(*words: str) -> str:
+        invocation = parse_command_line([*words, "add", "-http", "http://h/", "m"], COMMANDS)
+        return add_report("m", [], None, target_flags(invocation)).splitlines()[-1]
+
+    assert hint() == "  $ mirrorbits-ctl enable m"
+    assert hint("-p", "13390") == "  $ mirrorbits-ctl -p 13390 enable m"
+    assert hint("-h", "10.0.0.1", "-P", "secret") == "  $ mirrorbits-ctl -h 10.0.0.1 enable m"
+    assert hint("-h", "unix:/run/mb ctl.sock") == (
+        "  $ mirrorbits-ctl -h 'unix:/run/mb ctl.sock' enable m")
 
 
 def test_add_report_with_warnings_and_no_location() -> None:
