@@ -15,6 +15,7 @@ from mirrorbits.config import (
     load_config,
     with_repository,
 )
+from mirrorbits.configcheck import file_system_warnings
 from mirrorbits.embedded import (
     EmbeddedStart,
     embedded_config,
@@ -71,12 +72,22 @@ def load_startup_config(options: usage.Options) -> tuple[Config, str | None, lis
             )
         config = embedded_config(repository, options["listen"], options["control"],
                                  options["redis-address"])
-        return config, None, []
+        return config, None, repository_option_warnings(config)
     refuse_with_config_file(dict(options), path)
     config, warnings = load_config(path)
     if repository is not None:
         config = with_repository(config, repository)
+        # What the file says of its own Repository does not matter: the option's does.
+        warnings = [warning for warning in warnings if not warning.startswith("Repository ")]
+        warnings += repository_option_warnings(config)
     return config, path, warnings
+
+
+def repository_option_warnings(config: Config) -> list[str]:
+    """A ``--repository`` directory that is missing or unreadable (a typo, most often), said
+    at start like a file's ``Repository``."""
+    return [f"{found} (--repository)" for found in file_system_warnings(config)
+            if found.key == ("Repository",)]
 
 
 def makeService(options: usage.Options, reactor: IDaemonReactor | None = None) -> IService:
