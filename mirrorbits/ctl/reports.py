@@ -81,7 +81,8 @@ async def _stats(session: Session, invocation: Invocation) -> None:
 
 def _check_stats(options: f.Values, args: list[str]) -> None:
     if args[0] not in ("mirror", "file"):
-        raise Exit(2, _STATS.usage().lstrip("\n"))
+        raise Exit(2, f"Error: stats counts a mirror or files (stats mirror NAME, stats file "
+                      f"PATTERN), not {args[0]!r}\n" + _STATS.usage().lstrip("\n"))
     try:
         stats_days(f.day(options, "start-date"), f.day(options, "end-date"), utc_today())
     except DateRangeError as error:

@@ -76,6 +76,13 @@ def scan_report(reply: Reply) -> str:
     return text
 
 
+def _check_scan(options: f.Values, args: list[str]) -> None:
+    """An identifier or ``-all``: said before connecting (the usage, not a connection error)."""
+    if not args and not f.switch(options, "all"):
+        raise Exit(2, "Error: scan takes 1 argument (or -all), none given\n"
+                      + _SCAN.usage().lstrip("\n"))
+
+
 _SCAN = make_spec(
     "scan", "[OPTIONS] IDENTIFIER", "(Re-)Scan a mirror", _scan,
     flag_set(
@@ -87,6 +94,7 @@ _SCAN = make_spec(
         ("timeout", f.UINT, 0, "Timeout in seconds"),
     ),
     args=(0, 1),
+    check=_check_scan,
 )
 SCAN_SPECS: tuple[CommandSpec, ...] = (
     make_spec("refresh", "[OPTIONS]", "Refresh the local repository", _refresh,

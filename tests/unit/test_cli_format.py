@@ -357,7 +357,10 @@ def test_command_line_parsing() -> None:
         (["add", "m"], 1, "You *must* pass at least an HTTP URL\n"),
         (["add", "-http", "ftp://h/", "m"], 1, "The HTTP URL has an invalid scheme\n"),
         (["add", "-http", "h:port/", "m"], 1, "Can't parse HTTP URL\n"),
-        (["stats", "other", "x"], 2, "Usage: mirrorbits-ctl stats"),
+        (["stats", "other", "x"], 2, "Error: stats counts a mirror or files"),
+        (["add", "-http", "h/", "-rsync", "h::pub", "m"], 1,
+         "The rsync URL must start with rsync:// (or rsyncs://), not 'h::pub': write it "
+         "rsync://h/pub\n"),
     ],
 )
 def test_usage_errors_exit_non_zero(argv: list[str], code: int, stderr_start: str) -> None:
@@ -507,3 +510,21 @@ def test_list_like_spec_example() -> None:
         f"paris \t\t0 \thttp://127.0.0.2/ \trsync://127.0.0.1:8730/paris/ \tFR (EU) \tup \t{date}\n"
         f"tokyo \t\t0 \thttp://127.0.0.4/ \trsync://127.0.0.1:8730/tokyo/ \tJP (AS) \tup \t{date}\n"
     )
+
+
+@pytest.mark.parametrize(("words", "first_line"), [
+    (["scan"], "Error: scan takes 1 argument (or -all), none given"),
+    (["scan", "-enable"], "Error: scan takes 1 argument (or -all), none given"),
+    (["stats", "mirrors", "m1"], "Error: stats counts a mirror or files (stats mirror NAME, "
+                                 "stats file PATTERN), not 'mirrors'"),
+])
+def test_a_usage_error_names_the_problem_before_connecting(words: list[str],
+                                                           first_line: str) -> None:
+    """Refused by the command line itself (exit 2), so a daemon that is down cannot hide it
+    behind ``connection refused``; one line says what is wrong, the usage follows."""
+    with pytest.raises(Exit) as raised:
+        parse_command_line(words, COMMANDS)
+    lines = raised.value.stderr.splitlines()
+    assert (raised.value.code, lines[0]) == (2, first_line)
+    assert lines[1].startswith(f"Usage: mirrorbits-ctl {words[0]} [OPTIONS]")
+    assert parse_command_line(["scan", "-all"], COMMANDS).args == []
