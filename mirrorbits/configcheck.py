@@ -272,6 +272,8 @@ def _fallback_url_problem(url: str) -> str:
         return str(err)
     if not parts.hostname:
         return "it names no host (write host/path, http://host/path or https://host/path)"
+    if any(char.isspace() for char in parts.hostname):
+        return f"its host {parts.hostname!r} has a space (one in the path is fine)"
     return ""
 
 

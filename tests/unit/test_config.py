@@ -388,6 +388,9 @@ def test_duplicate_key_is_an_error() -> None:
         ("Fallbacks: [{URL: \"fb.example.org/a\\tb/\"}]",
          "Fallbacks.URL 'fb.example.org/a\\tb/' is invalid: it contains a control character (a "
          "tab, a line break...)"),
+        ("Fallbacks: [{URL: 'http://fb example.org/pub files/'}]",
+         "Fallbacks.URL 'http://fb example.org/pub files/' is invalid: its host 'fb example.org' "
+         "has a space (one in the path is fine)"),
         ("Fallbacks: [{URL: fb.example.org, CountryCode: FRA}]",
          "Fallbacks.CountryCode 'FRA' is invalid: a country code is two letters (ISO 3166-1, "
          "e.g. FR), several are separated by spaces"),
