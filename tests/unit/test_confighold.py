@@ -34,7 +34,9 @@ def test_a_change_only_a_restart_applies_is_returned_with_the_warnings(
     kept = [line for line in BASE.splitlines(keepends=True) if not line.startswith(key + ":")]
     path.write_text("".join(kept).format(repo=tmp_path) + change)
     assert notice in holder.reload()
-    assert holder.reload() == []  # the running configuration has it now: said once
+    assert notice in holder.reload()  # not applied yet: said until the restart
+    path.write_text(BASE.format(repo=tmp_path))
+    assert holder.reload() == []  # back to what runs: nothing to restart
 
 
 def test_a_live_change_needs_no_notice(tmp_path: Path) -> None:
