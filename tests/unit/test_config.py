@@ -896,3 +896,16 @@ def test_max_scan_entries() -> None:
     assert parse(REPO + "MaxScanEntries: 1000\n").max_scan_entries == 1000
     assert error_at(REPO + "MaxScanEntries: 0\n") == (
         "MaxScanEntries must be >= 1 (entries of one mirror listing), not 0", 2)
+
+
+def test_a_tilde_in_a_missing_directory_is_explained(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """``~/repo`` is taken from the start directory, as in the reference: the warning says
+    why it is not found."""
+    monkeypatch.chdir(tmp_path)
+    config_path = tmp_path / "mirrorbits.conf"
+    config_path.write_text("Repository: ~/repo\n")
+    assert load_config(str(config_path))[1] == [
+        f"Repository '{tmp_path}/~/repo' does not exist (a ~ is not expanded: write the whole "
+        "path): nothing can be served or scanned from it until it can be read (line 1 in "
+        f"{config_path})"]
