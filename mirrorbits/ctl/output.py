@@ -114,6 +114,11 @@ def down_reason(mirror: Mirror) -> str:
     https = mirror.https_down_reason if mirror.supports_https and not mirror.https_up else ""
     if http and https and http != https:
         return f"{http} / {https}"
+    if not (http or https or mirror.http_up or mirror.https_up) and (
+            mirror.last_successful_sync is None):
+        # Never checked: a health check needs a file that a scan found on the mirror (one
+        # enabled without ``scan -enable``, whose scans fail).
+        return f"Not scanned yet ({PROGRAM} logs {mirror.name} says why)"
     return http or https
 
 

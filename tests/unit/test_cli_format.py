@@ -132,8 +132,12 @@ def test_down_reason_names_the_protocol_that_is_down() -> None:
                   http_down_reason="stale", https_down_reason="Got status code 503")
     assert down_reason(tls) == "Got status code 503"
     assert down_reason(MIRRORS[1]) == ""  # up: no reason
-    never_checked = _mirror("new", "http://127.0.0.42/", "FR", "EU", http_up=False)
-    assert down_reason(never_checked) == ""
+    never_checked = _mirror("new", "http://127.0.0.42/", "FR", "EU", http_up=False,
+                            last_successful_sync=SINCE)
+    assert down_reason(never_checked) == ""  # its first check is to come
+    # enabled without a scan that worked: no file to check, so never checked
+    never_scanned = attrs.evolve(never_checked, last_successful_sync=None)
+    assert down_reason(never_scanned) == "Not scanned yet (mirrorbits-ctl logs new says why)"
 
 
 def test_list_sorts_newest_state_change_first() -> None:
