@@ -348,7 +348,8 @@ def test_duplicate_key_is_an_error() -> None:
          "ListenAddress 'nonsense' is invalid: expected host:port or unix:/path"),
         ("RPCListenAddress: 'unix:'", "RPCListenAddress 'unix:' is invalid: "
                                       "empty UNIX socket path"),
-        ("RedisAddress: nonsense", "RedisAddress 'nonsense' is invalid: expected host:port"),
+        ("RedisAddress: nonsense", "RedisAddress 'nonsense' is invalid: expected host:port (the "
+                                   "port is missing: 'nonsense:PORT')"),
         ("RPCTLSCertificate: /etc/m/cert.pem",
          "RPCTLSCertificate needs RPCTLSClientCA: the CA (PEM file) whose certificates the "
          "clients must present"),
