@@ -431,10 +431,14 @@ def _bool(parse: _Parse, path: KeyPath, node: Node) -> bool:
     raise parse.wrong(path, node, "a boolean (true/false, yes/no, on/off)")
 
 
+#: What a list key takes, said when it is given something else (often a single value).
+LIST_EXPECTED = "a list ([a, b] on one line, or '- ' before each entry on its own line)"
+
+
 def _list_of(item: _Convert) -> _Convert:
     def convert(parse: _Parse, path: KeyPath, node: Node) -> tuple[object, ...]:
         if not isinstance(node, SequenceNode):
-            raise parse.wrong(path, node, "a list")
+            raise parse.wrong(path, node, LIST_EXPECTED)
         for number, child in enumerate(node.value):
             parse.at((*path, number), child)
         return tuple(item(parse, (*path, number), child)

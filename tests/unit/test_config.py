@@ -277,11 +277,13 @@ def test_non_boolean_is_refused_with_key_and_value(value: str) -> None:
         ("WeightDistributionRange: wide", "WeightDistributionRange must be a number, not 'wide'"),
         ("Templates: [a, b]", "Templates must be a string, not a list"),
         ("RPCPassword: {a: b}", "RPCPassword must be a string, not a mapping"),
-        ("Fallbacks: http://x/", "Fallbacks must be a list, not 'http://x/'"),
+        ("Fallbacks: http://x/", "Fallbacks must be a list ([a, b] on one line, or '- ' before "
+                                 "each entry on its own line), not 'http://x/'"),
         ("Fallbacks: [http://x/]", "Fallbacks must be a mapping of names to values"),
         ("Hashes: yes", "Hashes must be a mapping of names to values, not 'yes'"),
         ("AllowOutdatedFiles: [{Prefix: /a/, Minutes: x}]", "AllowOutdatedFiles.Minutes must be"),
-        ("TrustedProxies: 10.0.0.1", "TrustedProxies must be a list, not '10.0.0.1'"),
+        ("TrustedProxies: 10.0.0.1", "TrustedProxies must be a list ([a, b] on one line, or '- ' "
+                                     "before each entry on its own line), not '10.0.0.1'"),
         ("TrustedProxies: [~]", "TrustedProxies must be a string, not null"),
     ],
 )
