@@ -59,6 +59,14 @@ class Options(usage.Options):
         ["demo", None, "Embedded configuration: also run two local mirrors of the repository."],
     ]
 
+    def opt_version(self) -> None:
+        """Display mirrorbits' and Twisted's versions and exit."""
+        from mirrorbits import version_string
+        from twisted import version as twisted_version
+
+        print(f"mirrorbits {version_string()} (Twisted {twisted_version.public()})")
+        sys.exit(0)
+
 
 def load_startup_config(options: usage.Options) -> tuple[Config, str | None, list[str]]:
     """The configuration to start with, its path (None for the embedded default), warnings."""
