@@ -61,10 +61,10 @@ class Options(usage.Options):
 
     def opt_version(self) -> None:
         """Display mirrorbits' and Twisted's versions and exit."""
+        import twisted
         from mirrorbits import version_string
-        from twisted import version as twisted_version
 
-        print(f"mirrorbits {version_string()} (Twisted {twisted_version.public()})")
+        print(f"mirrorbits {version_string()} (Twisted {twisted.__version__})")
         sys.exit(0)
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+import twisted
 from mirrorbits import version_string
 from mirrorbits.tap import Options
-from twisted import version as twisted_version
 
 
 def test_version_names_mirrorbits_and_twisted(capsys: pytest.CaptureFixture[str]) -> None:
@@ -14,4 +14,4 @@ def test_version_names_mirrorbits_and_twisted(capsys: pytest.CaptureFixture[str]
         Options().parseOptions(["--version"])
     assert stopped.value.code == 0
     assert capsys.readouterr().out == (
-        f"mirrorbits {version_string()} (Twisted {twisted_version.public()})\n")
+        f"mirrorbits {version_string()} (Twisted {twisted.__version__})\n")
