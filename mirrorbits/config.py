@@ -52,6 +52,10 @@ class ConfigError(Exception):
         self.warnings: list[str] = list(warnings)
 
 
+class UnreadableConfig(ConfigError):
+    """The configuration file cannot be read (missing, a directory, no permission...)."""
+
+
 @frozen
 class Hashes:
     """Which checksums the local repository scan computes."""
@@ -152,9 +156,7 @@ def load_config(path: str, base: str | None = None) -> tuple[Config, list[str]]:
             data = stream.read(MAX_CONFIG_BYTES + 1)
     except OSError as err:
         reason = err.strerror or str(err)
-        raise ConfigError(
-            f"Configuration could not be read from {path}: {reason} (use --config <path>)"
-        ) from None
+        raise UnreadableConfig(f"Configuration could not be read from {path}: {reason}") from None
     if len(data) > MAX_CONFIG_BYTES:
         raise ConfigError(f"Configuration file {path} is larger than {MAX_CONFIG_BYTES} bytes")
     try:

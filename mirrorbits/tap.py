@@ -11,6 +11,7 @@ from twisted.python import usage
 from mirrorbits.config import (
     Config,
     ConfigError,
+    UnreadableConfig,
     default_config_path,
     load_config,
     with_repository,
@@ -82,7 +83,10 @@ def load_startup_config(options: usage.Options) -> tuple[Config, str | None, lis
                                  options["redis-address"])
         return config, None, repository_option_warnings(config)
     refuse_with_config_file(dict(options), path)
-    config, warnings = load_config(path)
+    try:
+        config, warnings = load_config(path)
+    except UnreadableConfig as err:  # at start only: a reload cannot take another file
+        raise ConfigError(f"{err} (use --config <path>)") from None
     if repository is not None:
         config = with_repository(config, repository)
         # What the file says of its own Repository does not matter: the option's does.

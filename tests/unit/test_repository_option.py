@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from mirrorbits.config import ConfigError
 from mirrorbits.tap import Options, load_startup_config
 
 NOT_THERE = ("Repository '{path}' does not exist: nothing can be served or scanned from it "
@@ -35,3 +36,11 @@ def test_the_option_replaces_what_the_file_says_of_its_repository(tmp_path: Path
     assert startup_warnings("--config", str(config), "--repository", str(missing)) == [
         NOT_THERE.format(path=missing)]
     assert startup_warnings("--config", str(config), "--repository", str(tmp_path)) == []
+
+
+def test_a_config_file_that_cannot_be_read_at_start_says_how_to_name_another(
+        tmp_path: Path) -> None:
+    missing = tmp_path / "gone.conf"
+    with pytest.raises(ConfigError, match=r"^Configuration could not be read from .*gone\.conf: "
+                                          r"No such file or directory \(use --config <path>\)$"):
+        startup_warnings("--config", str(missing))
