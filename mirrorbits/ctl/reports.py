@@ -105,7 +105,11 @@ def _check_export(options: f.Values, args: list[str]) -> None:
 
 
 _STATS = make_spec(
-    "stats", "[OPTIONS] [mirror|file] [IDENTIFIER|PATTERN]", "Show download stats", _stats,
+    "stats", "[OPTIONS] [mirror|file] [IDENTIFIER|PATTERN]",
+    "Show download stats\n\nmirror IDENTIFIER: the downloads and bytes of one mirror.\n"
+    "file PATTERN: the downloads of each file whose path matches PATTERN, a regular\n"
+    "expression ('\\.iso$' for the files ending in .iso, '^/pub/' for those under /pub).",
+    _stats,
     flag_set(
         ("start-date", f.DATE, None, "Starting date (format YYYY-MM-DD)"),
         ("end-date", f.DATE, None, "Ending date, included (format YYYY-MM-DD)"),

@@ -532,3 +532,10 @@ def test_a_usage_error_names_the_problem_before_connecting(words: list[str],
     assert (raised.value.code, lines[0]) == (2, first_line)
     assert lines[1].startswith(f"Usage: mirrorbits-ctl {words[0]} [OPTIONS]")
     assert parse_command_line(["scan", "-all"], COMMANDS).args == []
+
+
+def test_stats_help_says_the_pattern_is_a_regular_expression() -> None:
+    with pytest.raises(Exit) as helped:
+        parse_command_line(["stats", "--help"], COMMANDS)
+    assert "file PATTERN: the downloads of each file whose path matches PATTERN, a regular\n" \
+           "expression ('\\.iso$' for the files ending in .iso" in helped.value.stdout
