@@ -36,7 +36,15 @@ def check_http_url(url: str) -> None:
     except ValueError:
         raise MirrorValidationError("Can't parse HTTP URL") from None
     if not parts.hostname or any(char.isspace() or ord(char) < 0x20 for char in url):
-        raise MirrorValidationError("Can't parse HTTP URL")
+        raise MirrorValidationError("Can't parse HTTP URL" + _space_hint(url, parts.hostname))
+
+
+def _space_hint(url: str, host: str | None) -> str:
+    """How to write a URL whose path has a space (``%20``); nothing otherwise."""
+    if " " in url and host and " " not in host and not any(
+            (char.isspace() and char != " ") or ord(char) < 0x20 for char in url):
+        return f": write a space as %20 ({url.replace(' ', '%20')})"
+    return ""
 
 
 def check_scan_urls(rsync_url: str, ftp_url: str) -> None:

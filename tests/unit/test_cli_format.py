@@ -361,6 +361,9 @@ def test_command_line_parsing() -> None:
         (["add", "m"], 1, "You *must* pass at least an HTTP URL\n"),
         (["add", "-http", "ftp://h/", "m"], 1, "The HTTP URL has an invalid scheme\n"),
         (["add", "-http", "h:port/", "m"], 1, "Can't parse HTTP URL\n"),
+        (["add", "-http", "http://h/my dir/", "m"], 1,
+         "Can't parse HTTP URL: write a space as %20 (http://h/my%20dir/)\n"),
+        (["add", "-http", "http://my host/", "m"], 1, "Can't parse HTTP URL\n"),
         (["stats", "other", "x"], 2, "Error: stats counts a mirror or files"),
         (["add", "-http", "h/", "-rsync", "h::pub", "m"], 1,
          "The rsync URL must start with rsync:// (or rsyncs://), not 'h::pub': write it "
