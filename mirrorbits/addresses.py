@@ -70,7 +70,9 @@ def split_host_port(text: str, *, min_port: int = 1) -> tuple[str, int]:
     else:
         host, sep, port_text = text.rpartition(":")
         if not sep:
-            raise AddressError("expected host:port")
+            raise AddressError("expected host:port" + (
+                f" (a port alone: '127.0.0.1:{text}'?)" if text.isdigit()
+                else f" (the port is missing: '{text}:PORT')"))
         if ":" in host:
             raise AddressError("an IPv6 address must be written in brackets: [address]:port")
         if host and not _is_host(host):
@@ -98,7 +100,8 @@ def parse_listen_address(text: str, unix_mode: int | None = None) -> ListenAddre
             raise ListenAddressError("UNIX socket path longer than 107 bytes")
         return ListenAddress(socket.AF_UNIX, path=path, mode=unix_mode)
     if ":" not in text:
-        raise ListenAddressError("expected host:port or unix:/path")
+        hint = f" (':{text}' listens on every address)" if text.isdigit() else ""
+        raise ListenAddressError("expected host:port or unix:/path" + hint)
     try:
         host, port = split_host_port(text, min_port=0)
     except AddressError as err:

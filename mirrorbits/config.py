@@ -52,6 +52,10 @@ class ConfigError(Exception):
         self.warnings: list[str] = list(warnings)
 
 
+class UnreadableConfig(ConfigError):
+    """The configuration file cannot be read (missing, a directory, no permission...)."""
+
+
 @frozen
 class Hashes:
     """Which checksums the local repository scan computes."""
@@ -152,9 +156,7 @@ def load_config(path: str, base: str | None = None) -> tuple[Config, list[str]]:
             data = stream.read(MAX_CONFIG_BYTES + 1)
     except OSError as err:
         reason = err.strerror or str(err)
-        raise ConfigError(
-            f"Configuration could not be read from {path}: {reason} (use --config <path>)"
-        ) from None
+        raise UnreadableConfig(f"Configuration could not be read from {path}: {reason}") from None
     if len(data) > MAX_CONFIG_BYTES:
         raise ConfigError(f"Configuration file {path} is larger than {MAX_CONFIG_BYTES} bytes")
     try:
@@ -431,10 +433,14 @@ def _bool(parse: _Parse, path: KeyPath, node: Node) -> bool:
     raise parse.wrong(path, node, "a boolean (true/false, yes/no, on/off)")
 
 
+#: What a list key takes, said when it is given something else (often a single value).
+LIST_EXPECTED = "a list ([a, b] on one line, or '- ' before each entry on its own line)"
+
+
 def _list_of(item: _Convert) -> _Convert:
     def convert(parse: _Parse, path: KeyPath, node: Node) -> tuple[object, ...]:
         if not isinstance(node, SequenceNode):
-            raise parse.wrong(path, node, "a list")
+            raise parse.wrong(path, node, LIST_EXPECTED)
         for number, child in enumerate(node.value):
             parse.at((*path, number), child)
         return tuple(item(parse, (*path, number), child)

@@ -64,10 +64,10 @@ EXAMPLE_CONFIG = """\
 #Workers:
 
 # Files whose records (local info, mirrors, info on each mirror) each HTTP process keeps in
-# memory, filled from Redis at start-up (most downloaded first) and kept fresh by pub/sub;
-# at most five file-on-mirror records per file on average (1,000,000 by default). About 15 KiB
-# per file on 27 mirrors: the default holds ~36,000 such files, ~590 MiB per process
-# (docs/performance.md).
+# memory, filled from Redis at start-up (most downloaded first) and kept fresh by pub/sub.
+# Their file-on-mirror records are bounded too, at five per file on average (1,000,000 for
+# 200,000 files): a file on 27 mirrors has 27 of them, so the default then holds ~36,000
+# files, about 15 KiB each, ~590 MiB per process (docs/performance.md).
 #CacheFiles: 200000
 
 ## Redis

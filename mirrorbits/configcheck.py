@@ -272,6 +272,8 @@ def _fallback_url_problem(url: str) -> str:
         return str(err)
     if not parts.hostname:
         return "it names no host (write host/path, http://host/path or https://host/path)"
+    if any(char.isspace() for char in parts.hostname):
+        return f"its host {parts.hostname!r} has a space (one in the path is fine)"
     return ""
 
 
@@ -445,6 +447,8 @@ def export_dir_problem(path: str) -> str:
 def directory_problem(path: str, access: int) -> str:
     """What is wrong with *path* as a directory used with *access* ("" if nothing)."""
     if not os.path.exists(path):
+        if f"{os.sep}~{os.sep}" in path or path.endswith(f"{os.sep}~"):
+            return "does not exist (a ~ is not expanded: write the whole path)"
         return "does not exist"
     if not os.path.isdir(path):
         return "is not a directory"

@@ -29,8 +29,15 @@ class ConfigHolder:
     path: str | None = None
     repository: str | None = None
     base: str | None = None  # where relative paths start (the daemon's start directory)
+    # What the listeners, the workers and the control's TLS were set up from: what a reload
+    # cannot change is compared with it, not with the previous reload's file.
+    started: Config | None = None
     _subscribers: list[Callable[[Config, Config], None]] = field(factory=list)
     log = Logger()
+
+    def __attrs_post_init__(self) -> None:
+        if self.started is None:
+            self.started = self.current
 
     def subscribe(self, callback: Callable[[Config, Config], None]) -> None:
         """Call ``callback(old, new)`` after every successful reload."""
@@ -53,12 +60,14 @@ class ConfigHolder:
                 callback(old, new)
             except Exception:
                 self.log.failure("applying the reloaded configuration failed")
-        return warnings + restart_notices(old, new)
+        assert self.started is not None
+        return warnings + restart_notices(self.started, new)
 
 
 def restart_notices(old: Config, new: Config) -> list[str]:
-    """The changed settings that only a restart (or an upgrade) applies, one line each:
-    returned with a reload's warnings, so that ``mirrorbits-ctl reload`` says so too."""
+    """The settings of ``new`` that differ from the running ``old`` and that only a restart
+    (or an upgrade) applies, one line each: returned with a reload's warnings, so that
+    ``mirrorbits-ctl reload`` says so too."""
     notices = []
     if (old.listen_address, old.rpc_listen_address) != (
             new.listen_address, new.rpc_listen_address):

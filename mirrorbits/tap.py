@@ -11,10 +11,12 @@ from twisted.python import usage
 from mirrorbits.config import (
     Config,
     ConfigError,
+    UnreadableConfig,
     default_config_path,
     load_config,
     with_repository,
 )
+from mirrorbits.configcheck import file_system_warnings
 from mirrorbits.embedded import (
     EmbeddedStart,
     embedded_config,
@@ -58,6 +60,14 @@ class Options(usage.Options):
         ["demo", None, "Embedded configuration: also run two local mirrors of the repository."],
     ]
 
+    def opt_version(self) -> None:
+        """Display mirrorbits' and Twisted's versions and exit."""
+        import twisted
+        from mirrorbits import version_string
+
+        print(f"mirrorbits {version_string()} (Twisted {twisted.__version__})")
+        sys.exit(0)
+
 
 def load_startup_config(options: usage.Options) -> tuple[Config, str | None, list[str]]:
     """The configuration to start with, its path (None for the embedded default), warnings."""
@@ -71,12 +81,25 @@ def load_startup_config(options: usage.Options) -> tuple[Config, str | None, lis
             )
         config = embedded_config(repository, options["listen"], options["control"],
                                  options["redis-address"])
-        return config, None, []
+        return config, None, repository_option_warnings(config)
     refuse_with_config_file(dict(options), path)
-    config, warnings = load_config(path)
+    try:
+        config, warnings = load_config(path)
+    except UnreadableConfig as err:  # at start only: a reload cannot take another file
+        raise ConfigError(f"{err} (use --config <path>)") from None
     if repository is not None:
         config = with_repository(config, repository)
+        # What the file says of its own Repository does not matter: the option's does.
+        warnings = [warning for warning in warnings if not warning.startswith("Repository ")]
+        warnings += repository_option_warnings(config)
     return config, path, warnings
+
+
+def repository_option_warnings(config: Config) -> list[str]:
+    """A ``--repository`` directory that is missing or unreadable (a typo, most often), said
+    at start like a file's ``Repository``."""
+    return [f"{found} (--repository)" for found in file_system_warnings(config)
+            if found.key == ("Repository",)]
 
 
 def makeService(options: usage.Options, reactor: IDaemonReactor | None = None) -> IService:

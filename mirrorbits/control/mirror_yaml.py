@@ -269,14 +269,23 @@ def parse_mirror_yaml(document: str) -> dict[str, Any]:
             continue
         seen[key] = line
         attr, kind = known[key]
-        result[attr] = _convert(value_node, kind, line)
+        result[attr] = _convert(value_node, kind, line, key)
     return result
 
 
 _CONVERTERS: dict[str, Callable[[str], object]] = {}
+# What a field of each kind takes, said when a value is refused (the line alone, Go's
+# message, leaves the operator counting lines in the editor).
+_EXPECTED = {
+    _BOOL: "true or false",
+    _INT: f"a whole number from {-(2**31)} to {2**31 - 1}",
+    _UINT: f"a whole number from 0 to {2**32 - 1}",
+    _FLOAT: "a number",
+    _REDIRECTS: "true, false or null (then the configuration's DisallowRedirects decides)",
+}
 
 
-def _convert(node: yaml.Node, kind: str, line: int) -> object:
+def _convert(node: yaml.Node, kind: str, line: int, key: str) -> object:
     if not isinstance(node, yaml.ScalarNode):
         raise MirrorYamlError(f"yaml: line {line}: cannot unmarshal a collection into {kind}")
     text: str = node.value
@@ -292,7 +301,8 @@ def _convert(node: yaml.Node, kind: str, line: int) -> object:
         return _CONVERTERS[kind](text)
     except (ValueError, OverflowError):
         raise MirrorYamlError(
-            f"yaml: unmarshal errors:\n  line {line}: cannot unmarshal `{text}` into {kind}"
+            f"yaml: unmarshal errors:\n  line {line}: cannot unmarshal `{text}` into {kind} "
+            f"({key} takes {_EXPECTED[kind]})"
         ) from None
 
 

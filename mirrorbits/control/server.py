@@ -35,6 +35,7 @@ from mirrorbits.control.validate import (
     MirrorValidationError,
     check_http_url,
     check_identifier,
+    check_scan_urls,
 )
 from mirrorbits.geo import MirrorLocation, MirrorLookupError
 from mirrorbits.logs import Logger
@@ -345,6 +346,7 @@ class ControlLocator(amp.CommandLocator):
             raise c.InvalidArgument("unexpected ID")
         check_identifier(new.name)
         check_http_url(new.http_url)
+        check_scan_urls(new.rsync_url, new.ftp_url)
         location = await self.backend.locate(new.http_url)
         if location.valid:
             new = attrs.evolve(
@@ -375,6 +377,7 @@ class ControlLocator(amp.CommandLocator):
         current = await self.backend.mirrors.get_mirror(_valid_id(wanted.id))
         check_identifier(wanted.name)
         check_http_url(wanted.http_url)
+        check_scan_urls(wanted.rsync_url, wanted.ftp_url)
         changes = {attr: getattr(wanted, attr) for attr in EDITABLE}
         saved = await self.backend.mirrors.update_mirror(attrs.evolve(current, **changes))
         return {"diff": yaml_diff(current, saved)}

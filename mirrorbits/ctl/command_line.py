@@ -10,6 +10,7 @@ mirror's URL is fine, and an empty or closed standard input at a prompt means "n
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Awaitable, Callable, Mapping
 
 from attrs import frozen
@@ -127,6 +128,16 @@ class Invocation:
     options: f.Values
     args: list[str]
     tls: TLSFiles | None = None
+
+
+def target_flags(invocation: Invocation) -> str:
+    """``-h HOST -p PORT `` as given when not the defaults (a hint to run as printed)."""
+    words = []
+    if invocation.host != DEFAULT_HOST:
+        words += ["-h", shlex.quote(invocation.host)]
+    if invocation.port != DEFAULT_PORT and not invocation.host.startswith("unix:"):
+        words += ["-p", str(invocation.port)]
+    return "".join(f"{word} " for word in words)
 
 
 def global_flags() -> f.FlagSet:

@@ -11,7 +11,12 @@ import tempfile
 
 from mirrorbits.control import commands as c
 from mirrorbits.control.mirror_yaml import MirrorYamlError, edit_text, parse_edit_text
-from mirrorbits.control.validate import MirrorValidationError, check_http_url, check_identifier
+from mirrorbits.control.validate import (
+    MirrorValidationError,
+    check_http_url,
+    check_identifier,
+    check_scan_urls,
+)
 from mirrorbits.ctl import flags as f
 from mirrorbits.ctl.command_line import CommandSpec, Invocation, flag_set, make_spec
 from mirrorbits.ctl.exits import fail
@@ -44,6 +49,7 @@ def _parse(text: str, original: Mirror) -> Mirror:
     edited = parse_edit_text(text, original)
     check_identifier(edited.name)
     check_http_url(edited.http_url)
+    check_scan_urls(edited.rsync_url, edited.ftp_url)
     return edited
 
 

@@ -6,9 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from mirrorbits.control import commands as c
-from mirrorbits.control.validate import MirrorValidationError, check_http_url, check_identifier
+from mirrorbits.control.validate import (
+    MirrorValidationError,
+    check_http_url,
+    check_identifier,
+    check_scan_urls,
+)
 from mirrorbits.ctl import flags as f
-from mirrorbits.ctl.command_line import CommandSpec, Invocation, Runner, flag_set
+from mirrorbits.ctl.command_line import CommandSpec, Invocation, Runner, flag_set, target_flags
 from mirrorbits.ctl.command_line import make_spec as _spec
 from mirrorbits.ctl.exits import Exit, fail
 from mirrorbits.ctl.output import ListOptions, add_report, list_table, logs_text
@@ -44,6 +49,7 @@ def _check_add(options: f.Values, args: list[str]) -> None:
     try:
         check_identifier(args[0])
         check_http_url(f.text(options, "http"))
+        check_scan_urls(f.text(options, "rsync"), f.text(options, "ftp"))
     except MirrorValidationError as error:
         raise fail(str(error)) from None
 
@@ -59,7 +65,7 @@ async def _add(session: Session, invocation: Invocation) -> None:
         messages={c.NameTaken: f"Mirror {name} already exists!"},
     )
     location = reply if reply["located"] else None
-    out(add_report(reply["name"], reply["warnings"], location))
+    out(add_report(reply["name"], reply["warnings"], location, target_flags(invocation)))
 
 
 async def _remove(session: Session, invocation: Invocation) -> None:

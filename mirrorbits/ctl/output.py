@@ -114,6 +114,11 @@ def down_reason(mirror: Mirror) -> str:
     https = mirror.https_down_reason if mirror.supports_https and not mirror.https_up else ""
     if http and https and http != https:
         return f"{http} / {https}"
+    if not (http or https or mirror.http_up or mirror.https_up) and (
+            mirror.last_successful_sync is None):
+        # Never checked: a health check needs a file that a scan found on the mirror (one
+        # enabled without ``scan -enable``, whose scans fail).
+        return f"Not scanned yet ({PROGRAM} logs {mirror.name} says why)"
     return http or https
 
 
@@ -149,8 +154,10 @@ def add_report(
     name: str,
     warnings: Sequence[str],
     location: Mapping[str, object] | None,
+    target: str = "",
 ) -> str:
-    """What ``add`` prints after the daemon accepted the mirror."""
+    """What ``add`` prints after the daemon accepted the mirror; ``target``: the global flags
+    that reached the daemon (``-p 13390 ``), so that the hint can be run as printed."""
     out = ""
     if warnings:
         out += "".join(f"{warning}\n" for warning in warnings) + "\n"
@@ -167,7 +174,7 @@ def add_report(
     out += (
         f"Mirror '{name}' added successfully\n"
         "Enable this mirror using\n"
-        f"  $ {PROGRAM} enable {name}\n"
+        f"  $ {PROGRAM} {target}enable {name}\n"
     )
     return out
 

@@ -81,7 +81,8 @@ async def _stats(session: Session, invocation: Invocation) -> None:
 
 def _check_stats(options: f.Values, args: list[str]) -> None:
     if args[0] not in ("mirror", "file"):
-        raise Exit(2, _STATS.usage().lstrip("\n"))
+        raise Exit(2, f"Error: stats counts a mirror or files (stats mirror NAME, stats file "
+                      f"PATTERN), not {args[0]!r}\n" + _STATS.usage().lstrip("\n"))
     try:
         stats_days(f.day(options, "start-date"), f.day(options, "end-date"), utc_today())
     except DateRangeError as error:
@@ -104,7 +105,11 @@ def _check_export(options: f.Values, args: list[str]) -> None:
 
 
 _STATS = make_spec(
-    "stats", "[OPTIONS] [mirror|file] [IDENTIFIER|PATTERN]", "Show download stats", _stats,
+    "stats", "[OPTIONS] [mirror|file] [IDENTIFIER|PATTERN]",
+    "Show download stats\n\nmirror IDENTIFIER: the downloads and bytes of one mirror.\n"
+    "file PATTERN: the downloads of each file whose path matches PATTERN, a regular\n"
+    "expression ('\\.iso$' for the files ending in .iso, '^/pub/' for those under /pub).",
+    _stats,
     flag_set(
         ("start-date", f.DATE, None, "Starting date (format YYYY-MM-DD)"),
         ("end-date", f.DATE, None, "Ending date, included (format YYYY-MM-DD)"),

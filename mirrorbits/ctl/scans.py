@@ -14,6 +14,10 @@ from mirrorbits.ctl.progress import watched
 from mirrorbits.ctl.prompt import out
 from mirrorbits.ctl.session import Reply, Session
 
+#: The daemon's answer to a scan that the mirror's URLs do not allow (the reference's words).
+NO_URL = "no suitable URL for the scan"
+PROTOCOL_NAMES = {"rsync": "rsync", "ftp": "FTP", "http": "HTTP"}
+
 
 async def _refresh(session: Session, invocation: Invocation) -> None:
     prefix = "Refreshing the local repository... "
@@ -52,6 +56,8 @@ async def _scan(session: Session, invocation: Invocation) -> None:
             ), mirror_id=mirror_id)
         except Exit as error:
             message = error.stderr.strip()
+            if message == NO_URL and protocol != "all":  # which one, when one was asked for
+                message += f": {name} has no {PROTOCOL_NAMES[protocol]} URL"
             if len(targets) == 1 or "not available" in message:
                 raise fail(f"\nscan error: {message}") from None
             out(f"scan error: {message}\n")
@@ -76,6 +82,13 @@ def scan_report(reply: Reply) -> str:
     return text
 
 
+def _check_scan(options: f.Values, args: list[str]) -> None:
+    """An identifier or ``-all``: said before connecting (the usage, not a connection error)."""
+    if not args and not f.switch(options, "all"):
+        raise Exit(2, "Error: scan takes 1 argument (or -all), none given\n"
+                      + _SCAN.usage().lstrip("\n"))
+
+
 _SCAN = make_spec(
     "scan", "[OPTIONS] IDENTIFIER", "(Re-)Scan a mirror", _scan,
     flag_set(
@@ -87,6 +100,7 @@ _SCAN = make_spec(
         ("timeout", f.UINT, 0, "Timeout in seconds"),
     ),
     args=(0, 1),
+    check=_check_scan,
 )
 SCAN_SPECS: tuple[CommandSpec, ...] = (
     make_spec("refresh", "[OPTIONS]", "Refresh the local repository", _refresh,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -217,7 +218,10 @@ class _ClientAMP(amp.AMP):
 def ask_password() -> str:
     """Read the password without echo; a closed input gives an empty password."""
     try:
-        with interruptible():
+        with interruptible(), warnings.catch_warnings():
+            # Without a terminal (cron, a pipe) getpass reads stdin; its own one line says
+            # so ("Password input may be echoed"), its warning would add Python source lines.
+            warnings.simplefilter("ignore", getpass.GetPassWarning)
             return getpass.getpass("Password: ")
     except EOFError:
         return ""

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Final
 
-from attrs import define, field
+from attrs import define, evolve, field
 from twisted.application.service import Service
 from twisted.internet.defer import (
     CancelledError,
@@ -343,8 +343,12 @@ class HealthChecker(Service):
                 continue
             await self._lost.forget(client, mirror, target.path, why)
             missing += 1
-            if not outcome.missing_file or missing == MISSING_BEFORE_DOWN:
+            if not outcome.missing_file:
                 return outcome
+            if missing == MISSING_BEFORE_DOWN:  # most often a URL on another tree than the scan's
+                return evolve(outcome, message=(
+                    f"{outcome.message} ({missing} files missing in a row: is {base}/ the "
+                    "top of the tree its scans list?)"))
             replacement = await pick_target(client, mirror.id, exclude=target.path)
             if replacement is None:
                 return outcome

@@ -41,7 +41,7 @@ from mirrorbits.store.client import RedisClient
 from mirrorbits.store.commands import batches
 from mirrorbits.store.errors import DatabaseNotReady, StoreError
 from mirrorbits.store.files import read_files
-from mirrorbits.store.repository import BATCH, commit_repository_scan
+from mirrorbits.store.repository import BATCH, commit_repository_scan, indexed_file_count
 from mirrorbits.ticking import start_loop, stop_loop
 
 __all__ = ["Abort", "RepositoryScanner", "ScanAborted", "ScanSummary", "hash_local_file",
@@ -53,6 +53,11 @@ FIRST_SCAN_RETRY_DELAY: Final = 1.0
 
 T = TypeVar("T")
 _P = ParamSpec("_P")
+
+
+class EmptyRepository(OSError):
+    """The repository holds no file while files are indexed: a periodic scan commits nothing
+    (``mirrorbits-ctl refresh`` does)."""
 
 
 @frozen
@@ -72,6 +77,7 @@ async def scan_repository(
     rehash: bool = False,
     progress: Progress | None = None,
     announce: bool = True,
+    allow_empty: bool = True,
 ) -> ScanSummary:
     """Scan ``config.repository`` and commit it to Redis through txredisapi *client*.
 
@@ -79,7 +85,8 @@ async def scan_repository(
     phase (``listing``, ``checksums``, ``indexing``) for the CLI. Raises :class:`FileNotFoundError`
     (``<path>: No such file or directory``), :class:`~mirrorbits.store.errors.ScanInProgress`
     when another node holds the lock for 10 seconds, :class:`ScanAborted` when *abort* fires
-    before the commit.
+    before the commit, and :class:`EmptyRepository` without ``allow_empty`` when the
+    repository holds no file while files are indexed.
     """
     root = config.repository
     progress = progress or Progress(reactor)
@@ -89,6 +96,15 @@ async def scan_repository(
     walked: WalkResult = await _in_thread(reactor, walk_repository, root, abort.event,
                                           progress.advance)
     _log_problems(walked)
+    if not walked.files and not allow_empty:
+        count = await indexed_file_count(client)
+        if count:
+            # An unmounted or not yet synced repository (a new node of a cluster, say) would
+            # remove every file from the index the nodes share: no mirror would get a user.
+            raise EmptyRepository(
+                f"{root} holds no file while {count} are indexed: nothing removed (not "
+                "mounted or not synced yet?); it is scanned again at the next interval, and "
+                "'mirrorbits-ctl refresh' indexes it as it is")
     enabled = tuple(name for name in ALGORITHMS if getattr(config.hashes, name))
     infos: list[FileInfo] = []
     hashed = 0
@@ -169,6 +185,7 @@ class RepositoryScanner(Service):
     _repository_failing: bool = field(default=False, init=False)  # the last scan's walk failed
     _waiters: list[Deferred[ScanSummary]] = field(factory=list, init=False)
     _want_rehash: bool = field(default=False, init=False)
+    _allow_empty: bool = field(default=False, init=False)  # an operator's refresh is waiting
     _busy: bool = field(default=False, init=False)
     _idle: list[Deferred[None]] = field(factory=list, init=False)
     _indexed: list[Deferred[None]] = field(factory=list, init=False)
@@ -211,12 +228,17 @@ class RepositoryScanner(Service):
             self._stop_loop()
             self._start_loop()
 
-    async def refresh(self, rehash: bool = False) -> ScanSummary:
-        """Scan now (after the running scan, if any); ``rehash`` recomputes every checksum."""
+    async def refresh(self, rehash: bool = False, allow_empty: bool = True) -> ScanSummary:
+        """Scan now (after the running scan, if any); ``rehash`` recomputes every checksum.
+
+        Without ``allow_empty`` (the scans of the service itself), a repository found empty
+        while files are indexed is an :class:`EmptyRepository` error, not an empty index.
+        """
         self._abort.check()
         waiter: Deferred[ScanSummary] = Deferred()
         self._waiters.append(waiter)
         self._want_rehash = self._want_rehash or rehash
+        self._allow_empty = self._allow_empty or allow_empty
         if not self._busy:
             self._busy = True
             Deferred.fromCoroutine(self._serve_waiters())
@@ -227,8 +249,9 @@ class RepositoryScanner(Service):
             while self._waiters:
                 waiters, self._waiters = self._waiters, []
                 rehash, self._want_rehash = self._want_rehash, False
+                allow_empty, self._allow_empty = self._allow_empty, False
                 try:
-                    summary = await self._scan(rehash)
+                    summary = await self._scan(rehash, allow_empty)
                 except Exception:
                     failure = Failure()
                     for waiter in waiters:
@@ -257,14 +280,15 @@ class RepositoryScanner(Service):
         """How far the running scan got; ``None`` when no scan runs."""
         return None if self._progress is None else self._progress.report()
 
-    async def _scan(self, rehash: bool) -> ScanSummary:
+    async def _scan(self, rehash: bool, allow_empty: bool) -> ScanSummary:
         self._abort.check()
         client = self._get_client()
         self._progress = Progress(self._reactor)
         try:
             return await scan_repository(client, self._get_config(), self._reactor,
                                          self._abort, rehash, self._progress,
-                                         announce=not self._repository_failing)
+                                         announce=not self._repository_failing,
+                                         allow_empty=allow_empty)
         finally:
             self._progress = None
 
@@ -295,7 +319,7 @@ class RepositoryScanner(Service):
     async def _scan_logged(self) -> bool:
         """One scan whose errors are logged, never raised; True when it succeeded."""
         try:
-            await self.refresh()
+            await self.refresh(allow_empty=False)
         except ScanAborted:
             return False
         except (OSError, StoreError, RedisError) as err:

@@ -375,7 +375,7 @@ class RepositoryWatcher(Service):
 
     def _full_scan(self, why: str) -> None:
         log.info("[source] Full scan: {why}", why=why)
-        scanning = Deferred.fromCoroutine(self._scanner.refresh())
+        scanning = Deferred.fromCoroutine(self._scanner.refresh(allow_empty=False))
         scanning.addErrback(lambda failure: log.warn(
             "[source] Repository scan failed: {error}", error=failure.value))
 

@@ -152,9 +152,14 @@ def close(conn: RedisConnection, abort: bool = False) -> None:
 
 
 def describe(exc: BaseException) -> str:
+    """One line for a Redis failure; a refused password names the key to look at."""
     text = str(exc).strip()
     if text.startswith("Redis error: "):
         text = text[len("Redis error: "):]
+    if "NOAUTH" in text:
+        text += " (this Redis wants a password: RedisPassword)"
+    elif "WRONGPASS" in text or "invalid password" in text:
+        text += " (RedisPassword is not this Redis' password)"
     return text or type(exc).__name__
 
 

@@ -32,7 +32,13 @@ from mirrorbits.store.commands import batches
 from mirrorbits.store.errors import ScanInProgress
 from mirrorbits.store.records import file_info_to_fields
 
-__all__ = ["BATCH", "Interruptible", "commit_repository_paths", "commit_repository_scan"]
+__all__ = [
+    "BATCH",
+    "Interruptible",
+    "commit_repository_paths",
+    "commit_repository_scan",
+    "indexed_file_count",
+]
 
 log = Logger(namespace="mirrorbits.scan.local")
 
@@ -51,6 +57,11 @@ class Interruptible(Protocol):
     def check(self) -> None: ...
 
     async def sleep(self, seconds: float) -> None: ...
+
+
+async def indexed_file_count(client: RedisClient) -> int:
+    """How many files of the repository are indexed (``SCARD FILES``)."""
+    return int(await client.scard(keys.FILES))
 
 
 async def commit_repository_scan(

@@ -35,6 +35,7 @@ from mirrorbits.workers.wire import (
     REPORT_FD,
     SERVING,
     cannot_start,
+    daemon_pid,
     log_line,
     parse_changing,
 )
@@ -173,6 +174,7 @@ class WorkerRun:
 def main(argv: list[str] | None = None) -> None:
     from mirrorbits.tap import Options, load_startup_config
 
+    parent = daemon_pid(os.environ, os.getppid())
     options = Options()
     try:
         options.parseOptions(sys.argv[1:] if argv is None else argv)
@@ -204,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
         elif changing is not None:
             changing.follow(kind, argument)
 
-    run = WorkerRun(reactor, daemon, http, os.getppid(),
+    run = WorkerRun(reactor, daemon, http, parent,
                     counts=lambda: report_of(context.counts, context.cache_sizes()),
                     changing=told)
     reactor.callWhenRunning(run.start)

@@ -37,6 +37,7 @@ from mirrorbits.workers.wire import (
     ASK_COUNTS,
     CANNOT_START,
     COMMAND_FD,
+    DAEMON_PID_ENV,
     LISTEN_FD,
     REPORT_FD,
     SERVING,
@@ -57,9 +58,14 @@ _NOT_INHERITED = (ENV_FD, ENV_NAME, ENV_PPID, ENV_PIDFILE, ENV_METRICS_FD, ENV_N
 log = Logger()
 
 
-def worker_environment(env: Mapping[str, str]) -> dict[str, str]:
-    """The daemon's environment without what concerns the daemon alone."""
-    return {key: value for key, value in env.items() if key not in _NOT_INHERITED}
+def worker_environment(env: Mapping[str, str], daemon: int | None = None) -> dict[str, str]:
+    """The daemon's environment without what concerns the daemon alone, and ``daemon``'s
+    pid (:data:`~mirrorbits.workers.wire.DAEMON_PID_ENV`) when given."""
+    kept = {key: value for key, value in env.items()
+            if key not in _NOT_INHERITED and key != DAEMON_PID_ENV}
+    if daemon is not None:
+        kept[DAEMON_PID_ENV] = str(daemon)
+    return kept
 
 
 def describe_end(reason: Failure) -> str:
@@ -233,7 +239,8 @@ class WorkerPool(Service):
         self._workers[slot] = worker
         try:
             self.reactor.spawnProcess(
-                worker, self.executable, command, env=worker_environment(self.env()),
+                worker, self.executable, command,
+                env=worker_environment(self.env(), os.getpid()),
                 path=self.cwd,
                 childFDs={0: null, 1: "r", 2: "r", LISTEN_FD: self.listener.fileno(),
                           REPORT_FD: "r", COMMAND_FD: "w"})

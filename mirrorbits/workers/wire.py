@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import MutableMapping
 from typing import Any
 
 from twisted.logger import LogLevel
@@ -17,6 +18,17 @@ CHANGING = b"changing "  # + JSON [kind, argument]: a ChangingPaths.forward, for
 #: sent at each change and to each new worker.
 HELD_DOWN = "held_down"
 WORKER_MODULE = "mirrorbits.workers"  # ``python -m`` this to start a worker
+#: The daemon's pid, in the worker's environment: the worker stops once it is no longer its
+#: parent. Not ``os.getppid()`` read at the worker's start: a daemon that died meanwhile
+#: (a stop during the start-up) has left it to init already, and it would serve forever.
+DAEMON_PID_ENV = "MIRRORBITS_DAEMON_PID"
+
+
+def daemon_pid(env: MutableMapping[str, str], parent: int) -> int:
+    """The pid of the daemon that started this worker (taken out of ``env``); ``parent``
+    (``os.getppid()``) when the variable is missing or invalid."""
+    text = env.pop(DAEMON_PID_ENV, "")
+    return int(text) if text.isascii() and text.isdigit() and int(text) > 0 else parent
 
 
 #: After a log line's level: the line is about what every process shares (Redis), so the

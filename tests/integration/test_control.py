@@ -51,7 +51,7 @@ MADRID_ADDED = (
     "Mirror location:\nLatitude:  40.4168\nLongitude: -3.7038\nContinent: EU\n"
     "Country:   Spain\nASN:       Madrid Mirror Net (65101)\n\n"
     "Mirror 'madrid' added successfully\nEnable this mirror using\n"
-    "  $ mirrorbits-ctl enable madrid\n"
+    "  $ mirrorbits-ctl -h 127.0.0.1 -p {port} enable madrid\n"
 )
 
 
@@ -142,7 +142,7 @@ async def add_madrid(rig: Rig) -> None:
         "-sponsor-name", "Madrid Sponsor S.L.", "-score", "-5", "-comment", "first mirror",
         "madrid",
     )
-    assert (out, err, code) == (MADRID_ADDED, "", 0)
+    assert (out, err, code) == (MADRID_ADDED.format(port=rig.port), "", 0)
 
 
 @pytest_twisted.ensureDeferred
@@ -190,9 +190,47 @@ async def test_duplicate_name_and_unlocatable_mirror(rig: Rig, redis_db: redis.R
     assert out == (
         "Warning: unable to guess the geographic location of this mirror\n\n"
         "Mirror 'nowhere' added successfully\nEnable this mirror using\n"
-        "  $ mirrorbits-ctl enable nowhere\n"
+        f"  $ mirrorbits-ctl -h 127.0.0.1 -p {rig.port} enable nowhere\n"
     )
     assert redis_db.hget(keys.mirror(2), "httpUp") == "0"
+
+
+@pytest_twisted.ensureDeferred
+async def test_scan_urls_with_another_scheme_are_refused(rig: Rig, redis_db: redis.Redis,
+                                                        tmp_path: Path) -> None:
+    """rsync's own ``host::module`` is not a URL: refused at once, with the URL to write,
+    instead of a mirror whose every scan fails (``does not start with rsync://``)."""
+    out, err, code = await ctl(rig, "add", "-http", "http://127.0.0.31:8080/", "-rsync",
+                               "127.0.0.31::pub", "madrid")
+    assert (out, err, code) == ("", "The rsync URL must start with rsync:// (or rsyncs://), "
+                                "not '127.0.0.31::pub': write it rsync://127.0.0.31/pub\n", 1)
+    out, err, code = await ctl(rig, "add", "-http", "http://127.0.0.31:8080/", "-ftp",
+                               "http://127.0.0.31/pub/", "madrid")
+    assert (out, err, code) == (
+        "", "The FTP URL must start with ftp://, not 'http://127.0.0.31/pub/'\n", 1)
+    assert redis_db.hgetall(keys.MIRRORS) == {}
+
+    # The daemon refuses them too, whatever client sends them.
+    endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", rig.port)
+    client = await within(connectProtocol(endpoint, amp.AMP()))
+    try:
+        mirror = c.mirror_to_json(Mirror(name="madrid", http_url="http://127.0.0.31:8080/",
+                                         rsync_url="rsync:///pub/"))
+        with pytest.raises(c.InvalidArgument, match="Can't parse rsync URL 'rsync:///pub/'"):
+            await within(client.callRemote(c.AddMirror, password=PASSWORD, mirror=mirror))
+    finally:
+        client.transport.loseConnection()
+    assert redis_db.hgetall(keys.MIRRORS) == {}
+
+    await add_madrid(rig)
+    editor = write_editor(
+        tmp_path, "text = open(path).read().replace('FtpURL: \"\"', 'FtpURL: 127.0.0.31/pub')\n"
+                  "open(path, 'w').write(text)")
+    out, err, code = await ctl(rig, "edit", "madrid", env={"EDITOR": editor})
+    assert out == ("The FTP URL must start with ftp://, not '127.0.0.31/pub'\n"
+                   "Retry? [Y/n]\n")
+    assert (err, code) == ("Aborted\n", 1)
+    assert redis_db.hget(keys.mirror(1), "ftp") == ""
 
 
 @pytest_twisted.ensureDeferred

@@ -151,11 +151,11 @@ def test_every_failure_exits_non_zero(daemon: DaemonProcess, tmp_path: Path) -> 
          "invalid pattern '*.iso': nothing to repeat at position 0 (a regular expression, not a "
          "glob: '\\.iso$' for the files ending in .iso)\n"),
         (daemon.ctl("scan", "-rsync", "m1"), "Scanning m1... ",
-         "\nscan error: no suitable URL for the scan\n"),
+         "\nscan error: no suitable URL for the scan: m1 has no rsync URL\n"),
         # the reference printed both errors and exited 0
         (daemon.ctl("scan", "-all", "-rsync"),
-         "Scanning m1... scan error: no suitable URL for the scan\n"
-         "Scanning m2... scan error: no suitable URL for the scan\n",
+         "Scanning m1... scan error: no suitable URL for the scan: m1 has no rsync URL\n"
+         "Scanning m2... scan error: no suitable URL for the scan: m2 has no rsync URL\n",
          "2 of 2 scans failed\n"),
         (daemon.ctl("remove", "m1", stdin="n\n"), "Removing m1, are you sure? [y/N]",
          "Aborted\n"),

@@ -392,7 +392,8 @@ def test_a_demo_keeps_its_mirrors_when_its_redis_server_is_killed(fresh: Path) -
     (["--demo", "--redis-address", "127.0.0.1:1"],
      "mirrorbits: --demo runs on its own private Redis: drop --redis-address"),
     (["--listen", "8080"],
-     "mirrorbits: --listen '8080' is invalid: expected host:port or unix:/path"),
+     "mirrorbits: --listen '8080' is invalid: expected host:port or unix:/path (':8080' listens "
+     "on every address)"),
     (["--redis-address", "[::1]"], "mirrorbits: --redis-address '[::1]' is invalid: "
                                    "expected [IPv6 address]:port"),
 ])

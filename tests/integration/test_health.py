@@ -266,6 +266,28 @@ async def test_404_disables_the_mirror_when_configured(
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_mirror_missing_every_file_asked_says_what_to_look_at(
+    store: MirrorStore, service: RedisService, redis_db: redis.Redis, clock: Clock,
+    ports: list[IListeningPort],
+) -> None:
+    """Three files missing in a row is most often an HTTP URL on another tree than the one
+    the scans list (a first setup's usual slip): the log line says where to look."""
+    url = serve(ports, MirrorSite(404), "127.0.0.10") + "/wrong/"
+    mirror = await add_mirror(store, redis_db, "wrong", url)
+    for path in ("/a.bin", "/b.bin"):
+        redis_db.hset(keys.file(path), mapping={"size": str(SIZE)})
+        redis_db.sadd(keys.handled_files(mirror.id), path)
+    checker = checker_for(service, store, clock)
+    with captured_log("mirrorbits.health") as lines:
+        await first_round(checker)
+    checker.stopService()
+    down = [line for line in lines if "Down! Status: 404" in line]
+    assert down == [f"wrong     HTTP  Down! Status: 404 (3 files missing in a row: is {url} the "
+                    "top of the tree its scans list?)"], lines
+    assert state(redis_db, mirror.id)["httpUp"] == "0"
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_file_deleted_locally_since_the_scan_does_not_mark_the_mirror_down(
     store: MirrorStore, service: RedisService, redis_db: redis.Redis, clock: Clock,
     ports: list[IListeningPort],

@@ -404,6 +404,40 @@ async def test_empty_repository_empties_files(
     assert redis_db.keys("*") == []
 
 
+@pytest_twisted.ensureDeferred
+async def test_a_repository_found_empty_by_the_service_keeps_the_index(
+    repo: Path, client: Any, redis_db: redis.Redis, logged: list[str]
+) -> None:
+    """A repository not mounted, or not synced yet on a new node of a cluster, must not
+    empty the index every node shares; an operator's refresh still can."""
+    make_file(repo, "a", b"a", T0 * NS)
+    make_file(repo, "d/b", b"b", T0 * NS)
+    fake = ClockedReactor()
+    settings = Settings(Config(repository=str(repo), repository_scan_interval=1))
+    scanner = RepositoryScanner(settings.get, lambda: client, fake)
+    scanner.startService()
+    fake.clock.advance(0)
+    await wait_until(lambda: indexed(logged) == 1)
+    (repo / "a").unlink()
+    (repo / "d" / "b").unlink()
+
+    for _ in range(2):  # said once, however many periodic scans find it so
+        fake.clock.advance(60)
+        await wait_until(lambda: not scanner.busy)
+    refused = (f"[source] Repository scan failed: {repo} holds no file while 2 are indexed: "
+               "nothing removed (not mounted or not synced yet?); it is scanned again at the "
+               "next interval, and 'mirrorbits-ctl refresh' indexes it as it is")
+    assert [line for line in logged if "failed" in line] == [refused]
+    assert redis_db.smembers(keys.FILES) == {"/a", "/d/b"}
+
+    assert await scanner.refresh() == ScanSummary(files=0, removed=2, hashed=0)
+    assert not redis_db.exists(keys.FILES)
+    fake.clock.advance(60)  # nothing indexed any more: an empty repository is no news
+    await wait_until(lambda: not scanner.busy)
+    assert indexed(logged) == 3
+    await scanner.stopService()
+
+
 # --- errors and locking -------------------------------------------------------------------
 
 

@@ -153,13 +153,14 @@ def test_scan_errors_are_clean(
 
     no_url = daemon.ctl("scan", "-rsync", "m3")
     assert no_url.returncode == 1
-    assert no_url.stderr.strip() == "scan error: no suitable URL for the scan"
+    assert no_url.stderr.strip() == (
+        "scan error: no suitable URL for the scan: m3 has no rsync URL")
     by_http = daemon.ctl("scan", "m3")  # HTTP only: its index pages (nothing listens there)
     assert by_http.returncode == 1
     assert by_http.stderr.strip().startswith("scan error: http error http://127.0.0.3/: ")
 
     forced = daemon.ctl("scan", "-ftp", "m2")
-    assert forced.stderr.strip() == "scan error: no suitable URL for the scan"
+    assert forced.stderr.strip() == "scan error: no suitable URL for the scan: m2 has no FTP URL"
 
     db.set("SCANNING_1", "1", ex=10)  # m2 is mirror 1
     locked = daemon.ctl("scan", "m2")

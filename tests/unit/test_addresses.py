@@ -36,7 +36,8 @@ def test_host_and_port(text: str, expected: tuple[str, int]) -> None:
     ("text", "reason"),
     [
         ("", "expected host:port"),
-        ("redis", "expected host:port"),
+        ("redis", "expected host:port (the port is missing: 'redis:PORT')"),
+        ("6379", "expected host:port (a port alone: '127.0.0.1:6379'?)"),
         ("redis:", "the port '' is not a number"),
         ("redis:http", "the port 'http' is not a number"),
         ("redis:-1", "the port '-1' is not a number"),
@@ -77,6 +78,7 @@ def test_listen_addresses() -> None:
     ("text", "reason"),
     [
         ("nonsense", "expected host:port or unix:/path"),
+        ("8080", "expected host:port or unix:/path (':8080' listens on every address)"),
         ("127.0.0.1:99999", "the port must be between 0 and 65535, not 99999"),
         ("unix:", "empty UNIX socket path"),
         ("unix:/a\0b", "NUL character in the UNIX socket path"),

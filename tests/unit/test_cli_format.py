@@ -13,7 +13,7 @@ import attrs
 import pytest
 
 from mirrorbits.ctl import flags as f
-from mirrorbits.ctl.command_line import parse_command_line, usage_text
+from mirrorbits.ctl.command_line import parse_command_line, target_flags, usage_text
 from mirrorbits.ctl.exits import Exit
 from mirrorbits.ctl.output import (
     ListOptions,
@@ -132,8 +132,12 @@ def test_down_reason_names_the_protocol_that_is_down() -> None:
                   http_down_reason="stale", https_down_reason="Got status code 503")
     assert down_reason(tls) == "Got status code 503"
     assert down_reason(MIRRORS[1]) == ""  # up: no reason
-    never_checked = _mirror("new", "http://127.0.0.42/", "FR", "EU", http_up=False)
-    assert down_reason(never_checked) == ""
+    never_checked = _mirror("new", "http://127.0.0.42/", "FR", "EU", http_up=False,
+                            last_successful_sync=SINCE)
+    assert down_reason(never_checked) == ""  # its first check is to come
+    # enabled without a scan that worked: no file to check, so never checked
+    never_scanned = attrs.evolve(never_checked, last_successful_sync=None)
+    assert down_reason(never_scanned) == "Not scanned yet (mirrorbits-ctl logs new says why)"
 
 
 def test_list_sorts_newest_state_change_first() -> None:
@@ -159,6 +163,19 @@ def test_add_report_like_reference() -> None:
     )
     valencia = dict(reply, as_name="", as_num=0)
     assert "ASN:        (0)\n" in add_report("valencia", [], valencia)
+
+
+def test_the_enable_hint_names_the_daemon_it_was_added_to() -> None:
+    """Run as printed, the hint reaches the same daemon (not the default port's)."""
+    def hint(*words: str) -> str:
+        invocation = parse_command_line([*words, "add", "-http", "http://h/", "m"], COMMANDS)
+        return add_report("m", [], None, target_flags(invocation)).splitlines()[-1]
+
+    assert hint() == "  $ mirrorbits-ctl enable m"
+    assert hint("-p", "13390") == "  $ mirrorbits-ctl -p 13390 enable m"
+    assert hint("-h", "10.0.0.1", "-P", "secret") == "  $ mirrorbits-ctl -h 10.0.0.1 enable m"
+    assert hint("-h", "unix:/run/mb ctl.sock") == (
+        "  $ mirrorbits-ctl -h 'unix:/run/mb ctl.sock' enable m")
 
 
 def test_add_report_with_warnings_and_no_location() -> None:
@@ -344,7 +361,13 @@ def test_command_line_parsing() -> None:
         (["add", "m"], 1, "You *must* pass at least an HTTP URL\n"),
         (["add", "-http", "ftp://h/", "m"], 1, "The HTTP URL has an invalid scheme\n"),
         (["add", "-http", "h:port/", "m"], 1, "Can't parse HTTP URL\n"),
-        (["stats", "other", "x"], 2, "Usage: mirrorbits-ctl stats"),
+        (["add", "-http", "http://h/my dir/", "m"], 1,
+         "Can't parse HTTP URL: write a space as %20 (http://h/my%20dir/)\n"),
+        (["add", "-http", "http://my host/", "m"], 1, "Can't parse HTTP URL\n"),
+        (["stats", "other", "x"], 2, "Error: stats counts a mirror or files"),
+        (["add", "-http", "h/", "-rsync", "h::pub", "m"], 1,
+         "The rsync URL must start with rsync:// (or rsyncs://), not 'h::pub': write it "
+         "rsync://h/pub\n"),
     ],
 )
 def test_usage_errors_exit_non_zero(argv: list[str], code: int, stderr_start: str) -> None:
@@ -494,3 +517,28 @@ def test_list_like_spec_example() -> None:
         f"paris \t\t0 \thttp://127.0.0.2/ \trsync://127.0.0.1:8730/paris/ \tFR (EU) \tup \t{date}\n"
         f"tokyo \t\t0 \thttp://127.0.0.4/ \trsync://127.0.0.1:8730/tokyo/ \tJP (AS) \tup \t{date}\n"
     )
+
+
+@pytest.mark.parametrize(("words", "first_line"), [
+    (["scan"], "Error: scan takes 1 argument (or -all), none given"),
+    (["scan", "-enable"], "Error: scan takes 1 argument (or -all), none given"),
+    (["stats", "mirrors", "m1"], "Error: stats counts a mirror or files (stats mirror NAME, "
+                                 "stats file PATTERN), not 'mirrors'"),
+])
+def test_a_usage_error_names_the_problem_before_connecting(words: list[str],
+                                                           first_line: str) -> None:
+    """Refused by the command line itself (exit 2), so a daemon that is down cannot hide it
+    behind ``connection refused``; one line says what is wrong, the usage follows."""
+    with pytest.raises(Exit) as raised:
+        parse_command_line(words, COMMANDS)
+    lines = raised.value.stderr.splitlines()
+    assert (raised.value.code, lines[0]) == (2, first_line)
+    assert lines[1].startswith(f"Usage: mirrorbits-ctl {words[0]} [OPTIONS]")
+    assert parse_command_line(["scan", "-all"], COMMANDS).args == []
+
+
+def test_stats_help_says_the_pattern_is_a_regular_expression() -> None:
+    with pytest.raises(Exit) as helped:
+        parse_command_line(["stats", "--help"], COMMANDS)
+    assert "file PATTERN: the downloads of each file whose path matches PATTERN, a regular\n" \
+           "expression ('\\.iso$' for the files ending in .iso" in helped.value.stdout

@@ -277,11 +277,13 @@ def test_non_boolean_is_refused_with_key_and_value(value: str) -> None:
         ("WeightDistributionRange: wide", "WeightDistributionRange must be a number, not 'wide'"),
         ("Templates: [a, b]", "Templates must be a string, not a list"),
         ("RPCPassword: {a: b}", "RPCPassword must be a string, not a mapping"),
-        ("Fallbacks: http://x/", "Fallbacks must be a list, not 'http://x/'"),
+        ("Fallbacks: http://x/", "Fallbacks must be a list ([a, b] on one line, or '- ' before "
+                                 "each entry on its own line), not 'http://x/'"),
         ("Fallbacks: [http://x/]", "Fallbacks must be a mapping of names to values"),
         ("Hashes: yes", "Hashes must be a mapping of names to values, not 'yes'"),
         ("AllowOutdatedFiles: [{Prefix: /a/, Minutes: x}]", "AllowOutdatedFiles.Minutes must be"),
-        ("TrustedProxies: 10.0.0.1", "TrustedProxies must be a list, not '10.0.0.1'"),
+        ("TrustedProxies: 10.0.0.1", "TrustedProxies must be a list ([a, b] on one line, or '- ' "
+                                     "before each entry on its own line), not '10.0.0.1'"),
         ("TrustedProxies: [~]", "TrustedProxies must be a string, not null"),
     ],
 )
@@ -348,7 +350,8 @@ def test_duplicate_key_is_an_error() -> None:
          "ListenAddress 'nonsense' is invalid: expected host:port or unix:/path"),
         ("RPCListenAddress: 'unix:'", "RPCListenAddress 'unix:' is invalid: "
                                       "empty UNIX socket path"),
-        ("RedisAddress: nonsense", "RedisAddress 'nonsense' is invalid: expected host:port"),
+        ("RedisAddress: nonsense", "RedisAddress 'nonsense' is invalid: expected host:port (the "
+                                   "port is missing: 'nonsense:PORT')"),
         ("RPCTLSCertificate: /etc/m/cert.pem",
          "RPCTLSCertificate needs RPCTLSClientCA: the CA (PEM file) whose certificates the "
          "clients must present"),
@@ -388,6 +391,9 @@ def test_duplicate_key_is_an_error() -> None:
         ("Fallbacks: [{URL: \"fb.example.org/a\\tb/\"}]",
          "Fallbacks.URL 'fb.example.org/a\\tb/' is invalid: it contains a control character (a "
          "tab, a line break...)"),
+        ("Fallbacks: [{URL: 'http://fb example.org/pub files/'}]",
+         "Fallbacks.URL 'http://fb example.org/pub files/' is invalid: its host 'fb example.org' "
+         "has a space (one in the path is fine)"),
         ("Fallbacks: [{URL: fb.example.org, CountryCode: FRA}]",
          "Fallbacks.CountryCode 'FRA' is invalid: a country code is two letters (ISO 3166-1, "
          "e.g. FR), several are separated by spaces"),
@@ -893,3 +899,16 @@ def test_max_scan_entries() -> None:
     assert parse(REPO + "MaxScanEntries: 1000\n").max_scan_entries == 1000
     assert error_at(REPO + "MaxScanEntries: 0\n") == (
         "MaxScanEntries must be >= 1 (entries of one mirror listing), not 0", 2)
+
+
+def test_a_tilde_in_a_missing_directory_is_explained(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """``~/repo`` is taken from the start directory, as in the reference: the warning says
+    why it is not found."""
+    monkeypatch.chdir(tmp_path)
+    config_path = tmp_path / "mirrorbits.conf"
+    config_path.write_text("Repository: ~/repo\n")
+    assert load_config(str(config_path))[1] == [
+        f"Repository '{tmp_path}/~/repo' does not exist (a ~ is not expanded: write the whole "
+        "path): nothing can be served or scanned from it until it can be read (line 1 in "
+        f"{config_path})"]

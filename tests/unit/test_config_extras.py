@@ -81,7 +81,8 @@ def test_allowed_rsync_options() -> None:
                    "--address=127.0.0.1"):
         assert option_problem(option) == "", option
     assert error_of("RsyncOptions: {m: --copy-links}\n") == (
-        "RsyncOptions.m must be a list, not '--copy-links' (line 2 in test.conf)")
+        "RsyncOptions.m must be a list ([a, b] on one line, or '- ' before each entry on its "
+        "own line), not '--copy-links' (line 2 in test.conf)")
 
 
 def test_mirmon_export_file() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mirrorbits.config import load_config
+from mirrorbits.config import ConfigError, load_config
 from mirrorbits.confighold import ConfigHolder
 
 BASE = "Repository: {repo}\nGeoipDatabasePath: {repo}\nListenAddress: 127.0.0.1:8080\nWorkers: 1\n"
@@ -34,7 +34,9 @@ def test_a_change_only_a_restart_applies_is_returned_with_the_warnings(
     kept = [line for line in BASE.splitlines(keepends=True) if not line.startswith(key + ":")]
     path.write_text("".join(kept).format(repo=tmp_path) + change)
     assert notice in holder.reload()
-    assert holder.reload() == []  # the running configuration has it now: said once
+    assert notice in holder.reload()  # not applied yet: said until the restart
+    path.write_text(BASE.format(repo=tmp_path))
+    assert holder.reload() == []  # back to what runs: nothing to restart
 
 
 def test_a_live_change_needs_no_notice(tmp_path: Path) -> None:
@@ -42,3 +44,13 @@ def test_a_live_change_needs_no_notice(tmp_path: Path) -> None:
     path.write_text(BASE.format(repo=tmp_path) + "CheckInterval: 5\n")
     assert holder.reload() == []
     assert holder.current.check_interval == 5
+
+
+def test_a_file_gone_at_a_reload_is_said_without_the_start_hint(tmp_path: Path) -> None:
+    """``--config`` is no advice to a running daemon: it cannot take another file."""
+    holder, path = holder_on(tmp_path, BASE)
+    path.unlink()
+    with pytest.raises(ConfigError) as refused:
+        holder.reload()
+    assert str(refused.value) == (
+        f"Configuration could not be read from {path}: No such file or directory")

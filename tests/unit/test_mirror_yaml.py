@@ -189,6 +189,9 @@ def test_plain_null_words_clear_strings_but_quoted_ones_do_not() -> None:
         ("- a\n- b\n", "yaml: line 1: the mirror must be a mapping"),
         ("Score: 1\nScore: 2\n", 'mapping key "Score" already defined at line 1'),
         ("Score: 3000000000\n", "cannot unmarshal `3000000000` into int"),
+        ("Name: m\nScore: banana\n", "line 2: cannot unmarshal `banana` into int (Score takes "
+                                     "a whole number from -2147483648 to 2147483647)"),
+        ("AllowRedirects: maybe\n", "(AllowRedirects takes true, false or null"),
     ],
 )
 def test_errors_name_the_problem(text: str, message: str) -> None:

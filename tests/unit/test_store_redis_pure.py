@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mirrorbits.model import Mirror
-from mirrorbits.store.connection import parse_address
+from mirrorbits.store.connection import describe, parse_address
 from mirrorbits.store.dbversion import _split_file_info
 from mirrorbits.store.errors import StoreError
 from mirrorbits.store.mirrors import match_names, prepare, save_commands
@@ -95,3 +95,16 @@ def test_v0_file_info_keys_are_split_on_a_known_name() -> None:
     assert _split_file_info("FILEINFO_a_b_/dir/f_/g", ids) == ("a_b", "/dir/f_/g")
     assert _split_file_info("FILEINFO_x_/y_/z", ids) == ("x_/y", "/z")
     assert _split_file_info("FILEINFO_gone_/f", ids) is None
+
+
+@pytest.mark.parametrize(("error", "said"), [
+    ("could not set dbid=0: NOAUTH Authentication required.",
+     "could not set dbid=0: NOAUTH Authentication required. (this Redis wants a password: "
+     "RedisPassword)"),
+    ("could not auth: WRONGPASS invalid username-password pair or user is disabled.",
+     "could not auth: WRONGPASS invalid username-password pair or user is disabled. "
+     "(RedisPassword is not this Redis' password)"),
+    ("Connection refused", "Connection refused"),
+])
+def test_a_refused_password_names_the_key(error: str, said: str) -> None:
+    assert describe(RuntimeError(error)) == said

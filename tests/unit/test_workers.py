@@ -20,7 +20,14 @@ from mirrorbits.logs import set_debug
 from mirrorbits.workers import worker_count
 from mirrorbits.workers.echo import DaemonEchoes
 from mirrorbits.workers.pool import WorkerPool, _Worker, describe_end, worker_environment
-from mirrorbits.workers.wire import cannot_start, log_line, parse_log_line, parse_worker_line
+from mirrorbits.workers.wire import (
+    DAEMON_PID_ENV,
+    cannot_start,
+    daemon_pid,
+    log_line,
+    parse_log_line,
+    parse_worker_line,
+)
 
 
 def test_worker_count_is_the_setting_else_one_per_core() -> None:
@@ -36,6 +43,17 @@ def test_a_worker_is_neither_a_successor_nor_systemds_service() -> None:
            "MIRRORBITS_PIDFILE": "/run/m.pid", "NOTIFY_SOCKET": "/run/n", "LISTEN_PID": "3",
            "LISTEN_FDS": "1", "LISTEN_FDNAMES": "http", "TZ": "UTC"}
     assert worker_environment(env) == {"PATH": "/bin", "TZ": "UTC"}
+
+
+def test_a_worker_knows_its_daemon_even_if_it_died_during_the_start() -> None:
+    """The daemon's pid comes from the daemon: a worker reading os.getppid() after the
+    daemon was stopped during its start got init's pid, and served forever as an orphan."""
+    env = worker_environment({"PATH": "/bin", DAEMON_PID_ENV: "1"}, daemon=4321)
+    assert env == {"PATH": "/bin", DAEMON_PID_ENV: "4321"}
+    assert daemon_pid(env, parent=1) == 4321  # reparented already: still told apart
+    assert DAEMON_PID_ENV not in env  # not passed on to what the worker starts
+    for missing in ({}, {DAEMON_PID_ENV: "x"}, {DAEMON_PID_ENV: "0"}):
+        assert daemon_pid(dict(missing), parent=77) == 77
 
 
 def test_log_lines_keep_their_level() -> None:
