@@ -210,7 +210,7 @@ class MirrorCache:
     _mirror_reads: set[int] = field(factory=set)  # mirrors being read ahead
 
     def _held_down_changed(self, released: frozenset[int]) -> None:
-        for mirror_id in released:  # read again at the next request: Redis holds the truth
+        for mirror_id in released:  # read again, as after its message: Redis holds the truth
             self.on_mirror_update(str(mirror_id))
         self.generation += 1  # what was derived from the records handed out is stale
 
