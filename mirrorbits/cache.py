@@ -24,6 +24,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
 from mirrorbits.helddown import HeldDown
+from mirrorbits.logs import Logger
 from mirrorbits.model import FileInfo, Mirror
 from mirrorbits.store import outage
 from mirrorbits.store.client import RedisClient
@@ -34,6 +35,8 @@ from mirrorbits.store.warmup import FileRecords, read_file_records, warm_order
 
 K = TypeVar("K")
 V = TypeVar("V")
+
+log = Logger()
 
 
 
@@ -197,9 +200,17 @@ class MirrorCache:
     # Mirror protocols this node found down while Redis would not record it: the records
     # handed out say them down (mirrorbits.helddown); a change moves ``generation``.
     held_down: HeldDown = field(factory=HeldDown)
+    # Messages make the cache read at once, in the background, what they name: a mirror's
+    # record, and a file it left out (no mirror held it at the fill), kept as the fill keeps
+    # one. What an outage then leaves in memory is what Redis held, not what requests
+    # happened to read: a process that had served no download of a file first mirrored after
+    # its fill answered each one with a 503 for the whole outage. (The daemon; off, the
+    # cache reads only when asked, as tests of its other behaviours expect.)
+    read_ahead: bool = False
+    _mirror_reads: set[int] = field(factory=set)  # mirrors being read ahead
 
     def _held_down_changed(self, released: frozenset[int]) -> None:
-        for mirror_id in released:  # read again at the next request: Redis holds the truth
+        for mirror_id in released:  # read again, as after its message: Redis holds the truth
             self.on_mirror_update(str(mirror_id))
         self.generation += 1  # what was derived from the records handed out is stale
 
@@ -534,6 +545,27 @@ class MirrorCache:
         self.generation += 1
         for listener in self.mirror_listeners:
             listener(mirror_id)
+        if self.read_ahead and mirror_id not in self._mirror_reads:
+            self._mirror_reads.add(mirror_id)  # one read at a time (it reads again if moved)
+            Deferred.fromCoroutine(self._read_mirror_ahead(mirror_id))
+
+    async def _read_mirror_ahead(self, mirror_id: int) -> None:
+        """Read a mirror's record after its message, again while messages come during the
+        read; a failure leaves it to the next request (the record put aside serves while Redis
+        cannot be read)."""
+        try:
+            for _ in range(READ_TRIES):
+                version = self._mirror_version(mirror_id)
+                mirror = await read_mirror(self.get_client(), mirror_id)
+                current = self._mirror_version(mirror_id) == version
+                self._mirror_read(mirror_id, mirror, current)
+                if current:
+                    break
+        except Exception as err:
+            if outage.redis_cause(err) is None:
+                log.failure("Reading mirror {id} after its message failed", id=mirror_id)
+        finally:
+            self._mirror_reads.discard(mirror_id)
 
     def on_mirror_file_update(self, message: str) -> None:
         mirror_id, sep, path = message.partition(" ")
@@ -545,6 +577,9 @@ class MirrorCache:
         self.file_mirrors.pop(path)
         self.mirror_files.pop((int(mirror_id), path))
         self._bump(path)
+        if self.read_ahead and self.refresh_in_background and "\0" not in path and (
+                self._has_room(1)):
+            self._refresh(path, WHOLE)  # a file left out at the fill: a mirror holds it now
 
     def suspect_all(self) -> None:
         """Pub/sub was away: messages may have been lost. The mirrors are read again (a few
@@ -639,7 +674,7 @@ class MirrorCache:
                 for path, _ in asked:
                     self._drop(path)  # the next request reads it
             for record in records:
-                self._replace(record)
+                self._take(record)
             for change in changes:
                 self._apply(change)
         done = []
@@ -687,6 +722,24 @@ class MirrorCache:
                     self._refresh(path, WHOLE)
         if changed:
             self._bump(path)
+
+    def _take(self, record: FileRecords) -> None:
+        """A file read again whole: in place of what the cache holds (:meth:`_replace`); one it
+        does not hold (left out at the fill, or dropped meanwhile) is kept as the fill keeps
+        one: indexed, on a mirror, with room for its records (else the next request reads
+        it)."""
+        path = record.path
+        if path in self.files or path in self.file_mirrors:
+            self._replace(record)
+        elif (record.info is not None and record.mirror_ids
+                and self._has_room(len(record.mirror_ids))):
+            self._put_records(record)
+            self._bump(path)
+
+    def _has_room(self, records: int) -> bool:
+        """Whether one more file and ``records`` of its copies fit without evicting any."""
+        return (len(self.files) < self.files.capacity
+                and len(self.mirror_files) + records <= self.mirror_files.capacity)
 
     def _replace(self, record: FileRecords) -> None:
         """Put ``record`` in place of what the cache holds; the path's version moves only if

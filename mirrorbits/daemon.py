@@ -659,7 +659,7 @@ def _add_http(
     """
     ready_timeout = STARTUP_READY_TIMEOUT if successor is None else READY_TIMEOUT
     cache = MirrorCache(redis.reading_client, reactor,  # a miss during a failover waits
-                        refresh_interval=REFRESH_INTERVAL,
+                        refresh_interval=REFRESH_INTERVAL, read_ahead=True,
                         held_down=held_down if held_down is not None else HeldDown())
     cache.resize(holder.current.cache_files)
 

@@ -11,7 +11,7 @@ import pytest
 
 from mirrorbits.store import keys
 from tests.daemon import DaemonProcess, add_mirrors_holding, base_config, redirect, repo_file
-from tests.servers import RedisServer, http_tree
+from tests.servers import RedisServer, free_port, http_tree
 
 pytestmark = pytest.mark.integration
 
@@ -61,6 +61,49 @@ def test_mirrors_forgotten_just_before_an_outage_still_serve(
         db.close()
     # Before, the forgotten mirrors were left out: with every mirror of the file forgotten,
     # each download got a 503 (after a 2 s wait) for the whole outage.
+    assert [code for code, _ in answers] == [302] * 4, (answers, log)
+    assert {url for _, url in answers} <= {north + "a.txt", south + "a.txt"}
+    assert "Traceback" not in log
+
+
+def test_a_file_first_mirrored_after_the_fill_and_never_asked_still_serves_in_an_outage(
+        tmp_path: Path) -> None:
+    """The mirrors of a file were added, and its copies scanned, after the daemon filled its
+    cache (which leaves out a file no mirror holds), and no download asked for it before
+    Redis was made a replica (the daemon drops it: not a master). Each download is a 302 to
+    one of them: the cache read the mirrors and the file as their messages came. Before, it
+    read them only when asked: each download of the file got a 503 for the whole outage
+    (an HTTP worker that had served none of it, in ``test_held_down.py``'s replica case)."""
+    server = RedisServer(workdir=tmp_path / "redis")
+    server.start()
+    db = server.client()
+    repo = tmp_path / "repo"
+    repo_file(repo, "/a.txt", b"hello\n", 1687249800)
+    for name in ("north", "south"):
+        repo_file(tmp_path / name, "/a.txt", b"hello\n", 1687249800)
+    daemon: DaemonProcess | None = None
+    try:
+        with http_tree(tmp_path / "north", "127.0.0.87") as north, \
+                http_tree(tmp_path / "south", "127.0.0.88") as south:
+            values = base_config(repo, server.address, Workers="1", ScanInterval="1000")
+            daemon = DaemonProcess(workdir=tmp_path / "run", values=values)
+            daemon.start()
+            daemon.wait_log("Indexed 1 files", timeout=30)
+            add_mirrors_holding(daemon, db, [("north", north), ("south", south)],
+                                {"/a.txt": 6})
+            for name in ("north", "south"):  # their first checks and scans are done
+                daemon.wait_log(f"[{name}] Indexed 1 files", timeout=30)
+            time.sleep(1)  # and their messages read
+            db.execute_command("REPLICAOF", "127.0.0.1", str(free_port()))
+            daemon.wait_log("Database is down", timeout=15)
+            answers = [redirect(daemon, "/a.txt") for _ in range(4)]
+            db.execute_command("REPLICAOF", "NO", "ONE")
+            log = daemon.log()
+    finally:
+        if daemon is not None:
+            daemon.stop()
+        server.stop()
+        db.close()
     assert [code for code, _ in answers] == [302] * 4, (answers, log)
     assert {url for _, url in answers} <= {north + "a.txt", south + "a.txt"}
     assert "Traceback" not in log
