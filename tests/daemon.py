@@ -248,6 +248,7 @@ def record_mirror_files(db: Any, mirror_id: int, files: dict[str, int], mod_time
         db.hset(f"FILEINFO_{mirror_id}_{path}", mapping={"size": str(size), "modTime": mod_time})
     db.hset(f"MIRROR_{mirror_id}",
             mapping={"httpUp": "1", "lastSuccessfulSyncPrecision": "1000000000"})
+    db.publish("_mirrorbits_mirror_update", str(mirror_id))  # as a node changing it does
     for path in files:
         db.publish("_mirrorbits_mirror_file_update", f"{mirror_id} {path}")
 

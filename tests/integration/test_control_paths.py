@@ -84,8 +84,9 @@ def test_no_command_touches_a_file_outside_the_configured_paths(watched: Watched
         assert time.monotonic() < deadline, "database not ready"
         time.sleep(0.1)
     added = send("AddMirror", **json_argument("mirror", {
-        "name": "m1", "http_url": "http://127.0.0.1:1/", "rsync_url": str(watched.secret),
-        "ftp_url": "file://" + str(watched.secret)}))
+        "name": "m1", "http_url": "http://127.0.0.1:1/",
+        "rsync_url": "rsync://127.0.0.1:1" + str(watched.secret),  # a bare path is refused
+        "ftp_url": "ftp://127.0.0.1:1" + str(watched.secret)}))
     assert error_code(added) == "", added
     for hostile in hostile_paths(watched.secret, watched.created):
         send("MatchMirror", pattern=hostile)

@@ -56,6 +56,15 @@ def targets(daemon: DaemonProcess, path: str, draws: int = 30) -> set[str]:
     return found
 
 
+def redirected_to(daemon: DaemonProcess, path: str, draws: int) -> set[str] | None:
+    """:func:`targets`, or None while some answer is not a redirect yet (a record read again
+    after its message is on its way: the daemon still answers from what it had)."""
+    try:
+        return targets(daemon, path, draws)
+    except AssertionError:
+        return None
+
+
 def trace(daemon: DaemonProcess, path: str) -> dict[str, Any]:
     host, port = daemon.http
     connection = http.client.HTTPConnection(host, port, timeout=5)
@@ -115,7 +124,7 @@ def test_a_mirror_with_new_packages_but_the_old_inrelease_gets_no_user_for_that_
             record_mirror_files(redis_db, number, {p: len(c) for p, c in OLD.items()},
                                 go_time(T0))
             assert daemon.ctl("enable", name).returncode == 0
-        wait_until(lambda: len(targets(daemon, TRANSLATION, 10)) == 3, 20)
+        wait_until(lambda: len(redirected_to(daemon, TRANSLATION, 10) or ()) == 3, 20)
         for name in servers:  # the scans that enabling starts end before the origin publishes
             daemon.wait_log(f"[{name}] Indexed", timeout=30)
 
@@ -140,7 +149,7 @@ def test_a_mirror_with_new_packages_but_the_old_inrelease_gets_no_user_for_that_
         for number, path in ((1, PACKAGES), (2, PACKAGES), (2, INRELEASE), (3, INRELEASE)):
             wait_until(lambda number=number, path=path: redis_db.hget(
                 keys.file_info(number, path), "size") == str(len(NEW[path])), 30)
-        wait_until(lambda: targets(daemon, INRELEASE, 10) == {complete, reverse}, 10)
+        wait_until(lambda: redirected_to(daemon, INRELEASE, 10) == {complete, reverse}, 10)
         assert redis_db.hget(keys.file_info(1, INRELEASE), "size") == str(len(OLD[INRELEASE]))
         assert redis_db.hget(keys.file_info(3, PACKAGES), "size") == str(len(OLD[PACKAGES]))
 
@@ -159,7 +168,7 @@ def test_a_mirror_with_new_packages_but_the_old_inrelease_gets_no_user_for_that_
             assert mirrorlist_generation(daemon, DEB) is None
 
             install(roots["partial"], INRELEASE, NEW[INRELEASE])  # it finishes its sync
-            wait_until(lambda: len(targets(daemon, TRANSLATION, 10)) == 3, 30)
+            wait_until(lambda: len(redirected_to(daemon, TRANSLATION, 10) or ()) == 3, 30)
             assert targets(daemon, PACKAGES) == {partial, complete}
         else:
             # Today's choice: every mirror whose copy of the file itself matches.
