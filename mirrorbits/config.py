@@ -31,6 +31,7 @@ from mirrorbits.configcheck import (
 )
 from mirrorbits.model import Fallback, OutdatedRule
 from mirrorbits.scan.bounds import DEFAULT_MAX_ENTRIES
+from mirrorbits.scan.removals import DEFAULT_MAX_REMOVE, RemovalLimit, parse_removal_limit
 
 DEFAULT_CONFIG_PATH = "/etc/mirrorbits.conf"
 NO_CONFIG_MESSAGE = "Configuration could not be found.\n\tUse --config <path>"
@@ -112,6 +113,8 @@ class Config:
     verify_interval: int = 2
     repository_scan_interval: int = 5
     watch_repository: bool = True
+    # ours: indexed files one scan of the daemon may remove (mirrorbits.scan.removals)
+    repository_scan_max_remove: RemovalLimit = DEFAULT_MAX_REMOVE
     max_link_headers: int = 10
     fix_timezone_offsets: bool = False
     hashes: Hashes = field(factory=Hashes)
@@ -467,6 +470,19 @@ def _mapping_of(item: _Convert) -> _Convert:
     return convert
 
 
+#: What ``RepositoryScanMaxRemove`` takes.
+MAX_REMOVE_EXPECTED = "a number of files >= 0 or a share of the indexed files (10%, at most 100%)"
+
+
+def _removal_limit(parse: _Parse, path: KeyPath, node: Node) -> RemovalLimit:
+    if isinstance(node, ScalarNode) and node.tag in (_INT, _STR):
+        value = _int(parse, path, node) if node.tag == _INT else str(node.value)
+        limit = parse_removal_limit(value)
+        if limit is not None:
+            return limit
+    raise parse.wrong(path, node, MAX_REMOVE_EXPECTED)
+
+
 def _sentinel_host(parse: _Parse, path: KeyPath, node: Node) -> str:
     return str(parse.record(path, node, {"Host": ("host", _str)}).get("host", ""))
 
@@ -534,6 +550,7 @@ _FIELDS: _Fields = {
     "VerifyInterval": ("verify_interval", _int),
     "RepositoryScanInterval": ("repository_scan_interval", _int),
     "WatchLocalFiles": ("watch_repository", _bool),
+    "RepositoryScanMaxRemove": ("repository_scan_max_remove", _removal_limit),
     "MaxLinkHeaders": ("max_link_headers", _int),
     "FixTimezoneOffsets": ("fix_timezone_offsets", _bool),
     "Hashes": ("hashes", _record_of(Hashes, _HASH_FIELDS)),

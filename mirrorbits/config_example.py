@@ -143,6 +143,14 @@ EXAMPLE_CONFIG = """\
 # is published within a second, without waiting for the scan above.
 #WatchLocalFiles: true
 
+# Indexed files one scan of the daemon (at start, periodic, after an inotify overflow) may
+# remove: a number of files, or a share of the indexed files ("10%"). The index is shared by
+# every node: a scan that would remove more keeps them all indexed, says so once and tries
+# again at the next scan (new and changed files are still indexed); files below a directory
+# found empty (a mount point not mounted) or that could not be read are kept the same way.
+# "mirrorbits-ctl refresh" removes them. "100%": no limit (an empty repository is still kept).
+#RepositoryScanMaxRemove: 10%
+
 # Detect and correct mirrors whose file times are shifted (wrong timezone).
 #FixTimezoneOffsets: false
 

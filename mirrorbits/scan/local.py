@@ -25,6 +25,7 @@ from mirrorbits.model import FileInfo
 from mirrorbits.progress import Progress, ProgressReport
 from mirrorbits.reactors import IThreadReactor
 from mirrorbits.scan.abort import Abort
+from mirrorbits.scan.removals import Keeping, RemovalLimit, to_keep
 from mirrorbits.scan.walk import (
     ALGORITHMS,
     LocalFile,
@@ -62,11 +63,14 @@ class EmptyRepository(OSError):
 
 @frozen
 class ScanSummary:
-    """What a scan did: files indexed, paths removed from ``FILES``, files hashed."""
+    """What a scan did: files indexed, paths removed from ``FILES``, files hashed, and the
+    paths it lacks that were kept indexed (:mod:`mirrorbits.scan.removals`), and why."""
 
     files: int
     removed: int
     hashed: int
+    kept: int = 0
+    kept_because: str = ""
 
 
 async def scan_repository(
@@ -78,6 +82,7 @@ async def scan_repository(
     progress: Progress | None = None,
     announce: bool = True,
     allow_empty: bool = True,
+    max_remove: RemovalLimit | None = None,
 ) -> ScanSummary:
     """Scan ``config.repository`` and commit it to Redis through txredisapi *client*.
 
@@ -86,7 +91,8 @@ async def scan_repository(
     (``<path>: No such file or directory``), :class:`~mirrorbits.store.errors.ScanInProgress`
     when another node holds the lock for 10 seconds, :class:`ScanAborted` when *abort* fires
     before the commit, and :class:`EmptyRepository` without ``allow_empty`` when the
-    repository holds no file while files are indexed.
+    repository holds no file while files are indexed. With *max_remove*, the files the
+    repository lacks stay indexed where it looks broken (:func:`~mirrorbits.scan.removals.to_keep`).
     """
     root = config.repository
     progress = progress or Progress(reactor)
@@ -122,10 +128,20 @@ async def scan_repository(
             infos.append(indexed(local, *(digests.get(name, "") for name in ALGORITHMS)))
     abort.check()
     log.info("[source] Indexing the files...")
-    removed = await commit_repository_scan(client, reactor, abort, infos, progress)
+    keeping = [Keeping()]
+
+    def keep(lacking: Sequence[str], indexed_count: int) -> tuple[str, ...]:
+        assert max_remove is not None
+        keeping[0] = to_keep(lacking, indexed_count, max_remove, walked.empty_directories,
+                             [problem.path for problem in walked.problems])
+        return keeping[0].paths
+
+    commit = await commit_repository_scan(client, reactor, abort, infos, progress,
+                                          keep if max_remove is not None else None)
     log.info("[source] Indexed {files} files, {removed} removed", files=len(infos),
-             removed=removed)
-    return ScanSummary(files=len(infos), removed=removed, hashed=hashed)
+             removed=commit.removed)
+    return ScanSummary(files=len(infos), removed=commit.removed, hashed=hashed,
+                       kept=commit.kept, kept_because=keeping[0].reason if commit.kept else "")
 
 
 async def hash_local_file(
@@ -186,6 +202,8 @@ class RepositoryScanner(Service):
     _waiters: list[Deferred[ScanSummary]] = field(factory=list, init=False)
     _want_rehash: bool = field(default=False, init=False)
     _allow_empty: bool = field(default=False, init=False)  # an operator's refresh is waiting
+    _remove_all: bool = field(default=False, init=False)  # the same, or a directory moved away
+    _last_kept: int = field(default=0, init=False)  # files the last scan kept indexed
     _busy: bool = field(default=False, init=False)
     _idle: list[Deferred[None]] = field(factory=list, init=False)
     _indexed: list[Deferred[None]] = field(factory=list, init=False)
@@ -228,17 +246,21 @@ class RepositoryScanner(Service):
             self._stop_loop()
             self._start_loop()
 
-    async def refresh(self, rehash: bool = False, allow_empty: bool = True) -> ScanSummary:
+    async def refresh(self, rehash: bool = False, allow_empty: bool = True,
+                      remove_all: bool = True) -> ScanSummary:
         """Scan now (after the running scan, if any); ``rehash`` recomputes every checksum.
 
         Without ``allow_empty`` (the scans of the service itself), a repository found empty
-        while files are indexed is an :class:`EmptyRepository` error, not an empty index.
+        while files are indexed is an :class:`EmptyRepository` error, not an empty index;
+        without ``remove_all``, the files it lacks stay indexed where it looks broken
+        (``RepositoryScanMaxRemove``, :mod:`mirrorbits.scan.removals`), said once.
         """
         self._abort.check()
         waiter: Deferred[ScanSummary] = Deferred()
         self._waiters.append(waiter)
         self._want_rehash = self._want_rehash or rehash
         self._allow_empty = self._allow_empty or allow_empty
+        self._remove_all = self._remove_all or remove_all
         if not self._busy:
             self._busy = True
             Deferred.fromCoroutine(self._serve_waiters())
@@ -250,8 +272,9 @@ class RepositoryScanner(Service):
                 waiters, self._waiters = self._waiters, []
                 rehash, self._want_rehash = self._want_rehash, False
                 allow_empty, self._allow_empty = self._allow_empty, False
+                remove_all, self._remove_all = self._remove_all, False
                 try:
-                    summary = await self._scan(rehash, allow_empty)
+                    summary = await self._scan(rehash, allow_empty, remove_all)
                 except Exception:
                     failure = Failure()
                     for waiter in waiters:
@@ -280,17 +303,30 @@ class RepositoryScanner(Service):
         """How far the running scan got; ``None`` when no scan runs."""
         return None if self._progress is None else self._progress.report()
 
-    async def _scan(self, rehash: bool, allow_empty: bool) -> ScanSummary:
+    async def _scan(self, rehash: bool, allow_empty: bool, remove_all: bool) -> ScanSummary:
         self._abort.check()
         client = self._get_client()
         self._progress = Progress(self._reactor)
+        config = self._get_config()
         try:
-            return await scan_repository(client, self._get_config(), self._reactor,
-                                         self._abort, rehash, self._progress,
-                                         announce=not self._repository_failing,
-                                         allow_empty=allow_empty)
+            summary = await scan_repository(
+                client, config, self._reactor, self._abort, rehash, self._progress,
+                announce=not self._repository_failing, allow_empty=allow_empty,
+                max_remove=None if remove_all else config.repository_scan_max_remove)
         finally:
             self._progress = None
+        self._say_kept(summary)
+        return summary
+
+    def _say_kept(self, summary: ScanSummary) -> None:
+        """One warning when scans start keeping files the repository lacks, or keep another
+        number of them (debug while it stays the same)."""
+        if summary.kept:
+            level = LogLevel.debug if summary.kept == self._last_kept else LogLevel.warn
+            log.emit(level, "[source] Kept {kept} indexed files the repository lacks ({why}); "
+                     "looked for again at the next scan, 'mirrorbits-ctl refresh' removes them",
+                     kept=summary.kept, why=summary.kept_because)
+        self._last_kept = summary.kept
 
     @property
     def indexed(self) -> bool:
@@ -319,7 +355,7 @@ class RepositoryScanner(Service):
     async def _scan_logged(self) -> bool:
         """One scan whose errors are logged, never raised; True when it succeeded."""
         try:
-            await self.refresh(allow_empty=False)
+            await self.refresh(allow_empty=False, remove_all=False)
         except ScanAborted:
             return False
         except (OSError, StoreError, RedisError) as err:

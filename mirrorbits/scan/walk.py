@@ -78,10 +78,12 @@ class WalkProblem:
 
 @frozen
 class WalkResult:
-    """The files found, in walk order, and the entries skipped on the way."""
+    """The files found, in walk order, the entries skipped on the way, and the directories
+    below the root found empty (a mount point not mounted looks so)."""
 
     files: tuple[LocalFile, ...] = ()
     problems: tuple[WalkProblem, ...] = ()
+    empty_directories: tuple[str, ...] = ()
 
 
 def walk_repository(
@@ -106,12 +108,13 @@ def walk_repository(
         raise NotADirectoryError(f"{root}: Not a directory")
     files: list[LocalFile] = []
     problems: list[WalkProblem] = []
+    empty: list[str] = []
     try:
         os.listdir(root_bytes)
     except OSError as err:
         raise OSError(err.errno, f"{root}: {_reason(err)}") from None
     # Depth first, like a recursion: one iterator of sorted entries per open directory.
-    stack: list[Iterator[tuple[bytes, str]]] = [_listing(root_bytes, "", problems)]
+    stack: list[Iterator[tuple[bytes, str]]] = [_listing(root_bytes, "", problems, empty)]
     while stack:
         if stop is not None and stop.is_set():
             raise ScanAborted()
@@ -126,23 +129,26 @@ def walk_repository(
             problems.append(WalkProblem(path, _reason(err)))
             continue
         if stat.S_ISDIR(info.st_mode):
-            stack.append(_listing(full, path, problems))
+            stack.append(_listing(full, path, problems, empty))
         elif stat.S_ISREG(info.st_mode):
             files.append(LocalFile(path, info.st_size, info.st_mtime_ns))
             if on_file is not None:
                 on_file()
-    return WalkResult(tuple(files), tuple(problems))
+    return WalkResult(tuple(files), tuple(problems), tuple(empty))
 
 
 def _listing(
-    directory: bytes, relative: str, problems: list[WalkProblem]
+    directory: bytes, relative: str, problems: list[WalkProblem], empty: list[str]
 ) -> Iterator[tuple[bytes, str]]:
-    """The entries of *directory* sorted by name bytes, as (full path, text path) pairs."""
+    """The entries of *directory* sorted by name bytes, as (full path, text path) pairs;
+    *relative* is added to *empty* when it has none."""
     try:
         names = sorted(os.listdir(directory))
     except OSError as err:
         problems.append(WalkProblem(relative or "/", _reason(err)))
         return iter(())
+    if not names and relative:
+        empty.append(relative)
     entries: list[tuple[bytes, str]] = []
     for raw_name in names:
         path = f"{relative}/{os.fsdecode(raw_name)}"

@@ -334,7 +334,8 @@ class RepositoryWatcher(Service):
                 # Its files are not reported one by one: only a full scan can tell.
                 if self._notifier is not None:
                     self._notifier.forget_below(full)
-                self._full_scan("a directory was moved away")
+                # Moved on purpose (a mount point cannot be): its files may all go.
+                self._full_scan("a directory was moved away", remove_all=True)
             elif mask & (IN_CREATE | IN_MOVED_TO):
                 if self._notifier is not None:
                     self._notifier.add_directory(full)
@@ -373,9 +374,10 @@ class RepositoryWatcher(Service):
         if self._timer is None and not self._busy:
             self._timer = self._reactor.callLater(DEBOUNCE, self._run_batch)
 
-    def _full_scan(self, why: str) -> None:
+    def _full_scan(self, why: str, remove_all: bool = False) -> None:
         log.info("[source] Full scan: {why}", why=why)
-        scanning = Deferred.fromCoroutine(self._scanner.refresh(allow_empty=False))
+        scanning = Deferred.fromCoroutine(self._scanner.refresh(allow_empty=False,
+                                                                remove_all=remove_all))
         scanning.addErrback(lambda failure: log.warn(
             "[source] Repository scan failed: {error}", error=failure.value))
 

@@ -8,16 +8,19 @@ Differs from the reference on purpose (spec §20 items 11 and 22):
 * ``FILE_<path>`` hashes are written (and published) before ``FILES`` is swapped with one
   ``RENAME``, and removed files' hashes are deleted only after the swap: ``FILES`` never
   lists a path whose hash is gone;
-* an empty repository empties ``FILES`` (``DEL``) instead of leaving it stale.
+* an empty repository empties ``FILES`` (``DEL``) instead of leaving it stale;
+* the daemon's own scans may keep the paths they would remove (*keep*, see
+  :mod:`mirrorbits.scan.removals`): they stay in ``FILES`` with their ``FILE_<path>``.
 
 Once the lock is taken the commit runs to its end: a stop is only honoured before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any, Final, Protocol
 
+from attrs import frozen
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
@@ -35,6 +38,8 @@ from mirrorbits.store.records import file_info_to_fields
 __all__ = [
     "BATCH",
     "Interruptible",
+    "KeepPaths",
+    "RepositoryCommit",
     "commit_repository_paths",
     "commit_repository_scan",
     "indexed_file_count",
@@ -59,6 +64,18 @@ class Interruptible(Protocol):
     async def sleep(self, seconds: float) -> None: ...
 
 
+@frozen
+class RepositoryCommit:
+    """Paths a commit removed from ``FILES``, and those it kept though the scan lacks them."""
+
+    removed: int
+    kept: int = 0
+
+
+#: Which of the paths a scan lacks (of so many indexed) must stay indexed.
+KeepPaths = Callable[[Sequence[str], int], Collection[str]]
+
+
 async def indexed_file_count(client: RedisClient) -> int:
     """How many files of the repository are indexed (``SCARD FILES``)."""
     return int(await client.scard(keys.FILES))
@@ -70,11 +87,13 @@ async def commit_repository_scan(
     scan: Interruptible,
     infos: Sequence[FileInfo],
     progress: Progress | None = None,
-) -> int:
-    """Write the scan under ``SOURCE_REPO_SYNC``; returns how many paths were removed.
+    keep: KeepPaths | None = None,
+) -> RepositoryCommit:
+    """Write the scan under ``SOURCE_REPO_SYNC``; says how many paths were removed.
 
     Raises :class:`ScanInProgress` when another node holds the lock for 10 seconds.
-    *progress* counts the files written (phase ``indexing``).
+    *progress* counts the files written (phase ``indexing``). The paths *infos* lacks that
+    ``keep(lacking, indexed)`` returns stay in ``FILES``, untouched (``kept``).
     """
     await _acquire_lock(client, scan)
     renewal = LoopingCall(_renew_lock, client)
@@ -85,19 +104,26 @@ async def commit_repository_scan(
         for batch in batches(infos, BATCH):
             await client.sadd(keys.FILES_TMP, [info.path for info in batch])
         removed = sorted(await client.sdiff([keys.FILES, keys.FILES_TMP]))
+        kept: list[str] = []
+        if removed and keep is not None:
+            held = set(keep(removed, await indexed_file_count(client)))
+            kept = [path for path in removed if path in held]
+            removed = [path for path in removed if path not in held]
+            for paths in batches(kept, BATCH):
+                await client.sadd(keys.FILES_TMP, paths)
         if progress is not None:
             progress.begin("indexing", len(infos))
         for batch in batches(infos, BATCH // 2):
             await _transaction(client, _file_writes(batch))
             if progress is not None:
                 progress.advance(len(batch))
-        if infos:
+        if infos or kept:
             await client.rename(keys.FILES_TMP, keys.FILES)
         else:
             await client.delete(keys.FILES)
         for paths in batches(removed, BATCH // 2):
             await _transaction(client, _file_deletions(paths))
-        return len(removed)
+        return RepositoryCommit(removed=len(removed), kept=len(kept))
     finally:
         renewal.stop()
         try:

@@ -22,6 +22,7 @@ from twisted.logger import LogEvent, LogLevel, formatEvent, globalLogPublisher
 
 from mirrorbits.config import Config, Hashes
 from mirrorbits.scan.local import RepositoryScanner, ScanAborted, ScanSummary
+from mirrorbits.scan.removals import RemovalLimit
 from mirrorbits.store import keys
 from mirrorbits.store.errors import DatabaseNotReady, ScanInProgress
 from tests.servers import RedisServer
@@ -435,6 +436,118 @@ async def test_a_repository_found_empty_by_the_service_keeps_the_index(
     fake.clock.advance(60)  # nothing indexed any more: an empty repository is no news
     await wait_until(lambda: not scanner.busy)
     assert indexed(logged) == 3
+    await scanner.stopService()
+
+
+async def started_service(repo: Path, client: Any, logged: list[str],
+                          **config: Any) -> tuple[RepositoryScanner, ClockedReactor]:
+    """A scanner service scanning every minute (of a fake clock), its first scan done."""
+    fake = ClockedReactor()
+    settings = Settings(Config(repository=str(repo), repository_scan_interval=1, **config))
+    scanner = RepositoryScanner(settings.get, lambda: client, fake)
+    scanner.startService()
+    fake.clock.advance(0)
+    await wait_until(lambda: indexed(logged) == 1)
+    return scanner, fake
+
+
+async def next_periodic_scan(scanner: RepositoryScanner, fake: ClockedReactor) -> None:
+    fake.clock.advance(60)
+    await wait_until(lambda: not scanner.busy)
+
+
+def kept_lines(logged: list[str]) -> list[str]:
+    return [line for line in logged if line.startswith("[source] Kept")]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_partly_present_repository_keeps_the_missing_files_indexed(
+    repo: Path, client: Any, redis_db: redis.Redis, logged: list[str]
+) -> None:
+    """A sync still running, a mount missing: the service's scans do not take a quarter of
+    the shared index away; new and changed files are indexed all the same."""
+    for number in range(20):
+        make_file(repo, f"pool/{number:02d}", b"x", T0 * NS)
+    scanner, fake = await started_service(repo, client, logged)
+    for number in range(5):
+        (repo / "pool" / f"{number:02d}").unlink()
+    make_file(repo, "pool/new", b"new", T0 * NS)
+    make_file(repo, "pool/19", b"changed", (T0 + 60) * NS)
+
+    for _ in range(2):  # said once, however many periodic scans find it so
+        await next_periodic_scan(scanner, fake)
+    assert kept_lines(logged) == [
+        "[source] Kept 5 indexed files the repository lacks (more than RepositoryScanMaxRemove "
+        "(10%) of the 20 indexed files: not mounted or not synced whole?); looked for again at "
+        "the next scan, 'mirrorbits-ctl refresh' removes them"]
+    assert logged[-1] == "[source] Indexed 16 files, 0 removed"
+    assert len(redis_db.smembers(keys.FILES)) == 21
+    assert redis_db.hget(keys.file("/pool/00"), "size") == "1"
+    assert redis_db.hget(keys.file("/pool/new"), "size") == "3"
+    assert redis_db.hget(keys.file("/pool/19"), "size") == "7"
+
+    # The operator's word: everything the repository lacks goes.
+    summary = await scanner.refresh()
+    assert (summary.removed, summary.kept) == (5, 0)
+    assert len(redis_db.smembers(keys.FILES)) == 16
+    assert not redis_db.exists(keys.file("/pool/00"))
+    await scanner.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_few_removals_apply_and_a_count_can_bound_them(
+    repo: Path, client: Any, redis_db: redis.Redis, logged: list[str]
+) -> None:
+    for number in range(20):
+        make_file(repo, f"{number:02d}", b"x", T0 * NS)
+    scanner, fake = await started_service(repo, client, logged)
+    (repo / "00").unlink()
+    (repo / "01").unlink()  # 2 of 20: within 10%
+    await next_periodic_scan(scanner, fake)
+    assert logged[-1] == "[source] Indexed 18 files, 2 removed"
+    assert kept_lines(logged) == []
+    await scanner.stopService()
+    logged.clear()
+
+    scanner, fake = await started_service(
+        repo, client, logged, repository_scan_max_remove=RemovalLimit(count=0))
+    (repo / "02").unlink()
+    await next_periodic_scan(scanner, fake)
+    assert redis_db.sismember(keys.FILES, "/02")
+    assert "more than RepositoryScanMaxRemove (0) of the 18 indexed files" in kept_lines(
+        logged)[0]
+    await scanner.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_files_below_a_directory_found_empty_stay_indexed(
+    repo: Path, client: Any, redis_db: redis.Redis, logged: list[str]
+) -> None:
+    """A mount point not mounted is an empty directory: its files stay indexed, however few;
+    the other removals apply."""
+    for number in range(30):
+        make_file(repo, f"pool/{number:02d}", b"x", T0 * NS)
+    make_file(repo, "isos/big.iso", b"iso", T0 * NS)
+    make_file(repo, "isos/sub/small.iso", b"iso", T0 * NS)
+    scanner, fake = await started_service(repo, client, logged)
+    (repo / "isos" / "big.iso").unlink()
+    (repo / "isos" / "sub" / "small.iso").unlink()
+    (repo / "isos" / "sub").rmdir()  # the mount point itself stays, empty
+    (repo / "pool" / "00").unlink()
+
+    await next_periodic_scan(scanner, fake)
+    assert kept_lines(logged) == [
+        "[source] Kept 2 indexed files the repository lacks (/isos is empty (a mount point not "
+        "mounted?)); looked for again at the next scan, 'mirrorbits-ctl refresh' removes them"]
+    assert logged[-2:-1] == ["[source] Indexed 29 files, 1 removed"]
+    assert {"/isos/big.iso", "/isos/sub/small.iso"} <= redis_db.smembers(keys.FILES)
+    assert not redis_db.sismember(keys.FILES, "/pool/00")
+    assert redis_db.hget(keys.file("/isos/big.iso"), "size") == "3"
+
+    (repo / "isos").rmdir()  # deleted on purpose: gone with its directory
+    await next_periodic_scan(scanner, fake)
+    assert logged[-1] == "[source] Indexed 29 files, 2 removed"
+    assert not redis_db.exists(keys.file("/isos/big.iso"))
     await scanner.stopService()
 
 

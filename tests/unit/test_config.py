@@ -23,6 +23,7 @@ from mirrorbits.config import (
     with_repository,
 )
 from mirrorbits.model import Fallback, OutdatedRule
+from mirrorbits.scan.removals import RemovalLimit
 
 REPO = "Repository: /srv/repo\n"
 
@@ -899,6 +900,21 @@ def test_max_scan_entries() -> None:
     assert parse(REPO + "MaxScanEntries: 1000\n").max_scan_entries == 1000
     assert error_at(REPO + "MaxScanEntries: 0\n") == (
         "MaxScanEntries must be >= 1 (entries of one mirror listing), not 0", 2)
+
+
+def test_repository_scan_max_remove() -> None:
+    assert parse(REPO).repository_scan_max_remove == RemovalLimit(percent=10.0)
+    assert parse(REPO + "RepositoryScanMaxRemove: 500\n").repository_scan_max_remove == (
+        RemovalLimit(count=500))
+    assert parse(REPO + "RepositoryScanMaxRemove: 2.5%\n").repository_scan_max_remove == (
+        RemovalLimit(percent=2.5))
+    assert parse(REPO + "RepositoryScanMaxRemove: '100 %'\n").repository_scan_max_remove == (
+        RemovalLimit(percent=100.0))
+    expected = ("a number of files >= 0 or a share of the indexed files (10%, at most 100%)")
+    for bad, shown in (("-1", "'-1'"), ("150%", "'150%'"), ("ten", "'ten'"), ("1.5", "'1.5'"),
+                       ("[10]", "a list")):
+        assert error_at(REPO + f"RepositoryScanMaxRemove: {bad}\n") == (
+            f"RepositoryScanMaxRemove must be {expected}, not {shown}", 2)
 
 
 def test_a_tilde_in_a_missing_directory_is_explained(tmp_path: Path,

@@ -68,6 +68,7 @@ def test_walk_lists_regular_files_in_go_order(tree: Path) -> None:
         LocalFile("/dir/éte space.iso", 3, 1_400_000_000 * NS + 999_999_999),
         LocalFile("/dir.txt", 9, 1_500_000_001 * NS),
     )
+    assert result.empty_directories == ("/empty-dir",)  # a mount point not mounted looks so
 
 
 def test_walk_sorts_names_by_bytes(tmp_path: Path) -> None:
@@ -79,7 +80,9 @@ def test_walk_sorts_names_by_bytes(tmp_path: Path) -> None:
 
 def test_walk_of_an_empty_tree(tmp_path: Path) -> None:
     (tmp_path / "only-a-dir").mkdir()
-    assert walk_repository(str(tmp_path)).files == ()
+    walked = walk_repository(str(tmp_path))
+    assert (walked.files, walked.empty_directories) == ((), ("/only-a-dir",))
+    assert walk_repository(str(tmp_path / "only-a-dir")).empty_directories == ()  # the root
 
 
 def test_walk_of_a_missing_repository(tmp_path: Path) -> None:
