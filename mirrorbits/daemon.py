@@ -509,13 +509,15 @@ def _add_monitoring(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReacto
             lambda: holder.current, redis.client, mirrors, reactor,
             rescan=lambda mirror_id: mirror_scanner.scan(mirror_id, False, "all", None),
             handles=cluster.handles, observe=observations.checked, held_down=held_down,
+            read_client=redis.read_client,
         )
         health.setServiceParent(daemon)
         verifier = FileVerifier(lambda: holder.current, redis.client, mirrors, reactor,
                                 health.file_lost, handles=cluster.handles)
         liveness = LivenessProbes(lambda: holder.current, redis.client, mirrors, reactor,
                                   handles=cluster.handles, check_soon=health.check_soon,
-                                  answered=verifier.answered_within, held_down=held_down)
+                                  answered=verifier.answered_within, held_down=held_down,
+                                  read_client=redis.read_client)
         liveness.setServiceParent(daemon)
         verifier.setServiceParent(daemon)
 

@@ -86,6 +86,9 @@ class HealthChecker(Service):
     _observe: Callable[[int, float], None] | None = None
     # Where a mirror found down is held while Redis will not record it (this node's HTTP).
     _held_down: HeldDown | None = None
+    # Reads the mirror list and picks the files to ask for: the master, or a replica while
+    # Redis is one (default: get_client).
+    _read_client: Callable[[], RedisClient] | None = None
     _last_check: dict[int, float] = field(factory=dict, init=False)
     _pending: dict[int, Deferred[None]] = field(factory=dict, init=False)
     _semaphore: DeferredSemaphore = field(factory=lambda: DeferredSemaphore(WORKERS), init=False)
@@ -107,7 +110,8 @@ class HealthChecker(Service):
     def __attrs_post_init__(self) -> None:
         self._lost = LostFiles(self._rescan, self._reactor)
         self._mirror_list = LastReadMirrors(self._get_client, self._store, self._reactor, log,
-                                            "Health check", "Health-check round failed")
+                                            "Health check", "Health-check round failed",
+                                            self._read_client)
 
     def startService(self) -> None:
         super().startService()
@@ -246,7 +250,7 @@ class HealthChecker(Service):
     async def _pick_target(self, mirror: Mirror) -> Target | None:
         """A file to ask ``mirror`` for; while Redis cannot be read, the one last picked."""
         try:
-            target = await pick_target(self._get_client(), mirror.id)
+            target = await pick_target((self._read_client or self._get_client)(), mirror.id)
         except Exception as err:
             if outage.redis_cause(err) is None:
                 raise

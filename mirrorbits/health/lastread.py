@@ -23,7 +23,8 @@ MIRRORS_TIMEOUT = 30.0  # bound on reading the mirror list in one round
 @define(eq=False)
 class LastReadMirrors:
     """Reads the mirror list for ``service`` (as its outage line names it, on ``log``;
-    ``failed``: what a failure other than Redis' is logged as)."""
+    ``failed``: what a failure other than Redis' is logged as), with ``read_client`` if
+    given (the master's or, while Redis is a replica, the replica's), else ``get_client``."""
 
     get_client: Callable[[], RedisClient]
     store: MirrorStore
@@ -31,14 +32,18 @@ class LastReadMirrors:
     log: Logger
     service: str
     failed: str
+    read_client: Callable[[], RedisClient] | None = None
     known: list[Mirror] | None = field(default=None, init=False)  # the list last read
 
     async def read(self) -> tuple[list[Mirror], bool]:
         """The mirrors, and whether they were read now; while Redis cannot be read, those
         last read (none yet: the failure is raised, and the round skipped)."""
         try:
-            self.get_client()  # raises DatabaseNotReady
-            reading = Deferred.fromCoroutine(self.store.all_mirrors())
+            if self.read_client is None:
+                self.get_client()  # raises DatabaseNotReady
+                reading = Deferred.fromCoroutine(self.store.all_mirrors())
+            else:
+                reading = Deferred.fromCoroutine(self.store.all_mirrors(self.read_client()))
             mirrors: list[Mirror] = await reading.addTimeout(MIRRORS_TIMEOUT, self.reactor)
         except Exception as err:
             if self.known is None or outage.redis_cause(err) is None:

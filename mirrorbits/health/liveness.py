@@ -103,6 +103,8 @@ class LivenessProbes(Service):
     _answered: Callable[[int, int, float], bool] = lambda _mirror_id, _proto, _seconds: False
     # Where a mirror found down is held while Redis will not record it (this node's HTTP).
     _held_down: HeldDown | None = None
+    # Reads the mirror list: the master, or a replica while Redis is one (default: get_client).
+    _read_client: Callable[[], RedisClient] | None = None
     _schedule: LivenessSchedule = field(factory=LivenessSchedule, init=False)
     _failures: dict[tuple[int, int], int] = field(factory=dict, init=False)
     _turns: dict[int, int] = field(factory=dict, init=False)
@@ -125,7 +127,8 @@ class LivenessProbes(Service):
         # while Redis cannot be read, the rounds probe the mirrors last read (one found down
         # meanwhile is held down in memory)
         self._mirror_list = LastReadMirrors(self._get_client, self._store, self._reactor, log,
-                                            "Liveness", "Liveness round failed")
+                                            "Liveness", "Liveness round failed",
+                                            self._read_client)
 
     def startService(self) -> None:
         super().startService()

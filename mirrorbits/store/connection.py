@@ -68,6 +68,7 @@ class MasterStatus:
     version: str  # redis_version
     replicas: int  # replicas connected to it (ROLE)
     named_by_sentinel: bool = False  # found through the sentinels (not RedisAddress)
+    replica: bool = False  # a replica, accepted for reads (``replica_ok``)
 
 
 @frozen
@@ -181,15 +182,24 @@ async def _ask_sentinel(reactor: IConnectingReactor, sentinel: str,
         close(conn)
 
 
-async def check_master(reactor: IReactorTime, conn: RedisConnection) -> MasterStatus:
-    """Require ``ROLE`` = master and Redis ≥ 3.2.0; its version and number of replicas."""
+#: What ``ROLE`` answers on a replica (Redis ≥ 5 says ``slave`` still).
+REPLICA_ROLES = frozenset({"slave", "replica"})
+
+
+async def check_master(reactor: IReactorTime, conn: RedisConnection, *,
+                       replica_ok: bool = False) -> MasterStatus:
+    """Require ``ROLE`` = master (or a replica, if ``replica_ok``) and Redis ≥ 3.2.0; its
+    version and number of replicas."""
     role = await timed(conn.role(), COMMAND_TIMEOUT, reactor)
-    if not role or role[0] != "master":
+    replica = bool(role) and replica_ok and role[0] in REPLICA_ROLES
+    if not role or (role[0] != "master" and not replica):
         raise StoreError(f"not a master (role: {role[0] if role else '?'})")
     info = await timed(conn.info("server"), COMMAND_TIMEOUT, reactor)
     version = str(info.get("redis_version", ""))
     if not version_at_least(version, MIN_REDIS_VERSION):
         raise StoreError(f"unsupported Redis version {version or '?'} (>= 3.2.0 required)")
+    if replica:
+        return MasterStatus(version, 0, replica=True)
     replicas = role[2] if len(role) > 2 and isinstance(role[2], list) else []
     return MasterStatus(version, len(replicas))
 
@@ -212,17 +222,22 @@ async def sentinel_master(reactor: IConnectingReactor,
 
 async def connect_master(
     reactor: IConnectingReactor, settings: RedisSettings, *, db: int | None,
-    protocol: type[RedisConnection] | None = None,
+    protocol: type[RedisConnection] | None = None, replica_ok: bool = False,
 ) -> tuple[RedisConnection, str, int, MasterStatus]:
     """Connect to the master (Sentinel first, then ``address``): ``(conn, host, port, status)``.
 
     ``conn`` has been AUTHenticated, has SELECTed ``db`` and passed :func:`check_master`.
+    With ``replica_ok``, when no master answers, the first replica met is returned instead
+    (``status.replica``): a Redis that refuses writes can still be read.
     """
     errors: list[str] = []
+    fallback: tuple[RedisConnection, str, int, MasterStatus] | None = None
+    found: tuple[RedisConnection, str, int, MasterStatus] | None = None
 
     async def attempt(
         origin: str, host: str, port: int
     ) -> tuple[RedisConnection, str, int, MasterStatus] | None:
+        nonlocal fallback
         try:
             conn = await open_connection(
                 reactor, host, port, password=settings.password, db=db, protocol=protocol
@@ -233,32 +248,47 @@ async def connect_master(
             errors.append(f"{origin}{describe(exc)}")
             return None
         try:
-            status = await check_master(reactor, conn)
+            status = await check_master(reactor, conn, replica_ok=replica_ok)
         except BaseException as exc:
             close(conn, abort=True)
             if not isinstance(exc, Exception) or isinstance(exc, CancelledError):
                 raise
             errors.append(f"{origin}{host}:{port}: {describe(exc)}")
             return None
+        if status.replica:
+            if fallback is None:
+                fallback = conn, host, port, status
+            else:
+                close(conn, abort=True)
+            return None
         return conn, host, port, status
 
-    if settings.sentinels and settings.master_name:
-        for sentinel in settings.sentinels:
-            try:
-                host, port = await _ask_sentinel(reactor, sentinel, settings.master_name)
-            except CancelledError:
-                raise
-            except Exception as exc:
-                errors.append(f"sentinel {sentinel}: {describe(exc)}")
-                continue
-            found = await attempt(f"master from sentinel {sentinel}: ", host, port)
-            if found is not None:
-                conn, host, port, status = found
-                return conn, host, port, evolve(status, named_by_sentinel=True)
-    host, port = parse_address(settings.address)
-    found = await attempt("", host, port)
+    try:
+        if settings.sentinels and settings.master_name:
+            for sentinel in settings.sentinels:
+                try:
+                    host, port = await _ask_sentinel(reactor, sentinel, settings.master_name)
+                except CancelledError:
+                    raise
+                except Exception as exc:
+                    errors.append(f"sentinel {sentinel}: {describe(exc)}")
+                    continue
+                found = await attempt(f"master from sentinel {sentinel}: ", host, port)
+                if found is not None:
+                    conn, host, port, status = found
+                    found = conn, host, port, evolve(status, named_by_sentinel=True)
+                    break
+        if found is None:
+            host, port = parse_address(settings.address)
+            found = await attempt("", host, port)
+    except BaseException:
+        if fallback is not None:
+            close(fallback[0], abort=True)
+        raise
     if found is not None:
+        if fallback is not None:
+            close(fallback[0], abort=True)
         return found
+    if fallback is not None:
+        return fallback
     raise StoreError("; ".join(errors))
-
-

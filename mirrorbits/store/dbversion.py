@@ -90,6 +90,15 @@ async def ensure_db_version(
     return version
 
 
+async def check_db_version(client: RedisClient) -> int:
+    """The stored version, required current: a replica is read, never upgraded."""
+    value = await client.get(keys.DB_VERSION)
+    if value != str(keys.CURRENT_DB_VERSION):
+        raise StoreError(f"database version {value or 'unset'} on a replica: read once a "
+                         f"master has made it {keys.CURRENT_DB_VERSION}")
+    return keys.CURRENT_DB_VERSION
+
+
 class UpgradeLock:
     """``LOCK_upgrade``: ``SET NX PX 5000`` with a random value, renewed every second."""
 

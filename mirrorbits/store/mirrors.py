@@ -146,9 +146,10 @@ class MirrorStore:
     def _now_ns(self) -> int:
         return int(self._clock.seconds() * 1_000_000) * 1000
 
-    async def all_mirrors(self) -> list[Mirror]:
-        """Every mirror of ``MIRRORS``, by ID (the hashes are read concurrently)."""
-        client = self._client()
+    async def all_mirrors(self, client: RedisClient | None = None) -> list[Mirror]:
+        """Every mirror of ``MIRRORS``, by ID (the hashes are read concurrently), read with
+        ``client`` if given (a reader that may be a replica's)."""
+        client = client or self._client()
         names = await client.hgetall(keys.MIRRORS)
         ids = sorted(mid for mid in map(parse_mirror_id, names) if mid is not None)
         hashes = await gather(client.hgetall(keys.mirror(mid)) for mid in ids)

@@ -10,6 +10,11 @@ failover the service moves to the new master at once, instead of writing for sec
 more to the former one (which keeps acting as a master until the sentinels demote it,
 and then drops everything written to it meanwhile). Each link to a master has a
 ``generation`` number, so that writers can tell a new master from the one they wrote to.
+
+When no master answers but a replica does (made one by ``REPLICAOF``, a failover under
+way), the service links to it read-only: :meth:`RedisService.reading_client` and
+:meth:`RedisService.read_client` read from it, the writers' :meth:`~RedisService.client`
+and :meth:`~RedisService.session` stay unusable, and every second a master is looked for.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from mirrorbits.store.connection import (
     timed,
     version_at_least,
 )
-from mirrorbits.store.dbversion import ensure_db_version
+from mirrorbits.store.dbversion import check_db_version, ensure_db_version
 from mirrorbits.store.errors import DatabaseNotReady, StoreError
 from mirrorbits.store.loop import ReconnectLoop
 
@@ -98,6 +103,7 @@ class _Link:
     version: str
     generation: int
     named_by_sentinel: bool
+    read_only: bool = False  # a replica: read from, never written to
     replica_seen: float | None = None  # when the master last had a replica
 
     def saw(self, status: MasterStatus, now: float) -> None:
@@ -140,8 +146,10 @@ class RedisService(ReconnectLoop):
     _loop: Deferred[None] | None = field(init=False, default=None)
     _sleeping: Deferred[None] | None = field(init=False, default=None)
     _waiters: list[Deferred[None]] = field(init=False, factory=list)
+    _read_waiters: list[Deferred[None]] = field(init=False, factory=list)
     _generation: int = field(init=False, default=0)
     _lost_at: float | None = field(init=False, default=None)  # when a working link was lost
+    _replica_said: tuple[str, int] | None = field(init=False, default=None)  # since a master
     _master_listeners: list[Callable[[str, int], None]] = field(init=False, factory=list)
 
     name = "redis"
@@ -155,6 +163,12 @@ class RedisService(ReconnectLoop):
     @property
     def ready(self) -> bool:
         """Connected to the master and the DB version checked (or upgraded)."""
+        link = self._link
+        return self.readable and link is not None and not link.read_only
+
+    @property
+    def readable(self) -> bool:
+        """Connected to the master, or to a replica, and the DB version checked."""
         link = self._link
         return (link is not None and self._db_checked and bool(link.conn.connected)
                 and link.settings == self._settings)
@@ -172,9 +186,24 @@ class RedisService(ReconnectLoop):
         self._waiters.append(d)
         return d
 
+    def whenReadable(self) -> Deferred[None]:
+        """Fires (with None) once the database can be read (a master, or a replica)."""
+        if self.readable:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._read_waiters.append(d)
+        return d
+
     def client(self) -> RedisClient:
         """The connection pool handler; ``DatabaseNotReady`` while unusable."""
         if not self.ready or self._link is None:
+            raise DatabaseNotReady("database not ready")
+        return self._link.pool.handler
+
+    def read_client(self) -> RedisClient:
+        """For reads only: the master's pool handler, or a replica's while no master
+        answers; ``DatabaseNotReady`` when neither can be read."""
+        if not self.readable or self._link is None:
             raise DatabaseNotReady("database not ready")
         return self._link.pool.handler
 
@@ -185,8 +214,8 @@ class RedisService(ReconnectLoop):
         For the cache's reads, so that a cache miss during a failover is answered instead of
         failing; before the first connection and later in an outage, fails at once.
         """
-        if self.ready:
-            return self.client()
+        if self.readable:
+            return self.read_client()
         now = self.reactor.seconds()
         lost = self._lost_at
         if lost is None and self._link is not None and self._db_checked:
@@ -247,7 +276,9 @@ class RedisService(ReconnectLoop):
                     await self._check_db()
                     delay = RETRY_MIN
                 await self._pause(CHECK_INTERVAL)
-                if self.running:
+                if self.running and self._link is not None and self._link.read_only:
+                    await self._connect()  # a master again, or another replica?
+                elif self.running:
                     await self._check_alive()
             except _MasterMoved as moved:
                 if not self.running:
@@ -263,12 +294,21 @@ class RedisService(ReconnectLoop):
 
     async def _connect(self) -> None:
         settings = self._settings
-        conn, host, port, status = await connect_master(self.reactor, settings, db=settings.db)
+        conn, host, port, status = await connect_master(self.reactor, settings, db=settings.db,
+                                                        replica_ok=True)
+        current = self._link
+        if current is not None:  # a replica read from: keep it, or leave it
+            if (status.replica and (current.host, current.port) == (host, port)
+                    and current.conn.connected and current.settings == settings):
+                close(conn)
+                return
+            await self._drop_link(abort=False)  # reads wait for the new link (READ_WAIT)
         pool = redis_factory(host, port, settings.password, settings.db, self.poolsize)
         pool.startConnecting(HostnameEndpoint(self.reactor, host, port, timeout=CONNECT_TIMEOUT))
-        self._generation += 1
+        if not status.replica:  # a link to a master: writers can tell it from the last one
+            self._generation += 1
         link = _Link(settings, conn, pool, host, port, status.version, self._generation,
-                     status.named_by_sentinel)
+                     status.named_by_sentinel, status.replica)
         link.saw(status, self.reactor.seconds())
         try:
             await timed(observe(pool.deferred), CONNECT_TIMEOUT * 2, self.reactor)
@@ -279,8 +319,15 @@ class RedisService(ReconnectLoop):
             raise
         self._link, self._version = link, status.version
         conn.whenDisconnected().addCallback(lambda _: self._wake())  # notice at once
-        self._state, self._last_error = "up", ""
         self._connected_once()
+        if status.replica:
+            if self._replica_said != (host, port):  # said once, not at each retry
+                self._replica_said = host, port
+                self._state, self._last_error = "replica", ""
+                log.warn("Redis {host}:{port} is a replica: read from, and writes wait until "
+                         "a master answers", host=host, port=port)
+            return
+        self._state, self._last_error, self._replica_said = "up", "", None
         outage.connected()
         log.info("Connected to redis master {host}:{port} (version {version})",
                  host=host, port=port, version=status.version)
@@ -291,8 +338,12 @@ class RedisService(ReconnectLoop):
                 log.failure("Redis master listener failed")
 
     async def _check_db(self) -> None:
-        assert self._link is not None
-        version = await ensure_db_version(self._link.pool.handler, self.reactor)
+        link = self._link
+        assert link is not None
+        if link.read_only:
+            version = await check_db_version(link.pool.handler)
+        else:
+            version = await ensure_db_version(link.pool.handler, self.reactor)
         self._db_checked = True
         self._last_error = ""
         log.debug("Database format version {version}", version=version)
@@ -300,10 +351,12 @@ class RedisService(ReconnectLoop):
         self.reactor.callLater(0, self._notify)
 
     def _notify(self) -> None:
-        if not self.ready:
+        if not self.readable:
             return
         self._lost_at = None
-        waiters, self._waiters = self._waiters, []
+        waiters, self._read_waiters = self._read_waiters, []
+        if self.ready:
+            waiters, self._waiters = waiters + self._waiters, []
         for d in waiters:
             d.callback(None)
 
@@ -331,6 +384,7 @@ class RedisService(ReconnectLoop):
         # A failed liveness check (ConnectionError: lost, or no longer a master) ends the
         # link; after another failure (the DB check), the link is kept if it still works.
         alive = (self._link is not None and bool(self._link.conn.connected)
+                 and not self._link.read_only  # a replica's: look for a master afresh
                  and not isinstance(exc, ConnectionError | txredisapi.ConnectionError))
         if alive:
             assert self._link is not None
@@ -365,7 +419,7 @@ class RedisService(ReconnectLoop):
 
 class _WaitingClient:
     """Stands for the pool handler while the master is being reached again: each command
-    waits for the service to be ready (at most ``READ_WAIT`` seconds), then runs."""
+    waits for the service to be readable (at most ``READ_WAIT`` seconds), then runs."""
 
     def __init__(self, service: RedisService) -> None:
         self._service = service
@@ -379,7 +433,7 @@ class _WaitingClient:
     async def _run(self, command: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         service = self._service
         try:
-            await timed(service.whenReady(), READ_WAIT, service.reactor)
+            await timed(service.whenReadable(), READ_WAIT, service.reactor)
         except Exception:
             raise DatabaseNotReady("database not ready") from None
-        return await getattr(service.client(), command)(*args, **kwargs)
+        return await getattr(service.read_client(), command)(*args, **kwargs)

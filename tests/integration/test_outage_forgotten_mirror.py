@@ -11,7 +11,7 @@ import pytest
 
 from mirrorbits.store import keys
 from tests.daemon import DaemonProcess, add_mirrors_holding, base_config, redirect, repo_file
-from tests.servers import RedisServer, free_port, http_tree
+from tests.servers import RedisServer, http_tree
 
 pytestmark = pytest.mark.integration
 
@@ -70,10 +70,10 @@ def test_a_file_first_mirrored_after_the_fill_and_never_asked_still_serves_in_an
         tmp_path: Path) -> None:
     """The mirrors of a file were added, and its copies scanned, after the daemon filled its
     cache (which leaves out a file no mirror holds), and no download asked for it before
-    Redis was made a replica (the daemon drops it: not a master). Each download is a 302 to
-    one of them: the cache read the mirrors and the file as their messages came. Before, it
-    read them only when asked: each download of the file got a 503 for the whole outage
-    (an HTTP worker that had served none of it, in ``test_held_down.py``'s replica case)."""
+    Redis was stopped. Each download is a 302 to one of them: the cache read the mirrors and
+    the file as their messages came. Before, it read them only when asked: each download of
+    the file got a 503 for the whole outage (an HTTP worker that had served none of it, in
+    ``test_held_down.py``'s replica case, when a replica was not read)."""
     server = RedisServer(workdir=tmp_path / "redis")
     server.start()
     db = server.client()
@@ -94,10 +94,9 @@ def test_a_file_first_mirrored_after_the_fill_and_never_asked_still_serves_in_an
             for name in ("north", "south"):  # their first checks and scans are done
                 daemon.wait_log(f"[{name}] Indexed 1 files", timeout=30)
             time.sleep(1)  # and their messages read
-            db.execute_command("REPLICAOF", "127.0.0.1", str(free_port()))
+            server.stop()
             daemon.wait_log("Database is down", timeout=15)
             answers = [redirect(daemon, "/a.txt") for _ in range(4)]
-            db.execute_command("REPLICAOF", "NO", "ONE")
             log = daemon.log()
     finally:
         if daemon is not None:

@@ -298,7 +298,9 @@ async def test_a_master_turned_replica_is_left_and_taken_again_once_master(
     private_server: RedisServer,
 ) -> None:
     """Before, a master demoted in place (``REPLICAOF``, no connection closed) was only
-    reported (``Database check failed``) and kept: every write was refused (READONLY)."""
+    reported (``Database check failed``) and kept: every write was refused (READONLY).
+    Meanwhile the replica is read (before, not even that: a Redis not a master was down),
+    never written to."""
     private_server.start()
     db = private_server.client()
     service = RedisService(private_server.address, "", 0, (), "", reactor)
@@ -313,6 +315,13 @@ async def test_a_master_turned_replica_is_left_and_taken_again_once_master(
             await eventually(lambda: not service.ready, 5)
             assert any(m.startswith("Database is down: ") and "not a master (role: slave)" in m
                        for m in messages), messages
+            await within(service.whenReadable())
+            assert not service.ready
+            assert await service.reading_client().get(keys.DB_VERSION) == "2"
+            assert await service.read_client().hgetall(keys.MIRRORS) == {}
+            with pytest.raises(DatabaseNotReady):
+                service.client()
+            assert sum("is a replica: read from" in m for m in messages) == 1, messages
             db.execute_command("REPLICAOF", "NO", "ONE")
             await within(service.whenReady())
             async with service.session() as lent:
