@@ -107,6 +107,14 @@ class _Subscriber(txredisapi.SubscriberProtocol):
             return
         self._unread = buffer[pos:] if pos < size else b""
 
+    def replyReceived(self, reply: object) -> None:
+        """A reply to a command. A list of more than three items goes whole to its command:
+        txredisapi keeps only the last three (a replica's ``ROLE`` answer lost its role)."""
+        if isinstance(reply, list) and len(reply) > 3:
+            self.replyQueue.put(reply)
+        else:
+            super().replyReceived(reply)
+
     def messageReceived(self, pattern: object, channel: object, message: object) -> None:
         if self.deliver is not None:
             self.deliver(_text(channel), _text(message))
