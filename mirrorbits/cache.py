@@ -381,10 +381,17 @@ class MirrorCache:
         cached = self.mirrors.get(mirror_id)
         if cached is not MISSING:
             return self.held_down.apply(cached)
+        mirror, _ = await self._read_mirror(mirror_id)
+        return None if mirror is None else self.held_down.apply(mirror)
+
+    async def _read_mirror(self, mirror_id: int) -> tuple[Mirror | None, bool]:
+        """Read a mirror's record from Redis and keep it (:meth:`_mirror_read`); whether no
+        message about the mirror came during the read."""
         version = self._mirror_version(mirror_id)
         mirror = await read_mirror(self.get_client(), mirror_id)
-        self._mirror_read(mirror_id, mirror, self._mirror_version(mirror_id) == version)
-        return None if mirror is None else self.held_down.apply(mirror)
+        current = self._mirror_version(mirror_id) == version
+        self._mirror_read(mirror_id, mirror, current)
+        return mirror, current
 
     def _mirror_read(self, mirror_id: int, mirror: Mirror | None, current: bool) -> None:
         """A read of a mirror's record succeeded: what it found is kept if no message about
@@ -555,10 +562,7 @@ class MirrorCache:
         cannot be read)."""
         try:
             for _ in range(READ_TRIES):
-                version = self._mirror_version(mirror_id)
-                mirror = await read_mirror(self.get_client(), mirror_id)
-                current = self._mirror_version(mirror_id) == version
-                self._mirror_read(mirror_id, mirror, current)
+                _, current = await self._read_mirror(mirror_id)
                 if current:
                     break
         except Exception as err:
