@@ -308,21 +308,15 @@ def _shuffled(table: RedirectTable, rng: random.Random) -> list[int]:
     return accepted
 
 
-class _Draw:
-    """The weighted mirrors of an answer, in the order the draw walks them: ``(entry index,
-    distance)`` and weight of each, and the total weight."""
-
-    __slots__ = ("entries", "total", "weights")
-
-    def __init__(self, entries: tuple[tuple[int, float], ...], weights: tuple[int, ...]) -> None:
-        self.entries = entries
-        self.weights = weights
-        self.total = sum(weights)
-
-
-# What :func:`redirect_order` knows of one client location before drawing: the weighted pool,
-# or the answer itself (no draw).
-_Ranking = _Draw | tuple[tuple[int, float], ...]
+# What :func:`redirect_order` knows of one client location before drawing, as one flat tuple:
+# ``(total weight, index, distance, weight, index, distance, weight, ...)``.  With a total, the
+# weighted mirrors in the order the draw walks them; with 0, the answer itself (weights 0, no
+# draw).  Flat, of numbers only: the collector stops tracking it at the first young collection
+# it survives (nested tuples would take one collection per level, the outer one reaching the
+# old generation), so the rankings the first requests keep (tens of thousands per worker) are
+# neither scanned again nor promoted.
+_Ranking = tuple[Any, ...]
+_NO_RANKING: _Ranking = (0,)
 
 
 def _ranking(table: RedirectTable, client: GeoRecord, weight_distribution_range: float,
@@ -330,16 +324,21 @@ def _ranking(table: RedirectTable, client: GeoRecord, weight_distribution_range:
     """The scores of every mirror for ``client`` (located), as the draw or answer they give."""
     distances, excluded, keys, base = _scores(table, client, weight_distribution_range)
     if keys is None:
-        return ()
+        return _NO_RANKING
     indices = table.indices
     pool = [pair for pair in keys if pair[0] <= 0]
+    ranking: list[Any] = [0]
     if len(pool) >= 2:
         pool.sort()
-        return _Draw(tuple([(indices[slot], distances[slot]) for _, slot in pool]),
-                     tuple([1 - key for key, _ in pool]))
+        for key, slot in pool:
+            ranking += (indices[slot], distances[slot], 1 - key)
+        ranking[0] = sum(ranking[3::3])
+        return tuple(ranking)
     order = _keys(table, distances, excluded, keys, base)
-    ranked = sorted(range(len(order)), key=order.__getitem__)[:limit]
-    return tuple([(indices[slot], distances[slot]) for slot in ranked if slot not in excluded])
+    for slot in sorted(range(len(order)), key=order.__getitem__)[:limit]:
+        if slot not in excluded:
+            ranking += (indices[slot], distances[slot], 0)
+    return tuple(ranking)
 
 
 def redirect_order(
@@ -374,14 +373,14 @@ def redirect_order(
         table.memo.remember_ranking(key, ranking)
     else:
         rankings.move_to_end(key)
-    if not isinstance(ranking, _Draw):
-        return list(ranking)
-    entries = list(ranking.entries)
-    weights = list(ranking.weights)
-    remaining = ranking.total
+    remaining = ranking[0]
+    if not remaining:
+        return list(zip(ranking[1::3], ranking[2::3], strict=True))
+    weights = list(ranking[3::3])
+    at = list(range(1, len(ranking), 3))  # where each weighted mirror's index is in ranking
     randrange = rng.randrange
     drawn: list[tuple[int, float]] = []
-    for _ in range(min(MAX_SELECTED, len(weights))):
+    for _ in range(min(MAX_SELECTED, len(weights))):  # all drawn: the random calls count
         pick = randrange(remaining)
         position = 0
         for weight in weights:  # the first whose cumulative weight exceeds the pick
@@ -390,7 +389,8 @@ def redirect_order(
             pick -= weight
             position += 1
         remaining -= weights.pop(position)
-        drawn.append(entries.pop(position))
+        index = at.pop(position)
+        drawn.append((ranking[index], ranking[index + 1]))
     return drawn[:limit]
 
 

@@ -7,6 +7,7 @@ reasons, and the same calls to the random generator (checked through its state a
 
 from __future__ import annotations
 
+import gc
 import random
 from collections.abc import Sequence
 
@@ -278,6 +279,27 @@ def test_a_remembered_ranking_draws_what_a_fresh_one_draws() -> None:
     assert len(memo.rankings) == 6
 
 
+def test_remembered_rankings_leave_the_collector_after_one_young_collection() -> None:
+    """What the first requests keep (a ranking per file and place, with or without a draw,
+    and its key) is a flat tuple of numbers and strings: the first young collection stops
+    tracking it, so under the first load it is never promoted nor scanned again (the middle
+    collections over kept rankings were the first seconds' stalls)."""
+    weighted = [(mirror(i, latitude=48.8582 + i / 100, country_codes="FR", score=10 * (i % 3)),
+                 FileInfo(PATH, 100, T0)) for i in range(1, 8)]
+    weighted += plain(3, latitude=-33.8688, longitude=151.2093, country_codes="JP")
+    far = [(mirror(i, latitude=lat, longitude=lon, country_codes="JP", asnum=0),
+            FileInfo(PATH, 100, T0)) for i, (lat, lon) in enumerate(PLACES[:5], start=1)]
+    memo = SelectionMemo()
+    for entries, wdr in ((weighted, 1.5), (far, 0.0)):
+        fast(table_of(entries, Secure.UNDEFINED, wdr, memo), FR_CLIENT, wdr, 1, 11)
+    assert len(memo.rankings) == 2
+    gc.collect(0)
+    kept = [*memo.rankings.items()]
+    assert {bool(ranking[0]) for _, ranking in kept} == {True, False}  # a draw and an order
+    tracked = [item for item in kept if gc.is_tracked(item[0]) or gc.is_tracked(item[1])]
+    assert tracked == []
+
+
 # --- the ranking of a new (file, place) against the scores it is made of ------------------------
 
 def ranking_from_scores(table: RedirectTable, client: GeoRecord, wdr: float,
@@ -303,10 +325,13 @@ def ranking_from_scores(table: RedirectTable, client: GeoRecord, wdr: float,
 def ranking_now(table: RedirectTable, client: GeoRecord, wdr: float,
                 limit: int) -> tuple[str, list[tuple[int, str]], list[int]]:
     ranking = fast_module._ranking(table, client, wdr, limit)
-    if isinstance(ranking, fast_module._Draw):
-        assert ranking.total == sum(ranking.weights)
-        return "draw", [(index, d.hex()) for index, d in ranking.entries], list(ranking.weights)
-    return "order", [(index, d.hex()) for index, d in ranking], []
+    total, weights = ranking[0], ranking[3::3]
+    entries = list(zip(ranking[1::3], ranking[2::3], strict=True))
+    if total:
+        assert total == sum(weights)
+        return "draw", [(index, d.hex()) for index, d in entries], list(weights)
+    assert not any(weights)
+    return "order", [(index, d.hex()) for index, d in entries], []
 
 
 def test_a_new_ranking_is_what_the_scores_give() -> None:
