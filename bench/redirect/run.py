@@ -255,6 +255,17 @@ class Bench:
             lambda: self.measure(port, MIRROR_PATTERN, MIRROR_LUA_PATTERN,
                                  self.args.cold_seconds))
 
+    def bare_cold(self) -> LoadResult | None:
+        """The baseline's own first seconds (``--cold-seconds``): started with the daemon's,
+        never loaded before. What the same load generator and host give any server just
+        started, next to the daemon's first seconds."""
+        assert self.bare is not None
+        if self.args.cold_seconds <= 0:
+            return None
+        return self.measured_cpu(
+            self.bare.pid, lambda: self.measure(self.bare_port, BARE_PATTERN, BARE_LUA_PATTERN,
+                                                self.args.cold_seconds))
+
     def measured_cpu(self, pid: int | None, load: Callable[[], LoadResult]) -> LoadResult:
         """``load()``'s result with the CPU per request of ``pid`` and its children meanwhile
         (the figure a shared machine moves least), and Redis' (the daemon's statistics)."""
@@ -389,7 +400,8 @@ def describe(name: str, result: LoadResult) -> list[str]:
 def report(args: argparse.Namespace, verify: dict[str, Any], rounds: list[list[LoadResult]],
            rss_mib: float | None = None, cold: LoadResult | None = None,
            startup_seconds: float = 0.0,
-           verify_after: dict[str, Any] | None = None) -> dict[str, object]:
+           verify_after: dict[str, Any] | None = None,
+           bare_cold: LoadResult | None = None) -> dict[str, object]:
     ratios = [pair[1].rate / pair[0].rate if pair[0].rate else 0.0 for pair in rounds]
     ratio = statistics.median(ratios)
     middle = rounds[len(rounds) // 2] if len(rounds) % 2 else rounds[-1]
@@ -401,7 +413,8 @@ def report(args: argparse.Namespace, verify: dict[str, Any], rounds: list[list[L
                 + int(after["daemon_wrong"]) + int(after["bare_wrong"])
                 + int(verify.get("reference_wrong", 0)) + int(after.get("reference_wrong", 0))
                 + sum(r.other_status + r.bad_location for row in rounds for r in row)
-                + (cold.other_status + cold.bad_location if cold is not None else 0))
+                + (cold.other_status + cold.bad_location if cold is not None else 0)
+                + (bare_cold.other_status + bare_cold.bad_location if bare_cold else 0))
     processes = f"{args.workers} process{'es' if args.workers > 1 else ''}"
     lines = [
         *report_head("redirect", " (at the end)"),
@@ -424,6 +437,8 @@ def report(args: argparse.Namespace, verify: dict[str, Any], rounds: list[list[L
             + _reference_checks(after))
     if cold is not None:
         lines += describe(f"mirrorbits, first {args.cold_seconds:g} s after it serves", cold)
+    if bare_cold is not None:
+        lines += describe(f"bare twisted.web 302, its first {args.cold_seconds:g} s", bare_cold)
     for index, row in enumerate(rounds, start=1):
         if len(rounds) > 1:
             lines.append(f"-- round {index}: ratio {ratios[index - 1]:.3f}")
@@ -451,6 +466,9 @@ def report(args: argparse.Namespace, verify: dict[str, Any], rounds: list[list[L
         + _verdict(p99, P99_TARGET, at_least=False),
         f"COLD   {_fmt_ratio(cold_p99)}  (daemon p99 in its first {args.cold_seconds:g} s / "
         f"baseline p99)  " + _verdict(cold_p99, P99_TARGET, at_least=False),
+        *([f"       the baseline's own first {args.cold_seconds:g} s: "
+           f"{_fmt_ratio(_ratio(bare_cold.p99_ms, bare_p99)).strip()} x the baseline p99 "
+           f"(p99 {bare_cold.p99_ms} ms)"] if bare_cold is not None else []),
         f"GO     {_fmt_ratio(ref)}  (daemon req/s / reference Mirrorbits req/s)  "
         + (_verdict(ref, REFERENCE_TARGET, at_least=True) if args.reference
            else "not available (--reference PATH)"),
@@ -466,6 +484,8 @@ def report(args: argparse.Namespace, verify: dict[str, Any], rounds: list[list[L
         "baseline_rps": bare.rate, "daemon_rps": daemon.rate,
         "baseline": _result_json(bare), "daemon": _result_json(daemon),
         "cold": _result_json(cold) if cold is not None else None,
+        "baseline_cold": _result_json(bare_cold) if bare_cold is not None else None,
+        "baseline_cold_p99_ratio": _ratio(bare_cold.p99_ms if bare_cold else None, bare_p99),
         "reference": _result_json(reference) if reference is not None else None,
         "startup_seconds": startup_seconds, "load_average": os.getloadavg(),
         "verification": verify, "verification_after": verify_after,
@@ -564,12 +584,13 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
         bench.start()
         log(f"load generator: {'wrk' if bench.use_wrk else 'python (wrk not found)'}")
         cold = bench.cold()
+        bare_cold = bench.bare_cold()
         verify = bench.verify()
         rounds = [bench.round() for _ in range(max(1, args.rounds))]
         rss_mib = bench.daemon_rss_mib()
         verify_after = bench.verify("verification after the measurements")
         summary = report(args, verify, rounds, rss_mib, cold, bench.startup_seconds,
-                         verify_after)
+                         verify_after, bare_cold)
         if args.profile:
             log(bench.profile(args.profile))
         write_json(args.json, summary)
