@@ -10,7 +10,7 @@ misses (and recomputes), it never reads another location's distance.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from itertools import count
 from typing import Any
 
@@ -45,6 +45,13 @@ class Interner:
                 self._values.clear()
             ident = self._values[value] = next(self._next)
         return ident
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def items(self) -> Iterable[tuple[Hashable, int]]:
+        """Each value with its id."""
+        return self._values.items()
 
 
 class SelectionMemo:
@@ -106,6 +113,14 @@ class SelectionMemo:
             memo.clear()
         new = [(point, coordinate) for point, coordinate in zip(points, coordinates, strict=True)
                if point not in memo]
+        if new and len(memo) + len(self.point_id) <= DISTANCE_LIMIT:
+            # Every mirror location known (each table's, interned when it was built) at once:
+            # a client location's first requests for other files then find their distances.
+            asked = new
+            new = [(point, coordinate) for coordinate, point in self.point_id.items()
+                   if point not in memo]
+            listed = {point for point, _ in new}  # and ids from before it started over
+            new += [pair for pair in asked if pair[0] not in listed]
         if new:
             known_points = self._points
             if len(known_points) >= POINT_LIMIT:

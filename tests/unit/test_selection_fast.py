@@ -257,6 +257,26 @@ def test_memo_starting_over_never_mixes_locations(monkeypatch: pytest.MonkeyPatc
                 assert len(memo.rankings) <= limit
 
 
+def test_a_client_location_measures_every_known_mirror_location_at_once() -> None:
+    """The first distances of a client location cover every mirror location the memo has
+    interned (the tables built at start-up), so its first requests for other files, on other
+    mirrors, compute none; the answers stay the reference's."""
+    memo = SelectionMemo()
+    tables = []
+    for shift in range(3):
+        entries = [(mirror(i, latitude=lat + shift, longitude=lon, score=10 * (i % 3)),
+                    FileInfo(PATH, 100, T0)) for i, (lat, lon) in enumerate(PLACES, start=1)]
+        tables.append((entries, table_of(entries, Secure.UNDEFINED, 1.5, memo)))
+    client = GeoRecord("FR", "EU", "", "", 48.85, 2.35, "", 16276)
+    for number, (entries, table) in enumerate(tables):
+        want = expected(entries, client, Secure.UNDEFINED, 1.5, 1, 11)
+        assert fast(table, client, 1.5, 1, 11) == want
+        if number == 0:
+            known = dict(memo.origins[(client.latitude, client.longitude)][1])
+            assert len(known) == 3 * len(PLACES)  # the other tables' locations too
+    assert memo.origins[(client.latitude, client.longitude)][1] == known
+
+
 def test_a_remembered_ranking_draws_what_a_fresh_one_draws() -> None:
     """The second client of a place asking for a file draws from the ranking the first one
     left in the memo: the same mirrors, distances and random calls as the reference, with a
