@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import http.client
+import json
 import os
 import re
 import signal
@@ -293,6 +294,27 @@ def redirect(daemon: DaemonProcess, path: str) -> tuple[int, str]:
         return response.status, response.getheader("Location") or ""
     finally:
         connection.close()
+
+
+def wait_until_not_a_candidate(daemon: DaemonProcess, path: str, mirror: str,
+                               timeout: float = 10.0) -> None:
+    """Until the daemon's JSON answer for ``path`` names ``mirror`` neither as a choice nor as
+    excluded: it read the message that the mirror no longer holds the file (published before
+    the line that says so is logged, read a moment later; longer under load)."""
+    host, port = daemon.http
+    deadline = time.monotonic() + timeout
+    while True:
+        connection = http.client.HTTPConnection(host, port, timeout=5)
+        try:
+            connection.request("GET", path, headers={"Accept": "application/json"})
+            doc = json.loads(connection.getresponse().read())
+        finally:
+            connection.close()
+        names = {m["Name"] for m in doc.get("MirrorList", []) + doc.get("ExcludedList", [])}
+        if mirror not in names:
+            return
+        assert time.monotonic() < deadline, f"{path} still on {mirror}: {doc}"
+        time.sleep(0.05)
 
 
 def last_redirect_to(daemon: DaemonProcess, path: str, url: str, since: float, quiet: float,

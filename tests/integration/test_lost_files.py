@@ -5,7 +5,6 @@ the real commit of a listing of what the mirror serves."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from mirrorbits.store.mirrors import MirrorStore
 from mirrorbits.store.redis import RedisService
 from tests.daemon import (
     redirect,
+    wait_until_not_a_candidate,
 )
 from tests.integration.lost_support import (
     GONE,
@@ -116,7 +116,7 @@ def test_a_daemon_stops_sending_a_missing_file_to_that_mirror_only(
                         ("127.0.0.61", "127.0.0.62"), lossy_lacks=["/b.txt"],
                         CheckInterval="0", ScanInterval="1000") as (daemon, lossy, full):
         daemon.wait_log("lossy: /b.txt is missing there (404)", timeout=30)
-        time.sleep(0.2)  # the pub/sub message reaches the cache
+        wait_until_not_a_candidate(daemon, "/b.txt", "lossy")
         b_targets = {redirect(daemon, "/b.txt") for _ in range(30)}
         a_targets = {redirect(daemon, "/a.txt") for _ in range(60)}
         log = daemon.log()

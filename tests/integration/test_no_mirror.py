@@ -13,6 +13,7 @@ are told apart.
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -111,10 +112,26 @@ def _daemons(tmp_path: Path, redis_server: RedisServer, redis_db: redis.Redis) -
                 assert plain.ctl("enable", name).returncode == 0
         redis_db.hset("MIRROR_1", mapping={"httpUp": "0", "httpDownReason": "Unreachable"})
         redis_db.publish("_mirrorbits_mirror_update", "1")
+        for daemon in (plain, rescued):
+            _wait_until_every_mirror_is_read(daemon)
         yield Setup(plain, rescued, repo)
     finally:
         rescued.stop()
         plain.stop()
+
+
+def _wait_until_every_mirror_is_read(daemon: DaemonProcess) -> None:
+    """Until the daemon excludes each mirror for its reason: the ``ctl`` commands and the
+    messages published above return before a daemon has read them (under load, a request
+    made at once still found "dead" up, as :func:`record_mirror_files` had marked it)."""
+    deadline = time.monotonic() + 30
+    while True:
+        _, _, body = get(daemon, FILE, {"Accept": "application/json", "X-Forwarded-For": SEVILLE})
+        seen = {m["Name"]: m["ExcludeReason"] for m in json.loads(body).get("ExcludedList", [])}
+        if seen == REASONS:
+            return
+        assert time.monotonic() < deadline, f"the mirrors' states were never read: {seen}"
+        time.sleep(0.05)
 
 
 def excluded_reasons(page: dict[str, Any]) -> dict[str, str]:

@@ -14,6 +14,7 @@ import redis
 from mirrorbits.store import keys
 from tests.daemon import (
     redirect,
+    wait_until_not_a_candidate,
 )
 from tests.integration.lost_support import lossy_and_full
 from tests.servers import RedisServer
@@ -43,7 +44,8 @@ def test_a_silently_deleted_popular_file_is_no_longer_sent_to_that_mirror(
         # a truncated copy is a loss too: that file only, on that mirror only
         (full_root / "other.bin").write_bytes(b"hel")
         daemon.wait_log("full: /other.bin is missing there (3 bytes instead of 6)", timeout=30)
-        time.sleep(0.2)  # the pub/sub message reaches the cache
+        wait_until_not_a_candidate(daemon, "/popular.bin", "lossy")
+        wait_until_not_a_candidate(daemon, "/other.bin", "full")
         popular = {redirect(daemon, "/popular.bin") for _ in range(30)}
         other = {redirect(daemon, "/other.bin") for _ in range(30)}
         log = daemon.log()
