@@ -49,7 +49,7 @@ class Interner:
     def __len__(self) -> int:
         return len(self._values)
 
-    def items(self) -> Iterable[tuple[Hashable, int]]:
+    def items(self) -> Iterable[tuple[Any, int]]:
         """Each value with its id."""
         return self._values.items()
 
