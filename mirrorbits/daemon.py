@@ -232,9 +232,10 @@ class Daemon(MultiService):
 
 #: Collector thresholds once started: a young collection every 10,000 net new objects (about
 #: 1.5 ms), a middle one every 5 of those (at most 50,000 objects: 16-31 ms at worst). Under
-#: steady load nothing survives and no collection runs; in the first seconds the rankings of
-#: each new client place do. With (50,000, 20) the young pauses took 3-57 ms and a middle one,
-#: over up to 1,000,000 objects, 148-192 ms, inside the first 5 s of bench/redirect.
+#: steady load nothing survives and no collection runs; the rankings the first seconds keep
+#: are flat tuples the first young collection untracks (selection/fast.py). With (50,000, 20)
+#: and tracked rankings the young pauses took 3-57 ms and a middle one, over up to 1,000,000
+#: objects, 148-192 ms, inside the first 5 s of bench/redirect.
 GC_THRESHOLDS = (10_000, 5, 100)
 
 
