@@ -277,17 +277,24 @@ def test_a_client_location_measures_every_known_mirror_location_at_once() -> Non
     assert memo.origins[(client.latitude, client.longitude)][1] == known
 
 
+def drawn_and_ordered() -> list[tuple[list[Entry], float]]:
+    """Two files with their weight distribution range: seven weighted mirrors near Paris
+    (a French client draws among them) and five far apart with none weighted (an order)."""
+    weighted = [(mirror(i, latitude=48.8582 + i / 100, country_codes="FR", score=10 * (i % 3)),
+                 FileInfo(PATH, 100, T0)) for i in range(1, 8)]
+    weighted += plain(3, latitude=-33.8688, longitude=151.2093, country_codes="JP")
+    far: list[Entry] = [(mirror(i, latitude=lat, longitude=lon, country_codes="JP", asnum=0),
+                         FileInfo(PATH, 100, T0))
+                        for i, (lat, lon) in enumerate(PLACES[:5], start=1)]
+    return [(weighted, 1.5), (far, 0.0)]
+
+
 def test_a_remembered_ranking_draws_what_a_fresh_one_draws() -> None:
     """The second client of a place asking for a file draws from the ranking the first one
     left in the memo: the same mirrors, distances and random calls as the reference, with a
     weighted draw and without one; another place or AS is ranked on its own."""
-    weighted = [(mirror(i, latitude=48.8582 + i / 100, country_codes="FR", score=10 * (i % 3)),
-                 FileInfo(PATH, 100, T0)) for i in range(1, 8)]
-    weighted += plain(3, latitude=-33.8688, longitude=151.2093, country_codes="JP")
-    far = [(mirror(i, latitude=lat, longitude=lon, country_codes="JP", asnum=0),
-            FileInfo(PATH, 100, T0)) for i, (lat, lon) in enumerate(PLACES[:5], start=1)]
     memo = SelectionMemo()
-    for entries, wdr in ((weighted, 1.5), (far, 0.0)):
+    for entries, wdr in drawn_and_ordered():
         table = table_of(entries, Secure.UNDEFINED, wdr, memo)
         clients = [FR_CLIENT, GeoRecord("FR", "EU", "Lyon", "France", 45.764, 4.8357, "", 0),
                    GeoRecord("GB", "EU", "", "", 60.0, 20.0, "", 0)]
@@ -304,13 +311,8 @@ def test_remembered_rankings_leave_the_collector_after_one_young_collection() ->
     and its key) is a flat tuple of numbers and strings: the first young collection stops
     tracking it, so under the first load it is never promoted nor scanned again (the middle
     collections over kept rankings were the first seconds' stalls)."""
-    weighted = [(mirror(i, latitude=48.8582 + i / 100, country_codes="FR", score=10 * (i % 3)),
-                 FileInfo(PATH, 100, T0)) for i in range(1, 8)]
-    weighted += plain(3, latitude=-33.8688, longitude=151.2093, country_codes="JP")
-    far = [(mirror(i, latitude=lat, longitude=lon, country_codes="JP", asnum=0),
-            FileInfo(PATH, 100, T0)) for i, (lat, lon) in enumerate(PLACES[:5], start=1)]
     memo = SelectionMemo()
-    for entries, wdr in ((weighted, 1.5), (far, 0.0)):
+    for entries, wdr in drawn_and_ordered():
         fast(table_of(entries, Secure.UNDEFINED, wdr, memo), FR_CLIENT, wdr, 1, 11)
     assert len(memo.rankings) == 2
     gc.collect(0)
