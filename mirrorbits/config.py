@@ -149,11 +149,14 @@ def default_config_path() -> str | None:
     return DEFAULT_CONFIG_PATH if os.path.exists(DEFAULT_CONFIG_PATH) else None
 
 
-def load_config(path: str, base: str | None = None) -> tuple[Config, list[str]]:
+def load_config(path: str, base: str | None = None,
+                repository: str | None = None) -> tuple[Config, list[str]]:
     """Read, parse and validate the file at *path*; returns the config and warnings.
 
     *base*: the directory relative paths of the file are taken from (the current one by
-    default; the daemon's start directory on reload, after twistd moved to its --rundir)."""
+    default; the daemon's start directory on reload, after twistd moved to its --rundir).
+    *repository*: the ``--repository`` option, which replaces the file's ``Repository``
+    (what the file says of its own then does not matter: the option's directory is checked)."""
     try:
         with open(path, "rb") as stream:
             data = stream.read(MAX_CONFIG_BYTES + 1)
@@ -167,7 +170,11 @@ def load_config(path: str, base: str | None = None) -> tuple[Config, list[str]]:
     except UnicodeDecodeError as err:
         raise ConfigError(f"invalid UTF-8 at byte {err.start} in {path}") from None
     config, warnings, parse = _parse_config(text, path, base)
-    return config, warnings + [parse.place(found) for found in file_system_warnings(config)]
+    if repository is not None:
+        config = with_repository(config, repository)
+    return config, warnings + [
+        f"{found} (--repository)" if repository is not None and found.key == ("Repository",)
+        else parse.place(found) for found in file_system_warnings(config)]
 
 
 def parse_config(text: str, source: str = "<string>") -> tuple[Config, list[str]]:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from attrs import define, field
 
-from mirrorbits.config import Config, ConfigError, load_config, with_repository
+from mirrorbits.config import Config, ConfigError, load_config
 from mirrorbits.logs import Logger
 
 #: What a refused reload says, in the daemon's log and in ``mirrorbits-ctl reload``'s output.
@@ -51,9 +51,7 @@ class ConfigHolder:
         """
         if self.path is None:
             raise ConfigError("no configuration file to reload (started on the embedded default)")
-        new, warnings = load_config(self.path, self.base)
-        if self.repository is not None:
-            new = with_repository(new, self.repository)
+        new, warnings = load_config(self.path, self.base, self.repository)
         old, self.current = self.current, new
         for callback in list(self._subscribers):
             try:

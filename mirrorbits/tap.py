@@ -14,7 +14,6 @@ from mirrorbits.config import (
     UnreadableConfig,
     default_config_path,
     load_config,
-    with_repository,
 )
 from mirrorbits.configcheck import file_system_warnings
 from mirrorbits.embedded import (
@@ -84,14 +83,9 @@ def load_startup_config(options: usage.Options) -> tuple[Config, str | None, lis
         return config, None, repository_option_warnings(config)
     refuse_with_config_file(dict(options), path)
     try:
-        config, warnings = load_config(path)
+        config, warnings = load_config(path, repository=repository)
     except UnreadableConfig as err:  # at start only: a reload cannot take another file
         raise ConfigError(f"{err} (use --config <path>)") from None
-    if repository is not None:
-        config = with_repository(config, repository)
-        # What the file says of its own Repository does not matter: the option's does.
-        warnings = [warning for warning in warnings if not warning.startswith("Repository ")]
-        warnings += repository_option_warnings(config)
     return config, path, warnings
 
 

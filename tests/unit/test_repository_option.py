@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mirrorbits.config import ConfigError
+from mirrorbits.confighold import ConfigHolder
 from mirrorbits.tap import Options, load_startup_config
 
 NOT_THERE = ("Repository '{path}' does not exist: nothing can be served or scanned from it "
@@ -44,3 +45,21 @@ def test_a_config_file_that_cannot_be_read_at_start_says_how_to_name_another(
     with pytest.raises(ConfigError, match=r"^Configuration could not be read from .*gone\.conf: "
                                           r"No such file or directory \(use --config <path>\)$"):
         startup_warnings("--config", str(missing))
+
+
+def test_a_reload_checks_the_option_not_what_the_file_says(tmp_path: Path) -> None:
+    """The option stays over reloads: a reload warns about its directory, never about the
+    file's own ``Repository`` (which the option replaces)."""
+    config = tmp_path / "mirrorbits.conf"
+    config.write_text(f"Repository: {tmp_path / 'gone'}\n")
+    options = Options()
+    options.parseOptions(["--config", str(config), "--repository", str(tmp_path)])
+    started, path, _ = load_startup_config(options)
+    holder = ConfigHolder(started, path, repository=str(tmp_path))
+    config.write_text(f"Repository: {tmp_path / 'gone'}\nTraceFileLocation: /trace\n")
+    assert holder.reload() == []
+    assert holder.current.repository == str(tmp_path)
+    (tmp_path / "typo").mkdir()
+    holder.repository = str(tmp_path / "typo")
+    (tmp_path / "typo").rmdir()
+    assert holder.reload() == [NOT_THERE.format(path=tmp_path / "typo")]
