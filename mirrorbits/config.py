@@ -170,11 +170,19 @@ def load_config(path: str, base: str | None = None,
     except UnicodeDecodeError as err:
         raise ConfigError(f"invalid UTF-8 at byte {err.start} in {path}") from None
     config, warnings, parse = _parse_config(text, path, base)
-    if repository is not None:
-        config = with_repository(config, repository)
-    return config, warnings + [
-        f"{found} (--repository)" if repository is not None and found.key == ("Repository",)
-        else parse.place(found) for found in file_system_warnings(config)]
+    if repository is None:
+        return config, warnings + [parse.place(found) for found in file_system_warnings(config)]
+    config = with_repository(config, repository)
+    return config, warnings + repository_option_warnings(config) + [
+        parse.place(found) for found in file_system_warnings(config)
+        if found.key != ("Repository",)]
+
+
+def repository_option_warnings(config: Config) -> list[str]:
+    """A ``--repository`` directory that is missing or unreadable (a typo, most often), said
+    like a file's ``Repository``."""
+    return [f"{found} (--repository)" for found in file_system_warnings(config)
+            if found.key == ("Repository",)]
 
 
 def parse_config(text: str, source: str = "<string>") -> tuple[Config, list[str]]:

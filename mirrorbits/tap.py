@@ -14,8 +14,8 @@ from mirrorbits.config import (
     UnreadableConfig,
     default_config_path,
     load_config,
+    repository_option_warnings,
 )
-from mirrorbits.configcheck import file_system_warnings
 from mirrorbits.embedded import (
     EmbeddedStart,
     embedded_config,
@@ -87,13 +87,6 @@ def load_startup_config(options: usage.Options) -> tuple[Config, str | None, lis
     except UnreadableConfig as err:  # at start only: a reload cannot take another file
         raise ConfigError(f"{err} (use --config <path>)") from None
     return config, path, warnings
-
-
-def repository_option_warnings(config: Config) -> list[str]:
-    """A ``--repository`` directory that is missing or unreadable (a typo, most often), said
-    at start like a file's ``Repository``."""
-    return [f"{found} (--repository)" for found in file_system_warnings(config)
-            if found.key == ("Repository",)]
 
 
 def makeService(options: usage.Options, reactor: IDaemonReactor | None = None) -> IService:
