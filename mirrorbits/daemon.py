@@ -196,23 +196,24 @@ class Daemon(MultiService):
         with contextlib.suppress(ConfigError):  # logged; the running configuration stays
             self.reload()
 
-    def reload(self) -> list[str]:
+    def reload(self, asked_by: str = "SIGHUP Received") -> list[str]:
         """Reload the configuration, GeoIP databases and logs; keep everything on error.
 
         Returns the new file's warnings, also logged. A refused file is logged with the
         warnings that may explain it, and raised (:class:`ConfigError`) for the control channel.
+        ``asked_by`` starts the log lines: the signal (the reference's words) or the control.
         """
         self.notifier.reloading()
         try:
             warnings = self.holder.reload()
         except ConfigError as err:
-            log.warn("SIGHUP Received: {refused}: {error}", refused=RELOAD_REFUSED,
-                     error=str(err))
+            log.warn("{asked_by}: {refused}: {error}", asked_by=asked_by,
+                     refused=RELOAD_REFUSED, error=str(err))
             for warning in err.warnings:
                 log.warn("{warning}", warning=warning)
             self.notifier.reloaded(f"{self.describe()}; reload refused: {err}")
             raise
-        log.info("SIGHUP Received: Reloading configuration...")
+        log.info("{asked_by}: Reloading configuration...", asked_by=asked_by)
         for warning in warnings if self.says_warnings else ():
             log.warn("{warning}", warning=warning)
         self.reopen_logs(None, config_checked=True)
@@ -228,6 +229,10 @@ class Daemon(MultiService):
             self.download_log.reopen(config_checked)
         if self.workers is not None and message is not None:  # a reload signals them itself
             self.workers.signal_all(signal.SIGUSR1)
+
+
+#: How a reload asked with ``mirrorbits-ctl reload`` starts its log lines (a SIGHUP's say so).
+CONTROL_RELOAD = "Reload asked by mirrorbits-ctl"
 
 
 #: Collector thresholds once started: a young collection every 10,000 net new objects (about
@@ -560,7 +565,7 @@ def _add_control(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
         return await deferToThreadPool(reactor, reactor.getThreadPool(), locate_mirror, geo, url)
 
     async def reload() -> list[str]:
-        return daemon.reload()
+        return daemon.reload(CONTROL_RELOAD)
 
     async def refresh(rehash: bool) -> object:
         return await work.scanner.refresh(rehash)

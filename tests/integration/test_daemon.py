@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from mirrorbits.daemon import CONTROL_RELOAD
 from tests.daemon import (
     BIN,
     DaemonProcess,
@@ -124,7 +125,7 @@ def test_reload_keeps_running_config_on_error(daemon: DaemonProcess) -> None:
     failed = daemon.ctl("reload")
     assert failed.returncode != 0
     assert "WeightDistributionRange must be > 0" in failed.stderr
-    daemon.wait_log("SIGHUP Received: Reload refused, the daemon keeps its running "
+    daemon.wait_log(f"{CONTROL_RELOAD}: Reload refused, the daemon keeps its running "
                     "configuration: WeightDistributionRange", timeout=30)
     assert "Traceback" not in daemon.log()  # an operator's mistake, not a crash
 

@@ -15,6 +15,7 @@ import pytest
 import redis
 
 from mirrorbits.confighold import RELOAD_REFUSED
+from mirrorbits.daemon import CONTROL_RELOAD
 from tests.daemon import BIN, DaemonProcess, base_config, render_config, run_twistd
 from tests.integration.conftest import request
 from tests.servers import RedisServer
@@ -237,9 +238,9 @@ def test_reload_shows_warnings_and_refusals_and_the_log_has_them(
             f"minutes, 1 by default (line {typos + 2} in {conf})",
         ]
         assert ctl_reload(daemon) == (0, "", "".join(f"warning: {w}\n" for w in warnings))
-        daemon.wait_log("SIGHUP Received: Reloading configuration...")
+        daemon.wait_log(f"{CONTROL_RELOAD}: Reloading configuration...")
         logged = log_lines(daemon.log())
-        start = logged.index("SIGHUP Received: Reloading configuration...")
+        start = logged.index(f"{CONTROL_RELOAD}: Reloading configuration...")
         assert logged[start + 1:start + 1 + len(warnings)] == warnings
 
         conf.write_text(good + TYPOS + "ScanInterval: -5\n")
@@ -250,7 +251,7 @@ def test_reload_shows_warnings_and_refusals_and_the_log_has_them(
         assert (code, out) == (1, "")
         assert err == "".join(f"warning: {w}\n" for w in warnings) + (
             f"Reload refused, the daemon keeps its running configuration: {error}\n")
-        refused = f"SIGHUP Received: {RELOAD_REFUSED}: {error}"
+        refused = f"{CONTROL_RELOAD}: {RELOAD_REFUSED}: {error}"
         daemon.wait_log(refused)
         logged = log_lines(daemon.log())
         start = logged.index(refused)
