@@ -13,6 +13,7 @@ import pytest
 
 from mirrorbits.store import keys
 from tests.daemon import DaemonProcess, base_config, put_a_txt_on_a_mirror, repo_file
+from tests.integration.test_control import write_editor
 from tests.integration.test_daemon_redis import wait_until
 from tests.servers import RedisServer, free_port
 
@@ -59,6 +60,8 @@ def test_ctl_reads_from_a_replica_and_refuses_writes_in_one_line(tmp_path: Path)
     db = server.client()
     repo = tmp_path / "repo"
     repo_file(repo, "/a.txt", b"hello\n", 1687249800)
+    editor = write_editor(tmp_path, "text = open(path).read().replace('Score: 0', 'Score: 7')\n"
+                                    "open(path, 'w').write(text)")
     daemon = DaemonProcess(workdir=tmp_path / "run",
                            values=base_config(repo, server.address, ScanInterval="1000"))
     try:
@@ -73,6 +76,7 @@ def test_ctl_reads_from_a_replica_and_refuses_writes_in_one_line(tmp_path: Path)
         before = _snapshot(db)
         on_replica = {args: _answer(daemon.ctl(*args)) for args in READS}
         refused = {args: _answer(daemon.ctl(*args)) for args in WRITES}
+        edited = _answer(daemon.ctl("edit", "madrid", env={"EDITOR": editor}))
         after = _snapshot(db)
 
         masters = daemon.log().count("Connected to redis master")
@@ -90,6 +94,7 @@ def test_ctl_reads_from_a_replica_and_refuses_writes_in_one_line(tmp_path: Path)
     assert on_replica == on_master, (on_replica, log)
     for args, expected in WRITES.items():
         assert refused[args] == (1, *expected), (args, refused[args], log)
+    assert edited == (1, "", REFUSED + "\n"), (edited, log)  # when saving: the edit is lost
     assert after == before  # nothing written, not even an event in the mirror's log
     assert again == (0, "Mirror 'madrid' disabled successfully\n", ""), again
     assert disabled == "0"
