@@ -58,7 +58,7 @@ from mirrorbits.reactors import IDaemonReactor
 from mirrorbits.retention import RetentionService
 from mirrorbits.scan.changing import ChangingPaths
 from mirrorbits.scan.local import RepositoryScanner
-from mirrorbits.scan.scheduler import MirrorScanner
+from mirrorbits.scan.scheduler import MirrorScanner, ScanOutcome
 from mirrorbits.scan.watch import RepositoryWatcher
 from mirrorbits.stats import RangeDeduplicator, StatsService, stats_files, stats_mirror
 from mirrorbits.store import keys, outage
@@ -568,7 +568,13 @@ def _add_control(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
         return daemon.reload(CONTROL_RELOAD)
 
     async def refresh(rehash: bool) -> object:
+        redis.require_master()  # a replica: refused before the scan starts
         return await work.scanner.refresh(rehash)
+
+    def scan(mirror_id: int, auto_enable: bool, protocol: str,
+             timeout: float | None) -> Awaitable[ScanOutcome]:
+        redis.require_master()  # a replica: refused before the mirror is scanned
+        return work.mirror_scanner.scan(mirror_id, auto_enable, protocol, timeout)
 
     async def file_downloads(pattern: str, first: str, last: str) -> dict[str, int]:
         try:
@@ -577,19 +583,20 @@ def _add_control(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
             glob = pattern.startswith(("*", "?", "+"))  # as a shell pattern ("*.iso") is
             hint = " (a regular expression, not a glob: '\\.iso$' for the files ending in .iso)"
             raise ValueError(f"invalid pattern {pattern!r}: {err}{hint if glob else ''}") from None
-        return await stats_files(redis.client(), regex, _day(first), _day(last))
+        return await stats_files(redis.read_client(), regex, _day(first), _day(last))
 
     async def mirror_downloads(mirror_id: int, first: str, last: str) -> tuple[int, int]:
-        return await stats_mirror(redis.client(), mirror_id, _day(first), _day(last))
+        return await stats_mirror(redis.read_client(), mirror_id, _day(first), _day(last))
 
     backend = ControlBackend(
-        mirrors=work.mirrors,
+        # Its reads answer from a replica while no master does; its writes are refused then.
+        mirrors=MirrorStore(redis, reactor, replica_reads=True),
         locate=locate,
         password=lambda: holder.current.rpc_password,
         reload=reload,
         version=version_info,
         refresh=refresh,
-        scan=work.mirror_scanner.scan,
+        scan=scan,
         stats_file=file_downloads,
         stats_mirror=mirror_downloads,
         refresh_progress=work.scanner.progress, scan_progress=work.mirror_scanner.progress,

@@ -178,7 +178,7 @@ def _to_remote_error(failure: Failure, command: str = "") -> Failure:
         return Failure(amp.RemoteAmpError(c.ERRORS[c.NameTaken], message or "name already taken"))
     if isinstance(error, MirrorValidationError):
         return Failure(amp.RemoteAmpError(c.ERRORS[c.InvalidArgument], message))
-    if isinstance(error, ValueError | MirrorLookupError):
+    if isinstance(error, ValueError | MirrorLookupError | store_errors.ReadOnlyReplica):
         log.info("Control command {command} refused: {message}", command=command,
                  message=message)
     elif isinstance(error, UpgradeError):  # why this process cannot upgrade now: still serving
@@ -308,6 +308,7 @@ class ControlLocator(amp.CommandLocator):
     @c.ChangeStatus.responder
     async def change_status(self, password: str | None, id: int, enabled: bool) -> Answer:
         self._check(password)
+        self.backend.mirrors.require_master()  # a replica: refused, nothing written
         mirror = await self.backend.mirrors.get_mirror(_valid_id(id))
         await self.backend.mirrors.set_enabled(mirror.id, enabled)
         return {"name": mirror.name}
@@ -341,6 +342,7 @@ class ControlLocator(amp.CommandLocator):
     @c.AddMirror.responder
     async def add_mirror(self, password: str | None, mirror: object) -> Answer:
         self._check(password)
+        self.backend.mirrors.require_master()  # a replica: refused, nothing written
         new = sanitize(c.mirror_from_json(mirror))
         if new.id != 0:
             raise c.InvalidArgument("unexpected ID")
@@ -373,6 +375,7 @@ class ControlLocator(amp.CommandLocator):
     @c.UpdateMirror.responder
     async def update_mirror(self, password: str | None, mirror: object) -> Answer:
         self._check(password)
+        self.backend.mirrors.require_master()  # a replica: refused, nothing written
         wanted = sanitize(c.mirror_from_json(mirror))
         current = await self.backend.mirrors.get_mirror(_valid_id(wanted.id))
         check_identifier(wanted.name)
@@ -385,6 +388,7 @@ class ControlLocator(amp.CommandLocator):
     @c.RemoveMirror.responder
     async def remove_mirror(self, password: str | None, id: int) -> Answer:
         self._check(password)
+        self.backend.mirrors.require_master()  # a replica: refused, nothing written
         name = await self.backend.mirrors.remove_mirror(_valid_id(id))
         return {"name": name}
 

@@ -31,6 +31,10 @@ async def _refresh(session: Session, invocation: Invocation) -> None:
     out("done\n")
 
 
+#: What the daemon's refusal says while its Redis is a replica (store.errors.READ_ONLY_REPLICA).
+REPLICA = "is a read-only replica"
+
+
 async def _scan(session: Session, invocation: Invocation) -> None:
     options = invocation.options
     if options["all"]:
@@ -58,7 +62,8 @@ async def _scan(session: Session, invocation: Invocation) -> None:
             message = error.stderr.strip()
             if message == NO_URL and protocol != "all":  # which one, when one was asked for
                 message += f": {name} has no {PROTOCOL_NAMES[protocol]} URL"
-            if len(targets) == 1 or "not available" in message:
+            # The same answer for every mirror (no scan, or only a Redis replica): said once.
+            if len(targets) == 1 or "not available" in message or REPLICA in message:
                 raise fail(f"\nscan error: {message}") from None
             out(f"scan error: {message}\n")
             failed += 1

@@ -16,6 +16,15 @@ class DatabaseNotReady(StoreError):
     """Redis is down, or the database version check has not completed yet."""
 
 
+class ReadOnlyReplica(DatabaseNotReady):
+    """Only a replica of Redis answers (no master): it is read from, a write must wait."""
+
+
+#: What a command that would write is told while only a replica answers (one line).
+READ_ONLY_REPLICA = ("Redis is a read-only replica (no master answers): nothing was changed; "
+                     "run the command again once a master answers")
+
+
 class MirrorNotFound(StoreError):
     """No mirror matches the given identifier."""
 

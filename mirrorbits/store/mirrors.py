@@ -134,14 +134,30 @@ def match_names(names: Mapping[str, str], pattern: str) -> list[tuple[int, str]]
 
 
 class MirrorStore:
-    """Mirror operations over the shared Redis pool."""
+    """Mirror operations over the shared Redis pool.
 
-    def __init__(self, redis: RedisService, clock: IReactorTime) -> None:
+    ``replica_reads``: :meth:`get_mirror`, :meth:`match`, :meth:`logs` and
+    :meth:`all_mirrors` read from a replica while no master answers (the control channel's
+    store: ``mirrorbits-ctl list`` answers during a failover); the daemon's own work reads
+    from the master only, as it writes what it read.
+    """
+
+    def __init__(self, redis: RedisService, clock: IReactorTime,
+                 replica_reads: bool = False) -> None:
         self._redis = redis
         self._clock = clock
+        self._replica_reads = replica_reads
 
     def _client(self) -> RedisClient:
         return self._redis.client()
+
+    def _reader(self) -> RedisClient:
+        return self._redis.read_client() if self._replica_reads else self._redis.client()
+
+    def require_master(self) -> None:
+        """:class:`~mirrorbits.store.errors.ReadOnlyReplica` while only a replica answers:
+        for a command to call before it writes anything."""
+        self._redis.require_master()
 
     def _now_ns(self) -> int:
         return int(self._clock.seconds() * 1_000_000) * 1000
@@ -149,7 +165,7 @@ class MirrorStore:
     async def all_mirrors(self, client: RedisClient | None = None) -> list[Mirror]:
         """Every mirror of ``MIRRORS``, by ID (the hashes are read concurrently), read with
         ``client`` if given (a reader that may be a replica's)."""
-        client = client or self._client()
+        client = client or self._reader()
         names = await client.hgetall(keys.MIRRORS)
         ids = sorted(mid for mid in map(parse_mirror_id, names) if mid is not None)
         hashes = await gather(client.hgetall(keys.mirror(mid)) for mid in ids)
@@ -157,14 +173,14 @@ class MirrorStore:
 
     async def get_mirror(self, mirror_id: int) -> Mirror:
         """One mirror; ``MirrorNotFound`` if it does not exist."""
-        h = await self._client().hgetall(keys.mirror(mirror_id))
+        h = await self._reader().hgetall(keys.mirror(mirror_id))
         if not h or MirrorField.NAME not in h:
             raise MirrorNotFound(f"mirror {mirror_id} not found")
         return _mirror(mirror_id, h)
 
     async def match(self, pattern: str) -> list[tuple[int, str]]:
         """``(id, name)`` of the mirrors matching ``pattern`` (see :func:`match_names`)."""
-        return match_names(await self._client().hgetall(keys.MIRRORS), pattern)
+        return match_names(await self._reader().hgetall(keys.MIRRORS), pattern)
 
     async def add_mirror(self, mirror: Mirror) -> Mirror:
         """Store a new (disabled) mirror under a fresh ID; the mirror as saved."""
@@ -270,7 +286,7 @@ class MirrorStore:
     async def logs(self, mirror_id: int, max_results: int) -> list[str]:
         """The last ``max_results`` (≤ 0: 500) entries of the mirror's event log, rendered."""
         count = max_results if max_results > 0 else DEFAULT_LOG_LINES
-        entries = await self._client().lrange(keys.mirror_logs(mirror_id), -count, -1)
+        entries = await self._reader().lrange(keys.mirror_logs(mirror_id), -count, -1)
         lines = []
         for entry in entries:
             rendered = events.render_event(str(entry))

@@ -48,7 +48,12 @@ from mirrorbits.store.connection import (
     version_at_least,
 )
 from mirrorbits.store.dbversion import check_db_version, ensure_db_version
-from mirrorbits.store.errors import DatabaseNotReady, StoreError
+from mirrorbits.store.errors import (
+    READ_ONLY_REPLICA,
+    DatabaseNotReady,
+    ReadOnlyReplica,
+    StoreError,
+)
 from mirrorbits.store.loop import ReconnectLoop
 
 __all__ = ["MasterSession", "RedisService", "RedisSettings", "parse_version",
@@ -206,6 +211,13 @@ class RedisService(ReconnectLoop):
         if not self.readable or self._link is None:
             raise DatabaseNotReady("database not ready")
         return self._link.pool.handler
+
+    def require_master(self) -> None:
+        """For a command about to write: :class:`ReadOnlyReplica` while only a replica is
+        linked (nothing written yet, so nothing half-written), else nothing (a Redis down
+        leaves the writer's own :meth:`client` to say so)."""
+        if self.readable and not self.ready:
+            raise ReadOnlyReplica(READ_ONLY_REPLICA)
 
     def reading_client(self) -> RedisClient:
         """:meth:`client`, except early in an outage (the master is being switched): then a
