@@ -7,6 +7,17 @@ Differences from the reference, on purpose:
   updating GeoLite2 no longer needs a SIGHUP (upstream issue #93).
 * Each database is copied into private memory before it is mapped, so copying a new file over the
   one in use (what issue #93 describes) cannot corrupt lookups or crash the process with SIGBUS.
+* The watch (:meth:`GeoIP.start_watching`) copies and opens a changed file in the reactor's
+  thread pool (:meth:`GeoIP.reload_in_thread`) and swaps the readers in the reactor thread once
+  the copy is done: copying a 60-70 MB City database no longer stops every process from answering
+  (all at the same moment, each checking the same files), and requests answered meanwhile use the
+  reader loaded before. The ``stat`` calls that tell whether a file changed stay in the reactor
+  thread (cheap); an unchanged file is not copied. The result of a copy is dropped (its reader
+  closed, nothing logged) when the database was (re)loaded by other means meanwhile (a
+  configuration reload, another check started later), or the watch stopped or :meth:`GeoIP.close`
+  ran: an older copy never replaces a newer one. The first load, before serving, and the reload
+  of a configuration reload (:meth:`GeoIP.load_and_report`) stay synchronous; so does the watch
+  on a clock without a thread pool (a test's ``Clock``).
 * Mirror geolocation resolves the URL's host *without* its port (spec §20, item 1).
 """
 
@@ -20,14 +31,17 @@ import shutil
 import socket
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import BinaryIO
+from typing import BinaryIO, cast
 from urllib.parse import urlsplit
 
 import maxminddb
 from attrs import define, field, frozen
 from maxminddb import InvalidDatabaseError, Reader
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IReactorThreads, IReactorTime
 from twisted.internet.task import LoopingCall
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.failure import Failure
 
 from mirrorbits.float32 import f32
 from mirrorbits.logs import Logger
@@ -73,6 +87,35 @@ class _Database:
     epoch: int | None = None
     stamp: _FileStamp | None = None
     problem: str = ""  # why the last attempt to open it failed
+    # Changes on each (re)load, and when a copy starts in a thread or the watch stops: the copy
+    # is used only if it is still the same when the copy is done (none newer, nothing since).
+    version: int = 0
+
+
+@frozen
+class _Attempt:
+    """What opening one file gave: a reader and its build epoch, or why not (blocking work)."""
+
+    path: str
+    stamp: _FileStamp | None
+    reader: Reader | None = None
+    epoch: int = 0
+    reason: str = ""
+
+    @classmethod
+    def of(cls, path: str) -> _Attempt:
+        """Copy ``path`` into memory and open it (seconds on a slow disk: run it in a thread
+        when serving)."""
+        try:
+            reader, stamp = _open_private(path)
+        except (OSError, ValueError, InvalidDatabaseError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            return cls(path, _stat(path), reason=str(reason))
+        return cls(path, stamp, reader, int(reader.metadata().build_epoch))
+
+    def discard(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
 
 
 @define(eq=False)
@@ -84,7 +127,9 @@ class GeoIP:
     two networks has the same City and ASN records, so a new address in a network already
     seen costs no database read and no record building.
 
-    ``clock`` drives :meth:`start_watching` (the global reactor when ``None``).
+    ``clock`` drives :meth:`start_watching` (the global reactor when ``None``); when it also
+    provides :class:`~twisted.internet.interfaces.IReactorThreads` (a real reactor), the watch
+    copies a changed file in its thread pool.
     """
 
     directory: str
@@ -195,35 +240,83 @@ class GeoIP:
         """Reopen each database whose file changed on disk; True if a reader was swapped.
 
         A file counts as changed when its path (``.updated`` appearing or going), device, inode,
-        size or mtime differ from the last attempt. Messages go to the log.
+        size or mtime differ from the last attempt. Messages go to the log. The copies are made
+        in the calling thread: :meth:`reload_in_thread` makes them in a thread.
         """
-        swapped = False
+        changed = self._changed()
+        return self._swap(changed, [_Attempt.of(path) for _, path, _ in changed])
+
+    def reload_in_thread(self) -> Deferred[bool]:
+        """:meth:`reload_if_changed`, copying and opening the changed files in the reactor's
+        thread pool, then swapping the readers in the reactor thread; lookups meanwhile use the
+        readers loaded before. Synchronous when ``clock`` has no thread pool."""
+        reactor = self._threads()
+        if reactor is None:
+            return succeed(self.reload_if_changed())
+        changed = self._changed()
+        if not changed:
+            return succeed(self._swap(changed, []))
+        paths = [path for _, path, _ in changed]
+        copying = deferToThreadPool(reactor, reactor.getThreadPool(),
+                                    lambda: [_Attempt.of(path) for path in paths])
+        return copying.addCallback(lambda attempts: self._swap(changed, attempts))
+
+    def _threads(self) -> IReactorThreads | None:
+        """The reactor whose thread pool copies the files, if ``clock`` has one."""
+        if self.clock is None:
+            from twisted.internet import reactor
+
+            return cast(IReactorThreads, reactor)
+        return cast(IReactorThreads, self.clock) if IReactorThreads.providedBy(self.clock) else None
+
+    def _changed(self) -> list[tuple[_Database, str, int]]:
+        """The databases whose file changed since the last attempt, with the path to open and
+        the version an attempt of theirs must find to be used."""
+        changed = []
         for database in (self._city, self._asn):
-            if _stat(self._path_of(database.name)) == database.stamp:
+            path = self._path_of(database.name)
+            if _stat(path) != database.stamp:
+                database.version += 1
+                changed.append((database, path, database.version))
+        return changed
+
+    def _swap(self, changed: list[tuple[_Database, str, int]],
+              attempts: list[_Attempt]) -> bool:
+        """Use each attempt whose database did not change meanwhile, log it, drop the others."""
+        swapped = False
+        fresh = not changed
+        for (database, _, version), attempt in zip(changed, attempts, strict=True):
+            if database.version != version:  # reloaded, closed or not watched since: stale
+                attempt.discard()
                 continue
-            changed, message, failed = self._open(database, force=True)
-            swapped = swapped or changed
+            fresh = True
+            used, message, failed = self._use(database, attempt, force=True)
+            swapped = swapped or used
             self._log_outcome(database, message, failed)
         if swapped:
             self._forget()
-        self._report_missing()
+        if fresh:  # else closed, or said by whatever loaded the databases meanwhile
+            self._report_missing()
         return swapped
 
     def start_watching(self, interval: float = 5.0) -> None:
         """Call :meth:`reload_if_changed` every ``interval`` seconds until :meth:`close`."""
         if self._watcher is not None:
             return
-        watcher = LoopingCall(self._watch_once)
+        watcher = LoopingCall(self._watch_once)  # waits for a check's copies before the next
         if self.clock is not None:
             watcher.clock = self.clock
         self._watcher = watcher
         watcher.start(interval, now=False)
 
     def stop_watching(self) -> None:
-        """Stop the checks started by :meth:`start_watching`."""
+        """Stop the checks started by :meth:`start_watching`; a copy still running in a
+        thread is dropped when it is done (its reader closed, nothing logged)."""
         watcher, self._watcher = self._watcher, None
         if watcher is not None and watcher.running:
             watcher.stop()
+        for database in (self._city, self._asn):
+            database.version += 1
 
     def close(self) -> None:
         """Stop watching and release both readers."""
@@ -232,6 +325,7 @@ class GeoIP:
             if database.reader is not None:
                 database.reader.close()
             database.reader = database.epoch = database.stamp = None
+            database.version += 1
         self._forget()
 
     def lookup(self, ip: str) -> GeoRecord:
@@ -286,15 +380,18 @@ class GeoIP:
         path = self._path_of(database.name)
         if not force and database.reader is not None and _stat(path) == database.stamp:
             return False, "", False  # the same file: not copied again (a reload stays quick)
-        try:
-            reader, stamp = _open_private(path)
-        except (OSError, ValueError, InvalidDatabaseError) as error:
-            database.stamp = _stat(path)
-            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
-            database.problem = str(reason)
-            return False, f"Can't load the {database.name} database ({path}): {reason}", True
-        epoch = int(reader.metadata().build_epoch)
-        database.stamp = stamp
+        return self._use(database, _Attempt.of(path), force)
+
+    def _use(self, database: _Database, attempt: _Attempt,
+             force: bool) -> tuple[bool, str, bool]:
+        """Take what opening ``database``'s file gave: (reader swapped, message, failed)."""
+        database.version += 1  # a copy started before this one is stale now
+        database.stamp = attempt.stamp
+        if attempt.reader is None:
+            database.problem = attempt.reason
+            return False, (f"Can't load the {database.name} database ({attempt.path}): "
+                           f"{attempt.reason}"), True
+        reader, epoch = attempt.reader, attempt.epoch
         database.problem = ""
         if not force and database.reader is not None and database.epoch == epoch:
             reader.close()
@@ -304,11 +401,15 @@ class GeoIP:
         database.reader, database.epoch = reader, epoch
         return True, f"Loading {database.name} database (built on {_built_on(epoch)})", False
 
-    def _watch_once(self) -> None:
+    def _watch_once(self) -> Deferred[None]:
         try:
-            self.reload_if_changed()
+            checking = self.reload_in_thread()
         except Exception:
-            self._log.failure("Checking the GeoIP databases for changes failed")
+            checking = fail()
+        return checking.addCallbacks(lambda _: None, self._watch_failed)
+
+    def _watch_failed(self, failure: Failure) -> None:
+        self._log.failure("Checking the GeoIP databases for changes failed", failure)
 
 
 def parse_ip(text: str) -> _IPAddress | None:

@@ -6,12 +6,16 @@ import ipaddress
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import maxminddb
 import pytest
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorThreads
 from twisted.internet.task import Clock
+from zope.interface import implementer
 
 from mirrorbits.float32 import f32, format_f32
 from mirrorbits.geo import (
@@ -37,6 +41,7 @@ from tests.geodata import (
     write_city_db,
     write_test_databases,
 )
+from tests.logcapture import captured_log
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "geo"
 EPOCH = 1687249800  # 2023-06-20 08:30:00 UTC
@@ -437,3 +442,180 @@ def test_lookup_host_addresses_literals_and_localhost() -> None:
     assert lookup_host_addresses("[::1]") == ["::1"]
     assert lookup_host_addresses("2001:db8:cafe::20") == ["2001:db8:cafe::20"]
     assert "127.0.0.1" in lookup_host_addresses("localhost")  # from /etc/hosts
+
+
+# --- copies in a thread (the watch on a real reactor), with a thread pool run by hand --------
+
+
+class _Job:
+    def __init__(self, on_result: Callable[[bool, object], None], work: Callable[[], object]):
+        self.on_result, self.work = on_result, work
+
+
+@implementer(IReactorThreads)
+class _ManualThreads(Clock):
+    """A clock whose thread pool runs each job only when the test says (``run``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.jobs: list[_Job] = []
+
+    def getThreadPool(self) -> _ManualThreads:  # the pool is this object
+        return self
+
+    def callInThreadWithCallback(self, on_result: Callable[[bool, object], None],
+                                 function: Callable[..., object], *args: object) -> None:
+        self.jobs.append(_Job(on_result, lambda: function(*args)))
+
+    def callFromThread(self, function: Callable[..., object], *args: object) -> None:
+        function(*args)
+
+    def callInThread(self, function: Callable[..., object], *args: object) -> None:
+        raise NotImplementedError
+
+    def suggestThreadPoolSize(self, size: int) -> None:
+        pass
+
+    def run(self, index: int = 0) -> None:
+        job = self.jobs.pop(index)
+        job.on_result(True, job.work())
+
+
+BRAGA = CityRecord("100.96.1.0/24", "Braga (newer)", "PT", "Portugal", "EU",
+                   41.5454, -8.4265, "Europe/Lisbon")  # fmt: skip
+
+
+@pytest.fixture
+def threaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+             ) -> Iterator[tuple[GeoIP, _ManualThreads, list[Any]]]:
+    """GeoIP on the generated databases, loaded, whose checks copy in a hand-run pool; and the
+    readers the copies made."""
+    import mirrorbits.geo as geo_module
+    write_test_databases(tmp_path, build_epoch=EPOCH)
+    threads = _ManualThreads()
+    geo = GeoIP(str(tmp_path), clock=threads)
+    geo.load()
+    made: list[Any] = []
+    real = geo_module._open_private
+
+    def recording(path: str) -> Any:
+        reader, stamp = real(path)
+        made.append(reader)
+        return reader, stamp
+
+    monkeypatch.setattr(geo_module, "_open_private", recording)
+    yield geo, threads, made
+    geo.close()
+
+
+def _result(deferred: Deferred[bool]) -> list[bool]:
+    results: list[bool] = []
+    deferred.addCallback(results.append)
+    return results
+
+
+def test_a_changed_file_is_copied_in_the_pool_and_swapped_after(
+        threaded: tuple[GeoIP, _ManualThreads, list[Any]], tmp_path: Path) -> None:
+    geo, threads, _ = threaded
+    assert _result(geo.reload_in_thread()) == [False] and threads.jobs == []  # unchanged
+    _replace_city(tmp_path, PORTO, EPOCH + 1)
+    with captured_log("") as log:
+        result = _result(geo.reload_in_thread())
+        assert result == [] and len(threads.jobs) == 1
+        assert geo.lookup("100.96.1.10").city == "Lisbon"  # meanwhile: the reader before
+        threads.run()
+    assert result == [True]
+    assert geo.lookup("100.96.1.10").city == "Porto (test replacement)"  # network forgotten
+    assert [line for line in log if "GeoLite2" in line] == [
+        f"Loading GeoLite2-City.mmdb database (built on {_built(EPOCH + 1)})"]
+
+
+@pytest.mark.parametrize("order", ["older done first", "newer done first"])
+def test_an_older_copy_never_replaces_a_newer_one(
+        threaded: tuple[GeoIP, _ManualThreads, list[Any]], tmp_path: Path, order: str) -> None:
+    geo, threads, made = threaded
+    _replace_city(tmp_path, PORTO, EPOCH + 1)
+    older = _result(geo.reload_in_thread())
+    _replace_city(tmp_path, BRAGA, EPOCH + 2)
+    newer = _result(geo.reload_in_thread())
+    with captured_log("") as log:
+        if order == "older done first":
+            threads.run(0)
+            assert geo.lookup("100.96.1.10").city == "Lisbon"
+        threads.run(-1)
+        if threads.jobs:
+            threads.run(0)
+    assert (older, newer) == ([False], [True])
+    assert geo.lookup("100.96.1.10").city == "Braga (newer)"
+    assert sorted(reader.closed for reader in made) == [False, True]  # the older: closed
+    assert [line for line in log if "GeoLite2" in line] == [
+        f"Loading GeoLite2-City.mmdb database (built on {_built(EPOCH + 2)})"]
+
+
+def test_a_load_while_a_copy_runs_wins(
+        threaded: tuple[GeoIP, _ManualThreads, list[Any]], tmp_path: Path) -> None:
+    """A configuration reload (synchronous) while the watch's copy runs: the copy is dropped."""
+    geo, threads, made = threaded
+    _replace_city(tmp_path, PORTO, EPOCH + 1)
+    result = _result(geo.reload_in_thread())
+    _replace_city(tmp_path, BRAGA, EPOCH + 2)
+    geo.load_and_report()  # copies Braga here and now
+    threads.run()  # the copy of Porto
+    assert result == [False] and [reader.closed for reader in made] == [False, True]
+    assert geo.lookup("100.96.1.10").city == "Braga (newer)"
+
+
+def test_a_copy_that_fails_keeps_the_reader_and_is_said_once(
+        threaded: tuple[GeoIP, _ManualThreads, list[Any]], tmp_path: Path) -> None:
+    geo, threads, _ = threaded
+    (tmp_path / "junk").write_bytes(b"this is not a MaxMind database" * 10)
+    os.replace(tmp_path / "junk", tmp_path / CITY_DATABASE)
+    with captured_log("") as log:
+        result = _result(geo.reload_in_thread())
+        threads.run()
+        assert _result(geo.reload_in_thread()) == [False] and threads.jobs == []  # not retried
+    assert result == [False]
+    assert geo.lookup("100.96.1.10").city == "Lisbon"
+    [warning] = [line for line in log if "GeoLite2" in line]
+    assert warning.startswith(f"Can't load the GeoLite2-City.mmdb database ({tmp_path}/")
+    assert warning.endswith("; the database loaded before stays in use")
+
+
+@pytest.mark.parametrize("stop", ["close", "stop_watching"])
+def test_stopping_while_a_copy_runs_drops_it(
+        threaded: tuple[GeoIP, _ManualThreads, list[Any]], tmp_path: Path, stop: str) -> None:
+    geo, threads, made = threaded
+    geo.start_watching(5.0)
+    _replace_city(tmp_path, PORTO, EPOCH + 1)
+    threads.advance(5.0)
+    assert len(threads.jobs) == 1
+    with captured_log("") as log:
+        getattr(geo, stop)()
+        threads.run()
+    assert log == [] and made[0].closed
+    assert threads.getDelayedCalls() == []
+    if stop == "close":
+        assert not (geo.city_available or geo.asn_available)
+    else:
+        assert geo.lookup("100.96.1.10").city == "Lisbon"
+
+
+def test_the_watch_waits_for_a_copy_before_checking_again(
+        threaded: tuple[GeoIP, _ManualThreads, list[Any]], tmp_path: Path) -> None:
+    geo, threads, _ = threaded
+    geo.start_watching(5.0)
+    _replace_city(tmp_path, PORTO, EPOCH + 1)
+    threads.advance(5.0)
+    threads.advance(20.0)
+    assert len(threads.jobs) == 1  # one copy, however long it takes
+    threads.run()
+    assert geo.lookup("100.96.1.10").city == "Porto (test replacement)"
+    _replace_city(tmp_path, BRAGA, EPOCH + 2)
+    threads.advance(5.0)
+    threads.run()
+    assert geo.lookup("100.96.1.10").city == "Braga (newer)"
+
+
+def _built(epoch: int) -> str:
+    from mirrorbits.geo import _built_on
+    return _built_on(epoch)
