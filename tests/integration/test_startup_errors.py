@@ -266,7 +266,8 @@ def test_reload_shows_warnings_and_refusals_and_the_log_has_them(
             f"ListenAddress: {daemon.values['ListenAddress']}", "ListenAddress: 127.0.0.1:1")
         assert "ListenAddress: 127.0.0.1:1\n" in moved
         conf.write_text(moved)
-        notice = "ListenAddress/RPCListenAddress changed: restart the daemon to apply"
+        notice = (f"ListenAddress changed ({daemon.values['ListenAddress']} to 127.0.0.1:1): "
+                  "restart the daemon to apply")  # the key that changed, not two
         assert ctl_reload(daemon) == (0, "", f"warning: {notice}\n")
         daemon.wait_log(notice)
         # spec §20.5: the reference's listener broke here; this one still answers
