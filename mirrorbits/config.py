@@ -194,7 +194,7 @@ def parse_config(text: str, source: str = "<string>") -> tuple[Config, list[str]
 def _parse_config(text: str, source: str,
                   base: str | None = None) -> tuple[Config, list[str], _Parse]:
     """:func:`parse_config`, and the parse that knows the line of each key."""
-    parse = _Parse(source)
+    parse = _Parse(source, text=text)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as err:
@@ -269,6 +269,18 @@ def _finish(config: Config, place: Callable[[Finding], str] = str,
     return normal, warnings
 
 
+def _commented_out(text: str, key: KeyPath) -> int | None:
+    """The line of ``#Key:`` when *key*, a top-level key, is only there commented out, as
+    every key of the sample configuration is (copied with its value set and the ``#`` kept)."""
+    if len(key) != 1 or not isinstance(key[0], str) or not text:
+        return None
+    pattern = re.compile(rf"#\s*{re.escape(key[0])}\s*:")
+    for number, line in enumerate(text.splitlines(), 1):
+        if pattern.match(line.lstrip()):
+            return number
+    return None
+
+
 def _normal_fallback(fallback: Fallback) -> Fallback:
     url = fallback.url if fallback.url.endswith("/") else fallback.url + "/"
     country, continent = fallback.country_code.upper(), fallback.continent_code.upper()
@@ -296,6 +308,7 @@ class _Parse:
     source: str
     lines: dict[KeyPath, int] = field(factory=dict)
     warnings: list[str] = field(factory=list)
+    text: str = ""  # the file's text, for a key left commented out (the sample's are)
 
     def at(self, path: KeyPath, node: Node) -> str:
         """`` (line N in F)``: where *node* starts; remembered as the line of *path*."""
@@ -309,6 +322,10 @@ class _Parse:
             line = self.lines.get(found.key[:end])
             if line is not None:
                 return f"{found.text} (line {line} in {self.source})"
+        commented = _commented_out(self.text, found.key)
+        if commented is not None:
+            return (f"{found.text} (not set in {self.source}: line {commented} is commented "
+                    "out, remove its '#')")
         return f"{found.text} (not set in {self.source})"
 
     def wrong(self, path: KeyPath, node: Node, expected: str) -> ConfigError:

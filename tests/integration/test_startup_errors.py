@@ -181,6 +181,24 @@ def test_a_value_that_makes_no_sense_is_one_line_naming_key_value_and_line(
     assert output.strip() == f"mirrorbits: {message} (line {line} in {config})"
 
 
+def test_the_sample_copied_with_its_repository_still_commented_out_says_so(
+        tmp_path: Path) -> None:
+    # walked: a copy of contrib/mirrorbits.conf whose Repository value is set but whose '#'
+    # stayed said only "(not set in F)", which reads as if the line were not there at all
+    sample = (Path(__file__).parents[2] / "contrib" / "mirrorbits.conf").read_text()
+    assert "\n#Repository: /srv/repo\n" in sample
+    config = tmp_path / "mirrorbits.conf"
+    config.write_text(sample.replace("#Repository: /srv/repo", f"#Repository: {tmp_path}"))
+    line = line_of(config, "#Repository")
+    result = run_twistd("-n", "--pidfile=", "mirrorbits", "--config", str(config),
+                        cwd=tmp_path)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    assert result.stderr.splitlines() == [
+        "mirrorbits: Path to local repository not configured (see mirrorbits.conf) "
+        f"(not set in {config}: line {line} is commented out, remove its '#')"]
+
+
 def test_a_misspelt_required_key_is_explained_before_the_error(tmp_path: Path) -> None:
     config = tmp_path / "mirrorbits.conf"
     config.write_text(f"repository: {tmp_path}\nRPCPasword: secret\n")
