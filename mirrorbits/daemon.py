@@ -67,6 +67,7 @@ from mirrorbits.store.pubsub import PubSubService
 from mirrorbits.store.redis import RedisService
 from mirrorbits.systemd.activation import NOT_ACTIVATED, ActivatedSockets
 from mirrorbits.systemd.notify import Notifier
+from mirrorbits.twistdlog import moved_away, twistd_log_file
 from mirrorbits.upgrade import (
     ENV_NODE_ID,
     READY_TIMEOUT,
@@ -179,7 +180,10 @@ class Daemon(MultiService):
 
     def _on_sigusr1(self, signum: int, frame: FrameType | None) -> None:
         previous = self._previous_handlers.get(signal.SIGUSR1)
-        if callable(previous):
+        log_file = twistd_log_file(previous)
+        if log_file is not None and moved_away(log_file):  # logrotate moved it: follow
+            self.reactor.callFromThread(log_file.reopen)
+        elif callable(previous):  # twistd's own: it renames its log to .1
             previous(signum, frame)
         self.reactor.callFromThread(self.reopen_logs, "SIGUSR1 Received: Re-opening logs...")
 
