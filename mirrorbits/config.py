@@ -169,7 +169,7 @@ def load_config(path: str, base: str | None = None,
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise ConfigError(f"invalid UTF-8 at byte {err.start} in {path}") from None
-    config, warnings, parse = _parse_config(text, path, base)
+    config, warnings, parse = _parse_config(text, path, base, repository)
     if repository is None:
         return config, warnings + [parse.place(found) for found in file_system_warnings(config)]
     config = with_repository(config, repository)
@@ -191,9 +191,10 @@ def parse_config(text: str, source: str = "<string>") -> tuple[Config, list[str]
     return config, warnings
 
 
-def _parse_config(text: str, source: str,
-                  base: str | None = None) -> tuple[Config, list[str], _Parse]:
-    """:func:`parse_config`, and the parse that knows the line of each key."""
+def _parse_config(text: str, source: str, base: str | None = None,
+                  repository: str | None = None) -> tuple[Config, list[str], _Parse]:
+    """:func:`parse_config`, and the parse that knows the line of each key. *repository*
+    (the ``--repository`` option) stands for the file's ``Repository``, which it may lack."""
     parse = _Parse(source, text=text)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -203,6 +204,8 @@ def _parse_config(text: str, source: str,
         raise ConfigError(f"yaml: nesting too deep in {source}") from None
     try:
         values = {} if root is None or _is_null(root) else parse.record((), root, _FIELDS)
+        if repository is not None:
+            values["repository"] = repository
         config, warnings = _finish(attrs.evolve(Config(), **values), parse.place, base)
     except ConfigError as err:
         err.warnings[:0] = parse.warnings
