@@ -58,7 +58,7 @@ from mirrorbits.reactors import IDaemonReactor
 from mirrorbits.retention import RetentionService
 from mirrorbits.scan.changing import ChangingPaths
 from mirrorbits.scan.local import RepositoryScanner
-from mirrorbits.scan.scheduler import MirrorScanner
+from mirrorbits.scan.scheduler import MirrorScanner, ScanOutcome
 from mirrorbits.scan.watch import RepositoryWatcher
 from mirrorbits.stats import RangeDeduplicator, StatsService, stats_files, stats_mirror
 from mirrorbits.store import keys, outage
@@ -474,6 +474,8 @@ class _Monitoring:
     monitor: bool
     monitors: list[IService]  # what an upgrade stops before the successor takes over
     changing: ChangingPaths  # what the repository watch saw change, not yet published
+    # a mirror to health-check at the next round (within a second), not at its interval
+    check_soon: Callable[[int], None] = lambda _mirror_id: None
 
     async def count_mirrors(self) -> int:
         return len(await mirror_ids(self.redis.client()))
@@ -554,7 +556,10 @@ def _add_monitoring(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReacto
         holder.subscribe(lambda old, new: mirmon.changed())
         mirmon.setServiceParent(daemon)
         monitors += [health, liveness, verifier, mirror_scanner, cluster, retention, mirmon]
-    return _Monitoring(redis, scanner, mirrors, mirror_scanner, monitor, monitors, changing)
+    work = _Monitoring(redis, scanner, mirrors, mirror_scanner, monitor, monitors, changing)
+    if monitor:
+        work.check_soon = health.check_soon
+    return work
 
 
 def _add_control(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
@@ -586,6 +591,15 @@ def _add_control(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
     async def mirror_downloads(mirror_id: int, first: str, last: str) -> tuple[int, int]:
         return await stats_mirror(redis.client(), mirror_id, _day(first), _day(last))
 
+    async def scan(mirror_id: int, auto_enable: bool, protocol: str,
+                   timeout: float | None) -> ScanOutcome:
+        """``mirrorbits-ctl scan``: a mirror held down because its rescan failed (rsync was
+        stopped, say) is checked at once once the operator's scan succeeds, not at its next
+        ``CheckInterval``."""
+        outcome = await work.mirror_scanner.scan(mirror_id, auto_enable, protocol, timeout)
+        work.check_soon(mirror_id)
+        return outcome
+
     backend = ControlBackend(
         mirrors=work.mirrors,
         locate=locate,
@@ -593,7 +607,7 @@ def _add_control(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
         reload=reload,
         version=version_info,
         refresh=refresh,
-        scan=work.mirror_scanner.scan,
+        scan=scan,
         stats_file=file_downloads,
         stats_mirror=mirror_downloads,
         refresh_progress=work.scanner.progress, scan_progress=work.mirror_scanner.progress,
