@@ -104,6 +104,7 @@ class Config:
     redis_sentinel_master_name: str = ""
     redis_sentinels: tuple[str, ...] = ()
     log_dir: str = ""
+    stats_spool_dir: str = ""  # where a stop during a Redis outage keeps its counters
     trace_file_location: str = ""
     geoip_database_path: str = "/usr/share/GeoIP/"
     concurrent_sync: int = 5
@@ -257,6 +258,7 @@ def _finish(config: Config, place: Callable[[Finding], str] = str,
         repository=_absolute(config.repository, base),
         mirmon_export_file=_absolute_if_set(config.mirmon_export_file, base),
         log_dir=_absolute_if_set(config.log_dir, base),
+        stats_spool_dir=_absolute_if_set(config.stats_spool_dir, base),
         templates=_absolute_if_set(config.templates, base),
         rpc_tls_certificate=_absolute_if_set(config.rpc_tls_certificate, base),
         rpc_tls_key=_absolute_if_set(config.rpc_tls_key, base),
@@ -576,6 +578,7 @@ _FIELDS: _Fields = {
     "RedisSentinelMasterName": ("redis_sentinel_master_name", _str),
     "RedisSentinels": ("redis_sentinels", _list_of(_sentinel_host)),
     "LogDir": ("log_dir", _str),
+    "StatsSpoolDir": ("stats_spool_dir", _str),
     "TraceFileLocation": ("trace_file_location", _str),
     "GeoipDatabasePath": ("geoip_database_path", _str),
     "ConcurrentSync": ("concurrent_sync", _int),

@@ -443,9 +443,14 @@ def _add_redis(daemon: Daemon, holder: ConfigHolder,
 
 
 def _add_accounting(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
-                    redis: RedisService) -> tuple[StatsService, DownloadLog]:
-    """The download counters (flushed to Redis) and the download log."""
-    stats = StatsService(redis.session, reactor)
+                    redis: RedisService, replays_spool: bool = True,
+                    ) -> tuple[StatsService, DownloadLog]:
+    """The download counters (flushed to Redis) and the download log. ``replays_spool``:
+    this process writes to Redis the counters stopped processes kept in ``StatsSpoolDir``
+    (the daemon; its HTTP workers only keep theirs there)."""
+    stats = StatsService(redis.session, reactor,
+                         spool_dir=lambda: holder.current.stats_spool_dir,
+                         replays_spool=replays_spool)
     stats.setName("stats")
     stats.setServiceParent(daemon)
     download_log = DownloadLog(
@@ -893,7 +898,7 @@ def build_worker(*, config: Config, config_path: str, repository: str | None,
     daemon.setName("mirrorbits-worker")
     daemon.says_warnings = False
     redis, pubsub = _add_redis(daemon, holder, reactor)
-    stats, download_log = _add_accounting(daemon, holder, reactor, redis)
+    stats, download_log = _add_accounting(daemon, holder, reactor, redis, replays_spool=False)
     download_log.says_open_failures = False  # the daemon opens the same file and says so
     geo.load_and_report(quiet=True)  # the daemon says what it found, once for the node
     holder.subscribe(lambda old, new: _reload_geo(geo, new))
