@@ -277,6 +277,8 @@ class StatsService(Service):
             return
         self._spool_checked_at = now
         directory = self.spool_dir()
+        if not directory:
+            return
         paths = [path for path in spooled_files(directory) if path not in self._spool_unreadable]
         if not paths:
             return
