@@ -104,6 +104,7 @@ class Config:
     redis_sentinel_master_name: str = ""
     redis_sentinels: tuple[str, ...] = ()
     log_dir: str = ""
+    stats_spool_dir: str = ""  # where a stop during a Redis outage keeps its counters
     trace_file_location: str = ""
     geoip_database_path: str = "/usr/share/GeoIP/"
     concurrent_sync: int = 5
@@ -169,7 +170,7 @@ def load_config(path: str, base: str | None = None,
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise ConfigError(f"invalid UTF-8 at byte {err.start} in {path}") from None
-    config, warnings, parse = _parse_config(text, path, base)
+    config, warnings, parse = _parse_config(text, path, base, repository)
     if repository is None:
         return config, warnings + [parse.place(found) for found in file_system_warnings(config)]
     config = with_repository(config, repository)
@@ -191,10 +192,11 @@ def parse_config(text: str, source: str = "<string>") -> tuple[Config, list[str]
     return config, warnings
 
 
-def _parse_config(text: str, source: str,
-                  base: str | None = None) -> tuple[Config, list[str], _Parse]:
-    """:func:`parse_config`, and the parse that knows the line of each key."""
-    parse = _Parse(source)
+def _parse_config(text: str, source: str, base: str | None = None,
+                  repository: str | None = None) -> tuple[Config, list[str], _Parse]:
+    """:func:`parse_config`, and the parse that knows the line of each key. *repository*
+    (the ``--repository`` option) stands for the file's ``Repository``, which it may lack."""
+    parse = _Parse(source, text=text)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as err:
@@ -203,6 +205,8 @@ def _parse_config(text: str, source: str,
         raise ConfigError(f"yaml: nesting too deep in {source}") from None
     try:
         values = {} if root is None or _is_null(root) else parse.record((), root, _FIELDS)
+        if repository is not None:
+            values["repository"] = repository
         config, warnings = _finish(attrs.evolve(Config(), **values), parse.place, base)
     except ConfigError as err:
         err.warnings[:0] = parse.warnings
@@ -254,6 +258,7 @@ def _finish(config: Config, place: Callable[[Finding], str] = str,
         repository=_absolute(config.repository, base),
         mirmon_export_file=_absolute_if_set(config.mirmon_export_file, base),
         log_dir=_absolute_if_set(config.log_dir, base),
+        stats_spool_dir=_absolute_if_set(config.stats_spool_dir, base),
         templates=_absolute_if_set(config.templates, base),
         rpc_tls_certificate=_absolute_if_set(config.rpc_tls_certificate, base),
         rpc_tls_key=_absolute_if_set(config.rpc_tls_key, base),
@@ -267,6 +272,18 @@ def _finish(config: Config, place: Callable[[Finding], str] = str,
         ),
     )
     return normal, warnings
+
+
+def _commented_out(text: str, key: KeyPath) -> int | None:
+    """The line of ``#Key:`` when *key*, a top-level key, is only there commented out, as
+    every key of the sample configuration is (copied with its value set and the ``#`` kept)."""
+    if len(key) != 1 or not isinstance(key[0], str) or not text:
+        return None
+    pattern = re.compile(rf"#\s*{re.escape(key[0])}\s*:")
+    for number, line in enumerate(text.splitlines(), 1):
+        if pattern.match(line.lstrip()):
+            return number
+    return None
 
 
 def _normal_fallback(fallback: Fallback) -> Fallback:
@@ -296,6 +313,7 @@ class _Parse:
     source: str
     lines: dict[KeyPath, int] = field(factory=dict)
     warnings: list[str] = field(factory=list)
+    text: str = ""  # the file's text, for a key left commented out (the sample's are)
 
     def at(self, path: KeyPath, node: Node) -> str:
         """`` (line N in F)``: where *node* starts; remembered as the line of *path*."""
@@ -309,6 +327,10 @@ class _Parse:
             line = self.lines.get(found.key[:end])
             if line is not None:
                 return f"{found.text} (line {line} in {self.source})"
+        commented = _commented_out(self.text, found.key)
+        if commented is not None:
+            return (f"{found.text} (not set in {self.source}: line {commented} is commented "
+                    "out, remove its '#')")
         return f"{found.text} (not set in {self.source})"
 
     def wrong(self, path: KeyPath, node: Node, expected: str) -> ConfigError:
@@ -556,6 +578,7 @@ _FIELDS: _Fields = {
     "RedisSentinelMasterName": ("redis_sentinel_master_name", _str),
     "RedisSentinels": ("redis_sentinels", _list_of(_sentinel_host)),
     "LogDir": ("log_dir", _str),
+    "StatsSpoolDir": ("stats_spool_dir", _str),
     "TraceFileLocation": ("trace_file_location", _str),
     "GeoipDatabasePath": ("geoip_database_path", _str),
     "ConcurrentSync": ("concurrent_sync", _int),

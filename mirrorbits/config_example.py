@@ -94,6 +94,11 @@ EXAMPLE_CONFIG = """\
 # Directory where downloads.log is written; empty: no download log.
 #LogDir: ""
 
+# Directory where a process that stops while Redis is unreachable keeps the downloads it
+# counted and could not write (one file per process); the daemon writes them to Redis once
+# it can, then deletes the file. Empty: such downloads are lost (logged).
+#StatsSpoolDir: ""
+
 # Path, relative to each mirror's URL, of a file holding the Unix time of its last
 # update; empty: not used.
 #TraceFileLocation: ""

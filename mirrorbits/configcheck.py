@@ -414,6 +414,13 @@ def file_system_warnings(config: Config) -> list[Finding]:
         if problem:
             warnings.append(Finding(("LogDir",), f"LogDir {shown(config.log_dir)} {problem}: "
                                     "no download log is written until it can be"))
+    if config.stats_spool_dir:
+        problem = directory_problem(config.stats_spool_dir, os.W_OK | os.X_OK)
+        if problem:
+            warnings.append(Finding(("StatsSpoolDir",),
+                                    f"StatsSpoolDir {shown(config.stats_spool_dir)} {problem}: "
+                                    "downloads counted during a Redis outage are lost if the "
+                                    "daemon stops before Redis is back"))
     if config.mirmon_export_file:
         problem = export_dir_problem(config.mirmon_export_file)
         if problem:

@@ -67,13 +67,25 @@ def restart_notices(old: Config, new: Config) -> list[str]:
     (or an upgrade) applies, one line each: returned with a reload's warnings, so that
     ``mirrorbits-ctl reload`` says so too."""
     notices = []
-    if (old.listen_address, old.rpc_listen_address) != (
-            new.listen_address, new.rpc_listen_address):
-        notices.append("ListenAddress/RPCListenAddress changed: restart the daemon to apply")
-    if old.metrics_listen_address != new.metrics_listen_address:
-        notices.append("MetricsListenAddress changed: restart the daemon to apply")
+    for key, before, after in (
+            ("ListenAddress", old.listen_address, new.listen_address),
+            ("RPCListenAddress", old.rpc_listen_address, new.rpc_listen_address),
+            ("MetricsListenAddress", old.metrics_listen_address, new.metrics_listen_address)):
+        if before != after:
+            notices.append(f"{key} changed ({_shown(before)} to {_shown(after)}): "
+                           "restart the daemon to apply")
     if bool(old.rpc_tls_certificate) != bool(new.rpc_tls_certificate):
         notices.append("RPCTLSCertificate turned TLS on or off: restart the daemon to apply")
     if old.workers != new.workers:
-        notices.append("Workers changed: restart the daemon (or upgrade it) to apply")
+        notices.append(f"Workers changed ({_workers(old.workers)} to {_workers(new.workers)}): "
+                       "restart the daemon (or upgrade it) to apply")
     return notices
+
+
+def _shown(value: object) -> str:
+    """A setting's value as a notice shows it: an empty one as ``""``."""
+    return str(value) if value not in ("", None) else '""'
+
+
+def _workers(value: int | None) -> str:
+    return "one per CPU core" if value is None else str(value)

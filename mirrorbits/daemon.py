@@ -67,6 +67,7 @@ from mirrorbits.store.pubsub import PubSubService
 from mirrorbits.store.redis import RedisService
 from mirrorbits.systemd.activation import NOT_ACTIVATED, ActivatedSockets
 from mirrorbits.systemd.notify import Notifier
+from mirrorbits.twistdlog import moved_away, twistd_log_file
 from mirrorbits.upgrade import (
     ENV_NODE_ID,
     READY_TIMEOUT,
@@ -179,7 +180,10 @@ class Daemon(MultiService):
 
     def _on_sigusr1(self, signum: int, frame: FrameType | None) -> None:
         previous = self._previous_handlers.get(signal.SIGUSR1)
-        if callable(previous):
+        log_file = twistd_log_file(previous)
+        if log_file is not None and moved_away(log_file):  # logrotate moved it: follow
+            self.reactor.callFromThread(log_file.reopen)
+        elif callable(previous):  # twistd's own: it renames its log to .1
             previous(signum, frame)
         self.reactor.callFromThread(self.reopen_logs, "SIGUSR1 Received: Re-opening logs...")
 
@@ -439,9 +443,14 @@ def _add_redis(daemon: Daemon, holder: ConfigHolder,
 
 
 def _add_accounting(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
-                    redis: RedisService) -> tuple[StatsService, DownloadLog]:
-    """The download counters (flushed to Redis) and the download log."""
-    stats = StatsService(redis.session, reactor)
+                    redis: RedisService, replays_spool: bool = True,
+                    ) -> tuple[StatsService, DownloadLog]:
+    """The download counters (flushed to Redis) and the download log. ``replays_spool``:
+    this process writes to Redis the counters stopped processes kept in ``StatsSpoolDir``
+    (the daemon; its HTTP workers only keep theirs there)."""
+    stats = StatsService(redis.session, reactor,
+                         spool_dir=lambda: holder.current.stats_spool_dir,
+                         replays_spool=replays_spool)
     stats.setName("stats")
     stats.setServiceParent(daemon)
     download_log = DownloadLog(
@@ -470,6 +479,8 @@ class _Monitoring:
     monitor: bool
     monitors: list[IService]  # what an upgrade stops before the successor takes over
     changing: ChangingPaths  # what the repository watch saw change, not yet published
+    # a mirror to health-check at the next round (within a second), not at its interval
+    check_soon: Callable[[int], None] = lambda _mirror_id: None
 
     async def count_mirrors(self) -> int:
         return len(await mirror_ids(self.redis.client()))
@@ -550,7 +561,10 @@ def _add_monitoring(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReacto
         holder.subscribe(lambda old, new: mirmon.changed())
         mirmon.setServiceParent(daemon)
         monitors += [health, liveness, verifier, mirror_scanner, cluster, retention, mirmon]
-    return _Monitoring(redis, scanner, mirrors, mirror_scanner, monitor, monitors, changing)
+    work = _Monitoring(redis, scanner, mirrors, mirror_scanner, monitor, monitors, changing)
+    if monitor:
+        work.check_soon = health.check_soon
+    return work
 
 
 def _add_control(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
@@ -587,6 +601,15 @@ def _add_control(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
 
     async def mirror_downloads(mirror_id: int, first: str, last: str) -> tuple[int, int]:
         return await stats_mirror(redis.read_client(), mirror_id, _day(first), _day(last))
+
+    async def scan(mirror_id: int, auto_enable: bool, protocol: str,
+                   timeout: float | None) -> ScanOutcome:
+        """``mirrorbits-ctl scan``: a mirror held down because its rescan failed (rsync was
+        stopped, say) is checked at once once the operator's scan succeeds, not at its next
+        ``CheckInterval``."""
+        outcome = await work.mirror_scanner.scan(mirror_id, auto_enable, protocol, timeout)
+        work.check_soon(mirror_id)
+        return outcome
 
     backend = ControlBackend(
         # Its reads answer from a replica while no master does; its writes are refused then.
@@ -882,7 +905,7 @@ def build_worker(*, config: Config, config_path: str, repository: str | None,
     daemon.setName("mirrorbits-worker")
     daemon.says_warnings = False
     redis, pubsub = _add_redis(daemon, holder, reactor)
-    stats, download_log = _add_accounting(daemon, holder, reactor, redis)
+    stats, download_log = _add_accounting(daemon, holder, reactor, redis, replays_spool=False)
     download_log.says_open_failures = False  # the daemon opens the same file and says so
     geo.load_and_report(quiet=True)  # the daemon says what it found, once for the node
     holder.subscribe(lambda old, new: _reload_geo(geo, new))

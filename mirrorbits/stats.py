@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 import re
 import secrets
 from collections import Counter
@@ -42,6 +43,7 @@ from twisted.internet.task import LoopingCall, deferLater
 from twisted.python.failure import Failure
 
 from mirrorbits.logs import Logger
+from mirrorbits.statsspool import SpooledBatch, read_spool, spooled_files, write_spool
 from mirrorbits.store import outage
 from mirrorbits.store.client import RedisClient
 from mirrorbits.store.redis import MasterSession
@@ -81,6 +83,8 @@ REPLICA_TIMEOUT = 1.0  # seconds a flush waits for a replica's acknowledgement
 # Counters of a batch encoded per reactor turn (0.15–0.7 ms): a batch of one worker's 0.5 s
 # at 10,000 requests/s over many files holds ~5,000, which took the reactor 1.5–5 ms at once.
 ENCODE_SLICE = 500
+# Seconds between two looks into StatsSpoolDir for what a stopped process kept there.
+SPOOL_CHECK_INTERVAL = 5.0
 
 # (UTC day, field) -> amount, for one kind of counter.
 _Counts = Counter[tuple[date, str]]
@@ -159,6 +163,10 @@ class StatsService(Service):
     max_kept_bytes: int = MAX_KEPT_BYTES
     replica_timeout: float = REPLICA_TIMEOUT
     encode_slice: int = ENCODE_SLICE
+    # StatsSpoolDir ("": none); the daemon's service also writes to Redis what is found there
+    spool_dir: Callable[[], str] = lambda: ""
+    replays_spool: bool = False
+    spool_check_interval: float = SPOOL_CHECK_INTERVAL
     _batch: _Batch = field(init=False, factory=_Batch)
     _kept: list[_Sealed] = field(init=False, factory=list)
     _inflight: Deferred[None] | None = field(init=False, default=None)
@@ -172,6 +180,8 @@ class StatsService(Service):
     _day: date = field(init=False, factory=lambda: date(1970, 1, 1))
     _day_start: float = field(init=False, default=0.0)
     _day_end: float = field(init=False, default=0.0)
+    _spool_checked_at: float | None = field(init=False, default=None)
+    _spool_unreadable: set[str] = field(init=False, factory=set)
 
     def __attrs_post_init__(self) -> None:
         self.name = "stats"
@@ -251,9 +261,60 @@ class StatsService(Service):
                 if stalled >= self.stall_warning:
                     self._warn(f"Redis has not answered for {stalled:.0f} s")
                 return
-            self._start_flush()
+            if self._start_flush() is None:
+                self._start_spool_replay()
         except Exception:
             outage.report(log, "Statistics flush", Failure(), "Statistics flush failed")
+
+    def _start_spool_replay(self) -> None:
+        """Every ``spool_check_interval``, write what stopped processes kept in the spool
+        directory (the daemon's service only); on failure the files stay for the next try."""
+        if not self.replays_spool:
+            return
+        now = self._clock.seconds()
+        if (self._spool_checked_at is not None
+                and now - self._spool_checked_at < self.spool_check_interval):
+            return
+        self._spool_checked_at = now
+        directory = self.spool_dir()
+        if not directory:
+            return
+        paths = [path for path in spooled_files(directory) if path not in self._spool_unreadable]
+        if not paths:
+            return
+        self._inflight_since = now
+        d = self._inflight = Deferred.fromCoroutine(self._replay_spool(paths))
+
+        def done(result: object) -> None:
+            self._inflight = None
+            if isinstance(result, Failure):
+                self._warn(str(result.value) or type(result.value).__name__)
+
+        d.addBoth(done)
+
+    async def _replay_spool(self, paths: list[str]) -> None:
+        async with self._sessions() as session:
+            for path in paths:
+                try:
+                    batches = read_spool(path)
+                except (OSError, ValueError) as err:
+                    self._spool_unreadable.add(path)
+                    log.error("Statistics spool file {path} cannot be read ({error}): left "
+                              "there", path=path, error=str(err))
+                    continue
+                written = duplicates = 0
+                for batch in batches:
+                    outcome = await write_batch(session.conn, batch.batch_id, batch.arguments)
+                    written += 0 if outcome.duplicate else batch.downloads
+                    duplicates += outcome.duplicate
+                try:
+                    os.unlink(path)
+                except OSError as err:  # written: the batch ids keep it from counting twice
+                    log.warn("Statistics spool file {path} written but not deleted: {error}",
+                             path=path, error=err.strerror or str(err))
+                    self._spool_unreadable.add(path)
+                log.info("Downloads kept at a stop written to Redis: {n} ({dup} batch(es) it "
+                         "had already), from {path}", n=written, dup=duplicates, path=path)
 
     def _start_flush(self) -> Deferred[None] | None:
         """Write what waits, replay what a new master may lack; on failure everything stays
@@ -398,11 +459,36 @@ class StatsService(Service):
     def _report_lost(self) -> None:
         waiting = self._batch.total + sum(s.downloads for s in self._kept if s.generation is None)
         unconfirmed = self.pending_downloads() - waiting
-        if waiting:
+        if waiting and not self._spool_waiting(waiting):
             log.error("Could not commit {n} download(s) at shutdown", n=waiting)
         if unconfirmed:
             log.warn("{n} download(s) written at shutdown were not confirmed by a replica",
                      n=unconfirmed)
+
+
+    def _spool_waiting(self, waiting: int) -> bool:
+        """Keep the batches not known written in the spool directory; whether they are."""
+        directory = self.spool_dir()
+        if not directory:
+            return False
+        batches = [SpooledBatch(sealed.batch_id, sealed.downloads, sealed.arguments)
+                   for sealed in self._kept if sealed.generation is None]
+        if self._batch:
+            batch, self._batch = self._batch, _Batch()
+            arguments = ScriptArguments(batch.files, batch.mirrors, batch.bytes,
+                                        batch.total).complete()
+            batches.append(SpooledBatch(f"{self._node}:{next(self._sequence)}", batch.total,
+                                        arguments))
+        try:
+            path = write_spool(directory, batches)
+        except OSError as err:
+            log.error("Could not commit {n} download(s) at shutdown, nor keep them in "
+                      "{directory}: {error}", n=waiting, directory=directory,
+                      error=err.strerror or str(err))
+            return True
+        log.warn("Could not commit {n} download(s) at shutdown: kept in {path}, written to "
+                 "Redis by the daemon once it can", n=waiting, path=path)
+        return True
 
 
 @define(eq=False)

@@ -58,8 +58,10 @@ class LostFiles:
     async def forget(self, client: RedisClient, mirror: Mirror, path: str, why: str) -> None:
         """Drop ``path`` from ``mirror``'s files, say so once, and rescan the mirror."""
         await drop_mirror_file(client, mirror.id, path)
-        log.warn("{name}: {path} is missing there ({why}): no longer sent to this mirror "
-                 "until a scan finds it again", name=mirror.name, path=path, why=why)
+        # a copy of another size is there, not missing: an outdated one, most often
+        state = "is missing there" if why == "404" else "differs there"
+        log.warn("{name}: {path} {state} ({why}): no longer sent to this mirror "
+                 "until a scan finds it again", name=mirror.name, path=path, state=state, why=why)
         self._rescan_soon(mirror)
 
     def _rescan_soon(self, mirror: Mirror) -> None:

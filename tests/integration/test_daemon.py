@@ -386,6 +386,26 @@ def test_repository_option_survives_a_reload(tmp_path: Path, redis_server: Redis
         process.stop()
 
 
+def test_repository_option_stands_for_a_file_without_repository(
+        tmp_path: Path, redis_server: RedisServer, redis_db: redis.Redis) -> None:
+    """walked: ``--config F --repository D`` with no ``Repository`` in F was refused at start
+    ("not configured ... not set in F") although the option replaces the file's."""
+    given = tmp_path / "given"
+    repo_file(given, "/given.txt", b"given\n", 1687249800)
+    values = base_config(given, redis_server.address)
+    del values["Repository"]
+    process = DaemonProcess(workdir=tmp_path / "run", values=values,
+                            args=["--no-monitor", "--repository", str(given)])
+    process.start()
+    try:
+        assert process.ctl("refresh").returncode == 0
+        assert redis_db.smembers("FILES") == {"/given.txt"}
+        assert process.ctl("reload").returncode == 0
+    finally:
+        process.stop()
+    assert "not configured" not in process.log()
+
+
 def test_first_request_after_start_is_answered_from_the_filled_cache(
     tmp_path: Path, redis_server: RedisServer, redis_db: redis.Redis
 ) -> None:

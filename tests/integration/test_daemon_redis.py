@@ -181,6 +181,56 @@ def get_many(daemon: DaemonProcess, count: int) -> Counter[int]:
     return statuses
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_downloads_counted_during_an_outage_survive_a_stop_through_the_spool(
+        tmp_path: Path, workers: str) -> None:
+    # walked: Redis stopped, 10 downloads answered, the daemon stopped ("Could not commit 10
+    # download(s) at shutdown"), Redis back: the 10 were never counted
+    server = RedisServer(workdir=tmp_path / "redis",
+                         extra_args=["--appendonly", "yes", "--appendfsync", "always"])
+    server.start()
+    repo = tmp_path / "repo"
+    make_repository(repo)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    daemon = DaemonProcess(workdir=tmp_path / "run", args=["--no-monitor"],
+                           values=base_config(repo, server.address, StatsSpoolDir=str(spool),
+                                              Workers=workers))
+    db = server.client()
+    try:
+        daemon.start()
+        assert daemon.ctl("refresh").returncode == 0
+        assert daemon.ctl("add", "-http", "http://127.0.0.41/", "madrid").returncode == 0
+        hold_files(db, 1)
+        db.hset("MIRROR_1", "httpUp", "1")
+        assert daemon.ctl("enable", "madrid").returncode == 0
+        wait_until(lambda: get_location(daemon) == (302, "http://127.0.0.41/a.txt"), 10,
+                   "redirect to madrid", daemon)
+        assert get_many(daemon, 20) == {302: 20}
+        wait_until(lambda: counted(db)["STATS_TOTAL"] == 20, 10, "first counts", daemon)
+
+        server.stop()
+        assert get_many(daemon, 30) == {302: 30}  # answered, counted in memory
+        daemon.stop()
+        assert "Could not commit" in daemon.log()
+        assert "kept in " + str(spool) in daemon.log()
+        assert list(spool.glob("stats-*.json"))  # one file per process that held some
+
+        server.start()  # the same port, its data read back from the append-only file
+        db = server.client()
+        assert counted(db)["STATS_TOTAL"] == 20
+        daemon.start()
+        wait_until(lambda: counted(db)["STATS_TOTAL"] == 50, 20, "the kept counts", daemon)
+        wait_until(lambda: not list(spool.glob("stats-*.json")), 10, "the spool emptied",
+                   daemon)
+        assert counted(db) == {"STATS_TOTAL": 50, "STATS_FILE": 50, "STATS_MIRROR": {"1": 50}}
+        daemon.wait_log("Downloads kept at a stop written to Redis")
+    finally:
+        daemon.stop()
+        server.stop()
+    assert "Traceback" not in daemon.log()
+
+
 def test_downloads_counted_while_redis_refuses_writes_arrive_once_it_accepts_them(
     tmp_path: Path,
 ) -> None:

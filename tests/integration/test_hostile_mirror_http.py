@@ -72,7 +72,7 @@ async def test_a_huge_trace_file_is_abandoned_and_the_known_stamp_kept(
 @pytest.mark.parametrize(("mode", "said"), [
     # A body after a HEAD answer is never read: the 200 counts, its length is reported (and
     # the file, of the wrong size there, is dropped from that mirror: docs/freshness.md).
-    ("huge", ["flood: /pool/file.deb is missing there (209715200 bytes instead of 10): no "
+    ("huge", ["flood: /pool/file.deb differs there (209715200 bytes instead of 10): no "
               "longer sent to this mirror until a scan finds it again",
               "flood     HTTP  File size mismatch! [/pool/file.deb]"]),
     ("headers", ["flood     HTTP  Error: answer larger than 64 KiB (0ms)"]),

@@ -105,7 +105,7 @@ async def test_a_wrong_size_drops_that_file_and_keeps_the_mirror_up(
     assert state(redis_db, mirror.id)["httpUp"] == "1"
     assert holds(redis_db, mirror.id, "/a.bin") == GONE
     assert holds(redis_db, mirror.id, "/b.bin") == HELD
-    assert any("/a.bin is missing there (99 bytes instead of 100)" in line for line in said)
+    assert any("/a.bin differs there (99 bytes instead of 100)" in line for line in said)
 
 
 def test_a_daemon_stops_sending_a_missing_file_to_that_mirror_only(

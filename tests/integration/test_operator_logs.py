@@ -293,3 +293,38 @@ def checked_by_two_processes(tmp_path: Path, repo: Path, mirror: StaticHTTPServe
         return second.log()
     finally:
         second.stop()
+
+
+def test_sigusr1_after_logrotate_moved_the_log_writes_to_a_new_one(
+        tmp_path: Path, redis_server: RedisServer) -> None:
+    # walked: logrotate's default (mv, then kill -USR1 in postrotate) left the daemon writing
+    # into the moved file for good; twistd rotates its log on SIGUSR1 only when it is in place
+    repo = tmp_path / "repo"
+    repo_file(repo, "/a.txt", b"hello\n", 1687249800)
+    daemon = DaemonProcess(workdir=tmp_path / "run", values=base_config(repo, redis_server.address))
+    daemon.start()
+    try:
+        rotated = daemon.log_path.with_name("twistd.log.rotated")
+        daemon.log_path.rename(rotated)  # logrotate's mv
+        daemon.signal(signal.SIGUSR1)  # its postrotate
+        daemon.wait_log("SIGUSR1 Received: Re-opening logs...")  # in the new file
+        assert "Re-opening logs" not in rotated.read_text()
+
+        # logrotate's `create`: an empty file made at the path before the signal
+        daemon.log_path.rename(rotated)
+        daemon.log_path.write_text("")
+        daemon.signal(signal.SIGUSR1)
+        daemon.wait_log("SIGUSR1 Received: Re-opening logs...")
+        assert rotated.read_text().count("Re-opening logs") == 1  # the first signal's only
+
+        # a log left in place is still rotated by twistd, as before: renamed to .1
+        daemon.signal(signal.SIGUSR1)
+        first = daemon.log_path.with_name("twistd.log.1")
+        deadline = time.monotonic() + 10
+        while not first.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert first.exists()
+        daemon.wait_log("SIGUSR1 Received: Re-opening logs...")
+    finally:
+        daemon.stop()
+    assert "Traceback" not in daemon.log()

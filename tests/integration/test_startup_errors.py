@@ -181,6 +181,24 @@ def test_a_value_that_makes_no_sense_is_one_line_naming_key_value_and_line(
     assert output.strip() == f"mirrorbits: {message} (line {line} in {config})"
 
 
+def test_the_sample_copied_with_its_repository_still_commented_out_says_so(
+        tmp_path: Path) -> None:
+    # walked: a copy of contrib/mirrorbits.conf whose Repository value is set but whose '#'
+    # stayed said only "(not set in F)", which reads as if the line were not there at all
+    sample = (Path(__file__).parents[2] / "contrib" / "mirrorbits.conf").read_text()
+    assert "\n#Repository: /srv/repo\n" in sample
+    config = tmp_path / "mirrorbits.conf"
+    config.write_text(sample.replace("#Repository: /srv/repo", f"#Repository: {tmp_path}"))
+    line = line_of(config, "#Repository")
+    result = run_twistd("-n", "--pidfile=", "mirrorbits", "--config", str(config),
+                        cwd=tmp_path)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    assert result.stderr.splitlines() == [
+        "mirrorbits: Path to local repository not configured (see mirrorbits.conf) "
+        f"(not set in {config}: line {line} is commented out, remove its '#')"]
+
+
 def test_a_misspelt_required_key_is_explained_before_the_error(tmp_path: Path) -> None:
     config = tmp_path / "mirrorbits.conf"
     config.write_text(f"repository: {tmp_path}\nRPCPasword: secret\n")
@@ -266,7 +284,8 @@ def test_reload_shows_warnings_and_refusals_and_the_log_has_them(
             f"ListenAddress: {daemon.values['ListenAddress']}", "ListenAddress: 127.0.0.1:1")
         assert "ListenAddress: 127.0.0.1:1\n" in moved
         conf.write_text(moved)
-        notice = "ListenAddress/RPCListenAddress changed: restart the daemon to apply"
+        notice = (f"ListenAddress changed ({daemon.values['ListenAddress']} to 127.0.0.1:1): "
+                  "restart the daemon to apply")  # the key that changed, not two
         assert ctl_reload(daemon) == (0, "", f"warning: {notice}\n")
         daemon.wait_log(notice)
         # spec §20.5: the reference's listener broke here; this one still answers

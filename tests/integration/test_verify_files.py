@@ -43,7 +43,7 @@ def test_a_silently_deleted_popular_file_is_no_longer_sent_to_that_mirror(
         found = time.monotonic() - deleted
         # a truncated copy is a loss too: that file only, on that mirror only
         (full_root / "other.bin").write_bytes(b"hel")
-        daemon.wait_log("full: /other.bin is missing there (3 bytes instead of 6)", timeout=30)
+        daemon.wait_log("full: /other.bin differs there (3 bytes instead of 6)", timeout=30)
         wait_until_not_a_candidate(daemon, "/popular.bin", "lossy")
         wait_until_not_a_candidate(daemon, "/other.bin", "full")
         popular = {redirect(daemon, "/popular.bin") for _ in range(30)}

@@ -861,8 +861,10 @@ def _uncomment_settings(text: str) -> str:
 
 
 def test_example_config_as_shipped_has_no_repository() -> None:
-    assert error_at(EXAMPLE_CONFIG) == (
-        "Path to local repository not configured (see mirrorbits.conf)", None)
+    line = EXAMPLE_CONFIG.splitlines().index("#Repository: /srv/repo") + 1
+    assert error_of(EXAMPLE_CONFIG) == (
+        "Path to local repository not configured (see mirrorbits.conf) "
+        f"(not set in test.conf: line {line} is commented out, remove its '#')")
 
 
 def test_example_config_shows_the_defaults() -> None:

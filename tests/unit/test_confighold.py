@@ -19,13 +19,14 @@ def holder_on(tmp_path: Path, text: str) -> tuple[ConfigHolder, Path]:
 
 
 @pytest.mark.parametrize(("change", "notice"), [
+    # each names the key that changed, and from what to what
     ("ListenAddress: 127.0.0.1:8081\n",
-     "ListenAddress/RPCListenAddress changed: restart the daemon to apply"),
+     "ListenAddress changed (127.0.0.1:8080 to 127.0.0.1:8081): restart the daemon to apply"),
     ("RPCListenAddress: 127.0.0.1:3391\n",
-     "ListenAddress/RPCListenAddress changed: restart the daemon to apply"),
+     "RPCListenAddress changed (localhost:3390 to 127.0.0.1:3391): restart the daemon to apply"),
     ("MetricsListenAddress: 127.0.0.1:9180\n",
-     "MetricsListenAddress changed: restart the daemon to apply"),
-    ("Workers: 2\n", "Workers changed: restart the daemon (or upgrade it) to apply"),
+     'MetricsListenAddress changed ("" to 127.0.0.1:9180): restart the daemon to apply'),
+    ("Workers: 2\n", "Workers changed (1 to 2): restart the daemon (or upgrade it) to apply"),
 ])
 def test_a_change_only_a_restart_applies_is_returned_with_the_warnings(
         tmp_path: Path, change: str, notice: str) -> None:

@@ -25,7 +25,8 @@ def test_as_shipped_it_asks_for_the_repository() -> None:
     with pytest.raises(ConfigError) as raised:
         load_config(str(SAMPLE))
     assert str(raised.value) == (
-        f"Path to local repository not configured (see mirrorbits.conf) (not set in {SAMPLE})")
+        "Path to local repository not configured (see mirrorbits.conf) "
+        f"(not set in {SAMPLE}: line 15 is commented out, remove its '#')")
     assert raised.value.warnings == []
 
 
