@@ -585,11 +585,6 @@ def _add_control(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
         redis.require_master()  # a replica: refused before the scan starts
         return await work.scanner.refresh(rehash)
 
-    def scan(mirror_id: int, auto_enable: bool, protocol: str,
-             timeout: float | None) -> Awaitable[ScanOutcome]:
-        redis.require_master()  # a replica: refused before the mirror is scanned
-        return work.mirror_scanner.scan(mirror_id, auto_enable, protocol, timeout)
-
     async def file_downloads(pattern: str, first: str, last: str) -> dict[str, int]:
         try:
             regex = re.compile(pattern)
@@ -606,7 +601,9 @@ def _add_control(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReactor,
                    timeout: float | None) -> ScanOutcome:
         """``mirrorbits-ctl scan``: a mirror held down because its rescan failed (rsync was
         stopped, say) is checked at once once the operator's scan succeeds, not at its next
-        ``CheckInterval``."""
+        ``CheckInterval``. Refused while only a replica answers, before the mirror is
+        scanned."""
+        redis.require_master()
         outcome = await work.mirror_scanner.scan(mirror_id, auto_enable, protocol, timeout)
         work.check_soon(mirror_id)
         return outcome
