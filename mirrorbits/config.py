@@ -173,7 +173,6 @@ def load_config(path: str, base: str | None = None,
     config, warnings, parse = _parse_config(text, path, base, repository)
     if repository is None:
         return config, warnings + [parse.place(found) for found in file_system_warnings(config)]
-    config = with_repository(config, repository)
     return config, warnings + repository_option_warnings(config) + [
         parse.place(found) for found in file_system_warnings(config)
         if found.key != ("Repository",)]
