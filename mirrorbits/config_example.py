@@ -95,8 +95,9 @@ EXAMPLE_CONFIG = """\
 #LogDir: ""
 
 # Directory where a process that stops while Redis is unreachable keeps the downloads it
-# counted and could not write (one file per process); the daemon writes them to Redis once
-# it can, then deletes the file. Empty: such downloads are lost (logged).
+# counted and could not write (one file per process; made if missing, e.g.
+# /var/lib/mirrorbits, the systemd unit's StateDirectory); the daemon writes them to Redis
+# once it can, counted once, then deletes the file. Empty: such downloads are lost (logged).
 #StatsSpoolDir: ""
 
 # Path, relative to each mirror's URL, of a file holding the Unix time of its last

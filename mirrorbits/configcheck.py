@@ -415,7 +415,7 @@ def file_system_warnings(config: Config) -> list[Finding]:
             warnings.append(Finding(("LogDir",), f"LogDir {shown(config.log_dir)} {problem}: "
                                     "no download log is written until it can be"))
     if config.stats_spool_dir:
-        problem = directory_problem(config.stats_spool_dir, os.W_OK | os.X_OK)
+        problem = spool_dir_problem(config.stats_spool_dir)
         if problem:
             warnings.append(Finding(("StatsSpoolDir",),
                                     f"StatsSpoolDir {shown(config.stats_spool_dir)} {problem}: "
@@ -443,6 +443,18 @@ def log_dir_problem(log_dir: str) -> str:
     """What keeps ``downloads.log`` from being written in *log_dir* ("" if nothing): said
     by the configuration check, so the download log does not say it again."""
     return directory_problem(log_dir, os.W_OK | os.X_OK)
+
+
+def spool_dir_problem(path: str) -> str:
+    """What keeps the statistics from being kept in *path* at stop ("" if nothing); a
+    missing directory is made then, so only its closest existing parent must be writable."""
+    if os.path.lexists(path):
+        return directory_problem(path, os.R_OK | os.W_OK | os.X_OK)
+    parent = os.path.abspath(path)
+    while not os.path.lexists(parent):
+        parent = os.path.dirname(parent)
+    problem = directory_problem(parent, os.W_OK | os.X_OK)
+    return f"cannot be made ({shown(parent)} {problem})" if problem else ""
 
 
 def export_dir_problem(path: str) -> str:

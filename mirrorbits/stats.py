@@ -21,13 +21,18 @@ be written (beyond that, the downloads of further files are still counted in
 ``STATS_TOTAL`` and the per-mirror counters, but not per file: logged), and written batches
 are kept for a replay at most :data:`KEEP_SECONDS` and :data:`MAX_KEPT_BYTES` (then the
 oldest are forgotten, logged: only a failover after that could lose them).
+
+Stopped while Redis cannot take them, a process saves its batches not known written to a file
+of ``StatsSpoolDir`` (:mod:`mirrorbits.statsspool`), with their ids; the daemon's service
+(``replays_spool``) takes them into its own flushes (sent first, under their ids) at its start,
+when writes work again after an outage, and every :data:`SPOOL_CHECK_INTERVAL` seconds, and
+deletes a file once all its batches are known written.
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
-import os
 import re
 import secrets
 from collections import Counter
@@ -42,8 +47,8 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.python.failure import Failure
 
+from mirrorbits import statsspool
 from mirrorbits.logs import Logger
-from mirrorbits.statsspool import SpooledBatch, read_spool, spooled_files, write_spool
 from mirrorbits.store import outage
 from mirrorbits.store.client import RedisClient
 from mirrorbits.store.redis import MasterSession
@@ -83,7 +88,8 @@ REPLICA_TIMEOUT = 1.0  # seconds a flush waits for a replica's acknowledgement
 # Counters of a batch encoded per reactor turn (0.15–0.7 ms): a batch of one worker's 0.5 s
 # at 10,000 requests/s over many files holds ~5,000, which took the reactor 1.5–5 ms at once.
 ENCODE_SLICE = 500
-# Seconds between two looks into StatsSpoolDir for what a stopped process kept there.
+# Seconds between two looks into StatsSpoolDir for what a stopped process kept there (an HTTP
+# worker replaced, the processes an upgrade retired).
 SPOOL_CHECK_INTERVAL = 5.0
 
 # (UTC day, field) -> amount, for one kind of counter.
@@ -123,6 +129,7 @@ class _Sealed:
     _encoding: ScriptArguments | None
     generation: int | None = None  # the link it was last written on; None: not known written
     written_at: float | None = None  # when it was first known written
+    duplicate: bool = False  # Redis had it already when it was last written
     _arguments: list[bytes] | None = None
     _size: int = 0
 
@@ -180,8 +187,12 @@ class StatsService(Service):
     _day: date = field(init=False, factory=lambda: date(1970, 1, 1))
     _day_start: float = field(init=False, default=0.0)
     _day_end: float = field(init=False, default=0.0)
-    _spool_checked_at: float | None = field(init=False, default=None)
-    _spool_unreadable: set[str] = field(init=False, factory=set)
+    # spool files read, with their batches (deleted once all are known written)
+    _spooled: dict[str, list[_Sealed]] = field(init=False, factory=dict)
+    _spool_due: bool = field(init=False, default=True)
+    _spool_read_at: float = field(init=False, default=0.0)
+    _spool_failed: str = field(init=False, default="")  # the directory's error, said once
+    _spool_stuck: set[str] = field(init=False, factory=set)  # unreadable, cannot be moved
 
     def __attrs_post_init__(self) -> None:
         self.name = "stats"
@@ -261,60 +272,10 @@ class StatsService(Service):
                 if stalled >= self.stall_warning:
                     self._warn(f"Redis has not answered for {stalled:.0f} s")
                 return
-            if self._start_flush() is None:
-                self._start_spool_replay()
+            self._read_spool()
+            self._start_flush()
         except Exception:
             outage.report(log, "Statistics flush", Failure(), "Statistics flush failed")
-
-    def _start_spool_replay(self) -> None:
-        """Every ``spool_check_interval``, write what stopped processes kept in the spool
-        directory (the daemon's service only); on failure the files stay for the next try."""
-        if not self.replays_spool:
-            return
-        now = self._clock.seconds()
-        if (self._spool_checked_at is not None
-                and now - self._spool_checked_at < self.spool_check_interval):
-            return
-        self._spool_checked_at = now
-        directory = self.spool_dir()
-        if not directory:
-            return
-        paths = [path for path in spooled_files(directory) if path not in self._spool_unreadable]
-        if not paths:
-            return
-        self._inflight_since = now
-        d = self._inflight = Deferred.fromCoroutine(self._replay_spool(paths))
-
-        def done(result: object) -> None:
-            self._inflight = None
-            if isinstance(result, Failure):
-                self._warn(str(result.value) or type(result.value).__name__)
-
-        d.addBoth(done)
-
-    async def _replay_spool(self, paths: list[str]) -> None:
-        async with self._sessions() as session:
-            for path in paths:
-                try:
-                    batches = read_spool(path)
-                except (OSError, ValueError) as err:
-                    self._spool_unreadable.add(path)
-                    log.error("Statistics spool file {path} cannot be read ({error}): left "
-                              "there", path=path, error=str(err))
-                    continue
-                written = duplicates = 0
-                for batch in batches:
-                    outcome = await write_batch(session.conn, batch.batch_id, batch.arguments)
-                    written += 0 if outcome.duplicate else batch.downloads
-                    duplicates += outcome.duplicate
-                try:
-                    os.unlink(path)
-                except OSError as err:  # written: the batch ids keep it from counting twice
-                    log.warn("Statistics spool file {path} written but not deleted: {error}",
-                             path=path, error=err.strerror or str(err))
-                    self._spool_unreadable.add(path)
-                log.info("Downloads kept at a stop written to Redis: {n} ({dup} batch(es) it "
-                         "had already), from {path}", n=written, dup=duplicates, path=path)
 
     def _start_flush(self) -> Deferred[None] | None:
         """Write what waits, replay what a new master may lack; on failure everything stays
@@ -326,6 +287,7 @@ class StatsService(Service):
 
         def done(result: object) -> None:
             self._inflight = None
+            self._settle_spool()
             if isinstance(result, Failure):
                 self._warn(str(result.value) or type(result.value).__name__)
 
@@ -370,6 +332,7 @@ class StatsService(Service):
             sent = True
         if self._warned:
             self._warned = False
+            self._spool_due = True  # what processes stopped during the outage saved
             log.info("Statistics written again ({n} download(s) kept meanwhile)", n=written)
         if self._files_dropped and len(self._batch.files) < self.max_file_counters:
             log.warn("{n} download(s) were counted without their file (memory was full)",
@@ -406,6 +369,7 @@ class StatsService(Service):
     async def _send(self, session: MasterSession, sealed: _Sealed) -> Written:
         outcome = await write_batch(session.conn, sealed.batch_id, sealed.arguments)
         sealed.generation = session.generation
+        sealed.duplicate = outcome.duplicate
         if sealed.written_at is None:
             sealed.written_at = self._clock.seconds()
         if outcome.refused:  # applied in part: retrying would count the rest twice
@@ -456,39 +420,114 @@ class StatsService(Service):
                 await deferLater(self._clock, min(0.1, max(left, 0.0)), lambda: None)
         return self._report_lost()
 
+    def _read_spool(self) -> None:
+        """Take the batches of the spool files not read yet, to be sent (with their ids)
+        by the next flush; a file that cannot be read is set aside, said in one line."""
+        directory = self.spool_dir()
+        if not (self.replays_spool and directory) or self._warned:
+            return
+        now = self._clock.seconds()
+        if not self._spool_due and now - self._spool_read_at < self.spool_check_interval:
+            return
+        self._spool_due = False
+        self._spool_read_at = now
+        try:
+            paths = statsspool.spooled_files(directory)
+        except OSError as err:
+            reason = err.strerror or str(err)
+            if reason != self._spool_failed:
+                self._spool_failed = reason
+                log.warn("Statistics spool directory {dir} cannot be read: {error}",
+                         dir=directory, error=reason)
+            return
+        self._spool_failed = ""
+        for path in paths:
+            if path not in self._spooled and path not in self._spool_stuck:
+                self._take_spool_file(path)
+
+    def _take_spool_file(self, path: str) -> None:
+        try:
+            batches = statsspool.load(path)
+        except FileNotFoundError:  # read and deleted by another process meanwhile
+            return
+        except statsspool.SpoolError as err:
+            try:
+                aside = statsspool.set_aside(path)
+            except OSError as move_error:
+                self._spool_stuck.add(path)  # not read again by this process
+                log.warn("Statistics spool file {file} cannot be read ({error}) nor set "
+                         "aside ({move_error}): left there", file=path, error=err,
+                         move_error=move_error.strerror or move_error)
+            else:
+                log.warn("Statistics spool file {file} cannot be read ({error}): set aside "
+                         "as {aside}, not counted", file=path, error=err, aside=aside)
+            return
+        sealed = [_Sealed(batch.batch_id, batch.downloads, None,
+                          arguments=list(batch.arguments),
+                          size=sum(map(len, batch.arguments))) for batch in batches]
+        if not sealed:
+            statsspool.remove(path)
+            return
+        self._spooled[path] = sealed
+        self._kept.extend(sealed)
+
+    def _settle_spool(self) -> None:
+        """Delete the spool files whose batches are all known written."""
+        for path, sealed in list(self._spooled.items()):
+            if all(s.generation is not None for s in sealed):
+                del self._spooled[path]
+                try:
+                    statsspool.remove(path)
+                except OSError as err:  # written: the batch ids keep it from counting twice
+                    log.warn("Statistics spool file {file} written but not deleted: {error}",
+                             file=path, error=err.strerror or err)
+                duplicates = sum(s.duplicate for s in sealed)
+                log.info("Downloads kept at a stop written to Redis: {n} ({dup} batch(es) it "
+                         "had already), from {file}", file=path, dup=duplicates,
+                         n=sum(s.downloads for s in sealed if not s.duplicate))
+
     def _report_lost(self) -> None:
-        waiting = self._batch.total + sum(s.downloads for s in self._kept if s.generation is None)
+        self._settle_spool()
+        unwritten = [s for s in self._kept if s.generation is None]
+        waiting = self._batch.total + sum(s.downloads for s in unwritten)
         unconfirmed = self.pending_downloads() - waiting
-        if waiting and not self._spool_waiting(waiting):
+        if waiting and self.spool_dir():
+            waiting = self._save(unwritten, waiting)
+        if waiting:
             log.error("Could not commit {n} download(s) at shutdown", n=waiting)
         if unconfirmed:
             log.warn("{n} download(s) written at shutdown were not confirmed by a replica",
                      n=unconfirmed)
 
-
-    def _spool_waiting(self, waiting: int) -> bool:
-        """Keep the batches not known written in the spool directory; whether they are."""
-        directory = self.spool_dir()
-        if not directory:
-            return False
-        batches = [SpooledBatch(sealed.batch_id, sealed.downloads, sealed.arguments)
-                   for sealed in self._kept if sealed.generation is None]
+    def _save(self, unwritten: list[_Sealed], waiting: int) -> int:
+        """Save the batches not known written, the waiting counters as one more, to a
+        spool file; the downloads still lost (0 once saved)."""
+        batches = [statsspool.SpooledBatch(s.batch_id, s.downloads, tuple(s.arguments))
+                   for s in unwritten]
         if self._batch:
-            batch, self._batch = self._batch, _Batch()
+            batch = self._batch
             arguments = ScriptArguments(batch.files, batch.mirrors, batch.bytes,
                                         batch.total).complete()
-            batches.append(SpooledBatch(f"{self._node}:{next(self._sequence)}", batch.total,
-                                        arguments))
+            batches.append(statsspool.SpooledBatch(
+                f"{self._node}:{next(self._sequence)}", batch.total, tuple(arguments)))
+        directory = self.spool_dir()
         try:
-            path = write_spool(directory, batches)
+            path = statsspool.save(directory, batches)
         except OSError as err:
-            log.error("Could not commit {n} download(s) at shutdown, nor keep them in "
-                      "{directory}: {error}", n=waiting, directory=directory,
-                      error=err.strerror or str(err))
-            return True
-        log.warn("Could not commit {n} download(s) at shutdown: kept in {path}, written to "
-                 "Redis by the daemon once it can", n=waiting, path=path)
-        return True
+            log.error("Could not keep the statistics in {dir}: {error}", dir=directory,
+                      error=err.strerror or err)
+            return waiting
+        self._batch = _Batch()
+        for read in self._spooled:  # their unwritten batches are in the new file
+            try:
+                statsspool.remove(read)
+            except OSError as err:
+                log.warn("Statistics spool file {file} kept again in {new} but not deleted: "
+                         "{error}", file=read, new=path, error=err.strerror or err)
+        self._spooled.clear()
+        log.warn("Saved {n} download(s) to {file}: they are counted at the next start",
+                 n=waiting, file=path)
+        return 0
 
 
 @define(eq=False)

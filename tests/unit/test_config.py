@@ -930,3 +930,24 @@ def test_a_tilde_in_a_missing_directory_is_explained(tmp_path: Path,
         f"Repository '{tmp_path}/~/repo' does not exist (a ~ is not expanded: write the whole "
         "path): nothing can be served or scanned from it until it can be read (line 1 in "
         f"{config_path})"]
+
+
+def test_stats_spool_dir_is_made_at_need_and_warned_about_when_unusable(
+        tmp_path: Path) -> None:
+    config_path = tmp_path / "mirrorbits.conf"
+
+    def load(directory: Path) -> tuple[str, list[str]]:
+        config_path.write_text(f"Repository: {tmp_path}\nStatsSpoolDir: {directory}\n")
+        config, warnings = load_config(str(config_path))
+        return config.stats_spool_dir, warnings
+
+    missing = tmp_path / "state" / "spool"  # made, with its parent, at the first stop
+    assert load(missing) == (str(missing), [])
+    taken = tmp_path / "a-file"
+    taken.write_text("not a directory")
+    lost = ("downloads counted during a Redis outage are lost if the daemon stops before "
+            f"Redis is back (line 2 in {config_path})")
+    assert load(taken) == (str(taken), [f"StatsSpoolDir '{taken}' is not a directory: {lost}"])
+    assert load(taken / "spool")[1] == [
+        f"StatsSpoolDir '{taken / 'spool'}' cannot be made ('{taken}' is not a directory): "
+        f"{lost}"]
