@@ -10,12 +10,15 @@ import http.client
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
 import pytest_twisted
 import redis
 from twisted.internet.task import Clock
+from twisted.logger import ILogObserver, formatEvent, globalLogPublisher
+from zope.interface import provider
 
 from mirrorbits.store.mirrors import MirrorStore
 from mirrorbits.store.redis import RedisService
@@ -144,3 +147,18 @@ def hostile(tmp_path: Path) -> Iterator[StartHostile]:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def stats_log() -> Iterator[list[str]]:
+    """Messages logged by mirrorbits.stats during the test."""
+    messages: list[str] = []
+
+    @provider(ILogObserver)
+    def observe(event: dict[str, Any]) -> None:
+        if event.get("log_namespace") == "mirrorbits.stats":
+            messages.append(formatEvent(event))
+
+    globalLogPublisher.addObserver(observe)
+    yield messages
+    globalLogPublisher.removeObserver(observe)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import re
 import signal
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,6 @@ import txredisapi
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock, deferLater
-from twisted.logger import ILogObserver, formatEvent, globalLogPublisher
-from zope.interface import provider
 
 from mirrorbits.stats import (
     RangeDeduplicator,
@@ -72,21 +69,6 @@ async def redis_service(
     service = await started_service(redis_server)
     yield service
     await within(service.stopService())
-
-
-@pytest.fixture
-def stats_log() -> Iterator[list[str]]:
-    """Messages logged by mirrorbits.stats during the test."""
-    messages: list[str] = []
-
-    @provider(ILogObserver)
-    def observe(event: dict[str, Any]) -> None:
-        if event.get("log_namespace") == "mirrorbits.stats":
-            messages.append(formatEvent(event))
-
-    globalLogPublisher.addObserver(observe)
-    yield messages
-    globalLogPublisher.removeObserver(observe)
 
 
 def stats_keys(db: redis.Redis) -> dict[str, Any]:

@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
-from typing import Any
 from unittest.mock import ANY
 
 import pytest
@@ -17,8 +15,6 @@ import pytest_twisted
 import redis
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
-from twisted.logger import ILogObserver, formatEvent, globalLogPublisher
-from zope.interface import provider
 
 from mirrorbits import statsspool
 from mirrorbits.stats import StatsService
@@ -36,21 +32,6 @@ from tests.servers import RedisServer
 pytestmark = pytest.mark.integration
 
 DAY = date(2026, 11, 25)
-
-
-@pytest.fixture
-def stats_log() -> Iterator[list[str]]:
-    """Messages logged by mirrorbits.stats during the test."""
-    messages: list[str] = []
-
-    @provider(ILogObserver)
-    def observe(event: dict[str, Any]) -> None:
-        if event.get("log_namespace") == "mirrorbits.stats":
-            messages.append(formatEvent(event))
-
-    globalLogPublisher.addObserver(observe)
-    yield messages
-    globalLogPublisher.removeObserver(observe)
 
 
 def spool_files(directory: Path) -> list[str]:
