@@ -182,6 +182,19 @@ def get_many(daemon: DaemonProcess, count: int) -> Counter[int]:
     return statuses
 
 
+def start_redirecting_to_madrid(daemon: DaemonProcess, db: redis.Redis) -> None:
+    """Start ``daemon`` with one mirror, ``madrid``, up and holding ``/a.txt``: every request
+    for it is a counted 302 to madrid."""
+    daemon.start()
+    assert daemon.ctl("refresh").returncode == 0
+    assert daemon.ctl("add", "-http", "http://127.0.0.41/", "madrid").returncode == 0
+    hold_files(db, 1)
+    db.hset("MIRROR_1", "httpUp", "1")
+    assert daemon.ctl("enable", "madrid").returncode == 0
+    wait_until(lambda: get_location(daemon) == (302, "http://127.0.0.41/a.txt"), 10,
+               "redirect to madrid", daemon)
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_downloads_counted_during_an_outage_survive_a_stop_through_the_spool(
         tmp_path: Path, workers: str) -> None:
@@ -198,14 +211,7 @@ def test_downloads_counted_during_an_outage_survive_a_stop_through_the_spool(
                                               Workers=workers))
     db = server.client()
     try:
-        daemon.start()
-        assert daemon.ctl("refresh").returncode == 0
-        assert daemon.ctl("add", "-http", "http://127.0.0.41/", "madrid").returncode == 0
-        hold_files(db, 1)
-        db.hset("MIRROR_1", "httpUp", "1")
-        assert daemon.ctl("enable", "madrid").returncode == 0
-        wait_until(lambda: get_location(daemon) == (302, "http://127.0.0.41/a.txt"), 10,
-                   "redirect to madrid", daemon)
+        start_redirecting_to_madrid(daemon, db)
         assert get_many(daemon, 20) == {302: 20}
         wait_until(lambda: counted(db)["STATS_TOTAL"] == 20, 10, "first counts", daemon)
 
@@ -244,14 +250,7 @@ def test_downloads_counted_while_redis_refuses_writes_arrive_once_it_accepts_the
                            values=base_config(repo, server.address))
     db = server.client()
     try:
-        daemon.start()
-        assert daemon.ctl("refresh").returncode == 0
-        assert daemon.ctl("add", "-http", "http://127.0.0.41/", "madrid").returncode == 0
-        hold_files(db, 1)
-        db.hset("MIRROR_1", "httpUp", "1")
-        assert daemon.ctl("enable", "madrid").returncode == 0
-        wait_until(lambda: get_location(daemon) == (302, "http://127.0.0.41/a.txt"), 10,
-                   "redirect to madrid", daemon)
+        start_redirecting_to_madrid(daemon, db)
         assert get_many(daemon, 100) == {302: 100}
         wait_until(lambda: counted(db)["STATS_TOTAL"] == 100, 10, "first counts", daemon)
 
