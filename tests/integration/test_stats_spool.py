@@ -14,10 +14,11 @@ import pytest
 import pytest_twisted
 import redis
 from twisted.internet import reactor
-from twisted.internet.task import deferLater
+from twisted.internet.task import Clock, deferLater
 
 from mirrorbits import statsspool
 from mirrorbits.stats import StatsService
+from mirrorbits.store.redis import RedisService
 from tests.integration.store_support import started_service
 from tests.integration.test_stats import (
     at,
@@ -32,6 +33,16 @@ from tests.servers import RedisServer
 pytestmark = pytest.mark.integration
 
 DAY = date(2026, 11, 25)
+
+
+def started_stats(redis_service: RedisService, clock: Clock, spool: Path, *,
+                  replays: bool = False) -> StatsService:
+    """A started statistics service keeping what it could not write in ``spool`` at its stop;
+    ``replays``: the daemon's, which also writes what it finds there."""
+    service = StatsService(redis_service.session, clock, spool_dir=lambda: str(spool),
+                           replays_spool=replays)
+    service.startService()
+    return service
 
 
 def spool_files(directory: Path) -> list[str]:
@@ -52,8 +63,7 @@ async def test_counts_saved_at_a_stop_without_redis_are_counted_once_at_the_next
     db = server.client()
     redis_service = await started_service(server)
     clock = clock_at(at(2026, 11, 25, 12))
-    worker = StatsService(redis_service.session, clock, spool_dir=lambda: str(spool))
-    worker.startService()
+    worker = started_stats(redis_service, clock, spool)
     try:
         worker.count_download(3, "/sent.iso", 100)
         server.process.send_signal(signal.SIGSTOP)  # alive, but answers nothing
@@ -83,9 +93,7 @@ async def test_counts_saved_at_a_stop_without_redis_are_counted_once_at_the_next
 
     redis_service = await started_service(server)
     clock = clock_at(at(2026, 11, 26, 8))  # the next day: counted on the day of the download
-    daemon = StatsService(redis_service.session, clock, spool_dir=lambda: str(spool),
-                          replays_spool=True)
-    daemon.startService()
+    daemon = started_stats(redis_service, clock, spool, replays=True)
     try:
         clock.advance(0.5)
         await within(daemon.when_idle())
@@ -119,8 +127,7 @@ async def test_a_process_that_does_not_read_the_spool_leaves_it(
     before = spool_files(spool)
     redis_service = await started_service(redis_server)
     clock = clock_at(at(2026, 11, 25, 12))
-    worker = StatsService(redis_service.session, clock, spool_dir=lambda: str(spool))
-    worker.startService()
+    worker = started_stats(redis_service, clock, spool)
     try:
         worker.count_download(1, "/a", 1)
         clock.advance(0.5)
@@ -147,9 +154,7 @@ async def test_an_unreadable_spool_file_is_set_aside_in_one_line(
     edited.write_text(json.dumps(document))
     redis_service = await started_service(redis_server)
     clock = clock_at(at(2026, 11, 25, 12))
-    daemon = StatsService(redis_service.session, clock, spool_dir=lambda: str(spool),
-                          replays_spool=True)
-    daemon.startService()
+    daemon = started_stats(redis_service, clock, spool, replays=True)
     try:
         daemon.count_download(1, "/a", 1)
         clock.advance(0.5)
@@ -184,9 +189,7 @@ async def test_the_daemon_stopped_before_redis_took_the_saved_counts_saves_them_
     redis_service = await started_service(server)
     server.stop()  # gone before the daemon's first flush
     clock = clock_at(at(2026, 11, 26, 8))
-    daemon = StatsService(redis_service.session, clock, spool_dir=lambda: str(spool),
-                          replays_spool=True)
-    daemon.startService()
+    daemon = started_stats(redis_service, clock, spool, replays=True)
     try:
         clock.advance(0.5)
         await within(daemon.when_idle())
@@ -211,9 +214,7 @@ async def test_the_daemon_stopped_before_redis_took_the_saved_counts_saves_them_
     server.start()
     db = server.client()
     redis_service = await started_service(server)
-    daemon = StatsService(redis_service.session, clock, spool_dir=lambda: str(spool),
-                          replays_spool=True)
-    daemon.startService()
+    daemon = started_stats(redis_service, clock, spool, replays=True)
     try:
         clock.advance(0.5)
         await within(daemon.when_idle())
@@ -241,9 +242,7 @@ async def test_a_busy_daemon_still_writes_what_the_spool_holds(
     kept = statsspool.save(str(spool), [statsspool.SpooledBatch("kept:1", 7, arguments)])
     redis_service = await started_service(redis_server)
     clock = clock_at(at(2026, 11, 25, 12))
-    daemon = StatsService(redis_service.session, clock, spool_dir=lambda: str(spool),
-                          replays_spool=True)
-    daemon.startService()
+    daemon = started_stats(redis_service, clock, spool, replays=True)
     try:
         for _ in range(4):
             daemon.count_download(2, "/busy.iso", 1)
