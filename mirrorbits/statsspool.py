@@ -116,7 +116,7 @@ def save(directory: str, batches: Sequence[SpooledBatch]) -> str:
             stream.write(encode(batches))
             stream.flush()
             os.fsync(stream.fileno())
-        os.rename(temporary, final)
+        os.replace(temporary, final)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
@@ -173,7 +173,7 @@ def load(path: str) -> list[SpooledBatch]:
 def set_aside(path: str) -> str:
     """Rename an unusable spool file so that it is no longer read; its new path."""
     aside = path + ASIDE_SUFFIX
-    os.rename(path, aside)
+    os.replace(path, aside)
     return aside
 
 
