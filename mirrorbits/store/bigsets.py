@@ -50,22 +50,26 @@ async def fill(client: RedisClient, key: str, values: Iterable[str], batch: int 
         await client.execute_command("SADD", key, *chunk)
 
 
+#: ``replace``'s moves, checked and made in one step: a key deleted meanwhile by another
+#: writer (the last file of a mirror dropped as lost, during its scan) is simply absent,
+#: where a check then a transaction failed with ``ERR no such key``.
+_REPLACE = """
+local old = redis.call('EXISTS', KEYS[1])
+if old == 1 then redis.call('RENAME', KEYS[1], KEYS[3]) end
+if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('RENAME', KEYS[2], KEYS[1]) end
+return old
+"""
+
+
 async def replace(client: RedisClient, target: str, source: str, scratch: str) -> None:
     """Make ``source`` the new ``target`` atomically; the old value is freed lazily.
 
-    ``RENAME source target`` would free the old ``target`` inline. Instead, in one
-    transaction, the old value moves aside to ``scratch`` and is ``UNLINK``ed (``DEL``
-    on Redis older than 4.0).
+    ``RENAME source target`` would free the old ``target`` inline. Instead, in one step
+    (:data:`_REPLACE`), the old value moves aside to ``scratch``, which is then ``UNLINK``ed
+    (``DEL`` on Redis older than 4.0).
     """
-    exists = int(await client.exists(target))
-    commands: list[tuple[str, ...]] = []
-    if exists:
-        commands.append(("RENAME", target, scratch))
-    if int(await client.exists(source)):
-        commands.append(("RENAME", source, target))
-    if commands:
-        await transaction(client, commands)
-    if exists:
+    old = int(await client.execute_command("EVAL", _REPLACE, 3, target, source, scratch))
+    if old:
         try:
             await client.execute_command("UNLINK", scratch)
         except Exception:
