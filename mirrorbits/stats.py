@@ -358,13 +358,18 @@ class StatsService(Service):
         """The waiting counters become a batch with an id; new downloads start a new one.
         It is encoded ``encode_slice`` counters per reactor turn: the requests are answered
         between two slices instead of waiting for the whole batch."""
-        batch, self._batch = self._batch, _Batch()
-        sealed = _Sealed(f"{self._node}:{next(self._sequence)}", batch.total, ScriptArguments(
-            batch.files, batch.mirrors, batch.bytes, batch.total))
+        sealed = self._new_sealed()
         self._kept.append(sealed)  # before sending: a lost reply leaves it to send again
         while not sealed.encode(self.encode_slice):  # stopped meanwhile: sent as a replay
             await deferLater(self._clock, 0)
         return sealed
+
+    def _new_sealed(self) -> _Sealed:
+        """The waiting counters as a batch with a new id, not encoded yet; new downloads
+        start a new one."""
+        batch, self._batch = self._batch, _Batch()
+        return _Sealed(f"{self._node}:{next(self._sequence)}", batch.total, ScriptArguments(
+            batch.files, batch.mirrors, batch.bytes, batch.total))
 
     async def _send(self, session: MasterSession, sealed: _Sealed) -> Written:
         outcome = await write_batch(session.conn, sealed.batch_id, sealed.arguments)
@@ -502,14 +507,10 @@ class StatsService(Service):
     def _save(self, unwritten: list[_Sealed], waiting: int) -> int:
         """Save the batches not known written, the waiting counters as one more, to a
         spool file; the downloads still lost (0 once saved)."""
+        if self._batch:
+            unwritten = [*unwritten, self._new_sealed()]
         batches = [statsspool.SpooledBatch(s.batch_id, s.downloads, tuple(s.arguments))
                    for s in unwritten]
-        if self._batch:
-            batch = self._batch
-            arguments = ScriptArguments(batch.files, batch.mirrors, batch.bytes,
-                                        batch.total).complete()
-            batches.append(statsspool.SpooledBatch(
-                f"{self._node}:{next(self._sequence)}", batch.total, tuple(arguments)))
         directory = self.spool_dir()
         try:
             path = statsspool.save(directory, batches)
@@ -517,7 +518,6 @@ class StatsService(Service):
             log.error("Could not keep the statistics in {dir}: {error}", dir=directory,
                       error=err.strerror or err)
             return waiting
-        self._batch = _Batch()
         for read in self._spooled:  # their unwritten batches are in the new file
             try:
                 statsspool.remove(read)
