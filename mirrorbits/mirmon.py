@@ -1,20 +1,14 @@
-"""The Mirmon mirror list (spec §16): ``export mirmon``'s text (pure), and how a file holding
-it is replaced (at once: a reader sees the old list or the new one, never a part)."""
+"""The Mirmon mirror list (spec §16): ``export mirmon``'s text (pure); its file is replaced
+at once by :func:`mirrorbits.files.replace_file`."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from collections.abc import Iterable
-from typing import Final
 
 from mirrorbits.ctl.tabwriter import tabulate
 from mirrorbits.model import Mirror
 
-__all__ = ["FILE_MODE", "mirmon_list", "replace_file"]
-
-FILE_MODE: Final = 0o644
+__all__ = ["mirmon_list"]
 
 
 def mirmon_list(mirrors: Iterable[Mirror], *, rsync: bool = True, http: bool = True,
@@ -43,22 +37,5 @@ def mirmon_list(mirrors: Iterable[Mirror], *, rsync: bool = True, http: bool = T
             urls.append(mirror.ftp_url)
         rows.extend(f"{country}\t{url}\t{mirror.admin_email}\n" for url in urls)
     return tabulate("".join(rows))
-
-
-def replace_file(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` at once: a temporary file beside it, renamed over it."""
-    directory, name = os.path.split(path)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, FILE_MODE)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
 
 

@@ -1,6 +1,6 @@
 """``MirmonExportFile``: the service that keeps the Mirmon list in a file while mirrors change.
 
-The file is rewritten (:func:`~mirrorbits.mirmon.replace_file`) at start, a moment after each
+The file is rewritten (:func:`~mirrorbits.files.replace_file`) at start, a moment after each
 ``_mirrorbits_mirror_update`` (changes in a burst are written once), after a reload, and every
 :data:`REFRESH_INTERVAL` in case a message was missed; only when its text changed.
 """
@@ -20,8 +20,9 @@ from twisted.internet.threads import deferToThreadPool
 
 from mirrorbits.config import Config
 from mirrorbits.configcheck import export_dir_problem
+from mirrorbits.files import replace_file
 from mirrorbits.logs import Logger
-from mirrorbits.mirmon import mirmon_list, replace_file
+from mirrorbits.mirmon import mirmon_list
 from mirrorbits.model import Mirror
 from mirrorbits.reactors import IThreadReactor
 from mirrorbits.store.errors import REDIS_FAILURES, DatabaseNotReady

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 
 from attrs import frozen
 
+from mirrorbits.files import replace_file
 from mirrorbits.store import keys
 
 FORMAT = "mirrorbits-stats-spool"
@@ -108,19 +109,8 @@ def save(directory: str, batches: Sequence[SpooledBatch]) -> str:
     """Write ``batches`` to a new file of ``directory`` (made if missing), atomically and
     durably; its path. Raises ``OSError``."""
     os.makedirs(directory, exist_ok=True)
-    name = f"{PREFIX}{os.getpid()}-{secrets.token_hex(4)}{SUFFIX}"
-    final = os.path.join(directory, name)
-    temporary = os.path.join(directory, f".{name}.tmp")
-    try:
-        with open(temporary, "xb") as stream:
-            stream.write(encode(batches))
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, final)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    final = os.path.join(directory, f"{PREFIX}{os.getpid()}-{secrets.token_hex(4)}{SUFFIX}")
+    replace_file(final, encode(batches).decode())
     _sync_directory(directory)
     return final
 

@@ -9,7 +9,7 @@ import attrs
 from twisted.internet.task import Clock
 
 from mirrorbits.config import Config
-from mirrorbits.mirmon import replace_file
+from mirrorbits.files import replace_file
 from mirrorbits.mirmon_export import DEBOUNCE, REFRESH_INTERVAL, MirmonExport
 from mirrorbits.model import Mirror
 from mirrorbits.store.errors import DatabaseNotReady
