@@ -18,13 +18,46 @@ from pathlib import Path
 import attrs
 import redis
 
+#: The ports :func:`free_port` hands out: below the kernel's ephemeral range, split in
+#: slots of :data:`PORTS_PER_SLOT`, one per xdist worker (or per serial run, by its pid).
+FIRST_PORT = 10000
+PORTS_PER_SLOT = 1000
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _port_slot() -> range:
+    slots = max(1, (_ephemeral_low() - FIRST_PORT) // PORTS_PER_SLOT)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = int(worker[2:]) if worker[2:].isdigit() else 8 + os.getpid() % max(1, slots - 8)
+    first = FIRST_PORT + (index % slots) * PORTS_PER_SLOT
+    return range(first, first + PORTS_PER_SLOT)
+
+
+_SLOT = _port_slot()
+_handed_out = [os.getpid() % PORTS_PER_SLOT]
+
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A TCP port that nothing listens on right now, and that no other test process is
+    given: a port the kernel picked (``bind`` to 0) could be picked again for another
+    xdist worker, or for an outgoing connection, before the daemon it was meant for binds
+    it (a daemon then failed to start while the test waited on somebody else's socket)."""
+    for _ in range(len(_SLOT)):
+        port = _SLOT[_handed_out[0] % len(_SLOT)]
+        _handed_out[0] += 1
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {_SLOT}")
 
 
 def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:

@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from tests.daemon import BIN, DaemonProcess, base_config, put_a_txt_on_a_mirror, repo_file
-from tests.servers import RedisServer, env_without_proxies, wait_for_port
+from tests.servers import RedisServer, env_without_proxies
 
 MAX_SECONDS = 15.0
 MAX_REQUESTS = 1500  # 15 s of requests 10 ms apart: a slow hand-over must not outlast them
@@ -46,12 +46,31 @@ class Upgradable(DaemonProcess):
                 cwd=self.workdir, env=env, stdout=output, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        wait_for_port(*self.rpc, timeout=20)
         listen = self.values["ListenAddress"]
+        self.wait_started(lambda: accepts(*self.rpc), "the control channel")
         if listen.startswith("unix:"):
-            wait_until(lambda: unix_status(listen[5:]) is not None, 20, "the HTTP socket")
+            self.wait_started(lambda: unix_status(listen[5:]) is not None, "HTTP")
         else:
-            wait_for_port(*self.http, timeout=20)
+            self.wait_started(lambda: accepts(*self.http), "HTTP")
+
+    def wait_started(self, condition: Callable[[], object], what: str) -> None:
+        """Wait for ``condition``; an exit or 20 s without it fail with the output."""
+        assert self.process is not None
+        deadline = time.monotonic() + 20
+        while not condition():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                output = (self.workdir / "stdout").read_text(errors="replace")
+                raise AssertionError(f"no {what} (exit {self.process.poll()}):\n{output}"
+                                     f"{self.log()}")
+            time.sleep(0.02)
+
+
+def accepts(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def unix_status(path: str) -> int | None:
