@@ -25,6 +25,10 @@ from mirrorbits.store.errors import REDIS_FAILURES
 #: The first word of Redis' answer to a write it refuses while it still reads: a replica,
 #: ``min-replicas-to-write`` unmet, ``maxmemory`` reached, a failed snapshot.
 WRITE_REFUSALS = frozenset({"READONLY", "NOREPLICAS", "OOM", "MISCONF"})
+#: The first word of Redis' answer while it cannot serve for a while: loading its data, busy
+#: with a script, a replica without its master, a failover. Any other error answer is about
+#: the command or the data (``WRONGTYPE``, ``NOSCRIPT``, ``ERR ...``): Redis is there.
+UNAVAILABLE_STATES = frozenset({"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN"})
 #: What a service's unrecorded findings mean for the users meanwhile, said with its line.
 _HELD = "a mirror it finds down is held down in memory: this node sends no user there"
 _MEANWHILE = {"Liveness": _HELD, "Health check": _HELD}
@@ -63,6 +67,15 @@ def refuses_writes(error: BaseException) -> bool:
             and str(error).split(" ", 1)[0] in WRITE_REFUSALS)
 
 
+def answers_an_error(error: BaseException) -> bool:
+    """Whether ``error`` is Redis, reachable, answering a command with an error that is
+    neither a refused write nor a passing state (:data:`UNAVAILABLE_STATES`)."""
+    if not isinstance(error, txredisapi.ResponseError):
+        return False
+    first = str(error).split(" ", 1)[0]
+    return first not in WRITE_REFUSALS and first not in UNAVAILABLE_STATES
+
+
 def connected() -> None:
     """Redis is reachable again: each service may report the next outage."""
     global _outage
@@ -95,6 +108,10 @@ def report(log: Logger, service: str, failure: Failure, what: str, **fields: obj
         log.warn("{service}: Redis refuses writes ({error}); retried once it accepts them"
                  + ("; meanwhile {meanwhile}" if meanwhile else ""),
                  service=service, error=str(cause), meanwhile=meanwhile)
+        return
+    if answers_an_error(cause):
+        log.warn("{service}: Redis answered an error ({error}); retried later",
+                 service=service, error=str(cause))
         return
     log.warn("{service}: Redis unavailable ({error}); retried once it is back",
              service=service, error=str(cause) or type(cause).__name__)

@@ -266,3 +266,34 @@ def test_background_services_report_redis_faults_in_one_line(monitored: Site) ->
     assert {"Health check", "Liveness", "Scan scheduling"} <= set(said), log
     stopping = log[log.index("Received SIGTERM"):]
     assert "Redis unavailable" not in stopping, stopping  # nothing said once stopping
+
+
+def test_an_error_answer_is_said_as_such_not_as_an_outage(tmp_path: Path) -> None:
+    """``MIRRORS`` of another type (written by hand, or by a tool of another schema): Redis
+    answers every read of it with WRONGTYPE. The services say that answer, once each, not
+    "Redis unavailable" (which sent the operator to a Redis that was up); requests are
+    answered."""
+    server = RedisServer(workdir=tmp_path / "redis")
+    server.start()
+    repo = tmp_path / "repo"
+    make_repository(repo)
+    values = base_config(repo, server.address, CheckInterval="1", ScanInterval="1")
+    daemon = DaemonProcess(workdir=tmp_path / "run", values=values,
+                           raw=f"Fallbacks:\n  - URL: {FALLBACK}\n")
+    try:
+        with server.client() as db:
+            db.set("MIRRORBITS_DB_VERSION", "2")  # up to date: no upgrade looks at MIRRORS
+            db.set("MIRRORS", "not a hash")
+        daemon.start()
+        assert daemon.ctl("refresh").returncode == 0
+        daemon.wait_log("Scan scheduling: Redis answered an error (WRONGTYPE", timeout=20)
+        status, location = get_location(daemon)
+        assert (status, location) == (302, FALLBACK + "a.txt")
+        time.sleep(2.5)  # more rounds fail alike: nothing more is said
+    finally:
+        daemon.stop()
+        server.stop()
+    log = daemon.log()
+    assert "Redis unavailable" not in log, log
+    assert "Traceback" not in log, log
+    assert log.count("Scan scheduling: Redis answered an error") == 1, log

@@ -100,3 +100,19 @@ def test_a_failure_after_a_quiet_minute_is_said_again_without_a_reconnection() -
         outage.use_clock(time.monotonic)
     assert len(said) == 2 and all(line.startswith("Health check: Redis refuses writes")
                                   for line in said), said
+
+
+def test_an_error_answer_is_not_an_outage() -> None:
+    """Redis answered (a key of another type, an unknown script): "unavailable" sent the
+    operator looking for a Redis that was there; a passing state (LOADING) is an outage."""
+    wrong = txredisapi.ResponseError(
+        "WRONGTYPE Operation against a key holding the wrong kind of value")
+    loading = txredisapi.ResponseError("LOADING Redis is loading the dataset in memory")
+    with captured_log("mirrorbits.test_outage") as said:
+        outage.report(log, "Scan scheduling", Failure(wrong), "round failed")
+        outage.report(log, "Liveness", Failure(loading), "round failed")
+    assert said == [
+        "Scan scheduling: Redis answered an error (WRONGTYPE Operation against a key holding "
+        "the wrong kind of value); retried later",
+        "Liveness: Redis unavailable (LOADING Redis is loading the dataset in memory); "
+        "retried once it is back"]
