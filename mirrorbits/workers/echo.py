@@ -6,8 +6,10 @@ subscribed again``, once by the daemon and once more by every worker. A worker m
 of the store modules (:data:`mirrorbits.workers.wire.SHARED`); the daemon relays such a line
 at debug level when it, or another worker, said the same within :data:`ECHO_WINDOW`; a serving
 worker's is held :data:`ECHO_HOLD` first, since the daemon may see the same event a moment
-later (a starting worker's own connection is said at once, in order). A worker alone losing
-its connection is still said, that much later.
+later (a starting worker's own connection is said at once, in order). A warning or error the
+daemon said, and has not said the end of since (a line of its at info level), is a repeat
+however old: a worker replaced during an outage finds Redis as the daemon said it is. A worker
+alone losing its connection is still said, that much later.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Final
 
 from attrs import define, field
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import ILogObserver, LogEvent, formatEvent
+from twisted.logger import ILogObserver, LogEvent, LogLevel, formatEvent
 from zope.interface import implementer
 
 #: Seconds during which a line said again is taken as the same event.
@@ -35,10 +37,19 @@ class DaemonEchoes:
 
     clock: IReactorTime
     _said: dict[str, float] = field(factory=dict)
+    # the daemon's warnings and errors about Redis since its last line at info level: the
+    # state it is in (a replica, down), however long ago it was said
+    _standing: set[str] = field(factory=set)
 
     def __call__(self, event: LogEvent) -> None:
         if str(event.get("log_namespace", "")).startswith(ECHOED_NAMESPACES):
-            self.said(formatEvent(event))
+            text = formatEvent(event)
+            self.said(text)
+            level = event.get("log_level")
+            if level in (LogLevel.warn, LogLevel.error, LogLevel.critical):
+                self._standing.add(text)
+            else:  # connected again, subscribed again: the state it said is over
+                self._standing.clear()
 
     def said(self, text: str) -> None:
         """Remember that ``text`` was said now."""
@@ -48,6 +59,10 @@ class DaemonEchoes:
         self._said[text] = now
 
     def repeats(self, text: str) -> bool:
-        """Whether ``text`` was said within the window."""
+        """Whether ``text`` was said within the window, or is the state the daemon said it
+        is in (a worker started during an outage finds the same replica, or the same
+        refused connection, as the daemon did minutes before)."""
+        if text in self._standing:
+            return True
         when = self._said.get(text)
         return when is not None and self.clock.seconds() - when <= ECHO_WINDOW

@@ -208,3 +208,18 @@ def test_why_a_replacement_cannot_start_is_said_once_until_one_serves() -> None:
         (LogLevel.error, "worker 5"), (LogLevel.warn, "HTTP worker 5 exited with status 1"),
     ], relayed
     assert relayed[0][1] == f"worker 1: mirrorbits worker cannot start: {bad}"
+
+
+def test_a_state_the_daemon_said_is_not_said_again_by_a_worker_started_later() -> None:
+    # A worker replaced a minute into an outage found Redis a replica, as the daemon had
+    # said: the line came twice, the window of ECHO_WINDOW seconds long over.
+    clock = MemoryReactorClock()
+    echoes = DaemonEchoes(clock)
+    replica = "Redis 127.0.0.1:6379 is a replica: read from, and writes wait until a master answers"
+    store = TwistedLogger(namespace="mirrorbits.store.redis", observer=echoes)
+    store.warn(replica)
+    clock.advance(60)
+    assert echoes.repeats(replica)
+    store.info("Connected to redis master 127.0.0.1:6379 (version 7.0.15)")  # it is over
+    clock.advance(60)
+    assert not echoes.repeats(replica)
