@@ -107,8 +107,8 @@ def _batch(item: object) -> SpooledBatch:
 
 def start_line(directory: str) -> str:
     """What the daemon says at its start of where the spool is."""
-    return (f"Statistics spool: {directory} (StatsSpoolDir): downloads counted that Redis "
-            "cannot take when the daemon stops are kept there, and counted once it can")
+    return (f"Statistics spool: {directory} (StatsSpoolDir): counted downloads that Redis "
+            "cannot take at a stop are kept there until it can")
 
 
 def save(directory: str, batches: Sequence[SpooledBatch]) -> str:
