@@ -11,7 +11,7 @@ import difflib
 import ipaddress
 import os
 import re
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -34,6 +34,10 @@ from mirrorbits.scan.bounds import DEFAULT_MAX_ENTRIES
 from mirrorbits.scan.removals import DEFAULT_MAX_REMOVE, RemovalLimit, parse_removal_limit
 
 DEFAULT_CONFIG_PATH = "/etc/mirrorbits.conf"
+#: Set by systemd to the unit's ``StateDirectory`` (several: separated by ``:``).
+STATE_DIRECTORY_ENV = "STATE_DIRECTORY"
+#: ``StatsSpoolDir`` when the file does not set it: this folder of the ``StateDirectory``.
+STATE_SPOOL_SUBDIRECTORY = "stats-spool"
 NO_CONFIG_MESSAGE = "Configuration could not be found.\n\tUse --config <path>"
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 DEFAULT_HTTP_READ_TIMEOUT = 10.0  # seconds, the reference's (built into its HTTP server)
@@ -150,14 +154,17 @@ def default_config_path() -> str | None:
     return DEFAULT_CONFIG_PATH if os.path.exists(DEFAULT_CONFIG_PATH) else None
 
 
-def load_config(path: str, base: str | None = None,
-                repository: str | None = None) -> tuple[Config, list[str]]:
+def load_config(path: str, base: str | None = None, repository: str | None = None,
+                environ: Mapping[str, str] = os.environ) -> tuple[Config, list[str]]:
     """Read, parse and validate the file at *path*; returns the config and warnings.
 
     *base*: the directory relative paths of the file are taken from (the current one by
     default; the daemon's start directory on reload, after twistd moved to its --rundir).
     *repository*: the ``--repository`` option, which replaces the file's ``Repository``
-    (what the file says of its own then does not matter: the option's directory is checked)."""
+    (what the file says of its own then does not matter: the option's directory is checked).
+    *environ*: a ``STATE_DIRECTORY`` there (systemd's ``StateDirectory=``) is where the
+    statistics are kept at a stop when the file does not set ``StatsSpoolDir``
+    (:func:`state_spool_dir`)."""
     try:
         with open(path, "rb") as stream:
             data = stream.read(MAX_CONFIG_BYTES + 1)
@@ -170,7 +177,8 @@ def load_config(path: str, base: str | None = None,
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise ConfigError(f"invalid UTF-8 at byte {err.start} in {path}") from None
-    config, warnings, parse = _parse_config(text, path, base, repository)
+    config, warnings, parse = _parse_config(text, path, base, repository,
+                                            state_spool_dir(environ))
     if repository is None:
         return config, warnings + [parse.place(found) for found in file_system_warnings(config)]
     return config, warnings + repository_option_warnings(config) + [
@@ -191,10 +199,21 @@ def parse_config(text: str, source: str = "<string>") -> tuple[Config, list[str]
     return config, warnings
 
 
+def state_spool_dir(environ: Mapping[str, str]) -> str:
+    """``<StateDirectory>/stats-spool`` under a systemd unit that has a ``StateDirectory``
+    (the first one), else "": the directory systemd makes for this service alone, kept
+    across restarts, so the downloads a stop during a Redis outage could not write are not
+    lost by default. A file's ``StatsSpoolDir`` (even ``""``) wins."""
+    first = environ.get(STATE_DIRECTORY_ENV, "").split(":")[0]
+    return os.path.join(first, STATE_SPOOL_SUBDIRECTORY) if os.path.isabs(first) else ""
+
+
 def _parse_config(text: str, source: str, base: str | None = None,
-                  repository: str | None = None) -> tuple[Config, list[str], _Parse]:
+                  repository: str | None = None,
+                  spool_dir: str = "") -> tuple[Config, list[str], _Parse]:
     """:func:`parse_config`, and the parse that knows the line of each key. *repository*
-    (the ``--repository`` option) stands for the file's ``Repository``, which it may lack."""
+    (the ``--repository`` option) stands for the file's ``Repository``, which it may lack;
+    *spool_dir*: the ``StatsSpoolDir`` of a file that does not set it."""
     parse = _Parse(source, text=text)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -206,6 +225,7 @@ def _parse_config(text: str, source: str, base: str | None = None,
         values = {} if root is None or _is_null(root) else parse.record((), root, _FIELDS)
         if repository is not None:
             values["repository"] = repository
+        values.setdefault("stats_spool_dir", spool_dir)
         config, warnings = _finish(attrs.evolve(Config(), **values), parse.place, base)
     except ConfigError as err:
         err.warnings[:0] = parse.warnings

@@ -95,9 +95,10 @@ EXAMPLE_CONFIG = """\
 #LogDir: ""
 
 # Directory where a process that stops while Redis is unreachable keeps the downloads it
-# counted and could not write (one file per process; made if missing, e.g.
-# /var/lib/mirrorbits, the systemd unit's StateDirectory); the daemon writes them to Redis
-# once it can, counted once, then deletes the file. Empty: such downloads are lost (logged).
+# counted and could not write (one file per process; made if missing); the daemon writes
+# them to Redis once it can, counted once, then deletes the file. Not set: under systemd
+# with StateDirectory= (the shipped unit), $STATE_DIRECTORY/stats-spool, i.e.
+# /var/lib/mirrorbits/stats-spool; else none. Empty: such downloads are lost (logged).
 #StatsSpoolDir: ""
 
 # Path, relative to each mirror's URL, of a file holding the Unix time of its last

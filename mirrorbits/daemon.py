@@ -23,7 +23,7 @@ from attrs import define, field
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
 
-from mirrorbits import version_info, version_string
+from mirrorbits import statsspool, version_info, version_string
 from mirrorbits.cache import REFRESH_INTERVAL, MirrorCache
 from mirrorbits.cluster import ClusterService, new_node_id, valid_node_id
 from mirrorbits.config import Config, ConfigError, load_config
@@ -310,6 +310,8 @@ def build_daemon(
     refusal = _add_embedded_redis(daemon, config, embedded, activated)
     redis, pubsub = _add_redis(daemon, holder, reactor)
     stats, download_log = _add_accounting(daemon, holder, reactor, redis)
+    if config.stats_spool_dir:
+        daemon.greeting.append(statsspool.start_line(config.stats_spool_dir))
     observations = Observations()
     # What this node's checks found down and Redis would not record (mirrorbits.helddown):
     # owned here, followed by the HTTP side (this process' cache, or the workers').

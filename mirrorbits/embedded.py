@@ -5,6 +5,12 @@ file (``--listen``, ``--control``, ``--redis-address``), and its own Redis: a pr
 ``redis-server`` under ``--data-dir`` unless ``--redis-address`` names one. ``--demo`` adds
 two local mirrors, with their own private Redis (``<data-dir>/demo``), so trying the demo
 never leaves demo mirrors in the real setup.
+
+The data directory also keeps the downloads that a stop during a Redis outage could not write
+(``StatsSpoolDir``, :data:`SPOOL_SUBDIRECTORY` beside the Redis they belong to): the private
+server's in ``<data-dir>/stats-spool``, the demo's in ``<data-dir>/demo/stats-spool``, those
+of a ``--redis-address HOST:PORT`` in ``<data-dir>/stats-spool/HOST-PORT``, so that a run on
+another Redis never writes them into the wrong one.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ EMBEDDED_ONLY = {
     "demo": "",
 }
 DEMO_SUBDIRECTORY = "demo"
+SPOOL_SUBDIRECTORY = "stats-spool"
 
 
 @frozen
@@ -84,7 +91,17 @@ def plan_embedded(config: Config, data_dir: str, demo: bool,
     if demo and redis_given:
         raise ConfigError("--demo runs on its own private Redis: drop --redis-address")
     if redis_given:
-        return config, EmbeddedStart(data_dir, None, demo)
-    private = plan_private_redis(os.path.join(data_dir, DEMO_SUBDIRECTORY) if demo else data_dir)
+        host, port = split_host_port(config.redis_address)
+        spool = os.path.join(data_dir, SPOOL_SUBDIRECTORY, f"{host or 'localhost'}-{port}")
+        return _with_spool(config, spool), EmbeddedStart(data_dir, None, demo)
+    private_dir = os.path.join(data_dir, DEMO_SUBDIRECTORY) if demo else data_dir
+    private = plan_private_redis(private_dir)
     config = with_changes(config, redis_address=private.address, redis_db=0)
+    config = _with_spool(config, os.path.join(private_dir, SPOOL_SUBDIRECTORY))
     return config, EmbeddedStart(data_dir, private, demo)
+
+
+def _with_spool(config: Config, directory: str) -> Config:
+    """``config`` keeping a stop's unwritten downloads in ``directory`` unless it names a
+    ``StatsSpoolDir`` of its own."""
+    return config if config.stats_spool_dir else with_changes(config, stats_spool_dir=directory)

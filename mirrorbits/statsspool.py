@@ -105,6 +105,12 @@ def _batch(item: object) -> SpooledBatch:
     return SpooledBatch(batch_id, downloads, arguments)
 
 
+def start_line(directory: str) -> str:
+    """What the daemon says at its start of where the spool is."""
+    return (f"Statistics spool: {directory} (StatsSpoolDir): counted downloads that Redis "
+            "cannot take at a stop are kept there until it can")
+
+
 def save(directory: str, batches: Sequence[SpooledBatch]) -> str:
     """Write ``batches`` to a new file of ``directory`` (made if missing), atomically and
     durably; its path. Raises ``OSError``."""

@@ -58,7 +58,9 @@ UNHANDLED = ("Unhandled error in Deferred", "Unhandled Error")
 
 @attrs.define
 class DaemonProcess:
-    """``twistd -n mirrorbits --config FILE`` in a work directory."""
+    """``twistd -n mirrorbits --config FILE`` in a work directory; ``embedded``: without a
+    file, ``--repository``, ``--listen``, ``--control`` and ``--redis-address`` taken from
+    ``values`` (its data directory ``./mirrorbits-data`` in the work directory)."""
 
     workdir: Path
     values: dict[str, str]
@@ -67,6 +69,7 @@ class DaemonProcess:
     config_text: str | None = None
     env: dict[str, str] = attrs.field(factory=dict)  # added to the environment
     new_session: bool = False  # its own process group (shared with its successors)
+    embedded: bool = False
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -99,13 +102,20 @@ class DaemonProcess:
 
     def start(self, wait_http: bool = True) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.write_config()
+        if self.embedded:
+            configuration = ["--repository", self.values["Repository"],
+                             "--listen", self.values["ListenAddress"],
+                             "--control", self.values["RPCListenAddress"],
+                             "--redis-address", self.values["RedisAddress"]]
+        else:
+            self.write_config()
+            configuration = ["--config", str(self.config_path)]
         env = env_without_proxies()
         env["TZ"] = "UTC"
         env.update(self.env)
         self.process = subprocess.Popen(
             [str(BIN / "twistd"), "-n", "--pidfile=", "--logfile", str(self.log_path),
-             "mirrorbits", "--config", str(self.config_path), *self.args],
+             "mirrorbits", *configuration, *self.args],
             cwd=self.workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             start_new_session=self.new_session,
         )

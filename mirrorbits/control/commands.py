@@ -193,6 +193,16 @@ class Upgrade(_Command):
     response = []
 
 
+class CheckWritable(_Command):
+    """Nothing when the daemon can write to Redis now; while only a read-only replica answers,
+    the refusal a write gets (:class:`ServerError`). Asked before ``mirrorbits-ctl`` waits for
+    the operator (an editor, a confirmation) ahead of a write. An older daemon does not know
+    it (``UnhandledCommand``): its write refuses at the end, as before."""
+
+    arguments = _password()
+    response = []
+
+
 class ChangeStatus(_Command):
     """Enable or disable a mirror; answers its name."""
 

@@ -305,6 +305,12 @@ class ControlLocator(amp.CommandLocator):
         await hook()
         return {}
 
+    @c.CheckWritable.responder
+    def check_writable(self, password: str | None) -> Answer:
+        self._check(password)
+        self.backend.mirrors.require_master()  # a replica: the refusal a write would get
+        return {}
+
     @c.ChangeStatus.responder
     async def change_status(self, password: str | None, id: int, enabled: bool) -> Answer:
         self._check(password)

@@ -85,6 +85,7 @@ async def edit_command(session: Session, invocation: Invocation) -> None:
     mirror_id, _ = await session.resolve(invocation.args[0])
     reply = await session.call(c.MirrorInfo, id=mirror_id)
     original = c.mirror_from_json(reply["mirror"])
+    await session.require_writes()  # refused now rather than once the edit is done
     editor = find_editor()
     if editor is None:
         raise fail("No text editor found, please set the EDITOR environment variable")
@@ -111,6 +112,7 @@ async def edit_command(session: Session, invocation: Invocation) -> None:
 async def geoupdate_command(session: Session, invocation: Invocation) -> None:
     """Geolocate the mirror again and save the new location after confirmation."""
     mirror_id, name = await session.resolve(invocation.args[0])
+    await session.require_writes()  # refused before the lookup and the question
     reply = await session.call(c.GeoUpdateMirror, id=mirror_id)
     for warning in reply["warnings"]:
         out(f"{warning}\n")

@@ -71,6 +71,7 @@ async def _add(session: Session, invocation: Invocation) -> None:
 async def _remove(session: Session, invocation: Invocation) -> None:
     mirror_id, name = await session.resolve(invocation.args[0])
     if not invocation.options["f"]:
+        await session.require_writes()  # refused before the question, not after it
         if not confirm(f"Removing {name}, are you sure? [y/N]"):
             raise fail("Aborted")
         await session.resume()

@@ -89,11 +89,13 @@ class Session:
         command: type[amp.Command],
         timeout: float | None = CALL_TIMEOUT,
         messages: dict[type[Exception], str] | None = None,
+        unhandled: Reply | None = None,
         **kwargs: object,
     ) -> Reply:
         """Run ``command``; daemon errors come back as :class:`Exit` (code 1).
 
-        ``messages`` replaces the daemon's message for some error classes.
+        ``messages`` replaces the daemon's message for some error classes; ``unhandled``:
+        the answer to take from a daemon that does not know the command (an older one).
         """
         d = self.protocol.callRemote(command, password=self.password, **kwargs)
         if timeout is not None:
@@ -111,7 +113,11 @@ class Session:
             raise fail(_explained(error.message or type(error).__name__)) from None
         except defer.TimeoutError:
             raise fail(f"rpc: {self.target} did not answer within {timeout:g} seconds") from None
-        except (amp.UnknownRemoteError, amp.UnhandledCommand) as error:
+        except amp.UnhandledCommand as error:
+            if unhandled is None:
+                raise fail(f"rpc: the daemon refused the command: {error}") from None
+            return dict(unhandled)
+        except amp.UnknownRemoteError as error:
             raise fail(f"rpc: the daemon refused the command: {error}") from None
         except (SSL.Error, VerificationError) as error:
             raise fail(f"rpc: TLS with {self.target} failed: {tls_failure(error)}") from None
@@ -121,6 +127,12 @@ class Session:
                 hint = " (if the daemon uses TLS: give -tls-ca, -tls-cert and -tls-key)"
             raise fail(f"rpc: connection to {self.target} lost: {error}{hint}") from None
         return result
+
+    async def require_writes(self) -> None:
+        """Before the operator is asked for anything (an editor, a confirmation) ahead of a
+        write: exit with the refusal the write would get when the daemon cannot write now
+        (its Redis a read-only replica), so that nothing the operator typed is lost."""
+        await self.call(c.CheckWritable, unhandled={})
 
     async def all_mirrors(self) -> list[Mirror]:
         """Every mirror, fetched page by page."""

@@ -588,3 +588,37 @@ async def test_reload_against_an_older_daemon_is_silent() -> None:
     finally:
         await within(maybeDeferred(listening.stopListening))
     assert _OlderReloadLocator.reloads == 1
+
+
+class _OlderRemoveLocator(amp.CommandLocator):
+    """A daemon that does not know ``CheckWritable`` (before 2026-12-05)."""
+
+    removed: list[int] = []
+
+    @c.Ping.responder
+    def ping(self, password: str | None) -> dict[str, Any]:
+        return {}
+
+    @c.MatchMirror.responder
+    def match(self, password: str | None, pattern: str) -> dict[str, Any]:
+        return {"mirrors": [[4, "madrid"]]}
+
+    @c.RemoveMirror.responder
+    def remove(self, password: str | None, id: int) -> dict[str, Any]:
+        _OlderRemoveLocator.removed.append(id)
+        return {"name": "madrid"}
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_question_before_a_write_still_works_with_an_older_daemon() -> None:
+    factory = Factory.forProtocol(lambda: amp.AMP(locator=_OlderRemoveLocator()))
+    listening = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    port = listening.getHost().port  # type: ignore[attr-defined]
+    try:
+        out, err, code = await ctl("127.0.0.1", "-p", str(port), "remove", "madrid",
+                                   stdin=b"y\n")
+    finally:
+        await within(maybeDeferred(listening.stopListening))
+    assert (code, err) == (0, ""), out
+    assert out.endswith("Mirror 'madrid' removed successfully\n")
+    assert _OlderRemoveLocator.removed == [4]

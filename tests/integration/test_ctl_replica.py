@@ -25,6 +25,8 @@ REFUSED = ("Redis is a read-only replica (no master answers): nothing was change
 READS = (("list",), ("list", "-http", "-location"), ("show", "madrid"), ("logs", "madrid"),
          ("stats", "mirror", "madrid"), ("stats", "file", "a"), ("export", "mirmon"),
          ("version",))
+# Those that ask the operator before writing: refused before they ask (nothing on stdout).
+ASKING = (("remove", "madrid"), ("geoupdate", "madrid"))
 # The command -> (its stdout, its stderr): the refusal in one line.
 WRITES = {
     ("disable", "madrid"): ("", f"Couldn't disable mirror 'madrid': {REFUSED}\n"),
@@ -60,7 +62,9 @@ def test_ctl_reads_from_a_replica_and_refuses_writes_in_one_line(tmp_path: Path)
     db = server.client()
     repo = tmp_path / "repo"
     repo_file(repo, "/a.txt", b"hello\n", 1687249800)
-    editor = write_editor(tmp_path, "text = open(path).read().replace('Score: 0', 'Score: 7')\n"
+    called = tmp_path / "editor-called"
+    editor = write_editor(tmp_path, f"open({str(called)!r}, 'a').write(path + '\\n')\n"
+                                    "text = open(path).read().replace('Score: 0', 'Score: 7')\n"
                                     "open(path, 'w').write(text)")
     daemon = DaemonProcess(workdir=tmp_path / "run",
                            values=base_config(repo, server.address, ScanInterval="1000"))
@@ -77,6 +81,9 @@ def test_ctl_reads_from_a_replica_and_refuses_writes_in_one_line(tmp_path: Path)
         on_replica = {args: _answer(daemon.ctl(*args)) for args in READS}
         refused = {args: _answer(daemon.ctl(*args)) for args in WRITES}
         edited = _answer(daemon.ctl("edit", "madrid", env={"EDITOR": editor}))
+        editor_opened = called.exists()
+        # the commands that ask first: refused before the question, which stdin would answer
+        asked = {args: _answer(daemon.ctl(*args, stdin="y\n")) for args in ASKING}
         after = _snapshot(db)
 
         masters = daemon.log().count("Connected to redis master")
@@ -85,6 +92,7 @@ def test_ctl_reads_from_a_replica_and_refuses_writes_in_one_line(tmp_path: Path)
                    "back on a master", daemon)
         again = _answer(daemon.ctl("disable", "madrid"))
         disabled = db.hget(keys.mirror(1), "enabled")
+        edited_again = _answer(daemon.ctl("edit", "madrid", env={"EDITOR": editor}))
         log = daemon.log()
     finally:
         daemon.stop()
@@ -94,8 +102,13 @@ def test_ctl_reads_from_a_replica_and_refuses_writes_in_one_line(tmp_path: Path)
     assert on_replica == on_master, (on_replica, log)
     for args, expected in WRITES.items():
         assert refused[args] == (1, *expected), (args, refused[args], log)
-    assert edited == (1, "", REFUSED + "\n"), (edited, log)  # when saving: the edit is lost
+    # before the editor opens (before 2026-12-05: when saving, the edit lost)
+    assert edited == (1, "", REFUSED + "\n"), (edited, log)
+    assert not editor_opened
+    assert asked == dict.fromkeys(ASKING, (1, "", REFUSED + "\n")), (asked, log)
     assert after == before  # nothing written, not even an event in the mirror's log
     assert again == (0, "Mirror 'madrid' disabled successfully\n", ""), again
     assert disabled == "0"
+    assert edited_again[0] == 0 and "Score: 7" in edited_again[1], edited_again
+    assert called.read_text().count("\n") == 1  # the editor opens on a master
     assert "Traceback" not in log

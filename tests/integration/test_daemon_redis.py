@@ -195,20 +195,22 @@ def start_redirecting_to_madrid(daemon: DaemonProcess, db: redis.Redis) -> None:
                "redirect to madrid", daemon)
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
-def test_downloads_counted_during_an_outage_survive_a_stop_through_the_spool(
-        tmp_path: Path, workers: str) -> None:
-    # walked: Redis stopped, 10 downloads answered, the daemon stopped ("Could not commit 10
-    # download(s) at shutdown"), Redis back: the 10 were never counted
+def spooled_redis(tmp_path: Path) -> tuple[RedisServer, Path]:
+    """A started redis-server that keeps its data across a stop (append-only file), and the
+    repository the daemons of the spool tests serve."""
     server = RedisServer(workdir=tmp_path / "redis",
                          extra_args=["--appendonly", "yes", "--appendfsync", "always"])
     server.start()
     repo = tmp_path / "repo"
     make_repository(repo)
-    spool = tmp_path / "state" / "spool"  # made at the first stop that needs it
-    daemon = DaemonProcess(workdir=tmp_path / "run", args=["--no-monitor"],
-                           values=base_config(repo, server.address, StatsSpoolDir=str(spool),
-                                              Workers=workers))
+    return server, repo
+
+
+def assert_counts_survive_a_stop(daemon: DaemonProcess, server: RedisServer,
+                                 spool: Path) -> None:
+    """20 downloads counted, Redis stopped, 30 more answered, the daemon stopped (SIGTERM):
+    they are kept in ``spool`` (said at the start, made when needed); Redis and the daemon
+    started again: all 50 counted once, per file and per mirror too, the spool emptied."""
     db = server.client()
     try:
         start_redirecting_to_madrid(daemon, db)
@@ -218,10 +220,12 @@ def test_downloads_counted_during_an_outage_survive_a_stop_through_the_spool(
         server.stop()
         assert get_many(daemon, 30) == {302: 30}  # answered, counted in memory
         daemon.stop()
-        assert "Could not commit" not in daemon.log()
-        assert "StatsSpoolDir" not in daemon.log()  # no warning: it is made when needed
+        log = daemon.log()
+        assert "Could not commit" not in log
+        assert log.count(f"Statistics spool: {spool} (StatsSpoolDir)") == 1, log
+        assert log.count("StatsSpoolDir") == 1  # no warning: it is made when needed
         assert re.search(rf"Saved [0-9]+ download\(s\) to {re.escape(str(spool))}/stats-[0-9]+-"
-                         r"[0-9a-f]+\.json: they are counted at the next start", daemon.log())
+                         r"[0-9a-f]+\.json: they are counted at the next start", log)
         assert list(spool.glob("stats-*.json"))  # one file per process that held some
 
         server.start()  # the same port, its data read back from the append-only file
@@ -236,7 +240,46 @@ def test_downloads_counted_during_an_outage_survive_a_stop_through_the_spool(
     finally:
         daemon.stop()
         server.stop()
+        db.close()
     assert "Traceback" not in daemon.log()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_downloads_counted_during_an_outage_survive_a_stop_through_the_spool(
+        tmp_path: Path, workers: str) -> None:
+    # walked: Redis stopped, 10 downloads answered, the daemon stopped ("Could not commit 10
+    # download(s) at shutdown"), Redis back: the 10 were never counted
+    server, repo = spooled_redis(tmp_path)
+    spool = tmp_path / "state" / "spool"  # made at the first stop that needs it
+    daemon = DaemonProcess(workdir=tmp_path / "run", args=["--no-monitor"],
+                           values=base_config(repo, server.address, StatsSpoolDir=str(spool),
+                                              Workers=workers))
+    assert_counts_survive_a_stop(daemon, server, spool)
+
+
+def test_the_embedded_daemon_keeps_its_counts_in_its_data_directory(tmp_path: Path) -> None:
+    """``--repository DIR --redis-address`` (no file, a Redis that can go away): kept in
+    ``./mirrorbits-data/stats-spool/HOST-PORT`` without being told (before: lost)."""
+    server, repo = spooled_redis(tmp_path)
+    values = {key: value for key, value in base_config(repo, server.address).items()
+              if key in ("Repository", "ListenAddress", "RPCListenAddress", "RedisAddress")}
+    daemon = DaemonProcess(workdir=tmp_path / "run", args=["--no-monitor"], values=values,
+                           embedded=True)
+    host, _, port = server.address.rpartition(":")
+    spool = tmp_path / "run" / "mirrorbits-data" / "stats-spool" / f"{host}-{port}"
+    assert_counts_survive_a_stop(daemon, server, spool)
+
+
+def test_under_systemd_the_counts_are_kept_in_its_state_directory(tmp_path: Path) -> None:
+    """A file without ``StatsSpoolDir``, started with systemd's ``STATE_DIRECTORY``
+    (``StateDirectory=mirrorbits``): kept in ``$STATE_DIRECTORY/stats-spool``."""
+    server, repo = spooled_redis(tmp_path)
+    state = tmp_path / "var-lib-mirrorbits"
+    state.mkdir()
+    daemon = DaemonProcess(workdir=tmp_path / "run", args=["--no-monitor"],
+                           values=base_config(repo, server.address, Workers="2"),
+                           env={"STATE_DIRECTORY": str(state)})
+    assert_counts_survive_a_stop(daemon, server, state / "stats-spool")
 
 
 def test_downloads_counted_while_redis_refuses_writes_arrive_once_it_accepts_them(

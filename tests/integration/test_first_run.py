@@ -164,6 +164,8 @@ def test_readme_command_runs_a_private_redis_and_says_what_to_do_next(
         data = fresh / "mirrorbits-data" / "redis"
         assert f"Redis: a private redis-server on 127.0.0.1:{port}, data in {data}" in daemon.log()
         assert f"RedisAddress: 127.0.0.1:{port}" in daemon.log()
+        spool = fresh / "mirrorbits-data" / "stats-spool"  # made by a stop that needs it
+        assert daemon.log().count(f"Statistics spool: {spool} (StatsSpoolDir)") == 1
         ctl = f"{BIN / 'mirrorbits-ctl'} -h 127.0.0.1 -p {daemon.rpc_port}"
         hint = re.search(r"No mirror is registered yet: .*", daemon.log())
         assert hint is not None and f"{ctl} add -http " in hint.group(0)

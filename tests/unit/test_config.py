@@ -528,6 +528,22 @@ def test_with_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         with_repository(Config(), "")
 
 
+@pytest.mark.parametrize(("text", "environ", "spool"), [
+    ("", {}, ""),  # the reference's behaviour: not kept
+    ("", {"STATE_DIRECTORY": "/var/lib/mirrorbits"}, "/var/lib/mirrorbits/stats-spool"),
+    ("", {"STATE_DIRECTORY": "/var/lib/a:/var/lib/b"}, "/var/lib/a/stats-spool"),
+    ("", {"STATE_DIRECTORY": "relative"}, ""),  # not systemd's
+    ("StatsSpoolDir:\n", {"STATE_DIRECTORY": "/var/lib/m"}, "/var/lib/m/stats-spool"),
+    ("StatsSpoolDir: ''\n", {"STATE_DIRECTORY": "/var/lib/m"}, ""),  # turned off
+    ("StatsSpoolDir: /srv/spool\n", {"STATE_DIRECTORY": "/var/lib/m"}, "/srv/spool"),
+])
+def test_stats_spool_dir_defaults_to_the_systemd_state_directory(
+        tmp_path: Path, text: str, environ: dict[str, str], spool: str) -> None:
+    path = tmp_path / "mirrorbits.conf"
+    path.write_text(REPO + text)
+    assert load_config(str(path), environ=environ)[0].stats_spool_dir == spool
+
+
 def test_parsed_config_is_stable_under_with_repository() -> None:
     config = parse(CONFORMANCE_CONFIG + "TrustedProxies: [10.0.0.1]\n")
     assert with_repository(config, config.repository) == config
