@@ -67,7 +67,7 @@ from mirrorbits.store.pubsub import PubSubService
 from mirrorbits.store.redis import RedisService
 from mirrorbits.systemd.activation import NOT_ACTIVATED, ActivatedSockets
 from mirrorbits.systemd.notify import Notifier
-from mirrorbits.twistdlog import moved_away, twistd_log_file
+from mirrorbits.twistdlog import leave_rotation_to_logrotate, moved_away, twistd_log_file
 from mirrorbits.upgrade import (
     ENV_NODE_ID,
     READY_TIMEOUT,
@@ -149,6 +149,9 @@ class Daemon(MultiService):
         for signum, handler in handlers:
             with contextlib.suppress(ValueError):  # not in the main thread (tests)
                 self._previous_handlers[signum] = signal.signal(signum, handler)
+        log_file = twistd_log_file(self._previous_handlers.get(signal.SIGUSR1))
+        if log_file is not None:
+            leave_rotation_to_logrotate(log_file)
 
     def serving(self, main_pid: int | None = None) -> None:
         """HTTP is served (``main_pid``: by this successor, instead of the main process)."""

@@ -7,6 +7,11 @@ Mirrorbits' SIGUSR1 reopens its logs; here, when the file at the path is no long
 written to (moved away, or replaced by logrotate's new empty one), it is reopened at its path.
 A file still in place is left to twistd, which rotates it as it always did.
 
+twistd also renamed its log to ``.1``, ``.2``... by itself at every megabyte and kept every one
+of them: files that logrotate's ``*.log`` rule does not see, so the disk filled up under a
+rotation set up for the reference. :func:`leave_rotation_to_logrotate` turns that off: one file,
+as the reference's ``-log``, moved by logrotate (or by SIGUSR1, renamed to ``.1``).
+
 twistd keeps its ``LogFile`` in the closure of the SIGUSR1 handler it installs; nothing else
 reaches it. Without it (``-n`` to the terminal, ``--syslog``, another twistd), nothing changes.
 """
@@ -17,7 +22,7 @@ import contextlib
 import os
 from typing import Any
 
-from twisted.python.logfile import BaseLogFile
+from twisted.python.logfile import BaseLogFile, LogFile
 
 
 def twistd_log_file(handler: Any) -> BaseLogFile | None:
@@ -40,3 +45,9 @@ def moved_away(log_file: BaseLogFile) -> bool:
     except (AttributeError, OSError, ValueError):
         return False
     return (there.st_dev, there.st_ino) != (written.st_dev, written.st_ino)
+
+
+def leave_rotation_to_logrotate(log_file: BaseLogFile) -> None:
+    """No rotation of ``log_file`` by size (twistd's ``--logfile``: every megabyte)."""
+    if isinstance(log_file, LogFile):
+        log_file.rotateLength = 0  # LogFile.shouldRotate: never

@@ -328,3 +328,23 @@ def test_sigusr1_after_logrotate_moved_the_log_writes_to_a_new_one(
     finally:
         daemon.stop()
     assert "Traceback" not in daemon.log()
+
+
+def test_twistd_does_not_rotate_its_log_by_itself(tmp_path: Path,
+                                                  redis_server: RedisServer) -> None:
+    # walked: twistd renamed its --logfile to .1, .2... at every megabyte and kept them all,
+    # files logrotate's `*.log` rule never sees (the disk filled up); the reference's -log is
+    # one file, rotated by logrotate only
+    repo = tmp_path / "repo"
+    folder = "d" * 200
+    for index in range(2200):  # a line of about 500 bytes each when indexed: over 1 MB
+        repo_file(repo, f"/{folder}/{index:05d}{'f' * 180}.iso", b"x", 1687249800)
+    daemon = DaemonProcess(workdir=tmp_path / "run", values=base_config(repo, redis_server.address))
+    daemon.start()
+    try:
+        assert daemon.ctl("refresh").returncode == 0
+        daemon.wait_log("Indexed 2200 files", timeout=60)
+    finally:
+        daemon.stop()
+    assert daemon.log_path.stat().st_size > 1_000_000
+    assert not daemon.log_path.with_name("twistd.log.1").exists()
