@@ -554,7 +554,8 @@ _HTTP_SCAN_FIELDS: _Fields = {
     "Timeout": ("timeout", _float),
     "MaxHeadRequests": ("max_head_requests", _int),
 }
-_OUTDATED_FIELDS: _Fields = {"Prefix": ("prefix", _str), "Minutes": ("minutes", _int)}
+_OUTDATED_FIELDS: _Fields = {"Prefix": ("prefix", _str), "Minutes": ("minutes", _int),
+                             "Newer": ("newer", _bool)}
 _RETENTION_FIELDS: _Fields = {"Days": ("days", _int), "Months": ("months", _int)}
 _FALLBACK_FIELDS: _Fields = {
     "URL": ("url", _str),

@@ -198,10 +198,16 @@ EXAMPLE_CONFIG = """\
 
 # Path prefixes under which a mirror may serve an older copy of a file (its size is then
 # not compared) if that copy is at most Minutes older than the local one. Prefix must
-# start with '/'; an empty Prefix matches every file. Example:
+# start with '/'; an empty Prefix matches every file. Newer: true (not in the Go
+# Mirrorbits, which ignores it) also accepts a copy newer than the local one, by any amount,
+# if it has the local size: mirrors that sync on their own, without keeping the times.
+# Example:
 #   AllowOutdatedFiles:
 #     - Prefix: /dists/
 #       Minutes: 60
+#     - Prefix: /releases/
+#       Minutes: 0
+#       Newer: true
 #AllowOutdatedFiles: []
 
 # Repository generations: index files (glob patterns relative to the repository; '*' within

@@ -145,10 +145,13 @@ class Fallback:
 
 @frozen
 class OutdatedRule:
-    """One ``AllowOutdatedFiles`` entry."""
+    """One ``AllowOutdatedFiles`` entry (``newer``: a copy newer than the local file, of its
+    size, is accepted too, by any amount: mirrors that sync on their own, without keeping
+    the times)."""
 
     prefix: str = ""
     minutes: int = 0
+    newer: bool = False
 
 
 @frozen

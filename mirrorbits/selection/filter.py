@@ -31,6 +31,7 @@ COUNTRY_RESTRICTION = "User's country restriction"
 
 _NS_PER_MINUTE = 60 * 1_000_000_000
 _NS_PER_MS = 1_000_000
+_INT64_SPAN = 1 << 64  # more than any difference of two times in nanoseconds
 
 Entry = tuple[Mirror, FileInfo | None]
 
@@ -106,7 +107,7 @@ class _FileCheck:
     """Rule 3, with everything that depends only on the requested file computed once."""
 
     __slots__ = ("_local_by_precision", "check_size", "fix_tz", "local_mtime", "local_size",
-                 "max_outdated_ns")
+                 "max_outdated_ns", "min_delta_ns")
 
     def __init__(self, local: FileInfo, opts: SelectionOptions) -> None:
         if local.mod_time_ns is None:
@@ -114,6 +115,8 @@ class _FileCheck:
         rule = outdated_rule(local.path, opts.allow_outdated_files)
         self.check_size = rule is None
         self.max_outdated_ns = 0 if rule is None else rule.minutes * _NS_PER_MINUTE
+        # a newer copy: never, unless the rule says Newer (then by any amount, of the same size)
+        self.min_delta_ns = -_INT64_SPAN if rule is not None and rule.newer else 0
         self.local_size = local.size
         self.local_mtime = local.mod_time_ns
         self.fix_tz = opts.fix_timezone_offsets
@@ -133,8 +136,10 @@ class _FileCheck:
         if local is None:
             local = self._local_by_precision[precision] = truncate_ns(self.local_mtime, precision)
         delta = local - truncate_ns(mtime, precision)
-        if delta < 0 or delta > self.max_outdated_ns:
+        if delta < self.min_delta_ns or delta > self.max_outdated_ns:
             return f"Mod time mismatch (diff: {format_go_duration(delta)})"
+        if delta < 0 and size != self.local_size:  # a newer copy is the same file, or none
+            return SIZE_MISMATCH
         return ""
 
 

@@ -217,6 +217,45 @@ def test_wrong_copies_are_never_redirected_to(
         daemon.stop()
 
 
+def test_a_newer_rule_takes_copies_synced_later_of_the_same_size(
+    tmp_path: Path, own_redis: RedisServer, ddb: redis.Redis, rsyncd: RsyncDaemon
+) -> None:
+    """Upstream #199: mirrors that sync on their own keep times of their own, later than the
+    origin's; every one was excluded. ``Newer: true`` on an ``AllowOutdatedFiles`` rule takes
+    them, when they have the local file's size."""
+    repo = tmp_path / "repo"
+    put(repo, WRONG, 4096)
+    modules = rsyncd.tree("empty")
+    put(modules / "later", WRONG, 4096, MTIME + 86400)  # synced a day later, same size
+    put(modules / "other", WRONG, 4000, MTIME + 86400)  # a newer, other file
+    daemon = start_daemon(tmp_path, own_redis, repo)
+    try:
+        assert daemon.ctl("refresh").returncode == 0
+        for n, name in enumerate(("later", "other"), start=2):
+            add_and_scan(daemon, ddb, name, rsyncd.url("empty") + name + "/",
+                         f"http://127.0.0.{n}/")
+
+        def excluded() -> tuple[list[str], dict[str, str]]:
+            status, _, body = get(daemon, quote(WRONG), LOCATED, accept="application/json")
+            assert status in (200, 503), body  # 503: every mirror excluded, no fallback
+            results = json.loads(body)
+            return (sorted(m["Name"] for m in results["MirrorList"]),
+                    {m["Name"]: m["ExcludeReason"] for m in results.get("ExcludedList", [])})
+
+        wait_until(lambda: len(excluded()[1]) == 2)
+        assert excluded() == ([], {"later": "Mod time mismatch (diff: -24h0m0s)",
+                                   "other": "File size mismatch"})
+        daemon.config_path.write_text(daemon.config_path.read_text() + (
+            "AllowOutdatedFiles:\n  - Prefix: /pool/\n    Minutes: 0\n    Newer: true\n"))
+        reloaded = daemon.ctl("reload")
+        assert reloaded.returncode == 0, reloaded.stderr
+        wait_until(lambda: excluded()[0] == ["later"])
+        assert excluded() == (["later"], {"other": "File size mismatch"})
+        assert redirect(daemon, WRONG) == "http://127.0.0.2/" + WRONG.lstrip("/")
+    finally:
+        daemon.stop()
+
+
 # 3. A mirror dying mid-scan -----------------------------------------------------------------
 
 

@@ -438,6 +438,11 @@ def test_outdated_rules_accept_empty_prefix_and_zero_minutes() -> None:
     assert config.allow_outdated_files == (OutdatedRule("", 0), OutdatedRule("/", 0))
 
 
+def test_an_outdated_rule_may_accept_newer_copies() -> None:
+    config = parse(REPO + "AllowOutdatedFiles:\n  - Prefix: /releases/\n    Newer: true\n")
+    assert config.allow_outdated_files == (OutdatedRule("/releases/", 0, newer=True),)
+
+
 # --- normalisation ------------------------------------------------------------------------
 
 

@@ -183,6 +183,21 @@ def test_allow_outdated_files(rules: tuple[OutdatedRule, ...], same_size: str,
         "Mod time mismatch (diff: -1s)")  # newer copies are never tolerated
 
 
+def test_a_newer_rule_accepts_newer_copies_of_the_same_size() -> None:
+    # upstream #199: mirrors that sync on their own keep times of their own, later than the
+    # origin's: every one was excluded with "Mod time mismatch"
+    opts = SelectionOptions(allow_outdated_files=(OutdatedRule("/", 10, newer=True),))
+    assert reason_of(mirror(), same_file(mtime=T0 + 86400 * S), opts=opts)[0] == ""
+    assert reason_of(mirror(), same_file(size=5, mtime=T0 + S), opts=opts)[0] == (
+        "File size mismatch")
+    assert reason_of(mirror(), same_file(size=5, mtime=T0 - S), opts=opts)[0] == ""  # as before
+    assert reason_of(mirror(), same_file(mtime=T0 - 11 * 60 * S), opts=opts)[0] == (
+        "Mod time mismatch (diff: 11m0s)")
+    other = SelectionOptions(allow_outdated_files=(OutdatedRule("/pub/", 10, newer=True),))
+    assert reason_of(mirror(), same_file(mtime=T0 + S), opts=other)[0] == (
+        "Mod time mismatch (diff: -1s)")
+
+
 def test_fix_timezone_offsets() -> None:
     shifted = mirror(tz_offset_ms=3_600_000)
     file = same_file(mtime=T0 - 3600 * S)
