@@ -27,6 +27,18 @@ class Snapshot:
     caches: Mapping[str, int]
 
 
+#: The mirror record's times (Unix seconds, as any node recorded them in Redis): field ->
+#: (the family's name part, its help). An alert on a mirror whose sync is days old reads
+#: ``time() - mirrorbits_mirror_last_successful_sync_timestamp_seconds``.
+_MIRROR_TIMES = {
+    "last_successful_sync": ("last_successful_sync",
+                             "Time of the mirror's last successful scan"),
+    "last_sync": ("last_sync", "When the mirror's last scan attempt started"),
+    "last_mod_time": ("trace", "The time the mirror's trace file said at its last check"),
+    "state_since": ("state_since", "Since when the mirror is in its current up/down state"),
+}
+
+
 def exclusion_reason(mirror: Mirror) -> str | None:
     """Why no request can be sent to ``mirror`` now, whatever the file and the client."""
     if not mirror.enabled:
@@ -73,9 +85,16 @@ def _mirror_families(snapshot: Snapshot) -> list[Metric]:
     files = GaugeMetricFamily("mirrorbits_scan_files",
                               "Files listed by the mirror's last successful scan by this node",
                               labels=["mirror"])
+    times = {field: GaugeMetricFamily(
+        f"mirrorbits_mirror_{metric}_timestamp_seconds", what, labels=["mirror"])
+        for field, (metric, what) in _MIRROR_TIMES.items()}
     observed = snapshot.observations
     for mirror in sorted(snapshot.mirrors or (), key=lambda m: m.name):
         name = mirror.name
+        for field, family in times.items():
+            when = getattr(mirror, field)
+            if when:  # never happened: absent, not 1970
+                family.add_metric([name], when)
         if mirror.supports_http:
             up.add_metric([name, "http"], 1 if mirror.http_up else 0)
         if mirror.supports_https:
@@ -91,4 +110,4 @@ def _mirror_families(snapshot: Snapshot) -> list[Metric]:
         if scan is not None:
             duration.add_metric([name], scan.seconds)
             files.add_metric([name], scan.files)
-    return [up, enabled, excluded, latency, duration, files]
+    return [up, enabled, excluded, latency, duration, files, *times.values()]

@@ -272,6 +272,9 @@ def test_scan_and_health_check_of_a_real_mirror(
         samples = scrape(metrics)
         assert samples["mirrorbits_scan_files", (("mirror", "m1"),)] == 11
         assert 0 < samples["mirrorbits_scan_duration_seconds", (("mirror", "m1"),)] < 60
+        synced = samples["mirrorbits_mirror_last_successful_sync_timestamp_seconds",
+                         (("mirror", "m1"),)]
+        assert abs(synced - time.time()) < 60
         latency = ("mirrorbits_mirror_check_latency_seconds", (("mirror", "m1"),))
         deadline = time.monotonic() + 20
         while latency not in samples or samples[

@@ -76,6 +76,22 @@ def test_odd_mirror_names_survive_the_exposition() -> None:
     assert samples["mirrorbits_cache_entries", (("cache", "files"),)] == 3
 
 
+def test_the_mirror_times_are_timestamps_and_absent_when_never() -> None:
+    synced = Mirror(id=1, name="synced", last_sync=1_790_000_100,
+                    last_successful_sync=1_790_000_000, last_mod_time=1_789_999_000,
+                    state_since=1_789_000_000)
+    snapshot = Snapshot(outcomes={}, redirects={}, mirrors=[synced, Mirror(id=2, name="new")],
+                        observations=Observations(), redis_connected=True, caches={})
+    samples = {(s.name, s.labels["mirror"]): s.value
+               for family in families(snapshot) for s in family.samples
+               if s.name.endswith("_timestamp_seconds")}
+    assert samples == {
+        ("mirrorbits_mirror_last_successful_sync_timestamp_seconds", "synced"): 1_790_000_000,
+        ("mirrorbits_mirror_last_sync_timestamp_seconds", "synced"): 1_790_000_100,
+        ("mirrorbits_mirror_trace_timestamp_seconds", "synced"): 1_789_999_000,
+        ("mirrorbits_mirror_state_since_timestamp_seconds", "synced"): 1_789_000_000}
+
+
 def test_a_bad_address_is_one_line() -> None:
     errors = [error.text for error in value_errors(
         Config(repository="/srv", metrics_listen_address="127.0.0.1:http"))]
