@@ -15,9 +15,12 @@ Differences from the reference, on purpose:
   thread (cheap); an unchanged file is not copied. The result of a copy is dropped (its reader
   closed, nothing logged) when the database was (re)loaded by other means meanwhile (a
   configuration reload, another check started later), or the watch stopped or :meth:`GeoIP.close`
-  ran: an older copy never replaces a newer one. The first load, before serving, and the reload
-  of a configuration reload (:meth:`GeoIP.load_and_report`) stay synchronous; so does the watch
-  on a clock without a thread pool (a test's ``Clock``).
+  ran: an older copy never replaces a newer one. A configuration reload (SIGHUP, ``mirrorbits-ctl
+  reload``, in the daemon and in each HTTP worker) goes through the same check
+  (:meth:`GeoIP.use_directory`), a ``GeoipDatabasePath`` changed included; a file already being
+  copied is not copied again. Only the first load, before serving
+  (:meth:`GeoIP.load_and_report`), is synchronous; so is the watch on a clock without a thread
+  pool (a test's ``Clock``).
 * Mirror geolocation resolves the URL's host *without* its port (spec §20, item 1).
 """
 

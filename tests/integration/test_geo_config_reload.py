@@ -37,9 +37,10 @@ METADATA_MARKER = b"\xab\xcd\xefMaxMind.com"
 PERIOD = 0.01  # a request every 10 ms
 
 
-def write_large_city_db(path: Path, record: CityRecord, padding: int) -> None:
+def write_large_city_db(path: Path, record: CityRecord, padding: int,
+                        epoch: int = EPOCH + 86400) -> None:
     """A City database holding ``record``, ``padding`` bytes larger than it needs."""
-    write_city_db(path, [record], build_epoch=EPOCH + 86400)
+    write_city_db(path, [record], build_epoch=epoch)
     data = path.read_bytes()
     metadata = data.rindex(METADATA_MARKER)
     with open(path, "wb") as out:
@@ -106,7 +107,8 @@ class Client(threading.Thread):
 
     def stop(self) -> None:
         self.stopping.set()
-        self.join(30)
+        if self.is_alive():
+            self.join(30)
 
 
 @pytest.mark.parametrize(("asked_by", "workers"), [("SIGHUP", "1"), ("ctl", "2")])
@@ -121,8 +123,8 @@ def test_requests_are_answered_while_a_reload_copies_new_databases(
     copying = copy_time(new / CITY_DATABASE)
     daemon = DaemonProcess(workdir=tmp_path / "run",
                            values=base_config(repo, redis_server.address, Workers=workers))
-    daemon.start()
     client = Client(*daemon.http)
+    daemon.start()
     try:
         if workers != "1":
             daemon.wait_log(f"HTTP served by {workers} worker processes", timeout=30)

@@ -210,8 +210,8 @@ def test_load_messages_and_unchanged_epoch(tmp_path: Path, utc: None) -> None:
 
 def test_a_reload_does_not_copy_unchanged_files(tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each database is copied into memory in the reactor's thread (about 45 ms for a 64 MB
-    City database): a reload (SIGHUP, in every process) copies only a file that changed."""
+    """A load copies each database into memory in the calling thread (about 45 ms for a 64 MB
+    City database): loading again copies only a file that changed."""
     import mirrorbits.geo as geo_module
     write_test_databases(tmp_path, build_epoch=EPOCH)
     geo = GeoIP(str(tmp_path))
@@ -554,7 +554,7 @@ def test_an_older_copy_never_replaces_a_newer_one(
 
 def test_a_load_while_a_copy_runs_wins(
         threaded: tuple[GeoIP, _ManualThreads, list[Any]], tmp_path: Path) -> None:
-    """A configuration reload (synchronous) while the watch's copy runs: the copy is dropped."""
+    """A synchronous load while the watch's copy runs: the copy is dropped."""
     geo, threads, made = threaded
     _replace_city(tmp_path, PORTO, EPOCH + 1)
     result = _result(geo.reload_in_thread())
