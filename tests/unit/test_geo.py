@@ -678,12 +678,16 @@ def test_a_reload_back_to_the_loaded_directory_drops_the_copy(
     assert geo.lookup("100.96.1.10").city == "Lisbon"
 
 
+@pytest.mark.parametrize("new_city", ["junk", "missing"])
 def test_a_reload_to_a_bad_database_keeps_the_loaded_one_with_one_warning(
-        threaded: tuple[GeoIP, _ManualThreads, list[Any]], tmp_path: Path) -> None:
+        threaded: tuple[GeoIP, _ManualThreads, list[Any]], tmp_path: Path, new_city: str) -> None:
     geo, threads, _ = threaded
     other = tmp_path / "other"
     write_test_databases(other, build_epoch=EPOCH)
-    (other / CITY_DATABASE).write_bytes(b"this is not a MaxMind database" * 10)
+    if new_city == "junk":
+        (other / CITY_DATABASE).write_bytes(b"this is not a MaxMind database" * 10)
+    else:
+        (other / CITY_DATABASE).unlink()
     with captured_log("") as log:
         geo.use_directory(str(other) + "/")
         threads.run()
@@ -693,6 +697,7 @@ def test_a_reload_to_a_bad_database_keeps_the_loaded_one_with_one_warning(
     [warning] = [line for line in log if "GeoLite2-City" in line]
     assert warning.startswith(f"Can't load the GeoLite2-City.mmdb database ({other}/")
     assert warning.endswith("; the database loaded before stays in use")
+    assert not [line for line in log if "GeoIP" in line]  # nothing said missing
 
 
 def _built(epoch: int) -> str:
