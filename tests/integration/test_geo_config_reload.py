@@ -137,12 +137,13 @@ def test_requests_are_answered_while_a_reload_copies_new_databases(
         daemon.values["GeoipDatabasePath"] = f"{new}/"
         daemon.write_config()
         evict(new / CITY_DATABASE)
-        reloaded_at = time.monotonic()
+        asked_at = time.monotonic()
         if asked_by == "SIGHUP":
             daemon.signal(signal.SIGHUP)
-        else:
+        else:  # answered once the daemon signalled its workers (on main: after its own copy)
             reloaded = daemon.ctl("reload")
             assert (reloaded.returncode, reloaded.stderr) == (0, "")
+        reloaded_at = time.monotonic()
         while not client.answers or client.answers[-1].city != PORTO.city:
             assert time.monotonic() < deadline + 30 and not client.errors, client.errors
             time.sleep(0.02)
@@ -153,17 +154,17 @@ def test_requests_are_answered_while_a_reload_copies_new_databases(
     log = daemon.log()
     answers = client.answers
     assert client.errors == []
-    before = [answer for answer in answers if answer.sent < reloaded_at]
+    before = [answer for answer in answers if answer.sent < asked_at]
     assert {answer.city for answer in before} == {"Lisbon"}
     swapped = next(index for index, answer in enumerate(answers) if answer.city == PORTO.city)
     assert {answer.city for answer in answers[swapped:]} == {PORTO.city}
     # No request waited for the copy (on main, the reactor made it: the requests sent meanwhile
-    # waited until the new databases were ready). The copy here, on a quiet machine, takes about
-    # a tenth of a second; with three processes copying at once on a loaded machine, seconds.
+    # waited until the new databases were ready, 0.4-0.6 s here). The copy, measured here from
+    # the page cache, takes about a tenth of a second on a quiet machine; in the daemon, from
+    # the disk, with three processes copying at once on a loaded machine, up to seconds.
     ready = answers[swapped].sent + answers[swapped].waited - reloaded_at
     longest = max(answer.waited for answer in answers)
-    assert ready > copying / 2, (ready, copying)
-    assert longest < ready / 4, (longest, ready, copying)
+    assert longest < max(copying, ready) / 2, (longest, ready, copying)
     processes = 1 if workers == "1" else int(workers) + 1
     # Said at start by the daemon (its workers keep quiet), then by each process at the reload.
     assert log.count(f"Loading {CITY_DATABASE} database") == 1 + processes
