@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import signal
+import statistics
 import sys
 import tempfile
 import time
@@ -64,6 +65,7 @@ def main() -> None:
         daemon.wait_log("[source] Indexed 1 files", timeout=30)
         client.start()
         time.sleep(1)
+        longest_waits, swaps = [], []
         for round_ in range(options.rounds):
             directory, city = directories[(round_ + 1) % 2]
             daemon.values["GeoipDatabasePath"] = f"{directory}/"
@@ -81,10 +83,14 @@ def main() -> None:
             time.sleep(0.5)
             before = sorted(answer.waited for answer in client.answers[:first])
             longest = max(answer.waited for answer in client.answers[first - 5:])
-            print(f"round {round_}: the new database answered after "
-                  f"{(swapped.sent + swapped.waited - reloaded_at) * 1000:.0f} ms; longest wait "
-                  f"{longest * 1000:.1f} ms (median before: {before[len(before) // 2] * 1000:.1f} "
-                  "ms)", flush=True)
+            swaps.append(swapped.sent + swapped.waited - reloaded_at)
+            longest_waits.append(longest)
+            print(f"round {round_}: the new database answered after {swaps[-1] * 1000:.0f} ms; "
+                  f"longest wait {longest * 1000:.1f} ms (median before: "
+                  f"{before[len(before) // 2] * 1000:.1f} ms)", flush=True)
+        print(f"median of {options.rounds} rounds: new database after "
+              f"{statistics.median(swaps) * 1000:.0f} ms, longest wait "
+              f"{statistics.median(longest_waits) * 1000:.1f} ms")
     finally:
         client.stop()
         daemon.stop()
