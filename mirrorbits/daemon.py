@@ -924,6 +924,7 @@ def _day(text: str) -> datetime.datetime:
 
 
 def _reload_geo(geo: GeoIP, config: Config) -> None:
-    geo.directory = config.geoip_database_path
-    geo.load_and_report()
+    """A reload's GeoIP part: the databases are copied in a thread, as the watch does, and
+    used once ready (a 60-70 MB City database would stop the reactor meanwhile)."""
+    geo.use_directory(config.geoip_database_path)
 

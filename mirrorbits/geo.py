@@ -15,9 +15,12 @@ Differences from the reference, on purpose:
   thread (cheap); an unchanged file is not copied. The result of a copy is dropped (its reader
   closed, nothing logged) when the database was (re)loaded by other means meanwhile (a
   configuration reload, another check started later), or the watch stopped or :meth:`GeoIP.close`
-  ran: an older copy never replaces a newer one. The first load, before serving, and the reload
-  of a configuration reload (:meth:`GeoIP.load_and_report`) stay synchronous; so does the watch
-  on a clock without a thread pool (a test's ``Clock``).
+  ran: an older copy never replaces a newer one. A configuration reload (SIGHUP, ``mirrorbits-ctl
+  reload``, in the daemon and in each HTTP worker) goes through the same check
+  (:meth:`GeoIP.use_directory`), a ``GeoipDatabasePath`` changed included; a file already being
+  copied is not copied again. Only the first load, before serving
+  (:meth:`GeoIP.load_and_report`), is synchronous; so is the watch on a clock without a thread
+  pool (a test's ``Clock``).
 * Mirror geolocation resolves the URL's host *without* its port (spec §20, item 1).
 """
 
@@ -90,6 +93,18 @@ class _Database:
     # Changes on each (re)load, and when a copy starts in a thread or the watch stops: the copy
     # is used only if it is still the same when the copy is done (none newer, nothing since).
     version: int = 0
+    copying: bool = False  # a copy of ``pending`` runs in a thread, for the current version
+    pending: _FileStamp | None = None
+
+    def expected(self) -> _FileStamp | None:
+        """The file this database was loaded from, or is being copied from."""
+        return self.pending if self.copying else self.stamp
+
+    def supersede(self) -> int:
+        """Make any copy in flight stale (a newer load, a stop); return the new version."""
+        self.version += 1
+        self.copying = False
+        return self.version
 
 
 @frozen
@@ -249,7 +264,8 @@ class GeoIP:
     def reload_in_thread(self) -> Deferred[bool]:
         """:meth:`reload_if_changed`, copying and opening the changed files in the reactor's
         thread pool, then swapping the readers in the reactor thread; lookups meanwhile use the
-        readers loaded before. Synchronous when ``clock`` has no thread pool."""
+        readers loaded before. A file already being copied is not copied again. Synchronous
+        when ``clock`` has no thread pool."""
         reactor = self._threads()
         if reactor is None:
             return succeed(self.reload_if_changed())
@@ -270,14 +286,20 @@ class GeoIP:
         return cast(IReactorThreads, self.clock) if IReactorThreads.providedBy(self.clock) else None
 
     def _changed(self) -> list[tuple[_Database, str, int]]:
-        """The databases whose file changed since the last attempt, with the path to open and
-        the version an attempt of theirs must find to be used."""
+        """The databases whose file changed since the last attempt (or since the copy in
+        flight started), with the path to open and the version an attempt of theirs must find
+        to be used; such a copy in flight is made stale."""
         changed = []
         for database in (self._city, self._asn):
             path = self._path_of(database.name)
-            if _stat(path) != database.stamp:
-                database.version += 1
-                changed.append((database, path, database.version))
+            stamp = _stat(path)
+            if stamp == database.expected():
+                continue
+            version = database.supersede()
+            if stamp == database.stamp:  # back to the file loaded: nothing to copy
+                continue
+            database.copying, database.pending = True, stamp
+            changed.append((database, path, version))
         return changed
 
     def _swap(self, changed: list[tuple[_Database, str, int]],
@@ -299,11 +321,29 @@ class GeoIP:
             self._report_missing()
         return swapped
 
+    def use_directory(self, directory: str) -> Deferred[None]:
+        """Take the databases from ``directory`` (a configuration reload): as the watch does,
+        the files that are not the ones loaded are copied and opened in the thread pool, and
+        used once ready (:meth:`check`)."""
+        self.directory = directory
+        return self.check()
+
+    def check(self) -> Deferred[None]:
+        """:meth:`reload_in_thread`, an unexpected error logged: what the watch runs."""
+        try:
+            checking = self.reload_in_thread()
+        except Exception:
+            checking = fail()
+        return checking.addCallbacks(lambda _: None, self._check_failed)
+
+    def _check_failed(self, failure: Failure) -> None:
+        self._log.failure("Checking the GeoIP databases for changes failed", failure)
+
     def start_watching(self, interval: float = 5.0) -> None:
-        """Call :meth:`reload_if_changed` every ``interval`` seconds until :meth:`close`."""
+        """Call :meth:`check` every ``interval`` seconds until :meth:`close`."""
         if self._watcher is not None:
             return
-        watcher = LoopingCall(self._watch_once)  # waits for a check's copies before the next
+        watcher = LoopingCall(self.check)  # waits for a check's copies before the next
         if self.clock is not None:
             watcher.clock = self.clock
         self._watcher = watcher
@@ -316,7 +356,7 @@ class GeoIP:
         if watcher is not None and watcher.running:
             watcher.stop()
         for database in (self._city, self._asn):
-            database.version += 1
+            database.supersede()
 
     def close(self) -> None:
         """Stop watching and release both readers."""
@@ -325,7 +365,7 @@ class GeoIP:
             if database.reader is not None:
                 database.reader.close()
             database.reader = database.epoch = database.stamp = None
-            database.version += 1
+            database.supersede()
         self._forget()
 
     def lookup(self, ip: str) -> GeoRecord:
@@ -385,7 +425,7 @@ class GeoIP:
     def _use(self, database: _Database, attempt: _Attempt,
              force: bool) -> tuple[bool, str, bool]:
         """Take what opening ``database``'s file gave: (reader swapped, message, failed)."""
-        database.version += 1  # a copy started before this one is stale now
+        database.supersede()  # a copy started before this one is stale now
         database.stamp = attempt.stamp
         if attempt.reader is None:
             database.problem = attempt.reason
@@ -401,15 +441,6 @@ class GeoIP:
         database.reader, database.epoch = reader, epoch
         return True, f"Loading {database.name} database (built on {_built_on(epoch)})", False
 
-    def _watch_once(self) -> Deferred[None]:
-        try:
-            checking = self.reload_in_thread()
-        except Exception:
-            checking = fail()
-        return checking.addCallbacks(lambda _: None, self._watch_failed)
-
-    def _watch_failed(self, failure: Failure) -> None:
-        self._log.failure("Checking the GeoIP databases for changes failed", failure)
 
 
 def parse_ip(text: str) -> _IPAddress | None:
@@ -482,14 +513,31 @@ def _reader_of_copy(source: BinaryIO) -> Reader:
     if hasattr(os, "memfd_create"):
         memory = os.memfd_create("mirrorbits-geoip", os.MFD_CLOEXEC)
         try:
-            with open(memory, "wb", closefd=False) as copy:
-                shutil.copyfileobj(source, copy, 1 << 20)
+            _copy_into(source, memory)
             return maxminddb.open_database(f"/proc/self/fd/{memory}", maxminddb.MODE_MMAP_EXT)
         except (OSError, ValueError):  # no /proc or no C extension: use the portable reader
             source.seek(0)
         finally:
             os.close(memory)
     return maxminddb.open_database(source, maxminddb.MODE_FD)
+
+
+def _copy_into(source: BinaryIO, memory: int) -> None:
+    """Copy ``source`` into the file descriptor ``memory``: in the kernel (``sendfile``, the GIL
+    released for the whole copy, one copy of the bytes instead of two) when ``source`` is a
+    regular file, else through a buffer (a pipe, an older kernel). In the thread pool, the
+    buffered copy took the GIL back after each 1 MB and could keep it while the loaded machine
+    ran something else: the reactor thread waited for it."""
+    offset = 0
+    try:
+        while sent := os.sendfile(memory, source.fileno(), offset, 1 << 30):
+            offset += sent
+        return
+    except OSError as error:
+        if offset or error.errno not in (errno.EINVAL, errno.ENOSYS, errno.ESPIPE):
+            raise
+    with open(memory, "wb", closefd=False) as copy:
+        shutil.copyfileobj(source, copy, 1 << 20)
 
 
 def _built_on(epoch: int) -> str:

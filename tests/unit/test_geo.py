@@ -210,8 +210,8 @@ def test_load_messages_and_unchanged_epoch(tmp_path: Path, utc: None) -> None:
 
 def test_a_reload_does_not_copy_unchanged_files(tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each database is copied into memory in the reactor's thread (about 45 ms for a 64 MB
-    City database): a reload (SIGHUP, in every process) copies only a file that changed."""
+    """A load copies each database into memory in the calling thread (about 45 ms for a 64 MB
+    City database): loading again copies only a file that changed."""
     import mirrorbits.geo as geo_module
     write_test_databases(tmp_path, build_epoch=EPOCH)
     geo = GeoIP(str(tmp_path))
@@ -554,7 +554,7 @@ def test_an_older_copy_never_replaces_a_newer_one(
 
 def test_a_load_while_a_copy_runs_wins(
         threaded: tuple[GeoIP, _ManualThreads, list[Any]], tmp_path: Path) -> None:
-    """A configuration reload (synchronous) while the watch's copy runs: the copy is dropped."""
+    """A synchronous load while the watch's copy runs: the copy is dropped."""
     geo, threads, made = threaded
     _replace_city(tmp_path, PORTO, EPOCH + 1)
     result = _result(geo.reload_in_thread())
@@ -614,6 +614,90 @@ def test_the_watch_waits_for_a_copy_before_checking_again(
     threads.advance(5.0)
     threads.run()
     assert geo.lookup("100.96.1.10").city == "Braga (newer)"
+
+
+# --- a configuration reload (use_directory): the watch's copies in a thread -----------------
+
+
+def _directory_with(path: Path, record: CityRecord, epoch: int) -> Path:
+    """A directory whose City database holds ``record`` (and the conformance ASN database)."""
+    write_test_databases(path, build_epoch=EPOCH)
+    write_city_db(path / CITY_DATABASE, [record], build_epoch=epoch)
+    return path
+
+
+def test_a_reload_to_another_directory_copies_in_the_pool(
+        threaded: tuple[GeoIP, _ManualThreads, list[Any]], tmp_path: Path) -> None:
+    geo, threads, _ = threaded
+    other = _directory_with(tmp_path / "other", PORTO, EPOCH + 1)
+    with captured_log("") as log:
+        done = _result(geo.use_directory(str(other) + "/"))
+        assert len(threads.jobs) == 1 and done == []  # both files: one job
+        assert geo.lookup("100.96.1.10").city == "Lisbon"  # meanwhile: the readers before
+        threads.run()
+    assert done == [None]
+    assert geo.lookup("100.96.1.10").city == "Porto (test replacement)"
+    assert [line.split(" (built on")[0] for line in log if "GeoLite2" in line] == [
+        "Loading GeoLite2-City.mmdb database", "Loading GeoLite2-ASN.mmdb database"]
+
+
+def test_a_newer_reload_wins_over_an_older_one_still_copying(
+        threaded: tuple[GeoIP, _ManualThreads, list[Any]], tmp_path: Path) -> None:
+    geo, threads, made = threaded
+    first = _directory_with(tmp_path / "first", PORTO, EPOCH + 1)
+    second = _directory_with(tmp_path / "second", BRAGA, EPOCH + 2)
+    geo.use_directory(str(first) + "/")
+    geo.use_directory(str(second) + "/")
+    threads.run(-1)  # the newer first
+    threads.run()
+    assert geo.lookup("100.96.1.10").city == "Braga (newer)"
+    assert sorted(reader.closed for reader in made) == [False, False, True, True]
+
+
+def test_the_watch_does_not_copy_again_a_file_a_reload_is_copying(
+        threaded: tuple[GeoIP, _ManualThreads, list[Any]], tmp_path: Path) -> None:
+    geo, threads, made = threaded
+    geo.start_watching(5.0)
+    other = _directory_with(tmp_path / "other", PORTO, EPOCH + 1)
+    geo.use_directory(str(other) + "/")
+    threads.advance(5.0)  # the watch's check, while the reload's copy runs
+    assert len(threads.jobs) == 1
+    threads.run()
+    assert geo.lookup("100.96.1.10").city == "Porto (test replacement)"
+    assert [reader.closed for reader in made] == [False, False]
+
+
+def test_a_reload_back_to_the_loaded_directory_drops_the_copy(
+        threaded: tuple[GeoIP, _ManualThreads, list[Any]], tmp_path: Path) -> None:
+    geo, threads, made = threaded
+    other = _directory_with(tmp_path / "other", PORTO, EPOCH + 1)
+    geo.use_directory(str(other) + "/")
+    geo.use_directory(str(tmp_path))  # before the copy is done
+    threads.run()
+    assert threads.jobs == [] and all(reader.closed for reader in made)
+    assert geo.lookup("100.96.1.10").city == "Lisbon"
+
+
+@pytest.mark.parametrize("new_city", ["junk", "missing"])
+def test_a_reload_to_a_bad_database_keeps_the_loaded_one_with_one_warning(
+        threaded: tuple[GeoIP, _ManualThreads, list[Any]], tmp_path: Path, new_city: str) -> None:
+    geo, threads, _ = threaded
+    other = tmp_path / "other"
+    write_test_databases(other, build_epoch=EPOCH)
+    if new_city == "junk":
+        (other / CITY_DATABASE).write_bytes(b"this is not a MaxMind database" * 10)
+    else:
+        (other / CITY_DATABASE).unlink()
+    with captured_log("") as log:
+        geo.use_directory(str(other) + "/")
+        threads.run()
+        geo.use_directory(str(other) + "/")  # the same reload again: nothing copied or said
+        assert threads.jobs == []
+    assert geo.lookup("100.96.1.10").city == "Lisbon"
+    [warning] = [line for line in log if "GeoLite2-City" in line]
+    assert warning.startswith(f"Can't load the GeoLite2-City.mmdb database ({other}/")
+    assert warning.endswith("; the database loaded before stays in use")
+    assert not [line for line in log if "GeoIP" in line]  # nothing said missing
 
 
 def _built(epoch: int) -> str:
