@@ -139,9 +139,8 @@ class Daemon(MultiService):
             log.info("{line}", line=line)
         outage.stopping(False)
         outage.use_clock(self.reactor.seconds)
-        super().startService()
-        self.geo.start_watching(GEO_CHECK_INTERVAL)  # replaced databases are picked up
-        self.reactor.callWhenRunning(tune_garbage_collector)
+        # The handlers before the services: once the control channel says it started, a
+        # signal is the daemon's (the handlers only schedule work for the running reactor).
         handlers: list[tuple[int, _Handler]] = [
             (signal.SIGHUP, self._on_sighup), (signal.SIGUSR1, self._on_sigusr1)]
         if self.upgrader is not None:
@@ -152,6 +151,9 @@ class Daemon(MultiService):
         log_file = twistd_log_file(self._previous_handlers.get(signal.SIGUSR1))
         if log_file is not None:
             leave_rotation_to_logrotate(log_file)
+        super().startService()
+        self.geo.start_watching(GEO_CHECK_INTERVAL)  # replaced databases are picked up
+        self.reactor.callWhenRunning(tune_garbage_collector)
 
     def serving(self, main_pid: int | None = None) -> None:
         """HTTP is served (``main_pid``: by this successor, instead of the main process)."""
