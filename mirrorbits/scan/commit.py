@@ -15,8 +15,9 @@ from the reference, on purpose:
   line breaks in the database for names nobody serves);
 * ``lastSync`` (§20 item 24) is kept as the reference writes it: the time of the last
   *attempt*, written when a scan starts and again when it succeeds. The scheduler compares
-  it with ``ScanInterval``, so a failing mirror is retried once per interval instead of every
-  second; ``lastSuccessfulSync`` tells when the files were last refreshed.
+  it with ``ScanInterval`` and, for a mirror whose monitor scan failed, with its own backoff
+  in memory (:mod:`mirrorbits.scan.retry`: 1 min, 2, 4...); ``lastSuccessfulSync`` tells when
+  the files were last refreshed.
 
 With ``FixTimezoneOffsets`` off, ``tzoffset`` is written as 0 with the success mark; on, it is
 detected and stored afterwards (§6.5, :mod:`mirrorbits.scan.tzoffset`), never first reset to 0.

@@ -7,6 +7,11 @@ failed for any reason but an abort; the trace file is fetched alongside (spec §
 with neither an rsync nor an FTP URL is scanned through its HTTP index pages
 (:mod:`mirrorbits.scan.http`; the reference reported ``no suitable URL for the scan``).
 
+A monitor scan that fails is tried again sooner than ``ScanInterval``: 1 min after the
+failure, then 2, 4... (:mod:`mirrorbits.scan.retry`; ``lastSync`` keeps the reference's
+meaning, spec §20 item 24). Any successful scan puts the mirror back on ``ScanInterval``; the
+CLI's failures do not count.
+
 In a cluster (spec §15.1) the monitor only schedules the mirrors ``handles(mirror_id)``
 assigns to this node; the CLI's ``scan`` works on any mirror from any node.
 """
@@ -31,6 +36,7 @@ from mirrorbits.reactors import IConnectingReactor, IScanReactor
 from mirrorbits.scan.bounds import DEFAULT_BOUNDS, ScanBounds
 from mirrorbits.scan.commit import ScanResult, scan_mirror
 from mirrorbits.scan.http import HttpScanner, scan_url
+from mirrorbits.scan.retry import ScanRetries, describe_delay
 from mirrorbits.scan.rsync import ScanError, ScanListing, rsync_list
 from mirrorbits.scan.rsync_options import options_for
 from mirrorbits.scan.trace import fetch_trace
@@ -92,11 +98,15 @@ class ScanOutcome:
     tz_offset_ms: int = 0
 
 
-def is_due(mirror: Mirror, now: float, interval_minutes: int) -> bool:
-    """Whether the monitor should scan ``mirror`` (never scanned: at once)."""
+def is_due(mirror: Mirror, now: float, interval_minutes: int,
+           retry_at: float | None = None) -> bool:
+    """Whether the monitor should scan ``mirror`` (never scanned: at once; after a failed
+    scan: at ``retry_at`` too)."""
     if not mirror.enabled:
         return False
     if mirror.last_sync is None:
+        return True
+    if retry_at is not None and now >= retry_at:
         return True
     return now - mirror.last_sync > interval_minutes * 60
 
@@ -167,6 +177,7 @@ class MirrorScanner(Service):
     _monitor_scans: set[int] = field(factory=set, init=False)
     _loop: LoopingCall | None = field(default=None, init=False)
     _no_url: set[int] = field(factory=set, init=False)
+    _retries: ScanRetries = field(factory=ScanRetries, init=False)
 
     name = "mirror-scan"
 
@@ -242,7 +253,8 @@ class MirrorScanner(Service):
         config = self._get_config()
         now = self._reactor.seconds()
         mirrors = await self._mirrors.all_mirrors()
-        due = _due(mirrors, now, config.scan_interval, self._running)
+        self._retries.keep(mirrors, self._handles)
+        due = _due(mirrors, now, config.scan_interval, self._running, self._retries)
         if due and not await repository_indexed(self._get_client()):
             # A scan now would find no file of the repository: HANDLEDFILES_<id> would stay
             # empty until the next one, and health checks have nothing to ask for till then.
@@ -263,13 +275,30 @@ class MirrorScanner(Service):
             scan.addErrback(self._log_monitor_failure, mirror)
 
     def _log_monitor_failure(self, failure: Failure, mirror: Mirror) -> None:
+        """Log a monitor scan's failure; one of the mirror's own sets its next attempt."""
         if failure.check(ScanInProgress):
             log.debug("[{name}] scan already in progress on another node", name=mirror.name)
-        elif failure.check(ScanError, ScanAborted, CancelledError, StoreError):
-            pass  # already logged and recorded by scan_mirror
-        else:
+        elif failure.check(ScanAborted, CancelledError, StoreError):
+            pass  # stopping, or Redis failing: already logged by scan_mirror
+        elif outage.redis_cause(failure) is not None:  # said once per outage
             outage.report(log, "Scan scheduling", failure, "[{name}] Scan failed",
                           name=mirror.name)
+        else:
+            times, retry = self._retry_later(mirror)
+            if failure.check(ScanError):  # its error is already logged by scan_mirror
+                log.info("[{name}] Scan failed{times}; retried in {retry}",
+                         name=mirror.name, times=times, retry=retry)
+            else:  # a bug: with its traceback
+                outage.report(log, "Scan scheduling", failure,
+                              "[{name}] Scan failed{times}; retried in {retry}",
+                              name=mirror.name, times=times, retry=retry)
+
+    def _retry_later(self, mirror: Mirror) -> tuple[str, str]:
+        """Count a failed monitor scan: (`` N times in a row`` or nothing, the delay)."""
+        now = self._reactor.seconds()
+        failed = self._retries.failed(mirror.id, now, self._get_config().scan_interval * 60)
+        times = "" if failed.count == 1 else f" {failed.count} times in a row"
+        return times, describe_delay(failed.retry_at - now)
 
     def _start(self, mirror: Mirror, protocol: str, timeout: float) -> Deferred[ScanResult]:
         progress = Progress(self._reactor)
@@ -279,8 +308,11 @@ class MirrorScanner(Service):
         self._running[mirror.id] = scan
 
         def finished(result: _T) -> _T:
-            if isinstance(result, ScanResult) and self._on_scanned is not None:
-                self._on_scanned(mirror.id, self._reactor.seconds() - started, result.files)
+            if isinstance(result, ScanResult):
+                self._retries.succeeded(mirror.id)
+                if self._on_scanned is not None:
+                    self._on_scanned(mirror.id, self._reactor.seconds() - started,
+                                     result.files)
             self._running.pop(mirror.id, None)
             self._progress.pop(mirror.id, None)
             self._monitor_scans.discard(mirror.id)
@@ -356,9 +388,11 @@ class MirrorScanner(Service):
 
 
 def _due(
-    mirrors: Iterable[Mirror], now: float, interval_minutes: int, busy: Mapping[int, object]
+    mirrors: Iterable[Mirror], now: float, interval_minutes: int, busy: Mapping[int, object],
+    retries: ScanRetries,
 ) -> list[Mirror]:
-    return [m for m in mirrors if m.id not in busy and is_due(m, now, interval_minutes)]
+    return [m for m in mirrors if m.id not in busy
+            and is_due(m, now, interval_minutes, retries.retry_at(m.id))]
 
 
 async def _traced(fetching: Awaitable[object]) -> None:

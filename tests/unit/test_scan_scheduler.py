@@ -21,9 +21,10 @@ from mirrorbits.model import PROTOCOL_FTP, PROTOCOL_HTTP, PROTOCOL_RSYNC, Mirror
 from mirrorbits.progress import Progress
 from mirrorbits.scan.commit import ScanResult
 from mirrorbits.scan.rsync import ScanError, ScanListing
-from mirrorbits.scan.scheduler import MirrorScanner, ftp_lister, is_due, scan_plan
+from mirrorbits.scan.scheduler import TICK, MirrorScanner, ftp_lister, is_due, scan_plan
 from mirrorbits.scan.walk import ScanAborted
 from mirrorbits.store.errors import DatabaseNotReady, ScanInProgress
+from tests.logcapture import captured_log
 
 NOW = 1_800_000_000.0
 INTERVAL = 30
@@ -58,6 +59,9 @@ class Store:
             self.fail_next = False
             raise RuntimeError("boom")
         return list(self.mirrors)
+
+    async def get_mirror(self, mirror_id: int) -> Mirror:
+        return next(m for m in self.mirrors if m.id == mirror_id)
 
 
 class Harness:
@@ -113,12 +117,90 @@ class Harness:
     def finish(self, url: str) -> None:
         self.pending.pop(url).callback(ScanListing(files=()))
 
+    def run(self, seconds: int) -> None:
+        """Let the monitor tick for ``seconds``."""
+        for _ in range(seconds):
+            self.clock.advance(TICK)
+
 
 def test_is_due() -> None:
     assert is_due(mirror(1, last_sync=None), NOW, INTERVAL)
     assert not is_due(mirror(1, last_sync=int(NOW) - INTERVAL * 60), NOW, INTERVAL)
     assert is_due(mirror(1, last_sync=int(NOW) - INTERVAL * 60 - 1), NOW, INTERVAL)
     assert not is_due(mirror(1, last_sync=None, enabled=False), NOW, INTERVAL)
+    recent = mirror(1, last_sync=int(NOW) - 60)
+    assert is_due(recent, NOW, INTERVAL, retry_at=NOW)  # a failed scan's retry
+    assert not is_due(recent, NOW, INTERVAL, retry_at=NOW + 1)
+    assert not is_due(mirror(1, last_sync=0, enabled=False), NOW, INTERVAL, retry_at=NOW)
+
+
+RSYNC_1 = "rsync://m1.example/x/"
+
+
+def test_a_failed_monitor_scan_is_retried_sooner_with_a_backoff_until_it_succeeds() -> None:
+    h = Harness([mirror(1)])
+    h.config = attrs.evolve(h.config, scan_interval=5)
+    h.listing_errors[RSYNC_1] = ScanError("rsync: connection refused")
+    with captured_log("mirrorbits.scan") as said:
+        h.scanner.startService()
+        h.store.mirrors[0] = mirror(1, last_sync=int(NOW))  # written as the scan started
+        h.run(59)
+        assert len(h.calls) == 1
+        h.run(1)
+        assert len(h.calls) == 2  # 1 min after the failure, not ScanInterval (5 min)
+        h.run(119)
+        assert len(h.calls) == 2
+        h.run(1)
+        assert len(h.calls) == 3  # then 2 min
+        assert said == ["[m1] Scan failed; retried in 1 min",
+                        "[m1] Scan failed 2 times in a row; retried in 2 min",
+                        "[m1] Scan failed 3 times in a row; retried in 4 min"]
+        del h.listing_errors[RSYNC_1]
+        h.run(240)
+        assert len(h.calls) == 4
+        h.finish(RSYNC_1)
+        h.store.mirrors[0] = mirror(1, last_sync=int(h.clock.seconds()))
+        h.run(5 * 60)  # a success: back to ScanInterval
+        assert len(h.calls) == 4
+        h.run(1)
+        assert len(h.calls) == 5
+    h.scanner.stopService()
+
+
+def test_cli_scans_do_not_count_as_failures_but_their_success_resets() -> None:
+    h = Harness([mirror(1, last_sync=int(NOW))])
+    h.listing_errors[RSYNC_1] = ScanError("rsync: connection refused")
+    h.scanner.startService()
+    manual = Deferred.fromCoroutine(h.scanner.scan(1, False, "ALL", None))
+    manual.addErrback(lambda failure: failure.trap(ScanError))
+    h.run(600)
+    assert h.calls == [("rsync", RSYNC_1)]  # no retry of the CLI's scan
+
+    h.store.mirrors[0] = mirror(1, last_sync=int(NOW) - INTERVAL * 60)
+    h.run(1)  # due: the monitor's scan fails, retried in 1 min...
+    assert len(h.calls) == 2
+    h.store.mirrors[0] = mirror(1, last_sync=int(h.clock.seconds()))
+    del h.listing_errors[RSYNC_1]
+    manual = Deferred.fromCoroutine(h.scanner.scan(1, False, "ALL", None))
+    h.finish(RSYNC_1)  # ...unless a scan succeeds meanwhile
+    assert manual.called
+    h.run(120)
+    assert len(h.calls) == 3
+    h.scanner.stopService()
+
+
+def test_a_mirror_another_node_scans_now_is_not_retried_here() -> None:
+    mine = {1}
+    h = Harness([mirror(1)], handles=mine.__contains__)
+    h.listing_errors[RSYNC_1] = ScanError("rsync: connection refused")
+    h.scanner.startService()
+    h.store.mirrors[0] = mirror(1, last_sync=int(NOW))
+    mine.clear()  # the cluster changed
+    h.run(30)
+    mine.add(1)  # and back: its failure was forgotten meanwhile
+    h.run(120)
+    assert h.calls == [("rsync", RSYNC_1)]
+    h.scanner.stopService()
 
 
 def test_scan_plan_orders_and_forces_protocols() -> None:
