@@ -25,6 +25,7 @@ SLOW_FILES = [
     "tests/integration/test_daemon.py", "tests/integration/test_redis_faults.py",
     "tests/integration/test_mirror_scan.py", "tests/integration/test_daemon_redis.py",
     "tests/integration/test_startup_errors.py", "tests/integration/test_metrics.py",
+    "tests/integration/test_scan_retry.py", "tests/integration/test_geo_config_reload.py",
 ]
 
 
