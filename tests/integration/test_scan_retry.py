@@ -12,19 +12,12 @@ import pytest
 import redis
 
 from tests.daemon import DaemonProcess, base_config
-from tests.integration.test_mirror_scan import wait_until
+from tests.integration.test_mirror_scan import own_redis, wait_until
 from tests.integration.test_rsync_scan import FIXTURE, write_tree
 from tests.servers import RedisServer, RsyncServer, free_port
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(workdir=tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
+__all__ = ["own_redis"]  # a fixture imported from test_mirror_scan
 
 
 @pytest.fixture
