@@ -36,7 +36,7 @@ from mirrorbits.reactors import IConnectingReactor, IScanReactor
 from mirrorbits.scan.bounds import DEFAULT_BOUNDS, ScanBounds
 from mirrorbits.scan.commit import ScanResult, scan_mirror
 from mirrorbits.scan.http import HttpScanner, scan_url
-from mirrorbits.scan.retry import ScanRetries, describe_delay
+from mirrorbits.scan.retry import FIRST_RETRY, ScanRetries, describe_delay
 from mirrorbits.scan.rsync import ScanError, ScanListing, rsync_list
 from mirrorbits.scan.rsync_options import options_for
 from mirrorbits.scan.trace import fetch_trace
@@ -253,7 +253,7 @@ class MirrorScanner(Service):
         config = self._get_config()
         now = self._reactor.seconds()
         mirrors = await self._mirrors.all_mirrors()
-        self._retries.keep(mirrors, self._handles)
+        self._retries.keep(mirrors, self._handles, self._running, config.scan_interval * 60)
         due = _due(mirrors, now, config.scan_interval, self._running, self._retries)
         if due and not await repository_indexed(self._get_client()):
             # A scan now would find no file of the repository: HANDLEDFILES_<id> would stay
@@ -278,6 +278,7 @@ class MirrorScanner(Service):
         """Log a monitor scan's failure; one of the mirror's own sets its next attempt."""
         if failure.check(ScanInProgress):
             log.debug("[{name}] scan already in progress on another node", name=mirror.name)
+            self._retries.postpone(mirror.id, self._reactor.seconds() + FIRST_RETRY)
         elif failure.check(ScanAborted, CancelledError, StoreError):
             pass  # stopping, or Redis failing: already logged by scan_mirror
         elif outage.redis_cause(failure) is not None:  # said once per outage

@@ -51,5 +51,25 @@ def test_gone_disabled_elsewhere_scanned_or_not_handled_mirrors_are_forgotten() 
         mirror(3, last_successful_sync=int(NOW) + 10),  # another node's scan succeeded
         mirror(4),  # handled by another node now
     ]  # 5 was removed
-    retries.keep(mirrors, lambda mid: mid != 4)
+    retries.keep(mirrors, lambda mid: mid != 4, (), INTERVAL)
     assert [mid for mid in range(1, 6) if retries.retry_at(mid) is not None] == [1]
+    # tried again since, elsewhere, without a success yet: counted from that attempt
+    retries.keep([mirror(1, last_sync=int(NOW) + 5)], lambda mid: True, (), INTERVAL)
+    assert retries.retry_at(1) == NOW + 5 + 60
+
+
+def test_a_mirror_whose_last_attempt_failed_is_taken_up_from_its_record() -> None:
+    # walked: a second node joined the cluster and took over a mirror whose scan had just
+    # failed on the first: its failure was forgotten, the next scan a ScanInterval later
+    failing = {"last_sync": int(NOW) - 30, "last_successful_sync": int(NOW) - 7200}
+    mirrors = [mirror(1, **failing), mirror(2, last_sync=int(NOW) - 30),  # never succeeded
+               mirror(3, last_sync=int(NOW) - 30, last_successful_sync=int(NOW) - 30),
+               mirror(4, **failing), mirror(5, enabled=False, **failing), mirror(6, **failing)]
+    retries = ScanRetries()
+    retries.keep(mirrors, lambda mid: mid != 6, {4}, INTERVAL)  # 4: scanning it now
+    assert {mid: retries.retry_at(mid) for mid in range(1, 7)} == {
+        1: NOW + 30, 2: NOW + 30, 3: None, 4: None, 5: None, 6: None}
+    retries.postpone(1, NOW + 200)  # another node was scanning it
+    retries.keep(mirrors, lambda mid: mid != 6, {4}, INTERVAL)
+    assert retries.retry_at(1) == NOW + 200
+    assert retries.failed(1, NOW + 210, INTERVAL).count == 2

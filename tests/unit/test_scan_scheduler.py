@@ -34,6 +34,8 @@ def mirror(mid: int, **values: Any) -> Mirror:
     defaults: dict[str, Any] = {"name": f"m{mid}", "http_url": "http://m.example/",
                                 "rsync_url": f"rsync://m{mid}.example/x/", "enabled": True}
     defaults.update(values)
+    # a scan at last_sync succeeded, unless said otherwise
+    defaults.setdefault("last_successful_sync", defaults.get("last_sync"))
     return Mirror(id=mid, **defaults)
 
 
@@ -143,7 +145,8 @@ def test_a_failed_monitor_scan_is_retried_sooner_with_a_backoff_until_it_succeed
     h.listing_errors[RSYNC_1] = ScanError("rsync: connection refused")
     with captured_log("mirrorbits.scan") as said:
         h.scanner.startService()
-        h.store.mirrors[0] = mirror(1, last_sync=int(NOW))  # written as the scan started
+        # written as the scan started
+        h.store.mirrors[0] = mirror(1, last_sync=int(NOW), last_successful_sync=None)
         h.run(59)
         assert len(h.calls) == 1
         h.run(1)
