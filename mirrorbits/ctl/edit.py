@@ -1,4 +1,4 @@
-"""``edit`` (through a text editor) and ``geoupdate`` of ``mirrorbits-ctl`` (spec §14.3)."""
+"""``edit`` of ``mirrorbits-ctl``: a mirror changed through a text editor (spec §14.3)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,7 @@ from mirrorbits.control.validate import (
     check_identifier,
     check_scan_urls,
 )
-from mirrorbits.ctl import flags as f
-from mirrorbits.ctl.command_line import CommandSpec, Invocation, flag_set, make_spec
+from mirrorbits.ctl.command_line import CommandSpec, Invocation, make_spec
 from mirrorbits.ctl.exits import fail
 from mirrorbits.ctl.prompt import confirm, ignoring_interrupts, out
 from mirrorbits.ctl.session import Session
@@ -109,31 +108,6 @@ async def edit_command(session: Session, invocation: Invocation) -> None:
     out((f"{diff}\n" if diff else "") + f"Mirror '{edited.name}' edited successfully\n")
 
 
-async def geoupdate_command(session: Session, invocation: Invocation) -> None:
-    """Geolocate the mirror again and save the new location after confirmation."""
-    mirror_id, name = await session.resolve(invocation.args[0])
-    await session.require_writes()  # refused before the lookup and the question
-    reply = await session.call(c.GeoUpdateMirror, id=mirror_id)
-    for warning in reply["warnings"]:
-        out(f"{warning}\n")
-    diff = reply["diff"]
-    if not diff:
-        out("Geolocation is up to date, there is nothing to change.\n")
-        return
-    out(diff)
-    if not invocation.options["f"]:
-        if not confirm(f"Update mirror {name}? [y/N]"):
-            raise fail("Aborted")
-        await session.resume()
-    saved = await session.call(c.UpdateMirror, mirror=reply["mirror"])
-    if saved["diff"] != diff:
-        out(f"Unexpected diff, see below:\n{saved['diff']}")
-        return
-    out(f"Mirror '{name}' updated successfully\n")
-
-
 EDIT_SPECS: tuple[CommandSpec, ...] = (
     make_spec("edit", "IDENTIFIER", "Edit a mirror", edit_command),
-    make_spec("geoupdate", "[OPTIONS] IDENTIFIER", "Update geolocation of a mirror",
-              geoupdate_command, flag_set(("f", f.BOOL, False, "Never prompt for confirmation"))),
 )

@@ -372,6 +372,35 @@ async def test_geoupdate(rig: Rig, redis_db: redis.Redis) -> None:
 
 
 @pytest_twisted.ensureDeferred
+async def test_geoupdate_all(rig: Rig, redis_db: redis.Redis) -> None:
+    """After a GeoIP update, for a timer: coordinates that moved are saved, a change of
+    country (what ``CountryOnly`` and the users follow) is left to a person, exit 33."""
+    await add_madrid(rig)
+    added = await ctl(rig, "add", "-http", "http://127.0.0.32/", "valencia")
+    assert added[2] == 0, added
+    await ctl(rig, "add", "-http", "http://127.0.0.35/", "warsaw")
+    redis_db.hset(keys.mirror(1), mapping={"latitude": "40.5"})  # the point moved
+    redis_db.hset(keys.mirror(2), mapping={"countryCodes": "PT"})  # the country changed
+    out, err, code = await ctl(rig, "geoupdate", "-all", "-f")
+    assert (out, err, code) == (
+        "madrid:\n- Latitude: 40.5\n+ Latitude: 40.4168\nMirror 'madrid' updated successfully\n"
+        "valencia:\n- CountryCodes: PT\n+ CountryCodes: ES\n"
+        "Left unchanged: more than its coordinates would change "
+        "(mirrorbits-ctl geoupdate valencia)\n",
+        "1 mirror(s) left unchanged: valencia\n", 33)
+    assert redis_db.hget(keys.mirror(1), "latitude") == "40.4168"
+    assert redis_db.hget(keys.mirror(2), "countryCodes") == "PT"
+    # asked for each change without -f: "y" saves it
+    assert await ctl(rig, "geoupdate", "-all", stdin=b"y\n") == (
+        "valencia:\n- CountryCodes: PT\n+ CountryCodes: ES\nUpdate mirror valencia? [y/N]"
+        "Mirror 'valencia' updated successfully\n", "", 0)
+    assert redis_db.hget(keys.mirror(2), "countryCodes") == "ES"
+    assert await ctl(rig, "geoupdate", "-all", "-f") == ("", "", 0)
+    assert (await ctl(rig, "geoupdate"))[2] == 2
+    assert (await ctl(rig, "geoupdate", "-all", "madrid"))[2] == 2
+
+
+@pytest_twisted.ensureDeferred
 async def test_version_reload_and_later_commands(rig: Rig) -> None:
     out, err, code = await ctl(rig, "version")
     assert (err, code) == ("", 0)
