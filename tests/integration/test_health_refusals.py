@@ -5,6 +5,8 @@ while; a real redis-server; the scheduling on a ``Clock`` (so rechecks are expli
 
 from __future__ import annotations
 
+from email.utils import formatdate
+
 import pytest
 import pytest_twisted
 import redis
@@ -16,8 +18,11 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from mirrorbits.config import Config
+from mirrorbits.health.freshness import FreshnessChecker, holds_version
 from mirrorbits.health.kept import KeptConnections
+from mirrorbits.health.outcome import file_url
 from mirrorbits.health.verify import FileVerifier
+from mirrorbits.model import FileInfo
 from mirrorbits.store import keys
 from mirrorbits.store.mirrors import MirrorStore, read_mirror
 from mirrorbits.store.redis import RedisService
@@ -50,6 +55,7 @@ class GuardedSite(Resource):
     size: int = SIZE
     statuses: list[int] = field(factory=list)
     retry_after: str = ""
+    last_modified: str = ""
     seen: list[tuple[str, str]] = field(factory=list)  # (method, Range)
     isLeaf = True
 
@@ -68,6 +74,8 @@ class GuardedSite(Resource):
         if method == "HEAD" and self.head_status != 200:
             request.setResponseCode(self.head_status)
             return b""
+        if self.last_modified:
+            request.setHeader(b"last-modified", self.last_modified.encode())
         if asked == "bytes=0-0" and not self.ignore_range:
             request.setResponseCode(206)
             request.setHeader(b"content-range", f"bytes 0-0/{self.size}".encode())
@@ -221,3 +229,18 @@ async def test_the_file_verification_asks_a_mirror_refusing_head_with_a_ranged_g
         verifier.stopService()
     assert site.seen == [("HEAD", ""), ("GET", "bytes=0-0"), ("GET", "bytes=0-0")]
     assert lost == [(PATH, f"{SIZE + 1} bytes instead of {SIZE}")] * 2
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_freshness_check_reads_a_new_version_with_a_ranged_get(
+    service: RedisService, ports: list[IListeningPort],
+) -> None:
+    modified = 1_687_249_800
+    site = GuardedSite(head_status=403, last_modified=formatdate(modified, usegmt=True))
+    base = serve(ports, site, "127.0.0.77")
+    checker = FreshnessChecker(lambda: Config(), service.client, reactor)
+    answer = await checker._head(file_url(base, PATH), True, "guarded", (1, 1))
+    assert answer == (206, str(SIZE), site.last_modified)
+    assert holds_version(FileInfo(PATH, SIZE, modified * 1_000_000_000), *answer)
+    assert await checker._head(file_url(base, PATH), True, "guarded", (1, 1)) == answer
+    assert [method for method, _ in site.seen] == ["HEAD", "GET", "GET"]
