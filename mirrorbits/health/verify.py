@@ -235,8 +235,8 @@ class FileVerifier(Service):
     async def _verify_all(self, mirror: Mirror, paths: list[str]) -> None:
         """The ``HEAD``s of one turn, one after the other (over one kept connection)."""
         for path in paths:
-            if not self.running or mirror.id in self._paused:
-                return
+            if not self.running or self._reactor.seconds() < self._paused.get(mirror.id, 0.0):
+                return  # stopping, or the mirror asked to wait (429, 503)
             await self._verify(mirror, path)
 
     async def _verify(self, mirror: Mirror, path: str) -> None:

@@ -244,3 +244,30 @@ async def test_the_freshness_check_reads_a_new_version_with_a_ranged_get(
     assert holds_version(FileInfo(PATH, SIZE, modified * 1_000_000_000), *answer)
     assert await checker._head(file_url(base, PATH), True, "guarded", (1, 1)) == answer
     assert [method for method, _ in site.seen] == ["HEAD", "GET", "GET"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_file_verification_leaves_a_rate_limiting_mirror_alone(
+    store: MirrorStore, service: RedisService, redis_db: redis.Redis, clock: Clock,
+    ports: list[IListeningPort],
+) -> None:
+    site = GuardedSite(statuses=[429], retry_after="30")
+    mirror = await add_mirror(store, redis_db, "limited", serve(ports, site, "127.0.0.78"))
+    redis_db.hset(keys.mirror(mirror.id), "httpUp", "1")
+    redis_db.hset(keys.file_info(mirror.id, PATH), mapping={"size": str(SIZE)})
+    verifier = FileVerifier(lambda: Config(), service.client, store, clock,
+                            lambda *_: None, connections=KeptConnections(reactor))
+    verifier.startService()
+    try:
+        up = await read_mirror(service.client(), mirror.id)
+        assert up is not None
+        await verifier._verify_all(up, [PATH, PATH])  # the turn ends at the 429
+        assert len(site.seen) == 1
+        clock.advance(29)
+        await verifier._verify_all(up, [PATH])  # Retry-After: 30 not over yet
+        assert len(site.seen) == 1
+        clock.advance(2)
+        await verifier._verify_all(up, [PATH])
+        assert len(site.seen) == 2
+    finally:
+        verifier.stopService()
