@@ -259,8 +259,9 @@ class FileVerifier(Service):
         if result.status is not None:
             self._answered[mirror.id, proto] = self._reactor.seconds()
         if result.status in DEFERRING:  # refuses us for now: the health check judges it
-            wait = next_check_in(result.retry_after or PAUSE_WITHOUT_RETRY_AFTER,
-                                 float(config.verify_interval))
+            asked = (PAUSE_WITHOUT_RETRY_AFTER if result.retry_after is None
+                     else result.retry_after)
+            wait = next_check_in(asked, float(config.verify_interval))
             self._paused[mirror.id] = self._reactor.seconds() + wait
             return
         why = lost_because(result, recorded.size)
