@@ -45,6 +45,7 @@ from mirrorbits.geo import GeoIP, MirrorLocation, locate_mirror
 from mirrorbits.health import HealthChecker
 from mirrorbits.health.freshness import FreshnessChecker
 from mirrorbits.health.liveness import LivenessProbes
+from mirrorbits.health.refusals import HeadRefusals
 from mirrorbits.health.unrecorded import release_on_message
 from mirrorbits.health.verify import FileVerifier
 from mirrorbits.helddown import HeldDown
@@ -509,13 +510,15 @@ def _add_monitoring(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReacto
     scanner.setName("repository-scan")
     monitors: list[IService] = []
     changing = ChangingPaths(reactor)
+    head_refusals = HeadRefusals()  # the mirrors refusing HEAD, as the checks find them
     if monitor:
         monitors.append(scanner)
         scanner.setServiceParent(daemon)
         holder.subscribe(lambda old, new: scanner.config_changed())
         freshness = FreshnessChecker(lambda: holder.current, redis.client, reactor,
                                      lambda mirror_id: cluster.handles(mirror_id),
-                                     lost=lambda mirror, path: freshness_lost(mirror, path))
+                                     lost=lambda mirror, path: freshness_lost(mirror, path),
+                                     head_refusals=head_refusals)
         freshness.setServiceParent(daemon)
         monitors.append(freshness)
         watcher = RepositoryWatcher(lambda: holder.current, redis.client, reactor, scanner,
@@ -541,11 +544,12 @@ def _add_monitoring(daemon: Daemon, holder: ConfigHolder, reactor: IDaemonReacto
             lambda: holder.current, redis.client, mirrors, reactor,
             rescan=lambda mirror_id: mirror_scanner.scan(mirror_id, False, "all", None),
             handles=cluster.handles, observe=observations.checked, held_down=held_down,
-            read_client=redis.read_client,
+            read_client=redis.read_client, head_refusals=head_refusals,
         )
         health.setServiceParent(daemon)
         verifier = FileVerifier(lambda: holder.current, redis.client, mirrors, reactor,
-                                health.file_lost, handles=cluster.handles)
+                                health.file_lost, handles=cluster.handles,
+                                head_refusals=head_refusals)
         liveness = LivenessProbes(lambda: holder.current, redis.client, mirrors, reactor,
                                   handles=cluster.handles, check_soon=health.check_soon,
                                   answered=verifier.answered_within, held_down=held_down,

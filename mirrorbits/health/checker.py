@@ -31,6 +31,7 @@ from mirrorbits.health.lastread import LastReadMirrors
 from mirrorbits.health.liveness import REASON as LIVENESS_REASON
 from mirrorbits.health.lost import MISSING_BEFORE_DOWN, LostFiles, lost_because
 from mirrorbits.health.outcome import (
+    PROTO_NAMES,
     UP,
     Outcome,
     check_urls,
@@ -40,6 +41,7 @@ from mirrorbits.health.outcome import (
     redirects_allowed,
 )
 from mirrorbits.health.probe import CHECK_TIMEOUT, AgentFactory, make_agent, probe
+from mirrorbits.health.refusals import HeadRefusals, RateLimits, next_check_in
 from mirrorbits.health.target import Target, pick_target, still_exists
 from mirrorbits.health.unrecorded import record_state
 from mirrorbits.helddown import HeldDown
@@ -89,6 +91,8 @@ class HealthChecker(Service):
     # Reads the mirror list and picks the files to ask for: the master, or a replica while
     # Redis is one (default: get_client).
     _read_client: Callable[[], RedisClient] | None = None
+    # The mirrors found refusing HEAD (shared with the file verification).
+    _head_refusals: HeadRefusals = field(factory=HeadRefusals)
     _last_check: dict[int, float] = field(factory=dict, init=False)
     _pending: dict[int, Deferred[None]] = field(factory=dict, init=False)
     _semaphore: DeferredSemaphore = field(factory=lambda: DeferredSemaphore(WORKERS), init=False)
@@ -104,6 +108,9 @@ class HealthChecker(Service):
     _untargeted: dict[int, float] = field(factory=dict, init=False)  # no file to pick: when
     # mirrors whose new state (up, or down) could not be recorded: checked again at once
     _unrecorded: set[int] = field(factory=set, init=False)
+    _rate_limits: RateLimits = field(factory=RateLimits, init=False)  # 429s in a row
+    # mirror id -> not checked again before (a Retry-After longer than the interval)
+    _not_before: dict[int, float] = field(factory=dict, init=False)
 
     name = "health"
 
@@ -197,12 +204,17 @@ class HealthChecker(Service):
             del self._targets[gone]
         for gone in set(self._untargeted) - known:
             del self._untargeted[gone]
+        for gone in set(self._not_before) - known:
+            del self._not_before[gone]
+        self._rate_limits.keep_only((m.id, proto) for m in mirrors for proto in PROTO_NAMES)
         for mirror in mirrors:
             if not mirror.enabled or mirror.id in self._pending or not self._handles(mirror.id):
                 continue
             last = self._last_check.get(mirror.id)
             if last is not None and now - last <= interval:
                 continue
+            if now < self._not_before.get(mirror.id, now):
+                continue  # it asked to wait (Retry-After)
             if len(self._pending) >= WORKERS + QUEUE:
                 log.debug("Health-check queue full")
                 return
@@ -267,13 +279,17 @@ class HealthChecker(Service):
         config = self._get_config()
         allowed = redirects_allowed(mirror.allow_redirects, config.disallow_redirects)
         disabled = False
+        retry_after: float | None = None
         for proto, base in check_urls(mirror.http_url):
             prefix = log_prefix(mirror.name, proto, width)
-            outcome = await self._probe_target(mirror, base, target, allowed, prefix)
+            outcome = await self._probe_target(mirror, proto, base, target, allowed, prefix)
             if not self.running:
                 raise CancelledError()  # stopped meanwhile: the aborted request means nothing
             if outcome is None:
                 continue
+            if outcome.retry_after is not None:
+                retry_after = max(retry_after or 0.0, outcome.retry_after)
+                self._wait_before_next(mirror.id, retry_after, config.check_interval * 60)
             said = self._said.get((mirror.id, proto))  # None: not checked by this process yet
             if said is None and outcome.condition == UP and recorded_up(mirror, proto):
                 said = UP  # a restart, an upgrade, a share taken over: Redis knew; no news
@@ -286,6 +302,8 @@ class HealthChecker(Service):
                      prefix=prefix, message=outcome.message)
             if outcome.up and needs_rescan(mirror, proto) and not await self._rescanned(mirror):
                 continue
+            if outcome.keep_state and recorded_up(mirror, proto):
+                continue  # refused the checker (429), not yet long enough to be down
             try:
                 await record_state(self._store, self._held_down, self._reactor, mirror.id,
                                    proto, outcome.up, outcome.reason, mirror.name)
@@ -296,6 +314,14 @@ class HealthChecker(Service):
             if outcome.missing_file and config.disable_on_missing_file and not disabled:
                 disabled = True
                 await self._store.set_enabled(mirror.id, False)
+        if retry_after is None:
+            self._not_before.pop(mirror.id, None)
+
+    def _wait_before_next(self, mirror_id: int, retry_after: float, interval: float) -> None:
+        """The mirror asked to wait ``retry_after`` seconds (429, 503): its next check is
+        then, within the bounds of :func:`~mirrorbits.health.refusals.next_check_in`."""
+        self._not_before[mirror_id] = (self._reactor.seconds()
+                                       + next_check_in(retry_after, interval))
 
     async def _rescanned(self, mirror: Mirror) -> bool:
         """Scan a recovering mirror before trusting it again; False keeps it down."""
@@ -311,8 +337,8 @@ class HealthChecker(Service):
             return False
         return True
 
-    async def _probe_target(self, mirror: Mirror, base: str, target: Target, allowed: bool,
-                            prefix: str) -> Outcome | None:
+    async def _probe_target(self, mirror: Mirror, proto: int, base: str, target: Target,
+                            allowed: bool, prefix: str) -> Outcome | None:
         """The outcome for one protocol; ``None`` when nothing should be recorded.
 
         A 404 for a file deleted locally since the mirror's scan is not the mirror's
@@ -326,8 +352,11 @@ class HealthChecker(Service):
             assert self._agents is not None  # set at start
             result = await probe(self._agents, self._reactor, file_url(base, target.path),
                                  allowed, mirror.name, self._timeout,
-                                 self._get_config().allow_redirect_hosts)
-            outcome = classify(result, target.path, target.size)
+                                 self._get_config().allow_redirect_hosts,
+                                 self._head_refusals, (mirror.id, proto))
+            now = self._reactor.seconds()
+            streak = self._rate_limits.answered((mirror.id, proto), result.status, now)
+            outcome = classify(result, target.path, target.size, streak, now)
             why = lost_because(result, target.size)
             if not why:
                 return outcome

@@ -21,11 +21,11 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
 from twisted.internet.interfaces import IDelayedCall
 from twisted.python.failure import Failure
-from twisted.web.iweb import IResponse
 
 from mirrorbits.config import Config
-from mirrorbits.health.outcome import check_urls, file_url, redirects_allowed
-from mirrorbits.health.probe import CHECK_TIMEOUT, AgentFactory, head, make_agent
+from mirrorbits.health.outcome import FOUND, check_urls, file_url, redirects_allowed
+from mirrorbits.health.probe import AgentFactory, make_agent, probe
+from mirrorbits.health.refusals import HeadRefusals
 from mirrorbits.logs import Logger
 from mirrorbits.model import FileInfo, Mirror
 from mirrorbits.reactors import IConnectingReactor
@@ -55,7 +55,7 @@ def holds_version(info: FileInfo, status: int, content_length: str | None,
     the same size whose ``Last-Modified`` is the origin's modification time to the second
     (what a copy made with its time kept, ``rsync -t``, answers; a copy stamped with the time it
     was made is left to the scan)."""
-    if status != 200 or content_length is None or last_modified is None:
+    if status not in FOUND or content_length is None or last_modified is None:
         return False
     if content_length.strip() != str(info.size) or info.mod_time_ns is None:
         return False
@@ -83,6 +83,8 @@ class FreshnessChecker(Service):
     # Told (mirror, path) when a mirror that held a changed file answers 404 for it: it lost
     # the file (the health checker forgets it there and rescans the mirror).
     _lost: Callable[[Mirror, str], None] | None = None
+    # the mirrors found refusing HEAD (shared with the health check): asked with a ranged GET
+    _head_refusals: HeadRefusals = field(factory=HeadRefusals)
     _current: dict[str, FileInfo] = field(factory=dict, init=False)  # path -> newest version
     _waiting: dict[tuple[int, str], IDelayedCall] = field(factory=dict, init=False)
     _per_path: Counter[str] = field(factory=Counter, init=False)
@@ -166,10 +168,11 @@ class FreshnessChecker(Service):
             mirror = await read_mirror(self._get_client(), mirror_id)
             if mirror is None or not mirror.enabled or not mirror.http_url:
                 return
-            url = file_url(check_urls(mirror.http_url)[0][1], path)
+            proto, base = check_urls(mirror.http_url)[0]
             allowed = redirects_allowed(mirror.allow_redirects,
                                         self._get_config().disallow_redirects)
-            answer = await self._head(url, allowed, mirror.name)
+            answer = await self._head(file_url(base, path), allowed, mirror.name,
+                                      (mirror_id, proto))
             if answer is not None and holds_version(info, *answer):
                 if self._current.get(path) is info:  # not replaced by a newer version meanwhile
                     await record_mirror_file(self._get_client(), mirror_id, path, info.size,
@@ -191,23 +194,16 @@ class FreshnessChecker(Service):
                     self._per_path.pop(path, None)
                     self._current.pop(path, None)
 
-    async def _head(self, url: str, allowed: bool,
-                    name: str) -> tuple[int, str | None, str | None] | None:
+    async def _head(self, url: str, allowed: bool, name: str,
+                    key: tuple[int, int]) -> tuple[int, str | None, str | None] | None:
+        """The mirror's status, size and ``Last-Modified`` for ``url`` (a ranged ``GET``
+        when it refuses ``HEAD``); ``None`` when unreachable (asked again later)."""
         agents = self._agent_factory or (lambda admit: make_agent(self._reactor, admit))
-
-        def request() -> Deferred[IResponse]:
-            asked = Deferred.fromCoroutine(head(agents, url, allowed, name))
-            asked.addTimeout(CHECK_TIMEOUT, self._reactor)
-            return asked
-
-        try:
-            response: IResponse = await request()
-        except Exception:  # unreachable, refused, timed out: asked again later
+        result = await probe(agents, self._reactor, url, allowed, name,
+                             refusals=self._head_refusals, key=key)
+        if result.status is None:
             return None
-        length = response.headers.getRawHeaders(b"content-length")
-        modified = response.headers.getRawHeaders(b"last-modified")
-        return (response.code, length[0].decode("latin-1") if length else None,
-                modified[0].decode("latin-1") if modified else None)
+        return result.status, result.content_length, result.last_modified
 
     def _failed(self, failure: Failure) -> None:
         if not self.running:

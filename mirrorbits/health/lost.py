@@ -15,7 +15,7 @@ from attrs import define, field
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 
-from mirrorbits.health.outcome import ProbeResult
+from mirrorbits.health.outcome import FOUND, ProbeResult
 from mirrorbits.logs import Logger
 from mirrorbits.model import Mirror
 from mirrorbits.store.client import RedisClient
@@ -37,7 +37,7 @@ def lost_because(result: ProbeResult, local_size: int | None) -> str:
     """Why the probed file no longer counts as held by the mirror; empty when it does."""
     if result.status == 404:
         return "404"
-    if result.status != 200 or local_size is None or result.content_length is None:
+    if result.status not in FOUND or local_size is None or result.content_length is None:
         return ""
     try:
         remote = int(result.content_length.strip())

@@ -1,16 +1,20 @@
-"""One HEAD request to a mirror, following (or refusing) redirects, with an overall timeout.
+"""One check of a file on a mirror: a ``HEAD`` request, following (or refusing) redirects,
+with an overall timeout; a ranged ``GET`` instead when the mirror refuses ``HEAD``
+(:mod:`mirrorbits.health.refusals`).
 
 Which redirects are followed: :mod:`mirrorbits.health.redirects`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
+from typing import cast
 from urllib.parse import urljoin
 
+from attrs import evolve
 from twisted.internet._sslverify import IOpenSSLTrustRoot
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.web.client import Agent, BrowserLikePolicyForHTTPS
 from twisted.web.http_headers import Headers
@@ -19,6 +23,13 @@ from twisted.web.iweb import IAgent, IResponse
 from mirrorbits import version_string
 from mirrorbits.health.outcome import ProbeResult
 from mirrorbits.health.redirects import AddressGuard, AddressRule, redirect_problem
+from mirrorbits.health.refusals import (
+    DEFERRING,
+    HEAD_REFUSED,
+    HeadRefusals,
+    content_range_total,
+    retry_after_seconds,
+)
 from mirrorbits.httppool import (
     AddressRefused,
     AnswerTooLarge,
@@ -35,6 +46,10 @@ MAX_REDIRECTS = 10
 #: Bytes of an answer to a check read at most: a HEAD answer is its status line and
 #: headers, no body is read (nothing of it is kept).
 MAX_ANSWER = 64 * 1024
+#: Bytes of the body of a ranged ``GET`` read at most (a mirror ignoring ``Range`` sends the
+#: whole file: the connection is closed past them).
+MAX_RANGED_BODY = 1024
+RANGE = b"bytes=0-0"
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 
 #: Builds the agent of one request; its connections must obey the address rule.
@@ -65,11 +80,15 @@ class RedirectRefused(Exception):
 
 
 async def head(agents: AgentFactory, url: str, allow_redirects: bool, name: str,
-               other_hosts: Sequence[str] = ()) -> IResponse:
-    """``HEAD url``; redirects are followed (at most 10, where the policy allows) or refused."""
+               other_hosts: Sequence[str] = (), ranged: bool = False) -> IResponse:
+    """``HEAD url`` (``ranged``: ``GET`` its first byte); redirects are followed (at most 10,
+    where the policy allows) or refused."""
     headers = Headers({b"User-Agent": [user_agent()]})
-    response = await follow(agents, b"HEAD", url, headers, allow_redirects, name, other_hosts)
-    response.deliverBody(_Discard())
+    if ranged:
+        headers.setRawHeaders(b"Range", [RANGE])
+    response = await follow(agents, b"GET" if ranged else b"HEAD", url, headers,
+                            allow_redirects, name, other_hosts)
+    response.deliverBody(_FirstBytes() if ranged else _Discard())
     return response
 
 
@@ -110,11 +129,38 @@ async def follow(agents: AgentFactory, method: bytes, url: str, headers: Headers
 
 async def probe(agents: AgentFactory, reactor: IReactorTime, url: str, allow_redirects: bool,
                 name: str, timeout: float = CHECK_TIMEOUT,
-                other_hosts: Sequence[str] = ()) -> ProbeResult:
-    """Probe ``url``; never raises except on cancellation."""
+                other_hosts: Sequence[str] = (), refusals: HeadRefusals | None = None,
+                key: Hashable = None) -> ProbeResult:
+    """Check ``url``: ``HEAD``, or a ranged ``GET`` when it answers :data:`HEAD_REFUSED` or
+    ``refusals`` remembers that mirror (``key``) refusing it; never raises except on
+    cancellation. ``timeout`` bounds the whole check."""
     start = reactor.seconds()
-    request = Deferred.fromCoroutine(head(agents, url, allow_redirects, name, other_hosts))
-    request.addTimeout(timeout, reactor)
+    ranged = refusals is not None and refusals.skip_head(key, start)
+    result = await _ask(agents, reactor, url, allow_redirects, name, timeout, other_hosts,
+                        ranged, start)
+    if ranged or result.status is None:
+        return result
+    if result.status not in HEAD_REFUSED:
+        if refusals is not None:
+            refusals.accepted(key)
+        return result
+    left = timeout - (reactor.seconds() - start)
+    got = await _ask(agents, reactor, url, allow_redirects, name, left, other_hosts, True, start)
+    if (got.status is not None and got.status not in HEAD_REFUSED and refusals is not None
+            and refusals.refused(key, reactor.seconds())):
+        log.info("{name}: HEAD answered {status}, a ranged GET {got}: checked with GET "
+                 "(Range: bytes=0-0) from now on", name=name, status=result.status,
+                 got=got.status)
+    return evolve(got, head_refused=result.status)
+
+
+async def _ask(agents: AgentFactory, reactor: IReactorTime, url: str, allow_redirects: bool,
+               name: str, timeout: float, other_hosts: Sequence[str], ranged: bool,
+               start: float) -> ProbeResult:
+    """One request of :func:`probe` (``elapsed_ms`` counts from ``start``)."""
+    request = Deferred.fromCoroutine(head(agents, url, allow_redirects, name, other_hosts,
+                                          ranged))
+    request.addTimeout(max(timeout, 0.0), reactor)
     cancelled = False
 
     def cancel(_: Deferred[IResponse]) -> None:
@@ -135,10 +181,20 @@ async def probe(agents: AgentFactory, reactor: IReactorTime, url: str, allow_red
             raise CancelledError() from err
         return ProbeResult(error=describe_error(err), too_large=caused_by(err, AnswerTooLarge),
                            elapsed_ms=_ms(reactor, start))
-    length = response.headers.getRawHeaders(b"content-length")
-    return ProbeResult(status=response.code,
-                       content_length=length[0].decode("latin-1") if length else None,
+    if response.code == 206:
+        length = content_range_total(_header(response, b"content-range"))
+    else:
+        length = _header(response, b"content-length")
+    retry = (retry_after_seconds(_header(response, b"retry-after"), reactor.seconds())
+             if response.code in DEFERRING else None)
+    return ProbeResult(status=response.code, content_length=length, retry_after=retry,
+                       last_modified=_header(response, b"last-modified"),
                        elapsed_ms=_ms(reactor, start))
+
+
+def _header(response: IResponse, name: bytes) -> str | None:
+    values = response.headers.getRawHeaders(name)
+    return values[0].decode("latin-1") if values else None
 
 
 def _ms(reactor: IReactorTime, start: float) -> int:
@@ -152,3 +208,17 @@ def _ascii_url(url: str) -> str:
 
 class _Discard(Protocol):
     """A body protocol that drops whatever arrives (HEAD responses have no body)."""
+
+
+class _FirstBytes(Protocol):
+    """The body of a ranged ``GET``: dropped, and the connection closed past
+    :data:`MAX_RANGED_BODY` bytes (a mirror ignoring ``Range`` sends the whole file)."""
+
+    def __init__(self) -> None:
+        self._received = 0
+
+    def dataReceived(self, data: bytes) -> None:
+        self._received += len(data)
+        if self._received > MAX_RANGED_BODY and self.transport is not None:
+            cast(IPushProducer, self.transport).stopProducing()
+            self.transport = None

@@ -8,6 +8,8 @@ mirror users are sent to (:mod:`mirrorbits.health.pace`: one per two users, at m
 (:mod:`mirrorbits.health.kept`). A 404, or a 200 of another size than the one
 recorded for that mirror, means the mirror lost the file: it is forgotten there at once and the
 mirror rescanned (``HealthChecker.file_lost``): a wrong answer costs one file, not the mirror.
+A mirror refusing ``HEAD`` is asked with a ranged ``GET`` (:mod:`mirrorbits.health.refusals`); one
+answering 429 or 503 is not verified for its ``Retry-After`` (bounded; 60 s without one).
 
 Popularity is today's download counters (``STATS_FILE_<date>``, written by every HTTP process,
 workers included), read every :data:`POPULARITY_EVERY` seconds on the monitoring node, never on
@@ -34,6 +36,7 @@ from mirrorbits.health.lost import lost_because
 from mirrorbits.health.outcome import check_urls, file_url, redirects_allowed
 from mirrorbits.health.pace import Pace
 from mirrorbits.health.probe import probe
+from mirrorbits.health.refusals import DEFERRING, HeadRefusals, next_check_in
 from mirrorbits.health.rotation import Rotation, ranked
 from mirrorbits.logs import Logger
 from mirrorbits.model import Mirror
@@ -61,6 +64,8 @@ MIRRORS_TIMEOUT = 30.0
 BOOST_EVERY = 1.0
 BOOST_FOR = 20.0
 BOOST_AT_MOST_EVERY = 300.0
+#: Seconds a mirror answering 429 or 503 without ``Retry-After`` is not verified.
+PAUSE_WITHOUT_RETRY_AFTER = 60.0
 
 log = Logger()
 
@@ -82,6 +87,8 @@ class FileVerifier(Service):
     # the connections the requests go over (tests give one on the real reactor while the
     # turns follow a fake clock)
     _connections: KeptConnections | None = None
+    # the mirrors found refusing HEAD (shared with the health check): asked with a ranged GET
+    _head_refusals: HeadRefusals = field(factory=HeadRefusals)
     _pace: Pace = field(factory=Pace, init=False)
     _rotation: Rotation = field(factory=Rotation, init=False)
     _schedule: LivenessSchedule = field(factory=LivenessSchedule, init=False)
@@ -93,6 +100,8 @@ class FileVerifier(Service):
     _boosts: dict[int, tuple[float, float]] = field(factory=dict, init=False)  # -> from, until
     # (mirror, protocol) -> when a verification last had an HTTP answer from it
     _answered: dict[tuple[int, int], float] = field(factory=dict, init=False)
+    # mirror id -> not verified before (it answered 429 or 503: Retry-After, bounded)
+    _paused: dict[int, float] = field(factory=dict, init=False)
     verified: int = field(default=0, init=False)
     # mirror id -> the HEADs of each of its turns, the last 100 (for tests and docs)
     turns: dict[int, list[int]] = field(factory=dict, init=False)
@@ -138,9 +147,10 @@ class FileVerifier(Service):
         interval = float(self._get_config().verify_interval)
         if not self.running or interval <= 0:
             return
-        up = {m.id: m for m in mirrors
-              if m.enabled and (m.http_up or m.https_up) and self._handles(m.id)}
         now = self._reactor.seconds()
+        self._paused = {key: until for key, until in self._paused.items() if now < until}
+        up = {m.id: m for m in mirrors if m.enabled and (m.http_up or m.https_up)
+              and self._handles(m.id) and m.id not in self._paused}
         # half a tick early rather than a whole tick late: the rounds keep the interval (the
         # next turn is due an interval after this one, not after this one's half tick: that
         # made every other turn a tick late, 2.6 s apart on average at 2 s)
@@ -225,8 +235,8 @@ class FileVerifier(Service):
     async def _verify_all(self, mirror: Mirror, paths: list[str]) -> None:
         """The ``HEAD``s of one turn, one after the other (over one kept connection)."""
         for path in paths:
-            if not self.running:
-                return
+            if not self.running or self._reactor.seconds() < self._paused.get(mirror.id, 0.0):
+                return  # stopping, or the mirror asked to wait (429, 503)
             await self._verify(mirror, path)
 
     async def _verify(self, mirror: Mirror, path: str) -> None:
@@ -243,10 +253,17 @@ class FileVerifier(Service):
         connections = self._connections or KeptConnections(self._reactor)
         result = await probe(connections.agent, self._reactor, file_url(base, path),
                              redirects_allowed(mirror.allow_redirects, config.disallow_redirects),
-                             mirror.name, TIMEOUT, config.allow_redirect_hosts)
+                             mirror.name, TIMEOUT, config.allow_redirect_hosts,
+                             self._head_refusals, (mirror.id, proto))
         self.verified += 1
         if result.status is not None:
             self._answered[mirror.id, proto] = self._reactor.seconds()
+        if result.status in DEFERRING:  # refuses us for now: the health check judges it
+            asked = (PAUSE_WITHOUT_RETRY_AFTER if result.retry_after is None
+                     else result.retry_after)
+            wait = next_check_in(asked, float(config.verify_interval))
+            self._paused[mirror.id] = self._reactor.seconds() + wait
+            return
         why = lost_because(result, recorded.size)
         if why and result.status == 200:
             origin = await read_file(self._get_client(), path)

@@ -152,7 +152,8 @@ async def test_outcomes_are_recorded_exactly(
 
     width = len("missing") + 4  # the longest name + 4, then the protocol in 5 columns
     assert f"{'up':<{width}} HTTP  Up! (0ms)" in lines
-    assert f"{'limited':<{width}} HTTP  Down! Status: 429" in lines
+    assert (f"{'limited':<{width}} HTTP  Rate limited! Status: 429 (state kept: down at 3 in "
+            "a row or after 10 min)") in lines  # a mirror never checked: still down
     assert f"{'moved':<{width}} HTTP  Error: redirect not allowed (0ms)" in lines
     assert any(line.startswith("Unauthorized redirection for moved: http://127.0.0.5:")
                for line in lines)
@@ -163,7 +164,7 @@ async def test_outcomes_are_recorded_exactly(
     assert state(redis_db, missing.id) == {
         "httpUp": "0", "httpDownReason": f"File not found {PATH} (error 404)", "httpsUp": "0",
         "enabled": "1"}
-    assert state(redis_db, limited.id)["httpDownReason"] == "Got status code 429"
+    assert state(redis_db, limited.id)["httpDownReason"] == "Rate limited (error 429)"
     assert state(redis_db, moved.id)["httpDownReason"] == "Unauthorized redirect"
     for mirror in (missing, limited, moved):
         assert state(redis_db, mirror.id)["httpUp"] == "0"

@@ -52,7 +52,7 @@ def test_outcomes() -> None:
     missing = classify(ProbeResult(status=404), "/f", 10)
     assert (missing.up, missing.reason, missing.missing_file) == (
         False, "File not found /f (error 404)", True)
-    for code in (403, 429, 500):
+    for code in (403, 503, 500):
         other = classify(ProbeResult(status=code), "/f", 10)
         assert (other.up, other.reason, other.message) == (
             False, f"Got status code {code}", f"Down! Status: {code}")
