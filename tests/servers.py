@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import attrs
@@ -421,7 +421,15 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 def http_tree(tree: Path, host: str = "127.0.0.1") -> Iterator[str]:
     """A mirror serving the files under ``tree`` on ``host`` from a thread of this process
     (no request logged): its base URL while the block runs."""
-    handler = functools.partial(_QuietHandler, directory=str(tree))
+    with http_server(functools.partial(_QuietHandler, directory=str(tree)), host) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def http_server(handler: Callable[..., http.server.BaseHTTPRequestHandler],
+                host: str = "127.0.0.1") -> Iterator[str]:
+    """``handler`` answering on ``host`` from a thread of this process: its base URL while
+    the block runs."""
     server = http.server.ThreadingHTTPServer((host, 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -7,8 +7,7 @@ from __future__ import annotations
 import http.server
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ import redis
 
 from tests.daemon import DaemonProcess, add_mirrors_holding, base_config, repo_file
 from tests.integration.test_health import state_changes
-from tests.servers import RedisServer
+from tests.servers import RedisServer, http_server
 
 pytestmark = pytest.mark.integration
 
@@ -81,17 +80,8 @@ def handler_for(mirror: Mirror) -> type[http.server.BaseHTTPRequestHandler]:
     return Handler
 
 
-@contextmanager
-def serving(mirror: Mirror, host: str) -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer((host, 0), handler_for(mirror))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://{host}:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+def serving(mirror: Mirror, host: str) -> AbstractContextManager[str]:
+    return http_server(handler_for(mirror), host)
 
 
 def wait_for(predicate: object, seconds: float, what: str) -> None:
