@@ -94,7 +94,7 @@ async def test_flush_writes_four_levels_of_files_mirrors_and_bytes(
     redis_service: RedisService, redis_db: redis.Redis
 ) -> None:
     clock = clock_at(at(2026, 11, 25, 12, 0, 0))
-    service = StatsService(redis_service.session, clock)
+    service = StatsService(redis_service.session, clock, flush_interval=0.5)
     assert service.name == "stats"
     service.startService()
     try:
@@ -173,7 +173,7 @@ async def test_a_large_batch_is_encoded_a_slice_per_reactor_turn_then_written_wh
     worker's requests wait behind it: the p99): at most ``encode_slice`` counters a turn."""
     clock = TurnClock()
     clock.advance(at(2026, 11, 25, 12))
-    service = StatsService(redis_service.session, clock, encode_slice=1000)
+    service = StatsService(redis_service.session, clock, flush_interval=0.5, encode_slice=1000)
     service.startService()
     try:
         for n in range(2500):  # 2,500 file counters + 1 mirror + 1 bytes: three slices
@@ -207,7 +207,7 @@ async def test_a_batch_stopped_while_encoded_is_committed_by_the_final_flush(
     """Stopping between two slices loses nothing: the batch is kept from its sealing on."""
     clock = TurnClock()
     clock.advance(at(2026, 11, 25, 12))
-    service = StatsService(redis_service.session, clock, encode_slice=100)
+    service = StatsService(redis_service.session, clock, flush_interval=0.5, encode_slice=100)
     service.startService()
     stopped = False
     try:
@@ -241,7 +241,7 @@ async def test_odd_file_names_are_counted_under_their_exact_bytes(
     statistic at all was written any more.
     """
     clock = clock_at(at(2026, 11, 25, 12, 0, 0))
-    service = StatsService(redis_service.session, clock)
+    service = StatsService(redis_service.session, clock, flush_interval=0.5)
     service.startService()
     names = ["/a b\tc\nd.iso", "/100%.txt", "/caf\udce9.iso", "/\u00e9t\u00e9.txt"]
     try:
@@ -268,7 +268,7 @@ async def test_a_refused_increment_is_reported_and_the_rest_is_written(
 ) -> None:
     redis_db.set("STATS_FILE_2026_11", "not a hash")
     clock = clock_at(at(2026, 11, 25, 12, 0, 0))
-    service = StatsService(redis_service.session, clock)
+    service = StatsService(redis_service.session, clock, flush_interval=0.5)
     service.startService()
     try:
         service.count_download(7, "/a.txt", 10)
@@ -289,7 +289,7 @@ async def test_days_are_utc_and_roll_over_inside_one_flush(
     redis_service: RedisService, redis_db: redis.Redis
 ) -> None:
     clock = clock_at(at(2026, 12, 31, 23, 59, 59, 800000))
-    service = StatsService(redis_service.session, clock)
+    service = StatsService(redis_service.session, clock, flush_interval=0.5)
     service.startService()
     try:
         service.count_download(1, "/f", 10)
@@ -337,7 +337,7 @@ async def test_counters_survive_a_database_that_is_not_ready(
         return redis_service.session()
 
     clock = clock_at(at(2026, 11, 25, 12))
-    service = StatsService(sessions, clock)
+    service = StatsService(sessions, clock, flush_interval=0.5)
     service.startService()
     try:
         for tick in range(4):
@@ -375,7 +375,7 @@ async def test_counters_kept_while_redis_is_down_and_flushed_when_it_returns(
     server.start()
     redis_service = await started_service(server)
     clock = clock_at(at(2026, 11, 25, 12))
-    service = StatsService(redis_service.session, clock)
+    service = StatsService(redis_service.session, clock, flush_interval=0.5)
     service.startService()
     try:
         service.count_download(7, "/kept.iso", 1000)
@@ -416,7 +416,7 @@ async def test_stop_service_commits_what_is_left(
     redis_service: RedisService, redis_db: redis.Redis
 ) -> None:
     clock = clock_at(at(2026, 11, 25, 12))
-    service = StatsService(redis_service.session, clock)
+    service = StatsService(redis_service.session, clock, flush_interval=0.5)
     service.startService()
     service.count_download(5, "/last.bin", 42)
     clock.advance(0.2)  # SIGTERM before the next flush
@@ -435,7 +435,7 @@ async def test_a_silent_redis_stalls_flushes_and_stop_is_bounded(
     server.start()
     redis_service = await started_service(server)
     clock = clock_at(at(2026, 11, 25, 12))
-    service = StatsService(redis_service.session, clock)
+    service = StatsService(redis_service.session, clock, flush_interval=0.5)
     service.startService()
     assert server.process is not None
     try:
@@ -511,7 +511,7 @@ async def test_flushes_refused_for_memory_are_kept_and_written_once_when_accepte
     db = private_redis.client()
     redis_service = await started_service(private_redis)
     clock = clock_at(at(2026, 11, 25, 12))
-    service = StatsService(redis_service.session, clock)
+    service = StatsService(redis_service.session, clock, flush_interval=0.5)
     service.startService()
     try:
         count_some(service, clock, 1)
@@ -549,7 +549,7 @@ async def test_flushes_refused_by_a_replica_are_kept_and_written_once_it_is_mast
     db = private_redis.client()
     redis_service = await started_service(private_redis)
     clock = clock_at(at(2026, 11, 25, 12))
-    service = StatsService(redis_service.session, clock)
+    service = StatsService(redis_service.session, clock, flush_interval=0.5)
     service.startService()
     nowhere = free_port()
     try:
@@ -604,7 +604,7 @@ async def test_batches_are_kept_until_a_replica_has_them_and_replayed_once_on_a_
     db = master.client()
     redis_service = await started_service(master)
     clock = clock_at(at(2026, 11, 25, 12))
-    service = StatsService(redis_service.session, clock, replica_timeout=0.3)
+    service = StatsService(redis_service.session, clock, flush_interval=0.5, replica_timeout=0.3)
     service.startService()
     try:
         count_some(service, clock, 1)
@@ -660,7 +660,7 @@ async def test_memory_bound_beyond_which_files_count_in_the_totals_only(
     redis_service: RedisService, redis_db: redis.Redis, stats_log: list[str]
 ) -> None:
     clock = clock_at(at(2026, 11, 25, 12))
-    service = StatsService(redis_service.session, clock, max_file_counters=2)
+    service = StatsService(redis_service.session, clock, flush_interval=0.5, max_file_counters=2)
     service.startService()
     try:
         for path in ["/1", "/2", "/3", "/1", "/4"]:

@@ -39,7 +39,8 @@ def started_stats(redis_service: RedisService, clock: Clock, spool: Path, *,
                   replays: bool = False) -> StatsService:
     """A started statistics service keeping what it could not write in ``spool`` at its stop;
     ``replays``: the daemon's, which also writes what it finds there."""
-    service = StatsService(redis_service.session, clock, spool_dir=lambda: str(spool),
+    service = StatsService(redis_service.session, clock, flush_interval=0.5,
+                           spool_dir=lambda: str(spool),
                            replays_spool=replays)
     service.startService()
     return service
