@@ -27,6 +27,7 @@ import attrs
 import pytest
 import redis
 
+from mirrorbits.stats import FLUSH_INTERVAL
 from tests.daemon import DaemonProcess, base_config, repo_file
 from tests.servers import RedisServer, ReplicatedRedis, free_port, http_tree
 
@@ -302,7 +303,7 @@ def test_downloads_counted_while_redis_refuses_writes_arrive_once_it_accepts_the
         assert get_many(daemon, 300) == {302: 300}
         daemon.wait_log("Uncommited stats kept in-memory: OOM command not allowed when used "
                         "memory > 'maxmemory'.")
-        time.sleep(1.0)  # a few refused flushes
+        time.sleep(2 * FLUSH_INTERVAL + 0.2)  # a few refused flushes
         assert counted(db)["STATS_TOTAL"] == 100
         db.config_set("maxmemory", "0")
         wait_until(lambda: counted(db)["STATS_TOTAL"] == 400, 10, "counts after OOM", daemon)

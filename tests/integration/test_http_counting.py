@@ -22,6 +22,7 @@ import attrs
 import pytest
 import redis
 
+from mirrorbits.stats import FLUSH_INTERVAL
 from tests.daemon import DaemonProcess
 from tests.integration.conftest import header_values, request, start_conformance_daemon
 from tests.integration.http_expect import (
@@ -102,7 +103,7 @@ def wait_total(client: redis.Redis, total: int, timeout: float = 10.0) -> None:
     while int(client.get("STATS_TOTAL") or 0) < total:
         assert time.monotonic() < deadline, client.get("STATS_TOTAL")
         time.sleep(0.05)
-    time.sleep(1.0)  # two flush intervals more: a request counted twice would show now
+    time.sleep(2 * FLUSH_INTERVAL)  # two flushes more: a request counted twice would show
 
 
 def phase_setting(phase: str) -> tuple[str, str]:

@@ -41,6 +41,20 @@ def http_server(root: Path, host: str) -> tuple[subprocess.Popen[bytes], str]:
 Servers = dict[str, tuple[subprocess.Popen[bytes], str]]
 
 
+def wait_until_established(host: str, port: int, timeout: float) -> None:
+    """Until a TCP connection to ``host:port`` is established (``/proc/net/tcp``): the
+    daemon's held connection, without which the kill is found by probes instead."""
+    address = "".join(f"{int(part):02X}" for part in reversed(host.split(".")))
+    local = f"{address}:{port:04X}"
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+        if any(row[1] == local and row[3] == "01" for row in rows):
+            return
+        assert time.monotonic() < deadline, f"no connection held to {host}:{port}"
+        time.sleep(0.1)
+
+
 def east_and_west(tmp_path: Path, hosts: tuple[str, str]) -> tuple[Path, Servers]:
     """The repository with ``/a.txt``, and two mirrors serving it over HTTP on ``hosts``:
     ``east`` and ``west`` -> (process, URL)."""
@@ -72,6 +86,8 @@ def test_a_killed_mirror_gets_no_user_within_a_second(
             assert time.monotonic() < deadline, seen
             seen.add(redirect(daemon, "/a.txt")[1])
         time.sleep(2.5)  # the connections are held (opened at the next round, every second)
+        east_host, east_port = east_url[len("http://"):-1].split(":")
+        wait_until_established(east_host, int(east_port), 20)  # later on a loaded machine
 
         east.send_signal(signal.SIGKILL)
         killed = time.monotonic()

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from mirrorbits.stats import FLUSH_INTERVAL
 from mirrorbits.store import keys
 from tests.daemon import record_mirror_files
 from tests.integration.test_upgrade import (
@@ -180,14 +181,14 @@ def today_downloads(db: redis.Redis) -> tuple[int, int]:
 def test_downloads_are_counted_once_and_sigterm_stops_every_worker(
         workers: Upgradable, redis_db: redis.Redis) -> None:
     first, second = two_workers(workers)
-    time.sleep(1.2)  # the redirect's first answers (serve_from_a_mirror) are flushed
+    time.sleep(FLUSH_INTERVAL + 0.7)  # the redirect's first answers are flushed
     before, _ = today_downloads(redis_db)
     assert today_downloads(redis_db) == (before, before)
     answers_alone(workers, first, [second], 15)
     answers_alone(workers, second, [first], 15)
     expected = (before + 30, before + 30)
     wait_until(lambda: today_downloads(redis_db) == expected, 10, "30 downloads counted")
-    time.sleep(1.2)  # two more flushes of each worker: nothing counted twice
+    time.sleep(2 * FLUSH_INTERVAL + 0.2)  # two more flushes: nothing counted twice
     assert today_downloads(redis_db) == expected
     mirrorstats = http.client.HTTPConnection(*workers.http, timeout=10)
     mirrorstats.request("GET", "/?mirrorstats")
