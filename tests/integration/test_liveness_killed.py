@@ -75,8 +75,8 @@ def test_a_killed_mirror_gets_no_user_within_a_second(
     values = base_config(repo, redis_server.address, CheckInterval="1", ScanInterval="1000",
                          LivenessInterval="3")
     daemon = DaemonProcess(workdir=tmp_path / "run", values=values)
-    daemon.start()
     try:
+        daemon.start()  # in the try: a daemon that cannot start leaves no mirror running
         daemon.wait_log("Indexed 1 files", timeout=30)
         add_mirrors_holding(daemon, redis_db, [("east", east_url), ("west", west_url)],
                             {"/a.txt": 6})
