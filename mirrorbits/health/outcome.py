@@ -8,6 +8,7 @@ from twisted.logger import LogLevel
 from mirrorbits.health.refusals import (
     DEFERRING,
     RATE_LIMITED,
+    REASON_RATE_LIMITED,
     REFUSALS_BEFORE_DOWN,
     REFUSED_FOR_AT_MOST,
     Streak,
@@ -19,7 +20,6 @@ from mirrorbits.urls import encode_path, encode_url
 REASON_UNREACHABLE = "Unreachable"
 REASON_REDIRECT = "Unauthorized redirect"
 REASON_TOO_LARGE = "Answer too large"  # ours: the reference reads any answer
-REASON_RATE_LIMITED = "Rate limited (error 429)"  # ours: refused the checker, not yet down
 #: The answers that show the file: a 200, or a 206 to the ranged ``GET`` of a mirror
 #: refusing ``HEAD`` (its size is then the ``Content-Range`` total).
 FOUND = frozenset({200, 206})

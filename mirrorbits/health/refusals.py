@@ -17,7 +17,8 @@ from email.utils import parsedate_to_datetime
 
 from attrs import define, field, frozen
 
-__all__ = ["DEFERRING", "HEAD_REFUSED", "MAX_WAIT", "RATE_LIMITED", "REFUSALS_BEFORE_DOWN",
+__all__ = ["DEFERRING", "HEAD_REFUSED", "MAX_WAIT", "RATE_LIMITED", "REASON_RATE_LIMITED",
+           "REFUSALS_BEFORE_DOWN",
            "REFUSED_FOR_AT_MOST", "RETRY_HEAD_AFTER", "HeadRefusals", "RateLimits", "Streak",
            "content_range_total", "next_check_in", "retry_after_seconds"]
 
@@ -26,6 +27,8 @@ HEAD_REFUSED = frozenset({403, 405, 501})
 #: Seconds before a mirror that refused ``HEAD`` is sent a ``HEAD`` again.
 RETRY_HEAD_AFTER = 3600.0
 RATE_LIMITED = 429
+#: The down reason of a mirror refusing the checker (``list -down``), said with the bound met.
+REASON_RATE_LIMITED = "Rate limited (error 429)"
 #: Answers whose ``Retry-After`` delays the mirror's next check.
 DEFERRING = frozenset({429, 503})
 #: ``Retry-After`` is honoured up to this many seconds.
@@ -87,8 +90,8 @@ class Streak:
     def reason(self, now: float) -> str:
         """The down reason (``list -down``): which bound was reached."""
         if self.count >= REFUSALS_BEFORE_DOWN:
-            return f"Rate limited (error 429) for {REFUSALS_BEFORE_DOWN} checks in a row"
-        return f"Rate limited (error 429) for {REFUSED_FOR_AT_MOST / 60:.0f} min"
+            return f"{REASON_RATE_LIMITED} for {REFUSALS_BEFORE_DOWN} checks in a row"
+        return f"{REASON_RATE_LIMITED} for {REFUSED_FOR_AT_MOST / 60:.0f} min"
 
 
 @define
