@@ -36,8 +36,9 @@ from mirrorbits.scan.removals import DEFAULT_MAX_REMOVE, RemovalLimit, parse_rem
 DEFAULT_CONFIG_PATH = "/etc/mirrorbits.conf"
 #: Set by systemd to the unit's ``StateDirectory`` (several: separated by ``:``).
 STATE_DIRECTORY_ENV = "STATE_DIRECTORY"
-#: ``StatsSpoolDir`` when the file does not set it: this folder of the ``StateDirectory``.
-STATE_SPOOL_SUBDIRECTORY = "stats-spool"
+#: ``StatsSpoolDir`` when not set: this folder of the ``StateDirectory`` (or, without a
+#: configuration file, of the data directory: :mod:`mirrorbits.embedded`).
+SPOOL_SUBDIRECTORY = "stats-spool"
 NO_CONFIG_MESSAGE = "Configuration could not be found.\n\tUse --config <path>"
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 DEFAULT_HTTP_READ_TIMEOUT = 10.0  # seconds, the reference's (built into its HTTP server)
@@ -205,7 +206,7 @@ def state_spool_dir(environ: Mapping[str, str]) -> str:
     across restarts, so the downloads a stop during a Redis outage could not write are not
     lost by default. A file's ``StatsSpoolDir`` (even ``""``) wins."""
     first = environ.get(STATE_DIRECTORY_ENV, "").split(":")[0]
-    return os.path.join(first, STATE_SPOOL_SUBDIRECTORY) if os.path.isabs(first) else ""
+    return os.path.join(first, SPOOL_SUBDIRECTORY) if os.path.isabs(first) else ""
 
 
 def _parse_config(text: str, source: str, base: str | None = None,

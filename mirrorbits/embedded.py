@@ -7,10 +7,11 @@ two local mirrors, with their own private Redis (``<data-dir>/demo``), so trying
 never leaves demo mirrors in the real setup.
 
 The data directory also keeps the downloads that a stop during a Redis outage could not write
-(``StatsSpoolDir``, :data:`SPOOL_SUBDIRECTORY` beside the Redis they belong to): the private
-server's in ``<data-dir>/stats-spool``, the demo's in ``<data-dir>/demo/stats-spool``, those
-of a ``--redis-address HOST:PORT`` in ``<data-dir>/stats-spool/HOST-PORT``, so that a run on
-another Redis never writes them into the wrong one.
+(``StatsSpoolDir``, :data:`~mirrorbits.config.SPOOL_SUBDIRECTORY` beside the Redis they belong
+to): the private server's in ``<data-dir>/stats-spool``, the demo's in
+``<data-dir>/demo/stats-spool``, those of a ``--redis-address HOST:PORT`` in
+``<data-dir>/stats-spool/HOST-PORT``, so that a run on another Redis never writes them into
+the wrong one.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import os
 from attrs import frozen
 
 from mirrorbits.addresses import AddressError, parse_listen_address, split_host_port
-from mirrorbits.config import Config, ConfigError, with_changes
+from mirrorbits.config import SPOOL_SUBDIRECTORY, Config, ConfigError, with_changes
 from mirrorbits.embedded_redis import PrivateRedis, plan_private_redis
 
 #: Options that only make sense without a configuration file (each has a key in the file).
@@ -31,7 +32,6 @@ EMBEDDED_ONLY = {
     "demo": "",
 }
 DEMO_SUBDIRECTORY = "demo"
-SPOOL_SUBDIRECTORY = "stats-spool"
 
 
 @frozen
