@@ -61,19 +61,24 @@ def redis_cause(failure: Failure | BaseException) -> BaseException | None:
     return error if isinstance(error, REDIS_FAILURES) else None
 
 
+def error_code(error: BaseException) -> str | None:
+    """The first word of an error Redis answered (``WRONGTYPE``, ``READONLY``...); ``None``
+    for any other failure."""
+    if not isinstance(error, txredisapi.ResponseError):
+        return None
+    return str(error).split(" ", 1)[0]
+
+
 def refuses_writes(error: BaseException) -> bool:
     """Whether ``error`` is Redis refusing a write (it is reachable and reads work)."""
-    return (isinstance(error, txredisapi.ResponseError)
-            and str(error).split(" ", 1)[0] in WRITE_REFUSALS)
+    return error_code(error) in WRITE_REFUSALS
 
 
 def answers_an_error(error: BaseException) -> bool:
     """Whether ``error`` is Redis, reachable, answering a command with an error that is
     neither a refused write nor a passing state (:data:`UNAVAILABLE_STATES`)."""
-    if not isinstance(error, txredisapi.ResponseError):
-        return False
-    first = str(error).split(" ", 1)[0]
-    return first not in WRITE_REFUSALS and first not in UNAVAILABLE_STATES
+    code = error_code(error)
+    return code is not None and code not in WRITE_REFUSALS and code not in UNAVAILABLE_STATES
 
 
 def connected() -> None:
